@@ -1,0 +1,160 @@
+// Package program defines Program, the value that crosses every stage of the
+// pipeline: a generator (the script compiler, a plugin) produces it, attest
+// and the gatekeeper judge it, an executor runs it, and the output stage
+// formats what it emits using its Schema.
+package program
+
+import (
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// Program is everything needed to run one trace.
+type Program struct {
+	// Source is what the program was generated from (script text), for
+	// attestation and for error messages.
+	Source string
+	// Generator names what produced the program, e.g. "script".
+	Generator string
+
+	Probes []*Probe
+	// Maps are the BPF maps the probes reference by name (asm references).
+	// The executor creates them; the output stage learns their meaning
+	// from Schema.
+	Maps []*ebpf.MapSpec
+	// Schema describes every event and user map for decoding and printing.
+	Schema Schema
+}
+
+// ProbeKind says how a probe is attached.
+type ProbeKind uint8
+
+const (
+	// Begin runs once before any other probe is attached.
+	Begin ProbeKind = iota + 1
+	// End runs once after every other probe is detached.
+	End
+	// Tracepoint attaches to a kernel tracepoint (Category, Name).
+	Tracepoint
+	// Interval fires on one CPU every Period nanoseconds.
+	Interval
+)
+
+// Probe is one attach point with its own code. A script probe with a
+// wildcard or a list of specs becomes one Probe per matched attach point.
+type Probe struct {
+	Kind ProbeKind
+	// Name is the expanded probe name as bpftrace prints it with the
+	// `probe` builtin, e.g. "tracepoint:syscalls:sys_enter_openat".
+	Name     string
+	Category string // Tracepoint
+	Event    string // Tracepoint
+	PeriodNs uint64 // Interval
+	Insns    asm.Instructions
+}
+
+// Event type tags: the first 8 bytes of every ring buffer record.
+const (
+	EventPrintf uint64 = iota + 1 // u64 format id, then the arguments at Format.Args offsets
+	EventExit                     // no payload
+	EventPrint                    // u64 map id (index into Schema.Maps), u64 top, u64 div
+	EventClear                    // u64 map id
+)
+
+// EventsMap is the name of the ring buffer every probe writes to.
+const EventsMap = "events"
+
+// ErrorsMap is the name of the per-CPU array counting failed map updates,
+// indexed by map id, so that a full map is reported, not silent.
+const ErrorsMap = "map_errors"
+
+// Schema describes what a program emits.
+type Schema struct {
+	Formats []*Format // indexed by format id
+	Maps    []*Map    // indexed by map id
+}
+
+// Format is one printf call site.
+type Format struct {
+	Fmt  string // the format string as written, escapes resolved
+	Args []Arg
+	Size int // record size in bytes, including the 16-byte header
+}
+
+// Arg is one printf argument inside the event record.
+type Arg struct {
+	Type   Type
+	Offset int // from the start of the record
+}
+
+// TypeKind classifies runtime values.
+type TypeKind uint8
+
+const (
+	Int TypeKind = iota + 1
+	String
+	Tuple
+)
+
+// Type is the type of a value as it is laid out in a map key, a map value
+// or an event record. Ints are little-endian and Size bytes wide (1, 2, 4
+// or 8); strings are Size bytes, NUL-padded; tuples are their elements in
+// order, each at its own offset.
+type Type struct {
+	Kind   TypeKind
+	Size   int
+	Signed bool
+	Elems  []Type // Tuple
+	Offs   []int  // Tuple: offset of each element
+}
+
+// Agg is how a map's values are produced and printed.
+type Agg uint8
+
+const (
+	Plain Agg = iota // plain assignment: @m = expr
+	Count
+	Sum
+	Min
+	Max
+	Avg
+	Stats
+	Hist
+	Lhist
+)
+
+// Map is the schema of one user map.
+//
+// Kernel layout, which the executor decodes:
+//   - Plain: hash, key = keys (or a u64 0), value = Value.
+//   - Count, Sum: per-CPU hash, value = s64 (summed over CPUs).
+//   - Min, Max: per-CPU hash, value = {s64 value; u64 set} (set != 0 when written).
+//   - Avg, Stats: per-CPU hash, value = {s64 total; u64 count}.
+//   - Hist, Lhist: per-CPU hash, key = keys + u64 bucket index, value = u64 count.
+//     Hist bucket 0 counts values < 0, bucket 1 the value 0, bucket i >= 2
+//     values in [2^(i-2), 2^(i-1)). Lhist bucket 0 counts values < Min,
+//     bucket i in 1..n values in [Min+(i-1)*Step, Min+i*Step), bucket n+1
+//     values >= Max, where n = (Max-Min)/Step.
+type Map struct {
+	Name  string // "@" or "@name"
+	BPF   string // name of the BPF map in Program.Maps
+	Keys  []Type // nil: a map without subscript
+	Value Type   // Plain: the value type; aggregates: an s64/u64 Int
+	Agg   Agg
+	// Lhist parameters.
+	Min, Max, Step int64
+}
+
+// HistBuckets is the number of log2 buckets a hist() map key can hold.
+const HistBuckets = 66
+
+// ConfigMap is a one-element array the executor fills before attaching:
+// values known only at run time (start time for `elapsed`, the child's pid).
+const ConfigMap = "config"
+
+// Offsets in the ConfigMap value.
+const (
+	ConfigStartNs = 0 // u64: ktime at start, for `elapsed`
+	ConfigCpid    = 8 // u64: pid of the -c child
+	ConfigSize    = 16
+)

@@ -1,0 +1,139 @@
+package program
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Value is a decoded runtime value: a map key element, a map value or a
+// printf argument.
+type Value struct {
+	Type  Type
+	Int   uint64 // Int: the raw bits, sign-extended to 64 bits when Type.Signed
+	Str   string // String: up to the first NUL
+	Elems []Value
+}
+
+// Decode reads a value of type t from b, which must hold t.Size bytes.
+func Decode(t Type, b []byte) Value {
+	v := Value{Type: t}
+	switch t.Kind {
+	case Int:
+		switch t.Size {
+		case 1:
+			v.Int = uint64(b[0])
+			if t.Signed {
+				v.Int = uint64(int64(int8(b[0])))
+			}
+		case 2:
+			x := binary.LittleEndian.Uint16(b)
+			v.Int = uint64(x)
+			if t.Signed {
+				v.Int = uint64(int64(int16(x)))
+			}
+		case 4:
+			x := binary.LittleEndian.Uint32(b)
+			v.Int = uint64(x)
+			if t.Signed {
+				v.Int = uint64(int64(int32(x)))
+			}
+		default:
+			v.Int = binary.LittleEndian.Uint64(b)
+		}
+	case String:
+		s := b[:t.Size]
+		if i := bytes.IndexByte(s, 0); i >= 0 {
+			s = s[:i]
+		}
+		v.Str = string(s)
+	case Tuple:
+		v.Elems = make([]Value, len(t.Elems))
+		for i, et := range t.Elems {
+			v.Elems[i] = Decode(et, b[t.Offs[i]:])
+		}
+	}
+	return v
+}
+
+// Signed reports the value as a signed integer.
+func (v Value) Signed() int64 { return int64(v.Int) }
+
+// String renders v as bpftrace prints map keys and values: integers in
+// decimal with their signedness, strings bare, tuples as "(a, b)".
+func (v Value) String() string {
+	switch v.Type.Kind {
+	case Int:
+		if v.Type.Signed {
+			return strconv.FormatInt(int64(v.Int), 10)
+		}
+		return strconv.FormatUint(v.Int, 10)
+	case String:
+		return v.Str
+	case Tuple:
+		parts := make([]string, len(v.Elems))
+		for i, e := range v.Elems {
+			parts[i] = e.String()
+		}
+		return "(" + strings.Join(parts, ", ") + ")"
+	}
+	return fmt.Sprintf("<%d>", v.Type.Kind)
+}
+
+// Compare orders values of the same type: integers numerically (by
+// signedness), strings bytewise, tuples element by element.
+func Compare(a, b Value) int {
+	switch a.Type.Kind {
+	case Int:
+		if a.Type.Signed {
+			x, y := int64(a.Int), int64(b.Int)
+			switch {
+			case x < y:
+				return -1
+			case x > y:
+				return 1
+			}
+			return 0
+		}
+		switch {
+		case a.Int < b.Int:
+			return -1
+		case a.Int > b.Int:
+			return 1
+		}
+		return 0
+	case String:
+		return strings.Compare(a.Str, b.Str)
+	case Tuple:
+		for i := range a.Elems {
+			if i >= len(b.Elems) {
+				return 1
+			}
+			if c := Compare(a.Elems[i], b.Elems[i]); c != 0 {
+				return c
+			}
+		}
+		return 0
+	}
+	return 0
+}
+
+// MapEntry is one key of a map snapshot with its value reduced over CPUs.
+type MapEntry struct {
+	Keys []Value // one per subscript; empty for a map without subscript
+	// Value holds Plain, Count, Sum, Min and Max results.
+	Value Value
+	// Avg and Stats.
+	Count uint64
+	Total int64
+	// Hist and Lhist: counts per bucket index, as laid out in the Map doc.
+	Buckets []uint64
+}
+
+// MapSnapshot is the content of one map at one moment.
+type MapSnapshot struct {
+	Map     *Map
+	Entries []MapEntry
+}
