@@ -1,0 +1,714 @@
+package compile
+
+import (
+	"fmt"
+
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/broker/script/syntax"
+)
+
+// check infers and checks the types of one instance, recording them in
+// in.types for the code generator, and establishes map types.
+func (c *compiler) check(in *instance) {
+	in.types = map[syntax.Expr]ty{}
+	in.vars = map[string]ty{}
+	if p := in.probe.Pred; p != nil {
+		if t := c.expr(in, p); t.k != kInt && t.k != kNone {
+			c.errorf(p.Pos(), p.End(), "Invalid type for predicate: %s", t)
+		}
+	}
+	c.block(in, in.probe.Body)
+}
+
+func (c *compiler) block(in *instance, b *syntax.Block) {
+	for _, s := range b.Stmts {
+		c.stmt(in, s)
+	}
+}
+
+func (c *compiler) stmt(in *instance, s syntax.Stmt) {
+	switch s := s.(type) {
+	case *syntax.Block:
+		c.block(in, s)
+	case *syntax.ExprStmt:
+		c.expr(in, s.X)
+	case *syntax.AssignStmt:
+		c.assign(in, s)
+	case *syntax.IfStmt:
+		if t := c.expr(in, s.Cond); t.k != kInt && t.k != kNone {
+			c.errorf(s.Cond.Pos(), s.Cond.End(), "Invalid condition in if(): %s", t)
+		}
+		c.block(in, s.Then)
+		if s.Else != nil {
+			c.stmt(in, s.Else)
+		}
+	case *syntax.WhileStmt:
+		c.errorf(s.Pos(), s.Cond.End(), "while loops are not supported yet")
+	case *syntax.UnrollStmt:
+		c.errorf(s.Pos(), s.Count.End(), "unroll is not supported yet")
+	case *syntax.ReturnStmt:
+		c.errorf(s.Pos(), s.End(), "return is only allowed in a gatekeeper policy")
+	default:
+		c.errorf(s.Pos(), s.End(), "unsupported statement")
+	}
+}
+
+func (c *compiler) assign(in *instance, s *syntax.AssignStmt) {
+	var rt ty
+	if call, ok := s.Rhs.(*syntax.Call); ok && isAgg(call.Name) && s.Op == syntax.ASSIGN {
+		rt = c.aggCall(in, call)
+		in.types[call] = rt
+		if _, ok := s.Lhs.(*syntax.MapExpr); !ok {
+			c.errorf(call.Pos(), call.End(), "%s() should be directly assigned to a map", call.Name)
+			return
+		}
+	} else {
+		rt = c.expr(in, s.Rhs)
+		if s.Op != syntax.ASSIGN {
+			lt := c.expr(in, s.Lhs)
+			rt = c.arith(in, s.Op, lt, rt, s.Lhs, s.Rhs)
+		}
+	}
+	if rt.k == kNone {
+		return // already reported, or not yet known in a lenient pass
+	}
+	if rt.k == kVoid {
+		c.errorf(s.Rhs.Pos(), s.Rhs.End(), "Invalid expression for assignment: %s", exprName(s.Rhs))
+		return
+	}
+	switch lhs := s.Lhs.(type) {
+	case *syntax.VarExpr:
+		if rt.k == kAgg {
+			return
+		}
+		if old, ok := in.vars[lhs.Name]; ok {
+			if !assignable(old, rt) {
+				c.errorf(s.Pos(), s.End(), "Type mismatch for %s: trying to assign value of type '%s' when variable already contains a value of type '%s'", lhs.Name, rt, old)
+			}
+			return
+		}
+		if rt.k == kStr {
+			rt = tStr(max(rt.size, strLen))
+		}
+		in.vars[lhs.Name] = rt
+		in.types[lhs] = rt
+	case *syntax.MapExpr:
+		keys := c.mapKeys(in, lhs)
+		m := c.mapFor(lhs)
+		if !m.known {
+			m.known, m.keyed, m.keys = true, lhs.Keys != nil, keys
+			m.val = mapValueType(rt)
+		} else {
+			c.checkKeys(lhs, m, keys)
+			if !assignable(m.val, rt) || (m.val.k == kAgg && rt.k != kAgg) {
+				c.errorf(s.Pos(), s.End(), "Type mismatch for %s: trying to assign value of type '%s' when map already contains a value of type '%s'", lhs.Name, rt, m.val)
+			}
+		}
+		m.assigned = true
+		in.types[lhs] = m.val
+	default:
+		c.errorf(s.Lhs.Pos(), s.Lhs.End(), "Can only assign to a map or a scratch variable")
+	}
+}
+
+// mapValueType widens strings so that later assignments of longer strings fit.
+func mapValueType(t ty) ty {
+	if t.k == kStr {
+		return tStr(max(t.size, strLen))
+	}
+	return t
+}
+
+func assignable(old, nu ty) bool {
+	if old.k != nu.k {
+		return false
+	}
+	switch old.k {
+	case kStr:
+		return nu.size <= old.size
+	case kAgg:
+		return old.agg == nu.agg && (old.agg != program.Lhist ||
+			(old.lmin == nu.lmin && old.lmax == nu.lmax && old.lstep == nu.lstep))
+	case kTuple:
+		return sameLayout(old, nu)
+	}
+	return true
+}
+
+func (c *compiler) mapFor(e *syntax.MapExpr) *mapInfo {
+	m := c.maps[e.Name]
+	if m == nil {
+		m = &mapInfo{name: e.Name, pos: e.From, end: e.To}
+		c.maps[e.Name] = m
+		c.mapOrder = append(c.mapOrder, e.Name)
+	}
+	return m
+}
+
+// mapKeys types the subscript of a map access. String keys are widened to
+// the default string size so that "ab" and a 64-byte str() share a map.
+func (c *compiler) mapKeys(in *instance, e *syntax.MapExpr) []ty {
+	var keys []ty
+	for _, k := range e.Keys {
+		t := c.expr(in, k)
+		switch t.k {
+		case kInt, kStr, kTuple, kNone:
+		default:
+			c.errorf(k.Pos(), k.End(), "%s can not be used as a map key", t)
+		}
+		keys = append(keys, keyType(t))
+	}
+	return keys
+}
+
+func keyType(t ty) ty {
+	switch t.k {
+	case kStr:
+		return tStr(max(t.size, strLen))
+	case kTuple:
+		out := ty{k: kTuple}
+		for _, e := range t.elems {
+			out.elems = append(out.elems, keyType(e))
+		}
+		return out
+	case kInt:
+		return ty{k: kInt, signed: t.signed}
+	}
+	return t
+}
+
+func (c *compiler) checkKeys(e *syntax.MapExpr, m *mapInfo, keys []ty) {
+	if m.keyed != (e.Keys != nil) {
+		if m.keyed {
+			c.errorf(e.From, e.To, "%s used as a map without an explicit key (scalar map), previously used with an explicit key (non-scalar map)", e.Name)
+		} else {
+			c.errorf(e.From, e.To, "%s used as a map with an explicit key (non-scalar map), previously used without an explicit key (scalar map)", e.Name)
+		}
+		return
+	}
+	if len(keys) != len(m.keys) {
+		c.errorf(e.From, e.To, "Argument mismatch for %s: trying to access with %d arguments when %d were expected", e.Name, len(keys), len(m.keys))
+		return
+	}
+	for i := range keys {
+		if keys[i].k == kNone {
+			continue
+		}
+		if !sameLayout(keys[i], m.keys[i]) {
+			c.errorf(e.Keys[i].Pos(), e.Keys[i].End(), "Argument mismatch for %s: trying to access with arguments: [%s] when map expects arguments: [%s]", e.Name, keys[i], m.keys[i])
+		}
+	}
+}
+
+func isAgg(name string) bool {
+	switch name {
+	case "count", "sum", "min", "max", "avg", "stats", "hist", "lhist":
+		return true
+	}
+	return false
+}
+
+func (c *compiler) aggCall(in *instance, call *syntax.Call) ty {
+	want := map[string]int{"count": 0, "sum": 1, "min": 1, "max": 1, "avg": 1, "stats": 1, "hist": 1, "lhist": 4}[call.Name]
+	if len(call.Args) != want {
+		c.errorf(call.From, call.To, "%s() requires %d argument%s (%d provided)", call.Name, want, plural(want), len(call.Args))
+		return ty{k: kAgg, agg: aggOf(call.Name)}
+	}
+	t := ty{k: kAgg, agg: aggOf(call.Name)}
+	if call.Name == "count" {
+		return t
+	}
+	at := c.expr(in, call.Args[0])
+	if at.k != kInt && at.k != kNone {
+		c.errorf(call.Args[0].Pos(), call.Args[0].End(), "%s() only supports integer arguments (%s provided)", call.Name, at)
+	}
+	t.signed = at.signed
+	if call.Name == "lhist" {
+		var vals [3]int64
+		for i, a := range call.Args[1:] {
+			v, ok := constInt(a)
+			if !ok {
+				c.errorf(a.Pos(), a.End(), "lhist() %s must be an integer literal", []string{"min", "max", "step"}[i])
+				return t
+			}
+			vals[i] = v
+		}
+		t.lmin, t.lmax, t.lstep = vals[0], vals[1], vals[2]
+		switch {
+		case t.lmin < 0:
+			c.errorf(call.Args[1].Pos(), call.Args[1].End(), "lhist() min must be non-negative (provided min %d)", t.lmin)
+		case t.lmin > t.lmax:
+			c.errorf(call.From, call.To, "lhist() min must be less than max (provided min %d and max %d)", t.lmin, t.lmax)
+		case t.lstep <= 0:
+			c.errorf(call.Args[3].Pos(), call.Args[3].End(), "lhist() step must be >= 1 (%d provided)", t.lstep)
+		case (t.lmax-t.lmin)/t.lstep > 1000:
+			c.errorf(call.From, call.To, "lhist() too many buckets, must be <= 1000 (would need %d)", (t.lmax-t.lmin)/t.lstep)
+		}
+	}
+	return t
+}
+
+func aggOf(name string) program.Agg {
+	return map[string]program.Agg{"count": program.Count, "sum": program.Sum, "min": program.Min,
+		"max": program.Max, "avg": program.Avg, "stats": program.Stats, "hist": program.Hist, "lhist": program.Lhist}[name]
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// constInt folds literal integer expressions (with unary minus).
+func constInt(e syntax.Expr) (int64, bool) {
+	switch e := e.(type) {
+	case *syntax.IntLit:
+		return int64(e.Value), true
+	case *syntax.Paren:
+		return constInt(e.X)
+	case *syntax.Unary:
+		if e.Op == syntax.SUB {
+			v, ok := constInt(e.X)
+			return -v, ok
+		}
+	}
+	return 0, false
+}
+
+func exprName(e syntax.Expr) string {
+	if call, ok := e.(*syntax.Call); ok {
+		return call.Name + "()"
+	}
+	return "expression"
+}
+
+// expr types e, records it and returns it. kNone means "unknown, already
+// reported" and silences follow-on errors.
+func (c *compiler) expr(in *instance, e syntax.Expr) ty {
+	t := c.expr1(in, e)
+	in.types[e] = t
+	return t
+}
+
+var builtinInts = map[string]bool{
+	"pid": true, "tid": true, "uid": true, "gid": true, "cpu": true,
+	"nsecs": true, "elapsed": true, "cpid": true,
+}
+
+func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
+	switch e := e.(type) {
+	case *syntax.IntLit:
+		if e.Value > 1<<63-1 {
+			return tUint
+		}
+		return tInt
+	case *syntax.StrLit:
+		return tStr(max(len(e.Value)+1, strLen))
+	case *syntax.Paren:
+		return c.expr(in, e.X)
+	case *syntax.Ident:
+		return c.ident(in, e)
+	case *syntax.VarExpr:
+		t, ok := in.vars[e.Name]
+		if !ok {
+			c.errorf(e.From, e.To, "Undefined or undeclared variable: %s", e.Name)
+			return ty{}
+		}
+		return t
+	case *syntax.MapExpr:
+		keys := c.mapKeys(in, e)
+		m := c.maps[e.Name]
+		if m == nil || !m.known {
+			if c.guessInt {
+				return tInt
+			}
+			if c.lenient {
+				return ty{}
+			}
+			c.errorf(e.From, e.To, "Undefined map: %s", e.Name)
+			return ty{}
+		}
+		c.checkKeys(e, m, keys)
+		if m.val.k == kAgg {
+			switch m.val.agg {
+			case program.Count, program.Sum, program.Min, program.Max, program.Avg:
+				return ty{k: kInt, signed: m.val.signed || m.val.agg == program.Avg && m.val.signed}
+			}
+			c.errorf(e.From, e.To, "%s of type %s cannot be used in an expression", e.Name, m.val)
+			return ty{}
+		}
+		return m.val
+	case *syntax.Call:
+		return c.call(in, e)
+	case *syntax.Binary:
+		return c.binary(in, e)
+	case *syntax.Unary:
+		t := c.expr(in, e.X)
+		switch e.Op {
+		case syntax.NOT:
+			if t.k != kInt && t.k != kNone {
+				c.errorf(e.Pos(), e.End(), "The ! operator can not be used on expressions of type '%s'", t)
+			}
+			return tUint
+		case syntax.BITNOT, syntax.SUB:
+			if t.k != kInt && t.k != kNone {
+				c.errorf(e.Pos(), e.End(), "The %s operator can not be used on expressions of type '%s'", e.Op, t)
+				return ty{}
+			}
+			if e.Op == syntax.SUB {
+				return tInt
+			}
+			return ty{k: kInt, signed: t.signed}
+		}
+		c.errorf(e.OpPos, e.End(), "The unary %s operator is not supported yet", e.Op)
+		return ty{}
+	case *syntax.Ternary:
+		ct := c.expr(in, e.Cond)
+		if ct.k != kInt && ct.k != kNone {
+			c.errorf(e.Cond.Pos(), e.Cond.End(), "Invalid condition in ternary: %s", ct)
+		}
+		a, b := c.expr(in, e.Then), c.expr(in, e.Else)
+		if a.k == kNone || b.k == kNone {
+			return ty{}
+		}
+		if a.k != b.k || (a.k != kInt && a.k != kStr) {
+			c.errorf(e.Pos(), e.End(), "Ternary operator must return the same type: have '%s' and '%s'", a, b)
+			return ty{}
+		}
+		if a.k == kStr {
+			return tStr(max(a.size, b.size))
+		}
+		return ty{k: kInt, signed: a.signed && b.signed}
+	case *syntax.FieldAccess:
+		return c.field(in, e)
+	case *syntax.Tuple:
+		t := ty{k: kTuple}
+		for _, el := range e.Elems {
+			et := c.expr(in, el)
+			switch et.k {
+			case kInt, kStr:
+			case kNone:
+				return ty{}
+			default:
+				c.errorf(el.Pos(), el.End(), "%s can not be a tuple element", et)
+				return ty{}
+			}
+			t.elems = append(t.elems, keyType(et))
+		}
+		return t
+	case *syntax.IncDec:
+		c.errorf(e.Pos(), e.End(), "%s is not supported yet", e.Op)
+		return ty{}
+	case *syntax.Cast:
+		c.errorf(e.Pos(), e.End(), "casts are not supported yet")
+		return ty{}
+	case *syntax.Index:
+		c.errorf(e.Pos(), e.End(), "indexing is not supported yet")
+		return ty{}
+	}
+	c.errorf(e.Pos(), e.End(), "unsupported expression")
+	return ty{}
+}
+
+func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
+	switch {
+	case builtinInts[e.Name]:
+		if e.Name == "cpid" && !c.opts.HaveChild {
+			c.errorf(e.From, e.To, "cpid cannot be used without child command")
+		}
+		return tUint
+	case e.Name == "comm":
+		return tStr(16)
+	case e.Name == "probe":
+		return tStr(strLen)
+	case e.Name == "args":
+		c.errorf(e.From, e.To, "args must be followed by a field: args->NAME or args.NAME")
+		return ty{}
+	case e.Name == "retval" || e.Name == "func" || len(e.Name) == 4 && e.Name[:3] == "arg" && e.Name[3] >= '0' && e.Name[3] <= '9':
+		c.errorf(e.From, e.To, "The %s builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes", e.Name)
+		return ty{}
+	}
+	c.errorf(e.From, e.To, "Unknown identifier: '%s'", e.Name)
+	return ty{}
+}
+
+func (c *compiler) field(in *instance, e *syntax.FieldAccess) ty {
+	id, ok := e.X.(*syntax.Ident)
+	if !ok || id.Name != "args" {
+		c.errorf(e.Pos(), e.End(), "field access is only supported on args (args->NAME)")
+		return ty{}
+	}
+	if in.kind != program.Tracepoint {
+		c.errorf(e.Pos(), e.End(), "The args builtin can only be used with tracepoint/fentry/uprobe probes (%s used here)", in.spec.Provider)
+		return ty{}
+	}
+	f := findField(in.fields, e.Field)
+	if f == nil {
+		c.errorf(e.FieldPos, e.To, "Struct/union of type 'struct _tracepoint_%s_%s' does not contain a field named '%s'", in.cat, in.event, e.Field)
+		return ty{}
+	}
+	switch f.Kind {
+	case FieldInt:
+		return ty{k: kInt, signed: f.Signed}
+	case FieldPtr:
+		return ty{k: kInt, ptr: true, user: in.cat == "syscalls"}
+	case FieldCharArray:
+		return tStr(f.Size)
+	case FieldDataLoc:
+		return tStr(strLen)
+	}
+	c.errorf(e.FieldPos, e.To, "args->%s has type '%s', which is not supported yet", f.Name, f.Type)
+	return ty{}
+}
+
+func findField(fields []Field, name string) *Field {
+	for i := range fields {
+		if fields[i].Name == name {
+			return &fields[i]
+		}
+	}
+	return nil
+}
+
+func (c *compiler) binary(in *instance, e *syntax.Binary) ty {
+	a, b := c.expr(in, e.X), c.expr(in, e.Y)
+	if a.k == kNone || b.k == kNone {
+		return ty{}
+	}
+	switch e.Op {
+	case syntax.EQL, syntax.NEQ:
+		if a.k == kStr && b.k == kStr {
+			return tUint
+		}
+		fallthrough
+	case syntax.LSS, syntax.LEQ, syntax.GTR, syntax.GEQ:
+		if a.k != kInt || b.k != kInt {
+			c.errorf(e.Pos(), e.End(), "Type mismatch for '%s': comparing '%s' with '%s'", e.Op, a, b)
+			return ty{}
+		}
+		if a.signed != b.signed && e.Op != syntax.EQL && e.Op != syntax.NEQ {
+			c.warnf(e.OpPos, syntax.Pos{Offset: e.OpPos.Offset + len(e.Op.String()), Line: e.OpPos.Line, Col: e.OpPos.Col + len(e.Op.String())},
+				"comparison of integers of different signs: '%s' and '%s' can lead to undefined behavior", intName(a), intName(b))
+		}
+		return tUint
+	case syntax.LAND, syntax.LOR:
+		if a.k != kInt || b.k != kInt {
+			c.errorf(e.Pos(), e.End(), "Type mismatch for '%s': comparing '%s' with '%s'", e.Op, a, b)
+			return ty{}
+		}
+		return tUint
+	}
+	return c.arith(in, e.Op, a, b, e.X, e.Y)
+}
+
+func intName(t ty) string {
+	if t.signed {
+		return "int64"
+	}
+	return "unsigned int64"
+}
+
+// arith types + - * / % & | ^ << >>: bpftrace keeps a result signed only
+// when both operands are, and divides unsigned.
+func (c *compiler) arith(in *instance, op syntax.Token, a, b ty, x, y syntax.Expr) ty {
+	if a.k == kNone || b.k == kNone {
+		return ty{}
+	}
+	if a.k != kInt || b.k != kInt {
+		c.errorf(x.Pos(), y.End(), "The %s operator can not be used on expressions of types %s, %s", op, a, b)
+		return ty{}
+	}
+	if (op == syntax.QUO || op == syntax.REM) && a.signed && b.signed {
+		c.warnf(x.Pos(), y.End(), "signed operands for '%s' can lead to undefined behavior (cast to unsigned to silence warning)", op)
+	}
+	return ty{k: kInt, signed: a.signed && b.signed}
+}
+
+func (c *compiler) call(in *instance, e *syntax.Call) ty {
+	argc := func(n int) bool {
+		if len(e.Args) != n {
+			c.errorf(e.From, e.To, "%s() requires %d argument%s (%d provided)", e.Name, n, plural(n), len(e.Args))
+			return false
+		}
+		return true
+	}
+	mapArg := func(a syntax.Expr, keyed bool) *syntax.MapExpr {
+		m, ok := a.(*syntax.MapExpr)
+		if !ok {
+			c.errorf(a.Pos(), a.End(), "%s() expects a map to be provided", e.Name)
+			return nil
+		}
+		if !keyed && m.Keys != nil {
+			c.errorf(a.Pos(), a.End(), "The map passed to %s() should not be indexed by a key", e.Name)
+			return nil
+		}
+		mi := c.maps[m.Name]
+		if mi == nil || !mi.known {
+			if !c.lenient {
+				c.errorf(m.From, m.To, "Undefined map: %s", m.Name)
+			}
+			return nil
+		}
+		return m
+	}
+	switch {
+	case isAgg(e.Name):
+		c.errorf(e.From, e.To, "%s() should be directly assigned to a map", e.Name)
+		c.aggCall(in, e)
+		return ty{}
+	case e.Name == "str":
+		if len(e.Args) != 1 && len(e.Args) != 2 {
+			c.errorf(e.From, e.To, "str() requires at least 1 argument (%d provided)", len(e.Args))
+			return tStr(strLen)
+		}
+		t := c.expr(in, e.Args[0])
+		if _, field := unparen(e.Args[0]).(*syntax.FieldAccess); t.k == kStr && field && len(e.Args) == 1 {
+			// str(args->name) of a char array or __data_loc string is the
+			// string itself, as bpftrace scripts commonly write it.
+			return t
+		}
+		if t.k != kInt && t.k != kNone {
+			c.errorf(e.From, e.To, "str() expects an integer or a pointer type as first argument (%s provided)", t)
+		}
+		if len(e.Args) == 2 {
+			if t := c.expr(in, e.Args[1]); t.k != kInt && t.k != kNone {
+				c.errorf(e.Args[1].Pos(), e.Args[1].End(), "str() expects an integer second argument (%s provided)", t)
+			}
+		}
+		return tStr(strLen)
+	case e.Name == "printf":
+		c.printf(in, e)
+		return tVoid
+	case e.Name == "exit":
+		argc(0)
+		return tVoid
+	case e.Name == "print":
+		if len(e.Args) < 1 || len(e.Args) > 3 {
+			c.errorf(e.From, e.To, "print() requires 1 to 3 arguments (%d provided)", len(e.Args))
+			return tVoid
+		}
+		mapArg(e.Args[0], false)
+		for _, a := range e.Args[1:] {
+			if _, ok := constInt(a); !ok {
+				c.errorf(a.Pos(), a.End(), "print() top and div arguments must be integer literals")
+			}
+		}
+		return tVoid
+	case e.Name == "clear" || e.Name == "zero":
+		if argc(1) {
+			mapArg(e.Args[0], false)
+		}
+		return tVoid
+	case e.Name == "delete":
+		switch len(e.Args) {
+		case 1:
+			if m := mapArg(e.Args[0], true); m != nil {
+				mi := c.maps[m.Name]
+				if mi.keyed && m.Keys == nil {
+					c.errorf(m.From, m.To, "delete() expects a map with explicit keys (%s[KEY])", m.Name)
+					return tVoid
+				}
+				c.checkKeys(m, mi, c.mapKeys(in, m))
+			}
+		case 2:
+			if m := mapArg(e.Args[0], false); m != nil {
+				c.checkKeys(&syntax.MapExpr{From: m.From, To: e.Args[1].End(), Name: m.Name, Keys: []syntax.Expr{e.Args[1]}},
+					c.maps[m.Name], []ty{keyType(c.expr(in, e.Args[1]))})
+			}
+		default:
+			c.errorf(e.From, e.To, "delete() requires 1 or 2 arguments (%d provided)", len(e.Args))
+		}
+		return tVoid
+	}
+	for _, a := range e.Args {
+		c.expr(in, a)
+	}
+	c.errorf(e.From, e.NameEnd, "Unknown function: %s", e.Name)
+	return ty{}
+}
+
+func (c *compiler) printf(in *instance, e *syntax.Call) {
+	if len(e.Args) == 0 {
+		c.errorf(e.From, e.To, "printf() requires at least 1 argument (0 provided)")
+		return
+	}
+	lit, ok := e.Args[0].(*syntax.StrLit)
+	if !ok {
+		c.errorf(e.Args[0].Pos(), e.Args[0].End(), "printf() expects a string literal as first argument")
+		return
+	}
+	in.types[lit] = tVoid
+	verbs, err := parseFormat(lit.Value)
+	if err != nil {
+		c.errorf(lit.From, lit.To, "printf: %v", err)
+		return
+	}
+	args := e.Args[1:]
+	if len(args) > len(verbs) {
+		c.errorf(e.From, e.To, "printf: Too many arguments for format string (%d supplied, %d expected)", len(args), len(verbs))
+	} else if len(args) < len(verbs) {
+		c.errorf(e.From, e.To, "printf: Not enough arguments for format string (%d supplied, %d expected)", len(args), len(verbs))
+	}
+	for i, a := range args {
+		t := c.expr(in, a)
+		if i >= len(verbs) || t.k == kNone {
+			continue
+		}
+		switch v := verbs[i]; {
+		case v == 's':
+			if t.k != kStr && t.k != kInt {
+				c.errorf(a.Pos(), a.End(), "printf: %%%c specifier expects a value of type string (%s supplied)", v, t)
+			} else if t.k == kInt {
+				c.errorf(a.Pos(), a.End(), "printf: %%s specifier expects a value of type string (int supplied)")
+			}
+		default:
+			if t.k != kInt {
+				c.errorf(a.Pos(), a.End(), "printf: %%%c specifier expects a value of type integer (%s supplied)", v, kindWord(t))
+			}
+		}
+	}
+}
+
+func kindWord(t ty) string {
+	switch t.k {
+	case kStr:
+		return "string"
+	case kTuple:
+		return "tuple"
+	}
+	return t.String()
+}
+
+// parseFormat returns the conversion character of each printf verb.
+func parseFormat(f string) ([]byte, error) {
+	var verbs []byte
+	for i := 0; i < len(f); i++ {
+		if f[i] != '%' {
+			continue
+		}
+		i++
+		if i < len(f) && f[i] == '%' {
+			continue
+		}
+		for i < len(f) && (f[i] == '-' || f[i] == '+' || f[i] == ' ' || f[i] == '#' || f[i] == '0') {
+			i++
+		}
+		for i < len(f) && (f[i] >= '0' && f[i] <= '9' || f[i] == '.') {
+			i++
+		}
+		for i < len(f) && (f[i] == 'l' || f[i] == 'h' || f[i] == 'z' || f[i] == 'j' || f[i] == 't') {
+			i++
+		}
+		if i >= len(f) {
+			return nil, fmt.Errorf("incomplete format specifier at the end of the format string")
+		}
+		switch f[i] {
+		case 'd', 'i', 'u', 'x', 'X', 'o', 's', 'c', 'p':
+			verbs = append(verbs, f[i])
+		default:
+			return nil, fmt.Errorf("Unknown format string conversion '%%%c'", f[i])
+		}
+	}
+	return verbs, nil
+}

@@ -1,0 +1,372 @@
+// Package compile turns a parsed script into a program.Program: it expands
+// probe specs into attach points, checks types with bpftrace's rules, and
+// generates eBPF with cilium/ebpf's asm package. No LLVM is involved.
+package compile
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/broker/script/syntax"
+)
+
+// FieldKind classifies a tracepoint field for args->FIELD.
+type FieldKind uint8
+
+const (
+	FieldInt       FieldKind = iota + 1 // an integer of Size bytes
+	FieldPtr                            // a pointer; str() can read what it points to
+	FieldCharArray                      // char NAME[Size]: a string
+	FieldDataLoc                        // __data_loc char[]: a string elsewhere in the record
+	FieldArray                          // another fixed array: not readable as a value
+)
+
+// Field is one tracepoint field as the format file describes it.
+type Field struct {
+	Name   string
+	Type   string // C type as written, for messages
+	Offset int
+	Size   int
+	Signed bool
+	Kind   FieldKind
+}
+
+// Tracepoints is what the compiler needs to know about the running kernel.
+type Tracepoints interface {
+	// Match returns the category:name pairs matching a glob pattern in each part.
+	Match(category, name string) ([][2]string, error)
+	// Fields returns the non-common fields of a tracepoint.
+	Fields(category, name string) ([]Field, error)
+}
+
+// Options tune code generation.
+type Options struct {
+	Tracepoints Tracepoints
+	// MaxMapKeys bounds every user map (bpftrace's default is 4096).
+	MaxMapKeys int
+	// HaveChild is set when -c starts a command, so that cpid is defined.
+	HaveChild bool
+}
+
+// Compile checks f and generates its program. Errors and warnings are
+// syntax.ErrorLists whose positions point into f.Src; warnings come back
+// with a program, errors without one.
+func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, error) {
+	if opts.MaxMapKeys <= 0 {
+		opts.MaxMapKeys = 4096
+	}
+	c := &compiler{file: f, opts: opts, maps: map[string]*mapInfo{}}
+	c.expand()
+	if len(c.errs) > 0 {
+		return nil, nil, syntax.ErrorList(c.errs)
+	}
+	// Map types flow between probes (END prints what a tracepoint filled),
+	// so infer them over all probes first, tolerating maps not yet seen,
+	// then check for real.
+	c.lenient = true
+	for pass := 0; pass < 8; pass++ {
+		before := c.knownMaps()
+		for _, in := range c.instances {
+			c.check(in)
+		}
+		if c.knownMaps() == before {
+			if c.guessInt {
+				break
+			}
+			// What is left reads itself before any type is known
+			// (@n = @n + 1): such maps are integers, as in bpftrace.
+			c.guessInt = true
+		}
+	}
+	c.lenient, c.guessInt = false, false
+	c.errs = nil
+	for _, in := range c.instances {
+		c.check(in)
+	}
+	for _, name := range c.mapOrder {
+		if m := c.maps[name]; !m.assigned {
+			c.errorf(m.pos, m.end, "Undefined map: %s", name)
+		}
+	}
+	if errs := c.errs.errorsOnly(); len(errs) > 0 {
+		return nil, nil, errs
+	}
+	prog := &program.Program{Source: string(f.Src), Generator: "script"}
+	c.declareMaps(prog)
+	for _, in := range c.instances {
+		prog.Probes = append(prog.Probes, c.generate(in))
+	}
+	if errs := c.errs.errorsOnly(); len(errs) > 0 {
+		return nil, nil, errs
+	}
+	prog.Schema.Formats = c.formats
+	var warnings syntax.ErrorList
+	for _, e := range c.errs {
+		if e.Warning {
+			warnings = append(warnings, e)
+		}
+	}
+	return prog, warnings, nil
+}
+
+type errList syntax.ErrorList
+
+func (l errList) errorsOnly() syntax.ErrorList {
+	var out syntax.ErrorList
+	for _, e := range l {
+		if !e.Warning {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// instance is one attach point of one probe block, checked and generated
+// on its own because args and `probe` differ between attach points.
+type instance struct {
+	probe  *syntax.Probe
+	spec   *syntax.ProbeSpec
+	kind   program.ProbeKind
+	name   string
+	cat    string
+	event  string
+	period uint64
+	fields []Field
+
+	types map[syntax.Expr]ty
+	vars  map[string]ty
+}
+
+type mapInfo struct {
+	name     string
+	id       int
+	keys     []ty // nil: no subscript
+	keyed    bool
+	known    bool // key/value types established
+	assigned bool
+	val      ty
+	pos, end syntax.Pos
+}
+
+type compiler struct {
+	file      *syntax.File
+	opts      Options
+	instances []*instance
+	maps      map[string]*mapInfo
+	mapOrder  []string
+	formats   []*program.Format
+	errs      errList
+	lenient   bool
+	guessInt  bool
+}
+
+func (c *compiler) knownMaps() int {
+	n := 0
+	for _, m := range c.maps {
+		if m.known {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *compiler) errorf(from, to syntax.Pos, format string, args ...any) {
+	c.errs = append(c.errs, &syntax.Error{From: from, To: to, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *compiler) warnf(from, to syntax.Pos, format string, args ...any) {
+	if c.lenient {
+		return
+	}
+	c.errs = append(c.errs, &syntax.Error{From: from, To: to, Msg: fmt.Sprintf(format, args...), Warning: true})
+}
+
+// expand resolves every probe spec to its attach points.
+func (c *compiler) expand() {
+	seen := map[string]bool{}
+	for _, p := range c.file.Probes {
+		for _, s := range p.Specs {
+			for _, in := range c.expandSpec(p, s) {
+				if seen[in.name] && (in.kind == program.Begin || in.kind == program.End) {
+					c.errorf(s.From, s.To, "More than one %s probe defined", in.name)
+					continue
+				}
+				seen[in.name] = true
+				c.instances = append(c.instances, in)
+			}
+		}
+	}
+	if len(c.instances) == 0 && len(c.errs) == 0 {
+		c.errs = append(c.errs, &syntax.Error{Msg: "No probes to attach"})
+	}
+}
+
+func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance {
+	mk := func(kind program.ProbeKind, name string) *instance {
+		return &instance{probe: p, spec: s, kind: kind, name: name}
+	}
+	switch s.Provider {
+	case "BEGIN", "END":
+		if len(s.Parts) != 0 {
+			c.errorf(s.From, s.To, "%s probe takes no arguments", s.Provider)
+			return nil
+		}
+		kind := program.Begin
+		if s.Provider == "END" {
+			kind = program.End
+		}
+		return []*instance{mk(kind, s.Provider)}
+	case "interval":
+		if len(s.Parts) != 2 {
+			c.errorf(s.From, s.To, "interval probe must have unit and period, e.g. interval:s:1")
+			return nil
+		}
+		mult := map[string]uint64{"s": 1e9, "ms": 1e6, "us": 1e3, "hz": 0}[s.Parts[0]]
+		if _, ok := map[string]bool{"s": true, "ms": true, "us": true, "hz": true}[s.Parts[0]]; !ok {
+			c.errorf(s.From, s.To, "%s is not an accepted unit for interval probes (s, ms, us, hz)", s.Parts[0])
+			return nil
+		}
+		n, err := strconv.ParseUint(strings.ReplaceAll(s.Parts[1], "_", ""), 0, 64)
+		if err != nil || n == 0 {
+			c.errorf(s.From, s.To, "interval probe period must be a positive integer, got %q", s.Parts[1])
+			return nil
+		}
+		in := mk(program.Interval, "interval:"+s.Parts[0]+":"+s.Parts[1])
+		if mult == 0 {
+			in.period = 1e9 / n
+		} else {
+			in.period = n * mult
+		}
+		if in.period == 0 {
+			c.errorf(s.From, s.To, "interval period is too short")
+			return nil
+		}
+		return []*instance{in}
+	case "tracepoint":
+		if len(s.Parts) != 2 || s.Parts[0] == "" || s.Parts[1] == "" {
+			c.errorf(s.From, s.To, "tracepoint probe must be tracepoint:CATEGORY:NAME")
+			return nil
+		}
+		if c.opts.Tracepoints == nil {
+			c.errorf(s.From, s.To, "tracepoints are not available")
+			return nil
+		}
+		matches, err := c.opts.Tracepoints.Match(s.Parts[0], s.Parts[1])
+		if err != nil {
+			c.errorf(s.From, s.To, "%v", err)
+			return nil
+		}
+		if len(matches) == 0 {
+			if hasWildcard(s.Parts[0]) || hasWildcard(s.Parts[1]) {
+				c.errorf(s.From, s.To, "No probes matched %s", s.Raw)
+			} else {
+				c.errorf(s.From, s.To, "tracepoint not found: %s:%s", s.Parts[0], s.Parts[1])
+			}
+			return nil
+		}
+		var out []*instance
+		for _, m := range matches {
+			in := mk(program.Tracepoint, "tracepoint:"+m[0]+":"+m[1])
+			in.cat, in.event = m[0], m[1]
+			fields, err := c.opts.Tracepoints.Fields(m[0], m[1])
+			if err != nil {
+				c.errorf(s.From, s.To, "%v", err)
+				return nil
+			}
+			in.fields = fields
+			out = append(out, in)
+		}
+		return out
+	case "kprobe", "kretprobe":
+		c.errorf(s.From, s.To, "%s probes are not available: this kernel was built without kprobes (CONFIG_KPROBES is not set)", s.Provider)
+	case "uprobe", "uretprobe", "usdt", "profile", "software", "hardware", "rawtracepoint", "tp_btf", "watchpoint":
+		c.errorf(s.From, s.To, "%s probes are not supported yet", s.Provider)
+	case "fentry", "fexit":
+		c.errorf(s.From, s.To, "%s probes are not available: this kernel refuses fentry/fexit programs", s.Provider)
+	default:
+		c.errorf(s.From, s.To, "Invalid probe type: %s", s.Provider)
+	}
+	return nil
+}
+
+func hasWildcard(s string) bool { return strings.ContainsAny(s, "*?[") }
+
+// declareMaps creates the BPF map specs: one per user map, the ring buffer
+// and the map error counters.
+func (c *compiler) declareMaps(prog *program.Program) {
+	names := append([]string(nil), c.mapOrder...)
+	sort.Strings(names)
+	prog.Maps = append(prog.Maps,
+		&ebpf.MapSpec{Name: program.EventsMap, Type: ebpf.RingBuf, MaxEntries: 1 << 22},
+	)
+	for _, name := range c.mapOrder {
+		m := c.maps[name]
+		m.id = len(prog.Schema.Maps)
+		pm := &program.Map{Name: name, BPF: bpfMapName(m.id), Agg: m.val.agg}
+		if m.keyed {
+			for _, k := range m.keys {
+				pm.Keys = append(pm.Keys, k.runtime())
+			}
+		}
+		if m.val.k == kAgg {
+			pm.Value = program.Type{Kind: program.Int, Size: 8, Signed: m.val.signed}
+			pm.Min, pm.Max, pm.Step = m.val.lmin, m.val.lmax, m.val.lstep
+		} else {
+			pm.Value = m.val.runtime()
+		}
+		spec := &ebpf.MapSpec{
+			Name:       pm.BPF,
+			Type:       ebpf.Hash,
+			KeySize:    uint32(m.keySize()),
+			ValueSize:  uint32(m.valueSize()),
+			MaxEntries: uint32(c.opts.MaxMapKeys),
+		}
+		if m.val.k == kAgg {
+			spec.Type = ebpf.PerCPUHash
+		}
+		prog.Maps = append(prog.Maps, spec)
+		prog.Schema.Maps = append(prog.Schema.Maps, pm)
+	}
+	n := len(c.mapOrder)
+	if n == 0 {
+		n = 1
+	}
+	prog.Maps = append(prog.Maps, &ebpf.MapSpec{
+		Name: program.ErrorsMap, Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: uint32(n),
+	})
+	prog.Maps = append(prog.Maps, &ebpf.MapSpec{
+		Name: program.ConfigMap, Type: ebpf.Array, KeySize: 4, ValueSize: program.ConfigSize, MaxEntries: 1,
+	})
+}
+
+func bpfMapName(id int) string { return fmt.Sprintf("m%d", id) }
+
+func (m *mapInfo) keySize() int {
+	n := 0
+	for _, k := range m.keys {
+		n += k.storage()
+	}
+	if m.val.agg == program.Hist || m.val.agg == program.Lhist {
+		n += 8
+	}
+	if n == 0 {
+		n = 8
+	}
+	return n
+}
+
+func (m *mapInfo) valueSize() int {
+	if m.val.k != kAgg {
+		return m.val.storage()
+	}
+	switch m.val.agg {
+	case program.Min, program.Max, program.Avg, program.Stats:
+		return 16
+	}
+	return 8
+}

@@ -1,0 +1,256 @@
+package compile
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/broker/script/syntax"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// fakeTracepoints is a kernel with three tracepoints, their fields copied
+// from Linux 6.18's format files.
+type fakeTracepoints struct{}
+
+var fakeFields = map[string][]Field{
+	"syscalls:sys_enter_openat": {
+		{Name: "__syscall_nr", Type: "int", Offset: 8, Size: 4, Signed: true, Kind: FieldInt},
+		{Name: "dfd", Type: "int", Offset: 16, Size: 8, Signed: false, Kind: FieldInt},
+		{Name: "filename", Type: "const char *", Offset: 24, Size: 8, Kind: FieldPtr},
+		{Name: "flags", Type: "int", Offset: 32, Size: 8, Kind: FieldInt},
+		{Name: "mode", Type: "umode_t", Offset: 40, Size: 8, Kind: FieldInt},
+	},
+	"syscalls:sys_exit_openat": {
+		{Name: "__syscall_nr", Type: "int", Offset: 8, Size: 4, Signed: true, Kind: FieldInt},
+		{Name: "ret", Type: "long", Offset: 16, Size: 8, Signed: true, Kind: FieldInt},
+	},
+	"sched:sched_process_exec": {
+		{Name: "filename", Type: "__data_loc char[]", Offset: 8, Size: 4, Kind: FieldDataLoc},
+		{Name: "pid", Type: "pid_t", Offset: 12, Size: 4, Signed: true, Kind: FieldInt},
+		{Name: "old_pid", Type: "pid_t", Offset: 16, Size: 4, Signed: true, Kind: FieldInt},
+	},
+	"sched:sched_switch": {
+		{Name: "prev_comm", Type: "char[16]", Offset: 8, Size: 16, Kind: FieldCharArray},
+		{Name: "prev_pid", Type: "pid_t", Offset: 24, Size: 4, Signed: true, Kind: FieldInt},
+		{Name: "prev_prio", Type: "int", Offset: 28, Size: 4, Signed: true, Kind: FieldInt},
+		{Name: "prev_state", Type: "long", Offset: 32, Size: 8, Signed: true, Kind: FieldInt},
+		{Name: "next_comm", Type: "char[16]", Offset: 40, Size: 16, Kind: FieldCharArray},
+		{Name: "next_pid", Type: "pid_t", Offset: 56, Size: 4, Signed: true, Kind: FieldInt},
+	},
+}
+
+func (fakeTracepoints) Match(cat, name string) ([][2]string, error) {
+	var out [][2]string
+	for _, k := range []string{"sched:sched_process_exec", "sched:sched_switch", "syscalls:sys_enter_openat", "syscalls:sys_exit_openat"} {
+		c, n, _ := strings.Cut(k, ":")
+		if ok, _ := filepath.Match(cat, c); !ok {
+			continue
+		}
+		if ok, _ := filepath.Match(name, n); ok {
+			out = append(out, [2]string{c, n})
+		}
+	}
+	return out, nil
+}
+
+func (fakeTracepoints) Fields(cat, name string) ([]Field, error) {
+	f, ok := fakeFields[cat+":"+name]
+	if !ok {
+		return nil, fmt.Errorf("tracepoint not found: %s:%s", cat, name)
+	}
+	return f, nil
+}
+
+func compileString(t testing.TB, src string) (*program.Program, syntax.ErrorList, error) {
+	t.Helper()
+	f, err := syntax.Parse("stdin", []byte(src))
+	if err != nil {
+		return nil, nil, err
+	}
+	return Compile(f, Options{Tracepoints: fakeTracepoints{}})
+}
+
+// TestErrors: every rejected script names the problem at the right place.
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		src, want string
+	}{
+		{`BEGIN { @x = count2(); }`, "stdin:1:14-20: ERROR: Unknown function: count2"},
+		{`BEGIN { printf("%d\n", $x); }`, "stdin:1:24-26: ERROR: Undefined or undeclared variable: $x"},
+		{`END { print(@nope); }`, "stdin:1:13-18: ERROR: Undefined map: @nope"},
+		{`BEGIN { @x = 1; @x = "a"; }`, "ERROR: Type mismatch for @x: trying to assign value of type 'string[64]' when map already contains a value of type 'int64'"},
+		{`BEGIN { $x = "a"; $x = 1; }`, "ERROR: Type mismatch for $x: trying to assign value of type 'int64' when variable already contains a value of type 'string[64]'"},
+		{`BEGIN { @x[1] = 1; @x["a"] = 2; }`, "ERROR: Argument mismatch for @x: trying to access with arguments: [string[64]] when map expects arguments: [int64]"},
+		{`BEGIN { @x[1] = 1; @x = 2; }`, "@x used as a map without an explicit key (scalar map), previously used with an explicit key (non-scalar map)"},
+		{`BEGIN { printf("%d %d\n", 1); }`, "printf: Not enough arguments for format string (1 supplied, 2 expected)"},
+		{`BEGIN { printf("%d\n", 1, 2); }`, "printf: Too many arguments for format string (2 supplied, 1 expected)"},
+		{`BEGIN { printf("%s\n", 1); }`, "printf: %s specifier expects a value of type string (int supplied)"},
+		{`BEGIN { printf("%d\n", comm); }`, "printf: %d specifier expects a value of type integer (string supplied)"},
+		{`BEGIN { printf("%y\n", 1); }`, "Unknown format string conversion '%y'"},
+		{`BEGIN { $x = count(); }`, "count() should be directly assigned to a map"},
+		{`BEGIN { @x = lhist(1, 0, 10); }`, "lhist() requires 4 arguments (3 provided)"},
+		{`BEGIN { @x = lhist(1, 10, 0, 1); }`, "lhist() min must be less than max"},
+		{`BEGIN { @x = hist(comm); }`, "hist() only supports integer arguments (string[16] provided)"},
+		{`BEGIN { @x = args->foo; }`, "The args builtin can only be used with tracepoint"},
+		{`tracepoint:syscalls:sys_enter_openat { @x = args->nosuch; }`, "does not contain a field named 'nosuch'"},
+		{`tracepoint:syscalls:sys_enter_nosuch { }`, "tracepoint not found: syscalls:sys_enter_nosuch"},
+		{`tracepoint:nosuch:* { }`, "No probes matched tracepoint:nosuch:*"},
+		{`kprobe:do_sys_open { }`, "kprobe probes are not available: this kernel was built without kprobes"},
+		{`BEGIN { @x = cpid; }`, "cpid cannot be used without child command"},
+		{`BEGIN { @x = "a" + 1; }`, "The + operator can not be used on expressions of types string[64], int64"},
+		{`BEGIN { @x = comm < "a"; }`, "Type mismatch for '<': comparing 'string[16]' with 'string[64]'"},
+		{`BEGIN { @x = 1 ? "a" : 2; }`, "Ternary operator must return the same type"},
+		{`BEGIN { foo; }`, "Unknown identifier: 'foo'"},
+		{`BEGIN {} BEGIN {}`, "More than one BEGIN probe defined"},
+		{`interval:m:1 {}`, "m is not an accepted unit for interval probes"},
+		{`BEGIN { @x = arg0; }`, "The arg0 builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes"},
+		{`BEGIN { @h = hist(1); @y = @h; }`, "@h of type hist cannot be used in an expression"},
+		{`BEGIN { print(@x[1]); @x[1] = 1; }`, "The map passed to print() should not be indexed by a key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.src, func(t *testing.T) {
+			_, _, err := compileString(t, tt.src)
+			if err == nil {
+				t.Fatalf("compiled without error, want %q", tt.want)
+			}
+			l, ok := err.(syntax.ErrorList)
+			if !ok {
+				t.Fatalf("error %T %v is not an ErrorList", err, err)
+			}
+			got := l.Format("stdin", []byte(tt.src))
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("got\n%s\nwant it to contain\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	_, warns, err := compileString(t, `BEGIN { printf("%d\n", -7 / 2); @x = -1 < pid; }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := warns.Format("stdin", []byte(`BEGIN { printf("%d\n", -7 / 2); @x = -1 < pid; }`))
+	for _, want := range []string{
+		"WARNING: signed operands for '/' can lead to undefined behavior (cast to unsigned to silence warning)",
+		"WARNING: comparison of integers of different signs: 'int64' and 'unsigned int64' can lead to undefined behavior",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings\n%s\nlack %q", got, want)
+		}
+	}
+}
+
+// TestSchema: map and printf layouts are what the output stage decodes.
+func TestSchema(t *testing.T) {
+	p, _, err := compileString(t, `
+tracepoint:syscalls:sys_enter_openat /comm == "bash"/ {
+	@opens[comm, pid] = count();
+	@bytes = hist(args->flags);
+	@l[probe] = lhist(args->mode, 0, 100, 10);
+	@s = stats(args->dfd);
+	@last = str(args->filename);
+	printf("%s %d %s\n", comm, pid, str(args->filename));
+}
+END { print(@opens); clear(@bytes); delete(@l["x"]); }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var maps []string
+	for _, m := range p.Schema.Maps {
+		maps = append(maps, fmt.Sprintf("%s agg=%d keys=%d value=%d/%d", m.Name, m.Agg, len(m.Keys), m.Value.Kind, m.Value.Size))
+	}
+	want := []string{
+		"@opens agg=1 keys=2 value=1/8",
+		"@bytes agg=7 keys=0 value=1/8",
+		"@l agg=8 keys=1 value=1/8",
+		"@s agg=6 keys=0 value=1/8",
+		"@last agg=0 keys=0 value=2/64",
+	}
+	if strings.Join(maps, "\n") != strings.Join(want, "\n") {
+		t.Errorf("maps:\n%s\nwant:\n%s", strings.Join(maps, "\n"), strings.Join(want, "\n"))
+	}
+	if len(p.Schema.Formats) != 1 {
+		t.Fatalf("formats: %d", len(p.Schema.Formats))
+	}
+	f := p.Schema.Formats[0]
+	if f.Size != 16+16+8+64 || f.Args[0].Offset != 16 || f.Args[1].Offset != 32 || f.Args[2].Offset != 40 {
+		t.Errorf("printf layout: size %d args %+v", f.Size, f.Args)
+	}
+	l := p.Schema.Maps[2]
+	if l.Min != 0 || l.Max != 100 || l.Step != 10 {
+		t.Errorf("lhist params %d %d %d", l.Min, l.Max, l.Step)
+	}
+}
+
+// TestExpansion: wildcards become one probe per tracepoint, each named.
+func TestExpansion(t *testing.T) {
+	p, _, err := compileString(t, `tracepoint:syscalls:sys_*_openat, BEGIN { @[probe] = count(); }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, pr := range p.Probes {
+		names = append(names, pr.Name)
+	}
+	want := "tracepoint:syscalls:sys_enter_openat tracepoint:syscalls:sys_exit_openat BEGIN"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("probes %q, want %q", got, want)
+	}
+}
+
+// TestGolden compares generated code with testdata/*.golden. Run with
+// -update after an intended change and review the diff.
+func TestGolden(t *testing.T) {
+	scripts, _ := filepath.Glob("testdata/*.bt")
+	if len(scripts) == 0 {
+		t.Fatal("no testdata/*.bt")
+	}
+	for _, path := range scripts {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			src, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, _, err := compileString(t, string(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			for _, pr := range p.Probes {
+				fmt.Fprintf(&b, "probe %s:\n%v\n", pr.Name, pr.Insns)
+			}
+			golden := strings.TrimSuffix(path, ".bt") + ".golden"
+			if *update {
+				os.WriteFile(golden, []byte(b.String()), 0o644)
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if b.String() != string(want) {
+				t.Errorf("generated code differs from %s (run go test -update and review the diff):\n%s", golden, b.String())
+			}
+		})
+	}
+}
+
+func BenchmarkCompile(b *testing.B) {
+	src := []byte(`tracepoint:syscalls:sys_enter_openat /comm == "bash"/ { @[comm, pid] = count(); @h = hist(args->flags); printf("%s %s\n", comm, str(args->filename)); } END { print(@h); }`)
+	b.ReportAllocs()
+	for b.Loop() {
+		f, err := syntax.Parse("stdin", src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := Compile(f, Options{Tracepoints: fakeTracepoints{}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,924 @@
+package compile
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sort"
+
+	"github.com/cilium/ebpf/asm"
+
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/broker/script/syntax"
+)
+
+// Register roles. R6-R9 survive helper calls, so expression values live
+// there; R1-R5 are only loaded right before a call.
+const (
+	rCtx = asm.R9 // the probe's context, saved at entry
+	rAcc = asm.R6 // the value of the integer expression just evaluated
+	rTmp = asm.R7 // second operand, scratch
+	rAux = asm.R8 // scratch
+)
+
+// maxStack is the BPF stack limit per program.
+const maxStack = 512
+
+type gen struct {
+	c     *compiler
+	in    *instance
+	insns asm.Instructions
+	// pending labels the next emitted instruction; a second label placed
+	// before it becomes an alias resolved at the end.
+	pending string
+	alias   map[string]string
+	nlabel  int
+	sp      int
+	vars    map[string]int16
+	stackOK bool
+	// end is the epilogue's label; exit() jumps there.
+	end string
+	// done is set after exit(): what follows in the block is dead code,
+	// which the verifier rejects, so it is not generated.
+	done bool
+}
+
+func (c *compiler) generate(in *instance) *program.Probe {
+	g := &gen{c: c, in: in, alias: map[string]string{}, vars: map[string]int16{}, stackOK: true}
+	g.emit(asm.Mov.Reg(rCtx, asm.R1))
+	// Scratch variables get a slot for the whole probe, zeroed so that a
+	// variable set on only one branch still reads as initialised memory.
+	names := make([]string, 0, len(in.vars))
+	for n := range in.vars {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		t := in.vars[n]
+		off := g.alloc(t.storage())
+		g.zero(off, t.storage())
+		g.vars[n] = off
+	}
+	g.end = g.newLabel()
+	if in.kind == program.Tracepoint || in.kind == program.Interval {
+		// Once the trace is over the probes do nothing, so that the final
+		// map dump is exact while the kernel takes its time to detach.
+		g.emit(asm.LoadMapValue(rAcc, 0, program.ConfigStopped).WithReference(program.ConfigMap))
+		g.emit(asm.LoadMem(rAcc, rAcc, 0, asm.DWord))
+		g.emit(asm.JNE.Imm(rAcc, 0, g.end))
+	}
+	if in.probe.Pred != nil {
+		g.intExpr(in.probe.Pred)
+		g.emit(asm.JEq.Imm(rAcc, 0, g.end))
+	}
+	g.block(in.probe.Body)
+	g.label(g.end)
+	g.emit(asm.Mov.Imm(asm.R0, 0))
+	g.emit(asm.Return())
+	if !g.stackOK {
+		s := in.spec
+		c.errorf(s.From, s.To, "the program for %s needs more than the %d bytes of BPF stack; use fewer or shorter strings per statement", in.name, maxStack)
+	}
+	for i, ins := range g.insns {
+		if ref := ins.Reference(); ref != "" {
+			if to, ok := g.resolve(ref); ok {
+				g.insns[i] = ins.WithReference(to)
+			}
+		}
+	}
+	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Insns: g.insns}
+	return p
+}
+
+func (g *gen) resolve(l string) (string, bool) {
+	to, ok := g.alias[l]
+	if !ok {
+		return "", false
+	}
+	for {
+		next, ok := g.alias[to]
+		if !ok {
+			return to, true
+		}
+		to = next
+	}
+}
+
+func (g *gen) emit(ins asm.Instruction) {
+	if g.pending != "" {
+		ins = ins.WithSymbol(g.pending)
+		g.pending = ""
+	}
+	g.insns = append(g.insns, ins)
+}
+
+func (g *gen) newLabel() string {
+	g.nlabel++
+	return fmt.Sprintf("L%d", g.nlabel)
+}
+
+func (g *gen) label(l string) {
+	if g.pending != "" {
+		g.alias[l] = g.pending
+		return
+	}
+	g.pending = l
+}
+
+// alloc reserves n bytes (rounded up to 8) of stack and returns their offset
+// from R10.
+func (g *gen) alloc(n int) int16 {
+	g.sp += align8(n)
+	if g.sp > maxStack {
+		g.stackOK = false
+		g.sp = maxStack // keep offsets valid; the program is rejected anyway
+	}
+	return int16(-g.sp)
+}
+
+func (g *gen) zero(off int16, n int) {
+	for i := 0; i < n; i += 8 {
+		g.emit(storeImm64(asm.R10, off+int16(i), 0))
+	}
+}
+
+func (g *gen) copyStack(dst, src int16, n int) {
+	if dst == src {
+		return
+	}
+	for i := 0; i < n; i += 8 {
+		g.emit(asm.LoadMem(rTmp, asm.R10, src+int16(i), asm.DWord))
+		g.emit(asm.StoreMem(asm.R10, dst+int16(i), rTmp, asm.DWord))
+	}
+}
+
+// copyFrom copies n bytes from the memory at reg to the stack.
+func (g *gen) copyFrom(dst int16, reg asm.Register, n int) {
+	for i := 0; i < n; i += 8 {
+		g.emit(asm.LoadMem(rTmp, reg, int16(i), asm.DWord))
+		g.emit(asm.StoreMem(asm.R10, dst+int16(i), rTmp, asm.DWord))
+	}
+}
+
+func (g *gen) loadConst(r asm.Register, v int64) {
+	if v >= -1<<31 && v < 1<<31 {
+		g.emit(asm.Mov.Imm(r, int32(v)))
+	} else {
+		g.emit(asm.LoadImm(r, v, asm.DWord))
+	}
+}
+
+func (g *gen) stackPtr(r asm.Register, off int16) {
+	g.emit(asm.Mov.Reg(r, asm.R10))
+	g.emit(asm.Add.Imm(r, int32(off)))
+}
+
+func (g *gen) call(fn asm.BuiltinFunc) { g.emit(fn.Call()) }
+
+func (g *gen) typeOf(e syntax.Expr) ty { return g.in.types[e] }
+
+func (g *gen) block(b *syntax.Block) {
+	for _, s := range b.Stmts {
+		if g.done {
+			return
+		}
+		g.stmt(s)
+	}
+}
+
+func (g *gen) stmt(s syntax.Stmt) {
+	mark := g.sp
+	defer func() { g.sp = mark }()
+	switch s := s.(type) {
+	case *syntax.Block:
+		g.block(s)
+	case *syntax.ExprStmt:
+		if call, ok := s.X.(*syntax.Call); ok && g.typeOf(call).k == kVoid {
+			g.voidCall(call)
+			return
+		}
+		g.value(s.X)
+	case *syntax.AssignStmt:
+		g.assign(s)
+	case *syntax.IfStmt:
+		elseL, endL := g.newLabel(), g.newLabel()
+		g.intExpr(s.Cond)
+		g.emit(asm.JEq.Imm(rAcc, 0, elseL))
+		g.block(s.Then)
+		thenDone := g.done
+		g.done = false
+		if s.Else != nil {
+			if !thenDone {
+				g.emit(asm.Ja.Label(endL))
+			}
+			g.label(elseL)
+			g.stmt(s.Else)
+			g.done = g.done && thenDone
+			g.label(endL)
+		} else {
+			g.label(elseL)
+		}
+	}
+}
+
+// value evaluates any expression, for its effect or its result: integers
+// land in rAcc, strings and tuples on the stack at the returned offset.
+func (g *gen) value(e syntax.Expr) int16 {
+	if t := g.typeOf(e); t.k == kStr || t.k == kTuple {
+		return g.memExpr(e)
+	}
+	g.intExpr(e)
+	return 0
+}
+
+// materialize writes e, widened to dst's type, into the stack at off.
+func (g *gen) materialize(e syntax.Expr, want ty, off int16) {
+	t := g.typeOf(e)
+	if t.k == kInt {
+		g.intExpr(e)
+		g.emit(asm.StoreMem(asm.R10, off, rAcc, asm.DWord))
+		return
+	}
+	if tup, ok := unparen(e).(*syntax.Tuple); ok && want.k == kTuple {
+		pos := off
+		for i, el := range tup.Elems {
+			g.materialize(el, want.elems[i], pos)
+			pos += int16(want.elems[i].storage())
+		}
+		return
+	}
+	src := g.memExpr(e)
+	n := t.storage()
+	if n < want.storage() {
+		g.zero(off, want.storage())
+	}
+	g.copyStack(off, src, min(n, want.storage()))
+}
+
+func unparen(e syntax.Expr) syntax.Expr {
+	for {
+		p, ok := e.(*syntax.Paren)
+		if !ok {
+			return e
+		}
+		e = p.X
+	}
+}
+
+func (g *gen) assign(s *syntax.AssignStmt) {
+	switch lhs := s.Lhs.(type) {
+	case *syntax.VarExpr:
+		slot := g.vars[lhs.Name]
+		t := g.in.vars[lhs.Name]
+		if s.Op != syntax.ASSIGN {
+			g.compound(s)
+			g.emit(asm.StoreMem(asm.R10, slot, rAcc, asm.DWord))
+			return
+		}
+		g.materialize(s.Rhs, t, slot)
+	case *syntax.MapExpr:
+		m := g.c.maps[lhs.Name]
+		if call, ok := s.Rhs.(*syntax.Call); ok && s.Op == syntax.ASSIGN && isAgg(call.Name) {
+			g.aggregate(m, lhs, call)
+			return
+		}
+		var val int16
+		if s.Op != syntax.ASSIGN {
+			g.compound(s)
+			val = g.alloc(8)
+			g.emit(asm.StoreMem(asm.R10, val, rAcc, asm.DWord))
+		} else {
+			val = g.alloc(m.val.storage())
+			g.materialize(s.Rhs, m.val, val)
+		}
+		key := g.key(m, lhs.Keys, false)
+		g.mapUpdate(m, key, val)
+	}
+}
+
+// compound computes LHS op RHS into rAcc for `x op= y`.
+func (g *gen) compound(s *syntax.AssignStmt) {
+	lt, rt := g.typeOf(s.Lhs), g.typeOf(s.Rhs)
+	g.intExpr(s.Lhs)
+	tmp := g.alloc(8)
+	g.emit(asm.StoreMem(asm.R10, tmp, rAcc, asm.DWord))
+	g.intExpr(s.Rhs)
+	g.emit(asm.Mov.Reg(rTmp, rAcc))
+	g.emit(asm.LoadMem(rAcc, asm.R10, tmp, asm.DWord))
+	g.arithOp(s.Op, lt.signed && rt.signed)
+}
+
+func (g *gen) mapPtr(r asm.Register, name string) {
+	g.emit(asm.LoadMapPtr(r, 0).WithReference(name))
+}
+
+// mapUpdate stores the value at val under the key at key, counting a
+// failure (a full map) in the error map instead of dropping it silently.
+func (g *gen) mapUpdate(m *mapInfo, key, val int16) {
+	g.mapPtr(asm.R1, bpfMapName(m.id))
+	g.stackPtr(asm.R2, key)
+	g.stackPtr(asm.R3, val)
+	g.emit(asm.Mov.Imm(asm.R4, 0))
+	g.call(asm.FnMapUpdateElem)
+	g.countFailure(m)
+}
+
+func (g *gen) countFailure(m *mapInfo) {
+	ok := g.newLabel()
+	g.emit(asm.JSGE.Imm(asm.R0, 0, ok))
+	slot := g.alloc(8)
+	g.emit(asm.StoreImm(asm.R10, slot, int64(m.id), asm.Word))
+	g.mapPtr(asm.R1, program.ErrorsMap)
+	g.stackPtr(asm.R2, slot)
+	g.call(asm.FnMapLookupElem)
+	g.emit(asm.JEq.Imm(asm.R0, 0, ok))
+	g.emit(asm.LoadMem(rTmp, asm.R0, 0, asm.DWord))
+	g.emit(asm.Add.Imm(rTmp, 1))
+	g.emit(asm.StoreMem(asm.R0, 0, rTmp, asm.DWord))
+	g.label(ok)
+}
+
+// key lays out a map key on the stack. With bucket set, 8 more bytes follow
+// for the hist/lhist bucket index, which the caller fills.
+func (g *gen) key(m *mapInfo, keys []syntax.Expr, bucket bool) int16 {
+	off := g.alloc(m.keySize())
+	if len(m.keys) == 0 {
+		g.emit(storeImm64(asm.R10, off, 0))
+		return off
+	}
+	pos := off
+	for i, k := range keys {
+		g.materialize(k, m.keys[i], pos)
+		pos += int16(m.keys[i].storage())
+	}
+	return off
+}
+
+func (g *gen) bucketOffset(m *mapInfo, key int16) int16 {
+	return key + int16(m.keySize()-8)
+}
+
+// aggregate updates a per-CPU aggregation slot: lookup, then either modify
+// in place or insert the initial value.
+func (g *gen) aggregate(m *mapInfo, lhs *syntax.MapExpr, call *syntax.Call) {
+	agg := m.val.agg
+	// The argument first: evaluating it may call helpers.
+	v := g.alloc(8)
+	if agg != program.Count {
+		g.intExpr(call.Args[0])
+		g.emit(asm.StoreMem(asm.R10, v, rAcc, asm.DWord))
+	}
+	key := g.key(m, lhs.Keys, agg == program.Hist || agg == program.Lhist)
+	switch agg {
+	case program.Hist:
+		g.emit(asm.LoadMem(rAcc, asm.R10, v, asm.DWord))
+		g.log2Bucket()
+		g.emit(asm.StoreMem(asm.R10, g.bucketOffset(m, key), rAcc, asm.DWord))
+	case program.Lhist:
+		g.emit(asm.LoadMem(rAcc, asm.R10, v, asm.DWord))
+		g.linearBucket(m.val.lmin, m.val.lmax, m.val.lstep)
+		g.emit(asm.StoreMem(asm.R10, g.bucketOffset(m, key), rAcc, asm.DWord))
+	}
+	insert, done := g.newLabel(), g.newLabel()
+	g.mapPtr(asm.R1, bpfMapName(m.id))
+	g.stackPtr(asm.R2, key)
+	g.call(asm.FnMapLookupElem)
+	g.emit(asm.JEq.Imm(asm.R0, 0, insert))
+	if agg != program.Count {
+		g.emit(asm.LoadMem(rAcc, asm.R10, v, asm.DWord))
+	}
+	switch agg {
+	case program.Count, program.Hist, program.Lhist:
+		g.emit(asm.LoadMem(rTmp, asm.R0, 0, asm.DWord))
+		g.emit(asm.Add.Imm(rTmp, 1))
+		g.emit(asm.StoreMem(asm.R0, 0, rTmp, asm.DWord))
+	case program.Sum:
+		g.emit(asm.LoadMem(rTmp, asm.R0, 0, asm.DWord))
+		g.emit(asm.Add.Reg(rTmp, rAcc))
+		g.emit(asm.StoreMem(asm.R0, 0, rTmp, asm.DWord))
+	case program.Avg, program.Stats:
+		g.emit(asm.LoadMem(rTmp, asm.R0, 0, asm.DWord))
+		g.emit(asm.Add.Reg(rTmp, rAcc))
+		g.emit(asm.StoreMem(asm.R0, 0, rTmp, asm.DWord))
+		g.emit(asm.LoadMem(rTmp, asm.R0, 8, asm.DWord))
+		g.emit(asm.Add.Imm(rTmp, 1))
+		g.emit(asm.StoreMem(asm.R0, 8, rTmp, asm.DWord))
+	case program.Min, program.Max:
+		set := g.newLabel()
+		g.emit(asm.LoadMem(rTmp, asm.R0, 8, asm.DWord))
+		g.emit(asm.JEq.Imm(rTmp, 0, set))
+		g.emit(asm.LoadMem(rTmp, asm.R0, 0, asm.DWord))
+		op := map[bool]map[program.Agg]asm.JumpOp{
+			true:  {program.Min: asm.JSGE, program.Max: asm.JSLE},
+			false: {program.Min: asm.JGE, program.Max: asm.JLE},
+		}[m.val.signed][agg]
+		g.emit(op.Reg(rAcc, rTmp, done))
+		g.label(set)
+		g.emit(asm.StoreMem(asm.R0, 0, rAcc, asm.DWord))
+		g.emit(storeImm64(asm.R0, 8, 1))
+	}
+	g.emit(asm.Ja.Label(done))
+	g.label(insert)
+	val := g.alloc(16)
+	switch agg {
+	case program.Count, program.Hist, program.Lhist:
+		g.emit(storeImm64(asm.R10, val, 1))
+	case program.Sum:
+		g.emit(asm.LoadMem(rAcc, asm.R10, v, asm.DWord))
+		g.emit(asm.StoreMem(asm.R10, val, rAcc, asm.DWord))
+	default: // {value or total, set or count = 1}
+		g.emit(asm.LoadMem(rAcc, asm.R10, v, asm.DWord))
+		g.emit(asm.StoreMem(asm.R10, val, rAcc, asm.DWord))
+		g.emit(storeImm64(asm.R10, val+8, 1))
+	}
+	g.mapUpdate(m, key, val)
+	g.label(done)
+}
+
+// log2Bucket turns the value in rAcc into its hist() bucket index.
+func (g *gen) log2Bucket() {
+	neg, zero, done := g.newLabel(), g.newLabel(), g.newLabel()
+	g.emit(asm.JSLT.Imm(rAcc, 0, neg))
+	g.emit(asm.JEq.Imm(rAcc, 0, zero))
+	g.emit(asm.Mov.Imm(rTmp, 2))
+	for _, s := range []int32{32, 16, 8, 4, 2, 1} {
+		skip := g.newLabel()
+		g.emit(asm.Mov.Reg(rAux, rAcc))
+		g.emit(asm.RSh.Imm(rAux, s))
+		g.emit(asm.JEq.Imm(rAux, 0, skip))
+		g.emit(asm.Mov.Reg(rAcc, rAux))
+		g.emit(asm.Add.Imm(rTmp, s))
+		g.label(skip)
+	}
+	g.emit(asm.Mov.Reg(rAcc, rTmp))
+	g.emit(asm.Ja.Label(done))
+	g.label(neg)
+	g.emit(asm.Mov.Imm(rAcc, 0))
+	g.emit(asm.Ja.Label(done))
+	g.label(zero)
+	g.emit(asm.Mov.Imm(rAcc, 1))
+	g.label(done)
+}
+
+// linearBucket turns the value in rAcc into its lhist() bucket index.
+func (g *gen) linearBucket(lo, hi, step int64) {
+	below, above, done := g.newLabel(), g.newLabel(), g.newLabel()
+	g.loadConst(rTmp, lo)
+	g.emit(asm.JSLT.Reg(rAcc, rTmp, below))
+	g.loadConst(rTmp, hi)
+	g.emit(asm.JSGE.Reg(rAcc, rTmp, above))
+	g.loadConst(rTmp, lo)
+	g.emit(asm.Sub.Reg(rAcc, rTmp))
+	g.loadConst(rTmp, step)
+	g.emit(asm.Div.Reg(rAcc, rTmp))
+	g.emit(asm.Add.Imm(rAcc, 1))
+	g.emit(asm.Ja.Label(done))
+	g.label(below)
+	g.emit(asm.Mov.Imm(rAcc, 0))
+	g.emit(asm.Ja.Label(done))
+	g.label(above)
+	g.loadConst(rAcc, (hi-lo)/step+1)
+	g.label(done)
+}
+
+// event writes a fixed-size record of u64 words to the ring buffer.
+func (g *gen) event(words ...uint64) {
+	off := g.alloc(8 * len(words))
+	for i, w := range words {
+		g.loadConst(rTmp, int64(w))
+		g.emit(asm.StoreMem(asm.R10, off+int16(8*i), rTmp, asm.DWord))
+	}
+	g.output(off, 8*len(words))
+}
+
+func (g *gen) output(off int16, size int) {
+	g.mapPtr(asm.R1, program.EventsMap)
+	g.stackPtr(asm.R2, off)
+	g.emit(asm.Mov.Imm(asm.R3, int32(size)))
+	g.emit(asm.Mov.Imm(asm.R4, 0))
+	g.call(asm.FnRingbufOutput)
+}
+
+func (g *gen) voidCall(e *syntax.Call) {
+	switch e.Name {
+	case "printf":
+		g.printf(e)
+	case "exit":
+		g.event(program.EventExit)
+		g.emit(asm.Ja.Label(g.end))
+		g.done = true
+	case "print":
+		m := g.c.maps[e.Args[0].(*syntax.MapExpr).Name]
+		top, div := int64(0), int64(1)
+		if len(e.Args) > 1 {
+			top, _ = constInt(e.Args[1])
+		}
+		if len(e.Args) > 2 {
+			div, _ = constInt(e.Args[2])
+		}
+		g.event(program.EventPrint, uint64(m.id), uint64(top), uint64(div))
+	case "clear":
+		m := g.c.maps[e.Args[0].(*syntax.MapExpr).Name]
+		g.event(program.EventClear, uint64(m.id))
+	case "delete":
+		me := e.Args[0].(*syntax.MapExpr)
+		keys := me.Keys
+		if len(e.Args) == 2 {
+			keys = []syntax.Expr{e.Args[1]}
+		}
+		m := g.c.maps[me.Name]
+		key := g.key(m, keys, false)
+		g.mapPtr(asm.R1, bpfMapName(m.id))
+		g.stackPtr(asm.R2, key)
+		g.call(asm.FnMapDeleteElem)
+	}
+}
+
+func (g *gen) printf(e *syntax.Call) {
+	f := &program.Format{Fmt: e.Args[0].(*syntax.StrLit).Value}
+	size := 16
+	for _, a := range e.Args[1:] {
+		t := g.typeOf(a)
+		f.Args = append(f.Args, program.Arg{Type: t.runtime(), Offset: size})
+		size += t.storage()
+	}
+	f.Size = size
+	id := len(g.c.formats)
+	g.c.formats = append(g.c.formats, f)
+	// Each argument is written straight into the record; its temporaries
+	// are released before the next one is evaluated.
+	rec := g.alloc(size)
+	g.loadConst(rTmp, int64(program.EventPrintf))
+	g.emit(asm.StoreMem(asm.R10, rec, rTmp, asm.DWord))
+	g.loadConst(rTmp, int64(id))
+	g.emit(asm.StoreMem(asm.R10, rec+8, rTmp, asm.DWord))
+	for i, a := range e.Args[1:] {
+		mark := g.sp
+		g.materialize(a, g.typeOf(a), rec+int16(f.Args[i].Offset))
+		g.sp = mark
+	}
+	g.output(rec, size)
+}
+
+// intExpr evaluates an integer expression into rAcc.
+func (g *gen) intExpr(e syntax.Expr) {
+	switch e := e.(type) {
+	case *syntax.IntLit:
+		g.loadConst(rAcc, int64(e.Value))
+	case *syntax.Paren:
+		g.intExpr(e.X)
+	case *syntax.Ident:
+		g.builtin(e.Name)
+	case *syntax.VarExpr:
+		g.emit(asm.LoadMem(rAcc, asm.R10, g.vars[e.Name], asm.DWord))
+	case *syntax.MapExpr:
+		g.mapRead(e)
+	case *syntax.FieldAccess:
+		f := findField(g.in.fields, e.Field)
+		size := map[int]asm.Size{1: asm.Byte, 2: asm.Half, 4: asm.Word, 8: asm.DWord}[f.Size]
+		if f.Kind == FieldPtr {
+			size = asm.DWord
+		}
+		if f.Signed && size != asm.DWord {
+			g.emit(asm.LoadMemSX(rAcc, rCtx, int16(f.Offset), size))
+		} else {
+			g.emit(asm.LoadMem(rAcc, rCtx, int16(f.Offset), size))
+		}
+	case *syntax.Unary:
+		g.intExpr(e.X)
+		switch e.Op {
+		case syntax.SUB:
+			g.emit(asm.Neg.Imm(rAcc, 0))
+		case syntax.BITNOT:
+			g.emit(asm.Xor.Imm(rAcc, -1))
+		case syntax.NOT:
+			g.boolOf(asm.JEq.Imm(rAcc, 0, ""))
+		}
+	case *syntax.Binary:
+		g.binary(e)
+	case *syntax.Ternary:
+		elseL, endL := g.newLabel(), g.newLabel()
+		g.intExpr(e.Cond)
+		g.emit(asm.JEq.Imm(rAcc, 0, elseL))
+		g.intExpr(e.Then)
+		g.emit(asm.Ja.Label(endL))
+		g.label(elseL)
+		g.intExpr(e.Else)
+		g.label(endL)
+	default:
+		panic(fmt.Sprintf("compile: intExpr of %T", e))
+	}
+}
+
+// boolOf sets rAcc to 1 when the conditional jump j (with an empty label)
+// would be taken, else 0.
+func (g *gen) boolOf(j asm.Instruction) {
+	yes, done := g.newLabel(), g.newLabel()
+	g.emit(j.WithReference(yes))
+	g.emit(asm.Mov.Imm(rAcc, 0))
+	g.emit(asm.Ja.Label(done))
+	g.label(yes)
+	g.emit(asm.Mov.Imm(rAcc, 1))
+	g.label(done)
+}
+
+func (g *gen) builtin(name string) {
+	switch name {
+	case "pid", "tid":
+		g.call(asm.FnGetCurrentPidTgid)
+		if name == "pid" {
+			g.emit(asm.RSh.Imm(asm.R0, 32))
+			g.emit(asm.Mov.Reg(rAcc, asm.R0))
+		} else {
+			g.emit(asm.Mov.Reg32(rAcc, asm.R0))
+		}
+	case "uid", "gid":
+		g.call(asm.FnGetCurrentUidGid)
+		if name == "gid" {
+			g.emit(asm.RSh.Imm(asm.R0, 32))
+			g.emit(asm.Mov.Reg(rAcc, asm.R0))
+		} else {
+			g.emit(asm.Mov.Reg32(rAcc, asm.R0))
+		}
+	case "cpu":
+		g.call(asm.FnGetSmpProcessorId)
+		g.emit(asm.Mov.Reg(rAcc, asm.R0))
+	case "nsecs":
+		g.call(asm.FnKtimeGetNs)
+		g.emit(asm.Mov.Reg(rAcc, asm.R0))
+	case "elapsed":
+		g.call(asm.FnKtimeGetNs)
+		g.emit(asm.Mov.Reg(rAux, asm.R0))
+		g.config(program.ConfigStartNs)
+		g.emit(asm.Sub.Reg(rAux, rAcc))
+		g.emit(asm.Mov.Reg(rAcc, rAux))
+	case "cpid":
+		g.config(program.ConfigCpid)
+	}
+}
+
+// config loads a u64 from the config map into rAcc.
+func (g *gen) config(off int16) {
+	g.emit(asm.LoadMapValue(rAcc, 0, uint32(off)).WithReference(program.ConfigMap))
+	g.emit(asm.LoadMem(rAcc, rAcc, 0, asm.DWord))
+}
+
+// mapRead loads an integer map value (0 when the key is absent).
+func (g *gen) mapRead(e *syntax.MapExpr) {
+	m := g.c.maps[e.Name]
+	key := g.key(m, e.Keys, false)
+	g.mapPtr(asm.R1, bpfMapName(m.id))
+	g.stackPtr(asm.R2, key)
+	g.call(asm.FnMapLookupElem)
+	g.emit(asm.Mov.Imm(rAcc, 0))
+	done := g.newLabel()
+	g.emit(asm.JEq.Imm(asm.R0, 0, done))
+	g.emit(asm.LoadMem(rAcc, asm.R0, 0, asm.DWord))
+	if m.val.agg == program.Avg {
+		g.emit(asm.LoadMem(rTmp, asm.R0, 8, asm.DWord))
+		g.emit(asm.JEq.Imm(rTmp, 0, done))
+		if m.val.signed {
+			g.emit(asm.SDiv.Reg(rAcc, rTmp))
+		} else {
+			g.emit(asm.Div.Reg(rAcc, rTmp))
+		}
+	}
+	g.label(done)
+}
+
+func (g *gen) binary(e *syntax.Binary) {
+	a, b := g.typeOf(e.X), g.typeOf(e.Y)
+	switch e.Op {
+	case syntax.LAND, syntax.LOR:
+		short, done := g.newLabel(), g.newLabel()
+		g.intExpr(e.X)
+		if e.Op == syntax.LAND {
+			g.emit(asm.JEq.Imm(rAcc, 0, short))
+		} else {
+			g.emit(asm.JNE.Imm(rAcc, 0, short))
+		}
+		g.intExpr(e.Y)
+		g.boolOf(asm.JNE.Imm(rAcc, 0, ""))
+		g.emit(asm.Ja.Label(done))
+		g.label(short)
+		if e.Op == syntax.LAND {
+			g.emit(asm.Mov.Imm(rAcc, 0))
+		} else {
+			g.emit(asm.Mov.Imm(rAcc, 1))
+		}
+		g.label(done)
+		return
+	}
+	if a.k == kStr && b.k == kStr {
+		g.strEqual(e)
+		return
+	}
+	g.intExpr(e.X)
+	tmp := g.alloc(8)
+	g.emit(asm.StoreMem(asm.R10, tmp, rAcc, asm.DWord))
+	g.intExpr(e.Y)
+	g.emit(asm.Mov.Reg(rTmp, rAcc))
+	g.emit(asm.LoadMem(rAcc, asm.R10, tmp, asm.DWord))
+	signed := a.signed && b.signed
+	if j, ok := compareOp(e.Op, signed); ok {
+		g.boolOf(j.Reg(rAcc, rTmp, ""))
+		return
+	}
+	g.arithOp(e.Op, signed)
+}
+
+func compareOp(op syntax.Token, signed bool) (asm.JumpOp, bool) {
+	switch op {
+	case syntax.EQL:
+		return asm.JEq, true
+	case syntax.NEQ:
+		return asm.JNE, true
+	case syntax.LSS:
+		return map[bool]asm.JumpOp{true: asm.JSLT, false: asm.JLT}[signed], true
+	case syntax.LEQ:
+		return map[bool]asm.JumpOp{true: asm.JSLE, false: asm.JLE}[signed], true
+	case syntax.GTR:
+		return map[bool]asm.JumpOp{true: asm.JSGT, false: asm.JGT}[signed], true
+	case syntax.GEQ:
+		return map[bool]asm.JumpOp{true: asm.JSGE, false: asm.JGE}[signed], true
+	}
+	return 0, false
+}
+
+// arithOp computes rAcc op rTmp into rAcc. Division, modulo and right
+// shift are unsigned, as in bpftrace 0.17.
+func (g *gen) arithOp(op syntax.Token, signed bool) {
+	alu := map[syntax.Token]asm.ALUOp{
+		syntax.ADD: asm.Add, syntax.SUB: asm.Sub, syntax.MUL: asm.Mul, syntax.QUO: asm.Div,
+		syntax.REM: asm.Mod, syntax.AND: asm.And, syntax.OR: asm.Or, syntax.XOR: asm.Xor,
+		syntax.SHL: asm.LSh, syntax.SHR: asm.RSh,
+	}[op]
+	g.emit(alu.Reg(rAcc, rTmp))
+}
+
+// strEqual compares two strings up to the first NUL, bytewise and
+// unrolled: the verifier sees straight-line code.
+func (g *gen) strEqual(e *syntax.Binary) {
+	a := g.memExpr(e.X)
+	na := g.typeOf(e.X).storage()
+	ne, done := g.newLabel(), g.newLabel()
+	if lit, ok := unparen(e.Y).(*syntax.StrLit); ok {
+		s := append([]byte(lit.Value), 0)
+		if len(s) > na {
+			// a NUL-terminated string of na bytes cannot hold lit: the
+			// answer is known, and code comparing further would be dead.
+			g.emit(asm.Mov.Imm(rAcc, map[bool]int32{true: 1, false: 0}[e.Op == syntax.NEQ]))
+			return
+		}
+		for i := 0; i < len(s); i++ {
+			g.emit(asm.LoadMem(rTmp, asm.R10, a+int16(i), asm.Byte))
+			g.emit(asm.JNE.Imm(rTmp, int32(s[i]), ne))
+		}
+	} else {
+		b := g.memExpr(e.Y)
+		n := min(na, g.typeOf(e.Y).storage())
+		eq := g.newLabel()
+		for i := 0; i < n; i++ {
+			g.emit(asm.LoadMem(rTmp, asm.R10, a+int16(i), asm.Byte))
+			g.emit(asm.LoadMem(rAux, asm.R10, b+int16(i), asm.Byte))
+			g.emit(asm.JNE.Reg(rTmp, rAux, ne))
+			g.emit(asm.JEq.Imm(rTmp, 0, eq))
+		}
+		g.label(eq)
+	}
+	eqVal, neVal := int32(1), int32(0)
+	if e.Op == syntax.NEQ {
+		eqVal, neVal = 0, 1
+	}
+	g.emit(asm.Mov.Imm(rAcc, eqVal))
+	g.emit(asm.Ja.Label(done))
+	g.label(ne)
+	g.emit(asm.Mov.Imm(rAcc, neVal))
+	g.label(done)
+}
+
+// memExpr evaluates a string or tuple into stack memory and returns its
+// offset. The memory holds exactly typeOf(e).storage() bytes, NUL-padded.
+func (g *gen) memExpr(e syntax.Expr) int16 {
+	t := g.typeOf(e)
+	switch e := e.(type) {
+	case *syntax.Paren:
+		return g.memExpr(e.X)
+	case *syntax.StrLit:
+		return g.literal(e.Value, t.storage())
+	case *syntax.VarExpr:
+		return g.vars[e.Name]
+	case *syntax.Ident:
+		switch e.Name {
+		case "comm":
+			off := g.alloc(16)
+			g.zero(off, 16)
+			g.stackPtr(asm.R1, off)
+			g.emit(asm.Mov.Imm(asm.R2, 16))
+			g.call(asm.FnGetCurrentComm)
+			return off
+		case "probe":
+			return g.literal(g.in.name, t.storage())
+		}
+	case *syntax.MapExpr:
+		m := g.c.maps[e.Name]
+		off := g.alloc(t.storage())
+		g.zero(off, t.storage())
+		key := g.key(m, e.Keys, false)
+		g.mapPtr(asm.R1, bpfMapName(m.id))
+		g.stackPtr(asm.R2, key)
+		g.call(asm.FnMapLookupElem)
+		done := g.newLabel()
+		g.emit(asm.JEq.Imm(asm.R0, 0, done))
+		g.copyFrom(off, asm.R0, t.storage())
+		g.label(done)
+		return off
+	case *syntax.Call: // str()
+		if g.typeOf(e.Args[0]).k == kStr {
+			return g.memExpr(e.Args[0])
+		}
+		off := g.alloc(strLen)
+		g.zero(off, strLen)
+		src := e.Args[0]
+		g.intExpr(src)
+		if len(e.Args) == 2 {
+			tmp := g.alloc(8)
+			g.emit(asm.StoreMem(asm.R10, tmp, rAcc, asm.DWord))
+			g.intExpr(e.Args[1])
+			// str(p, n) reads at most n characters plus the NUL, bounded
+			// by the buffer so the verifier can prove the write safe.
+			g.emit(asm.Mov.Reg(asm.R2, rAcc))
+			g.emit(asm.Add.Imm(asm.R2, 1))
+			within := g.newLabel()
+			g.emit(asm.JLE.Imm(asm.R2, strLen, within))
+			g.emit(asm.Mov.Imm(asm.R2, strLen))
+			g.label(within)
+			g.emit(asm.LoadMem(asm.R3, asm.R10, tmp, asm.DWord))
+		} else {
+			g.emit(asm.Mov.Reg(asm.R3, rAcc))
+			g.emit(asm.Mov.Imm(asm.R2, strLen))
+		}
+		g.stackPtr(asm.R1, off)
+		if g.typeOf(src).user {
+			g.call(asm.FnProbeReadUserStr)
+		} else {
+			g.call(asm.FnProbeReadKernelStr)
+		}
+		return off
+	case *syntax.FieldAccess:
+		f := findField(g.in.fields, e.Field)
+		off := g.alloc(t.storage())
+		g.zero(off, t.storage())
+		g.stackPtr(asm.R1, off)
+		g.emit(asm.Mov.Reg(asm.R3, rCtx))
+		if f.Kind == FieldCharArray {
+			g.emit(asm.Mov.Imm(asm.R2, int32(f.Size)))
+			g.emit(asm.Add.Imm(asm.R3, int32(f.Offset)))
+			g.call(asm.FnProbeReadKernel)
+			return off
+		}
+		// __data_loc: the low 16 bits are the string's offset in the record.
+		g.emit(asm.LoadMem(rTmp, rCtx, int16(f.Offset), asm.Word))
+		g.emit(asm.And.Imm(rTmp, 0xffff))
+		g.emit(asm.Add.Reg(asm.R3, rTmp))
+		g.emit(asm.Mov.Imm(asm.R2, strLen))
+		g.call(asm.FnProbeReadKernelStr)
+		return off
+	case *syntax.Ternary:
+		off := g.alloc(t.storage())
+		elseL, endL := g.newLabel(), g.newLabel()
+		g.intExpr(e.Cond)
+		g.emit(asm.JEq.Imm(rAcc, 0, elseL))
+		mark := g.sp
+		g.materialize(e.Then, t, off)
+		g.sp = mark
+		g.emit(asm.Ja.Label(endL))
+		g.label(elseL)
+		g.materialize(e.Else, t, off)
+		g.sp = mark
+		g.label(endL)
+		return off
+	case *syntax.Tuple:
+		off := g.alloc(t.storage())
+		g.materialize(e, t, off)
+		return off
+	}
+	panic(fmt.Sprintf("compile: memExpr of %T", e))
+}
+
+// literal writes s NUL-padded to n bytes on the stack.
+func (g *gen) literal(s string, n int) int16 {
+	off := g.alloc(n)
+	buf := make([]byte, n)
+	copy(buf, s)
+	for i := 0; i < n; i += 4 {
+		w := binary.LittleEndian.Uint32(buf[i:])
+		g.emit(asm.StoreImm(asm.R10, off+int16(i), int64(int32(w)), asm.Word))
+	}
+	return off
+}
+
+// storeImm64 is `*(u64 *)(dst + off) = imm` (imm sign-extended), which the
+// kernel accepts but asm.StoreImm refuses to build.
+func storeImm64(dst asm.Register, off int16, imm int32) asm.Instruction {
+	return asm.Instruction{OpCode: asm.StoreImmOp(asm.DWord), Dst: dst, Offset: off, Constant: int64(imm)}
+}
