@@ -1,0 +1,130 @@
+// Package output turns a program's events into bpftrace's text or JSON
+// output, byte for byte as bpftrace 0.17 prints them.
+//
+// A run is printed as: AttachedProbes once the probes are attached, then
+// Printf, Map (print()) and Lost in event order, then Exit with every user
+// map when the run ends (after the END probe's own output).
+package output
+
+import (
+	"bufio"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/tracebroker/tracebroker/broker/program"
+)
+
+// Printer prints the messages of one run. Each call writes its message and
+// flushes it, so output appears live; a Printer is safe for concurrent use.
+// Write errors are sticky and reported by Flush.
+type Printer interface {
+	// AttachedProbes reports how many probes were attached.
+	AttachedProbes(n int)
+	// Printf prints the result of one printf() call, already formatted
+	// (see Sprintf).
+	Printf(text string)
+	// Map prints a map as print(@m, top, div) does: top > 0 keeps only the
+	// last top entries in print order, div > 1 divides the values.
+	Map(snap *program.MapSnapshot, top, div int)
+	// Lost reports n events lost by the kernel ring buffer.
+	Lost(n uint64)
+	// Exit prints what bpftrace prints when a run ends: two newlines
+	// (in JSON mode too) and then every map, ordered by name, each as
+	// Map(m, 0, 1). Pass every user map of the program, empty ones
+	// included: an empty map still prints blank lines in text mode.
+	Exit(maps []*program.MapSnapshot)
+	// Flush writes anything buffered and returns the first write error.
+	Flush() error
+}
+
+// NewText returns a Printer of bpftrace's default text format.
+func NewText(w io.Writer) Printer { return &printer{w: bufio.NewWriter(w), f: textFormat{}} }
+
+// NewJSON returns a Printer of bpftrace's `-f json` format: one JSON
+// object per line.
+func NewJSON(w io.Writer) Printer { return &printer{w: bufio.NewWriter(w), f: jsonFormat{}} }
+
+// format renders messages; printer adds locking, buffering and errors.
+type format interface {
+	attachedProbes(b []byte, n int) []byte
+	printf(b []byte, text string) []byte
+	mapSnap(b []byte, snap *program.MapSnapshot, top, div int) []byte
+	lost(b []byte, n uint64) []byte
+}
+
+type printer struct {
+	mu  sync.Mutex
+	w   *bufio.Writer
+	f   format
+	buf []byte
+	err error
+}
+
+// emit writes one message and flushes it: bpftrace ends every line with
+// std::endl, so a consumer reading the pipe sees each message at once.
+func (p *printer) emit(render func([]byte) []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = render(p.buf[:0])
+	if p.err != nil {
+		return
+	}
+	if _, err := p.w.Write(p.buf); err != nil {
+		p.err = err
+		return
+	}
+	if err := p.w.Flush(); err != nil {
+		p.err = err
+	}
+}
+
+func (p *printer) AttachedProbes(n int) {
+	p.emit(func(b []byte) []byte { return p.f.attachedProbes(b, n) })
+}
+
+func (p *printer) Printf(text string) {
+	p.emit(func(b []byte) []byte { return p.f.printf(b, text) })
+}
+
+func (p *printer) Map(snap *program.MapSnapshot, top, div int) {
+	p.emit(func(b []byte) []byte { return p.f.mapSnap(b, snap, top, div) })
+}
+
+func (p *printer) Lost(n uint64) {
+	p.emit(func(b []byte) []byte { return p.f.lost(b, n) })
+}
+
+func (p *printer) Exit(maps []*program.MapSnapshot) {
+	p.emit(func(b []byte) []byte {
+		// bpftrace writes these straight to stdout, even with -f json.
+		b = append(b, "\n\n"...)
+		for _, m := range SortByName(maps) {
+			b = p.f.mapSnap(b, m, 0, 1)
+		}
+		return b
+	})
+}
+
+func (p *printer) Flush() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil {
+		p.err = p.w.Flush()
+	}
+	return p.err
+}
+
+// SortByName returns the maps in the order bpftrace dumps them at exit:
+// by name, bytewise ("@" < "@A" < "@_x" < "@a"), as bpftrace keeps its
+// maps in a std::map keyed by name. Nil snapshots are dropped.
+func SortByName(maps []*program.MapSnapshot) []*program.MapSnapshot {
+	out := make([]*program.MapSnapshot, 0, len(maps))
+	for _, m := range maps {
+		if m != nil && m.Map != nil {
+			out = append(out, m)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Map.Name < out[j].Map.Name })
+	return out
+}
