@@ -1,0 +1,337 @@
+// Package bpf is the kernel side of tracebroker: it loads a program.Program
+// with cilium/ebpf, attaches its probes, reads its ring buffer and its maps,
+// and detaches everything it attached, on every path out.
+package bpf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tracebroker/tracebroker/bpf/tracefs"
+	"github.com/tracebroker/tracebroker/broker/program"
+)
+
+// Session is one loaded program: its maps, its kernel programs and, once
+// attached, its links.
+type Session struct {
+	prog   *program.Program
+	coll   *ebpf.Collection
+	progs  []*ebpf.Program // parallel to prog.Probes
+	// perfFD are the attachments: a perf event per probe with the program
+	// set on it. Closing one detaches its program.
+	perfFD []int
+	rd     *ringbuf.Reader
+	maps   []*ebpf.Map // parallel to prog.Schema.Maps
+	config []byte
+}
+
+func progType(k program.ProbeKind) ebpf.ProgramType {
+	switch k {
+	case program.Tracepoint:
+		return ebpf.TracePoint
+	case program.Interval:
+		return ebpf.PerfEvent
+	}
+	// BEGIN and END run through BPF_PROG_TEST_RUN, which raw tracepoint
+	// programs support and which gives them the tracing helpers.
+	return ebpf.RawTracepoint
+}
+
+// Load creates the maps and loads every probe's program through the
+// verifier. Nothing is attached. On error nothing is left behind.
+func Load(p *program.Program) (s *Session, err error) {
+	spec := &ebpf.CollectionSpec{Maps: map[string]*ebpf.MapSpec{}, Programs: map[string]*ebpf.ProgramSpec{}}
+	for _, m := range p.Maps {
+		spec.Maps[m.Name] = m.Copy()
+	}
+	names := make([]string, len(p.Probes))
+	for i, pr := range p.Probes {
+		names[i] = fmt.Sprintf("p%d", i)
+		spec.Programs[names[i]] = &ebpf.ProgramSpec{
+			Name:         progName(pr),
+			Type:         progType(pr.Kind),
+			Instructions: pr.Insns,
+			License:      "GPL",
+		}
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
+	if err != nil {
+		return nil, loadError(p, names, err)
+	}
+	s = &Session{prog: p, coll: coll}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	for _, n := range names {
+		s.progs = append(s.progs, coll.Programs[n])
+	}
+	for _, m := range p.Schema.Maps {
+		s.maps = append(s.maps, coll.Maps[m.BPF])
+	}
+	s.rd, err = ringbuf.NewReader(coll.Maps[program.EventsMap])
+	if err != nil {
+		return nil, fmt.Errorf("open ring buffer: %w", err)
+	}
+	return s, nil
+}
+
+// progName is what bpftool shows: a hint of the probe, within the kernel's
+// 15 characters of [A-Za-z0-9_].
+func progName(p *program.Probe) string {
+	n := p.Name
+	if p.Kind == program.Tracepoint {
+		n = p.Event
+	}
+	b := []byte(n)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 15 {
+		b = b[:15]
+	}
+	return string(b)
+}
+
+// loadError turns a verifier rejection into a message that names the probe
+// and shows the end of the verifier log, where the reason is.
+func loadError(p *program.Program, names []string, err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		probe := "a probe"
+		for i, n := range names {
+			if strings.Contains(err.Error(), "program "+n) {
+				probe = p.Probes[i].Name
+			}
+		}
+		log := ve.Log
+		if len(log) > 12 {
+			log = log[len(log)-12:]
+		}
+		return fmt.Errorf("the kernel verifier rejected the program for %s: %v\n%s", probe, ve.Cause, strings.Join(log, "\n"))
+	}
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("loading BPF programs: %w (tracebroker run needs root or CAP_BPF+CAP_PERFMON)", err)
+	}
+	return fmt.Errorf("loading BPF programs: %w", err)
+}
+
+// Configure writes the values only known at run time.
+func (s *Session) Configure(startNs uint64, cpid int) error {
+	s.config = make([]byte, program.ConfigSize)
+	binary.LittleEndian.PutUint64(s.config[program.ConfigStartNs:], startNs)
+	binary.LittleEndian.PutUint64(s.config[program.ConfigCpid:], uint64(cpid))
+	return s.coll.Maps[program.ConfigMap].Put(uint32(0), s.config)
+}
+
+// Stop makes every attached probe return at once without doing anything,
+// so that what is printed at the end is final, however long the kernel
+// takes to detach.
+func (s *Session) Stop() error {
+	if s.config == nil {
+		s.config = make([]byte, program.ConfigSize)
+	}
+	binary.LittleEndian.PutUint64(s.config[program.ConfigStopped:], 1)
+	return s.coll.Maps[program.ConfigMap].Put(uint32(0), s.config)
+}
+
+// Run executes every probe of the given kind (Begin or End) once, in the
+// calling thread's context, as bpftrace runs BEGIN and END.
+func (s *Session) Run(kind program.ProbeKind) error {
+	for i, pr := range s.prog.Probes {
+		if pr.Kind != kind {
+			continue
+		}
+		if _, err := s.progs[i].Run(&ebpf.RunOptions{}); err != nil {
+			return fmt.Errorf("run %s probe: %w", pr.Name, err)
+		}
+	}
+	return nil
+}
+
+// Attach attaches every probe that fires on its own (not BEGIN/END). If
+// one fails, the ones already attached are detached again.
+func (s *Session) Attach() (err error) {
+	defer func() {
+		if err != nil {
+			s.Detach()
+		}
+	}()
+	for i, pr := range s.prog.Probes {
+		var attr unix.PerfEventAttr
+		switch pr.Kind {
+		case program.Tracepoint:
+			f, err := tracefs.ReadFormat(pr.Category, pr.Event)
+			if err != nil {
+				return fmt.Errorf("attach %s: %w", pr.Name, err)
+			}
+			attr = unix.PerfEventAttr{Type: unix.PERF_TYPE_TRACEPOINT, Config: f.ID, Sample_type: unix.PERF_SAMPLE_RAW, Sample: 1, Wakeup: 1}
+		case program.Interval:
+			// A cpu-clock event on CPU 0 that overflows every period,
+			// as bpftrace does for interval.
+			attr = unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Sample: pr.PeriodNs}
+		default:
+			continue
+		}
+		if err := s.attachPerf(&attr, s.progs[i]); err != nil {
+			return fmt.Errorf("attach %s: %w", pr.Name, err)
+		}
+	}
+	return nil
+}
+
+// attachPerf opens a perf event on CPU 0 for all processes and sets the
+// program on it. The perf event is the only handle: no BPF link, so that
+// detaching is a single close (and a single RCU grace period).
+func (s *Session) attachPerf(attr *unix.PerfEventAttr, prog *ebpf.Program) error {
+	attr.Size = uint32(binary.Size(unix.PerfEventAttr{}))
+	fd, err := unix.PerfEventOpen(attr, -1, 0, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("perf_event_open: %w", err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_SET_BPF, prog.FD()); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("set BPF program on perf event: %w", err)
+	}
+	if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_ENABLE, 0); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("enable perf event: %w", err)
+	}
+	s.perfFD = append(s.perfFD, fd)
+	return nil
+}
+
+// Detach removes every attachment and waits for the kernel to finish:
+// each close waits for an RCU grace period (tens of milliseconds), so they
+// are closed concurrently. It is safe to call more than once.
+func (s *Session) Detach() {
+	var wg sync.WaitGroup
+	for _, fd := range s.perfFD {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			unix.Close(fd)
+		}()
+	}
+	wg.Wait()
+	s.perfFD = nil
+}
+
+// Attached is the number of live attachments.
+func (s *Session) Attached() int { return len(s.perfFD) }
+
+// ErrTimeout is returned by Read when the deadline passes without a record.
+var ErrTimeout = os.ErrDeadlineExceeded
+
+// Read returns the next ring buffer record, waiting until deadline (the
+// zero time waits forever). The returned slice is valid until the next call.
+func (s *Session) Read(deadline time.Time, rec *ringbuf.Record) error {
+	s.rd.SetDeadline(deadline)
+	return s.rd.ReadInto(rec)
+}
+
+// Snapshot reads one user map (by id), reduced over CPUs.
+func (s *Session) Snapshot(id int) (*program.MapSnapshot, error) {
+	m := s.maps[id]
+	pm := s.prog.Schema.Maps[id]
+	var raws []program.RawEntry
+	var key []byte
+	it := m.Iterate()
+	if m.Type() == ebpf.PerCPUHash {
+		vsize := int(m.ValueSize())
+		if vsize == 8 {
+			var vals []uint64
+			for it.Next(&key, &vals) {
+				e := program.RawEntry{Key: append([]byte(nil), key...)}
+				for _, v := range vals {
+					e.Vals = append(e.Vals, binary.LittleEndian.AppendUint64(nil, v))
+				}
+				raws = append(raws, e)
+			}
+		} else {
+			var vals [][2]uint64
+			for it.Next(&key, &vals) {
+				e := program.RawEntry{Key: append([]byte(nil), key...)}
+				for _, v := range vals {
+					b := binary.LittleEndian.AppendUint64(nil, v[0])
+					e.Vals = append(e.Vals, binary.LittleEndian.AppendUint64(b, v[1]))
+				}
+				raws = append(raws, e)
+			}
+		}
+	} else {
+		var val []byte
+		for it.Next(&key, &val) {
+			raws = append(raws, program.RawEntry{Key: append([]byte(nil), key...), Vals: [][]byte{append([]byte(nil), val...)}})
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read map %s: %w", pm.Name, err)
+	}
+	return program.BuildSnapshot(pm, raws), nil
+}
+
+// Clear deletes every element of a user map.
+func (s *Session) Clear(id int) error {
+	m := s.maps[id]
+	var key any // nil asks for the first key
+	var keys [][]byte
+	for {
+		next, err := m.NextKeyBytes(key)
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			break
+		}
+		keys = append(keys, next)
+		key = next
+	}
+	for _, k := range keys {
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// MapErrors returns, per user map, how many updates failed (a full map).
+func (s *Session) MapErrors() []uint64 {
+	out := make([]uint64, len(s.maps))
+	em := s.coll.Maps[program.ErrorsMap]
+	for i := range s.maps {
+		var vals []uint64
+		if err := em.Lookup(uint32(i), &vals); err == nil {
+			for _, v := range vals {
+				out[i] += v
+			}
+		}
+	}
+	return out
+}
+
+// ProgramIDs returns the kernel ids of the loaded programs, for -v.
+func (s *Session) Programs() []*ebpf.Program { return s.progs }
+
+// Close detaches and releases everything.
+func (s *Session) Close() {
+	s.Detach()
+	if s.rd != nil {
+		s.rd.Close()
+	}
+	if s.coll != nil {
+		s.coll.Close()
+	}
+}
