@@ -1,0 +1,34 @@
+# tracebroker: see README.md. Targets that trace need root.
+GO      ?= go
+BIN     := bin/tracebroker
+SCRIPT  ?= tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }
+
+.PHONY: build run test fuzz bench clean
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/tracebroker
+
+# A real 5-second trace: opens by process name.
+run: build
+	./$(BIN) run -d 5s -e '$(SCRIPT)'
+
+# Unit tests everywhere; kernel tests run when root with BPF and tracefs,
+# and skip with a reason otherwise.
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 10m ./...
+
+# Short fuzzing of every parser of untrusted input.
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./broker/script/syntax/
+	$(GO) test -run='^$$' -fuzz=FuzzSprintf -fuzztime=30s ./broker/output/
+	$(GO) test -run='^$$' -fuzz=FuzzParseFormat -fuzztime=30s ./bpf/tracefs/
+
+# Start-up cost side by side with bpftrace (apt-get install bpftrace),
+# plus the Go micro-benchmarks.
+bench: build
+	$(GO) run ./internal/tools/startbench -runs 15 -bin ./$(BIN)
+	$(GO) test -run='^$$' -bench=. -benchmem ./broker/... ./bpf/...
+
+clean:
+	rm -rf bin

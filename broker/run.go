@@ -1,0 +1,381 @@
+// Package broker is the pipeline: a request becomes a program (generator),
+// the program runs on a backend (executor), and its events become output.
+// It owns the lifetime of a trace: every path out detaches what it attached.
+package broker
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/broker/output"
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/broker/script/compile"
+	"github.com/tracebroker/tracebroker/broker/script/syntax"
+)
+
+// Mode is the execution mode asked for.
+type Mode string
+
+const (
+	ModeAuto   Mode = "auto"
+	ModeJIT    Mode = "jit"
+	ModeInterp Mode = "interp"
+)
+
+// Request is one trace to run.
+type Request struct {
+	Name   string // script name for messages: a path, or "stdin" for -e
+	Source []byte
+
+	Format     string        // "text" (default) or "json"
+	Duration   time.Duration // 0: until exit(), a signal or the child's end
+	Command    string        // -c: run this, trace it, stop when it exits
+	PID        int           // -p: stop when this process exits
+	Mode       Mode
+	Verbose    bool
+	MaxMapKeys int
+	// DetachInBackground hands the attachments to a helper process that
+	// closes them after this one is gone: the probes are already stopped,
+	// and the command returns without waiting for the kernel's grace
+	// periods. For the CLI; a long-lived process detaches in place.
+	DetachInBackground bool
+
+	Stdout, Stderr io.Writer
+	Logger         *slog.Logger
+}
+
+// ScriptError is a compile error with its source, ready to print.
+type ScriptError struct {
+	Name string
+	Src  []byte
+	List syntax.ErrorList
+}
+
+func (e *ScriptError) Error() string { return e.List.Format(e.Name, e.Src) }
+
+// Compile parses and checks a script against the running kernel.
+func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
+	f, err := syntax.Parse(req.Name, req.Source)
+	if err != nil {
+		var l syntax.ErrorList
+		if errors.As(err, &l) {
+			return nil, nil, &ScriptError{req.Name, req.Source, l}
+		}
+		return nil, nil, err
+	}
+	prog, warns, err := compile.Compile(f, compile.Options{
+		Tracepoints: KernelTracepoints{},
+		MaxMapKeys:  req.MaxMapKeys,
+		HaveChild:   req.Command != "",
+	})
+	if err != nil {
+		var l syntax.ErrorList
+		if errors.As(err, &l) {
+			return nil, nil, &ScriptError{req.Name, req.Source, l}
+		}
+		return nil, nil, err
+	}
+	return prog, warns, nil
+}
+
+// Run compiles and runs one trace to its end, writing bpftrace's output.
+func Run(ctx context.Context, req Request) (err error) {
+	if req.Stdout == nil {
+		req.Stdout = os.Stdout
+	}
+	if req.Stderr == nil {
+		req.Stderr = os.Stderr
+	}
+	if req.Logger == nil {
+		req.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch req.Mode {
+	case "", ModeAuto, ModeJIT:
+	case ModeInterp:
+		return errors.New("interpreter mode is not available yet: this build runs programs with the kernel JIT only (use --mode jit or auto)")
+	default:
+		return fmt.Errorf("unknown mode %q (auto, jit or interp)", req.Mode)
+	}
+	var out output.Printer
+	switch req.Format {
+	case "", "text":
+		out = output.NewText(req.Stdout)
+	case "json":
+		out = output.NewJSON(req.Stdout)
+	default:
+		return fmt.Errorf("invalid output format %q (text or json)", req.Format)
+	}
+	if req.PID != 0 {
+		if err := unix.Kill(req.PID, 0); err != nil && !errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("process %d: %w", req.PID, err)
+		}
+	}
+
+	prog, warns, err := Compile(&req)
+	if err != nil {
+		return err
+	}
+	if len(warns) > 0 {
+		fmt.Fprint(req.Stderr, warns.Format(req.Name, req.Source))
+	}
+
+	t0 := time.Now()
+	sess, err := bpf.Load(prog)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	if req.Verbose {
+		for i, p := range sess.Programs() {
+			info, _ := p.Info()
+			id, _ := info.ID()
+			fmt.Fprintf(req.Stderr, "Program %s: %d instructions, id %d\n", prog.Probes[i].Name, len(prog.Probes[i].Insns), id)
+		}
+		fmt.Fprintf(req.Stderr, "Loaded %d programs and %d maps in %v\n", len(prog.Probes), len(prog.Maps), time.Since(t0).Round(time.Microsecond))
+	}
+
+	var kid *child
+	if req.Command != "" {
+		kid, err = startChild(req.Command)
+		if err != nil {
+			return err
+		}
+		defer kid.kill()
+	}
+	cpid := 0
+	if kid != nil {
+		cpid = kid.pid()
+	}
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	if err := sess.Configure(uint64(ts.Nano()), cpid); err != nil {
+		return fmt.Errorf("configure: %w", err)
+	}
+
+	r := &runner{req: &req, prog: prog, sess: sess, out: out}
+	out.AttachedProbes(len(prog.Probes))
+	if err := sess.Run(program.Begin); err != nil {
+		return err
+	}
+	tAttach := time.Now()
+	if err := sess.Attach(); err != nil {
+		return err
+	}
+	if req.Verbose {
+		fmt.Fprintf(req.Stderr, "Attached %d probes in %v\n", sess.Attached(), time.Since(tAttach).Round(time.Microsecond))
+	}
+	if kid != nil {
+		if err := kid.start(); err != nil {
+			return fmt.Errorf("start child: %w", err)
+		}
+	}
+	req.Logger.Debug("attached", "probes", len(prog.Probes))
+
+	var deadline time.Time
+	if req.Duration > 0 {
+		deadline = time.Now().Add(req.Duration)
+	}
+	var kidDone <-chan struct{}
+	if kid != nil {
+		kidDone = kid.done
+	}
+	pidGone := watchPID(ctx, req.PID)
+	if err := r.loop(ctx, deadline, kidDone, pidGone); err != nil {
+		return err
+	}
+
+	// Finish as bpftrace does: no more events from the probes, then END,
+	// then every map. Stopping is a flag the probes check, so the maps are
+	// final at once; the kernel's detaching, which waits for RCU grace
+	// periods, happens last.
+	if err := sess.Stop(); err != nil {
+		return fmt.Errorf("stop probes: %w", err)
+	}
+	r.drain()
+	if err := sess.Run(program.End); err != nil {
+		return err
+	}
+	r.exited = false
+	r.drain()
+	if err := r.printAll(); err != nil {
+		return err
+	}
+	out.Flush()
+	r.reportMapErrors()
+	tDetach := time.Now()
+	if req.DetachInBackground {
+		err = sess.DetachInBackground()
+	} else {
+		sess.Detach()
+	}
+	if req.Verbose {
+		fmt.Fprintf(req.Stderr, "Detached in %v\n", time.Since(tDetach).Round(time.Microsecond))
+	}
+	return err
+}
+
+type runner struct {
+	req    *Request
+	prog   *program.Program
+	sess   *bpf.Session
+	out    output.Printer
+	exited bool
+	rec    ringbuf.Record
+}
+
+// pollInterval bounds how late a signal, -d or the child's exit is noticed.
+const pollInterval = 50 * time.Millisecond
+
+func (r *runner) loop(ctx context.Context, deadline time.Time, kidDone, pidGone <-chan struct{}) error {
+	for !r.exited {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-kidDone:
+			return nil
+		case <-pidGone:
+			return nil
+		default:
+		}
+		wait := time.Now().Add(pollInterval)
+		if !deadline.IsZero() {
+			if time.Now().After(deadline) {
+				return nil
+			}
+			if deadline.Before(wait) {
+				wait = deadline
+			}
+		}
+		err := r.sess.Read(wait, &r.rec)
+		if errors.Is(err, bpf.ErrTimeout) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read events: %w", err)
+		}
+		if err := r.handle(r.rec.RawSample); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drain handles what is already in the ring buffer. Events after exit()
+// are dropped, as bpftrace drops them.
+func (r *runner) drain() {
+	for r.sess.Read(time.Now(), &r.rec) == nil {
+		r.handle(r.rec.RawSample)
+	}
+}
+
+func (r *runner) handle(rec []byte) error {
+	if r.exited || len(rec) < 8 {
+		return nil
+	}
+	le := binary.LittleEndian
+	word := func(i int) uint64 {
+		if len(rec) < 8*(i+1) {
+			return 0
+		}
+		return le.Uint64(rec[8*i:])
+	}
+	switch word(0) {
+	case program.EventPrintf:
+		id := word(1)
+		if id >= uint64(len(r.prog.Schema.Formats)) {
+			return fmt.Errorf("event with unknown printf id %d", id)
+		}
+		f := r.prog.Schema.Formats[id]
+		if len(rec) < f.Size {
+			return fmt.Errorf("short printf event: %d bytes, want %d", len(rec), f.Size)
+		}
+		args := make([]program.Value, len(f.Args))
+		for i, a := range f.Args {
+			args[i] = program.Decode(a.Type, rec[a.Offset:])
+		}
+		r.out.Printf(output.Sprintf(f.Fmt, args))
+	case program.EventExit:
+		r.exited = true
+	case program.EventPrint:
+		id := int(word(1))
+		if id >= len(r.prog.Schema.Maps) {
+			return fmt.Errorf("event with unknown map id %d", id)
+		}
+		snap, err := r.sess.Snapshot(id)
+		if err != nil {
+			return err
+		}
+		r.out.Map(snap, int(word(2)), int(word(3)))
+	case program.EventClear:
+		id := int(word(1))
+		if id < len(r.prog.Schema.Maps) {
+			if err := r.sess.Clear(id); err != nil {
+				return fmt.Errorf("clear %s: %w", r.prog.Schema.Maps[id].Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *runner) printAll() error {
+	snaps := make([]*program.MapSnapshot, 0, len(r.prog.Schema.Maps))
+	for id := range r.prog.Schema.Maps {
+		s, err := r.sess.Snapshot(id)
+		if err != nil {
+			return err
+		}
+		snaps = append(snaps, s)
+	}
+	r.out.Exit(snaps)
+	return nil
+}
+
+func (r *runner) reportMapErrors() {
+	for id, n := range r.sess.MapErrors() {
+		if n > 0 {
+			fmt.Fprintf(r.req.Stderr, "WARNING: map %s is full: %d updates were dropped (raise --max-map-keys, now %d)\n",
+				r.prog.Schema.Maps[id].Name, n, r.req.maxKeys())
+		}
+	}
+}
+
+func (req *Request) maxKeys() int {
+	if req.MaxMapKeys > 0 {
+		return req.MaxMapKeys
+	}
+	return 4096
+}
+
+// watchPID closes the returned channel when pid exits (never if pid is 0).
+func watchPID(ctx context.Context, pid int) <-chan struct{} {
+	if pid == 0 {
+		return nil
+	}
+	ch := make(chan struct{})
+	go func() {
+		t := time.NewTicker(pollInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := unix.Kill(pid, 0); errors.Is(err, unix.ESRCH) {
+					close(ch)
+					return
+				}
+			}
+		}
+	}()
+	return ch
+}

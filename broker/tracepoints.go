@@ -1,0 +1,49 @@
+package broker
+
+import (
+	"github.com/tracebroker/tracebroker/bpf/tracefs"
+	"github.com/tracebroker/tracebroker/broker/script/compile"
+)
+
+// KernelTracepoints answers the compiler's questions from tracefs.
+type KernelTracepoints struct{}
+
+func (KernelTracepoints) Match(category, name string) ([][2]string, error) {
+	tps, err := tracefs.Tracepoints(category + ":" + name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][2]string, 0, len(tps))
+	for _, tp := range tps {
+		out = append(out, [2]string{tp.Category, tp.Name})
+	}
+	return out, nil
+}
+
+func (KernelTracepoints) Fields(category, name string) ([]compile.Field, error) {
+	f, err := tracefs.ReadFormat(category, name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]compile.Field, 0, len(f.Fields))
+	for _, fd := range f.Fields {
+		cf := compile.Field{Name: fd.Name, Type: fd.Type, Offset: fd.Offset, Size: fd.Size, Signed: fd.Signed}
+		switch fd.Kind {
+		case tracefs.KindInteger:
+			cf.Kind = compile.FieldInt
+		case tracefs.KindPointer:
+			cf.Kind = compile.FieldPtr
+		case tracefs.KindString:
+			cf.Kind = compile.FieldCharArray
+		case tracefs.KindDynString:
+			cf.Kind = compile.FieldDataLoc
+			if fd.RelLoc {
+				cf.Kind = compile.FieldArray
+			}
+		default:
+			cf.Kind = compile.FieldArray
+		}
+		out = append(out, cf)
+	}
+	return out, nil
+}

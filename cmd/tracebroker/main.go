@@ -1,0 +1,27 @@
+// Command tracebroker compiles bpftrace-style scripts to eBPF and runs them.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/broker"
+)
+
+func main() {
+	// This binary is also its own helper processes: the paused -c child
+	// and the background detacher. Neither returns.
+	broker.RunChildShim()
+	bpf.RunReleaseHelper()
+	if err := newRootCmd().Execute(); err != nil {
+		var se *broker.ScriptError
+		if errors.As(err, &se) {
+			fmt.Fprint(os.Stderr, se.Error())
+		} else {
+			fmt.Fprintf(os.Stderr, "ERROR: %v\n", err)
+		}
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tracebroker/tracebroker/broker"
+)
+
+func newRunCmd() *cobra.Command {
+	var (
+		req      broker.Request
+		program  string
+		duration string
+		mode     string
+	)
+	cmd := &cobra.Command{
+		Use:   "run [flags] [FILE]",
+		Short: "Compile a script to eBPF and trace the kernel (embedded, no daemon)",
+		Example: `  tracebroker run -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'
+  tracebroker run -d 5s -e 'tracepoint:raw_syscalls:sys_enter { @[pid, comm] = count(); }'
+  tracebroker run -c 'ls /' -e 'tracepoint:syscalls:sys_enter_openat /pid == cpid/ { printf("%s\n", str(args->filename)); }'
+  tracebroker run -f json script.bt`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case program != "" && len(args) > 0:
+				return fmt.Errorf("give either -e PROGRAM or FILE, not both")
+			case program != "":
+				req.Name, req.Source = "stdin", []byte(program)
+			case len(args) == 1:
+				src, err := readScript(args[0])
+				if err != nil {
+					return err
+				}
+				req.Name, req.Source = args[0], src
+			default:
+				return fmt.Errorf("no program given: use -e PROGRAM or FILE")
+			}
+			if duration != "" {
+				d, err := parseDuration(duration)
+				if err != nil {
+					return err
+				}
+				req.Duration = d
+			}
+			req.Mode = broker.Mode(mode)
+			req.DetachInBackground = true
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return broker.Run(ctx, req)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&program, "program", "e", "", "the script to run")
+	f.StringVarP(&req.Command, "command", "c", "", "run `CMD` (with its args), trace it (cpid is its pid) and stop when it exits")
+	f.IntVarP(&req.PID, "pid", "p", 0, "stop when process `PID` exits")
+	f.StringVarP(&req.Format, "format", "f", "text", "output format: text or json")
+	f.StringVarP(&duration, "duration", "d", "", "stop after `DURATION` (5s, 1m, or seconds)")
+	f.BoolVarP(&req.Verbose, "verbose", "v", false, "show what is loaded and attached")
+	f.StringVar(&mode, "mode", "auto", "execution mode: auto, jit or interp")
+	f.IntVar(&req.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
+	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"auto", "jit", "interp"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// maxScriptSize bounds what we read from a script file.
+const maxScriptSize = 1 << 20
+
+func readScript(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, maxScriptSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(src) > maxScriptSize {
+		return nil, fmt.Errorf("%s: script is larger than %d bytes", path, maxScriptSize)
+	}
+	return src, nil
+}
+
+func parseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		if n <= 0 {
+			return 0, fmt.Errorf("duration must be positive: %q", s)
+		}
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("invalid duration %q: use e.g. 5s, 500ms, 1m or a number of seconds", s)
+	}
+	return d, nil
+}
