@@ -154,7 +154,8 @@ const ConfigMap = "config"
 
 // Offsets in the ConfigMap value.
 const (
-	ConfigStartNs = 0 // u64: ktime at start, for `elapsed`
-	ConfigCpid    = 8 // u64: pid of the -c child
-	ConfigSize    = 16
+	ConfigStartNs = 0  // u64: ktime at start, for `elapsed`
+	ConfigCpid    = 8  // u64: pid of the -c child
+	ConfigStopped = 16 // u64: non-zero once the trace is over; probes return at once
+	ConfigSize    = 24
 )
