@@ -1,0 +1,105 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/tracebroker/tracebroker/broker/output"
+	"github.com/tracebroker/tracebroker/broker/program"
+)
+
+// overheadScript counts every getcwd by process name: the cost a probe
+// adds to each event it fires on.
+const overheadScript = `tracepoint:syscalls:sys_enter_getcwd { @[comm] = count(); } BEGIN { printf("ready\n"); }`
+
+// waitReady consumes r until a line "ready" (or any line, for bpftrace's
+// "Attaching"), then drains it in the background.
+func waitReady(b *testing.B, r io.Reader, want string) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), want) {
+			go io.Copy(io.Discard, r)
+			return
+		}
+	}
+	b.Fatalf("tracer ended before %q", want)
+}
+
+func getcwdLoop(b *testing.B) {
+	buf := make([]byte, 256)
+	b.ResetTimer()
+	for b.Loop() {
+		syscall.Getcwd(buf)
+	}
+}
+
+// BenchmarkProbeOverhead is the time of one getcwd syscall with no probe,
+// with tracebroker's count probe, and with bpftrace's on the same script.
+func BenchmarkProbeOverhead(b *testing.B) {
+	b.Run("none", getcwdLoop)
+	b.Run("tracebroker", func(b *testing.B) {
+		needKernel(b)
+		pr, pw := io.Pipe()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- Run(ctx, Request{Name: "stdin", Source: []byte(overheadScript), Stdout: pw, Stderr: io.Discard})
+			pw.Close()
+		}()
+		waitReady(b, pr, "ready")
+		getcwdLoop(b)
+		b.StopTimer()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	})
+	b.Run("bpftrace", func(b *testing.B) {
+		needKernel(b)
+		bt, err := exec.LookPath("bpftrace")
+		if err != nil {
+			b.Skip("bpftrace is not installed")
+		}
+		cmd := exec.Command(bt, "-e", overheadScript)
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		waitReady(b, out, "ready")
+		getcwdLoop(b)
+		b.StopTimer()
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+	})
+}
+
+// BenchmarkPrintfEvent is the user-space cost of one printf event: decode
+// the record and format it, as the runner does for each.
+func BenchmarkPrintfEvent(b *testing.B) {
+	f := &program.Format{
+		Fmt: "%s opened %s (%d)\n",
+		Args: []program.Arg{
+			{Type: program.Type{Kind: program.String, Size: 16}, Offset: 16},
+			{Type: program.Type{Kind: program.String, Size: 64}, Offset: 32},
+			{Type: program.Type{Kind: program.Int, Size: 8, Signed: true}, Offset: 96},
+		},
+		Size: 104,
+	}
+	rec := make([]byte, f.Size)
+	rec[0] = byte(program.EventPrintf)
+	copy(rec[16:], "cat")
+	copy(rec[32:], "/etc/hostname")
+	rec[96] = 3
+	r := &runner{prog: &program.Program{Schema: program.Schema{Formats: []*program.Format{f}}}, out: output.NewText(io.Discard)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := r.handle(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
