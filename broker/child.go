@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // The -c child must not run before the probes are attached, or its first
@@ -161,8 +162,15 @@ func (c *child) kill() {
 	c.release.Close()
 	select {
 	case <-c.done:
+		return
 	default:
-		c.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(time.Second):
+		// A command that ignores SIGTERM must not keep the tracer alive.
+		c.cmd.Process.Kill()
 		<-c.done
 	}
 }
