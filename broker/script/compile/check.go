@@ -361,6 +361,9 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 			}
 			return ty{k: kInt, signed: t.signed}
 		}
+		if e.Op == syntax.MUL {
+			return c.deref(e, t)
+		}
 		c.errorf(e.OpPos, e.End(), "The unary %s operator is not supported yet", e.Op)
 		return ty{}
 	case *syntax.Ternary:
@@ -404,11 +407,30 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		c.errorf(e.Pos(), e.End(), "casts are not supported yet")
 		return ty{}
 	case *syntax.Index:
-		c.errorf(e.Pos(), e.End(), "indexing is not supported yet")
-		return ty{}
+		t := c.expr(in, e.X)
+		if it := c.expr(in, e.I); it.k != kInt && it.k != kNone {
+			c.errorf(e.I.Pos(), e.I.End(), "The array index operator [] expects an integer index (%s provided)", it)
+			return ty{}
+		}
+		return c.deref(e, t)
 	}
 	c.errorf(e.Pos(), e.End(), "unsupported expression")
 	return ty{}
+}
+
+// deref types *p and p[i]: p must be a pointer whose target is known.
+func (c *compiler) deref(e syntax.Expr, p ty) ty {
+	switch {
+	case p.k == kNone:
+		return ty{}
+	case !p.ptr:
+		c.errorf(e.Pos(), e.End(), "The * and [] operators can only be used on pointers (%s provided)", p)
+		return ty{}
+	case p.elemSize() == 0:
+		c.errorf(e.Pos(), e.End(), "Can not dereference a pointer to an unknown type")
+		return ty{}
+	}
+	return p.elem()
 }
 
 func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
@@ -452,7 +474,7 @@ func (c *compiler) field(in *instance, e *syntax.FieldAccess) ty {
 	case FieldInt:
 		return ty{k: kInt, signed: f.Signed}
 	case FieldPtr:
-		return ty{k: kInt, ptr: true, user: in.cat == "syscalls"}
+		return pointerType(f.Type, in.cat == "syscalls")
 	case FieldCharArray:
 		return tStr(f.Size)
 	case FieldDataLoc:

@@ -112,6 +112,8 @@ func TestErrors(t *testing.T) {
 		{`BEGIN { @x = arg0; }`, "The arg0 builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes"},
 		{`BEGIN { @h = hist(1); @y = @h; }`, "@h of type hist cannot be used in an expression"},
 		{`BEGIN { print(@x[1]); @x[1] = 1; }`, "The map passed to print() should not be indexed by a key"},
+		{`BEGIN { @x = pid[0]; }`, "The * and [] operators can only be used on pointers (uint64 provided)"},
+		{`tracepoint:syscalls:sys_enter_openat { @x = args->filename["a"]; }`, "The array index operator [] expects an integer index (string[64] provided)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.src, func(t *testing.T) {

@@ -592,7 +592,19 @@ func (g *gen) intExpr(e syntax.Expr) {
 			g.emit(asm.Xor.Imm(rAcc, -1))
 		case syntax.NOT:
 			g.boolOf(asm.JEq.Imm(rAcc, 0, ""))
+		case syntax.MUL:
+			g.load(g.typeOf(e.X))
 		}
+	case *syntax.Index:
+		p := g.typeOf(e.X)
+		g.intExpr(e.X)
+		tmp := g.alloc(8)
+		g.emit(asm.StoreMem(asm.R10, tmp, rAcc, asm.DWord))
+		g.intExpr(e.I)
+		g.emit(asm.Mul.Imm(rAcc, int32(p.elemSize())))
+		g.emit(asm.LoadMem(rTmp, asm.R10, tmp, asm.DWord))
+		g.emit(asm.Add.Reg(rAcc, rTmp))
+		g.load(p)
 	case *syntax.Binary:
 		g.binary(e)
 	case *syntax.Ternary:
@@ -606,6 +618,28 @@ func (g *gen) intExpr(e syntax.Expr) {
 		g.label(endL)
 	default:
 		panic(fmt.Sprintf("compile: intExpr of %T", e))
+	}
+}
+
+// load replaces the pointer p in rAcc by what it points to, read with
+// probe_read from user or kernel memory (0 if the read faults).
+func (g *gen) load(p ty) {
+	n := p.elemSize()
+	slot := g.alloc(8)
+	g.emit(storeImm64(asm.R10, slot, 0))
+	g.stackPtr(asm.R1, slot)
+	g.emit(asm.Mov.Imm(asm.R2, int32(n)))
+	g.emit(asm.Mov.Reg(asm.R3, rAcc))
+	if p.user {
+		g.call(asm.FnProbeReadUser)
+	} else {
+		g.call(asm.FnProbeReadKernel)
+	}
+	size := map[int]asm.Size{1: asm.Byte, 2: asm.Half, 4: asm.Word, 8: asm.DWord}[n]
+	if p.elem().signed && n < 8 {
+		g.emit(asm.LoadMemSX(rAcc, asm.R10, slot, size))
+	} else {
+		g.emit(asm.LoadMem(rAcc, asm.R10, slot, size))
 	}
 }
 

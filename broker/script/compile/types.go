@@ -2,6 +2,7 @@ package compile
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/tracebroker/tracebroker/broker/program"
 )
@@ -32,6 +33,11 @@ type ty struct {
 	elems  []ty
 	ptr    bool
 	user   bool // ptr into user memory
+	// What a ptr points to, for p[i] and *p: depth 1 points to an integer
+	// of esize bytes (0: unknown, e.g. a struct), deeper to pointers.
+	depth   int
+	esize   int
+	esigned bool
 	agg    program.Agg
 	// lhist parameters, when agg == Lhist
 	lmin, lmax, lstep int64
@@ -136,4 +142,46 @@ var aggName = map[program.Agg]string{
 	program.Plain: "value", program.Count: "count", program.Sum: "sum", program.Min: "min",
 	program.Max: "max", program.Avg: "avg", program.Stats: "stats", program.Hist: "hist",
 	program.Lhist: "lhist",
+}
+
+// pointerType describes a C pointer type as a tracepoint format spells it,
+// e.g. "const char *" or "const char *const *".
+func pointerType(ctype string, user bool) ty {
+	t := ty{k: kInt, ptr: true, user: user, depth: strings.Count(ctype, "*")}
+	base := strings.Fields(strings.NewReplacer("*", " ", "const", " ", "volatile", " ").Replace(ctype))
+	switch strings.Join(base, " ") {
+	case "char", "s8", "__s8", "signed char":
+		t.esize, t.esigned = 1, true
+	case "unsigned char", "u8", "__u8":
+		t.esize = 1
+	case "short", "s16", "__s16":
+		t.esize, t.esigned = 2, true
+	case "unsigned short", "u16", "__u16":
+		t.esize = 2
+	case "int", "s32", "__s32", "pid_t":
+		t.esize, t.esigned = 4, true
+	case "unsigned int", "unsigned", "u32", "__u32", "uid_t", "gid_t":
+		t.esize = 4
+	case "long", "long long", "s64", "__s64", "loff_t", "ssize_t":
+		t.esize, t.esigned = 8, true
+	case "unsigned long", "unsigned long long", "u64", "__u64", "size_t":
+		t.esize = 8
+	}
+	return t
+}
+
+// elem is the type of *p or p[i].
+func (t ty) elem() ty {
+	if t.depth > 1 {
+		return ty{k: kInt, ptr: true, user: t.user, depth: t.depth - 1, esize: t.esize, esigned: t.esigned}
+	}
+	return ty{k: kInt, signed: t.esigned}
+}
+
+// elemSize is how many bytes *p reads.
+func (t ty) elemSize() int {
+	if t.depth > 1 {
+		return 8
+	}
+	return t.esize
 }
