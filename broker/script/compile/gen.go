@@ -418,6 +418,14 @@ func (g *gen) aggregate(m *mapInfo, lhs *syntax.MapExpr, call *syntax.Call) {
 	}
 	g.emit(asm.Ja.Label(done))
 	g.label(insert)
+	if agg == program.Max {
+		// bpftrace 0.17 compares a new key's value with 0: max() of
+		// negative values never creates the key.
+		if m.val.signed {
+			g.emit(asm.LoadMem(rAcc, asm.R10, v, asm.DWord))
+			g.emit(asm.JSLT.Imm(rAcc, 0, done))
+		}
+	}
 	val := g.alloc(16)
 	switch agg {
 	case program.Count, program.Hist, program.Lhist:
@@ -435,12 +443,15 @@ func (g *gen) aggregate(m *mapInfo, lhs *syntax.MapExpr, call *syntax.Call) {
 }
 
 // log2Bucket turns the value in rAcc into its hist() bucket index.
+// bpftrace 0.17 shifts by at most 31 bits in total, so every value from
+// 2^31 up lands in the [2G, 4G) bucket; tracebroker does the same so that
+// its histograms are bpftrace's.
 func (g *gen) log2Bucket() {
 	neg, zero, done := g.newLabel(), g.newLabel(), g.newLabel()
 	g.emit(asm.JSLT.Imm(rAcc, 0, neg))
 	g.emit(asm.JEq.Imm(rAcc, 0, zero))
 	g.emit(asm.Mov.Imm(rTmp, 2))
-	for _, s := range []int32{32, 16, 8, 4, 2, 1} {
+	for _, s := range []int32{16, 8, 4, 2, 1} {
 		skip := g.newLabel()
 		g.emit(asm.Mov.Reg(rAux, rAcc))
 		g.emit(asm.RSh.Imm(rAux, s))
