@@ -62,16 +62,21 @@ func lhistRange(b []uint64, min, max, step int64) (lo, hi int, maxCount int32, n
 
 // bar computes the bar length in C float arithmetic, as bpftrace's
 // `int bar_width = values.at(i)/(float)max_value*max_width` does: the
-// float32 rounding decides some lengths.
+// float32 rounding decides some lengths. Only a count of 2^31 or more,
+// which the 32-bit maximum misjudges, could exceed the full width (and
+// crash bpftrace); such bars are cut to the full width.
 func bar(count uint64, max int32) int {
 	if max <= 0 {
 		return 0
 	}
-	w := int(float32(count) / float32(max) * float32(barWidth))
+	w := float32(count) / float32(max) * float32(barWidth)
+	if w >= barWidth {
+		return barWidth
+	}
 	if w < 0 {
 		return 0
 	}
-	return w
+	return int(w)
 }
 
 // histLabel is bpftrace's hist_index_label: 2^power with a K/M/G/T suffix.

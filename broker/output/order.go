@@ -17,7 +17,7 @@ import (
 //   - count, sum, min, max and integer-valued maps: by value, ascending,
 //     signed or not as the value is. bpftrace starts from the kernel's hash
 //     order, which varies from run to run, so equal values come out in no
-//     fixed order; we break ties by key (sortByKey order).
+//     fixed order; we break ties by key (keyLess order).
 //   - hist, lhist (by the sum of their buckets), avg and stats (by the
 //     average): std::sort starting from the keys' raw bytes order. We replay
 //     both, so ties come out as bpftrace prints them: e.g. key 256 (bytes
