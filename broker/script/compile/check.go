@@ -1,8 +1,7 @@
 package compile
 
 import (
-	"fmt"
-
+	"github.com/tracebroker/tracebroker/broker/output"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 )
@@ -661,10 +660,11 @@ func (c *compiler) printf(in *instance, e *syntax.Call) {
 		return
 	}
 	in.types[lit] = tVoid
-	verbs, err := parseFormat(lit.Value)
-	if err != nil {
-		c.errorf(lit.From, lit.To, "printf: %v", err)
-		return
+	// Conversions are found exactly as the output stage (and bpftrace
+	// 0.17) finds them, so that checking and printing cannot disagree.
+	var verbs []byte
+	for _, sp := range output.ParseFormat(lit.Value) {
+		verbs = append(verbs, sp.Verb[len(sp.Verb)-1])
 	}
 	args := e.Args[1:]
 	if len(args) > len(verbs) {
@@ -700,37 +700,4 @@ func kindWord(t ty) string {
 		return "tuple"
 	}
 	return t.String()
-}
-
-// parseFormat returns the conversion character of each printf verb.
-func parseFormat(f string) ([]byte, error) {
-	var verbs []byte
-	for i := 0; i < len(f); i++ {
-		if f[i] != '%' {
-			continue
-		}
-		i++
-		if i < len(f) && f[i] == '%' {
-			continue
-		}
-		for i < len(f) && (f[i] == '-' || f[i] == '+' || f[i] == ' ' || f[i] == '#' || f[i] == '0') {
-			i++
-		}
-		for i < len(f) && (f[i] >= '0' && f[i] <= '9' || f[i] == '.') {
-			i++
-		}
-		for i < len(f) && (f[i] == 'l' || f[i] == 'h' || f[i] == 'z' || f[i] == 'j' || f[i] == 't') {
-			i++
-		}
-		if i >= len(f) {
-			return nil, fmt.Errorf("incomplete format specifier at the end of the format string")
-		}
-		switch f[i] {
-		case 'd', 'i', 'u', 'x', 'X', 'o', 's', 'c', 'p':
-			verbs = append(verbs, f[i])
-		default:
-			return nil, fmt.Errorf("Unknown format string conversion '%%%c'", f[i])
-		}
-	}
-	return verbs, nil
 }

@@ -38,7 +38,7 @@ type ty struct {
 	depth   int
 	esize   int
 	esigned bool
-	agg    program.Agg
+	agg     program.Agg
 	// lhist parameters, when agg == Lhist
 	lmin, lmax, lstep int64
 }
