@@ -11,39 +11,14 @@ import (
 
 // The -c child must not run before the probes are attached, or its first
 // events are lost; and its pid (cpid) must be known before that. Go cannot
-// pause between fork and exec, so the child starts as a copy of this binary
-// that waits on a pipe and then execs the command in place, keeping its pid.
-const childShimEnv = "TRACEBROKER_CHILD_SHIM"
+// pause between fork and exec, and a paused copy of this binary would show
+// up in the trace as several threads. So, as bpftrace's forked child does,
+// a single-threaded process waits: a POSIX shell that says it is ready on
+// fd 4, blocks reading fd 3, and then execs the command in place, keeping
+// its pid. Its own start-up happens before the probes are attached.
+const childShell = "/bin/sh"
 
-// RunChildShim must be called first thing in main. In the shim process it
-// does not return.
-func RunChildShim() {
-	if os.Getenv(childShimEnv) != "1" {
-		return
-	}
-	os.Unsetenv(childShimEnv)
-	// Tell the tracer the Go runtime is up (its own file opens are done, so
-	// they do not show up in the trace), then wait to be released.
-	ready := os.NewFile(4, "ready")
-	ready.Write([]byte{1})
-	ready.Close()
-	go_ := os.NewFile(3, "go")
-	buf := make([]byte, 1)
-	if n, _ := go_.Read(buf); n != 1 {
-		// The tracer went away without releasing us: never run the command.
-		os.Exit(127)
-	}
-	go_.Close()
-	args := os.Args[1:]
-	path, err := exec.LookPath(args[0])
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ERROR: failed to exec %s: %v\n", args[0], err)
-		os.Exit(127)
-	}
-	err = syscall.Exec(path, args, os.Environ())
-	fmt.Fprintf(os.Stderr, "ERROR: failed to exec %s: %v\n", path, err)
-	os.Exit(127)
-}
+const childScript = `printf x >&4; exec 4>&-; read -r _ <&3 || exit 127; exec "$@" 3<&-`
 
 // child is a command started paused.
 type child struct {
@@ -107,10 +82,6 @@ func startChild(command string) (*child, error) {
 	if _, err := exec.LookPath(args[0]); err != nil {
 		return nil, fmt.Errorf("failed to find executable %s: %w", args[0], err)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -122,9 +93,7 @@ func startChild(command string) (*child, error) {
 		return nil, err
 	}
 	defer readyR.Close()
-	cmd := exec.Command(self, args...)
-	cmd.Args[0] = args[0]
-	cmd.Env = append(os.Environ(), childShimEnv+"=1")
+	cmd := exec.Command(childShell, append([]string{"-c", childScript, "sh"}, args...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{r, readyW}
 	// If the tracer dies, the child must not outlive it unreleased.
@@ -152,7 +121,7 @@ func (c *child) pid() int { return c.cmd.Process.Pid }
 
 // start lets the command run.
 func (c *child) start() error {
-	_, err := c.release.Write([]byte{1})
+	_, err := c.release.Write([]byte{'\n'})
 	c.release.Close()
 	return err
 }

@@ -23,7 +23,6 @@ import (
 // re-runs it with TB_WORKLOAD set, and it does exactly what its arguments
 // say, so that every count in the expected output is exact.
 func TestMain(m *testing.M) {
-	RunChildShim()
 	if os.Getenv("TB_WORKLOAD") == "1" {
 		os.Exit(workload(os.Args[1:]))
 	}

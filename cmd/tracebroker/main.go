@@ -11,9 +11,8 @@ import (
 )
 
 func main() {
-	// This binary is also its own helper processes: the paused -c child
-	// and the background detacher. Neither returns.
-	broker.RunChildShim()
+	// This binary is also its own background detacher, which does not
+	// return.
 	bpf.RunReleaseHelper()
 	if err := newRootCmd().Execute(); err != nil {
 		var se *broker.ScriptError
