@@ -7,25 +7,31 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The -c child must not run before the probes are attached, or its first
 // events are lost; and its pid (cpid) must be known before that. Go cannot
 // pause between fork and exec, and a paused copy of this binary would show
 // up in the trace as several threads. So, as bpftrace's forked child does,
-// a single-threaded process waits: a POSIX shell that says it is ready on
-// fd 4, blocks reading fd 3, and then execs the command in place, keeping
-// its pid. Its own start-up happens before the probes are attached.
+// a single-threaded process waits: a POSIX shell that stops itself and,
+// once continued, execs the command in place, keeping its pid. Its own
+// start-up happens before the probes are attached, and after it is
+// continued it makes no system call but execve.
 const childShell = "/bin/sh"
 
-const childScript = `printf x >&4; exec 4>&-; read -r _ <&3 || exit 127; exec "$@" 3<&-`
+const childScript = `kill -STOP $$; exec "$@"`
+
+// cldStopped is siginfo's si_code for a stopped child (CLD_STOPPED in
+// <signal.h>), which x/sys/unix does not name.
+const cldStopped = 5
 
 // child is a command started paused.
 type child struct {
-	cmd     *exec.Cmd
-	release *os.File
-	done    chan struct{}
-	err     error
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
 }
 
 // splitCommand splits -c's argument into words, honouring quotes.
@@ -82,59 +88,62 @@ func startChild(command string) (*child, error) {
 	if _, err := exec.LookPath(args[0]); err != nil {
 		return nil, fmt.Errorf("failed to find executable %s: %w", args[0], err)
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		r.Close()
-		w.Close()
-		return nil, err
-	}
-	defer readyR.Close()
 	cmd := exec.Command(childShell, append([]string{"-c", childScript, "sh"}, args...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.ExtraFiles = []*os.File{r, readyW}
-	// If the tracer dies, the child must not outlive it unreleased.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	err = cmd.Start()
-	r.Close()
-	readyW.Close()
-	if err != nil {
-		w.Close()
+	// If the tracer dies, the child must not outlive it: a stopped
+	// process ignores SIGTERM until continued, so it is SIGKILL.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", args[0], err)
 	}
-	c := &child{cmd: cmd, release: w, done: make(chan struct{})}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	// Wait for the stop without reaping (WNOWAIT), before the goroutine
+	// that reaps the child starts.
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WSTOPPED|unix.WEXITED|unix.WNOWAIT, nil); err != nil || info.Code != cldStopped {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("start %s: the child exited before it was ready", args[0])
+	}
+	// The stop is reported before the child's last context switch; that
+	// switch belongs to the child's start-up, not to the trace.
+	waitOffCPU(cmd.Process.Pid)
 	go func() {
 		c.err = cmd.Wait()
 		close(c.done)
 	}()
-	if n, _ := readyR.Read(make([]byte, 1)); n != 1 {
-		c.kill()
-		return nil, fmt.Errorf("start %s: the child exited before it was ready", args[0])
-	}
 	return c, nil
 }
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
+// waitOffCPU waits (briefly) until pid is not on a CPU: the kernel
+// answers "running" in /proc/PID/syscall while it is.
+func waitOffCPU(pid int) {
+	path := fmt.Sprintf("/proc/%d/syscall", pid)
+	for deadline := time.Now().Add(100 * time.Millisecond); time.Now().Before(deadline); {
+		b, err := os.ReadFile(path)
+		if err != nil || !strings.HasPrefix(string(b), "running") {
+			return
+		}
+		time.Sleep(20 * time.Microsecond)
+	}
+}
+
 // start lets the command run.
 func (c *child) start() error {
-	_, err := c.release.Write([]byte{'\n'})
-	c.release.Close()
-	return err
+	return c.cmd.Process.Signal(syscall.SIGCONT)
 }
 
 // kill stops a child that never ran or is still running.
 func (c *child) kill() {
-	c.release.Close()
 	select {
 	case <-c.done:
 		return
 	default:
 	}
 	c.cmd.Process.Signal(syscall.SIGTERM)
+	c.cmd.Process.Signal(syscall.SIGCONT) // a child never released is still stopped
 	select {
 	case <-c.done:
 	case <-time.After(time.Second):
