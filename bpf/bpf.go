@@ -23,9 +23,9 @@ import (
 // Session is one loaded program: its maps, its kernel programs and, once
 // attached, its links.
 type Session struct {
-	prog   *program.Program
-	coll   *ebpf.Collection
-	progs  []*ebpf.Program // parallel to prog.Probes
+	prog  *program.Program
+	coll  *ebpf.Collection
+	progs []*ebpf.Program // parallel to prog.Probes
 	// perfFD are the attachments: a perf event per probe with the program
 	// set on it. Closing one detaches its program.
 	perfFD []int

@@ -115,6 +115,9 @@ func Run(ctx context.Context, req Request) (err error) {
 	default:
 		return fmt.Errorf("invalid output format %q (text or json)", req.Format)
 	}
+	if req.PID < 0 {
+		return fmt.Errorf("invalid pid %d", req.PID)
+	}
 	if req.PID != 0 {
 		if err := unix.Kill(req.PID, 0); err != nil && !errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("process %d: %w", req.PID, err)

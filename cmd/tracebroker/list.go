@@ -23,8 +23,11 @@ func newListCmd() *cobra.Command {
 				pattern = args[0]
 			}
 			w := bufio.NewWriter(os.Stdout)
-			defer w.Flush()
-			return tracefs.List(w, pattern, verbose)
+			if err := tracefs.List(w, pattern, verbose); err != nil {
+				w.Flush()
+				return err
+			}
+			return w.Flush()
 		},
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each tracepoint's args fields")
