@@ -23,6 +23,8 @@ import (
 // re-runs it with TB_WORKLOAD set, and it does exactly what its arguments
 // say, so that every count in the expected output is exact.
 func TestMain(m *testing.M) {
+	// DetachInBackground re-runs this binary as its release helper.
+	bpf.RunReleaseHelper()
 	if os.Getenv("TB_WORKLOAD") == "1" {
 		os.Exit(workload(os.Args[1:]))
 	}

@@ -1,0 +1,407 @@
+package bpf_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
+
+	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/broker"
+	"github.com/tracebroker/tracebroker/broker/program"
+)
+
+func needKernel(t *testing.T) {
+	t.Helper()
+	if err := bpf.Supported(); err != nil {
+		t.Skipf("kernel tracing unavailable: %v", err)
+	}
+}
+
+// lockKernel serialises the tests that load BPF objects across the test
+// binaries of `go test ./...`, which run in parallel: broker's lifecycle
+// tests check the kernel's global lists of programs and maps (see
+// broker/lifecycle_test.go, which takes the same lock).
+func lockKernel(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "tracebroker-kernel-tests.lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+}
+
+// compileScript compiles src against the running kernel, as the broker does.
+func compileScript(t *testing.T, src string, maxKeys int) *program.Program {
+	t.Helper()
+	prog, _, err := broker.Compile(&broker.Request{Name: "stdin", Source: []byte(src), MaxMapKeys: maxKeys})
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return prog
+}
+
+// mapID finds a user map by its script name.
+func mapID(t *testing.T, p *program.Program, name string) int {
+	t.Helper()
+	for i, m := range p.Schema.Maps {
+		if m.Name == name {
+			return i
+		}
+	}
+	t.Fatalf("no map %s in %v", name, p.Schema.Maps)
+	return -1
+}
+
+// entries renders a snapshot of a count or plain map as "key=value"
+// strings, in the snapshot's (key) order.
+func entries(t *testing.T, s *bpf.Session, id int) []string {
+	t.Helper()
+	snap, err := s.Snapshot(id)
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	var out []string
+	for _, e := range snap.Entries {
+		var keys []string
+		for _, k := range e.Keys {
+			if k.Type.Kind == program.String {
+				keys = append(keys, k.Str)
+			} else {
+				keys = append(keys, fmt.Sprint(k.Int))
+			}
+		}
+		out = append(out, fmt.Sprintf("%s=%d", strings.Join(keys, ","), e.Value.Int))
+	}
+	return out
+}
+
+// ownFDs counts this process's BPF and perf event file descriptors, by
+// kind and object id ("fds of bpf-map 12", "fds of [perf_event]"), and
+// its memory mappings of BPF maps.
+func ownFDs(t *testing.T) map[string]int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, e := range ents {
+		target, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err != nil {
+			continue // the directory's own fd, closed by now
+		}
+		kind, ok := strings.CutPrefix(target, "anon_inode:")
+		if !ok || !strings.HasPrefix(kind, "bpf") && kind != "[perf_event]" {
+			continue
+		}
+		info, _ := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		for _, line := range strings.Split(string(info), "\n") {
+			if k, v, _ := strings.Cut(line, ":"); k == "prog_id" || k == "map_id" || k == "link_id" {
+				kind += " " + strings.TrimSpace(v)
+			}
+		}
+		out["fds of "+kind]++
+	}
+	// A ring buffer reader maps the map into memory, which holds it too.
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(maps), "\n") {
+		if strings.HasSuffix(line, " anon_inode:bpf-map") {
+			out["memory mappings of bpf-maps"]++
+		}
+	}
+	return out
+}
+
+// closeAndCheck closes s and checks that this process holds no more file
+// descriptors than fds (taken before Load), and that the kernel unloaded
+// the programs at once and the maps (which the programs reference) soon
+// after: a map outlives the last program using it by an RCU grace period.
+// The check is by id, not by counting everything loaded, so that the other
+// test binaries that `go test ./...` runs meanwhile do not disturb it.
+func closeAndCheck(t *testing.T, s *bpf.Session, fds map[string]int) {
+	t.Helper()
+	var progs []ebpf.ProgramID
+	maps := map[ebpf.MapID]bool{}
+	for _, p := range s.Programs() {
+		info, err := p.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, ok := info.ID()
+		if !ok {
+			t.Fatal("program info has no id")
+		}
+		progs = append(progs, id)
+		ids, ok := info.MapIDs()
+		if !ok {
+			t.Fatal("program info has no map ids")
+		}
+		for _, m := range ids {
+			maps[m] = true
+		}
+	}
+	if len(progs) == 0 || len(maps) == 0 {
+		t.Fatalf("session has %d programs using %d maps", len(progs), len(maps))
+	}
+	s.Close()
+	// At once: the garbage collector would close leaked ones eventually.
+	for k, n := range ownFDs(t) {
+		if n > fds[k] {
+			t.Errorf("after Close this process holds %d %s, %d before Load", n, k, fds[k])
+		}
+	}
+	for _, id := range progs {
+		if p, err := ebpf.NewProgramFromID(id); err == nil {
+			p.Close()
+			t.Errorf("program %d still loaded after Close", id)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("program %d: %v", id, err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for len(maps) > 0 {
+		for id := range maps {
+			m, err := ebpf.NewMapFromID(id)
+			if errors.Is(err, os.ErrNotExist) {
+				delete(maps, id)
+				continue
+			}
+			if err != nil {
+				t.Fatalf("map %d: %v", id, err)
+			}
+			m.Close()
+		}
+		if len(maps) > 0 && time.Now().After(deadline) {
+			t.Fatalf("maps still loaded 2s after Close: %v", maps)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// loadedNamed returns the ids of the loaded programs with one of names.
+func loadedNamed(t *testing.T, names ...string) []ebpf.ProgramID {
+	t.Helper()
+	var out []ebpf.ProgramID
+	for id := ebpf.ProgramID(0); ; {
+		next, err := ebpf.ProgramGetNextID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("BPF_PROG_GET_NEXT_ID: %v", err)
+		}
+		id = next
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		info, err := p.Info()
+		p.Close()
+		if err == nil && slices.Contains(names, info.Name) {
+			out = append(out, id)
+		}
+	}
+}
+
+// syscalls makes getcwd and getcpu system calls (getcpu by number: the
+// vDSO one is no system call, and the Go runtime makes neither).
+func syscalls(cwd, cpu int) {
+	buf := make([]byte, 4096)
+	for i := 0; i < cwd; i++ {
+		syscall.Getcwd(buf)
+	}
+	var c, node uint32
+	for i := 0; i < cpu; i++ {
+		unix.Syscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&c)), uintptr(unsafe.Pointer(&node)), 0)
+	}
+}
+
+// TestAttachRollsBack: when a probe cannot be attached, Attach fails naming
+// it and detaches the ones it had attached, so they no longer fire; Close
+// then unloads every program.
+func TestAttachRollsBack(t *testing.T) {
+	needKernel(t)
+	src := fmt.Sprintf(`tracepoint:syscalls:sys_enter_getcwd, tracepoint:syscalls:sys_enter_getcpu /pid == %d/ { @[probe] = count(); }`, os.Getpid())
+	missing := func(p *program.Probe) {
+		p.Event = "sys_enter_nosuch"
+		p.Name = "tracepoint:syscalls:sys_enter_nosuch"
+	}
+	tests := []struct {
+		name    string
+		mutate  func(p *program.Program)
+		wantErr string // "" if Attach must succeed
+		want    []string
+	}{
+		{
+			name:   "all exist",
+			mutate: func(p *program.Program) {},
+			want:   []string{"tracepoint:syscalls:sys_enter_getcpu=2", "tracepoint:syscalls:sys_enter_getcwd=3"},
+		},
+		{
+			// getcwd is attached first, then rolled back.
+			name:    "second missing",
+			mutate:  func(p *program.Program) { missing(p.Probes[1]) },
+			wantErr: "attach tracepoint:syscalls:sys_enter_nosuch: ",
+		},
+		{
+			name:    "first missing",
+			mutate:  func(p *program.Program) { missing(p.Probes[0]) },
+			wantErr: "attach tracepoint:syscalls:sys_enter_nosuch: ",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lockKernel(t)
+			prog := compileScript(t, src, 0)
+			if len(prog.Probes) != 2 || prog.Probes[0].Event != "sys_enter_getcwd" || prog.Probes[1].Event != "sys_enter_getcpu" {
+				t.Fatalf("unexpected probes: %+v", prog.Probes)
+			}
+			tc.mutate(prog)
+			fds := ownFDs(t)
+			s, err := bpf.Load(prog)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			defer s.Close()
+			if n := len(s.Programs()); n != 2 {
+				t.Errorf("Load made %d programs, want 2", n)
+			}
+			err = s.Attach()
+			wantAttached := 2
+			if tc.wantErr != "" {
+				wantAttached = 0
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Errorf("Attach: %v, want an error starting with %q", err, tc.wantErr)
+				}
+			} else if err != nil {
+				t.Fatalf("Attach: %v", err)
+			}
+			if err != nil {
+				t.Logf("Attach: %v", err)
+			}
+			if n := s.Attached(); n != wantAttached {
+				t.Errorf("Attached() = %d, want %d", n, wantAttached)
+			}
+			// What is attached counts these calls; what was rolled back
+			// must not.
+			syscalls(3, 2)
+			if got := entries(t, s, mapID(t, prog, "@")); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("@ = %q, want %q", got, tc.want)
+			}
+			closeAndCheck(t, s, fds)
+			s.Close() // twice is harmless
+		})
+	}
+}
+
+// TestSessionMaps: Snapshot, Clear and MapErrors on a loaded session, with
+// the map contents written by BEGIN through Session.Run.
+func TestSessionMaps(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	// Two keys fit in @a: @a[3] is dropped and counted, every run.
+	prog := compileScript(t, `BEGIN { @a[1] = 10; @a[2] = 20; @a[3] = 30; @c = count(); @c = count(); }`, 2)
+	a, c := mapID(t, prog, "@a"), mapID(t, prog, "@c")
+	fds := ownFDs(t)
+	s, err := bpf.Load(prog)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	defer s.Close()
+	errs := func() []uint64 { e := s.MapErrors(); return []uint64{e[a], e[c]} }
+	check := func(step string, wantA, wantC []string, wantErrs []uint64) {
+		t.Helper()
+		if got := entries(t, s, a); !reflect.DeepEqual(got, wantA) {
+			t.Errorf("%s: @a = %q, want %q", step, got, wantA)
+		}
+		if got := entries(t, s, c); !reflect.DeepEqual(got, wantC) {
+			t.Errorf("%s: @c = %q, want %q", step, got, wantC)
+		}
+		if got := errs(); !reflect.DeepEqual(got, wantErrs) {
+			t.Errorf("%s: map errors (@a, @c) = %v, want %v", step, got, wantErrs)
+		}
+	}
+	check("loaded", nil, nil, []uint64{0, 0})
+	if err := s.Run(program.Begin); err != nil {
+		t.Fatalf("Run(Begin): %v", err)
+	}
+	check("after BEGIN", []string{"1=10", "2=20"}, []string{"=2"}, []uint64{1, 0})
+	if err := s.Clear(a); err != nil {
+		t.Fatalf("Clear(@a): %v", err)
+	}
+	check("after clear(@a)", nil, []string{"=2"}, []uint64{1, 0})
+	if err := s.Clear(a); err != nil {
+		t.Fatalf("Clear of an empty map: %v", err)
+	}
+	if err := s.Run(program.Begin); err != nil {
+		t.Fatalf("Run(Begin): %v", err)
+	}
+	check("after second BEGIN", []string{"1=10", "2=20"}, []string{"=4"}, []uint64{2, 0})
+	if err := s.Clear(c); err != nil {
+		t.Fatalf("Clear(@c): %v", err)
+	}
+	check("after clear(@c)", []string{"1=10", "2=20"}, nil, []uint64{2, 0})
+	// END does not exist in this program: running it does nothing.
+	if err := s.Run(program.End); err != nil {
+		t.Errorf("Run(End): %v", err)
+	}
+	closeAndCheck(t, s, fds)
+}
+
+// TestLoadRejected: a program the verifier refuses fails Load with the
+// probe's name and leaves nothing loaded (the other probe's program
+// included).
+func TestLoadRejected(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	prog := compileScript(t, `BEGIN { @a = 1; } END { @a = 2; }`, 0)
+	if prog.Probes[0].Kind != program.Begin || prog.Probes[1].Kind != program.End {
+		t.Fatalf("unexpected probes: %+v", prog.Probes)
+	}
+	// Names no other test uses (BEGIN and END name their programs after
+	// the probe), to find leftovers among everything loaded.
+	prog.Probes[0].Name, prog.Probes[1].Name = "tbtest_begin", "tbtest_end"
+	// END returns without setting r0: the verifier rejects it.
+	end := prog.Probes[1]
+	end.Insns = asm.Instructions{asm.Return()}
+	fds := ownFDs(t)
+	s, err := bpf.Load(prog)
+	if err == nil {
+		s.Close()
+		t.Fatal("Load succeeded, want a verifier error")
+	}
+	t.Logf("Load: %v", err)
+	if want := "the kernel verifier rejected the program for tbtest_end: "; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Load: %v, want it to start with %q", err, want)
+	}
+	if !strings.Contains(err.Error(), "R0 !read_ok") {
+		t.Errorf("Load: %v, want the verifier log's reason", err)
+	}
+	for k, n := range ownFDs(t) {
+		if n > fds[k] {
+			t.Errorf("after the failed Load this process holds %d %s, %d before", n, k, fds[k])
+		}
+	}
+	if left := loadedNamed(t, "tbtest_begin", "tbtest_end"); len(left) > 0 {
+		t.Errorf("programs left loaded after a failed Load: %v", left)
+	}
+}

@@ -1,0 +1,714 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tracebroker/tracebroker/bpf"
+)
+
+// lockKernel serialises the tests that load BPF objects across test
+// binaries: `go test ./broker/ ./bpf/ ./cmd/...` runs the packages in
+// parallel, and the leak checks below look at the kernel's global lists of
+// programs and maps. bpf/bpf_test.go and cmd/tracebroker/cli_test.go take
+// the same lock. The lock is released when the test ends.
+func lockKernel(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "tracebroker-kernel-tests.lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+}
+
+// leakCheck finds what a run left behind, in two ways.
+//
+// At once: the run's own file descriptors. Once Run returns (detaching
+// synchronously), neither this process nor any process it started may
+// hold a BPF program, map or link, a perf event or a memory mapping of a
+// map that it did not hold before. That is checked straight away, before
+// the garbage collector closes what leaked (cilium/ebpf closes unreachable
+// objects), and other tracers on the machine cannot disturb it.
+//
+// In the kernel: every program and map id, listed with
+// BPF_PROG_GET_NEXT_ID and BPF_MAP_GET_NEXT_ID before and after the run.
+// The kernel allocates ids cyclically, so an id not there before is an
+// object created since; comparing ids rather than counts is not fooled by
+// an older object going away meanwhile (the release helper of an earlier
+// run). The machine is shared, and another tracer (bpftrace, tracebroker
+// by hand) may come and go during the run, so a new object counts only if
+// it has a name the run gives its objects, no process outside this test
+// holds a file descriptor to it, and it is still there after a wait longer
+// than any detaching: a map outlives its last program by an RCU grace
+// period, and another tracebroker's release helper takes about as long.
+type leakCheck struct {
+	progs, maps         map[uint32]bool // ids loaded before the run
+	progNames, mapNames map[string]bool // the names of the run's objects
+	fds                 map[string]int  // heldBy(tree) before the run
+}
+
+// kernelWait bounds how long the kernel may take to free what a run
+// closed.
+const kernelWait = 2 * time.Second
+
+// newLeakCheck learns the kernel names of req's objects by loading its
+// program and closing it again (a script that does not compile cannot load
+// anything: only the maps every program has are looked for), then records
+// what is loaded.
+func newLeakCheck(t testing.TB, req Request) *leakCheck {
+	t.Helper()
+	c := &leakCheck{progs: map[uint32]bool{}, maps: map[uint32]bool{}, progNames: map[string]bool{},
+		mapNames: map[string]bool{"events": true, "map_errors": true, "config": true}}
+	if prog, _, err := Compile(&req); err == nil {
+		s, err := bpf.Load(prog)
+		if err != nil {
+			t.Fatalf("load %q: %v", req.Source, err)
+		}
+		for _, p := range s.Programs() {
+			info, err := p.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.progNames[info.Name] = true
+			ids, _ := info.MapIDs()
+			for _, id := range ids {
+				if name := mapName(id); name != "" {
+					c.mapNames[name] = true
+				}
+			}
+		}
+		s.Close()
+	}
+	forEachID(t, func(id ebpf.ProgramID) { c.progs[uint32(id)] = true }, func(id ebpf.MapID) { c.maps[uint32(id)] = true })
+	c.fds = heldBy(t, true)
+	return c
+}
+
+func forEachID(t testing.TB, prog func(ebpf.ProgramID), m func(ebpf.MapID)) {
+	t.Helper()
+	for id := ebpf.ProgramID(0); ; {
+		next, err := ebpf.ProgramGetNextID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("BPF_PROG_GET_NEXT_ID: %v", err)
+		}
+		prog(next)
+		id = next
+	}
+	for id := ebpf.MapID(0); ; {
+		next, err := ebpf.MapGetNextID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("BPF_MAP_GET_NEXT_ID: %v", err)
+		}
+		m(next)
+		id = next
+	}
+}
+
+func progName(id ebpf.ProgramID) string {
+	p, err := ebpf.NewProgramFromID(id)
+	if err != nil {
+		return "" // unloaded meanwhile
+	}
+	defer p.Close()
+	info, err := p.Info()
+	if err != nil {
+		return ""
+	}
+	return info.Name
+}
+
+func mapName(id ebpf.MapID) string {
+	m, err := ebpf.NewMapFromID(id)
+	if err != nil {
+		return ""
+	}
+	defer m.Close()
+	info, err := m.Info()
+	if err != nil {
+		return ""
+	}
+	return info.Name
+}
+
+// processes returns every live pid with its parent.
+func processes() map[int]int {
+	parent := map[int]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			parent[pid] = ppid(pid)
+		}
+	}
+	return parent
+}
+
+// ppid returns the parent of pid, or 0 if it is gone.
+func ppid(pid int) int {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(fields[1])
+	return n
+}
+
+// ours reports whether pid is this process or one it started.
+func ours(parent map[int]int, pid int) bool {
+	self := os.Getpid()
+	for i := 0; pid > 1 && i < 64; i++ {
+		if pid == self {
+			return true
+		}
+		pid = parent[pid]
+	}
+	return false
+}
+
+// fdObjects calls f with the kind of each BPF or perf event file
+// descriptor pid holds ("bpf-map", "[perf_event]", ...) and the id of its
+// program, map or link (0 for a perf event), and for each memory mapping
+// of a BPF map ("mapping of bpf-map", 0).
+func fdObjects(pid int, f func(kind string, id uint64)) {
+	dir := fmt.Sprintf("/proc/%d/", pid)
+	fds, _ := os.ReadDir(dir + "fd")
+	for _, fd := range fds {
+		target, err := os.Readlink(dir + "fd/" + fd.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		kind, ok := strings.CutPrefix(target, "anon_inode:")
+		if !ok || !strings.HasPrefix(kind, "bpf") && kind != "[perf_event]" {
+			continue
+		}
+		var id uint64
+		info, _ := os.ReadFile(dir + "fdinfo/" + fd.Name())
+		for _, line := range strings.Split(string(info), "\n") {
+			if k, v, _ := strings.Cut(line, ":"); k == "prog_id" || k == "map_id" || k == "link_id" {
+				id, _ = strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+			}
+		}
+		f(kind, id)
+	}
+	// A ring buffer reader maps its map into memory, which holds it too.
+	maps, _ := os.ReadFile(dir + "maps")
+	for _, line := range strings.Split(string(maps), "\n") {
+		if strings.HasSuffix(line, " anon_inode:bpf-map") {
+			f("mapping of bpf-map", 0)
+		}
+	}
+}
+
+// heldBy counts the BPF objects this process holds (and, with tree, the
+// processes it started), as "KIND ID" or "KIND".
+func heldBy(t testing.TB, tree bool) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	add := func(kind string, id uint64) {
+		if id != 0 {
+			kind = fmt.Sprintf("%s %d", kind, id)
+		}
+		out[kind]++
+	}
+	if !tree {
+		fdObjects(os.Getpid(), add)
+		return out
+	}
+	parent := processes()
+	for pid := range parent {
+		if ours(parent, pid) {
+			fdObjects(pid, add)
+		}
+	}
+	return out
+}
+
+// heldByOthers returns the ids of the BPF programs and maps that processes
+// other than this one and those it started hold file descriptors to.
+func heldByOthers() (progs, maps map[uint32]bool) {
+	progs, maps = map[uint32]bool{}, map[uint32]bool{}
+	parent := processes()
+	for pid := range parent {
+		if ours(parent, pid) {
+			continue
+		}
+		fdObjects(pid, func(kind string, id uint64) {
+			switch kind {
+			case "bpf-prog":
+				progs[uint32(id)] = true
+			case "bpf-map":
+				maps[uint32(id)] = true
+			}
+		})
+	}
+	return progs, maps
+}
+
+// leftovers returns the run's objects still loaded, by id, with their names.
+func (c *leakCheck) leftovers(t testing.TB) (progs, maps map[uint32]string) {
+	t.Helper()
+	progs, maps = map[uint32]string{}, map[uint32]string{}
+	forEachID(t, func(id ebpf.ProgramID) {
+		if name := progName(id); !c.progs[uint32(id)] && c.progNames[name] {
+			progs[uint32(id)] = name
+		}
+	}, func(id ebpf.MapID) {
+		if name := mapName(id); !c.maps[uint32(id)] && c.mapNames[name] {
+			maps[uint32(id)] = name
+		}
+	})
+	if len(progs) == 0 && len(maps) == 0 {
+		return progs, maps
+	}
+	otherProgs, otherMaps := heldByOthers()
+	for id := range progs {
+		if otherProgs[id] {
+			delete(progs, id)
+		}
+	}
+	for id := range maps {
+		if otherMaps[id] {
+			delete(maps, id)
+		}
+	}
+	return progs, maps
+}
+
+// expectReleased checks, right after a run, that it left nothing behind:
+// nothing held by this process or, with tree, any process it started;
+// nothing loaded in the kernel after kernelWait.
+func (c *leakCheck) expectReleased(t testing.TB, tree bool) {
+	t.Helper()
+	now := heldBy(t, tree)
+	for k, n := range now {
+		if n > c.fds[k] {
+			t.Errorf("after the run, this test's processes hold %d of %s, %d before", n, k, c.fds[k])
+		}
+	}
+	// What stays loaded through every look is what the run left.
+	progs, maps := c.leftovers(t)
+	for deadline := time.Now().Add(kernelWait); len(progs)+len(maps) > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		p, m := c.leftovers(t)
+		for id := range progs {
+			if _, ok := p[id]; !ok {
+				delete(progs, id)
+			}
+		}
+		for id := range maps {
+			if _, ok := m[id]; !ok {
+				delete(maps, id)
+			}
+		}
+	}
+	if len(progs) > 0 || len(maps) > 0 {
+		t.Fatalf("%v after the run, still loaded: programs %v, maps %v (%d programs and %d maps were loaded before)",
+			kernelWait, progs, maps, len(c.progs), len(c.maps))
+	}
+}
+
+// countRE matches a run whose only output is one count map, and captures
+// the count.
+func countRE(name string) *regexp.Regexp {
+	return regexp.MustCompile(`^Attaching 1 probe\.\.\.\n\n\n` + regexp.QuoteMeta(name) + `: (\d+)\n$`)
+}
+
+// TestRunEnds covers every way a trace ends short of exit(): -d, a signal
+// (context cancellation), the end of the -c child and the end of the -p
+// process. Each must end the run in time, print the maps and, detaching
+// synchronously, leave no program loaded once Run returns.
+func TestRunEnds(t *testing.T) {
+	needKernel(t)
+	tests := []struct {
+		name     string
+		script   string
+		duration time.Duration
+		command  string // -c
+		// pidSleep starts `sleep 0.3` and passes its pid as -p.
+		pidSleep    bool
+		cancelAfter time.Duration
+		want        string         // exact output, or
+		wantRE      *regexp.Regexp // its first group is a count that must be > 0
+		min, max    time.Duration  // how long Run may take
+	}{
+		{
+			name:     "duration",
+			script:   `BEGIN { @a = 1; }`,
+			duration: 300 * time.Millisecond,
+			want:     "Attaching 1 probe...\n\n\n@a: 1\n",
+			min:      300 * time.Millisecond, max: 3 * time.Second,
+		},
+		{
+			name:        "context cancelled",
+			script:      `interval:ms:10 { @n = count(); }`,
+			cancelAfter: 200 * time.Millisecond,
+			wantRE:      countRE("@n"),
+			min:         200 * time.Millisecond, max: 2 * time.Second,
+		},
+		{
+			// The workload sleeps 100 ms; its one execve is the shim
+			// becoming the command, so the child was traced from its start.
+			name:    "child exits",
+			script:  `tracepoint:syscalls:sys_enter_execve /pid == cpid/ { @execs = count(); }`,
+			command: "EXE sleep 100",
+			want:    "Attaching 1 probe...\n\n\n@execs: 1\n",
+			min:     100 * time.Millisecond, max: 3 * time.Second,
+		},
+		{
+			// sleep cannot exit before 300 ms: a run shorter than that
+			// did not wait for it.
+			name:     "pid exits",
+			script:   `interval:ms:50 { @ = count(); }`,
+			pidSleep: true,
+			wantRE:   countRE("@"),
+			min:      300 * time.Millisecond, max: 2 * time.Second,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lockKernel(t)
+			f := newFixture(t)
+			var stdout, stderr bytes.Buffer
+			req := Request{Name: "stdin", Source: []byte(tc.script), Stdout: &stdout, Stderr: &stderr,
+				Duration: tc.duration, Command: f.expand(tc.command)}
+			lc := newLeakCheck(t, req)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			var reaped chan struct{}
+			if tc.pidSleep {
+				cmd := exec.Command("sleep", "0.3")
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				// Reap it, or it stays a zombie that kill(pid, 0) still finds.
+				reaped = make(chan struct{})
+				go func() { cmd.Wait(); close(reaped) }()
+				t.Cleanup(func() {
+					cmd.Process.Kill()
+					<-reaped
+				})
+				req.PID = cmd.Process.Pid
+			}
+			if tc.cancelAfter > 0 {
+				time.AfterFunc(tc.cancelAfter, cancel)
+			}
+			err := Run(ctx, req)
+			took := time.Since(start)
+			if err != nil {
+				t.Fatalf("Run: %v\nstderr: %s", err, stderr.String())
+			}
+			if reaped != nil {
+				select {
+				case <-reaped:
+				case <-time.After(time.Second):
+					t.Errorf("Run returned while process %d was still running", req.PID)
+				}
+			}
+			// Detached synchronously: nothing is held once Run returns.
+			lc.expectReleased(t, true)
+			if took < tc.min || took >= tc.max {
+				t.Errorf("Run took %v, want [%v, %v)", took, tc.min, tc.max)
+			}
+			out := stdout.String()
+			if tc.wantRE != nil {
+				m := tc.wantRE.FindStringSubmatch(out)
+				if m == nil {
+					t.Fatalf("output %q does not match %s", out, tc.wantRE)
+				}
+				if n, _ := strconv.Atoi(m[1]); n <= 0 {
+					t.Errorf("count %d in %q, want > 0", n, out)
+				}
+			} else if out != tc.want {
+				t.Errorf("output %q, want %q", out, tc.want)
+			}
+			if stderr.Len() != 0 {
+				t.Errorf("stderr: %q, want nothing", stderr.String())
+			}
+		})
+	}
+}
+
+// TestExitThenEnd: exit() ends its own probe at once, events emitted after
+// it (by later firings of other probes too) are dropped, END still runs
+// and its output comes before the map dump. Same output as bpftrace 0.17.
+func TestExitThenEnd(t *testing.T) {
+	needKernel(t)
+	tests := []struct {
+		name, script string
+		command      string // -c, if any
+		want         *regexp.Regexp
+		minCount     int
+	}{
+		{
+			// @b is declared but never set: the second assignment is
+			// after exit(). An empty map prints an empty line.
+			name:   "in BEGIN",
+			script: `BEGIN { printf("before\n"); @a = 1; exit(); printf("after\n"); @b = 2; } END { printf("end\n"); }`,
+			want:   regexp.MustCompile(`^Attaching 2 probes\.\.\.\nbefore\nend\n\n\n@a: (1)\n\n$`),
+		},
+		{
+			// The interval keeps firing until the run stops it: its
+			// "tick 4" and later, if any, come after the exit event.
+			name: "in interval",
+			script: `BEGIN { printf("begin\n"); }
+interval:ms:10 { @n = @n + 1; if (@n == 3) { printf("three\n"); exit(); printf("after\n"); } printf("tick %d\n", @n); }
+END { printf("end\n"); }`,
+			want:     regexp.MustCompile(`^Attaching 3 probes\.\.\.\nbegin\ntick 1\ntick 2\nthree\nend\n\n\n@n: (\d+)\n$`),
+			minCount: 3,
+		},
+		{
+			// The child's three getcwd calls take microseconds: the
+			// events of the second and third are in the ring buffer
+			// behind the exit event before the tracer reads it.
+			name:    "later events in the buffer",
+			command: "EXE get 3 0",
+			script: `tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @n = @n + 1; printf("getcwd %d\n", @n); if (@n == 1) { exit(); } }
+END { printf("end\n"); }`,
+			want:     regexp.MustCompile(`^Attaching 2 probes\.\.\.\ngetcwd 1\nend\n\n\n@n: ([123])\n$`),
+			minCount: 1,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lockKernel(t)
+			f := newFixture(t)
+			out, stderr, err := runScript(t, Request{Source: []byte(tc.script), Command: f.expand(tc.command)})
+			if err != nil {
+				t.Fatalf("Run: %v\n%s", err, stderr)
+			}
+			m := tc.want.FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("output %q does not match %s", out, tc.want)
+			}
+			if n, _ := strconv.Atoi(m[1]); n < tc.minCount {
+				t.Errorf("count %d, want >= %d", n, tc.minCount)
+			}
+		})
+	}
+}
+
+// TestMapFull: updates beyond --max-map-keys are dropped, counted and
+// reported once at the end; the keys that fit are printed exactly.
+func TestMapFull(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	f := newFixture(t)
+	out, stderr, err := runScript(t, Request{
+		Source:     []byte(`tracepoint:syscalls:sys_enter_pread64 /pid == cpid && args->pos == 12345/ { @[args->count] = count(); }`),
+		Command:    f.expand("EXE pread FILE 1 2 3 4 5 6"),
+		MaxMapKeys: 3,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, stderr)
+	}
+	if want := "Attaching 1 probe...\n\n\n@[1]: 1\n@[2]: 1\n@[3]: 1\n"; out != want {
+		t.Errorf("output %q, want %q", out, want)
+	}
+	if want := "WARNING: map @ is full: 3 updates were dropped (raise --max-map-keys, now 3)\n"; stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+}
+
+// pidMax is one past the largest pid the kernel hands out: no process has it.
+func pidMax(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestRunErrorsLeaveNothing: every failure returns its error before
+// printing anything and leaves no program or map loaded. Script errors are
+// printed as bpftrace prints them.
+func TestRunErrorsLeaveNothing(t *testing.T) {
+	needKernel(t)
+	noPID := pidMax(t)
+	const valid = `BEGIN { @a = 1; }`
+	tests := []struct {
+		name       string
+		req        Request
+		wantScript string // the ScriptError's exact text, or
+		wantErr    string // a substring of a plain error
+	}{
+		{
+			name:       "syntax error",
+			req:        Request{Source: []byte("BEGIN { @a = 1 ")},
+			wantScript: "stdin:1:16-17: ERROR: syntax error, unexpected end of file, expecting }\nBEGIN { @a = 1 \n               ^\n",
+		},
+		{
+			name:       "unknown function",
+			req:        Request{Source: []byte("BEGIN { @x = count2(); }")},
+			wantScript: "stdin:1:14-20: ERROR: Unknown function: count2\nBEGIN { @x = count2(); }\n             ^~~~~~\n",
+		},
+		{
+			name:       "unknown function on line 2 of a file",
+			req:        Request{Name: "/tmp/x.bt", Source: []byte("BEGIN {\n  @x = count2();\n}\n")},
+			wantScript: "/tmp/x.bt:2:8-14: ERROR: Unknown function: count2\n  @x = count2();\n       ^~~~~~\n",
+		},
+		{
+			name:       "unknown tracepoint",
+			req:        Request{Source: []byte("tracepoint:syscalls:sys_enter_nosuch { @ = count(); }")},
+			wantScript: "stdin:1:1-37: ERROR: tracepoint not found: syscalls:sys_enter_nosuch\ntracepoint:syscalls:sys_enter_nosuch { @ = count(); }\n^" + strings.Repeat("~", 35) + "\n",
+		},
+		{
+			name:       "kprobe",
+			req:        Request{Source: []byte("kprobe:do_sys_open { @ = count(); }")},
+			wantScript: "stdin:1:1-19: ERROR: kprobe probes are not available: this kernel was built without kprobes (CONFIG_KPROBES is not set)\nkprobe:do_sys_open { @ = count(); }\n^" + strings.Repeat("~", 17) + "\n",
+		},
+		{
+			name:    "mode interp",
+			req:     Request{Source: []byte(valid), Mode: ModeInterp},
+			wantErr: "interpreter mode is not available yet",
+		},
+		{
+			name:    "unknown mode",
+			req:     Request{Source: []byte(valid), Mode: "fast"},
+			wantErr: `unknown mode "fast"`,
+		},
+		{
+			name:    "invalid format",
+			req:     Request{Source: []byte(valid), Format: "xml"},
+			wantErr: `invalid output format "xml" (text or json)`,
+		},
+		{
+			name:    "pid does not exist",
+			req:     Request{Source: []byte(valid), PID: noPID},
+			wantErr: fmt.Sprintf("process %d: no such process", noPID),
+		},
+		{
+			// Found after the program is loaded: Run must unload it.
+			name:    "command does not exist",
+			req:     Request{Source: []byte(valid), Command: "tb-no-such-command --flag"},
+			wantErr: "failed to find executable tb-no-such-command",
+		},
+		{
+			name:    "command with unterminated quote",
+			req:     Request{Source: []byte(valid), Command: `echo "hi`},
+			wantErr: "unterminated quote",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lockKernel(t)
+			lc := newLeakCheck(t, tc.req)
+			out, stderr, err := runScript(t, tc.req)
+			if err == nil {
+				t.Fatalf("Run succeeded, want an error; output %q", out)
+			}
+			var se *ScriptError
+			isScript := errors.As(err, &se)
+			switch {
+			case tc.wantScript != "" && !isScript:
+				t.Errorf("error %v (%T), want a *ScriptError", err, err)
+			case tc.wantScript != "" && se.Error() != tc.wantScript:
+				t.Errorf("script error:\n%s\nwant:\n%s", se.Error(), tc.wantScript)
+			case tc.wantScript == "" && isScript:
+				t.Errorf("error is a *ScriptError, want a plain error: %v", err)
+			case tc.wantScript == "" && !strings.Contains(err.Error(), tc.wantErr):
+				t.Errorf("error %q, want it to contain %q", err, tc.wantErr)
+			}
+			if out != "" {
+				t.Errorf("stdout %q, want nothing", out)
+			}
+			if stderr != "" {
+				t.Errorf("stderr %q, want nothing (the caller prints the error)", stderr)
+			}
+			lc.expectReleased(t, true)
+		})
+	}
+}
+
+// releaseHelpers lists the live processes this one started as release
+// helpers.
+func releaseHelpers(t *testing.T) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := os.Getpid()
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || ppid(pid) != self {
+			continue
+		}
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if bytes.Contains(env, []byte("TRACEBROKER_RELEASE_FDS=")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestDetachInBackground: the helper process closes the attachments after
+// Run returns; soon nothing is loaded and the helper is gone.
+func TestDetachInBackground(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	f := newFixture(t)
+	t.Cleanup(func() {
+		for _, pid := range releaseHelpers(t) {
+			unix.Kill(pid, unix.SIGKILL) // a stuck helper, on failure
+		}
+	})
+	req := Request{
+		Source:             []byte(`tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @ = count(); } tracepoint:syscalls:sys_enter_getcpu /pid == cpid/ { @cpu = count(); }`),
+		Command:            f.expand("EXE get 3 2"),
+		DetachInBackground: true,
+	}
+	lc := newLeakCheck(t, req)
+	out, stderr, err := runScript(t, req)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, stderr)
+	}
+	if want := "Attaching 2 probes...\n\n\n@: 3\n@cpu: 2\n"; out != want {
+		t.Errorf("output %q, want %q", out, want)
+	}
+	lc.expectReleased(t, false)
+	deadline := time.Now().Add(2 * time.Second)
+	for pids := releaseHelpers(t); len(pids) > 0; pids = releaseHelpers(t) {
+		if time.Now().After(deadline) {
+			t.Fatalf("release helpers still running after 2s: %v", pids)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

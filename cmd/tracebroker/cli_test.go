@@ -1,0 +1,364 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/bpf/tracefs"
+)
+
+// binary is the tracebroker command built once for the whole test, run as
+// a user runs it.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tracebroker-cli")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "tracebroker")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// need says what a test needs from the machine.
+type need int
+
+const (
+	needNothing need = iota
+	needTracefs      // list reads tracefs
+	needKernel       // run loads and attaches BPF programs
+)
+
+func require(t *testing.T, n need) {
+	t.Helper()
+	switch n {
+	case needTracefs:
+		if _, err := tracefs.Root(); err != nil {
+			t.Skipf("tracefs unavailable: %v", err)
+		}
+	case needKernel:
+		if err := bpf.Supported(); err != nil {
+			t.Skipf("kernel tracing unavailable: %v", err)
+		}
+		lockKernel(t)
+	}
+}
+
+// lockKernel serialises the tests that load BPF objects across the test
+// binaries of `go test ./...`, which run in parallel: broker's lifecycle
+// tests check the kernel's global lists of programs and maps (see
+// broker/lifecycle_test.go, which takes the same lock).
+func lockKernel(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "tracebroker-kernel-tests.lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+	took           time.Duration
+}
+
+// tracebroker runs the binary to its end (30 s at most).
+func tracebroker(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String(), took: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ee.Exited():
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("tracebroker %q: %v\nstderr: %s", args, err, r.stderr)
+	}
+	return r
+}
+
+func TestCLI(t *testing.T) {
+	dir := t.TempDir()
+	badScript := filepath.Join(dir, "bad.bt")
+	if err := os.WriteFile(badScript, []byte("BEGIN {\n  @x = count2();\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	goodScript := filepath.Join(dir, "good.bt")
+	if err := os.WriteFile(goodScript, []byte("BEGIN { printf(\"from a file\\n\"); exit(); }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.bt")
+
+	tests := []struct {
+		name string
+		args []string
+		need need
+		code int
+		// Exact stdout and stderr, unless the RE or contains forms are set.
+		stdout, stderr string
+		stdoutRE       *regexp.Regexp
+		stdoutHas      []string
+		stderrRE       *regexp.Regexp
+		minTook        time.Duration
+	}{
+		{
+			name:   "unknown function",
+			args:   []string{"run", "-e", "BEGIN { @x = count2(); }"},
+			code:   1,
+			stderr: "stdin:1:14-20: ERROR: Unknown function: count2\nBEGIN { @x = count2(); }\n             ^~~~~~\n",
+		},
+		{
+			name:   "error in a script file is reported with its path",
+			args:   []string{"run", badScript},
+			code:   1,
+			stderr: badScript + ":2:8-14: ERROR: Unknown function: count2\n  @x = count2();\n       ^~~~~~\n",
+		},
+		{
+			name:   "no program",
+			args:   []string{"run"},
+			code:   1,
+			stderr: "ERROR: no program given: use -e PROGRAM or FILE\n",
+		},
+		{
+			name:   "both -e and FILE",
+			args:   []string{"run", "-e", "BEGIN {}", goodScript},
+			code:   1,
+			stderr: "ERROR: give either -e PROGRAM or FILE, not both\n",
+		},
+		{
+			name:   "script file missing",
+			args:   []string{"run", missing},
+			code:   1,
+			stderr: "ERROR: open " + missing + ": no such file or directory\n",
+		},
+		{
+			name:   "bad duration",
+			args:   []string{"run", "-d", "soon", "-e", "BEGIN { @a = 1; }"},
+			code:   1,
+			stderr: `ERROR: invalid duration "soon": use e.g. 5s, 500ms, 1m or a number of seconds` + "\n",
+		},
+		{
+			name:   "negative duration",
+			args:   []string{"run", "-d", "-1", "-e", "BEGIN { @a = 1; }"},
+			code:   1,
+			stderr: `ERROR: duration must be positive: "-1"` + "\n",
+		},
+		{
+			name:   "mode interp",
+			args:   []string{"run", "--mode", "interp", "-e", "BEGIN { @a = 1; }"},
+			code:   1,
+			stderr: "ERROR: interpreter mode is not available yet: this build runs programs with the kernel JIT only (use --mode jit or auto)\n",
+		},
+		{
+			name: "help",
+			args: []string{"run", "--help"},
+			stdoutHas: []string{
+				"-e, --program", "-c, --command", "-p, --pid", "-f, --format",
+				"-d, --duration", "-v, --verbose", "--mode", "--max-map-keys",
+			},
+		},
+		{
+			name:   "list one tracepoint",
+			args:   []string{"list", "tracepoint:syscalls:sys_enter_openat"},
+			need:   needTracefs,
+			stdout: "tracepoint:syscalls:sys_enter_openat\n",
+		},
+		{
+			name:   "list -v shows the args",
+			args:   []string{"list", "-v", "tracepoint:syscalls:sys_enter_openat"},
+			need:   needTracefs,
+			stdout: "tracepoint:syscalls:sys_enter_openat\n    int __syscall_nr\n    int dfd\n    const char * filename\n    int flags\n    umode_t mode\n",
+		},
+		{
+			name:   "printf and exit",
+			args:   []string{"run", "-e", `BEGIN { printf("hi\n"); exit(); }`},
+			need:   needKernel,
+			stdout: "Attaching 1 probe...\nhi\n\n\n",
+		},
+		{
+			name:   "script file",
+			args:   []string{"run", goodScript},
+			need:   needKernel,
+			stdout: "Attaching 1 probe...\nfrom a file\n\n\n",
+		},
+		{
+			name:    "duration in seconds",
+			args:    []string{"run", "-d", "0.3", "-e", "BEGIN { @a = 1; }"},
+			need:    needKernel,
+			stdout:  "Attaching 1 probe...\n\n\n@a: 1\n",
+			minTook: 300 * time.Millisecond,
+		},
+		{
+			name:   "-c traces the command from its exec",
+			args:   []string{"run", "-c", "/bin/true", "-e", "tracepoint:syscalls:sys_enter_execve /pid == cpid/ { @ = count(); }"},
+			need:   needKernel,
+			stdout: "Attaching 1 probe...\n\n\n@: 1\n",
+		},
+		{
+			name:   "-c command not found",
+			args:   []string{"run", "-c", "tb-no-such-command", "-e", "BEGIN { @a = 1; }"},
+			need:   needKernel,
+			code:   1,
+			stderr: "ERROR: failed to find executable tb-no-such-command: exec: \"tb-no-such-command\": executable file not found in $PATH\n",
+		},
+		{
+			name:     "-v reports what is loaded and attached",
+			args:     []string{"run", "-v", "-e", `BEGIN { printf("hi\n"); exit(); }`},
+			need:     needKernel,
+			stdout:   "Attaching 1 probe...\nhi\n\n\n",
+			stderrRE: regexp.MustCompile(`^Program BEGIN: \d+ instructions, id \d+\nLoaded 1 programs and \d+ maps in \S+\nAttached 0 probes in \S+\nDetached in \S+\n$`),
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require(t, tc.need)
+			r := tracebroker(t, tc.args...)
+			if r.code != tc.code {
+				t.Errorf("exit code %d, want %d\nstderr: %s", r.code, tc.code, r.stderr)
+			}
+			switch {
+			case tc.stdoutRE != nil:
+				if !tc.stdoutRE.MatchString(r.stdout) {
+					t.Errorf("stdout %q does not match %s", r.stdout, tc.stdoutRE)
+				}
+			case tc.stdoutHas != nil:
+				for _, s := range tc.stdoutHas {
+					if !strings.Contains(r.stdout, s) {
+						t.Errorf("stdout does not mention %q:\n%s", s, r.stdout)
+					}
+				}
+			default:
+				if r.stdout != tc.stdout {
+					t.Errorf("stdout %q, want %q", r.stdout, tc.stdout)
+				}
+			}
+			if tc.stderrRE != nil {
+				if !tc.stderrRE.MatchString(r.stderr) {
+					t.Errorf("stderr %q does not match %s", r.stderr, tc.stderrRE)
+				}
+			} else if r.stderr != tc.stderr {
+				t.Errorf("stderr %q, want %q", r.stderr, tc.stderr)
+			}
+			if r.took < tc.minTook {
+				t.Errorf("took %v, want at least %v", r.took, tc.minTook)
+			}
+		})
+	}
+}
+
+// TestCLISignal: SIGINT (Ctrl-C) and SIGTERM end a trace as bpftrace does:
+// the maps are printed and the exit status is 0.
+func TestCLISignal(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			require(t, needKernel)
+			cmd := exec.Command(binary, "run", "-e", "interval:ms:10 { @n = count(); }")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			pipe, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// The first line comes once the probes are loaded and BEGIN ran.
+			first := make(chan string, 1)
+			done := make(chan struct{})
+			var rest []byte
+			var readErr error
+			go func() {
+				defer close(done)
+				out := bufio.NewReader(pipe)
+				line, _ := out.ReadString('\n')
+				first <- line
+				rest, readErr = io.ReadAll(out)
+				cmd.Wait()
+			}()
+			t.Cleanup(func() {
+				cmd.Process.Kill() // if still running
+				<-done
+			})
+			// stderr may be read once the process is gone.
+			fail := func(format string, args ...any) {
+				t.Helper()
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf(format+"; stderr: %s", append(args, stderr.String())...)
+			}
+			select {
+			case line := <-first:
+				if line != "Attaching 1 probe...\n" {
+					fail("first line %q", line)
+				}
+			case <-time.After(5 * time.Second):
+				fail("nothing printed after 5s")
+			}
+			time.Sleep(300 * time.Millisecond)
+			sent := time.Now()
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+				fail("still running 2s after %v", sig)
+			}
+			t.Logf("exited %v after the signal", time.Since(sent).Round(time.Millisecond))
+			if readErr != nil {
+				t.Fatal(readErr)
+			}
+			if code := cmd.ProcessState.ExitCode(); code != 0 {
+				t.Errorf("exit code %d, want 0; stderr: %s", code, stderr.String())
+			}
+			m := regexp.MustCompile(`^\n\n@n: (\d+)\n$`).FindSubmatch(rest)
+			if m == nil {
+				t.Fatalf("stdout %q", rest)
+			}
+			if n, _ := strconv.Atoi(string(m[1])); n <= 0 {
+				t.Errorf("@n: %d, want > 0", n)
+			}
+			if stderr.Len() != 0 {
+				t.Errorf("stderr %q, want nothing", stderr.String())
+			}
+		})
+	}
+}
