@@ -8,8 +8,10 @@ SCRIPT  ?= tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/tracebroker
 
-# A real 5-second trace: opens by process name.
+# A real 5-second trace: opens by process name. An idle machine opens
+# little, so a few commands run meanwhile to give it something to see.
 run: build
+	@( sleep 1; for i in 1 2 3; do ls / >/dev/null; cat /etc/hostname >/dev/null; sleep 1; done ) &
 	./$(BIN) run -d 5s -e '$(SCRIPT)'
 
 # Unit tests everywhere; kernel tests run when root with BPF and tracefs,
