@@ -46,12 +46,25 @@ func progType(k program.ProbeKind) ebpf.ProgramType {
 	return ebpf.RawTracepoint
 }
 
+// Options tune how a program is run, not what it does.
+type Options struct {
+	// EventBufferSize is the ring buffer's size in bytes: a power of two,
+	// at least a page. 0 keeps the program's (4 MiB from the compiler).
+	EventBufferSize int
+}
+
 // Load creates the maps and loads every probe's program through the
 // verifier. Nothing is attached. On error nothing is left behind.
-func Load(p *program.Program) (s *Session, err error) {
+func Load(p *program.Program, opts Options) (s *Session, err error) {
 	spec := &ebpf.CollectionSpec{Maps: map[string]*ebpf.MapSpec{}, Programs: map[string]*ebpf.ProgramSpec{}}
 	for _, m := range p.Maps {
 		spec.Maps[m.Name] = m.Copy()
+	}
+	if n := opts.EventBufferSize; n > 0 {
+		if n < os.Getpagesize() || n&(n-1) != 0 {
+			return nil, fmt.Errorf("event buffer size %d is not a power of two of at least %d bytes", n, os.Getpagesize())
+		}
+		spec.Maps[program.EventsMap].MaxEntries = uint32(n)
 	}
 	names := make([]string, len(p.Probes))
 	for i, pr := range p.Probes {
@@ -310,16 +323,24 @@ func (s *Session) Clear(id int) error {
 // MapErrors returns, per user map, how many updates failed (a full map).
 func (s *Session) MapErrors() []uint64 {
 	out := make([]uint64, len(s.maps))
-	em := s.coll.Maps[program.ErrorsMap]
 	for i := range s.maps {
-		var vals []uint64
-		if err := em.Lookup(uint32(i), &vals); err == nil {
-			for _, v := range vals {
-				out[i] += v
-			}
-		}
+		out[i] = s.errorCount(i)
 	}
 	return out
+}
+
+// Lost returns how many events the ring buffer had no room for.
+func (s *Session) Lost() uint64 { return s.errorCount(len(s.maps)) }
+
+func (s *Session) errorCount(i int) uint64 {
+	var vals []uint64
+	var n uint64
+	if err := s.coll.Maps[program.ErrorsMap].Lookup(uint32(i), &vals); err == nil {
+		for _, v := range vals {
+			n += v
+		}
+	}
+	return n
 }
 
 // ProgramIDs returns the kernel ids of the loaded programs, for -v.

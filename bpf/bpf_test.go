@@ -277,7 +277,7 @@ func TestAttachRollsBack(t *testing.T) {
 			}
 			tc.mutate(prog)
 			fds := ownFDs(t)
-			s, err := bpf.Load(prog)
+			s, err := bpf.Load(prog, bpf.Options{})
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -322,7 +322,7 @@ func TestSessionMaps(t *testing.T) {
 	prog := compileScript(t, `BEGIN { @a[1] = 10; @a[2] = 20; @a[3] = 30; @c = count(); @c = count(); }`, 2)
 	a, c := mapID(t, prog, "@a"), mapID(t, prog, "@c")
 	fds := ownFDs(t)
-	s, err := bpf.Load(prog)
+	s, err := bpf.Load(prog, bpf.Options{})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -384,7 +384,7 @@ func TestLoadRejected(t *testing.T) {
 	end := prog.Probes[1]
 	end.Insns = asm.Instructions{asm.Return()}
 	fds := ownFDs(t)
-	s, err := bpf.Load(prog)
+	s, err := bpf.Load(prog, bpf.Options{})
 	if err == nil {
 		s.Close()
 		t.Fatal("Load succeeded, want a verifier error")

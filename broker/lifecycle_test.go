@@ -77,7 +77,7 @@ func newLeakCheck(t testing.TB, req Request) *leakCheck {
 	c := &leakCheck{progs: map[uint32]bool{}, maps: map[uint32]bool{}, progNames: map[string]bool{},
 		mapNames: map[string]bool{"events": true, "map_errors": true, "config": true}}
 	if prog, _, err := Compile(&req); err == nil {
-		s, err := bpf.Load(prog)
+		s, err := bpf.Load(prog, bpf.Options{})
 		if err != nil {
 			t.Fatalf("load %q: %v", req.Source, err)
 		}
@@ -710,5 +710,38 @@ func TestDetachInBackground(t *testing.T) {
 			t.Fatalf("release helpers still running after 2s: %v", pids)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLostEvents floods a one-page ring buffer faster than it is read: the
+// loss is counted in the kernel and reported, never silent, and the run
+// still ends cleanly with its map.
+func TestLostEvents(t *testing.T) {
+	needKernel(t)
+	f := newFixture(t)
+	script := `tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @n = count(); printf("%s %s %s %s\n", comm, comm, comm, comm); }`
+	out, stderr, err := runScript(t, Request{Source: []byte(script), Command: f.expand("EXE get 5000 0"), EventBufferSize: 4096})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr)
+	}
+	lines := strings.Split(out, "\n")
+	printed, lost := 0, 0
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "broker.test "):
+			printed++
+		case strings.HasPrefix(l, "Lost "):
+			var n int
+			if _, err := fmt.Sscanf(l, "Lost %d events", &n); err != nil {
+				t.Fatalf("bad line %q", l)
+			}
+			lost += n
+		}
+	}
+	if !strings.HasSuffix(out, "\n\n\n@n: 5000\n") {
+		t.Fatalf("output does not end with the count of 5000 events:\n%s", out[max(0, len(out)-200):])
+	}
+	if lost == 0 || printed+lost != 5000 {
+		t.Errorf("printed %d + lost %d, want > 0 lost and 5000 in all", printed, lost)
 	}
 }

@@ -44,6 +44,8 @@ type Request struct {
 	Mode       Mode
 	Verbose    bool
 	MaxMapKeys int
+	// EventBufferSize is the ring buffer's size in bytes (0: 4 MiB).
+	EventBufferSize int
 	// DetachInBackground hands the attachments to a helper process that
 	// closes them after this one is gone: the probes are already stopped,
 	// and the command returns without waiting for the kernel's grace
@@ -133,7 +135,7 @@ func Run(ctx context.Context, req Request) (err error) {
 	}
 
 	t0 := time.Now()
-	sess, err := bpf.Load(prog)
+	sess, err := bpf.Load(prog, bpf.Options{EventBufferSize: req.EventBufferSize})
 	if err != nil {
 		return err
 	}
@@ -210,6 +212,7 @@ func Run(ctx context.Context, req Request) (err error) {
 	}
 	r.exited = false
 	r.drain()
+	r.reportLost()
 	if err := r.printAll(); err != nil {
 		return err
 	}
@@ -234,6 +237,16 @@ type runner struct {
 	out    output.Printer
 	exited bool
 	rec    ringbuf.Record
+	lost   uint64 // events reported lost so far
+}
+
+// reportLost prints how many events the ring buffer dropped since the
+// last report, as bpftrace reports lost events while it runs.
+func (r *runner) reportLost() {
+	if n := r.sess.Lost(); n > r.lost {
+		r.out.Lost(n - r.lost)
+		r.lost = n
+	}
 }
 
 // pollInterval bounds how late a signal, -d or the child's exit is noticed.
@@ -261,6 +274,7 @@ func (r *runner) loop(ctx context.Context, deadline time.Time, kidDone, pidGone 
 		}
 		err := r.sess.Read(wait, &r.rec)
 		if errors.Is(err, bpf.ErrTimeout) {
+			r.reportLost()
 			continue
 		}
 		if err != nil {

@@ -64,8 +64,10 @@ const (
 // EventsMap is the name of the ring buffer every probe writes to.
 const EventsMap = "events"
 
-// ErrorsMap is the name of the per-CPU array counting failed map updates,
-// indexed by map id, so that a full map is reported, not silent.
+// ErrorsMap is the name of the per-CPU array counting what did not fit:
+// entry i < len(Schema.Maps) counts failed updates of map i (a full map),
+// entry len(Schema.Maps) counts events the ring buffer had no room for.
+// Neither is ever silent.
 const ErrorsMap = "map_errors"
 
 // Schema describes what a program emits.

@@ -332,10 +332,7 @@ func (c *compiler) declareMaps(prog *program.Program) {
 		prog.Maps = append(prog.Maps, spec)
 		prog.Schema.Maps = append(prog.Schema.Maps, pm)
 	}
-	n := len(c.mapOrder)
-	if n == 0 {
-		n = 1
-	}
+	n := len(c.mapOrder) + 1 // and the lost-events counter
 	prog.Maps = append(prog.Maps, &ebpf.MapSpec{
 		Name: program.ErrorsMap, Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: uint32(n),
 	})

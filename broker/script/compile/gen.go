@@ -322,11 +322,15 @@ func (g *gen) mapUpdate(m *mapInfo, key, val int16) {
 	g.countFailure(m)
 }
 
-func (g *gen) countFailure(m *mapInfo) {
+func (g *gen) countFailure(m *mapInfo) { g.countError(m.id) }
+
+// countError adds one to entry i of the error map when the helper call
+// just made (r0) failed.
+func (g *gen) countError(i int) {
 	ok := g.newLabel()
 	g.emit(asm.JSGE.Imm(asm.R0, 0, ok))
 	slot := g.alloc(8)
-	g.emit(asm.StoreImm(asm.R10, slot, int64(m.id), asm.Word))
+	g.emit(asm.StoreImm(asm.R10, slot, int64(i), asm.Word))
 	g.mapPtr(asm.R1, program.ErrorsMap)
 	g.stackPtr(asm.R2, slot)
 	g.call(asm.FnMapLookupElem)
@@ -507,6 +511,7 @@ func (g *gen) output(off int16, size int) {
 	g.emit(asm.Mov.Imm(asm.R3, int32(size)))
 	g.emit(asm.Mov.Imm(asm.R4, 0))
 	g.call(asm.FnRingbufOutput)
+	g.countError(len(g.c.mapOrder))
 }
 
 func (g *gen) voidCall(e *syntax.Call) {
