@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/broker"
 	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 func needKernel(t *testing.T) {
@@ -29,22 +29,7 @@ func needKernel(t *testing.T) {
 	}
 }
 
-// lockKernel serialises the tests that load BPF objects across the test
-// binaries of `go test ./...`, which run in parallel: broker's lifecycle
-// tests check the kernel's global lists of programs and maps (see
-// broker/lifecycle_test.go, which takes the same lock).
-func lockKernel(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "tracebroker-kernel-tests.lock"), os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-}
+func lockKernel(t testing.TB) { kerneltest.Lock(t) }
 
 // compileScript compiles src against the running kernel, as the broker does.
 func compileScript(t *testing.T, src string, maxKeys int) *program.Program {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,25 +17,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
-// lockKernel serialises the tests that load BPF objects across test
-// binaries: `go test ./broker/ ./bpf/ ./cmd/...` runs the packages in
-// parallel, and the leak checks below look at the kernel's global lists of
-// programs and maps. bpf/bpf_test.go and cmd/tracebroker/cli_test.go take
-// the same lock. The lock is released when the test ends.
-func lockKernel(t testing.TB) {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "tracebroker-kernel-tests.lock"), os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-}
+func lockKernel(t testing.TB) { kerneltest.Lock(t) }
 
 // leakCheck finds what a run left behind, in two ways.
 //

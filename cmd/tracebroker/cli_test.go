@@ -17,10 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 // binary is the tracebroker command built once for the whole test, run as
@@ -70,22 +69,7 @@ func require(t *testing.T, n need) {
 	}
 }
 
-// lockKernel serialises the tests that load BPF objects across the test
-// binaries of `go test ./...`, which run in parallel: broker's lifecycle
-// tests check the kernel's global lists of programs and maps (see
-// broker/lifecycle_test.go, which takes the same lock).
-func lockKernel(t *testing.T) {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "tracebroker-kernel-tests.lock"), os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-}
+func lockKernel(t testing.TB) { kerneltest.Lock(t) }
 
 type result struct {
 	stdout, stderr string

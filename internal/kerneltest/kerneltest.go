@@ -1,0 +1,27 @@
+// Package kerneltest holds what the tests that load BPF objects share.
+package kerneltest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Lock serialises the tests that load BPF objects across the test binaries
+// of `go test ./...`, which run in parallel: some of them check the
+// kernel's global lists of programs and maps for leaks. The lock is
+// released when the test ends.
+func Lock(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "tracebroker-kernel-tests.lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+}
