@@ -216,7 +216,9 @@ func Run(ctx context.Context, req Request) (err error) {
 	if err := r.printAll(); err != nil {
 		return err
 	}
-	out.Flush()
+	if err := out.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
 	r.reportMapErrors()
 	tDetach := time.Now()
 	if req.DetachInBackground {
