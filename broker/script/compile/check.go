@@ -508,7 +508,7 @@ func (c *compiler) binary(in *instance, e *syntax.Binary) ty {
 			c.errorf(e.Pos(), e.End(), "Type mismatch for '%s': comparing '%s' with '%s'", e.Op, a, b)
 			return ty{}
 		}
-		if a.signed != b.signed && e.Op != syntax.EQL && e.Op != syntax.NEQ {
+		if a.signed != b.signed && !a.ptr && !b.ptr && e.Op != syntax.EQL && e.Op != syntax.NEQ {
 			c.warnf(e.OpPos, syntax.Pos{Offset: e.OpPos.Offset + len(e.Op.String()), Line: e.OpPos.Line, Col: e.OpPos.Col + len(e.Op.String())},
 				"comparison of integers of different signs: '%s' and '%s' can lead to undefined behavior", intName(a), intName(b))
 		}
@@ -682,7 +682,7 @@ func (c *compiler) printf(in *instance, e *syntax.Call) {
 			if t.k != kStr && t.k != kInt {
 				c.errorf(a.Pos(), a.End(), "printf: %%%c specifier expects a value of type string (%s supplied)", v, t)
 			} else if t.k == kInt {
-				c.errorf(a.Pos(), a.End(), "printf: %%s specifier expects a value of type string (int supplied)")
+				c.errorf(a.Pos(), a.End(), "printf: %%s specifier expects a value of type string (integer supplied)")
 			}
 		default:
 			if t.k != kInt {

@@ -90,7 +90,7 @@ func TestErrors(t *testing.T) {
 		{`BEGIN { @x[1] = 1; @x = 2; }`, "@x used as a map without an explicit key (scalar map), previously used with an explicit key (non-scalar map)"},
 		{`BEGIN { printf("%d %d\n", 1); }`, "printf: Not enough arguments for format string (1 supplied, 2 expected)"},
 		{`BEGIN { printf("%d\n", 1, 2); }`, "printf: Too many arguments for format string (2 supplied, 1 expected)"},
-		{`BEGIN { printf("%s\n", 1); }`, "printf: %s specifier expects a value of type string (int supplied)"},
+		{`BEGIN { printf("%s\n", 1); }`, "printf: %s specifier expects a value of type string (integer supplied)"},
 		{`BEGIN { printf("%d\n", comm); }`, "printf: %d specifier expects a value of type integer (string supplied)"},
 		{`BEGIN { printf("%y\n", 1); }`, "printf: Too many arguments for format string (1 supplied, 0 expected)"},
 		{`BEGIN { printf("%%d %i\n", 1, 2); }`, "printf: Too many arguments for format string (2 supplied, 1 expected)"},
