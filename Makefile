@@ -1,6 +1,7 @@
 # tracebroker: see README.md. Targets that trace need root.
 GO      ?= go
 BIN     := bin/tracebroker
+FUZZTIME ?= 30s
 SCRIPT  ?= tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }
 
 .PHONY: build run test fuzz bench clean
@@ -20,11 +21,16 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 10m ./...
 
-# Short fuzzing of every parser of untrusted input.
+# Short fuzzing of every parser of untrusted input, of the compiler (no
+# panic on anything that parses) and of code generation (the kernel's
+# verifier accepts every program the compiler accepts; needs root).
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./broker/script/syntax/
-	$(GO) test -run='^$$' -fuzz=FuzzSprintf -fuzztime=30s ./broker/output/
-	$(GO) test -run='^$$' -fuzz=FuzzParseFormat -fuzztime=30s ./bpf/tracefs/
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./broker/script/syntax/
+	$(GO) test -run='^$$' -fuzz=FuzzCompile -fuzztime=$(FUZZTIME) ./broker/script/compile/
+	$(GO) test -run='^$$' -fuzz=FuzzVerifier -fuzztime=$(FUZZTIME) ./bpf/
+	$(GO) test -run='^$$' -fuzz=FuzzSprintf -fuzztime=$(FUZZTIME) ./broker/output/
+	$(GO) test -run='^$$' -fuzz=FuzzMap -fuzztime=$(FUZZTIME) ./broker/output/
+	$(GO) test -run='^$$' -fuzz=FuzzParseFormat -fuzztime=$(FUZZTIME) ./bpf/tracefs/
 
 # Start-up cost side by side with bpftrace (apt-get install bpftrace),
 # plus the Go micro-benchmarks.

@@ -1,0 +1,46 @@
+package compile
+
+import (
+	"testing"
+
+	"github.com/tracebroker/tracebroker/broker/script/syntax"
+)
+
+// FuzzCompile: whatever parses, the compiler answers with a program or an
+// error list, never a panic, and every error points into the source.
+func FuzzCompile(f *testing.F) {
+	for _, s := range []string{
+		`tracepoint:syscalls:sys_enter_openat /comm == "bash"/ { @[comm, pid] = count(); printf("%s %d\n", str(args->filename), args->flags); }`,
+		`tracepoint:syscalls:sys_exit_openat { @h = hist(args->ret); @l = lhist(args->ret, 0, 100, 10); $x = args->ret > 0 ? "ok" : "fail"; @s[$x] = stats(args->ret); }`,
+		`BEGIN { @a[1, "x"] = 1; print(@a); delete(@a[1, "x"]); clear(@a); exit(); } END { printf("%d\n", @b); @b = 2; }`,
+		`tracepoint:sched:sched_switch { @[args->prev_comm] = max(args->prev_pid); if (args->next_pid == 0) { @idle = count(); } else { @busy = sum(1); } }`,
+		`tracepoint:sched:sched_process_exec { printf("%s\n", str(args->filename)); @t[(pid, comm)] = avg(args->pid); }`,
+		`interval:ms:10 { @n = @n + 1; @x += 2; if (@n > 3) { exit(); } }`,
+		`tracepoint:syscalls:sys_enter_openat { printf("%c %s\n", *args->filename, str(args->filename, 4)); }`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		file, err := syntax.Parse("stdin", []byte(src))
+		if err != nil {
+			return
+		}
+		_, warns, err := Compile(file, Options{Tracepoints: fakeTracepoints{}})
+		check := func(l syntax.ErrorList) {
+			for _, e := range l {
+				if e.From.Offset > len(src) || e.To.Offset > len(src) {
+					t.Fatalf("error %q points outside the source (%d..%d of %d)", e.Msg, e.From.Offset, e.To.Offset, len(src))
+				}
+			}
+			l.Format("stdin", []byte(src))
+		}
+		check(warns)
+		if err != nil {
+			l, ok := err.(syntax.ErrorList)
+			if !ok {
+				t.Fatalf("error %T is not an ErrorList: %v", err, err)
+			}
+			check(l)
+		}
+	})
+}
