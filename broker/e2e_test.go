@@ -74,6 +74,11 @@ func workload(args []string) int {
 		for i := 0; i < cpu; i++ {
 			unix.Syscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&c)), uintptr(unsafe.Pointer(&node)), 0)
 		}
+	case "prio": // prio WHO...: getpriority(PRIO_PROCESS, WHO), which fails harmlessly for pids that do not exist
+		for _, a := range args[1:] {
+			who, _ := strconv.Atoi(a)
+			unix.Syscall(unix.SYS_GETPRIORITY, 0, uintptr(who), 0)
+		}
 	case "sleep": // sleep MS
 		ms, _ := strconv.Atoi(args[1])
 		time.Sleep(time.Duration(ms) * time.Millisecond)
@@ -142,6 +147,7 @@ func runScript(t *testing.T, req Request) (string, string, error) {
 // binary.
 type e2eCase struct {
 	name, script, cmd, format, want string
+	path                            string // of the .out file
 	newSyntax                       bool
 }
 
@@ -161,7 +167,8 @@ func loadCases(t testing.TB) []e2eCase {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tc := e2eCase{name: strings.TrimSuffix(filepath.Base(path), ".bt"), script: string(src), want: string(want)}
+		tc := e2eCase{name: strings.TrimSuffix(filepath.Base(path), ".bt"), script: string(src), want: string(want),
+			path: strings.TrimSuffix(path, ".bt") + ".out"}
 		for _, line := range strings.Split(string(src), "\n") {
 			d, ok := strings.CutPrefix(line, "// ")
 			if !ok {
@@ -235,8 +242,13 @@ func TestSideBySide(t *testing.T) {
 			if f.expand(tc.want) != ref.String() {
 				t.Errorf("the recorded expectation differs from bpftrace's output:\n%q", ref.String())
 			}
-			if os.Getenv("TB_SHOW") != "" {
-				fmt.Printf("%s:\n%q\n", tc.name, ref.String())
+			if os.Getenv("TB_RECORD") != "" {
+				// Record bpftrace's output as the expectation of a new
+				// script: TB_RECORD=1 go test -run 'SideBySide/NAME'.
+				rec := strings.NewReplacer(f.file, "FILE", f.exe, "EXE").Replace(ref.String())
+				if err := os.WriteFile(tc.path, []byte(rec), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 		})
 	}

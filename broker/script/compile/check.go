@@ -1,6 +1,8 @@
 package compile
 
 import (
+	"slices"
+
 	"github.com/tracebroker/tracebroker/broker/output"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
@@ -94,6 +96,9 @@ func (c *compiler) assign(in *instance, s *syntax.AssignStmt) {
 	case *syntax.MapExpr:
 		keys := c.mapKeys(in, lhs)
 		m := c.mapFor(lhs)
+		if slices.ContainsFunc(keys, func(k ty) bool { return k.k == kNone }) {
+			return // a key's type is not known yet (or already reported)
+		}
 		if !m.known {
 			m.known, m.keyed, m.keys = true, lhs.Keys != nil, keys
 			m.val = mapValueType(rt)

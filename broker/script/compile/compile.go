@@ -5,6 +5,7 @@ package compile
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -277,6 +278,10 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 			if err != nil {
 				c.errorf(s.From, s.To, "%v", err)
 				return nil
+			}
+			fields = slices.Clone(fields)
+			for i := range fields {
+				fields[i] = asDeclared(fields[i])
 			}
 			in.fields = fields
 			out = append(out, in)

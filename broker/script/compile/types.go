@@ -148,26 +148,47 @@ var aggName = map[program.Agg]string{
 // e.g. "const char *" or "const char *const *".
 func pointerType(ctype string, user bool) ty {
 	t := ty{k: kInt, ptr: true, user: user, depth: strings.Count(ctype, "*")}
-	base := strings.Fields(strings.NewReplacer("*", " ", "const", " ", "volatile", " ").Replace(ctype))
+	t.esize, t.esigned, _ = cInteger(strings.ReplaceAll(ctype, "*", " "))
+	return t
+}
+
+// cInteger gives the size and signedness of a C integer type as kernel
+// headers spell it ("const int", "pid_t", "unsigned long").
+func cInteger(ctype string) (size int, signed, ok bool) {
+	base := strings.Fields(strings.NewReplacer("const", " ", "volatile", " ").Replace(ctype))
 	switch strings.Join(base, " ") {
 	case "char", "s8", "__s8", "signed char":
-		t.esize, t.esigned = 1, true
-	case "unsigned char", "u8", "__u8":
-		t.esize = 1
-	case "short", "s16", "__s16":
-		t.esize, t.esigned = 2, true
-	case "unsigned short", "u16", "__u16":
-		t.esize = 2
-	case "int", "s32", "__s32", "pid_t":
-		t.esize, t.esigned = 4, true
-	case "unsigned int", "unsigned", "u32", "__u32", "uid_t", "gid_t":
-		t.esize = 4
-	case "long", "long long", "s64", "__s64", "loff_t", "ssize_t":
-		t.esize, t.esigned = 8, true
-	case "unsigned long", "unsigned long long", "u64", "__u64", "size_t":
-		t.esize = 8
+		return 1, true, true
+	case "unsigned char", "u8", "__u8", "bool", "_Bool":
+		return 1, false, true
+	case "short", "s16", "__s16", "short int":
+		return 2, true, true
+	case "unsigned short", "u16", "__u16", "umode_t", "unsigned short int":
+		return 2, false, true
+	case "int", "s32", "__s32", "pid_t", "clockid_t", "timer_t", "mqd_t", "key_t", "key_serial_t", "signed int":
+		return 4, true, true
+	case "unsigned int", "unsigned", "u32", "__u32", "uid_t", "gid_t", "qid_t", "dev_t", "gfp_t", "__poll_t", "rwf_t":
+		return 4, false, true
+	case "long", "long long", "s64", "__s64", "loff_t", "ssize_t", "long int", "long long int", "time64_t":
+		return 8, true, true
+	case "unsigned long", "unsigned long long", "u64", "__u64", "size_t", "aio_context_t", "unsigned long int", "off_t":
+		return 8, false, true
 	}
-	return t
+	return 0, false, false
+}
+
+// asDeclared makes an integer field's value what its C type says, as
+// bpftrace's struct for the tracepoint does: syscall tracepoints store
+// every argument in 8 bytes marked unsigned, but `int fd` is a signed
+// 4-byte int, and -100 must read as -100.
+func asDeclared(f Field) Field {
+	if f.Kind != FieldInt {
+		return f
+	}
+	if size, signed, ok := cInteger(f.Type); ok && size <= f.Size {
+		f.Size, f.Signed = size, signed
+	}
+	return f
 }
 
 // elem is the type of *p or p[i].
