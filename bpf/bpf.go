@@ -136,7 +136,9 @@ func loadError(p *program.Program, names []string, err error) error {
 		return fmt.Errorf("the kernel verifier rejected the program for %s: %v\n%s", probe, ve.Cause, strings.Join(log, "\n"))
 	}
 	if errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("loading BPF programs: %w (tracebroker run needs root or CAP_BPF+CAP_PERFMON)", err)
+		// cilium/ebpf's own hint (raise RLIMIT_MEMLOCK) does not apply
+		// to kernels since 5.11, which account BPF memory to the memcg.
+		return errors.New("loading BPF programs is not permitted: tracebroker run needs root (or CAP_BPF and CAP_PERFMON)")
 	}
 	return fmt.Errorf("loading BPF programs: %w", err)
 }
