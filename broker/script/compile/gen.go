@@ -232,26 +232,12 @@ func (g *gen) value(e syntax.Expr) int16 {
 
 // materialize writes e, widened to dst's type, into the stack at off.
 func (g *gen) materialize(e syntax.Expr, want ty, off int16) {
-	t := g.typeOf(e)
-	if t.k == kInt {
+	if g.typeOf(e).k == kInt {
 		g.intExpr(e)
 		g.emit(asm.StoreMem(asm.R10, off, rAcc, asm.DWord))
 		return
 	}
-	if tup, ok := unparen(e).(*syntax.Tuple); ok && want.k == kTuple {
-		pos := off
-		for i, el := range tup.Elems {
-			g.materialize(el, want.elems[i], pos)
-			pos += int16(want.elems[i].storage())
-		}
-		return
-	}
-	src := g.memExpr(e)
-	n := t.storage()
-	if n < want.storage() {
-		g.zero(off, want.storage())
-	}
-	g.copyStack(off, src, min(n, want.storage()))
+	g.memInto(e, off, want.storage())
 }
 
 func unparen(e syntax.Expr) syntax.Expr {
@@ -848,47 +834,74 @@ func (g *gen) strEqual(e *syntax.Binary) {
 
 // memExpr evaluates a string or tuple into stack memory and returns its
 // offset. The memory holds exactly typeOf(e).storage() bytes, NUL-padded.
+// A variable is returned where it lives, without a copy.
 func (g *gen) memExpr(e syntax.Expr) int16 {
+	switch e := unparen(e).(type) {
+	case *syntax.VarExpr:
+		return g.vars[e.Name]
+	case *syntax.Call:
+		if g.typeOf(e.Args[0]).k == kStr {
+			return g.memExpr(e.Args[0]) // str() of a string
+		}
+	}
+	n := g.typeOf(e).storage()
+	off := g.alloc(n)
+	g.memInto(e, off, n)
+	return off
+}
+
+// memInto writes the string or tuple e into the n bytes at off, NUL-padded
+// (truncated if n is smaller than e). Helpers write straight into the
+// destination, so a printf record or a map key needs no temporary copy of
+// each string: that is what keeps several strings within the 512-byte
+// stack.
+func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 	t := g.typeOf(e)
 	switch e := e.(type) {
 	case *syntax.Paren:
-		return g.memExpr(e.X)
+		g.memInto(e.X, off, n)
+		return
 	case *syntax.StrLit:
-		return g.literal(e.Value, t.storage())
+		g.literal(e.Value, off, n)
+		return
 	case *syntax.VarExpr:
-		return g.vars[e.Name]
+		if n > t.storage() {
+			g.zero(off+int16(t.storage()), n-t.storage())
+		}
+		g.copyStack(off, g.vars[e.Name], min(n, t.storage()))
+		return
 	case *syntax.Ident:
 		switch e.Name {
 		case "comm":
-			off := g.alloc(16)
-			g.zero(off, 16)
+			g.zero(off, n)
 			g.stackPtr(asm.R1, off)
-			g.emit(asm.Mov.Imm(asm.R2, 16))
+			g.emit(asm.Mov.Imm(asm.R2, int32(min(16, n))))
 			g.call(asm.FnGetCurrentComm)
-			return off
+			return
 		case "probe":
-			return g.literal(g.in.name, t.storage())
+			g.literal(g.in.name, off, n)
+			return
 		}
 	case *syntax.MapExpr:
 		m := g.c.maps[e.Name]
-		off := g.alloc(t.storage())
-		g.zero(off, t.storage())
+		g.zero(off, n)
 		key := g.key(m, e.Keys, false)
 		g.mapPtr(asm.R1, bpfMapName(m.id))
 		g.stackPtr(asm.R2, key)
 		g.call(asm.FnMapLookupElem)
 		done := g.newLabel()
 		g.emit(asm.JEq.Imm(asm.R0, 0, done))
-		g.copyFrom(off, asm.R0, t.storage())
+		g.copyFrom(off, asm.R0, min(n, t.storage()))
 		g.label(done)
-		return off
+		return
 	case *syntax.Call: // str()
-		if g.typeOf(e.Args[0]).k == kStr {
-			return g.memExpr(e.Args[0])
-		}
-		off := g.alloc(strLen)
-		g.zero(off, strLen)
 		src := e.Args[0]
+		if g.typeOf(src).k == kStr {
+			g.memInto(src, off, n)
+			return
+		}
+		size := int32(min(strLen, n))
+		g.zero(off, n)
 		g.intExpr(src)
 		if len(e.Args) == 2 {
 			tmp := g.alloc(8)
@@ -899,13 +912,13 @@ func (g *gen) memExpr(e syntax.Expr) int16 {
 			g.emit(asm.Mov.Reg(asm.R2, rAcc))
 			g.emit(asm.Add.Imm(asm.R2, 1))
 			within := g.newLabel()
-			g.emit(asm.JLE.Imm(asm.R2, strLen, within))
-			g.emit(asm.Mov.Imm(asm.R2, strLen))
+			g.emit(asm.JLE.Imm(asm.R2, size, within))
+			g.emit(asm.Mov.Imm(asm.R2, size))
 			g.label(within)
 			g.emit(asm.LoadMem(asm.R3, asm.R10, tmp, asm.DWord))
 		} else {
 			g.emit(asm.Mov.Reg(asm.R3, rAcc))
-			g.emit(asm.Mov.Imm(asm.R2, strLen))
+			g.emit(asm.Mov.Imm(asm.R2, size))
 		}
 		g.stackPtr(asm.R1, off)
 		if g.typeOf(src).user {
@@ -913,58 +926,63 @@ func (g *gen) memExpr(e syntax.Expr) int16 {
 		} else {
 			g.call(asm.FnProbeReadKernelStr)
 		}
-		return off
+		return
 	case *syntax.FieldAccess:
 		f := findField(g.in.fields, e.Field)
-		off := g.alloc(t.storage())
-		g.zero(off, t.storage())
+		g.zero(off, n)
 		g.stackPtr(asm.R1, off)
 		g.emit(asm.Mov.Reg(asm.R3, rCtx))
 		if f.Kind == FieldCharArray {
-			g.emit(asm.Mov.Imm(asm.R2, int32(f.Size)))
+			g.emit(asm.Mov.Imm(asm.R2, int32(min(f.Size, n))))
 			g.emit(asm.Add.Imm(asm.R3, int32(f.Offset)))
 			g.call(asm.FnProbeReadKernel)
-			return off
+			return
 		}
 		// __data_loc: the low 16 bits are the string's offset in the record.
 		g.emit(asm.LoadMem(rTmp, rCtx, int16(f.Offset), asm.Word))
 		g.emit(asm.And.Imm(rTmp, 0xffff))
 		g.emit(asm.Add.Reg(asm.R3, rTmp))
-		g.emit(asm.Mov.Imm(asm.R2, strLen))
+		g.emit(asm.Mov.Imm(asm.R2, int32(min(strLen, n))))
 		g.call(asm.FnProbeReadKernelStr)
-		return off
+		return
 	case *syntax.Ternary:
-		off := g.alloc(t.storage())
 		elseL, endL := g.newLabel(), g.newLabel()
 		g.intExpr(e.Cond)
 		g.emit(asm.JEq.Imm(rAcc, 0, elseL))
 		mark := g.sp
-		g.materialize(e.Then, t, off)
+		g.memInto(e.Then, off, n)
 		g.sp = mark
 		g.emit(asm.Ja.Label(endL))
 		g.label(elseL)
-		g.materialize(e.Else, t, off)
+		g.memInto(e.Else, off, n)
 		g.sp = mark
 		g.label(endL)
-		return off
+		return
 	case *syntax.Tuple:
-		off := g.alloc(t.storage())
-		g.materialize(e, t, off)
-		return off
+		pos := off
+		for i, el := range e.Elems {
+			et := t.elems[i]
+			mark := g.sp
+			g.materialize(el, et, pos)
+			g.sp = mark
+			pos += int16(et.storage())
+		}
+		if used := int(pos - off); n > used {
+			g.zero(pos, n-used)
+		}
+		return
 	}
-	panic(fmt.Sprintf("compile: memExpr of %T", e))
+	panic(fmt.Sprintf("compile: memInto of %T", e))
 }
 
-// literal writes s NUL-padded to n bytes on the stack.
-func (g *gen) literal(s string, n int) int16 {
-	off := g.alloc(n)
-	buf := make([]byte, n)
+// literal writes s NUL-padded (or truncated) to n bytes at off.
+func (g *gen) literal(s string, off int16, n int) {
+	buf := make([]byte, align8(n))
 	copy(buf, s)
-	for i := 0; i < n; i += 4 {
+	for i := 0; i+4 <= n; i += 4 {
 		w := binary.LittleEndian.Uint32(buf[i:])
 		g.emit(asm.StoreImm(asm.R10, off+int16(i), int64(int32(w)), asm.Word))
 	}
-	return off
 }
 
 // storeImm64 is `*(u64 *)(dst + off) = imm` (imm sign-extended), which the
