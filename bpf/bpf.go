@@ -345,7 +345,7 @@ func (s *Session) errorCount(i int) uint64 {
 	return n
 }
 
-// ProgramIDs returns the kernel ids of the loaded programs, for -v.
+// Programs returns the loaded programs, parallel to the Program's probes (for -v).
 func (s *Session) Programs() []*ebpf.Program { return s.progs }
 
 // Close detaches and releases everything.

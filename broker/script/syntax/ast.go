@@ -56,7 +56,7 @@ type ProbeSpec struct {
 func (s *ProbeSpec) Pos() Pos { return s.From }
 func (s *ProbeSpec) End() Pos { return s.To }
 
-// Statements.
+// Stmt is a statement.
 type Stmt interface {
 	Node
 	stmtNode()
@@ -137,7 +137,7 @@ func (*WhileStmt) stmtNode()  {}
 func (*UnrollStmt) stmtNode() {}
 func (*ReturnStmt) stmtNode() {}
 
-// Expressions.
+// Expr is an expression.
 type Expr interface {
 	Node
 	exprNode()
