@@ -257,6 +257,9 @@ func (s *Session) Read(deadline time.Time, rec *ringbuf.Record) error {
 	return s.rd.ReadInto(rec)
 }
 
+// Pending is how many bytes of records wait in the ring buffer.
+func (s *Session) Pending() int { return s.rd.AvailableBytes() }
+
 // Snapshot reads one user map (by id), reduced over CPUs.
 func (s *Session) Snapshot(id int) (*program.MapSnapshot, error) {
 	m := s.maps[id]

@@ -111,9 +111,9 @@ func Run(ctx context.Context, req Request) (err error) {
 	var out output.Printer
 	switch req.Format {
 	case "", "text":
-		out = output.NewText(req.Stdout)
+		out = output.NewText(req.Stdout, output.Batched())
 	case "json":
-		out = output.NewJSON(req.Stdout)
+		out = output.NewJSON(req.Stdout, output.Batched())
 	default:
 		return fmt.Errorf("invalid output format %q (text or json)", req.Format)
 	}
@@ -169,6 +169,7 @@ func Run(ctx context.Context, req Request) (err error) {
 
 	r := &runner{req: &req, prog: prog, sess: sess, out: out}
 	out.AttachedProbes(len(prog.Probes))
+	out.Flush()
 	if err := sess.Run(program.Begin); err != nil {
 		return err
 	}
@@ -277,6 +278,7 @@ func (r *runner) loop(ctx context.Context, deadline time.Time, kidDone, pidGone 
 		err := r.sess.Read(wait, &r.rec)
 		if errors.Is(err, bpf.ErrTimeout) {
 			r.reportLost()
+			r.out.Flush()
 			continue
 		}
 		if err != nil {
@@ -284,6 +286,10 @@ func (r *runner) loop(ctx context.Context, deadline time.Time, kidDone, pidGone 
 		}
 		if err := r.handle(r.rec.RawSample); err != nil {
 			return err
+		}
+		if r.sess.Pending() == 0 {
+			// Nothing more to print at once: write what was printed.
+			r.out.Flush()
 		}
 	}
 	return nil

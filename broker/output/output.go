@@ -16,7 +16,8 @@ import (
 )
 
 // Printer prints the messages of one run. Each call writes its message and
-// flushes it, so output appears live; a Printer is safe for concurrent use.
+// flushes it, so output appears live (unless Batched: then Flush does); a
+// Printer is safe for concurrent use.
 // Write errors are sticky and reported by Flush.
 type Printer interface {
 	// AttachedProbes reports how many probes were attached.
@@ -39,11 +40,31 @@ type Printer interface {
 }
 
 // NewText returns a Printer of bpftrace's default text format.
-func NewText(w io.Writer) Printer { return &printer{w: bufio.NewWriter(w), f: textFormat{}} }
+func NewText(w io.Writer, opts ...Option) Printer {
+	return newPrinter(w, textFormat{}, opts)
+}
 
 // NewJSON returns a Printer of bpftrace's `-f json` format: one JSON
 // object per line.
-func NewJSON(w io.Writer) Printer { return &printer{w: bufio.NewWriter(w), f: jsonFormat{}} }
+func NewJSON(w io.Writer, opts ...Option) Printer {
+	return newPrinter(w, jsonFormat{}, opts)
+}
+
+// Option changes how a Printer writes.
+type Option func(*printer)
+
+// Batched leaves messages in the buffer until Flush, for a caller that
+// flushes whenever it has nothing more to print at once: one write per
+// burst of events instead of one per event, and output still live.
+func Batched() Option { return func(p *printer) { p.batched = true } }
+
+func newPrinter(w io.Writer, f format, opts []Option) *printer {
+	p := &printer{w: bufio.NewWriterSize(w, 64<<10), f: f}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
 
 // format renders messages; printer adds locking, buffering and errors.
 type format interface {
@@ -54,11 +75,12 @@ type format interface {
 }
 
 type printer struct {
-	mu  sync.Mutex
-	w   *bufio.Writer
-	f   format
-	buf []byte
-	err error
+	mu      sync.Mutex
+	w       *bufio.Writer
+	f       format
+	buf     []byte
+	err     error
+	batched bool
 }
 
 // emit writes one message and flushes it: bpftrace ends every line with
@@ -72,6 +94,9 @@ func (p *printer) emit(render func([]byte) []byte) {
 	}
 	if _, err := p.w.Write(p.buf); err != nil {
 		p.err = err
+		return
+	}
+	if p.batched {
 		return
 	}
 	if err := p.w.Flush(); err != nil {

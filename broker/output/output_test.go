@@ -212,6 +212,22 @@ func TestEachMessageIsFlushed(t *testing.T) {
 	}
 }
 
+func TestBatchedWritesOnFlush(t *testing.T) {
+	w := &countingWriter{}
+	pr := NewText(w, Batched())
+	pr.AttachedProbes(1)
+	pr.Printf("a\n")
+	if len(w.writes) != 0 {
+		t.Fatalf("batched printer wrote before Flush: %q", w.writes)
+	}
+	if err := pr.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"Attaching 1 probe...\na\n"}; !reflect.DeepEqual(w.writes, want) {
+		t.Errorf("writes %q, want %q", w.writes, want)
+	}
+}
+
 func TestConcurrentUse(t *testing.T) {
 	var out bytes.Buffer
 	pr := NewText(&out)
