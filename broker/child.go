@@ -5,8 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -88,6 +90,7 @@ func startChild(command string) (*child, error) {
 	if _, err := exec.LookPath(args[0]); err != nil {
 		return nil, fmt.Errorf("failed to find executable %s: %w", args[0], err)
 	}
+	noStopSignals.Do(setNoCldStop)
 	cmd := exec.Command(childShell, append([]string{"-c", childScript, "sh"}, args...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	// If the tracer dies, the child must not outlive it: a stopped
@@ -116,6 +119,28 @@ func startChild(command string) (*child, error) {
 }
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
+
+// Continuing the stopped child would raise a SIGCHLD (CLD_CONTINUED) for
+// this process, generated in the child's context, where a trace of the
+// child's signals would see it and bpftrace's would not. SA_NOCLDSTOP on
+// SIGCHLD keeps the kernel from sending it; waitid still sees the stop.
+// Go's os/signal cannot set the flag, so the handler the runtime installed
+// is read and written back with only that flag added.
+var noStopSignals sync.Once
+
+func setNoCldStop() {
+	// struct kernel_sigaction on Linux: handler, flags, restorer, mask.
+	var act struct {
+		handler, flags, restorer, mask uint64
+	}
+	const saNoCldStop = 1
+	size := unsafe.Sizeof(act.mask)
+	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGCHLD), 0, uintptr(unsafe.Pointer(&act)), size, 0, 0); e != 0 {
+		return
+	}
+	act.flags |= saNoCldStop
+	unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(unix.SIGCHLD), uintptr(unsafe.Pointer(&act)), 0, size, 0, 0)
+}
 
 // waitOffCPU waits (briefly) until pid is not on a CPU: the kernel
 // answers "running" in /proc/PID/syscall while it is.
