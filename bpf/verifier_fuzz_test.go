@@ -1,6 +1,8 @@
 package bpf_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,17 +17,18 @@ import (
 // accepts too. A rejection is a code generation bug (an uninitialised
 // read, an unbounded access), never the user's fault.
 func FuzzVerifier(f *testing.F) {
-	for _, s := range []string{
-		`tracepoint:syscalls:sys_enter_openat /comm == "bash"/ { @[comm, pid] = count(); printf("%s %d\n", str(args->filename), args->flags); }`,
-		`tracepoint:syscalls:sys_exit_openat { @h = hist(args->ret); @l = lhist(args->ret, 0, 100, 10); $x = args->ret > 0 ? "ok" : "fail"; @s[$x] = stats(args->ret); }`,
-		`BEGIN { @a[1, "x"] = 1; print(@a); delete(@a[1, "x"]); clear(@a); exit(); } END { printf("%d\n", @b); @b = 2; }`,
-		`tracepoint:sched:sched_switch { @[args->prev_comm] = max(args->prev_pid); if (args->next_pid == 0) { @idle = count(); } else { @busy = sum(1); } }`,
-		`tracepoint:sched:sched_process_exec { printf("%s\n", str(args->filename)); @t[(pid, comm)] = avg(args->pid); }`,
-		`interval:ms:10 { @n = @n + 1; @x += 2; if (@n > 3) { exit(); } }`,
-		`tracepoint:syscalls:sys_enter_execve { printf("%c %s %s\n", *args->filename, str(args->argv[0]), str(args->filename, 4)); }`,
-		`BEGIN { $s = comm; if ($s == comm) { @m[$s] = min(elapsed); } @v = $s == "x" || nsecs > 0 && !(cpu < 0); exit(); }`,
-	} {
-		f.Add(s)
+	// Seeded with the end-to-end scripts: real programs, which the fuzzer
+	// then bends.
+	scripts, err := filepath.Glob("../testdata/scripts/*.bt")
+	if err != nil || len(scripts) == 0 {
+		f.Fatalf("no seed scripts in testdata/scripts: %v", err)
+	}
+	for _, path := range scripts {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(src))
 	}
 	f.Fuzz(func(t *testing.T, src string) {
 		if err := bpf.Supported(); err != nil {
@@ -35,7 +38,7 @@ func FuzzVerifier(f *testing.F) {
 		if err != nil {
 			return
 		}
-		prog, _, err := compile.Compile(file, compile.Options{Tracepoints: broker.KernelTracepoints{}, MaxMapKeys: 16})
+		prog, _, err := compile.Compile(file, compile.Options{Tracepoints: broker.KernelTracepoints{}, MaxMapKeys: 16, HaveChild: true})
 		if err != nil || len(prog.Probes) > 8 {
 			return
 		}
