@@ -682,23 +682,18 @@ func (c *compiler) printf(in *instance, e *syntax.Call) {
 		if i >= len(verbs) || t.k == kNone {
 			continue
 		}
-		switch v := verbs[i]; {
-		case v == 's':
-			if t.k != kStr && t.k != kInt {
-				c.errorf(a.Pos(), a.End(), "printf: %%%c specifier expects a value of type string (%s supplied)", v, t)
-			} else if t.k == kInt {
-				c.errorf(a.Pos(), a.End(), "printf: %%s specifier expects a value of type string (integer supplied)")
-			}
-		default:
-			if t.k != kInt {
-				c.errorf(a.Pos(), a.End(), "printf: %%%c specifier expects a value of type integer (%s supplied)", v, kindWord(t))
-			}
+		v := verbs[i]
+		if want := map[bool]kind{true: kStr, false: kInt}[v == 's']; t.k != want {
+			c.errorf(a.Pos(), a.End(), "printf: %%%c specifier expects a value of type %s (%s supplied)",
+				v, map[kind]string{kStr: "string", kInt: "integer"}[want], kindWord(t))
 		}
 	}
 }
 
 func kindWord(t ty) string {
 	switch t.k {
+	case kInt:
+		return "integer"
 	case kStr:
 		return "string"
 	case kTuple:
