@@ -220,14 +220,14 @@ func (g *gen) stmt(s syntax.Stmt) {
 	}
 }
 
-// value evaluates any expression, for its effect or its result: integers
-// land in rAcc, strings and tuples on the stack at the returned offset.
-func (g *gen) value(e syntax.Expr) int16 {
+// value evaluates an expression statement for its effect; the result is
+// dropped.
+func (g *gen) value(e syntax.Expr) {
 	if t := g.typeOf(e); t.k == kStr || t.k == kTuple {
-		return g.memExpr(e)
+		g.memExpr(e)
+		return
 	}
 	g.intExpr(e)
-	return 0
 }
 
 // materialize writes e, widened to dst's type, into the stack at off.
@@ -305,10 +305,8 @@ func (g *gen) mapUpdate(m *mapInfo, key, val int16) {
 	g.stackPtr(asm.R3, val)
 	g.emit(asm.Mov.Imm(asm.R4, 0))
 	g.call(asm.FnMapUpdateElem)
-	g.countFailure(m)
+	g.countError(m.id)
 }
-
-func (g *gen) countFailure(m *mapInfo) { g.countError(m.id) }
 
 // countError adds one to entry i of the error map when the helper call
 // just made (r0) failed.
