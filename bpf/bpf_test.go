@@ -7,14 +7,11 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/broker"
@@ -207,19 +204,6 @@ func loadedNamed(t *testing.T, names ...string) []ebpf.ProgramID {
 	}
 }
 
-// syscalls makes getcwd and getcpu system calls (getcpu by number: the
-// vDSO one is no system call, and the Go runtime makes neither).
-func syscalls(cwd, cpu int) {
-	buf := make([]byte, 4096)
-	for i := 0; i < cwd; i++ {
-		syscall.Getcwd(buf)
-	}
-	var c, node uint32
-	for i := 0; i < cpu; i++ {
-		unix.Syscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&c)), uintptr(unsafe.Pointer(&node)), 0)
-	}
-}
-
 // TestAttachRollsBack: when a probe cannot be attached, Attach fails naming
 // it and detaches the ones it had attached, so they no longer fire; Close
 // then unloads every program.
@@ -288,7 +272,7 @@ func TestAttachRollsBack(t *testing.T) {
 			}
 			// What is attached counts these calls; what was rolled back
 			// must not.
-			syscalls(3, 2)
+			kerneltest.Syscalls(3, 2)
 			if got := entries(t, s, mapID(t, prog, "@")); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("@ = %q, want %q", got, tc.want)
 			}

@@ -12,11 +12,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 // The test binary doubles as the traced workload: a child started with -c
@@ -66,14 +66,7 @@ func workload(args []string) int {
 	case "get": // get CWD CPU: getcwd and getcpu, which the Go runtime never calls itself
 		cwd, _ := strconv.Atoi(args[1])
 		cpu, _ := strconv.Atoi(args[2])
-		buf := make([]byte, 4096)
-		for i := 0; i < cwd; i++ {
-			syscall.Getcwd(buf)
-		}
-		var c, node uint32
-		for i := 0; i < cpu; i++ {
-			unix.Syscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&c)), uintptr(unsafe.Pointer(&node)), 0)
-		}
+		kerneltest.Syscalls(cwd, cpu)
 	case "prio": // prio WHO...: getpriority(PRIO_PROCESS, WHO), which fails harmlessly for pids that do not exist
 		for _, a := range args[1:] {
 			who, _ := strconv.Atoi(a)

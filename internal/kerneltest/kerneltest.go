@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,4 +25,18 @@ func Lock(t testing.TB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
+}
+
+// Syscalls makes cwd getcwd and cpu getcpu system calls: a workload whose
+// events are exact, since the Go runtime makes neither call itself (and
+// getcpu goes by number, as the vDSO's is no system call).
+func Syscalls(cwd, cpu int) {
+	buf := make([]byte, 4096)
+	for i := 0; i < cwd; i++ {
+		unix.Getcwd(buf)
+	}
+	var c, node uint32
+	for i := 0; i < cpu; i++ {
+		unix.Syscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&c)), uintptr(unsafe.Pointer(&node)), 0)
+	}
 }
