@@ -151,15 +151,14 @@ func (m *Map) array() bool { return m.typ == ebpf.Array || m.typ == ebpf.PerCPUA
 
 func (m *Map) stride() uint64 { return uint64(m.valueSize+7) &^ 7 }
 
-// value resolves the offset part of a map-value address.
-func (m *Map) value(off, size uint64) []byte {
-	slot := off >> m.shift
-	within := off & (1<<m.shift - 1)
-	if slot >= m.slots || within >= uint64(m.valueSize) || size > uint64(m.valueSize)-within {
+// slot is the value memory at a slot number from a map-value address,
+// nil if there is no such slot.
+func (m *Map) slot(slot uint64) []byte {
+	if slot >= m.slots {
 		return nil
 	}
-	start := slot*m.stride() + within
-	return m.data[start : start+size : start+size]
+	start := slot * m.stride()
+	return m.data[start : start+uint64(m.valueSize) : start+uint64(m.valueSize)]
 }
 
 // slotBytes is the value of entry e for cpu.

@@ -43,37 +43,74 @@ func mapValueAddr(idx int, slot uint64, shift uint) uint64 {
 	return uint64(tagMapValue)<<tagShift | uint64(idx)<<mapIdxShift | slot<<shift
 }
 
+// access is mem with a one-region cache in front: loops that walk a map
+// value or the stack resolve their region once. It is small enough to be
+// inlined into the run loop.
+func (m *machine) access(addr, size uint64) []byte {
+	if off := addr - m.cBase; off < m.cLen && size <= m.cLen-off {
+		return m.cData[off : off+size]
+	}
+	return m.mem(addr, size, false)
+}
+
+// accessW is access for a store.
+func (m *machine) accessW(addr, size uint64) []byte {
+	if off := addr - m.cBase; off < m.cLen && size <= m.cLen-off && m.cW {
+		return m.cData[off : off+size]
+	}
+	return m.mem(addr, size, true)
+}
+
 // mem returns the size bytes at addr if the program may access them (and
-// write them, when write is set), else nil.
+// write them, when write is set), else nil. A region it resolves becomes
+// the one access caches.
 func (m *machine) mem(addr, size uint64, write bool) []byte {
+	var base uint64
+	var data []byte
+	w := true
 	switch addr >> tagShift {
 	case tagStack:
-		off := addr - stackBase
-		if off < m.stackTop && size <= m.stackTop-off {
-			return m.stack[off : off+size : off+size]
-		}
+		base, data = stackBase, m.stack[:m.stackTop]
 	case tagMapValue:
 		idx := (addr >> mapIdxShift) & (maxMaps - 1)
-		if idx < uint64(len(m.prog.maps)) {
-			return m.prog.maps[idx].value(addr&mapOffMask, size)
+		if idx >= uint64(len(m.prog.maps)) {
+			return nil
 		}
+		mp := m.prog.maps[idx]
+		off := addr & mapOffMask
+		within := off & (1<<mp.shift - 1)
+		data = mp.slot(off >> mp.shift)
+		base = addr - within
 	case tagCtx:
-		off := addr - ctxBase
-		if off < uint64(len(m.ctx)) && size <= uint64(len(m.ctx))-off && (!write || m.prog.ctxW) {
-			return m.ctx[off : off+size : off+size]
-		}
+		base, data, w = ctxBase, m.ctx, m.prog.ctxW
 	case tagResv:
+		// Not cached: a reservation stops being memory when submitted.
 		n := (addr >> 32) & 0xffffff
 		off := uint64(uint32(addr))
-		if n < uint64(len(m.resv)) {
+		if n < uint64(len(m.resv)) && m.resv[n].live {
 			b := m.resv[n].buf
 			if off < uint64(len(b)) && size <= uint64(len(b))-off {
 				return b[off : off+size : off+size]
 			}
 		}
+		return nil
+	default:
+		return nil
+	}
+	if data == nil {
+		return nil
+	}
+	m.cBase, m.cLen, m.cData, m.cW = base, uint64(len(data)), data, w
+	off := addr - base
+	if off < uint64(len(data)) && size <= uint64(len(data))-off && (w || !write) {
+		return data[off : off+size : off+size]
 	}
 	return nil
 }
+
+// uncache forgets the cached region; the stack's extent changes on calls
+// and returns, and a new run has a new context.
+func (m *machine) uncache() { m.cLen = 0 }
 
 // describe names the place an address points to, for fault messages.
 func (m *machine) describe(addr uint64) string {

@@ -31,6 +31,9 @@ func (p *Program) verify() error {
 	if err != nil {
 		return err
 	}
+	if err := p.checkSuccessors(); err != nil {
+		return err
+	}
 	if err := p.checkCalls(funcs); err != nil {
 		return err
 	}
@@ -464,6 +467,35 @@ func (p *Program) checkFlow() ([]function, error) {
 		}
 	}
 	return funcs, nil
+}
+
+// checkSuccessors restates, over the decoded form, what the run loop
+// relies on when it indexes instructions without a bounds check: every
+// instruction that can run next is inside the program. checkFlow and
+// decode already imply it; this keeps the proof next to its use.
+func (p *Program) checkSuccessors() error {
+	n := len(p.insns)
+	for pc, in := range p.insns {
+		var next [2]int
+		k := 0
+		switch {
+		case in.op == opExit || in.op == opLdImm64Tail:
+		case in.op == opJa:
+			next[0], k = int(in.off), 1
+		case in.op.isCondJump() || in.op == opCallLocal:
+			next[0], next[1], k = int(in.off), pc+1, 2
+		case in.op == opLdImm64:
+			next[0], k = pc+2, 1
+		default:
+			next[0], k = pc+1, 1
+		}
+		for _, t := range next[:k] {
+			if t < 0 || t >= n || p.insns[t].op == opLdImm64Tail || p.insns[t].op == opInvalid {
+				return p.errf(pc, "control can reach %d, which is not an instruction", t)
+			}
+		}
+	}
+	return nil
 }
 
 // checkCalls refuses recursion, as the kernel does, and call chains

@@ -1,5 +1,7 @@
 package interp
 
+//go:generate go run ./internal/mktrace
+
 import (
 	"encoding/binary"
 	"fmt"
@@ -59,6 +61,16 @@ type machine struct {
 	frames   [MaxFrames]frame
 	resv     []reservation
 	pc       int // of the helper being called, for its errors
+
+	// The region access found last: its base address, length, memory
+	// and whether it is writable.
+	cBase uint64
+	cLen  uint64
+	cData []byte
+	cW    bool
+
+	seg      int
+	executed uint64
 }
 
 func newMachine(p *Program) any {
@@ -79,13 +91,17 @@ func (p *Program) Run(env *Env, ctx []byte) (uint64, error) {
 	}
 	m.env, m.ctx = env, ctx
 	r0, err := m.run()
-	m.env, m.ctx = nil, nil
+	m.env, m.ctx, m.cData, m.cLen = nil, nil, nil, 0
 	p.pool.Put(m)
 	return r0, err
 }
 
 func (m *machine) run() (uint64, error) {
-	r0, pc, err := m.exec()
+	exec := m.exec
+	if m.env.Step != nil {
+		exec = m.execTraced
+	}
+	r0, pc, err := exec()
 	if m.depth != 0 {
 		m.depth = 0
 	}
@@ -115,12 +131,17 @@ func (m *machine) run() (uint64, error) {
 // so the loop checks only what depends on values: memory, the budget and
 // the call depth.
 //
+// execTraced (vm_trace.go) is the same loop with a call to Env.Step
+// before every instruction, generated from this one so the common case
+// pays nothing for tracing.
+//
 // Instructions are counted per straight-line segment: the count is
 // brought up to date only when control transfers, which is exact and
 // costs nothing on the instructions in between.
 func (m *machine) exec() (r0 uint64, epc int, err error) {
 	p := m.prog
 	insns := p.insns
+	base := unsafe.Pointer(unsafe.SliceData(insns))
 	budget := p.budget
 	r := &m.regs
 	*r = [16]uint64{}
@@ -132,370 +153,368 @@ func (m *machine) exec() (r0 uint64, epc int, err error) {
 	}
 	m.depth = 0
 	m.stackTop = StackSize
+	m.uncache()
 	clear(m.stack[:StackSize])
 	r[10] = stackBase + StackSize
-	step := m.env.Step
 
-	pc, seg := 0, 0
-	var executed uint64
+	pc := 0
+	m.seg, m.executed = 0, 0
 	var addr uint64
 	var size uint64
 	var write bool
 
 	for {
-		in := &insns[pc]
-		if step != nil {
-			step(pc, (*[11]uint64)(r[:11]))
-		}
-		d := in.dst & 15
+		// The verifier proved pc is always an instruction of the program.
+		in := (*insn)(unsafe.Add(base, uintptr(pc)*unsafe.Sizeof(insn{})))
+		//trace:step
 		switch in.op {
 		case opAdd64K:
-			r[d] += uint64(in.imm)
+			r[in.dst&15] += uint64(in.imm)
 		case opAdd64X:
-			r[d] += r[in.src&15]
+			r[in.dst&15] += r[in.src&15]
 		case opSub64K:
-			r[d] -= uint64(in.imm)
+			r[in.dst&15] -= uint64(in.imm)
 		case opSub64X:
-			r[d] -= r[in.src&15]
+			r[in.dst&15] -= r[in.src&15]
 		case opMul64K:
-			r[d] *= uint64(in.imm)
+			r[in.dst&15] *= uint64(in.imm)
 		case opMul64X:
-			r[d] *= r[in.src&15]
+			r[in.dst&15] *= r[in.src&15]
 		case opDiv64K:
-			r[d] /= uint64(in.imm) // the verifier refuses a zero immediate
+			r[in.dst&15] /= uint64(in.imm) // the verifier refuses a zero immediate
 		case opDiv64X:
 			if s := r[in.src&15]; s != 0 {
-				r[d] /= s
+				r[in.dst&15] /= s
 			} else {
-				r[d] = 0
+				r[in.dst&15] = 0
 			}
 		case opSdiv64K:
-			r[d] = uint64(int64(r[d]) / in.imm)
+			r[in.dst&15] = uint64(int64(r[in.dst&15]) / in.imm)
 		case opSdiv64X:
 			if s := int64(r[in.src&15]); s != 0 {
-				r[d] = uint64(int64(r[d]) / s)
+				r[in.dst&15] = uint64(int64(r[in.dst&15]) / s)
 			} else {
-				r[d] = 0
+				r[in.dst&15] = 0
 			}
 		case opOr64K:
-			r[d] |= uint64(in.imm)
+			r[in.dst&15] |= uint64(in.imm)
 		case opOr64X:
-			r[d] |= r[in.src&15]
+			r[in.dst&15] |= r[in.src&15]
 		case opAnd64K:
-			r[d] &= uint64(in.imm)
+			r[in.dst&15] &= uint64(in.imm)
 		case opAnd64X:
-			r[d] &= r[in.src&15]
+			r[in.dst&15] &= r[in.src&15]
 		case opLsh64K:
-			r[d] <<= uint64(in.imm) & 63
+			r[in.dst&15] <<= uint64(in.imm) & 63
 		case opLsh64X:
-			r[d] <<= r[in.src&15] & 63
+			r[in.dst&15] <<= r[in.src&15] & 63
 		case opRsh64K:
-			r[d] >>= uint64(in.imm) & 63
+			r[in.dst&15] >>= uint64(in.imm) & 63
 		case opRsh64X:
-			r[d] >>= r[in.src&15] & 63
+			r[in.dst&15] >>= r[in.src&15] & 63
 		case opNeg64:
-			r[d] = -r[d]
+			r[in.dst&15] = -r[in.dst&15]
 		case opMod64K:
-			r[d] %= uint64(in.imm)
+			r[in.dst&15] %= uint64(in.imm)
 		case opMod64X:
 			if s := r[in.src&15]; s != 0 {
-				r[d] %= s
+				r[in.dst&15] %= s
 			}
 		case opSmod64K:
-			r[d] = uint64(int64(r[d]) % in.imm)
+			r[in.dst&15] = uint64(int64(r[in.dst&15]) % in.imm)
 		case opSmod64X:
 			if s := int64(r[in.src&15]); s != 0 {
-				r[d] = uint64(int64(r[d]) % s)
+				r[in.dst&15] = uint64(int64(r[in.dst&15]) % s)
 			}
 		case opXor64K:
-			r[d] ^= uint64(in.imm)
+			r[in.dst&15] ^= uint64(in.imm)
 		case opXor64X:
-			r[d] ^= r[in.src&15]
+			r[in.dst&15] ^= r[in.src&15]
 		case opMov64K:
-			r[d] = uint64(in.imm)
+			r[in.dst&15] = uint64(in.imm)
 		case opMov64X:
-			r[d] = r[in.src&15]
+			r[in.dst&15] = r[in.src&15]
 		case opMovsx8_64:
-			r[d] = uint64(int64(int8(r[in.src&15])))
+			r[in.dst&15] = uint64(int64(int8(r[in.src&15])))
 		case opMovsx16_64:
-			r[d] = uint64(int64(int16(r[in.src&15])))
+			r[in.dst&15] = uint64(int64(int16(r[in.src&15])))
 		case opMovsx32_64:
-			r[d] = uint64(int64(int32(r[in.src&15])))
+			r[in.dst&15] = uint64(int64(int32(r[in.src&15])))
 		case opArsh64K:
-			r[d] = uint64(int64(r[d]) >> (uint64(in.imm) & 63))
+			r[in.dst&15] = uint64(int64(r[in.dst&15]) >> (uint64(in.imm) & 63))
 		case opArsh64X:
-			r[d] = uint64(int64(r[d]) >> (r[in.src&15] & 63))
+			r[in.dst&15] = uint64(int64(r[in.dst&15]) >> (r[in.src&15] & 63))
 
 		case opAdd32K:
-			r[d] = uint64(uint32(r[d]) + uint32(in.imm))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) + uint32(in.imm))
 		case opAdd32X:
-			r[d] = uint64(uint32(r[d]) + uint32(r[in.src&15]))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) + uint32(r[in.src&15]))
 		case opSub32K:
-			r[d] = uint64(uint32(r[d]) - uint32(in.imm))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) - uint32(in.imm))
 		case opSub32X:
-			r[d] = uint64(uint32(r[d]) - uint32(r[in.src&15]))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) - uint32(r[in.src&15]))
 		case opMul32K:
-			r[d] = uint64(uint32(r[d]) * uint32(in.imm))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) * uint32(in.imm))
 		case opMul32X:
-			r[d] = uint64(uint32(r[d]) * uint32(r[in.src&15]))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) * uint32(r[in.src&15]))
 		case opDiv32K:
-			r[d] = uint64(uint32(r[d]) / uint32(in.imm))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) / uint32(in.imm))
 		case opDiv32X:
 			if s := uint32(r[in.src&15]); s != 0 {
-				r[d] = uint64(uint32(r[d]) / s)
+				r[in.dst&15] = uint64(uint32(r[in.dst&15]) / s)
 			} else {
-				r[d] = 0
+				r[in.dst&15] = 0
 			}
 		case opSdiv32K:
-			r[d] = uint64(uint32(int32(r[d]) / int32(in.imm)))
+			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) / int32(in.imm)))
 		case opSdiv32X:
 			if s := int32(r[in.src&15]); s != 0 {
-				r[d] = uint64(uint32(int32(r[d]) / s))
+				r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) / s))
 			} else {
-				r[d] = 0
+				r[in.dst&15] = 0
 			}
 		case opOr32K:
-			r[d] = uint64(uint32(r[d]) | uint32(in.imm))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) | uint32(in.imm))
 		case opOr32X:
-			r[d] = uint64(uint32(r[d]) | uint32(r[in.src&15]))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) | uint32(r[in.src&15]))
 		case opAnd32K:
-			r[d] = uint64(uint32(r[d]) & uint32(in.imm))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) & uint32(in.imm))
 		case opAnd32X:
-			r[d] = uint64(uint32(r[d]) & uint32(r[in.src&15]))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) & uint32(r[in.src&15]))
 		case opLsh32K:
-			r[d] = uint64(uint32(r[d]) << (uint32(in.imm) & 31))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) << (uint32(in.imm) & 31))
 		case opLsh32X:
-			r[d] = uint64(uint32(r[d]) << (uint32(r[in.src&15]) & 31))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) << (uint32(r[in.src&15]) & 31))
 		case opRsh32K:
-			r[d] = uint64(uint32(r[d]) >> (uint32(in.imm) & 31))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) >> (uint32(in.imm) & 31))
 		case opRsh32X:
-			r[d] = uint64(uint32(r[d]) >> (uint32(r[in.src&15]) & 31))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) >> (uint32(r[in.src&15]) & 31))
 		case opNeg32:
-			r[d] = uint64(-uint32(r[d]))
+			r[in.dst&15] = uint64(-uint32(r[in.dst&15]))
 		case opMod32K:
-			r[d] = uint64(uint32(r[d]) % uint32(in.imm))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) % uint32(in.imm))
 		case opMod32X:
 			// By zero the low half stays and the high half is cleared
 			// (RFC 9669 §4.1), like every other 32-bit result.
 			if s := uint32(r[in.src&15]); s != 0 {
-				r[d] = uint64(uint32(r[d]) % s)
+				r[in.dst&15] = uint64(uint32(r[in.dst&15]) % s)
 			} else {
-				r[d] = uint64(uint32(r[d]))
+				r[in.dst&15] = uint64(uint32(r[in.dst&15]))
 			}
 		case opSmod32K:
-			r[d] = uint64(uint32(int32(r[d]) % int32(in.imm)))
+			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) % int32(in.imm)))
 		case opSmod32X:
 			if s := int32(r[in.src&15]); s != 0 {
-				r[d] = uint64(uint32(int32(r[d]) % s))
+				r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) % s))
 			} else {
-				r[d] = uint64(uint32(r[d]))
+				r[in.dst&15] = uint64(uint32(r[in.dst&15]))
 			}
 		case opXor32K:
-			r[d] = uint64(uint32(r[d]) ^ uint32(in.imm))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) ^ uint32(in.imm))
 		case opXor32X:
-			r[d] = uint64(uint32(r[d]) ^ uint32(r[in.src&15]))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) ^ uint32(r[in.src&15]))
 		case opMov32K:
-			r[d] = uint64(uint32(in.imm))
+			r[in.dst&15] = uint64(uint32(in.imm))
 		case opMov32X:
-			r[d] = uint64(uint32(r[in.src&15]))
+			r[in.dst&15] = uint64(uint32(r[in.src&15]))
 		case opMovsx8_32:
-			r[d] = uint64(uint32(int32(int8(r[in.src&15]))))
+			r[in.dst&15] = uint64(uint32(int32(int8(r[in.src&15]))))
 		case opMovsx16_32:
-			r[d] = uint64(uint32(int32(int16(r[in.src&15]))))
+			r[in.dst&15] = uint64(uint32(int32(int16(r[in.src&15]))))
 		case opArsh32K:
-			r[d] = uint64(uint32(int32(r[d]) >> (uint32(in.imm) & 31)))
+			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) >> (uint32(in.imm) & 31)))
 		case opArsh32X:
-			r[d] = uint64(uint32(int32(r[d]) >> (uint32(r[in.src&15]) & 31)))
+			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) >> (uint32(r[in.src&15]) & 31)))
 
 		case opLe16:
-			r[d] = uint64(uint16(r[d]))
+			r[in.dst&15] = uint64(uint16(r[in.dst&15]))
 		case opLe32:
-			r[d] = uint64(uint32(r[d]))
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]))
 		case opLe64:
 		case opBswap16:
-			r[d] = uint64(bits.ReverseBytes16(uint16(r[d])))
+			r[in.dst&15] = uint64(bits.ReverseBytes16(uint16(r[in.dst&15])))
 		case opBswap32:
-			r[d] = uint64(bits.ReverseBytes32(uint32(r[d])))
+			r[in.dst&15] = uint64(bits.ReverseBytes32(uint32(r[in.dst&15])))
 		case opBswap64:
-			r[d] = bits.ReverseBytes64(r[d])
+			r[in.dst&15] = bits.ReverseBytes64(r[in.dst&15])
 
 		case opJa:
 			goto jump
 		case opJeqK:
-			if r[d] == uint64(in.imm) {
+			if r[in.dst&15] == uint64(in.imm) {
 				goto jump
 			}
 		case opJeqX:
-			if r[d] == r[in.src&15] {
+			if r[in.dst&15] == r[in.src&15] {
 				goto jump
 			}
 		case opJgtK:
-			if r[d] > uint64(in.imm) {
+			if r[in.dst&15] > uint64(in.imm) {
 				goto jump
 			}
 		case opJgtX:
-			if r[d] > r[in.src&15] {
+			if r[in.dst&15] > r[in.src&15] {
 				goto jump
 			}
 		case opJgeK:
-			if r[d] >= uint64(in.imm) {
+			if r[in.dst&15] >= uint64(in.imm) {
 				goto jump
 			}
 		case opJgeX:
-			if r[d] >= r[in.src&15] {
+			if r[in.dst&15] >= r[in.src&15] {
 				goto jump
 			}
 		case opJsetK:
-			if r[d]&uint64(in.imm) != 0 {
+			if r[in.dst&15]&uint64(in.imm) != 0 {
 				goto jump
 			}
 		case opJsetX:
-			if r[d]&r[in.src&15] != 0 {
+			if r[in.dst&15]&r[in.src&15] != 0 {
 				goto jump
 			}
 		case opJneK:
-			if r[d] != uint64(in.imm) {
+			if r[in.dst&15] != uint64(in.imm) {
 				goto jump
 			}
 		case opJneX:
-			if r[d] != r[in.src&15] {
+			if r[in.dst&15] != r[in.src&15] {
 				goto jump
 			}
 		case opJsgtK:
-			if int64(r[d]) > in.imm {
+			if int64(r[in.dst&15]) > in.imm {
 				goto jump
 			}
 		case opJsgtX:
-			if int64(r[d]) > int64(r[in.src&15]) {
+			if int64(r[in.dst&15]) > int64(r[in.src&15]) {
 				goto jump
 			}
 		case opJsgeK:
-			if int64(r[d]) >= in.imm {
+			if int64(r[in.dst&15]) >= in.imm {
 				goto jump
 			}
 		case opJsgeX:
-			if int64(r[d]) >= int64(r[in.src&15]) {
+			if int64(r[in.dst&15]) >= int64(r[in.src&15]) {
 				goto jump
 			}
 		case opJltK:
-			if r[d] < uint64(in.imm) {
+			if r[in.dst&15] < uint64(in.imm) {
 				goto jump
 			}
 		case opJltX:
-			if r[d] < r[in.src&15] {
+			if r[in.dst&15] < r[in.src&15] {
 				goto jump
 			}
 		case opJleK:
-			if r[d] <= uint64(in.imm) {
+			if r[in.dst&15] <= uint64(in.imm) {
 				goto jump
 			}
 		case opJleX:
-			if r[d] <= r[in.src&15] {
+			if r[in.dst&15] <= r[in.src&15] {
 				goto jump
 			}
 		case opJsltK:
-			if int64(r[d]) < in.imm {
+			if int64(r[in.dst&15]) < in.imm {
 				goto jump
 			}
 		case opJsltX:
-			if int64(r[d]) < int64(r[in.src&15]) {
+			if int64(r[in.dst&15]) < int64(r[in.src&15]) {
 				goto jump
 			}
 		case opJsleK:
-			if int64(r[d]) <= in.imm {
+			if int64(r[in.dst&15]) <= in.imm {
 				goto jump
 			}
 		case opJsleX:
-			if int64(r[d]) <= int64(r[in.src&15]) {
+			if int64(r[in.dst&15]) <= int64(r[in.src&15]) {
 				goto jump
 			}
 
 		case opJeq32K:
-			if uint32(r[d]) == uint32(in.imm) {
+			if uint32(r[in.dst&15]) == uint32(in.imm) {
 				goto jump
 			}
 		case opJeq32X:
-			if uint32(r[d]) == uint32(r[in.src&15]) {
+			if uint32(r[in.dst&15]) == uint32(r[in.src&15]) {
 				goto jump
 			}
 		case opJgt32K:
-			if uint32(r[d]) > uint32(in.imm) {
+			if uint32(r[in.dst&15]) > uint32(in.imm) {
 				goto jump
 			}
 		case opJgt32X:
-			if uint32(r[d]) > uint32(r[in.src&15]) {
+			if uint32(r[in.dst&15]) > uint32(r[in.src&15]) {
 				goto jump
 			}
 		case opJge32K:
-			if uint32(r[d]) >= uint32(in.imm) {
+			if uint32(r[in.dst&15]) >= uint32(in.imm) {
 				goto jump
 			}
 		case opJge32X:
-			if uint32(r[d]) >= uint32(r[in.src&15]) {
+			if uint32(r[in.dst&15]) >= uint32(r[in.src&15]) {
 				goto jump
 			}
 		case opJset32K:
-			if uint32(r[d])&uint32(in.imm) != 0 {
+			if uint32(r[in.dst&15])&uint32(in.imm) != 0 {
 				goto jump
 			}
 		case opJset32X:
-			if uint32(r[d])&uint32(r[in.src&15]) != 0 {
+			if uint32(r[in.dst&15])&uint32(r[in.src&15]) != 0 {
 				goto jump
 			}
 		case opJne32K:
-			if uint32(r[d]) != uint32(in.imm) {
+			if uint32(r[in.dst&15]) != uint32(in.imm) {
 				goto jump
 			}
 		case opJne32X:
-			if uint32(r[d]) != uint32(r[in.src&15]) {
+			if uint32(r[in.dst&15]) != uint32(r[in.src&15]) {
 				goto jump
 			}
 		case opJsgt32K:
-			if int32(r[d]) > int32(in.imm) {
+			if int32(r[in.dst&15]) > int32(in.imm) {
 				goto jump
 			}
 		case opJsgt32X:
-			if int32(r[d]) > int32(r[in.src&15]) {
+			if int32(r[in.dst&15]) > int32(r[in.src&15]) {
 				goto jump
 			}
 		case opJsge32K:
-			if int32(r[d]) >= int32(in.imm) {
+			if int32(r[in.dst&15]) >= int32(in.imm) {
 				goto jump
 			}
 		case opJsge32X:
-			if int32(r[d]) >= int32(r[in.src&15]) {
+			if int32(r[in.dst&15]) >= int32(r[in.src&15]) {
 				goto jump
 			}
 		case opJlt32K:
-			if uint32(r[d]) < uint32(in.imm) {
+			if uint32(r[in.dst&15]) < uint32(in.imm) {
 				goto jump
 			}
 		case opJlt32X:
-			if uint32(r[d]) < uint32(r[in.src&15]) {
+			if uint32(r[in.dst&15]) < uint32(r[in.src&15]) {
 				goto jump
 			}
 		case opJle32K:
-			if uint32(r[d]) <= uint32(in.imm) {
+			if uint32(r[in.dst&15]) <= uint32(in.imm) {
 				goto jump
 			}
 		case opJle32X:
-			if uint32(r[d]) <= uint32(r[in.src&15]) {
+			if uint32(r[in.dst&15]) <= uint32(r[in.src&15]) {
 				goto jump
 			}
 		case opJslt32K:
-			if int32(r[d]) < int32(in.imm) {
+			if int32(r[in.dst&15]) < int32(in.imm) {
 				goto jump
 			}
 		case opJslt32X:
-			if int32(r[d]) < int32(r[in.src&15]) {
+			if int32(r[in.dst&15]) < int32(r[in.src&15]) {
 				goto jump
 			}
 		case opJsle32K:
-			if int32(r[d]) <= int32(in.imm) {
+			if int32(r[in.dst&15]) <= int32(in.imm) {
 				goto jump
 			}
 		case opJsle32X:
-			if int32(r[d]) <= int32(r[in.src&15]) {
+			if int32(r[in.dst&15]) <= int32(r[in.src&15]) {
 				goto jump
 			}
 
@@ -507,7 +526,7 @@ func (m *machine) exec() (r0 uint64, epc int, err error) {
 			}
 			r[0] = v
 		case opCallx:
-			id := r[d]
+			id := r[in.dst&15]
 			if id >= uint64(len(p.helpers)) || p.helpers[id] == nil {
 				return 0, pc, fmt.Errorf("callx: helper %d is not in the helper table", id)
 			}
@@ -527,101 +546,125 @@ func (m *machine) exec() (r0 uint64, epc int, err error) {
 			m.depth++
 			clear(m.stack[m.stackTop : m.stackTop+StackSize])
 			m.stackTop += StackSize
+			m.uncache()
 			r[10] = stackBase + m.stackTop
 			goto jump
 		case opExit:
 			if m.depth == 0 {
 				return r[0], pc, nil
 			}
-			executed += uint64(pc - seg + 1)
+			m.executed += uint64(pc - m.seg + 1)
 			m.depth--
 			f := &m.frames[m.depth]
 			r[6], r[7], r[8], r[9] = f.saved[0], f.saved[1], f.saved[2], f.saved[3]
 			m.stackTop -= StackSize
+			m.uncache()
 			r[10] = stackBase + m.stackTop
-			pc, seg = f.ret, f.ret
+			pc, m.seg = f.ret, f.ret
 			continue
 
 		case opLdImm64:
-			r[d] = uint64(in.imm)
+			r[in.dst&15] = uint64(in.imm)
 			pc += 2
 			continue
 
 		case opLdxB:
 			addr, size, write = r[in.src&15]+uint64(in.off), 1, false
-			b := m.mem(addr, 1, false)
-			if b == nil {
+			var b []byte
+			if off := addr - m.cBase; off < m.cLen && 1 <= m.cLen-off {
+				b = m.cData[off : off+1]
+			} else if b = m.mem(addr, 1, false); b == nil {
 				goto fault
 			}
-			r[d] = uint64(b[0])
+			r[in.dst&15] = uint64(b[0])
 		case opLdxH:
 			addr, size, write = r[in.src&15]+uint64(in.off), 2, false
-			b := m.mem(addr, 2, false)
-			if b == nil {
+			var b []byte
+			if off := addr - m.cBase; off < m.cLen && 2 <= m.cLen-off {
+				b = m.cData[off : off+2]
+			} else if b = m.mem(addr, 2, false); b == nil {
 				goto fault
 			}
-			r[d] = uint64(binary.LittleEndian.Uint16(b))
+			r[in.dst&15] = uint64(binary.LittleEndian.Uint16(b))
 		case opLdxW:
 			addr, size, write = r[in.src&15]+uint64(in.off), 4, false
-			b := m.mem(addr, 4, false)
-			if b == nil {
+			var b []byte
+			if off := addr - m.cBase; off < m.cLen && 4 <= m.cLen-off {
+				b = m.cData[off : off+4]
+			} else if b = m.mem(addr, 4, false); b == nil {
 				goto fault
 			}
-			r[d] = uint64(binary.LittleEndian.Uint32(b))
+			r[in.dst&15] = uint64(binary.LittleEndian.Uint32(b))
 		case opLdxDW:
 			addr, size, write = r[in.src&15]+uint64(in.off), 8, false
-			b := m.mem(addr, 8, false)
-			if b == nil {
+			var b []byte
+			if off := addr - m.cBase; off < m.cLen && 8 <= m.cLen-off {
+				b = m.cData[off : off+8]
+			} else if b = m.mem(addr, 8, false); b == nil {
 				goto fault
 			}
-			r[d] = binary.LittleEndian.Uint64(b)
+			r[in.dst&15] = binary.LittleEndian.Uint64(b)
 		case opLdxSB:
 			addr, size, write = r[in.src&15]+uint64(in.off), 1, false
-			b := m.mem(addr, 1, false)
-			if b == nil {
+			var b []byte
+			if off := addr - m.cBase; off < m.cLen && 1 <= m.cLen-off {
+				b = m.cData[off : off+1]
+			} else if b = m.mem(addr, 1, false); b == nil {
 				goto fault
 			}
-			r[d] = uint64(int64(int8(b[0])))
+			r[in.dst&15] = uint64(int64(int8(b[0])))
 		case opLdxSH:
 			addr, size, write = r[in.src&15]+uint64(in.off), 2, false
-			b := m.mem(addr, 2, false)
-			if b == nil {
+			var b []byte
+			if off := addr - m.cBase; off < m.cLen && 2 <= m.cLen-off {
+				b = m.cData[off : off+2]
+			} else if b = m.mem(addr, 2, false); b == nil {
 				goto fault
 			}
-			r[d] = uint64(int64(int16(binary.LittleEndian.Uint16(b))))
+			r[in.dst&15] = uint64(int64(int16(binary.LittleEndian.Uint16(b))))
 		case opLdxSW:
 			addr, size, write = r[in.src&15]+uint64(in.off), 4, false
-			b := m.mem(addr, 4, false)
-			if b == nil {
+			var b []byte
+			if off := addr - m.cBase; off < m.cLen && 4 <= m.cLen-off {
+				b = m.cData[off : off+4]
+			} else if b = m.mem(addr, 4, false); b == nil {
 				goto fault
 			}
-			r[d] = uint64(int64(int32(binary.LittleEndian.Uint32(b))))
+			r[in.dst&15] = uint64(int64(int32(binary.LittleEndian.Uint32(b))))
 
 		case opStB, opStxB:
-			addr, size, write = r[d]+uint64(in.off), 1, true
-			b := m.mem(addr, 1, true)
-			if b == nil {
+			addr, size, write = r[in.dst&15]+uint64(in.off), 1, true
+			var b []byte
+			if off := addr - m.cBase; off < m.cLen && 1 <= m.cLen-off && m.cW {
+				b = m.cData[off : off+1]
+			} else if b = m.mem(addr, 1, true); b == nil {
 				goto fault
 			}
 			b[0] = byte(m.storeValue(in))
 		case opStH, opStxH:
-			addr, size, write = r[d]+uint64(in.off), 2, true
-			b := m.mem(addr, 2, true)
-			if b == nil {
+			addr, size, write = r[in.dst&15]+uint64(in.off), 2, true
+			var b []byte
+			if off := addr - m.cBase; off < m.cLen && 2 <= m.cLen-off && m.cW {
+				b = m.cData[off : off+2]
+			} else if b = m.mem(addr, 2, true); b == nil {
 				goto fault
 			}
 			binary.LittleEndian.PutUint16(b, uint16(m.storeValue(in)))
 		case opStW, opStxW:
-			addr, size, write = r[d]+uint64(in.off), 4, true
-			b := m.mem(addr, 4, true)
-			if b == nil {
+			addr, size, write = r[in.dst&15]+uint64(in.off), 4, true
+			var b []byte
+			if off := addr - m.cBase; off < m.cLen && 4 <= m.cLen-off && m.cW {
+				b = m.cData[off : off+4]
+			} else if b = m.mem(addr, 4, true); b == nil {
 				goto fault
 			}
 			binary.LittleEndian.PutUint32(b, uint32(m.storeValue(in)))
 		case opStDW, opStxDW:
-			addr, size, write = r[d]+uint64(in.off), 8, true
-			b := m.mem(addr, 8, true)
-			if b == nil {
+			addr, size, write = r[in.dst&15]+uint64(in.off), 8, true
+			var b []byte
+			if off := addr - m.cBase; off < m.cLen && 8 <= m.cLen-off && m.cW {
+				b = m.cData[off : off+8]
+			} else if b = m.mem(addr, 8, true); b == nil {
 				goto fault
 			}
 			binary.LittleEndian.PutUint64(b, m.storeValue(in))
@@ -629,9 +672,11 @@ func (m *machine) exec() (r0 uint64, epc int, err error) {
 		case opAtomicAdd32, opAtomicOr32, opAtomicAnd32, opAtomicXor32,
 			opAtomicFetchAdd32, opAtomicFetchOr32, opAtomicFetchAnd32, opAtomicFetchXor32,
 			opAtomicXchg32, opAtomicCmpxchg32:
-			addr, size, write = r[d]+uint64(in.off), 4, true
-			b := m.mem(addr, 4, true)
-			if b == nil {
+			addr, size, write = r[in.dst&15]+uint64(in.off), 4, true
+			var b []byte
+			if off := addr - m.cBase; off < m.cLen && 4 <= m.cLen-off && m.cW {
+				b = m.cData[off : off+4]
+			} else if b = m.mem(addr, 4, true); b == nil {
 				goto fault
 			}
 			ptr := (*uint32)(unsafe.Pointer(&b[0]))
@@ -642,9 +687,11 @@ func (m *machine) exec() (r0 uint64, epc int, err error) {
 		case opAtomicAdd64, opAtomicOr64, opAtomicAnd64, opAtomicXor64,
 			opAtomicFetchAdd64, opAtomicFetchOr64, opAtomicFetchAnd64, opAtomicFetchXor64,
 			opAtomicXchg64, opAtomicCmpxchg64:
-			addr, size, write = r[d]+uint64(in.off), 8, true
-			b := m.mem(addr, 8, true)
-			if b == nil {
+			addr, size, write = r[in.dst&15]+uint64(in.off), 8, true
+			var b []byte
+			if off := addr - m.cBase; off < m.cLen && 8 <= m.cLen-off && m.cW {
+				b = m.cData[off : off+8]
+			} else if b = m.mem(addr, 8, true); b == nil {
 				goto fault
 			}
 			ptr := (*uint64)(unsafe.Pointer(&b[0]))
@@ -662,12 +709,12 @@ func (m *machine) exec() (r0 uint64, epc int, err error) {
 		continue
 
 	jump:
-		executed += uint64(pc - seg + 1)
-		if executed > budget {
+		m.executed += uint64(pc - m.seg + 1)
+		if m.executed > budget {
 			return 0, pc, fmt.Errorf("%w (%d instructions)", ErrBudget, budget)
 		}
 		pc = int(in.off)
-		seg = pc
+		m.seg = pc
 		continue
 
 	fault:
