@@ -21,7 +21,8 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 10m ./...
 
-# Short fuzzing of every parser of untrusted input, of the compiler (no
+# Short fuzzing of every parser of untrusted input, of the interpreter
+# (arbitrary bytecode: no panic, no hang, no escape), of the compiler (no
 # panic on anything that parses) and of code generation (the kernel's
 # verifier accepts every program the compiler accepts; needs root).
 fuzz:
@@ -31,12 +32,14 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzSprintf -fuzztime=$(FUZZTIME) ./broker/output/
 	$(GO) test -run='^$$' -fuzz=FuzzMap -fuzztime=$(FUZZTIME) ./broker/output/
 	$(GO) test -run='^$$' -fuzz=FuzzParseFormat -fuzztime=$(FUZZTIME) ./bpf/tracefs/
+	$(GO) test -run='^$$' -fuzz=FuzzRun -fuzztime=$(FUZZTIME) ./interp/
+	$(GO) test -run='^$$' -fuzz=FuzzInsn -fuzztime=$(FUZZTIME) ./interp/disasm/
 
 # Start-up cost side by side with bpftrace (apt-get install bpftrace),
 # plus the Go micro-benchmarks.
 bench: build
 	$(GO) run ./internal/tools/startbench -runs 15 -bin ./$(BIN)
-	$(GO) test -run='^$$' -bench=. -benchmem ./broker/... ./bpf/...
+	$(GO) test -run='^$$' -bench=. -benchmem ./broker/... ./bpf/... ./interp/...
 
 clean:
 	rm -rf bin
