@@ -15,5 +15,6 @@ a gatekeeper admits each program by who generated it and who asked.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newListCmd())
+	root.AddCommand(newInterpCmd())
 	return root
 }
