@@ -27,6 +27,9 @@ type Helper struct {
 	Name string
 	Args int
 	Fn   HelperFunc
+	// Void marks a helper that returns nothing (the kernel's RET_VOID):
+	// r0 is unreadable after the call, as in the kernel's verifier.
+	Void bool
 }
 
 // maxHelperID bounds the dense helper table.
@@ -43,11 +46,12 @@ func (p *Program) setHelpers(hs []Helper) error {
 	p.helpers = make([]HelperFunc, top+1)
 	p.names = make([]string, top+1)
 	p.helperArgs = make([]int, top+1)
+	p.helperVoid = make([]bool, top+1)
 	for _, h := range hs {
 		if p.helpers[h.ID] != nil {
 			return fmt.Errorf("interp: helper %d (%s) is in the table twice", h.ID, h.Name)
 		}
-		p.helpers[h.ID], p.names[h.ID], p.helperArgs[h.ID] = h.Fn, h.Name, h.Args
+		p.helpers[h.ID], p.names[h.ID], p.helperArgs[h.ID], p.helperVoid[h.ID] = h.Fn, h.Name, h.Args, h.Void
 	}
 	return nil
 }
@@ -95,31 +99,31 @@ func (c Call) cpu(m *Map) (uint32, error) {
 // buffers and trace_printk.
 func DefaultHelpers() []Helper {
 	return []Helper{
-		{asm.FnMapLookupElem, "map_lookup_elem", 2, helperLookup},
-		{asm.FnMapUpdateElem, "map_update_elem", 4, helperUpdate},
-		{asm.FnMapDeleteElem, "map_delete_elem", 2, helperDelete},
-		{asm.FnMapLookupPercpuElem, "map_lookup_percpu_elem", 3, helperLookupPercpu},
-		{asm.FnProbeRead, "probe_read", 3, helperProbeRead},
-		{asm.FnProbeReadKernel, "probe_read_kernel", 3, helperProbeRead},
-		{asm.FnProbeReadUser, "probe_read_user", 3, helperProbeRead},
-		{asm.FnProbeReadStr, "probe_read_str", 3, helperProbeReadStr},
-		{asm.FnProbeReadKernelStr, "probe_read_kernel_str", 3, helperProbeReadStr},
-		{asm.FnProbeReadUserStr, "probe_read_user_str", 3, helperProbeReadStr},
-		{asm.FnKtimeGetNs, "ktime_get_ns", 0, helperKtime},
-		{asm.FnKtimeGetBootNs, "ktime_get_boot_ns", 0, helperClock(unix.CLOCK_BOOTTIME)},
-		{asm.FnKtimeGetCoarseNs, "ktime_get_coarse_ns", 0, helperClock(unix.CLOCK_MONOTONIC_COARSE)},
-		{asm.FnTracePrintk, "trace_printk", 2, helperTracePrintk},
-		{asm.FnGetPrandomU32, "get_prandom_u32", 0, helperPrandom},
-		{asm.FnGetSmpProcessorId, "get_smp_processor_id", 0, helperCPU},
-		{asm.FnGetNumaNodeId, "get_numa_node_id", 0, helperZero},
-		{asm.FnGetCurrentPidTgid, "get_current_pid_tgid", 0, helperPidTgid},
-		{asm.FnGetCurrentUidGid, "get_current_uid_gid", 0, helperUidGid},
-		{asm.FnGetCurrentComm, "get_current_comm", 2, helperComm},
-		{asm.FnRingbufOutput, "ringbuf_output", 4, helperRingbufOutput},
-		{asm.FnRingbufReserve, "ringbuf_reserve", 3, helperRingbufReserve},
-		{asm.FnRingbufSubmit, "ringbuf_submit", 2, helperRingbufSubmit},
-		{asm.FnRingbufDiscard, "ringbuf_discard", 2, helperRingbufDiscard},
-		{asm.FnRingbufQuery, "ringbuf_query", 2, helperRingbufQuery},
+		{ID: asm.FnMapLookupElem, Name: "map_lookup_elem", Args: 2, Fn: helperLookup},
+		{ID: asm.FnMapUpdateElem, Name: "map_update_elem", Args: 4, Fn: helperUpdate},
+		{ID: asm.FnMapDeleteElem, Name: "map_delete_elem", Args: 2, Fn: helperDelete},
+		{ID: asm.FnMapLookupPercpuElem, Name: "map_lookup_percpu_elem", Args: 3, Fn: helperLookupPercpu},
+		{ID: asm.FnProbeRead, Name: "probe_read", Args: 3, Fn: helperProbeRead},
+		{ID: asm.FnProbeReadKernel, Name: "probe_read_kernel", Args: 3, Fn: helperProbeRead},
+		{ID: asm.FnProbeReadUser, Name: "probe_read_user", Args: 3, Fn: helperProbeRead},
+		{ID: asm.FnProbeReadStr, Name: "probe_read_str", Args: 3, Fn: helperProbeReadStr},
+		{ID: asm.FnProbeReadKernelStr, Name: "probe_read_kernel_str", Args: 3, Fn: helperProbeReadStr},
+		{ID: asm.FnProbeReadUserStr, Name: "probe_read_user_str", Args: 3, Fn: helperProbeReadStr},
+		{ID: asm.FnKtimeGetNs, Name: "ktime_get_ns", Args: 0, Fn: helperKtime},
+		{ID: asm.FnKtimeGetBootNs, Name: "ktime_get_boot_ns", Args: 0, Fn: helperClock(unix.CLOCK_BOOTTIME)},
+		{ID: asm.FnKtimeGetCoarseNs, Name: "ktime_get_coarse_ns", Args: 0, Fn: helperClock(unix.CLOCK_MONOTONIC_COARSE)},
+		{ID: asm.FnTracePrintk, Name: "trace_printk", Args: 2, Fn: helperTracePrintk},
+		{ID: asm.FnGetPrandomU32, Name: "get_prandom_u32", Args: 0, Fn: helperPrandom},
+		{ID: asm.FnGetSmpProcessorId, Name: "get_smp_processor_id", Args: 0, Fn: helperCPU},
+		{ID: asm.FnGetNumaNodeId, Name: "get_numa_node_id", Args: 0, Fn: helperZero},
+		{ID: asm.FnGetCurrentPidTgid, Name: "get_current_pid_tgid", Args: 0, Fn: helperPidTgid},
+		{ID: asm.FnGetCurrentUidGid, Name: "get_current_uid_gid", Args: 0, Fn: helperUidGid},
+		{ID: asm.FnGetCurrentComm, Name: "get_current_comm", Args: 2, Fn: helperComm},
+		{ID: asm.FnRingbufOutput, Name: "ringbuf_output", Args: 4, Fn: helperRingbufOutput},
+		{ID: asm.FnRingbufReserve, Name: "ringbuf_reserve", Args: 3, Fn: helperRingbufReserve},
+		{ID: asm.FnRingbufSubmit, Name: "ringbuf_submit", Args: 2, Fn: helperRingbufSubmit, Void: true},
+		{ID: asm.FnRingbufDiscard, Name: "ringbuf_discard", Args: 2, Fn: helperRingbufDiscard, Void: true},
+		{ID: asm.FnRingbufQuery, Name: "ringbuf_query", Args: 2, Fn: helperRingbufQuery},
 	}
 }
 
@@ -337,7 +341,7 @@ func (c Call) ring(handle uint64) (*Map, error) {
 	return m, nil
 }
 
-func helperRingbufOutput(c Call, r1, r2, r3, _, _ uint64) (uint64, error) {
+func helperRingbufOutput(c Call, r1, r2, r3, r4, _ uint64) (uint64, error) {
 	m, err := c.ring(r1)
 	if err != nil {
 		return 0, err
@@ -346,7 +350,10 @@ func helperRingbufOutput(c Call, r1, r2, r3, _, _ uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if !m.ringOutput(data) {
+	if r4&^(ringNoWakeup|ringForceWakeup) != 0 {
+		return errno(errInval), nil
+	}
+	if !m.ringOutput(data, r4) {
 		return errno(errNoSpc), nil
 	}
 	return 0, nil
@@ -361,11 +368,11 @@ func helperRingbufReserve(c Call, r1, r2, r3, _, _ uint64) (uint64, error) {
 	if r3 != 0 || r2 > uint64(m.maxEntries) || len(mc.resv) == cap(mc.resv) {
 		return 0, nil
 	}
-	buf, ok := m.ringReserve(int(r2))
+	seq, buf, ok := m.ringReserve(int(r2))
 	if !ok {
 		return 0, nil
 	}
-	mc.resv = append(mc.resv, reservation{ring: m, buf: buf, live: true})
+	mc.resv = append(mc.resv, reservation{ring: m, seq: seq, buf: buf, live: true})
 	return resvBase | uint64(len(mc.resv)-1)<<32, nil
 }
 
@@ -377,23 +384,23 @@ func (c Call) reservation(addr uint64) (*reservation, error) {
 	return &c.m.resv[n], nil
 }
 
-func helperRingbufSubmit(c Call, r1, _, _, _, _ uint64) (uint64, error) {
+func helperRingbufSubmit(c Call, r1, r2, _, _, _ uint64) (uint64, error) {
 	r, err := c.reservation(r1)
 	if err != nil {
 		return 0, err
 	}
 	r.live = false
-	r.ring.ringCommit(r.buf)
+	r.ring.ringFinish(r.seq, true, r2)
 	return 0, nil
 }
 
-func helperRingbufDiscard(c Call, r1, _, _, _, _ uint64) (uint64, error) {
+func helperRingbufDiscard(c Call, r1, r2, _, _, _ uint64) (uint64, error) {
 	r, err := c.reservation(r1)
 	if err != nil {
 		return 0, err
 	}
 	r.live = false
-	r.ring.ringRelease(len(r.buf))
+	r.ring.ringFinish(r.seq, false, r2)
 	return 0, nil
 }
 

@@ -46,6 +46,7 @@ type Program struct {
 	helpers    []HelperFunc // indexed by helper id; nil = not in the table
 	names      []string     // helper names, same index
 	helperArgs []int
+	helperVoid []bool
 	args       int
 	ctxW       bool
 	budget     uint64

@@ -580,6 +580,9 @@ func (p *Program) regUse(pc int) (reads, writes, clobbers uint16) {
 		return d, 0, 0
 	case o == opCall:
 		n := p.helperArgs[in.imm]
+		if p.helperVoid[in.imm] {
+			return uint16((1<<(n+1))-1) &^ 1, 0, args | 1
+		}
 		return uint16((1<<(n+1))-1) &^ 1, 1, args
 	case o == opCallx:
 		return d, 1, args

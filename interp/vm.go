@@ -36,6 +36,7 @@ var zeroEnv Env
 // not yet submitted or discarded.
 type reservation struct {
 	ring *Map
+	seq  uint64
 	buf  []byte
 	live bool
 }
@@ -108,7 +109,7 @@ func (m *machine) run() (uint64, error) {
 	leaked := 0
 	for i := range m.resv {
 		if m.resv[i].live {
-			m.resv[i].ring.ringRelease(len(m.resv[i].buf))
+			m.resv[i].ring.ringFinish(m.resv[i].seq, false, 0)
 			leaked++
 		}
 		m.resv[i] = reservation{}
