@@ -486,21 +486,28 @@ var diffKernelQuirks = []struct {
 	want: 1,
 }}
 
+// diffKernelMap is the kernel's copy of progen's array map when this
+// process may load programs with the v4 instructions, else nil (the
+// caller then checks the interpreter against its expectations alone).
+func diffKernelMap(t *testing.T) *ebpf.Map {
+	if os.Geteuid() != 0 || features.HaveV4ISA() != nil {
+		return nil
+	}
+	kerneltest.Lock(t)
+	kmap, err := ebpf.NewMap(progen.MapSpec())
+	if err != nil {
+		return nil
+	}
+	t.Cleanup(func() { kmap.Close() })
+	return kmap
+}
+
 // TestKernelQuirks checks the interpreter follows RFC 9669 where the
 // kernel does not (see diffKernelQuirks), and says whether this kernel still
 // departs from it: when it no longer does, progen's workaround can go.
 func TestKernelQuirks(t *testing.T) {
-	kernel := os.Geteuid() == 0 && features.HaveV4ISA() == nil
-	var kmap *ebpf.Map
-	if kernel {
-		kerneltest.Lock(t)
-		var err error
-		if kmap, err = ebpf.NewMap(progen.MapSpec()); err != nil {
-			kernel = false
-		} else {
-			defer kmap.Close()
-		}
-	}
+	kmap := diffKernelMap(t)
+	kernel := kmap != nil
 	value := make([]byte, progen.ValueSize)
 	for _, q := range diffKernelQuirks {
 		got, err := diffRunInterp(q.insns, value)
@@ -623,17 +630,8 @@ func stImmDW(dst asm.Register, off int16, v int32) asm.Instruction {
 // in the kernel is known (diffRingCases) in the interpreter, and in the
 // kernel too when it can, to check the expectations.
 func TestDifferentialRingbuf(t *testing.T) {
-	kernel := os.Geteuid() == 0 && features.HaveV4ISA() == nil
-	var kmap *ebpf.Map
-	if kernel {
-		kerneltest.Lock(t)
-		var err error
-		if kmap, err = ebpf.NewMap(progen.MapSpec()); err != nil {
-			kernel = false
-		} else {
-			defer kmap.Close()
-		}
-	}
+	kmap := diffKernelMap(t)
+	kernel := kmap != nil
 	value := make([]byte, progen.ValueSize)
 	for _, c := range diffRingCases {
 		want := diffOutcome{r0: c.r0, value: value, kv: map[uint32]uint64{}, ring: c.records}

@@ -329,7 +329,7 @@ func TestAtomics(t *testing.T) {
 		r0, want uint64
 	}{
 		{0xdb, a, b}, {0xdb, 1, a},
-		{0xc3, m32(a) | 0xdead << 32, hi | m32(b)}, {0xc3, 1, a},
+		{0xc3, m32(a) | 0xdead<<32, hi | m32(b)}, {0xc3, 1, a},
 	} {
 		code := prog(
 			lddw(1, a),
