@@ -79,9 +79,9 @@ const (
 	ReasonUnsigned       Reason = "unsigned"           // no manifest found
 	ReasonMalformed      Reason = "malformed envelope" // not DSSE/in-toto as expected, or bad encoding
 	ReasonTooLarge       Reason = "envelope too large"
-	ReasonUntrustedKey   Reason = "untrusted key"      // no signature by a trusted key id
-	ReasonBadSignature   Reason = "bad signature"      // a trusted key id whose signature does not verify
-	ReasonDigestMismatch Reason = "digest mismatch"    // the subject is not this file/program
+	ReasonUntrustedKey   Reason = "untrusted key"   // no signature by a trusted key id
+	ReasonBadSignature   Reason = "bad signature"   // a trusted key id whose signature does not verify
+	ReasonDigestMismatch Reason = "digest mismatch" // the subject is not this file/program
 	ReasonWrongRole      Reason = "wrong role"
 	ReasonWrongType      Reason = "wrong predicate type"
 	ReasonUnreadable     Reason = "unreadable"

@@ -1,0 +1,203 @@
+package attest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// MaxArtifactSize bounds what FileDigest reads: the broker, a plugin, a
+// collector or a policy is megabytes, not gigabytes.
+const MaxArtifactSize = 1 << 30
+
+// SigSuffix is appended to a file's path to name its manifest.
+const SigSuffix = ".sig"
+
+// FileDigest streams the file (never holding it in memory) and refuses
+// anything that is not a regular file or is over MaxArtifactSize.
+func FileDigest(path string) (string, error) {
+	return fileDigestBounded(path, MaxArtifactSize)
+}
+
+func fileDigestBounded(path string, limit int64) (string, error) {
+	f, _, err := openRegular(path)
+	if err != nil {
+		return "", fmt.Errorf("attest: digest: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(f, limit+1))
+	if err != nil {
+		return "", fmt.Errorf("attest: digest %s: %w", path, err)
+	}
+	if n > limit {
+		return "", fmt.Errorf("attest: digest %s: larger than %d bytes", path, limit)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// validRole reports whether r is one of Roles.
+func validRole(r Role) bool { return slices.Contains(Roles, r) }
+
+// SignArtifact writes path+".sig" by rename from a temporary file in the
+// same directory, so a reader sees the old manifest or the new one,
+// never half of one.
+func SignArtifact(path string, key *PrivateKey, p ArtifactPredicate) (sigPath string, err error) {
+	if !validRole(p.Role) {
+		return "", fmt.Errorf("attest: sign: role %q is not one of %v", p.Role, Roles)
+	}
+	digest, err := FileDigest(path)
+	if err != nil {
+		return "", err
+	}
+	base := filepath.Base(path)
+	if p.Name == "" {
+		p.Name = base
+	}
+	if p.SignedAt.IsZero() {
+		p.SignedAt = time.Now()
+	}
+	p.SignedAt = p.SignedAt.UTC().Truncate(time.Second)
+	env, err := Sign([]Subject{{Name: base, Digest: digest}}, ArtifactPredicateType, p, key)
+	if err != nil {
+		return "", err
+	}
+	sigPath = path + SigSuffix
+	if err := writeAtomic(sigPath, env, 0o644); err != nil {
+		return "", fmt.Errorf("attest: writing %s: %w", sigPath, err)
+	}
+	return sigPath, nil
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// VerifyArtifact always returns the Identity, refusal or not: an unsigned
+// or refused file is a fact for the gatekeeper (Path, Digest, Verified
+// false, Reason the refusal's Reason) as well as an error (*VerifyError).
+// A missing manifest is ReasonUnsigned. sigPath "" means path+".sig".
+// role "" accepts any role.
+func VerifyArtifact(path, sigPath string, trust *Trust, role Role) (Identity, error) {
+	if sigPath == "" {
+		sigPath = path + SigSuffix
+	}
+	id := Identity{Path: path}
+	fail := func(err error) (Identity, error) {
+		id.Verified = false
+		var ve *VerifyError
+		if errors.As(err, &ve) {
+			id.Reason = string(ve.Reason)
+		} else {
+			id.Reason = string(ReasonUnreadable)
+			err = refuse(ReasonUnreadable, "%v", err)
+		}
+		return id, err
+	}
+	digest, err := FileDigest(path)
+	if err != nil {
+		return fail(refuse(ReasonUnreadable, "%v", err))
+	}
+	id.Digest = digest
+	env, err := readBounded(sigPath, MaxEnvelopeSize)
+	if err != nil {
+		var se *sizeError
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fail(refuse(ReasonUnsigned, "no manifest %s", sigPath))
+		case errors.As(err, &se):
+			return fail(refuse(ReasonTooLarge, "%v", err))
+		default:
+			return fail(refuse(ReasonUnreadable, "manifest: %v", err))
+		}
+	}
+	got, err := VerifyManifest(env, digest, trust, role)
+	if err != nil {
+		return fail(err)
+	}
+	got.Path = path
+	return got, nil
+}
+
+// VerifyManifest is VerifyArtifact for a digest already known (Measure
+// caches digests). Only the subject's digest is compared, not its name:
+// the file may have been renamed when installed. A manifest has exactly
+// one subject, a known role, a name and a signing time; anything else is
+// malformed. On refusal the Identity has Digest and Reason.
+func VerifyManifest(envelope []byte, digest string, trust *Trust, role Role) (Identity, error) {
+	id := Identity{Digest: digest}
+	fail := func(err error) (Identity, error) {
+		var ve *VerifyError
+		if !errors.As(err, &ve) {
+			ve = &VerifyError{Reason: ReasonMalformed, Detail: err.Error()}
+			err = ve
+		}
+		id.Reason = string(ve.Reason)
+		return id, err
+	}
+	if role != "" && !validRole(role) {
+		return fail(refuse(ReasonWrongRole, "no such role %q (roles: %v)", role, Roles))
+	}
+	if !isDigest(digest) {
+		return fail(refuse(ReasonDigestMismatch, "%q is not a lowercase hex SHA-256", digest))
+	}
+	var p ArtifactPredicate
+	subjects, signer, err := Verify(envelope, trust, ArtifactPredicateType, &p)
+	if err != nil {
+		return fail(err)
+	}
+	if len(subjects) != 1 {
+		return fail(refuse(ReasonMalformed, "an artifact manifest has one subject, this has %d", len(subjects)))
+	}
+	if subjects[0].Digest != digest {
+		return fail(refuse(ReasonDigestMismatch, "the manifest is for %s (%s), the file is %s", subjects[0].Name, subjects[0].Digest, digest))
+	}
+	switch {
+	case !validRole(p.Role):
+		return fail(refuse(ReasonMalformed, "predicate role %q is not one of %v", p.Role, Roles))
+	case p.Name == "":
+		return fail(refuse(ReasonMalformed, "predicate has no name"))
+	case p.SignedAt.IsZero():
+		return fail(refuse(ReasonMalformed, "predicate has no signed_at"))
+	}
+	if role != "" && p.Role != role {
+		return fail(refuse(ReasonWrongRole, "signed as %s, wanted %s", p.Role, role))
+	}
+	return Identity{
+		Digest:   digest,
+		Signer:   signer,
+		Role:     p.Role,
+		Name:     p.Name,
+		Version:  p.Version,
+		Verified: true,
+	}, nil
+}
