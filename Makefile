@@ -3,11 +3,21 @@ GO      ?= go
 BIN     := bin/tracebroker
 FUZZTIME ?= 30s
 SCRIPT  ?= tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }
+# VERSION=v0.3.0 stamps a release build; unset, the binary names its VCS
+# revision.
+VERSION ?=
+LDFLAGS := $(if $(VERSION),-X github.com/tracebroker/tracebroker/internal/version.Version=$(VERSION))
 
-.PHONY: build run test fuzz bench clean
+.PHONY: build run test fuzz bench sign clean
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/tracebroker
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tracebroker
+
+# Sign the built broker with a release key, offline: writes $(BIN).sig,
+# which ships beside the binary. See README, "Releases and trust".
+sign: build
+	@test -n "$(KEY)" || { echo "usage: make sign KEY=path/to/release.key [VERSION=v0.3.0]" >&2; exit 2; }
+	./$(BIN) attest sign --key '$(KEY)' --role broker --name tracebroker --version "$$(./$(BIN) version)" $(BIN)
 
 # A real 5-second trace: opens by process name. An idle machine opens
 # little, so a few commands run meanwhile to give it something to see.

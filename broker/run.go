@@ -52,6 +52,10 @@ type Request struct {
 	// periods. For the CLI; a long-lived process detaches in place.
 	DetachInBackground bool
 
+	// Attest, when set, signs a source-of-program attestation for every
+	// generated program before anything is loaded.
+	Attest *Attest
+
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
 }
@@ -132,6 +136,17 @@ func Run(ctx context.Context, req Request) (err error) {
 	}
 	if len(warns) > 0 {
 		fmt.Fprint(req.Stderr, warns.Format(req.Name, req.Source))
+	}
+	if req.Attest != nil {
+		files, err := attestPrograms(req.Attest, &req, prog)
+		if err != nil {
+			return fmt.Errorf("attestation: %w", err)
+		}
+		if req.Verbose {
+			for _, f := range files {
+				fmt.Fprintf(req.Stderr, "Attested: %s\n", f)
+			}
+		}
 	}
 
 	t0 := time.Now()

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
+
+	"github.com/tracebroker/tracebroker/internal/version"
 )
 
 func newRootCmd() *cobra.Command {
@@ -16,5 +20,17 @@ a gatekeeper admits each program by who generated it and who asked.`,
 	}
 	root.AddCommand(newRunCmd(), newListCmd())
 	root.AddCommand(newInterpCmd())
+	root.AddCommand(newAttestCmd(), newInitCmd(), newVersionCmd())
 	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of this build",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), version.String())
+		},
+	}
 }

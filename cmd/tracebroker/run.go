@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/tracebroker/tracebroker/attest"
 	"io"
 	"os"
 	"os/signal"
@@ -17,10 +18,12 @@ import (
 
 func newRunCmd() *cobra.Command {
 	var (
-		req      broker.Request
-		program  string
-		duration string
-		mode     string
+		req       broker.Request
+		program   string
+		duration  string
+		mode      string
+		attestDir string
+		state     string
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] [FILE]",
@@ -54,6 +57,13 @@ func newRunCmd() *cobra.Command {
 			}
 			req.Mode = broker.Mode(mode)
 			req.DetachInBackground = true
+			if attestDir != "" {
+				a, err := attestConfig(attestDir, state)
+				if err != nil {
+					return err
+				}
+				req.Attest = a
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return broker.Run(ctx, req)
@@ -68,9 +78,29 @@ func newRunCmd() *cobra.Command {
 	f.BoolVarP(&req.Verbose, "verbose", "v", false, "show what is loaded and attached")
 	f.StringVar(&mode, "mode", "auto", "execution mode: auto, jit or interp")
 	f.IntVar(&req.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
+	f.StringVar(&attestDir, "attest-dir", "", "write a signed attestation of every generated program to `DIR`")
+	f.StringVar(&state, "state", attest.DefaultStateDir, "state `DIR` holding the host attestation key (tracebroker init)")
 	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"auto", "jit", "interp"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// attestConfig gathers what --attest-dir needs: the host key, and this
+// broker's identity measured from the file it runs.
+func attestConfig(dir, state string) (*broker.Attest, error) {
+	key, err := attest.LoadHostKey(state)
+	if err != nil {
+		return nil, err
+	}
+	trust, err := attest.StateTrust(state)
+	if err != nil {
+		return nil, err
+	}
+	id, err := attest.Measure(0, attest.MeasureOptions{Trust: trust, ManifestDir: attest.StateManifestDir(state), Role: attest.RoleBroker})
+	if err != nil {
+		return nil, fmt.Errorf("measuring this broker: %w", err)
+	}
+	return &broker.Attest{Dir: dir, Key: key, Broker: id, Requester: attest.Requester{UID: os.Getuid()}}, nil
 }
 
 // maxScriptSize bounds what we read from a script file.

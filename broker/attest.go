@@ -1,0 +1,115 @@
+package broker
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/internal/version"
+)
+
+// Attest configures source-of-program attestations: with it, Run signs
+// one for every program it generated, before loading any, and a trace
+// whose programs cannot all be attested does not run.
+type Attest struct {
+	Dir       string             // one file per program is written here
+	Key       *attest.PrivateKey // the host attestation key
+	Broker    attest.Identity    // this broker's measured identity
+	Requester attest.Requester
+}
+
+// ScriptGenerator names the broker's built-in generator, the script
+// compiler, in attestations.
+const ScriptGenerator = "tracebroker-script"
+
+// attestPrograms writes the attestation of every probe's program and
+// returns the files written. On an error it removes what it wrote.
+func attestPrograms(a *Attest, req *Request, prog *program.Program) (files []string, err error) {
+	if err := os.MkdirAll(a.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			for _, f := range files {
+				os.Remove(f)
+			}
+			files = nil
+		}
+	}()
+	specs := map[string]attest.MapInfo{}
+	for _, m := range prog.Maps {
+		specs[m.Name] = attest.MapInfo{Name: m.Name, Type: m.Type.String(), KeySize: m.KeySize, ValueSize: m.ValueSize, MaxEntries: m.MaxEntries}
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	stamp := fmt.Sprintf("%s-%d", now.Format("20060102T150405Z"), os.Getpid())
+	for i, probe := range prog.Probes {
+		var maps []attest.MapInfo
+		seen := map[string]bool{}
+		for _, ins := range probe.Insns {
+			if name := ins.Reference(); ins.IsLoadFromMap() && !seen[name] {
+				seen[name] = true
+				maps = append(maps, specs[name])
+			}
+		}
+		p := attest.ProgramPredicate{
+			Program: attest.ProgramInfo{Name: probe.Name, Maps: maps},
+			Source: attest.Source{
+				Kind:   "script",
+				Name:   req.Name,
+				Text:   string(req.Source),
+				Digest: attest.SourceDigest(req.Source),
+			},
+			Generator: attest.Generator{Name: ScriptGenerator, Version: version.String(), Identity: a.Broker},
+			Broker:    a.Broker,
+			Requester: a.Requester,
+			Time:      now,
+		}
+		env, _, err := attest.AttestProgram(probe.Insns, p, a.Key)
+		if err != nil {
+			return files, fmt.Errorf("attesting %s: %w", probe.Name, err)
+		}
+		path := filepath.Join(a.Dir, fmt.Sprintf("%s-%02d-%s.dsse.json", stamp, i, fileSafe(probe.Name)))
+		if err := writeNew(path, env); err != nil {
+			return files, err
+		}
+		files = append(files, path)
+	}
+	return files, nil
+}
+
+// fileSafe turns a probe name into a file name part.
+func fileSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// writeNew writes a file that must not exist yet, completely or not at
+// all.
+func writeNew(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".attest-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Link(tmp.Name(), path) // fails if path exists
+}

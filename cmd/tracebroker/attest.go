@@ -1,0 +1,358 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tracebroker/tracebroker/attest"
+)
+
+func newAttestCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "attest",
+		Short: "Keys, signed manifests, measured identities and program attestations",
+		Long: `Sign and verify what tracebroker trusts. Release keys sign the broker, generator
+plugins, static collectors and gatekeeper policies offline (FILE.sig, a DSSE
+envelope around an in-toto statement); a running process's identity is
+measured from the file it executes; and every program the broker generates
+gets an attestation signed by the host key (tracebroker init).`,
+	}
+	cmd.AddCommand(newKeygenCmd(), newSignCmd(), newVerifyCmd(), newMeasureCmd(), newVerifyProgramCmd())
+	return cmd
+}
+
+func newInitCmd() *cobra.Command {
+	var state string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create the state directory and the host attestation key",
+		Long: `Create the state directory (default ` + attest.DefaultStateDir + `, mode 0700) with the host
+attestation key (host.key, 0600, and host.pub), trust/ for the release keys
+this host trusts and manifests/ for manifests kept apart from their files.
+Run again, it keeps the existing key.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pub, created, err := attest.Init(state)
+			if err != nil {
+				return err
+			}
+			what := "created"
+			if !created {
+				what = "exists"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "host key %s: %s\npublic key: %s\ntrusted release keys go in %s/trust/*.pub\n",
+				what, pub.ID, attest.HostPublicKeyPath(state), state)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&state, "state", attest.DefaultStateDir, "state `DIR`")
+	return cmd
+}
+
+func newKeygenCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "keygen --out PREFIX",
+		Short: "Create an Ed25519 key pair: PREFIX.key (PKCS#8, 0600) and PREFIX.pub (PKIX)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return fmt.Errorf("--out PREFIX is required")
+			}
+			k, err := attest.GenerateKey()
+			if err != nil {
+				return err
+			}
+			if err := attest.WriteKeyPair(out, k); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s.key %s.pub\nkey id: %s\n", out, out, k.ID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "write `PREFIX`.key and PREFIX.pub")
+	return cmd
+}
+
+func newSignCmd() *cobra.Command {
+	var (
+		keyPath string
+		p       attest.ArtifactPredicate
+		role    string
+	)
+	cmd := &cobra.Command{
+		Use:   "sign --key KEY --role ROLE [--name N] [--version V] FILE",
+		Short: "Sign FILE for a role, writing FILE.sig",
+		Example: `  tracebroker attest sign --key release.key --role broker --version v0.3.0 bin/tracebroker
+  tracebroker attest sign --key release.key --role policy policy.o`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if keyPath == "" {
+				return fmt.Errorf("--key is required")
+			}
+			r, err := parseRole(role, false)
+			if err != nil {
+				return err
+			}
+			p.Role = r
+			k, err := attest.LoadPrivateKey(keyPath)
+			if err != nil {
+				return err
+			}
+			sig, err := attest.SignArtifact(args[0], k, p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s (key %s)\n", sig, k.ID)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&keyPath, "key", "", "the signing key (`PATH` to a PKCS#8 PEM)")
+	f.StringVar(&role, "role", "", "broker, generator, collector or policy")
+	f.StringVar(&p.Name, "name", "", "the artifact's name (default: the file's base name)")
+	f.StringVar(&p.Version, "version", "", "the artifact's version")
+	return cmd
+}
+
+func parseRole(s string, optional bool) (attest.Role, error) {
+	if s == "" && optional {
+		return "", nil
+	}
+	for _, r := range attest.Roles {
+		if string(r) == s {
+			return r, nil
+		}
+	}
+	names := make([]string, len(attest.Roles))
+	for i, r := range attest.Roles {
+		names[i] = string(r)
+	}
+	return "", fmt.Errorf("--role %q: want one of %s", s, strings.Join(names, ", "))
+}
+
+// loadTrust reads --trust PUB[,PUB...]; empty means the state
+// directory's trust/*.pub.
+func loadTrust(list []string, state string) (*attest.Trust, error) {
+	if len(list) == 0 {
+		return attest.StateTrust(state)
+	}
+	return attest.LoadTrust(list...)
+}
+
+func newVerifyCmd() *cobra.Command {
+	var (
+		trust   []string
+		role    string
+		sigPath string
+		asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "verify --trust PUB[,PUB...] [--role ROLE] FILE",
+		Short: "Verify FILE against FILE.sig and trusted keys; print its identity",
+		Long: `Verify FILE against its manifest (FILE.sig, or --sig) signed by one of the
+trusted keys. Prints the identity and exits 0, or exits 1 with the reason:
+digest mismatch, bad signature, untrusted key, wrong role, malformed envelope,
+unsigned.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(trust) == 0 {
+				return fmt.Errorf("--trust is required")
+			}
+			t, err := attest.LoadTrust(trust...)
+			if err != nil {
+				return err
+			}
+			r, err := parseRole(role, true)
+			if err != nil {
+				return err
+			}
+			if sigPath == "" {
+				sigPath = args[0] + ".sig"
+			}
+			id, verr := attest.VerifyArtifact(args[0], sigPath, t, r)
+			if verr != nil {
+				return fmt.Errorf("%s: %w", args[0], verr)
+			}
+			return printIdentity(cmd.OutOrStdout(), id, asJSON)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&trust, "trust", nil, "trusted public keys (`PUB`[,PUB...])")
+	f.StringVar(&role, "role", "", "require this role")
+	f.StringVar(&sigPath, "sig", "", "the manifest (default FILE.sig)")
+	f.BoolVar(&asJSON, "json", false, "print the identity as JSON")
+	return cmd
+}
+
+func printIdentity(w io.Writer, id attest.Identity, asJSON bool) error {
+	if asJSON {
+		b, err := json.MarshalIndent(id, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	verified := "yes"
+	if !id.Verified {
+		verified = "no: " + id.Reason
+	}
+	fmt.Fprintf(w, "path:     %s\ndigest:   sha256:%s\nverified: %s\n", id.Path, id.Digest, verified)
+	if id.Verified {
+		fmt.Fprintf(w, "signer:   %s\nrole:     %s\nname:     %s\n", id.Signer, id.Role, id.Name)
+		if id.Version != "" {
+			fmt.Fprintf(w, "version:  %s\n", id.Version)
+		}
+	}
+	return nil
+}
+
+func newMeasureCmd() *cobra.Command {
+	var (
+		trust  []string
+		state  string
+		dir    string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "measure [PID]",
+		Short: "Measure a running process: hash what it executes, verify its manifest",
+		Long: `Measure a process (this one by default): hash the file it is actually
+executing (/proc/PID/exe), find its manifest (EXE.sig beside it, else in the
+manifest directory) and verify it against the trusted keys (--trust, default
+the state directory's trust/*.pub). An unsigned build is reported as such;
+that is a fact, not an error.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pid := 0
+			if len(args) == 1 {
+				if _, err := fmt.Sscanf(args[0], "%d", &pid); err != nil || pid <= 0 {
+					return fmt.Errorf("invalid pid %q", args[0])
+				}
+			}
+			t, err := loadTrust(trust, state)
+			if err != nil {
+				return err
+			}
+			if dir == "" {
+				dir = attest.StateManifestDir(state)
+			}
+			id, err := attest.Measure(pid, attest.MeasureOptions{Trust: t, ManifestDir: dir})
+			if err != nil {
+				return err
+			}
+			return printIdentity(cmd.OutOrStdout(), id, asJSON)
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&trust, "trust", nil, "trusted public keys (`PUB`[,PUB...]; default: STATE/trust/*.pub)")
+	f.StringVar(&state, "state", attest.DefaultStateDir, "state `DIR`")
+	f.StringVar(&dir, "manifests", "", "manifest `DIR` (default: STATE/manifests)")
+	f.BoolVar(&asJSON, "json", false, "print the identity as JSON")
+	return cmd
+}
+
+func newVerifyProgramCmd() *cobra.Command {
+	var (
+		trust   []string
+		program string
+		asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "verify-program --trust HOSTPUB FILE [--program HEX]",
+		Short: "Verify a program attestation offline",
+		Long: `Verify a source-of-program attestation written by tracebroker run --attest-dir:
+signed by a trusted host key, and its subject digest matching the program it
+carries and, with --program, the bytecode given (hex; map fds are ignored).
+Prints what the program is, where it came from and who asked.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(trust) == 0 {
+				return fmt.Errorf("--trust is required")
+			}
+			t, err := attest.LoadTrust(trust...)
+			if err != nil {
+				return err
+			}
+			env, err := readBounded(args[0], attest.MaxEnvelopeSize)
+			if err != nil {
+				return err
+			}
+			var code []byte
+			if program != "" {
+				if code, err = parseHex(program); err != nil {
+					return fmt.Errorf("--program: %w", err)
+				}
+			}
+			p, signer, err := attest.VerifyProgram(env, t, code)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				b, err := json.MarshalIndent(p, "", "  ")
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(w, "%s\n", b)
+				return err
+			}
+			digest, _ := programDigestHex(p.Program.Code)
+			fmt.Fprintf(w, "program:   %s (%d instructions, sha256:%s)\n", p.Program.Name, p.Program.Insns, digest)
+			fmt.Fprintf(w, "signed by: %s\n", signer)
+			fmt.Fprintf(w, "source:    %s %s (sha256:%s)\n", p.Source.Kind, p.Source.Name, p.Source.Digest)
+			fmt.Fprintf(w, "generator: %s %s\n", p.Generator.Name, p.Generator.Version)
+			fmt.Fprintf(w, "broker:    %s sha256:%s verified=%v %s\n", p.Broker.Path, p.Broker.Digest, p.Broker.Verified, p.Broker.Reason)
+			fmt.Fprintf(w, "requester: uid %d", p.Requester.UID)
+			if p.Requester.TokenSubject != "" {
+				fmt.Fprintf(w, ", token %s (jti %s)", p.Requester.TokenSubject, p.Requester.TokenID)
+			}
+			fmt.Fprintf(w, "\ndecision:  %s\ntime:      %s\n", orNone(p.Decision.Verdict), p.Time.Format("2006-01-02T15:04:05Z07:00"))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&trust, "trust", nil, "trusted host public keys (`HOSTPUB`[,...])")
+	f.StringVar(&program, "program", "", "also check this bytecode (`HEX`) is the attested program")
+	f.BoolVar(&asJSON, "json", false, "print the whole predicate as JSON")
+	return cmd
+}
+
+func programDigestHex(code string) (string, error) {
+	b, err := hex.DecodeString(code)
+	if err != nil {
+		return "", err
+	}
+	return attest.ProgramDigest(b)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none: no gatekeeper ran)"
+	}
+	return s
+}
+
+// readBounded reads a file of at most max bytes.
+func readBounded(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+	}
+	return b, nil
+}
