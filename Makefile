@@ -31,7 +31,8 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 10m ./...
 
-# Short fuzzing of every parser of untrusted input, of the interpreter
+# Short fuzzing of every parser of untrusted input (signed envelopes and
+# statements among them), of the interpreter
 # (arbitrary bytecode: no panic, no hang, no escape), of the compiler (no
 # panic on anything that parses) and of code generation (the kernel's
 # verifier accepts every program the compiler accepts; needs root).
@@ -44,6 +45,9 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseFormat -fuzztime=$(FUZZTIME) ./bpf/tracefs/
 	$(GO) test -run='^$$' -fuzz=FuzzRun -fuzztime=$(FUZZTIME) ./interp/
 	$(GO) test -run='^$$' -fuzz=FuzzInsn -fuzztime=$(FUZZTIME) ./interp/disasm/
+	$(GO) test -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=$(FUZZTIME) ./attest/
+	$(GO) test -run='^$$' -fuzz=FuzzParseStatement -fuzztime=$(FUZZTIME) ./attest/
+	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./attest/
 
 # Start-up cost side by side with bpftrace (apt-get install bpftrace),
 # plus the Go micro-benchmarks.

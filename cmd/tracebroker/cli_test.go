@@ -80,9 +80,16 @@ type result struct {
 // tracebroker runs the binary to its end (30 s at most).
 func tracebroker(t *testing.T, args ...string) result {
 	t.Helper()
+	return tracebrokerAt(t, binary, args...)
+}
+
+// tracebrokerAt runs a copy of the binary at path, for tests where which
+// file runs matters (measured identity).
+func tracebrokerAt(t *testing.T, path string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd := exec.CommandContext(ctx, path, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
