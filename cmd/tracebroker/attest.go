@@ -281,7 +281,7 @@ Prints what the program is, where it came from and who asked.`,
 			if err != nil {
 				return err
 			}
-			env, err := readBounded(args[0], attest.MaxEnvelopeSize)
+			env, err := readBounded(args[0], "attestation", attest.MaxEnvelopeSize)
 			if err != nil {
 				return err
 			}
@@ -340,8 +340,9 @@ func orNone(s string) string {
 	return s
 }
 
-// readBounded reads a file of at most max bytes.
-func readBounded(path string, max int64) ([]byte, error) {
+// readBounded reads a file of at most max bytes; what names the file's
+// kind in the error.
+func readBounded(path, what string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -352,7 +353,7 @@ func readBounded(path string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+		return nil, fmt.Errorf("%s: %s is larger than %d bytes", path, what, max)
 	}
 	return b, nil
 }

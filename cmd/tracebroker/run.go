@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"github.com/tracebroker/tracebroker/attest"
-	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -106,21 +105,7 @@ func attestConfig(dir, state string) (*broker.Attest, error) {
 // maxScriptSize bounds what we read from a script file.
 const maxScriptSize = 1 << 20
 
-func readScript(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	src, err := io.ReadAll(io.LimitReader(f, maxScriptSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(src) > maxScriptSize {
-		return nil, fmt.Errorf("%s: script is larger than %d bytes", path, maxScriptSize)
-	}
-	return src, nil
-}
+func readScript(path string) ([]byte, error) { return readBounded(path, "script", maxScriptSize) }
 
 func parseDuration(s string) (time.Duration, error) {
 	if n, err := strconv.ParseFloat(s, 64); err == nil {
