@@ -53,7 +53,7 @@ fuzz:
 # plus the Go micro-benchmarks.
 bench: build
 	$(GO) run ./internal/tools/startbench -runs 15 -bin ./$(BIN)
-	$(GO) test -run='^$$' -bench=. -benchmem ./broker/... ./bpf/... ./interp/...
+	$(GO) test -run='^$$' -bench=. -benchmem ./broker/... ./bpf/... ./interp/... ./attest/...
 
 clean:
 	rm -rf bin
