@@ -38,6 +38,10 @@ const (
 	Tracepoint
 	// Interval fires on one CPU every Period nanoseconds.
 	Interval
+	// Uprobe fires when a user function is entered (Path, Offset).
+	Uprobe
+	// Uretprobe fires when a user function returns (Path, Offset).
+	Uretprobe
 )
 
 // Probe is one attach point with its own code. A script probe with a
@@ -50,6 +54,8 @@ type Probe struct {
 	Category string // Tracepoint
 	Event    string // Tracepoint
 	PeriodNs uint64 // Interval
+	Path     string // Uprobe, Uretprobe: the ELF file
+	Offset   uint64 // Uprobe, Uretprobe: file offset of the function
 	Insns    asm.Instructions
 }
 

@@ -451,12 +451,41 @@ func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
 	case e.Name == "args":
 		c.errorf(e.From, e.To, "args must be followed by a field: args->NAME or args.NAME")
 		return ty{}
-	case e.Name == "retval" || e.Name == "func" || len(e.Name) == 4 && e.Name[:3] == "arg" && e.Name[3] >= '0' && e.Name[3] <= '9':
-		c.errorf(e.From, e.To, "The %s builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes", e.Name)
+	case e.Name == "retval":
+		if in.kind != program.Uretprobe {
+			c.errorf(e.From, e.To, "The retval builtin can only be used with 'kretprobe' and 'uretprobe' probes")
+			return ty{}
+		}
+		return tUserWord
+	case len(e.Name) >= 4 && e.Name[:3] == "arg" && isDigits(e.Name[3:]):
+		if in.kind != program.Uprobe {
+			c.errorf(e.From, e.To, "The %s builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes", e.Name)
+			return ty{}
+		}
+		if _, ok := ptRegs[e.Name]; !ok {
+			c.errorf(e.From, e.To, "x86_64 doesn't support %s", e.Name)
+			return ty{}
+		}
+		return tUserWord
+	case e.Name == "func":
+		c.errorf(e.From, e.To, "The func builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes")
 		return ty{}
 	}
 	c.errorf(e.From, e.To, "Unknown identifier: '%s'", e.Name)
 	return ty{}
+}
+
+// tUserWord is a uprobe's argument or return value: a 64-bit integer
+// that, used as an address (str(arg0)), points into the traced process.
+var tUserWord = ty{k: kInt, user: true}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func (c *compiler) field(in *instance, e *syntax.FieldAccess) ty {

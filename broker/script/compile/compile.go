@@ -45,9 +45,24 @@ type Tracepoints interface {
 	Fields(category, name string) ([]Field, error)
 }
 
+// UprobeTarget is one function a uprobe attaches to.
+type UprobeTarget struct {
+	Path   string // the ELF file, resolved (absolute)
+	Func   string // symbol name, or the address as written
+	Offset uint64 // file offset
+}
+
+// Uprobes resolves uprobe attach points: PATH as written (a path, or a
+// name found through $PATH) and FUNC, a symbol, a wildcard pattern or an
+// address (0x...).
+type Uprobes interface {
+	Resolve(path, fn string) ([]UprobeTarget, error)
+}
+
 // Options tune code generation.
 type Options struct {
 	Tracepoints Tracepoints
+	Uprobes     Uprobes
 	// MaxMapKeys bounds every user map (bpftrace's default is 4096).
 	MaxMapKeys int
 	// HaveChild is set when -c starts a command, so that cpid is defined.
@@ -138,6 +153,8 @@ type instance struct {
 	event  string
 	period uint64
 	fields []Field
+	path   string // uprobes
+	offset uint64
 
 	types map[syntax.Expr]ty
 	vars  map[string]ty
@@ -287,9 +304,38 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 			out = append(out, in)
 		}
 		return out
+	case "uprobe", "uretprobe":
+		if len(s.Parts) != 2 || s.Parts[0] == "" || s.Parts[1] == "" {
+			c.errorf(s.From, s.To, "%s probe must be %s:PATH:FUNCTION", s.Provider, s.Provider)
+			return nil
+		}
+		if c.opts.Uprobes == nil {
+			c.errorf(s.From, s.To, "uprobes are not available")
+			return nil
+		}
+		targets, err := c.opts.Uprobes.Resolve(s.Parts[0], s.Parts[1])
+		if err != nil {
+			c.errorf(s.From, s.To, "%v", err)
+			return nil
+		}
+		if len(targets) == 0 {
+			c.errorf(s.From, s.To, "No probes matched %s", s.Raw)
+			return nil
+		}
+		kind := program.Uprobe
+		if s.Provider == "uretprobe" {
+			kind = program.Uretprobe
+		}
+		var out []*instance
+		for _, t := range targets {
+			in := mk(kind, s.Provider+":"+t.Path+":"+t.Func)
+			in.path, in.offset = t.Path, t.Offset
+			out = append(out, in)
+		}
+		return out
 	case "kprobe", "kretprobe":
 		c.errorf(s.From, s.To, "%s probes are not available: this kernel was built without kprobes (CONFIG_KPROBES is not set)", s.Provider)
-	case "uprobe", "uretprobe", "usdt", "profile", "software", "hardware", "rawtracepoint", "tp_btf", "watchpoint":
+	case "usdt", "profile", "software", "hardware", "rawtracepoint", "tp_btf", "watchpoint":
 		c.errorf(s.From, s.To, "%s probes are not supported yet", s.Provider)
 	case "fentry", "fexit":
 		c.errorf(s.From, s.To, "%s probes are not available: this kernel refuses fentry/fexit programs", s.Provider)

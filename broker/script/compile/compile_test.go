@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf/asm"
+
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 )
@@ -73,7 +75,64 @@ func compileString(t testing.TB, src string) (*program.Program, syntax.ErrorList
 	if err != nil {
 		return nil, nil, err
 	}
-	return Compile(f, Options{Tracepoints: fakeTracepoints{}})
+	return Compile(f, Options{Tracepoints: fakeTracepoints{}, Uprobes: fakeUprobes{}})
+}
+
+// fakeUprobes knows /bin/work with functions add_one and add_two.
+type fakeUprobes struct{}
+
+func (fakeUprobes) Resolve(path, fn string) ([]UprobeTarget, error) {
+	if path != "/bin/work" {
+		return nil, fmt.Errorf("uprobe target file '%s' does not exist or is not executable", path)
+	}
+	var out []UprobeTarget
+	for i, name := range []string{"add_one", "add_two"} {
+		if ok, _ := filepath.Match(fn, name); ok {
+			out = append(out, UprobeTarget{Path: path, Func: name, Offset: 0x1100 + uint64(i)*0x10})
+		}
+	}
+	if len(out) == 0 && !strings.Contains(fn, "*") {
+		return nil, fmt.Errorf("Could not resolve symbol: %s:%s", path, fn)
+	}
+	return out, nil
+}
+
+// TestUprobeProbes: uprobes expand to one program per function, carry
+// the file offset, and read arguments and return values from pt_regs.
+func TestUprobeProbes(t *testing.T) {
+	prog, _, err := compileString(t, `uprobe:/bin/work:add_* { @[probe, arg1] = count(); } uretprobe:/bin/work:add_one { @r = sum(retval); }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type probe struct {
+		kind   program.ProbeKind
+		name   string
+		offset uint64
+		ctxOff int16
+	}
+	want := []probe{
+		{program.Uprobe, "uprobe:/bin/work:add_one", 0x1100, 104},
+		{program.Uprobe, "uprobe:/bin/work:add_two", 0x1110, 104},
+		{program.Uretprobe, "uretprobe:/bin/work:add_one", 0x1100, 80},
+	}
+	if len(prog.Probes) != len(want) {
+		t.Fatalf("%d probes, want %d", len(prog.Probes), len(want))
+	}
+	for i, w := range want {
+		p := prog.Probes[i]
+		if p.Kind != w.kind || p.Name != w.name || p.Offset != w.offset || p.Path != "/bin/work" {
+			t.Errorf("probe %d: %v %s %#x %s, want %+v", i, p.Kind, p.Name, p.Offset, p.Path, w)
+		}
+		found := false
+		for _, ins := range p.Insns {
+			if ins.OpCode.Class().IsLoad() && ins.Src == asm.R9 && ins.Offset == w.ctxOff && ins.OpCode.Size() == asm.DWord {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: no 8-byte load of pt_regs+%d", p.Name, w.ctxOff)
+		}
+	}
 }
 
 // TestErrors: every rejected script names the problem at the right place.
@@ -82,6 +141,12 @@ func TestErrors(t *testing.T) {
 		src, want string
 	}{
 		{`BEGIN { @x = count2(); }`, "stdin:1:14-20: ERROR: Unknown function: count2"},
+		{`uprobe:/bin/work:nosuch { @ = count(); }`, "stdin:1:1-24: ERROR: Could not resolve symbol: /bin/work:nosuch"},
+		{`uprobe:/bin/work:zz* { @ = count(); }`, "stdin:1:1-21: ERROR: No probes matched uprobe:/bin/work:zz*"},
+		{`uprobe:/nosuch:f { @ = count(); }`, "ERROR: uprobe target file '/nosuch' does not exist or is not executable"},
+		{`uretprobe:/bin/work:add_one { @ = arg0; }`, "stdin:1:35-39: ERROR: The arg0 builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes"},
+		{`uprobe:/bin/work:add_one { @ = retval; }`, "ERROR: The retval builtin can only be used with 'kretprobe' and 'uretprobe' probes"},
+		{`uprobe:/bin/work:add_one { @ = arg9; }`, "ERROR: x86_64 doesn't support arg9"},
 		{`BEGIN { printf("%d\n", $x); }`, "stdin:1:24-26: ERROR: Undefined or undeclared variable: $x"},
 		{`END { print(@nope); }`, "stdin:1:13-18: ERROR: Undefined map: @nope"},
 		{`BEGIN { @x = 1; @x = "a"; }`, "ERROR: Type mismatch for @x: trying to assign value of type 'string[64]' when map already contains a value of type 'int64'"},

@@ -85,7 +85,7 @@ func (c *compiler) generate(in *instance) *program.Probe {
 			}
 		}
 	}
-	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Insns: g.insns}
+	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Path: in.path, Offset: in.offset, Insns: g.insns}
 	return p
 }
 
@@ -687,7 +687,25 @@ func (g *gen) builtin(name string) {
 		g.emit(asm.Mov.Reg(rAcc, rAux))
 	case "cpid":
 		g.config(program.ConfigCpid)
+	default:
+		// arg0-arg5 and retval: the registers of the probed function's
+		// entry or return, from the pt_regs a uprobe gets as context.
+		if off, ok := ptRegs[name]; ok {
+			g.emit(asm.LoadMem(rAcc, rCtx, off, asm.DWord))
+		}
 	}
+}
+
+// ptRegs gives where x86-64's struct pt_regs keeps the System V calling
+// convention's argument registers and the return value.
+var ptRegs = map[string]int16{
+	"arg0":   112, // rdi
+	"arg1":   104, // rsi
+	"arg2":   96,  // rdx
+	"arg3":   88,  // rcx
+	"arg4":   72,  // r8
+	"arg5":   64,  // r9
+	"retval": 80,  // rax
 }
 
 // config loads a u64 from the config map into rAcc.
