@@ -1,0 +1,139 @@
+package uprobe
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// pmuDir is the uprobe PMU's sysfs directory.
+const pmuDir = "/sys/bus/event_source/devices/uprobe"
+
+// pmu is the uprobe PMU's perf event type and the config bit that makes a
+// probe a return probe. A successful lookup is cached (a PMU is registered
+// at boot and stays); a failure is not.
+var pmu struct {
+	mu     sync.Mutex
+	ok     bool
+	typ    uint32
+	retBit uint
+}
+
+func uprobePMU() (typ uint32, retBit uint, err error) {
+	pmu.mu.Lock()
+	defer pmu.mu.Unlock()
+	if pmu.ok {
+		return pmu.typ, pmu.retBit, nil
+	}
+	typ, retBit, err = readPMU(pmuDir)
+	if err != nil {
+		return 0, 0, err
+	}
+	pmu.ok, pmu.typ, pmu.retBit = true, typ, retBit
+	return typ, retBit, nil
+}
+
+// readPMU reads dir/type (a decimal number) and dir/format/retprobe
+// ("config:N", the bit of perf_event_attr.config that asks for a return
+// probe).
+func readPMU(dir string) (uint32, uint, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "type"))
+	if err != nil {
+		return 0, 0, fmt.Errorf("uprobe PMU not available (kernel without CONFIG_UPROBE_EVENTS, or sysfs not mounted): %w", err)
+	}
+	typ, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 32)
+	if err != nil {
+		return 0, 0, fmt.Errorf("uprobe PMU type %q: %w", strings.TrimSpace(string(data)), err)
+	}
+	data, err = os.ReadFile(filepath.Join(dir, "format", "retprobe"))
+	if err != nil {
+		return 0, 0, fmt.Errorf("uprobe PMU without return probes: %w", err)
+	}
+	f := strings.TrimSpace(string(data))
+	bit, ok := strings.CutPrefix(f, "config:")
+	n, err := strconv.ParseUint(bit, 10, 6) // 0..63
+	if !ok || err != nil {
+		return 0, 0, fmt.Errorf("uprobe PMU retprobe format %q is not config:BIT", f)
+	}
+	return uint32(typ), uint(n), nil
+}
+
+// Open opens a uprobe (or uretprobe when ret) perf event at offset in
+// path, for process pid (pid <= 0: every process), through the uprobe PMU
+// (/sys/bus/event_source/devices/uprobe/type, retprobe bit from
+// .../format/retprobe), and returns its fd (O_CLOEXEC). The caller sets
+// the BPF program with PERF_EVENT_IOC_SET_BPF and enables it; closing the
+// fd removes the probe.
+//
+// The attributes are bcc's, as bpftrace 0.17 opens uprobes: config1 the
+// path, config2 the offset, sample_period and wakeup_events 1. For every
+// process the event is opened on CPU 0 with pid -1 (a BPF program on a
+// uprobe trace event runs on whichever CPU hits it); for one process on
+// any CPU with that pid, and the kernel then fires the probe only in that
+// process (every thread of it, as it filters by address space).
+func Open(path string, offset uint64, ret bool, pid int) (int, error) {
+	typ, retBit, err := uprobePMU()
+	if err != nil {
+		return -1, err
+	}
+	cpath, err := unix.BytePtrFromString(path)
+	if err != nil {
+		return -1, fmt.Errorf("uprobe %s: invalid path: %w", path, err)
+	}
+	attr := unix.PerfEventAttr{
+		Type:   typ,
+		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
+		Sample: 1,
+		Wakeup: 1,
+		Ext1:   uint64(uintptr(unsafe.Pointer(cpath))), // uprobe_path
+		Ext2:   offset,                                 // probe_offset
+	}
+	if ret {
+		attr.Config |= 1 << retBit
+	}
+	cpu := 0
+	if pid > 0 {
+		cpu = -1
+	} else {
+		pid = -1
+	}
+	fd, err := unix.PerfEventOpen(&attr, pid, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	// The kernel reads the path during the call; the pointer in Ext1 is
+	// invisible to the garbage collector.
+	runtime.KeepAlive(cpath)
+	if err != nil {
+		return -1, openError(path, offset, ret, pid, err)
+	}
+	return fd, nil
+}
+
+func openError(path string, offset uint64, ret bool, pid int, err error) error {
+	kind := "uprobe"
+	if ret {
+		kind = "uretprobe"
+	}
+	var why string
+	switch {
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		why = "needs root (CAP_PERFMON or CAP_SYS_ADMIN)"
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
+		why = "file not found"
+	case errors.Is(err, unix.EINVAL):
+		why = "offset beyond the end of the file, or not a regular file"
+	case errors.Is(err, unix.ESRCH):
+		why = fmt.Sprintf("no process %d", pid)
+	case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE):
+		why = "too many open files"
+	default:
+		why = "perf_event_open"
+	}
+	return fmt.Errorf("open %s %s:0x%x: %s: %w", kind, path, offset, why, err)
+}
