@@ -43,6 +43,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzSprintf -fuzztime=$(FUZZTIME) ./broker/output/
 	$(GO) test -run='^$$' -fuzz=FuzzMap -fuzztime=$(FUZZTIME) ./broker/output/
 	$(GO) test -run='^$$' -fuzz=FuzzParseFormat -fuzztime=$(FUZZTIME) ./bpf/tracefs/
+	$(GO) test -run='^$$' -fuzz=FuzzFunctions -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./bpf/uprobe/
 	$(GO) test -run='^$$' -fuzz=FuzzRun -fuzztime=$(FUZZTIME) ./interp/
 	$(GO) test -run='^$$' -fuzz=FuzzInsn -fuzztime=$(FUZZTIME) ./interp/disasm/
 	$(GO) test -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=$(FUZZTIME) ./attest/

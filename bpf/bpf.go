@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
+	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/broker/program"
 )
 
@@ -32,14 +34,17 @@ type Session struct {
 	rd     *ringbuf.Reader
 	maps   []*ebpf.Map // parallel to prog.Schema.Maps
 	config []byte
+	pid    int // uprobes fire for this process only, when set
 }
 
 func progType(k program.ProbeKind) ebpf.ProgramType {
 	switch k {
 	case program.Tracepoint:
 		return ebpf.TracePoint
-	case program.Interval:
+	case program.Interval, program.Profile:
 		return ebpf.PerfEvent
+	case program.Uprobe, program.Uretprobe:
+		return ebpf.Kprobe // uprobes run kprobe programs, with pt_regs
 	}
 	// BEGIN and END run through BPF_PROG_TEST_RUN, which raw tracepoint
 	// programs support and which gives them the tracing helpers.
@@ -51,6 +56,9 @@ type Options struct {
 	// EventBufferSize is the ring buffer's size in bytes: a power of two,
 	// at least a page. 0 keeps the program's (4 MiB from the compiler).
 	EventBufferSize int
+	// PID, when set, restricts uprobes to that process (-p), as
+	// bpftrace does.
+	PID int
 }
 
 // Load creates the maps and loads every probe's program through the
@@ -80,7 +88,7 @@ func Load(p *program.Program, opts Options) (s *Session, err error) {
 	if err != nil {
 		return nil, loadError(p, names, err)
 	}
-	s = &Session{prog: p, coll: coll}
+	s = &Session{prog: p, coll: coll, pid: opts.PID}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -197,6 +205,20 @@ func (s *Session) Attach() (err error) {
 			// A cpu-clock event on CPU 0 that overflows every period,
 			// as bpftrace does for interval.
 			attr = unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Sample: pr.PeriodNs}
+		case program.Profile:
+			if err := s.attachProfile(pr, s.progs[i]); err != nil {
+				return fmt.Errorf("attach %s: %w", pr.Name, err)
+			}
+			continue
+		case program.Uprobe, program.Uretprobe:
+			fd, err := uprobe.Open(pr.Path, pr.Offset, pr.Kind == program.Uretprobe, s.pid)
+			if err != nil {
+				return fmt.Errorf("attach %s: %w", pr.Name, err)
+			}
+			if err := s.setProgram(fd, s.progs[i]); err != nil {
+				return fmt.Errorf("attach %s: %w", pr.Name, err)
+			}
+			continue
 		default:
 			continue
 		}
@@ -216,6 +238,67 @@ func (s *Session) attachPerf(attr *unix.PerfEventAttr, prog *ebpf.Program) error
 	if err != nil {
 		return fmt.Errorf("perf_event_open: %w", err)
 	}
+	return s.setProgram(fd, prog)
+}
+
+// attachProfile opens a cpu-clock sampling event on every online CPU,
+// as bpftrace's profile probe does: by frequency for profile:hz, else by
+// period.
+func (s *Session) attachProfile(pr *program.Probe, prog *ebpf.Program) error {
+	cpus, err := onlineCPUs()
+	if err != nil {
+		return err
+	}
+	for _, cpu := range cpus {
+		attr := unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Sample: pr.PeriodNs}
+		if pr.Freq != 0 {
+			attr.Sample, attr.Bits = pr.Freq, unix.PerfBitFreq
+		}
+		attr.Size = uint32(binary.Size(unix.PerfEventAttr{}))
+		fd, err := unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("perf_event_open on cpu %d: %w", cpu, err)
+		}
+		if err := s.setProgram(fd, prog); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onlineCPUs reads /sys/devices/system/cpu/online ("0-3,5").
+func onlineCPUs() ([]int, error) {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return nil, err
+	}
+	return parseCPUList(strings.TrimSpace(string(b)))
+}
+
+func parseCPUList(s string) ([]int, error) {
+	var cpus []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("cpu list %q: %w", s, err)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return nil, fmt.Errorf("cpu list %q: bad range %q", s, part)
+			}
+		}
+		for c := a; c <= b; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}
+
+// setProgram sets the program on an open perf event and enables it; the
+// session owns fd from here, or closes it on failure.
+func (s *Session) setProgram(fd int, prog *ebpf.Program) error {
 	if err := unix.IoctlSetInt(fd, unix.PERF_EVENT_IOC_SET_BPF, prog.FD()); err != nil {
 		unix.Close(fd)
 		return fmt.Errorf("set BPF program on perf event: %w", err)

@@ -75,6 +75,7 @@ func workload(args []string) int {
 	case "sleep": // sleep MS
 		ms, _ := strconv.Atoi(args[1])
 		time.Sleep(time.Duration(ms) * time.Millisecond)
+
 	default:
 		return 2
 	}

@@ -81,6 +81,7 @@ func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 	}
 	prog, warns, err := compile.Compile(f, compile.Options{
 		Tracepoints: KernelTracepoints{},
+		Uprobes:     ELFUprobes{},
 		MaxMapKeys:  req.MaxMapKeys,
 		HaveChild:   req.Command != "",
 	})
@@ -150,7 +151,7 @@ func Run(ctx context.Context, req Request) (err error) {
 	}
 
 	t0 := time.Now()
-	sess, err := bpf.Load(prog, bpf.Options{EventBufferSize: req.EventBufferSize})
+	sess, err := bpf.Load(prog, bpf.Options{EventBufferSize: req.EventBufferSize, PID: req.PID})
 	if err != nil {
 		return err
 	}

@@ -38,6 +38,9 @@ const (
 	Tracepoint
 	// Interval fires on one CPU every Period nanoseconds.
 	Interval
+	// Profile samples every CPU every PeriodNs nanoseconds, or Freq
+	// times a second.
+	Profile
 	// Uprobe fires when a user function is entered (Path, Offset).
 	Uprobe
 	// Uretprobe fires when a user function returns (Path, Offset).
@@ -53,7 +56,8 @@ type Probe struct {
 	Name     string
 	Category string // Tracepoint
 	Event    string // Tracepoint
-	PeriodNs uint64 // Interval
+	PeriodNs uint64 // Interval, Profile
+	Freq     uint64 // Profile: samples per second per CPU (profile:hz:N)
 	Path     string // Uprobe, Uretprobe: the ELF file
 	Offset   uint64 // Uprobe, Uretprobe: file offset of the function
 	Insns    asm.Instructions

@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
+	"github.com/tracebroker/tracebroker/bpf/uprobe"
 )
 
 func newListCmd() *cobra.Command {
@@ -15,7 +17,8 @@ func newListCmd() *cobra.Command {
 		Use:   "list [PATTERN]",
 		Short: "List probes, as bpftrace -l does",
 		Example: `  tracebroker list 'tracepoint:syscalls:sys_enter_open*'
-  tracebroker list -v tracepoint:sched:sched_switch`,
+  tracebroker list -v tracepoint:sched:sched_switch
+  tracebroker list 'uprobe:/bin/bash:read*'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pattern := ""
@@ -23,6 +26,18 @@ func newListCmd() *cobra.Command {
 				pattern = args[0]
 			}
 			w := bufio.NewWriter(os.Stdout)
+			if provider, rest, ok := strings.Cut(pattern, ":"); ok && (provider == "uprobe" || provider == "u") {
+				target, fn, _ := strings.Cut(rest, ":")
+				path, err := uprobe.FindBinary(target)
+				if err != nil {
+					return err
+				}
+				if err := uprobe.List(w, path, fn); err != nil {
+					w.Flush()
+					return err
+				}
+				return w.Flush()
+			}
 			if err := tracefs.List(w, pattern, verbose); err != nil {
 				w.Flush()
 				return err

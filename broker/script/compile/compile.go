@@ -152,6 +152,7 @@ type instance struct {
 	cat    string
 	event  string
 	period uint64
+	freq   uint64 // profile:hz
 	fields []Field
 	path   string // uprobes
 	offset uint64
@@ -239,29 +240,38 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 			kind = program.End
 		}
 		return []*instance{mk(kind, s.Provider)}
-	case "interval":
+	case "interval", "profile":
 		if len(s.Parts) != 2 {
-			c.errorf(s.From, s.To, "interval probe must have unit and period, e.g. interval:s:1")
+			c.errorf(s.From, s.To, "%s probe must have unit and period, e.g. %s:s:1", s.Provider, s.Provider)
 			return nil
 		}
 		mult := map[string]uint64{"s": 1e9, "ms": 1e6, "us": 1e3, "hz": 0}[s.Parts[0]]
 		if _, ok := map[string]bool{"s": true, "ms": true, "us": true, "hz": true}[s.Parts[0]]; !ok {
-			c.errorf(s.From, s.To, "%s is not an accepted unit for interval probes (s, ms, us, hz)", s.Parts[0])
+			c.errorf(s.From, s.To, "%s is not an accepted unit for %s probes (s, ms, us, hz)", s.Parts[0], s.Provider)
 			return nil
 		}
 		n, err := strconv.ParseUint(strings.ReplaceAll(s.Parts[1], "_", ""), 0, 64)
 		if err != nil || n == 0 {
-			c.errorf(s.From, s.To, "interval probe period must be a positive integer, got %q", s.Parts[1])
+			c.errorf(s.From, s.To, "%s probe period must be a positive integer, got %q", s.Provider, s.Parts[1])
 			return nil
 		}
-		in := mk(program.Interval, "interval:"+s.Parts[0]+":"+s.Parts[1])
-		if mult == 0 {
+		kind := program.Interval
+		if s.Provider == "profile" {
+			kind = program.Profile
+		}
+		in := mk(kind, s.Provider+":"+s.Parts[0]+":"+s.Parts[1])
+		switch {
+		case kind == program.Profile && mult == 0:
+			// profile:hz samples at a frequency, as bpftrace sets it:
+			// the kernel adjusts the period to keep the rate.
+			in.freq = n
+		case mult == 0:
 			in.period = 1e9 / n
-		} else {
+		default:
 			in.period = n * mult
 		}
-		if in.period == 0 {
-			c.errorf(s.From, s.To, "interval period is too short")
+		if in.period == 0 && in.freq == 0 {
+			c.errorf(s.From, s.To, "%s period is too short", s.Provider)
 			return nil
 		}
 		return []*instance{in}
@@ -335,7 +345,7 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		return out
 	case "kprobe", "kretprobe":
 		c.errorf(s.From, s.To, "%s probes are not available: this kernel was built without kprobes (CONFIG_KPROBES is not set)", s.Provider)
-	case "usdt", "profile", "software", "hardware", "rawtracepoint", "tp_btf", "watchpoint":
+	case "usdt", "software", "hardware", "rawtracepoint", "tp_btf", "watchpoint":
 		c.errorf(s.From, s.To, "%s probes are not supported yet", s.Provider)
 	case "fentry", "fexit":
 		c.errorf(s.From, s.To, "%s probes are not available: this kernel refuses fentry/fexit programs", s.Provider)

@@ -85,7 +85,7 @@ func (c *compiler) generate(in *instance) *program.Probe {
 			}
 		}
 	}
-	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Path: in.path, Offset: in.offset, Insns: g.insns}
+	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Insns: g.insns}
 	return p
 }
 

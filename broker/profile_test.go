@@ -1,0 +1,37 @@
+package broker
+
+import (
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+)
+
+// TestProfile samples a child that spins for 400 ms on one CPU: at 99 Hz
+// per CPU that is about 40 samples of the child's comm (bpftrace 0.17
+// counts 39-40 on the same workload). Sampling is not exact, so the count
+// has bounds; a probe that does not fire, or fires on one CPU only while
+// the child runs on another, fails them.
+func TestProfile(t *testing.T) {
+	needKernel(t)
+	bin := buildWorkload(t)
+	comm := filepath.Base(bin)
+	for _, tc := range []struct{ probe string }{{"profile:hz:99"}, {"profile:ms:10"}} {
+		t.Run(tc.probe, func(t *testing.T) {
+			lockKernel(t)
+			script := tc.probe + ` /pid == cpid/ { @[comm, probe] = count(); }`
+			out, stderr, err := runScript(t, Request{Source: []byte(script), Command: bin + " spin 400"})
+			if err != nil {
+				t.Fatalf("Run: %v\n%s", err, stderr)
+			}
+			re := regexp.MustCompile(`(?m)^@\[` + regexp.QuoteMeta(comm) + `, ` + regexp.QuoteMeta(tc.probe) + `\]: (\d+)$`)
+			m := re.FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("no samples of %s in:\n%s", comm, out)
+			}
+			if n, _ := strconv.Atoi(m[1]); n < 30 || n > 50 {
+				t.Fatalf("%d samples in 400 ms at 100 Hz, want about 40\n%s", n, out)
+			}
+		})
+	}
+}
