@@ -126,16 +126,34 @@ func progName(p *program.Probe) string {
 	return string(b)
 }
 
+// loopReason is the verifier log's line saying why it gave up, when it
+// gave up the way an unbounded or too long loop makes it, else "".
+func loopReason(log []string) string {
+	for _, l := range log {
+		for _, sign := range []string{"infinite loop detected", "BPF program is too large", "is too complex", "back-edge"} {
+			if strings.Contains(l, sign) {
+				return strings.TrimSpace(l)
+			}
+		}
+	}
+	return ""
+}
+
 // loadError turns a verifier rejection into a message that names the probe
 // and shows the end of the verifier log, where the reason is.
 func loadError(p *program.Program, names []string, err error) error {
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) {
-		probe := "a probe"
+		probe, loops := "a probe", false
 		for i, n := range names {
 			if strings.Contains(err.Error(), "program "+n) {
-				probe = p.Probes[i].Name
+				probe, loops = p.Probes[i].Name, p.Probes[i].Loops
 			}
+		}
+		if why := loopReason(ve.Log); loops && why != "" {
+			// A loop the verifier cannot bound is the script's to fix:
+			// say so in its terms, not with a page of verifier log.
+			return fmt.Errorf("%s: the kernel's verifier cannot prove that a while loop ends (%s); give it a bound it can see, e.g. while ($i < 100)", probe, why)
 		}
 		log := ve.Log
 		if len(log) > 12 {

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -33,5 +34,21 @@ func TestProfile(t *testing.T) {
 				t.Fatalf("%d samples in 400 ms at 100 Hz, want about 40\n%s", n, out)
 			}
 		})
+	}
+}
+
+// TestUnboundedLoop: a loop the verifier cannot bound is reported in the
+// script's terms, with the verifier's reason, and nothing runs.
+func TestUnboundedLoop(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	for _, src := range []string{
+		`BEGIN { $i = 0; while ($i >= 0) { $i++; } printf("never\n"); }`,
+		`BEGIN { while (1) { @x++; } }`,
+	} {
+		out, _, err := runScript(t, Request{Source: []byte(src)})
+		if err == nil || !strings.Contains(err.Error(), "BEGIN: the kernel's verifier cannot prove that a while loop ends (") || out != "" {
+			t.Errorf("%s: err %v, output %q", src, err, out)
+		}
 	}
 }

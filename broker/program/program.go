@@ -60,7 +60,10 @@ type Probe struct {
 	Freq     uint64 // Profile: samples per second per CPU (profile:hz:N)
 	Path     string // Uprobe, Uretprobe: the ELF file
 	Offset   uint64 // Uprobe, Uretprobe: file offset of the function
-	Insns    asm.Instructions
+	// Loops is set when the code has a while loop, which the kernel's
+	// verifier must prove ends.
+	Loops bool
+	Insns asm.Instructions
 }
 
 // Event type tags: the first 8 bytes of every ring buffer record.

@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"errors"
 	"slices"
 
 	"github.com/tracebroker/tracebroker/broker/output"
@@ -44,14 +45,35 @@ func (c *compiler) stmt(in *instance, s syntax.Stmt) {
 			c.stmt(in, s.Else)
 		}
 	case *syntax.WhileStmt:
-		c.errorf(s.Pos(), s.Cond.End(), "while loops are not supported yet")
+		if t := c.expr(in, s.Cond); t.k != kInt && t.k != kNone {
+			c.errorf(s.Cond.Pos(), s.Cond.End(), "Invalid condition in while(): %s", t)
+		}
+		c.block(in, s.Body)
 	case *syntax.UnrollStmt:
-		c.errorf(s.Pos(), s.Count.End(), "unroll is not supported yet")
+		if _, err := unrollCount(s); err != nil {
+			c.errorf(s.Count.Pos(), s.Count.End(), "%v", err)
+		}
+		c.block(in, s.Body)
 	case *syntax.ReturnStmt:
 		c.errorf(s.Pos(), s.End(), "return is only allowed in a gatekeeper policy")
 	default:
 		c.errorf(s.Pos(), s.End(), "unsupported statement")
 	}
+}
+
+// unrollCount is unroll's count: an integer literal from 1 to 100, as
+// bpftrace allows.
+func unrollCount(s *syntax.UnrollStmt) (int, error) {
+	lit, ok := unparen(s.Count).(*syntax.IntLit)
+	switch {
+	case !ok:
+		return 0, errors.New("unroll count must be an integer literal")
+	case lit.Value > 100:
+		return 0, errors.New("unroll maximum value is 100")
+	case lit.Value < 1:
+		return 0, errors.New("unroll minimum value is 1")
+	}
+	return int(lit.Value), nil
 }
 
 func (c *compiler) assign(in *instance, s *syntax.AssignStmt) {
@@ -405,7 +427,7 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		}
 		return t
 	case *syntax.IncDec:
-		c.errorf(e.Pos(), e.End(), "%s is not supported yet", e.Op)
+		c.errorf(e.Pos(), e.End(), "%s inside an expression is not supported yet; use it as a statement (x%s;)", e.Op, e.Op)
 		return ty{}
 	case *syntax.Cast:
 		c.errorf(e.Pos(), e.End(), "casts are not supported yet")

@@ -77,6 +77,9 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 		opts.MaxMapKeys = 4096
 	}
 	c := &compiler{file: f, opts: opts, maps: map[string]*mapInfo{}}
+	for _, p := range f.Probes {
+		lowerIncDec(p.Body)
+	}
 	c.expand()
 	if len(c.errs) > 0 {
 		return nil, nil, syntax.ErrorList(c.errs)
@@ -427,4 +430,45 @@ func (m *mapInfo) valueSize() int {
 		return 16
 	}
 	return 8
+}
+
+// lowerIncDec rewrites the statement forms `x++` and `x--` as the
+// compound assignments `x += 1` and `x -= 1`, which bpftrace makes them
+// mean; the rest of the compiler then knows one form.
+func lowerIncDec(b *syntax.Block) {
+	if b == nil {
+		return
+	}
+	for i, st := range b.Stmts {
+		switch st := st.(type) {
+		case *syntax.ExprStmt:
+			if e, ok := st.X.(*syntax.IncDec); ok {
+				op := syntax.ADD
+				if e.Op == syntax.DEC {
+					op = syntax.SUB
+				}
+				b.Stmts[i] = &syntax.AssignStmt{Lhs: e.X, Op: op, OpPos: e.OpPos, Rhs: &syntax.IntLit{From: e.OpPos, To: e.End(), Raw: "1", Value: 1}}
+			}
+		case *syntax.Block:
+			lowerIncDec(st)
+		case *syntax.IfStmt:
+			lowerIncDec(st.Then)
+			for els := st.Else; els != nil; {
+				switch e := els.(type) {
+				case *syntax.Block:
+					lowerIncDec(e)
+					els = nil
+				case *syntax.IfStmt:
+					lowerIncDec(e.Then)
+					els = e.Else
+				default:
+					els = nil
+				}
+			}
+		case *syntax.WhileStmt:
+			lowerIncDec(st.Body)
+		case *syntax.UnrollStmt:
+			lowerIncDec(st.Body)
+		}
+	}
 }

@@ -141,6 +141,11 @@ func TestErrors(t *testing.T) {
 		src, want string
 	}{
 		{`BEGIN { @x = count2(); }`, "stdin:1:14-20: ERROR: Unknown function: count2"},
+		{`BEGIN { unroll(101) { @x++; } }`, "stdin:1:16-19: ERROR: unroll maximum value is 100"},
+		{`BEGIN { unroll(0) { @x++; } }`, "stdin:1:16-17: ERROR: unroll minimum value is 1"},
+		{`BEGIN { $n = 3; unroll($n) { @x++; } }`, "ERROR: unroll count must be an integer literal"},
+		{`BEGIN { @x = 1; @y = @x++; }`, "ERROR: ++ inside an expression is not supported yet; use it as a statement (x++;)"},
+		{`BEGIN { while ("a") { @x++; } }`, "stdin:1:16-19: ERROR: Invalid condition in while(): string[64]"},
 		{`uprobe:/bin/work:nosuch { @ = count(); }`, "stdin:1:1-24: ERROR: Could not resolve symbol: /bin/work:nosuch"},
 		{`uprobe:/bin/work:zz* { @ = count(); }`, "stdin:1:1-21: ERROR: No probes matched uprobe:/bin/work:zz*"},
 		{`uprobe:/nosuch:f { @ = count(); }`, "ERROR: uprobe target file '/nosuch' does not exist or is not executable"},

@@ -35,6 +35,7 @@ type gen struct {
 	sp      int
 	vars    map[string]int16
 	stackOK bool
+	loops   bool // a while loop was generated
 	// end is the epilogue's label; exit() jumps there.
 	end string
 	// done is set after exit(): what follows in the block is dead code,
@@ -85,7 +86,7 @@ func (c *compiler) generate(in *instance) *program.Probe {
 			}
 		}
 	}
-	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Insns: g.insns}
+	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Loops: g.loops, Insns: g.insns}
 	return p
 }
 
@@ -216,6 +217,25 @@ func (g *gen) stmt(s syntax.Stmt) {
 			g.label(endL)
 		} else {
 			g.label(elseL)
+		}
+	case *syntax.WhileStmt:
+		// The kernel's verifier must prove the loop ends (bounded
+		// loops); bpf reports a loop it cannot as such.
+		top, end := g.newLabel(), g.newLabel()
+		g.loops = true
+		g.label(top)
+		g.intExpr(s.Cond)
+		g.emit(asm.JEq.Imm(rAcc, 0, end))
+		g.block(s.Body)
+		if !g.done {
+			g.emit(asm.Ja.Label(top))
+		}
+		g.done = false // the body may never run
+		g.label(end)
+	case *syntax.UnrollStmt:
+		n, _ := unrollCount(s) // checked
+		for i := 0; i < n && !g.done; i++ {
+			g.block(s.Body)
 		}
 	}
 }
