@@ -43,6 +43,7 @@ type Request struct {
 	PID        int           // -p: stop when this process exits
 	Mode       Mode
 	Verbose    bool
+	Quiet      bool // -q: no "Attaching N probes..." line
 	MaxMapKeys int
 	// EventBufferSize is the ring buffer's size in bytes (0: 4 MiB).
 	EventBufferSize int
@@ -184,8 +185,10 @@ func Run(ctx context.Context, req Request) (err error) {
 	}
 
 	r := &runner{req: &req, prog: prog, sess: sess, out: out}
-	out.AttachedProbes(len(prog.Probes))
-	out.Flush()
+	if !req.Quiet {
+		out.AttachedProbes(len(prog.Probes))
+		out.Flush()
+	}
 	if err := sess.Run(program.Begin); err != nil {
 		return err
 	}

@@ -117,6 +117,12 @@ func TestCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing.bt")
+	t.Cleanup(func() {
+		// The -o case's file holds what stdout would have.
+		if b, err := os.ReadFile(filepath.Join(dir, "out.txt")); err == nil && string(b) != "Attaching 1 probe...\nhi\n\n\n" {
+			t.Errorf("-o file holds %q", b)
+		}
+	})
 
 	tests := []struct {
 		name string
@@ -159,6 +165,18 @@ func TestCLI(t *testing.T) {
 			args:   []string{"run", missing},
 			code:   1,
 			stderr: "ERROR: open " + missing + ": no such file or directory\n",
+		},
+		{
+			name:   "-q leaves out the attaching line, as bpftrace -q",
+			args:   []string{"run", "-q", "-e", `BEGIN { printf("hi\n"); exit(); }`},
+			need:   needKernel,
+			stdout: "hi\n\n\n",
+		},
+		{
+			name:   "-o writes the output to a file",
+			args:   []string{"run", "-o", filepath.Join(dir, "out.txt"), "-e", `BEGIN { printf("hi\n"); exit(); }`},
+			need:   needKernel,
+			stdout: "",
 		},
 		{
 			name:   "bad duration",

@@ -23,6 +23,7 @@ func newRunCmd() *cobra.Command {
 		mode      string
 		attestDir string
 		state     string
+		outFile   string
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] [FILE]",
@@ -56,6 +57,14 @@ func newRunCmd() *cobra.Command {
 			}
 			req.Mode = broker.Mode(mode)
 			req.DetachInBackground = true
+			if outFile != "" {
+				f, err := os.OpenFile(outFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				req.Stdout = f
+			}
 			if attestDir != "" {
 				a, err := attestConfig(attestDir, state)
 				if err != nil {
@@ -75,6 +84,8 @@ func newRunCmd() *cobra.Command {
 	f.StringVarP(&req.Format, "format", "f", "text", "output format: text or json")
 	f.StringVarP(&duration, "duration", "d", "", "stop after `DURATION` (5s, 1m, or seconds)")
 	f.BoolVarP(&req.Verbose, "verbose", "v", false, "show what is loaded and attached")
+	f.BoolVarP(&req.Quiet, "quiet", "q", false, "do not print the \"Attaching N probes...\" line")
+	f.StringVarP(&outFile, "output", "o", "", "write the output to `FILE` instead of standard output")
 	f.StringVar(&mode, "mode", "auto", "execution mode: auto, jit or interp")
 	f.IntVar(&req.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
 	f.StringVar(&attestDir, "attest-dir", "", "write a signed attestation of every generated program to `DIR`")
