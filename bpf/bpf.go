@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
@@ -223,6 +225,13 @@ func (s *Session) Attach() (err error) {
 			// A cpu-clock event on CPU 0 that overflows every period,
 			// as bpftrace does for interval.
 			attr = unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Sample: pr.PeriodNs}
+		case program.RawTracepoint:
+			fd, err := rawTracepointOpen(pr.Event, s.progs[i])
+			if err != nil {
+				return fmt.Errorf("attach %s: %w", pr.Name, err)
+			}
+			s.perfFD = append(s.perfFD, fd) // closing it detaches, like a perf event
+			continue
 		case program.Profile:
 			if err := s.attachProfile(pr, s.progs[i]); err != nil {
 				return fmt.Errorf("attach %s: %w", pr.Name, err)
@@ -257,6 +266,29 @@ func (s *Session) attachPerf(attr *unix.PerfEventAttr, prog *ebpf.Program) error
 		return fmt.Errorf("perf_event_open: %w", err)
 	}
 	return s.setProgram(fd, prog)
+}
+
+// rawTracepointOpen attaches a raw tracepoint program with
+// BPF_RAW_TRACEPOINT_OPEN and returns the attachment's fd: like a perf
+// event's, closing it is the whole detach.
+func rawTracepointOpen(name string, prog *ebpf.Program) (int, error) {
+	bname, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return -1, err
+	}
+	attr := struct {
+		name   uint64
+		progFD uint32
+		_      uint32
+	}{uint64(uintptr(unsafe.Pointer(bname))), uint32(prog.FD()), 0}
+	const bpfRawTracepointOpen = 17
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, bpfRawTracepointOpen, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	runtime.KeepAlive(bname)
+	if errno != 0 {
+		return -1, fmt.Errorf("BPF_RAW_TRACEPOINT_OPEN %s: %w", name, errno)
+	}
+	unix.CloseOnExec(int(fd))
+	return int(fd), nil
 }
 
 // attachProfile opens a cpu-clock sampling event on every online CPU,

@@ -41,6 +41,9 @@ const (
 	// Profile samples every CPU every PeriodNs nanoseconds, or Freq
 	// times a second.
 	Profile
+	// RawTracepoint attaches to a kernel tracepoint by Event name, with
+	// the tracepoint's raw arguments (u64 each) as context.
+	RawTracepoint
 	// Uprobe fires when a user function is entered (Path, Offset).
 	Uprobe
 	// Uretprobe fires when a user function returns (Path, Offset).

@@ -3,6 +3,7 @@ package compile
 import (
 	"errors"
 	"slices"
+	"strconv"
 
 	"github.com/tracebroker/tracebroker/broker/output"
 	"github.com/tracebroker/tracebroker/broker/program"
@@ -479,6 +480,12 @@ func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
 			return ty{}
 		}
 		return tUserWord
+	case len(e.Name) >= 4 && e.Name[:3] == "arg" && isDigits(e.Name[3:]) && in.kind == program.RawTracepoint:
+		if n, _ := strconv.Atoi(e.Name[3:]); n >= maxRawArgs {
+			c.errorf(e.From, e.To, "a raw tracepoint has at most %d arguments (arg0-arg%d)", maxRawArgs, maxRawArgs-1)
+			return ty{}
+		}
+		return tUint
 	case len(e.Name) >= 4 && e.Name[:3] == "arg" && isDigits(e.Name[3:]):
 		if in.kind != program.Uprobe {
 			c.errorf(e.From, e.To, "The %s builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes", e.Name)
@@ -496,6 +503,10 @@ func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
 	c.errorf(e.From, e.To, "Unknown identifier: '%s'", e.Name)
 	return ty{}
 }
+
+// maxRawArgs is the kernel's bound on a raw tracepoint's arguments
+// (MAX_BPF_FUNC_ARGS).
+const maxRawArgs = 12
 
 // tUserWord is a uprobe's argument or return value: a 64-bit integer
 // that, used as an address (str(arg0)), points into the traced process.

@@ -317,6 +317,27 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 			out = append(out, in)
 		}
 		return out
+	case "rawtracepoint":
+		if len(s.Parts) != 1 || s.Parts[0] == "" || hasWildcard(s.Parts[0]) {
+			c.errorf(s.From, s.To, "rawtracepoint probe must be rawtracepoint:NAME (no wildcards)")
+			return nil
+		}
+		if c.opts.Tracepoints == nil {
+			c.errorf(s.From, s.To, "tracepoints are not available")
+			return nil
+		}
+		matches, err := c.opts.Tracepoints.Match("*", s.Parts[0])
+		if err != nil {
+			c.errorf(s.From, s.To, "%v", err)
+			return nil
+		}
+		if len(matches) == 0 {
+			c.errorf(s.From, s.To, "tracepoint not found: %s", s.Parts[0])
+			return nil
+		}
+		in := mk(program.RawTracepoint, "rawtracepoint:"+s.Parts[0])
+		in.event = s.Parts[0]
+		return []*instance{in}
 	case "uprobe", "uretprobe":
 		if len(s.Parts) != 2 || s.Parts[0] == "" || s.Parts[1] == "" {
 			c.errorf(s.From, s.To, "%s probe must be %s:PATH:FUNCTION", s.Provider, s.Provider)
@@ -348,7 +369,7 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		return out
 	case "kprobe", "kretprobe":
 		c.errorf(s.From, s.To, "%s probes are not available: this kernel was built without kprobes (CONFIG_KPROBES is not set)", s.Provider)
-	case "usdt", "software", "hardware", "rawtracepoint", "tp_btf", "watchpoint":
+	case "usdt", "software", "hardware", "tp_btf", "watchpoint":
 		c.errorf(s.From, s.To, "%s probes are not supported yet", s.Provider)
 	case "fentry", "fexit":
 		c.errorf(s.From, s.To, "%s probes are not available: this kernel refuses fentry/fexit programs", s.Provider)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/cilium/ebpf/asm"
 
@@ -708,6 +709,12 @@ func (g *gen) builtin(name string) {
 	case "cpid":
 		g.config(program.ConfigCpid)
 	default:
+		if g.in.kind == program.RawTracepoint {
+			// A raw tracepoint's context is its arguments, u64 each.
+			n, _ := strconv.Atoi(name[3:])
+			g.emit(asm.LoadMem(rAcc, rCtx, int16(8*n), asm.DWord))
+			return
+		}
 		// arg0-arg5 and retval: the registers of the probed function's
 		// entry or return, from the pt_regs a uprobe gets as context.
 		if off, ok := ptRegs[name]; ok {

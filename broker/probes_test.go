@@ -52,3 +52,20 @@ func TestUnboundedLoop(t *testing.T) {
 		}
 	}
 }
+
+// TestRawTracepoint: raw_syscalls' sys_enter has the syscall number in
+// arg1; the child calls getcwd exactly 5 times, which the Go runtime
+// never does itself.
+func TestRawTracepoint(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	f := newFixture(t)
+	script := `rawtracepoint:sys_enter /pid == cpid && arg1 == 79/ { @[probe] = count(); }`
+	out, stderr, err := runScript(t, Request{Source: []byte(script), Command: f.expand("EXE get 5 0")})
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, stderr)
+	}
+	if want := "Attaching 1 probe...\n\n\n@[rawtracepoint:sys_enter]: 5\n"; out != want {
+		t.Fatalf("output %q, want %q", out, want)
+	}
+}
