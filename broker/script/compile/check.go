@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/tracebroker/tracebroker/broker/output"
 	"github.com/tracebroker/tracebroker/broker/program"
@@ -60,6 +61,19 @@ func (c *compiler) stmt(in *instance, s syntax.Stmt) {
 	default:
 		c.errorf(s.Pos(), s.End(), "unsupported statement")
 	}
+}
+
+// castType is the width and signedness of an integer cast's type.
+func castType(name string) (bits int, signed bool, ok bool) {
+	switch name {
+	case "int8", "int16", "int32", "int64":
+		signed = true
+	case "uint8", "uint16", "uint32", "uint64":
+	default:
+		return 0, false, false
+	}
+	bits, _ = strconv.Atoi(strings.TrimPrefix(strings.TrimPrefix(name, "u"), "int"))
+	return bits, signed, true
 }
 
 // unrollCount is unroll's count: an integer literal from 1 to 100, as
@@ -431,8 +445,16 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		c.errorf(e.Pos(), e.End(), "%s inside an expression is not supported yet; use it as a statement (x%s;)", e.Op, e.Op)
 		return ty{}
 	case *syntax.Cast:
-		c.errorf(e.Pos(), e.End(), "casts are not supported yet")
-		return ty{}
+		_, signed, ok := castType(e.Type)
+		if !ok {
+			c.errorf(e.Pos(), e.End(), "Cannot cast to \"%s\": only integer types (int8-int64, uint8-uint64) are supported", e.Type)
+			return ty{}
+		}
+		if t := c.expr(in, e.X); t.k != kInt && t.k != kNone {
+			c.errorf(e.Pos(), e.End(), "Cannot cast from \"%s\" to \"%s\"", t, e.Type)
+			return ty{}
+		}
+		return ty{k: kInt, signed: signed}
 	case *syntax.Index:
 		t := c.expr(in, e.X)
 		if it := c.expr(in, e.I); it.k != kInt && it.k != kNone {

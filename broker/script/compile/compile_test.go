@@ -144,6 +144,7 @@ func TestErrors(t *testing.T) {
 		{`rawtracepoint:sys_* { @ = count(); }`, "ERROR: rawtracepoint probe must be rawtracepoint:NAME (no wildcards)"},
 		{`rawtracepoint:sched_switch { @ = arg12; }`, "ERROR: a raw tracepoint has at most 12 arguments (arg0-arg11)"},
 		{`rawtracepoint:nosuch { @ = count(); }`, "stdin:1:1-21: ERROR: tracepoint not found: nosuch"},
+		{`BEGIN { @x = (uint8)"abc"; }`, "stdin:1:14-26: ERROR: Cannot cast from \"string[64]\" to \"uint8\""},
 		{`BEGIN { unroll(101) { @x++; } }`, "stdin:1:16-19: ERROR: unroll maximum value is 100"},
 		{`BEGIN { unroll(0) { @x++; } }`, "stdin:1:16-17: ERROR: unroll minimum value is 1"},
 		{`BEGIN { $n = 3; unroll($n) { @x++; } }`, "ERROR: unroll count must be an integer literal"},

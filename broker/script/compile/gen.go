@@ -589,6 +589,20 @@ func (g *gen) intExpr(e syntax.Expr) {
 		g.intExpr(e.X)
 	case *syntax.Ident:
 		g.builtin(e.Name)
+	case *syntax.Cast:
+		g.intExpr(e.X)
+		// Integers are 64 bits in a register: a narrower cast keeps the
+		// low bits and extends them by the cast type's sign.
+		bits, signed, _ := castType(e.Type)
+		if bits < 64 {
+			shift := int32(64 - bits)
+			g.emit(asm.LSh.Imm(rAcc, shift))
+			if signed {
+				g.emit(asm.ArSh.Imm(rAcc, shift))
+			} else {
+				g.emit(asm.RSh.Imm(rAcc, shift))
+			}
+		}
 	case *syntax.VarExpr:
 		g.emit(asm.LoadMem(rAcc, asm.R10, g.vars[e.Name], asm.DWord))
 	case *syntax.MapExpr:
