@@ -3,6 +3,7 @@ package tracefs
 import (
 	"bytes"
 	"errors"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,17 +31,7 @@ func requireTracefs(tb testing.TB) string {
 // print fields differently, so they are not a reference.
 func requireBpftrace017(t *testing.T) string {
 	t.Helper()
-	bt, err := exec.LookPath("bpftrace")
-	if err != nil {
-		t.Skip("skipping: bpftrace is not installed")
-	}
-	out, err := exec.Command(bt, "--version").Output()
-	if err != nil {
-		t.Skipf("skipping: bpftrace --version: %v", err)
-	}
-	if !strings.HasPrefix(strings.TrimSpace(string(out)), "bpftrace v0.17.") {
-		t.Skipf("skipping: comparison is against bpftrace 0.17, found %s", bytes.TrimSpace(out))
-	}
+	bt := kerneltest.Bpftrace017(t)
 	return bt
 }
 

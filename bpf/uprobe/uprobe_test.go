@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 	"hash/crc32"
 	"io/fs"
 	"os"
@@ -683,17 +684,7 @@ func TestSynthetic(t *testing.T) {
 // requireBpftrace017 returns the reference bpftrace, or skips.
 func requireBpftrace017(t *testing.T) string {
 	t.Helper()
-	bt, err := exec.LookPath("bpftrace")
-	if err != nil {
-		t.Skip("skipping: bpftrace is not installed")
-	}
-	out, err := exec.Command(bt, "--version").Output()
-	if err != nil {
-		t.Skipf("skipping: bpftrace --version: %v", err)
-	}
-	if !strings.HasPrefix(strings.TrimSpace(string(out)), "bpftrace v0.17.") {
-		t.Skipf("skipping: comparison is against bpftrace 0.17, found %s", bytes.TrimSpace(out))
-	}
+	bt := kerneltest.Bpftrace017(t)
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: bpftrace -l needs root")
 	}

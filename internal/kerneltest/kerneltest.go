@@ -2,8 +2,11 @@
 package kerneltest
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -39,4 +42,23 @@ func Syscalls(cwd, cpu int) {
 	for i := 0; i < cpu; i++ {
 		unix.Syscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&c)), uintptr(unsafe.Pointer(&node)), 0)
 	}
+}
+
+// Bpftrace017 returns the path of the reference bpftrace, or skips the
+// test saying why. The reference is 0.17 (Debian's): later releases list
+// and print differently, so they are no reference.
+func Bpftrace017(t testing.TB) string {
+	t.Helper()
+	bt, err := exec.LookPath("bpftrace")
+	if err != nil {
+		t.Skip("skipping: bpftrace is not installed")
+	}
+	out, err := exec.Command(bt, "--version").Output()
+	if err != nil {
+		t.Skipf("skipping: bpftrace --version: %v", err)
+	}
+	if !strings.HasPrefix(strings.TrimSpace(string(out)), "bpftrace v0.17.") {
+		t.Skipf("skipping: comparison is against bpftrace 0.17, found %s", bytes.TrimSpace(out))
+	}
+	return bt
 }
