@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	_ "unsafe" // go:linkname
 
 	"github.com/cilium/ebpf"
@@ -44,14 +43,13 @@ func (p *Program) setHelpers(hs []Helper) error {
 		top = max(top, int(h.ID))
 	}
 	p.helpers = make([]HelperFunc, top+1)
-	p.names = make([]string, top+1)
 	p.helperArgs = make([]int, top+1)
 	p.helperVoid = make([]bool, top+1)
 	for _, h := range hs {
 		if p.helpers[h.ID] != nil {
 			return fmt.Errorf("interp: helper %d (%s) is in the table twice", h.ID, h.Name)
 		}
-		p.helpers[h.ID], p.names[h.ID], p.helperArgs[h.ID], p.helperVoid[h.ID] = h.Fn, h.Name, h.Args, h.Void
+		p.helpers[h.ID], p.helperArgs[h.ID], p.helperVoid[h.ID] = h.Fn, h.Args, h.Void
 	}
 	return nil
 }
@@ -125,18 +123,6 @@ func DefaultHelpers() []Helper {
 		{ID: asm.FnRingbufDiscard, Name: "ringbuf_discard", Args: 2, Fn: helperRingbufDiscard, Void: true},
 		{ID: asm.FnRingbufQuery, Name: "ringbuf_query", Args: 2, Fn: helperRingbufQuery},
 	}
-}
-
-// HelperNames lists a table's helpers by id, for documentation and the
-// CLI.
-func HelperNames(hs []Helper) []string {
-	sorted := append([]Helper(nil), hs...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
-	out := make([]string, len(sorted))
-	for i, h := range sorted {
-		out[i] = fmt.Sprintf("%d %s", h.ID, h.Name)
-	}
-	return out
 }
 
 func (c Call) mapKey(r1, r2 uint64) (*Map, int, []byte, error) {

@@ -100,7 +100,7 @@ func NewMap(spec *ebpf.MapSpec, opts MapOptions) (*Map, error) {
 	} else if m.keySize == 0 {
 		return fail("key size is 0")
 	}
-	if m.typ == ebpf.PerCPUHash || m.typ == ebpf.PerCPUArray || m.typ == ebpf.LRUCPUHash {
+	if m.perCPU() {
 		n := opts.CPUs
 		if n <= 0 {
 			n = runtime.NumCPU()
@@ -147,6 +147,10 @@ func (m *Map) CPUs() int { return int(m.ncpu) }
 
 func (m *Map) lru() bool { return m.typ == ebpf.LRUHash || m.typ == ebpf.LRUCPUHash }
 
+func (m *Map) perCPU() bool {
+	return m.typ == ebpf.PerCPUHash || m.typ == ebpf.PerCPUArray || m.typ == ebpf.LRUCPUHash
+}
+
 func (m *Map) array() bool { return m.typ == ebpf.Array || m.typ == ebpf.PerCPUArray }
 
 func (m *Map) stride() uint64 { return uint64(m.valueSize+7) &^ 7 }
@@ -188,7 +192,7 @@ var (
 	errExist = errors.New("key exists")          // EEXIST
 	errFull  = errors.New("map is full")         // E2BIG
 	errInval = errors.New("invalid argument")    // EINVAL
-	errNoSpc = errors.New("ring buffer is full") // reported as EAGAIN? no: ringbuf_output returns -EAGAIN
+	errNoSpc = errors.New("ring buffer is full") // EAGAIN, as ringbuf_output returns it
 )
 
 func errno(err error) uint64 {
@@ -378,7 +382,7 @@ func (m *Map) checkKV(key, value []byte, withValue bool) error {
 // userValueSize is the size of a value as the owner sees it: per-CPU
 // maps give every CPU's copy at an 8-byte stride, as the bpf syscall does.
 func (m *Map) userValueSize() uint64 {
-	if m.ncpu > 1 || m.typ == ebpf.PerCPUHash || m.typ == ebpf.PerCPUArray || m.typ == ebpf.LRUCPUHash {
+	if m.perCPU() {
 		return uint64(m.ncpu) * m.stride()
 	}
 	return uint64(m.valueSize)
@@ -408,7 +412,7 @@ func (m *Map) Lookup(key []byte) ([]byte, bool, error) {
 
 func (m *Map) copyOut(e uint32) []byte {
 	out := make([]byte, m.userValueSize())
-	if m.userValueSize() == uint64(m.valueSize) {
+	if !m.perCPU() {
 		copy(out, m.slotBytes(e, 0))
 		return out
 	}
@@ -425,7 +429,7 @@ func (m *Map) Update(key, value []byte, flags uint64) error {
 		return err
 	}
 	cpu := uint32(0)
-	if m.userValueSize() != uint64(m.valueSize) {
+	if m.perCPU() {
 		cpu = allCPUs
 	}
 	return m.wrap(m.update(key, value, flags, cpu))

@@ -44,7 +44,6 @@ type Program struct {
 	insns      []insn
 	maps       []*Map
 	helpers    []HelperFunc // indexed by helper id; nil = not in the table
-	names      []string     // helper names, same index
 	helperArgs []int
 	helperVoid []bool
 	args       int
