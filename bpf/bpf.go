@@ -249,21 +249,21 @@ func (s *Session) Attach() (err error) {
 		default:
 			continue
 		}
-		if err := s.attachPerf(&attr, s.progs[i]); err != nil {
+		if err := s.attachPerf(&attr, 0, s.progs[i]); err != nil {
 			return fmt.Errorf("attach %s: %w", pr.Name, err)
 		}
 	}
 	return nil
 }
 
-// attachPerf opens a perf event on CPU 0 for all processes and sets the
+// attachPerf opens a perf event on one CPU for all processes and sets the
 // program on it. The perf event is the only handle: no BPF link, so that
 // detaching is a single close (and a single RCU grace period).
-func (s *Session) attachPerf(attr *unix.PerfEventAttr, prog *ebpf.Program) error {
+func (s *Session) attachPerf(attr *unix.PerfEventAttr, cpu int, prog *ebpf.Program) error {
 	attr.Size = uint32(binary.Size(unix.PerfEventAttr{}))
-	fd, err := unix.PerfEventOpen(attr, -1, 0, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	fd, err := unix.PerfEventOpen(attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
 	if err != nil {
-		return fmt.Errorf("perf_event_open: %w", err)
+		return fmt.Errorf("perf_event_open on cpu %d: %w", cpu, err)
 	}
 	return s.setProgram(fd, prog)
 }
@@ -304,12 +304,7 @@ func (s *Session) attachProfile(pr *program.Probe, prog *ebpf.Program) error {
 		if pr.Freq != 0 {
 			attr.Sample, attr.Bits = pr.Freq, unix.PerfBitFreq
 		}
-		attr.Size = uint32(binary.Size(unix.PerfEventAttr{}))
-		fd, err := unix.PerfEventOpen(&attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
-		if err != nil {
-			return fmt.Errorf("perf_event_open on cpu %d: %w", cpu, err)
-		}
-		if err := s.setProgram(fd, prog); err != nil {
+		if err := s.attachPerf(&attr, cpu, prog); err != nil {
 			return err
 		}
 	}
