@@ -70,13 +70,22 @@ func SignArtifact(path string, key *PrivateKey, p ArtifactPredicate) (sigPath st
 		return "", err
 	}
 	sigPath = path + SigSuffix
-	if err := writeAtomic(sigPath, env, 0o644); err != nil {
+	if err := writeAtomic(sigPath, env, 0o644, false); err != nil {
 		return "", fmt.Errorf("attest: writing %s: %w", sigPath, err)
 	}
 	return sigPath, nil
 }
 
-func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
+// WriteNew writes an envelope (an attestation) to a file that must not
+// exist yet, completely or not at all: a record is never overwritten.
+func WriteNew(path string, data []byte) error {
+	return writeAtomic(path, data, 0o644, true)
+}
+
+// writeAtomic writes path through a temporary file in the same
+// directory, so a reader sees all of data or none. With exclusive, an
+// existing path is an error instead of being replaced.
+func writeAtomic(path string, data []byte, mode os.FileMode, exclusive bool) (err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -97,6 +106,12 @@ func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
 		return err
 	}
 	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if exclusive {
+		// A hard link fails if path exists; the temporary name goes.
+		err = os.Link(tmp.Name(), path)
+		os.Remove(tmp.Name())
 		return err
 	}
 	return os.Rename(tmp.Name(), path)

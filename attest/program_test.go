@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -175,4 +177,21 @@ func mustHex(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestWriteNew: an attestation file is written whole and never replaced.
+func TestWriteNew(t *testing.T) {
+	path := t.TempDir() + "/a.dsse.json"
+	if err := WriteNew(path, []byte("first\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteNew(path, []byte("second\n")); err == nil {
+		t.Fatal("an existing attestation was overwritten")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "first\n" {
+		t.Fatalf("file holds %q", b)
+	}
+	if left, _ := filepath.Glob(filepath.Dir(path) + "/.*"); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
 }

@@ -73,7 +73,7 @@ func attestPrograms(a *Attest, req *Request, prog *program.Program) (files []str
 			return files, fmt.Errorf("attesting %s: %w", probe.Name, err)
 		}
 		path := filepath.Join(a.Dir, fmt.Sprintf("%s-%02d-%s.dsse.json", stamp, i, fileSafe(probe.Name)))
-		if err := writeNew(path, env); err != nil {
+		if err := attest.WriteNew(path, env); err != nil {
 			return files, err
 		}
 		files = append(files, path)
@@ -90,26 +90,4 @@ func fileSafe(s string) string {
 		}
 		return '_'
 	}, s)
-}
-
-// writeNew writes a file that must not exist yet, completely or not at
-// all.
-func writeNew(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".attest-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Link(tmp.Name(), path) // fails if path exists
 }
