@@ -103,9 +103,6 @@ func (m *machine) run() (uint64, error) {
 		exec = m.execTraced
 	}
 	r0, pc, err := exec()
-	if m.depth != 0 {
-		m.depth = 0
-	}
 	leaked := 0
 	for i := range m.resv {
 		if m.resv[i].live {
