@@ -48,6 +48,10 @@ const (
 	Uprobe
 	// Uretprobe fires when a user function returns (Path, Offset).
 	Uretprobe
+	// TpBTF attaches to a kernel tracepoint by Event name through BTF
+	// (tp_btf): the context is the tracepoint's typed arguments, one u64
+	// each, as for RawTracepoint, but the verifier knows their types.
+	TpBTF
 )
 
 // Probe is one attach point with its own code. A script probe with a
