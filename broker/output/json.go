@@ -20,6 +20,14 @@ func (jsonFormat) printf(b []byte, text string) []byte {
 	return append(b, "\"}\n"...)
 }
 
+func (jsonFormat) message(b []byte, typ, text string) []byte {
+	b = append(b, `{"type": "`...)
+	b = append(b, typ...)
+	b = append(b, `", "data": "`...)
+	b = jsonEscape(b, text)
+	return append(b, "\"}\n"...)
+}
+
 func (jsonFormat) lost(b []byte, n uint64) []byte {
 	b = append(b, `{"type": "lost_events", "data": {"events": `...)
 	b = strconv.AppendUint(b, n, 10)
@@ -111,6 +119,7 @@ func jsonKey(b []byte, keys []program.Value) []byte {
 // without spaces.
 func jsonValue(b []byte, v program.Value) []byte {
 	switch v.Type.Kind {
+	case program.Int:
 	case program.String:
 		b = append(b, '"')
 		b = jsonEscape(b, v.Str)
@@ -124,6 +133,11 @@ func jsonValue(b []byte, v program.Value) []byte {
 			b = jsonValue(b, e)
 		}
 		return append(b, ']')
+	default:
+		// Symbols, stacks, names, addresses, times, buffers: their text.
+		b = append(b, '"')
+		b = jsonEscape(b, v.String())
+		return append(b, '"')
 	}
 	return append(b, v.String()...)
 }

@@ -180,6 +180,8 @@ func valueBytes(b []byte, v program.Value) []byte {
 		for _, e := range v.Elems {
 			b = valueBytes(b, e)
 		}
+	default:
+		b = append(b, v.Raw...)
 	}
 	return b
 }

@@ -28,6 +28,11 @@ type Printer interface {
 	// Map prints a map as print(@m, top, div) does: top > 0 keeps only the
 	// last top entries in print order, div > 1 divides the values.
 	Map(snap *program.MapSnapshot, top, div int)
+	// Join prints what one join() call read, already joined.
+	Join(text string)
+	// Time prints the result of one time() call, already formatted
+	// (see Strftime).
+	Time(text string)
 	// Lost reports n events lost by the kernel ring buffer.
 	Lost(n uint64)
 	// Exit prints what bpftrace prints when a run ends: two newlines
@@ -72,6 +77,8 @@ type format interface {
 	printf(b []byte, text string) []byte
 	mapSnap(b []byte, snap *program.MapSnapshot, top, div int) []byte
 	lost(b []byte, n uint64) []byte
+	// message renders join and time output; typ is the JSON type.
+	message(b []byte, typ, text string) []byte
 }
 
 type printer struct {
@@ -114,6 +121,14 @@ func (p *printer) Printf(text string) {
 
 func (p *printer) Map(snap *program.MapSnapshot, top, div int) {
 	p.emit(func(b []byte) []byte { return p.f.mapSnap(b, snap, top, div) })
+}
+
+func (p *printer) Join(text string) {
+	p.emit(func(b []byte) []byte { return p.f.message(b, "join", text) })
+}
+
+func (p *printer) Time(text string) {
+	p.emit(func(b []byte) []byte { return p.f.message(b, "time", text) })
 }
 
 func (p *printer) Lost(n uint64) {

@@ -123,27 +123,15 @@ func formatPiece(piece string, sp Spec, arg program.Value) string {
 		// or precision ("%5r") leaves an unknown conversion, which the C
 		// library prints literally.
 		if sp.End-sp.Start == 1+len(sp.Verb) {
-			text := escapeBuffer(argString(arg), sp.Verb == "rx")
+			raw := []byte(argString(arg))
+			if arg.Type.Kind == program.Buffer {
+				raw = arg.BufferBytes()
+			}
+			text := program.Escape(raw, sp.Verb == "rx")
 			return cFormat(piece[:len(piece)-len(sp.Verb)]+"s", []program.Value{strValue(text)})
 		}
 	}
 	return cFormat(piece, []program.Value{arg})
-}
-
-func escapeBuffer(s string, hexAll bool) string {
-	const hex = "0123456789abcdef"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !hexAll && c >= 0x20 && c < 0x7f {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteString(`\x`)
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&15])
-	}
-	return b.String()
 }
 
 func strValue(s string) program.Value {
@@ -154,8 +142,11 @@ func strValue(s string) program.Value {
 // (which bpftrace's compiler rejects) its text form rather than the
 // pointer dereference C would attempt.
 func argString(v program.Value) string {
-	if v.Type.Kind == program.String {
+	switch v.Type.Kind {
+	case program.String:
 		return v.Str
+	case program.KStack, program.UStack:
+		return v.StackText("        ")
 	}
 	return v.String()
 }

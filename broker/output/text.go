@@ -20,6 +20,15 @@ func (textFormat) attachedProbes(b []byte, n int) []byte {
 
 func (textFormat) printf(b []byte, text string) []byte { return append(b, text...) }
 
+// message: join() ends its line, time() prints its format as it is.
+func (textFormat) message(b []byte, typ, text string) []byte {
+	b = append(b, text...)
+	if typ == "join" {
+		b = append(b, '\n')
+	}
+	return b
+}
+
 // lost has no singular form in bpftrace: "Lost 1 events".
 func (textFormat) lost(b []byte, n uint64) []byte {
 	b = append(b, "Lost "...)

@@ -79,6 +79,13 @@ const (
 	EventExit                     // no payload
 	EventPrint                    // u64 map id (index into Schema.Maps), u64 top, u64 div
 	EventClear                    // u64 map id
+	EventZero                     // u64 map id: every value set to zero, keys kept
+	// EventTime is time(): u64 format id, whose Fmt is the strftime
+	// format of the moment the event is printed.
+	EventTime
+	// EventJoin is join(): u64 format id, whose Fmt is the delimiter and
+	// whose Args are the string slots; u64 count of slots filled.
+	EventJoin
 )
 
 // EventsMap is the name of the ring buffer every probe writes to.
@@ -116,7 +123,42 @@ const (
 	Int TypeKind = iota + 1
 	String
 	Tuple
+
+	// The kinds below are bytes the host turns into text when it prints
+	// them: symbols, stacks, user names, addresses, times. A Resolver
+	// fills in the text (Value.Str, or Value.Lines for stacks).
+
+	// KStack is a u64 stack id in the StackMap (negative: the kernel
+	// could not take the stack, printed as no frames).
+	KStack
+	// UStack is a u64 holding the stack id in its low 32 bits and the
+	// pid whose address space the frames belong to in its high 32 bits,
+	// as bpftrace packs it.
+	UStack
+	// KSym is a u64 kernel address, printed as its symbol's name.
+	KSym
+	// USym is a u64 user address and the u64 pid of its address space.
+	USym
+	// Username is a u64 uid, printed as the user's name.
+	Username
+	// Inet is a u64 address family (AF_INET or AF_INET6) and 16 address
+	// bytes: ntop().
+	Inet
+	// Timestamp is u64 nanoseconds of the monotonic clock (nsecs),
+	// printed as wall-clock time with strftime(Format).
+	Timestamp
+	// Buffer is a u64 length and then up to Size-8 bytes: buf().
+	Buffer
 )
+
+// Resolved reports whether values of kind k need a Resolver to print.
+func (k TypeKind) Resolved() bool {
+	switch k {
+	case KStack, UStack, KSym, USym, Username, Timestamp:
+		return true
+	}
+	return false
+}
 
 // Type is the type of a value as it is laid out in a map key, a map value
 // or an event record. Ints are little-endian and Size bytes wide (1, 2, 4
@@ -128,6 +170,15 @@ type Type struct {
 	Signed bool
 	Elems  []Type // Tuple
 	Offs   []int  // Tuple: offset of each element
+
+	// KStack, UStack: the stack trace map the id refers to, how many
+	// frames to print, and whether to print them in bpftrace's perf mode
+	// ("\tADDR sym+off (module)") rather than its default one.
+	StackMap string
+	Frames   int
+	Perf     bool
+	// Timestamp: the strftime format.
+	Format string
 }
 
 // Agg is how a map's values are produced and printed.

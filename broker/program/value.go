@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -15,6 +16,11 @@ type Value struct {
 	Int   uint64 // Int: the raw bits, sign-extended to 64 bits when Type.Signed
 	Str   string // String: up to the first NUL
 	Elems []Value
+	// Raw holds the bytes of the host-resolved kinds (KStack ... Buffer),
+	// for ordering and for resolution.
+	Raw []byte
+	// Lines are a resolved stack's frames, innermost first.
+	Lines []string
 }
 
 // Decode reads a value of type t from b, which must hold t.Size bytes.
@@ -54,8 +60,81 @@ func Decode(t Type, b []byte) Value {
 		for i, et := range t.Elems {
 			v.Elems[i] = Decode(et, b[t.Offs[i]:])
 		}
+	default:
+		v.Raw = append([]byte(nil), b[:t.Size]...)
+		if t.Size >= 8 {
+			v.Int = binary.LittleEndian.Uint64(b)
+		}
 	}
 	return v
+}
+
+// Word returns the i-th u64 of a host-resolved value's bytes.
+func (v Value) Word(i int) uint64 {
+	if len(v.Raw) < 8*(i+1) {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(v.Raw[8*i:])
+}
+
+// BufferBytes returns the bytes of a Buffer value.
+func (v Value) BufferBytes() []byte {
+	n := v.Word(0)
+	if len(v.Raw) < 8 {
+		return nil
+	}
+	return v.Raw[8:][:min(n, uint64(len(v.Raw)-8))]
+}
+
+// Escape renders bytes as bpftrace's %r does: printable ASCII as is,
+// everything else as \xNN (everything when hexAll, as %rx).
+func Escape(b []byte, hexAll bool) string {
+	const hex = "0123456789abcdef"
+	var s strings.Builder
+	for _, c := range b {
+		if !hexAll && c >= 0x20 && c < 0x7f {
+			s.WriteByte(c)
+			continue
+		}
+		s.WriteString(`\x`)
+		s.WriteByte(hex[c>>4])
+		s.WriteByte(hex[c&15])
+	}
+	return s.String()
+}
+
+// StackText renders a stack as bpftrace prints it: a newline, then one
+// line per frame, each indented (map keys by 4 spaces, printf by 8) or,
+// in perf mode, after a tab. A stack without frames is empty.
+func (v Value) StackText(indent string) string {
+	if len(v.Lines) == 0 {
+		return ""
+	}
+	if v.Type.Perf {
+		indent = "\t"
+	}
+	var s strings.Builder
+	s.WriteByte('\n')
+	for _, l := range v.Lines {
+		s.WriteString(indent)
+		s.WriteString(l)
+		s.WriteByte('\n')
+	}
+	return s.String()
+}
+
+// inet renders an ntop() value: dotted quad or RFC 5952 IPv6.
+func (v Value) inet() string {
+	if len(v.Raw) < 24 {
+		return ""
+	}
+	switch v.Word(0) {
+	case 2: // AF_INET
+		return netip.AddrFrom4([4]byte(v.Raw[8:12])).String()
+	case 10: // AF_INET6
+		return netip.AddrFrom16([16]byte(v.Raw[8:24])).String()
+	}
+	return ""
 }
 
 // Signed reports the value as a signed integer.
@@ -78,6 +157,14 @@ func (v Value) String() string {
 			parts[i] = e.String()
 		}
 		return "(" + strings.Join(parts, ", ") + ")"
+	case KStack, UStack:
+		return v.StackText("    ")
+	case KSym, USym, Username, Timestamp:
+		return v.Str
+	case Inet:
+		return v.inet()
+	case Buffer:
+		return Escape(v.BufferBytes(), false)
 	}
 	return fmt.Sprintf("<%d>", v.Type.Kind)
 }
@@ -117,7 +204,7 @@ func Compare(a, b Value) int {
 		}
 		return 0
 	}
-	return 0
+	return bytes.Compare(a.Raw, b.Raw)
 }
 
 // MapEntry is one key of a map snapshot with its value reduced over CPUs.
