@@ -47,6 +47,8 @@ func progType(k program.ProbeKind) ebpf.ProgramType {
 		return ebpf.PerfEvent
 	case program.Uprobe, program.Uretprobe:
 		return ebpf.Kprobe // uprobes run kprobe programs, with pt_regs
+	case program.TpBTF:
+		return ebpf.Tracing // with AttachTraceRawTp: see Load
 	}
 	// BEGIN and END run through BPF_PROG_TEST_RUN, which raw tracepoint
 	// programs support and which gives them the tracing helpers.
@@ -84,6 +86,12 @@ func Load(p *program.Program, opts Options) (s *Session, err error) {
 			Type:         progType(pr.Kind),
 			Instructions: pr.Insns,
 			License:      "GPL",
+		}
+		if pr.Kind == program.TpBTF {
+			// The verifier types the context from the BTF of
+			// btf_trace_NAME, which cilium/ebpf finds by the name.
+			spec.Programs[names[i]].AttachType = ebpf.AttachTraceRawTp
+			spec.Programs[names[i]].AttachTo = pr.Event
 		}
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
@@ -144,6 +152,18 @@ func loopReason(log []string) string {
 // loadError turns a verifier rejection into a message that names the probe
 // and shows the end of the verifier log, where the reason is.
 func loadError(p *program.Program, names []string, err error) error {
+	for i, n := range names {
+		if pr := p.Probes[i]; pr.Kind == program.TpBTF && strings.Contains(err.Error(), "program "+n+":") {
+			// A tp_btf program is a tracing program, which kernels may
+			// refuse (as they refuse fentry) even to root.
+			if errors.Is(err, unix.EPERM) {
+				return fmt.Errorf("%s: the kernel refuses BTF tracepoint (tp_btf) programs (%v)", pr.Name, unix.EPERM)
+			}
+			if errors.Is(err, ebpf.ErrNotSupported) {
+				return fmt.Errorf("%s: this kernel does not support BTF tracepoint (tp_btf) programs for %s", pr.Name, pr.Event)
+			}
+		}
+	}
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) {
 		probe, loops := "a probe", false
@@ -225,8 +245,15 @@ func (s *Session) Attach() (err error) {
 			// A cpu-clock event on CPU 0 that overflows every period,
 			// as bpftrace does for interval.
 			attr = unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Sample: pr.PeriodNs}
-		case program.RawTracepoint:
-			fd, err := rawTracepointOpen(pr.Event, s.progs[i])
+		case program.RawTracepoint, program.TpBTF:
+			name := pr.Event
+			if pr.Kind == program.TpBTF {
+				name = "" // the program names its tracepoint (AttachTo)
+			}
+			fd, err := rawTracepointOpen(name, s.progs[i])
+			if err != nil && pr.Kind == program.TpBTF && errors.Is(err, unix.EPERM) {
+				return fmt.Errorf("attach %s: the kernel refuses BTF tracepoint (tp_btf) programs (%w)", pr.Name, unix.EPERM)
+			}
 			if err != nil {
 				return fmt.Errorf("attach %s: %w", pr.Name, err)
 			}
@@ -270,11 +297,15 @@ func (s *Session) attachPerf(attr *unix.PerfEventAttr, cpu int, prog *ebpf.Progr
 
 // rawTracepointOpen attaches a raw tracepoint program with
 // BPF_RAW_TRACEPOINT_OPEN and returns the attachment's fd: like a perf
-// event's, closing it is the whole detach.
+// event's, closing it is the whole detach. A tp_btf program has its
+// tracepoint from its load: name is "" then.
 func rawTracepointOpen(name string, prog *ebpf.Program) (int, error) {
-	bname, err := unix.BytePtrFromString(name)
-	if err != nil {
-		return -1, err
+	var bname *byte
+	if name != "" {
+		var err error
+		if bname, err = unix.BytePtrFromString(name); err != nil {
+			return -1, err
+		}
 	}
 	attr := struct {
 		name   uint64
@@ -285,6 +316,9 @@ func rawTracepointOpen(name string, prog *ebpf.Program) (int, error) {
 	fd, _, errno := unix.Syscall(unix.SYS_BPF, bpfRawTracepointOpen, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
 	runtime.KeepAlive(bname)
 	if errno != 0 {
+		if name == "" {
+			name = "(tp_btf)"
+		}
 		return -1, fmt.Errorf("BPF_RAW_TRACEPOINT_OPEN %s: %w", name, errno)
 	}
 	unix.CloseOnExec(int(fd))
