@@ -440,6 +440,9 @@ func unquote(lit string) (val string, at, n int, msg string) {
 	return b.String(), 0, 0, ""
 }
 
+// pathProviders are the probe types whose second field is a file.
+var pathProviders = map[string]bool{"uprobe": true, "uretprobe": true, "u": true, "ur": true, "usdt": true, "U": true}
+
 // ScanProbeSpec returns the next token as a probe spec (PROBE), for use
 // where the grammar expects one: at the start of a probe and after a ',' in
 // a spec list. A spec is a run of non-blank characters up to ',' '{' or '/';
@@ -454,6 +457,7 @@ func (s *Scanner) ScanProbeSpec() (pos Pos, tok Token, lit string) {
 	}
 	start := s.off
 	fieldStart, inPath := true, false
+	field := 0
 loop:
 	for s.off < len(s.src) {
 		c := s.src[s.off]
@@ -466,6 +470,12 @@ loop:
 			break loop
 		case c == ':':
 			fieldStart, inPath = true, false
+			field++
+			// A uprobe's second field is a file, relative ones too
+			// (uprobe:bin/work:f): its '/' cannot start a predicate.
+			if field == 1 && pathProviders[string(s.src[start:s.off])] {
+				inPath = true
+			}
 			s.off++
 			continue
 		case c == '/' && !fieldStart && !inPath:
