@@ -117,6 +117,7 @@ func DefaultHelpers() []Helper {
 		{ID: asm.FnGetCurrentPidTgid, Name: "get_current_pid_tgid", Args: 0, Fn: helperPidTgid},
 		{ID: asm.FnGetCurrentUidGid, Name: "get_current_uid_gid", Args: 0, Fn: helperUidGid},
 		{ID: asm.FnGetCurrentComm, Name: "get_current_comm", Args: 2, Fn: helperComm},
+		{ID: asm.FnGetCurrentCgroupId, Name: "get_current_cgroup_id", Args: 0, Fn: helperCgroup},
 		{ID: asm.FnRingbufOutput, Name: "ringbuf_output", Args: 4, Fn: helperRingbufOutput},
 		{ID: asm.FnRingbufReserve, Name: "ringbuf_reserve", Args: 3, Fn: helperRingbufReserve},
 		{ID: asm.FnRingbufSubmit, Name: "ringbuf_submit", Args: 2, Fn: helperRingbufSubmit, Void: true},
@@ -298,6 +299,8 @@ func helperUidGid(c Call, _, _, _, _, _ uint64) (uint64, error) {
 	e := c.m.env
 	return uint64(e.GID)<<32 | uint64(e.UID), nil
 }
+
+func helperCgroup(c Call, _, _, _, _, _ uint64) (uint64, error) { return c.m.env.Cgroup, nil }
 
 func helperComm(c Call, r1, r2, _, _, _ uint64) (uint64, error) {
 	if r2 == 0 {

@@ -19,6 +19,7 @@ type Env struct {
 	PID, TGID uint32 // thread id and process id, as get_current_pid_tgid reports them
 	UID, GID  uint32
 	Comm      [16]byte
+	Cgroup    uint64 // get_current_cgroup_id: the task's cgroup v2 id
 	// Ktime returns CLOCK_MONOTONIC nanoseconds (ktime_get_ns); nil reads
 	// the clock. Replays set it to the recorded event time.
 	Ktime func() uint64
