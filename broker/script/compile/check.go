@@ -170,7 +170,7 @@ func assignable(old, nu ty) bool {
 	case kAgg:
 		return old.agg == nu.agg && (old.agg != program.Lhist ||
 			(old.lmin == nu.lmin && old.lmax == nu.lmax && old.lstep == nu.lstep))
-	case kTuple:
+	case kTuple, kBlob:
 		return sameLayout(old, nu)
 	}
 	return true
@@ -193,7 +193,7 @@ func (c *compiler) mapKeys(in *instance, e *syntax.MapExpr) []ty {
 	for _, k := range e.Keys {
 		t := c.expr(in, k)
 		switch t.k {
-		case kInt, kStr, kTuple, kNone:
+		case kInt, kStr, kTuple, kBlob, kNone:
 		default:
 			c.errorf(k.Pos(), k.End(), "%s can not be used as a map key", t)
 		}
@@ -431,7 +431,7 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		for _, el := range e.Elems {
 			et := c.expr(in, el)
 			switch et.k {
-			case kInt, kStr:
+			case kInt, kStr, kBlob:
 			case kNone:
 				return ty{}
 			default:
@@ -442,8 +442,7 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		}
 		return t
 	case *syntax.IncDec:
-		c.errorf(e.Pos(), e.End(), "%s inside an expression is not supported yet; use it as a statement (x%s;)", e.Op, e.Op)
-		return ty{}
+		return c.incDec(in, e)
 	case *syntax.Cast:
 		_, signed, ok := castType(e.Type)
 		if !ok {
@@ -465,6 +464,36 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 	}
 	c.errorf(e.Pos(), e.End(), "unsupported expression")
 	return ty{}
+}
+
+// incDec types ++x, x++, --x and x-- inside an expression as the
+// assignment x += 1 (or -= 1) that they perform, kept for generation.
+func (c *compiler) incDec(in *instance, e *syntax.IncDec) ty {
+	switch e.X.(type) {
+	case *syntax.VarExpr, *syntax.MapExpr:
+	default:
+		c.errorf(e.Pos(), e.End(), "The %s operator must be applied to a map or variable", e.Op)
+		return ty{}
+	}
+	s := c.incdecs[e]
+	if s == nil {
+		op := syntax.ADD
+		if e.Op == syntax.DEC {
+			op = syntax.SUB
+		}
+		s = &syntax.AssignStmt{Lhs: e.X, Op: op, OpPos: e.OpPos, Rhs: &syntax.IntLit{From: e.OpPos, To: e.End(), Raw: "1", Value: 1}}
+		if c.incdecs == nil {
+			c.incdecs = map[*syntax.IncDec]*syntax.AssignStmt{}
+		}
+		c.incdecs[e] = s
+	}
+	c.assign(in, s)
+	t := c.expr(in, e.X)
+	if t.k != kInt && t.k != kNone {
+		c.errorf(e.Pos(), e.End(), "The %s operator can only be applied to integers (%s provided)", e.Op, t)
+		return ty{}
+	}
+	return ty{k: kInt, signed: t.signed}
 }
 
 // deref types *p and p[i]: p must be a pointer whose target is known.
@@ -502,6 +531,8 @@ func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
 			return ty{}
 		}
 		return tUserWord
+	case len(e.Name) >= 4 && e.Name[:3] == "arg" && isDigits(e.Name[3:]) && in.kind == program.TpBTF:
+		return c.btfSlot(in, e)
 	case len(e.Name) >= 4 && e.Name[:3] == "arg" && isDigits(e.Name[3:]) && in.kind == program.RawTracepoint:
 		if n, _ := strconv.Atoi(e.Name[3:]); n >= maxRawArgs {
 			c.errorf(e.From, e.To, "a raw tracepoint has at most %d arguments (arg0-arg%d)", maxRawArgs, maxRawArgs-1)
@@ -519,8 +550,14 @@ func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
 		}
 		return tUserWord
 	case e.Name == "func":
+		if in.kind == program.Uprobe || in.kind == program.Uretprobe {
+			return tStr(strLen)
+		}
 		c.errorf(e.From, e.To, "The func builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes")
 		return ty{}
+	}
+	if t, ok := c.builtinIdent(in, e); ok {
+		return t
 	}
 	c.errorf(e.From, e.To, "Unknown identifier: '%s'", e.Name)
 	return ty{}
@@ -548,6 +585,9 @@ func (c *compiler) field(in *instance, e *syntax.FieldAccess) ty {
 	if !ok || id.Name != "args" {
 		c.errorf(e.Pos(), e.End(), "field access is only supported on args (args->NAME)")
 		return ty{}
+	}
+	if in.kind == program.TpBTF {
+		return c.btfField(in, e)
 	}
 	if in.kind != program.Tracepoint {
 		c.errorf(e.Pos(), e.End(), "The args builtin can only be used with tracepoint/fentry/uprobe probes (%s used here)", in.spec.Provider)
@@ -597,7 +637,10 @@ func (c *compiler) binary(in *instance, e *syntax.Binary) ty {
 			c.errorf(e.Pos(), e.End(), "Type mismatch for '%s': comparing '%s' with '%s'", e.Op, a, b)
 			return ty{}
 		}
-		if a.signed != b.signed && !a.ptr && !b.ptr && e.Op != syntax.EQL && e.Op != syntax.NEQ {
+		_, litX := unparen(e.X).(*syntax.IntLit)
+		_, litY := unparen(e.Y).(*syntax.IntLit)
+		// bpftrace does not warn when one side is a literal (pid > 0).
+		if a.signed != b.signed && !a.ptr && !b.ptr && !litX && !litY && e.Op != syntax.EQL && e.Op != syntax.NEQ {
 			c.warnf(e.OpPos, syntax.Pos{Offset: e.OpPos.Offset + len(e.Op.String()), Line: e.OpPos.Line, Col: e.OpPos.Col + len(e.Op.String())},
 				"comparison of integers of different signs: '%s' and '%s' can lead to undefined behavior", intName(a), intName(b))
 		}
@@ -731,6 +774,9 @@ func (c *compiler) call(in *instance, e *syntax.Call) ty {
 		}
 		return tVoid
 	}
+	if t, ok := c.builtinCall(in, e); ok {
+		return t
+	}
 	for _, a := range e.Args {
 		c.expr(in, a)
 	}
@@ -751,9 +797,9 @@ func (c *compiler) printf(in *instance, e *syntax.Call) {
 	in.types[lit] = tVoid
 	// Conversions are found exactly as the output stage (and bpftrace
 	// 0.17) finds them, so that checking and printing cannot disagree.
-	var verbs []byte
+	var verbs []string
 	for _, sp := range output.ParseFormat(lit.Value) {
-		verbs = append(verbs, sp.Verb[len(sp.Verb)-1])
+		verbs = append(verbs, sp.Verb)
 	}
 	args := e.Args[1:]
 	if len(args) > len(verbs) {
@@ -767,11 +813,25 @@ func (c *compiler) printf(in *instance, e *syntax.Call) {
 			continue
 		}
 		v := verbs[i]
-		if want := map[bool]kind{true: kStr, false: kInt}[v == 's']; t.k != want {
-			c.errorf(a.Pos(), a.End(), "printf: %%%c specifier expects a value of type %s (%s supplied)",
-				v, map[kind]string{kStr: "string", kInt: "integer"}[want], kindWord(t))
+		buffer := t.k == kBlob && t.blob == program.Buffer
+		switch want := printfWants(v); {
+		case want == "buffer" && !buffer && t.k != kStr,
+			want == "string" && (t.k != kStr && t.k != kBlob || buffer),
+			want == "integer" && t.k != kInt:
+			c.errorf(a.Pos(), a.End(), "printf: %%%s specifier expects a value of type %s (%s supplied)", v[len(v)-1:], want, kindWord(t))
 		}
 	}
+}
+
+// printfWants is the kind of value a conversion prints.
+func printfWants(verb string) string {
+	switch verb {
+	case "s":
+		return "string"
+	case "r", "rx":
+		return "buffer"
+	}
+	return "integer"
 }
 
 func kindWord(t ty) string {

@@ -35,6 +35,9 @@ type Field struct {
 	Size   int
 	Signed bool
 	Kind   FieldKind
+	// User marks a pointer into the traced process (a BTF tracepoint's
+	// __user argument): str() and * read it with probe_read_user.
+	User bool
 }
 
 // Tracepoints is what the compiler needs to know about the running kernel.
@@ -43,6 +46,18 @@ type Tracepoints interface {
 	Match(category, name string) ([][2]string, error)
 	// Fields returns the non-common fields of a tracepoint.
 	Fields(category, name string) ([]Field, error)
+}
+
+// BTFTracepoints is what the compiler needs to know about the kernel's
+// BTF tracepoints (tp_btf:NAME).
+type BTFTracepoints interface {
+	// Match returns the names matching a glob pattern, sorted.
+	Match(pattern string) ([]string, error)
+	// Args returns a tracepoint's arguments as fields: the context is
+	// an array of u64, one per argument, so argument i is at Offset 8*i;
+	// Size and Signed are its C type's. FieldInt and FieldPtr arguments
+	// can be read; any other kind (a struct by value) can not.
+	Args(name string) ([]Field, error)
 }
 
 // UprobeTarget is one function a uprobe attaches to.
@@ -63,10 +78,16 @@ type Uprobes interface {
 type Options struct {
 	Tracepoints Tracepoints
 	Uprobes     Uprobes
+	// BTFTracepoints answers for tp_btf probes; nil makes them an error.
+	BTFTracepoints BTFTracepoints
 	// MaxMapKeys bounds every user map (bpftrace's default is 4096).
 	MaxMapKeys int
 	// HaveChild is set when -c starts a command, so that cpid is defined.
 	HaveChild bool
+	// Symbols resolves kaddr() and uaddr() (nil: both are errors).
+	Symbols Symbols
+	// Unsafe allows builtins that change the traced system: signal().
+	Unsafe bool
 }
 
 // Compile checks f and generates its program. Errors and warnings are
@@ -125,7 +146,7 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 	}
 	prog.Schema.Formats = c.formats
 	var warnings syntax.ErrorList
-	for _, e := range c.errs {
+	for _, e := range c.errs.unique() {
 		if e.Warning {
 			warnings = append(warnings, e)
 		}
@@ -135,10 +156,31 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 
 type errList syntax.ErrorList
 
+// errorsOnly drops warnings, and repeats: a block with several probes is
+// checked once per probe, but each mistake is reported once, as bpftrace
+// does.
 func (l errList) errorsOnly() syntax.ErrorList {
 	var out syntax.ErrorList
-	for _, e := range l {
+	for _, e := range l.unique() {
 		if !e.Warning {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (l errList) unique() errList {
+	type key struct {
+		from, to syntax.Pos
+		msg      string
+		warn     bool
+	}
+	seen := map[key]bool{}
+	var out errList
+	for _, e := range l {
+		k := key{e.From, e.To, e.Msg, e.Warning}
+		if !seen[k] {
+			seen[k] = true
 			out = append(out, e)
 		}
 	}
@@ -185,6 +227,12 @@ type compiler struct {
 	errs      errList
 	lenient   bool
 	guessInt  bool
+	// stacks are the frame counts of the stack maps in use.
+	stacks map[int]bool
+	// consts are compile-time values of calls: kaddr(), sizeof(), ...
+	consts map[*syntax.Call]uint64
+	// incdecs are the assignments that ++ and -- inside expressions make.
+	incdecs map[*syntax.IncDec]*syntax.AssignStmt
 }
 
 func (c *compiler) knownMaps() int {
@@ -369,7 +417,9 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		return out
 	case "kprobe", "kretprobe":
 		c.errorf(s.From, s.To, "%s probes are not available: this kernel was built without kprobes (CONFIG_KPROBES is not set)", s.Provider)
-	case "usdt", "software", "hardware", "tp_btf", "watchpoint":
+	case "tp_btf":
+		return c.expandTpBTF(p, s)
+	case "usdt", "software", "hardware", "watchpoint":
 		c.errorf(s.From, s.To, "%s probes are not supported yet", s.Provider)
 	case "fentry", "fexit":
 		c.errorf(s.From, s.To, "%s probes are not available: this kernel refuses fentry/fexit programs", s.Provider)
@@ -424,6 +474,16 @@ func (c *compiler) declareMaps(prog *program.Program) {
 	prog.Maps = append(prog.Maps, &ebpf.MapSpec{
 		Name: program.ConfigMap, Type: ebpf.Array, KeySize: 4, ValueSize: program.ConfigSize, MaxEntries: 1,
 	})
+	frames := make([]int, 0, len(c.stacks))
+	for n := range c.stacks {
+		frames = append(frames, n)
+	}
+	sort.Ints(frames)
+	for _, n := range frames {
+		prog.Maps = append(prog.Maps, &ebpf.MapSpec{
+			Name: stackMapName(n), Type: ebpf.StackTrace, KeySize: 4, ValueSize: uint32(8 * n), MaxEntries: stackMapEntries,
+		})
+	}
 }
 
 func bpfMapName(id int) string { return fmt.Sprintf("m%d", id) }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/cilium/ebpf/asm"
 
@@ -61,7 +62,7 @@ func (c *compiler) generate(in *instance) *program.Probe {
 		g.vars[n] = off
 	}
 	g.end = g.newLabel()
-	if in.kind == program.Tracepoint || in.kind == program.Interval {
+	if in.kind == program.Tracepoint || in.kind == program.Interval || in.kind == program.TpBTF {
 		// Once the trace is over the probes do nothing, so that the final
 		// map dump is exact while the kernel takes its time to detach.
 		g.emit(asm.LoadMapValue(rAcc, 0, program.ConfigStopped).WithReference(program.ConfigMap))
@@ -244,7 +245,7 @@ func (g *gen) stmt(s syntax.Stmt) {
 // value evaluates an expression statement for its effect; the result is
 // dropped.
 func (g *gen) value(e syntax.Expr) {
-	if t := g.typeOf(e); t.k == kStr || t.k == kTuple {
+	if t := g.typeOf(e); t.k == kStr || t.k == kTuple || t.k == kBlob {
 		g.memExpr(e)
 		return
 	}
@@ -551,6 +552,8 @@ func (g *gen) voidCall(e *syntax.Call) {
 		g.mapPtr(asm.R1, bpfMapName(m.id))
 		g.stackPtr(asm.R2, key)
 		g.call(asm.FnMapDeleteElem)
+	default:
+		g.voidBuiltin(e)
 	}
 }
 
@@ -609,6 +612,10 @@ func (g *gen) intExpr(e syntax.Expr) {
 		g.mapRead(e)
 	case *syntax.FieldAccess:
 		f := findField(g.in.fields, e.Field)
+		if g.in.kind == program.TpBTF {
+			g.btfArg(f, false)
+			return
+		}
 		size := map[int]asm.Size{1: asm.Byte, 2: asm.Half, 4: asm.Word, 8: asm.DWord}[f.Size]
 		if f.Kind == FieldPtr {
 			size = asm.DWord
@@ -651,6 +658,20 @@ func (g *gen) intExpr(e syntax.Expr) {
 		g.label(elseL)
 		g.intExpr(e.Else)
 		g.label(endL)
+	case *syntax.Call:
+		g.intCall(e)
+	case *syntax.IncDec:
+		// x++ inside an expression: store x+1, then yield the new value,
+		// or the old one (new-1) for the postfix form.
+		g.assign(g.c.incdecs[e])
+		g.intExpr(e.X)
+		if e.Post {
+			if e.Op == syntax.INC {
+				g.emit(asm.Sub.Imm(rAcc, 1))
+			} else {
+				g.emit(asm.Add.Imm(rAcc, 1))
+			}
+		}
 	default:
 		panic(fmt.Sprintf("compile: intExpr of %T", e))
 	}
@@ -722,7 +743,14 @@ func (g *gen) builtin(name string) {
 		g.emit(asm.Mov.Reg(rAcc, rAux))
 	case "cpid":
 		g.config(program.ConfigCpid)
+	case "cgroup":
+		g.call(asm.FnGetCurrentCgroupId)
+		g.emit(asm.Mov.Reg(rAcc, asm.R0))
 	default:
+		if g.in.kind == program.TpBTF {
+			g.btfSlot(name)
+			return
+		}
 		if g.in.kind == program.RawTracepoint {
 			// A raw tracepoint's context is its arguments, u64 each.
 			n, _ := strconv.Atoi(name[3:])
@@ -914,6 +942,9 @@ func (g *gen) memExpr(e syntax.Expr) int16 {
 // stack.
 func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 	t := g.typeOf(e)
+	if t.k == kBlob && g.blobInto(e, off, n) {
+		return
+	}
 	switch e := e.(type) {
 	case *syntax.Paren:
 		g.memInto(e.X, off, n)
@@ -937,6 +968,9 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 			return
 		case "probe":
 			g.literal(g.in.name, off, n)
+			return
+		case "func":
+			g.literal(g.in.name[strings.LastIndexByte(g.in.name, ':')+1:], off, n)
 			return
 		}
 	case *syntax.MapExpr:

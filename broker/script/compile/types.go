@@ -18,6 +18,10 @@ const (
 	kTuple
 	kVoid // statements-only calls: printf(), exit(), ...
 	kAgg  // count(), hist(), ...: only the right-hand side of a map assignment
+	// kBlob is a fixed-size value that only the host can print: stacks,
+	// symbols, user names, addresses, times, buffers (blob says which).
+	// Blobs can be stored, used as keys and printed, not computed with.
+	kBlob
 )
 
 // strLen is bpftrace's default string size (BPFTRACE_STRLEN).
@@ -41,6 +45,13 @@ type ty struct {
 	agg     program.Agg
 	// lhist parameters, when agg == Lhist
 	lmin, lmax, lstep int64
+	// kBlob: the runtime kind, and for stacks their map, frame count and
+	// mode, for timestamps their strftime format.
+	blob     program.TypeKind
+	stackMap string
+	frames   int
+	perf     bool
+	format   string
 }
 
 var (
@@ -58,7 +69,7 @@ func (t ty) storage() int {
 	switch t.k {
 	case kInt:
 		return 8
-	case kStr:
+	case kStr, kBlob:
 		return t.size
 	case kTuple:
 		n := 0
@@ -86,6 +97,8 @@ func (t ty) runtime() program.Type {
 			off += e.storage()
 		}
 		return rt
+	case kBlob:
+		return program.Type{Kind: t.blob, Size: t.size, StackMap: t.stackMap, Frames: t.frames, Perf: t.perf, Format: t.format}
 	}
 	return program.Type{}
 }
@@ -99,6 +112,9 @@ func sameLayout(a, b ty) bool {
 	switch a.k {
 	case kStr:
 		return a.size == b.size
+	case kBlob:
+		return a.blob == b.blob && a.size == b.size && a.stackMap == b.stackMap &&
+			a.perf == b.perf && a.format == b.format
 	case kTuple:
 		if len(a.elems) != len(b.elems) {
 			return false
@@ -134,8 +150,27 @@ func (t ty) String() string {
 		return "none"
 	case kAgg:
 		return aggName[t.agg]
+	case kBlob:
+		return blobName[t.blob]
 	}
 	return "unknown"
+}
+
+var blobName = map[program.TypeKind]string{
+	program.KStack: "kstack", program.UStack: "ustack", program.KSym: "ksym", program.USym: "usym",
+	program.Username: "username", program.Inet: "inet", program.Timestamp: "timestamp", program.Buffer: "buffer",
+}
+
+// blob makes the type of a host-printed value of kind k.
+func blob(k program.TypeKind) ty {
+	size := 8
+	switch k {
+	case program.USym:
+		size = 16
+	case program.Inet:
+		size = 24
+	}
+	return ty{k: kBlob, blob: k, size: size}
 }
 
 var aggName = map[program.Agg]string{
