@@ -52,6 +52,9 @@ const (
 	// (tp_btf): the context is the tracepoint's typed arguments, one u64
 	// each, as for RawTracepoint, but the verifier knows their types.
 	TpBTF
+	// Gatekeeper is an admission policy: it runs in the interpreter over
+	// the gatekeeper's Request (gatekeeper/abi) and returns a verdict.
+	Gatekeeper
 )
 
 // Probe is one attach point with its own code. A script probe with a

@@ -57,7 +57,7 @@ func (c *compiler) stmt(in *instance, s syntax.Stmt) {
 		}
 		c.block(in, s.Body)
 	case *syntax.ReturnStmt:
-		c.errorf(s.Pos(), s.End(), "return is only allowed in a gatekeeper policy")
+		c.policyReturn(in, s)
 	default:
 		c.errorf(s.Pos(), s.End(), "unsupported statement")
 	}
@@ -131,6 +131,10 @@ func (c *compiler) assign(in *instance, s *syntax.AssignStmt) {
 		in.vars[lhs.Name] = rt
 		in.types[lhs] = rt
 	case *syntax.MapExpr:
+		if in.kind == program.Gatekeeper {
+			c.errorf(lhs.From, lhs.To, "maps are not available in a gatekeeper policy: use scratch variables")
+			return
+		}
 		keys := c.mapKeys(in, lhs)
 		m := c.mapFor(lhs)
 		if slices.ContainsFunc(keys, func(k ty) bool { return k.k == kNone }) {
@@ -358,6 +362,10 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		}
 		return t
 	case *syntax.MapExpr:
+		if in.kind == program.Gatekeeper {
+			c.errorf(e.From, e.To, "maps are not available in a gatekeeper policy: use scratch variables")
+			return ty{}
+		}
 		keys := c.mapKeys(in, e)
 		m := c.maps[e.Name]
 		if m == nil || !m.known {
@@ -512,6 +520,9 @@ func (c *compiler) deref(e syntax.Expr, p ty) ty {
 }
 
 func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
+	if in.kind == program.Gatekeeper {
+		return c.policyIdent(in, e)
+	}
 	switch {
 	case builtinInts[e.Name]:
 		if e.Name == "cpid" && !c.opts.HaveChild {
@@ -582,6 +593,21 @@ func isDigits(s string) bool {
 
 func (c *compiler) field(in *instance, e *syntax.FieldAccess) ty {
 	id, ok := e.X.(*syntax.Ident)
+	if in.kind == program.Gatekeeper {
+		if !ok || id.Name != "req" {
+			c.errorf(e.Pos(), e.End(), "field access in a policy is only on the request (req.NAME)")
+			return ty{}
+		}
+		f := findField(in.fields, e.Field)
+		if f == nil {
+			c.errorf(e.FieldPos, e.To, "the gatekeeper Request has no field named '%s' (see gatekeeper/ABI.md)", e.Field)
+			return ty{}
+		}
+		if f.Kind == FieldCharArray {
+			return tStr(f.Size)
+		}
+		return tUint
+	}
 	if !ok || id.Name != "args" {
 		c.errorf(e.Pos(), e.End(), "field access is only supported on args (args->NAME)")
 		return ty{}
@@ -679,6 +705,9 @@ func (c *compiler) arith(in *instance, op syntax.Token, a, b ty, x, y syntax.Exp
 }
 
 func (c *compiler) call(in *instance, e *syntax.Call) ty {
+	if in.kind == program.Gatekeeper {
+		return c.policyCall(in, e)
+	}
 	argc := func(n int) bool {
 		if len(e.Args) != n {
 			c.errorf(e.From, e.To, "%s() requires %d argument%s (%d provided)", e.Name, n, plural(n), len(e.Args))

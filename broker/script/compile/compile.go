@@ -423,6 +423,8 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		c.errorf(s.From, s.To, "%s probes are not supported yet", s.Provider)
 	case "fentry", "fexit":
 		c.errorf(s.From, s.To, "%s probes are not available: this kernel refuses fentry/fexit programs", s.Provider)
+	case "gatekeeper":
+		c.errorf(s.From, s.To, "a gatekeeper block is an admission policy, not a probe: compile it with `tracebroker gatekeeper compile`")
 	default:
 		c.errorf(s.From, s.To, "Invalid probe type: %s", s.Provider)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
+	"github.com/tracebroker/tracebroker/gatekeeper/abi"
 )
 
 // Register roles. R6-R9 survive helper calls, so expression values live
@@ -40,6 +41,9 @@ type gen struct {
 	loops   bool // a while loop was generated
 	// end is the epilogue's label; exit() jumps there.
 	end string
+	// ret labels the final exit, after the default verdict: a policy's
+	// return jumps there with its verdict in r0.
+	ret string
 	// done is set after exit(): what follows in the block is dead code,
 	// which the verifier rejects, so it is not generated.
 	done bool
@@ -73,9 +77,15 @@ func (c *compiler) generate(in *instance) *program.Probe {
 		g.intExpr(in.probe.Pred)
 		g.emit(asm.JEq.Imm(rAcc, 0, g.end))
 	}
+	if in.kind == program.Gatekeeper {
+		g.ret = g.newLabel()
+	}
 	g.block(in.probe.Body)
 	g.label(g.end)
 	g.emit(asm.Mov.Imm(asm.R0, 0))
+	if g.ret != "" {
+		g.label(g.ret)
+	}
 	g.emit(asm.Return())
 	if !g.stackOK {
 		s := in.spec
@@ -234,6 +244,8 @@ func (g *gen) stmt(s syntax.Stmt) {
 		}
 		g.done = false // the body may never run
 		g.label(end)
+	case *syntax.ReturnStmt:
+		g.genReturn(s)
 	case *syntax.UnrollStmt:
 		n, _ := unrollCount(s) // checked
 		for i := 0; i < n && !g.done; i++ {
@@ -659,7 +671,9 @@ func (g *gen) intExpr(e syntax.Expr) {
 		g.intExpr(e.Else)
 		g.label(endL)
 	case *syntax.Call:
-		g.intCall(e)
+		if !g.policyIntCall(e) {
+			g.intCall(e)
+		}
 	case *syntax.IncDec:
 		// x++ inside an expression: store x+1, then yield the new value,
 		// or the old one (new-1) for the postfix form.
@@ -712,6 +726,10 @@ func (g *gen) boolOf(j asm.Instruction) {
 }
 
 func (g *gen) builtin(name string) {
+	if v, ok := abi.VerdictNames[name]; ok && g.in.kind == program.Gatekeeper {
+		g.loadConst(rAcc, int64(v))
+		return
+	}
 	switch name {
 	case "pid", "tid":
 		g.call(asm.FnGetCurrentPidTgid)
