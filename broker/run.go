@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
@@ -37,13 +38,16 @@ type Request struct {
 	Name   string // script name for messages: a path, or "stdin" for -e
 	Source []byte
 
-	Format     string        // "text" (default) or "json"
-	Duration   time.Duration // 0: until exit(), a signal or the child's end
-	Command    string        // -c: run this, trace it, stop when it exits
-	PID        int           // -p: stop when this process exits
-	Mode       Mode
-	Verbose    bool
-	Quiet      bool // -q: no "Attaching N probes..." line
+	Format   string        // "text" (default) or "json"
+	Duration time.Duration // 0: until exit(), a signal or the child's end
+	Command  string        // -c: run this, trace it, stop when it exits
+	PID      int           // -p: stop when this process exits
+	Mode     Mode
+	Verbose  bool
+	Quiet    bool // -q: no "Attaching N probes..." line
+	// Unsafe allows builtins that change the traced system (signal()),
+	// as bpftrace's --unsafe does.
+	Unsafe     bool
 	MaxMapKeys int
 	// EventBufferSize is the ring buffer's size in bytes (0: 4 MiB).
 	EventBufferSize int
@@ -85,6 +89,10 @@ func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 		Uprobes:     ELFUprobes{},
 		MaxMapKeys:  req.MaxMapKeys,
 		HaveChild:   req.Command != "",
+		Symbols:     hostSymbols{},
+		Unsafe:      req.Unsafe,
+
+		BTFTracepoints: KernelBTFTracepoints{},
 	})
 	if err != nil {
 		var l syntax.ErrorList
@@ -184,7 +192,7 @@ func Run(ctx context.Context, req Request) (err error) {
 		return fmt.Errorf("configure: %w", err)
 	}
 
-	r := &runner{req: &req, prog: prog, sess: sess, out: out}
+	r := &runner{req: &req, prog: prog, sess: sess, out: out, res: newResolver(sess)}
 	if !req.Quiet {
 		out.AttachedProbes(len(prog.Probes))
 		out.Flush()
@@ -202,6 +210,9 @@ func Run(ctx context.Context, req Request) (err error) {
 	if kid != nil {
 		if err := kid.start(); err != nil {
 			return fmt.Errorf("start child: %w", err)
+		}
+		if usesUserSymbols(prog) {
+			go r.res.watch(cpid, kid.done)
 		}
 	}
 	req.Logger.Debug("attached", "probes", len(prog.Probes))
@@ -257,6 +268,7 @@ type runner struct {
 	prog   *program.Program
 	sess   *bpf.Session
 	out    output.Printer
+	res    *resolver
 	exited bool
 	rec    ringbuf.Record
 	lost   uint64 // events reported lost so far
@@ -346,8 +358,31 @@ func (r *runner) handle(rec []byte) error {
 		args := make([]program.Value, len(f.Args))
 		for i, a := range f.Args {
 			args[i] = program.Decode(a.Type, rec[a.Offset:])
+			r.res.resolve(&args[i])
 		}
 		r.out.Printf(output.Sprintf(f.Fmt, args))
+	case program.EventTime:
+		if f := r.format(word(1)); f != nil {
+			r.out.Time(output.Strftime(f.Fmt, time.Now()))
+		}
+	case program.EventJoin:
+		f := r.format(word(1))
+		if f == nil || len(rec) < f.Size {
+			return fmt.Errorf("short join event: %d bytes", len(rec))
+		}
+		n := min(int(word(2)), len(f.Args))
+		parts := make([]string, n)
+		for i, a := range f.Args[:n] {
+			parts[i] = program.Decode(a.Type, rec[a.Offset:]).Str
+		}
+		r.out.Join(strings.Join(parts, f.Fmt))
+	case program.EventZero:
+		id := int(word(1))
+		if id < len(r.prog.Schema.Maps) {
+			if err := r.sess.Zero(id); err != nil {
+				return fmt.Errorf("zero %s: %w", r.prog.Schema.Maps[id].Name, err)
+			}
+		}
 	case program.EventExit:
 		r.exited = true
 	case program.EventPrint:
@@ -359,6 +394,7 @@ func (r *runner) handle(rec []byte) error {
 		if err != nil {
 			return err
 		}
+		r.res.resolveSnapshot(snap)
 		r.out.Map(snap, int(word(2)), int(word(3)))
 	case program.EventClear:
 		id := int(word(1))
@@ -371,6 +407,14 @@ func (r *runner) handle(rec []byte) error {
 	return nil
 }
 
+// format returns the Schema format of an event, nil for an unknown id.
+func (r *runner) format(id uint64) *program.Format {
+	if id >= uint64(len(r.prog.Schema.Formats)) {
+		return nil
+	}
+	return r.prog.Schema.Formats[id]
+}
+
 func (r *runner) printAll() error {
 	snaps := make([]*program.MapSnapshot, 0, len(r.prog.Schema.Maps))
 	for id := range r.prog.Schema.Maps {
@@ -378,6 +422,7 @@ func (r *runner) printAll() error {
 		if err != nil {
 			return err
 		}
+		r.res.resolveSnapshot(s)
 		snaps = append(snaps, s)
 	}
 	r.out.Exit(snaps)

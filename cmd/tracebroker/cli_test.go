@@ -52,6 +52,7 @@ const (
 	needNothing need = iota
 	needTracefs      // list reads tracefs
 	needKernel       // run loads and attaches BPF programs
+	needBTF          // list tp_btf reads the kernel's BTF
 )
 
 func require(t *testing.T, n need) {
@@ -66,6 +67,10 @@ func require(t *testing.T, n need) {
 			t.Skipf("kernel tracing unavailable: %v", err)
 		}
 		lockKernel(t)
+	case needBTF:
+		if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+			t.Skipf("kernel BTF unavailable: %v", err)
+		}
 	}
 }
 
@@ -215,6 +220,18 @@ func TestCLI(t *testing.T) {
 			args:   []string{"list", "-v", "tracepoint:syscalls:sys_enter_openat"},
 			need:   needTracefs,
 			stdout: "tracepoint:syscalls:sys_enter_openat\n    int __syscall_nr\n    int dfd\n    const char * filename\n    int flags\n    umode_t mode\n",
+		},
+		{
+			name:   "list tp_btf with a wildcard",
+			args:   []string{"list", "tp_btf:sched_process_e*"},
+			need:   needBTF,
+			stdout: "tp_btf:sched_process_exec\ntp_btf:sched_process_exit\n",
+		},
+		{
+			name:   "list -v tp_btf shows the arguments",
+			args:   []string{"list", "-v", "tp_btf:sys_enter"},
+			need:   needBTF,
+			stdout: "tp_btf:sys_enter\n    struct pt_regs *regs\n    long int id\n",
 		},
 		{
 			name:   "printf and exit",

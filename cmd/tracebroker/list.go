@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tracebroker/tracebroker/bpf/btftp"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/bpf/uprobe"
 )
@@ -18,7 +19,8 @@ func newListCmd() *cobra.Command {
 		Short: "List probes, as bpftrace -l does",
 		Example: `  tracebroker list 'tracepoint:syscalls:sys_enter_open*'
   tracebroker list -v tracepoint:sched:sched_switch
-  tracebroker list 'uprobe:/bin/bash:read*'`,
+  tracebroker list 'uprobe:/bin/bash:read*'
+  tracebroker list -v 'tp_btf:sched_*'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pattern := ""
@@ -38,6 +40,13 @@ func newListCmd() *cobra.Command {
 				}
 				return w.Flush()
 			}
+			if provider, rest, ok := strings.Cut(pattern, ":"); ok && provider == "tp_btf" {
+				if err := btftp.List(w, rest, verbose); err != nil {
+					w.Flush()
+					return err
+				}
+				return w.Flush()
+			}
 			if err := tracefs.List(w, pattern, verbose); err != nil {
 				w.Flush()
 				return err
@@ -45,6 +54,6 @@ func newListCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each tracepoint's args fields")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each tracepoint's args fields (tp_btf: its arguments)")
 	return cmd
 }

@@ -85,6 +85,7 @@ func newRunCmd() *cobra.Command {
 	f.StringVarP(&duration, "duration", "d", "", "stop after `DURATION` (5s, 1m, or seconds)")
 	f.BoolVarP(&req.Verbose, "verbose", "v", false, "show what is loaded and attached")
 	f.BoolVarP(&req.Quiet, "quiet", "q", false, "do not print the \"Attaching N probes...\" line")
+	f.BoolVar(&req.Unsafe, "unsafe", false, "allow builtins that change the traced system: signal()")
 	f.StringVarP(&outFile, "output", "o", "", "write the output to `FILE` instead of standard output")
 	f.StringVar(&mode, "mode", "auto", "execution mode: auto, jit or interp")
 	f.IntVar(&req.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
