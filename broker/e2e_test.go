@@ -72,6 +72,14 @@ func workload(args []string) int {
 			who, _ := strconv.Atoi(a)
 			unix.Syscall(unix.SYS_GETPRIORITY, 0, uintptr(who), 0)
 		}
+	case "rename": // rename NAME N: set the thread's comm to NAME N times (task_rename)
+		n, _ := strconv.Atoi(args[2])
+		for i := 0; i < n; i++ {
+			if err := os.WriteFile("/proc/thread-self/comm", []byte(args[1]), 0); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		}
 	case "sleep": // sleep MS
 		ms, _ := strconv.Atoi(args[1])
 		time.Sleep(time.Duration(ms) * time.Millisecond)

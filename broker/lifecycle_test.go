@@ -370,6 +370,15 @@ func TestRunEnds(t *testing.T) {
 			min:     100 * time.Millisecond, max: 3 * time.Second,
 		},
 		{
+			// The same through a BTF tracepoint: a tracing program
+			// attached by a raw tracepoint link, not a perf event.
+			name:    "tp_btf child exits",
+			script:  `tp_btf:sched_process_exec /args.old_pid == cpid/ { @execs = count(); }`,
+			command: "EXE sleep 100",
+			want:    "Attaching 1 probe...\n\n\n@execs: 1\n",
+			min:     100 * time.Millisecond, max: 3 * time.Second,
+		},
+		{
 			// sleep cannot exit before 300 ms: a run shorter than that
 			// did not wait for it.
 			name:     "pid exits",

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -67,5 +68,68 @@ func TestRawTracepoint(t *testing.T) {
 	}
 	if want := "Attaching 1 probe...\n\n\n@[rawtracepoint:sys_enter]: 5\n"; out != want {
 		t.Fatalf("output %q, want %q", out, want)
+	}
+}
+
+// TestTpBTF: BTF tracepoints with typed arguments. raw_syscalls'
+// sys_enter is (struct pt_regs *regs, long id): the child calls getcwd
+// (79) 5 times and getcpu (309) 3 times, which the Go runtime never does
+// itself. task_rename is (struct task_struct *task, const char *comm):
+// the child's exec renames it once to its file's name, then it renames
+// itself 3 times; sched_process_exec's old_pid is a pid_t.
+func TestTpBTF(t *testing.T) {
+	needKernel(t)
+	f := newFixture(t)
+	comm := filepath.Base(f.exe)
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	for _, tc := range []struct {
+		name, script, cmd, want string
+	}{
+		{
+			name: "sys_enter",
+			script: `tp_btf:sys_enter /pid == cpid && args.id == 79/ { @[probe] = count(); }
+tp_btf:sys_enter /pid == cpid && arg1 == 309 && args.regs != 0/ { @cpu = count(); @id = sum(args->id); }`,
+			cmd:  "EXE get 5 3",
+			want: "Attaching 2 probes...\n\n\n@[tp_btf:sys_enter]: 5\n@cpu: 3\n@id: 927\n",
+		},
+		{
+			name: "task_rename",
+			script: `tp_btf:task_rename /pid == cpid/ { @[str(args.comm)] = count(); @raw[str(arg1)] = count(); }
+tp_btf:sched_process_exec /args.old_pid == cpid/ { @exec = count(); }`,
+			cmd: "EXE rename tbrenamed 3",
+			want: "Attaching 2 probes...\n\n\n@[" + comm + "]: 1\n@[tbrenamed]: 3\n@exec: 1\n" +
+				"@raw[" + comm + "]: 1\n@raw[tbrenamed]: 3\n",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lockKernel(t)
+			out, stderr, err := runScript(t, Request{Source: []byte(tc.script), Command: f.expand(tc.cmd)})
+			if err != nil {
+				t.Fatalf("Run: %v\n%s", err, stderr)
+			}
+			if out != tc.want {
+				t.Fatalf("output %q, want %q", out, tc.want)
+			}
+		})
+	}
+}
+
+// TestTpBTFErrors: what the kernel's BTF does not have is a script error
+// at the probe, and nothing is loaded.
+func TestTpBTFErrors(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	for src, want := range map[string]string{
+		`tp_btf:no_such_tracepoint { @ = count(); }`: "stdin:1:1-26: ERROR: no BTF tracepoint named no_such_tracepoint\n",
+		`tp_btf:no_such_* { @ = count(); }`:          "stdin:1:1-17: ERROR: No probes matched tp_btf:no_such_*\n",
+		`tp_btf:sys_enter { @ = args.nosuch; }`:      "stdin:1:29-35: ERROR: tracepoint sys_enter has no argument named 'nosuch' (it has: regs, id)\n",
+	} {
+		out, _, err := runScript(t, Request{Source: []byte(src)})
+		var se *ScriptError
+		if !errors.As(err, &se) || !strings.HasPrefix(se.Error(), want) || out != "" {
+			t.Errorf("%s: output %q, error %v; want %q", src, out, err, want)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 const workloadC = `#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 __attribute__((noinline)) int add_one(int x) { return x + 1; }
 __attribute__((noinline)) int add_two(int x) { return x + 2; }
 __attribute__((noinline)) void greet(const char *s) { __asm__ volatile("" :: "r"(s) : "memory"); }
@@ -41,6 +42,10 @@ int main(int argc, char **argv) {
 	sum += add_two(40);
 	char msg[] = "hello uprobe"; /* on the stack: a uprobe cannot fault in a page */
 	greet(msg);
+	/* linger: stay alive after the calls, so that addresses in this
+	   process still resolve when a trace that exits in greet prints. */
+	if (argc > 2 && strcmp(argv[2], "linger") == 0)
+		usleep(500000);
 	return 0;
 }
 `

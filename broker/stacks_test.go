@@ -1,0 +1,63 @@
+package broker
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestStacks: kernel and user stacks as map keys and in printf, in both
+// of bpftrace's modes. Addresses and offsets depend on the kernel and the
+// compiler, so frames are matched by name; counts are exact.
+func TestStacks(t *testing.T) {
+	needKernel(t)
+	bin := buildWorkload(t)
+	f := newFixture(t)
+	tests := []struct {
+		name, script, cmd string
+		want              []string // regexps, each matched against the whole output
+	}{
+		{
+			// The child calls getcwd 5 times: the kernel stack of the
+			// syscall tracepoint starts in perf's syscall handler.
+			name:   "kstack",
+			script: `tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @[kstack(2)] = count(); @p[kstack(perf, 1)] = count(); }`,
+			cmd:    f.expand("EXE get 5 0"),
+			want: []string{
+				`(?m)^@\[\n    perf_syscall_enter\+\d+\n    syscall_trace_enter\+\d+\n\]: 5$`,
+				`(?m)^@p\[\n\tffffffff[0-9a-f]{8} perf_syscall_enter\+\d+\n\]: 5$`,
+			},
+		},
+		{
+			// main calls add_one 10 times: ustack names the function and
+			// its caller. The trace exits in greet while the child
+			// lingers, so its address space is still there to read.
+			name: "ustack",
+			script: `uprobe:BIN:add_one { @[ustack(2)] = count(); @p[ustack(perf, 1)] = count(); @f[func] = count(); }
+uprobe:BIN:greet { printf("%s|\n", ustack(1)); exit(); }`,
+			cmd: bin + " 10 linger",
+			want: []string{
+				`(?m)^@\[\n    add_one\+0\n    main\+\d+\n\]: 10$`,
+				`(?m)^@p\[\n\t[0-9a-f]+ add_one\+0 \(BIN\)\n\]: 10$`,
+				`(?m)^\n        greet\+0\n\|$`,
+				`(?m)^@f\[add_one\]: 10$`,
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			lockKernel(t)
+			script := strings.ReplaceAll(tc.script, "BIN", bin)
+			out, stderr, err := runScript(t, Request{Source: []byte(script), Command: tc.cmd})
+			if err != nil {
+				t.Fatalf("Run: %v\n%s", err, stderr)
+			}
+			for _, w := range tc.want {
+				re := regexp.MustCompile(strings.ReplaceAll(w, "BIN", regexp.QuoteMeta(bin)))
+				if !re.MatchString(out) {
+					t.Errorf("output does not match %s:\n%s", re, out)
+				}
+			}
+		})
+	}
+}
