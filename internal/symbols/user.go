@@ -323,12 +323,15 @@ func exeID(path string) (fileID, error) {
 // when first needed.
 func readProc(pid int) (*proc, error) {
 	dir := "/proc/" + strconv.Itoa(pid)
+	p := &proc{pid: pid, exePath: dir + "/exe"}
+	// The executable is identified before the maps are read: should the
+	// process exec in between, the record names the old file and the
+	// next look-up reads the new maps, never the reverse.
+	p.exe, _ = exeID(p.exePath)
 	data, err := os.ReadFile(dir + "/maps")
 	if err != nil {
 		return nil, err
 	}
-	p := &proc{pid: pid, exePath: dir + "/exe"}
-	p.exe, _ = exeID(p.exePath)
 	p.read.Store(time.Now().UnixNano())
 	byName := map[string]*module{}
 	for _, mp := range parseMaps(string(data)) {
