@@ -1,0 +1,5 @@
+//go:build !race
+
+package gatekeeper
+
+const raceEnabled = false
