@@ -28,7 +28,7 @@ const ScriptGenerator = "tracebroker-script"
 
 // attestPrograms writes the attestation of every probe's program and
 // returns the files written. On an error it removes what it wrote.
-func attestPrograms(a *Attest, req *Request, prog *program.Program) (files []string, err error) {
+func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *admission) (files []string, err error) {
 	if err := os.MkdirAll(a.Dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -67,6 +67,10 @@ func attestPrograms(a *Attest, req *Request, prog *program.Program) (files []str
 			Broker:    a.Broker,
 			Requester: a.Requester,
 			Time:      now,
+		}
+		if adm != nil && i < len(adm.decisions) {
+			d := adm.decisions[i]
+			p.Decision = attest.Decision{Verdict: d.Verdict.String(), Mode: adm.mode, PolicyDigest: d.PolicyDigest, Reason: d.Reason}
 		}
 		env, _, err := attest.AttestProgram(probe.Insns, p, a.Key)
 		if err != nil {

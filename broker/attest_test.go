@@ -58,6 +58,11 @@ END { printf("bye\n"); }`
 			p.Generator.Name != ScriptGenerator || p.Broker != broker || p.Requester.UID != 1234 || p.Program.Insns == 0 {
 			t.Errorf("%s: predicate %+v", file, p)
 		}
+		// The gatekeeper's decision (here the loose default for root)
+		// is part of what was attested.
+		if d := p.Decision; d.Verdict != "any" || d.Mode != "jit" || !strings.Contains(d.Reason, "loose default") {
+			t.Errorf("%s: decision %+v", file, d)
+		}
 	}
 	slices.Sort(names)
 	if want := []string{"BEGIN", "END", "tracepoint:syscalls:sys_enter_getcwd"}; !slices.Equal(names, want) {

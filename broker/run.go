@@ -22,6 +22,7 @@ import (
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
+	"github.com/tracebroker/tracebroker/gatekeeper"
 )
 
 // Mode is the execution mode asked for.
@@ -60,6 +61,9 @@ type Request struct {
 	// Attest, when set, signs a source-of-program attestation for every
 	// generated program before anything is loaded.
 	Attest *Attest
+	// Gate admits the programs; nil is the loose default (uid 0 only) on
+	// the detected platform.
+	Gate *Gate
 
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
@@ -147,8 +151,24 @@ func Run(ctx context.Context, req Request) (err error) {
 	if len(warns) > 0 {
 		fmt.Fprint(req.Stderr, warns.Format(req.Name, req.Source))
 	}
+	gate := req.Gate
+	if gate == nil {
+		if gate, err = defaultGate(); err != nil {
+			return err
+		}
+	}
+	adm, err := admit(gate, &req, prog)
+	if err != nil {
+		return err
+	}
+	if req.Verbose {
+		fmt.Fprintln(req.Stderr, adm.describe())
+	}
+	if adm.mode != gatekeeper.ModeJIT {
+		return fmt.Errorf("the gatekeeper chose the interpreter for this trace (%s), and interpreter mode is not available yet: this build runs programs with the kernel JIT only", adm.decisions[0].Reason)
+	}
 	if req.Attest != nil {
-		files, err := attestPrograms(req.Attest, &req, prog)
+		files, err := attestPrograms(req.Attest, &req, prog, adm)
 		if err != nil {
 			return fmt.Errorf("attestation: %w", err)
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/tracebroker/tracebroker/attest"
 	"os"
 	"os/signal"
 	"strconv"
@@ -12,7 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/broker"
+	"github.com/tracebroker/tracebroker/gatekeeper"
 )
 
 func newRunCmd() *cobra.Command {
@@ -24,6 +25,7 @@ func newRunCmd() *cobra.Command {
 		attestDir string
 		state     string
 		outFile   string
+		gf        gateFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] [FILE]",
@@ -65,8 +67,30 @@ func newRunCmd() *cobra.Command {
 				defer f.Close()
 				req.Stdout = f
 			}
+			gf.state = state
+			trust, err := gf.trustSet()
+			if err != nil {
+				return err
+			}
+			k, policyErr, err := gf.keeper(trust)
+			if err != nil {
+				return err
+			}
+			if policyErr != nil {
+				return fmt.Errorf("the gatekeeper refuses policy %s (nothing runs): %w", gf.policy, policyErr)
+			}
+			// The broker's identity is measured (its binary hashed) only
+			// when something will judge or record it.
+			var id attest.Identity
+			if gf.policy != "" || gf.def == gatekeeper.DefaultStrict || attestDir != "" {
+				id, err = attest.Measure(0, attest.MeasureOptions{Trust: trust, ManifestDir: attest.StateManifestDir(state), Role: attest.RoleBroker})
+				if err != nil {
+					return fmt.Errorf("measuring this broker: %w", err)
+				}
+			}
+			req.Gate = &broker.Gate{Keeper: k, Request: broker.RequesterRequest(id)}
 			if attestDir != "" {
-				a, err := attestConfig(attestDir, state)
+				a, err := attestConfig(attestDir, state, id)
 				if err != nil {
 					return err
 				}
@@ -90,7 +114,8 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&mode, "mode", "auto", "execution mode: auto, jit or interp")
 	f.IntVar(&req.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
 	f.StringVar(&attestDir, "attest-dir", "", "write a signed attestation of every generated program to `DIR`")
-	f.StringVar(&state, "state", attest.DefaultStateDir, "state `DIR` holding the host attestation key (tracebroker init)")
+	f.StringVar(&state, "state", attest.DefaultStateDir, "state `DIR` holding the host attestation key and trusted keys (tracebroker init)")
+	gf.register(f)
 	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"auto", "jit", "interp"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -98,18 +123,10 @@ func newRunCmd() *cobra.Command {
 
 // attestConfig gathers what --attest-dir needs: the host key, and this
 // broker's identity measured from the file it runs.
-func attestConfig(dir, state string) (*broker.Attest, error) {
+func attestConfig(dir, state string, id attest.Identity) (*broker.Attest, error) {
 	key, err := attest.LoadHostKey(state)
 	if err != nil {
 		return nil, err
-	}
-	trust, err := attest.StateTrust(state)
-	if err != nil {
-		return nil, err
-	}
-	id, err := attest.Measure(0, attest.MeasureOptions{Trust: trust, ManifestDir: attest.StateManifestDir(state), Role: attest.RoleBroker})
-	if err != nil {
-		return nil, fmt.Errorf("measuring this broker: %w", err)
 	}
 	return &broker.Attest{Dir: dir, Key: key, Broker: id, Requester: attest.Requester{UID: os.Getuid()}}, nil
 }

@@ -1,0 +1,159 @@
+package broker
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cilium/ebpf/asm"
+
+	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/gatekeeper"
+	"github.com/tracebroker/tracebroker/gatekeeper/abi"
+)
+
+// Gate is the admission step: Run asks Keeper about every probe's
+// program before anything is loaded, and runs the trace in the mode it
+// picks or not at all.
+type Gate struct {
+	Keeper *gatekeeper.Gatekeeper
+	// Request holds the facts about the requester and the broker (uid,
+	// gid, broker and generator identity, token); Run fills in what
+	// describes each program.
+	Request gatekeeper.Request
+}
+
+// RequesterRequest is the part of a gatekeeper Request that describes
+// who asks: this process's user, and this broker as both the broker and
+// the generator (the script compiler is built in). A zero identity (not
+// measured) leaves the broker fields empty and unverified.
+func RequesterRequest(broker attest.Identity) gatekeeper.Request {
+	r := gatekeeper.Request{
+		UID:    uint32(os.Getuid()),
+		GID:    uint32(os.Getgid()),
+		Form:   abi.FormSource,
+		Covers: abi.CoversSourceOfProgram,
+	}
+	if broker.Digest != "" {
+		r.BrokerDigest = "sha256:" + broker.Digest
+		r.BrokerSigner = broker.Signer
+		r.BrokerVerified = broker.Verified
+		r.GeneratorDigest, r.GeneratorSigner, r.GeneratorVerified = r.BrokerDigest, r.BrokerSigner, r.BrokerVerified
+	}
+	return r
+}
+
+// defaultGate is the loose default on this platform, for a Run without
+// a Gate: root may trace, as with bpftrace, and nobody else.
+func defaultGate() (*Gate, error) {
+	pf, err := gatekeeper.DetectPlatform("auto")
+	if err != nil {
+		return nil, err
+	}
+	k, err := gatekeeper.New(gatekeeper.Config{Default: gatekeeper.DefaultLoose, Platform: pf})
+	if err != nil {
+		return nil, err
+	}
+	return &Gate{Keeper: k, Request: RequesterRequest(attest.Identity{})}, nil
+}
+
+// admission is the outcome for a whole trace.
+type admission struct {
+	mode      string // gatekeeper.ModeJIT or gatekeeper.ModeInterpreter
+	decisions []gatekeeper.Decision
+}
+
+// admit decides every probe. One denial refuses the trace; the probes of
+// one trace run in one mode, so a trace whose probes need different modes
+// runs in the interpreter if all of them allow it, else not at all.
+func admit(g *Gate, req *Request, prog *program.Program) (*admission, error) {
+	a := &admission{}
+	for _, p := range prog.Probes {
+		r := g.Request
+		r.Generator = ScriptGenerator
+		if req.Name != "stdin" {
+			r.Artifact = req.Name
+		}
+		r.ProgramType = probeType(p.Kind)
+		r.Attach = truncate(p.Name, 127)
+		r.InsnCount = uint32(len(p.Insns))
+		r.Helpers0, r.Helpers1, r.Helpers2, r.Helpers3 = helpersUsed(p.Insns)
+		d := g.Keeper.Decide(&r)
+		if !d.Admitted() {
+			return nil, fmt.Errorf("the gatekeeper denied %s: %s", p.Name, d.Reason)
+		}
+		a.decisions = append(a.decisions, d)
+	}
+	for i, d := range a.decisions {
+		switch {
+		case i == 0:
+			a.mode = d.Mode
+		case d.Mode != a.mode:
+			a.mode = gatekeeper.ModeInterpreter
+		}
+	}
+	if a.mode == gatekeeper.ModeInterpreter {
+		for i, d := range a.decisions {
+			if d.Verdict == gatekeeper.JIT {
+				return nil, fmt.Errorf("the gatekeeper allows %s only JIT-compiled and another probe only interpreted: one trace runs in one mode", prog.Probes[i].Name)
+			}
+		}
+	}
+	return a, nil
+}
+
+// probeType names a probe kind as the Request's program_type does.
+func probeType(k program.ProbeKind) string {
+	switch k {
+	case program.Begin:
+		return "begin"
+	case program.End:
+		return "end"
+	case program.Tracepoint:
+		return "tracepoint"
+	case program.Interval:
+		return "interval"
+	case program.Profile:
+		return "profile"
+	case program.RawTracepoint:
+		return "rawtracepoint"
+	case program.Uprobe:
+		return "uprobe"
+	case program.Uretprobe:
+		return "uretprobe"
+	case program.TpBTF:
+		return "tp_btf"
+	}
+	return "unknown"
+}
+
+// helpersUsed is the bitmap of helper ids the program calls.
+func helpersUsed(insns asm.Instructions) (h0, h1, h2, h3 uint64) {
+	var words [4]uint64
+	for _, ins := range insns {
+		if ins.IsBuiltinCall() && ins.Constant >= 0 && ins.Constant < 256 {
+			words[ins.Constant/64] |= 1 << (ins.Constant % 64)
+		}
+	}
+	return words[0], words[1], words[2], words[3]
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// describe is the -v line for an admission.
+func (a *admission) describe() string {
+	d := a.decisions[0]
+	var b strings.Builder
+	fmt.Fprintf(&b, "Gatekeeper: %s mode", a.mode)
+	if d.PolicyDigest != "" {
+		fmt.Fprintf(&b, " (policy %s, %s)", d.Policy, d.PolicyDigest)
+	}
+	fmt.Fprintf(&b, ": %s", d.Reason)
+	return b.String()
+}
