@@ -32,7 +32,8 @@ test:
 	$(GO) test -count=1 -timeout 10m ./...
 
 # Short fuzzing of every parser of untrusted input (signed envelopes and
-# statements among them), of the interpreter
+# statements, gatekeeper requests, kallsyms and /proc maps among them), of
+# policy bytecode, of the interpreter
 # (arbitrary bytecode: no panic, no hang, no escape), of the compiler (no
 # panic on anything that parses) and of code generation (the kernel's
 # verifier accepts every program the compiler accepts; needs root).
@@ -49,12 +50,18 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=$(FUZZTIME) ./attest/
 	$(GO) test -run='^$$' -fuzz=FuzzParseStatement -fuzztime=$(FUZZTIME) ./attest/
 	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./attest/
+	$(GO) test -run='^$$' -fuzz=FuzzParseKallsyms -fuzztime=$(FUZZTIME) ./internal/symbols/
+	$(GO) test -run='^$$' -fuzz=FuzzParseMaps -fuzztime=$(FUZZTIME) ./internal/symbols/
+	$(GO) test -run='^$$' -fuzz=FuzzParsePerfMap -fuzztime=$(FUZZTIME) ./internal/symbols/
+	$(GO) test -run='^$$' -fuzz=FuzzReadFileSyms -fuzztime=$(FUZZTIME) ./internal/symbols/
+	$(GO) test -run='^$$' -fuzz=FuzzParseRequest -fuzztime=$(FUZZTIME) ./gatekeeper/
+	$(GO) test -run='^$$' -fuzz=FuzzPolicyBytecode -fuzztime=$(FUZZTIME) ./gatekeeper/
 
 # Start-up cost side by side with bpftrace (apt-get install bpftrace),
 # plus the Go micro-benchmarks.
 bench: build
 	$(GO) run ./internal/tools/startbench -runs 15 -bin ./$(BIN)
-	$(GO) test -run='^$$' -bench=. -benchmem ./broker/... ./bpf/... ./interp/... ./attest/...
+	$(GO) test -run='^$$' -bench=. -benchmem ./broker/... ./bpf/... ./interp/... ./attest/... ./gatekeeper/... ./internal/symbols/...
 
 clean:
 	rm -rf bin
