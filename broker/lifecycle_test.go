@@ -58,7 +58,7 @@ const kernelWait = 2 * time.Second
 // what is loaded.
 func newLeakCheck(t testing.TB, req Request) *leakCheck {
 	t.Helper()
-	c := &leakCheck{progs: map[uint32]bool{}, maps: map[uint32]bool{}, progNames: map[string]bool{},
+	c := &leakCheck{progNames: map[string]bool{},
 		mapNames: map[string]bool{"events": true, "map_errors": true, "config": true}}
 	if prog, _, err := Compile(&req); err == nil {
 		s, err := bpf.Load(prog, bpf.Options{})
@@ -80,35 +80,9 @@ func newLeakCheck(t testing.TB, req Request) *leakCheck {
 		}
 		s.Close()
 	}
-	forEachID(t, func(id ebpf.ProgramID) { c.progs[uint32(id)] = true }, func(id ebpf.MapID) { c.maps[uint32(id)] = true })
+	c.progs, c.maps = kerneltest.LoadedIDs(t)
 	c.fds = heldBy(t, true)
 	return c
-}
-
-func forEachID(t testing.TB, prog func(ebpf.ProgramID), m func(ebpf.MapID)) {
-	t.Helper()
-	for id := ebpf.ProgramID(0); ; {
-		next, err := ebpf.ProgramGetNextID(id)
-		if errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("BPF_PROG_GET_NEXT_ID: %v", err)
-		}
-		prog(next)
-		id = next
-	}
-	for id := ebpf.MapID(0); ; {
-		next, err := ebpf.MapGetNextID(id)
-		if errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("BPF_MAP_GET_NEXT_ID: %v", err)
-		}
-		m(next)
-		id = next
-	}
 }
 
 func progName(id ebpf.ProgramID) string {
@@ -263,7 +237,7 @@ func heldByOthers() (progs, maps map[uint32]bool) {
 func (c *leakCheck) leftovers(t testing.TB) (progs, maps map[uint32]string) {
 	t.Helper()
 	progs, maps = map[uint32]string{}, map[uint32]string{}
-	forEachID(t, func(id ebpf.ProgramID) {
+	kerneltest.EachLoaded(t, func(id ebpf.ProgramID) {
 		if name := progName(id); !c.progs[uint32(id)] && c.progNames[name] {
 			progs[uint32(id)] = name
 		}

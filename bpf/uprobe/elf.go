@@ -3,16 +3,15 @@ package uprobe
 import (
 	"bytes"
 	"debug/elf"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/tracebroker/tracebroker/internal/elfdebug"
 )
 
 // Symbol is a function symbol of an ELF file.
@@ -25,7 +24,7 @@ type Symbol struct {
 
 // debugRoot is where separate debug files are installed; a variable so
 // that tests can point it elsewhere.
-var debugRoot = "/usr/lib/debug"
+var debugRoot = elfdebug.DefaultRoot
 
 // maxSection bounds the size of a symbol or string table read from a
 // file: far above any real one (libc's debug .symtab is 240 KiB), far
@@ -75,7 +74,7 @@ func Functions(path string) ([]Symbol, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if dbg := debugFile(path, ef); dbg != "" {
+	if dbg := elfdebug.File(debugRoot, path, ef); dbg != "" {
 		// As in bcc, a debug file that cannot be read is ignored.
 		if dsyms, err := fileSymbols(dbg); err == nil {
 			syms = append(syms, dsyms...)
@@ -369,109 +368,4 @@ func fileOffset(progs []*elf.Prog, addr uint64) (uint64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// debugFile finds the separate debug file of the ELF file at path as bcc
-// does for bpftrace: by build ID under debugRoot/.build-id, else through
-// .gnu_debuglink next to the file, in its .debug directory or under
-// debugRoot, checked with the link's CRC. It returns "" when there is none.
-func debugFile(path string, f *elf.File) string {
-	if id := buildID(f); len(id) > 2 {
-		p := filepath.Join(debugRoot, ".build-id", id[:2], id[2:]+".debug")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	name, crc, ok := debugLink(f)
-	if !ok {
-		return ""
-	}
-	dir := filepath.Dir(path)
-	var found string
-	for i, c := range []string{
-		filepath.Join(dir, name),
-		filepath.Join(dir, ".debug", name),
-		// bcc's "/usr/lib/debug%s/%s" with the binary's directory.
-		debugRoot + dir + "/" + name,
-	} {
-		// The file itself may be what the link names; it is read anyway.
-		if i == 0 && sameFile(c, path) {
-			continue
-		}
-		if _, err := os.Stat(c); err == nil {
-			found = c
-			break
-		}
-	}
-	if found == "" || !crcMatches(found, crc) {
-		return ""
-	}
-	return found
-}
-
-// buildID is the hex GNU build ID from the .note.gnu.build-id section.
-func buildID(f *elf.File) string {
-	s := f.Section(".note.gnu.build-id")
-	if s == nil || s.Type != elf.SHT_NOTE || s.Size > 4096 {
-		return ""
-	}
-	data, err := s.Data()
-	if err != nil || len(data) <= 16 {
-		return ""
-	}
-	namesz, descsz := f.ByteOrder.Uint32(data[0:4]), f.ByteOrder.Uint32(data[4:8])
-	if namesz != 4 || string(data[12:16]) != "GNU\x00" {
-		return ""
-	}
-	if descsz == 0 || uint64(descsz) > uint64(len(data)-16) || descsz > 64 {
-		return ""
-	}
-	return hex.EncodeToString(data[16 : 16+descsz])
-}
-
-// debugLink is the file name and CRC of the .gnu_debuglink section.
-func debugLink(f *elf.File) (string, uint32, bool) {
-	s := f.Section(".gnu_debuglink")
-	if s == nil || s.Size > 4096 || s.Type == elf.SHT_NOBITS {
-		return "", 0, false
-	}
-	data, err := s.Data()
-	if err != nil || len(data) <= 5 {
-		return "", 0, false
-	}
-	n := bytes.IndexByte(data, 0)
-	if n <= 0 || n > len(data)-4 {
-		return "", 0, false
-	}
-	name := string(data[:n])
-	// A link is a file name; one that climbs out of the directories
-	// searched is not followed.
-	if strings.Contains(name, "/") || name == "." || name == ".." {
-		return "", 0, false
-	}
-	return name, f.ByteOrder.Uint32(data[len(data)-4:]), true
-}
-
-func sameFile(a, b string) bool {
-	fa, err := os.Stat(a)
-	if err != nil {
-		return false
-	}
-	fb, err := os.Stat(b)
-	return err == nil && os.SameFile(fa, fb)
-}
-
-// crcMatches checks a debug file against the CRC-32 in the debug link, as
-// bpftrace asks bcc to (check_debug_file_crc).
-func crcMatches(path string, want uint32) bool {
-	f, _, err := openRegular(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	h := crc32.NewIEEE()
-	if _, err := io.Copy(h, f); err != nil {
-		return false
-	}
-	return h.Sum32() == want
 }

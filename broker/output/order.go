@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/internal/cxxsort"
 )
 
 // ordered returns the entries of snap in the order bpftrace prints them,
@@ -102,7 +103,7 @@ func sortByBytesThen(entries []program.MapEntry, metric func(*program.MapEntry) 
 		items[i] = item{keyBytes(entries[i].Keys), metric(&entries[i]), entries[i]}
 	}
 	sort.SliceStable(items, func(i, j int) bool { return bytes.Compare(items[i].key, items[j].key) < 0 })
-	stdSort(items, func(a, b item) bool { return a.metric < b.metric })
+	cxxsort.Sort(items, func(a, b *item) bool { return a.metric < b.metric })
 	for i := range items {
 		entries[i] = items[i].e
 	}

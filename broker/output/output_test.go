@@ -3,10 +3,7 @@ package output
 import (
 	"bytes"
 	"errors"
-	"math/rand"
 	"reflect"
-	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -109,29 +106,6 @@ func FuzzSprintf(f *testing.F) {
 			t.Fatalf("output of %d bytes for %q", len(out), format)
 		}
 	})
-}
-
-func TestStdSortSorts(t *testing.T) {
-	rnd := rand.New(rand.NewSource(3))
-	for _, n := range []int{0, 1, 2, 15, 16, 17, 33, 100, 1000} {
-		for _, spread := range []int{1, 3, 1000} {
-			s := make([]int, n)
-			for i := range s {
-				s[i] = rnd.Intn(spread)
-			}
-			want := append([]int(nil), s...)
-			sort.Ints(want)
-			stdSort(s, func(a, b int) bool { return a < b })
-			if !slices.Equal(s, want) {
-				t.Fatalf("n=%d spread=%d: not sorted", n, spread)
-			}
-		}
-	}
-	s := rnd.Perm(300)
-	heapSort(s, func(a, b int) bool { return a < b })
-	if !sort.IntsAreSorted(s) {
-		t.Fatal("heapSort: not sorted")
-	}
 }
 
 func TestValueTiesByKey(t *testing.T) {

@@ -371,35 +371,8 @@ type loaded struct {
 
 func loadedObjects(t *testing.T) *loaded {
 	t.Helper()
-	l := &loaded{progs: map[uint32]bool{}, maps: map[uint32]bool{}}
-	eachLoaded(t, func(id ebpf.ProgramID) { l.progs[uint32(id)] = true }, func(id ebpf.MapID) { l.maps[uint32(id)] = true })
-	return l
-}
-
-func eachLoaded(t *testing.T, prog func(ebpf.ProgramID), m func(ebpf.MapID)) {
-	t.Helper()
-	for id := ebpf.ProgramID(0); ; {
-		next, err := ebpf.ProgramGetNextID(id)
-		if errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("BPF_PROG_GET_NEXT_ID: %v", err)
-		}
-		prog(next)
-		id = next
-	}
-	for id := ebpf.MapID(0); ; {
-		next, err := ebpf.MapGetNextID(id)
-		if errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("BPF_MAP_GET_NEXT_ID: %v", err)
-		}
-		m(next)
-		id = next
-	}
+	progs, maps := kerneltest.LoadedIDs(t)
+	return &loaded{progs: progs, maps: maps}
 }
 
 // tracingProg reports whether a program is of a kind tracebroker loads:
@@ -461,7 +434,7 @@ func heldElsewhere() (progs, maps map[uint32]bool) {
 func (l *loaded) leftSince(t *testing.T) (progs, maps []uint32) {
 	t.Helper()
 	var newProgs, newMaps []uint32
-	eachLoaded(t, func(id ebpf.ProgramID) {
+	kerneltest.EachLoaded(t, func(id ebpf.ProgramID) {
 		if !l.progs[uint32(id)] && tracingProg(id) {
 			newProgs = append(newProgs, uint32(id))
 		}

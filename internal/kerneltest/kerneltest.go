@@ -3,6 +3,7 @@ package kerneltest
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,6 +30,49 @@ func Lock(t testing.TB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
+}
+
+// EachLoaded calls prog with the id of each BPF program loaded in the
+// kernel, then m with the id of each map, as BPF_PROG_GET_NEXT_ID and
+// BPF_MAP_GET_NEXT_ID list them (in ascending order). It is how a test
+// finds what a run left loaded: the kernel allocates ids cyclically, so
+// an id that was not listed before the run is an object created since.
+// Loading and unloading by anything else on the machine goes on
+// meanwhile; an id may be gone by the time prog or m looks at it.
+func EachLoaded(t testing.TB, prog func(ebpf.ProgramID), m func(ebpf.MapID)) {
+	t.Helper()
+	for id := ebpf.ProgramID(0); ; {
+		next, err := ebpf.ProgramGetNextID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("BPF_PROG_GET_NEXT_ID: %v", err)
+		}
+		prog(next)
+		id = next
+	}
+	for id := ebpf.MapID(0); ; {
+		next, err := ebpf.MapGetNextID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("BPF_MAP_GET_NEXT_ID: %v", err)
+		}
+		m(next)
+		id = next
+	}
+}
+
+// LoadedIDs returns the ids of the BPF programs and of the maps loaded in
+// the kernel (see EachLoaded): the snapshot a test takes before a run to
+// compare with what is loaded after it.
+func LoadedIDs(t testing.TB) (progs, maps map[uint32]bool) {
+	t.Helper()
+	progs, maps = map[uint32]bool{}, map[uint32]bool{}
+	EachLoaded(t, func(id ebpf.ProgramID) { progs[uint32(id)] = true }, func(id ebpf.MapID) { maps[uint32(id)] = true })
+	return progs, maps
 }
 
 // Syscalls makes cwd getcwd and cpu getcpu system calls: a workload whose

@@ -11,7 +11,7 @@
 // Where several symbols share an address (aliases such as __getpid and
 // getpid), bcc reports whichever its std::sort leaves last, which depends
 // on the whole table; the tables here are sorted with the same algorithm
-// so as to pick the same name (see cxxSort).
+// so as to pick the same name (see package cxxsort).
 //
 // Not reproduced: C++ demangling (bpftrace prints demangled names; Name
 // here is the symbol as stored, "_ZN3foo3barEv"), and symbols of files

@@ -3,13 +3,13 @@ package symbols
 import (
 	"bytes"
 	"debug/elf"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
-	"path/filepath"
+
+	"github.com/tracebroker/tracebroker/internal/cxxsort"
+	"github.com/tracebroker/tracebroker/internal/elfdebug"
 )
 
 // usym is a symbol of a user-space file: an ELF symbol (st_value and
@@ -34,7 +34,7 @@ type load struct{ off, filesz, vaddr uint64 }
 
 // debugRoot is where separate debug files are installed; a variable so
 // that tests can point it elsewhere.
-var debugRoot = "/usr/lib/debug"
+var debugRoot = elfdebug.DefaultRoot
 
 // maxSection bounds the size of a symbol or string table read from a
 // file: far above any real one (libc's debug .symtab is 240 KiB), far
@@ -68,7 +68,7 @@ func readFileSyms(f io.ReaderAt, path string, size int64) *fileSyms {
 		out.textDelta = s.Addr - s.Offset
 	}
 	var syms []usym
-	if dbg := debugFile(path, ef); dbg != "" {
+	if dbg := elfdebug.File(debugRoot, path, ef); dbg != "" {
 		// As in bcc, a debug file that cannot be read adds nothing.
 		syms = debugSyms(dbg)
 	}
@@ -76,7 +76,7 @@ func readFileSyms(f io.ReaderAt, path string, size int64) *fileSyms {
 	// before it.
 	own, _ := tableSymbols(ef, size)
 	syms = append(syms, own...)
-	cxxSort(syms, func(a, b *usym) bool { return a.start < b.start })
+	cxxsort.Sort(syms, func(a, b *usym) bool { return a.start < b.start })
 	out.syms = syms
 	return out
 }
@@ -266,110 +266,4 @@ func cstring(tab []byte, off uint32) (string, bool) {
 		return "", false
 	}
 	return string(tab[off : int(off)+n]), true
-}
-
-// debugFile finds the separate debug file of the ELF file at path as bcc
-// 0.26 does for bpftrace: by build ID under debugRoot/.build-id, else
-// through .gnu_debuglink next to the file, in its .debug directory or
-// under debugRoot, checked with the link's CRC. It returns "" when there
-// is none.
-func debugFile(path string, f *elf.File) string {
-	if id := buildID(f); len(id) > 2 {
-		p := filepath.Join(debugRoot, ".build-id", id[:2], id[2:]+".debug")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	name, crc, ok := debugLink(f)
-	if !ok {
-		return ""
-	}
-	dir := filepath.Dir(path)
-	var found string
-	for i, c := range []string{
-		filepath.Join(dir, name),
-		filepath.Join(dir, ".debug", name),
-		// bcc's "/usr/lib/debug%s/%s" with the binary's directory.
-		debugRoot + dir + "/" + name,
-	} {
-		// The file itself may be what the link names; bcc skips it.
-		if i == 0 && sameFile(c, path) {
-			continue
-		}
-		if _, err := os.Stat(c); err == nil {
-			found = c
-			break
-		}
-	}
-	if found == "" || !crcMatches(found, crc) {
-		return ""
-	}
-	return found
-}
-
-// buildID is the hex GNU build ID from the .note.gnu.build-id section.
-func buildID(f *elf.File) string {
-	s := f.Section(".note.gnu.build-id")
-	if s == nil || s.Type != elf.SHT_NOTE || s.Size > 4096 {
-		return ""
-	}
-	data, err := s.Data()
-	if err != nil || len(data) <= 16 {
-		return ""
-	}
-	namesz, descsz := f.ByteOrder.Uint32(data[0:4]), f.ByteOrder.Uint32(data[4:8])
-	if namesz != 4 || string(data[12:16]) != "GNU\x00" {
-		return ""
-	}
-	if descsz == 0 || uint64(descsz) > uint64(len(data)-16) || descsz > 64 {
-		return ""
-	}
-	return hex.EncodeToString(data[16 : 16+descsz])
-}
-
-// debugLink is the file name and CRC of the .gnu_debuglink section.
-func debugLink(f *elf.File) (string, uint32, bool) {
-	s := f.Section(".gnu_debuglink")
-	if s == nil || s.Size > 4096 || s.Type == elf.SHT_NOBITS {
-		return "", 0, false
-	}
-	data, err := s.Data()
-	if err != nil || len(data) <= 5 {
-		return "", 0, false
-	}
-	n := bytes.IndexByte(data, 0)
-	if n <= 0 || n > len(data)-4 {
-		return "", 0, false
-	}
-	name := string(data[:n])
-	// A link is a file name; one that climbs out of the directories
-	// searched is not followed.
-	if bytes.IndexByte(data[:n], '/') >= 0 || name == "." || name == ".." {
-		return "", 0, false
-	}
-	return name, f.ByteOrder.Uint32(data[len(data)-4:]), true
-}
-
-func sameFile(a, b string) bool {
-	fa, err := os.Stat(a)
-	if err != nil {
-		return false
-	}
-	fb, err := os.Stat(b)
-	return err == nil && os.SameFile(fa, fb)
-}
-
-// crcMatches checks a debug file against the CRC-32 in the debug link, as
-// bpftrace asks bcc to (check_debug_file_crc).
-func crcMatches(path string, want uint32) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	h := crc32.NewIEEE()
-	if _, err := io.Copy(h, f); err != nil {
-		return false
-	}
-	return h.Sum32() == want
 }

@@ -10,14 +10,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/tracebroker/tracebroker/internal/cxxsort"
 )
 
 // Kernel resolves kernel addresses with a snapshot of /proc/kallsyms. It
 // is immutable once loaded and safe for concurrent use.
 type Kernel struct {
 	// syms are the text symbols in the order bcc's std::sort leaves them
-	// (sorted by address; see cxxSort for why the order of aliases
-	// matters).
+	// (sorted by address; see package cxxsort for why the order of
+	// aliases matters).
 	syms []ksym
 	// text is the file, which the names are slices of.
 	text string
@@ -145,7 +147,7 @@ func parseKallsyms(data string) (*Kernel, error) {
 	if nonzero == 0 {
 		return nil, errKptrHidden
 	}
-	cxxSort(k.syms, func(a, b *ksym) bool { return a.addr < b.addr })
+	cxxsort.Sort(k.syms, func(a, b *ksym) bool { return a.addr < b.addr })
 	return k, nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tracebroker/tracebroker/internal/cxxsort"
 )
 
 // perfMap is a process's /tmp/perf-PID.map, where JIT compilers (the JVM
@@ -116,7 +118,7 @@ func parsePerfMap(r *bufio.Reader) []usym {
 			break
 		}
 	}
-	cxxSort(syms, func(a, b *usym) bool { return a.start < b.start })
+	cxxsort.Sort(syms, func(a, b *usym) bool { return a.start < b.start })
 	return syms
 }
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tracebroker/tracebroker/internal/elfdebug"
 )
 
 // userProgram prints the addresses of add_one, outer, twice (static: in
@@ -321,7 +323,7 @@ func libcAliases(t testing.TB, libc string, value uint64) []string {
 	defer f.Close()
 	var names []string
 	syms, _ := f.DynamicSymbols()
-	if dbg := debugFile(libc, f); dbg != "" {
+	if dbg := elfdebug.File(debugRoot, libc, f); dbg != "" {
 		if d, err := elf.Open(dbg); err == nil {
 			ds, _ := d.Symbols()
 			syms = append(syms, ds...)

@@ -1,4 +1,4 @@
-package symbols
+package cxxsort
 
 import (
 	"bytes"
@@ -13,11 +13,11 @@ import (
 	"testing"
 )
 
-// cxxSortProgram sorts (key, id) pairs by key alone with std::sort, or
+// sortProgram sorts (key, id) pairs by key alone with std::sort, or
 // with std::partial_sort(first, last, last) (the heapsort std::sort falls
 // back to) when argv[1] is "heap", and prints the ids in the result's
 // order.
-const cxxSortProgram = `#include <algorithm>
+const sortProgram = `#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <vector>
@@ -39,16 +39,16 @@ int main(int argc, char **argv) {
 }
 `
 
-// TestCxxSortMatchesLibstdcxx checks cxxSort against g++'s std::sort on
+// TestSortMatchesLibstdcxx checks Sort against g++'s std::sort on
 // inputs full of equal keys, where the two only agree if the algorithm is
 // the same step for step.
-func TestCxxSortMatchesLibstdcxx(t *testing.T) {
+func TestSortMatchesLibstdcxx(t *testing.T) {
 	if _, err := exec.LookPath("g++"); err != nil {
 		t.Skip("skipping: g++ is not installed")
 	}
 	dir := t.TempDir()
 	src, bin := filepath.Join(dir, "sort.cc"), filepath.Join(dir, "sort")
-	if err := os.WriteFile(src, []byte(cxxSortProgram), 0o644); err != nil {
+	if err := os.WriteFile(src, []byte(sortProgram), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("g++", "-O1", "-o", bin, src).CombinedOutput(); err != nil {
@@ -99,10 +99,10 @@ func TestCxxSortMatchesLibstdcxx(t *testing.T) {
 			}
 			less := func(a, b *e) bool { return a.key < b.key }
 			if mode == "heap" {
-				c := cxxSorter[e]{s: v, less: less}
+				c := sorter[e]{s: v, less: less}
 				c.heapSort(0, len(v))
 			} else {
-				cxxSort(v, less)
+				Sort(v, less)
 			}
 			var got strings.Builder
 			for _, x := range v {
@@ -112,6 +112,32 @@ func TestCxxSortMatchesLibstdcxx(t *testing.T) {
 				t.Errorf("%s of %d keys (%d distinct): order differs from libstdc++", mode, len(keys), len(slices.Compact(slices.Sorted(slices.Values(keys)))))
 			}
 		}
+	}
+}
+
+// TestSortSorts checks that Sort and its heapsort sort, for sizes around
+// the insertion sort's threshold and with many or few equal elements.
+func TestSortSorts(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 0))
+	less := func(a, b *int) bool { return *a < *b }
+	for _, n := range []int{0, 1, 2, 15, 16, 17, 33, 100, 1000} {
+		for _, spread := range []int{1, 3, 1000} {
+			s := make([]int, n)
+			for i := range s {
+				s[i] = rnd.IntN(spread)
+			}
+			want := slices.Sorted(slices.Values(s))
+			Sort(s, less)
+			if !slices.Equal(s, want) {
+				t.Fatalf("n=%d spread=%d: not sorted", n, spread)
+			}
+		}
+	}
+	s := rnd.Perm(300)
+	c := sorter[int]{s: s, less: less}
+	c.heapSort(0, len(s))
+	if !slices.IsSorted(s) {
+		t.Fatal("heapSort: not sorted")
 	}
 }
 

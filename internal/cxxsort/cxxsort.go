@@ -1,41 +1,53 @@
-package symbols
+// Package cxxsort sorts as libstdc++'s std::sort does, step for step, so
+// that elements that compare equal end up in the order they have in a C++
+// program: std::sort is not stable, and which of several equal elements
+// comes first depends on the algorithm and the whole input.
+//
+// Two parts of bpftrace 0.17 depend on that order. bcc 0.26 sorts both its
+// kernel and its user symbol tables with std::sort on the address alone,
+// so among symbols at the same address (aliases such as __getpid and
+// getpid, or __x64_sys_getpid and __ia32_sys_getpid) the one it reports is
+// wherever std::sort happens to leave it: not the first nor the last of
+// the input, and different for a different input size (internal/symbols).
+// bpftrace sorts hist, lhist, avg and stats entries with std::sort by
+// value starting from an order that can be rebuilt (its std::map, by key
+// bytes), so replaying the algorithm reproduces its order of ties too
+// (broker/output). A stable or any other sort gives other results; only
+// the same algorithm on the same input reproduces bpftrace's. The tests
+// check it against g++.
+package cxxsort
 
 import "math/bits"
 
-// cxxSort sorts s in place with the algorithm of libstdc++'s std::sort
-// (introsort: median-of-three quicksort down to runs of 16, heapsort past
-// a depth of 2*log2(n), then a final insertion sort), comparing with less.
-//
-// bcc sorts both its kernel and its user symbol tables with std::sort on
-// the address alone, so among symbols at the same address (aliases such
-// as __getpid and getpid, or __x64_sys_getpid and __ia32_sys_getpid) the
-// one it reports is wherever std::sort happens to leave it: not the first
-// nor the last of the input, and different for a different input size. A
-// stable or any other sort gives other names; only the same algorithm on
-// the same input reproduces bpftrace's. The tests check it against g++.
-func cxxSort[T any](s []T, less func(a, b *T) bool) {
+// Sort sorts s in place with the algorithm of libstdc++'s std::sort (GCC
+// 12, which built Debian's bpftrace 0.17): introsort with median-of-three
+// pivots down to runs of 16, a heapsort past a depth of 2*log2(n), then a
+// final insertion sort. less reports whether *a orders before *b; it is
+// given pointers into s (or to the element being moved) so that large
+// elements are not copied for each comparison.
+func Sort[T any](s []T, less func(a, b *T) bool) {
 	if len(s) < 2 {
 		return
 	}
-	c := cxxSorter[T]{s: s, less: less}
+	c := sorter[T]{s: s, less: less}
 	c.introsortLoop(0, len(s), 2*(bits.Len(uint(len(s)))-1))
 	c.finalInsertionSort(0, len(s))
 }
 
-// cxxThreshold is libstdc++'s _S_threshold.
-const cxxThreshold = 16
+// threshold is libstdc++'s _S_threshold.
+const threshold = 16
 
-type cxxSorter[T any] struct {
+type sorter[T any] struct {
 	s    []T
 	less func(a, b *T) bool
 	v    T // the element being moved, here so that &v does not escape per call
 }
 
-func (c *cxxSorter[T]) lt(i, j int) bool { return c.less(&c.s[i], &c.s[j]) }
+func (c *sorter[T]) lt(i, j int) bool { return c.less(&c.s[i], &c.s[j]) }
 
 // introsortLoop is std::__introsort_loop.
-func (c *cxxSorter[T]) introsortLoop(first, last, depth int) {
-	for last-first > cxxThreshold {
+func (c *sorter[T]) introsortLoop(first, last, depth int) {
+	for last-first > threshold {
 		if depth == 0 {
 			c.heapSort(first, last) // std::__partial_sort(first, last, last)
 			return
@@ -48,14 +60,14 @@ func (c *cxxSorter[T]) introsortLoop(first, last, depth int) {
 }
 
 // partitionPivot is std::__unguarded_partition_pivot.
-func (c *cxxSorter[T]) partitionPivot(first, last int) int {
+func (c *sorter[T]) partitionPivot(first, last int) int {
 	mid := first + (last-first)/2
 	c.moveMedianToFirst(first, first+1, mid, last-1)
 	return c.unguardedPartition(first+1, last, first)
 }
 
 // moveMedianToFirst is std::__move_median_to_first.
-func (c *cxxSorter[T]) moveMedianToFirst(result, a, b, m int) {
+func (c *sorter[T]) moveMedianToFirst(result, a, b, m int) {
 	s := c.s
 	switch {
 	case c.lt(a, b):
@@ -77,7 +89,7 @@ func (c *cxxSorter[T]) moveMedianToFirst(result, a, b, m int) {
 }
 
 // unguardedPartition is std::__unguarded_partition.
-func (c *cxxSorter[T]) unguardedPartition(first, last, pivot int) int {
+func (c *sorter[T]) unguardedPartition(first, last, pivot int) int {
 	s := c.s
 	for {
 		for c.lt(first, pivot) {
@@ -96,10 +108,10 @@ func (c *cxxSorter[T]) unguardedPartition(first, last, pivot int) int {
 }
 
 // finalInsertionSort is std::__final_insertion_sort.
-func (c *cxxSorter[T]) finalInsertionSort(first, last int) {
-	if last-first > cxxThreshold {
-		c.insertionSort(first, first+cxxThreshold)
-		for i := first + cxxThreshold; i < last; i++ {
+func (c *sorter[T]) finalInsertionSort(first, last int) {
+	if last-first > threshold {
+		c.insertionSort(first, first+threshold)
+		for i := first + threshold; i < last; i++ {
 			c.unguardedLinearInsert(i)
 		}
 		return
@@ -108,7 +120,7 @@ func (c *cxxSorter[T]) finalInsertionSort(first, last int) {
 }
 
 // insertionSort is std::__insertion_sort.
-func (c *cxxSorter[T]) insertionSort(first, last int) {
+func (c *sorter[T]) insertionSort(first, last int) {
 	s := c.s
 	for i := first + 1; i < last; i++ {
 		if c.lt(i, first) {
@@ -125,7 +137,7 @@ func (c *cxxSorter[T]) insertionSort(first, last int) {
 // guarantee an element no greater than s[i] before it, so the scan needs
 // no bound; the check on j only keeps a broken invariant from indexing
 // out of range.
-func (c *cxxSorter[T]) unguardedLinearInsert(i int) {
+func (c *sorter[T]) unguardedLinearInsert(i int) {
 	s := c.s
 	c.v = s[i]
 	j := i - 1
@@ -138,7 +150,7 @@ func (c *cxxSorter[T]) unguardedLinearInsert(i int) {
 
 // heapSort is std::__partial_sort(first, last, last): std::__make_heap
 // then std::__sort_heap, with libstdc++'s hole-moving __adjust_heap.
-func (c *cxxSorter[T]) heapSort(first, last int) {
+func (c *sorter[T]) heapSort(first, last int) {
 	n := last - first
 	if n < 2 {
 		return
@@ -160,7 +172,7 @@ func (c *cxxSorter[T]) heapSort(first, last int) {
 
 // adjustHeap is std::__adjust_heap followed by std::__push_heap, moving
 // c.v into the hole.
-func (c *cxxSorter[T]) adjustHeap(first, hole, n int) {
+func (c *sorter[T]) adjustHeap(first, hole, n int) {
 	s := c.s[first:]
 	top := hole
 	child := hole
