@@ -1,4 +1,19 @@
-// Package plugins will hold the hashicorp/go-plugin protocol and SDK for
-// generator plugins and the example generators. Not built yet: see the
-// plugins issue.
+// Package plugins is the host side of tracebroker's generator plugins:
+// it finds them in a directory, checks each binary's signed manifest
+// (NAME.sig, role generator) before it may run, starts it with
+// hashicorp/go-plugin over gRPC, asks it to describe itself and to
+// generate a program, and stops it again.
+//
+// The pieces:
+//   - plugins/sdk is what a plugin's author imports (Generator, sdk.Serve);
+//   - plugins/proto is the versioned gRPC protocol (generator.proto);
+//   - plugins/internal/protocol is the go-plugin handshake both sides share;
+//   - plugins/examples are real generators.
+//
+// A plugin process lives only for one Describe or one Describe+Generate:
+// it is started with a fresh go-plugin SecureConfig holding the digest
+// that was just verified, so a binary replaced after verification is
+// refused; it gets SIGKILL when the thread that started it (and so the
+// host) dies; and it is killed and reaped before Generate or List
+// returns, on every path.
 package plugins
