@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,6 +68,15 @@ func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *admissi
 			Broker:    a.Broker,
 			Requester: a.Requester,
 			Time:      now,
+		}
+		if gen := req.Generator; gen != nil {
+			p.Source.Kind, p.Source.Name, p.Source.Params = "plugin", gen.Name, gen.Params
+			if gen.Program != nil {
+				// No text: the parameters are what the source was.
+				canon, _ := json.Marshal(gen.Params) // keys sorted
+				p.Source.Text, p.Source.Digest = "", attest.SourceDigest(canon)
+			}
+			p.Generator = attest.Generator{Name: gen.Name, Version: gen.Version, Identity: gen.Identity}
 		}
 		if adm != nil && i < len(adm.decisions) {
 			d := adm.decisions[i]

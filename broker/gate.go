@@ -58,6 +58,18 @@ func defaultGate() (*Gate, error) {
 	return &Gate{Keeper: k, Request: RequesterRequest(attest.Identity{})}, nil
 }
 
+// Generator is a plugin that generated the program of a Request.
+type Generator struct {
+	Name, Version string
+	// Identity is the plugin binary's, verified before it was started.
+	Identity attest.Identity
+	// Params are the parameters it was called with, defaults filled in.
+	Params map[string]string
+	// Program is its raw eBPF output; nil when it returned a script
+	// (Request.Source).
+	Program *program.Program
+}
+
 // admission is the outcome for a whole trace.
 type admission struct {
 	mode      string // gatekeeper.ModeJIT or gatekeeper.ModeInterpreter
@@ -74,6 +86,17 @@ func admit(g *Gate, req *Request, prog *program.Program) (*admission, error) {
 		r.Generator = ScriptGenerator
 		if req.Name != "stdin" {
 			r.Artifact = req.Name
+		}
+		if gen := req.Generator; gen != nil {
+			// A plugin is the source: its measured binary is judged.
+			r.Generator, r.Artifact = gen.Name, gen.Identity.Path
+			r.GeneratorDigest, r.GeneratorSigner, r.GeneratorVerified = "", gen.Identity.Signer, gen.Identity.Verified
+			if gen.Identity.Digest != "" {
+				r.GeneratorDigest = "sha256:" + gen.Identity.Digest
+			}
+			if gen.Program != nil {
+				r.Form = abi.FormBytecode
+			}
 		}
 		r.ProgramType = probeType(p.Kind)
 		r.Attach = truncate(p.Name, 127)

@@ -64,6 +64,10 @@ type Request struct {
 	// Gate admits the programs; nil is the loose default (uid 0 only) on
 	// the detected platform.
 	Gate *Gate
+	// Generator, when set, says that a plugin generated the program:
+	// Source is its script (compiled as usual), or Generator.Program its
+	// eBPF. Its identity, not this broker's, is the program's source.
+	Generator *Generator
 
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
@@ -144,8 +148,11 @@ func Run(ctx context.Context, req Request) (err error) {
 		}
 	}
 
-	prog, warns, err := Compile(&req)
-	if err != nil {
+	var prog *program.Program
+	var warns syntax.ErrorList
+	if req.Generator != nil && req.Generator.Program != nil {
+		prog = req.Generator.Program
+	} else if prog, warns, err = Compile(&req); err != nil {
 		return err
 	}
 	if len(warns) > 0 {

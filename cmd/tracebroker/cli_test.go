@@ -157,7 +157,7 @@ func TestCLI(t *testing.T) {
 			name:   "no program",
 			args:   []string{"run"},
 			code:   1,
-			stderr: "ERROR: no program given: use -e PROGRAM or FILE\n",
+			stderr: "ERROR: no program given: use -e PROGRAM, FILE or --gen NAME\n",
 		},
 		{
 			name:   "both -e and FILE",

@@ -19,7 +19,7 @@ a gatekeeper admits each program by who generated it and who asked.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCmd(), newListCmd())
-	root.AddCommand(newInterpCmd(), newGatekeeperCmd())
+	root.AddCommand(newInterpCmd(), newGatekeeperCmd(), newPluginsCmd())
 	root.AddCommand(newAttestCmd(), newInitCmd(), newVersionCmd())
 	return root
 }

@@ -26,17 +26,24 @@ func newRunCmd() *cobra.Command {
 		state     string
 		outFile   string
 		gf        gateFlags
+		pf        pluginFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "run [flags] [FILE]",
+		Use:   "run [flags] [FILE | -e PROGRAM | --gen NAME]",
 		Short: "Compile a script to eBPF and trace the kernel (embedded, no daemon)",
 		Example: `  tracebroker run -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'
   tracebroker run -d 5s -e 'tracepoint:raw_syscalls:sys_enter { @[pid, comm] = count(); }'
   tracebroker run -c 'ls /' -e 'tracepoint:syscalls:sys_enter_openat /pid == cpid/ { printf("%s\n", str(args->filename)); }'
-  tracebroker run -f json script.bt`,
+  tracebroker run -f json script.bt
+  tracebroker run --gen opensnoop --param path=/etc --plugin-dir ./plugins --trust release.pub`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
+			case pf.gen != "" && (program != "" || len(args) > 0):
+				return fmt.Errorf("give a program (-e PROGRAM or FILE) or --gen NAME, not both")
+			case pf.gen != "":
+			case len(pf.param) > 0:
+				return fmt.Errorf("--param goes with --gen NAME")
 			case program != "" && len(args) > 0:
 				return fmt.Errorf("give either -e PROGRAM or FILE, not both")
 			case program != "":
@@ -48,7 +55,7 @@ func newRunCmd() *cobra.Command {
 				}
 				req.Name, req.Source = args[0], src
 			default:
-				return fmt.Errorf("no program given: use -e PROGRAM or FILE")
+				return fmt.Errorf("no program given: use -e PROGRAM, FILE or --gen NAME")
 			}
 			if duration != "" {
 				d, err := parseDuration(duration)
@@ -71,6 +78,13 @@ func newRunCmd() *cobra.Command {
 			trust, err := gf.trustSet()
 			if err != nil {
 				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if pf.gen != "" {
+				if err := pf.generate(ctx, &req, state, trust); err != nil {
+					return err
+				}
 			}
 			k, policyErr, err := gf.keeper(trust)
 			if err != nil {
@@ -96,8 +110,6 @@ func newRunCmd() *cobra.Command {
 				}
 				req.Attest = a
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			return broker.Run(ctx, req)
 		},
 	}
@@ -116,6 +128,7 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&attestDir, "attest-dir", "", "write a signed attestation of every generated program to `DIR`")
 	f.StringVar(&state, "state", attest.DefaultStateDir, "state `DIR` holding the host attestation key and trusted keys (tracebroker init)")
 	gf.register(f)
+	pf.register(f, true)
 	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"auto", "jit", "interp"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd

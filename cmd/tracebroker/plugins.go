@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/broker"
+	"github.com/tracebroker/tracebroker/plugins"
+)
+
+// pluginFlags are where plugins live and whom to trust for them.
+type pluginFlags struct {
+	dir   string
+	gen   string
+	param []string
+}
+
+func defaultPluginDir(state string) string { return filepath.Join(state, "plugins") }
+
+func (p *pluginFlags) register(f *pflag.FlagSet, withGen bool) {
+	f.StringVar(&p.dir, "plugin-dir", "", "generator plugins' `DIR` (default: STATE/plugins)")
+	if withGen {
+		f.StringVar(&p.gen, "gen", "", "run the program that generator plugin `NAME` generates")
+		f.StringArrayVar(&p.param, "param", nil, "a generator parameter, `KEY=VALUE` (repeatable)")
+	}
+}
+
+func (p *pluginFlags) host(state string, trust *attest.Trust) *plugins.Host {
+	dir := p.dir
+	if dir == "" {
+		dir = defaultPluginDir(state)
+	}
+	return &plugins.Host{Dir: dir, Trust: trust}
+}
+
+// params parses --param KEY=VALUE.
+func (p *pluginFlags) params() (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range p.param {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--param %q: want KEY=VALUE", kv)
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("--param %s given twice", k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// generate runs the plugin and fills req with what it generated.
+func (p *pluginFlags) generate(ctx context.Context, req *broker.Request, state string, trust *attest.Trust) error {
+	params, err := p.params()
+	if err != nil {
+		return err
+	}
+	g, err := p.host(state, trust).Generate(ctx, p.gen, params)
+	if err != nil {
+		return err
+	}
+	gen := &broker.Generator{Name: g.Info.Name, Version: g.Info.Version, Identity: g.Plugin.Identity, Params: g.Params}
+	if g.Output.Script != "" {
+		req.Name, req.Source = "gen:"+p.gen, []byte(g.Output.Script)
+	} else {
+		if gen.Program, err = g.RawProgram(); err != nil {
+			return fmt.Errorf("plugin %s: %w", p.gen, err)
+		}
+		req.Name = "gen:" + p.gen
+	}
+	req.Generator = gen
+	return nil
+}
+
+func newPluginsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plugins",
+		Short: "Generator plugins: signed programs that generate traces",
+	}
+	cmd.AddCommand(newPluginsListCmd())
+	return cmd
+}
+
+func newPluginsListCmd() *cobra.Command {
+	var (
+		pf    pluginFlags
+		trust []string
+		state string
+	)
+	cmd := &cobra.Command{
+		Use:   "list [--plugin-dir DIR] [--trust PUB]",
+		Short: "List the generator plugins, their signers, and whether they verify",
+		Long: `Every executable in the plugin directory is checked against NAME.sig, a
+manifest signed for role generator by a trusted key; the ones that verify
+are started to describe themselves. The others are listed with the reason
+and never run.`,
+		Example: `  tracebroker plugins list --plugin-dir ./plugins --trust release.pub`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := loadTrust(trust, state)
+			if err != nil {
+				return err
+			}
+			list, err := pf.host(state, t).List()
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NAME\tVERSION\tSIGNER\tSTATUS")
+			for _, p := range list {
+				version, signer, status := "-", "-", "verified"
+				if p.Identity.Signer != "" {
+					signer = p.Identity.Signer[:16]
+				}
+				if p.Info != nil {
+					version = p.Info.Version
+				}
+				switch {
+				case !p.Identity.Verified:
+					status = "refused: " + p.Identity.Reason
+				case p.Err != nil:
+					status = "verified, but failed: " + p.Err.Error()
+				case p.Info != nil && p.Info.Description != "":
+					status = "verified: " + p.Info.Description
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", p.Name, version, signer, status)
+			}
+			return w.Flush()
+		},
+	}
+	pf.register(cmd.Flags(), false)
+	cmd.Flags().StringSliceVar(&trust, "trust", nil, "trusted public keys (`PUB`[,PUB...]; default: the state directory's trust/*.pub)")
+	cmd.Flags().StringVar(&state, "state", attest.DefaultStateDir, "state `DIR` (trusted keys, default plugin directory)")
+	return cmd
+}
