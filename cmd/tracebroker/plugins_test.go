@@ -1,0 +1,112 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// pluginDir builds the opensnoop example into a plugin directory, signed
+// with the test-only key for role generator, beside an unsigned copy.
+func pluginDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "opensnoop")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../plugins/examples/opensnoop").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	if r := tracebroker(t, "attest", "sign", "--key", testKey, "--role", "generator", bin); r.code != 0 {
+		t.Fatalf("attest sign: %s", r.stderr)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "unsigned"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestPluginsCLI(t *testing.T) {
+	dir := pluginDir(t)
+	files, err := os.MkdirTemp("", "tbp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(files)
+	if err := os.WriteFile(filepath.Join(files, "known"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gen := []string{"--plugin-dir", dir, "--trust", testPub}
+	tests := []struct {
+		name   string
+		need   need
+		args   []string
+		code   int
+		stdout *regexp.Regexp
+		stderr string
+	}{
+		{
+			name: "list",
+			args: append([]string{"plugins", "list"}, gen...),
+			stdout: regexp.MustCompile(`^NAME +VERSION +SIGNER +STATUS\n` +
+				`opensnoop +\S+ +[0-9a-f]{16} +verified: .+\n` +
+				`unsigned +- +- +refused: .*unsigned.*\n$`),
+		},
+		{
+			name:   "run a signed generator",
+			need:   needKernel,
+			args:   append([]string{"run", "--gen", "opensnoop", "--param", "path=" + files + "/", "-c", "cat " + files + "/known"}, gen...),
+			stdout: regexp.MustCompile(`(?m)^\d+ +cat +\d+   0 ` + regexp.QuoteMeta(files) + `/known$`),
+		},
+		{
+			name:   "an unsigned generator never runs",
+			args:   append([]string{"run", "--gen", "unsigned"}, gen...),
+			code:   1,
+			stderr: "unsigned",
+		},
+		{
+			name:   "a parameter the generator does not declare",
+			args:   append([]string{"run", "--gen", "opensnoop", "--param", "nosuch=1"}, gen...),
+			code:   1,
+			stderr: "nosuch",
+		},
+		{
+			name:   "a parameter of the wrong type",
+			args:   append([]string{"run", "--gen", "opensnoop", "--param", "pid=abc"}, gen...),
+			code:   1,
+			stderr: "pid",
+		},
+		{
+			name:   "a generator and a script",
+			args:   append([]string{"run", "--gen", "opensnoop", "-e", "BEGIN { exit(); }"}, gen...),
+			code:   1,
+			stderr: "give a program (-e PROGRAM or FILE) or --gen NAME, not both",
+		},
+		{
+			name:   "a parameter without a generator",
+			args:   []string{"run", "--param", "a=b", "-e", "BEGIN { exit(); }"},
+			code:   1,
+			stderr: "--param goes with --gen NAME",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require(t, tc.need)
+			r := tracebroker(t, tc.args...)
+			if r.code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, tc.code, r.stdout, r.stderr)
+			}
+			if tc.stdout != nil && !tc.stdout.MatchString(r.stdout) {
+				t.Errorf("stdout does not match %s:\n%s", tc.stdout, r.stdout)
+			}
+			if !strings.Contains(r.stderr, tc.stderr) {
+				t.Errorf("stderr %q does not mention %q", r.stderr, tc.stderr)
+			}
+		})
+	}
+}
