@@ -18,10 +18,29 @@ import (
 	"github.com/tracebroker/tracebroker/gatekeeper/policyelf"
 )
 
+// The test-only release key: public, never to be trusted outside tests.
 const (
-	testKey = "../../attest/testdata/test-only-release.key"
-	testPub = "../../attest/testdata/test-only-release.pub"
+	testKeySource = "../../attest/testdata/test-only-release.key"
+	testPub       = "../../attest/testdata/test-only-release.pub"
 )
+
+// testKey is a 0600 copy of the test-only key: attest refuses a private
+// key others may read, and a git checkout does not keep the mode.
+var testKey = func() string {
+	data, err := os.ReadFile(testKeySource)
+	if err != nil {
+		panic(err)
+	}
+	dir, err := os.MkdirTemp("", "tbkey")
+	if err != nil {
+		panic(err)
+	}
+	path := filepath.Join(dir, "test-only-release.key")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		panic(err)
+	}
+	return path
+}()
 
 type decision struct {
 	Verdict, Mode, Reason string
