@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"debug/elf"
 	"fmt"
 	"os/user"
@@ -53,17 +54,18 @@ func (r *resolver) kernelSyms() *symbols.Kernel {
 	return k
 }
 
-// watch keeps reading the -c child's mappings while it runs, so that its
-// user stacks and symbols still resolve when the maps are printed after
-// it has exited (bpftrace prints bare addresses then). The symbol cache
-// re-reads a process's maps at most once a second.
-func (r *resolver) watch(pid int, done <-chan struct{}) {
+// watch keeps reading a traced process's mappings (the -c child's, -p's)
+// until ctx ends, so that its user stacks and symbols still resolve when
+// the maps are printed after it has exited (bpftrace prints bare
+// addresses then). The symbol cache re-reads a process's maps at most
+// once a second, and keeps them once the process is gone.
+func (r *resolver) watch(ctx context.Context, pid int) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
 		r.user.Resolve(pid, 0)
 		select {
-		case <-done:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}

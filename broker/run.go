@@ -234,12 +234,15 @@ func Run(ctx context.Context, req Request) (err error) {
 	if req.Verbose {
 		fmt.Fprintf(req.Stderr, "Attached %d probes in %v\n", sess.Attached(), time.Since(tAttach).Round(time.Microsecond))
 	}
+	// Watchers of the traced processes end with the run.
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
 	if kid != nil {
 		if err := kid.start(); err != nil {
 			return fmt.Errorf("start child: %w", err)
 		}
 		if usesUserSymbols(prog) {
-			go r.res.watch(cpid, kid.done)
+			go r.res.watch(watchCtx, cpid)
 		}
 	}
 	req.Logger.Debug("attached", "probes", len(prog.Probes))
@@ -253,6 +256,9 @@ func Run(ctx context.Context, req Request) (err error) {
 		kidDone = kid.done
 	}
 	pidGone := watchPID(ctx, req.PID)
+	if req.PID != 0 && usesUserSymbols(prog) {
+		go r.res.watch(watchCtx, req.PID)
+	}
 	if err := r.loop(ctx, deadline, kidDone, pidGone); err != nil {
 		return err
 	}
