@@ -190,6 +190,10 @@ func (g *Gatekeeper) byDefault(req *Request) Decision {
 		srcWhy = fmt.Sprintf("its signature does not cover its source (covers is %s, not source-of-program)", coversName(req.Covers))
 	case !req.BrokerVerified:
 		srcWhy = "the broker that generated it is not verified"
+	case req.GeneratorDigest != "" && req.GeneratorDigest != req.BrokerDigest && !req.GeneratorVerified:
+		// A generator other than the broker itself (a plugin) wrote
+		// this program: the broker's signature does not vouch for it.
+		srcWhy = fmt.Sprintf("its generator %q is not verified", req.Generator)
 	default:
 		return g.decide(Any, "strict default: generated from source by a verified broker", nil)
 	}

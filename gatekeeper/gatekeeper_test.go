@@ -365,3 +365,33 @@ func TestDecideAllocs(t *testing.T) {
 		t.Errorf("Decide allocates %.1f times per call", allocs)
 	}
 }
+
+// TestStrictPluginGenerator: under the strict default, a verified broker
+// vouches for what it generated itself, not for a plugin's program: a
+// generator other than the broker (its own digest) must be verified too.
+func TestStrictPluginGenerator(t *testing.T) {
+	g, err := New(Config{Default: DefaultStrict, Platform: Platform{JITAvailable: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broker := "sha256:" + strings.Repeat("a", 64)
+	plugin := "sha256:" + strings.Repeat("b", 64)
+	tests := []struct {
+		name      string
+		genDigest string
+		verified  bool
+		want      Verdict
+	}{
+		{"the broker's own compiler", broker, true, Any},
+		{"no generator named", "", false, Any},
+		{"a verified plugin", plugin, true, Any},
+		{"an unverified plugin", plugin, false, Deny},
+	}
+	for _, tc := range tests {
+		req := &Request{UID: 1000, Covers: abi.CoversSourceOfProgram, BrokerVerified: true, BrokerDigest: broker,
+			Generator: "gen", GeneratorDigest: tc.genDigest, GeneratorVerified: tc.verified}
+		if d := g.Decide(req); d.Verdict != tc.want {
+			t.Errorf("%s: %+v, want %v", tc.name, d, tc.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -448,4 +449,47 @@ func FuzzPolicyBytecode(f *testing.F) {
 			t.Fatalf("second run %v, %v; first %v, %v: the policy kept state", v2, err2, v, err)
 		}
 	})
+}
+
+// TestLoadPolicyFileFIFO: a named pipe planted as the policy or its
+// signature is refused at once. Opening one for reading blocks until a
+// writer comes, which would hang start-up (and, with it, every decision
+// under the loose default with a policy configured) for as long as the
+// planter likes.
+func TestLoadPolicyFileFIFO(t *testing.T) {
+	key, err := attest.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := attest.NewTrust(key.Public())
+	for _, which := range []string{"policy", "signature"} {
+		t.Run(which, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "policy.o")
+			fifo := path
+			if which == "signature" {
+				copyFile(t, filepath.Join("testdata", "policy.o"), path)
+				fifo = path + attest.SigSuffix
+			}
+			if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := LoadPolicyFile(path, PolicyOptions{Trust: trust})
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+					t.Fatalf("LoadPolicyFile: %v; want a refusal: not a regular file", err)
+				}
+			case <-time.After(5 * time.Second):
+				// Unblock the reader so the test process can end.
+				if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+					f.Close()
+				}
+				t.Fatalf("LoadPolicyFile blocked on the FIFO %s", fifo)
+			}
+		})
+	}
 }

@@ -299,8 +299,26 @@ func (h *Host) runLocked(ctx context.Context, p *Plugin, fn func(context.Context
 		return fmt.Errorf("plugin %s: %w", p.Name, err)
 	}
 	defer os.RemoveAll(sockDir)
-	out := newPluginLog(h.logger(), p.Name, filepath.Base(p.Path))
-	cmd := exec.Command(p.Path)
+	if h.beforeStart != nil {
+		h.beforeStart(p.Path)
+	}
+	// go-plugin hashes Cmd.Path (SecureConfig) and then executes
+	// Cmd.Path: two lookups of one name, between which whoever can
+	// write Dir could rename another binary over the verified one. Both
+	// go through this one open file instead, by its /proc/self/fd name
+	// (the forked child still has the descriptor when it executes; it is
+	// close-on-exec, so the plugin does not keep it), so the file hashed
+	// is the file executed. A #! script cannot be run this way; a
+	// generator is a binary.
+	exe, err := openExecutable(p.Path)
+	if err != nil {
+		return fmt.Errorf("plugin %s: not started: %w", p.Name, err)
+	}
+	defer exe.Close() // after client.Kill: go-plugin reads the path until then
+	cmd := exec.Command(fmt.Sprintf("/proc/self/fd/%d", exe.Fd()))
+	cmd.Args[0] = p.Path
+	// go-plugin names the plugin's stderr logger after Cmd.Path.
+	out := newPluginLog(h.logger(), p.Name, filepath.Base(cmd.Path))
 	cmd.Env = append(pluginEnv(), plugin.EnvUnixSocketDir+"="+sockDir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	client := plugin.NewClient(&plugin.ClientConfig{
@@ -330,9 +348,6 @@ func (h *Host) runLocked(ctx context.Context, p *Plugin, fn func(context.Context
 		}
 		out.close()
 	}()
-	if h.beforeStart != nil {
-		h.beforeStart(p.Path)
-	}
 	err = h.start(ctx, client, p, fn)
 	// Kill waits for the process and go-plugin's readers of its output,
 	// so the stderr tail is complete for the error message.
@@ -367,6 +382,26 @@ func reattachPid(c *plugin.Client) int {
 		return rc.Pid
 	}
 	return 0
+}
+
+// openExecutable opens the plugin file to be executed through its
+// descriptor. O_NONBLOCK: a named pipe renamed over the plugin must be
+// refused here, not block the open; regular files ignore the flag.
+func openExecutable(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	return f, nil
 }
 
 // envKept are the host's environment variables a plugin gets.

@@ -599,3 +599,78 @@ func TestNoTrustVerifiesNothing(t *testing.T) {
 	mustContain(t, err, "plugin good: refused, not started: untrusted key")
 	f.neverRan("good")
 }
+
+// TestSwapRaceBeforeExec: go-plugin hashes Cmd.Path (SecureConfig) and
+// then executes Cmd.Path, two lookups of one name. Whoever can write the
+// plugin directory can rename another binary over the verified one
+// between them, and that binary runs as the host's user. Here NAME is a
+// symbolic link flipped as fast as possible between the signed plugin
+// and a script; the script must never run, however the flips fall.
+func TestSwapRaceBeforeExec(t *testing.T) {
+	if testing.Short() {
+		t.Skip("races many launches")
+	}
+	f := newFixture(t)
+	realDir, evilDir := filepath.Join(f.dir, ".real"), filepath.Join(f.dir, ".evil")
+	for _, d := range []string{realDir, evilDir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := filepath.Join(realDir, "good")
+	b, err := os.ReadFile(filepath.Join(testBin, "good"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(good, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sig, err := attest.SignArtifact(good, f.key, attest.ArtifactPredicate{Role: attest.RoleGenerator, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(sig, filepath.Join(f.dir, "good"+attest.SigSuffix)); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(f.dir, "evil-ran")
+	evil := filepath.Join(evilDir, "good")
+	if err := os.WriteFile(evil, []byte("#!/bin/sh\ntouch '"+marker+"'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name, tmp := filepath.Join(f.dir, "good"), filepath.Join(f.dir, ".flip")
+	if err := os.Symlink(good, name); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	flipped := make(chan struct{})
+	go func() {
+		defer close(flipped)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			target := good
+			if i%2 == 1 {
+				target = evil
+			}
+			os.Remove(tmp)
+			if os.Symlink(target, tmp) == nil {
+				os.Rename(tmp, name)
+			}
+		}
+	}()
+	defer func() { close(stop); <-flipped }()
+	deadline := time.Now().Add(20 * time.Second)
+	ran := 0
+	for i := 0; i < 400 && time.Now().Before(deadline); i++ {
+		if _, err := f.host.Generate(context.Background(), "good", nil); err == nil {
+			ran++
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Fatalf("attempt %d: a binary other than the verified one was executed", i)
+		}
+	}
+	t.Logf("the verified plugin ran %d times", ran)
+}

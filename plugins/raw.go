@@ -344,7 +344,9 @@ func checkSchema(s *program.Schema, specs map[string]*ebpf.MapSpec) error {
 			if err := checkType(a.Type, specs, 0); err != nil {
 				return fmt.Errorf("schema: format %d argument %d: %w", i, j, err)
 			}
-			if a.Offset < eventHeader || a.Offset+a.Type.Size > f.Size {
+			// Size is at most maxTypeSize (checkType), so f.Size-Size
+			// cannot overflow where Offset+Size could.
+			if a.Offset < eventHeader || a.Offset > f.Size-a.Type.Size {
 				return fmt.Errorf("schema: format %d argument %d: bytes %d..%d are outside the record's %d..%d", i, j, a.Offset, a.Offset+a.Type.Size, eventHeader, f.Size)
 			}
 		}
@@ -449,7 +451,9 @@ func checkType(t program.Type, specs map[string]*ebpf.MapSpec, depth int) error 
 			if err := checkType(e, specs, depth+1); err != nil {
 				return fmt.Errorf("element %d: %w", i, err)
 			}
-			if t.Offs[i] < 0 || t.Offs[i]+e.Size > t.Size {
+			// As for a record's arguments: no Offs+Size, which a huge
+			// offset overflows into passing.
+			if t.Offs[i] < 0 || t.Offs[i] > t.Size-e.Size {
 				return fmt.Errorf("element %d: bytes %d..%d are outside the tuple's %d", i, t.Offs[i], t.Offs[i]+e.Size, t.Size)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -209,5 +210,39 @@ func TestMapTypeNames(t *testing.T) {
 	}
 	if _, ok := mapTypes[ebpf.Hash.String()]; !ok {
 		t.Error("Hash is not accepted")
+	}
+}
+
+// TestRawProgramOffsetOverflow: an offset near the top of int must not
+// pass the bounds checks by overflowing offset+size to a negative
+// number; the broker slices records and values at these offsets
+// (rec[a.Offset:], b[t.Offs[i]:]) and would panic.
+func TestRawProgramOffsetOverflow(t *testing.T) {
+	const huge = math.MaxInt - 2
+	for _, tc := range []struct {
+		name string
+		edit func(s *program.Schema)
+		want string
+	}{
+		{"arg offset", func(s *program.Schema) { s.Formats[0].Args[1].Offset = huge }, "outside the record"},
+		{"tuple offset", func(s *program.Schema) { s.Maps[2].Value.Offs[1] = huge }, "outside the tuple"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := rawProgram(t)
+			var s program.Schema
+			if err := json.Unmarshal(p.Schema, &s); err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(&s)
+			b, err := json.Marshal(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Schema = b
+			_, err = (&Generated{Output: sdk.Output{Program: p}}).RawProgram()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
 	}
 }
