@@ -80,6 +80,9 @@ type admission struct {
 // one trace run in one mode, so a trace whose probes need different modes
 // runs in the interpreter if all of them allow it, else not at all.
 func admit(g *Gate, req *Request, prog *program.Program) (*admission, error) {
+	if len(prog.Probes) == 0 {
+		return nil, fmt.Errorf("no probes to attach")
+	}
 	a := &admission{}
 	for _, p := range prog.Probes {
 		r := g.Request

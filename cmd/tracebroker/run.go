@@ -79,19 +79,21 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			if pf.gen != "" {
-				if err := pf.generate(ctx, &req, state, trust); err != nil {
-					return err
-				}
-			}
+			// The gatekeeper is ready before any plugin runs: a policy that
+			// does not load stops everything, plugins included.
 			k, policyErr, err := gf.keeper(trust)
 			if err != nil {
 				return err
 			}
 			if policyErr != nil {
 				return fmt.Errorf("the gatekeeper refuses policy %s (nothing runs): %w", gf.policy, policyErr)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if pf.gen != "" {
+				if err := pf.generate(ctx, &req, state, trust); err != nil {
+					return err
+				}
 			}
 			// The broker's identity is measured (its binary hashed) only
 			// when something will judge or record it.
