@@ -4,6 +4,7 @@ import (
 	"context"
 	"debug/elf"
 	"fmt"
+	"io"
 	"os/user"
 	"strconv"
 	"sync"
@@ -34,10 +35,13 @@ type resolver struct {
 	users map[uint64]string
 	// boot converts monotonic nanoseconds (nsecs) to wall-clock time.
 	boot time.Time
+	// errs receives the errors bpftrace logs while printing (a strftime
+	// that fails); nil drops them.
+	errs io.Writer
 }
 
-func newResolver(stacks stackReader) *resolver {
-	r := &resolver{stacks: stacks, user: symbols.NewUser(), users: map[uint64]string{}}
+func newResolver(stacks stackReader, errs io.Writer) *resolver {
+	r := &resolver{stacks: stacks, user: symbols.NewUser(), users: map[uint64]string{}, errs: errs}
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err == nil {
 		r.boot = time.Now().Add(-time.Duration(ts.Nano()))
@@ -127,7 +131,11 @@ func (r *resolver) resolve(v *program.Value) {
 	case program.Username:
 		v.Str = r.username(v.Int)
 	case program.Timestamp:
-		v.Str = output.Strftime(v.Type.Format, r.boot.Add(time.Duration(v.Int)))
+		var ok bool
+		v.Str, ok = output.Timestamp(v.Type.Format, r.boot.Add(time.Duration(v.Int)))
+		if !ok && r.errs != nil {
+			fmt.Fprintln(r.errs, output.StrftimeFailed)
+		}
 	}
 }
 
@@ -205,24 +213,24 @@ func (hostSymbols) KernelAddr(name string) (uint64, error) {
 	return addr, nil
 }
 
-// UserAddr is the symbol's address in a non-PIE executable: in a
-// position-independent file the address is only known per process.
-func (hostSymbols) UserAddr(path, name string) (uint64, error) {
+// UserAddr is the symbol's address and size in a non-PIE executable: in
+// a position-independent file the address is only known per process.
+func (hostSymbols) UserAddr(path, name string) (uint64, int, error) {
 	f, err := elf.Open(path)
 	if err != nil {
-		return 0, fmt.Errorf("uaddr: %v", err)
+		return 0, 0, fmt.Errorf("uaddr: %v", err)
 	}
 	defer f.Close()
 	if f.Type != elf.ET_EXEC {
-		return 0, fmt.Errorf("uaddr: %s is position-independent, so the address of %s is only known inside each process", path, name)
+		return 0, 0, fmt.Errorf("uaddr: %s is position-independent, so the address of %s is only known inside each process", path, name)
 	}
 	for _, read := range []func() ([]elf.Symbol, error){f.Symbols, f.DynamicSymbols} {
 		syms, _ := read()
 		for _, s := range syms {
 			if s.Name == name && s.Value != 0 {
-				return s.Value, nil
+				return s.Value, int(s.Size), nil
 			}
 		}
 	}
-	return 0, fmt.Errorf("Could not resolve symbol: %s:%s", path, name)
+	return 0, 0, fmt.Errorf("Could not resolve symbol: %s:%s", path, name)
 }

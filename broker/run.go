@@ -219,7 +219,7 @@ func Run(ctx context.Context, req Request) (err error) {
 		return fmt.Errorf("configure: %w", err)
 	}
 
-	r := &runner{req: &req, prog: prog, sess: sess, out: out, res: newResolver(sess)}
+	r := &runner{req: &req, prog: prog, sess: sess, out: out, res: newResolver(sess, req.Stderr)}
 	if !req.Quiet {
 		out.AttachedProbes(len(prog.Probes))
 		out.Flush()
@@ -396,7 +396,11 @@ func (r *runner) handle(rec []byte) error {
 		r.out.Printf(output.Sprintf(f.Fmt, args))
 	case program.EventTime:
 		if f := r.format(word(1)); f != nil {
-			r.out.Time(output.Strftime(f.Fmt, time.Now()))
+			if s, ok := output.Time(f.Fmt, time.Now()); ok {
+				r.out.Time(s)
+			} else {
+				fmt.Fprintln(r.req.Stderr, output.StrftimeFailed)
+			}
 		}
 	case program.EventJoin:
 		f := r.format(word(1))

@@ -134,9 +134,10 @@ func jsonValue(b []byte, v program.Value) []byte {
 		}
 		return append(b, ']')
 	default:
-		// Symbols, stacks, names, addresses, times, buffers: their text.
+		// Symbols, stacks, names, addresses, times, buffers: their text,
+		// stacks indented as a value's are.
 		b = append(b, '"')
-		b = jsonEscape(b, v.String())
+		b = jsonEscape(b, v.ValueString())
 		return append(b, '"')
 	}
 	return append(b, v.String()...)

@@ -257,3 +257,37 @@ func FuzzMap(f *testing.F) {
 		}
 	})
 }
+
+// TestStackIndent: a stack is indented by 4 spaces as a map key but by 8
+// as a map value or a tuple element, in text and JSON (recorded from
+// bpftrace 0.17: @k[ustack] = count(); @v = ustack; @t = (1, ustack)).
+func TestStackIndent(t *testing.T) {
+	stack := p.Value{Type: p.Type{Kind: p.UStack, Size: 8}, Lines: []string{"leaf+0", "mid+21"}}
+	one := p.Value{Type: p.Type{Kind: p.Int, Size: 8}, Int: 1}
+	tuple := p.Value{Type: p.Type{Kind: p.Tuple, Elems: []p.Type{one.Type, stack.Type}}, Elems: []p.Value{one, stack}}
+	snaps := []*p.MapSnapshot{
+		{Map: &p.Map{Name: "@k", Agg: p.Count, Keys: []p.Type{stack.Type}}, Entries: []p.MapEntry{{Keys: []p.Value{stack}, Value: one}}},
+		{Map: &p.Map{Name: "@t", Value: tuple.Type}, Entries: []p.MapEntry{{Value: tuple}}},
+		{Map: &p.Map{Name: "@v", Value: stack.Type}, Entries: []p.MapEntry{{Value: stack}}},
+	}
+	var text, js bytes.Buffer
+	tp, jp := NewText(&text), NewJSON(&js)
+	for _, s := range snaps {
+		tp.Map(s, 0, 1)
+		jp.Map(s, 0, 1)
+	}
+	tp.Flush()
+	jp.Flush()
+	wantText := "@k[\n    leaf+0\n    mid+21\n]: 1\n" +
+		"@t: (1, \n        leaf+0\n        mid+21\n)\n" +
+		"@v: \n        leaf+0\n        mid+21\n\n"
+	if text.String() != wantText {
+		t.Errorf("text:\n%q\nwant\n%q", text.String(), wantText)
+	}
+	wantJSON := `{"type": "map", "data": {"@k": {"\n    leaf+0\n    mid+21\n": 1}}}` + "\n" +
+		`{"type": "map", "data": {"@t": [1,"\n        leaf+0\n        mid+21\n"]}}` + "\n" +
+		`{"type": "map", "data": {"@v": "\n        leaf+0\n        mid+21\n"}}` + "\n"
+	if js.String() != wantJSON {
+		t.Errorf("json:\n%q\nwant\n%q", js.String(), wantJSON)
+	}
+}

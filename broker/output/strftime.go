@@ -1,14 +1,44 @@
 package output
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
-// Strftime formats t as the C library's strftime does in the C locale,
-// with bpftrace's extension %f (microseconds, 6 digits). bpftrace hands
-// strftime() and time() formats to libc, so scripts use C's conversions,
-// not Go's layouts. An unknown conversion is printed as written.
+// strftimeBuf is the buffer bpftrace 0.17 formats a time into (STRLEN,
+// 64 bytes with the NUL). libc's strftime returns 0 when the result does
+// not fit, or is empty, and bpftrace then logs StrftimeFailed and prints
+// "(?)" for a strftime() value, nothing for time().
+const strftimeBuf = 64
+
+// StrftimeFailed is the error bpftrace logs when libc's strftime fails.
+const StrftimeFailed = "ERROR: strftime returned 0"
+
+// Timestamp formats a strftime() value as bpftrace 0.17 does: each "%f" is
+// first replaced by the microseconds, 6 digits (a plain text substitution,
+// as bpftrace's regex_replace, so "%%f" is replaced too), then libc formats
+// the rest. ok is false where libc's strftime fails; the text is "(?)".
+func Timestamp(format string, t time.Time) (string, bool) {
+	format = strings.ReplaceAll(format, "%f", fmt.Sprintf("%06d", t.Nanosecond()/1000))
+	if s, ok := Time(format, t); ok {
+		return s, true
+	}
+	return "(?)", false
+}
+
+// Time formats time()'s format: libc's strftime alone (%f is not a
+// conversion there). ok is false where it fails; nothing is printed then.
+func Time(format string, t time.Time) (string, bool) {
+	s := Strftime(format, t)
+	return s, s != "" && len(s) < strftimeBuf
+}
+
+// Strftime formats t as the C library's strftime does in the C locale.
+// bpftrace hands strftime() and time() formats to libc, so scripts use
+// C's conversions, not Go's layouts. An unknown conversion is printed as
+// written.
 func Strftime(format string, t time.Time) string {
 	var b []byte
 	pad := func(v, width int) {
@@ -59,8 +89,6 @@ func Strftime(format string, t time.Time) string {
 			b = append(b, Strftime("%m/%d/%y", t)...)
 		case 'e':
 			space(t.Day())
-		case 'f':
-			pad(t.Nanosecond()/1000, 6)
 		case 'F':
 			b = append(b, Strftime("%Y-%m-%d", t)...)
 		case 'g':

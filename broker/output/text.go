@@ -101,7 +101,7 @@ func textValue(m *program.Map, v program.Value, div int) string {
 	if v.Type.Kind == program.Int {
 		return intValue(v, m.Agg == program.Count, div)
 	}
-	return v.String()
+	return v.ValueString()
 }
 
 func textHist(b []byte, buckets []uint64, div int) []byte {

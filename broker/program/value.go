@@ -104,8 +104,9 @@ func Escape(b []byte, hexAll bool) string {
 }
 
 // StackText renders a stack as bpftrace prints it: a newline, then one
-// line per frame, each indented (map keys by 4 spaces, printf by 8) or,
-// in perf mode, after a tab. A stack without frames is empty.
+// line per frame, each indented (map keys by 4 spaces; map values, tuple
+// elements and printf by 8) or, in perf mode, after a tab. A stack without
+// frames is empty.
 func (v Value) StackText(indent string) string {
 	if len(v.Lines) == 0 {
 		return ""
@@ -135,6 +136,23 @@ func (v Value) inet() string {
 		return netip.AddrFrom16([16]byte(v.Raw[8:24])).String()
 	}
 	return ""
+}
+
+// ValueString renders v as bpftrace prints a map's value: as String, but
+// stacks, alone or inside a tuple, are indented by 8 spaces as printf
+// indents them (bpftrace's value_to_str), not by the 4 of a map key.
+func (v Value) ValueString() string {
+	switch v.Type.Kind {
+	case KStack, UStack:
+		return v.StackText("        ")
+	case Tuple:
+		parts := make([]string, len(v.Elems))
+		for i, e := range v.Elems {
+			parts[i] = e.ValueString()
+		}
+		return "(" + strings.Join(parts, ", ") + ")"
+	}
+	return v.String()
 }
 
 // Signed reports the value as a signed integer.

@@ -37,8 +37,8 @@ const (
 type Symbols interface {
 	// KernelAddr is the address of a kernel symbol (kallsyms).
 	KernelAddr(name string) (uint64, error)
-	// UserAddr is the address of a symbol in an ELF file.
-	UserAddr(path, name string) (uint64, error)
+	// UserAddr is the address and size of a symbol in an ELF file.
+	UserAddr(path, name string) (addr uint64, size int, err error)
 }
 
 func stackMapName(frames int) string { return fmt.Sprintf("stack_%d", frames) }
@@ -75,21 +75,50 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 	bad := func(format string, args ...any) {
 		c.errorf(e.From, e.To, format, args...)
 	}
-	nargs := func(lo, hi int) bool {
-		if len(e.Args) < lo || len(e.Args) > hi {
-			if lo == hi {
-				bad("%s() requires %d argument%s (%d provided)", e.Name, lo, plural(lo), len(e.Args))
-			} else {
-				bad("%s() requires %d to %d arguments (%d provided)", e.Name, lo, hi, len(e.Args))
-			}
+	// exact and nargs word a wrong argument count as bpftrace's
+	// check_nargs and check_varargs do; each builtin uses the one
+	// bpftrace uses for it.
+	count := func(n int) string {
+		switch n {
+		case 0:
+			return "no arguments"
+		case 1:
+			return "one argument"
+		}
+		return fmt.Sprintf("%d arguments", n)
+	}
+	exact := func(n int) bool {
+		if len(e.Args) != n {
+			bad("%s() requires %s (%d provided)", e.Name, count(n), len(e.Args))
 			return false
 		}
 		return true
 	}
+	nargs := func(lo, hi int) bool {
+		switch {
+		case len(e.Args) < lo:
+			bad("%s() requires at least %s (%d provided)", e.Name, count(lo), len(e.Args))
+		case len(e.Args) > hi && hi == 0:
+			bad("%s() requires no arguments (%d provided)", e.Name, len(e.Args))
+		case len(e.Args) > hi:
+			bad("%s() takes up to %s (%d provided)", e.Name, count(hi), len(e.Args))
+		default:
+			return true
+		}
+		return false
+	}
 	intArg := func(i int) bool {
 		t := c.expr(in, e.Args[i])
 		if t.k != kInt && t.k != kNone {
-			c.errorf(e.Args[i].Pos(), e.Args[i].End(), "%s() expects an integer argument (%s provided)", e.Name, t)
+			// bpftrace's wording: its check_arg, or the builtin's own.
+			switch e.Name {
+			case "ksym", "usym":
+				c.errorf(e.Args[i].Pos(), e.Args[i].End(), "%s() expects an integer or pointer argument", e.Name)
+			case "join":
+				c.errorf(e.Args[i].Pos(), e.Args[i].End(), "%s() only supports int or pointer arguments (%s provided)", e.Name, typeClass(t))
+			default:
+				c.errorf(e.Args[i].Pos(), e.Args[i].End(), "%s() only supports integer arguments (%s provided)", e.Name, typeClass(t))
+			}
 			return false
 		}
 		return true
@@ -97,7 +126,7 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 	strLit := func(i int) (string, bool) {
 		lit, ok := unparen(e.Args[i]).(*syntax.StrLit)
 		if !ok {
-			c.errorf(e.Args[i].Pos(), e.Args[i].End(), "%s() expects a string literal", e.Name)
+			c.errorf(e.Args[i].Pos(), e.Args[i].End(), "%s() expects a string literal (%s provided)", e.Name, typeClass(c.expr(in, e.Args[i])))
 			return "", false
 		}
 		in.types[e.Args[i]] = tStr(len(lit.Value) + 1)
@@ -107,7 +136,7 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 	case "kstack", "ustack":
 		return c.stackCall(in, e), true
 	case "ksym", "usym":
-		if nargs(1, 1) {
+		if exact(1) {
 			intArg(0)
 		}
 		if e.Name == "ksym" {
@@ -115,7 +144,7 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 		}
 		return blob(program.USym), true
 	case "kaddr", "uaddr":
-		if !nargs(1, 1) {
+		if !exact(1) {
 			return tUint, true
 		}
 		name, ok := strLit(0)
@@ -131,19 +160,28 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 			bad("%s(): symbol addresses are not available here", e.Name)
 			return tUint, true
 		}
-		var addr uint64
-		var err error
-		if user {
-			addr, err = c.opts.Symbols.UserAddr(in.path, name)
-		} else {
-			addr, err = c.opts.Symbols.KernelAddr(name)
-		}
-		if err != nil {
-			bad("%v", err)
+		if !user {
+			addr, err := c.opts.Symbols.KernelAddr(name)
+			if err != nil {
+				bad("%v", err)
+			}
+			c.setConst(e, addr)
 			return tUint, true
 		}
+		// bpftrace types uaddr() as a pointer to an integer of the
+		// symbol's size (1, 2 or 4 bytes, else 8), so *uaddr("x") reads
+		// the variable and uaddr("arr") + 1 steps by an element.
+		t := ty{k: kInt, ptr: true, user: true, depth: 1, esize: 8, esigned: true}
+		addr, size, err := c.opts.Symbols.UserAddr(in.path, name)
+		if err != nil {
+			bad("%v", err)
+			return t, true
+		}
+		if size == 1 || size == 2 || size == 4 {
+			t.esize = size
+		}
 		c.setConst(e, addr)
-		return tUint, true
+		return t, true
 	case "ntop":
 		if !nargs(1, 2) {
 			return blob(program.Inet), true
@@ -187,6 +225,8 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 			if v, ok := constInt(e.Args[1]); ok {
 				if v < 0 {
 					c.errorf(e.Args[1].Pos(), e.Args[1].End(), "buf() length must not be negative")
+				} else if v > maxBuf {
+					c.warnf(e.From, e.To, "buf() length is too long and will be shortened to %d bytes (see BPFTRACE_STRLEN)", maxBuf)
 				}
 				n = int(min(max(v, 0), maxBuf))
 			} else {
@@ -196,13 +236,13 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 		t.size = 8 + align8(max(n, 1))
 		return t, true
 	case "sizeof":
-		if !nargs(1, 1) {
+		if !exact(1) {
 			return tUint, true
 		}
 		c.setConst(e, uint64(c.sizeOf(in, e.Args[0])))
 		return tUint, true
 	case "strncmp":
-		if !nargs(3, 3) {
+		if !exact(3) {
 			return tInt, true
 		}
 		c.strArgs(in, e, 2)
@@ -213,7 +253,7 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 		}
 		return tInt, true
 	case "strcontains":
-		if nargs(2, 2) {
+		if exact(2) {
 			c.strArgs(in, e, 2)
 		}
 		return tUint, true
@@ -293,12 +333,28 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 	return ty{}, false
 }
 
+// typeClass names t's kind as bpftrace's "(… provided)" does: its Type,
+// without the size ("string", not "string[64]").
+func typeClass(t ty) string {
+	switch t.k {
+	case kInt:
+		return "integer"
+	case kStr:
+		return "string"
+	case kTuple:
+		return "tuple"
+	case kBlob:
+		return blobName[t.blob]
+	}
+	return "none"
+}
+
 // stackCall types kstack(), kstack(N), kstack(MODE) and kstack(MODE, N).
 func (c *compiler) stackCall(in *instance, e *syntax.Call) ty {
 	perf, frames := false, maxStackFrames
 	args := e.Args
 	if len(args) > 2 {
-		c.errorf(e.From, e.To, "%s() requires at most 2 arguments (%d provided)", e.Name, len(args))
+		c.errorf(e.From, e.To, "%s() takes up to 2 arguments (%d provided)", e.Name, len(args))
 		args = nil
 	}
 	if len(args) > 0 {
@@ -335,7 +391,7 @@ func (c *compiler) stackCall(in *instance, e *syntax.Call) ty {
 func (c *compiler) strArgs(in *instance, e *syntax.Call, n int) {
 	for _, a := range e.Args[:n] {
 		if t := c.expr(in, a); t.k != kStr && t.k != kNone {
-			c.errorf(a.Pos(), a.End(), "%s() expects string arguments (%s provided)", e.Name, t)
+			c.errorf(a.Pos(), a.End(), "%s() only supports string arguments (%s provided)", e.Name, typeClass(t))
 		}
 	}
 }
@@ -373,10 +429,42 @@ func (c *compiler) sizeOf(in *instance, e syntax.Expr) int {
 		}
 	}
 	t := c.expr(in, e)
+	switch x := unparen(e).(type) {
+	case *syntax.StrLit:
+		// A literal's type is its own length with the NUL, not the
+		// buffer it is stored in.
+		return len(x.Value) + 1
+	case *syntax.Call:
+		// bpftrace's layouts: a timestamp holds a format id beside the
+		// time; a buffer is a length byte and its bytes.
+		switch {
+		case t.k == kBlob && t.blob == program.Timestamp:
+			return 16
+		case t.k == kBlob && t.blob == program.Buffer:
+			return c.bufLen(in, x) + 1
+		}
+	}
 	if t.k == kInt {
 		return 8
 	}
 	return t.storage()
+}
+
+// bufLen is how many bytes buf() reads at most: an array field's size or
+// a literal length, clamped to maxBuf.
+func (c *compiler) bufLen(in *instance, e *syntax.Call) int {
+	n := maxBuf
+	if len(e.Args) > 0 {
+		if f := c.arrayField(in, e.Args[0]); f != nil {
+			n = min(f.Size, maxBuf)
+		}
+	}
+	if len(e.Args) == 2 {
+		if v, ok := constInt(e.Args[1]); ok {
+			n = int(min(max(v, 0), int64(n)))
+		}
+	}
+	return n
 }
 
 func (c *compiler) setConst(e *syntax.Call, v uint64) {

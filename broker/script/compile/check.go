@@ -701,6 +701,14 @@ func (c *compiler) arith(in *instance, op syntax.Token, a, b ty, x, y syntax.Exp
 	if (op == syntax.QUO || op == syntax.REM) && a.signed && b.signed {
 		c.warnf(x.Pos(), y.End(), "signed operands for '%s' can lead to undefined behavior (cast to unsigned to silence warning)", op)
 	}
+	// Pointer arithmetic as in C and bpftrace: p + n, n + p and p - n stay
+	// pointers and step by the target's size (gen scales n).
+	if a.ptr && !b.ptr && (op == syntax.ADD || op == syntax.SUB) {
+		return a
+	}
+	if b.ptr && !a.ptr && op == syntax.ADD {
+		return b
+	}
 	return ty{k: kInt, signed: a.signed && b.signed}
 }
 

@@ -157,15 +157,25 @@ func TestErrors(t *testing.T) {
 		{`BEGIN { printf("%s", buf(0, 1)); }`, "printf: %s specifier expects a value of type string (buffer supplied)"},
 		{`BEGIN { printf("%r", 1); }`, "printf: %r specifier expects a value of type buffer (integer supplied)"},
 		{`BEGIN { @x = buf(0); }`, "buf() requires a length for a pointer argument: buf(ptr, LEN)"},
-		{`BEGIN { @x = strftime(1, 2); }`, "strftime() expects a string literal"},
+		{`BEGIN { @x = strftime(1, 2); }`, "strftime() expects a string literal (integer provided)"},
 		{`BEGIN { $n = 1; @x = strncmp("a", "b", $n); }`, "strncmp() expects a non-negative integer literal as third argument"},
-		{`BEGIN { @x = strncmp("a", 1, 1); }`, "strncmp() expects string arguments (int64 provided)"},
+		{`BEGIN { @x = strncmp("a", 1, 1); }`, "strncmp() only supports string arguments (integer provided)"},
+		{`BEGIN { @x = strftime("%Y", "a"); }`, "strftime() only supports integer arguments (string provided)"},
+		{`BEGIN { printf("%s", ksym("a")); }`, "ksym() expects an integer or pointer argument"},
 		{`BEGIN { @x = strcontains("a"); }`, "strcontains() requires 2 arguments (1 provided)"},
 		{`BEGIN { @x = has_key(@y[1], 1); @y[1] = 1; }`, "has_key() expects a map without a key as first argument"},
 		{`BEGIN { @x = len(@y); @y[1] = 1; }`, "len() is not supported"},
 		{`tracepoint:syscalls:sys_enter_openat { signal("KILL"); }`, "signal() is an unsafe function being used in safe mode"},
 		{`BEGIN { @x = uaddr("main"); }`, "uaddr can only be used with 'uprobes' and 'usdt' probes"},
-		{`BEGIN { time(1); }`, "time() expects a string literal"},
+		{`BEGIN { time(1); }`, "time() expects a string literal (integer provided)"},
+		// Argument counts worded as bpftrace's check_nargs and check_varargs.
+		{`BEGIN { printf("%s", ksym()); }`, "ksym() requires one argument (0 provided)"},
+		{`BEGIN { @x = sizeof(1, 2); }`, "sizeof() requires one argument (2 provided)"},
+		{`BEGIN { @x = ntop(); }`, "ntop() requires at least one argument (0 provided)"},
+		{`BEGIN { @x = ntop(1, 2, 3); }`, "ntop() takes up to 2 arguments (3 provided)"},
+		{`BEGIN { @x = strftime("%Y"); }`, "strftime() requires at least 2 arguments (1 provided)"},
+		{`BEGIN { time("a", "b"); }`, "time() takes up to one argument (2 provided)"},
+		{`BEGIN { $s = "x"; @x = kaddr($s); }`, "kaddr() expects a string literal (string provided)"},
 		{`BEGIN { @x = ntop(comm); }`, "ntop() expects an integer or an array of 4 or 16 bytes (string[16] provided)"},
 		{`BEGIN { while ("a") { @x++; } }`, "stdin:1:16-19: ERROR: Invalid condition in while(): string[64]"},
 		{`uprobe:/bin/work:nosuch { @ = count(); }`, "stdin:1:1-24: ERROR: Could not resolve symbol: /bin/work:nosuch"},
@@ -347,5 +357,57 @@ func BenchmarkCompile(b *testing.B) {
 		if _, _, err := Compile(f, Options{Tracepoints: fakeTracepoints{}}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// fakeSymbols knows /bin/work's globals g32 (4 bytes) and arr (32 bytes).
+type fakeSymbols struct{}
+
+func (fakeSymbols) KernelAddr(name string) (uint64, error) { return 0xffffffff81000000, nil }
+
+func (fakeSymbols) UserAddr(path, name string) (uint64, int, error) {
+	switch name {
+	case "g32":
+		return 0x404040, 4, nil
+	case "arr":
+		return 0x404060, 32, nil
+	}
+	return 0, 0, fmt.Errorf("Could not resolve symbol: %s:%s", path, name)
+}
+
+// TestUaddrIsPointer: as in bpftrace, uaddr() is a pointer to an integer
+// of the symbol's size (1, 2, 4, else 8 bytes): *uaddr("g32") reads 4
+// bytes of user memory, and uaddr("arr") + 2 steps by 8-byte elements.
+func TestUaddrIsPointer(t *testing.T) {
+	f, err := syntax.Parse("stdin", []byte(`uprobe:/bin/work:add_one { @a = *uaddr("g32"); @b = *(uaddr("arr") + 2); }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, _, err := Compile(f, Options{Tracepoints: fakeTracepoints{}, Uprobes: fakeUprobes{}, Symbols: fakeSymbols{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads []int32
+	scaled := false
+	insns := prog.Probes[0].Insns
+	for i, ins := range insns {
+		if ins.IsBuiltinCall() && asm.BuiltinFunc(ins.Constant) == asm.FnProbeReadUser {
+			// The size is the last r2 set before the call.
+			for j := i - 1; j >= 0; j-- {
+				if insns[j].Dst == asm.R2 && insns[j].OpCode.ALUOp() == asm.Mov {
+					reads = append(reads, int32(insns[j].Constant))
+					break
+				}
+			}
+		}
+		if ins.OpCode.ALUOp() == asm.Mul && ins.Constant == 8 {
+			scaled = true
+		}
+	}
+	if fmt.Sprint(reads) != "[4 8]" {
+		t.Errorf("user reads of %v bytes, want [4 8]", reads)
+	}
+	if !scaled {
+		t.Errorf("uaddr(\"arr\") + 2 is not scaled by the element size:\n%v", insns)
 	}
 }

@@ -862,6 +862,14 @@ func (g *gen) binary(e *syntax.Binary) {
 		g.boolOf(j.Reg(rAcc, rTmp, ""))
 		return
 	}
+	// p + n and p - n step by the pointer's target size.
+	if t := g.typeOf(e); t.ptr && t.elemSize() > 1 {
+		if a.ptr && !b.ptr {
+			g.emit(asm.Mul.Imm(rTmp, int32(t.elemSize())))
+		} else if b.ptr && !a.ptr {
+			g.emit(asm.Mul.Imm(rAcc, int32(t.elemSize())))
+		}
+	}
 	g.arithOp(e.Op, signed)
 }
 
