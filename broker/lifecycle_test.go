@@ -508,26 +508,12 @@ func TestMapFull(t *testing.T) {
 	}
 }
 
-// pidMax is one past the largest pid the kernel hands out: no process has it.
-func pidMax(t *testing.T) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // TestRunErrorsLeaveNothing: every failure returns its error before
 // printing anything and leaves no program or map loaded. Script errors are
 // printed as bpftrace prints them.
 func TestRunErrorsLeaveNothing(t *testing.T) {
 	needKernel(t)
-	noPID := pidMax(t)
+	noPID := kerneltest.NoSuchPID(t)
 	const valid = `BEGIN { @a = 1; }`
 	tests := []struct {
 		name       string

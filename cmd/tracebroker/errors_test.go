@@ -130,21 +130,6 @@ func kernelHasKprobes(t *testing.T) bool {
 	return err == nil
 }
 
-// noSuchPID is pid_max: the kernel hands out pids below it, so no process
-// has it.
-func noSuchPID(t *testing.T) int {
-	t.Helper()
-	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // TestErrors: every way `tracebroker run` is refused at the CLI prints one
 // line saying why on stderr (followed, for a script error, by the script's
 // line and a marker under the part at fault, as bpftrace prints them),
@@ -152,7 +137,7 @@ func noSuchPID(t *testing.T) int {
 // map loaded.
 func TestErrors(t *testing.T) {
 	e := newErrorsEnv(t)
-	noPID := noSuchPID(t)
+	noPID := kerneltest.NoSuchPID(t)
 	const tracepoint = `tracepoint:syscalls:sys_enter_getpid { @ = count(); }`
 	tests := []struct {
 		name string
