@@ -69,3 +69,27 @@ func TestStacksJSON(t *testing.T) {
 		t.Fatalf("output:\n%s", out)
 	}
 }
+
+// TestPointerKeys: a pointer used as a map key prints in hex, as
+// bpftrace prints it, in text and JSON; the same pointer as a value stays
+// decimal.
+func TestPointerKeys(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	f := newFixture(t)
+	script := `tracepoint:syscalls:sys_enter_openat /pid == cpid && str(args->filename) == "FILE"/ { @[args->filename] = count(); @v = args->filename; }`
+	for _, tc := range []struct{ format, key, value string }{
+		{"text", `(?m)^@\[0x[0-9a-f]+\]: \d+$`, `(?m)^@v: [1-9]\d*$`},
+		{"json", `"0x[0-9a-f]+": \d+`, `\{"@v": [1-9]\d*\}`},
+	} {
+		out, stderr, err := runScript(t, Request{Source: []byte(f.expand(script)), Command: f.expand("EXE open FILE 2"), Format: tc.format})
+		if err != nil {
+			t.Fatalf("Run: %v\n%s", err, stderr)
+		}
+		for _, re := range []string{tc.key, tc.value} {
+			if !regexp.MustCompile(re).MatchString(out) {
+				t.Errorf("%s output does not match %s:\n%s", tc.format, re, out)
+			}
+		}
+	}
+}

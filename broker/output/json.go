@@ -120,6 +120,7 @@ func jsonKey(b []byte, keys []program.Value) []byte {
 func jsonValue(b []byte, v program.Value) []byte {
 	switch v.Type.Kind {
 	case program.Int:
+		return append(b, v.Decimal()...)
 	case program.String:
 		b = append(b, '"')
 		b = jsonEscape(b, v.Str)

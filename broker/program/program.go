@@ -173,6 +173,9 @@ type Type struct {
 	Signed bool
 	Elems  []Type // Tuple
 	Offs   []int  // Tuple: offset of each element
+	// Pointer marks an Int that holds an address: bpftrace prints it in
+	// hex as a map key (values stay decimal).
+	Pointer bool
 
 	// KStack, UStack: the stack trace map the id refers to, how many
 	// frames to print, and whether to print them in bpftrace's perf mode

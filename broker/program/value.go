@@ -155,6 +155,15 @@ func (v Value) ValueString() string {
 	return v.String()
 }
 
+// Decimal renders an integer in decimal with its signedness, as bpftrace
+// prints map values, pointers included.
+func (v Value) Decimal() string {
+	if v.Type.Signed {
+		return strconv.FormatInt(int64(v.Int), 10)
+	}
+	return strconv.FormatUint(v.Int, 10)
+}
+
 // Signed reports the value as a signed integer.
 func (v Value) Signed() int64 { return int64(v.Int) }
 
@@ -163,10 +172,10 @@ func (v Value) Signed() int64 { return int64(v.Int) }
 func (v Value) String() string {
 	switch v.Type.Kind {
 	case Int:
-		if v.Type.Signed {
-			return strconv.FormatInt(int64(v.Int), 10)
+		if v.Type.Pointer {
+			return "0x" + strconv.FormatUint(v.Int, 16)
 		}
-		return strconv.FormatUint(v.Int, 10)
+		return v.Decimal()
 	case String:
 		return v.Str
 	case Tuple:

@@ -217,7 +217,8 @@ func keyType(t ty) ty {
 		}
 		return out
 	case kInt:
-		return ty{k: kInt, signed: t.signed}
+		// A pointer key stays marked: bpftrace prints it in hex.
+		return ty{k: kInt, signed: t.signed, ptr: t.ptr}
 	}
 	return t
 }

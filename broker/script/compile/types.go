@@ -85,7 +85,7 @@ func (t ty) storage() int {
 func (t ty) runtime() program.Type {
 	switch t.k {
 	case kInt:
-		return program.Type{Kind: program.Int, Size: 8, Signed: t.signed}
+		return program.Type{Kind: program.Int, Size: 8, Signed: t.signed, Pointer: t.ptr}
 	case kStr:
 		return program.Type{Kind: program.String, Size: t.size}
 	case kTuple:
