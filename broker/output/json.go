@@ -141,7 +141,6 @@ func jsonValue(b []byte, v program.Value) []byte {
 		b = jsonEscape(b, v.ValueString())
 		return append(b, '"')
 	}
-	return append(b, v.String()...)
 }
 
 func jsonHist(b []byte, buckets []uint64, div int) []byte {
