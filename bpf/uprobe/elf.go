@@ -1,9 +1,7 @@
 package uprobe
 
 import (
-	"bytes"
 	"debug/elf"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/tracebroker/tracebroker/internal/elfdebug"
+	"github.com/tracebroker/tracebroker/internal/elfsym"
 )
 
 // Symbol is a function symbol of an ELF file.
@@ -26,16 +25,11 @@ type Symbol struct {
 // that tests can point it elsewhere.
 var debugRoot = elfdebug.DefaultRoot
 
-// maxSection bounds the size of a symbol or string table read from a
-// file: far above any real one (libc's debug .symtab is 240 KiB), far
-// below what would exhaust memory.
-const maxSection = 256 << 20
-
 // errNotELF and errMalformed are wrapped by errors about the file's
 // contents; the messages name the file.
 var (
-	errNotELF    = errors.New("not an ELF file")
-	errMalformed = errors.New("malformed ELF file")
+	errNotELF    = elfsym.ErrNotELF
+	errMalformed = elfsym.ErrMalformed
 )
 
 // Functions lists the function symbols of the ELF file at path, sorted by
@@ -66,7 +60,7 @@ func Functions(path string) ([]Symbol, error) {
 		return nil, err
 	}
 	defer f.Close()
-	ef, err := newFile(f)
+	ef, err := elfsym.NewFile(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -90,7 +84,7 @@ func Functions(path string) ([]Symbol, error) {
 // functionsFrom is Functions for an ELF image of size bytes in memory or
 // any other reader, without the debug file lookup (which needs a path).
 func functionsFrom(r io.ReaderAt, size int64) ([]Symbol, error) {
-	ef, err := newFile(r)
+	ef, err := elfsym.NewFile(r)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +120,7 @@ func AddressOffset(path string, addr uint64) (uint64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	ef, err := newFile(f)
+	ef, err := elfsym.NewFile(f)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
@@ -175,39 +169,14 @@ func fileKind(m fs.FileMode) string {
 	return "mode " + m.String()
 }
 
-// newFile parses the ELF headers of r. debug/elf has panicked on some
-// malformed inputs in the past; a panic is an error here.
-func newFile(r io.ReaderAt) (f *elf.File, err error) {
-	var magic [4]byte
-	if n, _ := r.ReadAt(magic[:], 0); n < len(magic) || string(magic[:]) != elf.ELFMAG {
-		return nil, errNotELF
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			f, err = nil, fmt.Errorf("%w: %v", errMalformed, p)
-		}
-	}()
-	f, err = elf.NewFile(r)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errMalformed, err)
-	}
-	return f, nil
-}
-
-// rawSym is one function symbol as read from a table.
-type rawSym struct {
-	name        string
-	value, size uint64
-}
-
 // fileSymbols reads the function symbols of the ELF file at path.
-func fileSymbols(path string) ([]rawSym, error) {
+func fileSymbols(path string) ([]elfsym.Sym, error) {
 	f, size, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	ef, err := newFile(f)
+	ef, err := elfsym.NewFile(f)
 	if err != nil {
 		return nil, err
 	}
@@ -219,128 +188,27 @@ func fileSymbols(path string) ([]rawSym, error) {
 // bcc_elf_foreach_sym visits them. (A debug file's .dynsym is SHT_NOBITS
 // and has no entries to read.) No table or string table is read past
 // size, the size of the file.
-func tableSymbols(f *elf.File, size int64) (syms []rawSym, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			syms, err = nil, fmt.Errorf("%w: %v", errMalformed, p)
-		}
-	}()
-	for _, s := range f.Sections {
-		if s.Type != elf.SHT_SYMTAB && s.Type != elf.SHT_DYNSYM {
-			continue
-		}
-		ss, err := readTable(f, s, size)
-		if err != nil {
-			return nil, fmt.Errorf("%w: section %s: %v", errMalformed, s.Name, err)
-		}
-		syms = append(syms, ss...)
+func tableSymbols(f *elf.File, size int64) ([]elfsym.Sym, error) {
+	syms, err := elfsym.Read(f, size, func(t elf.SymType) bool { return t == elf.STT_FUNC || t == elf.STT_GNU_IFUNC })
+	if err != nil {
+		return nil, err
 	}
 	return syms, nil
-}
-
-func readTable(f *elf.File, s *elf.Section, size int64) ([]rawSym, error) {
-	entsize := uint64(elf.Sym64Size)
-	if f.Class == elf.ELFCLASS32 {
-		entsize = elf.Sym32Size
-	}
-	if s.Size%entsize != 0 {
-		return nil, fmt.Errorf("size %d is not a multiple of %d", s.Size, entsize)
-	}
-	if err := inFile(s, size); err != nil {
-		return nil, err
-	}
-	// A compressed table is nothing bcc can read either (libelf hands it
-	// the compressed bytes).
-	if s.Flags&elf.SHF_COMPRESSED != 0 {
-		return nil, nil
-	}
-	// bcc resolves names through elf_strptr, which finds nothing in a
-	// linked section that is not a string table: no names, no symbols.
-	if s.Link == 0 || int(s.Link) >= len(f.Sections) {
-		return nil, nil
-	}
-	strtab := f.Sections[s.Link]
-	if strtab.Type != elf.SHT_STRTAB || strtab.Flags&elf.SHF_COMPRESSED != 0 {
-		return nil, nil
-	}
-	if err := inFile(strtab, size); err != nil {
-		return nil, fmt.Errorf("string table %s: %v", strtab.Name, err)
-	}
-	data, err := s.Data()
-	if err != nil {
-		return nil, err
-	}
-	strs, err := strtab.Data()
-	if err != nil {
-		return nil, err
-	}
-	bo := f.ByteOrder
-	var out []rawSym
-	for off := uint64(0); off+entsize <= uint64(len(data)); off += entsize {
-		e := data[off : off+entsize]
-		var (
-			nameOff     uint32
-			info        byte
-			value, size uint64
-		)
-		if f.Class == elf.ELFCLASS32 {
-			nameOff, value, size, info = bo.Uint32(e[0:4]), uint64(bo.Uint32(e[4:8])), uint64(bo.Uint32(e[8:12])), e[12]
-		} else {
-			nameOff, info, value, size = bo.Uint32(e[0:4]), e[4], bo.Uint64(e[8:16]), bo.Uint64(e[16:24])
-		}
-		if t := elf.ST_TYPE(info); t != elf.STT_FUNC && t != elf.STT_GNU_IFUNC {
-			continue
-		}
-		if value == 0 {
-			continue
-		}
-		name, ok := cstring(strs, nameOff)
-		if !ok || name == "" {
-			continue
-		}
-		out = append(out, rawSym{name: name, value: value, size: size})
-	}
-	return out, nil
-}
-
-// inFile checks that a section's contents lie within the file's size
-// bytes (and below maxSection), before anything is allocated for them.
-func inFile(s *elf.Section, size int64) error {
-	if s.FileSize > maxSection {
-		return fmt.Errorf("size %d is too large", s.FileSize)
-	}
-	if size < 0 || s.Offset > uint64(size) || s.FileSize > uint64(size)-s.Offset {
-		return fmt.Errorf("contents at %d+%d are beyond the end of the file (%d bytes)", s.Offset, s.FileSize, size)
-	}
-	return nil
-}
-
-// cstring is the NUL-terminated string at off in a string table; like
-// elf_strptr, nothing when off is out of range or the string unterminated.
-func cstring(tab []byte, off uint32) (string, bool) {
-	if uint64(off) >= uint64(len(tab)) {
-		return "", false
-	}
-	n := bytes.IndexByte(tab[off:], 0)
-	if n < 0 {
-		return "", false
-	}
-	return string(tab[off : int(off)+n]), true
 }
 
 // resolve keeps the first symbol of each name, computes offsets with the
 // file's program headers and sorts by name (byte order, as bpftrace's
 // std::set of names).
-func resolve(syms []rawSym, progs []*elf.Prog) []Symbol {
+func resolve(syms []elfsym.Sym, progs []*elf.Prog) []Symbol {
 	seen := make(map[string]bool, len(syms))
 	out := make([]Symbol, 0, len(syms))
 	for _, s := range syms {
-		if seen[s.name] {
+		if seen[s.Name] {
 			continue
 		}
-		seen[s.name] = true
-		off, _ := fileOffset(progs, s.value)
-		out = append(out, Symbol{Name: s.name, Addr: s.value, Size: s.size, Offset: off})
+		seen[s.Name] = true
+		off, _ := fileOffset(progs, s.Value)
+		out = append(out, Symbol{Name: s.Name, Addr: s.Value, Size: s.Size, Offset: off})
 	}
 	slices.SortFunc(out, func(a, b Symbol) int { return strings.Compare(a.Name, b.Name) })
 	return out

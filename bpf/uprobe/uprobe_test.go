@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/tracebroker/tracebroker/internal/elfdebug"
+	"github.com/tracebroker/tracebroker/internal/elfsym"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 	"hash/crc32"
 	"io/fs"
@@ -799,7 +800,7 @@ func FuzzFunctions(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bytes.NewReader(data)
 		syms, err := functionsFrom(r, r.Size())
-		if ef, err := newFile(r); err == nil {
+		if ef, err := elfsym.NewFile(r); err == nil {
 			elfdebug.BuildID(ef)
 			elfdebug.DebugLink(ef)
 		}
