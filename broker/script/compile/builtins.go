@@ -504,14 +504,8 @@ func (g *gen) intCall(e *syntax.Call) {
 func (g *gen) strCompare(a, b syntax.Expr, n int) {
 	pa, pb := g.memExpr(a), g.memExpr(b)
 	n = min(n, g.typeOf(a).storage(), g.typeOf(b).storage())
-	eq, ne, done := g.newLabel(), g.newLabel(), g.newLabel()
-	for i := 0; i < n; i++ {
-		g.emit(asm.LoadMem(rTmp, asm.R10, pa+int16(i), asm.Byte))
-		g.emit(asm.LoadMem(rAux, asm.R10, pb+int16(i), asm.Byte))
-		g.emit(asm.JNE.Reg(rTmp, rAux, ne))
-		g.emit(asm.JEq.Imm(rTmp, 0, eq))
-	}
-	g.label(eq)
+	ne, done := g.newLabel(), g.newLabel()
+	g.compareStrings(pa, pb, n, ne)
 	g.emit(asm.Mov.Imm(rAcc, 0))
 	g.emit(asm.Ja.Label(done))
 	g.label(ne)

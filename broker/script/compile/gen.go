@@ -922,15 +922,7 @@ func (g *gen) strEqual(e *syntax.Binary) {
 		}
 	} else {
 		b := g.memExpr(e.Y)
-		n := min(na, g.typeOf(e.Y).storage())
-		eq := g.newLabel()
-		for i := 0; i < n; i++ {
-			g.emit(asm.LoadMem(rTmp, asm.R10, a+int16(i), asm.Byte))
-			g.emit(asm.LoadMem(rAux, asm.R10, b+int16(i), asm.Byte))
-			g.emit(asm.JNE.Reg(rTmp, rAux, ne))
-			g.emit(asm.JEq.Imm(rTmp, 0, eq))
-		}
-		g.label(eq)
+		g.compareStrings(a, b, min(na, g.typeOf(e.Y).storage()), ne)
 	}
 	eqVal, neVal := int32(1), int32(0)
 	if e.Op == syntax.NEQ {
@@ -941,6 +933,20 @@ func (g *gen) strEqual(e *syntax.Binary) {
 	g.label(ne)
 	g.emit(asm.Mov.Imm(rAcc, neVal))
 	g.label(done)
+}
+
+// compareStrings compares the strings on the stack at pa and pb over at
+// most n bytes: it jumps to ne at the first difference, and falls
+// through (equal) at their common NUL or after n bytes.
+func (g *gen) compareStrings(pa, pb int16, n int, ne string) {
+	eq := g.newLabel()
+	for i := 0; i < n; i++ {
+		g.emit(asm.LoadMem(rTmp, asm.R10, pa+int16(i), asm.Byte))
+		g.emit(asm.LoadMem(rAux, asm.R10, pb+int16(i), asm.Byte))
+		g.emit(asm.JNE.Reg(rTmp, rAux, ne))
+		g.emit(asm.JEq.Imm(rTmp, 0, eq))
+	}
+	g.label(eq)
 }
 
 // memExpr evaluates a string or tuple into stack memory and returns its
