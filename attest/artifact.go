@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
 // MaxArtifactSize bounds what FileDigest reads: the broker, a plugin, a
@@ -27,7 +29,7 @@ func FileDigest(path string) (string, error) {
 }
 
 func fileDigestBounded(path string, limit int64) (string, error) {
-	f, _, err := openRegular(path)
+	f, _, err := regfile.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("attest: digest: %w", err)
 	}
@@ -143,9 +145,9 @@ func VerifyArtifact(path, sigPath string, trust *Trust, role Role) (Identity, er
 		return fail(refuse(ReasonUnreadable, "%v", err))
 	}
 	id.Digest = digest
-	env, err := readBounded(sigPath, MaxEnvelopeSize)
+	env, err := regfile.ReadFile(sigPath, MaxEnvelopeSize)
 	if err != nil {
-		var se *sizeError
+		var se *regfile.TooLargeError
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			return fail(refuse(ReasonUnsigned, "no manifest %s", sigPath))

@@ -11,10 +11,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sort"
-	"syscall"
+
+	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
 // MaxKeyFileSize bounds a key file read: a PEM Ed25519 key is about a
@@ -228,65 +228,12 @@ func algName(key any) string {
 	return fmt.Sprintf("%T", key)
 }
 
-// openRegular opens a file for a bounded read; it refuses devices and
-// FIFOs, whose reads may never end.
-func openRegular(path string) (*os.File, os.FileInfo, error) {
-	// O_NONBLOCK: a named pipe planted where a key or manifest should be
-	// must be refused, not block the open forever. Regular files ignore
-	// the flag.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	return f, fi, nil
-}
-
-// readAllBounded reads at most limit bytes; more is a *sizeError.
-func readAllBounded(f *os.File, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, &sizeError{path: f.Name(), limit: limit}
-	}
-	return b, nil
-}
-
-// readBounded reads a regular file of at most limit bytes.
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, _, err := openRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readAllBounded(f, limit)
-}
-
-type sizeError struct {
-	path  string
-	limit int64
-}
-
-func (e *sizeError) Error() string {
-	return fmt.Sprintf("%s: larger than %d bytes", e.path, e.limit)
-}
-
 // LoadPrivateKey refuses a key file others can read, as ssh does: a
 // signing key that leaked is a key anyone can sign releases with. Errors
 // from opening the file wrap the os error (errors.Is(err,
 // fs.ErrNotExist) works).
 func LoadPrivateKey(path string) (*PrivateKey, error) {
-	f, fi, err := openRegular(path)
+	f, fi, err := regfile.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("attest: private key: %w", err)
 	}
@@ -294,7 +241,7 @@ func LoadPrivateKey(path string) (*PrivateKey, error) {
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("attest: private key %s: permissions %04o are too open (it must not be accessible by group or others: chmod 600)", path, perm)
 	}
-	b, err := readAllBounded(f, MaxKeyFileSize)
+	b, err := regfile.ReadAll(f, MaxKeyFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("attest: private key: %w", err)
 	}
@@ -307,7 +254,7 @@ func LoadPrivateKey(path string) (*PrivateKey, error) {
 
 // LoadPublicKey reads a .pub file (bounded).
 func LoadPublicKey(path string) (*PublicKey, error) {
-	b, err := readBounded(path, MaxKeyFileSize)
+	b, err := regfile.ReadFile(path, MaxKeyFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("attest: public key: %w", err)
 	}

@@ -8,19 +8,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 
 	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/gatekeeper/abi"
+	"github.com/tracebroker/tracebroker/internal/regfile"
 	"github.com/tracebroker/tracebroker/interp"
 )
 
@@ -153,7 +151,7 @@ func LoadPolicyFile(path string, opts PolicyOptions) (*Policy, error) {
 	fail := func(format string, args ...any) (*Policy, error) {
 		return nil, fmt.Errorf("gatekeeper: policy %s: %w", path, fmt.Errorf(format, args...))
 	}
-	data, err := readBounded(path, MaxPolicyFileSize)
+	data, err := regfile.ReadFile(path, MaxPolicyFileSize)
 	if err != nil {
 		return fail("%w", err)
 	}
@@ -165,7 +163,7 @@ func LoadPolicyFile(path string, opts PolicyOptions) (*Policy, error) {
 	p := &Policy{name: path, digest: "sha256:" + hexDigest, unsigned: opts.Unsigned}
 	if !opts.Unsigned {
 		sigPath := path + attest.SigSuffix
-		env, err := readBounded(sigPath, attest.MaxEnvelopeSize)
+		env, err := regfile.ReadFile(sigPath, attest.MaxEnvelopeSize)
 		if errors.Is(err, fs.ErrNotExist) {
 			return fail("not signed (no %s): sign it for role %s, or load it unsigned for development", sigPath, attest.RolePolicy)
 		}
@@ -410,31 +408,4 @@ func (p *Policy) Run(req []byte) (Verdict, error) {
 		return Deny, fmt.Errorf("policy returned %d, not a verdict", int64(r0))
 	}
 	return Verdict(r0), nil
-}
-
-// readBounded reads a regular file of at most limit bytes.
-func readBounded(path string, limit int64) ([]byte, error) {
-	// O_NONBLOCK: a named pipe planted as the policy or its signature
-	// must be refused below, not block the open until a writer comes.
-	// Regular files ignore the flag.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
 }

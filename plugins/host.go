@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/internal/regfile"
 	"github.com/tracebroker/tracebroker/plugins/internal/protocol"
 	generatorpb "github.com/tracebroker/tracebroker/plugins/proto"
 	"github.com/tracebroker/tracebroker/plugins/sdk"
@@ -385,23 +386,10 @@ func reattachPid(c *plugin.Client) int {
 }
 
 // openExecutable opens the plugin file to be executed through its
-// descriptor. O_NONBLOCK: a named pipe renamed over the plugin must be
-// refused here, not block the open; regular files ignore the flag.
+// descriptor, refusing a named pipe renamed over it without blocking.
 func openExecutable(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	return f, nil
+	f, _, err := regfile.Open(path)
+	return f, err
 }
 
 // envKept are the host's environment variables a plugin gets.

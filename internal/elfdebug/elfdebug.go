@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
 // DefaultRoot is where separate debug files are installed.
@@ -120,11 +122,7 @@ func sameFile(a, b string) bool {
 // bpftrace asks bcc to (check_debug_file_crc). Only a regular file can
 // match: opening a named pipe would block, and a device may never end.
 func crcMatches(path string, want uint32) bool {
-	fi, err := os.Stat(path)
-	if err != nil || !fi.Mode().IsRegular() {
-		return false
-	}
-	f, err := os.Open(path)
+	f, _, err := regfile.Open(path)
 	if err != nil {
 		return false
 	}

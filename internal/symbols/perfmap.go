@@ -2,15 +2,16 @@ package symbols
 
 import (
 	"bufio"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/internal/cxxsort"
+	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
 // perfMap is a process's /tmp/perf-PID.map, where JIT compilers (the JVM
@@ -83,15 +84,14 @@ func (m *perfMap) symbols() []usym {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, path := range m.paths {
-		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		f, fi, err := regfile.Open(path)
+		if errors.Is(err, regfile.ErrNotRegular) {
+			break
+		}
 		if err != nil {
 			continue
 		}
 		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil || !fi.Mode().IsRegular() {
-			break
-		}
 		if k := keyOf(fi); k != m.key {
 			m.key = k
 			m.syms = parsePerfMap(bufio.NewReader(f))

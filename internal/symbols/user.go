@@ -2,6 +2,7 @@ package symbols
 
 import (
 	"debug/elf"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
 // User resolves user-space addresses of processes. It caches what it
@@ -252,17 +255,14 @@ func (m *module) symbols(u *User) *fileSyms {
 // before. It returns nil when none opens or the file is not regular.
 func (u *User) open(paths []string) *fileSyms {
 	for _, path := range paths {
-		// O_NONBLOCK: whatever is at the path now, opening it must not
-		// hang (a FIFO would wait for a writer).
-		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		f, fi, err := regfile.Open(path)
+		if errors.Is(err, regfile.ErrNotRegular) {
+			return nil
+		}
 		if err != nil {
 			continue
 		}
 		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil || !fi.Mode().IsRegular() {
-			return nil
-		}
 		key := keyOf(fi)
 		u.mu.Lock()
 		e, ok := u.files.get(key)
