@@ -485,7 +485,7 @@ func (c *call) generate(ctx context.Context, params map[string]string) (sdk.Outp
 // callError explains a failed call; ctx is the caller's (without the
 // call's timeout), to tell the two deadlines apart.
 func (c *call) callError(ctx context.Context, method string, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
+	if ctxErr := callerDone(ctx); ctxErr != nil {
 		return fmt.Errorf("plugin %s: %s: %w", c.name, method, ctxErr)
 	}
 	st, ok := status.FromError(err)
@@ -508,6 +508,19 @@ func (c *call) callError(ctx context.Context, method string, err error) error {
 		return fmt.Errorf("plugin %s: %s: answer too large (at most %d bytes): %s", c.name, method, maxResponseSize, msg)
 	}
 	return fmt.Errorf("plugin %s: %s: %s: %s", c.name, method, st.Code(), msg)
+}
+
+// callerDone is ctx.Err(), or DeadlineExceeded once ctx's deadline has
+// passed: gRPC notices a deadline by its own clock, and can fail a call
+// before the context's timer has marked the context done.
+func callerDone(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 func infoFromProto(i *generatorpb.Info) sdk.Info {
