@@ -237,27 +237,7 @@ func constantsMap(ms *ebpf.MapSpec, bo binary.ByteOrder) (*interp.Map, error) {
 	if ms.Type != ebpf.Array {
 		return nil, fmt.Errorf("map %s is %v, not an array", ms.Name, ms.Type)
 	}
-	m, err := interp.NewMap(ms, interp.MapOptions{})
-	if err != nil {
-		return nil, err
-	}
-	if bo == nil {
-		bo = binary.LittleEndian
-	}
-	for _, kv := range ms.Contents {
-		k, err := binary.Append(nil, bo, kv.Key)
-		if err != nil {
-			return nil, fmt.Errorf("map %s: %w", ms.Name, err)
-		}
-		v, err := binary.Append(nil, bo, kv.Value)
-		if err != nil {
-			return nil, fmt.Errorf("map %s: %w", ms.Name, err)
-		}
-		if err := m.Update(k, v, 0); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
+	return interp.NewMapFromSpec(ms, bo)
 }
 
 // load checks, verifies and vets insns and fills p.prog. Errors are

@@ -91,7 +91,7 @@ func LoadELFReader(r io.ReaderAt, program string, opts Options) (*Program, error
 		if !ok {
 			return nil, fmt.Errorf("interp: program %q: insn %d uses map %q, which the object does not define", name, i, ref)
 		}
-		m, err := newMapFromSpec(ms, coll.ByteOrder)
+		m, err := NewMapFromSpec(ms, coll.ByteOrder)
 		if err != nil {
 			return nil, fmt.Errorf("program %q: %w", name, err)
 		}
@@ -121,9 +121,10 @@ func pickProgram(names []string, want string) (string, error) {
 	}
 }
 
-// newMapFromSpec creates a map and stores the spec's initial contents
-// (the section bytes of a global-data map, or a BTF map's initialiser).
-func newMapFromSpec(ms *ebpf.MapSpec, bo binary.ByteOrder) (*Map, error) {
+// NewMapFromSpec creates a map (NewMap with MapOptions{}) and stores the
+// spec's initial contents, encoded in byte order bo (nil: little-endian):
+// the section bytes of a global-data map, or a BTF map's initialiser.
+func NewMapFromSpec(ms *ebpf.MapSpec, bo binary.ByteOrder) (*Map, error) {
 	m, err := NewMap(ms, MapOptions{})
 	if err != nil {
 		return nil, err
