@@ -333,7 +333,7 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 	return ty{}, false
 }
 
-// typeClass names t's kind as bpftrace's "(… provided)" does: its Type,
+// typeClass names t's kind as bpftrace's "(… provided)" and "(… supplied)" do: its Type,
 // without the size ("string", not "string[64]").
 func typeClass(t ty) string {
 	switch t.k {

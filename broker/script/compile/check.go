@@ -856,7 +856,7 @@ func (c *compiler) printf(in *instance, e *syntax.Call) {
 		case want == "buffer" && !buffer && t.k != kStr,
 			want == "string" && (t.k != kStr && t.k != kBlob || buffer),
 			want == "integer" && t.k != kInt:
-			c.errorf(a.Pos(), a.End(), "printf: %%%s specifier expects a value of type %s (%s supplied)", v[len(v)-1:], want, kindWord(t))
+			c.errorf(a.Pos(), a.End(), "printf: %%%s specifier expects a value of type %s (%s supplied)", v[len(v)-1:], want, typeClass(t))
 		}
 	}
 }
@@ -870,16 +870,4 @@ func printfWants(verb string) string {
 		return "buffer"
 	}
 	return "integer"
-}
-
-func kindWord(t ty) string {
-	switch t.k {
-	case kInt:
-		return "integer"
-	case kStr:
-		return "string"
-	case kTuple:
-		return "tuple"
-	}
-	return t.String()
 }
