@@ -194,9 +194,12 @@ bad flags). A policy that fails to load denies: the gatekeeper fails closed.`,
 			if err != nil {
 				return err
 			}
-			d := k.Decide(req)
+			// A policy that does not load denies: fail closed.
+			d := gatekeeper.Decision{Verdict: gatekeeper.Deny, Policy: gf.policy}
 			if policyErr != nil {
-				d = gatekeeper.Decision{Verdict: gatekeeper.Deny, Reason: "policy refused: " + policyErr.Error(), Policy: gf.policy}
+				d.Reason = "policy refused: " + policyErr.Error()
+			} else {
+				d = k.Decide(req)
 			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			return enc.Encode(d)
