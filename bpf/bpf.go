@@ -466,18 +466,9 @@ func (s *Session) Snapshot(id int) (*program.MapSnapshot, error) {
 // Clear deletes every element of a user map.
 func (s *Session) Clear(id int) error {
 	m := s.maps[id]
-	var key any // nil asks for the first key
-	var keys [][]byte
-	for {
-		next, err := m.NextKeyBytes(key)
-		if err != nil {
-			return err
-		}
-		if next == nil {
-			break
-		}
-		keys = append(keys, next)
-		key = next
+	keys, err := mapKeys(m)
+	if err != nil {
+		return err
 	}
 	for _, k := range keys {
 		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -485,6 +476,23 @@ func (s *Session) Clear(id int) error {
 		}
 	}
 	return nil
+}
+
+// mapKeys lists a map's keys, whatever its values are.
+func mapKeys(m *ebpf.Map) ([][]byte, error) {
+	var key any // nil asks for the first key
+	var keys [][]byte
+	for {
+		next, err := m.NextKeyBytes(key)
+		if err != nil {
+			return nil, err
+		}
+		if next == nil {
+			return keys, nil
+		}
+		keys = append(keys, next)
+		key = next
+	}
 }
 
 // MapErrors returns, per user map, how many updates failed (a full map).

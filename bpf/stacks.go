@@ -41,45 +41,25 @@ func (s *Session) Stack(name string, id int64) ([]uint64, error) {
 // bpftrace's zero() does.
 func (s *Session) Zero(id int) error {
 	m := s.maps[id]
-	size := int(m.ValueSize())
+	var zero any = make([]byte, m.ValueSize())
 	if m.Type() == ebpf.PerCPUHash {
 		// A per-CPU value is one slot per possible CPU.
 		n, err := ebpf.PossibleCPU()
 		if err != nil {
 			return err
 		}
-		size *= n
-	}
-	zero := make([]byte, size)
-	var key []byte
-	var keys [][]byte
-	it := m.Iterate()
-	var val []byte
-	if m.Type() == ebpf.PerCPUHash {
-		var vals [][]byte
-		for it.Next(&key, &vals) {
-			keys = append(keys, append([]byte(nil), key...))
+		vals := make([][]byte, n)
+		for i := range vals {
+			vals[i] = zero.([]byte)
 		}
-	} else {
-		for it.Next(&key, &val) {
-			keys = append(keys, append([]byte(nil), key...))
-		}
+		zero = vals
 	}
-	if err := it.Err(); err != nil {
+	keys, err := mapKeys(m)
+	if err != nil {
 		return err
 	}
 	for _, k := range keys {
-		var err error
-		if m.Type() == ebpf.PerCPUHash {
-			vals := make([][]byte, size/int(m.ValueSize()))
-			for i := range vals {
-				vals[i] = zero[:m.ValueSize()]
-			}
-			err = m.Update(k, vals, ebpf.UpdateExist)
-		} else {
-			err = m.Update(k, zero, ebpf.UpdateExist)
-		}
-		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := m.Update(k, zero, ebpf.UpdateExist); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return err
 		}
 	}
