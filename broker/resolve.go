@@ -14,6 +14,8 @@ import (
 
 	"github.com/tracebroker/tracebroker/broker/output"
 	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/internal/elfsym"
+	"github.com/tracebroker/tracebroker/internal/regfile"
 	"github.com/tracebroker/tracebroker/internal/symbols"
 )
 
@@ -216,20 +218,23 @@ func (hostSymbols) KernelAddr(name string) (uint64, error) {
 // UserAddr is the symbol's address and size in a non-PIE executable: in
 // a position-independent file the address is only known per process.
 func (hostSymbols) UserAddr(path, name string) (uint64, int, error) {
-	f, err := elf.Open(path)
+	f, fi, err := regfile.Open(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("uaddr: %v", err)
 	}
 	defer f.Close()
-	if f.Type != elf.ET_EXEC {
+	ef, err := elfsym.NewFile(f)
+	if err != nil {
+		return 0, 0, fmt.Errorf("uaddr: %s: %v", path, err)
+	}
+	if ef.Type != elf.ET_EXEC {
 		return 0, 0, fmt.Errorf("uaddr: %s is position-independent, so the address of %s is only known inside each process", path, name)
 	}
-	for _, read := range []func() ([]elf.Symbol, error){f.Symbols, f.DynamicSymbols} {
-		syms, _ := read()
-		for _, s := range syms {
-			if s.Name == name && s.Value != 0 {
-				return s.Value, int(s.Size), nil
-			}
+	// As bcc, a malformed table ends the search with what came before it.
+	syms, _ := elfsym.Read(ef, fi.Size(), nil)
+	for _, s := range syms {
+		if s.Name == name {
+			return s.Value, int(s.Size), nil
 		}
 	}
 	return 0, 0, fmt.Errorf("Could not resolve symbol: %s:%s", path, name)
