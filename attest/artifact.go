@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -72,7 +71,7 @@ func SignArtifact(path string, key *PrivateKey, p ArtifactPredicate) (sigPath st
 		return "", err
 	}
 	sigPath = path + SigSuffix
-	if err := writeAtomic(sigPath, env, 0o644, false); err != nil {
+	if err := regfile.WriteAtomic(sigPath, env, 0o644, false); err != nil {
 		return "", fmt.Errorf("attest: writing %s: %w", sigPath, err)
 	}
 	return sigPath, nil
@@ -81,42 +80,7 @@ func SignArtifact(path string, key *PrivateKey, p ArtifactPredicate) (sigPath st
 // WriteNew writes an envelope (an attestation) to a file that must not
 // exist yet, completely or not at all: a record is never overwritten.
 func WriteNew(path string, data []byte) error {
-	return writeAtomic(path, data, 0o644, true)
-}
-
-// writeAtomic writes path through a temporary file in the same
-// directory, so a reader sees all of data or none. With exclusive, an
-// existing path is an error instead of being replaced.
-func writeAtomic(path string, data []byte, mode os.FileMode, exclusive bool) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if exclusive {
-		// A hard link fails if path exists; the temporary name goes.
-		err = os.Link(tmp.Name(), path)
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return regfile.WriteAtomic(path, data, 0o644, true)
 }
 
 // VerifyArtifact always returns the Identity, refusal or not: an unsigned

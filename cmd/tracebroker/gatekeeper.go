@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -18,6 +16,7 @@ import (
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 	"github.com/tracebroker/tracebroker/gatekeeper"
 	"github.com/tracebroker/tracebroker/gatekeeper/policyelf"
+	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
 func newGatekeeperCmd() *cobra.Command {
@@ -57,7 +56,8 @@ func newGatekeeperCompileCmd() *cobra.Command {
 			if err := policyelf.Write(&buf, "gatekeeper", p.Probes[0].Insns, p.Maps); err != nil {
 				return err
 			}
-			return writeReplace(out, buf.Bytes())
+			// Whole or not at all, replacing what was there, as a compiler's -o.
+			return regfile.WriteAtomic(out, buf.Bytes(), 0o644, false)
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write the object to `FILE`")
@@ -79,28 +79,6 @@ func compilePolicy(name string, src []byte) (*program.Program, error) {
 		return nil, &broker.ScriptError{Name: name, Src: src, List: l}
 	}
 	return nil, err
-}
-
-// writeReplace writes path whole or not at all, replacing what was there,
-// as a compiler's -o does.
-func writeReplace(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // gateFlags are the gatekeeper's settings, shared by run and eval.

@@ -1,7 +1,8 @@
-// Package regfile opens and reads files that must be regular files: keys,
-// manifests, policies, plugins, debug files. A named pipe or a device
-// planted at such a path must be refused, not block the open until a
-// writer comes or feed a read that never ends.
+// Package regfile opens, reads and writes files that must be regular
+// files: keys, manifests, policies, plugins, debug files. A named pipe or
+// a device planted at such a path must be refused, not block the open
+// until a writer comes or feed a read that never ends; and what is
+// written is seen whole or not at all.
 package regfile
 
 import (
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -66,4 +68,39 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 	}
 	defer f.Close()
 	return ReadAll(f, limit)
+}
+
+// WriteAtomic writes path through a temporary file in the same
+// directory, so a reader sees all of data or none. With exclusive, an
+// existing path is an error instead of being replaced.
+func WriteAtomic(path string, data []byte, mode os.FileMode, exclusive bool) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if exclusive {
+		// A hard link fails if path exists; the temporary name goes.
+		err = os.Link(tmp.Name(), path)
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
