@@ -101,7 +101,7 @@ func admit(g *Gate, req *Request, prog *program.Program) (*admission, error) {
 				r.Form = abi.FormBytecode
 			}
 		}
-		r.ProgramType = probeType(p.Kind)
+		r.ProgramType = strings.ToLower(p.Kind.String()) // begin, tracepoint, ...
 		r.Attach = truncate(p.Name, 127)
 		r.InsnCount = uint32(len(p.Insns))
 		r.Helpers0, r.Helpers1, r.Helpers2, r.Helpers3 = helpersUsed(p.Insns)
@@ -127,31 +127,6 @@ func admit(g *Gate, req *Request, prog *program.Program) (*admission, error) {
 		}
 	}
 	return a, nil
-}
-
-// probeType names a probe kind as the Request's program_type does.
-func probeType(k program.ProbeKind) string {
-	switch k {
-	case program.Begin:
-		return "begin"
-	case program.End:
-		return "end"
-	case program.Tracepoint:
-		return "tracepoint"
-	case program.Interval:
-		return "interval"
-	case program.Profile:
-		return "profile"
-	case program.RawTracepoint:
-		return "rawtracepoint"
-	case program.Uprobe:
-		return "uprobe"
-	case program.Uretprobe:
-		return "uretprobe"
-	case program.TpBTF:
-		return "tp_btf"
-	}
-	return "unknown"
 }
 
 // helpersUsed is the bitmap of helper ids the program calls.

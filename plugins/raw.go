@@ -31,17 +31,16 @@ const (
 	maxSchemaLen = 4 << 20
 )
 
-// probeKinds are sdk.Probe.Kind's names.
-var probeKinds = map[string]program.ProbeKind{
-	"BEGIN":         program.Begin,
-	"END":           program.End,
-	"tracepoint":    program.Tracepoint,
-	"rawtracepoint": program.RawTracepoint,
-	"interval":      program.Interval,
-	"profile":       program.Profile,
-	"uprobe":        program.Uprobe,
-	"uretprobe":     program.Uretprobe,
-}
+// probeKinds are sdk.Probe.Kind's names: the probe kinds a generator's
+// own program may have, by the names bpftrace gives them.
+var probeKinds = func() map[string]program.ProbeKind {
+	m := map[string]program.ProbeKind{}
+	for _, k := range []program.ProbeKind{program.Begin, program.End, program.Tracepoint, program.RawTracepoint,
+		program.Interval, program.Profile, program.Uprobe, program.Uretprobe} {
+		m[k.String()] = k
+	}
+	return m
+}()
 
 // mapTypes are the sdk.Map.Type names accepted: cilium/ebpf's MapType
 // names of the map types the executors (kernel and interpreter) handle.

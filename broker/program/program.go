@@ -57,6 +57,21 @@ const (
 	Gatekeeper
 )
 
+// String is the kind's probe type as bpftrace spells it ("BEGIN",
+// "tracepoint", "tp_btf", ...).
+func (k ProbeKind) String() string {
+	if int(k) < len(probeKindNames) && probeKindNames[k] != "" {
+		return probeKindNames[k]
+	}
+	return "unknown"
+}
+
+var probeKindNames = [...]string{
+	Begin: "BEGIN", End: "END", Tracepoint: "tracepoint", Interval: "interval", Profile: "profile",
+	RawTracepoint: "rawtracepoint", Uprobe: "uprobe", Uretprobe: "uretprobe", TpBTF: "tp_btf",
+	Gatekeeper: "gatekeeper",
+}
+
 // Probe is one attach point with its own code. A script probe with a
 // wildcard or a list of specs becomes one Probe per matched attach point.
 type Probe struct {
