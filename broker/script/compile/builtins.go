@@ -652,10 +652,10 @@ func (g *gen) ntopInto(e *syntax.Call, off int16) {
 // bufInto writes {u64 length, bytes}: buf(ptr, len) reads the target
 // memory, buf(args->array) the array in the record.
 func (g *gen) bufInto(e *syntax.Call, t ty, off int16) {
-	max := t.size - 8
+	limit := t.size - 8
 	g.zero(off, t.size)
 	if f := g.c.arrayField(g.in, e.Args[0]); f != nil {
-		n := min(f.Size, max)
+		n := min(f.Size, limit)
 		if len(e.Args) == 2 {
 			if v, ok := constInt(e.Args[1]); ok {
 				n = min(n, int(v))
@@ -675,7 +675,7 @@ func (g *gen) bufInto(e *syntax.Call, t ty, off int16) {
 	tmp := g.alloc(8)
 	g.emit(asm.StoreMem(asm.R10, tmp, rAcc, asm.DWord))
 	if v, ok := constInt(e.Args[1]); ok {
-		g.loadConst(rAcc, min(max64(v, 0), int64(max)))
+		g.loadConst(rAcc, min(max(v, 0), int64(limit)))
 	} else {
 		// A run-time length is clamped so the verifier can bound the read.
 		g.intExpr(e.Args[1])
@@ -683,8 +683,8 @@ func (g *gen) bufInto(e *syntax.Call, t ty, off int16) {
 		g.emit(asm.JSGE.Imm(rAcc, 0, pos))
 		g.emit(asm.Mov.Imm(rAcc, 0))
 		g.label(pos)
-		g.emit(asm.JLE.Imm(rAcc, int32(max), within))
-		g.emit(asm.Mov.Imm(rAcc, int32(max)))
+		g.emit(asm.JLE.Imm(rAcc, int32(limit), within))
+		g.emit(asm.Mov.Imm(rAcc, int32(limit)))
 		g.label(within)
 	}
 	g.emit(asm.StoreMem(asm.R10, off, rAcc, asm.DWord))
@@ -696,13 +696,6 @@ func (g *gen) bufInto(e *syntax.Call, t ty, off int16) {
 	} else {
 		g.call(asm.FnProbeReadKernel)
 	}
-}
-
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // voidBuiltin generates the statements of this file; ok is false for
