@@ -632,11 +632,7 @@ func (g *gen) ntopInto(e *syntax.Call, off int16) {
 	}
 	if f := g.c.arrayField(g.in, a); f != nil {
 		size := min(f.Size, 16)
-		g.stackPtr(asm.R1, off+8)
-		g.emit(asm.Mov.Imm(asm.R2, int32(size)))
-		g.emit(asm.Mov.Reg(asm.R3, rCtx))
-		g.emit(asm.Add.Imm(asm.R3, int32(f.Offset)))
-		g.call(asm.FnProbeReadKernel)
+		g.readCtx(off+8, f.Offset, size)
 		if size == 16 {
 			family(unix.AF_INET6)
 		} else {
@@ -663,11 +659,7 @@ func (g *gen) bufInto(e *syntax.Call, t ty, off int16) {
 		}
 		g.loadConst(rAcc, int64(n))
 		g.emit(asm.StoreMem(asm.R10, off, rAcc, asm.DWord))
-		g.stackPtr(asm.R1, off+8)
-		g.emit(asm.Mov.Imm(asm.R2, int32(n)))
-		g.emit(asm.Mov.Reg(asm.R3, rCtx))
-		g.emit(asm.Add.Imm(asm.R3, int32(f.Offset)))
-		g.call(asm.FnProbeReadKernel)
+		g.readCtx(off+8, f.Offset, n)
 		return
 	}
 	src := g.typeOf(e.Args[0])

@@ -1053,15 +1053,13 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 	case *syntax.FieldAccess:
 		f := findField(g.in.fields, e.Field)
 		g.zero(off, n)
-		g.stackPtr(asm.R1, off)
-		g.emit(asm.Mov.Reg(asm.R3, rCtx))
 		if f.Kind == FieldCharArray {
-			g.emit(asm.Mov.Imm(asm.R2, int32(min(f.Size, n))))
-			g.emit(asm.Add.Imm(asm.R3, int32(f.Offset)))
-			g.call(asm.FnProbeReadKernel)
+			g.readCtx(off, f.Offset, min(f.Size, n))
 			return
 		}
 		// __data_loc: the low 16 bits are the string's offset in the record.
+		g.stackPtr(asm.R1, off)
+		g.emit(asm.Mov.Reg(asm.R3, rCtx))
 		g.emit(asm.LoadMem(rTmp, rCtx, int16(f.Offset), asm.Word))
 		g.emit(asm.And.Imm(rTmp, 0xffff))
 		g.emit(asm.Add.Reg(asm.R3, rTmp))
@@ -1096,6 +1094,16 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 		return
 	}
 	panic(fmt.Sprintf("compile: memInto of %T", e))
+}
+
+// readCtx copies n bytes of the probe's context at ctxOff to the stack
+// at dst with probe_read_kernel.
+func (g *gen) readCtx(dst int16, ctxOff, n int) {
+	g.stackPtr(asm.R1, dst)
+	g.emit(asm.Mov.Reg(asm.R3, rCtx))
+	g.emit(asm.Mov.Imm(asm.R2, int32(n)))
+	g.emit(asm.Add.Imm(asm.R3, int32(ctxOff)))
+	g.call(asm.FnProbeReadKernel)
 }
 
 // literal writes s NUL-padded (or truncated) to n bytes at off.

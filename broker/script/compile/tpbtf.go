@@ -125,11 +125,7 @@ func (g *gen) btfArg(f *Field, raw bool) {
 	if f.Kind == FieldPtr {
 		slot := g.alloc(8)
 		g.emit(storeImm64(asm.R10, slot, 0))
-		g.stackPtr(asm.R1, slot)
-		g.emit(asm.Mov.Imm(asm.R2, 8))
-		g.emit(asm.Mov.Reg(asm.R3, rCtx))
-		g.emit(asm.Add.Imm(asm.R3, int32(f.Offset)))
-		g.call(asm.FnProbeReadKernel)
+		g.readCtx(slot, f.Offset, 8)
 		g.emit(asm.LoadMem(rAcc, asm.R10, slot, asm.DWord))
 		return
 	}
