@@ -29,7 +29,7 @@ const ScriptGenerator = "tracebroker-script"
 
 // attestPrograms writes the attestation of every probe's program and
 // returns the files written. On an error it removes what it wrote.
-func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *admission) (files []string, err error) {
+func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *Admission) (files []string, err error) {
 	if err := os.MkdirAll(a.Dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -78,9 +78,9 @@ func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *admissi
 			}
 			p.Generator = attest.Generator{Name: gen.Name, Version: gen.Version, Identity: gen.Identity}
 		}
-		if adm != nil && i < len(adm.decisions) {
-			d := adm.decisions[i]
-			p.Decision = attest.Decision{Verdict: d.Verdict.String(), Mode: adm.mode, PolicyDigest: d.PolicyDigest, Reason: d.Reason}
+		if adm != nil && i < len(adm.Decisions) {
+			d := adm.Decisions[i]
+			p.Decision = attest.Decision{Verdict: d.Verdict.String(), Mode: adm.Mode, PolicyDigest: d.PolicyDigest, Reason: d.Reason}
 		}
 		env, _, err := attest.AttestProgram(probe.Insns, p, a.Key)
 		if err != nil {

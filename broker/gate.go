@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/gatekeeper"
 	"github.com/tracebroker/tracebroker/gatekeeper/abi"
+	"github.com/tracebroker/tracebroker/plugins"
 )
 
 // Gate is the admission step: Run asks Keeper about every probe's
@@ -70,20 +72,33 @@ type Generator struct {
 	Program *program.Program
 }
 
-// admission is the outcome for a whole trace.
-type admission struct {
-	mode      string // gatekeeper.ModeJIT or gatekeeper.ModeInterpreter
-	decisions []gatekeeper.Decision
+// Admission is the gatekeeper's outcome for a whole trace.
+type Admission struct {
+	Mode string // gatekeeper.ModeJIT or gatekeeper.ModeInterpreter
+	// Decisions and Probes are one per probe, in the program's order.
+	Decisions []gatekeeper.Decision
+	Probes    []string
+}
+
+// DeniedError is a trace the gatekeeper refused: the first probe denied
+// and the decision, whose Reason says why.
+type DeniedError struct {
+	Probe    string
+	Decision gatekeeper.Decision
+}
+
+func (e *DeniedError) Error() string {
+	return fmt.Sprintf("the gatekeeper denied %s: %s", e.Probe, e.Decision.Reason)
 }
 
 // admit decides every probe. One denial refuses the trace; the probes of
 // one trace run in one mode, so a trace whose probes need different modes
 // runs in the interpreter if all of them allow it, else not at all.
-func admit(g *Gate, req *Request, prog *program.Program) (*admission, error) {
+func admit(g *Gate, req *Request, prog *program.Program) (*Admission, error) {
 	if len(prog.Probes) == 0 {
 		return nil, fmt.Errorf("no probes to attach")
 	}
-	a := &admission{}
+	a := &Admission{}
 	for _, p := range prog.Probes {
 		r := g.Request
 		r.Generator = ScriptGenerator
@@ -107,20 +122,21 @@ func admit(g *Gate, req *Request, prog *program.Program) (*admission, error) {
 		r.Helpers0, r.Helpers1, r.Helpers2, r.Helpers3 = helpersUsed(p.Insns)
 		d := g.Keeper.Decide(&r)
 		if !d.Admitted() {
-			return nil, fmt.Errorf("the gatekeeper denied %s: %s", p.Name, d.Reason)
+			return nil, &DeniedError{Probe: p.Name, Decision: d}
 		}
-		a.decisions = append(a.decisions, d)
+		a.Decisions = append(a.Decisions, d)
+		a.Probes = append(a.Probes, p.Name)
 	}
-	for i, d := range a.decisions {
+	for i, d := range a.Decisions {
 		switch {
 		case i == 0:
-			a.mode = d.Mode
-		case d.Mode != a.mode:
-			a.mode = gatekeeper.ModeInterpreter
+			a.Mode = d.Mode
+		case d.Mode != a.Mode:
+			a.Mode = gatekeeper.ModeInterpreter
 		}
 	}
-	if a.mode == gatekeeper.ModeInterpreter {
-		for i, d := range a.decisions {
+	if a.Mode == gatekeeper.ModeInterpreter {
+		for i, d := range a.Decisions {
 			if d.Verdict == gatekeeper.JIT {
 				return nil, fmt.Errorf("the gatekeeper allows %s only JIT-compiled and another probe only interpreted: one trace runs in one mode", prog.Probes[i].Name)
 			}
@@ -148,13 +164,32 @@ func truncate(s string, n int) string {
 }
 
 // describe is the -v line for an admission.
-func (a *admission) describe() string {
-	d := a.decisions[0]
+func (a *Admission) describe() string {
+	d := a.Decisions[0]
 	var b strings.Builder
-	fmt.Fprintf(&b, "Gatekeeper: %s mode", a.mode)
+	fmt.Fprintf(&b, "Gatekeeper: %s mode", a.Mode)
 	if d.PolicyDigest != "" {
 		fmt.Fprintf(&b, " (policy %s, %s)", d.Policy, d.PolicyDigest)
 	}
 	fmt.Fprintf(&b, ": %s", d.Reason)
 	return b.String()
+}
+
+// Generate runs generator plugin name with params and makes req run
+// what it generated: its script as Source, or its eBPF as
+// Generator.Program.
+func Generate(ctx context.Context, host *plugins.Host, name string, params map[string]string, req *Request) error {
+	g, err := host.Generate(ctx, name, params)
+	if err != nil {
+		return err
+	}
+	gen := &Generator{Name: g.Info.Name, Version: g.Info.Version, Identity: g.Plugin.Identity, Params: g.Params}
+	req.Name, req.Source = "gen:"+name, nil
+	if g.Output.Script != "" {
+		req.Source = []byte(g.Output.Script)
+	} else if gen.Program, err = g.RawProgram(); err != nil {
+		return fmt.Errorf("plugin %s: %w", name, err)
+	}
+	req.Generator = gen
+	return nil
 }

@@ -69,6 +69,15 @@ type Request struct {
 	// eBPF. Its identity, not this broker's, is the program's source.
 	Generator *Generator
 
+	// Authorize, when set, sees the program before the gatekeeper does;
+	// its error refuses the trace with nothing loaded. The daemon checks
+	// a token's probe scopes here.
+	Authorize func(*program.Program) error
+	// Admitted, when set, hears the gatekeeper's admission before
+	// anything is loaded; Attached once the probes are attached.
+	Admitted func(*Admission)
+	Attached func(*Admission)
+
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
 }
@@ -158,6 +167,11 @@ func Run(ctx context.Context, req Request) (err error) {
 	if len(warns) > 0 {
 		fmt.Fprint(req.Stderr, warns.Format(req.Name, req.Source))
 	}
+	if req.Authorize != nil {
+		if err := req.Authorize(prog); err != nil {
+			return err
+		}
+	}
 	gate := req.Gate
 	if gate == nil {
 		if gate, err = defaultGate(); err != nil {
@@ -171,8 +185,11 @@ func Run(ctx context.Context, req Request) (err error) {
 	if req.Verbose {
 		fmt.Fprintln(req.Stderr, adm.describe())
 	}
-	if adm.mode != gatekeeper.ModeJIT {
-		return fmt.Errorf("the gatekeeper chose the interpreter for this trace (%s), and interpreter mode is not available yet: this build runs programs with the kernel JIT only", adm.decisions[0].Reason)
+	if req.Admitted != nil {
+		req.Admitted(adm)
+	}
+	if adm.Mode != gatekeeper.ModeJIT {
+		return fmt.Errorf("the gatekeeper chose the interpreter for this trace (%s), and interpreter mode is not available yet: this build runs programs with the kernel JIT only", adm.Decisions[0].Reason)
 	}
 	if req.Attest != nil {
 		files, err := attestPrograms(req.Attest, &req, prog, adm)
@@ -233,6 +250,9 @@ func Run(ctx context.Context, req Request) (err error) {
 	}
 	if req.Verbose {
 		fmt.Fprintf(req.Stderr, "Attached %d probes in %v\n", sess.Attached(), time.Since(tAttach).Round(time.Microsecond))
+	}
+	if req.Attached != nil {
+		req.Attached(adm)
 	}
 	// Watchers of the traced processes end with the run.
 	watchCtx, stopWatching := context.WithCancel(ctx)

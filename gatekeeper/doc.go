@@ -9,7 +9,7 @@
 // policy looks up (trusted_keys), filled by the gatekeeper, not compiled
 // in. With no policy loaded a hard-coded default decides: strict (signed
 // by a release key, or generated from source by a verified broker) or
-// loose (uid 0 only).
+// loose (uid 0, or a token with the trace scope that the daemon verified).
 //
 // The gatekeeper judges facts, never claims: the platform flags of every
 // Request (HVCI, JIT available, kernel interpreter) are overwritten with

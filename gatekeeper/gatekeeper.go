@@ -175,10 +175,16 @@ func (g *Gatekeeper) byDefault(req *Request) Decision {
 		switch {
 		case g.configured:
 			return g.deny("gatekeeper not ready: the configured policy is not loaded yet", nil)
-		case req.UID != 0:
-			return g.deny(fmt.Sprintf("the loose default admits only uid 0 (the request is from uid %d)", req.UID), nil)
+		case req.UID == 0:
+			return g.decide(Any, "loose default: uid 0 may run any program", nil)
+		case req.TokenPresent && req.TokenScope&abi.ScopeTrace != 0:
+			// Only the daemon sets token_present, after verifying the
+			// token and checking every probe against its scopes.
+			return g.decide(Any, fmt.Sprintf("loose default: token of %q with the trace scope", req.TokenSubject), nil)
+		case req.TokenPresent:
+			return g.deny(fmt.Sprintf("the loose default admits only uid 0 or a token with the trace scope (the token of %q has no trace scope)", req.TokenSubject), nil)
 		}
-		return g.decide(Any, "loose default: uid 0 may run any program", nil)
+		return g.deny(fmt.Sprintf("the loose default admits only uid 0 or a token with the trace scope (the request is from uid %d, without a token)", req.UID), nil)
 	}
 	signed, sigWhy := g.releaseSigned(req)
 	if signed {

@@ -72,7 +72,7 @@ func TestDecide(t *testing.T) {
 		{loose, jitOff, none, 0, false, 0, Any, ModeInterpreter, ""},
 		{loose, hvciJIT, none, 0, false, 0, Any, ModeInterpreter, "HVCI on: interpreter"},
 		{loose, hvciNoJIT, release, 0, true, sop, Any, ModeInterpreter, ""},
-		{loose, jitOn, none, 1000, false, 0, Deny, "", "the loose default admits only uid 0 (the request is from uid 1000)"},
+		{loose, jitOn, none, 1000, false, 0, Deny, "", "the loose default admits only uid 0 or a token with the trace scope (the request is from uid 1000, without a token)"},
 		{loose, jitOn, release, 1000, true, sop, Deny, "", "the loose default admits only uid 0"},
 		{loose, hvciJIT, release, 1000, true, sop, Deny, "", ""},
 		{loose, jitOff, none, 1000, true, sop, Deny, "", ""},
@@ -191,6 +191,30 @@ func TestDecideInvariants(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestDecideLooseToken: under the loose default a verified token with the
+// trace scope stands in for uid 0; nothing else does.
+func TestDecideLooseToken(t *testing.T) {
+	g := mustGatekeeper(t, Config{Default: "loose", Platform: jitOn})
+	for _, tt := range []struct {
+		present bool
+		scope   uint64
+		verdict Verdict
+		reason  string
+	}{
+		{true, abi.ScopeTrace | abi.ScopeProbe, Any, `loose default: token of "alice" with the trace scope; JIT available`},
+		{true, abi.ScopeTrace, Any, "with the trace scope"},
+		{true, abi.ScopeProbe | abi.ScopeGen, Deny, `(the token of "alice" has no trace scope)`},
+		{true, 0, Deny, "has no trace scope"},
+		{false, abi.ScopeTrace, Deny, "(the request is from uid 1000, without a token)"},
+	} {
+		req := &Request{UID: 1000, TokenPresent: tt.present, TokenScope: tt.scope, TokenSubject: "alice", Form: abi.FormSource}
+		d := g.Decide(req)
+		if d.Verdict != tt.verdict || !strings.Contains(d.Reason, tt.reason) {
+			t.Errorf("token present=%v scope=%#x: got %v %q, want %v containing %q", tt.present, tt.scope, d.Verdict, d.Reason, tt.verdict, tt.reason)
 		}
 	}
 }

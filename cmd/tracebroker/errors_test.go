@@ -225,14 +225,14 @@ func TestErrors(t *testing.T) {
 			name: "no permission: tracepoint",
 			args: []string{"run", "-e", tracepoint},
 			firstRE: regexp.MustCompile(`^(stdin:1:1-\d+: ERROR: tracefs is not accessible: .*permission denied; run as root|` +
-				regexp.QuoteMeta("ERROR: the gatekeeper denied tracepoint:syscalls:sys_enter_getpid: the loose default admits only uid 0 (the request is from uid 65534)") + `)$`),
+				regexp.QuoteMeta("ERROR: the gatekeeper denied tracepoint:syscalls:sys_enter_getpid: the loose default admits only uid 0 or a token with the trace scope (the request is from uid 65534, without a token)") + `)$`),
 			uid: nobody,
 		},
 		{
 			// The loose default gatekeeper refuses before the kernel would.
 			name:  "no permission: BEGIN",
 			args:  []string{"run", "-e", `BEGIN { printf("hi\n"); exit(); }`},
-			first: "ERROR: the gatekeeper denied BEGIN: the loose default admits only uid 0 (the request is from uid 65534)",
+			first: "ERROR: the gatekeeper denied BEGIN: the loose default admits only uid 0 or a token with the trace scope (the request is from uid 65534, without a token)",
 			uid:   nobody,
 		},
 	}

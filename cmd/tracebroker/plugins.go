@@ -62,21 +62,7 @@ func (p *pluginFlags) generate(ctx context.Context, req *broker.Request, state s
 	if err != nil {
 		return err
 	}
-	g, err := p.host(state, trust).Generate(ctx, p.gen, params)
-	if err != nil {
-		return err
-	}
-	gen := &broker.Generator{Name: g.Info.Name, Version: g.Info.Version, Identity: g.Plugin.Identity, Params: g.Params}
-	if g.Output.Script != "" {
-		req.Name, req.Source = "gen:"+p.gen, []byte(g.Output.Script)
-	} else {
-		if gen.Program, err = g.RawProgram(); err != nil {
-			return fmt.Errorf("plugin %s: %w", p.gen, err)
-		}
-		req.Name = "gen:" + p.gen
-	}
-	req.Generator = gen
-	return nil
+	return broker.Generate(ctx, p.host(state, trust), p.gen, params, req)
 }
 
 func newPluginsCmd() *cobra.Command {
