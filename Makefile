@@ -32,7 +32,8 @@ test:
 	$(GO) test -count=1 -timeout 10m ./...
 
 # Short fuzzing of every parser of untrusted input (signed envelopes and
-# statements, gatekeeper requests, kallsyms and /proc maps among them), of
+# statements, gatekeeper requests, access tokens and their scopes, audit
+# logs, kallsyms and /proc maps among them), of
 # policy bytecode, of the interpreter
 # (arbitrary bytecode: no panic, no hang, no escape), of the compiler (no
 # panic on anything that parses) and of code generation (the kernel's
@@ -56,6 +57,11 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzReadFileSyms -fuzztime=$(FUZZTIME) ./internal/symbols/
 	$(GO) test -run='^$$' -fuzz=FuzzParseRequest -fuzztime=$(FUZZTIME) ./gatekeeper/
 	$(GO) test -run='^$$' -fuzz=FuzzPolicyBytecode -fuzztime=$(FUZZTIME) ./gatekeeper/
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./broker/token/
+	$(GO) test -run='^$$' -fuzz=FuzzParseScopes -fuzztime=$(FUZZTIME) ./broker/token/
+	$(GO) test -run='^$$' -fuzz=FuzzMatch -fuzztime=$(FUZZTIME) ./broker/token/
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./broker/audit/
+	$(GO) test -run='^$$' -fuzz=FuzzAppendVerify -fuzztime=$(FUZZTIME) ./broker/audit/
 
 # Start-up cost side by side with bpftrace (apt-get install bpftrace),
 # plus the Go micro-benchmarks.

@@ -67,6 +67,7 @@ type Requester struct {
 	UID          int    `json:"uid"`
 	TokenSubject string `json:"token_subject,omitempty"`
 	TokenID      string `json:"token_jti,omitempty"`
+	TokenScope   string `json:"token_scope,omitempty"`
 }
 
 // Decision is the gatekeeper's verdict on the program: empty until a

@@ -21,6 +21,9 @@ type Attest struct {
 	Key       *attest.PrivateKey // the host attestation key
 	Broker    attest.Identity    // this broker's measured identity
 	Requester attest.Requester
+	// Session, when set, goes into the file names: a daemon attests
+	// many traces a second.
+	Session string
 }
 
 // ScriptGenerator names the broker's built-in generator, the script
@@ -47,6 +50,9 @@ func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *Admissi
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	stamp := fmt.Sprintf("%s-%d", now.Format("20060102T150405Z"), os.Getpid())
+	if a.Session != "" {
+		stamp += "-" + fileSafe(a.Session)
+	}
 	for i, probe := range prog.Probes {
 		var maps []attest.MapInfo
 		seen := map[string]bool{}

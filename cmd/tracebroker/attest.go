@@ -3,14 +3,18 @@ package main
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
 func newAttestCmd() *cobra.Command {
@@ -31,29 +35,58 @@ func newInitCmd() *cobra.Command {
 	var state string
 	cmd := &cobra.Command{
 		Use:   "init",
-		Short: "Create the state directory and the host attestation key",
+		Short: "Create the state directory, the host attestation key and the daemon's config",
 		Long: `Create the state directory (default ` + attest.DefaultStateDir + `, mode 0700) with the host
 attestation key (host.key, 0600, and host.pub), trust/ for the release keys
-this host trusts and manifests/ for manifests kept apart from their files.
-Run again, it keeps the existing key.`,
+this host trusts, manifests/ for manifests kept apart from their files,
+issuers/ for the public keys of token issuers, and broker.json, the
+daemon's default config (tracebroker serve reads it). Run again, it keeps
+the existing key and config.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pub, created, err := attest.Init(state)
 			if err != nil {
 				return err
 			}
+			if err := os.MkdirAll(filepath.Join(state, "issuers"), 0o700); err != nil {
+				return err
+			}
 			what := "created"
 			if !created {
 				what = "exists"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "host key %s: %s\npublic key: %s\ntrusted release keys go in %s/trust/*.pub\n",
-				what, pub.ID, attest.HostPublicKeyPath(state), state)
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "host key %s: %s\npublic key: %s\ntrusted release keys go in %s/trust/*.pub\ntoken issuers' public keys go in %s/issuers/*.pub\n",
+				what, pub.ID, attest.HostPublicKeyPath(state), state, state)
+			conf := filepath.Join(state, serveConfigName)
+			switch err := regfile.WriteAtomic(conf, []byte(defaultServeConfig), 0o600, true); {
+			case err == nil:
+				fmt.Fprintf(w, "daemon config created: %s\n", conf)
+			case errors.Is(err, fs.ErrExist):
+				fmt.Fprintf(w, "daemon config exists: %s\n", conf)
+			default:
+				return err
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&state, "state", attest.DefaultStateDir, "state `DIR`")
 	return cmd
 }
+
+// defaultServeConfig is the daemon config init writes: serve's defaults,
+// spelled out so that an administrator sees what there is to change.
+const defaultServeConfig = `{
+  "socket": "` + DefaultSocket + `",
+  "socket-group": "",
+  "default": "loose",
+  "hvci": "auto",
+  "max-sessions": 128,
+  "max-sessions-per-subject": 8,
+  "log-format": "text",
+  "log-level": "info"
+}
+`
 
 func newKeygenCmd() *cobra.Command {
 	var out string

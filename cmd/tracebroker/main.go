@@ -8,6 +8,7 @@ import (
 
 	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/broker"
+	"github.com/tracebroker/tracebroker/broker/daemon"
 )
 
 func main() {
@@ -16,6 +17,11 @@ func main() {
 	bpf.RunReleaseHelper()
 	if err := newRootCmd().Execute(); err != nil {
 		var se *broker.ScriptError
+		var exit *daemon.ExitError
+		if errors.As(err, &exit) {
+			// The daemon's message is already on stderr.
+			os.Exit(exit.Status)
+		}
 		if errors.As(err, &se) {
 			fmt.Fprint(os.Stderr, se.Error())
 		} else {

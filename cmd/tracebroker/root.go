@@ -20,6 +20,7 @@ a gatekeeper admits each program by who generated it and who asked.`,
 	}
 	root.AddCommand(newRunCmd(), newListCmd())
 	root.AddCommand(newInterpCmd(), newGatekeeperCmd(), newPluginsCmd())
+	root.AddCommand(newServeCmd(), newTraceCmd(), newSessionsCmd(), newTokenCmd(), newAuditCmd())
 	root.AddCommand(newAttestCmd(), newInitCmd(), newVersionCmd())
 	return root
 }

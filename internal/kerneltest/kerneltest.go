@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -74,6 +75,36 @@ func LoadedIDs(t testing.TB) (progs, maps map[uint32]bool) {
 	progs, maps = map[uint32]bool{}, map[uint32]bool{}
 	EachLoaded(t, func(id ebpf.ProgramID) { progs[uint32(id)] = true }, func(id ebpf.MapID) { maps[uint32(id)] = true })
 	return progs, maps
+}
+
+// LeftLoaded returns the programs named name (as the kernel shortens
+// names, to 15 bytes) loaded now that were not in before, once they have
+// had wait to go: the kernel frees a closed program's id a little after
+// its last descriptor closes, and test binaries of other packages may be
+// loading programs of other names meanwhile.
+func LeftLoaded(t testing.TB, before map[uint32]bool, name string, wait time.Duration) []uint32 {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		var left []uint32
+		EachLoaded(t, func(id ebpf.ProgramID) {
+			if before[uint32(id)] {
+				return
+			}
+			p, err := ebpf.NewProgramFromID(id)
+			if err != nil {
+				return // gone meanwhile
+			}
+			defer p.Close()
+			if info, err := p.Info(); err == nil && info.Name == name {
+				left = append(left, uint32(id))
+			}
+		}, func(ebpf.MapID) {})
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Syscalls makes cwd getcwd and cpu getcpu system calls: a workload whose

@@ -1,0 +1,50 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
+	"github.com/tracebroker/tracebroker/broker/token"
+)
+
+// BenchmarkTrace is one whole trace through the daemon, from the
+// request to the Exit: token check, compile, gatekeeper, attestation
+// (signed, written), four audit records (fsync each), load, attach,
+// BEGIN, detach, output streamed back. Compare with `run`'s start-up
+// (make bench).
+func BenchmarkTrace(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		token bool
+	}{{"root", false}, {"token", true}} {
+		b.Run(tc.name, func(b *testing.B) { benchTrace(b, tc.token) })
+	}
+}
+
+func benchTrace(b *testing.B, withToken bool) {
+	needKernel(b)
+	d := startDaemon(b, daemonOpts{})
+	tok := ""
+	if withToken {
+		var err error
+		tok, err = token.Issue(d.issuer, token.IssueOptions{Subject: "bench", Scope: "trace probe:**", TTL: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	c, err := Dial(Target{Socket: d.socket, Token: tok})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := &pb.TraceRequest{Source: []byte(`BEGIN { printf("hi\n"); exit(); }`), Quiet: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Trace(context.Background(), nil, req, io.Discard, io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

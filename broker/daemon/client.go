@@ -1,0 +1,196 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
+)
+
+// Target is where a daemon listens and how to present oneself.
+type Target struct {
+	Socket string // unix socket path
+	Addr   string // or host:port over TLS
+	TLS    *tls.Config
+	// Token is the bearer token; empty sends none (local root only).
+	Token string
+}
+
+// Client talks to a daemon.
+type Client struct {
+	conn  *grpc.ClientConn
+	api   pb.BrokerClient
+	token string
+}
+
+// Dial makes a client. It does not connect yet: the first call does.
+func Dial(t Target) (*Client, error) {
+	var target string
+	var creds credentials.TransportCredentials
+	switch {
+	case t.Socket != "" && t.Addr != "":
+		return nil, errors.New("give a socket or an address, not both")
+	case t.Socket != "":
+		abs, err := filepath.Abs(t.Socket)
+		if err != nil {
+			return nil, err
+		}
+		target, creds = "unix://"+abs, insecure.NewCredentials()
+	case t.Addr != "":
+		if t.TLS == nil {
+			return nil, errors.New("a TCP address needs TLS")
+		}
+		target, creds = "dns:///"+t.Addr, credentials.NewTLS(t.TLS)
+	default:
+		return nil, errors.New("no daemon to talk to: give a socket or an address")
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRequestSize)))
+	if err != nil {
+		return nil, err
+	}
+	return &Client{conn: conn, api: pb.NewBrokerClient(conn), token: t.Token}, nil
+}
+
+func (c *Client) Close() error { return c.conn.Close() }
+
+func (c *Client) ctx(ctx context.Context) context.Context {
+	if c.token == "" {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.token)
+}
+
+// ExitError is a trace that ran, or was refused, and did not end well:
+// Status is the exit status the CLI returns, with Message (as `run`
+// prints it) already written to stderr.
+type ExitError struct {
+	Status  int
+	Message string
+}
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Status) }
+
+// TraceResult is how a trace ended.
+type TraceResult struct {
+	SessionID string
+	Mode      string
+	// Reason is what ended it, if not itself (see Exit.reason).
+	Reason string
+}
+
+// Trace submits req and copies its output to stdout and stderr as it
+// comes. Cancelling interrupt ends the trace as Ctrl-C ends `run`: END
+// runs and the maps are printed. Cancelling ctx drops the connection,
+// and the daemon detaches the probes. A trace that failed is an
+// *ExitError; a refused request, an error with the daemon's reason.
+func (c *Client) Trace(ctx context.Context, interrupt <-chan struct{}, req *pb.TraceRequest, stdout, stderr io.Writer) (TraceResult, error) {
+	var res TraceResult
+	stream, err := c.api.Trace(c.ctx(ctx))
+	if err != nil {
+		return res, callError(err)
+	}
+	if err := stream.Send(&pb.TraceInput{Input: &pb.TraceInput_Request{Request: req}}); err != nil {
+		// The daemon's reason comes with the stream's end.
+		if _, rerr := stream.Recv(); rerr != nil && rerr != io.EOF {
+			return res, callError(rerr)
+		}
+		return res, callError(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-interrupt:
+			stream.Send(&pb.TraceInput{Input: &pb.TraceInput_Interrupt{Interrupt: &pb.Interrupt{}}})
+		case <-stop:
+		}
+	}()
+	for {
+		ev, err := stream.Recv()
+		if err == io.EOF {
+			return res, errors.New("the daemon ended the trace without saying how")
+		}
+		if err != nil {
+			return res, callError(err)
+		}
+		switch e := ev.Event.(type) {
+		case *pb.TraceEvent_Started:
+			res.SessionID, res.Mode = e.Started.GetSessionId(), e.Started.GetMode()
+		case *pb.TraceEvent_Stdout:
+			if _, err := stdout.Write(e.Stdout); err != nil {
+				return res, err
+			}
+		case *pb.TraceEvent_Stderr:
+			stderr.Write(e.Stderr)
+		case *pb.TraceEvent_Exit:
+			res.Reason = e.Exit.GetReason()
+			if e.Exit.GetStatus() != 0 {
+				io.WriteString(stderr, e.Exit.GetError())
+				return res, &ExitError{Status: int(e.Exit.GetStatus()), Message: e.Exit.GetError()}
+			}
+			return res, nil
+		}
+	}
+}
+
+// Sessions lists the running sessions (administrators).
+func (c *Client) Sessions(ctx context.Context) ([]*pb.Session, error) {
+	r, err := c.api.ListSessions(c.ctx(ctx), &pb.ListSessionsRequest{})
+	if err != nil {
+		return nil, callError(err)
+	}
+	return r.GetSessions(), nil
+}
+
+// Stop ends a session as -d would (administrators).
+func (c *Client) Stop(ctx context.Context, id string) error {
+	_, err := c.api.StopSession(c.ctx(ctx), &pb.StopSessionRequest{Id: id})
+	return callError(err)
+}
+
+// CallError is the daemon's refusal: its gRPC code and its reason.
+type CallError struct {
+	Code    string
+	Message string
+}
+
+func (e *CallError) Error() string { return e.Message }
+
+// callError turns a gRPC status into the daemon's own words: the code is
+// for programs, the message for people.
+func callError(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	msg := st.Message()
+	if st.Code().String() == "Unavailable" && msg != "" && !isDaemonMessage(msg) {
+		msg = "cannot reach the broker daemon: " + msg
+	}
+	return &CallError{Code: st.Code().String(), Message: msg}
+}
+
+// isDaemonMessage tells the daemon's own UNAVAILABLE reasons from the
+// transport's.
+func isDaemonMessage(msg string) bool {
+	for _, p := range []string{"the broker is shutting down", "the broker cannot write its audit log"} {
+		if len(msg) >= len(p) && msg[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,406 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/broker"
+	"github.com/tracebroker/tracebroker/broker/audit"
+	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/broker/token"
+)
+
+// Bounds on what a request may carry.
+const (
+	maxRequestSize = 2 << 20
+	maxSourceSize  = 1 << 20
+	maxTokenSize   = 8 << 10
+	maxParams      = 64
+	maxChunk       = 1 << 20
+)
+
+// errInterrupted is a session its client asked to end.
+var errInterrupted = errors.New("interrupted")
+
+// Trace runs one trace for its caller.
+func (s *Server) Trace(stream pb.Broker_TraceServer) error {
+	ctx := stream.Context()
+	id := newID()
+	c, err := callerOf(ctx)
+	if err != nil {
+		return status.Error(codes.Unauthenticated, err.Error())
+	}
+	in, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	req := in.GetRequest()
+	if req == nil {
+		return status.Error(codes.InvalidArgument, "the first message must be the trace request")
+	}
+	rec := map[string]any{
+		"session": id, "caller": c, "name": req.GetName(), "format": req.GetFormat(),
+		"duration_ms": req.GetDurationMs(), "pid": req.GetPid(),
+	}
+	if len(req.GetSource()) > 0 {
+		rec["source_digest"] = attest.SourceDigest(req.GetSource())
+	}
+	if req.GetGenerator() != "" {
+		rec["generator"], rec["params"] = req.GetGenerator(), req.GetParams()
+	}
+	tok, err := s.authenticate(ctx, c)
+	if tok != nil {
+		rec["token"] = tokenRecord(tok)
+	}
+	if aerr := s.record(audit.EventTraceRequest, rec); aerr != nil {
+		return s.auditFailed(aerr)
+	}
+	refuse := func(stage string, err error) error {
+		st := status.Convert(err)
+		if aerr := s.record(audit.EventTraceRefused, map[string]any{"session": id, "stage": stage, "code": st.Code().String(), "reason": st.Message()}); aerr != nil {
+			return s.auditFailed(aerr)
+		}
+		s.log.Info("trace refused", "session", id, "caller", c.String(), "stage", stage, "code", st.Code().String(), "reason", st.Message())
+		return err
+	}
+	if err != nil {
+		return refuse("token", err)
+	}
+	if err := s.authorizeRequest(c, tok, req); err != nil {
+		return refuse("request", err)
+	}
+
+	subject := fmt.Sprintf("uid:%d", c.UID)
+	if !c.Unix {
+		subject = "tcp:" + c.Addr
+	}
+	if tok != nil {
+		subject = tok.Subject
+	}
+	info := &pb.Session{Id: id, Subject: subject, Uid: c.UID, ClientPid: c.PID, Name: req.GetName(), StartedUnixMs: time.Now().UnixMilli()}
+	if tok != nil {
+		info.TokenId = tok.ID
+	}
+	if req.GetGenerator() != "" {
+		info.Name = "gen:" + req.GetGenerator()
+	}
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done, err := s.sessions.add(info, tok == nil && c.admin(), cancel)
+	if err != nil {
+		code := codes.ResourceExhausted
+		if errors.Is(err, errShutdown) {
+			code = codes.Unavailable
+		}
+		return refuse("limit", status.Error(code, err.Error()))
+	}
+	defer done()
+	go func() {
+		// Anything after the request is an interrupt; the end of the
+		// client's side (EOF or an error) is not: its leaving shows in
+		// ctx.
+		for {
+			in, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if in.GetInterrupt() != nil {
+				cancel(errInterrupted)
+			}
+		}
+	}()
+
+	out := &streamOut{stream: stream}
+	br, capped, err := s.brokerRequest(id, c, tok, req, out)
+	if err != nil {
+		return refuse("request", status.Error(codes.InvalidArgument, err.Error()))
+	}
+	if br.Duration > 0 {
+		s.sessions.update(id, func(p *pb.Session) { p.DeadlineUnixMs = time.Now().Add(br.Duration).UnixMilli() })
+	}
+	var adm *broker.Admission
+	br.Admitted = func(a *broker.Admission) {
+		adm = a
+		ds := make([]map[string]any, len(a.Decisions))
+		for i, d := range a.Decisions {
+			ds[i] = map[string]any{"probe": a.Probes[i], "verdict": d.Verdict.String(), "reason": d.Reason, "policy": d.Policy, "policy_digest": d.PolicyDigest}
+		}
+		// Run goes on whatever this returns: a record that cannot be
+		// written stops the session right after it attaches.
+		if err := s.record(audit.EventTraceAdmitted, map[string]any{"session": id, "mode": a.Mode, "decisions": ds}); err != nil {
+			cancel(fmt.Errorf("audit log: %w", err))
+		}
+	}
+	br.Attached = func(a *broker.Admission) {
+		s.sessions.update(id, func(p *pb.Session) { p.Probes, p.Mode = a.Probes, a.Mode })
+		out.send(&pb.TraceEvent{Event: &pb.TraceEvent_Started{Started: &pb.Started{SessionId: id, Mode: a.Mode}}})
+		s.log.Info("session started", "session", id, "subject", subject, "caller", c.String(), "probes", len(a.Probes), "mode", a.Mode)
+	}
+	if req.GetGenerator() != "" {
+		if s.cfg.Plugins == nil {
+			return refuse("generator", status.Error(codes.FailedPrecondition, "this broker runs no generator plugins"))
+		}
+		if err := broker.Generate(sctx, s.cfg.Plugins, req.GetGenerator(), req.GetParams(), br); err != nil {
+			return refuse("generator", status.Error(codes.InvalidArgument, err.Error()))
+		}
+	}
+
+	t0 := time.Now()
+	runErr := broker.Run(sctx, *br)
+	elapsed := time.Since(t0)
+
+	var denied *broker.DeniedError
+	var scope *scopeError
+	switch {
+	case errors.As(runErr, &denied):
+		return refuse("gatekeeper", status.Error(codes.PermissionDenied, runErr.Error()))
+	case errors.As(runErr, &scope):
+		return refuse("scope", status.Error(codes.PermissionDenied, runErr.Error()))
+	}
+	exit := &pb.Exit{}
+	switch cause := context.Cause(sctx); {
+	case cause == errShutdown:
+		exit.Reason = "shutdown"
+	case cause == errStopped:
+		exit.Reason = "stopped"
+	case cause == errInterrupted:
+		exit.Reason = "interrupted"
+	case ctx.Err() != nil:
+		exit.Reason = "client"
+	case cause != nil && cause != context.Canceled:
+		exit.Reason = cause.Error()
+	case capped && elapsed >= br.Duration:
+		exit.Reason = "max_duration"
+	}
+	if runErr != nil {
+		exit.Status, exit.Error = 1, errorText(runErr)
+	}
+	stage := "end"
+	if adm == nil && runErr != nil {
+		stage = "compile"
+	}
+	endRec := map[string]any{"session": id, "stage": stage, "status": exit.Status, "reason": exit.Reason, "elapsed_ms": elapsed.Milliseconds()}
+	if runErr != nil {
+		endRec["error"] = runErr.Error()
+	}
+	if err := s.record(audit.EventTraceEnd, endRec); err != nil {
+		s.log.Error("audit log", "err", err)
+	}
+	s.log.Info("session ended", "session", id, "status", exit.Status, "reason", exit.Reason, "elapsed_ms", elapsed.Milliseconds(), "error", runErr)
+	out.send(&pb.TraceEvent{Event: &pb.TraceEvent_Exit{Exit: exit}})
+	return nil
+}
+
+// errorText is an error as `tracebroker run` prints it.
+func errorText(err error) string {
+	var se *broker.ScriptError
+	if errors.As(err, &se) {
+		return se.Error()
+	}
+	return "ERROR: " + err.Error() + "\n"
+}
+
+func (s *Server) auditFailed(err error) error {
+	s.log.Error("audit log: refusing requests", "err", err)
+	return status.Errorf(codes.Unavailable, "the broker cannot write its audit log, so it runs nothing: %v", err)
+}
+
+// authenticate verifies the caller's token, if it sent one. No token is
+// fine for local root (an administrator) and nobody else.
+func (s *Server) authenticate(ctx context.Context, c Caller) (*token.Token, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		if c.admin() {
+			return nil, nil
+		}
+		return nil, status.Errorf(codes.Unauthenticated, "a token is required: only root on the unix socket may trace without one (you are %s)", c)
+	}
+	if len(vals) > 1 {
+		return nil, status.Error(codes.Unauthenticated, "more than one authorization header")
+	}
+	raw, ok := strings.CutPrefix(vals[0], "Bearer ")
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, `authorization is not "Bearer <token>"`)
+	}
+	if len(raw) > maxTokenSize {
+		return nil, status.Errorf(codes.Unauthenticated, "token of %d bytes is too long", len(raw))
+	}
+	if s.cfg.Tokens == nil {
+		return nil, status.Error(codes.Unauthenticated, "this broker accepts no tokens: it has no issuer keys")
+	}
+	tok, err := s.cfg.Tokens.Verify(strings.TrimSpace(raw))
+	if err != nil {
+		return nil, status.Errorf(codes.Unauthenticated, "invalid token: %v", err)
+	}
+	return tok, nil
+}
+
+// authorizeRequest checks what can be checked before compiling: the
+// trace scope, a generator's gen: scope.
+func (s *Server) authorizeRequest(c Caller, tok *token.Token, req *pb.TraceRequest) error {
+	switch {
+	case len(req.GetSource()) > maxSourceSize:
+		return status.Errorf(codes.InvalidArgument, "script of %d bytes is larger than %d", len(req.GetSource()), maxSourceSize)
+	case len(req.GetParams()) > maxParams:
+		return status.Errorf(codes.InvalidArgument, "%d generator parameters, more than %d", len(req.GetParams()), maxParams)
+	case req.GetGenerator() == "" && len(req.GetSource()) == 0:
+		return status.Error(codes.InvalidArgument, "no program: send a script or a generator")
+	case req.GetGenerator() != "" && len(req.GetSource()) > 0:
+		return status.Error(codes.InvalidArgument, "send a script or a generator, not both")
+	case req.GetDurationMs() < 0:
+		return status.Error(codes.InvalidArgument, "negative duration")
+	}
+	if tok == nil {
+		return nil
+	}
+	if !tok.Scopes.Trace {
+		return status.Errorf(codes.PermissionDenied, "the token of %q has no trace scope", tok.Subject)
+	}
+	if g := req.GetGenerator(); g != "" && !tok.Scopes.AllowsGen(g) {
+		return status.Errorf(codes.PermissionDenied, "the token of %q does not allow generator %s (no gen:%s scope)", tok.Subject, g, g)
+	}
+	return nil
+}
+
+// brokerRequest is the trace to run. capped says the token's
+// max_duration set its duration.
+func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.TraceRequest, out *streamOut) (*broker.Request, bool, error) {
+	br := &broker.Request{
+		Name:            req.GetName(),
+		Source:          req.GetSource(),
+		Format:          req.GetFormat(),
+		Duration:        time.Duration(req.GetDurationMs()) * time.Millisecond,
+		PID:             int(req.GetPid()),
+		Quiet:           req.GetQuiet(),
+		Verbose:         req.GetVerbose(),
+		MaxMapKeys:      s.cfg.MaxMapKeys,
+		EventBufferSize: s.cfg.EventBufferSize,
+		Stdout:          out.writer(false),
+		Stderr:          out.writer(true),
+		Logger:          s.log,
+	}
+	if br.Name == "" {
+		br.Name = "stdin"
+	}
+	capped := false
+	if tok != nil && tok.MaxDuration > 0 && (br.Duration == 0 || br.Duration > tok.MaxDuration) {
+		br.Duration, capped = tok.MaxDuration, true
+	}
+	gr := broker.RequesterRequest(s.cfg.Broker)
+	gr.UID, gr.GID = c.UID, c.GID
+	requester := attest.Requester{UID: int(c.UID)}
+	if tok != nil {
+		gr.TokenPresent, gr.TokenScope, gr.TokenSubject = true, tok.Scopes.Bits(), tok.Subject
+		requester.TokenSubject, requester.TokenID, requester.TokenScope = tok.Subject, tok.ID, tok.Scopes.String()
+	}
+	br.Gate = &broker.Gate{Keeper: s.cfg.Keeper, Request: gr}
+	if s.cfg.HostKey != nil {
+		br.Attest = &broker.Attest{Dir: s.cfg.AttestDir, Key: s.cfg.HostKey, Broker: s.cfg.Broker, Requester: requester, Session: id}
+	}
+	br.Authorize = authorizeProbes(tok)
+	return br, capped, nil
+}
+
+// scopeError is a probe the token does not allow.
+type scopeError struct{ msg string }
+
+func (e *scopeError) Error() string { return e.msg }
+
+// authorizeProbes checks every probe of the compiled program against the
+// token's probe: scopes. A uprobe is judged by its path as written and
+// as resolved, so that a symlink inside an allowed directory cannot lead
+// outside it. Uprobe paths must be absolute for everyone: the daemon's
+// working directory is not the caller's.
+func authorizeProbes(tok *token.Token) func(*program.Program) error {
+	return func(p *program.Program) error {
+		for _, pr := range p.Probes {
+			specs := []string{pr.Name}
+			if pr.Kind == program.Uprobe || pr.Kind == program.Uretprobe {
+				if !filepath.IsAbs(pr.Path) {
+					return &scopeError{fmt.Sprintf("%s: the broker daemon needs an absolute path for a uprobe", pr.Name)}
+				}
+				real, err := filepath.EvalSymlinks(pr.Path)
+				if err != nil {
+					return &scopeError{fmt.Sprintf("%s: %v", pr.Name, err)}
+				}
+				if real != pr.Path {
+					fn := strings.TrimPrefix(pr.Name, pr.Kind.String()+":"+pr.Path)
+					specs = append(specs, pr.Kind.String()+":"+real+fn)
+				}
+			}
+			if tok == nil || pr.Kind == program.Begin || pr.Kind == program.End {
+				continue
+			}
+			for _, spec := range specs {
+				if !tok.Scopes.AllowsProbe(spec) {
+					return &scopeError{fmt.Sprintf("the token of %q does not allow probe %s (its probe scopes: %s)", tok.Subject, spec, probeScopes(tok))}
+				}
+			}
+		}
+		return nil
+	}
+}
+
+func probeScopes(tok *token.Token) string {
+	if len(tok.Scopes.Probes) == 0 {
+		return "none"
+	}
+	return "probe:" + strings.Join(tok.Scopes.Probes, " probe:")
+}
+
+func tokenRecord(t *token.Token) map[string]any {
+	return map[string]any{"sub": t.Subject, "jti": t.ID, "iss": t.Issuer, "kid": t.KeyID, "scope": t.Scopes.String(), "exp": t.Expires.UTC(), "max_duration_s": int64(t.MaxDuration / time.Second)}
+}
+
+// streamOut sends a session's output to its client, in order. gRPC
+// streams are not safe for concurrent sends, and stdout and stderr are
+// written from more than one goroutine.
+type streamOut struct {
+	mu     sync.Mutex
+	stream pb.Broker_TraceServer
+	err    error
+}
+
+func (o *streamOut) send(ev *pb.TraceEvent) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.err == nil {
+		o.err = o.stream.Send(ev)
+	}
+	return o.err
+}
+
+func (o *streamOut) writer(stderr bool) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		for n := 0; n < len(p); {
+			// Chunks stay well under gRPC's 4 MiB message limit.
+			b := append([]byte(nil), p[n:min(len(p), n+maxChunk)]...)
+			ev := &pb.TraceEvent{Event: &pb.TraceEvent_Stdout{Stdout: b}}
+			if stderr {
+				ev = &pb.TraceEvent{Event: &pb.TraceEvent_Stderr{Stderr: b}}
+			}
+			if err := o.send(ev); err != nil {
+				return n, fmt.Errorf("client gone: %w", err)
+			}
+			n += len(b)
+		}
+		return len(p), nil
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/tracebroker/tracebroker/broker/daemon"
+	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
+	"github.com/tracebroker/tracebroker/internal/regfile"
+)
+
+// daemonFlags say how to reach the daemon and who one is.
+type daemonFlags struct {
+	socket, server, ca, serverName string
+	token, tokenFile               string
+}
+
+func (d *daemonFlags) register(f *pflag.FlagSet, withToken bool) {
+	f.StringVar(&d.socket, "socket", DefaultSocket, "the daemon's unix socket `PATH`")
+	f.StringVar(&d.server, "server", "", "reach the daemon over TLS at `HOST:PORT` instead of the socket")
+	f.StringVar(&d.ca, "tls-ca", "", "CA certificates `PEM` for --server (default: the system's)")
+	f.StringVar(&d.serverName, "tls-server-name", "", "the server name its certificate must have (default: from --server)")
+	if withToken {
+		f.StringVar(&d.token, "token", "", "the access `TOKEN` (default: $TRACEBROKER_TOKEN)")
+		f.StringVar(&d.tokenFile, "token-file", "", "read the access token from `FILE`")
+	}
+}
+
+func (d *daemonFlags) dial() (*daemon.Client, error) {
+	t := daemon.Target{Socket: d.socket}
+	if d.server != "" {
+		t.Socket, t.Addr = "", d.server
+		t.TLS = &tls.Config{MinVersion: tls.VersionTLS13, ServerName: d.serverName}
+		if d.ca != "" {
+			pem, err := regfile.ReadFile(d.ca, 1<<20)
+			if err != nil {
+				return nil, fmt.Errorf("--tls-ca: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--tls-ca %s: no certificate in it", d.ca)
+			}
+			t.TLS.RootCAs = pool
+		}
+	}
+	switch {
+	case d.token != "" && d.tokenFile != "":
+		return nil, errors.New("give --token or --token-file, not both")
+	case d.token != "":
+		t.Token = d.token
+	case d.tokenFile != "":
+		b, err := regfile.ReadFile(d.tokenFile, 16<<10)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		t.Token = strings.TrimSpace(string(b))
+	default:
+		t.Token = os.Getenv("TRACEBROKER_TOKEN")
+	}
+	return daemon.Dial(t)
+}
+
+func newTraceCmd() *cobra.Command {
+	var (
+		df       daemonFlags
+		program  string
+		duration string
+		pf       pluginFlags
+		req      pb.TraceRequest
+	)
+	cmd := &cobra.Command{
+		Use:   "trace [flags] [FILE | -e PROGRAM | --gen NAME]",
+		Short: "Run a trace through the broker daemon, with a token instead of root",
+		Long: `trace sends the script to the broker daemon (tracebroker serve), which
+checks the token, compiles the script, asks the gatekeeper and runs it.
+The output is run's, as it comes. Ctrl-C ends the trace as run's does (END
+runs, the maps are printed); a second Ctrl-C leaves at once, and the daemon
+detaches the probes. The exit status is the trace's.`,
+		Example: `  tracebroker trace --token-file ~/.tracebroker/token -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'
+  TRACEBROKER_TOKEN=$(cat token) tracebroker trace -d 10s script.bt
+  tracebroker trace --token-file token --gen opensnoop --param path=/etc`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case pf.gen != "" && (program != "" || len(args) > 0):
+				return fmt.Errorf("give a program (-e PROGRAM or FILE) or --gen NAME, not both")
+			case pf.gen != "":
+				params, err := pf.params()
+				if err != nil {
+					return err
+				}
+				req.Generator, req.Params = pf.gen, params
+			case len(pf.param) > 0:
+				return fmt.Errorf("--param goes with --gen NAME")
+			case program != "" && len(args) > 0:
+				return fmt.Errorf("give either -e PROGRAM or FILE, not both")
+			case program != "":
+				req.Name, req.Source = "stdin", []byte(program)
+			case len(args) == 1:
+				src, err := readScript(args[0])
+				if err != nil {
+					return err
+				}
+				req.Name, req.Source = args[0], src
+			default:
+				return fmt.Errorf("no program given: use -e PROGRAM, FILE or --gen NAME")
+			}
+			switch req.Format {
+			case "text", "json":
+			default:
+				return fmt.Errorf("invalid output format %q (text or json)", req.Format)
+			}
+			if duration != "" {
+				d, err := parseDuration(duration)
+				if err != nil {
+					return err
+				}
+				req.DurationMs = max(1, d.Milliseconds())
+			}
+			c, err := df.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			// The first Ctrl-C asks the daemon to end the trace, as
+			// run's does; the second leaves.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			interrupt := make(chan struct{})
+			sig := make(chan os.Signal, 2)
+			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sig)
+			go func() {
+				<-sig
+				close(interrupt)
+				<-sig
+				cancel()
+			}()
+			res, err := c.Trace(ctx, interrupt, &req, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			switch res.Reason {
+			case "", "interrupted":
+			case "max_duration":
+				fmt.Fprintln(cmd.ErrOrStderr(), "tracebroker: the trace reached the token's max_duration")
+			case "stopped":
+				fmt.Fprintln(cmd.ErrOrStderr(), "tracebroker: an administrator stopped the trace")
+			case "shutdown":
+				fmt.Fprintln(cmd.ErrOrStderr(), "tracebroker: the broker daemon shut down")
+			default:
+				fmt.Fprintf(cmd.ErrOrStderr(), "tracebroker: the trace ended: %s\n", res.Reason)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	df.register(f, true)
+	f.StringVarP(&program, "program", "e", "", "the script to run")
+	f.Int32VarP(&req.Pid, "pid", "p", 0, "stop when process `PID` exits")
+	f.StringVarP(&req.Format, "format", "f", "text", "output format: text or json")
+	f.StringVarP(&duration, "duration", "d", "", "stop after `DURATION` (5s, 1m, or seconds)")
+	f.BoolVarP(&req.Verbose, "verbose", "v", false, "show the gatekeeper's decision and what is loaded")
+	f.BoolVarP(&req.Quiet, "quiet", "q", false, "do not print the \"Attaching N probes...\" line")
+	f.StringVar(&pf.gen, "gen", "", "run the program that generator plugin `NAME` generates")
+	f.StringArrayVar(&pf.param, "param", nil, "a generator parameter, `KEY=VALUE` (repeatable)")
+	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func newSessionsCmd() *cobra.Command {
+	var df daemonFlags
+	cmd := &cobra.Command{
+		Use:   "sessions",
+		Short: "List or stop the daemon's sessions (root on the daemon's socket)",
+	}
+	df.register(cmd.PersistentFlags(), false)
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the running sessions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := df.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			ss, err := c.Sessions(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeSessionsJSON(cmd.OutOrStdout(), ss)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tSUBJECT\tUID\tPID\tMODE\tSTARTED\tENDS\tPROGRAM\tPROBES")
+			for _, s := range ss {
+				ends := "-"
+				if s.DeadlineUnixMs != 0 {
+					ends = time.UnixMilli(s.DeadlineUnixMs).Format(time.TimeOnly)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\n", s.Id, s.Subject, s.Uid, s.ClientPid, orDash(s.Mode),
+					time.UnixMilli(s.StartedUnixMs).Format(time.TimeOnly), ends, s.Name, len(s.Probes))
+			}
+			return w.Flush()
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON, one object per session")
+	stop := &cobra.Command{
+		Use:   "stop ID",
+		Short: "End a session as -d would: its maps are printed to its client",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := df.dial()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := c.Stop(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "stopped %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(list, stop)
+	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func writeSessionsJSON(w io.Writer, ss []*pb.Session) error {
+	for _, s := range ss {
+		b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(s)
+		if err != nil {
+			return err
+		}
+		// protojson's spacing is not stable; compact it.
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, b); err != nil {
+			return err
+		}
+		buf.WriteByte('\n')
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
