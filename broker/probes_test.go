@@ -9,8 +9,9 @@ import (
 	"testing"
 )
 
-// TestProfile samples a child that spins for 400 ms on one CPU: at 99 Hz
-// per CPU that is about 40 samples of the child's comm (bpftrace 0.17
+// TestProfile samples a child that spins until it has had 400 ms of CPU
+// (however long other tests make that take): at 99 Hz per CPU that is
+// about 40 samples of the child's comm (bpftrace 0.17
 // counts 39-40 on the same workload). Sampling is not exact, so the count
 // has bounds; a probe that does not fire, or fires on one CPU only while
 // the child runs on another, fails them.

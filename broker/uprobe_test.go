@@ -20,15 +20,17 @@ const workloadC = `#include <stdlib.h>
 __attribute__((noinline)) int add_one(int x) { return x + 1; }
 __attribute__((noinline)) int add_two(int x) { return x + 2; }
 __attribute__((noinline)) void greet(const char *s) { __asm__ volatile("" :: "r"(s) : "memory"); }
-/* spin MS: keep one CPU busy in user space, for profile. */
+/* spin MS: keep one CPU busy in user space, for profile, until this
+   process has had MS of CPU time: on a busy machine that takes longer,
+   and the samples still count MS of it. */
 static int spin(long ms) {
 	struct timespec a, b;
 	volatile long x = 0;
-	clock_gettime(CLOCK_MONOTONIC, &a);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
 	do {
 		for (int i = 0; i < 100000; i++)
 			x += i;
-		clock_gettime(CLOCK_MONOTONIC, &b);
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
 	} while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
 	return 0;
 }
