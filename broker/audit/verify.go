@@ -242,17 +242,11 @@ func hashLine(line []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
+// isHash is a SHA-256 in lowercase hex, the only spelling Append
+// writes.
 func isHash(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == sha256.Size && s == strings.ToLower(s)
 }
 
 // validEvent keeps event kinds to dotted lowercase names, so that the

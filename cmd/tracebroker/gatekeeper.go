@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -110,6 +111,25 @@ func (g *gateFlags) trustSet() (*attest.Trust, error) {
 		return attest.NewTrust(), nil
 	}
 	return t, nil
+}
+
+// ready is the gatekeeper of a command that runs traces, with the trust
+// it was built with; a policy that does not load stops the command, and
+// nothing runs.
+func (g *gateFlags) ready(state string) (*attest.Trust, *gatekeeper.Gatekeeper, error) {
+	g.state = state
+	trust, err := g.trustSet()
+	if err != nil {
+		return nil, nil, err
+	}
+	k, policyErr, err := g.keeper(trust)
+	if err != nil {
+		return nil, nil, err
+	}
+	if policyErr != nil {
+		return nil, nil, fmt.Errorf("the gatekeeper refuses policy %s (nothing runs): %w", g.policy, policyErr)
+	}
+	return trust, k, nil
 }
 
 // keeper builds the gatekeeper. A policy that cannot be loaded (bad

@@ -56,6 +56,27 @@ func (p *pluginFlags) params() (map[string]string, error) {
 	return out, nil
 }
 
+// script is the program that -e PROGRAM, FILE or --gen NAME give: its
+// name in messages and its text, none for --gen.
+func (p *pluginFlags) script(program string, args []string) (name string, src []byte, err error) {
+	switch {
+	case p.gen != "" && (program != "" || len(args) > 0):
+		return "", nil, fmt.Errorf("give a program (-e PROGRAM or FILE) or --gen NAME, not both")
+	case p.gen != "":
+		return "", nil, nil
+	case len(p.param) > 0:
+		return "", nil, fmt.Errorf("--param goes with --gen NAME")
+	case program != "" && len(args) > 0:
+		return "", nil, fmt.Errorf("give either -e PROGRAM or FILE, not both")
+	case program != "":
+		return "stdin", []byte(program), nil
+	case len(args) == 1:
+		src, err := readScript(args[0])
+		return args[0], src, err
+	}
+	return "", nil, fmt.Errorf("no program given: use -e PROGRAM, FILE or --gen NAME")
+}
+
 // generate runs the plugin and fills req with what it generated.
 func (p *pluginFlags) generate(ctx context.Context, req *broker.Request, state string, trust *attest.Trust) error {
 	params, err := p.params()

@@ -38,24 +38,9 @@ func newRunCmd() *cobra.Command {
   tracebroker run --gen opensnoop --param path=/etc --plugin-dir ./plugins --trust release.pub`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch {
-			case pf.gen != "" && (program != "" || len(args) > 0):
-				return fmt.Errorf("give a program (-e PROGRAM or FILE) or --gen NAME, not both")
-			case pf.gen != "":
-			case len(pf.param) > 0:
-				return fmt.Errorf("--param goes with --gen NAME")
-			case program != "" && len(args) > 0:
-				return fmt.Errorf("give either -e PROGRAM or FILE, not both")
-			case program != "":
-				req.Name, req.Source = "stdin", []byte(program)
-			case len(args) == 1:
-				src, err := readScript(args[0])
-				if err != nil {
-					return err
-				}
-				req.Name, req.Source = args[0], src
-			default:
-				return fmt.Errorf("no program given: use -e PROGRAM, FILE or --gen NAME")
+			var err error
+			if req.Name, req.Source, err = pf.script(program, args); err != nil {
+				return err
 			}
 			if duration != "" {
 				d, err := parseDuration(duration)
@@ -74,19 +59,11 @@ func newRunCmd() *cobra.Command {
 				defer f.Close()
 				req.Stdout = f
 			}
-			gf.state = state
-			trust, err := gf.trustSet()
-			if err != nil {
-				return err
-			}
 			// The gatekeeper is ready before any plugin runs: a policy that
 			// does not load stops everything, plugins included.
-			k, policyErr, err := gf.keeper(trust)
+			trust, k, err := gf.ready(state)
 			if err != nil {
 				return err
-			}
-			if policyErr != nil {
-				return fmt.Errorf("the gatekeeper refuses policy %s (nothing runs): %w", gf.policy, policyErr)
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

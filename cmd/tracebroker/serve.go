@@ -83,17 +83,9 @@ session, printing its maps to its client, and detaches everything.`,
 				}
 				cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 			}
-			gf.state = state
-			trust, err := gf.trustSet()
+			trust, k, err := gf.ready(state)
 			if err != nil {
 				return err
-			}
-			k, policyErr, err := gf.keeper(trust)
-			if err != nil {
-				return err
-			}
-			if policyErr != nil {
-				return fmt.Errorf("the gatekeeper refuses policy %s: %w", gf.policy, policyErr)
 			}
 			cfg.Keeper = k
 			if cfg.Broker, err = attest.Measure(0, attest.MeasureOptions{Trust: trust, ManifestDir: attest.StateManifestDir(state), Role: attest.RoleBroker}); err != nil {

@@ -97,29 +97,15 @@ detaches the probes. The exit status is the trace's.`,
   tracebroker trace --token-file token --gen opensnoop --param path=/etc`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch {
-			case pf.gen != "" && (program != "" || len(args) > 0):
-				return fmt.Errorf("give a program (-e PROGRAM or FILE) or --gen NAME, not both")
-			case pf.gen != "":
-				params, err := pf.params()
-				if err != nil {
+			var err error
+			if req.Name, req.Source, err = pf.script(program, args); err != nil {
+				return err
+			}
+			if pf.gen != "" {
+				if req.Params, err = pf.params(); err != nil {
 					return err
 				}
-				req.Generator, req.Params = pf.gen, params
-			case len(pf.param) > 0:
-				return fmt.Errorf("--param goes with --gen NAME")
-			case program != "" && len(args) > 0:
-				return fmt.Errorf("give either -e PROGRAM or FILE, not both")
-			case program != "":
-				req.Name, req.Source = "stdin", []byte(program)
-			case len(args) == 1:
-				src, err := readScript(args[0])
-				if err != nil {
-					return err
-				}
-				req.Name, req.Source = args[0], src
-			default:
-				return fmt.Errorf("no program given: use -e PROGRAM, FILE or --gen NAME")
+				req.Generator = pf.gen
 			}
 			switch req.Format {
 			case "text", "json":
