@@ -98,10 +98,12 @@ func Load(p *program.Program, opts Options) (s *Session, err error) {
 	if err != nil {
 		return nil, loadError(p, names, err)
 	}
-	s = &Session{prog: p, coll: coll, pid: opts.PID}
+	sess := &Session{prog: p, coll: coll, pid: opts.PID}
+	s = sess
 	defer func() {
+		// s is nil by now on an error return: close what was made.
 		if err != nil {
-			s.Close()
+			sess.Close()
 		}
 	}()
 	for _, n := range names {

@@ -1,0 +1,592 @@
+package collector
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+)
+
+// The collectors' names: each program's name in the kernel (bpftool
+// shows it) and the stem of its object file, NAME.bpf, which is what an
+// administrator signs (NAME.bpf.sig).
+const (
+	TracepointName    = "tb_coll_tp"
+	RawTracepointName = "tb_coll_rawtp"
+	UprobeName        = "tb_coll_uprobe"
+	PerfName          = "tb_coll_perf"
+)
+
+// The maps every collector uses, by the names its instructions reference
+// them with. They belong to a Session, not to a program; their layouts
+// are part of each collector's object (and so of its digest).
+const (
+	// eventsMap is the ring buffer the records go to.
+	eventsMap = "events"
+	// configMap is an array indexed by probe index (the attach cookie)
+	// of configSize-byte values: see the config layout below.
+	configMap = "collector_config"
+	// controlMap is an array of one u64: non-zero makes every probe
+	// return at once (Session.Stop).
+	controlMap = "collector_control"
+	// lostMap is a per-CPU array of one u64: records the ring buffer
+	// had no room for.
+	lostMap = "collector_lost"
+	// scratchMap is a per-CPU array of MaxRecord-byte values where a
+	// record is built before it is copied to the ring buffer, one value
+	// per collector (key: its kind). One value for all would not do: a
+	// raw tracepoint program is kept from recursing only into itself,
+	// and may interrupt another collector on the same CPU halfway
+	// through a record; the others exclude each other (bpf_prog_active).
+	scratchMap = "collector_scratch"
+)
+
+// The config layout, one value per probe, little-endian:
+//
+//	off  size
+//	  0   4   ctx_len: bytes of context to copy (tracepoint, raw
+//	          tracepoint; the uprobe and perf collectors copy their
+//	          fixed-size context whatever it says), at most MaxContext
+//	  4   4   nstr: strings to capture, at most MaxStrings
+//	  8   8*MaxStrings, per string:
+//	      4   ctx_off: where in the copied context the string's pointer
+//	          (a u64) is; it must lie within ctx_len
+//	      4   flags: bit 0 (configUser) set reads user memory
+//	          (bpf_probe_read_user_str), else kernel memory
+//	          (bpf_probe_read_kernel_str)
+const (
+	configSize = 8 + 8*MaxStrings
+	configUser = 1
+)
+
+// The fixed context sizes of the uprobe and perf collectors.
+const (
+	// PtRegsSize is x86-64's struct pt_regs.
+	PtRegsSize = 168
+	// PerfEventDataSize is struct bpf_perf_event_data: pt_regs, then
+	// u64 sample_period and u64 addr.
+	PerfEventDataSize = PtRegsSize + 16
+	// MaxRawArgs is the most arguments a raw tracepoint has
+	// (MAX_BPF_FUNC_ARGS).
+	MaxRawArgs = 12
+)
+
+// kind is which collector serves a probe; its value is also the key of
+// that collector's scratch value.
+type kind int
+
+const (
+	kindTracepoint kind = iota
+	kindRawTracepoint
+	kindUprobe
+	kindPerf
+	numKinds
+)
+
+// Spec is one static collector: what is loaded, and what is signed.
+type Spec struct {
+	// Name is the program's name in the kernel and its object's stem.
+	Name string
+	Type ebpf.ProgramType
+	// Instructions reference the maps by name (Maps).
+	Instructions asm.Instructions
+	// Maps are the names of the maps the program uses, in the order of
+	// the object's map table.
+	Maps []string
+
+	kind kind
+}
+
+// progTypes are the program types as the object names them: the
+// kernel's numbers and names, fixed here rather than taken from
+// cilium/ebpf's String methods so that a library upgrade cannot change
+// a digest.
+var progTypes = [numKinds]struct {
+	typ  ebpf.ProgramType
+	num  int
+	name string
+}{
+	kindTracepoint:    {ebpf.TracePoint, 5, "BPF_PROG_TYPE_TRACEPOINT"},
+	kindRawTracepoint: {ebpf.RawTracepoint, 17, "BPF_PROG_TYPE_RAW_TRACEPOINT"},
+	kindUprobe:        {ebpf.Kprobe, 2, "BPF_PROG_TYPE_KPROBE"},
+	kindPerf:          {ebpf.PerfEvent, 7, "BPF_PROG_TYPE_PERF_EVENT"},
+}
+
+var kindNames = [numKinds]string{
+	kindTracepoint:    TracepointName,
+	kindRawTracepoint: RawTracepointName,
+	kindUprobe:        UprobeName,
+	kindPerf:          PerfName,
+}
+
+// mapLayout is a map as the collectors see it. Entries 0 means the
+// session decides (the number of probes, the ring buffer's size).
+type mapLayout struct {
+	name                string
+	kernelName          string
+	typ                 ebpf.MapType
+	typNum              int
+	typName             string
+	key, value, entries uint32
+}
+
+// mapLayouts is the object's map table, in order.
+var mapLayouts = []mapLayout{
+	{eventsMap, "tb_coll_events", ebpf.RingBuf, 27, "BPF_MAP_TYPE_RINGBUF", 0, 0, 0},
+	{configMap, "tb_coll_config", ebpf.Array, 2, "BPF_MAP_TYPE_ARRAY", 4, configSize, 0},
+	{controlMap, "tb_coll_control", ebpf.Array, 2, "BPF_MAP_TYPE_ARRAY", 4, 8, 1},
+	{lostMap, "tb_coll_lost", ebpf.PerCPUArray, 6, "BPF_MAP_TYPE_PERCPU_ARRAY", 4, 8, 1},
+	{scratchMap, "tb_coll_scratch", ebpf.PerCPUArray, 6, "BPF_MAP_TYPE_PERCPU_ARRAY", 4, scratchSize, uint32(numKinds)},
+}
+
+// scratchSize holds the largest record; MaxRecord is a multiple of 8
+// already, which the verifier needs of nothing but the tidy offsets.
+const scratchSize = MaxRecord
+
+// Programs returns the four collectors, freshly built: the same
+// instructions on every call and every run.
+func Programs() []Spec {
+	specs := make([]Spec, numKinds)
+	for k := kind(0); k < numKinds; k++ {
+		specs[k] = build(k)
+	}
+	return specs
+}
+
+// Lookup returns the collector named name.
+func Lookup(name string) (Spec, bool) {
+	for k := kind(0); k < numKinds; k++ {
+		if kindNames[k] == name {
+			return build(k), true
+		}
+	}
+	return Spec{}, false
+}
+
+func build(k kind) Spec {
+	maps := make([]string, len(mapLayouts))
+	for i, m := range mapLayouts {
+		maps[i] = m.name
+	}
+	return Spec{Name: kindNames[k], Type: progTypes[k].typ, Instructions: code(k), Maps: maps, kind: k}
+}
+
+// Object is the collector's object file, NAME.bpf, the bytes Digest is
+// over. It is a short text header, then the bytecode:
+//
+//	tracebroker collector object v1
+//	name: tb_coll_tp
+//	type: 5 BPF_PROG_TYPE_TRACEPOINT
+//	license: GPL
+//	record: v1 header 64 context 512 strings 8x256
+//	map 0: events 27 BPF_MAP_TYPE_RINGBUF key 0 value 0 entries session
+//	...
+//	code: N
+//	(a blank line, then N 8-byte instructions, little-endian)
+//
+// In the code every map load is BPF_PSEUDO_MAP_IDX (src 5) with the
+// map's index in the table as imm, as the kernel takes it with an
+// fd_array: the bytes alone say which map each load uses, where a file
+// descriptor would differ on every run.
+func (s Spec) Object() ([]byte, error) {
+	index := map[string]int{}
+	var b bytes.Buffer
+	pt := progTypes[s.kind]
+	fmt.Fprintf(&b, "tracebroker collector object v1\nname: %s\ntype: %d %s\nlicense: GPL\n", s.Name, pt.num, pt.name)
+	fmt.Fprintf(&b, "record: v1 header %d context %d strings %dx%d\n", HeaderSize, MaxContext, MaxStrings, MaxString)
+	for i, name := range s.Maps {
+		m, ok := layoutOf(name)
+		if !ok {
+			return nil, fmt.Errorf("collector %s: unknown map %q", s.Name, name)
+		}
+		index[name] = i
+		entries := "session"
+		if m.entries != 0 {
+			entries = fmt.Sprint(m.entries)
+		}
+		fmt.Fprintf(&b, "map %d: %s %d %s key %d value %d entries %s\n", i, m.name, m.typNum, m.typName, m.key, m.value, entries)
+	}
+	insns := make(asm.Instructions, len(s.Instructions))
+	copy(insns, s.Instructions) // Marshal resolves jumps and maps in place
+	for i := range insns {
+		if !insns[i].IsLoadFromMap() {
+			continue
+		}
+		idx, ok := index[insns[i].Reference()]
+		if !ok {
+			return nil, fmt.Errorf("collector %s: instruction %d loads map %q, which is not in its map table", s.Name, i, insns[i].Reference())
+		}
+		if err := insns[i].AssociateMap(mapIndex(idx)); err != nil {
+			return nil, err
+		}
+	}
+	var code bytes.Buffer
+	if err := insns.Marshal(&code, binary.LittleEndian); err != nil {
+		return nil, fmt.Errorf("collector %s: encoding: %w", s.Name, err)
+	}
+	raw := code.Bytes()
+	for i := 0; i+16 <= len(raw); i += 8 {
+		if raw[i] == 0x18 { // BPF_LD | BPF_IMM | BPF_DW: two slots
+			if raw[i+1]>>4 == 1 { // BPF_PSEUDO_MAP_FD
+				raw[i+1] = raw[i+1]&0x0f | 5<<4
+			}
+			i += 8
+		}
+	}
+	fmt.Fprintf(&b, "code: %d\n\n", len(raw)/8)
+	b.Write(raw)
+	return b.Bytes(), nil
+}
+
+type mapIndex int
+
+func (m mapIndex) FD() int { return int(m) }
+
+func layoutOf(name string) (mapLayout, bool) {
+	for _, m := range mapLayouts {
+		if m.name == name {
+			return m, true
+		}
+	}
+	return mapLayout{}, false
+}
+
+// Digest is the hex SHA-256 of the collector's Object: what its manifest
+// (NAME.bpf.sig, role collector) must name. A collector's code is fixed
+// at build time, so failing to encode it is a bug in this package, not a
+// condition at run time: Digest panics then (and the tests encode every
+// collector).
+func (s Spec) Digest() string {
+	obj, err := s.Object()
+	if err != nil {
+		panic(err)
+	}
+	sum := sha256.Sum256(obj)
+	return hex.EncodeToString(sum[:])
+}
+
+// ObjectFile is the file name of a collector's object.
+func ObjectFile(name string) string { return name + ".bpf" }
+
+// WriteObject writes the object of the collector named name (NAME.bpf),
+// for an administrator to inspect and sign:
+// tracebroker attest sign --role collector NAME.bpf.
+func WriteObject(w io.Writer, name string) error {
+	s, ok := Lookup(name)
+	if !ok {
+		return fmt.Errorf("no collector %q (collectors: %s, %s, %s, %s)", name, TracepointName, RawTracepointName, UprobeName, PerfName)
+	}
+	obj, err := s.Object()
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(obj)
+	return err
+}
+
+// Registers the collectors keep across helper calls.
+const (
+	rCtx     = asm.R6 // the program's context
+	rRec     = asm.R7 // the record being built: this kind's scratch value
+	rConf    = asm.R8 // the probe's config value
+	rEnd     = asm.R9 // the record's size so far
+	stackKey = -4     // a u32 map key
+	stackCk  = -16    // the attach cookie, u64
+)
+
+// gen collects instructions; a label applies to the next one emitted.
+type gen struct {
+	insns   asm.Instructions
+	pending string
+}
+
+func (g *gen) emit(ins ...asm.Instruction) {
+	for _, in := range ins {
+		if g.pending != "" {
+			in = in.WithSymbol(g.pending)
+			g.pending = ""
+		}
+		g.insns = append(g.insns, in)
+	}
+}
+
+func (g *gen) label(l string) {
+	if g.pending != "" {
+		panic("collector: two labels on one instruction: " + g.pending + ", " + l)
+	}
+	g.pending = l
+}
+
+// lookup emits r0 = bpf_map_lookup_elem(&name, &key) for a constant key,
+// jumping to exit if there is no such element.
+func (g *gen) lookup(name string, key int32) {
+	g.emit(
+		asm.StoreImm(asm.R10, stackKey, int64(key), asm.Word),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, stackKey),
+		asm.LoadMapPtr(asm.R1, 0).WithReference(name),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "exit"),
+	)
+}
+
+// code is the code of collector k. Every bound the verifier needs
+// is spelled out as a jump it can see, even where the config was checked
+// in user space already: the kernel does not trust the config, and need
+// not.
+func code(k kind) asm.Instructions {
+	g := &gen{}
+	g.emit(asm.Mov.Reg(rCtx, asm.R1))
+
+	// Stopped: return before doing anything, so that what the broker
+	// has read when it stops is final.
+	g.lookup(controlMap, 0)
+	g.emit(
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.JNE.Imm(asm.R1, 0, "exit"),
+	)
+
+	// The cookie is the probe's index: it picks the config, and the
+	// record carries it as the probe field (16 bits).
+	g.emit(
+		asm.Mov.Reg(asm.R1, rCtx),
+		asm.FnGetAttachCookie.Call(),
+		asm.JGT.Imm(asm.R0, 0xffff, "exit"),
+		asm.StoreMem(asm.R10, stackCk, asm.R0, asm.DWord),
+		asm.StoreMem(asm.R10, stackKey, asm.R0, asm.Word),
+		asm.Mov.Reg(asm.R2, asm.R10),
+		asm.Add.Imm(asm.R2, stackKey),
+		asm.LoadMapPtr(asm.R1, 0).WithReference(configMap),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "exit"),
+		asm.Mov.Reg(rConf, asm.R0),
+	)
+	g.lookup(scratchMap, int32(k))
+	g.emit(asm.Mov.Reg(rRec, asm.R0))
+
+	// The header. Size (offset 0) is known only at the end.
+	g.emit(
+		asm.LoadMem(asm.R1, asm.R10, stackCk, asm.DWord),
+		asm.LoadMem(asm.R2, rConf, 4, asm.Word), // nstr
+		asm.JLE.Imm(asm.R2, MaxStrings, "nstr_ok"),
+		asm.Mov.Imm(asm.R2, MaxStrings),
+	)
+	g.label("nstr_ok")
+	g.emit(
+		asm.LSh.Imm(asm.R2, 16), // probe u16, nstr u8, flags u8 = 0
+		asm.Or.Reg(asm.R1, asm.R2),
+		asm.StoreMem(rRec, 4, asm.R1, asm.Word),
+
+		asm.FnKtimeGetNs.Call(),
+		asm.StoreMem(rRec, 8, asm.R0, asm.DWord),
+
+		// tgid is the upper half, the thread id the lower; the record
+		// has tgid first.
+		asm.FnGetCurrentPidTgid.Call(),
+		asm.StoreMem(rRec, 20, asm.R0, asm.Word),
+		asm.RSh.Imm(asm.R0, 32),
+		asm.StoreMem(rRec, 16, asm.R0, asm.Word),
+
+		asm.FnGetCurrentUidGid.Call(), // gid<<32 | uid: uid at 24, gid at 28
+		asm.StoreMem(rRec, 24, asm.R0, asm.DWord),
+
+		asm.FnGetCurrentCgroupId.Call(),
+		asm.StoreMem(rRec, 32, asm.R0, asm.DWord),
+
+		asm.FnGetSmpProcessorId.Call(),
+		asm.StoreMem(rRec, 40, asm.R0, asm.Word),
+
+		asm.Mov.Reg(asm.R1, rRec),
+		asm.Add.Imm(asm.R1, 48),
+		asm.Mov.Imm(asm.R2, 16),
+		asm.FnGetCurrentComm.Call(),
+	)
+
+	switch k {
+	case kindTracepoint, kindRawTracepoint:
+		copyVariable(g)
+	case kindUprobe:
+		copyFixed(g)
+	case kindPerf:
+		copyPerf(g)
+	}
+
+	for i := 0; i < MaxStrings; i++ {
+		captureString(g, i)
+	}
+
+	g.label("strings_done")
+	g.emit(
+		asm.JGT.Imm(rEnd, MaxRecord, "exit"),
+		asm.StoreMem(rRec, 0, rEnd, asm.Word),
+		asm.LoadMapPtr(asm.R1, 0).WithReference(eventsMap),
+		asm.Mov.Reg(asm.R2, rRec),
+		asm.Mov.Reg(asm.R3, rEnd),
+		asm.Mov.Imm(asm.R4, 0),
+		asm.FnRingbufOutput.Call(),
+		asm.JEq.Imm(asm.R0, 0, "exit"),
+	)
+	// The ring buffer is full: count the record, atomically since a
+	// perf event's NMI may interrupt an increment on this CPU.
+	g.lookup(lostMap, 0)
+	g.emit(
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
+	)
+	// 0 also tells a tracepoint or perf event not to do its usual
+	// output, which nobody reads.
+	g.label("exit")
+	g.emit(asm.Mov.Imm(asm.R0, 0), asm.Return())
+	return g.insns
+}
+
+// copyVariable copies ctx_len (from the config) bytes of context, which
+// is memory (a tracepoint's record, a raw tracepoint's arguments), with
+// bpf_probe_read_kernel, and leaves rEnd at the first string.
+func copyVariable(g *gen) {
+	g.emit(
+		asm.LoadMem(rEnd, rConf, 0, asm.Word),
+		asm.JLE.Imm(rEnd, MaxContext, "ctx_ok"),
+		asm.Mov.Imm(rEnd, MaxContext),
+	)
+	g.label("ctx_ok")
+	g.emit(
+		asm.StoreMem(rRec, 44, rEnd, asm.Word),
+		// Zero the word the context ends in before the copy fills its
+		// start: the padding to 8 bytes is then zeros, not the bytes
+		// of an earlier record.
+		asm.Mov.Reg(asm.R1, rEnd),
+		asm.And.Imm(asm.R1, -8),
+		asm.Add.Reg(asm.R1, rRec),
+		asm.Mov.Imm(asm.R2, 0),
+		asm.StoreMem(asm.R1, HeaderSize, asm.R2, asm.DWord),
+
+		asm.Mov.Reg(asm.R1, rRec),
+		asm.Add.Imm(asm.R1, HeaderSize),
+		asm.Mov.Reg(asm.R2, rEnd),
+		asm.Mov.Reg(asm.R3, rCtx),
+		asm.FnProbeReadKernel.Call(),
+
+		asm.Add.Imm(rEnd, HeaderSize+7),
+		asm.And.Imm(rEnd, -8),
+	)
+}
+
+// copyFixed copies the uprobe's pt_regs, memory too.
+func copyFixed(g *gen) {
+	g.emit(
+		asm.StoreImm(rRec, 44, PtRegsSize, asm.Word),
+		asm.Mov.Reg(asm.R1, rRec),
+		asm.Add.Imm(asm.R1, HeaderSize),
+		asm.Mov.Imm(asm.R2, PtRegsSize),
+		asm.Mov.Reg(asm.R3, rCtx),
+		asm.FnProbeReadKernel.Call(),
+		asm.Mov.Imm(rEnd, HeaderSize+PtRegsSize),
+	)
+}
+
+// copyPerf copies struct bpf_perf_event_data a word at a time: a perf
+// event program's context is the kernel's bpf_perf_event_data_kern,
+// which the verifier rewrites these loads for; its bytes are not the
+// struct the record promises.
+func copyPerf(g *gen) {
+	g.emit(asm.StoreImm(rRec, 44, PerfEventDataSize, asm.Word))
+	for off := int16(0); off < PerfEventDataSize; off += 8 {
+		g.emit(
+			asm.LoadMem(asm.R1, rCtx, off, asm.DWord),
+			asm.StoreMem(rRec, HeaderSize+off, asm.R1, asm.DWord),
+		)
+	}
+	g.emit(asm.Mov.Imm(rEnd, HeaderSize+PerfEventDataSize))
+}
+
+// captureString emits string i: its pointer from the copied context, the
+// string behind it read into the record at rEnd, and rEnd moved past it.
+// A pointer outside the copied context, or a read that fails, gives a
+// string of length 0, so that nstr strings always follow.
+func captureString(g *gen, i int) {
+	l := func(s string) string { return fmt.Sprintf("s%d_%s", i, s) }
+	// Where string i may start at the latest: strings before it at
+	// their longest. rEnd never exceeds it; the jump says so to the
+	// verifier, which cannot follow rEnd through the masks.
+	limit := int32(HeaderSize + MaxContext + i*(16+MaxString))
+	conf := int16(8 + 8*i)
+	g.emit(
+		asm.LoadMem(asm.R1, rConf, 4, asm.Word),
+		asm.JLE.Imm(asm.R1, int32(i), "strings_done"),
+		asm.JGT.Imm(rEnd, limit, "strings_done"),
+
+		asm.LoadMem(asm.R2, rConf, conf, asm.Word), // ctx_off
+		asm.JGT.Imm(asm.R2, MaxContext-8, l("nopointer")),
+		asm.LoadMem(asm.R3, rRec, 44, asm.Word), // ctx_len as copied
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 8),
+		asm.JGT.Reg(asm.R4, asm.R3, l("nopointer")),
+		asm.Add.Reg(asm.R2, rRec),
+		asm.LoadMem(asm.R3, asm.R2, HeaderSize, asm.DWord),
+		asm.Ja.Label(l("pointer")),
+	)
+	g.label(l("nopointer"))
+	g.emit(asm.Mov.Imm(asm.R3, 0))
+	g.label(l("pointer"))
+	g.emit(
+		asm.Mov.Reg(asm.R1, rRec),
+		asm.Add.Reg(asm.R1, rEnd),
+		asm.StoreMem(asm.R1, 0, asm.R3, asm.DWord), // addr
+		asm.Add.Imm(asm.R1, 16),
+		asm.Mov.Imm(asm.R2, MaxString),
+		asm.LoadMem(asm.R4, rConf, conf+4, asm.Word), // flags
+		asm.And.Imm(asm.R4, configUser),
+		asm.JEq.Imm(asm.R4, 0, l("kernel")),
+		asm.FnProbeReadUserStr.Call(),
+		asm.Ja.Label(l("read")),
+	)
+	g.label(l("kernel"))
+	g.emit(asm.FnProbeReadKernelStr.Call())
+	g.label(l("read"))
+	g.emit(
+		asm.JSGT.Imm(asm.R0, 0, l("len_pos")),
+		asm.Mov.Imm(asm.R0, 0),
+	)
+	g.label(l("len_pos"))
+	g.emit(
+		asm.JLE.Imm(asm.R0, MaxString, l("len_ok")),
+		asm.Mov.Imm(asm.R0, MaxString),
+	)
+	g.label(l("len_ok"))
+	g.emit(
+		// len u16 and its 6 bytes of padding, zero, in one store.
+		asm.Mov.Reg(asm.R1, rRec),
+		asm.Add.Reg(asm.R1, rEnd),
+		asm.StoreMem(asm.R1, 8, asm.R0, asm.DWord),
+		asm.Add.Imm(rEnd, 16),
+		asm.Add.Reg(rEnd, asm.R0),
+
+		// Zero the rest of the word the string ends in: bytes an
+		// earlier, longer string left there.
+		asm.Mov.Reg(asm.R1, rEnd),
+		asm.And.Imm(asm.R1, 7),
+		asm.JEq.Imm(asm.R1, 0, l("aligned")),
+		asm.Mov.Reg(asm.R2, rEnd),
+		asm.And.Imm(asm.R2, -8),
+		asm.JGT.Imm(asm.R2, limit+16+MaxString-8, l("aligned")),
+		asm.Add.Reg(asm.R2, rRec),
+		asm.LoadMem(asm.R3, asm.R2, 0, asm.DWord),
+		asm.LSh.Imm(asm.R1, 3),
+		asm.Mov.Imm(asm.R4, 1),
+		asm.LSh.Reg(asm.R4, asm.R1),
+		asm.Sub.Imm(asm.R4, 1),
+		asm.And.Reg(asm.R3, asm.R4),
+		asm.StoreMem(asm.R2, 0, asm.R3, asm.DWord),
+	)
+	g.label(l("aligned"))
+	g.emit(
+		asm.Add.Imm(rEnd, 7),
+		asm.And.Imm(rEnd, -8),
+	)
+}

@@ -1,0 +1,564 @@
+package collector
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/bpf/tracefs"
+	"github.com/tracebroker/tracebroker/broker/program"
+)
+
+// Probe is one attach point of a session. Its index in Options.Probes is
+// its attach cookie and the Probe field of its records.
+type Probe struct {
+	Kind program.ProbeKind
+	// Category and Event name a tracepoint.
+	Category, Event string
+	// Name names a raw tracepoint (RawTracepoint, and TpBTF, whose
+	// context, the tracepoint's arguments as u64s, a raw tracepoint
+	// gives as well).
+	Name string
+	// Path and Offset (in the file) place a uprobe; Ret, or Kind
+	// Uretprobe, makes it a uretprobe. PID > 0 limits it to that
+	// process (-p).
+	Path   string
+	Offset uint64
+	Ret    bool
+	PID    int
+	// PeriodNs is an interval's or a profile's period; Freq, when set, a
+	// profile's samples per second per CPU instead.
+	PeriodNs, Freq uint64
+	// CtxLen is how many bytes of context each record holds: a
+	// tracepoint's record size (cut to MaxContext), 8 per raw
+	// tracepoint argument. Uprobes and perf events always have their
+	// whole context (PtRegsSize, PerfEventDataSize); 0 says the same.
+	CtxLen int
+	// Strings are read behind pointers in the context, MaxString bytes
+	// at most each.
+	Strings []StringSpec
+}
+
+// StringSpec is a string to capture: the pointer to it is the u64 at
+// CtxOff in the context; User says it points to user memory.
+type StringSpec struct {
+	CtxOff int
+	User   bool
+}
+
+// String names the probe as bpftrace would, for errors.
+func (p Probe) String() string {
+	switch p.Kind {
+	case program.Tracepoint:
+		return fmt.Sprintf("tracepoint:%s:%s", p.Category, p.Event)
+	case program.RawTracepoint, program.TpBTF:
+		return fmt.Sprintf("%s:%s", p.Kind, p.Name)
+	case program.Uprobe, program.Uretprobe:
+		k := program.Uprobe
+		if p.uret() {
+			k = program.Uretprobe
+		}
+		return fmt.Sprintf("%s:%s:%#x", k, p.Path, p.Offset)
+	case program.Interval:
+		return fmt.Sprintf("interval:ns:%d", p.PeriodNs)
+	case program.Profile:
+		if p.Freq != 0 {
+			return fmt.Sprintf("profile:hz:%d", p.Freq)
+		}
+		return fmt.Sprintf("profile:ns:%d", p.PeriodNs)
+	}
+	return p.Kind.String()
+}
+
+func (p Probe) uret() bool { return p.Ret || p.Kind == program.Uretprobe }
+
+// Options are what Open needs.
+type Options struct {
+	Probes []Probe
+	// BufferSize is the ring buffer's size in bytes: a power of two, at
+	// least a page; 0 is DefaultBufferSize.
+	BufferSize int
+	Trust      Trust
+}
+
+// DefaultBufferSize is the ring buffer's size unless Options say.
+const DefaultBufferSize = 4 << 20
+
+// Session is a set of probes served by the collectors: the collectors
+// loaded, the session's maps, and once attached, the attachments.
+type Session struct {
+	probes []Probe
+	coll   *ebpf.Collection
+	progs  [numKinds]*ebpf.Program
+	rd     *ringbuf.Reader
+	ids    []attest.Identity
+	// links are the attachments; closing one detaches it.
+	links    []io.Closer
+	attached bool
+}
+
+// Open verifies the collectors the probes need (see Trust), loads them,
+// creates the session's maps and writes each probe's config. Nothing is
+// attached yet. BEGIN and END probes are skipped (the broker runs them
+// in the interpreter), so that Probes may be parallel to a Program's.
+// On error nothing is left loaded.
+func Open(o Options) (s *Session, err error) {
+	if len(o.Probes) == 0 {
+		return nil, errors.New("collector: no probes")
+	}
+	if len(o.Probes) > 1<<16 {
+		return nil, fmt.Errorf("collector: %d probes, at most %d (a record's probe index is 16 bits)", len(o.Probes), 1<<16)
+	}
+	size := o.BufferSize
+	if size == 0 {
+		size = DefaultBufferSize
+	}
+	if size < os.Getpagesize() || size&(size-1) != 0 || size > 1<<30 {
+		return nil, fmt.Errorf("collector: ring buffer size %d is not a power of two between %d and 1 GiB", size, os.Getpagesize())
+	}
+	configs := make([][]byte, len(o.Probes))
+	var need [numKinds]bool
+	for i, p := range o.Probes {
+		k, cfg, err := configure(p)
+		if err != nil {
+			return nil, fmt.Errorf("collector: probe %d (%s): %w", i, p, err)
+		}
+		configs[i] = cfg
+		if k >= 0 {
+			need[k] = true
+		}
+	}
+	var specs []Spec
+	for k := kind(0); k < numKinds; k++ {
+		if need[k] {
+			specs = append(specs, build(k))
+		}
+	}
+	if len(specs) == 0 {
+		return nil, errors.New("collector: no probe needs a collector (only BEGIN and END)")
+	}
+	ids, err := o.Trust.Verify(specs...)
+	if err != nil {
+		return nil, err
+	}
+
+	cs := &ebpf.CollectionSpec{Maps: map[string]*ebpf.MapSpec{}, Programs: map[string]*ebpf.ProgramSpec{}}
+	for _, m := range mapLayouts {
+		ms := &ebpf.MapSpec{Name: m.kernelName, Type: m.typ, KeySize: m.key, ValueSize: m.value, MaxEntries: m.entries}
+		switch m.name {
+		case eventsMap:
+			ms.MaxEntries = uint32(size)
+		case configMap:
+			ms.MaxEntries = uint32(len(o.Probes))
+		}
+		cs.Maps[m.name] = ms
+	}
+	for _, sp := range specs {
+		cs.Programs[sp.Name] = &ebpf.ProgramSpec{Name: sp.Name, Type: sp.Type, Instructions: sp.Instructions, License: "GPL"}
+	}
+	coll, err := ebpf.NewCollectionWithOptions(cs, ebpf.CollectionOptions{})
+	if err != nil {
+		return nil, loadError(err)
+	}
+	sess := &Session{probes: append([]Probe(nil), o.Probes...), coll: coll, ids: ids}
+	// sess, not s: a return of nil, err has set s to nil by now.
+	defer func() {
+		if err != nil {
+			sess.Close()
+		}
+	}()
+	for _, sp := range specs {
+		sess.progs[sp.kind] = coll.Programs[sp.Name]
+	}
+	for i, cfg := range configs {
+		if err := coll.Maps[configMap].Put(uint32(i), cfg); err != nil {
+			return nil, fmt.Errorf("collector: writing the config of probe %d: %w", i, err)
+		}
+	}
+	if sess.rd, err = ringbuf.NewReader(coll.Maps[eventsMap]); err != nil {
+		return nil, fmt.Errorf("collector: opening the ring buffer: %w", err)
+	}
+	return sess, nil
+}
+
+// configure checks a probe and encodes its config value (see the config
+// layout); kind is -1 for a probe no collector serves (BEGIN, END).
+func configure(p Probe) (kind, []byte, error) {
+	cfg := make([]byte, configSize)
+	k, ctxLen := kind(-1), p.CtxLen
+	if ctxLen < 0 {
+		return 0, nil, fmt.Errorf("negative context length %d", ctxLen)
+	}
+	fixed := func(size int, what string) error {
+		if ctxLen != 0 && ctxLen != size {
+			return fmt.Errorf("context length %d: the context is %s, %d bytes, always copied whole", ctxLen, what, size)
+		}
+		ctxLen = size
+		return nil
+	}
+	switch p.Kind {
+	case program.Begin, program.End:
+		if len(p.Strings) > 0 {
+			return 0, nil, errors.New("BEGIN and END have no context to read strings from")
+		}
+		return -1, cfg, nil
+	case program.Tracepoint:
+		k = kindTracepoint
+		if p.Category == "" || p.Event == "" {
+			return 0, nil, errors.New("a tracepoint needs a category and an event")
+		}
+		// A longer record is cut: the fields past MaxContext read as
+		// zero, as record.go documents.
+		ctxLen = min(ctxLen, MaxContext)
+	case program.RawTracepoint, program.TpBTF:
+		k = kindRawTracepoint
+		if p.Name == "" {
+			return 0, nil, errors.New("a raw tracepoint needs a name")
+		}
+		if ctxLen%8 != 0 || ctxLen > 8*MaxRawArgs {
+			return 0, nil, fmt.Errorf("context length %d: a raw tracepoint's context is its arguments, 8 bytes each, at most %d", ctxLen, MaxRawArgs)
+		}
+	case program.Uprobe, program.Uretprobe:
+		k = kindUprobe
+		if p.Path == "" || p.Offset == 0 {
+			return 0, nil, errors.New("a uprobe needs a file and a non-zero offset in it")
+		}
+		if err := fixed(PtRegsSize, "struct pt_regs"); err != nil {
+			return 0, nil, err
+		}
+	case program.Interval, program.Profile:
+		k = kindPerf
+		if p.PeriodNs == 0 && (p.Freq == 0 || p.Kind == program.Interval) {
+			return 0, nil, errors.New("no period")
+		}
+		if err := fixed(PerfEventDataSize, "struct bpf_perf_event_data"); err != nil {
+			return 0, nil, err
+		}
+	default:
+		return 0, nil, fmt.Errorf("no collector serves %s probes", p.Kind)
+	}
+	if len(p.Strings) > MaxStrings {
+		return 0, nil, fmt.Errorf("%d strings, at most %d", len(p.Strings), MaxStrings)
+	}
+	le := binary.LittleEndian
+	le.PutUint32(cfg[0:], uint32(ctxLen))
+	le.PutUint32(cfg[4:], uint32(len(p.Strings)))
+	for i, str := range p.Strings {
+		if str.CtxOff < 0 || str.CtxOff+8 > ctxLen {
+			return 0, nil, fmt.Errorf("string %d: its pointer at offset %d is not within the %d bytes of context", i, str.CtxOff, ctxLen)
+		}
+		le.PutUint32(cfg[8+8*i:], uint32(str.CtxOff))
+		if str.User {
+			le.PutUint32(cfg[12+8*i:], configUser)
+		}
+	}
+	return k, cfg, nil
+}
+
+// loadError shows why the verifier refused a collector: a collector
+// the kernel refuses is this package's bug or the kernel's limit, and
+// the end of the log says which.
+func loadError(err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		log := ve.Log
+		if len(log) > 12 {
+			log = log[len(log)-12:]
+		}
+		return fmt.Errorf("collector: the kernel verifier rejected a collector: %v\n%s", ve.Cause, strings.Join(log, "\n"))
+	}
+	if errors.Is(err, unix.EPERM) {
+		return errors.New("collector: loading BPF programs is not permitted: needs root (or CAP_BPF and CAP_PERFMON)")
+	}
+	return fmt.Errorf("collector: loading: %w", err)
+}
+
+// Collectors are the identities of the loaded collectors, as verified
+// (or, unsigned, not): for the audit record.
+func (s *Session) Collectors() []attest.Identity { return append([]attest.Identity(nil), s.ids...) }
+
+// Programs are the loaded collectors.
+func (s *Session) Programs() []*ebpf.Program {
+	var out []*ebpf.Program
+	for _, p := range s.progs {
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Attach attaches every probe, each with its index as the attach
+// cookie. If one fails, those attached already are detached again.
+func (s *Session) Attach() (err error) {
+	if s.attached {
+		return errors.New("collector: already attached")
+	}
+	defer func() {
+		if err != nil {
+			s.Detach()
+		}
+	}()
+	for i, p := range s.probes {
+		if err := s.attach(i, p); err != nil {
+			return fmt.Errorf("collector: attach probe %d (%s): %w", i, p, err)
+		}
+	}
+	s.attached = true
+	return nil
+}
+
+func (s *Session) attach(i int, p Probe) error {
+	cookie := uint64(i)
+	switch p.Kind {
+	case program.Tracepoint:
+		// cilium/ebpf finds tracefs but does not mount it.
+		if _, err := tracefs.Root(); err != nil {
+			return err
+		}
+		l, err := link.Tracepoint(p.Category, p.Event, s.progs[kindTracepoint], &link.TracepointOptions{Cookie: cookie})
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no tracepoint %s:%s", p.Category, p.Event)
+		}
+		if err != nil {
+			return err
+		}
+		s.links = append(s.links, l)
+	case program.RawTracepoint, program.TpBTF:
+		fd, err := rawTracepointOpen(p.Name, s.progs[kindRawTracepoint], cookie)
+		if err != nil {
+			return err
+		}
+		s.links = append(s.links, fd)
+	case program.Uprobe, program.Uretprobe:
+		ex, err := link.OpenExecutable(p.Path)
+		if err != nil {
+			return err
+		}
+		attachFn := ex.Uprobe
+		if p.uret() {
+			attachFn = ex.Uretprobe
+		}
+		// Address is the file offset; with it, no symbol is looked up.
+		l, err := attachFn("", s.progs[kindUprobe], &link.UprobeOptions{Address: p.Offset, PID: p.PID, Cookie: cookie})
+		switch {
+		case errors.Is(err, unix.ESRCH):
+			return fmt.Errorf("no process %d", p.PID)
+		case errors.Is(err, unix.EINVAL):
+			return fmt.Errorf("offset %#x is beyond the end of %s, or it is not a regular file (%w)", p.Offset, p.Path, err)
+		case err != nil:
+			return err
+		}
+		s.links = append(s.links, l)
+	case program.Interval:
+		// One CPU, as bpftrace's interval: a cpu-clock event firing
+		// every period whether the CPU is busy or idle.
+		attr := unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Sample: p.PeriodNs}
+		return s.attachPerf(&attr, 0, cookie)
+	case program.Profile:
+		cpus, err := onlineCPUs()
+		if err != nil {
+			return err
+		}
+		for _, cpu := range cpus {
+			attr := unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Sample: p.PeriodNs}
+			if p.Freq != 0 {
+				attr.Sample, attr.Bits = p.Freq, unix.PerfBitFreq
+			}
+			if err := s.attachPerf(&attr, cpu, cookie); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// linkFD is an attachment held by its file descriptor alone.
+type linkFD int
+
+func (fd linkFD) Close() error { return unix.Close(int(fd)) }
+
+// BPF commands cilium/ebpf has no cookie-taking API for.
+const (
+	bpfRawTracepointOpen = 17
+	bpfLinkCreate        = 28
+	bpfPerfEvent         = 41 // attach type BPF_PERF_EVENT
+)
+
+// rawTracepointOpen attaches the raw tracepoint collector with a cookie
+// (Linux 6.10): cilium/ebpf's AttachRawTracepoint takes none.
+func rawTracepointOpen(name string, prog *ebpf.Program, cookie uint64) (linkFD, error) {
+	bname, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return -1, err
+	}
+	attr := struct {
+		name   uint64
+		progFD uint32
+		_      uint32
+		cookie uint64
+	}{uint64(uintptr(unsafe.Pointer(bname))), uint32(prog.FD()), 0, cookie}
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, bpfRawTracepointOpen, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	runtime.KeepAlive(bname)
+	runtime.KeepAlive(prog)
+	switch {
+	case errno == unix.ENOENT:
+		return -1, fmt.Errorf("no raw tracepoint %s", name)
+	case errno == unix.EINVAL || errno == unix.E2BIG:
+		return -1, fmt.Errorf("BPF_RAW_TRACEPOINT_OPEN %s with a cookie: %w (raw tracepoint cookies need Linux 6.10)", name, errno)
+	case errno != 0:
+		return -1, fmt.Errorf("BPF_RAW_TRACEPOINT_OPEN %s: %w", name, errno)
+	}
+	return linkFD(fd), nil
+}
+
+// attachPerf opens a perf event on cpu for every process and links the
+// perf collector to it with a cookie (BPF_LINK_CREATE, Linux 5.15):
+// cilium/ebpf links only perf events it opens itself, none of which is
+// a cpu-clock. The link holds the perf event, so the event's own
+// descriptor is closed at once and closing the link is the whole detach.
+func (s *Session) attachPerf(attr *unix.PerfEventAttr, cpu int, cookie uint64) error {
+	attr.Size = uint32(unsafe.Sizeof(*attr))
+	pfd, err := unix.PerfEventOpen(attr, -1, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("perf_event_open on cpu %d: %w", cpu, err)
+	}
+	defer unix.Close(pfd)
+	prog := s.progs[kindPerf]
+	la := struct {
+		progFD, targetFD, attachType, flags uint32
+		cookie                              uint64
+	}{uint32(prog.FD()), uint32(pfd), bpfPerfEvent, 0, cookie}
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, bpfLinkCreate, uintptr(unsafe.Pointer(&la)), unsafe.Sizeof(la))
+	runtime.KeepAlive(prog)
+	if errno != 0 {
+		return fmt.Errorf("BPF_LINK_CREATE for the perf event on cpu %d: %w (perf event links need Linux 5.15)", cpu, errno)
+	}
+	s.links = append(s.links, linkFD(fd))
+	return nil
+}
+
+// onlineCPUs reads /sys/devices/system/cpu/online ("0-3,5").
+func onlineCPUs() ([]int, error) {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return nil, err
+	}
+	return parseCPUList(strings.TrimSpace(string(b)))
+}
+
+func parseCPUList(s string) ([]int, error) {
+	var cpus []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("cpu list %q: %w", s, err)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return nil, fmt.Errorf("cpu list %q: bad range %q", s, part)
+			}
+		}
+		for c := a; c <= b; c++ {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}
+
+// Detach removes every attachment. Each close waits for an RCU grace
+// period, tens of milliseconds, so they are closed concurrently. It is
+// safe to call more than once.
+func (s *Session) Detach() {
+	var wg sync.WaitGroup
+	for _, l := range s.links {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.Close()
+		}()
+	}
+	wg.Wait()
+	s.links = nil
+	s.attached = false
+}
+
+// Attached is the number of attachments: one per probe, a profile's one
+// per CPU.
+func (s *Session) Attached() int { return len(s.links) }
+
+// Read waits until deadline (the zero time: for ever) for the next
+// record and returns it in rec, whose sample is valid until the next
+// Read; Decode it. A deadline passed is os.ErrDeadlineExceeded.
+func (s *Session) Read(deadline time.Time, rec *ringbuf.Record) error {
+	if s.rd == nil {
+		return os.ErrClosed
+	}
+	s.rd.SetDeadline(deadline)
+	return s.rd.ReadInto(rec)
+}
+
+// Pending is how many bytes of records wait in the ring buffer.
+func (s *Session) Pending() int {
+	if s.rd == nil {
+		return 0
+	}
+	return s.rd.AvailableBytes()
+}
+
+// Stop makes every probe return at once, so that what has been read
+// when the broker stops is final however long detaching takes.
+func (s *Session) Stop() error {
+	if s.coll == nil {
+		return errors.New("collector: stop: the session is closed")
+	}
+	if err := s.coll.Maps[controlMap].Put(uint32(0), uint64(1)); err != nil {
+		return fmt.Errorf("collector: stop: %w", err)
+	}
+	return nil
+}
+
+// Lost is how many records the ring buffer had no room for.
+func (s *Session) Lost() uint64 {
+	if s.coll == nil {
+		return 0
+	}
+	var vals []uint64
+	if err := s.coll.Maps[lostMap].Lookup(uint32(0), &vals); err != nil {
+		return 0
+	}
+	var n uint64
+	for _, v := range vals {
+		n += v
+	}
+	return n
+}
+
+// Close detaches and releases everything; safe to call more than once.
+func (s *Session) Close() {
+	s.Detach()
+	if s.rd != nil {
+		s.rd.Close()
+		s.rd = nil
+	}
+	if s.coll != nil {
+		s.coll.Close()
+		s.coll = nil
+	}
+}

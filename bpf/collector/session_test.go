@@ -1,0 +1,684 @@
+package collector_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/bpf/collector"
+	"github.com/tracebroker/tracebroker/bpf/tracefs"
+	"github.com/tracebroker/tracebroker/bpf/uprobe"
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
+)
+
+// getcwdNR is __NR_getcwd on x86-64.
+const getcwdNR = 79
+
+// needKernel skips unless this process can trace, then serialises with
+// the other test binaries that load BPF objects.
+func needKernel(t testing.TB) {
+	t.Helper()
+	if err := bpf.Supported(); err != nil {
+		t.Skipf("kernel tracing unavailable: %v", err)
+	}
+	kerneltest.Lock(t)
+}
+
+// open opens and attaches a session of unsigned collectors (the
+// verification has its own tests) and closes it when the test ends.
+func open(t testing.TB, size int, probes ...collector.Probe) *collector.Session {
+	t.Helper()
+	s, err := collector.Open(collector.Options{Probes: probes, BufferSize: size, Trust: collector.Trust{Unsigned: true}})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(s.Close)
+	if err := s.Attach(); err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	return s
+}
+
+// drain reads every record until none has come for a while, decodes
+// each into a copy (the sample is reused by the next Read), and keeps
+// those keep accepts. A probe's record is written before the traced
+// event returns, so after a synchronous workload everything is there.
+func drain(t testing.TB, s *collector.Session, keep func(*collector.Record) bool) []collector.Record {
+	t.Helper()
+	var out []collector.Record
+	var rec ringbuf.Record
+	for n := 0; ; n++ {
+		if n == 1e6 {
+			t.Fatal("a million records and still more: a probe fires on the reading itself?")
+		}
+		err := s.Read(time.Now().Add(100*time.Millisecond), &rec)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		var r collector.Record
+		if err := collector.Decode(bytes.Clone(rec.RawSample), &r); err != nil {
+			t.Fatalf("Decode: %v", err)
+		}
+		if len(rec.RawSample) != int(binary.LittleEndian.Uint32(rec.RawSample)) {
+			t.Fatalf("a sample of %d bytes holds a record of %d", len(rec.RawSample), binary.LittleEndian.Uint32(rec.RawSample))
+		}
+		// Encode writes zeros where the layout pads: a record equal to
+		// its re-encoding has the layout, and no stale bytes in it.
+		if enc := collector.Encode(nil, &r); !bytes.Equal(enc, rec.RawSample) {
+			t.Fatalf("record and its re-encoding differ:\n% x\n% x", rec.RawSample, enc)
+		}
+		if keep(&r) {
+			out = append(out, r)
+		}
+	}
+}
+
+func mine(r *collector.Record) bool { return r.TGID == uint32(os.Getpid()) }
+
+// recordSize is a tracepoint's record size: the end of its last field.
+func recordSize(t testing.TB, category, event string) (*tracefs.Format, int) {
+	t.Helper()
+	f, err := tracefs.ReadFormat(category, event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fl := range append(f.Common, f.Fields...) {
+		n = max(n, fl.Offset+fl.Size)
+	}
+	return f, n
+}
+
+func comm(r *collector.Record) string {
+	c, _, _ := bytes.Cut(r.Comm[:], []byte{0})
+	return string(c)
+}
+
+// ownComm is this process's comm, as the kernel cuts it.
+func ownComm(t testing.TB) string {
+	b, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// TestTracepoint traces two tracepoints and checks that each record
+// carries its probe's index (the cookie), the process, and the
+// tracepoint's record.
+func TestTracepoint(t *testing.T) {
+	needKernel(t)
+	_, cpuLen := recordSize(t, "syscalls", "sys_enter_getcpu")
+	f, cwdLen := recordSize(t, "syscalls", "sys_enter_getcwd")
+	nr, ok := f.Field("__syscall_nr")
+	if !ok {
+		t.Fatal("sys_enter_getcwd has no __syscall_nr")
+	}
+	s := open(t, 0,
+		collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcpu", CtxLen: cpuLen},
+		collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: cwdLen},
+	)
+	kerneltest.Syscalls(5, 3)
+	recs := drain(t, s, mine)
+	var cwd, cpu int
+	for _, r := range recs {
+		switch r.Probe {
+		case 0:
+			cpu++
+		case 1:
+			cwd++
+			if len(r.Context) != cwdLen {
+				t.Errorf("context of %d bytes, want %d", len(r.Context), cwdLen)
+			}
+			if got := binary.LittleEndian.Uint32(r.Context[nr.Offset:]); got != getcwdNR {
+				t.Errorf("__syscall_nr %d, want %d", got, getcwdNR)
+			}
+		default:
+			t.Errorf("record of probe %d", r.Probe)
+		}
+		if c := comm(&r); c != ownComm(t) {
+			t.Errorf("comm %q, want %q", c, ownComm(t))
+		}
+		if r.UID != uint32(os.Getuid()) || r.GID != uint32(os.Getgid()) || r.Ktime == 0 || r.Cgroup == 0 || len(r.Strings) != 0 {
+			t.Errorf("record %+v", r)
+		}
+	}
+	if cwd != 5 || cpu != 3 {
+		t.Errorf("%d getcwd and %d getcpu records, want 5 and 3", cwd, cpu)
+	}
+}
+
+// TestTracepointString captures openat's filename: the string behind
+// the pointer in the tracepoint's record, from user memory.
+func TestTracepointString(t *testing.T) {
+	needKernel(t)
+	f, size := recordSize(t, "syscalls", "sys_enter_openat")
+	fn, ok := f.Field("filename")
+	if !ok {
+		t.Fatal("sys_enter_openat has no filename")
+	}
+	path := filepath.Join(t.TempDir(), "collector-string-test")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, 0, collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_openat", CtxLen: size,
+		Strings: []collector.StringSpec{{CtxOff: fn.Offset, User: true}}})
+	for range 3 {
+		fd, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd.Close()
+	}
+	n := 0
+	for _, r := range drain(t, s, mine) {
+		if len(r.Strings) != 1 {
+			t.Fatalf("%d strings", len(r.Strings))
+		}
+		str := r.Strings[0]
+		if string(str.Data) != path+"\x00" {
+			continue // the runtime's own opens
+		}
+		n++
+		if ptr := binary.LittleEndian.Uint64(r.Context[fn.Offset:]); str.Addr != ptr {
+			t.Errorf("string read from %#x, the context's pointer is %#x", str.Addr, ptr)
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d records of %s, want 3", n, path)
+	}
+}
+
+// TestStringSlots fills every string slot: strings cut at MaxString,
+// reads that fail (a user pointer read as kernel memory, a pointer that
+// is no pointer), and a context whose length is not a multiple of 8, so
+// that the padding is checked too (drain compares each record with its
+// re-encoding). A context longer than MaxContext is cut.
+func TestStringSlots(t *testing.T) {
+	needKernel(t)
+	f, _ := recordSize(t, "syscalls", "sys_enter_openat")
+	fn, _ := f.Field("filename")
+	dfd, _ := f.Field("dfd")
+	user := collector.StringSpec{CtxOff: fn.Offset, User: true}
+	strs := []collector.StringSpec{user, {CtxOff: fn.Offset}, {CtxOff: dfd.Offset, User: true}}
+	for len(strs) < collector.MaxStrings {
+		strs = append(strs, user)
+	}
+	s := open(t, 0,
+		collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_openat", CtxLen: fn.Offset + 12, Strings: strs},
+		collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: 1000},
+	)
+	// In this order, each record may find the bytes of the one before
+	// in the scratch space where the collector builds it (the same CPU,
+	// usually), where padding must be zeros: a whole context of
+	// getcwd, then a long string, then a short one of odd length.
+	kerneltest.Syscalls(1, 0)
+	dir := t.TempDir()
+	long := filepath.Join(dir, strings.Repeat("x", 300))
+	os.Open(long) // fails: the tracepoint fires before
+	short := filepath.Join(dir, "odd")
+	if len(short)%8 == 6 { // with the NUL, a multiple of 8
+		short += "d"
+	}
+	os.Open(short)
+	var opens, shorts, cwds int
+	for _, r := range drain(t, s, mine) {
+		if r.Probe == 1 {
+			cwds++
+			if len(r.Context) != collector.MaxContext {
+				t.Errorf("a context of %d bytes, want it cut to %d", len(r.Context), collector.MaxContext)
+			}
+			continue
+		}
+		if len(r.Strings) != collector.MaxStrings || len(r.Context) != fn.Offset+12 {
+			t.Fatalf("%d strings, %d bytes of context", len(r.Strings), len(r.Context))
+		}
+		if string(r.Strings[0].Data) == short+"\x00" {
+			shorts++
+			continue
+		}
+		if !strings.HasPrefix(string(r.Strings[0].Data), long[:100]) {
+			continue // the runtime's own opens
+		}
+		opens++
+		ptr := binary.LittleEndian.Uint64(r.Context[fn.Offset:])
+		want := long[:collector.MaxString-1] + "\x00"
+		for i, str := range r.Strings {
+			switch i {
+			case 1:
+				if str.Addr != ptr || str.Data != nil {
+					t.Errorf("string 1, user memory read as kernel memory: %#x %q", str.Addr, str.Data)
+				}
+			case 2:
+				if int64(str.Addr) != unix.AT_FDCWD || str.Data != nil {
+					t.Errorf("string 2, behind dfd: %#x %q", str.Addr, str.Data)
+				}
+			default:
+				if str.Addr != ptr || string(str.Data) != want {
+					t.Errorf("string %d: %#x %q", i, str.Addr, str.Data)
+				}
+			}
+		}
+	}
+	if opens != 1 || shorts != 1 || cwds != 1 {
+		t.Errorf("%d long and %d short opens and %d getcwds, want 1 each", opens, shorts, cwds)
+	}
+}
+
+// TestKernelString captures strings from kernel memory: the path of
+// cgroup_mkdir's raw tracepoint (its second argument). A long path, then
+// a short one of odd length, so that the short one's padding would show
+// what the long one left, were it not zeroed.
+func TestKernelString(t *testing.T) {
+	needKernel(t)
+	root := cgroup2(t)
+	s := open(t, 0, collector.Probe{Kind: program.RawTracepoint, Name: "cgroup_mkdir", CtxLen: 16,
+		Strings: []collector.StringSpec{{CtxOff: 8}}})
+	names := []string{"tb-collector-test-" + strings.Repeat("l", 60), "tb-collector-odd"}
+	for _, n := range names {
+		dir := filepath.Join(root, n)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Skipf("cannot make a cgroup: %v", err)
+		}
+		os.Remove(dir)
+	}
+	var got []string
+	for _, r := range drain(t, s, mine) {
+		if len(r.Strings) != 1 || r.Strings[0].Addr != binary.LittleEndian.Uint64(r.Context[8:]) {
+			t.Fatalf("strings %+v", r.Strings)
+		}
+		got = append(got, string(r.Strings[0].Data))
+	}
+	want := []string{"/" + names[0] + "\x00", "/" + names[1] + "\x00"}
+	if !slices.Equal(got, want) {
+		t.Errorf("paths %q, want %q", got, want)
+	}
+}
+
+// cgroup2 is where the cgroup v2 hierarchy is mounted, or skips.
+func cgroup2(t *testing.T) string {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[2] == "cgroup2" {
+			return f[1]
+		}
+	}
+	t.Skip("no cgroup v2 hierarchy mounted")
+	return ""
+}
+
+// TestRawTracepoint counts getcwd's sys_enter with its arguments (regs,
+// id) as context.
+func TestRawTracepoint(t *testing.T) {
+	needKernel(t)
+	s := open(t, 0,
+		collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcpu", CtxLen: 8},
+		collector.Probe{Kind: program.RawTracepoint, Name: "sys_enter", CtxLen: 16},
+	)
+	kerneltest.Syscalls(5, 2)
+	// Reading makes system calls too, each a record of sys_enter.
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	var cwd, cpu int
+	for _, r := range drain(t, s, mine) {
+		switch r.Probe {
+		case 0:
+			cpu++
+		case 1:
+			if len(r.Context) != 16 {
+				t.Fatalf("context of %d bytes, want 16", len(r.Context))
+			}
+			if binary.LittleEndian.Uint64(r.Context[8:]) == getcwdNR {
+				cwd++
+			}
+		}
+	}
+	if cwd != 5 || cpu != 2 {
+		t.Errorf("%d getcwd records of sys_enter and %d of getcpu, want 5 and 2", cwd, cpu)
+	}
+}
+
+// workloadC calls mark(argv[2]) argv[1] times once it reads a line, so
+// that the test can attach first.
+const workloadC = `#include <stdio.h>
+#include <stdlib.h>
+__attribute__((noinline)) int mark(const char *s) { __asm__ volatile("" :: "r"(s) : "memory"); return 7; }
+int main(int argc, char **argv) {
+	char line[8];
+	if (!fgets(line, sizeof line, stdin))
+		return 1;
+	int n = atoi(argv[1]);
+	for (int i = 0; i < n; i++)
+		mark(argv[2]);
+	return 0;
+}
+`
+
+func buildWorkload(t *testing.T) string {
+	t.Helper()
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("the uprobe workload is built with gcc, which is not installed")
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "work.c")
+	if err := os.WriteFile(src, []byte(workloadC), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "work")
+	if out, err := exec.Command(gcc, "-O1", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// waiting is a started workload, blocked until go is called.
+type waiting struct {
+	cmd *exec.Cmd
+	in  *bufio.Writer
+	f   io.WriteCloser
+}
+
+func startWorkload(t *testing.T, bin string, args ...string) *waiting {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return &waiting{cmd: cmd, in: bufio.NewWriter(in), f: in}
+}
+
+func (w *waiting) run(t *testing.T) {
+	t.Helper()
+	w.in.WriteString("go\n")
+	w.in.Flush()
+	w.f.Close()
+	if err := w.cmd.Wait(); err != nil {
+		t.Fatalf("workload: %v", err)
+	}
+}
+
+// TestUprobe traces a C function's entry, with its string argument, and
+// its return, in one of two processes running the same binary (-p).
+func TestUprobe(t *testing.T) {
+	needKernel(t)
+	bin := buildWorkload(t)
+	syms, err := uprobe.Match(bin, "mark")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, arg = 7, "a string argument"
+	traced := startWorkload(t, bin, strconv.Itoa(n), arg)
+	other := startWorkload(t, bin, strconv.Itoa(n), "not traced")
+	pid := traced.cmd.Process.Pid
+	const di, ax = 112, 80 // offsets in pt_regs
+	s := open(t, 0,
+		collector.Probe{Kind: program.Uprobe, Path: bin, Offset: syms[0].Offset, PID: pid, Strings: []collector.StringSpec{{CtxOff: di, User: true}}},
+		collector.Probe{Kind: program.Uretprobe, Path: bin, Offset: syms[0].Offset, PID: pid},
+	)
+	traced.run(t)
+	other.run(t)
+	var entries, returns int
+	for _, r := range drain(t, s, func(*collector.Record) bool { return true }) {
+		if r.TGID != uint32(pid) {
+			if r.TGID == uint32(other.cmd.Process.Pid) {
+				t.Errorf("a record of the process not traced: %+v", r)
+			}
+			continue
+		}
+		if len(r.Context) != collector.PtRegsSize || comm(&r) != "work" {
+			t.Fatalf("record of %d bytes of context, comm %q", len(r.Context), comm(&r))
+		}
+		switch r.Probe {
+		case 0:
+			entries++
+			if len(r.Strings) != 1 || string(r.Strings[0].Data) != arg+"\x00" || r.Strings[0].Addr != binary.LittleEndian.Uint64(r.Context[di:]) {
+				t.Errorf("uprobe strings %+v", r.Strings)
+			}
+		case 1:
+			returns++
+			if rv := binary.LittleEndian.Uint64(r.Context[ax:]); rv != 7 || len(r.Strings) != 0 {
+				t.Errorf("uretprobe: ax %d, %d strings", rv, len(r.Strings))
+			}
+		}
+	}
+	if entries != n || returns != n {
+		t.Errorf("%d entries and %d returns, want %d each", entries, returns, n)
+	}
+}
+
+// TestPerf runs an interval and a profile probe for a while: their
+// counts are timing, so only bounds are checked.
+func TestPerf(t *testing.T) {
+	needKernel(t)
+	const period = 50 * time.Millisecond
+	start := time.Now()
+	s := open(t, 0,
+		collector.Probe{Kind: program.Interval, PeriodNs: uint64(period)},
+		collector.Probe{Kind: program.Profile, Freq: 49},
+	)
+	time.Sleep(300 * time.Millisecond)
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	counts := map[int]int{}
+	for _, r := range drain(t, s, func(*collector.Record) bool { return true }) {
+		counts[r.Probe]++
+		if len(r.Context) != collector.PerfEventDataSize {
+			t.Fatalf("context of %d bytes, want %d", len(r.Context), collector.PerfEventDataSize)
+		}
+		if r.Probe == 0 {
+			if sp := binary.LittleEndian.Uint64(r.Context[collector.PtRegsSize:]); sp != uint64(period) {
+				t.Errorf("interval's sample_period %d, want %d", sp, period)
+			}
+			if r.CPU != 0 {
+				t.Errorf("interval fired on CPU %d", r.CPU)
+			}
+		}
+	}
+	// About 6 periods; a busy machine delays the timer (and the sleep),
+	// never hastens it.
+	if most := int(elapsed/period) + 1; counts[0] < 2 || counts[0] > most {
+		t.Errorf("%d interval records in %v of a %v interval", counts[0], elapsed, period)
+	}
+	if counts[1] == 0 {
+		t.Errorf("no profile records")
+	}
+	if len(counts) > 2 {
+		t.Errorf("records of unknown probes: %v", counts)
+	}
+}
+
+// TestLost overfills a one-page ring buffer: the records it had no room
+// for are counted, and never more records arrive than events happened.
+func TestLost(t *testing.T) {
+	needKernel(t)
+	_, size := recordSize(t, "syscalls", "sys_enter_getcwd")
+	s := open(t, os.Getpagesize(), collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: size})
+	const n = 20000
+	kerneltest.Syscalls(n, 0)
+	lost := s.Lost()
+	if lost == 0 {
+		t.Fatalf("nothing lost of %d records in a ring buffer of %d bytes", n, os.Getpagesize())
+	}
+	got := len(drain(t, s, mine))
+	if got >= n || got == 0 {
+		t.Errorf("%d records read of %d", got, n)
+	}
+	// Lost counts other processes' getcwds too: at least ours.
+	if uint64(got)+lost < n {
+		t.Errorf("%d read and %d lost of %d", got, lost, n)
+	}
+	t.Logf("%d read, %d lost", got, lost)
+}
+
+// TestStop checks that a stopped session writes nothing more.
+func TestStop(t *testing.T) {
+	needKernel(t)
+	s := open(t, 0, collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: 16})
+	kerneltest.Syscalls(3, 0)
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	kerneltest.Syscalls(4, 0)
+	if got := len(drain(t, s, mine)); got != 3 {
+		t.Errorf("%d records, want the 3 before Stop", got)
+	}
+	if s.Lost() != 0 {
+		t.Errorf("lost %d", s.Lost())
+	}
+}
+
+// TestNothingLeft checks that Close leaves nothing loaded or open, also
+// after an attach that fails halfway, and that a failed Attach leaves
+// nothing attached.
+func TestNothingLeft(t *testing.T) {
+	needKernel(t)
+	// A function's entry, safe to probe in whatever process runs it.
+	bash, err := uprobe.FindBinary("bash")
+	if err != nil {
+		t.Skipf("no bash to place a uprobe in: %v", err)
+	}
+	syms, err := uprobe.Match(bash, "readline")
+	if err != nil {
+		t.Skipf("no readline in bash to place a uprobe at: %v", err)
+	}
+	before, _ := kerneltest.LoadedIDs(t)
+	fds := bpfFDs(t)
+	probes := []collector.Probe{
+		{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: 16},
+		{Kind: program.RawTracepoint, Name: "sys_enter", CtxLen: 16},
+		{Kind: program.Uprobe, Path: bash, Offset: syms[0].Offset},
+		{Kind: program.Profile, Freq: 10},
+	}
+	s, err := collector.Open(collector.Options{Probes: probes, Trust: collector.Trust{Unsigned: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Attach(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Attached() < len(probes) {
+		t.Errorf("%d attachments for %d probes", s.Attached(), len(probes))
+	}
+	if err := s.Attach(); err == nil {
+		t.Error("a second Attach succeeded")
+	}
+	s.Close()
+	s.Close()
+
+	// The last probe fails: the others must be detached again.
+	bad := append(slices.Clone(probes), collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_nosuch", CtxLen: 8})
+	s, err = collector.Open(collector.Options{Probes: bad, Trust: collector.Trust{Unsigned: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Attach()
+	if err == nil || !strings.Contains(err.Error(), "collector: attach probe 4 (tracepoint:syscalls:sys_enter_nosuch):") {
+		t.Errorf("Attach = %v", err)
+	}
+	if s.Attached() != 0 {
+		t.Errorf("%d attachments left after a failed Attach", s.Attached())
+	}
+	// Records of the moments the probes were attached may be there;
+	// none may come after.
+	drain(t, s, mine)
+	kerneltest.Syscalls(2, 0)
+	if n := len(drain(t, s, mine)); n != 0 {
+		t.Errorf("%d records after a failed Attach", n)
+	}
+	s.Close()
+
+	for _, name := range []string{collector.TracepointName, collector.RawTracepointName, collector.UprobeName, collector.PerfName} {
+		if left := kerneltest.LeftLoaded(t, before, name, 2*time.Second); len(left) > 0 {
+			t.Errorf("programs %s left loaded: ids %v", name, left)
+		}
+	}
+	if after := bpfFDs(t); after != fds {
+		t.Errorf("%d BPF and perf event file descriptors open, %d before", after, fds)
+	}
+}
+
+// bpfFDs counts this process's BPF and perf event file descriptors.
+func bpfFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		if strings.HasPrefix(target, "anon_inode:bpf") || target == "anon_inode:[perf_event]" {
+			n++
+		}
+	}
+	return n
+}
+
+// BenchmarkGetcwd measures records through the tracepoint collector,
+// the ring buffer and Decode: b.N getcwd calls, read in batches that
+// fit the ring buffer.
+func BenchmarkGetcwd(b *testing.B) {
+	needKernel(b)
+	s := open(b, 0, collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: 16})
+	var rec ringbuf.Record
+	var r collector.Record
+	read := 0
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		batch := min(b.N-done, 10000)
+		kerneltest.Syscalls(batch, 0)
+		done += batch
+		for s.Pending() > 0 {
+			if err := s.Read(time.Now().Add(time.Second), &rec); err != nil {
+				b.Fatal(err)
+			}
+			if err := collector.Decode(rec.RawSample, &r); err != nil {
+				b.Fatal(err)
+			}
+			read++
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "records/s")
+	if lost := s.Lost(); lost > 0 {
+		b.Errorf("%d lost", lost)
+	}
+}
+
+// BenchmarkGetcwdUntraced is BenchmarkGetcwd's workload alone, for the
+// difference the collector makes.
+func BenchmarkGetcwdUntraced(b *testing.B) {
+	for b.Loop() {
+		kerneltest.Syscalls(1, 0)
+	}
+}
