@@ -2,12 +2,18 @@ package broker
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tracebroker/tracebroker/broker/output"
 	"github.com/tracebroker/tracebroker/broker/program"
@@ -59,6 +65,23 @@ func BenchmarkProbeOverhead(b *testing.B) {
 			b.Fatal(err)
 		}
 	})
+	b.Run("tracebroker-interp", func(b *testing.B) {
+		needKernel(b)
+		pr, pw := io.Pipe()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- Run(ctx, Request{Name: "stdin", Source: []byte(overheadScript), Mode: ModeInterp, Collectors: testCollectors(b), Stdout: pw, Stderr: io.Discard})
+			pw.Close()
+		}()
+		waitReady(b, pr, "ready")
+		getcwdLoop(b)
+		b.StopTimer()
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	})
 	b.Run("bpftrace", func(b *testing.B) {
 		needKernel(b)
 		bt, err := exec.LookPath("bpftrace")
@@ -100,6 +123,49 @@ func BenchmarkPrintfEvent(b *testing.B) {
 	for b.Loop() {
 		if err := r.handle(rec); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkInterpPipeline is interpreter mode's throughput: a child makes
+// b.N getcwd calls as fast as it can while the collector copies each
+// into the ring buffer and this process runs the script over each record
+// in the interpreter. events/s-per-core is the events handled per second
+// of this process's CPU time (the consumer's cost; the child and the
+// kernel's collector run on the other core); lost are the events the
+// consumer did not keep up with.
+func BenchmarkInterpPipeline(b *testing.B) {
+	needKernel(b)
+	for _, tc := range []struct{ name, script string }{
+		{"count", `tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @[comm] = count(); }`},
+		{"hist", `tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @ = hist(args->size); }`},
+	} {
+		for _, mode := range modes {
+			b.Run(tc.name+"/"+string(mode), func(b *testing.B) {
+				lockKernel(b)
+				exe, err := os.Executable()
+				if err != nil {
+					b.Fatal(err)
+				}
+				var out bytes.Buffer
+				var before, after syscall.Rusage
+				syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+				b.ResetTimer()
+				err = Run(context.Background(), Request{Name: "stdin", Source: []byte(tc.script), Command: fmt.Sprintf("%s get %d 0", exe, b.N),
+					Mode: mode, Collectors: testCollectors(b), Stdout: &out, Stderr: io.Discard, Quiet: true})
+				b.StopTimer()
+				syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+				b.ReportMetric(float64(b.N)/cpu.Seconds(), "events/s-per-core")
+				lost := 0
+				if m := regexp.MustCompile(`Lost (\d+) events`).FindStringSubmatch(out.String()); m != nil {
+					lost, _ = strconv.Atoi(m[1])
+				}
+				b.ReportMetric(float64(lost), "lost")
+			})
 		}
 	}
 }

@@ -151,6 +151,9 @@ type e2eCase struct {
 	name, script, cmd, format, want string
 	path                            string // of the .out file
 	newSyntax                       bool
+	// interpRefused is why interpreter mode refuses the script, which
+	// needs the kernel at the event: "// interp: refused: REASON".
+	interpRefused string
 }
 
 func loadCases(t testing.TB) []e2eCase {
@@ -183,6 +186,8 @@ func loadCases(t testing.TB) []e2eCase {
 				tc.format = strings.TrimSpace(val)
 			case "new-syntax":
 				tc.newSyntax = true
+			case "interp":
+				tc.interpRefused = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(val), "refused:"))
 			}
 		}
 		cases = append(cases, tc)
@@ -190,17 +195,34 @@ func loadCases(t testing.TB) []e2eCase {
 	return cases
 }
 
+// TestEndToEnd runs the shared table in every mode, against the same
+// expectations: interpreter mode prints what JIT mode prints. A script
+// that needs the kernel at the event (stacks, signal()) is refused in
+// interpreter mode before anything runs, with its reason ("// interp:"
+// directive).
 func TestEndToEnd(t *testing.T) {
 	needKernel(t)
-	for _, tc := range loadCases(t) {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t)
-			out, stderr, err := runScript(t, Request{Source: []byte(f.expand(tc.script)), Command: f.expand(tc.cmd), Format: tc.format})
-			if err != nil {
-				t.Fatalf("run: %v\n%s", err, stderr)
-			}
-			if want := f.expand(tc.want); out != want {
-				t.Errorf("output:\n%q\nwant:\n%q\nstderr: %s", out, want, stderr)
+	trust := testCollectors(t)
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			for _, tc := range loadCases(t) {
+				t.Run(tc.name, func(t *testing.T) {
+					f := newFixture(t)
+					req := Request{Source: []byte(f.expand(tc.script)), Command: f.expand(tc.cmd), Format: tc.format, Mode: mode, Collectors: trust}
+					out, stderr, err := runScript(t, req)
+					if mode == ModeInterp && tc.interpRefused != "" {
+						if err == nil || !strings.Contains(err.Error(), tc.interpRefused) || out != "" {
+							t.Fatalf("interpreter mode: err %v, output %q; want a refusal with %q and no output", err, out, tc.interpRefused)
+						}
+						return
+					}
+					if err != nil {
+						t.Fatalf("run: %v\n%s", err, stderr)
+					}
+					if want := f.expand(tc.want); out != want {
+						t.Errorf("output:\n%q\nwant:\n%q\nstderr: %s", out, want, stderr)
+					}
+				})
 			}
 		})
 	}

@@ -193,9 +193,9 @@ func (tc *uprobeCase) setup(t *testing.T, w *heldoutWorkload) (script, command s
 	return w.expand(tc.script), w.expand(tc.cmd)
 }
 
-func (tc *uprobeCase) run(t *testing.T, script, command string) string {
+func (tc *uprobeCase) run(t *testing.T, mode Mode, script, command string) string {
 	t.Helper()
-	out, stderr, err := runScript(t, Request{Source: []byte(script), Command: command, Format: tc.format})
+	out, stderr, err := runScript(t, Request{Source: []byte(script), Command: command, Format: tc.format, Mode: mode, Collectors: testCollectors(t)})
 	if err != nil {
 		if tc.knownDiff != "" {
 			t.Skipf("known difference from bpftrace: %s\n(tracebroker: %v)", tc.knownDiff, err)
@@ -237,15 +237,19 @@ func TestUprobeSideBySide(t *testing.T) {
 			} else if w.expand(tc.want) != ref.String() {
 				t.Errorf("the recorded expectation %s differs from bpftrace's output:\n%q", filepath.Base(tc.outPath), w.unexpand(ref.String()))
 			}
-			out := tc.run(t, script, command)
-			switch {
-			case out == ref.String() && tc.knownDiff != "":
-				t.Logf("the known difference is gone (remove the directive): %s", tc.knownDiff)
-			case out == ref.String():
-			case tc.knownDiff != "":
-				t.Skipf("known difference from bpftrace: %s\ntracebroker:\n%s\nbpftrace:\n%s", tc.knownDiff, out, ref.String())
-			default:
-				t.Errorf("tracebroker:\n%s\nbpftrace:\n%s", out, ref.String())
+			for _, mode := range modes {
+				t.Run(string(mode), func(t *testing.T) {
+					out := tc.run(t, mode, script, command)
+					switch {
+					case out == ref.String() && tc.knownDiff != "":
+						t.Logf("the known difference is gone (remove the directive): %s", tc.knownDiff)
+					case out == ref.String():
+					case tc.knownDiff != "":
+						t.Skipf("known difference from bpftrace: %s\ntracebroker:\n%s\nbpftrace:\n%s", tc.knownDiff, out, ref.String())
+					default:
+						t.Errorf("tracebroker:\n%s\nbpftrace:\n%s", out, ref.String())
+					}
+				})
 			}
 		})
 	}
@@ -260,16 +264,20 @@ func TestUprobeScripts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			lockKernel(t)
 			script, command := tc.setup(t, w)
-			out := tc.run(t, script, command)
 			want := w.expand(tc.want)
-			switch {
-			case out == want && tc.knownDiff != "":
-				t.Logf("the known difference is gone (remove the directive): %s", tc.knownDiff)
-			case out == want:
-			case tc.knownDiff != "":
-				t.Skipf("known difference from bpftrace: %s\ntracebroker:\n%s\nbpftrace (recorded):\n%s", tc.knownDiff, out, want)
-			default:
-				t.Errorf("output:\n%s\nwant (bpftrace 0.17, recorded in %s):\n%s", out, filepath.Base(tc.outPath), want)
+			for _, mode := range modes {
+				t.Run(string(mode), func(t *testing.T) {
+					out := tc.run(t, mode, script, command)
+					switch {
+					case out == want && tc.knownDiff != "":
+						t.Logf("the known difference is gone (remove the directive): %s", tc.knownDiff)
+					case out == want:
+					case tc.knownDiff != "":
+						t.Skipf("known difference from bpftrace: %s\ntracebroker:\n%s\nbpftrace (recorded):\n%s", tc.knownDiff, out, want)
+					default:
+						t.Errorf("output:\n%s\nwant (bpftrace 0.17, recorded in %s):\n%s", out, filepath.Base(tc.outPath), want)
+					}
+				})
 			}
 		})
 	}

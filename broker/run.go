@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/broker/output"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
@@ -64,6 +65,9 @@ type Request struct {
 	// Gate admits the programs; nil is the loose default (uid 0 only) on
 	// the detected platform.
 	Gate *Gate
+	// Collectors says which static collectors interpreter mode may load:
+	// they must verify for role collector unless Unsigned.
+	Collectors collector.Trust
 	// Generator, when set, says that a plugin generated the program:
 	// Source is its script (compiled as usual), or Generator.Program its
 	// eBPF. Its identity, not this broker's, is the program's source.
@@ -80,6 +84,12 @@ type Request struct {
 
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
+
+	// startNs is when the trace started on the monotonic clock, for
+	// elapsed; 0 is now. A replay starts when its recording did, and
+	// its cpid is the recorded command's.
+	startNs uint64
+	cpid    int
 }
 
 // ScriptError is a compile error with its source, ready to print.
@@ -133,20 +143,13 @@ func Run(ctx context.Context, req Request) (err error) {
 		req.Logger = slog.New(slog.DiscardHandler)
 	}
 	switch req.Mode {
-	case "", ModeAuto, ModeJIT:
-	case ModeInterp:
-		return errors.New("interpreter mode is not available yet: this build runs programs with the kernel JIT only (use --mode jit or auto)")
+	case "", ModeAuto, ModeJIT, ModeInterp:
 	default:
 		return fmt.Errorf("unknown mode %q (auto, jit or interp)", req.Mode)
 	}
-	var out output.Printer
-	switch req.Format {
-	case "", "text":
-		out = output.NewText(req.Stdout, output.Batched())
-	case "json":
-		out = output.NewJSON(req.Stdout, output.Batched())
-	default:
-		return fmt.Errorf("invalid output format %q (text or json)", req.Format)
+	out, err := newPrinter(req.Format, req.Stdout)
+	if err != nil {
+		return err
 	}
 	if req.PID < 0 {
 		return fmt.Errorf("invalid pid %d", req.PID)
@@ -188,8 +191,9 @@ func Run(ctx context.Context, req Request) (err error) {
 	if req.Admitted != nil {
 		req.Admitted(adm)
 	}
-	if adm.Mode != gatekeeper.ModeJIT {
-		return fmt.Errorf("the gatekeeper chose the interpreter for this trace (%s), and interpreter mode is not available yet: this build runs programs with the kernel JIT only", adm.Decisions[0].Reason)
+	mode, err := chooseMode(req.Mode, adm)
+	if err != nil {
+		return err
 	}
 	if req.Attest != nil {
 		files, err := attestPrograms(req.Attest, &req, prog, adm)
@@ -204,20 +208,69 @@ func Run(ctx context.Context, req Request) (err error) {
 	}
 
 	t0 := time.Now()
-	sess, err := bpf.Load(prog, bpf.Options{EventBufferSize: req.EventBufferSize, PID: req.PID})
-	if err != nil {
-		return err
+	var sess executor
+	if mode == gatekeeper.ModeJIT {
+		js, err := bpf.Load(prog, bpf.Options{EventBufferSize: req.EventBufferSize, PID: req.PID})
+		if err != nil {
+			return err
+		}
+		if req.Verbose {
+			for i, p := range js.Programs() {
+				info, _ := p.Info()
+				id, _ := info.ID()
+				fmt.Fprintf(req.Stderr, "Program %s: %d instructions, id %d\n", prog.Probes[i].Name, len(prog.Probes[i].Insns), id)
+			}
+		}
+		sess = js
+	} else {
+		is, err := openInterp(prog, &req)
+		if err != nil {
+			return err
+		}
+		sess = is
 	}
 	defer sess.Close()
 	if req.Verbose {
-		for i, p := range sess.Programs() {
-			info, _ := p.Info()
-			id, _ := info.ID()
-			fmt.Fprintf(req.Stderr, "Program %s: %d instructions, id %d\n", prog.Probes[i].Name, len(prog.Probes[i].Insns), id)
+		how := ""
+		if mode != gatekeeper.ModeJIT {
+			how = " (interpreter mode)"
 		}
-		fmt.Fprintf(req.Stderr, "Loaded %d programs and %d maps in %v\n", len(prog.Probes), len(prog.Maps), time.Since(t0).Round(time.Microsecond))
+		fmt.Fprintf(req.Stderr, "Loaded %d programs and %d maps in %v%s\n", len(prog.Probes), len(prog.Maps), time.Since(t0).Round(time.Microsecond), how)
 	}
+	return execute(ctx, &req, prog, sess, out, adm)
+}
 
+// newPrinter is the printer of a -f format.
+func newPrinter(format string, w io.Writer) (output.Printer, error) {
+	switch format {
+	case "", "text":
+		return output.NewText(w, output.Batched()), nil
+	case "json":
+		return output.NewJSON(w, output.Batched()), nil
+	}
+	return nil, fmt.Errorf("invalid output format %q (text or json)", format)
+}
+
+// chooseMode is the mode a trace runs in: the gatekeeper's, which an
+// explicit --mode must agree with.
+func chooseMode(asked Mode, adm *Admission) (string, error) {
+	switch {
+	case asked == ModeInterp && adm.Mode == gatekeeper.ModeJIT:
+		for i, d := range adm.Decisions {
+			if d.Verdict == gatekeeper.JIT {
+				return "", fmt.Errorf("--mode interp: the gatekeeper allows %s only JIT-compiled (%s)", adm.Probes[i], d.Reason)
+			}
+		}
+		return gatekeeper.ModeInterpreter, nil
+	case asked == ModeJIT && adm.Mode == gatekeeper.ModeInterpreter:
+		return "", fmt.Errorf("--mode jit: the gatekeeper chose the interpreter for this trace (%s)", adm.Decisions[0].Reason)
+	}
+	return adm.Mode, nil
+}
+
+// execute runs a loaded trace to its end on sess: the part of Run that
+// JIT mode, interpreter mode and replay share.
+func execute(ctx context.Context, req *Request, prog *program.Program, sess executor, out output.Printer, adm *Admission) (err error) {
 	var kid *child
 	if req.Command != "" {
 		kid, err = startChild(req.Command)
@@ -226,17 +279,21 @@ func Run(ctx context.Context, req Request) (err error) {
 		}
 		defer kid.kill()
 	}
-	cpid := 0
+	cpid := req.cpid
 	if kid != nil {
 		cpid = kid.pid()
 	}
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	if err := sess.Configure(uint64(ts.Nano()), cpid); err != nil {
+	start := req.startNs
+	if start == 0 {
+		var ts unix.Timespec
+		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+		start = uint64(ts.Nano())
+	}
+	if err := sess.Configure(start, cpid); err != nil {
 		return fmt.Errorf("configure: %w", err)
 	}
 
-	r := &runner{req: &req, prog: prog, sess: sess, out: out, res: newResolver(sess, req.Stderr)}
+	r := &runner{req: req, prog: prog, sess: sess, out: out, res: newResolver(sess, req.Stderr)}
 	if !req.Quiet {
 		out.AttachedProbes(len(prog.Probes))
 		out.Flush()
@@ -304,6 +361,11 @@ func Run(ctx context.Context, req Request) (err error) {
 		return fmt.Errorf("write output: %w", err)
 	}
 	r.reportMapErrors()
+	if is, ok := sess.(*interpSession); ok {
+		for _, w := range is.warnings() {
+			fmt.Fprintln(req.Stderr, w)
+		}
+	}
 	tDetach := time.Now()
 	if req.DetachInBackground {
 		err = sess.DetachInBackground()
@@ -319,7 +381,7 @@ func Run(ctx context.Context, req Request) (err error) {
 type runner struct {
 	req    *Request
 	prog   *program.Program
-	sess   *bpf.Session
+	sess   executor
 	out    output.Printer
 	res    *resolver
 	exited bool
@@ -360,6 +422,9 @@ func (r *runner) loop(ctx context.Context, deadline time.Time, kidDone, pidGone 
 			}
 		}
 		err := r.sess.Read(wait, &r.rec)
+		if errors.Is(err, io.EOF) {
+			return nil // a replay's recording ended
+		}
 		if errors.Is(err, bpf.ErrTimeout) {
 			r.reportLost()
 			r.out.Flush()

@@ -22,10 +22,10 @@ import (
 // attest sign --role collector NAME.bpf) before it can load them. Update
 // the digests only for such a deliberate change.
 var goldenDigests = map[string]string{
-	collector.TracepointName:    "a29145b0cd1d97cfca8007e5243f8bc0b24b2a76c18f3d6a157945b20708da49",
-	collector.RawTracepointName: "444aa069f6781963c2b8af4aca90999abb816e1205c21a2debb76722ea08ab55",
-	collector.UprobeName:        "f8836af221ac5dd1c5a5b1d840c4ca0402e9cc5387230edd338e432667e2f122",
-	collector.PerfName:          "686491d0e328d76c8b3db7ad0c3ded31bad4631f0d00e4893b5190e3e19d1d40",
+	collector.TracepointName:    "03092e864770211032bf9adf0118350f3aee26120140947a6d02694566bd666e",
+	collector.RawTracepointName: "dde40b447b48424663d95ad8483f0729c30ae0ac343ec4a78843a13a8e931dad",
+	collector.UprobeName:        "e5c79e0576e889499d319946e5544ce16c77e7e250d4d35db7a163512e2b61ae",
+	collector.PerfName:          "e8cc44b653cb6a54e2a1d6d3eb31094be1a90d24c6baa72e64b5d17afd1def0e",
 }
 
 func TestGoldenDigests(t *testing.T) {
@@ -66,7 +66,8 @@ func TestObject(t *testing.T) {
 			t.Fatalf("%s: no blank line after the header", s.Name)
 		}
 		for _, want := range []string{"tracebroker collector object v1\n", "name: " + s.Name + "\n", "license: GPL\n",
-			"map 1: collector_config 2 BPF_MAP_TYPE_ARRAY key 4 value 72 entries session\n"} {
+			"map 1: collector_config 2 BPF_MAP_TYPE_ARRAY key 4 value 200 entries session\n",
+			"record: v1 header 64 context 512 strings 24x256\n"} {
 			if !strings.Contains(string(head)+"\n", want) {
 				t.Errorf("%s: header lacks %q:\n%s", s.Name, want, head)
 			}
@@ -240,8 +241,10 @@ func TestOpenChecksProbes(t *testing.T) {
 		{name: "only BEGIN", probes: []collector.Probe{{Kind: program.Begin}}, wantErr: "no probe needs a collector"},
 		{name: "string past the context", probes: []collector.Probe{tp(48, collector.StringSpec{CtxOff: 44})},
 			wantErr: "collector: probe 0 (tracepoint:syscalls:sys_enter_openat): string 0: its pointer at offset 44 is not within the 48 bytes of context"},
+		{name: "array past the context", probes: []collector.Probe{tp(48, collector.StringSpec{CtxOff: 8}, collector.StringSpec{CtxOff: 48, Array: true})},
+			wantErr: "string 1: its pointer at offset 48 is not within the 48 bytes of context"},
 		{name: "negative offset", probes: []collector.Probe{tp(48, collector.StringSpec{CtxOff: -8})}, wantErr: "offset -8 is not within"},
-		{name: "too many strings", probes: []collector.Probe{tp(48, make([]collector.StringSpec, collector.MaxStrings+1)...)}, wantErr: "9 strings, at most 8"},
+		{name: "too many strings", probes: []collector.Probe{tp(48, make([]collector.StringSpec, collector.MaxStrings+1)...)}, wantErr: "25 strings, at most 24"},
 		{name: "raw tracepoint context", probes: []collector.Probe{{Kind: program.RawTracepoint, Name: "sys_enter", CtxLen: 12}},
 			wantErr: "probe 0 (rawtracepoint:sys_enter): context length 12: a raw tracepoint's context is its arguments, 8 bytes each, at most 12"},
 		{name: "uprobe context", probes: []collector.Probe{{Kind: program.Uprobe, Path: "/bin/sh", Offset: 0x100, CtxLen: 64}},

@@ -37,12 +37,13 @@ const (
 	// lostMap is a per-CPU array of one u64: records the ring buffer
 	// had no room for.
 	lostMap = "collector_lost"
-	// scratchMap is a per-CPU array of MaxRecord-byte values where a
-	// record is built before it is copied to the ring buffer, one value
-	// per collector (key: its kind). One value for all would not do: a
-	// raw tracepoint program is kept from recursing only into itself,
-	// and may interrupt another collector on the same CPU halfway
-	// through a record; the others exclude each other (bpf_prog_active).
+	// scratchMap is a per-CPU array of scratchSize-byte values where a
+	// record is built before it is copied to the ring buffer (the
+	// capture state follows it), one value per collector (key: its
+	// kind). One value for all would not do: a raw tracepoint program
+	// is kept from recursing only into itself, and may interrupt
+	// another collector on the same CPU halfway through a record; the
+	// others exclude each other (bpf_prog_active).
 	scratchMap = "collector_scratch"
 )
 
@@ -52,16 +53,25 @@ const (
 //	  0   4   ctx_len: bytes of context to copy (tracepoint, raw
 //	          tracepoint; the uprobe and perf collectors copy their
 //	          fixed-size context whatever it says), at most MaxContext
-//	  4   4   nstr: strings to capture, at most MaxStrings
-//	  8   8*MaxStrings, per string:
+//	  4   4   nstr: string specs, at most MaxStrings
+//	  8   8*MaxStrings, per string spec (one slot each, an array's too):
 //	      4   ctx_off: where in the copied context the string's pointer
 //	          (a u64) is; it must lie within ctx_len
 //	      4   flags: bit 0 (configUser) set reads user memory
-//	          (bpf_probe_read_user_str), else kernel memory
-//	          (bpf_probe_read_kernel_str)
+//	          (bpf_probe_read_user_str, bpf_probe_read_user), else kernel
+//	          memory (bpf_probe_read_kernel_str, bpf_probe_read_kernel);
+//	          bit 1 (configArray) set says the pointer is to an array of
+//	          pointers to strings: ArrayLen pointers are copied raw as one
+//	          entry, then the string behind each up to the first NULL,
+//	          while the record has entries left (MaxStrings in all)
+//
+// The specs are taken in order, each filling the record's next entries,
+// so a record's entries need not line up with the specs: an array's
+// strings shift those of the specs after it.
 const (
-	configSize = 8 + 8*MaxStrings
-	configUser = 1
+	configSize  = 8 + 8*MaxStrings
+	configUser  = 1
+	configArray = 2
 )
 
 // The fixed context sizes of the uprobe and perf collectors.
@@ -144,9 +154,28 @@ var mapLayouts = []mapLayout{
 	{scratchMap, "tb_coll_scratch", ebpf.PerCPUArray, 6, "BPF_MAP_TYPE_PERCPU_ARRAY", 4, scratchSize, uint32(numKinds)},
 }
 
-// scratchSize holds the largest record; MaxRecord is a multiple of 8
-// already, which the verifier needs of nothing but the tidy offsets.
-const scratchSize = MaxRecord
+// scratchSize holds the largest record, then the capture state; MaxRecord
+// is a multiple of 8 already, which the verifier needs of nothing but
+// the tidy offsets.
+const scratchSize = MaxRecord + stateSize
+
+// The capture state, u32s in the scratch value after the record: where
+// the collector is in the probe's string specs and in an array being
+// read. It is kept in map memory rather than on the stack so that the
+// verifier, which knows nothing of a map value's contents, sees every
+// path into an entry slot alike and prunes them, where constants on the
+// stack would multiply the states it walks by each spec and array index.
+// For the same reason each slot passes rEnd through stateEnd: the range
+// the verifier knows of it then is the slot's bound, whatever the
+// lengths of the entries before.
+const (
+	stateNext   = MaxRecord      // the next spec's index
+	stateAPtr   = MaxRecord + 4  // the record offset of the array's next pointer; 0: no array
+	stateAEnd   = MaxRecord + 8  // the record offset past the array's pointers
+	stateAFlags = MaxRecord + 12 // the array spec's flags
+	stateEnd    = MaxRecord + 16 // rEnd, on its way into a slot
+	stateSize   = 24
+)
 
 // Programs returns the four collectors, freshly built: the same
 // instructions on every call and every run.
@@ -183,7 +212,7 @@ func build(k kind) Spec {
 //	name: tb_coll_tp
 //	type: 5 BPF_PROG_TYPE_TRACEPOINT
 //	license: GPL
-//	record: v1 header 64 context 512 strings 8x256
+//	record: v1 header 64 context 512 strings 24x256
 //	map 0: events 27 BPF_MAP_TYPE_RINGBUF key 0 value 0 entries session
 //	...
 //	code: N
@@ -369,18 +398,14 @@ func code(k kind) asm.Instructions {
 	g.lookup(scratchMap, int32(k))
 	g.emit(asm.Mov.Reg(rRec, asm.R0))
 
-	// The header. Size (offset 0) is known only at the end.
+	// The header. Size (offset 0) is known only at the end, nstr
+	// (offset 6) as each string is captured.
 	g.emit(
 		asm.LoadMem(asm.R1, asm.R10, stackCk, asm.DWord),
-		asm.LoadMem(asm.R2, rConf, 4, asm.Word), // nstr
-		asm.JLE.Imm(asm.R2, MaxStrings, "nstr_ok"),
-		asm.Mov.Imm(asm.R2, MaxStrings),
-	)
-	g.label("nstr_ok")
-	g.emit(
-		asm.LSh.Imm(asm.R2, 16), // probe u16, nstr u8, flags u8 = 0
-		asm.Or.Reg(asm.R1, asm.R2),
-		asm.StoreMem(rRec, 4, asm.R1, asm.Word),
+		asm.StoreMem(rRec, 4, asm.R1, asm.Word), // probe u16, nstr u8 = 0, flags u8 = 0
+		// The capture state: the first spec, no array.
+		asm.StoreImm(rRec, stateNext, 0, asm.Word),
+		asm.StoreImm(rRec, stateAPtr, 0, asm.Word),
 
 		asm.FnKtimeGetNs.Call(),
 		asm.StoreMem(rRec, 8, asm.R0, asm.DWord),
@@ -417,10 +442,10 @@ func code(k kind) asm.Instructions {
 	}
 
 	for i := 0; i < MaxStrings; i++ {
-		captureString(g, i)
+		captureSlot(g, i)
 	}
 
-	g.label("strings_done")
+	g.label(slotLabel(MaxStrings))
 	g.emit(
 		asm.JGT.Imm(rEnd, MaxRecord, "exit"),
 		asm.StoreMem(rRec, 0, rEnd, asm.Word),
@@ -505,28 +530,80 @@ func copyPerf(g *gen) {
 	g.emit(asm.Mov.Imm(rEnd, HeaderSize+PerfEventDataSize))
 }
 
-// captureString emits string i: its pointer from the copied context, the
-// string behind it read into the record at rEnd, and rEnd moved past it.
-// A pointer outside the copied context, or a read that fails, gives a
-// string of length 0, so that nstr strings always follow.
-func captureString(g *gen, i int) {
+// slotLabel labels entry slot i's code; slot MaxStrings is the end.
+func slotLabel(i int) string {
+	if i == MaxStrings {
+		return "strings_done"
+	}
+	return fmt.Sprintf("s%d_slot", i)
+}
+
+// captureSlot emits entry slot i: the record's string entry i, at rEnd,
+// and rEnd moved past it. What it holds comes from the capture state:
+// the string behind an array's next pointer while an array is being read
+// (to its ArrayLen-th pointer or its first NULL), else the next spec's:
+// the string behind the spec's pointer in the copied context, or for an
+// array spec, its ArrayLen pointers copied raw. No specs left ends the
+// strings. A pointer outside the copied context, or a read that fails,
+// gives an entry of length 0, so that every spec has its entry.
+//
+// The slots are unrolled, MaxStrings of them, with no loop: slot i
+// writes entry i at a bound the verifier can see, and sets nstr to i+1.
+func captureSlot(g *gen, i int) {
 	l := func(s string) string { return fmt.Sprintf("s%d_%s", i, s) }
-	// Where string i may start at the latest: strings before it at
-	// their longest. rEnd never exceeds it; the jump says so to the
-	// verifier, which cannot follow rEnd through the masks.
+	// Where entry i may start at the latest: entries before it at their
+	// longest (an array copy is shorter than a string). rEnd never
+	// exceeds it; the jump says so to the verifier, which knows nothing
+	// of rEnd once it has passed through map memory (stateEnd).
 	limit := int32(HeaderSize + MaxContext + i*(16+MaxString))
-	conf := int16(8 + 8*i)
+	next := slotLabel(i + 1)
+
+	g.label(slotLabel(i))
 	g.emit(
-		asm.LoadMem(asm.R1, rConf, 4, asm.Word),
-		asm.JLE.Imm(asm.R1, int32(i), "strings_done"),
+		asm.StoreMem(rRec, stateEnd, rEnd, asm.Word),
+		asm.LoadMem(rEnd, rRec, stateEnd, asm.Word),
 		asm.JGT.Imm(rEnd, limit, "strings_done"),
 
-		asm.LoadMem(asm.R2, rConf, conf, asm.Word), // ctx_off
+		// An array being read: its next pointer, from the array's
+		// copy in the record.
+		asm.LoadMem(asm.R1, rRec, stateAPtr, asm.Word),
+		asm.JEq.Imm(asm.R1, 0, l("spec")),
+		asm.LoadMem(asm.R2, rRec, stateAEnd, asm.Word),
+		asm.JGE.Reg(asm.R1, asm.R2, l("array_done")),
+		asm.JGT.Imm(asm.R1, MaxRecord-8, l("array_done")),
+		asm.Mov.Reg(asm.R2, asm.R1),
+		asm.Add.Imm(asm.R2, 8),
+		asm.StoreMem(rRec, stateAPtr, asm.R2, asm.Word),
+		asm.Add.Reg(asm.R1, rRec),
+		asm.LoadMem(asm.R3, asm.R1, 0, asm.DWord),
+		asm.JEq.Imm(asm.R3, 0, l("array_done")),
+		asm.LoadMem(asm.R4, rRec, stateAFlags, asm.Word),
+		asm.Ja.Label(l("string")),
+	)
+	g.label(l("array_done"))
+	g.emit(asm.StoreImm(rRec, stateAPtr, 0, asm.Word))
+
+	// The next spec: its pointer from the copied context (r3), its
+	// flags (r4).
+	g.label(l("spec"))
+	g.emit(
+		asm.LoadMem(asm.R1, rRec, stateNext, asm.Word),
+		asm.LoadMem(asm.R2, rConf, 4, asm.Word), // nstr
+		asm.JGE.Reg(asm.R1, asm.R2, "strings_done"),
+		asm.JGE.Imm(asm.R1, MaxStrings, "strings_done"),
+		asm.Mov.Reg(asm.R2, asm.R1),
+		asm.Add.Imm(asm.R2, 1),
+		asm.StoreMem(rRec, stateNext, asm.R2, asm.Word),
+		asm.LSh.Imm(asm.R1, 3),
+		asm.Add.Reg(asm.R1, rConf),                // the spec is at r1+8
+		asm.LoadMem(asm.R4, asm.R1, 12, asm.Word), // flags
+
+		asm.LoadMem(asm.R2, asm.R1, 8, asm.Word), // ctx_off
 		asm.JGT.Imm(asm.R2, MaxContext-8, l("nopointer")),
 		asm.LoadMem(asm.R3, rRec, 44, asm.Word), // ctx_len as copied
-		asm.Mov.Reg(asm.R4, asm.R2),
-		asm.Add.Imm(asm.R4, 8),
-		asm.JGT.Reg(asm.R4, asm.R3, l("nopointer")),
+		asm.Mov.Reg(asm.R5, asm.R2),
+		asm.Add.Imm(asm.R5, 8),
+		asm.JGT.Reg(asm.R5, asm.R3, l("nopointer")),
 		asm.Add.Reg(asm.R2, rRec),
 		asm.LoadMem(asm.R3, asm.R2, HeaderSize, asm.DWord),
 		asm.Ja.Label(l("pointer")),
@@ -534,13 +611,16 @@ func captureString(g *gen, i int) {
 	g.label(l("nopointer"))
 	g.emit(asm.Mov.Imm(asm.R3, 0))
 	g.label(l("pointer"))
+	g.emit(asm.JSet.Imm(asm.R4, configArray, l("array")))
+
+	// A string: the one behind r3, read as r4's flags say.
+	g.label(l("string"))
 	g.emit(
 		asm.Mov.Reg(asm.R1, rRec),
 		asm.Add.Reg(asm.R1, rEnd),
 		asm.StoreMem(asm.R1, 0, asm.R3, asm.DWord), // addr
 		asm.Add.Imm(asm.R1, 16),
 		asm.Mov.Imm(asm.R2, MaxString),
-		asm.LoadMem(asm.R4, rConf, conf+4, asm.Word), // flags
 		asm.And.Imm(asm.R4, configUser),
 		asm.JEq.Imm(asm.R4, 0, l("kernel")),
 		asm.FnProbeReadUserStr.Call(),
@@ -588,5 +668,48 @@ func captureString(g *gen, i int) {
 	g.emit(
 		asm.Add.Imm(rEnd, 7),
 		asm.And.Imm(rEnd, -8),
+		asm.StoreImm(rRec, 6, int64(i+1), asm.Byte), // nstr
+		asm.Ja.Label(next),
 	)
+
+	// An array: its first ArrayLen pointers, raw, read as r4's flags
+	// say; the slots after read the strings behind them.
+	g.label(l("array"))
+	g.emit(
+		asm.StoreMem(rRec, stateAFlags, asm.R4, asm.Word),
+		asm.Mov.Reg(asm.R1, rRec),
+		asm.Add.Reg(asm.R1, rEnd),
+		asm.StoreMem(asm.R1, 0, asm.R3, asm.DWord), // addr
+		asm.Add.Imm(asm.R1, 16),
+		asm.Mov.Imm(asm.R2, ArrayLen*8),
+		asm.And.Imm(asm.R4, configUser),
+		asm.JEq.Imm(asm.R4, 0, l("array_kernel")),
+		asm.FnProbeReadUser.Call(),
+		asm.Ja.Label(l("array_read")),
+	)
+	g.label(l("array_kernel"))
+	g.emit(asm.FnProbeReadKernel.Call())
+	g.label(l("array_read"))
+	g.emit(
+		asm.Mov.Imm(asm.R1, 0),
+		asm.JNE.Imm(asm.R0, 0, l("array_len")),
+		asm.Mov.Imm(asm.R1, ArrayLen*8),
+		asm.Mov.Reg(asm.R2, rEnd),
+		asm.Add.Imm(asm.R2, 16),
+		asm.StoreMem(rRec, stateAPtr, asm.R2, asm.Word),
+		asm.Add.Imm(asm.R2, ArrayLen*8),
+		asm.StoreMem(rRec, stateAEnd, asm.R2, asm.Word),
+	)
+	g.label(l("array_len"))
+	g.emit(
+		// len u16 and its padding, as a string's; 128 bytes keep rEnd
+		// aligned.
+		asm.Mov.Reg(asm.R2, rRec),
+		asm.Add.Reg(asm.R2, rEnd),
+		asm.StoreMem(asm.R2, 8, asm.R1, asm.DWord),
+		asm.Add.Imm(rEnd, 16),
+		asm.Add.Reg(rEnd, asm.R1),
+		asm.StoreImm(rRec, 6, int64(i+1), asm.Byte), // nstr
+	)
+	// On to the next slot, which follows.
 }

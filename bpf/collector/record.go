@@ -39,14 +39,26 @@ import (
 //	      2   len: bytes read including the NUL (0: the read failed)
 //	      6   pad
 //	      len bytes, padded to 8
+//
+// A string entry may instead be a raw array copy, for a pointer to an
+// array of pointers to strings (argv; StringSpec.Array): addr is the
+// array's address and len is ArrayLen*8, the array's first ArrayLen
+// pointers as the memory held them, with no NUL meaning (len 0: the
+// read failed). The strings those pointers point to follow as entries
+// of their own, in the array's order, up to its first NULL pointer and
+// as long as the record has entries left (MaxStrings in all); each has
+// the pointer it was read from as its addr.
 const (
 	HeaderSize = 64
 	// MaxContext bounds the context copied; a tracepoint record larger
 	// than this is cut (the fields past it read as zero).
 	MaxContext = 512
-	// MaxStrings and MaxString bound the strings of one record.
-	MaxStrings = 8
+	// MaxStrings and MaxString bound the strings of one record: every
+	// entry, array copies and the strings of arrays included.
+	MaxStrings = 24
 	MaxString  = 256
+	// ArrayLen is how many pointers an array capture copies.
+	ArrayLen = 16
 	// MaxRecord is the largest record a collector writes.
 	MaxRecord = HeaderSize + MaxContext + MaxStrings*(16+MaxString)
 )

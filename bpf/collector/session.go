@@ -49,7 +49,8 @@ type Probe struct {
 	// whole context (PtRegsSize, PerfEventDataSize); 0 says the same.
 	CtxLen int
 	// Strings are read behind pointers in the context, MaxString bytes
-	// at most each.
+	// at most each; at most MaxStrings specs, and a record holds at most
+	// MaxStrings entries whatever its arrays hold.
 	Strings []StringSpec
 }
 
@@ -58,6 +59,12 @@ type Probe struct {
 type StringSpec struct {
 	CtxOff int
 	User   bool
+	// Array says the u64 at CtxOff points to an array of pointers to
+	// strings (argv): the record gets the array's first ArrayLen
+	// pointers, raw, as one entry, then the strings they point to up to
+	// the first NULL, one entry each, while entries are left (see the
+	// record layout). User applies to the array and to its strings.
+	Array bool
 }
 
 // String names the probe as bpftrace would, for errors.
@@ -262,9 +269,14 @@ func configure(p Probe) (kind, []byte, error) {
 			return 0, nil, fmt.Errorf("string %d: its pointer at offset %d is not within the %d bytes of context", i, str.CtxOff, ctxLen)
 		}
 		le.PutUint32(cfg[8+8*i:], uint32(str.CtxOff))
+		var flags uint32
 		if str.User {
-			le.PutUint32(cfg[12+8*i:], configUser)
+			flags |= configUser
 		}
+		if str.Array {
+			flags |= configArray
+		}
+		le.PutUint32(cfg[12+8*i:], flags)
 	}
 	return k, cfg, nil
 }

@@ -313,6 +313,168 @@ func TestKernelString(t *testing.T) {
 	}
 }
 
+// execveRec is the record of an execve, with the pointers in its context.
+type execveRec struct {
+	collector.Record
+	filename, argv uint64
+}
+
+// execve traces sys_enter_execve with strs (given the offsets of the
+// filename and argv fields in its record) while this process starts
+// /bin/true with args (argv[0] included), and returns the child's
+// record: that of its one execve, made by the child, whose TGID it is
+// already.
+func execve(t *testing.T, strs func(filename, argv int) []collector.StringSpec, args ...string) execveRec {
+	t.Helper()
+	const bin = "/bin/true"
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("no %s to run: %v", bin, err)
+	}
+	f, size := recordSize(t, "syscalls", "sys_enter_execve")
+	fn, ok1 := f.Field("filename")
+	argv, ok2 := f.Field("argv")
+	if !ok1 || !ok2 {
+		t.Fatal("sys_enter_execve has no filename or argv")
+	}
+	s := open(t, 0, collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_execve", CtxLen: size,
+		Strings: strs(fn.Offset, argv.Offset)})
+	cmd := &exec.Cmd{Path: bin, Args: args}
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v", bin, err)
+	}
+	pid := uint32(cmd.Process.Pid)
+	recs := drain(t, s, func(r *collector.Record) bool { return r.TGID == pid })
+	if len(recs) != 1 {
+		t.Fatalf("%d records of the child's execve, want 1", len(recs))
+	}
+	r := recs[0]
+	le := binary.LittleEndian
+	return execveRec{r, le.Uint64(r.Context[fn.Offset:]), le.Uint64(r.Context[argv.Offset:])}
+}
+
+// pointers are an array entry's pointers.
+func pointers(t *testing.T, s collector.String) []uint64 {
+	t.Helper()
+	if len(s.Data) != 8*collector.ArrayLen {
+		t.Fatalf("array entry of %d bytes at %#x, want %d", len(s.Data), s.Addr, 8*collector.ArrayLen)
+	}
+	ptrs := make([]uint64, collector.ArrayLen)
+	for i := range ptrs {
+		ptrs[i] = binary.LittleEndian.Uint64(s.Data[8*i:])
+	}
+	return ptrs
+}
+
+// checkArgs checks that entries are the strings behind ptrs, args, each
+// read from the pointer the array holds for it.
+func checkArgs(t *testing.T, entries []collector.String, ptrs []uint64, args []string) {
+	t.Helper()
+	if len(entries) < len(args) {
+		t.Fatalf("%d entries for %d arguments", len(entries), len(args))
+	}
+	for i, a := range args {
+		want := a + "\x00"
+		if len(want) > collector.MaxString {
+			want = a[:collector.MaxString-1] + "\x00"
+		}
+		if e := entries[i]; e.Addr != ptrs[i] || string(e.Data) != want {
+			t.Errorf("argument %d: %q read from %#x, want %q from %#x", i, e.Data, e.Addr, want, ptrs[i])
+		}
+	}
+}
+
+// TestArrayString captures execve's argv: the array of pointers, raw, as
+// bpftrace's args->argv[i] and join(args->argv) read it, then the
+// string behind each pointer up to the NULL, then the next spec's string.
+func TestArrayString(t *testing.T) {
+	needKernel(t)
+	args := []string{"/bin/true", "one", "two-is-longer", "", "five, the last"}
+	r := execve(t, func(fn, argv int) []collector.StringSpec {
+		return []collector.StringSpec{{CtxOff: argv, User: true, Array: true}, {CtxOff: fn, User: true}}
+	}, args...)
+	if len(r.Strings) != 1+len(args)+1 {
+		t.Fatalf("%d entries, want the array, its %d strings and filename", len(r.Strings), len(args))
+	}
+	argv := r.Strings[0]
+	if argv.Addr != r.argv {
+		t.Errorf("array read from %#x, argv is %#x", argv.Addr, r.argv)
+	}
+	ptrs := pointers(t, argv)
+	for i, p := range ptrs[:len(args)] {
+		if p == 0 {
+			t.Errorf("pointer %d is NULL", i)
+		}
+	}
+	if ptrs[len(args)] != 0 {
+		t.Errorf("pointer %d is %#x, want the NULL that ends argv", len(args), ptrs[len(args)])
+	}
+	checkArgs(t, r.Strings[1:], ptrs, args)
+	fn := r.Strings[len(args)+1]
+	if string(fn.Data) != "/bin/true\x00" || fn.Addr != r.filename {
+		t.Errorf("filename %q from %#x", fn.Data, fn.Addr)
+	}
+}
+
+// TestArrayCut captures arrays of more strings than the record has
+// entries for: an array's strings stop at ArrayLen, then at the entries
+// left, and the record, MaxStrings entries, decodes and re-encodes to
+// its very bytes (drain checks every record so). An array read that
+// fails (user memory read as kernel memory) is an entry of length 0,
+// with no strings after it.
+func TestArrayCut(t *testing.T) {
+	needKernel(t)
+	args := []string{"/bin/true"}
+	for i := 1; len(args) < 24; i++ {
+		args = append(args, strings.Repeat("ab", i)+strconv.Itoa(i)) // odd and even lengths
+	}
+	args[5] = strings.Repeat("long", 80) // cut at MaxString
+
+	t.Run("ArrayLen", func(t *testing.T) {
+		// The array, its first ArrayLen strings (there is no NULL
+		// among its pointers), then filename.
+		r := execve(t, func(fn, argv int) []collector.StringSpec {
+			return []collector.StringSpec{{CtxOff: argv, User: true, Array: true}, {CtxOff: fn, User: true}}
+		}, args...)
+		if len(r.Strings) != 1+collector.ArrayLen+1 {
+			t.Fatalf("%d entries, want %d", len(r.Strings), 1+collector.ArrayLen+1)
+		}
+		ptrs := pointers(t, r.Strings[0])
+		checkArgs(t, r.Strings[1:], ptrs, args[:collector.ArrayLen])
+		if fn := r.Strings[collector.ArrayLen+1]; string(fn.Data) != "/bin/true\x00" || fn.Addr != r.filename {
+			t.Errorf("filename %q", fn.Data)
+		}
+	})
+
+	t.Run("entries", func(t *testing.T) {
+		// A failed array, 7 filenames, the array, and a filename: the
+		// array gets the 15 entries left, the last filename none.
+		r := execve(t, func(fn, argv int) []collector.StringSpec {
+			strs := []collector.StringSpec{{CtxOff: argv, Array: true}}
+			for range 7 {
+				strs = append(strs, collector.StringSpec{CtxOff: fn, User: true})
+			}
+			return append(strs, collector.StringSpec{CtxOff: argv, User: true, Array: true}, collector.StringSpec{CtxOff: fn, User: true})
+		}, args...)
+		if len(r.Strings) != collector.MaxStrings {
+			t.Fatalf("%d entries, want %d", len(r.Strings), collector.MaxStrings)
+		}
+		if e := r.Strings[0]; e.Addr != r.argv || e.Data != nil {
+			t.Errorf("array read as kernel memory: %#x, %d bytes", e.Addr, len(e.Data))
+		}
+		for i, e := range r.Strings[1:8] {
+			if string(e.Data) != "/bin/true\x00" || e.Addr != r.filename {
+				t.Errorf("entry %d: %q", i+1, e.Data)
+			}
+		}
+		if r.Strings[8].Addr != r.argv {
+			t.Errorf("array read from %#x, argv is %#x", r.Strings[8].Addr, r.argv)
+		}
+		ptrs := pointers(t, r.Strings[8])
+		left := collector.MaxStrings - 9
+		checkArgs(t, r.Strings[9:], ptrs, args[:left])
+	})
+}
+
 // cgroup2 is where the cgroup v2 hierarchy is mounted, or skips.
 func cgroup2(t *testing.T) string {
 	b, err := os.ReadFile("/proc/self/mounts")

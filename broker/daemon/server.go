@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/broker/audit"
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
 	"github.com/tracebroker/tracebroker/broker/token"
@@ -60,6 +61,8 @@ type Config struct {
 	Audit *audit.Log
 	// Plugins runs generator plugins (gen:NAME scopes); nil: none.
 	Plugins *plugins.Host
+	// Collectors verifies interpreter mode's static collectors.
+	Collectors collector.Trust
 
 	// MaxSessions bounds concurrent sessions (0: 128); MaxPerSubject
 	// those of one token subject or one uid (0: 8).

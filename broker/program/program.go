@@ -89,7 +89,37 @@ type Probe struct {
 	// verifier must prove ends.
 	Loops bool
 	Insns asm.Instructions
+
+	// CtxLen and CtxStrings are what interpreter mode's static collector
+	// copies for this probe: CtxLen bytes of its context (at most
+	// MaxContext), and the strings behind the pointers stored in the
+	// context at CtxStrings' offsets, so that str() of a tracepoint field
+	// or a uprobe argument reads, in the interpreter, what it would have
+	// read in the kernel.
+	CtxLen     int
+	CtxStrings []CtxString
 }
+
+// CtxString is a pointer in a probe's context whose string interpreter
+// mode captures.
+type CtxString struct {
+	Off  int  // the pointer's offset in the context
+	User bool // it points into the traced process, not the kernel
+	// Array: the pointer is to an array of string pointers (argv), whose
+	// pointers and strings are copied, up to the collector's limits.
+	Array bool `json:",omitempty"`
+}
+
+// MaxContext bounds the context interpreter mode copies per event
+// (bpf/collector.MaxContext); a tracepoint with a __data_loc string
+// copies this much, so that the string in the record's tail comes along.
+const MaxContext = 512
+
+// Context sizes of the probe kinds whose context is fixed (x86-64).
+const (
+	PtRegsSize        = 168 // struct pt_regs: uprobes
+	PerfEventDataSize = 184 // struct bpf_perf_event_data: profile, interval
+)
 
 // Event type tags: the first 8 bytes of every ring buffer record.
 const (

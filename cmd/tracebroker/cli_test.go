@@ -198,9 +198,8 @@ func TestCLI(t *testing.T) {
 		},
 		{
 			name:   "mode interp",
-			args:   []string{"run", "--mode", "interp", "-e", "BEGIN { @a = 1; }"},
-			code:   1,
-			stderr: "ERROR: interpreter mode is not available yet: this build runs programs with the kernel JIT only (use --mode jit or auto)\n",
+			args:   []string{"run", "--mode", "interp", "-e", "BEGIN { @a = 1; printf(\"%s\\n\", comm); exit(); }"},
+			stdout: "Attaching 1 probe...\ntracebroker\n\n\n@a: 1\n",
 		},
 		{
 			name: "help",

@@ -229,8 +229,8 @@ func TestRunGatekeeper(t *testing.T) {
 		{"admitted", append([]string{"run", "-q", "--policy", admit, "--trust", testPub}, begin...), 0, "ran\n\n\n", ""},
 		{"denied", append([]string{"run", "--policy", deny, "--trust", testPub}, begin...), 1, "",
 			"ERROR: the gatekeeper denied BEGIN: policy " + deny + " returned deny\n"},
-		{"HVCI picks the interpreter", append([]string{"run", "--policy", admit, "--trust", testPub, "--hvci", "on"}, begin...), 1, "",
-			"interpreter mode is not available yet"},
+		{"HVCI picks the interpreter", append([]string{"run", "-v", "-q", "--policy", admit, "--trust", testPub, "--hvci", "on"}, begin...), 0, "ran\n\n\n",
+			"(interpreter mode)"},
 		{"untrusted policy", append([]string{"run", "--policy", admit, "--trust", filepath.Join(dir, "nosuch.pub")}, begin...), 1, "", "nosuch.pub"},
 	}
 	for _, tc := range tests {

@@ -18,7 +18,7 @@ a gatekeeper admits each program by who generated it and who asked.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newListCmd())
+	root.AddCommand(newRunCmd(), newListCmd(), newRecordCmd(), newReplayCmd(), newCollectorsCmd())
 	root.AddCommand(newInterpCmd(), newGatekeeperCmd(), newPluginsCmd())
 	root.AddCommand(newServeCmd(), newTraceCmd(), newSessionsCmd(), newTokenCmd(), newAuditCmd())
 	root.AddCommand(newAttestCmd(), newInitCmd(), newVersionCmd())

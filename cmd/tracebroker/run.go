@@ -27,6 +27,8 @@ func newRunCmd() *cobra.Command {
 		outFile   string
 		gf        gateFlags
 		pf        pluginFlags
+
+		unsignedCollectors bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] [FILE | -e PROGRAM | --gen NAME]",
@@ -82,6 +84,7 @@ func newRunCmd() *cobra.Command {
 				}
 			}
 			req.Gate = &broker.Gate{Keeper: k, Request: broker.RequesterRequest(id)}
+			req.Collectors = collectorTrust(trust, state, unsignedCollectors)
 			if attestDir != "" {
 				a, err := attestConfig(attestDir, state, id)
 				if err != nil {
@@ -102,10 +105,11 @@ func newRunCmd() *cobra.Command {
 	f.BoolVarP(&req.Quiet, "quiet", "q", false, "do not print the \"Attaching N probes...\" line")
 	f.BoolVar(&req.Unsafe, "unsafe", false, "allow builtins that change the traced system: signal()")
 	f.StringVarP(&outFile, "output", "o", "", "write the output to `FILE` instead of standard output")
-	f.StringVar(&mode, "mode", "auto", "execution mode: auto, jit or interp")
+	f.StringVar(&mode, "mode", "auto", "execution mode: auto (the gatekeeper's choice), jit, or interp (static collectors in the kernel, the program in the interpreter)")
 	f.IntVar(&req.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
 	f.StringVar(&attestDir, "attest-dir", "", "write a signed attestation of every generated program to `DIR`")
 	f.StringVar(&state, "state", attest.DefaultStateDir, "state `DIR` holding the host attestation key and trusted keys (tracebroker init)")
+	f.BoolVar(&unsignedCollectors, "unsigned-collectors", false, "interpreter mode: load the static collectors without checking their signatures (development)")
 	gf.register(f)
 	pf.register(f, true)
 	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))

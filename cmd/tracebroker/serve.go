@@ -88,6 +88,7 @@ session, printing its maps to its client, and detaches everything.`,
 				return err
 			}
 			cfg.Keeper = k
+			cfg.Collectors = collectorTrust(trust, state, false)
 			if cfg.Broker, err = attest.Measure(0, attest.MeasureOptions{Trust: trust, ManifestDir: attest.StateManifestDir(state), Role: attest.RoleBroker}); err != nil {
 				return fmt.Errorf("measuring this broker: %w", err)
 			}

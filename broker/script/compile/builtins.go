@@ -581,6 +581,7 @@ func (g *gen) blobInto(e syntax.Expr, off int16, n int) bool {
 		case "ntop":
 			g.ntopInto(e, off)
 		case "buf":
+			g.captureString(e.Args[0])
 			g.bufInto(e, t, off)
 		default:
 			return false
@@ -738,6 +739,7 @@ func (g *gen) join(e *syntax.Call) {
 	id := len(g.c.formats)
 	g.c.formats = append(g.c.formats, f)
 	user := g.typeOf(e.Args[0]).user
+	g.captureString(&syntax.Index{X: e.Args[0], I: &syntax.IntLit{}})
 	g.intExpr(e.Args[0])
 	arr := g.alloc(8)
 	g.emit(asm.StoreMem(asm.R10, arr, rAcc, asm.DWord))

@@ -27,9 +27,12 @@ const (
 const maxStack = 512
 
 type gen struct {
-	c     *compiler
-	in    *instance
-	insns asm.Instructions
+	c  *compiler
+	in *instance
+	// ctxStrings are the context's pointers whose strings the program
+	// reads (captureString).
+	ctxStrings []program.CtxString
+	insns      asm.Instructions
 	// pending labels the next emitted instruction; a second label placed
 	// before it becomes an alias resolved at the end.
 	pending string
@@ -98,7 +101,8 @@ func (c *compiler) generate(in *instance) *program.Probe {
 			}
 		}
 	}
-	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Loops: g.loops, Insns: g.insns}
+	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Loops: g.loops, Insns: g.insns,
+		CtxLen: ctxLen(in), CtxStrings: g.ctxStrings}
 	return p
 }
 
@@ -647,9 +651,11 @@ func (g *gen) intExpr(e syntax.Expr) {
 		case syntax.NOT:
 			g.boolOf(asm.JEq.Imm(rAcc, 0, ""))
 		case syntax.MUL:
+			g.captureString(e)
 			g.load(g.typeOf(e.X))
 		}
 	case *syntax.Index:
+		g.captureString(e)
 		p := g.typeOf(e.X)
 		g.intExpr(e.X)
 		tmp := g.alloc(8)
@@ -1023,6 +1029,7 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 			g.memInto(src, off, n)
 			return
 		}
+		g.captureString(src)
 		size := int32(min(strLen, n))
 		g.zero(off, n)
 		g.intExpr(src)
@@ -1120,4 +1127,99 @@ func (g *gen) literal(s string, off int16, n int) {
 // kernel accepts but asm.StoreImm refuses to build.
 func storeImm64(dst asm.Register, off int16, imm int32) asm.Instruction {
 	return asm.Instruction{OpCode: asm.StoreImmOp(asm.DWord), Dst: dst, Offset: off, Constant: int64(imm)}
+}
+
+// captureString notes a read of memory through a pointer taken straight
+// from the context — a tracepoint's pointer field, a uprobe's or raw
+// tracepoint's argument — by str(), buf(), * or [], or of the strings of
+// an array of such pointers (args->argv[i], join): interpreter mode's
+// collector copies that memory with the event. Memory reached through
+// pointers computed otherwise is not copied, and reading it in the
+// interpreter fails as a faulting read does.
+func (g *gen) captureString(src syntax.Expr) {
+	array := false
+	for {
+		switch e := src.(type) {
+		case *syntax.Paren:
+			src = e.X
+			continue
+		case *syntax.Unary:
+			if e.Op == syntax.MUL {
+				array = array || g.typeOf(e.X).depth > 1
+				src = e.X
+				continue
+			}
+		case *syntax.Index:
+			array = array || g.typeOf(e.X).depth > 1
+			src = e.X
+			continue
+		case *syntax.Binary:
+			// p + i: the same memory as p[i].
+			if e.Op == syntax.ADD && g.typeOf(e.X).ptr {
+				array = array || g.typeOf(e.X).depth > 1
+				src = e.X
+				continue
+			}
+		}
+		break
+	}
+	off := -1
+	switch e := src.(type) {
+	case *syntax.FieldAccess:
+		if f := findField(g.in.fields, e.Field); f != nil && f.Kind == FieldPtr {
+			off = f.Offset
+		}
+	case *syntax.Ident:
+		switch g.in.kind {
+		case program.Uprobe, program.Uretprobe:
+			if o, ok := ptRegs[e.Name]; ok {
+				off = int(o)
+			}
+		case program.RawTracepoint, program.TpBTF:
+			if n, err := strconv.Atoi(strings.TrimPrefix(e.Name, "arg")); err == nil && strings.HasPrefix(e.Name, "arg") {
+				off = 8 * n
+			}
+		}
+	}
+	if off < 0 || off+8 > program.MaxContext {
+		return
+	}
+	cs := program.CtxString{Off: off, User: g.typeOf(src).user, Array: array}
+	for i, have := range g.ctxStrings {
+		if have.Off == off {
+			// One pointer, one capture: an array capture copies the
+			// pointer's memory too.
+			g.ctxStrings[i].Array = have.Array || array
+			return
+		}
+	}
+	if len(g.ctxStrings) < maxCtxStrings {
+		g.ctxStrings = append(g.ctxStrings, cs)
+	}
+}
+
+// maxCtxStrings is how many strings a collector captures per event
+// (bpf/collector.MaxStrings).
+const maxCtxStrings = 8
+
+// ctxLen is how much of a probe's context interpreter mode copies.
+func ctxLen(in *instance) int {
+	switch in.kind {
+	case program.Uprobe, program.Uretprobe:
+		return program.PtRegsSize
+	case program.Interval, program.Profile:
+		return program.PerfEventDataSize
+	case program.RawTracepoint:
+		return 8 * 12
+	case program.Tracepoint, program.TpBTF:
+		n := 0
+		for _, f := range in.fields {
+			if f.Kind == FieldDataLoc {
+				return program.MaxContext
+			}
+			n = max(n, f.Offset+f.Size)
+		}
+		return min(n, program.MaxContext)
+	}
+	return 0
 }

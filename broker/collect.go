@@ -1,0 +1,141 @@
+package broker
+
+import (
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/tracebroker/tracebroker/bpf/collector"
+	"github.com/tracebroker/tracebroker/broker/program"
+)
+
+// collectorProbes are the attach points of prog's probes that fire on
+// their own, as the collectors take them, and for each the program's
+// probe it feeds.
+func collectorProbes(prog *program.Program, pid int) (probes []collector.Probe, routes [][]int) {
+	for i, p := range prog.Probes {
+		if p.Kind == program.Begin || p.Kind == program.End {
+			continue
+		}
+		cp := collector.Probe{
+			Kind: p.Kind, Category: p.Category, Event: p.Event, Path: p.Path, Offset: p.Offset,
+			PeriodNs: p.PeriodNs, Freq: p.Freq, CtxLen: p.CtxLen, PID: pid,
+		}
+		switch p.Kind {
+		case program.RawTracepoint:
+			cp.Name = strings.TrimPrefix(p.Name, "rawtracepoint:")
+		case program.TpBTF:
+			cp.Name = p.Event
+		}
+		for _, s := range p.CtxStrings {
+			cp.Strings = append(cp.Strings, collector.StringSpec{CtxOff: s.Off, User: s.User, Array: s.Array})
+		}
+		probes = append(probes, cp)
+		routes = append(routes, []int{i})
+	}
+	return probes, routes
+}
+
+// openInterp is interpreter mode's executor: the static collectors,
+// verified, loaded and configured for prog's probes, feeding the
+// interpreter.
+func openInterp(prog *program.Program, req *Request) (*interpSession, error) {
+	if err := interpCapable(prog); err != nil {
+		return nil, err
+	}
+	probes, routes := collectorProbes(prog, req.PID)
+	cpus, err := possibleCPUs()
+	if err != nil {
+		return nil, err
+	}
+	if len(probes) == 0 {
+		// BEGIN and END only: nothing to collect, nothing in the kernel.
+		return newInterpSession(prog, noEvents{}, cpus, 0)
+	}
+	size := req.EventBufferSize
+	if size == 0 {
+		size = 4 << 20
+	}
+	cs, err := collector.Open(collector.Options{Probes: probes, BufferSize: size, Trust: req.Collectors})
+	if err != nil {
+		return nil, err
+	}
+	s, err := newInterpSession(prog, &collectorSource{s: cs, n: len(probes)}, cpus, 0)
+	if err != nil {
+		cs.Close()
+		return nil, err
+	}
+	s.routes = routes
+	return s, nil
+}
+
+// collectorSource reads the collectors' ring buffer.
+type collectorSource struct {
+	s   *collector.Session
+	n   int
+	rec ringbuf.Record
+	on  bool
+}
+
+func (c *collectorSource) Attach() error {
+	if err := c.s.Attach(); err != nil {
+		return err
+	}
+	c.on = true
+	return nil
+}
+
+func (c *collectorSource) Attached() int {
+	if c.on {
+		return c.n
+	}
+	return 0
+}
+
+// batchWait is how long the reader lets events gather once it has
+// caught up, before it sleeps until the next: the kernel wakes a reader
+// that has caught up once per event, which at tens of thousands of
+// events a second costs more than the events themselves; after a pause
+// it wakes once per batch.
+const batchWait = 500 * time.Microsecond
+
+func (c *collectorSource) Next(deadline time.Time) ([]byte, error) {
+	if c.s.Pending() == 0 && (deadline.IsZero() || time.Until(deadline) > batchWait) {
+		time.Sleep(batchWait)
+	}
+	if err := c.s.Read(deadline, &c.rec); err != nil {
+		return nil, err
+	}
+	return c.rec.RawSample, nil
+}
+
+func (c *collectorSource) Pending() int { return c.s.Pending() }
+func (c *collectorSource) Stop() error  { return c.s.Stop() }
+func (c *collectorSource) Lost() uint64 { return c.s.Lost() }
+func (c *collectorSource) Detach()      { c.s.Detach(); c.on = false }
+func (c *collectorSource) Close()       { c.s.Close() }
+
+// possibleCPUs is how many CPUs per-CPU maps keep: the kernel's possible
+// CPUs, which bound the CPU numbers of events.
+func possibleCPUs() (int, error) { return ebpf.PossibleCPU() }
+
+// noEvents is the source of a trace without probes that fire: it waits.
+type noEvents struct{}
+
+func (noEvents) Attach() error { return nil }
+func (noEvents) Attached() int { return 0 }
+func (noEvents) Next(deadline time.Time) ([]byte, error) {
+	if deadline.IsZero() {
+		select {}
+	}
+	time.Sleep(time.Until(deadline))
+	return nil, os.ErrDeadlineExceeded
+}
+func (noEvents) Pending() int { return 0 }
+func (noEvents) Stop() error  { return nil }
+func (noEvents) Lost() uint64 { return 0 }
+func (noEvents) Detach()      {}
+func (noEvents) Close()       {}

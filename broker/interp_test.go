@@ -1,0 +1,82 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestInterpFlood: a storm of events into a one-page collector buffer.
+// Events are dropped, and every one dropped is counted: what was counted
+// and what was lost add up to what the workload did. Nothing hangs.
+func TestInterpFlood(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	const calls = 100000
+	f := newFixture(t)
+	out, stderr, err := runScript(t, Request{
+		Source:          []byte(`tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @ = count(); }`),
+		Command:         f.expand("EXE get " + strconv.Itoa(calls) + " 0"),
+		Mode:            ModeInterp,
+		Collectors:      testCollectors(t),
+		EventBufferSize: 4096,
+	})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr)
+	}
+	lost := 0
+	for _, m := range regexp.MustCompile(`(?m)^Lost (\d+) events$`).FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.Atoi(m[1])
+		lost += n
+	}
+	m := regexp.MustCompile(`(?m)^@: (\d+)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no count in %q", out)
+	}
+	counted, _ := strconv.Atoi(m[1])
+	t.Logf("%d calls: %d counted, %d lost", calls, counted, lost)
+	// Other processes' getcwd calls are lost too, uncounted by pid.
+	if lost == 0 || counted > calls || counted+lost < calls {
+		t.Errorf("%d calls: %d counted and %d lost; want some lost, and every call counted or lost\n%s", calls, counted, lost, strings.TrimSpace(out))
+	}
+}
+
+// TestRecordReplay records the events of every end-to-end script that
+// traces a command, then replays the script over the recording, without
+// the kernel: the output is the live trace's, the table's expectation.
+func TestRecordReplay(t *testing.T) {
+	needKernel(t)
+	trust := testCollectors(t)
+	for _, tc := range loadCases(t) {
+		if tc.cmd == "" || tc.interpRefused != "" {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			script := f.expand(tc.script)
+			rec := filepath.Join(t.TempDir(), "rec.tbrec")
+			var stderr bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := Record(ctx, RecordRequest{Request: Request{Name: "stdin", Source: []byte(script), Command: f.expand(tc.cmd), Collectors: trust, Stderr: &stderr}, Output: rec})
+			if err != nil && strings.Contains(err.Error(), "nothing to record") {
+				t.Skip(err)
+			}
+			if err != nil {
+				t.Fatalf("record: %v\n%s", err, stderr.String())
+			}
+			var out, rstderr bytes.Buffer
+			if err := Replay(ctx, ReplayRequest{Recording: rec, Name: "stdin", Source: []byte(script), Format: tc.format, Stdout: &out, Stderr: &rstderr}); err != nil {
+				t.Fatalf("replay: %v\n%s", err, rstderr.String())
+			}
+			if want := f.expand(tc.want); out.String() != want {
+				t.Errorf("replay:\n%q\nwant:\n%q\nstderr: %s", out.String(), want, rstderr.String())
+			}
+		})
+	}
+}

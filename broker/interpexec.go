@@ -1,0 +1,430 @@
+package broker
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/tracebroker/tracebroker/bpf/collector"
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/interp"
+)
+
+// eventSource is where interpreter mode's events come from: the static
+// collectors in the kernel, or a recording.
+type eventSource interface {
+	Attach() error
+	Attached() int
+	// Next returns the next record (bpf/collector's layout), waiting
+	// until deadline: bpf.ErrTimeout when none came, io.EOF when there
+	// will be no more (the end of a recording). The bytes are valid
+	// until the next call.
+	Next(deadline time.Time) ([]byte, error)
+	Pending() int
+	Stop() error
+	// Lost is how many events the source dropped.
+	Lost() uint64
+	Detach()
+	Close()
+}
+
+// interpSession runs a program in the interpreter, each probe over the
+// records of its events, with user-space maps: the executor of
+// interpreter mode and of replay. Its output events are the JIT's, read
+// from the program's own ring buffer, so the run loop prints the same.
+type interpSession struct {
+	prog   *program.Program
+	src    eventSource
+	maps   map[string]*interp.Map
+	user   []*interp.Map // Schema.Maps' order
+	events *interp.Map
+	errs   *interp.Map
+	config *interp.Map
+	progs  []*interp.Program
+
+	env  interp.Env // an event's task, from its record
+	self interp.Env // tracebroker's, for BEGIN and END
+	rec  collector.Record
+	done bool // the source said io.EOF
+	// routes maps a record's probe number to the probes that run over
+	// it; nil: the record's number is the probe's. A recording's probes
+	// are numbered its own way, and a script replayed over it may use
+	// some of them, or one of them twice.
+	routes [][]int
+
+	// faults counts reads of memory the collector did not copy;
+	// failures counts runs that ended in an error (the first is kept).
+	faults, failures uint64
+	firstFailure     error
+}
+
+// interpUnsupported are the helpers interpreter mode cannot offer: what
+// they read or do exists only in the kernel at the event.
+var interpUnsupported = map[asm.BuiltinFunc]string{
+	asm.FnGetStackid:     "kstack and ustack",
+	asm.FnSendSignal:     "signal()",
+	asm.FnGetCurrentTask: "curtask",
+}
+
+// interpCapable refuses, before anything is loaded, a program that
+// calls what only the kernel can do at the event.
+func interpCapable(prog *program.Program) error {
+	for _, p := range prog.Probes {
+		for _, ins := range p.Insns {
+			if !ins.IsBuiltinCall() {
+				continue
+			}
+			if what, ok := interpUnsupported[asm.BuiltinFunc(ins.Constant)]; ok {
+				return fmt.Errorf("%s: %s cannot run in interpreter mode: they need the kernel at the event (use --mode jit)", p.Name, what)
+			}
+		}
+	}
+	return nil
+}
+
+// newInterpSession prepares prog for the interpreter over src; cpus is
+// how many CPUs per-CPU maps keep (the records' CPU numbers are below
+// it).
+func newInterpSession(prog *program.Program, src eventSource, cpus int, eventBufferSize int) (s *interpSession, err error) {
+	if err := interpCapable(prog); err != nil {
+		return nil, err
+	}
+	s = &interpSession{prog: prog, src: src, maps: map[string]*interp.Map{}}
+	for _, ms := range prog.Maps {
+		spec := ms.Copy()
+		if spec.Name == program.EventsMap && eventBufferSize > 0 {
+			spec.MaxEntries = uint32(eventBufferSize)
+		}
+		m, err := interp.NewMap(spec, interp.MapOptions{CPUs: cpus})
+		if err != nil {
+			return nil, fmt.Errorf("interpreter mode: map %s: %w", ms.Name, err)
+		}
+		s.maps[ms.Name] = m
+	}
+	s.events, s.errs, s.config = s.maps[program.EventsMap], s.maps[program.ErrorsMap], s.maps[program.ConfigMap]
+	if s.events == nil || s.config == nil {
+		return nil, errors.New("interpreter mode: the program has no events or config map")
+	}
+	for _, m := range prog.Schema.Maps {
+		s.user = append(s.user, s.maps[m.BPF])
+	}
+	helpers := s.helpers()
+	for _, p := range prog.Probes {
+		ip, err := interp.LoadInstructions(p.Insns, s.maps, interp.Options{Helpers: helpers})
+		if err != nil {
+			return nil, fmt.Errorf("interpreter mode: %s: %w", p.Name, err)
+		}
+		s.progs = append(s.progs, ip)
+	}
+	s.env.Ktime = func() uint64 { return s.rec.Ktime }
+	s.self = interp.Env{PID: uint32(os.Getpid()), TGID: uint32(os.Getpid()), UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
+	if comm, err := os.ReadFile("/proc/self/comm"); err == nil {
+		copy(s.self.Comm[:], bytes.TrimSpace(comm))
+	}
+	s.self.Cgroup = selfCgroup()
+	return s, nil
+}
+
+// helpers is the default table less what only the kernel can do, with
+// memory reads that fall back to what the collector copied: a read of
+// an address outside the interpreter's own memory is answered from the
+// record's strings, as the kernel would have answered it at the event.
+func (s *interpSession) helpers() []interp.Helper {
+	var out []interp.Helper
+	for _, h := range interp.DefaultHelpers() {
+		if _, ok := interpUnsupported[h.ID]; ok {
+			continue
+		}
+		switch h.ID {
+		case asm.FnProbeRead, asm.FnProbeReadKernel, asm.FnProbeReadUser:
+			h.Fn = s.probeRead(h.Fn)
+		case asm.FnProbeReadStr, asm.FnProbeReadKernelStr, asm.FnProbeReadUserStr:
+			h.Fn = s.probeReadStr(h.Fn)
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+const efault = 14
+
+func negErrno(e int) uint64 { return uint64(-int64(e)) }
+
+// region finds the copied memory holding [addr, addr+n): its bytes
+// from addr on. With str, the region must also hold the string's NUL: an
+// array's raw copy may hold the start of a string whose own entry holds
+// all of it. failed says the collector tried that address and the
+// kernel's read failed, as the program's own would have.
+func (s *interpSession) region(addr, n uint64, str bool) (b []byte, failed bool) {
+	for _, r := range s.rec.Strings {
+		if r.Data == nil {
+			failed = failed || r.Addr == addr
+			continue
+		}
+		if addr < r.Addr || addr-r.Addr >= uint64(len(r.Data)) || n > uint64(len(r.Data))-(addr-r.Addr) {
+			continue
+		}
+		b := r.Data[addr-r.Addr:]
+		if str && bytes.IndexByte(b, 0) < 0 {
+			continue
+		}
+		return b, false
+	}
+	return nil, failed
+}
+
+func (s *interpSession) probeRead(def interp.HelperFunc) interp.HelperFunc {
+	return func(c interp.Call, r1, r2, r3, r4, r5 uint64) (uint64, error) {
+		if _, err := c.Mem(r3, r2, false); err == nil || r2 == 0 {
+			return def(c, r1, r2, r3, r4, r5)
+		}
+		dst, err := c.Mem(r1, r2, true)
+		if err != nil {
+			return 0, err
+		}
+		src, failed := s.region(r3, r2, false)
+		if src != nil {
+			copy(dst, src[:r2])
+			return 0, nil
+		}
+		clear(dst)
+		if !failed {
+			s.faults++
+		}
+		return negErrno(efault), nil
+	}
+}
+
+func (s *interpSession) probeReadStr(def interp.HelperFunc) interp.HelperFunc {
+	return func(c interp.Call, r1, r2, r3, r4, r5 uint64) (uint64, error) {
+		if _, err := c.Mem(r3, 1, false); err == nil || r2 == 0 {
+			return def(c, r1, r2, r3, r4, r5)
+		}
+		dst, err := c.Mem(r1, r2, true)
+		if err != nil {
+			return 0, err
+		}
+		clear(dst)
+		src, failed := s.region(r3, 1, true)
+		if i := bytes.IndexByte(src, 0); i >= 0 {
+			// As the kernel's: the string and its NUL, cut to fit.
+			n := min(uint64(i), r2-1)
+			copy(dst, src[:n])
+			return n + 1, nil
+		}
+		if !failed {
+			s.faults++
+		}
+		return negErrno(efault), nil
+	}
+}
+
+func (s *interpSession) Configure(startNs uint64, cpid int) error {
+	v := make([]byte, program.ConfigSize)
+	binary.LittleEndian.PutUint64(v[program.ConfigStartNs:], startNs)
+	binary.LittleEndian.PutUint64(v[program.ConfigCpid:], uint64(cpid))
+	return s.config.Update(make([]byte, 4), v, interp.UpdateAny)
+}
+
+// Stop stops the collectors. The program itself goes on: the events
+// already copied happened before the stop, and the kernel would have run
+// the program over each of them then.
+func (s *interpSession) Stop() error { return s.src.Stop() }
+
+// Run runs BEGIN or END in tracebroker's own context, as the kernel's
+// test run does in JIT mode.
+func (s *interpSession) Run(kind program.ProbeKind) error {
+	for i, pr := range s.prog.Probes {
+		if pr.Kind != kind {
+			continue
+		}
+		if _, err := s.progs[i].Run(&s.self, make([]byte, 64)); err != nil {
+			return fmt.Errorf("run %s probe: %w", pr.Name, err)
+		}
+	}
+	return nil
+}
+
+func (s *interpSession) Attach() error { return s.src.Attach() }
+func (s *interpSession) Attached() int { return s.src.Attached() }
+
+// Read runs probes over records until one prints something.
+func (s *interpSession) Read(deadline time.Time, rec *ringbuf.Record) error {
+	for {
+		if b, ok := s.events.ReadRecord(); ok {
+			rec.RawSample = append(rec.RawSample[:0], b...)
+			return nil
+		}
+		if s.done {
+			return io.EOF
+		}
+		raw, err := s.src.Next(deadline)
+		if errors.Is(err, io.EOF) {
+			s.done = true
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		s.handle(raw)
+	}
+}
+
+// handle runs the record's probe over it.
+func (s *interpSession) handle(raw []byte) {
+	if err := collector.Decode(raw, &s.rec); err != nil {
+		s.fail(fmt.Errorf("bad record: %w", err))
+		return
+	}
+	e := &s.env
+	e.CPU, e.PID, e.TGID, e.UID, e.GID, e.Cgroup, e.Comm = s.rec.CPU, s.rec.PID, s.rec.TGID, s.rec.UID, s.rec.GID, s.rec.Cgroup, s.rec.Comm
+	if s.routes == nil {
+		s.run(s.rec.Probe)
+		return
+	}
+	if s.rec.Probe < len(s.routes) {
+		for _, i := range s.routes[s.rec.Probe] {
+			s.run(i)
+		}
+	}
+}
+
+func (s *interpSession) run(i int) {
+	if i >= len(s.progs) {
+		s.fail(fmt.Errorf("record of probe %d, the program has %d", i, len(s.progs)))
+		return
+	}
+	if _, err := s.progs[i].Run(&s.env, s.rec.Context); err != nil {
+		s.fail(fmt.Errorf("%s: %w", s.prog.Probes[i].Name, err))
+	}
+}
+
+func (s *interpSession) fail(err error) {
+	if s.failures == 0 {
+		s.firstFailure = err
+	}
+	s.failures++
+}
+
+// warnings are what interpreter mode did not do as the kernel would
+// have: said at the end, never silent.
+func (s *interpSession) warnings() []string {
+	var out []string
+	if s.faults > 0 {
+		out = append(out, fmt.Sprintf("WARNING: %d reads of memory the collector did not copy returned nothing (interpreter mode copies the strings of tracepoint fields and probe arguments that str() reads directly)", s.faults))
+	}
+	if s.failures > 0 {
+		out = append(out, fmt.Sprintf("WARNING: %d events were not processed; the first: %v", s.failures, s.firstFailure))
+	}
+	return out
+}
+
+func (s *interpSession) Pending() int { return s.src.Pending() }
+
+func (s *interpSession) Snapshot(id int) (*program.MapSnapshot, error) {
+	m := s.user[id]
+	pm := s.prog.Schema.Maps[id]
+	var raws []program.RawEntry
+	perCPU := m.Type() == ebpf.PerCPUHash || m.Type() == ebpf.PerCPUArray
+	stride := (int(m.ValueSize()) + 7) &^ 7
+	m.Iterate(func(k, v []byte) bool {
+		e := program.RawEntry{Key: k}
+		if perCPU {
+			for off := 0; off+int(m.ValueSize()) <= len(v); off += stride {
+				e.Vals = append(e.Vals, v[off:off+int(m.ValueSize())])
+			}
+		} else {
+			e.Vals = [][]byte{v}
+		}
+		raws = append(raws, e)
+		return true
+	})
+	return program.BuildSnapshot(pm, raws), nil
+}
+
+func (s *interpSession) Clear(id int) error {
+	m := s.user[id]
+	var keys [][]byte
+	m.Iterate(func(k, _ []byte) bool { keys = append(keys, k); return true })
+	for _, k := range keys {
+		m.Delete(k)
+	}
+	return nil
+}
+
+func (s *interpSession) Zero(id int) error {
+	m := s.user[id]
+	type kv struct{ k, v []byte }
+	var all []kv
+	m.Iterate(func(k, v []byte) bool { all = append(all, kv{k, make([]byte, len(v))}); return true })
+	for _, e := range all {
+		if err := m.Update(e.k, e.v, interp.UpdateExist); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *interpSession) Stack(string, int64) ([]uint64, error) {
+	return nil, errors.New("stacks are not available in interpreter mode")
+}
+
+func (s *interpSession) errorCount(i int) uint64 {
+	if s.errs == nil {
+		return 0
+	}
+	v, ok, err := s.errs.Lookup(binary.LittleEndian.AppendUint32(nil, uint32(i)))
+	if err != nil || !ok {
+		return 0
+	}
+	var n uint64
+	stride := (int(s.errs.ValueSize()) + 7) &^ 7
+	for off := 0; off+8 <= len(v); off += stride {
+		n += binary.LittleEndian.Uint64(v[off:])
+	}
+	return n
+}
+
+func (s *interpSession) MapErrors() []uint64 {
+	out := make([]uint64, len(s.user))
+	for i := range s.user {
+		out[i] = s.errorCount(i)
+	}
+	return out
+}
+
+// Lost counts both the collectors' drops and the program's own (its
+// output buffer full).
+func (s *interpSession) Lost() uint64 { return s.src.Lost() + s.errorCount(len(s.user)) }
+
+func (s *interpSession) Detach()                   { s.src.Detach() }
+func (s *interpSession) DetachInBackground() error { s.src.Detach(); return nil }
+func (s *interpSession) Close()                    { s.src.Close() }
+
+// selfCgroup is this process's cgroup v2 id, as bpf_get_current_cgroup_id
+// reports it: the inode number of its cgroup's directory (0 if unknown).
+func selfCgroup() uint64 {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if path, ok := strings.CutPrefix(line, "0::"); ok {
+			var st unix.Stat_t
+			if unix.Stat("/sys/fs/cgroup"+path, &st) == nil {
+				return st.Ino
+			}
+		}
+	}
+	return 0
+}

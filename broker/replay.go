@@ -1,0 +1,334 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tracebroker/tracebroker/bpf/collector"
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/broker/recording"
+	"github.com/tracebroker/tracebroker/broker/script/compile"
+	"github.com/tracebroker/tracebroker/broker/script/syntax"
+)
+
+// ReplayRequest is a script run over a recording, in the interpreter,
+// with no kernel support and no privilege.
+type ReplayRequest struct {
+	Recording  string // the file tracebroker record wrote
+	Name       string // the script's name in messages
+	Source     []byte
+	Format     string
+	Quiet      bool
+	MaxMapKeys int
+	Stdout     io.Writer
+	Stderr     io.Writer
+}
+
+// Replay runs a script over a recording and prints what a live trace in
+// interpreter mode would have printed for those events. The script's
+// probes must be among the recorded ones; its str() of a field or
+// argument the recording did not capture reads nothing, which it says.
+func Replay(ctx context.Context, rr ReplayRequest) error {
+	if rr.Stdout == nil {
+		rr.Stdout = os.Stdout
+	}
+	if rr.Stderr == nil {
+		rr.Stderr = os.Stderr
+	}
+	rd, closer, err := recording.Open(rr.Recording)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	h := rd.Header()
+	out, err := newPrinter(rr.Format, rr.Stdout)
+	if err != nil {
+		return err
+	}
+	f, err := syntax.Parse(rr.Name, rr.Source)
+	if err != nil {
+		var l syntax.ErrorList
+		if errors.As(err, &l) {
+			return &ScriptError{rr.Name, rr.Source, l}
+		}
+		return err
+	}
+	prog, warns, err := compile.Compile(f, recordedKernel(h, rr.MaxMapKeys))
+	if err != nil {
+		var l syntax.ErrorList
+		if errors.As(err, &l) {
+			return &ScriptError{rr.Name, rr.Source, l}
+		}
+		return err
+	}
+	if len(warns) > 0 {
+		fmt.Fprint(rr.Stderr, warns.Format(rr.Name, rr.Source))
+	}
+	routes := make([][]int, len(h.Probes))
+	for i, p := range prog.Probes {
+		if p.Kind == program.Begin || p.Kind == program.End {
+			continue
+		}
+		found := false
+		for j, rp := range h.Probes {
+			if rp.Name == p.Name {
+				routes[j] = append(routes[j], i)
+				found = true
+			}
+		}
+		if !found {
+			var names []string
+			for _, rp := range h.Probes {
+				names = append(names, rp.Name)
+			}
+			return fmt.Errorf("probe %s is not in the recording %s (it has %s)", p.Name, rr.Recording, strings.Join(names, ", "))
+		}
+	}
+	src := &recordingSource{rd: rd, probes: len(h.Probes)}
+	sess, err := newInterpSession(prog, src, h.CPUs, 0)
+	if err != nil {
+		return err
+	}
+	sess.routes = routes
+	req := &Request{Name: rr.Name, Source: rr.Source, Format: rr.Format, Quiet: rr.Quiet, MaxMapKeys: rr.MaxMapKeys,
+		Stdout: rr.Stdout, Stderr: rr.Stderr, Logger: slog.New(slog.DiscardHandler), startNs: h.StartNs, cpid: h.Cpid}
+	if err := execute(ctx, req, prog, sess, out, nil); err != nil {
+		return err
+	}
+	if !rd.Complete() {
+		fmt.Fprintf(rr.Stderr, "WARNING: the recording %s was cut short (no trailer): %d whole events were replayed\n", rr.Recording, rd.Events())
+	}
+	return nil
+}
+
+// recordedKernel answers the compiler from a recording's header.
+func recordedKernel(h *recording.Header, maxKeys int) compile.Options {
+	return compile.Options{Tracepoints: h.Tracepoints(), Uprobes: h.Uprobes(), BTFTracepoints: h.BTFTracepoints(), MaxMapKeys: maxKeys, HaveChild: h.Cpid != 0}
+}
+
+// recordingSource feeds a recording's records to the interpreter.
+type recordingSource struct {
+	rd     *recording.Reader
+	probes int
+	done   bool
+}
+
+func (r *recordingSource) Attach() error { return nil }
+func (r *recordingSource) Attached() int { return r.probes }
+
+func (r *recordingSource) Next(time.Time) ([]byte, error) {
+	b, err := r.rd.Next()
+	if err == io.EOF {
+		r.done = true
+	}
+	return b, err
+}
+
+// Pending keeps the run loop from flushing the output after every
+// event: a recording always has its next record at hand.
+func (r *recordingSource) Pending() int {
+	if r.done {
+		return 0
+	}
+	return 1
+}
+
+func (r *recordingSource) Stop() error  { return nil }
+func (r *recordingSource) Lost() uint64 { return r.rd.Lost() }
+func (r *recordingSource) Detach()      {}
+func (r *recordingSource) Close()       {}
+
+// RecordRequest is a recording to make: the events of Request's script's
+// probes, copied by the static collectors, written to Output.
+type RecordRequest struct {
+	Request
+	Output string
+	// MaxSize bounds the file (0: 1 GiB); recording stops when it is
+	// reached, and says so.
+	MaxSize int64
+}
+
+// Record captures the events of a script's probes into a file, for
+// Replay. The script's program does not run; the collectors, static and
+// verified for role collector, are what runs in the kernel.
+func Record(ctx context.Context, rr RecordRequest) error {
+	req := &rr.Request
+	if req.Stderr == nil {
+		req.Stderr = os.Stderr
+	}
+	if rr.MaxSize == 0 {
+		rr.MaxSize = 1 << 30
+	}
+	prog, warns, err := Compile(req)
+	if err != nil {
+		return err
+	}
+	if len(warns) > 0 {
+		fmt.Fprint(req.Stderr, warns.Format(req.Name, req.Source))
+	}
+	probes, _ := collectorProbes(prog, req.PID)
+	if len(probes) == 0 {
+		return errors.New("nothing to record: the script has only BEGIN and END probes")
+	}
+
+	size := req.EventBufferSize
+	if size == 0 {
+		size = 4 << 20
+	}
+	cs, err := collector.Open(collector.Options{Probes: probes, BufferSize: size, Trust: req.Collectors})
+	if err != nil {
+		return err
+	}
+	defer cs.Close()
+	// The command starts stopped: its pid goes in the header, and it
+	// runs once the collectors are attached.
+	var kid *child
+	if req.Command != "" {
+		if kid, err = startChild(req.Command); err != nil {
+			return err
+		}
+		defer kid.kill()
+	}
+	h, err := recordingHeader(prog, req)
+	if err != nil {
+		return err
+	}
+	if kid != nil {
+		h.Cpid = kid.pid()
+	}
+	w, err := recording.Create(rr.Output, h, rr.MaxSize)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			w.Abort()
+		}
+	}()
+	if err := cs.Attach(); err != nil {
+		return err
+	}
+	if !req.Quiet {
+		fmt.Fprintf(req.Stderr, "Recording %d probes to %s...\n", len(probes), rr.Output)
+	}
+	var kidDone <-chan struct{}
+	if kid != nil {
+		if err := kid.start(); err != nil {
+			return fmt.Errorf("start child: %w", err)
+		}
+		kidDone = kid.done
+	}
+	pidGone := watchPID(ctx, req.PID)
+	var deadline time.Time
+	if req.Duration > 0 {
+		deadline = time.Now().Add(req.Duration)
+	}
+	src := &collectorSource{s: cs, n: len(probes)}
+	full := false
+	write := func(b []byte) bool {
+		if err := w.Write(b); err != nil {
+			full = true
+			return false
+		}
+		return true
+	}
+loop:
+	for !full {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-kidDone:
+			break loop
+		case <-pidGone:
+			break loop
+		default:
+		}
+		wait := time.Now().Add(pollInterval)
+		if !deadline.IsZero() {
+			if time.Now().After(deadline) {
+				break
+			}
+			if deadline.Before(wait) {
+				wait = deadline
+			}
+		}
+		b, err := src.Next(wait)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			return fmt.Errorf("read events: %w", err)
+		}
+		write(b)
+	}
+	cs.Stop()
+	for !full {
+		b, err := src.Next(time.Now())
+		if err != nil {
+			break
+		}
+		write(b)
+	}
+	cs.Detach()
+	lost := cs.Lost()
+	if err := w.Close(lost); err != nil {
+		return fmt.Errorf("write %s: %w", rr.Output, err)
+	}
+	ok = true
+	if full {
+		fmt.Fprintf(req.Stderr, "WARNING: the recording reached its size limit (%d bytes); later events were not recorded\n", rr.MaxSize)
+	}
+	fmt.Fprintf(req.Stderr, "Recorded %d events (%d bytes) to %s\n", w.Events(), w.Bytes(), rr.Output)
+	if lost > 0 {
+		fmt.Fprintf(req.Stderr, "Lost %d events\n", lost)
+	}
+	return nil
+}
+
+// recordingHeader describes prog's probes for a replay: what the
+// collectors copy, and the kernel facts a script needs to compile.
+func recordingHeader(prog *program.Program, req *Request) (*recording.Header, error) {
+	h := &recording.Header{Version: recording.Version, Created: time.Now().UTC(), Script: recording.Script{Name: req.Name, Source: string(req.Source)}}
+	h.Host, _ = os.Hostname()
+	var uts unix.Utsname
+	if unix.Uname(&uts) == nil {
+		h.Kernel = unix.ByteSliceToString(uts.Release[:])
+	}
+	cpus, err := possibleCPUs()
+	if err != nil {
+		return nil, err
+	}
+	h.CPUs = cpus
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	h.StartNs = uint64(ts.Nano())
+	for _, p := range prog.Probes {
+		if p.Kind == program.Begin || p.Kind == program.End {
+			continue
+		}
+		rp := recording.Probe{Name: p.Name, Kind: p.Kind.String(), Category: p.Category, Event: p.Event, Path: p.Path, Offset: p.Offset, CtxLen: p.CtxLen, Strings: p.CtxStrings}
+		switch p.Kind {
+		case program.Tracepoint:
+			if rp.Fields, err = (KernelTracepoints{}).Fields(p.Category, p.Event); err != nil {
+				return nil, err
+			}
+		case program.TpBTF:
+			if rp.Fields, err = (KernelBTFTracepoints{}).Args(p.Event); err != nil {
+				return nil, err
+			}
+		case program.Uprobe, program.Uretprobe:
+			rp.Func = strings.TrimPrefix(p.Name, p.Kind.String()+":"+p.Path+":")
+		}
+		h.Probes = append(h.Probes, rp)
+	}
+	return h, nil
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/bpf/collector"
+	"github.com/tracebroker/tracebroker/broker"
+	"github.com/tracebroker/tracebroker/broker/recording"
+	"github.com/tracebroker/tracebroker/internal/regfile"
+)
+
+// collectorTrust is how run and record verify the static collectors of
+// interpreter mode: manifests for role collector, signed by a trusted
+// key, in the state directory's manifests/.
+func collectorTrust(trust *attest.Trust, state string, unsigned bool) collector.Trust {
+	return collector.Trust{Keys: trust, ManifestDir: attest.StateManifestDir(state), Unsigned: unsigned}
+}
+
+func newRecordCmd() *cobra.Command {
+	var (
+		rr       broker.RecordRequest
+		program  string
+		duration string
+		state    string
+		trust    []string
+		unsigned bool
+		pf       pluginFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "record -o FILE [flags] [SCRIPT | -e PROGRAM]",
+		Short: "Record the events of a script's probes to a file, for tracebroker replay",
+		Long: `record attaches interpreter mode's static collectors (signed, role collector) to
+the script's probes and writes every event they copy to FILE: the context of
+each event, the strings the script reads through str(), and what a replay
+needs to compile scripts against them. The script itself does not run.
+tracebroker replay runs scripts over the file later, anywhere, without
+privilege. The format is versioned and documented (broker/recording).`,
+		Example: `  tracebroker record -o opens.tbrec -d 10s -e 'tracepoint:syscalls:sys_enter_openat { printf("%s\n", str(args->filename)); }'
+  tracebroker replay opens.tbrec
+  tracebroker replay opens.tbrec -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if rr.Output == "" {
+				return fmt.Errorf("no output file: use -o FILE")
+			}
+			var err error
+			if rr.Name, rr.Source, err = pf.script(program, args); err != nil {
+				return err
+			}
+			if duration != "" {
+				if rr.Duration, err = parseDuration(duration); err != nil {
+					return err
+				}
+			}
+			gf := gateFlags{trust: trust, state: state}
+			t, err := gf.trustSet()
+			if err != nil {
+				return err
+			}
+			rr.Collectors = collectorTrust(t, state, unsigned)
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return broker.Record(ctx, rr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&rr.Output, "output", "o", "", "write the recording to `FILE`")
+	f.StringVarP(&program, "program", "e", "", "the script whose probes to record")
+	f.StringVarP(&rr.Command, "command", "c", "", "run `CMD`, record while it runs (cpid is its pid)")
+	f.IntVarP(&rr.PID, "pid", "p", 0, "stop when process `PID` exits")
+	f.StringVarP(&duration, "duration", "d", "", "stop after `DURATION`")
+	f.Int64Var(&rr.MaxSize, "max-size", 1<<30, "stop recording at `BYTES`")
+	f.BoolVarP(&rr.Quiet, "quiet", "q", false, "do not print the \"Recording N probes...\" line")
+	f.StringVar(&state, "state", attest.DefaultStateDir, "state `DIR`: trusted keys, and the collectors' manifests in manifests/")
+	f.StringSliceVar(&trust, "trust", nil, "trusted public keys (`PUB`[,PUB...]; default: the state directory's trust/*.pub)")
+	f.BoolVar(&unsigned, "unsigned-collectors", false, "load the collectors without checking their signatures (development)")
+	return cmd
+}
+
+func newReplayCmd() *cobra.Command {
+	var (
+		rr      broker.ReplayRequest
+		program string
+	)
+	cmd := &cobra.Command{
+		Use:   "replay FILE [-e PROGRAM | SCRIPT]",
+		Short: "Run a script over a recording, in the interpreter, without privilege",
+		Long: `replay runs a script over the events tracebroker record wrote, in the
+interpreter, and prints what the live trace would have printed. Without a
+script it runs the one the recording was made for. The script's probes must
+be among the recorded ones. No kernel support, no privilege.`,
+		Example: `  tracebroker replay opens.tbrec
+  tracebroker replay opens.tbrec -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'
+  tracebroker replay -f json opens.tbrec script.bt`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rr.Recording = args[0]
+			switch {
+			case program != "" && len(args) == 2:
+				return fmt.Errorf("give either -e PROGRAM or SCRIPT, not both")
+			case program != "":
+				rr.Name, rr.Source = "stdin", []byte(program)
+			case len(args) == 2:
+				src, err := readScript(args[1])
+				if err != nil {
+					return err
+				}
+				rr.Name, rr.Source = args[1], src
+			default:
+				rd, c, err := recording.Open(rr.Recording)
+				if err != nil {
+					return err
+				}
+				h := rd.Header()
+				c.Close()
+				rr.Name, rr.Source = h.Script.Name, []byte(h.Script.Source)
+			}
+			rr.Stdout, rr.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return broker.Replay(ctx, rr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&program, "program", "e", "", "the script to run over the recording")
+	f.StringVarP(&rr.Format, "format", "f", "text", "output format: text or json")
+	f.BoolVarP(&rr.Quiet, "quiet", "q", false, "do not print the \"Attaching N probes...\" line")
+	f.IntVar(&rr.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
+	return cmd
+}
+
+func newCollectorsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "collectors",
+		Short: "Interpreter mode's static collectors: list them, export them for signing",
+	}
+	var (
+		state string
+		trust []string
+	)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the collectors, their digests and whether they verify",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			gf := gateFlags{trust: trust, state: state}
+			t, err := gf.trustSet()
+			if err != nil {
+				return err
+			}
+			ct := collectorTrust(t, state, false)
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NAME\tTYPE\tSHA256\tSTATUS")
+			for _, s := range collector.Programs() {
+				status := "verified"
+				if ids, err := ct.Verify(s); err != nil {
+					status = "refused: " + err.Error()
+				} else {
+					status = "verified: signed by " + ids[0].Signer
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Name, s.Type, s.Digest(), status)
+			}
+			return w.Flush()
+		},
+	}
+	list.Flags().StringVar(&state, "state", attest.DefaultStateDir, "state `DIR`: trusted keys, and the collectors' manifests in manifests/")
+	list.Flags().StringSliceVar(&trust, "trust", nil, "trusted public keys (`PUB`[,PUB...]; default: the state directory's trust/*.pub)")
+	export := &cobra.Command{
+		Use:   "export DIR",
+		Short: "Write each collector's object (NAME.bpf, the bytes its digest covers) to DIR, for signing",
+		Example: `  tracebroker collectors export out/
+  for f in out/*.bpf; do tracebroker attest sign --key release.key --role collector "$f"; done
+  cp out/*.bpf.sig /var/lib/tracebroker/manifests/`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, s := range collector.Programs() {
+				var b bytes.Buffer
+				if err := collector.WriteObject(&b, s.Name); err != nil {
+					return err
+				}
+				path := filepath.Join(args[0], collector.ObjectFile(s.Name))
+				if err := regfile.WriteAtomic(path, b.Bytes(), 0o644, false); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s sha256:%s\n", path, s.Digest())
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(list, export)
+	return cmd
+}
