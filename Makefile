@@ -33,7 +33,7 @@ test:
 
 # Short fuzzing of every parser of untrusted input (signed envelopes and
 # statements, gatekeeper requests, access tokens and their scopes, audit
-# logs, kallsyms and /proc maps among them), of
+# logs, collector records and recordings, kallsyms and /proc maps among them), of
 # policy bytecode, of the interpreter
 # (arbitrary bytecode: no panic, no hang, no escape), of the compiler (no
 # panic on anything that parses) and of code generation (the kernel's
@@ -62,6 +62,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzMatch -fuzztime=$(FUZZTIME) ./broker/token/
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./broker/audit/
 	$(GO) test -run='^$$' -fuzz=FuzzAppendVerify -fuzztime=$(FUZZTIME) ./broker/audit/
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./bpf/collector/
+	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./broker/recording/
 
 # Start-up cost side by side with bpftrace (apt-get install bpftrace),
 # plus the Go micro-benchmarks.

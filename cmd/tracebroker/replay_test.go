@@ -1,0 +1,96 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestReplayCLI replays a recording from testdata as nobody: no
+// privilege, no kernel support. The expectations were checked against
+// the live trace in interpreter mode when the recording was made
+// (testdata/recordings/README.md says how).
+func TestReplayCLI(t *testing.T) {
+	dir, err := os.MkdirTemp("", "tbreplay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin, rec := filepath.Join(dir, "tracebroker"), filepath.Join(dir, "cat.tbrec")
+	if err := copyFile(binary, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFile("../../testdata/recordings/cat.tbrec", rec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	golden := func(name string) string {
+		b, err := os.ReadFile("../../testdata/recordings/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	uid := 0
+	if os.Getuid() == 0 {
+		uid = nobody
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr *regexp.Regexp
+	}{
+		{"the recorded script", []string{"replay", rec}, 0, golden("cat.out"), regexp.MustCompile(`^$`)},
+		{"another script, as JSON", []string{"replay", "-f", "json", rec, "-e", `tracepoint:syscalls:sys_enter_openat /pid == cpid/ { @[comm] = count(); }`}, 0, golden("cat-count.json"), regexp.MustCompile(`^$`)},
+		{"a probe not recorded", []string{"replay", rec, "-e", `tracepoint:syscalls:sys_enter_close { @ = count(); }`}, 1, "",
+			regexp.MustCompile(`tracepoint not found: syscalls:sys_enter_close|is not in the recording`)},
+		{"not a recording", []string{"replay", bin}, 1, "", regexp.MustCompile(`^ERROR: .*not a recording \(no TBREC1 magic\)`)},
+		{"no such file", []string{"replay", filepath.Join(dir, "nosuch")}, 1, "", regexp.MustCompile(`^ERROR: open .*nosuch: no such file or directory\n$`)},
+		{"record needs -o", []string{"record", "-e", `tracepoint:syscalls:sys_enter_close {}`}, 1, "", regexp.MustCompile(`^ERROR: no output file: use -o FILE\n$`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := (&errorsEnv{dir: dir, tracebroker: bin}).runAs(t, uid, tc.args...)
+			if r.code != tc.code || r.stdout != tc.stdout || !tc.stderr.MatchString(r.stderr) {
+				t.Errorf("exit %d\nstdout %q\nstderr %q\nwant exit %d, stdout %q, stderr matching %s", r.code, r.stdout, r.stderr, tc.code, tc.stdout, tc.stderr)
+			}
+		})
+	}
+}
+
+// TestCollectorsCLI: the collectors' objects export for signing, and
+// verify once signed.
+func TestCollectorsCLI(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	if r := tracebroker(t, "init", "--state", state); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	r := tracebroker(t, "collectors", "list", "--state", state, "--trust", testPub)
+	if r.code != 0 || strings.Count(r.stdout, "refused: collector") != 4 {
+		t.Fatalf("unsigned list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	if r := tracebroker(t, "collectors", "export", out); r.code != 0 || strings.Count(r.stdout, ".bpf sha256:") != 4 {
+		t.Fatalf("export: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	objs, _ := filepath.Glob(filepath.Join(out, "*.bpf"))
+	for _, o := range objs {
+		if r := tracebroker(t, "attest", "sign", "--key", testKey, "--role", "collector", o); r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+		if err := copyFile(o+".sig", filepath.Join(state, "manifests", filepath.Base(o)+".sig"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = tracebroker(t, "collectors", "list", "--state", state, "--trust", testPub)
+	if r.code != 0 || strings.Count(r.stdout, "verified: signed by ") != 4 {
+		t.Fatalf("signed list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
