@@ -185,15 +185,18 @@ func Run(ctx context.Context, req Request) (err error) {
 	if err != nil {
 		return err
 	}
+	mode, err := chooseMode(req.Mode, adm)
+	if err != nil {
+		return err
+	}
+	// The mode the trace runs in is what the record says: --mode interp
+	// may choose the interpreter where the gatekeeper allowed either.
+	adm.Mode = mode
 	if req.Verbose {
 		fmt.Fprintln(req.Stderr, adm.describe())
 	}
 	if req.Admitted != nil {
 		req.Admitted(adm)
-	}
-	mode, err := chooseMode(req.Mode, adm)
-	if err != nil {
-		return err
 	}
 	if req.Attest != nil {
 		files, err := attestPrograms(req.Attest, &req, prog, adm)
