@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/internal/cpus"
 )
 
 // Session is one loaded program: its maps, its kernel programs and, once
@@ -331,11 +331,11 @@ func rawTracepointOpen(name string, prog *ebpf.Program) (int, error) {
 // as bpftrace's profile probe does: by frequency for profile:hz, else by
 // period.
 func (s *Session) attachProfile(pr *program.Probe, prog *ebpf.Program) error {
-	cpus, err := onlineCPUs()
+	online, err := cpus.Online()
 	if err != nil {
 		return err
 	}
-	for _, cpu := range cpus {
+	for _, cpu := range online {
 		attr := unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Sample: pr.PeriodNs}
 		if pr.Freq != 0 {
 			attr.Sample, attr.Bits = pr.Freq, unix.PerfBitFreq
@@ -345,36 +345,6 @@ func (s *Session) attachProfile(pr *program.Probe, prog *ebpf.Program) error {
 		}
 	}
 	return nil
-}
-
-// onlineCPUs reads /sys/devices/system/cpu/online ("0-3,5").
-func onlineCPUs() ([]int, error) {
-	b, err := os.ReadFile("/sys/devices/system/cpu/online")
-	if err != nil {
-		return nil, err
-	}
-	return parseCPUList(strings.TrimSpace(string(b)))
-}
-
-func parseCPUList(s string) ([]int, error) {
-	var cpus []int
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil {
-			return nil, fmt.Errorf("cpu list %q: %w", s, err)
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.Atoi(hi); err != nil || b < a {
-				return nil, fmt.Errorf("cpu list %q: bad range %q", s, part)
-			}
-		}
-		for c := a; c <= b; c++ {
-			cpus = append(cpus, c)
-		}
-	}
-	return cpus, nil
 }
 
 // setProgram sets the program on an open perf event and enables it; the

@@ -241,25 +241,11 @@ func Record(ctx context.Context, rr RecordRequest) error {
 		}
 		return true
 	}
-loop:
+	end := &ending{ctx, deadline, kidDone, pidGone}
 	for !full {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-kidDone:
-			break loop
-		case <-pidGone:
-			break loop
-		default:
-		}
-		wait := time.Now().Add(pollInterval)
-		if !deadline.IsZero() {
-			if time.Now().After(deadline) {
-				break
-			}
-			if deadline.Before(wait) {
-				wait = deadline
-			}
+		wait, over := end.next()
+		if over {
+			break
 		}
 		b, err := src.Next(wait)
 		if err != nil {

@@ -339,7 +339,7 @@ func execute(ctx context.Context, req *Request, prog *program.Program, sess exec
 	if req.PID != 0 && usesUserSymbols(prog) {
 		go r.res.watch(watchCtx, req.PID)
 	}
-	if err := r.loop(ctx, deadline, kidDone, pidGone); err != nil {
+	if err := r.loop(&ending{ctx, deadline, kidDone, pidGone}); err != nil {
 		return err
 	}
 
@@ -404,25 +404,43 @@ func (r *runner) reportLost() {
 // pollInterval bounds how late a signal, -d or the child's exit is noticed.
 const pollInterval = 50 * time.Millisecond
 
-func (r *runner) loop(ctx context.Context, deadline time.Time, kidDone, pidGone <-chan struct{}) error {
-	for !r.exited {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-kidDone:
-			return nil
-		case <-pidGone:
-			return nil
-		default:
+// ending is what ends a trace besides exit(): a signal (ctx), -d, the
+// -c command's exit, -p's process's.
+type ending struct {
+	ctx              context.Context
+	deadline         time.Time
+	kidDone, pidGone <-chan struct{}
+}
+
+// next says until when the next read may wait, or that the trace is
+// over.
+func (e *ending) next() (wait time.Time, over bool) {
+	select {
+	case <-e.ctx.Done():
+		return wait, true
+	case <-e.kidDone:
+		return wait, true
+	case <-e.pidGone:
+		return wait, true
+	default:
+	}
+	wait = time.Now().Add(pollInterval)
+	if !e.deadline.IsZero() {
+		if time.Now().After(e.deadline) {
+			return wait, true
 		}
-		wait := time.Now().Add(pollInterval)
-		if !deadline.IsZero() {
-			if time.Now().After(deadline) {
-				return nil
-			}
-			if deadline.Before(wait) {
-				wait = deadline
-			}
+		if e.deadline.Before(wait) {
+			wait = e.deadline
+		}
+	}
+	return wait, false
+}
+
+func (r *runner) loop(end *ending) error {
+	for !r.exited {
+		wait, over := end.next()
+		if over {
+			return nil
 		}
 		err := r.sess.Read(wait, &r.rec)
 		if errors.Is(err, io.EOF) {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/internal/cpus"
 )
 
 // Probe is one attach point of a session. Its index in Options.Probes is
@@ -382,11 +382,11 @@ func (s *Session) attach(i int, p Probe) error {
 		attr := unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Sample: p.PeriodNs}
 		return s.attachPerf(&attr, 0, cookie)
 	case program.Profile:
-		cpus, err := onlineCPUs()
+		online, err := cpus.Online()
 		if err != nil {
 			return err
 		}
-		for _, cpu := range cpus {
+		for _, cpu := range online {
 			attr := unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Sample: p.PeriodNs}
 			if p.Freq != 0 {
 				attr.Sample, attr.Bits = p.Freq, unix.PerfBitFreq
@@ -462,36 +462,6 @@ func (s *Session) attachPerf(attr *unix.PerfEventAttr, cpu int, cookie uint64) e
 	}
 	s.links = append(s.links, linkFD(fd))
 	return nil
-}
-
-// onlineCPUs reads /sys/devices/system/cpu/online ("0-3,5").
-func onlineCPUs() ([]int, error) {
-	b, err := os.ReadFile("/sys/devices/system/cpu/online")
-	if err != nil {
-		return nil, err
-	}
-	return parseCPUList(strings.TrimSpace(string(b)))
-}
-
-func parseCPUList(s string) ([]int, error) {
-	var cpus []int
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil {
-			return nil, fmt.Errorf("cpu list %q: %w", s, err)
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.Atoi(hi); err != nil || b < a {
-				return nil, fmt.Errorf("cpu list %q: bad range %q", s, part)
-			}
-		}
-		for c := a; c <= b; c++ {
-			cpus = append(cpus, c)
-		}
-	}
-	return cpus, nil
 }
 
 // Detach removes every attachment. Each close waits for an RCU grace
