@@ -48,40 +48,25 @@ func getcwdLoop(b *testing.B) {
 // with tracebroker's count probe, and with bpftrace's on the same script.
 func BenchmarkProbeOverhead(b *testing.B) {
 	b.Run("none", getcwdLoop)
-	b.Run("tracebroker", func(b *testing.B) {
-		needKernel(b)
-		pr, pw := io.Pipe()
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- Run(ctx, Request{Name: "stdin", Source: []byte(overheadScript), Stdout: pw, Stderr: io.Discard})
-			pw.Close()
-		}()
-		waitReady(b, pr, "ready")
-		getcwdLoop(b)
-		b.StopTimer()
-		cancel()
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
-	})
-	b.Run("tracebroker-interp", func(b *testing.B) {
-		needKernel(b)
-		pr, pw := io.Pipe()
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- Run(ctx, Request{Name: "stdin", Source: []byte(overheadScript), Mode: ModeInterp, Collectors: testCollectors(b), Stdout: pw, Stderr: io.Discard})
-			pw.Close()
-		}()
-		waitReady(b, pr, "ready")
-		getcwdLoop(b)
-		b.StopTimer()
-		cancel()
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
-	})
+	for _, mode := range modes {
+		b.Run("tracebroker-"+string(mode), func(b *testing.B) {
+			needKernel(b)
+			pr, pw := io.Pipe()
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				done <- Run(ctx, Request{Name: "stdin", Source: []byte(overheadScript), Mode: mode, Collectors: testCollectors(b), Stdout: pw, Stderr: io.Discard})
+				pw.Close()
+			}()
+			waitReady(b, pr, "ready")
+			getcwdLoop(b)
+			b.StopTimer()
+			cancel()
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
 	b.Run("bpftrace", func(b *testing.B) {
 		needKernel(b)
 		bt, err := exec.LookPath("bpftrace")
