@@ -30,7 +30,14 @@ var testKeyPath, _ = filepath.Abs("../attest/testdata/test-only-release.key")
 func testCollectors(t testing.TB) collector.Trust {
 	t.Helper()
 	signOnce.Do(func() {
-		key, err := attest.LoadPrivateKey(testKeyPath)
+		// Parsed, not loaded: a checkout leaves the test-only key 0644,
+		// which LoadPrivateKey rightly refuses.
+		pem, err := os.ReadFile(testKeyPath)
+		if err != nil {
+			signedErr = err
+			return
+		}
+		key, err := attest.ParsePrivateKeyPEM(pem)
 		if err != nil {
 			signedErr = err
 			return
