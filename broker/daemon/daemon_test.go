@@ -20,6 +20,7 @@ import (
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
 	"github.com/tracebroker/tracebroker/broker/token"
 	"github.com/tracebroker/tracebroker/gatekeeper"
+	"github.com/tracebroker/tracebroker/internal/collectortest"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
@@ -37,6 +38,7 @@ type testDaemon struct {
 }
 
 type daemonOpts struct {
+	hvci       bool // the platform forbids JIT: traces run in the interpreter
 	listen     string
 	tls        *tls.Config
 	perSubject int
@@ -69,7 +71,11 @@ func startDaemon(t testing.TB, o daemonOpts) *testDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pf, err := gatekeeper.DetectPlatform("auto")
+	hvci := "auto"
+	if o.hvci {
+		hvci = "on"
+	}
+	pf, err := gatekeeper.DetectPlatform(hvci)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +97,7 @@ func startDaemon(t testing.TB, o daemonOpts) *testDaemon {
 	}
 	d.srv, err = New(Config{
 		Socket: d.socket, Listen: o.listen, TLS: o.tls, Tokens: ver, Keeper: k, Audit: al, HostKey: hostKey, AttestDir: d.attest,
-		MaxPerSubject: o.perSubject, Broker: attest.Identity{Path: "/test/tracebroker", Digest: strings.Repeat("ab", 32)},
+		MaxPerSubject: o.perSubject, Collectors: collectortest.Signed(t), Broker: attest.Identity{Path: "/test/tracebroker", Digest: strings.Repeat("ab", 32)},
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -378,5 +384,32 @@ func TestSessionEnds(t *testing.T) {
 				t.Errorf("programs left loaded: %v", left)
 			}
 		})
+	}
+}
+
+// TestInterpreterSession: on a platform that forbids JIT, the gatekeeper
+// sends a token holder's trace to the interpreter; it prints the same,
+// and leaves nothing loaded.
+func TestInterpreterSession(t *testing.T) {
+	needKernel(t)
+	d := startDaemon(t, daemonOpts{hvci: true})
+	before, _ := kerneltest.LoadedIDs(t)
+	tok := d.token(t, token.IssueOptions{Scope: "trace probe:tracepoint:syscalls:sys_enter_getcwd"})
+	r := d.start(t, tok, &pb.TraceRequest{Source: getcwdScript()})
+	d.attached(t, 1, r)
+	kerneltest.Syscalls(9, 0)
+	close(r.interrupt)
+	r.wait(t)
+	if r.err != nil {
+		t.Fatalf("trace: %v\n%s", r.err, r.stderr.String())
+	}
+	if got, want := r.stdout.String(), "Attaching 1 probe...\n\n\n@: 9\n"; got != want {
+		t.Errorf("stdout = %q, want %q", got, want)
+	}
+	if r.res.Mode != gatekeeper.ModeInterpreter {
+		t.Errorf("mode = %q, want the interpreter", r.res.Mode)
+	}
+	if left := kerneltest.LeftLoaded(t, before, "tb_coll_tp", 2*time.Second); len(left) > 0 {
+		t.Errorf("collectors left loaded: %v", left)
 	}
 }
