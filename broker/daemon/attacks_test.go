@@ -176,8 +176,20 @@ func TestRevocationReload(t *testing.T) {
 	if err := try(); err != nil {
 		t.Fatalf("revoked but not reloaded yet: %v", err)
 	}
+	// A session of the token runs when it is revoked: it ends, with its
+	// maps, once the list is re-read.
+	r := d.start(t, tok, &pb.TraceRequest{Source: getcwdScript()})
+	d.attached(t, 1, r)
+	kerneltest.Syscalls(4, 0)
 	if err := d.rev.Reload(); err != nil {
 		t.Fatal(err)
+	}
+	if n := d.srv.EndRevoked(d.rev); n != 1 {
+		t.Errorf("EndRevoked ended %d sessions, want 1", n)
+	}
+	r.wait(t)
+	if r.err != nil || r.res.Reason != "token_revoked" || !strings.HasSuffix(r.stdout.String(), "@: 4\n") {
+		t.Errorf("revoked session: err %v, reason %q, stdout %q", r.err, r.res.Reason, r.stdout.String())
 	}
 	if err := try(); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("after reload: %v", err)

@@ -330,27 +330,29 @@ func TestSessionEnds(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		maxDur   time.Duration // token max_duration; 0: no token
+		ttl      time.Duration // token lifetime (with maxDur)
 		duration int64         // -d in ms
 		end      func(r *traceRun, id string)
 		reason   string
 		maps     bool
 	}{
-		{"duration", 0, 300, nil, "", true},
-		{"max_duration", time.Second, 0, nil, "max_duration", true},
-		{"max_duration_below_-d", time.Second, 60_000, nil, "max_duration", true},
-		{"interrupt", 0, 0, func(r *traceRun, _ string) { close(r.interrupt) }, "interrupted", true},
-		{"admin_stop", 0, 0, func(_ *traceRun, id string) {
+		{"duration", 0, 0, 300, nil, "", true},
+		{"max_duration", time.Second, 0, 0, nil, "max_duration", true},
+		{"max_duration_below_-d", time.Second, 0, 60_000, nil, "max_duration", true},
+		{"token_expires", time.Hour, 2 * time.Second, 0, nil, "token_expired", true},
+		{"interrupt", 0, 0, 0, func(r *traceRun, _ string) { close(r.interrupt) }, "interrupted", true},
+		{"admin_stop", 0, 0, 0, func(_ *traceRun, id string) {
 			if err := admin.Stop(context.Background(), id); err != nil {
 				t.Error(err)
 			}
 		}, "stopped", true},
-		{"disconnect", 0, 0, func(r *traceRun, _ string) { r.cancel() }, "", false},
+		{"disconnect", 0, 0, 0, func(r *traceRun, _ string) { r.cancel() }, "", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before, _ := kerneltest.LoadedIDs(t)
 			tok := ""
 			if tt.maxDur > 0 {
-				tok = d.token(t, token.IssueOptions{Scope: "trace probe:tracepoint:syscalls:*", MaxDuration: tt.maxDur})
+				tok = d.token(t, token.IssueOptions{Scope: "trace probe:tracepoint:syscalls:*", MaxDuration: tt.maxDur, TTL: tt.ttl})
 			}
 			r := d.start(t, tok, &pb.TraceRequest{Source: getcwdScript(), DurationMs: tt.duration})
 			ss := d.attached(t, 1, r)

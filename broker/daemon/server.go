@@ -302,6 +302,23 @@ func lookupGroup(name string) (int, error) {
 	return strconv.Atoi(g.Gid)
 }
 
+// EndRevoked ends, as an administrator's stop would, every session whose
+// token rev now revokes; if rev cannot say, every token holder's session
+// (fail closed). It is for after the list is re-read (SIGHUP).
+func (s *Server) EndRevoked(rev *token.Revocations) int {
+	n := s.sessions.stopIf(func(p *pb.Session) bool {
+		if p.TokenId == "" {
+			return false
+		}
+		revoked, err := rev.Revoked(p.TokenId)
+		return revoked || err != nil
+	}, errRevoked)
+	if n > 0 {
+		s.log.Info("ended the sessions of revoked tokens", "sessions", n)
+	}
+	return n
+}
+
 // ListSessions is for administrators.
 func (s *Server) ListSessions(ctx context.Context, _ *pb.ListSessionsRequest) (*pb.ListSessionsResponse, error) {
 	if _, err := s.requireAdmin(ctx, "list sessions"); err != nil {

@@ -17,6 +17,8 @@ import (
 var (
 	errShutdown = errors.New("the broker is shutting down")
 	errStopped  = errors.New("stopped by an administrator")
+	errExpired  = errors.New("the token expired")
+	errRevoked  = errors.New("the token was revoked")
 )
 
 // session is one running trace.
@@ -111,6 +113,20 @@ func (t *sessions) stop(id string, why error) bool {
 		s.cancel(why)
 	}
 	return s != nil
+}
+
+// stopIf ends the sessions f picks, and says how many.
+func (t *sessions) stopIf(f func(*pb.Session) bool, why error) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, s := range t.byID {
+		if f(s.info) {
+			s.cancel(why)
+			n++
+		}
+	}
+	return n
 }
 
 func (t *sessions) stopAll(why error) int {

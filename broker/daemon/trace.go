@@ -107,6 +107,11 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		return refuse("limit", status.Error(code, err.Error()))
 	}
 	defer done()
+	if tok != nil {
+		// A session lives no longer than its token.
+		expire := time.AfterFunc(time.Until(tok.Expires), func() { cancel(errExpired) })
+		defer expire.Stop()
+	}
 	go func() {
 		// Anything after the request is an interrupt; the end of the
 		// client's side (EOF or an error) is not: its leaving shows in
@@ -177,6 +182,10 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		exit.Reason = "stopped"
 	case cause == errInterrupted:
 		exit.Reason = "interrupted"
+	case cause == errExpired:
+		exit.Reason = "token_expired"
+	case cause == errRevoked:
+		exit.Reason = "token_revoked"
 	case ctx.Err() != nil:
 		exit.Reason = "client"
 	case cause != nil && cause != context.Canceled:

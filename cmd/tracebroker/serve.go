@@ -134,6 +134,9 @@ session, printing its maps to its client, and detaches everything.`,
 			go func() {
 				for range hup {
 					reload(logger, cfg.Audit, rev, &gf, k, trust)
+					if rev != nil {
+						srv.EndRevoked(rev)
+					}
 				}
 			}()
 			return srv.Serve(ctx)

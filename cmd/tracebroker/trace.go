@@ -150,6 +150,10 @@ detaches the probes. The exit status is the trace's.`,
 				fmt.Fprintln(cmd.ErrOrStderr(), "tracebroker: an administrator stopped the trace")
 			case "shutdown":
 				fmt.Fprintln(cmd.ErrOrStderr(), "tracebroker: the broker daemon shut down")
+			case "token_expired":
+				fmt.Fprintln(cmd.ErrOrStderr(), "tracebroker: the token expired")
+			case "token_revoked":
+				fmt.Fprintln(cmd.ErrOrStderr(), "tracebroker: the token was revoked")
 			default:
 				fmt.Fprintf(cmd.ErrOrStderr(), "tracebroker: the trace ended: %s\n", res.Reason)
 			}

@@ -453,8 +453,8 @@ type Exit struct {
 	Error string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
 	// reason says what ended a trace that did not end by itself:
 	// "interrupted" (by its client), "stopped" (by an administrator),
-	// "max_duration" (the token's), "shutdown" (the daemon's); empty
-	// otherwise.
+	// "max_duration" (the token's), "token_expired", "token_revoked" (on
+	// the daemon's SIGHUP), "shutdown" (the daemon's); empty otherwise.
 	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
