@@ -104,6 +104,11 @@ func TestTokenAttacks(t *testing.T) {
 		{"one_of_two_probes_outside", ed(nil), "PermissionDenied", "does not allow probe tracepoint:syscalls:sys_enter_getppid", "tracepoint:syscalls:sys_enter_getcwd, tracepoint:syscalls:sys_enter_getppid { @ = count(); }"},
 		{"wildcard_reaching_outside", ed(nil), "PermissionDenied", "does not allow probe tracepoint:syscalls:sys_enter_", "tracepoint:syscalls:sys_enter_getc* { @ = count(); }"},
 		{"gen_outside_scopes", ed(nil), "PermissionDenied", "does not allow generator opensnoop", "gen"},
+		// Refused before the compiler opens the file: the error says
+		// nothing of whether it exists.
+		{"uprobe_outside_scopes", ed(nil), "PermissionDenied", `the token of "mallory" does not allow uprobes on /nonexistent/secret`, "uprobe:/nonexistent/secret:main { @ = count(); }"},
+		{"uretprobe_wildcard_outside", ed(nil), "PermissionDenied", "does not allow uretprobes on /etc/shadow", "ur:/etc/shadow:* { @ = count(); }"},
+		{"relative_uprobe", ed(nil), "PermissionDenied", "needs an absolute path for a uprobe", "uprobe:bin/work:f { @ = count(); }"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before, _ := kerneltest.LoadedIDs(t)
@@ -150,8 +155,8 @@ func TestTokenAttacks(t *testing.T) {
 			refused++
 		}
 	}
-	if refused != 19 {
-		t.Errorf("%d trace.refused records, want 19: %v", refused, ev)
+	if refused != 22 {
+		t.Errorf("%d trace.refused records, want 22: %v", refused, ev)
 	}
 }
 
@@ -212,3 +217,33 @@ func TestNotAdmin(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// TestUprobePrecheck: the first filter never refuses what a scope
+// allows; the compiler then speaks, and the exact check follows.
+func TestUprobePrecheck(t *testing.T) {
+	for _, tt := range []struct {
+		scopes, script string
+		ok             bool
+	}{
+		{"trace probe:uprobe:/usr/bin/*:*", "uprobe:/usr/bin/bash:readline {}", true},
+		{"trace probe:uprobe:/usr/bin/*:*", "u:/usr/bin/bash:read* {}", true},
+		{"trace probe:uprobe:/usr/bin/bash:read*", "uprobe:/usr/bin/bash:readline {}", true},
+		{"trace probe:uprobe:/usr/bin/bash:read*", "uprobe:/usr/bin/bash:re* {}", true},
+		{"trace probe:uprobe:/usr/bin/**", "uprobe:/usr/bin/x/y:f {}", true},
+		{"trace probe:**", "uretprobe:/anything:f {}", true},
+		{"trace probe:uprobe:/usr/bin/*:*", "uretprobe:/usr/bin/bash:readline {}", false},
+		{"trace probe:uprobe:/usr/bin/*:*", "uprobe:/usr/sbin/sshd:main {}", false},
+		{"trace probe:uprobe:/usr/bin/bash:read*", "uprobe:/usr/bin/zsh:* {}", false},
+		{"trace probe:tracepoint:**", "uprobe:/usr/bin/bash:readline {}", false},
+		{"trace probe:uprobe:/usr/bin/*:*", "tracepoint:syscalls:sys_enter_openat {}", true}, // not the filter's business
+	} {
+		sc, err := token.ParseScopes(tt.scopes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = precheckUprobes(&token.Token{Subject: "s", Scopes: sc}, &pb.TraceRequest{Name: "stdin", Source: []byte(tt.script)})
+		if (err == nil) != tt.ok {
+			t.Errorf("%s with %q: %v, want ok=%v", tt.script, tt.scopes, err, tt.ok)
+		}
+	}
+}

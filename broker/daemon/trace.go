@@ -19,6 +19,7 @@ import (
 	"github.com/tracebroker/tracebroker/broker/audit"
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
 	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/broker/script/syntax"
 	"github.com/tracebroker/tracebroker/broker/token"
 )
 
@@ -281,7 +282,66 @@ func (s *Server) authorizeRequest(c Caller, tok *token.Token, req *pb.TraceReque
 	if g := req.GetGenerator(); g != "" && !tok.Scopes.AllowsGen(g) {
 		return status.Errorf(codes.PermissionDenied, "the token of %q does not allow generator %s (no gen:%s scope)", tok.Subject, g, g)
 	}
+	return precheckUprobes(tok, req)
+}
+
+// precheckUprobes refuses, before the compiler reads any file, a uprobe
+// on a binary no probe: scope could allow: compiling opens the binaries a
+// script names, and a token holder must not learn through its errors what
+// files exist outside its scopes. It is a first filter; every probe of
+// the compiled program is checked exactly afterwards.
+func precheckUprobes(tok *token.Token, req *pb.TraceRequest) error {
+	f, err := syntax.Parse(req.GetName(), req.GetSource())
+	if err != nil {
+		return nil // the compiler reports it, with its position
+	}
+	for _, p := range f.Probes {
+		for _, spec := range p.Specs {
+			var kind string
+			switch spec.Provider {
+			case "uprobe", "u":
+				kind = "uprobe"
+			case "uretprobe", "ur":
+				kind = "uretprobe"
+			default:
+				continue
+			}
+			if len(spec.Parts) < 2 {
+				continue
+			}
+			path, fn := spec.Parts[0], spec.Parts[len(spec.Parts)-1]
+			if !filepath.IsAbs(path) {
+				return status.Errorf(codes.PermissionDenied, "%s: the broker daemon needs an absolute path for a uprobe", spec.Raw)
+			}
+			if !couldAllow(tok, kind, filepath.Clean(path), fn) {
+				return status.Errorf(codes.PermissionDenied, "the token of %q does not allow %ss on %s (its probe scopes: %s)", tok.Subject, kind, path, probeScopes(tok))
+			}
+		}
+	}
 	return nil
+}
+
+// couldAllow says whether some probe: scope may allow a uprobe on path,
+// for the function fn (which may be a wildcard).
+func couldAllow(tok *token.Token, kind, path, fn string) bool {
+	literal := strings.Map(func(r rune) rune {
+		if strings.ContainsRune("*?[]\\", r) {
+			return 'x'
+		}
+		return r
+	}, fn)
+	for _, pat := range tok.Scopes.Probes {
+		if ok, _ := token.Match(pat, kind+":"+path+":"+literal); ok {
+			return true
+		}
+		// A wildcard function: the pattern's path part decides.
+		if i := strings.LastIndexByte(pat, ':'); i > 0 && literal != fn {
+			if ok, _ := token.Match(pat[:i], kind+":"+path); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // brokerRequest is the trace to run. capped says the token's
