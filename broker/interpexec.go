@@ -62,6 +62,10 @@ type interpSession struct {
 	// some of them, or one of them twice.
 	routes [][]int
 
+	// stacks are the stack maps: the stacks the events' records brought,
+	// each stored once under the id get_stackid gave it.
+	stacks map[string]*stackTable
+
 	// faults counts reads of memory the collector did not copy;
 	// failures counts runs that ended in an error (the first is kept).
 	faults, failures uint64
@@ -71,7 +75,6 @@ type interpSession struct {
 // interpUnsupported are the helpers interpreter mode cannot offer: what
 // they read or do exists only in the kernel at the event.
 var interpUnsupported = map[asm.BuiltinFunc]string{
-	asm.FnGetStackid:     "kstack and ustack",
 	asm.FnSendSignal:     "signal()",
 	asm.FnGetCurrentTask: "curtask",
 }
@@ -85,7 +88,7 @@ func interpCapable(prog *program.Program) error {
 				continue
 			}
 			if what, ok := interpUnsupported[asm.BuiltinFunc(ins.Constant)]; ok {
-				return fmt.Errorf("%s: %s cannot run in interpreter mode: they need the kernel at the event (use --mode jit)", p.Name, what)
+				return fmt.Errorf("%s: %s cannot run in interpreter mode: it needs the kernel at the event (use --mode jit)", p.Name, what)
 			}
 		}
 	}
@@ -99,9 +102,15 @@ func newInterpSession(prog *program.Program, src eventSource, cpus int, eventBuf
 	if err := interpCapable(prog); err != nil {
 		return nil, err
 	}
-	s = &interpSession{prog: prog, src: src, maps: map[string]*interp.Map{}}
+	s = &interpSession{prog: prog, src: src, maps: map[string]*interp.Map{}, stacks: map[string]*stackTable{}}
 	for _, ms := range prog.Maps {
 		spec := ms.Copy()
+		if spec.Type == ebpf.StackTrace {
+			// The program names the map; the stacks live in a table of
+			// this session's, filled from the records.
+			s.stacks[spec.Name] = &stackTable{frames: int(spec.ValueSize / 8), max: int(spec.MaxEntries), ids: map[string]uint32{}}
+			spec = &ebpf.MapSpec{Name: spec.Name, Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1}
+		}
 		if spec.Name == program.EventsMap && eventBufferSize > 0 {
 			spec.MaxEntries = uint32(eventBufferSize)
 		}
@@ -153,8 +162,72 @@ func (s *interpSession) helpers() []interp.Helper {
 		}
 		out = append(out, h)
 	}
-	return out
+	return append(out, interp.Helper{ID: asm.FnGetStackid, Name: "get_stackid", Args: 3, Fn: s.getStackid})
 }
+
+// stackTable is one stack map of interpreter mode.
+type stackTable struct {
+	frames, max int
+	ids         map[string]uint32 // the frames' bytes -> id
+	byID        [][]uint64
+}
+
+// bpfFUserStack is BPF_F_USER_STACK.
+const bpfFUserStack = 0x100
+
+// getStackid answers bpf_get_stackid from the stack the collector copied
+// with the event: the same stack gets the same id, as the kernel's hash
+// of it does.
+func (s *interpSession) getStackid(c interp.Call, _, r2, r3, _, _ uint64) (uint64, error) {
+	m, _, err := c.Map(r2)
+	if err != nil {
+		return 0, err
+	}
+	t := s.stacks[m.Name()]
+	if t == nil {
+		return 0, fmt.Errorf("get_stackid on %s, not a stack map", m.Name())
+	}
+	marker := uint64(collector.KStackAddr)
+	if r3&bpfFUserStack != 0 {
+		marker = collector.UStackAddr
+	}
+	var raw []byte
+	for _, e := range s.rec.Strings {
+		if e.Addr == marker {
+			raw = e.Data
+		}
+	}
+	if len(raw) < 8 {
+		// A stack the kernel could not take came as an empty entry; no
+		// entry means the collector was not asked for it (a replay of
+		// a recording made for another script).
+		found := false
+		for _, e := range s.rec.Strings {
+			found = found || e.Addr == marker
+		}
+		if !found {
+			s.faults++
+		}
+		return negErrno(efault), nil
+	}
+	raw = raw[:min(len(raw)&^7, 8*t.frames)]
+	if id, ok := t.ids[string(raw)]; ok {
+		return uint64(id), nil
+	}
+	if len(t.byID) >= t.max {
+		return negErrno(enomem), nil
+	}
+	ips := make([]uint64, len(raw)/8)
+	for i := range ips {
+		ips[i] = binary.LittleEndian.Uint64(raw[8*i:])
+	}
+	id := uint32(len(t.byID))
+	t.byID = append(t.byID, ips)
+	t.ids[string(raw)] = id
+	return uint64(id), nil
+}
+
+const enomem = 12
 
 const efault = 14
 
@@ -321,7 +394,7 @@ func (s *interpSession) fail(err error) {
 func (s *interpSession) warnings() []string {
 	var out []string
 	if s.faults > 0 {
-		out = append(out, fmt.Sprintf("WARNING: %d reads of memory the collector did not copy returned nothing (interpreter mode copies the strings of tracepoint fields and probe arguments that str() reads directly)", s.faults))
+		out = append(out, fmt.Sprintf("WARNING: %d reads of memory or stacks the collector did not copy returned nothing (interpreter mode copies what the script reads through tracepoint fields and probe arguments, and the stacks it takes)", s.faults))
 	}
 	if s.failures > 0 {
 		out = append(out, fmt.Sprintf("WARNING: %d events were not processed; the first: %v", s.failures, s.firstFailure))
@@ -375,8 +448,15 @@ func (s *interpSession) Zero(id int) error {
 	return nil
 }
 
-func (s *interpSession) Stack(string, int64) ([]uint64, error) {
-	return nil, errors.New("stacks are not available in interpreter mode")
+func (s *interpSession) Stack(name string, id int64) ([]uint64, error) {
+	t := s.stacks[name]
+	if t == nil {
+		return nil, fmt.Errorf("no stack map %s", name)
+	}
+	if id < 0 || id >= int64(len(t.byID)) {
+		return nil, nil
+	}
+	return t.byID[id], nil
 }
 
 func (s *interpSession) errorCount(i int) uint64 {

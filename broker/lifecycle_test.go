@@ -547,9 +547,9 @@ func TestRunErrorsLeaveNothing(t *testing.T) {
 			wantScript: "stdin:1:1-19: ERROR: kprobe probes are not available: this kernel was built without kprobes (CONFIG_KPROBES is not set)\nkprobe:do_sys_open { @ = count(); }\n^" + strings.Repeat("~", 17) + "\n",
 		},
 		{
-			name:    "stacks in interpreter mode",
-			req:     Request{Source: []byte("tracepoint:syscalls:sys_enter_getcwd { @[kstack] = count(); }"), Mode: ModeInterp},
-			wantErr: "tracepoint:syscalls:sys_enter_getcwd: kstack and ustack cannot run in interpreter mode: they need the kernel at the event (use --mode jit)",
+			name:    "signal in interpreter mode",
+			req:     Request{Source: []byte("tracepoint:syscalls:sys_enter_getcwd { signal(\"KILL\"); }"), Mode: ModeInterp, Unsafe: true},
+			wantErr: "tracepoint:syscalls:sys_enter_getcwd: signal() cannot run in interpreter mode: it needs the kernel at the event (use --mode jit)",
 		},
 		{
 			name:    "unknown mode",

@@ -301,7 +301,7 @@ func recordingHeader(prog *program.Program, req *Request) (*recording.Header, er
 		if p.Kind == program.Begin || p.Kind == program.End {
 			continue
 		}
-		rp := recording.Probe{Name: p.Name, Kind: p.Kind.String(), Category: p.Category, Event: p.Event, Path: p.Path, Offset: p.Offset, CtxLen: p.CtxLen, Strings: p.CtxStrings}
+		rp := recording.Probe{Name: p.Name, Kind: p.Kind.String(), Category: p.Category, Event: p.Event, Path: p.Path, Offset: p.Offset, CtxLen: p.CtxLen, Strings: p.CtxStrings, KStack: p.KStack, UStack: p.UStack}
 		switch p.Kind {
 		case program.Tracepoint:
 			if rp.Fields, err = (KernelTracepoints{}).Fields(p.Category, p.Event); err != nil {

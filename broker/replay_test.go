@@ -156,7 +156,7 @@ func TestReplayLimits(t *testing.T) {
 		{name: "a probe not recorded", script: `tracepoint:syscalls:sys_enter_close { @ = count(); }`, trailer: true, strs: true,
 			err: "tracepoint syscalls:sys_enter_close is not in the recording"},
 		{name: "a string not captured", script: `tracepoint:syscalls:sys_enter_openat { printf("[%s]\n", str(args->filename)); }`, trailer: true,
-			stdout: "Attaching 1 probe...\n[]\n[]\nLost 7 events\n\n\n", stderr: "WARNING: 2 reads of memory the collector did not copy returned nothing"},
+			stdout: "Attaching 1 probe...\n[]\n[]\nLost 7 events\n\n\n", stderr: "WARNING: 2 reads of memory or stacks the collector did not copy returned nothing"},
 		{name: "cut short", script: `tracepoint:syscalls:sys_enter_openat { @ = count(); }`, trailer: false, strs: true,
 			stdout: "Attaching 1 probe...\n\n\n@: 2\n", stderr: "WARNING: the recording "},
 	} {

@@ -7,7 +7,8 @@ import (
 )
 
 // TestStacks: kernel and user stacks as map keys and in printf, in both
-// of bpftrace's modes. Addresses and offsets depend on the kernel and the
+// of bpftrace's modes, in both execution modes (in the interpreter, the
+// collector copies the stacks with each event). Addresses and offsets depend on the kernel and the
 // compiler, so frames are matched by name; counts are exact.
 func TestStacks(t *testing.T) {
 	needKernel(t)
@@ -49,19 +50,21 @@ uprobe:BIN:greet { printf("%s|\n", ustack(1)); exit(); }`,
 		},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			lockKernel(t)
-			script := strings.ReplaceAll(tc.script, "BIN", bin)
-			out, stderr, err := runScript(t, Request{Source: []byte(script), Command: tc.cmd})
-			if err != nil {
-				t.Fatalf("Run: %v\n%s", err, stderr)
-			}
-			for _, w := range tc.want {
-				re := regexp.MustCompile(strings.ReplaceAll(w, "BIN", regexp.QuoteMeta(bin)))
-				if !re.MatchString(out) {
-					t.Errorf("output does not match %s:\n%s", re, out)
+		for _, mode := range modes {
+			t.Run(tc.name+"/"+string(mode), func(t *testing.T) {
+				lockKernel(t)
+				script := strings.ReplaceAll(tc.script, "BIN", bin)
+				out, stderr, err := runScript(t, Request{Source: []byte(script), Command: tc.cmd, Mode: mode, Collectors: testCollectors(t)})
+				if err != nil {
+					t.Fatalf("Run: %v\n%s", err, stderr)
 				}
-			}
-		})
+				for _, w := range tc.want {
+					re := regexp.MustCompile(strings.ReplaceAll(w, "BIN", regexp.QuoteMeta(bin)))
+					if !re.MatchString(out) {
+						t.Errorf("output does not match %s:\n%s", re, out)
+					}
+				}
+			})
+		}
 	}
 }

@@ -13,18 +13,37 @@ func FuzzDecode(f *testing.F) {
 		Strings: []String{{Addr: 0x1000, Data: []byte("/etc/hostname\x00")}, {Addr: 0x2000}}}
 	f.Add(Encode(nil, &r))
 	f.Add(Encode(nil, &Record{}))
+	// The stacks after the strings, as the collector writes them.
+	frames := make([]byte, 8*MaxStackFrames)
+	for i := range frames {
+		frames[i] = byte(i)
+	}
+	r.Strings = append(r.Strings, String{Addr: KStackAddr, Data: frames[:24]}, String{Addr: UStackAddr, Data: frames})
+	f.Add(Encode(nil, &r))
+	f.Add(Encode(nil, &Record{Strings: []String{{Addr: UStackAddr, Data: frames[:8]}}}))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var rec Record
 		if err := Decode(b, &rec); err != nil {
 			return
 		}
-		if len(rec.Context) > MaxContext || len(rec.Strings) > MaxStrings {
-			t.Fatalf("decoded past the bounds: %d bytes of context, %d strings", len(rec.Context), len(rec.Strings))
+		if len(rec.Context) > MaxContext || len(rec.Strings) > MaxEntries {
+			t.Fatalf("decoded past the bounds: %d bytes of context, %d entries", len(rec.Context), len(rec.Strings))
 		}
-		for _, s := range rec.Strings {
-			if len(s.Data) > MaxString {
-				t.Fatalf("string of %d bytes", len(s.Data))
+		// Past MaxString bytes, or past MaxStrings entries, only the
+		// stacks at the end: a kernel stack, then a user stack.
+		n := len(rec.Strings)
+		isStack := func(s String, addr uint64) bool {
+			return s.Addr == addr && len(s.Data)%8 == 0 && len(s.Data) <= 8*MaxStackFrames
+		}
+		for i, s := range rec.Strings {
+			stack := (i == n-1 && (isStack(s, KStackAddr) || isStack(s, UStackAddr))) ||
+				(i == n-2 && isStack(s, KStackAddr) && isStack(rec.Strings[n-1], UStackAddr))
+			switch {
+			case !stack && len(s.Data) > MaxString:
+				t.Fatalf("string %d of %d bytes", i, len(s.Data))
+			case !stack && i >= MaxStrings:
+				t.Fatalf("entry %d at %#x is no stack", i, s.Addr)
 			}
 		}
 		// What Decode accepts is exactly what Encode writes, padding

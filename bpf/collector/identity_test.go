@@ -22,10 +22,10 @@ import (
 // attest sign --role collector NAME.bpf) before it can load them. Update
 // the digests only for such a deliberate change.
 var goldenDigests = map[string]string{
-	collector.TracepointName:    "03092e864770211032bf9adf0118350f3aee26120140947a6d02694566bd666e",
-	collector.RawTracepointName: "dde40b447b48424663d95ad8483f0729c30ae0ac343ec4a78843a13a8e931dad",
-	collector.UprobeName:        "e5c79e0576e889499d319946e5544ce16c77e7e250d4d35db7a163512e2b61ae",
-	collector.PerfName:          "e8cc44b653cb6a54e2a1d6d3eb31094be1a90d24c6baa72e64b5d17afd1def0e",
+	collector.TracepointName:    "a20c4841f89ba90d182665d044e71b9605f40ee9bb8d4d3f5443cd6ffa81c678",
+	collector.RawTracepointName: "8950c9c97f05ca3bff4642202d9fc7b377ed0dbb18a3c1009ca355f079ca663c",
+	collector.UprobeName:        "5cf9f7b9ab5c7a84d28f3232aaa80492de070c3d106384ba684449b3279b4d8d",
+	collector.PerfName:          "1a2d470955b7c30ce008956b0d95841ec86f1e23cc0fdaed069ab7eac23d78a1",
 }
 
 func TestGoldenDigests(t *testing.T) {
@@ -66,8 +66,8 @@ func TestObject(t *testing.T) {
 			t.Fatalf("%s: no blank line after the header", s.Name)
 		}
 		for _, want := range []string{"tracebroker collector object v1\n", "name: " + s.Name + "\n", "license: GPL\n",
-			"map 1: collector_config 2 BPF_MAP_TYPE_ARRAY key 4 value 200 entries session\n",
-			"record: v1 header 64 context 512 strings 24x256\n"} {
+			"map 1: collector_config 2 BPF_MAP_TYPE_ARRAY key 4 value 208 entries session\n",
+			"record: v1 header 64 context 512 strings 24x256 stacks 2x127\n"} {
 			if !strings.Contains(string(head)+"\n", want) {
 				t.Errorf("%s: header lacks %q:\n%s", s.Name, want, head)
 			}
@@ -254,6 +254,7 @@ func TestOpenChecksProbes(t *testing.T) {
 		{name: "tp_btf is a raw tracepoint", probes: []collector.Probe{tp(8), {Kind: program.TpBTF, CtxLen: 8}}, wantErr: "probe 1 (tp_btf:): a raw tracepoint needs a name"},
 		{name: "gatekeeper", probes: []collector.Probe{{Kind: program.Gatekeeper}}, wantErr: "no collector serves gatekeeper probes"},
 		{name: "strings in BEGIN", probes: []collector.Probe{{Kind: program.Begin, Strings: []collector.StringSpec{{}}}}, wantErr: "BEGIN and END have no context"},
+		{name: "stacks in END", probes: []collector.Probe{{Kind: program.End, UStack: true}}, wantErr: "BEGIN and END have no event to take a stack of"},
 		{name: "ring buffer size", probes: []collector.Probe{tp(8)}, size: 5000, wantErr: "ring buffer size 5000 is not a power of two"},
 		{name: "too many probes", probes: make([]collector.Probe, 1<<16+1), wantErr: "65537 probes, at most 65536"},
 	}

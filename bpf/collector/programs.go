@@ -64,15 +64,35 @@ const (
 //	          pointers to strings: ArrayLen pointers are copied raw as one
 //	          entry, then the string behind each up to the first NULL,
 //	          while the record has entries left (MaxStrings in all)
+//	200   4   stacks (at 8+8*MaxStrings): bit 0 (configKStack) set
+//	          copies the event's kernel stack, bit 1 (configUStack) its
+//	          user stack (bpf_get_stack, BPF_F_USER_STACK), each as one
+//	          more entry after the strings, the kernel stack first; the
+//	          entries do not count against MaxStrings
+//	204   4   pad (0)
 //
 // The specs are taken in order, each filling the record's next entries,
 // so a record's entries need not line up with the specs: an array's
 // strings shift those of the specs after it.
 const (
-	configSize  = 8 + 8*MaxStrings
-	configUser  = 1
-	configArray = 2
+	configStacks = 8 + 8*MaxStrings
+	configSize   = configStacks + 8
+	configUser   = 1
+	configArray  = 2
+	configKStack = 1
+	configUStack = 2
 )
+
+// bpfFUserStack is BPF_F_USER_STACK, bpf_get_stack's flag for the user
+// stack.
+const bpfFUserStack = 0x100
+
+// stringsEnd is where the stack entries start at the latest: the header,
+// the context and the strings at their longest.
+const stringsEnd = HeaderSize + MaxContext + MaxStrings*(16+MaxString)
+
+// stackSize is the longest stack entry's data.
+const stackSize = 8 * MaxStackFrames
 
 // The fixed context sizes of the uprobe and perf collectors.
 const (
@@ -173,7 +193,7 @@ const (
 	stateAPtr   = MaxRecord + 4  // the record offset of the array's next pointer; 0: no array
 	stateAEnd   = MaxRecord + 8  // the record offset past the array's pointers
 	stateAFlags = MaxRecord + 12 // the array spec's flags
-	stateEnd    = MaxRecord + 16 // rEnd, on its way into a slot
+	stateEnd    = MaxRecord + 16 // rEnd, on its way into a slot or to the stacks
 	stateSize   = 24
 )
 
@@ -212,7 +232,7 @@ func build(k kind) Spec {
 //	name: tb_coll_tp
 //	type: 5 BPF_PROG_TYPE_TRACEPOINT
 //	license: GPL
-//	record: v1 header 64 context 512 strings 24x256
+//	record: v1 header 64 context 512 strings 24x256 stacks 2x127
 //	map 0: events 27 BPF_MAP_TYPE_RINGBUF key 0 value 0 entries session
 //	...
 //	code: N
@@ -227,7 +247,7 @@ func (s Spec) Object() ([]byte, error) {
 	var b bytes.Buffer
 	pt := progTypes[s.kind]
 	fmt.Fprintf(&b, "tracebroker collector object v1\nname: %s\ntype: %d %s\nlicense: GPL\n", s.Name, pt.num, pt.name)
-	fmt.Fprintf(&b, "record: v1 header %d context %d strings %dx%d\n", HeaderSize, MaxContext, MaxStrings, MaxString)
+	fmt.Fprintf(&b, "record: v1 header %d context %d strings %dx%d stacks 2x%d\n", HeaderSize, MaxContext, MaxStrings, MaxString, MaxStackFrames)
 	for i, name := range s.Maps {
 		m, ok := layoutOf(name)
 		if !ok {
@@ -445,7 +465,17 @@ func code(k kind) asm.Instructions {
 		captureSlot(g, i)
 	}
 
+	// The stacks, after the strings: rEnd through map memory as into a
+	// slot, so that every path here is one state to the verifier.
 	g.label(slotLabel(MaxStrings))
+	g.emit(
+		asm.StoreMem(rRec, stateEnd, rEnd, asm.Word),
+		asm.LoadMem(rEnd, rRec, stateEnd, asm.Word),
+		asm.JGT.Imm(rEnd, stringsEnd, "exit"),
+	)
+	captureStack(g, "kstack", configKStack, KStackAddr, 0, stringsEnd)
+	captureStack(g, "ustack", configUStack, UStackAddr, bpfFUserStack, stringsEnd+16+stackSize)
+
 	g.emit(
 		asm.JGT.Imm(rEnd, MaxRecord, "exit"),
 		asm.StoreMem(rRec, 0, rEnd, asm.Word),
@@ -712,4 +742,52 @@ func captureSlot(g *gen, i int) {
 		asm.StoreImm(rRec, 6, int64(i+1), asm.Byte), // nstr
 	)
 	// On to the next slot, which follows.
+}
+
+// captureStack emits a stack entry at rEnd, at most limit, when the
+// config's stacks word has bit: addr, then what bpf_get_stack(ctx, ...,
+// flags) copies of the stack, at most MaxStackFrames frames, its length
+// 0 if the helper fails. bpf_get_stack zeros its buffer past what it
+// copies, and copies whole frames: the entry needs no padding.
+func captureStack(g *gen, name string, bit int32, addr uint64, flags int32, limit int32) {
+	l := func(s string) string { return name + "_" + s }
+	g.emit(
+		asm.LoadMem(asm.R1, rConf, configStacks, asm.Word),
+		asm.And.Imm(asm.R1, bit),
+		asm.JEq.Imm(asm.R1, 0, l("done")),
+		asm.JGT.Imm(rEnd, limit, "exit"),
+
+		asm.Mov.Reg(asm.R2, rRec),
+		asm.Add.Reg(asm.R2, rEnd),
+		// The marker: a 64-bit mov sign-extends its immediate.
+		asm.Mov.Imm(asm.R1, int32(int64(addr))),
+		asm.StoreMem(asm.R2, 0, asm.R1, asm.DWord),
+		asm.Add.Imm(asm.R2, 16),
+		asm.Mov.Reg(asm.R1, rCtx),
+		asm.Mov.Imm(asm.R3, stackSize),
+		asm.Mov.Imm(asm.R4, flags),
+		asm.FnGetStack.Call(),
+		asm.JSGT.Imm(asm.R0, 0, l("len_pos")),
+		asm.Mov.Imm(asm.R0, 0),
+	)
+	g.label(l("len_pos"))
+	g.emit(
+		asm.JLE.Imm(asm.R0, stackSize, l("len_ok")),
+		asm.Mov.Imm(asm.R0, stackSize),
+	)
+	g.label(l("len_ok"))
+	g.emit(
+		asm.And.Imm(asm.R0, -8),
+		// len u16 and its padding, zero, in one store.
+		asm.Mov.Reg(asm.R1, rRec),
+		asm.Add.Reg(asm.R1, rEnd),
+		asm.StoreMem(asm.R1, 8, asm.R0, asm.DWord),
+		asm.Add.Imm(rEnd, 16),
+		asm.Add.Reg(rEnd, asm.R0),
+		// nstr, one more.
+		asm.LoadMem(asm.R1, rRec, 6, asm.Byte),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(rRec, 6, asm.R1, asm.Byte),
+	)
+	g.label(l("done"))
 }

@@ -20,7 +20,8 @@ import (
 //	off  size
 //	  0   4   size: the whole record's length in bytes
 //	  4   2   probe: the probe's index in the program (the attach cookie)
-//	  6   1   nstr: number of captured strings that follow the context
+//	  6   1   nstr: number of entries (strings, stacks) that follow the
+//	          context, at most MaxEntries
 //	  7   1   flags (0)
 //	  8   8   ktime: bpf_ktime_get_ns at the event
 //	 16   4   tgid (the process id)
@@ -48,6 +49,19 @@ import (
 // of their own, in the array's order, up to its first NULL pointer and
 // as long as the record has entries left (MaxStrings in all); each has
 // the pointer it was read from as its addr.
+//
+// The last entries may be stacks, marked by these addresses: addr
+// KStackAddr, the kernel stack of the event, then addr UStackAddr, its
+// user stack, each present when the probe asks for it (Probe.KStack,
+// Probe.UStack) and in this order. The data is what bpf_get_stack
+// returned, the instruction pointers as u64s, innermost first, at most
+// MaxStackFrames of them; len is 8 times their number (0: the kernel
+// could not take the stack). The markers are ERR_PTR values, from which
+// no string or array can be read: a string entry carries one only when
+// the context held such a value, and then with len 0 (the read failed).
+// A reader takes a probe's stack as the last entry with its marker.
+// Stack entries do not count against MaxStrings: a record has at most
+// MaxEntries entries.
 const (
 	HeaderSize = 64
 	// MaxContext bounds the context copied; a tracepoint record larger
@@ -59,8 +73,19 @@ const (
 	MaxString  = 256
 	// ArrayLen is how many pointers an array capture copies.
 	ArrayLen = 16
+	// MaxStackFrames is how many frames a stack entry holds at most
+	// (perf_event_max_stack's default).
+	MaxStackFrames = 127
+	// KStackAddr and UStackAddr are the addrs of the kernel and the user
+	// stack entries: ERR_PTR(-255) and ERR_PTR(-254), never a real
+	// pointer.
+	KStackAddr = 0xffffffffffffff01
+	UStackAddr = 0xffffffffffffff02
+	// MaxEntries bounds a record's entries: MaxStrings strings, then a
+	// kernel and a user stack.
+	MaxEntries = MaxStrings + 2
 	// MaxRecord is the largest record a collector writes.
-	MaxRecord = HeaderSize + MaxContext + MaxStrings*(16+MaxString)
+	MaxRecord = HeaderSize + MaxContext + MaxStrings*(16+MaxString) + 2*(16+8*MaxStackFrames)
 )
 
 // Record is one decoded event.
@@ -74,13 +99,17 @@ type Record struct {
 	CPU      uint32
 	Comm     [16]byte
 	Context  []byte
-	Strings  []String
+	// Strings are the record's entries: the strings, then the stacks
+	// (see the record layout).
+	Strings []String
 }
 
-// String is a string the collector read behind a pointer.
+// String is a string the collector read behind a pointer, an array's
+// pointers, or a stack (Addr KStackAddr or UStackAddr).
 type String struct {
 	Addr uint64
 	// Data is what was read, with its NUL; nil when the read failed.
+	// A stack's is its frames, 8 bytes each.
 	Data []byte
 }
 
@@ -115,25 +144,45 @@ func Decode(b []byte, r *Record) error {
 	}
 	copy(r.Comm[:], b[48:64])
 	nstr := int(b[6])
-	if nstr > MaxStrings {
-		return fmt.Errorf("record with %d strings, at most %d", nstr, MaxStrings)
+	if nstr > MaxEntries {
+		return fmt.Errorf("record with %d entries, at most %d", nstr, MaxEntries)
 	}
 	off := align8(HeaderSize + ctxlen)
 	for i := 0; i < nstr; i++ {
 		if off+16 > size {
-			return fmt.Errorf("%w: string %d's header past the end", ErrShort, i)
+			return fmt.Errorf("%w: entry %d's header past the end", ErrShort, i)
 		}
 		s := String{Addr: le.Uint64(b[off:])}
 		n := int(le.Uint16(b[off+8:]))
 		off += 16
-		if n > MaxString || off+n > size {
-			return fmt.Errorf("%w: string %d of %d bytes", ErrShort, i, n)
+		if n > max(MaxString, 8*MaxStackFrames) || off+n > size {
+			return fmt.Errorf("%w: entry %d of %d bytes", ErrShort, i, n)
 		}
 		if n > 0 {
 			s.Data = b[off : off+n]
 		}
 		r.Strings = append(r.Strings, s)
 		off = align8(off + n)
+	}
+	// The stacks are the last entries, a kernel stack before a user
+	// stack: as many as can be (a string entry that looks like a stack,
+	// a failed read of a marker's address, is one as well); the entries
+	// before them are strings.
+	nstack := 0
+	for _, addr := range [...]uint64{UStackAddr, KStackAddr} {
+		if nstack < nstr {
+			if e := r.Strings[nstr-1-nstack]; e.Addr == addr && len(e.Data)%8 == 0 && len(e.Data) <= 8*MaxStackFrames {
+				nstack++
+			}
+		}
+	}
+	if nstr-nstack > MaxStrings {
+		return fmt.Errorf("record with %d strings, at most %d", nstr-nstack, MaxStrings)
+	}
+	for i, e := range r.Strings[:nstr-nstack] {
+		if len(e.Data) > MaxString {
+			return fmt.Errorf("string %d of %d bytes, at most %d", i, len(e.Data), MaxString)
+		}
 	}
 	return nil
 }

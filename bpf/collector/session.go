@@ -52,6 +52,10 @@ type Probe struct {
 	// at most each; at most MaxStrings specs, and a record holds at most
 	// MaxStrings entries whatever its arrays hold.
 	Strings []StringSpec
+	// KStack and UStack copy the kernel and the user stack of each event
+	// (bpf_get_stack) into its record, as its last entries (see the
+	// record layout).
+	KStack, UStack bool
 }
 
 // StringSpec is a string to capture: the pointer to it is the u64 at
@@ -222,6 +226,9 @@ func configure(p Probe) (kind, []byte, error) {
 		if len(p.Strings) > 0 {
 			return 0, nil, errors.New("BEGIN and END have no context to read strings from")
 		}
+		if p.KStack || p.UStack {
+			return 0, nil, errors.New("BEGIN and END have no event to take a stack of")
+		}
 		return -1, cfg, nil
 	case program.Tracepoint:
 		k = kindTracepoint
@@ -278,6 +285,14 @@ func configure(p Probe) (kind, []byte, error) {
 		}
 		le.PutUint32(cfg[12+8*i:], flags)
 	}
+	var stacks uint32
+	if p.KStack {
+		stacks |= configKStack
+	}
+	if p.UStack {
+		stacks |= configUStack
+	}
+	le.PutUint32(cfg[configStacks:], stacks)
 	return k, cfg, nil
 }
 

@@ -637,25 +637,43 @@ func TestUprobe(t *testing.T) {
 }
 
 // TestPerf runs an interval and a profile probe for a while: their
-// counts are timing, so only bounds are checked.
+// counts are timing, so only bounds are checked. The profile takes
+// kernel stacks: empty where the sample interrupted user code, else
+// kernel addresses; this process's system calls meanwhile make sure
+// some samples are in the kernel.
 func TestPerf(t *testing.T) {
 	needKernel(t)
 	const period = 50 * time.Millisecond
 	start := time.Now()
 	s := open(t, 0,
 		collector.Probe{Kind: program.Interval, PeriodNs: uint64(period)},
-		collector.Probe{Kind: program.Profile, Freq: 49},
+		collector.Probe{Kind: program.Profile, Freq: 49, KStack: true},
 	)
-	time.Sleep(300 * time.Millisecond)
+	// Busy in system calls rather than asleep, so that some samples
+	// interrupt the kernel whatever else the machine runs.
+	for time.Since(start) < 300*time.Millisecond {
+		kerneltest.Syscalls(1000, 0)
+	}
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	elapsed := time.Since(start)
 	counts := map[int]int{}
+	kstacks := 0
 	for _, r := range drain(t, s, func(*collector.Record) bool { return true }) {
 		counts[r.Probe]++
 		if len(r.Context) != collector.PerfEventDataSize {
 			t.Fatalf("context of %d bytes, want %d", len(r.Context), collector.PerfEventDataSize)
+		}
+		if r.Probe == 1 {
+			if len(r.Strings) != 1 {
+				t.Fatalf("profile record of %d entries, want the kernel stack", len(r.Strings))
+			}
+			if len(kernelFrames(t, r.Strings[0], 0)) > 0 {
+				kstacks++
+			}
+		} else if len(r.Strings) != 0 {
+			t.Errorf("interval record of %d entries", len(r.Strings))
 		}
 		if r.Probe == 0 {
 			if sp := binary.LittleEndian.Uint64(r.Context[collector.PtRegsSize:]); sp != uint64(period) {
@@ -673,6 +691,9 @@ func TestPerf(t *testing.T) {
 	}
 	if counts[1] == 0 {
 		t.Errorf("no profile records")
+	}
+	if kstacks == 0 {
+		t.Errorf("no kernel stack in %d profile records", counts[1])
 	}
 	if len(counts) > 2 {
 		t.Errorf("records of unknown probes: %v", counts)

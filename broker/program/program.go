@@ -98,6 +98,9 @@ type Probe struct {
 	// read in the kernel.
 	CtxLen     int
 	CtxStrings []CtxString
+	// KStack and UStack: interpreter mode's collector copies the kernel
+	// / user stack of each event (the program takes kstack / ustack).
+	KStack, UStack bool
 }
 
 // CtxString is a pointer in a probe's context whose string interpreter

@@ -87,6 +87,9 @@ type Probe struct {
 	Offset   uint64              `json:"offset,omitempty"`
 	CtxLen   int                 `json:"ctx_len"`
 	Strings  []program.CtxString `json:"strings,omitempty"`
+	// KStack and UStack say the records carry the event's stacks.
+	KStack bool `json:"kstack,omitempty"`
+	UStack bool `json:"ustack,omitempty"`
 	// Fields are a tracepoint's format (or a tp_btf's arguments), for
 	// compiling scripts against the recording.
 	Fields []compile.Field `json:"fields,omitempty"`

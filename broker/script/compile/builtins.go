@@ -603,6 +603,9 @@ func (g *gen) stackInto(t ty, off int16) {
 	flags := int32(0)
 	if t.blob == program.UStack {
 		flags = bpfFUserStack
+		g.ustack = true
+	} else {
+		g.kstack = true
 	}
 	g.emit(asm.Mov.Imm(asm.R3, flags))
 	g.call(asm.FnGetStackid)

@@ -32,7 +32,9 @@ type gen struct {
 	// ctxStrings are the context's pointers whose strings the program
 	// reads (captureString).
 	ctxStrings []program.CtxString
-	insns      asm.Instructions
+	// kstack and ustack: the program takes the event's stacks.
+	kstack, ustack bool
+	insns          asm.Instructions
 	// pending labels the next emitted instruction; a second label placed
 	// before it becomes an alias resolved at the end.
 	pending string
@@ -102,7 +104,7 @@ func (c *compiler) generate(in *instance) *program.Probe {
 		}
 	}
 	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Loops: g.loops, Insns: g.insns,
-		CtxLen: ctxLen(in), CtxStrings: g.ctxStrings}
+		CtxLen: ctxLen(in), CtxStrings: g.ctxStrings, KStack: g.kstack, UStack: g.ustack}
 	return p
 }
 
