@@ -16,7 +16,6 @@ import (
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/recording"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
-	"github.com/tracebroker/tracebroker/broker/script/syntax"
 )
 
 // ReplayRequest is a script run over a recording, in the interpreter,
@@ -53,20 +52,8 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 	if err != nil {
 		return err
 	}
-	f, err := syntax.Parse(rr.Name, rr.Source)
+	prog, warns, err := compileScript(rr.Name, rr.Source, recordedKernel(h, rr.MaxMapKeys))
 	if err != nil {
-		var l syntax.ErrorList
-		if errors.As(err, &l) {
-			return &ScriptError{rr.Name, rr.Source, l}
-		}
-		return err
-	}
-	prog, warns, err := compile.Compile(f, recordedKernel(h, rr.MaxMapKeys))
-	if err != nil {
-		var l syntax.ErrorList
-		if errors.As(err, &l) {
-			return &ScriptError{rr.Name, rr.Source, l}
-		}
 		return err
 	}
 	if len(warns) > 0 {
@@ -312,7 +299,7 @@ func recordingHeader(prog *program.Program, req *Request) (*recording.Header, er
 				return nil, err
 			}
 		case program.Uprobe, program.Uretprobe:
-			rp.Func = strings.TrimPrefix(p.Name, p.Kind.String()+":"+p.Path+":")
+			rp.Func = p.Func()
 		}
 		h.Probes = append(h.Probes, rp)
 	}

@@ -101,17 +101,19 @@ type ScriptError struct {
 
 func (e *ScriptError) Error() string { return e.List.Format(e.Name, e.Src) }
 
+// ErrorText is an error as tracebroker prints it: a script error with
+// its position and caret lines, anything else as "ERROR: ...".
+func ErrorText(err error) string {
+	var se *ScriptError
+	if errors.As(err, &se) {
+		return se.Error()
+	}
+	return "ERROR: " + err.Error() + "\n"
+}
+
 // Compile parses and checks a script against the running kernel.
 func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
-	f, err := syntax.Parse(req.Name, req.Source)
-	if err != nil {
-		var l syntax.ErrorList
-		if errors.As(err, &l) {
-			return nil, nil, &ScriptError{req.Name, req.Source, l}
-		}
-		return nil, nil, err
-	}
-	prog, warns, err := compile.Compile(f, compile.Options{
+	return compileScript(req.Name, req.Source, compile.Options{
 		Tracepoints: KernelTracepoints{},
 		Uprobes:     ELFUprobes{},
 		MaxMapKeys:  req.MaxMapKeys,
@@ -121,14 +123,25 @@ func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 
 		BTFTracepoints: KernelBTFTracepoints{},
 	})
-	if err != nil {
-		var l syntax.ErrorList
-		if errors.As(err, &l) {
-			return nil, nil, &ScriptError{req.Name, req.Source, l}
+}
+
+// compileScript parses and checks a script against the kernel facts in
+// opts (the running kernel's, or a recording's). Its errors are
+// *ScriptErrors, ready to print.
+func compileScript(name string, src []byte, opts compile.Options) (*program.Program, syntax.ErrorList, error) {
+	f, err := syntax.Parse(name, src)
+	if err == nil {
+		prog, warns, cerr := compile.Compile(f, opts)
+		if cerr == nil {
+			return prog, warns, nil
 		}
-		return nil, nil, err
+		err = cerr
 	}
-	return prog, warns, nil
+	var l syntax.ErrorList
+	if errors.As(err, &l) {
+		return nil, nil, &ScriptError{name, src, l}
+	}
+	return nil, nil, err
 }
 
 // Run compiles and runs one trace to its end, writing bpftrace's output.

@@ -195,7 +195,7 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		exit.Reason = "max_duration"
 	}
 	if runErr != nil {
-		exit.Status, exit.Error = 1, errorText(runErr)
+		exit.Status, exit.Error = 1, broker.ErrorText(runErr)
 	}
 	stage := "end"
 	if adm == nil && runErr != nil {
@@ -211,15 +211,6 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	s.log.Info("session ended", "session", id, "status", exit.Status, "reason", exit.Reason, "elapsed_ms", elapsed.Milliseconds(), "error", runErr)
 	out.send(&pb.TraceEvent{Event: &pb.TraceEvent_Exit{Exit: exit}})
 	return nil
-}
-
-// errorText is an error as `tracebroker run` prints it.
-func errorText(err error) string {
-	var se *broker.ScriptError
-	if errors.As(err, &se) {
-		return se.Error()
-	}
-	return "ERROR: " + err.Error() + "\n"
 }
 
 func (s *Server) auditFailed(err error) error {
@@ -407,8 +398,7 @@ func authorizeProbes(tok *token.Token) func(*program.Program) error {
 					return &scopeError{fmt.Sprintf("%s: %v", pr.Name, err)}
 				}
 				if real != pr.Path {
-					fn := strings.TrimPrefix(pr.Name, pr.Kind.String()+":"+pr.Path)
-					specs = append(specs, pr.Kind.String()+":"+real+fn)
+					specs = append(specs, pr.Kind.String()+":"+real+":"+pr.Func())
 				}
 			}
 			if tok == nil || pr.Kind == program.Begin || pr.Kind == program.End {

@@ -5,6 +5,8 @@
 package program
 
 import (
+	"strings"
+
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 )
@@ -101,6 +103,12 @@ type Probe struct {
 	// KStack and UStack: interpreter mode's collector copies the kernel
 	// / user stack of each event (the program takes kstack / ustack).
 	KStack, UStack bool
+}
+
+// Func is a uprobe's function as its name spells it (KIND:PATH:FUNC):
+// the symbol, or the address as written.
+func (p *Probe) Func() string {
+	return strings.TrimPrefix(p.Name, p.Kind.String()+":"+p.Path+":")
 }
 
 // CtxString is a pointer in a probe's context whose string interpreter

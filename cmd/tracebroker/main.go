@@ -16,17 +16,12 @@ func main() {
 	// return.
 	bpf.RunReleaseHelper()
 	if err := newRootCmd().Execute(); err != nil {
-		var se *broker.ScriptError
 		var exit *daemon.ExitError
 		if errors.As(err, &exit) {
 			// The daemon's message is already on stderr.
 			os.Exit(exit.Status)
 		}
-		if errors.As(err, &se) {
-			fmt.Fprint(os.Stderr, se.Error())
-		} else {
-			fmt.Fprintf(os.Stderr, "ERROR: %v\n", err)
-		}
+		fmt.Fprint(os.Stderr, broker.ErrorText(err))
 		os.Exit(1)
 	}
 }
