@@ -43,32 +43,26 @@ func collectorProbes(prog *program.Program, pid int) (probes []collector.Probe, 
 // verified, loaded and configured for prog's probes, feeding the
 // interpreter.
 func openInterp(prog *program.Program, req *Request) (*interpSession, error) {
-	if err := interpCapable(prog); err != nil {
-		return nil, err
-	}
-	probes, routes := collectorProbes(prog, req.PID)
 	cpus, err := possibleCPUs()
 	if err != nil {
 		return nil, err
 	}
+	// The interpreter checks and loads the programs first: what it
+	// refuses, it refuses with nothing in the kernel.
+	s, err := newInterpSession(prog, noEvents{}, cpus)
+	if err != nil {
+		return nil, err
+	}
+	probes, routes := collectorProbes(prog, req.PID)
 	if len(probes) == 0 {
 		// BEGIN and END only: nothing to collect, nothing in the kernel.
-		return newInterpSession(prog, noEvents{}, cpus, 0)
+		return s, nil
 	}
-	size := req.EventBufferSize
-	if size == 0 {
-		size = 4 << 20
-	}
-	cs, err := collector.Open(collector.Options{Probes: probes, BufferSize: size, Trust: req.Collectors})
+	cs, err := collector.Open(collector.Options{Probes: probes, BufferSize: req.EventBufferSize, Trust: req.Collectors})
 	if err != nil {
 		return nil, err
 	}
-	s, err := newInterpSession(prog, &collectorSource{s: cs, n: len(probes)}, cpus, 0)
-	if err != nil {
-		cs.Close()
-		return nil, err
-	}
-	s.routes = routes
+	s.src, s.routes = &collectorSource{s: cs, n: len(probes)}, routes
 	return s, nil
 }
 

@@ -61,7 +61,7 @@ func BenchmarkInterpEvents(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			prog := compileAgainst(b, h, tc.script)
 			src := &loopSource{recs: recs, n: b.N}
-			s, err := newInterpSession(prog, src, 2, 0)
+			s, err := newInterpSession(prog, src, 2)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -98,7 +98,7 @@ func interpCapable(prog *program.Program) error {
 // newInterpSession prepares prog for the interpreter over src; cpus is
 // how many CPUs per-CPU maps keep (the records' CPU numbers are below
 // it).
-func newInterpSession(prog *program.Program, src eventSource, cpus int, eventBufferSize int) (s *interpSession, err error) {
+func newInterpSession(prog *program.Program, src eventSource, cpus int) (s *interpSession, err error) {
 	if err := interpCapable(prog); err != nil {
 		return nil, err
 	}
@@ -110,9 +110,6 @@ func newInterpSession(prog *program.Program, src eventSource, cpus int, eventBuf
 			// this session's, filled from the records.
 			s.stacks[spec.Name] = &stackTable{frames: int(spec.ValueSize / 8), max: int(spec.MaxEntries), ids: map[string]uint32{}}
 			spec = &ebpf.MapSpec{Name: spec.Name, Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1}
-		}
-		if spec.Name == program.EventsMap && eventBufferSize > 0 {
-			spec.MaxEntries = uint32(eventBufferSize)
 		}
 		m, err := interp.NewMap(spec, interp.MapOptions{CPUs: cpus})
 		if err != nil {

@@ -80,7 +80,7 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 		}
 	}
 	src := &recordingSource{rd: rd, probes: len(h.Probes)}
-	sess, err := newInterpSession(prog, src, h.CPUs, 0)
+	sess, err := newInterpSession(prog, src, h.CPUs)
 	if err != nil {
 		return err
 	}
@@ -166,11 +166,7 @@ func Record(ctx context.Context, rr RecordRequest) error {
 		return errors.New("nothing to record: the script has only BEGIN and END probes")
 	}
 
-	size := req.EventBufferSize
-	if size == 0 {
-		size = 4 << 20
-	}
-	cs, err := collector.Open(collector.Options{Probes: probes, BufferSize: size, Trust: req.Collectors})
+	cs, err := collector.Open(collector.Options{Probes: probes, BufferSize: req.EventBufferSize, Trust: req.Collectors})
 	if err != nil {
 		return err
 	}
