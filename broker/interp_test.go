@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -78,5 +79,37 @@ func TestRecordReplay(t *testing.T) {
 				t.Errorf("replay:\n%q\nwant:\n%q\nstderr: %s", out.String(), want, rstderr.String())
 			}
 		})
+	}
+}
+
+// TestRecordSizeLimit: a recording stops at its size limit, says so, and
+// is a whole recording that replays what it holds.
+func TestRecordSizeLimit(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	f := newFixture(t)
+	rec := filepath.Join(t.TempDir(), "rec.tbrec")
+	script := `tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @ = count(); }`
+	var stderr bytes.Buffer
+	err := Record(context.Background(), RecordRequest{Request: Request{Name: "stdin", Source: []byte(script), Command: f.expand("EXE get 1000 0"), Collectors: testCollectors(t), Stderr: &stderr}, Output: rec, MaxSize: 16 << 10})
+	if err != nil {
+		t.Fatalf("record: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "WARNING: the recording reached its size limit (16384 bytes)") {
+		t.Errorf("stderr %q does not say the limit was reached", stderr.String())
+	}
+	if fi, err := os.Stat(rec); err != nil || fi.Size() > 16<<10 {
+		t.Fatalf("recording: %v, %d bytes", err, fi.Size())
+	}
+	var out, rstderr bytes.Buffer
+	if err := Replay(context.Background(), ReplayRequest{Recording: rec, Name: "stdin", Source: []byte(script), Stdout: &out, Stderr: &rstderr}); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	m := regexp.MustCompile(`(?m)^@: (\d+)$`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no count in %q", out.String())
+	}
+	if n, _ := strconv.Atoi(m[1]); n == 0 || n >= 1000 || rstderr.Len() != 0 {
+		t.Errorf("replayed %d of 1000 calls, stderr %q; want some, not all, and no warning", n, rstderr.String())
 	}
 }

@@ -217,12 +217,14 @@ func Record(ctx context.Context, rr RecordRequest) error {
 	}
 	src := &collectorSource{s: cs, n: len(probes)}
 	full := false
-	write := func(b []byte) bool {
-		if err := w.Write(b); err != nil {
-			full = true
-			return false
+	// write keeps a record; the size limit ends the recording, any other
+	// failure to write is an error.
+	write := func(b []byte) error {
+		err := w.Write(b)
+		if errors.Is(err, recording.ErrFull) {
+			full, err = true, nil
 		}
-		return true
+		return err
 	}
 	end := &ending{ctx, deadline, kidDone, pidGone}
 	for !full {
@@ -231,13 +233,15 @@ func Record(ctx context.Context, rr RecordRequest) error {
 			break
 		}
 		b, err := src.Next(wait)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
+		}
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				continue
-			}
 			return fmt.Errorf("read events: %w", err)
 		}
-		write(b)
+		if err := write(b); err != nil {
+			return fmt.Errorf("write %s: %w", rr.Output, err)
+		}
 	}
 	cs.Stop()
 	for !full {
@@ -245,7 +249,9 @@ func Record(ctx context.Context, rr RecordRequest) error {
 		if err != nil {
 			break
 		}
-		write(b)
+		if err := write(b); err != nil {
+			return fmt.Errorf("write %s: %w", rr.Output, err)
+		}
 	}
 	cs.Detach()
 	lost := cs.Lost()
