@@ -186,18 +186,21 @@ func TestRevocationReload(t *testing.T) {
 	r := d.start(t, tok, &pb.TraceRequest{Source: getcwdScript()})
 	d.attached(t, 1, r)
 	kerneltest.Syscalls(4, 0)
-	if err := d.rev.Reload(); err != nil {
-		t.Fatal(err)
-	}
-	if n := d.srv.EndRevoked(d.rev); n != 1 {
-		t.Errorf("EndRevoked ended %d sessions, want 1", n)
-	}
+	d.srv.Reload()
 	r.wait(t)
 	if r.err != nil || r.res.Reason != "token_revoked" || !strings.HasSuffix(r.stdout.String(), "@: 4\n") {
 		t.Errorf("revoked session: err %v, reason %q, stdout %q", r.err, r.res.Reason, r.stdout.String())
 	}
 	if err := try(); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("after reload: %v", err)
+	}
+	d.stop(t)
+	b, err := os.ReadFile(d.auditLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"event":"daemon.reload","data":{"revoked":1,"sessions_ended":1}`) {
+		t.Errorf("the audit log does not record the reload ending one session:\n%s", b)
 	}
 }
 

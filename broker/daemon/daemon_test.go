@@ -96,7 +96,7 @@ func startDaemon(t testing.TB, o daemonOpts) *testDaemon {
 		t.Fatal(err)
 	}
 	d.srv, err = New(Config{
-		Socket: d.socket, Listen: o.listen, TLS: o.tls, Tokens: ver, Keeper: k, Audit: al, HostKey: hostKey, AttestDir: d.attest,
+		Socket: d.socket, Listen: o.listen, TLS: o.tls, Tokens: ver, Revoked: d.rev, Keeper: k, Audit: al, HostKey: hostKey, AttestDir: d.attest,
 		MaxPerSubject: o.perSubject, Collectors: collectortest.Signed(t), Broker: attest.Identity{Path: "/test/tracebroker", Digest: strings.Repeat("ab", 32)},
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})

@@ -48,6 +48,12 @@ type Config struct {
 
 	// Tokens verifies bearer tokens; nil accepts none (only local root).
 	Tokens *token.Verifier
+	// Revoked is Tokens' revocation list, which Reload re-reads; nil:
+	// none.
+	Revoked *token.Revocations
+	// LoadPolicy loads the gatekeeper's policy again, for Reload; nil:
+	// no policy is configured.
+	LoadPolicy func() (*gatekeeper.Policy, error)
 	// Keeper admits every program; Broker is this daemon's measured
 	// identity, the broker and built-in generator in every Request.
 	Keeper *gatekeeper.Gatekeeper
@@ -302,10 +308,42 @@ func lookupGroup(name string) (int, error) {
 	return strconv.Atoi(g.Gid)
 }
 
-// EndRevoked ends, as an administrator's stop would, every session whose
-// token rev now revokes; if rev cannot say, every token holder's session
-// (fail closed). It is for after the list is re-read (SIGHUP).
-func (s *Server) EndRevoked(rev *token.Revocations) int {
+// Reload is SIGHUP: the revocation list and the policy are read again,
+// and the sessions of tokens now revoked end as an administrator's stop
+// ends them. A list that cannot be read refuses every token until one
+// can (the token package fails closed), and ends every token holder's
+// session; a policy that no longer loads leaves the one loaded in place.
+// The log and the audit say which.
+func (s *Server) Reload() {
+	rec := map[string]any{}
+	if rev := s.cfg.Revoked; rev != nil {
+		if err := rev.Reload(); err != nil {
+			s.log.Error("revocation list unreadable: every token is refused until it can be read", "err", err)
+			rec["revoked_error"] = err.Error()
+		} else {
+			rec["revoked"] = rev.Len()
+		}
+		rec["sessions_ended"] = s.endRevoked(rev)
+	}
+	if s.cfg.LoadPolicy != nil {
+		p, err := s.cfg.LoadPolicy()
+		if err != nil {
+			s.log.Error("policy not reloaded; the loaded one stays", "err", err)
+			rec["policy_error"] = err.Error()
+		} else {
+			s.cfg.Keeper.Load(p)
+			rec["policy_digest"] = p.Digest()
+		}
+	}
+	s.log.Info("reloaded", "what", rec)
+	if err := s.record(audit.EventDaemonReload, rec); err != nil {
+		s.log.Error("audit log", "err", err)
+	}
+}
+
+// endRevoked ends every session whose token rev revokes, or, if rev
+// cannot say, every token holder's session (fail closed).
+func (s *Server) endRevoked(rev *token.Revocations) int {
 	n := s.sessions.stopIf(func(p *pb.Session) bool {
 		if p.TokenId == "" {
 			return false

@@ -35,6 +35,27 @@ const (
 // errInterrupted is a session its client asked to end.
 var errInterrupted = errors.New("interrupted")
 
+// endReason is the Exit reason of a session ended from outside, by its
+// context's cause ("" for another cause). A list, not a map: a cause of
+// an incomparable type would make a map lookup panic.
+func endReason(cause error) string {
+	for _, r := range []struct {
+		err    error
+		reason string
+	}{
+		{errShutdown, "shutdown"},
+		{errStopped, "stopped"},
+		{errInterrupted, "interrupted"},
+		{errExpired, "token_expired"},
+		{errRevoked, "token_revoked"},
+	} {
+		if cause == r.err {
+			return r.reason
+		}
+	}
+	return ""
+}
+
 // Trace runs one trace for its caller.
 func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	ctx := stream.Context()
@@ -129,10 +150,7 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	}()
 
 	out := &streamOut{stream: stream}
-	br, capped, err := s.brokerRequest(id, c, tok, req, out)
-	if err != nil {
-		return refuse("request", status.Error(codes.InvalidArgument, err.Error()))
-	}
+	br, capped := s.brokerRequest(id, c, tok, req, out)
 	if br.Duration > 0 {
 		s.sessions.update(id, func(p *pb.Session) { p.DeadlineUnixMs = time.Now().Add(br.Duration).UnixMilli() })
 	}
@@ -176,17 +194,10 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		return refuse("scope", status.Error(codes.PermissionDenied, runErr.Error()))
 	}
 	exit := &pb.Exit{}
-	switch cause := context.Cause(sctx); {
-	case cause == errShutdown:
-		exit.Reason = "shutdown"
-	case cause == errStopped:
-		exit.Reason = "stopped"
-	case cause == errInterrupted:
-		exit.Reason = "interrupted"
-	case cause == errExpired:
-		exit.Reason = "token_expired"
-	case cause == errRevoked:
-		exit.Reason = "token_revoked"
+	cause := context.Cause(sctx)
+	switch reason := endReason(cause); {
+	case reason != "":
+		exit.Reason = reason
 	case ctx.Err() != nil:
 		exit.Reason = "client"
 	case cause != nil && cause != context.Canceled:
@@ -337,7 +348,7 @@ func couldAllow(tok *token.Token, kind, path, fn string) bool {
 
 // brokerRequest is the trace to run. capped says the token's
 // max_duration set its duration.
-func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.TraceRequest, out *streamOut) (*broker.Request, bool, error) {
+func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.TraceRequest, out *streamOut) (*broker.Request, bool) {
 	br := &broker.Request{
 		Name:            req.GetName(),
 		Source:          req.GetSource(),
@@ -372,7 +383,7 @@ func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.Tr
 		br.Attest = &broker.Attest{Dir: s.cfg.AttestDir, Key: s.cfg.HostKey, Broker: s.cfg.Broker, Requester: requester, Session: id}
 	}
 	br.Authorize = authorizeProbes(tok)
-	return br, capped, nil
+	return br, capped
 }
 
 // scopeError is a probe the token does not allow.

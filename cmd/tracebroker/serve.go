@@ -108,6 +108,12 @@ session, printing its maps to its client, and detaches everything.`,
 			if cfg.Tokens, err = issuerVerifier(issuers, state, rev); err != nil {
 				return err
 			}
+			cfg.Revoked = rev
+			if gf.policy != "" {
+				cfg.LoadPolicy = func() (*gatekeeper.Policy, error) {
+					return gatekeeper.LoadPolicyFile(gf.policy, gatekeeper.PolicyOptions{Trust: trust, Unsigned: gf.unsigned})
+				}
+			}
 			if cfg.Plugins = pf.host(state, trust); pf.dir == "" {
 				if _, err := os.Stat(cfg.Plugins.Dir); err != nil {
 					cfg.Plugins = nil
@@ -133,10 +139,7 @@ session, printing its maps to its client, and detaches everything.`,
 			defer signal.Stop(hup)
 			go func() {
 				for range hup {
-					reload(logger, cfg.Audit, rev, &gf, k, trust)
-					if rev != nil {
-						srv.EndRevoked(rev)
-					}
+					srv.Reload()
 				}
 			}()
 			return srv.Serve(ctx)
@@ -184,36 +187,6 @@ func issuerVerifier(paths []string, state string, rev *token.Revocations) (*toke
 		keys = append(keys, k)
 	}
 	return token.NewVerifier(token.Config{Keys: keys, Revoked: rev})
-}
-
-// reload is SIGHUP: the revocation list and the policy are read again.
-// A list that cannot be read refuses every token until one can (the
-// token package fails closed); a policy that no longer loads leaves the
-// one loaded in place, which the log and the audit say.
-func reload(log *slog.Logger, a *audit.Log, rev *token.Revocations, gf *gateFlags, k *gatekeeper.Gatekeeper, trust *attest.Trust) {
-	rec := map[string]any{}
-	if rev != nil {
-		if err := rev.Reload(); err != nil {
-			log.Error("revocation list unreadable: every token is refused until it can be read", "err", err)
-			rec["revoked_error"] = err.Error()
-		} else {
-			rec["revoked"] = rev.Len()
-		}
-	}
-	if gf.policy != "" {
-		p, err := gatekeeper.LoadPolicyFile(gf.policy, gatekeeper.PolicyOptions{Trust: trust, Unsigned: gf.unsigned})
-		if err != nil {
-			log.Error("policy not reloaded; the loaded one stays", "policy", gf.policy, "err", err)
-			rec["policy_error"] = err.Error()
-		} else {
-			k.Load(p)
-			rec["policy_digest"] = p.Digest()
-		}
-	}
-	log.Info("reloaded", "what", rec)
-	if _, err := a.Append(audit.EventDaemonReload, rec); err != nil {
-		log.Error("audit log", "err", err)
-	}
 }
 
 // applyConfigFile sets every flag the command line did not from the
