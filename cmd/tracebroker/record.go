@@ -162,9 +162,9 @@ func newCollectorsCmd() *cobra.Command {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NAME\tTYPE\tSHA256\tSTATUS")
 			for _, s := range collector.Programs() {
-				status := "verified"
+				status := "refused: "
 				if ids, err := ct.Verify(s); err != nil {
-					status = "refused: " + err.Error()
+					status += err.Error()
 				} else {
 					status = "verified: signed by " + ids[0].Signer
 				}
