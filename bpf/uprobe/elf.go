@@ -60,6 +60,13 @@ func Functions(path string) ([]Symbol, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return functionsOf(f, size, path, elfdebug.File)
+}
+
+// functionsOf is Functions of the open file f of size bytes, named path
+// in errors; debugFile finds its separate debug file (elfdebug.File, or
+// elfdebug.UnderRoot).
+func functionsOf(f io.ReaderAt, size int64, path string, debugFile func(root, path string, f *elf.File) string) ([]Symbol, error) {
 	ef, err := elfsym.NewFile(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -68,7 +75,7 @@ func Functions(path string) ([]Symbol, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if dbg := elfdebug.File(debugRoot, path, ef); dbg != "" {
+	if dbg := debugFile(debugRoot, path, ef); dbg != "" {
 		// As in bcc, a debug file that cannot be read is ignored.
 		if dsyms, err := fileSymbols(dbg); err == nil {
 			syms = append(syms, dsyms...)
@@ -120,6 +127,10 @@ func AddressOffset(path string, addr uint64) (uint64, error) {
 		return 0, err
 	}
 	defer f.Close()
+	return addressOffset(f, path, addr)
+}
+
+func addressOffset(f io.ReaderAt, path string, addr uint64) (uint64, error) {
 	ef, err := elfsym.NewFile(f)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", path, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -37,11 +38,16 @@ func Match(path, pattern string) ([]Symbol, error) {
 	if err != nil {
 		return nil, err
 	}
+	return match(syms, path, pattern)
+}
+
+// match is Match over the functions syms of the file named path.
+func match(syms []Symbol, path, pattern string) ([]Symbol, error) {
 	if !strings.Contains(pattern, "*") {
-		for _, s := range syms {
-			if s.Name == pattern && s.Offset != 0 && !strings.Contains(s.Name, ".part.") {
-				return []Symbol{s}, nil
-			}
+		// syms are sorted by name, each name once (Functions).
+		i, ok := slices.BinarySearchFunc(syms, pattern, func(s Symbol, name string) int { return strings.Compare(s.Name, name) })
+		if ok && syms[i].Offset != 0 && !strings.Contains(pattern, ".part.") {
+			return []Symbol{syms[i]}, nil
 		}
 		return nil, fmt.Errorf("Could not resolve symbol: %s:%s", path, pattern)
 	}

@@ -28,7 +28,16 @@ const DefaultRoot = "/usr/lib/debug"
 // the one in the link (bpftrace asks bcc to check it).
 //
 // root is normally DefaultRoot; tests point it elsewhere.
-func File(root, path string, f *elf.File) string {
+func File(root, path string, f *elf.File) string { return find(root, path, f, true) }
+
+// UnderRoot is File without the places beside path: only root's
+// build-id tree and root followed by path's directory count. Whoever
+// may write beside a binary may plant a debug file there (or a symlink
+// to any file, whose symbols would then be read); only root's
+// administrator writes under root.
+func UnderRoot(root, path string, f *elf.File) string { return find(root, path, f, false) }
+
+func find(root, path string, f *elf.File, beside bool) string {
 	if id := BuildID(f); len(id) > 2 {
 		p := filepath.Join(root, ".build-id", id[:2], id[2:]+".debug")
 		if _, err := os.Stat(p); err == nil {
@@ -41,15 +50,19 @@ func File(root, path string, f *elf.File) string {
 	}
 	dir := filepath.Dir(path)
 	var found string
-	for i, c := range []string{
+	candidates := []string{
 		filepath.Join(dir, name),
 		filepath.Join(dir, ".debug", name),
 		// bcc's "/usr/lib/debug%s/%s" with the binary's directory.
 		root + dir + "/" + name,
-	} {
+	}
+	if !beside {
+		candidates = candidates[2:]
+	}
+	for _, c := range candidates {
 		// The file itself may be what the link names; bcc skips it (its
 		// own symbols are read anyway).
-		if i == 0 && sameFile(c, path) {
+		if c == filepath.Join(dir, name) && sameFile(c, path) {
 			continue
 		}
 		if _, err := os.Stat(c); err == nil {
