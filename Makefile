@@ -33,7 +33,8 @@ test:
 
 # Short fuzzing of every parser of untrusted input (signed envelopes and
 # statements, gatekeeper requests, access tokens and their scopes, audit
-# logs, collector records and recordings, kallsyms and /proc maps among them), of
+# logs, collector records and recordings, kallsyms and /proc maps, uprobe
+# paths through planted symlinks and a plugin's probe names among them), of
 # policy bytecode, of the interpreter
 # (arbitrary bytecode: no panic, no hang, no escape), of the compiler (no
 # panic on anything that parses) and of code generation (the kernel's
@@ -46,6 +47,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzMap -fuzztime=$(FUZZTIME) ./broker/output/
 	$(GO) test -run='^$$' -fuzz=FuzzParseFormat -fuzztime=$(FUZZTIME) ./bpf/tracefs/
 	$(GO) test -run='^$$' -fuzz=FuzzFunctions -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./bpf/uprobe/
+	$(GO) test -run='^$$' -fuzz=FuzzOpenTarget -fuzztime=$(FUZZTIME) ./bpf/uprobe/
+	$(GO) test -run='^$$' -fuzz=FuzzCheckName -fuzztime=$(FUZZTIME) ./broker/program/
 	$(GO) test -run='^$$' -fuzz=FuzzRun -fuzztime=$(FUZZTIME) ./interp/
 	$(GO) test -run='^$$' -fuzz=FuzzInsn -fuzztime=$(FUZZTIME) ./interp/disasm/
 	$(GO) test -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=$(FUZZTIME) ./attest/

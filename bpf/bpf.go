@@ -267,7 +267,11 @@ func (s *Session) Attach() (err error) {
 			}
 			continue
 		case program.Uprobe, program.Uretprobe:
-			fd, err := uprobe.Open(pr.Path, pr.Offset, pr.Kind == program.Uretprobe, s.pid)
+			file := pr.Path
+			if pr.Binary != nil {
+				file = pr.Binary.AttachPath() // the file opened once, whatever has its name now
+			}
+			fd, err := uprobe.Open(file, pr.Offset, pr.Kind == program.Uretprobe, s.pid)
 			if err != nil {
 				return fmt.Errorf("attach %s: %w", pr.Name, err)
 			}

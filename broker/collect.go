@@ -2,7 +2,6 @@ package broker
 
 import (
 	"os"
-	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -25,10 +24,14 @@ func collectorProbes(prog *program.Program, pid int) (probes []collector.Probe, 
 			PeriodNs: p.PeriodNs, Freq: p.Freq, CtxLen: p.CtxLen, PID: pid, KStack: p.KStack, UStack: p.UStack,
 		}
 		switch p.Kind {
-		case program.RawTracepoint:
-			cp.Name = strings.TrimPrefix(p.Name, "rawtracepoint:")
-		case program.TpBTF:
+		case program.RawTracepoint, program.TpBTF:
+			// The event, as JIT mode attaches it: the name is what
+			// judges it (Probe.CheckName ties the two).
 			cp.Name = p.Event
+		case program.Uprobe, program.Uretprobe:
+			if p.Binary != nil {
+				cp.AttachPath = p.Binary.AttachPath()
+			}
 		}
 		for _, s := range p.CtxStrings {
 			cp.Strings = append(cp.Strings, collector.StringSpec{CtxOff: s.Off, User: s.User, Array: s.Array})

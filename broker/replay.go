@@ -158,6 +158,7 @@ func Record(ctx context.Context, rr RecordRequest) error {
 	if err != nil {
 		return err
 	}
+	defer prog.Close()
 	if len(warns) > 0 {
 		fmt.Fprint(req.Stderr, warns.Format(req.Name, req.Source))
 	}

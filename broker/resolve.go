@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
+	"os"
 	"os/user"
 	"strconv"
 	"sync"
@@ -15,7 +16,6 @@ import (
 	"github.com/tracebroker/tracebroker/broker/output"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/internal/elfsym"
-	"github.com/tracebroker/tracebroker/internal/regfile"
 	"github.com/tracebroker/tracebroker/internal/symbols"
 )
 
@@ -200,8 +200,9 @@ func (r *resolver) resolveSnapshot(s *program.MapSnapshot) {
 	}
 }
 
-// hostSymbols answers kaddr() from kallsyms and uaddr() from ELF files.
-type hostSymbols struct{}
+// hostSymbols answers kaddr() from kallsyms and uaddr() from the ELF
+// files of the trace's uprobes, as they were opened.
+type hostSymbols struct{ files *uprobeFiles }
 
 func (hostSymbols) KernelAddr(name string) (uint64, error) {
 	k, err := kernelSymbols()
@@ -217,25 +218,30 @@ func (hostSymbols) KernelAddr(name string) (uint64, error) {
 
 // UserAddr is the symbol's address and size in a non-PIE executable: in
 // a position-independent file the address is only known per process.
-func (hostSymbols) UserAddr(path, name string) (uint64, int, error) {
-	f, fi, err := regfile.Open(path)
+func (h hostSymbols) UserAddr(path, name string) (uint64, int, error) {
+	t, err := h.files.named(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("uaddr: %v", err)
 	}
-	defer f.Close()
-	ef, err := elfsym.NewFile(f)
-	if err != nil {
-		return 0, 0, fmt.Errorf("uaddr: %s: %v", path, err)
-	}
-	if ef.Type != elf.ET_EXEC {
-		return 0, 0, fmt.Errorf("uaddr: %s is position-independent, so the address of %s is only known inside each process", path, name)
-	}
-	// As bcc, a malformed table ends the search with what came before it.
-	syms, _ := elfsym.Read(ef, fi.Size(), nil)
-	for _, s := range syms {
-		if s.Name == name {
-			return s.Value, int(s.Size), nil
+	var addr uint64
+	var size int
+	err = t.Read(func(f *os.File, fsize int64) error {
+		ef, err := elfsym.NewFile(f)
+		if err != nil {
+			return fmt.Errorf("uaddr: %s: %v", path, err)
 		}
-	}
-	return 0, 0, fmt.Errorf("Could not resolve symbol: %s:%s", path, name)
+		if ef.Type != elf.ET_EXEC {
+			return fmt.Errorf("uaddr: %s is position-independent, so the address of %s is only known inside each process", path, name)
+		}
+		// As bcc, a malformed table ends the search with what came before it.
+		syms, _ := elfsym.Read(ef, fsize, nil)
+		for _, s := range syms {
+			if s.Name == name {
+				addr, size = s.Value, int(s.Size)
+				return nil
+			}
+		}
+		return fmt.Errorf("Could not resolve symbol: %s:%s", path, name)
+	})
+	return addr, size, err
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/bpf/collector"
+	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/broker/output"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
@@ -73,6 +74,12 @@ type Request struct {
 	// eBPF. Its identity, not this broker's, is the program's source.
 	Generator *Generator
 
+	// UprobeScope, when set, limits which files uprobes may open, and
+	// names their probes by the files' real paths (uprobe.OpenTarget).
+	// The daemon sets it from a token's probe: scopes; its refusal is
+	// Run's error as it is.
+	UprobeScope *uprobe.Scope
+
 	// Authorize, when set, sees the program before the gatekeeper does;
 	// its error refuses the trace with nothing loaded. The daemon checks
 	// a token's probe scopes here.
@@ -111,18 +118,25 @@ func ErrorText(err error) string {
 	return "ERROR: " + err.Error() + "\n"
 }
 
-// Compile parses and checks a script against the running kernel.
+// Compile parses and checks a script against the running kernel. The
+// program holds its uprobes' files open until its Close.
 func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
-	return compileScript(req.Name, req.Source, compile.Options{
+	files := newUprobeFiles(req.UprobeScope)
+	prog, warns, err := compileScript(req.Name, req.Source, compile.Options{
 		Tracepoints: KernelTracepoints{},
-		Uprobes:     ELFUprobes{},
+		Uprobes:     files,
 		MaxMapKeys:  req.MaxMapKeys,
 		HaveChild:   req.Command != "",
-		Symbols:     hostSymbols{},
+		Symbols:     hostSymbols{files},
 		Unsafe:      req.Unsafe,
 
 		BTFTracepoints: KernelBTFTracepoints{},
 	})
+	files.keep(prog)
+	if err != nil && files.refused != nil {
+		return nil, nil, files.refused
+	}
+	return prog, warns, err
 }
 
 // compileScript parses and checks a script against the kernel facts in
@@ -180,8 +194,12 @@ func Run(ctx context.Context, req Request) (err error) {
 	} else if prog, warns, err = Compile(&req); err != nil {
 		return err
 	}
+	defer prog.Close()
 	if len(warns) > 0 {
 		fmt.Fprint(req.Stderr, warns.Format(req.Name, req.Source))
+	}
+	if err := bindProbes(prog, req.UprobeScope); err != nil {
+		return err
 	}
 	if req.Authorize != nil {
 		if err := req.Authorize(prog); err != nil {

@@ -2,12 +2,10 @@ package broker
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/tracebroker/tracebroker/bpf/btftp"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
-	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
 )
 
@@ -97,34 +95,4 @@ func cInt(size int, signed bool) string {
 		return "unsigned " + name
 	}
 	return name
-}
-
-// ELFUprobes resolves uprobe attach points from the ELF file's symbols.
-type ELFUprobes struct{}
-
-func (ELFUprobes) Resolve(target, fn string) ([]compile.UprobeTarget, error) {
-	path, err := uprobe.FindBinary(target)
-	if err != nil {
-		return nil, err
-	}
-	if strings.HasPrefix(fn, "0x") {
-		addr, err := strconv.ParseUint(fn[2:], 16, 64)
-		if err != nil {
-			return nil, fmt.Errorf("invalid address %q", fn)
-		}
-		off, err := uprobe.AddressOffset(path, addr)
-		if err != nil {
-			return nil, err
-		}
-		return []compile.UprobeTarget{{Path: path, Func: fn, Offset: off}}, nil
-	}
-	syms, err := uprobe.Match(path, fn)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]compile.UprobeTarget, len(syms))
-	for i, s := range syms {
-		out[i] = compile.UprobeTarget{Path: path, Func: s.Name, Offset: s.Offset}
-	}
-	return out, nil
 }

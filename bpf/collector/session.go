@@ -40,6 +40,9 @@ type Probe struct {
 	Offset uint64
 	Ret    bool
 	PID    int
+	// AttachPath, when set, is the file attached to in place of Path:
+	// the /proc/self/fd/N of Path opened once (bpf/uprobe.Target).
+	AttachPath string
 	// PeriodNs is an interval's or a profile's period; Freq, when set, a
 	// profile's samples per second per CPU instead.
 	PeriodNs, Freq uint64
@@ -372,7 +375,11 @@ func (s *Session) attach(i int, p Probe) error {
 		}
 		s.links = append(s.links, fd)
 	case program.Uprobe, program.Uretprobe:
-		ex, err := link.OpenExecutable(p.Path)
+		file := p.Path
+		if p.AttachPath != "" {
+			file = p.AttachPath
+		}
+		ex, err := link.OpenExecutable(file)
 		if err != nil {
 			return err
 		}

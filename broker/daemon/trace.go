@@ -187,11 +187,14 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 
 	var denied *broker.DeniedError
 	var scope *scopeError
+	var misnamed *program.NameError
 	switch {
 	case errors.As(runErr, &denied):
 		return refuse("gatekeeper", status.Error(codes.PermissionDenied, runErr.Error()))
 	case errors.As(runErr, &scope):
 		return refuse("scope", status.Error(codes.PermissionDenied, runErr.Error()))
+	case errors.As(runErr, &misnamed):
+		return refuse("generator", status.Error(codes.InvalidArgument, runErr.Error()))
 	}
 	exit := &pb.Exit{}
 	cause := context.Cause(sctx)
@@ -316,7 +319,7 @@ func precheckUprobes(tok *token.Token, req *pb.TraceRequest) error {
 				return status.Errorf(codes.PermissionDenied, "%s: the broker daemon needs an absolute path for a uprobe", spec.Raw)
 			}
 			if !couldAllow(tok, kind, filepath.Clean(path), fn) {
-				return status.Errorf(codes.PermissionDenied, "the token of %q does not allow %ss on %s (its probe scopes: %s)", tok.Subject, kind, path, probeScopes(tok))
+				return status.Error(codes.PermissionDenied, uprobeRefusal(tok, kind, path).Error())
 			}
 		}
 	}
@@ -382,6 +385,7 @@ func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.Tr
 	if s.cfg.HostKey != nil {
 		br.Attest = &broker.Attest{Dir: s.cfg.AttestDir, Key: s.cfg.HostKey, Broker: s.cfg.Broker, Requester: requester, Session: id}
 	}
+	br.UprobeScope = uprobeScope(tok)
 	br.Authorize = authorizeProbes(tok)
 	return br, capped
 }
@@ -392,33 +396,20 @@ type scopeError struct{ msg string }
 func (e *scopeError) Error() string { return e.msg }
 
 // authorizeProbes checks every probe of the compiled program against the
-// token's probe: scopes. A uprobe is judged by its path as written and
-// as resolved, so that a symlink inside an allowed directory cannot lead
-// outside it. Uprobe paths must be absolute for everyone: the daemon's
-// working directory is not the caller's.
+// token's probe: scopes, by its name, which is where it attaches
+// (Probe.CheckName); a uprobe's names the real path of the file it
+// attaches through, opened once (uprobeScope).
 func authorizeProbes(tok *token.Token) func(*program.Program) error {
 	return func(p *program.Program) error {
 		for _, pr := range p.Probes {
-			specs := []string{pr.Name}
-			if pr.Kind == program.Uprobe || pr.Kind == program.Uretprobe {
-				if !filepath.IsAbs(pr.Path) {
-					return &scopeError{fmt.Sprintf("%s: the broker daemon needs an absolute path for a uprobe", pr.Name)}
-				}
-				real, err := filepath.EvalSymlinks(pr.Path)
-				if err != nil {
-					return &scopeError{fmt.Sprintf("%s: %v", pr.Name, err)}
-				}
-				if real != pr.Path {
-					specs = append(specs, pr.Kind.String()+":"+real+":"+pr.Func())
-				}
+			if err := checkUprobe(pr); err != nil {
+				return err
 			}
 			if tok == nil || pr.Kind == program.Begin || pr.Kind == program.End {
 				continue
 			}
-			for _, spec := range specs {
-				if !tok.Scopes.AllowsProbe(spec) {
-					return &scopeError{fmt.Sprintf("the token of %q does not allow probe %s (its probe scopes: %s)", tok.Subject, spec, probeScopes(tok))}
-				}
+			if !tok.Scopes.AllowsProbe(pr.Name) {
+				return &scopeError{fmt.Sprintf("the token of %q does not allow probe %s (its probe scopes: %s)", tok.Subject, pr.Name, probeScopes(tok))}
 			}
 		}
 		return nil

@@ -87,6 +87,10 @@ type Probe struct {
 	Freq     uint64 // Profile: samples per second per CPU (profile:hz:N)
 	Path     string // Uprobe, Uretprobe: the ELF file
 	Offset   uint64 // Uprobe, Uretprobe: file offset of the function
+	// Binary, when set, is Path opened once: the file the compiler read
+	// and the scope check judged, which the executor attaches to
+	// whatever has the name by then.
+	Binary Binary `json:"-"`
 	// Loops is set when the code has a while loop, which the kernel's
 	// verifier must prove ends.
 	Loops bool
@@ -109,6 +113,29 @@ type Probe struct {
 // the symbol, or the address as written.
 func (p *Probe) Func() string {
 	return strings.TrimPrefix(p.Name, p.Kind.String()+":"+p.Path+":")
+}
+
+// Binary is a uprobe's file, opened once (bpf/uprobe.Target).
+type Binary interface {
+	// AttachPath names the open file for the kernel: /proc/self/fd/N.
+	AttachPath() string
+	Close() error
+}
+
+// Close releases what the program holds open: its probes' Binaries. The
+// probes attached through them stay attached.
+func (p *Program) Close() error {
+	var first error
+	closed := map[Binary]bool{}
+	for _, pr := range p.Probes {
+		if b := pr.Binary; b != nil && !closed[b] {
+			closed[b] = true
+			if err := b.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
 }
 
 // CtxString is a pointer in a probe's context whose string interpreter

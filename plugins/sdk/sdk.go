@@ -158,7 +158,11 @@ type Probe struct {
 	// "profile", "uprobe", "uretprobe".
 	Kind string
 	// Name is the probe as bpftrace names it, e.g.
-	// "tracepoint:syscalls:sys_enter_openat".
+	// "tracepoint:syscalls:sys_enter_openat": the name the other fields
+	// give it (uprobe:PATH:FUNC with FUNC the function at Offset, or
+	// 0xADDR; interval:ms:10 with PeriodNs 10000000). Scopes, the
+	// gatekeeper and the audit judge a probe by its name, so the broker
+	// refuses a program whose names are not where it attaches.
 	Name     string
 	Category string // tracepoint
 	Event    string // tracepoint, rawtracepoint

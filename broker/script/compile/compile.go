@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -65,6 +64,8 @@ type UprobeTarget struct {
 	Path   string // the ELF file, resolved (absolute)
 	Func   string // symbol name, or the address as written
 	Offset uint64 // file offset
+	// Binary, when set, is the file opened, which the probe attaches to.
+	Binary program.Binary
 }
 
 // Uprobes resolves uprobe attach points: PATH as written (a path, or a
@@ -201,6 +202,7 @@ type instance struct {
 	fields []Field
 	path   string // uprobes
 	offset uint64
+	binary program.Binary
 
 	types map[syntax.Expr]ty
 	vars  map[string]ty
@@ -296,35 +298,19 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 			c.errorf(s.From, s.To, "%s probe must have unit and period, e.g. %s:s:1", s.Provider, s.Provider)
 			return nil
 		}
-		mult := map[string]uint64{"s": 1e9, "ms": 1e6, "us": 1e3, "hz": 0}[s.Parts[0]]
-		if _, ok := map[string]bool{"s": true, "ms": true, "us": true, "hz": true}[s.Parts[0]]; !ok {
-			c.errorf(s.From, s.To, "%s is not an accepted unit for %s probes (s, ms, us, hz)", s.Parts[0], s.Provider)
-			return nil
-		}
-		n, err := strconv.ParseUint(strings.ReplaceAll(s.Parts[1], "_", ""), 0, 64)
-		if err != nil || n == 0 {
-			c.errorf(s.From, s.To, "%s probe period must be a positive integer, got %q", s.Provider, s.Parts[1])
-			return nil
-		}
 		kind := program.Interval
 		if s.Provider == "profile" {
 			kind = program.Profile
 		}
-		in := mk(kind, s.Provider+":"+s.Parts[0]+":"+s.Parts[1])
-		switch {
-		case kind == program.Profile && mult == 0:
-			// profile:hz samples at a frequency, as bpftrace sets it:
-			// the kernel adjusts the period to keep the rate.
-			in.freq = n
-		case mult == 0:
-			in.period = 1e9 / n
-		default:
-			in.period = n * mult
-		}
-		if in.period == 0 && in.freq == 0 {
-			c.errorf(s.From, s.To, "%s period is too short", s.Provider)
+		// The name's period is the probe's, in one function that the
+		// broker checks every probe's name with (Probe.CheckName).
+		period, freq, err := program.Period(kind, s.Parts[0], s.Parts[1])
+		if err != nil {
+			c.errorf(s.From, s.To, "%v", err)
 			return nil
 		}
+		in := mk(kind, s.Provider+":"+s.Parts[0]+":"+s.Parts[1])
+		in.period, in.freq = period, freq
 		return []*instance{in}
 	case "tracepoint":
 		if len(s.Parts) != 2 || s.Parts[0] == "" || s.Parts[1] == "" {
@@ -411,7 +397,7 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		var out []*instance
 		for _, t := range targets {
 			in := mk(kind, s.Provider+":"+t.Path+":"+t.Func)
-			in.path, in.offset = t.Path, t.Offset
+			in.path, in.offset, in.binary = t.Path, t.Offset, t.Binary
 			out = append(out, in)
 		}
 		return out

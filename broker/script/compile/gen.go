@@ -103,7 +103,7 @@ func (c *compiler) generate(in *instance) *program.Probe {
 			}
 		}
 	}
-	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Loops: g.loops, Insns: g.insns,
+	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Binary: in.binary, Loops: g.loops, Insns: g.insns,
 		CtxLen: ctxLen(in), CtxStrings: g.ctxStrings, KStack: g.kstack, UStack: g.ustack}
 	return p
 }
