@@ -46,11 +46,16 @@ type MapInfo struct {
 // Source is what a program was generated from: a script (Text and its
 // Digest) or a generator plugin's parameters.
 type Source struct {
-	Kind   string            `json:"kind"` // "script" or "plugin"
-	Name   string            `json:"name,omitempty"`
-	Text   string            `json:"text,omitempty"`
-	Digest string            `json:"digest"` // hex SHA-256 of Text, or of the canonical JSON of Params
-	Params map[string]string `json:"params,omitempty"`
+	Kind string `json:"kind"` // "script" or "plugin"
+	Name string `json:"name,omitempty"`
+	// Text is the script, when the attestation carries it. A store
+	// keeps it once beside the attestations of a trace instead, at
+	// TextRef (sources/sha256-DIGEST, relative to the attestation's
+	// directory): Digest, which the signature covers, says what it is.
+	Text    string            `json:"text,omitempty"`
+	TextRef string            `json:"text_ref,omitempty"`
+	Digest  string            `json:"digest"` // hex SHA-256 of the text, or of the canonical JSON of Params
+	Params  map[string]string `json:"params,omitempty"`
 }
 
 // Generator is what produced the program: the broker's built-in script
@@ -143,6 +148,18 @@ func SourceDigest(text []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// SourceRef is where a store keeps the source of a digest, relative to
+// the directory of its attestations: Source.TextRef.
+func SourceRef(digest string) string { return "sources/sha256-" + digest }
+
+// VerifySource checks that text is the source p was generated from.
+func VerifySource(p *ProgramPredicate, text []byte) error {
+	if d := SourceDigest(text); d != p.Source.Digest {
+		return refuse(ReasonDigestMismatch, "the source given hashes to %s, the attestation's is %s", d, p.Source.Digest)
+	}
+	return nil
+}
+
 // AttestProgram signs the attestation of one program: subject is the
 // program (name, canonical digest), the predicate p with p.Program.Code
 // and Insns filled from insns. It returns the envelope and the digest.
@@ -188,6 +205,16 @@ func VerifyProgram(envelope []byte, trust *Trust, code []byte) (*ProgramPredicat
 	}
 	if d != subjects[0].Digest {
 		return nil, "", refuse(ReasonDigestMismatch, "the code carried hashes to %s, the subject is %s", d, subjects[0].Digest)
+	}
+	// The source, when carried, is the one signed for; a kept one is
+	// named by its digest and nothing else.
+	if p.Source.Text != "" {
+		if err := VerifySource(&p, []byte(p.Source.Text)); err != nil {
+			return nil, "", err
+		}
+	}
+	if p.Source.TextRef != "" && p.Source.TextRef != SourceRef(p.Source.Digest) {
+		return nil, "", refuse(ReasonMalformed, "the source is kept at %q, not where its digest says (%s)", p.Source.TextRef, SourceRef(p.Source.Digest))
 	}
 	if code != nil {
 		d, err := ProgramDigest(code)

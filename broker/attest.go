@@ -4,11 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/attest/store"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/internal/version"
 )
@@ -24,26 +23,28 @@ type Attest struct {
 	// Session, when set, goes into the file names: a daemon attests
 	// many traces a second.
 	Session string
+	// Store, when set, keeps the attestations in Dir within its limits
+	// (a daemon's); nil writes them to Dir unbounded.
+	Store *store.Store
+	// Subject is whom the store charges (default: the requester).
+	Subject string
 }
 
 // ScriptGenerator names the broker's built-in generator, the script
 // compiler, in attestations.
 const ScriptGenerator = "tracebroker-script"
 
-// attestPrograms writes the attestation of every probe's program and
-// returns the files written. On an error it removes what it wrote.
-func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *Admission) (files []string, err error) {
-	if err := os.MkdirAll(a.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			for _, f := range files {
-				os.Remove(f)
-			}
-			files = nil
+// attestPrograms writes the attestation of every probe's program, the
+// source once beside them (store.SourceRef), and returns the files
+// written. On an error nothing is left.
+func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *Admission) ([]string, error) {
+	st := a.Store
+	if st == nil {
+		var err error
+		if st, err = store.Open(a.Dir, store.Options{}); err != nil {
+			return nil, err
 		}
-	}()
+	}
 	specs := map[string]attest.MapInfo{}
 	for _, m := range prog.Maps {
 		specs[m.Name] = attest.MapInfo{Name: m.Name, Type: m.Type.String(), KeySize: m.KeySize, ValueSize: m.ValueSize, MaxEntries: m.MaxEntries}
@@ -51,8 +52,23 @@ func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *Admissi
 	now := time.Now().UTC().Truncate(time.Second)
 	stamp := fmt.Sprintf("%s-%d", now.Format("20060102T150405Z"), os.Getpid())
 	if a.Session != "" {
-		stamp += "-" + fileSafe(a.Session)
+		stamp += "-" + a.Session
 	}
+	// The source: the script (the user's, or a plugin's), stored once
+	// by its digest, which each attestation signs; a plugin's eBPF has
+	// its parameters for a source, small enough to carry.
+	src := attest.Source{Kind: "script", Name: req.Name, Digest: attest.SourceDigest(req.Source), TextRef: attest.SourceRef(attest.SourceDigest(req.Source))}
+	text := req.Source
+	gen := attest.Generator{Name: ScriptGenerator, Version: version.String(), Identity: a.Broker}
+	if g := req.Generator; g != nil {
+		src.Kind, src.Name, src.Params = "plugin", g.Name, g.Params
+		if g.Program != nil {
+			canon, _ := json.Marshal(g.Params) // keys sorted
+			src.Digest, src.TextRef, text = attest.SourceDigest(canon), "", nil
+		}
+		gen = attest.Generator{Name: g.Name, Version: g.Version, Identity: g.Identity}
+	}
+	envs := make([]store.Envelope, len(prog.Probes))
 	for i, probe := range prog.Probes {
 		var maps []attest.MapInfo
 		seen := map[string]bool{}
@@ -63,26 +79,12 @@ func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *Admissi
 			}
 		}
 		p := attest.ProgramPredicate{
-			Program: attest.ProgramInfo{Name: probe.Name, Maps: maps},
-			Source: attest.Source{
-				Kind:   "script",
-				Name:   req.Name,
-				Text:   string(req.Source),
-				Digest: attest.SourceDigest(req.Source),
-			},
-			Generator: attest.Generator{Name: ScriptGenerator, Version: version.String(), Identity: a.Broker},
+			Program:   attest.ProgramInfo{Name: probe.Name, Maps: maps},
+			Source:    src,
+			Generator: gen,
 			Broker:    a.Broker,
 			Requester: a.Requester,
 			Time:      now,
-		}
-		if gen := req.Generator; gen != nil {
-			p.Source.Kind, p.Source.Name, p.Source.Params = "plugin", gen.Name, gen.Params
-			if gen.Program != nil {
-				// No text: the parameters are what the source was.
-				canon, _ := json.Marshal(gen.Params) // keys sorted
-				p.Source.Text, p.Source.Digest = "", attest.SourceDigest(canon)
-			}
-			p.Generator = attest.Generator{Name: gen.Name, Version: gen.Version, Identity: gen.Identity}
 		}
 		if adm != nil && i < len(adm.Decisions) {
 			d := adm.Decisions[i]
@@ -90,24 +92,21 @@ func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *Admissi
 		}
 		env, _, err := attest.AttestProgram(probe.Insns, p, a.Key)
 		if err != nil {
-			return files, fmt.Errorf("attesting %s: %w", probe.Name, err)
+			return nil, fmt.Errorf("attesting %s: %w", probe.Name, err)
 		}
-		path := filepath.Join(a.Dir, fmt.Sprintf("%s-%02d-%s.dsse.json", stamp, i, fileSafe(probe.Name)))
-		if err := attest.WriteNew(path, env); err != nil {
-			return files, err
-		}
-		files = append(files, path)
+		envs[i] = store.Envelope{Probe: probe.Name, Data: env}
 	}
-	return files, nil
+	subject := a.Subject
+	if subject == "" {
+		subject = requesterSubject(a.Requester)
+	}
+	return st.Add(subject, stamp, text, envs)
 }
 
-// fileSafe turns a probe name into a file name part.
-func fileSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-			return r
-		}
-		return '_'
-	}, s)
+// requesterSubject is whom a store charges for a requester's traces.
+func requesterSubject(r attest.Requester) string {
+	if r.TokenSubject != "" {
+		return r.TokenSubject
+	}
+	return fmt.Sprintf("uid:%d", r.UID)
 }

@@ -54,7 +54,12 @@ END { printf("bye\n"); }`
 			t.Fatalf("%s: %v", file, err)
 		}
 		names = append(names, p.Program.Name)
-		if signer != host.ID || p.Source.Text != script || p.Source.Digest != attest.SourceDigest([]byte(script)) ||
+		// The source is kept once, beside the attestations, by the
+		// digest each of them signs.
+		if text, err := os.ReadFile(filepath.Join(dir, p.Source.TextRef)); err != nil || string(text) != script {
+			t.Errorf("%s: source kept at %q: %q, %v", file, p.Source.TextRef, text, err)
+		}
+		if signer != host.ID || p.Source.Text != "" || p.Source.Digest != attest.SourceDigest([]byte(script)) ||
 			p.Generator.Name != ScriptGenerator || p.Broker != broker || p.Requester.UID != 1234 || p.Program.Insns == 0 {
 			t.Errorf("%s: predicate %+v", file, p)
 		}
@@ -63,6 +68,9 @@ END { printf("bye\n"); }`
 		if d := p.Decision; d.Verdict != "any" || d.Mode != "jit" || !strings.Contains(d.Reason, "loose default") {
 			t.Errorf("%s: decision %+v", file, d)
 		}
+	}
+	if srcs, _ := filepath.Glob(filepath.Join(dir, "sources", "*")); len(srcs) != 1 {
+		t.Errorf("sources kept: %v, want one", srcs)
 	}
 	slices.Sort(names)
 	if want := []string{"BEGIN", "END", "tracepoint:syscalls:sys_enter_getcwd"}; !slices.Equal(names, want) {

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/attest/store"
 	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/broker/audit"
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
@@ -62,6 +63,10 @@ type Config struct {
 	// program to AttestDir before it is loaded.
 	HostKey   *attest.PrivateKey
 	AttestDir string
+	// AttestMaxBytes bounds AttestDir, AttestMaxBytesPerSubject what one
+	// subject's traces take of it (0: 1 GiB and 64 MiB; negative:
+	// unbounded); the oldest go first (attest/store).
+	AttestMaxBytes, AttestMaxBytesPerSubject int64
 	// Audit receives one record per request, decision and session end.
 	// A record that cannot be written refuses the request.
 	Audit *audit.Log
@@ -89,6 +94,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	sessions *sessions
+	attest   *store.Store
 
 	mu       sync.Mutex
 	closing  bool
@@ -125,7 +131,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, sessions: newSessions(cfg.MaxSessions, cfg.MaxPerSubject)}, nil
+	s := &Server{cfg: cfg, log: cfg.Logger, sessions: newSessions(cfg.MaxSessions, cfg.MaxPerSubject)}
+	if err := s.openAttestations(); err != nil {
+		return nil, fmt.Errorf("attestations: %w", err)
+	}
+	return s, nil
 }
 
 // Serve listens and serves until ctx ends, then shuts down: new requests

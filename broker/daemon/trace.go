@@ -383,7 +383,7 @@ func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.Tr
 	br.Gate = &broker.Gate{Keeper: s.cfg.Keeper, Request: gr}
 	br.Collectors = s.cfg.Collectors
 	if s.cfg.HostKey != nil {
-		br.Attest = &broker.Attest{Dir: s.cfg.AttestDir, Key: s.cfg.HostKey, Broker: s.cfg.Broker, Requester: requester, Session: id}
+		br.Attest = &broker.Attest{Dir: s.cfg.AttestDir, Key: s.cfg.HostKey, Broker: s.cfg.Broker, Requester: requester, Session: id, Store: s.attest}
 	}
 	br.UprobeScope = uprobeScope(tok)
 	br.Authorize = authorizeProbes(tok)

@@ -296,15 +296,19 @@ func newVerifyProgramCmd() *cobra.Command {
 	var (
 		trust   []string
 		program string
+		source  string
 		asJSON  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "verify-program --trust HOSTPUB FILE [--program HEX]",
+		Use:   "verify-program --trust HOSTPUB FILE [--program HEX] [--source FILE]",
 		Short: "Verify a program attestation offline",
 		Long: `Verify a source-of-program attestation written by tracebroker run --attest-dir:
 signed by a trusted host key, and its subject digest matching the program it
 carries and, with --program, the bytecode given (hex; map fds are ignored).
-Prints what the program is, where it came from and who asked.`,
+The script it was generated from is kept once beside the attestations of its
+trace (sources/sha256-DIGEST); when it is there, or given with --source, it
+must be the one whose digest was signed. Prints what the program is, where
+it came from and who asked.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(trust) == 0 {
@@ -328,6 +332,10 @@ Prints what the program is, where it came from and who asked.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
+			text, err := sourceText(args[0], source, p)
+			if err != nil {
+				return err
+			}
 			w := cmd.OutOrStdout()
 			if asJSON {
 				b, err := json.MarshalIndent(p, "", "  ")
@@ -341,6 +349,9 @@ Prints what the program is, where it came from and who asked.`,
 			fmt.Fprintf(w, "program:   %s (%d instructions, sha256:%s)\n", p.Program.Name, p.Program.Insns, digest)
 			fmt.Fprintf(w, "signed by: %s\n", signer)
 			fmt.Fprintf(w, "source:    %s %s (sha256:%s)\n", p.Source.Kind, p.Source.Name, p.Source.Digest)
+			if text != "" {
+				fmt.Fprintf(w, "text:      %s\n", text)
+			}
 			fmt.Fprintf(w, "generator: %s %s\n", p.Generator.Name, p.Generator.Version)
 			fmt.Fprintf(w, "broker:    %s sha256:%s verified=%v %s\n", p.Broker.Path, p.Broker.Digest, p.Broker.Verified, p.Broker.Reason)
 			fmt.Fprintf(w, "requester: uid %d", p.Requester.UID)
@@ -354,8 +365,38 @@ Prints what the program is, where it came from and who asked.`,
 	f := cmd.Flags()
 	f.StringSliceVar(&trust, "trust", nil, "trusted host public keys (`HOSTPUB`[,...])")
 	f.StringVar(&program, "program", "", "also check this bytecode (`HEX`) is the attested program")
+	f.StringVar(&source, "source", "", "check this `FILE` is the attested source (default: the kept one beside the attestation, if there)")
 	f.BoolVar(&asJSON, "json", false, "print the whole predicate as JSON")
 	return cmd
+}
+
+// maxSourceFile bounds a source file read to check it.
+const maxSourceFile = 64 << 20
+
+// sourceText checks the attestation's source text where there is one to
+// check — carried (VerifyProgram checked it), given, or kept beside the
+// attestation — and says which it was.
+func sourceText(attestation, given string, p *attest.ProgramPredicate) (string, error) {
+	path := given
+	switch {
+	case path == "" && p.Source.Text != "":
+		return "carried in the attestation, matches its digest", nil
+	case path == "" && p.Source.TextRef != "":
+		path = filepath.Join(filepath.Dir(attestation), filepath.FromSlash(p.Source.TextRef))
+	case path == "":
+		return "", nil
+	}
+	b, err := readBounded(path, "source", maxSourceFile)
+	if errors.Is(err, fs.ErrNotExist) && given == "" {
+		return "not at hand (" + path + ")", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := attest.VerifySource(p, b); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return path + ", matches its digest", nil
 }
 
 func programDigestHex(code string) (string, error) {
@@ -376,7 +417,8 @@ func orNone(s string) string {
 // readBounded reads a file of at most max bytes; what names the file's
 // kind in the error.
 func readBounded(path, what string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
+	// Not os.Open: a FIFO planted at the path would block it.
+	f, _, err := regfile.Open(path)
 	if err != nil {
 		return nil, err
 	}

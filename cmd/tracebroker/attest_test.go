@@ -101,6 +101,29 @@ func TestAttestCLI(t *testing.T) {
 			t.Fatalf("verify-program: %d, want %q in\n%s%s", r.code, want, r.stdout, r.stderr)
 		}
 	}
+	// The source kept beside the attestations is checked against the
+	// signed digest: found, given, missing, or not the one signed.
+	if !strings.Contains(r.stdout, "text:      "+att+"/sources/sha256-") || !strings.Contains(r.stdout, ", matches its digest\n") {
+		t.Fatalf("verify-program does not check the kept source:\n%s", r.stdout)
+	}
+	srcs, _ := filepath.Glob(filepath.Join(att, "sources", "sha256-*"))
+	if len(srcs) != 1 {
+		t.Fatalf("kept sources: %v", srcs)
+	}
+	otherSrc := filepath.Join(dir, "other.bt")
+	os.WriteFile(otherSrc, []byte(`BEGIN { exit(); }`), 0o644)
+	if r := tracebroker(t, "attest", "verify-program", "--trust", host, "--source", otherSrc, files[0]); r.code != 1 || !strings.Contains(r.stderr, "digest mismatch") {
+		t.Fatalf("verify-program --source of another script: %d %s", r.code, r.stderr)
+	}
+	kept, _ := os.ReadFile(srcs[0])
+	os.WriteFile(srcs[0], append(kept, '\n'), 0o640)
+	if r := tracebroker(t, "attest", "verify-program", "--trust", host, files[0]); r.code != 1 || !strings.Contains(r.stderr, "digest mismatch") {
+		t.Fatalf("verify-program of an edited kept source: %d %s", r.code, r.stderr)
+	}
+	os.Remove(srcs[0])
+	if r := tracebroker(t, "attest", "verify-program", "--trust", host, files[0]); r.code != 0 || !strings.Contains(r.stdout, "text:      not at hand") {
+		t.Fatalf("verify-program without the kept source: %d %s%s", r.code, r.stdout, r.stderr)
+	}
 	if r := tracebroker(t, "attest", "verify-program", "--trust", rel+".pub", files[0]); r.code != 1 || !strings.Contains(r.stderr, "untrusted key") {
 		t.Fatalf("verify-program with the wrong key: %d %s", r.code, r.stderr)
 	}

@@ -157,6 +157,8 @@ session, printing its maps to its client, and detaches everything.`,
 	f.StringVar(&tlsKey, "tls-key", "", "TLS key `PEM` for --listen")
 	f.StringVar(&auditPath, "audit-log", "", "the audit log `FILE` (default: STATE/audit.log)")
 	f.StringVar(&attestDir, "attest-dir", "", "attestations of every program go to `DIR` (default: STATE/attestations)")
+	f.Int64Var(&cfg.AttestMaxBytes, "attest-max-bytes", daemon.DefaultAttestMaxBytes, "bound the attestation directory to `BYTES`, oldest traces removed first (negative: unbounded)")
+	f.Int64Var(&cfg.AttestMaxBytesPerSubject, "attest-max-bytes-per-subject", daemon.DefaultAttestMaxBytesPerSubject, "bound one token subject's (or uid's) attestations to `BYTES`")
 	f.IntVar(&cfg.MaxSessions, "max-sessions", 128, "most sessions at once")
 	f.IntVar(&cfg.MaxPerSubject, "max-sessions-per-subject", 8, "most sessions at once of one token subject or uid")
 	f.IntVar(&cfg.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
