@@ -43,6 +43,8 @@ type daemonOpts struct {
 	tls        *tls.Config
 	perSubject int
 	def        string // gatekeeper default: loose unless set
+	// configure, when set, changes the daemon's Config before New.
+	configure func(*Config)
 }
 
 func needKernel(t testing.TB) {
@@ -95,11 +97,15 @@ func startDaemon(t testing.TB, o daemonOpts) *testDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.srv, err = New(Config{
+	cfg := Config{
 		Socket: d.socket, Listen: o.listen, TLS: o.tls, Tokens: ver, Revoked: d.rev, Keeper: k, Audit: al, HostKey: hostKey, AttestDir: d.attest,
 		MaxPerSubject: o.perSubject, Collectors: collectortest.Signed(t), Broker: attest.Identity{Path: "/test/tracebroker", Digest: strings.Repeat("ab", 32)},
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	}
+	if o.configure != nil {
+		o.configure(&cfg)
+	}
+	d.srv, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
