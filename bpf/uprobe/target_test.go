@@ -6,13 +6,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
+	"github.com/tracebroker/tracebroker/internal/racetest"
 )
 
 // under is a Scope allowing the files below dir (and dir itself).
@@ -25,6 +24,20 @@ func under(dirs ...string) *Scope {
 		}
 		return false
 	}}
+}
+
+// scopeDirs makes a directory a scope allows (under(allowed)) and one
+// beside it that it does not.
+func scopeDirs(t testing.TB) (allowed, private string) {
+	t.Helper()
+	root := t.TempDir()
+	allowed, private = filepath.Join(root, "allowed"), filepath.Join(root, "private")
+	for _, d := range []string{allowed, private} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return allowed, private
 }
 
 // TestTargetAttach: a probe attached through a Target's descriptor lands
@@ -75,13 +88,9 @@ func TestTargetAttach(t *testing.T) {
 // TestTargetScope: what a scoped open follows, refuses and says.
 func TestTargetScope(t *testing.T) {
 	needGCC(t)
-	root := t.TempDir()
-	allowed := filepath.Join(root, "allowed")
-	private := filepath.Join(root, "private")
-	for _, d := range []string{allowed, private, filepath.Join(allowed, "sub")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	allowed, private := scopeDirs(t)
+	if err := os.Mkdir(filepath.Join(allowed, "sub"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	bin := buildC(t, allowed, "prog")
 	secret := buildC(t, private, "elf")
@@ -181,11 +190,7 @@ func TestTargetScope(t *testing.T) {
 // errno (a readlink by name in such a race fails with EINVAL).
 func TestTargetRenameRace(t *testing.T) {
 	needGCC(t)
-	root := t.TempDir()
-	allowed := filepath.Join(root, "allowed")
-	private := filepath.Join(root, "private")
-	os.Mkdir(allowed, 0o755)
-	os.Mkdir(private, 0o755)
+	allowed, private := scopeDirs(t)
 	bin := buildC(t, allowed, "prog")
 	secret := buildC(t, private, "prog")
 	var want unix.Stat_t
@@ -196,18 +201,7 @@ func TestTargetRenameRace(t *testing.T) {
 	if err := os.Symlink(secret, swap); err != nil {
 		t.Fatal(err)
 	}
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for !stop.Load() {
-			if err := unix.Renameat2(unix.AT_FDCWD, bin, unix.AT_FDCWD, swap, unix.RENAME_EXCHANGE); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	}()
+	stop := racetest.Exchange(t, bin, swap)
 	opened, refusedN := 0, 0
 	for i := 0; i < 3000; i++ {
 		for _, p := range []string{bin, swap} {
@@ -231,8 +225,7 @@ func TestTargetRenameRace(t *testing.T) {
 			tg.Close()
 		}
 	}
-	stop.Store(true)
-	wg.Wait()
+	stop()
 	t.Logf("%d opens of the allowed file, %d refusals", opened, refusedN)
 	if opened == 0 || refusedN == 0 {
 		t.Errorf("the race was not exercised: %d opens, %d refusals", opened, refusedN)
@@ -244,14 +237,11 @@ func TestTargetRenameRace(t *testing.T) {
 // file of that directory or is refused, and no error names what lies
 // outside unless the path asked for did.
 func FuzzOpenTarget(f *testing.F) {
-	root := f.TempDir()
-	allowed := filepath.Join(root, "allowed")
-	private := filepath.Join(root, "private")
-	for _, d := range []string{filepath.Join(allowed, "sub"), private} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			f.Fatal(err)
-		}
+	allowed, private := scopeDirs(f)
+	if err := os.Mkdir(filepath.Join(allowed, "sub"), 0o755); err != nil {
+		f.Fatal(err)
 	}
+	root := filepath.Dir(allowed)
 	os.WriteFile(filepath.Join(allowed, "file"), []byte("in"), 0o644)
 	os.WriteFile(filepath.Join(private, "file"), []byte("out"), 0o644)
 	var in unix.Stat_t

@@ -10,18 +10,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/attest/store"
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
 	"github.com/tracebroker/tracebroker/broker/token"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
+	"github.com/tracebroker/tracebroker/internal/racetest"
 	"github.com/tracebroker/tracebroker/plugins"
 )
 
@@ -230,19 +227,7 @@ func TestAttacksPaths(t *testing.T) {
 		if err := os.Symlink(e.secret, swapLink); err != nil {
 			t.Fatal(err)
 		}
-		var stop atomic.Bool
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				if err := unix.Renameat2(unix.AT_FDCWD, swapFile, unix.AT_FDCWD, swapLink, unix.RENAME_EXCHANGE); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-		defer func() { stop.Store(true); wg.Wait() }()
+		racetest.Exchange(t, swapFile, swapLink)
 		attached, refused := 0, 0
 		for i := 0; i < 80 && (attached < 4 || refused < 4); i++ {
 			name := []string{swapFile, swapLink}[i%2]
@@ -281,16 +266,7 @@ func TestAttacksPaths(t *testing.T) {
 		data, _ := os.ReadFile(e.prog)
 		os.WriteFile(a, data, 0o755)
 		os.Symlink("prog", b)
-		var stop atomic.Bool
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				unix.Renameat2(unix.AT_FDCWD, a, unix.AT_FDCWD, b, unix.RENAME_EXCHANGE)
-			}
-		}()
-		defer func() { stop.Store(true); wg.Wait() }()
+		racetest.Exchange(t, a, b)
 		for i := range 16 {
 			r := d.start(t, tok, &pb.TraceRequest{Source: fmt.Appendf(nil, "uprobe:%s:add_one { @ = count(); }", []string{a, b}[i%2]), DurationMs: 1})
 			r.wait(t)
