@@ -15,10 +15,11 @@
 // hash of who asked, SOURCE the source's SHA-256 (or "none"), so that
 // the store's accounting is rebuilt from the names alone when it opens.
 // Files are 0640, directories 0750: the sources are other users'
-// scripts. Other files in the directory count against the total limit,
-// oldest first, as a subject of their own; a source no attestation
-// refers to (a crash between the two) is removed when the store is
-// first scanned. One process manages a store's limits.
+// scripts. Other attestations in the directory (*.dsse.json of an
+// earlier layout) count against the total limit, oldest first, as a
+// subject of their own; no other file is counted or removed. A source
+// no attestation refers to (a crash between the two) is removed when
+// the store is first scanned. One process manages a store's limits.
 package store
 
 import (
@@ -342,7 +343,10 @@ func (s *Store) scan() error {
 	}
 	var files []file
 	for _, e := range entries {
-		if e.Name() == SourcesDir || strings.HasPrefix(e.Name(), ".") {
+		// Only attestations: whatever else shares the directory (a
+		// misconfigured one could be the state directory, keys and
+		// all) is neither counted nor removed.
+		if !strings.HasSuffix(e.Name(), ".dsse.json") || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {

@@ -177,9 +177,13 @@ func TestLimits(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, SourcesDir), 0o750)
 	orphan := filepath.Join(dir, SourcesDir, "sha256-"+strings.Repeat("0", 64))
 	os.WriteFile(orphan, []byte("lost"), 0o640)
+	os.WriteFile(filepath.Join(dir, "host.key"), make([]byte, 40_000), 0o600)
 	s, _ = Open(dir, Options{MaxBytes: 50_000})
 	if _, err := s.Add("alice", "t", nil, envs(1, 20_000)); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "host.key")); err != nil {
+		t.Error("a file that is no attestation was removed")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "old.dsse.json")); err == nil {
 		t.Error("the old file was kept past the limit")
