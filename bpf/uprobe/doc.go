@@ -11,6 +11,13 @@
 // enables it, so that, as for tracepoints, the perf event is the only
 // handle and detaching is a single close.
 //
+// A broker opens each file once instead (OpenTarget): an O_PATH
+// descriptor whose symbols are read through /proc/self/fd/N and which is
+// attached through that same path, so that what was checked and read is
+// what is probed, however the file's name changes meanwhile; under a
+// Scope, the path is walked a component at a time and no symlink is
+// followed to where the scope does not reach.
+//
 // Symbols are read the way bpftrace reads them through libbcc: every
 // function symbol (STT_FUNC or STT_GNU_IFUNC with a name and a nonzero
 // value) of the file's .dynsym and .symtab, and of its separate debug
