@@ -107,6 +107,11 @@ type Probe struct {
 	// KStack and UStack: interpreter mode's collector copies the kernel
 	// / user stack of each event (the program takes kstack / ustack).
 	KStack, UStack bool
+
+	// Reads is what memory the code reads (see Reads); ReadSites, for a
+	// script's program, the first expression of each class in Reads.
+	Reads     Reads
+	ReadSites []ReadSite
 }
 
 // Func is a uprobe's function as its name spells it (KIND:PATH:FUNC):

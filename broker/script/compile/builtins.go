@@ -480,6 +480,9 @@ func (c *compiler) setConst(e *syntax.Call, v uint64) {
 func (g *gen) intCall(e *syntax.Call) {
 	switch e.Name {
 	case "kaddr", "uaddr", "sizeof":
+		if e.Name == "kaddr" {
+			g.noteKernelAddr(e, "kaddr() reveals a kernel address")
+		}
 		g.loadConst(rAcc, int64(g.c.consts[e]))
 	case "strncmp":
 		n, _ := constInt(e.Args[2])
@@ -568,8 +571,14 @@ func (g *gen) blobInto(e syntax.Expr, off int16, n int) bool {
 	case *syntax.Call:
 		switch e.Name {
 		case "kstack", "ustack":
+			if t.perf && t.blob == program.KStack {
+				g.noteKernelAddr(e, "kstack(perf) prints raw kernel addresses")
+			}
 			g.stackInto(t, off)
 		case "ksym", "strftime":
+			if e.Name == "ksym" {
+				g.noteKernelAddr(e, "ksym() names any address it is given, which reveals where the kernel lies")
+			}
 			g.intExpr(e.Args[len(e.Args)-1])
 			g.emit(asm.StoreMem(asm.R10, off, rAcc, asm.DWord))
 		case "usym":
@@ -667,6 +676,7 @@ func (g *gen) bufInto(e *syntax.Call, t ty, off int16) {
 		return
 	}
 	src := g.typeOf(e.Args[0])
+	g.noteRead("buf()", e, e.Args[0], nil, src.user)
 	g.intExpr(e.Args[0])
 	tmp := g.alloc(8)
 	g.emit(asm.StoreMem(asm.R10, tmp, rAcc, asm.DWord))
@@ -743,6 +753,7 @@ func (g *gen) join(e *syntax.Call) {
 	g.c.formats = append(g.c.formats, f)
 	user := g.typeOf(e.Args[0]).user
 	g.captureString(&syntax.Index{X: e.Args[0], I: &syntax.IntLit{}})
+	g.noteRead("join()", e, e.Args[0], nil, user)
 	g.intExpr(e.Args[0])
 	arr := g.alloc(8)
 	g.emit(asm.StoreMem(asm.R10, arr, rAcc, asm.DWord))

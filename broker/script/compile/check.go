@@ -432,7 +432,9 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		if a.k == kStr {
 			return tStr(max(a.size, b.size))
 		}
-		return ty{k: kInt, signed: a.signed && b.signed}
+		// Either of two user addresses is one: str() reads it from the
+		// traced process.
+		return ty{k: kInt, signed: a.signed && b.signed, user: a.user && b.user}
 	case *syntax.FieldAccess:
 		return c.field(in, e)
 	case *syntax.Tuple:
@@ -710,7 +712,11 @@ func (c *compiler) arith(in *instance, op syntax.Token, a, b ty, x, y syntax.Exp
 	if b.ptr && !a.ptr && op == syntax.ADD {
 		return b
 	}
-	return ty{k: kInt, signed: a.signed && b.signed}
+	// A uprobe's argument plus or minus an offset is still an address
+	// in the traced process: str(arg0 + 8) reads user memory, as in
+	// bpftrace.
+	user := (a.user || b.user) && (op == syntax.ADD || op == syntax.SUB)
+	return ty{k: kInt, signed: a.signed && b.signed, user: user}
 }
 
 func (c *compiler) call(in *instance, e *syntax.Call) ty {

@@ -52,6 +52,8 @@ type gen struct {
 	// done is set after exit(): what follows in the block is dead code,
 	// which the verifier rejects, so it is not generated.
 	done bool
+	// rd are the reads generated, classified at the end (reads.go).
+	rd readNotes
 }
 
 func (c *compiler) generate(in *instance) *program.Probe {
@@ -105,6 +107,7 @@ func (c *compiler) generate(in *instance) *program.Probe {
 	}
 	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Binary: in.binary, Loops: g.loops, Insns: g.insns,
 		CtxLen: ctxLen(in), CtxStrings: g.ctxStrings, KStack: g.kstack, UStack: g.ustack}
+	g.finishReads(p)
 	return p
 }
 
@@ -293,6 +296,7 @@ func unparen(e syntax.Expr) syntax.Expr {
 func (g *gen) assign(s *syntax.AssignStmt) {
 	switch lhs := s.Lhs.(type) {
 	case *syntax.VarExpr:
+		g.noteAssign(lhs.Name, s)
 		slot := g.vars[lhs.Name]
 		t := g.in.vars[lhs.Name]
 		if s.Op != syntax.ASSIGN {
@@ -654,11 +658,13 @@ func (g *gen) intExpr(e syntax.Expr) {
 			g.boolOf(asm.JEq.Imm(rAcc, 0, ""))
 		case syntax.MUL:
 			g.captureString(e)
+			g.noteRead("*", e, e.X, nil, g.typeOf(e.X).user)
 			g.load(g.typeOf(e.X))
 		}
 	case *syntax.Index:
 		g.captureString(e)
 		p := g.typeOf(e.X)
+		g.noteRead("[]", e, e.X, e.I, p.user)
 		g.intExpr(e.X)
 		tmp := g.alloc(8)
 		g.emit(asm.StoreMem(asm.R10, tmp, rAcc, asm.DWord))
@@ -1032,6 +1038,7 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 			return
 		}
 		g.captureString(src)
+		g.noteRead("str()", e, src, nil, g.typeOf(src).user)
 		size := int32(min(strLen, n))
 		g.zero(off, n)
 		g.intExpr(src)
@@ -1067,6 +1074,7 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 			return
 		}
 		// __data_loc: the low 16 bits are the string's offset in the record.
+		g.noteContextRead()
 		g.stackPtr(asm.R1, off)
 		g.emit(asm.Mov.Reg(asm.R3, rCtx))
 		g.emit(asm.LoadMem(rTmp, rCtx, int16(f.Offset), asm.Word))
@@ -1108,6 +1116,7 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 // readCtx copies n bytes of the probe's context at ctxOff to the stack
 // at dst with probe_read_kernel.
 func (g *gen) readCtx(dst int16, ctxOff, n int) {
+	g.noteContextRead()
 	g.stackPtr(asm.R1, dst)
 	g.emit(asm.Mov.Reg(asm.R3, rCtx))
 	g.emit(asm.Mov.Imm(asm.R2, int32(n)))
