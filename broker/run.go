@@ -191,6 +191,7 @@ func Run(ctx context.Context, req Request) (err error) {
 	var warns syntax.ErrorList
 	if req.Generator != nil && req.Generator.Program != nil {
 		prog = req.Generator.Program
+		judgeRawReads(prog)
 	} else if prog, warns, err = Compile(&req); err != nil {
 		return err
 	}

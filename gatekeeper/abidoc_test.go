@@ -59,9 +59,15 @@ func sortedConsts[V int | uint64 | uint8](m map[string]V) []namedConst {
 	return out
 }
 
-var scopeBits = []namedConst{{"trace", abi.ScopeTrace}, {"probe", abi.ScopeProbe}, {"gen", abi.ScopeGen}}
+var scopeBits = []namedConst{{"trace", abi.ScopeTrace}, {"probe", abi.ScopeProbe}, {"gen", abi.ScopeGen},
+	{"read:kernel", abi.ScopeReadKernel}, {"read:user", abi.ScopeReadUser}}
 
-func cName(s string) string { return strings.ToUpper(strings.ReplaceAll(s, "-", "_")) }
+var readBits = []namedConst{{"context", abi.ReadContext}, {"user-context", abi.ReadUserContext},
+	{"user", abi.ReadUser}, {"kernel", abi.ReadKernel}, {"kernel-address", abi.ReadKernelAddr}}
+
+func cName(s string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "_", ":", "_").Replace(s))
+}
 
 // genFieldTable is the Request's layout, padding included, as a
 // Markdown table.
@@ -103,6 +109,7 @@ func genConstTables() string {
 	table("`form`:", "name", sortedConsts(formNames), false)
 	table("`covers` (0: the program is unsigned):", "name", sortedConsts(coversNames), false)
 	table("`token_scope` bits:", "scope", scopeBits, true)
+	table("`reads` bits:", "class", readBits, true)
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
@@ -140,6 +147,7 @@ func genCHeader() string {
 	defines("form", "FORM_", sortedConsts(formNames), false)
 	defines("covers (0: unsigned)", "COVERS_", sortedConsts(coversNames), false)
 	defines("token_scope bits", "SCOPE_", scopeBits, true)
+	defines("reads bits", "READ_", readBits, true)
 
 	b.WriteString("struct tb_request {\n")
 	off := 0

@@ -2,13 +2,13 @@
  * go test ./gatekeeper -run TestABIDoc -update-abi-doc; do not edit.
  *
  * The context of a tracebroker gatekeeper policy: struct tb_request, ABI
- * version 1, little-endian, 1056 bytes, read-only. See gatekeeper/ABI.md.
+ * version 1, little-endian, 1064 bytes, read-only. See gatekeeper/ABI.md.
  * Only fixed-size C types are used, so it needs no other header. */
 #ifndef TRACEBROKER_GATEKEEPER_H
 #define TRACEBROKER_GATEKEEPER_H
 
 #define TB_ABI_VERSION 1
-#define TB_REQUEST_SIZE 1056
+#define TB_REQUEST_SIZE 1064
 #define TB_KEY_ID_SIZE 72 /* 64 hex digits, NUL-padded */
 
 /* Verdicts: what a policy returns. */
@@ -40,6 +40,15 @@
 #define TB_SCOPE_TRACE 0x1
 #define TB_SCOPE_PROBE 0x2
 #define TB_SCOPE_GEN 0x4
+#define TB_SCOPE_READ_KERNEL 0x8
+#define TB_SCOPE_READ_USER 0x10
+
+/* reads bits */
+#define TB_READ_CONTEXT 0x1
+#define TB_READ_USER_CONTEXT 0x2
+#define TB_READ_USER 0x4
+#define TB_READ_KERNEL 0x8
+#define TB_READ_KERNEL_ADDRESS 0x10
 
 struct tb_request {
 	unsigned int abi_version; /* 0: ABI version (1) */
@@ -57,7 +66,7 @@ struct tb_request {
 	unsigned int gid; /* 20: requester gid */
 	unsigned int insn_count; /* 24: instructions in the program */
 	unsigned char _pad28[4];
-	unsigned long long token_scope; /* 32: scope bits: 1 trace, 2 probe:, 4 gen: */
+	unsigned long long token_scope; /* 32: scope bits: 1 trace, 2 probe:, 4 gen:, 8 read:kernel, 16 read:user */
 	unsigned long long helpers0; /* 40: helpers used: bit N for helper id N (0-63) */
 	unsigned long long helpers1; /* 48: helper ids 64-127 */
 	unsigned long long helpers2; /* 56: helper ids 128-191 */
@@ -72,6 +81,7 @@ struct tb_request {
 	char generator[64]; /* 608: generator name: script, or a plugin's name */
 	char token_subject[128]; /* 672: the token's sub claim */
 	char artifact[256]; /* 800: path of the artifact (program file, plugin binary) */
+	unsigned long long reads; /* 1056: memory the program reads: 1 its context, 2 user memory through the context's pointers, 4 any user memory, 8 kernel memory, 16 kernel addresses */
 };
 
 _Static_assert(sizeof(struct tb_request) == TB_REQUEST_SIZE, "struct tb_request is not ABI version 1");
@@ -103,5 +113,6 @@ _Static_assert(__builtin_offsetof(struct tb_request, generator_signer) == 536, "
 _Static_assert(__builtin_offsetof(struct tb_request, generator) == 608, "generator");
 _Static_assert(__builtin_offsetof(struct tb_request, token_subject) == 672, "token_subject");
 _Static_assert(__builtin_offsetof(struct tb_request, artifact) == 800, "artifact");
+_Static_assert(__builtin_offsetof(struct tb_request, reads) == 1056, "reads");
 
 #endif

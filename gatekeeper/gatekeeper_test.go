@@ -199,22 +199,33 @@ func TestDecideInvariants(t *testing.T) {
 // trace scope stands in for uid 0; nothing else does.
 func TestDecideLooseToken(t *testing.T) {
 	g := mustGatekeeper(t, Config{Default: "loose", Platform: jitOn})
+	const trace = abi.ScopeTrace | abi.ScopeProbe
 	for _, tt := range []struct {
 		present bool
 		scope   uint64
+		reads   uint64
 		verdict Verdict
 		reason  string
 	}{
-		{true, abi.ScopeTrace | abi.ScopeProbe, Any, `loose default: token of "alice" with the trace scope; JIT available`},
-		{true, abi.ScopeTrace, Any, "with the trace scope"},
-		{true, abi.ScopeProbe | abi.ScopeGen, Deny, `(the token of "alice" has no trace scope)`},
-		{true, 0, Deny, "has no trace scope"},
-		{false, abi.ScopeTrace, Deny, "(the request is from uid 1000, without a token)"},
+		{true, abi.ScopeTrace | abi.ScopeProbe, 0, Any, `loose default: token of "alice" with the trace scope; JIT available`},
+		{true, abi.ScopeTrace, 0, Any, "with the trace scope"},
+		{true, abi.ScopeProbe | abi.ScopeGen, 0, Deny, `(the token of "alice" has no trace scope)`},
+		{true, 0, 0, Deny, "has no trace scope"},
+		{false, abi.ScopeTrace, 0, Deny, "(the request is from uid 1000, without a token)"},
+		// Reads: what probe: scopes grant, and what needs read: scopes.
+		{true, trace, abi.ReadContext | abi.ReadUserContext, Any, "with the trace scope"},
+		{true, trace, abi.ReadUser, Deny, `the loose default admits a token's program only within its scopes: it reads arbitrary user memory, which needs read:user (the token of "alice")`},
+		{true, trace | abi.ScopeReadUser, abi.ReadUser | abi.ReadUserContext, Any, "with the trace scope"},
+		{true, trace | abi.ScopeReadUser, abi.ReadKernel, Deny, "it reads kernel memory, which needs read:kernel"},
+		{true, trace, abi.ReadKernelAddr | abi.ReadUser, Deny, "it reads arbitrary user memory, which needs read:user, and kernel addresses, which needs read:kernel"},
+		{true, trace | abi.ScopeReadKernel, abi.ReadKernel | abi.ReadKernelAddr, Any, "with the trace scope"},
+		{true, trace | abi.ScopeReadKernel, abi.ReadUser, Deny, "needs read:user"},
+		{false, 0, abi.ReadKernel | abi.ReadUser, Deny, "without a token"},
 	} {
-		req := &Request{UID: 1000, TokenPresent: tt.present, TokenScope: tt.scope, TokenSubject: "alice", Form: abi.FormSource}
+		req := &Request{UID: 1000, TokenPresent: tt.present, TokenScope: tt.scope, TokenSubject: "alice", Form: abi.FormSource, Reads: tt.reads}
 		d := g.Decide(req)
 		if d.Verdict != tt.verdict || !strings.Contains(d.Reason, tt.reason) {
-			t.Errorf("token present=%v scope=%#x: got %v %q, want %v containing %q", tt.present, tt.scope, d.Verdict, d.Reason, tt.verdict, tt.reason)
+			t.Errorf("token present=%v scope=%#x reads=%#x: got %v %q, want %v containing %q", tt.present, tt.scope, tt.reads, d.Verdict, d.Reason, tt.verdict, tt.reason)
 		}
 	}
 }

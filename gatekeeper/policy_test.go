@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,9 +48,9 @@ func TestHostilePolicies(t *testing.T) {
 		{name: "a real policy over a tiny budget", insns: mixedPolicy(), budget: 5, uid: 1000,
 			reason: "instruction budget exhausted", is: interp.ErrBudget},
 		{name: "read past the end", insns: cat(asm.LoadMem(asm.R0, asm.R1, int16(abi.Size), asm.Byte), asm.Return()),
-			loadErr: "insn 0: reads 1 bytes at Request offset 1056, outside the 1056-byte Request (ABI version 1)"},
-		{name: "read straddling the end", insns: cat(asm.Mov.Reg(asm.R6, asm.R1), asm.Add.Imm(asm.R6, 1000), asm.LoadMem(asm.R0, asm.R6, 52, asm.DWord), asm.Return()),
-			loadErr: "insn 2: reads 8 bytes at Request offset 1052"},
+			loadErr: fmt.Sprintf("insn 0: reads 1 bytes at Request offset %d, outside the %d-byte Request (ABI version 1)", abi.Size, abi.Size)},
+		{name: "read straddling the end", insns: cat(asm.Mov.Reg(asm.R6, asm.R1), asm.Add.Imm(asm.R6, int32(abi.Size)-56), asm.LoadMem(asm.R0, asm.R6, 52, asm.DWord), asm.Return()),
+			loadErr: fmt.Sprintf("insn 2: reads 8 bytes at Request offset %d", abi.Size-4)},
 		{name: "read before the start", insns: cat(asm.Sub.Imm(asm.R1, 8), asm.LoadMem(asm.R0, asm.R1, 0, asm.Byte), asm.Return()),
 			loadErr: "reads 1 bytes at Request offset -8"},
 		{name: "read past the end on one path only", insns: cat(
@@ -58,15 +59,15 @@ func TestHostilePolicies(t *testing.T) {
 			loadErr: "insn 3: reads 4 bytes at Request offset 2000"},
 		{name: "read past the end at an offset known only at run time", insns: cat(
 			ld(asm.R2, asm.R1, "uid"), asm.Add.Reg(asm.R1, asm.R2), asm.LoadMem(asm.R0, asm.R1, 0, asm.Byte), ret(Any)),
-			uid: 5000, reason: "policy error: interp: insn 2 (r0 = *(u8 *)(r1 +0)): memory access fault: read of 1 bytes at 0x1100000000001388: context+5000 (1056 bytes)", is: interp.ErrFault},
+			uid: 5000, reason: "policy error: interp: insn 2 (r0 = *(u8 *)(r1 +0)): memory access fault: read of 1 bytes at 0x1100000000001388: context+5000 (" + fmt.Sprint(abi.Size) + " bytes)", is: interp.ErrFault},
 		{name: "probe_read_kernel past the end", insns: cat(
 			asm.Mov.Reg(asm.R3, asm.R1), asm.Add.Imm(asm.R3, int32(abi.Size)-4), asm.Mov.Reg(asm.R1, asm.R10), asm.Add.Imm(asm.R1, -8),
 			asm.Mov.Imm(asm.R2, 8), asm.FnProbeReadKernel.Call(), ret(Any)),
-			loadErr: "insn 5: probe_read_kernel reads 8 bytes at Request offset 1052"},
+			loadErr: fmt.Sprintf("insn 5: probe_read_kernel reads 8 bytes at Request offset %d", abi.Size-4)},
 		{name: "probe_read_kernel_str at the end", insns: cat(
 			asm.Mov.Reg(asm.R3, asm.R1), asm.Add.Imm(asm.R3, int32(abi.Size)), asm.Mov.Reg(asm.R1, asm.R10), asm.Add.Imm(asm.R1, -8),
 			asm.Mov.Imm(asm.R2, 8), asm.FnProbeReadKernelStr.Call(), ret(Any)),
-			loadErr: "probe_read_kernel_str reads 8 bytes at Request offset 1056"},
+			loadErr: fmt.Sprintf("probe_read_kernel_str reads 8 bytes at Request offset %d", abi.Size)},
 		{name: "probe_read_kernel_str of the last field", insns: cat(
 			asm.Mov.Reg(asm.R3, asm.R1), asm.Add.Imm(asm.R3, int32(mustField("artifact").Offset)), asm.Mov.Reg(asm.R1, asm.R10), asm.Add.Imm(asm.R1, -512),
 			asm.Mov.Imm(asm.R2, 512), asm.FnProbeReadKernelStr.Call(), ret(Any))},
@@ -178,8 +179,8 @@ func TestPolicyRun(t *testing.T) {
 		{"root", (&Request{}).Encode(), Any, ""},
 		{"release signer", (&Request{UID: 1, ProgramSigned: true, ProgramSigner: releaseKey}).Encode(), JIT, ""},
 		{"broker signer", (&Request{UID: 1, ProgramSigned: true, ProgramSigner: brokerKey}).Encode(), Deny, ""},
-		{"short", make([]byte, abi.Size-1), Deny, "request is 1055 bytes, not 1056 (ABI version 1)"},
-		{"long", make([]byte, abi.Size+8), Deny, "request is 1064 bytes"},
+		{"short", make([]byte, abi.Size-1), Deny, fmt.Sprintf("request is %d bytes, not %d (ABI version 1)", abi.Size-1, abi.Size)},
+		{"long", make([]byte, abi.Size+8), Deny, fmt.Sprintf("request is %d bytes", abi.Size+8)},
 		{"nil", nil, Deny, "request is 0 bytes"},
 	}
 	for _, tt := range tests {

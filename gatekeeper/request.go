@@ -49,6 +49,7 @@ type Request struct {
 	Generator         string `json:"generator"`
 	TokenSubject      string `json:"token_subject"`
 	Artifact          string `json:"artifact"`
+	Reads             uint64 `json:"reads"`
 }
 
 // MaxRequestSize bounds a JSON request: every field at its longest is

@@ -14,18 +14,31 @@ import (
 const MaxScopes = 64
 
 const (
-	scopeTrace  = "trace"
-	probePrefix = "probe:"
-	genPrefix   = "gen:"
+	scopeTrace      = "trace"
+	probePrefix     = "probe:"
+	genPrefix       = "gen:"
+	readPrefix      = "read:"
+	scopeReadKernel = readPrefix + "kernel"
+	scopeReadUser   = readPrefix + "user"
 )
 
 // Scopes is what a token grants. Probes and Gens hold the patterns
 // without their "probe:" and "gen:" prefixes.
+//
+// A probe: scope grants the probe's context and the user memory its
+// user pointers reach; memory beyond that needs a read: scope.
 type Scopes struct {
 	Trace  bool     // "trace": may run traces
 	Probes []string // "probe:PATTERN": probe specs it may attach to
 	Gens   []string // "gen:PATTERN": generator plugins it may run
-	Other  []string // unknown words: kept for display, grant nothing
+	// ReadUser ("read:user"): may read any user memory of the processes
+	// its probes fire in, at any address (pointer arithmetic, map
+	// values, uaddr()), and of the broker's own in BEGIN and END.
+	ReadUser bool
+	// ReadKernel ("read:kernel"): may read any kernel memory and learn
+	// kernel addresses (kaddr(), ksym(), kstack(perf)).
+	ReadKernel bool
+	Other      []string // unknown words: kept for display, grant nothing
 }
 
 // ParseScopes parses a space-separated scope claim. Words are separated
@@ -57,6 +70,15 @@ func ParseScopes(s string) (Scopes, error) {
 				return Scopes{}, err
 			}
 			sc.Gens = append(sc.Gens, p)
+		case w == scopeReadUser:
+			sc.ReadUser = true
+		case w == scopeReadKernel:
+			sc.ReadKernel = true
+		case strings.HasPrefix(w, readPrefix):
+			// A misspelt memory scope is refused rather than kept as an
+			// unknown word, so an issuer learns at once it granted
+			// nothing.
+			return Scopes{}, fmt.Errorf("unknown scope %s: the memory scopes are %s and %s", quote(w), scopeReadUser, scopeReadKernel)
 		default:
 			sc.Other = append(sc.Other, w)
 		}
@@ -120,6 +142,12 @@ func (s Scopes) Bits() uint64 {
 	if len(s.Gens) > 0 {
 		b |= abi.ScopeGen
 	}
+	if s.ReadUser {
+		b |= abi.ScopeReadUser
+	}
+	if s.ReadKernel {
+		b |= abi.ScopeReadKernel
+	}
 	return b
 }
 
@@ -128,8 +156,9 @@ func (s Scopes) Grants() bool {
 	return s.Bits() != 0
 }
 
-// String is the canonical claim: trace, then the probe:, gen: and other
-// words, each group sorted and without duplicates. ParseScopes of it
+// String is the canonical claim: trace, then the probe: and gen: words,
+// read:user, read:kernel and other words, each group sorted and without
+// duplicates. ParseScopes of it
 // gives back the same Scopes.
 func (s Scopes) String() string {
 	var w []string
@@ -141,6 +170,12 @@ func (s Scopes) String() string {
 	}
 	for _, g := range sortedSet(slices.Clone(s.Gens)) {
 		w = append(w, genPrefix+g)
+	}
+	if s.ReadUser {
+		w = append(w, scopeReadUser)
+	}
+	if s.ReadKernel {
+		w = append(w, scopeReadKernel)
 	}
 	w = append(w, sortedSet(slices.Clone(s.Other))...)
 	return strings.Join(w, " ")

@@ -165,6 +165,13 @@ func TestTokenParseScopes(t *testing.T) {
 		},
 		{"TRACE openid probe:**", Scopes{Probes: []string{"**"}, Other: []string{"TRACE", "openid"}}, abi.ScopeProbe, "probe:** TRACE openid"},
 		{"gen:*snoop", Scopes{Gens: []string{"*snoop"}}, abi.ScopeGen, "gen:*snoop"},
+		{
+			"read:kernel x read:user trace read:user probe:**",
+			Scopes{Trace: true, Probes: []string{"**"}, ReadUser: true, ReadKernel: true, Other: []string{"x"}},
+			abi.ScopeTrace | abi.ScopeProbe | abi.ScopeReadUser | abi.ScopeReadKernel,
+			"trace probe:** read:user read:kernel x",
+		},
+		{"read:user", Scopes{ReadUser: true}, abi.ScopeReadUser, "read:user"},
 	} {
 		got, err := ParseScopes(tc.in)
 		if err != nil {
@@ -187,6 +194,9 @@ func TestTokenParseScopes(t *testing.T) {
 		{"probe:" + strings.Repeat("x", MaxPatternLen+1), "longer than"},
 		{strings.Repeat("x", 600), "longer than"},
 		{strings.Repeat("trace ", MaxScopes+1), "the limit is 64"},
+		{"trace read:kernal", `unknown scope "read:kernal": the memory scopes are read:user and read:kernel`},
+		{"read:", "unknown scope"},
+		{"read:*", "unknown scope"},
 	} {
 		if _, err := ParseScopes(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseScopes(%.30q): %v, want %q", tc.in, err, tc.want)

@@ -149,7 +149,7 @@ func Issue(key *attest.PrivateKey, o IssueOptions) (string, error) {
 		return "", fmt.Errorf("token: %w", err)
 	}
 	if !sc.Grants() {
-		return "", fmt.Errorf("token: scope %s grants nothing (known scopes: trace, probe:PATTERN, gen:PATTERN)", quote(o.Scope))
+		return "", fmt.Errorf("token: scope %s grants nothing (known scopes: trace, probe:PATTERN, gen:PATTERN, read:user, read:kernel)", quote(o.Scope))
 	}
 	switch {
 	case o.TTL <= 0:

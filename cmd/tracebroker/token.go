@@ -26,6 +26,11 @@ through the broker daemon without root. The scope says what a token grants:
   probe:PATTERN    may attach to probes matching PATTERN, e.g.
                    probe:tracepoint:syscalls:*  probe:uprobe:/usr/bin/*:*
   gen:PATTERN      may run the generator plugins matching PATTERN
+  read:user        may read any user memory (a probe: scope grants only
+                   the probe's context and the memory its user pointers
+                   reach: str(args->filename), join(args->argv), str(arg0))
+  read:kernel      may read any kernel memory and learn kernel addresses
+                   (kaddr(), ksym(), kstack(perf)): all of the host's secrets
 
 In patterns * and ? never match '/', ** matches anything, [a-z] is a class,
 and the whole probe spec must match. Create the issuer key pair with

@@ -103,6 +103,8 @@ func TestTokenCLI(t *testing.T) {
 		{"no ttl", "", []string{"issue", "--key", issuer + ".key", "--sub", "a", "--scope", "trace"}, "", "--ttl is required"},
 		{"ttl too long", "", []string{"issue", "--key", issuer + ".key", "--sub", "a", "--scope", "trace", "--ttl", "48h"}, "", "longer than the limit"},
 		{"bad scope", "", []string{"issue", "--key", issuer + ".key", "--sub", "a", "--scope", "trace probe:", "--ttl", "1m"}, "", "empty pattern"},
+		{"memory scopes", "", []string{"issue", "--key", issuer + ".key", "--sub", "a", "--scope", "read:kernel trace read:user", "--ttl", "1m"}, "", ""},
+		{"misspelt memory scope", "", []string{"issue", "--key", issuer + ".key", "--sub", "a", "--scope", "trace read:kernal", "--ttl", "1m"}, "", `unknown scope "read:kernal"`},
 		{"bad not-before", "", []string{"issue", "--key", issuer + ".key", "--sub", "a", "--scope", "trace", "--ttl", "1m", "--not-before", "tomorrow"}, "", "want RFC 3339"},
 		{"public key as the signing key", "", []string{"issue", "--key", issuer + ".pub", "--sub", "a", "--scope", "trace", "--ttl", "1m"}, "", "private key"},
 	} {

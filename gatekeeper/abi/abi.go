@@ -10,8 +10,10 @@ import (
 	"fmt"
 )
 
-// Version is the ABI version in the first field. A policy may check it;
-// new fields are only ever appended, and Size grows with them.
+// Version is the ABI version in the first field. A policy may check it.
+// New fields are only ever appended and Size grows with them, but the
+// version stays: a version-1 policy reads the same bytes, its check of
+// abi_version included, under every extension (see ABI.md).
 const Version = 1
 
 // Kind is how a field is laid out.
@@ -50,9 +52,23 @@ const (
 
 // Token scope bits (token_scope).
 const (
-	ScopeTrace = 1 << 0 // "trace": may run traces
-	ScopeProbe = 1 << 1 // at least one "probe:PATTERN" scope
-	ScopeGen   = 1 << 2 // at least one "gen:NAME" scope
+	ScopeTrace      = 1 << 0 // "trace": may run traces
+	ScopeProbe      = 1 << 1 // at least one "probe:PATTERN" scope
+	ScopeGen        = 1 << 2 // at least one "gen:NAME" scope
+	ScopeReadKernel = 1 << 3 // "read:kernel": any kernel memory, kernel addresses
+	ScopeReadUser   = 1 << 4 // "read:user": any user memory
+)
+
+// Read class bits (reads): what memory a program reads besides its own
+// stack and maps, as the broker classified it (broker/program.Reads). A
+// token's probe: scopes grant the first two; ReadUser needs the
+// read:user scope, ReadKernel and ReadKernelAddr read:kernel.
+const (
+	ReadContext     = 1 << 0 // the probe's own context (tracepoint record, arguments, registers)
+	ReadUserContext = 1 << 1 // user memory through the context's user pointers (filename, argv, a uprobe's arg0)
+	ReadUser        = 1 << 2 // user memory at any other address
+	ReadKernel      = 1 << 3 // kernel memory other than the context
+	ReadKernelAddr  = 1 << 4 // values that reveal kernel addresses (kaddr, ksym, kstack(perf))
 )
 
 // Role bits, the values of the trusted-keys map (key id -> roles).
@@ -101,7 +117,7 @@ var Fields = layout([]Field{
 	{Name: "uid", Size: 4, Kind: Uint, Doc: "requester uid"},
 	{Name: "gid", Size: 4, Kind: Uint, Doc: "requester gid"},
 	{Name: "insn_count", Size: 4, Kind: Uint, Doc: "instructions in the program"},
-	{Name: "token_scope", Size: 8, Kind: Uint, Doc: "scope bits: 1 trace, 2 probe:, 4 gen:"},
+	{Name: "token_scope", Size: 8, Kind: Uint, Doc: "scope bits: 1 trace, 2 probe:, 4 gen:, 8 read:kernel, 16 read:user"},
 	{Name: "helpers0", Size: 8, Kind: Uint, Doc: "helpers used: bit N for helper id N (0-63)"},
 	{Name: "helpers1", Size: 8, Kind: Uint, Doc: "helper ids 64-127"},
 	{Name: "helpers2", Size: 8, Kind: Uint, Doc: "helper ids 128-191"},
@@ -116,6 +132,8 @@ var Fields = layout([]Field{
 	{Name: "generator", Size: 64, Kind: String, Doc: "generator name: script, or a plugin's name"},
 	{Name: "token_subject", Size: 128, Kind: String, Doc: "the token's sub claim"},
 	{Name: "artifact", Size: 256, Kind: String, Doc: "path of the artifact (program file, plugin binary)"},
+	// Appended since the first layout (see ABI.md's versioning).
+	{Name: "reads", Size: 8, Kind: Uint, Doc: "memory the program reads: 1 its context, 2 user memory through the context's pointers, 4 any user memory, 8 kernel memory, 16 kernel addresses"},
 })
 
 // Size is the Request's size in bytes.
