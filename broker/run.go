@@ -109,11 +109,18 @@ type ScriptError struct {
 func (e *ScriptError) Error() string { return e.List.Format(e.Name, e.Src) }
 
 // ErrorText is an error as tracebroker prints it: a script error with
-// its position and caret lines, anything else as "ERROR: ...".
+// its position and caret lines (its own, or one the daemon sent as
+// text), anything else as "ERROR: ...".
 func ErrorText(err error) string {
 	var se *ScriptError
 	if errors.As(err, &se) {
 		return se.Error()
+	}
+	var st interface{ ScriptText() (string, bool) }
+	if errors.As(err, &st) {
+		if text, ok := st.ScriptText(); ok {
+			return text
+		}
 	}
 	return "ERROR: " + err.Error() + "\n"
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -163,9 +164,16 @@ func (c *Client) Stop(ctx context.Context, id string) error {
 type CallError struct {
 	Code    string
 	Message string
+	// Script says Message is a script error's lines (position, source
+	// line, caret), to print as they are.
+	Script bool
 }
 
 func (e *CallError) Error() string { return e.Message }
+
+// ScriptText is Message when it is a script error's lines, which
+// broker.ErrorText prints as they are.
+func (e *CallError) ScriptText() (string, bool) { return e.Message, e.Script }
 
 // callError turns a gRPC status into the daemon's own words: the code is
 // for programs, the message for people.
@@ -181,7 +189,13 @@ func callError(err error) error {
 	if st.Code().String() == "Unavailable" && msg != "" && !isDaemonMessage(msg) {
 		msg = "cannot reach the broker daemon: " + msg
 	}
-	return &CallError{Code: st.Code().String(), Message: msg}
+	ce := &CallError{Code: st.Code().String(), Message: msg}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == scriptErrorReason {
+			ce.Script = true
+		}
+	}
+	return ce
 }
 
 // isDaemonMessage tells the daemon's own UNAVAILABLE reasons from the

@@ -188,6 +188,7 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	var denied *broker.DeniedError
 	var scope *scopeError
 	var misnamed *program.NameError
+	var reads *readError
 	switch {
 	case errors.As(runErr, &denied):
 		return refuse("gatekeeper", status.Error(codes.PermissionDenied, runErr.Error()))
@@ -195,6 +196,8 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		return refuse("scope", status.Error(codes.PermissionDenied, runErr.Error()))
 	case errors.As(runErr, &misnamed):
 		return refuse("generator", status.Error(codes.InvalidArgument, runErr.Error()))
+	case errors.As(runErr, &reads):
+		return refuse("scope", reads.status())
 	}
 	exit := &pb.Exit{}
 	cause := context.Cause(sctx)
@@ -386,7 +389,13 @@ func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.Tr
 		br.Attest = &broker.Attest{Dir: s.cfg.AttestDir, Key: s.cfg.HostKey, Broker: s.cfg.Broker, Requester: requester, Session: id, Store: s.attest}
 	}
 	br.UprobeScope = uprobeScope(tok)
-	br.Authorize = authorizeProbes(tok)
+	probes, reads := authorizeProbes(tok), authorizeReads(tok, br)
+	br.Authorize = func(p *program.Program) error {
+		if err := probes(p); err != nil {
+			return err
+		}
+		return reads(p)
+	}
 	return br, capped
 }
 

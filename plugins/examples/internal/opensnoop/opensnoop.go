@@ -30,10 +30,13 @@ func (Generator) Describe() (sdk.Info, error) {
 	}, nil
 }
 
-// Generate implements sdk.Generator. The path is known only once the
-// filename has been read, so the pid and comm filters act on entry (no
-// pointer is saved for other processes), and the path and failure filters
-// on exit. Only openat is traced: glibc, musl and Go open through it, and
+// Generate implements sdk.Generator. The path is read on entry, where
+// the filename pointer comes straight from the context: a token's probe:
+// scopes grant that read, where reading a pointer saved in a map on exit,
+// as bcc's and bpftrace's opensnoop do, would need read:user (a saved
+// pointer can be read in another address space). So the pid and comm
+// filters act on entry, and the path and failure filters on exit, on
+// the path kept. Only openat is traced: glibc, musl and Go open through it, and
 // open(2) does not exist on arm64, where a script naming it would not
 // compile.
 func (Generator) Generate(_ context.Context, p sdk.Params) (sdk.Output, error) {
@@ -61,7 +64,7 @@ func (Generator) Generate(_ context.Context, p sdk.Params) (sdk.Output, error) {
 		if err := script.CheckString("path", path, script.StrLen); err != nil {
 			return sdk.Output{}, err
 		}
-		exit = append(exit, fmt.Sprintf("strncmp(str(@filename[tid]), %s, %d) == 0", script.Quote(path), len(path)))
+		exit = append(exit, fmt.Sprintf("strncmp(@filename[tid], %s, %d) == 0", script.Quote(path), len(path)))
 	}
 
 	var b strings.Builder
@@ -76,11 +79,11 @@ tracepoint:syscalls:sys_enter_openat
 		fmt.Fprintf(&b, "/%s/\n", strings.Join(enter, " && "))
 	}
 	b.WriteString(`{
-	@filename[tid] = args->filename;
+	@filename[tid] = str(args->filename);
 }
 
 tracepoint:syscalls:sys_exit_openat
-/@filename[tid]/
+/has_key(@filename, tid)/
 {
 	$ret = args->ret;
 	$fd = $ret >= 0 ? $ret : -1;
@@ -88,14 +91,14 @@ tracepoint:syscalls:sys_exit_openat
 `)
 	// Every exit deletes its entry, printed or not, so the map holds
 	// only the opens in flight.
-	line := "printf(\"%-6d %-16s %4d %3d %s\\n\", pid, comm, $fd, $errno, str(@filename[tid]));\n"
+	line := "printf(\"%-6d %-16s %4d %3d %s\\n\", pid, comm, $fd, $errno, @filename[tid]);\n"
 	if len(exit) > 0 {
 		fmt.Fprintf(&b, "\tif (%s) {\n\t\t%s\t}\n", strings.Join(exit, " && "), line)
 	} else {
 		b.WriteString("\t" + line)
 	}
-	// END clears what is in flight, which would otherwise be printed as
-	// raw pointers at exit.
+	// END clears what is in flight, which would otherwise be printed at
+	// exit.
 	b.WriteString(`	delete(@filename[tid]);
 }
 

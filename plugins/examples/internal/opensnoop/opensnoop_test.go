@@ -53,16 +53,16 @@ var generated = []struct {
 
 tracepoint:syscalls:sys_enter_openat
 {
-	@filename[tid] = args->filename;
+	@filename[tid] = str(args->filename);
 }
 
 tracepoint:syscalls:sys_exit_openat
-/@filename[tid]/
+/has_key(@filename, tid)/
 {
 	$ret = args->ret;
 	$fd = $ret >= 0 ? $ret : -1;
 	$errno = $ret >= 0 ? 0 : -$ret;
-	printf("%-6d %-16s %4d %3d %s\n", pid, comm, $fd, $errno, str(@filename[tid]));
+	printf("%-6d %-16s %4d %3d %s\n", pid, comm, $fd, $errno, @filename[tid]);
 	delete(@filename[tid]);
 }
 
@@ -79,16 +79,16 @@ END
 tracepoint:syscalls:sys_enter_openat
 /pid == 1234 && comm == "nginx"/
 {
-	@filename[tid] = args->filename;
+	@filename[tid] = str(args->filename);
 }
 
 tracepoint:syscalls:sys_exit_openat
-/@filename[tid]/
+/has_key(@filename, tid)/
 {
 	$ret = args->ret;
 	$fd = $ret >= 0 ? $ret : -1;
 	$errno = $ret >= 0 ? 0 : -$ret;
-	printf("%-6d %-16s %4d %3d %s\n", pid, comm, $fd, $errno, str(@filename[tid]));
+	printf("%-6d %-16s %4d %3d %s\n", pid, comm, $fd, $errno, @filename[tid]);
 	delete(@filename[tid]);
 }
 
@@ -104,17 +104,17 @@ END
 
 tracepoint:syscalls:sys_enter_openat
 {
-	@filename[tid] = args->filename;
+	@filename[tid] = str(args->filename);
 }
 
 tracepoint:syscalls:sys_exit_openat
-/@filename[tid]/
+/has_key(@filename, tid)/
 {
 	$ret = args->ret;
 	$fd = $ret >= 0 ? $ret : -1;
 	$errno = $ret >= 0 ? 0 : -$ret;
-	if ($ret < 0 && strncmp(str(@filename[tid]), "/etc/", 5) == 0) {
-		printf("%-6d %-16s %4d %3d %s\n", pid, comm, $fd, $errno, str(@filename[tid]));
+	if ($ret < 0 && strncmp(@filename[tid], "/etc/", 5) == 0) {
+		printf("%-6d %-16s %4d %3d %s\n", pid, comm, $fd, $errno, @filename[tid]);
 	}
 	delete(@filename[tid]);
 }
@@ -134,17 +134,17 @@ END
 tracepoint:syscalls:sys_enter_openat
 /comm == "a\"b\\c"/
 {
-	@filename[tid] = args->filename;
+	@filename[tid] = str(args->filename);
 }
 
 tracepoint:syscalls:sys_exit_openat
-/@filename[tid]/
+/has_key(@filename, tid)/
 {
 	$ret = args->ret;
 	$fd = $ret >= 0 ? $ret : -1;
 	$errno = $ret >= 0 ? 0 : -$ret;
-	if (strncmp(str(@filename[tid]), "/tmp/\"x\x0a\\y/", 11) == 0) {
-		printf("%-6d %-16s %4d %3d %s\n", pid, comm, $fd, $errno, str(@filename[tid]));
+	if (strncmp(@filename[tid], "/tmp/\"x\x0a\\y/", 11) == 0) {
+		printf("%-6d %-16s %4d %3d %s\n", pid, comm, $fd, $errno, @filename[tid]);
 	}
 	delete(@filename[tid]);
 }
