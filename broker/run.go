@@ -50,7 +50,10 @@ type Request struct {
 	Quiet    bool // -q: no "Attaching N probes..." line
 	// Unsafe allows builtins that change the traced system (signal()),
 	// as bpftrace's --unsafe does.
-	Unsafe     bool
+	Unsafe bool
+	// HidePID, when not 0, is a process whose events a compiled script
+	// ignores: the daemon's own, for token holders.
+	HidePID    int
 	MaxMapKeys int
 	// EventBufferSize is the ring buffer's size in bytes (0: 4 MiB).
 	EventBufferSize int
@@ -136,6 +139,7 @@ func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 		HaveChild:   req.Command != "",
 		Symbols:     hostSymbols{files},
 		Unsafe:      req.Unsafe,
+		HidePID:     uint32(max(req.HidePID, 0)),
 
 		BTFTracepoints: KernelBTFTracepoints{},
 	})

@@ -100,7 +100,7 @@ func startDaemon(t testing.TB, o daemonOpts) *testDaemon {
 	cfg := Config{
 		Socket: d.socket, Listen: o.listen, TLS: o.tls, Tokens: ver, Revoked: d.rev, Keeper: k, Audit: al, HostKey: hostKey, AttestDir: d.attest,
 		MaxPerSubject: o.perSubject, Collectors: collectortest.Signed(t), Broker: attest.Identity{Path: "/test/tracebroker", Digest: strings.Repeat("ab", 32)},
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		TraceOwnProcess: true, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), // the workload is this process
 	}
 	if o.configure != nil {
 		o.configure(&cfg)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"os"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -98,4 +99,16 @@ func firstProbe(p *program.Program, class program.Reads) string {
 
 func syntaxPos(p program.Pos) syntax.Pos {
 	return syntax.Pos{Offset: p.Offset, Line: p.Line, Col: p.Col}
+}
+
+// hidePID is the process whose events token holders' probes never see:
+// this one. The daemon writes every session's output, its audit log and
+// its attestations; a holder of syscall scopes would otherwise read
+// through them what other sessions see. Its children (plugins) are not
+// hidden.
+func (s *Server) hidePID() int {
+	if s.cfg.TraceOwnProcess {
+		return 0
+	}
+	return os.Getpid()
 }

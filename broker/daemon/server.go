@@ -85,6 +85,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long shutdown waits for sessions to
 	// print their maps (0: 10s).
 	ShutdownTimeout time.Duration
+	// TraceOwnProcess lets token holders' probes see this process's own
+	// events, which they otherwise never do (see hidePID): for tests
+	// whose workload is the process the daemon runs in.
+	TraceOwnProcess bool
 
 	Logger *slog.Logger
 }

@@ -390,6 +390,9 @@ func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.Tr
 	}
 	br.UprobeScope = uprobeScope(tok)
 	probes, reads := authorizeProbes(tok), authorizeReads(tok, br)
+	if tok != nil {
+		br.HidePID = s.hidePID()
+	}
 	br.Authorize = func(p *program.Program) error {
 		if err := probes(p); err != nil {
 			return err

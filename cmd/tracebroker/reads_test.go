@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -10,7 +15,8 @@ import (
 // asks the daemon to read kernel memory in BEGIN and user memory past a
 // syscall's buffer; both are refused, printed as bpftrace prints script
 // errors, naming the expression and the scope it needs. With the scope
-// the same request runs.
+// the same request runs. And no token holder sees the daemon's own
+// events.
 func TestAttacksReadScope(t *testing.T) {
 	require(t, needKernel)
 	e := newDaemonEnv(t)
@@ -43,6 +49,51 @@ func TestAttacksReadScope(t *testing.T) {
 		e.issueToken(t, tok, "trace read:kernel")
 		if r := e.run(t, nobody, trace(tok, kernelRead)...); r.code != 0 || r.stdout != "Attaching 1 probe...\n\n\n" {
 			t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+	// The daemon writes every session's output and its audit log: a
+	// token holder tracing syscalls never sees its events (an
+	// administrator does), nor so what other sessions see.
+	t.Run("item1/cli_daemon_events_hidden", func(t *testing.T) {
+		tok := filepath.Join(e.dir, "fsync")
+		e.issueToken(t, tok, "trace probe:tracepoint:syscalls:sys_enter_fsync")
+		script := `tracepoint:syscalls:sys_enter_fsync { @[pid] = count(); }`
+		var outs [2]bytes.Buffer
+		var clients [2]*exec.Cmd
+		clients[0] = e.command(nobody, trace(tok, script)...)
+		clients[1] = e.command(0, "trace", "--socket", e.socket, "-e", script)
+		for i, c := range clients {
+			c.Stdout = &outs[i]
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			e.attached(t, i+1)
+		}
+		// The daemon fsyncs its audit log for this trace's three records.
+		e.must(t, "trace", "--socket", e.socket, "-e", "BEGIN { exit(); }")
+		f, err := os.CreateTemp(e.dir, "fsync")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		for range 3 {
+			if err := f.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range clients {
+			c.Process.Signal(os.Interrupt)
+			if err := c.Wait(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mine := fmt.Sprintf("\n@[%d]: 3\n", os.Getpid())
+		daemon := regexp.MustCompile(fmt.Sprintf(`\n@\[%d\]: [1-9]\d*\n`, e.serve.Process.Pid))
+		if holder := outs[0].String(); !strings.Contains(holder, mine) || daemon.MatchString(holder) {
+			t.Errorf("token holder: stdout %q, want %q and nothing of pid %d", holder, mine, e.serve.Process.Pid)
+		}
+		if admin := outs[1].String(); !strings.Contains(admin, mine) || !daemon.MatchString(admin) {
+			t.Errorf("administrator: stdout %q, want %q and the daemon's fsyncs (pid %d)", admin, mine, e.serve.Process.Pid)
 		}
 	})
 	r := e.run(t, 0, "audit", "verify", filepath.Join(e.state, "audit.log"))

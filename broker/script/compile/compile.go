@@ -89,6 +89,9 @@ type Options struct {
 	Symbols Symbols
 	// Unsafe allows builtins that change the traced system: signal().
 	Unsafe bool
+	// HidePID, when not 0, is a process whose events the probes ignore:
+	// the broker daemon hides its own from token holders (hide.go).
+	HidePID uint32
 }
 
 // Compile checks f and generates its program. Errors and warnings are

@@ -80,6 +80,7 @@ func (c *compiler) generate(in *instance) *program.Probe {
 		g.emit(asm.LoadMem(rAcc, rAcc, 0, asm.DWord))
 		g.emit(asm.JNE.Imm(rAcc, 0, g.end))
 	}
+	g.hidePID()
 	if in.probe.Pred != nil {
 		g.intExpr(in.probe.Pred)
 		g.emit(asm.JEq.Imm(rAcc, 0, g.end))
