@@ -254,3 +254,48 @@ func TestReadClassesNet(t *testing.T) {
 		t.Errorf("reads %s, want %s", q.Reads, want)
 	}
 }
+
+// FuzzReadClasses: whatever compiles, the classes bound what the code's
+// helpers can read, and every site the classes name points into the
+// source at a class the probe has.
+func FuzzReadClasses(f *testing.F) {
+	for _, s := range []string{
+		`t:syscalls:sys_enter_execve { $p = args->argv; join($p); printf("%s %s\n", str(args->argv[1]), str(*(args->argv + 2))); }`,
+		`t:syscalls:sys_enter_read { $i = 3; @[buf(args->buf + $i, args->count)] = count(); }`,
+		`t:syscalls:sys_enter_openat { @p[tid] = args->filename; } t:syscalls:sys_exit_openat { printf("%s\n", str(@p[tid])); }`,
+		`BEGIN { printf("%s %lx %rx\n", str(0xffff888000000000), kaddr("x"), buf(kaddr("y"), 8)); }`,
+		`t:skb:kfree_skb { @[kstack(perf), ksym(args->skbaddr)] = count(); $d = *args->data; }`,
+		`u:/bin/work:add_one { printf("%s %s %d\n", str(arg0), str(arg1 + 8), *uaddr("g32")); }`,
+		`rawtracepoint:sys_enter { printf("%s\n", str(arg0)); } tp_btf:user_arg { printf("%s\n", str(args.buf)); }`,
+		`t:syscalls:sys_enter_openat { $p = args->filename; while ($i < 3) { $p = $i ? $p : args->filename; $i++; } printf("%s\n", str(pid ? $p : args->filename)); }`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		file, err := syntax.Parse("stdin", []byte(src))
+		if err != nil {
+			return
+		}
+		prog, _, err := Compile(file, Options{Tracepoints: readsTracepoints{}, Uprobes: fakeUprobes{}, Symbols: fakeSymbols{}, BTFTracepoints: readsBTF{}})
+		if err != nil {
+			return
+		}
+		for _, p := range prog.Probes {
+			h := program.HelperReads(p.Insns)
+			switch {
+			case h&program.ReadsUser != 0 && p.Reads&(program.ReadsUser|program.ReadsUserContext) == 0,
+				h&program.ReadsKernel != 0 && p.Reads&(program.ReadsKernel|program.ReadsContext) == 0,
+				h&program.ReadsKernelAddr != 0 && p.Reads&program.ReadsKernelAddr == 0:
+				t.Fatalf("%s: helpers read %s, the probe is classed %s", p.Name, h, p.Reads)
+			}
+			for _, s := range p.ReadSites {
+				if len(s.Class.Classes()) != 1 || p.Reads&s.Class == 0 || s.What == "" {
+					t.Fatalf("%s: site %+v of a probe classed %s", p.Name, s, p.Reads)
+				}
+				if s.From.Offset < 0 || s.To.Offset > len(src) || s.From.Offset > s.To.Offset {
+					t.Fatalf("%s: site %+v outside the source (%d bytes)", p.Name, s, len(src))
+				}
+			}
+		}
+	})
+}
