@@ -260,18 +260,9 @@ func newSince(t testing.TB, before map[uint32]bool) []uint32 {
 
 func auditEvents(t *testing.T, path string) []string {
 	t.Helper()
-	if _, err := audit.VerifyFile(path); err != nil {
-		t.Fatalf("audit log does not verify: %v", err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		i := strings.Index(line, `"event":"`)
-		j := strings.Index(line[i+9:], `"`)
-		out = append(out, line[i+9:i+9+j])
+	for _, r := range auditRecords(t, path) {
+		out = append(out, r.Event)
 	}
 	return out
 }

@@ -273,11 +273,13 @@ func firstLines(text string) string {
 	return b.String()
 }
 
+// auditRecord is one record of the audit log, as tests read it.
 type auditRecord struct {
 	Event string         `json:"event"`
 	Data  map[string]any `json:"data"`
 }
 
+// auditRecords reads the audit log at path, once it verifies.
 func auditRecords(t *testing.T, path string) []auditRecord {
 	t.Helper()
 	if _, err := audit.VerifyFile(path); err != nil {
