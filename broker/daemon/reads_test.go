@@ -11,8 +11,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tracebroker/tracebroker/broker"
 	"github.com/tracebroker/tracebroker/broker/audit"
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
+	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/token"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
@@ -298,4 +300,51 @@ func auditRecords(t *testing.T, path string) []auditRecord {
 		out = append(out, r)
 	}
 	return out
+}
+
+// TestAuthorizeReads: which classes each scope grants, the error for a
+// program with no expressions to point at (raw eBPF), and no check
+// without a token.
+func TestAuthorizeReads(t *testing.T) {
+	raw := func(reads program.Reads) *program.Program {
+		return &program.Program{Probes: []*program.Probe{{Name: "BEGIN", Kind: program.Begin}, {Name: "tracepoint:a:b", Reads: reads}}}
+	}
+	const (
+		ctx    = program.ReadsContext | program.ReadsUserContext
+		user   = program.ReadsUser
+		kernel = program.ReadsKernel
+		kaddr  = program.ReadsKernelAddr
+	)
+	for _, tt := range []struct {
+		scopes string // "": no token
+		reads  program.Reads
+		want   string
+	}{
+		{"", user | kernel | kaddr, ""},
+		{"trace probe:**", ctx, ""},
+		{"trace probe:**", user | ctx, `gen:x: ERROR: probe tracepoint:a:b reads arbitrary user memory: the token of "alice" needs scope read:user` + "\n"},
+		{"trace probe:** read:user", user | ctx, ""},
+		{"trace probe:** read:user", kernel, `gen:x: ERROR: probe tracepoint:a:b reads kernel memory: the token of "alice" needs scope read:kernel` + "\n"},
+		{"trace probe:** read:kernel", kaddr | kernel, ""},
+		{"trace probe:** read:kernel", user | kaddr, "needs scope read:user\n"},
+		{"trace probe:**", kernel | kaddr, "reads kernel memory: the token of \"alice\" needs scope read:kernel\n" +
+			`gen:x: ERROR: probe tracepoint:a:b reveals kernel addresses: the token of "alice" needs scope read:kernel` + "\n"},
+	} {
+		var tok *token.Token
+		if tt.scopes != "" {
+			sc, err := token.ParseScopes(tt.scopes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok = &token.Token{Subject: "alice", Scopes: sc}
+		}
+		err := authorizeReads(tok, &broker.Request{Name: "gen:x"})(raw(tt.reads))
+		var re *readError
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%q, %s: %v", tt.scopes, tt.reads, err)
+		case tt.want != "" && (!errors.As(err, &re) || !strings.HasSuffix(re.Error(), tt.want)):
+			t.Errorf("%q, %s: %v, want an error ending %q", tt.scopes, tt.reads, err, tt.want)
+		}
+	}
 }

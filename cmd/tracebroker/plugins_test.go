@@ -9,19 +9,23 @@ import (
 	"testing"
 )
 
-// pluginDir builds the opensnoop example into a plugin directory, signed
-// with the test-only key for role generator, beside an unsigned copy.
-func pluginDir(t *testing.T) string {
+// pluginDir builds the opensnoop example, and the plugins of the
+// packages more names (relative to the repository), into a plugin
+// directory, signed with the test-only key for role generator, beside an
+// unsigned copy of opensnoop.
+func pluginDir(t *testing.T, more ...string) string {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "opensnoop")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../plugins/examples/opensnoop").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	for _, pkg := range append([]string{"plugins/examples/opensnoop"}, more...) {
+		bin := filepath.Join(dir, filepath.Base(pkg))
+		if out, err := exec.Command("go", "build", "-o", bin, "../../"+pkg).CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		if r := tracebroker(t, "attest", "sign", "--key", testKey, "--role", "generator", bin); r.code != 0 {
+			t.Fatalf("attest sign: %s", r.stderr)
+		}
 	}
-	if r := tracebroker(t, "attest", "sign", "--key", testKey, "--role", "generator", bin); r.code != 0 {
-		t.Fatalf("attest sign: %s", r.stderr)
-	}
-	data, err := os.ReadFile(bin)
+	data, err := os.ReadFile(filepath.Join(dir, "opensnoop"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 // events.
 func TestAttacksReadScope(t *testing.T) {
 	require(t, needKernel)
-	e := newDaemonEnv(t)
+	e := newDaemonEnv(t, "--plugin-dir", pluginDir(t, "plugins/testdata/plugins/rawread"), "--trust", testPub)
 	kernelRead := `BEGIN { $s = str(0xffff888000000000); exit(); }`
 	userRead := `tracepoint:syscalls:sys_enter_getcwd { $s = str(args->buf + 4096); exit(); }`
 	trace := func(tok, script string) []string {
@@ -49,6 +49,23 @@ func TestAttacksReadScope(t *testing.T) {
 		e.issueToken(t, tok, "trace read:kernel")
 		if r := e.run(t, nobody, trace(tok, kernelRead)...); r.code != 0 || r.stdout != "Attaching 1 probe...\n\n\n" {
 			t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+	// A plugin's raw eBPF is judged by its helpers: probe_read_kernel is
+	// kernel memory, wherever it points.
+	t.Run("item1/cli_raw_plugin_reads_kernel", func(t *testing.T) {
+		gen := func(tok string) []string {
+			return []string{"trace", "--socket", e.socket, "--token-file", tok, "--gen", "rawread"}
+		}
+		tok := filepath.Join(e.dir, "rawgen")
+		e.issueToken(t, tok, "trace gen:rawread")
+		want := `gen:rawread: ERROR: probe BEGIN reads kernel memory: the token of "alice" needs scope read:kernel` + "\n"
+		if r := e.run(t, nobody, gen(tok)...); r.code != 1 || r.stdout != "" || r.stderr != want {
+			t.Errorf("exit %d, stdout %q, stderr %q; want exit 1, %q", r.code, r.stdout, r.stderr, want)
+		}
+		e.issueToken(t, tok, "trace gen:rawread read:kernel")
+		if r := e.run(t, nobody, gen(tok)...); r.code != 0 || r.stdout != "Attaching 1 probe...\n\n\n" {
+			t.Errorf("with read:kernel: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
 	})
 	// The daemon writes every session's output and its audit log: a
@@ -100,7 +117,7 @@ func TestAttacksReadScope(t *testing.T) {
 	if r.code != 0 {
 		t.Errorf("audit verify: %s%s", r.stdout, r.stderr)
 	}
-	if n := strings.Count(e.serveErr.String(), `"stage":"scope"`); n != 2 {
-		t.Errorf("%d refusals at stage scope in serve's log, want 2:\n%s", n, e.serveErr.String())
+	if n := strings.Count(e.serveErr.String(), `"stage":"scope"`); n != 3 {
+		t.Errorf("%d refusals at stage scope in serve's log, want 3:\n%s", n, e.serveErr.String())
 	}
 }
