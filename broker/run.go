@@ -50,10 +50,7 @@ type Request struct {
 	Quiet    bool // -q: no "Attaching N probes..." line
 	// Unsafe allows builtins that change the traced system (signal()),
 	// as bpftrace's --unsafe does.
-	Unsafe bool
-	// HidePID, when not 0, is a process whose events a compiled script
-	// ignores: the daemon's own, for token holders.
-	HidePID    int
+	Unsafe     bool
 	MaxMapKeys int
 	// EventBufferSize is the ring buffer's size in bytes (0: 4 MiB).
 	EventBufferSize int
@@ -85,8 +82,11 @@ type Request struct {
 
 	// Authorize, when set, sees the program before the gatekeeper does;
 	// its error refuses the trace with nothing loaded. The daemon checks
-	// a token's probe scopes here.
+	// a token's probe and read scopes here.
 	Authorize func(*program.Program) error
+	// HidePID, when not 0, is a process whose events a compiled script
+	// ignores: the daemon's own, for token holders.
+	HidePID int
 	// Admitted, when set, hears the gatekeeper's admission before
 	// anything is loaded; Attached once the probes are attached.
 	Admitted func(*Admission)
