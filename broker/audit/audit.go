@@ -23,7 +23,11 @@
 //     as stored, without its '\n'; 64 zeros for seq 1.
 //   - event is the kind of record, a lowercase dotted name (the Event
 //     constants); kinds under "audit." are written by this package only.
-//   - data is a JSON object whose keys depend on event.
+//   - data is a JSON object whose keys depend on event. Every string in
+//     it (keys too) is at most MaxField bytes, a longer one cut and
+//     marked with the whole one's SHA-256 and length (BoundString), and
+//     the whole is at most MaxData bytes: Append leaves out values past
+//     that and adds TruncatedKey to say so, rather than drop the record.
 //
 // Verification hashes lines as stored, never re-serialized, and parses a
 // line only to read v, seq, time, prev, event and data. A line longer
@@ -34,6 +38,18 @@
 // so never acknowledged to anyone: Verify reports it and succeeds on the
 // records before it, and Open cuts it off and records that it did, as an
 // "audit.recovered" record with data {"torn_bytes":N,"line":L}.
+//
+// # Rotation
+//
+// With Options.MaxSize the log is several files: PATH, and PATH.SEQ for
+// each rotated file (SEQ its first record's seq, 20 digits). A new file
+// begins with an "audit.rotated" record that continues the chain (seq
+// and prev follow the last record of the file before it); when it makes
+// more rotated files than Options.Keep, it names the oldest it deletes
+// and the last record they held, and they are deleted once it is on
+// disk. VerifyFiles checks a set of files as one chain: a set that
+// begins after seq 1 must hold the record of the deletion of what came
+// before.
 //
 // # What a chain cannot show
 //
@@ -78,7 +94,8 @@ const (
 	// MaxLine bounds a line, in bytes without its newline; a longer line
 	// is an error for Verify.
 	MaxLine = 1 << 20
-	// MaxData bounds an Append's data, as JSON.
+	// MaxData bounds a record's data, as JSON: Append cuts longer data
+	// down to it (see TruncatedKey) rather than drop the record.
 	MaxData = 64 << 10
 
 	maxEvent = 64
@@ -104,6 +121,9 @@ const (
 	EventSessionStop = "session.stop"
 	// EventRecovered is written by Open after cutting off a torn tail.
 	EventRecovered = "audit.recovered"
+	// EventRotated is the first record of a file that continues a
+	// rotated log (see Options.MaxSize).
+	EventRotated = "audit.rotated"
 )
 
 // Options configures a Log; the zero value is ready to use.
@@ -113,6 +133,14 @@ type Options struct {
 	// Logger receives the head at open and close, recoveries and
 	// failures; nil logs nothing.
 	Logger *slog.Logger
+	// MaxSize, above zero, bounds the file: before a record would take
+	// it past MaxSize bytes (at least MinMaxSize), it is renamed
+	// PATH.SEQ, SEQ its first record's seq in 20 digits, and a new file
+	// continues the chain from an audit.rotated record. Keep is how many
+	// rotated files stay (0: DefaultKeep); the audit.rotated record that
+	// makes one too many says which it deletes, then they are deleted.
+	MaxSize int64
+	Keep    int
 }
 
 // Log is an open audit log, appended to by one process at a time. Its
@@ -129,6 +157,8 @@ type Log struct {
 	broken error
 	closed bool
 
+	rot rotation
+
 	// write and sync are the system calls an Append makes, replaced in
 	// tests to fail as a full disk or a failing device would.
 	write func([]byte) (int, error)
@@ -142,7 +172,16 @@ type Log struct {
 // administrator must move it aside; a torn tail is cut off and recorded.
 // Only one Log may be open on a file at a time, across processes.
 func Open(path string, o Options) (*Log, error) {
-	l := &Log{path: path, now: o.Now, log: o.Logger}
+	if o.MaxSize != 0 && o.MaxSize < MinMaxSize {
+		return nil, fmt.Errorf("audit log: a maximum size of %d bytes is below the least, %d", o.MaxSize, MinMaxSize)
+	}
+	if o.Keep < 0 {
+		return nil, fmt.Errorf("audit log: keeping %d rotated files", o.Keep)
+	}
+	l := &Log{path: path, now: o.Now, log: o.Logger, rot: rotation{maxSize: o.MaxSize, keep: o.Keep}}
+	if l.rot.keep == 0 {
+		l.rot.keep = DefaultKeep
+	}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -187,7 +226,8 @@ func Open(path string, o Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	var v verifier
+	// The current file may continue a rotated log.
+	v := verifier{allowContinue: true}
 	if !os.SameFile(fi, rfi) {
 		err = errors.New("the file was replaced while it was being opened")
 	} else {
@@ -201,6 +241,9 @@ func Open(path string, o Options) (*Log, error) {
 	l.f = f
 	l.head, l.size = v.res.Head, v.end
 	l.write, l.sync = l.writeOnce, f.Sync
+	if err := l.openRotated(fi, &v); err != nil {
+		return nil, fmt.Errorf("audit log %s: %w", path, err)
+	}
 	if v.res.TornTail {
 		if err := l.recover(v.res); err != nil {
 			return nil, err
@@ -235,7 +278,8 @@ func (l *Log) recover(res Result) error {
 
 // Append writes one record and returns its head once it is on disk.
 // data is marshalled by encoding/json and must be an object (a struct or
-// a map) of at most MaxData bytes; nil is {}. A bad event or data is an
+// a map); nil is {}. Every string in it is bounded by BoundString, and
+// data over MaxData is cut to fit, never dropped. A bad event or data is an
 // error that leaves the Log usable; a failed write or sync breaks it, and
 // every later Append fails too.
 func (l *Log) Append(event string, data any) (Head, error) {
@@ -265,6 +309,22 @@ func (l *Log) appendLocked(event string, body []byte) (Head, error) {
 	if y := t.Year(); y < 0 || y > 9999 {
 		return Head{}, fmt.Errorf("audit: the clock reads %v, which RFC 3339 cannot write", t)
 	}
+	if l.rot.due(l.size, len(body)) {
+		l.rotate(t)
+	}
+	if l.rot.continuing {
+		// A new file after rotation: it begins by continuing the chain.
+		if _, err := l.writeLocked(t, EventRotated, l.continuation()); err != nil {
+			return Head{}, err
+		}
+		l.rot.continuing = false
+		l.rot.deletePlanned(l)
+	}
+	return l.writeLocked(t, event, body)
+}
+
+// writeLocked writes one record at time t.
+func (l *Log) writeLocked(t time.Time, event string, body []byte) (Head, error) {
 	seq := l.head.Seq + 1
 	line := appendRecord(make([]byte, 0, 160+len(body)), seq, t, l.head.Hash, event, body)
 	n, err := l.write(line)
@@ -353,15 +413,12 @@ func marshalData(data any) ([]byte, error) {
 	if b[0] != '{' {
 		return nil, fmt.Errorf("audit: data must marshal to a JSON object, not %T", data)
 	}
-	if len(b) > MaxData {
-		return nil, fmt.Errorf("audit: data is %d bytes as JSON, more than %d", len(b), MaxData)
-	}
 	// encoding/json compacts and escapes, so this cannot happen; a
 	// newline inside a record would split it in two.
 	if strings.IndexByte(string(b), '\n') >= 0 {
 		return nil, errors.New("audit: data contains a newline")
 	}
-	return b, nil
+	return boundData(b)
 }
 
 // appendRecord writes the line by hand, fields in their fixed order.

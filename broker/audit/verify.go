@@ -61,13 +61,20 @@ type Result struct {
 }
 
 // VerifyError is a log that is not an unbroken chain: Line (1-based) is
-// the first line that does not follow from the ones before it.
+// the first line that does not follow from the ones before it, in File
+// when several files were verified (VerifyFiles).
 type VerifyError struct {
+	File   string
 	Line   int
 	Reason string
 }
 
-func (e *VerifyError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Reason) }
+func (e *VerifyError) Error() string {
+	if e.File != "" {
+		return fmt.Sprintf("%s: line %d: %s", e.File, e.Line, e.Reason)
+	}
+	return fmt.Sprintf("line %d: %s", e.Line, e.Reason)
+}
 
 // Verify reads a whole log and checks that each complete line is a
 // record of this format whose seq follows the previous record's and whose
@@ -90,16 +97,33 @@ func VerifyFile(path string) (Result, error) {
 	return Verify(f)
 }
 
-// verifier is the chain check, shared by Verify and by Open, which needs
-// where the complete records end to cut a torn tail off.
+// verifier is the chain check, shared by Verify, VerifyFiles and Open,
+// which needs where the complete records end to cut a torn tail off.
+// VerifyFiles runs it over each file in turn.
 type verifier struct {
 	res Result
-	// end is the byte length of the complete records.
+	// end is the byte length of the complete records of the last file.
 	end int64
+
+	// allowContinue lets the first record be an audit.rotated record
+	// after seq 1: a file that continues rotated ones. firstSeq and
+	// firstPrev are the first record's seq and prev.
+	allowContinue bool
+	firstSeq      uint64
+	firstPrev     string
+	// fileEvent is the event of the last file's first record.
+	fileEvent string
+	// deleted are the heads of deleted rotated files that audit.rotated
+	// records name.
+	deleted map[Head]bool
 }
 
 func (v *verifier) run(r io.Reader) error {
-	v.res.Head = Head{Hash: ZeroHash}
+	if v.res.Head.Hash == "" {
+		v.res.Head = Head{Hash: ZeroHash}
+	}
+	v.end, v.fileEvent = 0, ""
+	v.res.TornTail, v.res.TornBytes, v.res.TornLine = false, 0, 0
 	// Small reads, growing a line only as far as MaxLine, so that a
 	// hostile file cannot make the verifier allocate without bound.
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -120,7 +144,7 @@ func (v *verifier) run(r io.Reader) error {
 			b = b[:len(b)-1]
 		}
 		if len(b) > MaxLine {
-			return &VerifyError{line, fmt.Sprintf("longer than %d bytes", MaxLine)}
+			return &VerifyError{Line: line, Reason: fmt.Sprintf("longer than %d bytes", MaxLine)}
 		}
 		if err != nil && err != io.EOF {
 			return err
@@ -131,8 +155,8 @@ func (v *verifier) run(r io.Reader) error {
 			}
 			return nil
 		}
-		if reason := v.add(b); reason != "" {
-			return &VerifyError{line, reason}
+		if reason := v.add(b, line == 1); reason != "" {
+			return &VerifyError{Line: line, Reason: reason}
 		}
 		v.end += int64(len(b)) + 1
 	}
@@ -140,13 +164,30 @@ func (v *verifier) run(r io.Reader) error {
 
 // add checks one complete line (without its newline) against the chain
 // so far and, if it follows, makes it the head. It returns why not.
-func (v *verifier) add(line []byte) string {
+func (v *verifier) add(line []byte, fileStart bool) string {
 	rec, reason := parseRecord(line)
 	if reason != "" {
 		return reason
 	}
+	if fileStart {
+		v.fileEvent = rec.event
+	}
+	if rec.event == EventRotated {
+		if !fileStart {
+			return "an audit.rotated record that does not begin its file"
+		}
+		if reason := v.rotated(rec.data); reason != "" {
+			return reason
+		}
+	}
 	h := v.res.Head
 	switch {
+	case h.Seq == 0 && rec.seq > 1 && rec.event == EventRotated && v.allowContinue:
+		// Continues rotated files: VerifyFiles checks that their
+		// deletion is on the record.
+		v.firstSeq, v.firstPrev = rec.seq, rec.prev
+	case h.Seq == 0 && rec.seq > 1 && rec.event == EventRotated:
+		return fmt.Sprintf("seq %d: the log continues rotated files; verify it with them (tracebroker audit verify PATH PATH.*)", rec.seq)
 	case h.Seq == 0 && rec.seq != 1:
 		return fmt.Sprintf("seq %d: the log does not start at seq 1 (records deleted from the start)", rec.seq)
 	case h.Seq == 0 && rec.prev != ZeroHash:
@@ -158,8 +199,36 @@ func (v *verifier) add(line []byte) string {
 	case rec.prev != h.Hash:
 		return fmt.Sprintf("prev hash does not match line %d (record edited, inserted or deleted)", v.res.Records)
 	}
+	if h.Seq == 0 && v.firstSeq == 0 {
+		v.firstSeq, v.firstPrev = rec.seq, rec.prev
+	}
 	v.res.Records++
 	v.res.Head = Head{Seq: rec.seq, Hash: hashLine(line)}
+	return ""
+}
+
+// rotated reads an audit.rotated record's deletion, if it has one.
+func (v *verifier) rotated(data json.RawMessage) string {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return "audit.rotated data is not an object"
+	}
+	raw, ok := m["deleted_head"]
+	if !ok {
+		return ""
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "audit.rotated deleted_head is not a string"
+	}
+	h, err := ParseHead(s)
+	if err != nil {
+		return "audit.rotated " + err.Error()
+	}
+	if v.deleted == nil {
+		v.deleted = map[Head]bool{}
+	}
+	v.deleted[h] = true
 	return ""
 }
 
@@ -167,6 +236,7 @@ type record struct {
 	seq   uint64
 	prev  string
 	event string
+	data  json.RawMessage
 }
 
 // parseRecord reads the fields the chain needs from a line. Keys are
@@ -216,8 +286,7 @@ func parseRecord(line []byte) (record, string) {
 			bad = dec.Decode(&rec.event) != nil || validEvent(rec.event) != nil
 			seen.event = true
 		case "data":
-			var raw json.RawMessage
-			bad = dec.Decode(&raw) != nil || len(raw) == 0 || raw[0] != '{'
+			bad = dec.Decode(&rec.data) != nil || len(rec.data) == 0 || rec.data[0] != '{'
 			seen.data = true
 		default:
 			return rec, fmt.Sprintf("unknown field %q", key)

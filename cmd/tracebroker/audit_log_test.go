@@ -96,3 +96,36 @@ func TestAuditVerifyCLI(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditVerifyRotatedCLI: verifying a log that rotated takes its
+// rotated files with it, and names the file where the chain breaks.
+func TestAuditVerifyRotatedCLI(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := audit.Open(path, audit.Options{Logger: slog.New(slog.DiscardHandler), MaxSize: audit.MinMaxSize, Keep: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h audit.Head
+	for i := 0; i < 600; i++ {
+		if h, err = l.Append(audit.EventTraceRefused, map[string]any{"n": i, "reason": strings.Repeat("r", 900)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	files, err := audit.Files(path)
+	if err != nil || len(files) != 3 {
+		t.Fatalf("files %v, %v", files, err)
+	}
+	out, err := runAudit("verify", "--expect-head", h.String(), path)
+	if err != nil || !strings.HasPrefix(out, path+": ok, ") || !strings.Contains(out, " in 3 files (seq ") || !strings.HasSuffix(out, "head "+h.String()+"\n") {
+		t.Errorf("verify of a rotated log: %q, %v", out, err)
+	}
+	// The same files named one by one, in any order.
+	if out2, err := runAudit("verify", files[2], files[0], files[1]); err != nil || out2 != strings.Replace(out, path, files[1], 1) {
+		t.Errorf("verify of the files by name: %q, %v", out2, err)
+	}
+	os.Remove(files[0])
+	if _, err := runAudit("verify", path); err == nil || !strings.HasPrefix(err.Error(), files[1]+": line 1: the log begins at seq ") {
+		t.Errorf("verify without the oldest kept file: %v", err)
+	}
+}
