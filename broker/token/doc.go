@@ -22,7 +22,21 @@
 // be the configured ones; exp, nbf and iat are checked with a leeway
 // (default 30s); a jti on the revocation list is refused, and so is every
 // token while the list could not be read. max_duration, if present, is a
-// positive whole number of seconds, at most MaxMaxDuration.
+// positive whole number of seconds, at most MaxMaxDuration. The lifetime
+// is bounded when verifying, not only when issuing: exp - iat, and exp -
+// now (with the leeway), at most Config.MaxLifetime (default and most
+// MaxTTL), so a token minted for longer is refused for all its life. A
+// header or claims holding a key twice (after unescaping and case
+// folding, as encoding/json matches keys) is refused before anything is
+// decoded: the library would take the last, another reader the first.
+//
+// # Binding a token to its daemon
+//
+// iss and aud default to "tracebroker", so a token from an issuer key is
+// good on every daemon that trusts the key. A daemon configured with its
+// own audience (Config.Audience, e.g. "tracebroker:db-7") accepts only
+// the tokens issued for it (IssueOptions.Audience); a token may name
+// several audiences.
 //
 // # Scopes
 //

@@ -30,8 +30,10 @@ const (
 	DefaultLeeway = 30 * time.Second
 	MaxLeeway     = 5 * time.Minute
 
-	// MaxTTL caps a token's lifetime: tokens are for incidents, and one
-	// day covers a shift without leaving standing access behind.
+	// MaxTTL caps a token's lifetime, from its issue (iat) to its
+	// expiry (exp), at issue and at verification: tokens are for
+	// incidents, and one day covers a shift without leaving standing
+	// access behind. A Verifier may be configured with less.
 	MaxTTL = 24 * time.Hour
 
 	// MaxMaxDuration caps max_duration, the longest a single trace may
@@ -187,6 +189,10 @@ func Issue(key *attest.PrivateKey, o IssueOptions) (string, error) {
 	if !exp.After(iat) {
 		return "", fmt.Errorf("token: it would have expired already (not before %s + TTL %v)", nbf.UTC().Format(time.RFC3339), o.TTL)
 	}
+	if life := exp.Sub(iat); life > MaxTTL {
+		return "", fmt.Errorf("token: not before %s + TTL %v expires %v after it is issued, longer than the limit of %v (a token is a credential from the moment it is issued)",
+			nbf.UTC().Format(time.RFC3339), o.TTL, life, MaxTTL)
+	}
 	c := issueClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    o.Issuer,
@@ -234,9 +240,12 @@ type Config struct {
 	Audience string              // default DefaultAudience
 	// Leeway is the clock skew allowed on exp, nbf and iat: 0 means
 	// DefaultLeeway, a negative value none, at most MaxLeeway.
-	Leeway  time.Duration
-	Revoked *Revocations // nil: nothing is revoked
-	Now     func() time.Time
+	Leeway time.Duration
+	// MaxLifetime bounds exp - iat, and exp - now (with the leeway), of
+	// the tokens accepted: 0 means MaxTTL, which is also its most.
+	MaxLifetime time.Duration
+	Revoked     *Revocations // nil: nothing is revoked
+	Now         func() time.Time
 }
 
 // Verifier checks tokens; it is safe for concurrent use.
@@ -244,6 +253,9 @@ type Verifier struct {
 	keys     *attest.Trust
 	issuer   string
 	audience string
+	maxLife  time.Duration
+	leeway   time.Duration
+	now      func() time.Time
 	revoked  *Revocations
 	parser   *jwt.Parser
 }
@@ -269,6 +281,12 @@ func NewVerifier(c Config) (*Verifier, error) {
 	case c.Leeway > MaxLeeway:
 		return nil, fmt.Errorf("token: leeway %v is longer than the limit of %v", c.Leeway, MaxLeeway)
 	}
+	switch {
+	case c.MaxLifetime == 0:
+		c.MaxLifetime = MaxTTL
+	case c.MaxLifetime < 0 || c.MaxLifetime > MaxTTL:
+		return nil, fmt.Errorf("token: maximum lifetime %v is not between 0 and %v", c.MaxLifetime, MaxTTL)
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -276,6 +294,9 @@ func NewVerifier(c Config) (*Verifier, error) {
 		keys:     keys,
 		issuer:   c.Issuer,
 		audience: c.Audience,
+		maxLife:  c.MaxLifetime,
+		leeway:   c.Leeway,
+		now:      c.Now,
 		revoked:  c.Revoked,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{alg}),
@@ -309,6 +330,9 @@ func (v *Verifier) Verify(raw string) (*Token, error) {
 		if c := raw[i]; !(c == '.' || c == '-' || c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
 			return nil, invalid("token is malformed: byte %d (0x%02x) is not base64url or '.'", i, c)
 		}
+	}
+	if err := checkDuplicateKeys(raw); err != nil {
+		return nil, err
 	}
 	var (
 		keyErr error
@@ -416,6 +440,15 @@ func (v *Verifier) explain(t *jwt.Token, c *verifyClaims, kid string, keyErr, er
 func (v *Verifier) finish(raw, kid string, c *verifyClaims) (*Token, error) {
 	if c.IssuedAt == nil {
 		return nil, invalid("token has no iat claim")
+	}
+	// The lifetime is the verifier's to bound, whatever the issuer
+	// meant: a token minted for a year is refused for all of it, not
+	// accepted in its last day.
+	if life := c.ExpiresAt.Sub(c.IssuedAt.Time); life > v.maxLife {
+		return nil, invalid("token lives %v from iat to exp, longer than this broker's limit of %v", life, v.maxLife)
+	}
+	if left := c.ExpiresAt.Sub(v.now()); left > v.maxLife+v.leeway {
+		return nil, invalid("token expires %v from now, later than this broker's limit of %v", left.Round(time.Second), v.maxLife)
 	}
 	if c.Subject == "" {
 		return nil, invalid("token has no sub claim")

@@ -83,6 +83,9 @@ const defaultServeConfig = `{
   "hvci": "auto",
   "max-sessions": 128,
   "max-sessions-per-subject": 8,
+  "issuer": "tracebroker",
+  "audience": "tracebroker",
+  "token-max-lifetime": "24h",
   "log-format": "text",
   "log-level": "info"
 }

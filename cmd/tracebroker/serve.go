@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -40,6 +41,7 @@ func newServeCmd() *cobra.Command {
 		revoked, listen, tlsCert, tlsKey string
 		auditPath, attestDir             string
 		logFormat, logLevel              string
+		tf                               tokenFlags
 		cfg                              daemon.Config
 		gf                               gateFlags
 		pf                               pluginFlags
@@ -53,6 +55,11 @@ with --listen, over TLS. A caller on the socket whose uid is 0 and who sends
 no token is an administrator; everyone else needs a token (tracebroker token
 issue) from a key given with --issuer-pub, whose scopes must allow every
 probe of the trace. Every request and decision goes to the audit log.
+
+Tokens are bound to this daemon by --issuer and --audience: by default every
+daemon that trusts an issuer key takes all of its tokens; give each host an
+audience of its own (--audience tracebroker:db-7, and token issue --aud) so
+that a token for one host is refused by the others.
 
 Flags not given are read from STATE/broker.json (tracebroker init writes
 one), by flag name: {"socket": "/run/tracebroker/broker.sock", ...}.
@@ -105,7 +112,7 @@ session, printing its maps to its client, and detaches everything.`,
 					return fmt.Errorf("revocation list: %w", err)
 				}
 			}
-			if cfg.Tokens, err = issuerVerifier(issuers, state, rev); err != nil {
+			if cfg.Tokens, err = issuerVerifier(issuers, state, rev, tf); err != nil {
 				return err
 			}
 			cfg.Revoked = rev
@@ -162,6 +169,7 @@ session, printing its maps to its client, and detaches everything.`,
 	f.IntVar(&cfg.MaxSessions, "max-sessions", 128, "most sessions at once")
 	f.IntVar(&cfg.MaxPerSubject, "max-sessions-per-subject", 8, "most sessions at once of one token subject or uid")
 	f.IntVar(&cfg.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
+	tf.register(f)
 	f.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	gf.register(f)
@@ -172,7 +180,7 @@ session, printing its maps to its client, and detaches everything.`,
 // issuerVerifier verifies tokens from the given issuer keys, or
 // STATE/issuers/*.pub. No keys is not an error: only local root can
 // trace then, which the log says.
-func issuerVerifier(paths []string, state string, rev *token.Revocations) (*token.Verifier, error) {
+func issuerVerifier(paths []string, state string, rev *token.Revocations, tf tokenFlags) (*token.Verifier, error) {
 	if len(paths) == 0 {
 		paths, _ = filepath.Glob(filepath.Join(state, "issuers", "*.pub"))
 		sort.Strings(paths)
@@ -188,7 +196,19 @@ func issuerVerifier(paths []string, state string, rev *token.Revocations) (*toke
 		}
 		keys = append(keys, k)
 	}
-	return token.NewVerifier(token.Config{Keys: keys, Revoked: rev})
+	return token.NewVerifier(token.Config{Keys: keys, Revoked: rev, Issuer: tf.issuer, Audience: tf.audience, MaxLifetime: tf.maxLifetime})
+}
+
+// tokenFlags bind the tokens a daemon accepts to it.
+type tokenFlags struct {
+	issuer, audience string
+	maxLifetime      time.Duration
+}
+
+func (t *tokenFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&t.issuer, "issuer", token.DefaultIssuer, "accept only tokens whose iss is `NAME`")
+	f.StringVar(&t.audience, "audience", token.DefaultAudience, "accept only tokens whose aud names `NAME`; a name of this host's own keeps tokens issued for others off it")
+	f.DurationVar(&t.maxLifetime, "token-max-lifetime", token.MaxTTL, "refuse tokens that live longer than `DURATION` from iat to exp (at most 24h)")
 }
 
 // applyConfigFile sets every flag the command line did not from the

@@ -50,12 +50,17 @@ func newTokenIssueCmd() *cobra.Command {
 		Use:   "issue --key ISSUER.key --sub NAME --scope SCOPES --ttl DURATION",
 		Short: "Sign a token and print it",
 		Long: `Sign a token with the issuer key and print it on stdout. It is valid from
---not-before (default now) for --ttl (at most ` + token.MaxTTL.String() + `); --max-duration limits how
-long any one trace under it may run.`,
+--not-before (default now) for --ttl; from its issue to its expiry it lives at
+most ` + token.MaxTTL.String() + ` (daemons refuse longer-lived tokens, and may be set to refuse
+shorter ones). --max-duration limits how long any one trace under it may run.
+--aud binds it to the daemons started with that --audience: give each host
+its own (e.g. tracebroker:db-7) so that a token for one is refused by others.`,
 		Example: `  tracebroker token issue --key issuer.key --sub alice --ttl 30m \
     --scope 'trace probe:tracepoint:syscalls:* probe:uprobe:/usr/bin/*:*'
   tracebroker token issue --key issuer.key --sub oncall --ttl 2h --max-duration 10m \
-    --scope 'trace gen:opensnoop'`,
+    --scope 'trace gen:opensnoop'
+  tracebroker token issue --key issuer.key --sub alice --ttl 1h --aud tracebroker:db-7 \
+    --scope 'trace probe:tracepoint:syscalls:*'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if keyPath == "" {

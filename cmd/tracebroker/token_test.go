@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tracebroker/tracebroker/attest"
 )
@@ -123,13 +124,20 @@ func TestTokenCLI(t *testing.T) {
 	}
 
 	// A future --not-before is honoured: the token is not valid yet.
-	out, err = runTokenCmd(t, "", "issue", "--key", issuer+".key", "--sub", "bob", "--scope", "trace", "--ttl", "1h", "--not-before", "2099-01-01T00:00:00Z")
+	nbf := time.Now().Add(2 * time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339)
+	out, err = runTokenCmd(t, "", "issue", "--key", issuer+".key", "--sub", "bob", "--scope", "trace", "--ttl", "1h", "--not-before", nbf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if out, err := runTokenCmd(t, "", "inspect", "--issuer-pub", issuer+".pub", strings.TrimSpace(out)); err == nil ||
-		!strings.Contains(out, "invalid: token not valid before 2099-01-01T00:00:00Z") {
+		!strings.Contains(out, "invalid: token not valid before "+nbf) {
 		t.Errorf("future token: %v\n%s", err, out)
+	}
+	// A token is a credential from its issue: one valid in a year is
+	// not issued.
+	if _, err := runTokenCmd(t, "", "issue", "--key", issuer+".key", "--sub", "bob", "--scope", "trace", "--ttl", "1h", "--not-before", "2099-01-01T00:00:00Z"); err == nil ||
+		!strings.Contains(err.Error(), "longer than the limit of 24h0m0s") {
+		t.Errorf("token valid from 2099: %v", err)
 	}
 
 	// A key others can read is refused, as attest refuses it.
