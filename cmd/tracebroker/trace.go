@@ -6,12 +6,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -37,12 +35,14 @@ func (d *daemonFlags) register(f *pflag.FlagSet, withToken bool) {
 	f.StringVar(&d.ca, "tls-ca", "", "CA certificates `PEM` for --server (default: the system's)")
 	f.StringVar(&d.serverName, "tls-server-name", "", "the server name its certificate must have (default: from --server)")
 	if withToken {
-		f.StringVar(&d.token, "token", "", "the access `TOKEN` (default: $TRACEBROKER_TOKEN)")
-		f.StringVar(&d.tokenFile, "token-file", "", "read the access token from `FILE`")
+		f.StringVar(&d.tokenFile, "token-file", "", "read the access token from `FILE` (- for stdin; default: $"+daemon.TokenEnv+")")
+		// Refused with the reason, rather than unknown: see ReadToken.
+		f.StringVar(&d.token, "token", "", "refused: the token would be in the command line for every user to read")
+		f.MarkHidden("token")
 	}
 }
 
-func (d *daemonFlags) dial() (*daemon.Client, error) {
+func (d *daemonFlags) dial(stdin io.Reader) (*daemon.Client, error) {
 	t := daemon.Target{Socket: d.socket}
 	if d.server != "" {
 		t.Socket, t.Addr = "", d.server
@@ -59,19 +59,12 @@ func (d *daemonFlags) dial() (*daemon.Client, error) {
 			t.TLS.RootCAs = pool
 		}
 	}
-	switch {
-	case d.token != "" && d.tokenFile != "":
-		return nil, errors.New("give --token or --token-file, not both")
-	case d.token != "":
-		t.Token = d.token
-	case d.tokenFile != "":
-		b, err := regfile.ReadFile(d.tokenFile, 16<<10)
-		if err != nil {
-			return nil, fmt.Errorf("--token-file: %w", err)
-		}
-		t.Token = strings.TrimSpace(string(b))
-	default:
-		t.Token = os.Getenv("TRACEBROKER_TOKEN")
+	if d.token != "" {
+		return nil, daemon.ErrTokenInArgs
+	}
+	var err error
+	if t.Token, err = daemon.ReadToken(d.tokenFile, stdin, os.Getenv); err != nil {
+		return nil, err
 	}
 	return daemon.Dial(t)
 }
@@ -91,9 +84,14 @@ func newTraceCmd() *cobra.Command {
 checks the token, compiles the script, asks the gatekeeper and runs it.
 The output is run's, as it comes. Ctrl-C ends the trace as run's does (END
 runs, the maps are printed); a second Ctrl-C leaves at once, and the daemon
-detaches the probes. The exit status is the trace's.`,
+detaches the probes. The exit status is the trace's.
+
+The token is read from --token-file FILE, from stdin with --token-file -, or
+from $TRACEBROKER_TOKEN: never from the command line, where ps and
+/proc/PID/cmdline show it to every user of the host (--token is refused).`,
 		Example: `  tracebroker trace --token-file ~/.tracebroker/token -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'
   TRACEBROKER_TOKEN=$(cat token) tracebroker trace -d 10s script.bt
+  tracebroker trace --token-file - -d 5s script.bt < token
   tracebroker trace --token-file token --gen opensnoop --param path=/etc`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -119,7 +117,7 @@ detaches the probes. The exit status is the trace's.`,
 				}
 				req.DurationMs = max(1, d.Milliseconds())
 			}
-			c, err := df.dial()
+			c, err := df.dial(cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
@@ -187,7 +185,7 @@ func newSessionsCmd() *cobra.Command {
 		Short: "List the running sessions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := df.dial()
+			c, err := df.dial(cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
@@ -218,7 +216,7 @@ func newSessionsCmd() *cobra.Command {
 		Short: "End a session as -d would: its maps are printed to its client",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := df.dial()
+			c, err := df.dial(cmd.InOrStdin())
 			if err != nil {
 				return err
 			}
