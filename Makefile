@@ -66,6 +66,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzMatch -fuzztime=$(FUZZTIME) ./broker/token/
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./broker/audit/
 	$(GO) test -run='^$$' -fuzz=FuzzAppendVerify -fuzztime=$(FUZZTIME) ./broker/audit/
+	$(GO) test -run='^$$' -fuzz=FuzzBoundData -fuzztime=$(FUZZTIME) ./broker/audit/
+	$(GO) test -run='^$$' -fuzz=FuzzDuplicateKey -fuzztime=$(FUZZTIME) ./broker/token/
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./bpf/collector/
 	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./broker/recording/
 

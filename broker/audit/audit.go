@@ -119,6 +119,10 @@ const (
 	EventTraceEnd      = "trace.end"
 	// EventSessionStop is an administrator stopping a session.
 	EventSessionStop = "session.stop"
+	// EventPeerLimited counts what the daemon's limits kept out of the
+	// log for one peer: refusals not recorded one by one, connections
+	// refused or closed before they authenticated.
+	EventPeerLimited = "peer.limited"
 	// EventRecovered is written by Open after cutting off a torn tail.
 	EventRecovered = "audit.recovered"
 	// EventRotated is the first record of a file that continues a

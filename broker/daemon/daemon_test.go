@@ -43,8 +43,11 @@ type daemonOpts struct {
 	tls        *tls.Config
 	perSubject int
 	def        string // gatekeeper default: loose unless set
+	// shared puts the socket where other uids reach it (attacks_daemon_test.go).
+	shared bool
+	audit  audit.Options
 	// configure, when set, changes the daemon's Config before New.
-	configure func(*Config)
+	configure func(*testDaemon, *Config)
 }
 
 func needKernel(t testing.TB) {
@@ -58,6 +61,9 @@ func needKernel(t testing.TB) {
 func startDaemon(t testing.TB, o daemonOpts) *testDaemon {
 	t.Helper()
 	dir := t.TempDir()
+	if o.shared {
+		dir = sharedDir(t)
+	}
 	d := &testDaemon{socket: filepath.Join(dir, "broker.sock"), auditLog: filepath.Join(dir, "audit.log"), attest: filepath.Join(dir, "attestations"), revPath: filepath.Join(dir, "revoked")}
 	var err error
 	if d.issuer, err = attest.GenerateKey(); err != nil {
@@ -93,7 +99,7 @@ func startDaemon(t testing.TB, o daemonOpts) *testDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	al, err := audit.Open(d.auditLog, audit.Options{})
+	al, err := audit.Open(d.auditLog, o.audit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,8 +108,11 @@ func startDaemon(t testing.TB, o daemonOpts) *testDaemon {
 		MaxPerSubject: o.perSubject, Collectors: collectortest.Signed(t), Broker: attest.Identity{Path: "/test/tracebroker", Digest: strings.Repeat("ab", 32)},
 		TraceOwnProcess: true, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), // the workload is this process
 	}
+	if o.shared {
+		cfg.SocketGroup = fmt.Sprint(otherGID)
+	}
 	if o.configure != nil {
-		o.configure(&cfg)
+		o.configure(d, &cfg)
 	}
 	d.srv, err = New(cfg)
 	if err != nil {

@@ -118,7 +118,7 @@ func TestAttacksPaths(t *testing.T) {
 	needKernel(t)
 	e := newPathsEnv(t)
 	pluginDir, pluginKey := misnamedPlugin(t)
-	d := startDaemon(t, daemonOpts{configure: func(c *Config) {
+	d := startDaemon(t, daemonOpts{configure: func(_ *testDaemon, c *Config) {
 		c.Plugins = &plugins.Host{Dir: pluginDir, Trust: attest.NewTrust(pluginKey.Public()), StartTimeout: 30 * time.Second, CallTimeout: 30 * time.Second}
 	}})
 	scope := "trace probe:uprobe:" + e.allowed + "/*:*"
@@ -309,7 +309,7 @@ func TestAttacksPaths(t *testing.T) {
 		// A store of 120 KB, 110 KB a subject, each trace about 13 KB:
 		// bob attests three traces, alice floods. The store fills, and
 		// alice's oldest go, each with an audit record; bob's stay.
-		f := startDaemon(t, daemonOpts{configure: func(c *Config) { c.AttestMaxBytes, c.AttestMaxBytesPerSubject = 120_000, 110_000 }})
+		f := startDaemon(t, daemonOpts{configure: func(_ *testDaemon, c *Config) { c.AttestMaxBytes, c.AttestMaxBytesPerSubject = 120_000, 110_000 }})
 		trace := func(tok string, i int) string {
 			t.Helper()
 			r := f.start(t, tok, &pb.TraceRequest{Source: fmt.Appendf(nil, "// %s %d %s\nBEGIN { exit(); }", tok[len(tok)-16:], i, strings.Repeat("x", 10_000))})

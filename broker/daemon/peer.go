@@ -41,6 +41,7 @@ func (c Caller) admin() bool { return c.Unix && c.UID == 0 }
 type peerCredInfo struct {
 	credentials.CommonAuthInfo
 	cred unix.Ucred
+	conn *trackedConn // nil if the listener does not bound connections
 }
 
 func (peerCredInfo) AuthType() string { return "peercred" }
@@ -53,27 +54,43 @@ func (peerCredInfo) AuthType() string { return "peercred" }
 type peerCreds struct{}
 
 func (peerCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	// The kernel carries the bytes between two processes of this host:
+	// nothing on the wire to protect.
+	info := peerCredInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}
+	if tc, ok := conn.(*trackedConn); ok && tc.cred != nil {
+		info.cred, info.conn = *tc.cred, tc
+		return conn, info, nil
+	}
 	uc, ok := conn.(*net.UnixConn)
 	if !ok {
 		return nil, nil, fmt.Errorf("peer credentials need a unix socket, not %T", conn)
 	}
-	raw, err := uc.SyscallConn()
+	cred, err := peerCred(uc)
 	if err != nil {
 		return nil, nil, err
+	}
+	info.cred = *cred
+	return conn, info, nil
+}
+
+// peerCred reads the credentials the kernel recorded when the peer
+// connected.
+func peerCred(uc *net.UnixConn) (*unix.Ucred, error) {
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return nil, err
 	}
 	var cred *unix.Ucred
 	var credErr error
 	if err := raw.Control(func(fd uintptr) {
 		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	}); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if credErr != nil {
-		return nil, nil, fmt.Errorf("SO_PEERCRED: %w", credErr)
+		return nil, fmt.Errorf("SO_PEERCRED: %w", credErr)
 	}
-	// The kernel carries the bytes between two processes of this host:
-	// nothing on the wire to protect.
-	return conn, peerCredInfo{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}, cred: *cred}, nil
+	return cred, nil
 }
 
 func (peerCreds) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -99,7 +116,7 @@ func callerOf(ctx context.Context) (Caller, error) {
 	switch ai := p.AuthInfo.(type) {
 	case peerCredInfo:
 		return Caller{Unix: true, UID: ai.cred.Uid, GID: ai.cred.Gid, PID: ai.cred.Pid}, nil
-	case credentials.TLSInfo:
+	case credentials.TLSInfo, tlsAuthInfo:
 		return Caller{UID: RemoteUID, GID: RemoteUID, Addr: p.Addr.String()}, nil
 	}
 	return Caller{}, fmt.Errorf("unauthenticated transport %T", p.AuthInfo)

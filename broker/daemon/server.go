@@ -90,6 +90,28 @@ type Config struct {
 	// whose workload is the process the daemon runs in.
 	TraceOwnProcess bool
 
+	// RefusalBurst and RefusalRate bound the records of requests refused
+	// before anything is recorded of them (out of range, no valid
+	// token), per peer (a uid on the socket, an address over TCP): a
+	// token bucket of RefusalBurst records, refilled at RefusalRate a
+	// second. Past it a refusal is answered as ever but only counted, in
+	// a peer.limited record. 0: 20 and 0.2; a negative rate records
+	// every refusal. Local root is never held back.
+	RefusalBurst int
+	RefusalRate  float64
+	// SummaryInterval is how often peer.limited records are written, for
+	// the peers that have had something held back (0: a minute).
+	SummaryInterval time.Duration
+	// MaxConns bounds the open connections (0: 1024), MaxConnsPerPeer
+	// those of one peer (0: 32); local root's are counted but never
+	// refused. PreAuthTimeout closes a connection that has not made a
+	// request with a valid token (or as local root) in that long, and
+	// ends a Trace call whose request does not come (0: 10s).
+	MaxConns, MaxConnsPerPeer int
+	PreAuthTimeout            time.Duration
+
+	hooks *testHooks
+
 	Logger *slog.Logger
 }
 
@@ -99,6 +121,8 @@ type Server struct {
 	log      *slog.Logger
 	sessions *sessions
 	attest   *store.Store
+	ledger   *ledger
+	conns    *conns
 
 	mu       sync.Mutex
 	closing  bool
@@ -136,6 +160,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, sessions: newSessions(cfg.MaxSessions, cfg.MaxPerSubject)}
+	s.sessions.admit = s.stillValid
+	s.applyLimits()
 	if err := s.openAttestations(); err != nil {
 		return nil, fmt.Errorf("attestations: %w", err)
 	}
@@ -160,7 +186,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		lis = append(lis, l)
+		lis = append(lis, boundedListener{l, s.conns})
 		srvs = append(srvs, s.newGRPC(peerCreds{}))
 	}
 	if s.cfg.Listen != "" {
@@ -169,8 +195,8 @@ func (s *Server) Serve(ctx context.Context) error {
 			closeAll()
 			return err
 		}
-		lis = append(lis, l)
-		srvs = append(srvs, s.newGRPC(credentials.NewTLS(s.cfg.TLS)))
+		lis = append(lis, boundedListener{l, s.conns})
+		srvs = append(srvs, s.newGRPC(boundTLS{credentials.NewTLS(s.cfg.TLS)}))
 	}
 	s.mu.Lock()
 	s.servers, s.listener = srvs, lis
@@ -184,6 +210,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("audit log: %w", err)
 	}
 	s.log.Info("serving", "socket", s.cfg.Socket, "listen", s.cfg.Listen, "version", version.String())
+	summaries := make(chan struct{})
+	defer close(summaries)
+	go s.summarize(summaries)
 
 	errc := make(chan error, len(lis))
 	for i, l := range lis {
@@ -216,7 +245,7 @@ func (s *Server) TCPAddr() net.Addr {
 }
 
 func (s *Server) newGRPC(creds credentials.TransportCredentials) *grpc.Server {
-	g := grpc.NewServer(grpc.Creds(creds), grpc.MaxRecvMsgSize(maxRequestSize))
+	g := grpc.NewServer(append([]grpc.ServerOption{grpc.Creds(creds), grpc.MaxRecvMsgSize(maxRequestSize)}, s.connOptions()...)...)
 	pb.RegisterBrokerServer(g, s)
 	return g
 }
@@ -229,6 +258,7 @@ func (s *Server) shutdown() {
 	s.closing = true
 	srvs := s.servers
 	s.mu.Unlock()
+	s.conns.closeAll(true)
 	n := s.sessions.stopAll(errShutdown)
 	s.log.Info("shutting down", "sessions", n)
 	if !s.sessions.wait(s.cfg.ShutdownTimeout) {
@@ -244,10 +274,12 @@ func (s *Server) shutdown() {
 	select {
 	case <-done:
 	case <-time.After(2 * time.Second):
+		s.conns.closeAll(false)
 		for _, g := range srvs {
 			g.Stop()
 		}
 	}
+	s.flushHeld()
 	if err := s.record(audit.EventDaemonStop, map[string]any{"sessions_ended": n}); err != nil {
 		s.log.Error("audit log", "err", err)
 	}
@@ -337,6 +369,7 @@ func (s *Server) Reload() {
 		} else {
 			rec["revoked"] = rev.Len()
 		}
+		s.hook(func(h *testHooks) func() { return h.listReloaded })
 		rec["sessions_ended"] = s.endRevoked(rev)
 	}
 	if s.cfg.LoadPolicy != nil {
@@ -403,6 +436,7 @@ func (s *Server) requireAdmin(ctx context.Context, what string) (Caller, error) 
 	if !c.admin() {
 		return c, status.Errorf(codes.PermissionDenied, "only root on the unix socket may %s (you are %s)", what, c)
 	}
+	markAuthenticated(ctx)
 	return c, nil
 }
 

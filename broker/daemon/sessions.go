@@ -30,6 +30,10 @@ type session struct {
 // sessions is the table of running traces and their limits.
 type sessions struct {
 	max, perSubject int
+	// admit, if set, has the last word on a session, under the lock
+	// that stopIf takes: what it refuses cannot slip between a check
+	// and a sweep (see Server.stillValid).
+	admit func(*pb.Session) error
 
 	mu        sync.Mutex
 	closed    bool // shutting down: no new sessions
@@ -60,6 +64,11 @@ func (t *sessions) add(info *pb.Session, admin bool, cancel context.CancelCauseF
 		return nil, &limitError{fmt.Sprintf("the broker runs %d sessions, its limit", len(t.byID))}
 	case !admin && t.bySubject[info.Subject] >= t.perSubject:
 		return nil, &limitError{fmt.Sprintf("%s already runs %d sessions, the limit per subject", info.Subject, t.bySubject[info.Subject])}
+	}
+	if t.admit != nil {
+		if err := t.admit(info); err != nil {
+			return nil, err
+		}
 	}
 	t.byID[info.Id] = &session{info: info, cancel: cancel}
 	t.bySubject[info.Subject]++

@@ -64,7 +64,7 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	if err != nil {
 		return status.Error(codes.Unauthenticated, err.Error())
 	}
-	in, err := stream.Recv()
+	in, err := s.firstMessage(stream)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,14 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	if req.GetGenerator() != "" {
 		rec["generator"], rec["params"] = req.GetGenerator(), req.GetParams()
 	}
+	if err := validateNumbers(req); err != nil {
+		return s.refuseEarly(c, rec, "request", err)
+	}
 	tok, err := s.authenticate(ctx, c)
+	if err != nil {
+		return s.refuseEarly(c, rec, "token", err)
+	}
+	markAuthenticated(ctx)
 	if tok != nil {
 		rec["token"] = tokenRecord(tok)
 	}
@@ -94,11 +101,8 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		if aerr := s.record(audit.EventTraceRefused, map[string]any{"session": id, "stage": stage, "code": st.Code().String(), "reason": st.Message()}); aerr != nil {
 			return s.auditFailed(aerr)
 		}
-		s.log.Info("trace refused", "session", id, "caller", c.String(), "stage", stage, "code", st.Code().String(), "reason", st.Message())
+		s.log.Info("trace refused", "session", id, "caller", c.String(), "stage", stage, "code", st.Code().String(), "reason", audit.BoundString(st.Message()))
 		return err
-	}
-	if err != nil {
-		return refuse("token", err)
 	}
 	if err := s.authorizeRequest(c, tok, req); err != nil {
 		return refuse("request", err)
@@ -120,13 +124,10 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	}
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	s.hook(func(h *testHooks) func() { return h.verified })
 	done, err := s.sessions.add(info, tok == nil && c.admin(), cancel)
 	if err != nil {
-		code := codes.ResourceExhausted
-		if errors.Is(err, errShutdown) {
-			code = codes.Unavailable
-		}
-		return refuse("limit", status.Error(code, err.Error()))
+		return refuse(addRefusal(err))
 	}
 	defer done()
 	if tok != nil {
@@ -278,8 +279,6 @@ func (s *Server) authorizeRequest(c Caller, tok *token.Token, req *pb.TraceReque
 		return status.Error(codes.InvalidArgument, "no program: send a script or a generator")
 	case req.GetGenerator() != "" && len(req.GetSource()) > 0:
 		return status.Error(codes.InvalidArgument, "send a script or a generator, not both")
-	case req.GetDurationMs() < 0:
-		return status.Error(codes.InvalidArgument, "negative duration")
 	}
 	if tok == nil {
 		return nil

@@ -86,6 +86,13 @@ const defaultServeConfig = `{
   "issuer": "tracebroker",
   "audience": "tracebroker",
   "token-max-lifetime": "24h",
+  "max-conns": 1024,
+  "max-conns-per-peer": 32,
+  "preauth-timeout": "10s",
+  "refusal-audit-burst": 20,
+  "refusal-audit-rate": 0.2,
+  "audit-max-mib": 32,
+  "audit-keep": 8,
   "log-format": "text",
   "log-level": "info"
 }

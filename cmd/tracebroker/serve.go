@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -42,6 +41,7 @@ func newServeCmd() *cobra.Command {
 		auditPath, attestDir             string
 		logFormat, logLevel              string
 		tf                               tokenFlags
+		auditOpts                        audit.Options
 		cfg                              daemon.Config
 		gf                               gateFlags
 		pf                               pluginFlags
@@ -129,7 +129,9 @@ session, printing its maps to its client, and detaches everything.`,
 			if auditPath == "" {
 				auditPath = filepath.Join(state, "audit.log")
 			}
-			if cfg.Audit, err = audit.Open(auditPath, audit.Options{Logger: logger}); err != nil {
+			auditOpts.Logger = logger
+			auditOpts.MaxSize <<= 20 // from MiB
+			if cfg.Audit, err = audit.Open(auditPath, auditOpts); err != nil {
 				return fmt.Errorf("audit log: %w", err)
 			}
 			defer cfg.Audit.Close()
@@ -170,6 +172,7 @@ session, printing its maps to its client, and detaches everything.`,
 	f.IntVar(&cfg.MaxPerSubject, "max-sessions-per-subject", 8, "most sessions at once of one token subject or uid")
 	f.IntVar(&cfg.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
 	tf.register(f)
+	registerLimitFlags(f, &cfg, &auditOpts)
 	f.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	gf.register(f)
@@ -197,18 +200,6 @@ func issuerVerifier(paths []string, state string, rev *token.Revocations, tf tok
 		keys = append(keys, k)
 	}
 	return token.NewVerifier(token.Config{Keys: keys, Revoked: rev, Issuer: tf.issuer, Audience: tf.audience, MaxLifetime: tf.maxLifetime})
-}
-
-// tokenFlags bind the tokens a daemon accepts to it.
-type tokenFlags struct {
-	issuer, audience string
-	maxLifetime      time.Duration
-}
-
-func (t *tokenFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&t.issuer, "issuer", token.DefaultIssuer, "accept only tokens whose iss is `NAME`")
-	f.StringVar(&t.audience, "audience", token.DefaultAudience, "accept only tokens whose aud names `NAME`; a name of this host's own keeps tokens issued for others off it")
-	f.DurationVar(&t.maxLifetime, "token-max-lifetime", token.MaxTTL, "refuse tokens that live longer than `DURATION` from iat to exp (at most 24h)")
 }
 
 // applyConfigFile sets every flag the command line did not from the

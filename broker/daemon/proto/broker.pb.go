@@ -164,7 +164,8 @@ type TraceRequest struct {
 	// format is "text" (default) or "json".
 	Format string `protobuf:"bytes,3,opt,name=format,proto3" json:"format,omitempty"`
 	// duration_ms stops the trace after this many milliseconds (0: until
-	// exit(), the client leaves or the token's max_duration).
+	// exit(), the client leaves or the token's max_duration); at most
+	// 2592000000 (30 days).
 	DurationMs int64 `protobuf:"varint,4,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
 	// quiet drops the "Attaching N probes..." line.
 	Quiet bool `protobuf:"varint,5,opt,name=quiet,proto3" json:"quiet,omitempty"`
@@ -174,7 +175,7 @@ type TraceRequest struct {
 	// its parameters.
 	Generator string            `protobuf:"bytes,7,opt,name=generator,proto3" json:"generator,omitempty"`
 	Params    map[string]string `protobuf:"bytes,8,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// pid ends the trace when this process exits (-p).
+	// pid ends the trace when this process exits (-p); 0 to 4194304.
 	Pid           int32 `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -52,8 +52,10 @@ type BrokerClient interface {
 	// instead: UNAUTHENTICATED (no token where one is needed, or one that
 	// does not verify), PERMISSION_DENIED (the token does not allow it, or
 	// the gatekeeper denies it), RESOURCE_EXHAUSTED (a session limit),
-	// INVALID_ARGUMENT (a malformed request), UNAVAILABLE (shutting down,
-	// or the audit log cannot be written). The client leaving ends the
+	// INVALID_ARGUMENT (a malformed request, a number out of its range),
+	// DEADLINE_EXCEEDED (no request within the daemon's pre-authentication
+	// timeout), UNAVAILABLE (shutting down, or the audit log cannot be
+	// written). The client leaving ends the
 	// trace and detaches its probes.
 	Trace(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TraceInput, TraceEvent], error)
 	// ListSessions lists the running sessions. Administrators only.
@@ -118,8 +120,10 @@ type BrokerServer interface {
 	// instead: UNAUTHENTICATED (no token where one is needed, or one that
 	// does not verify), PERMISSION_DENIED (the token does not allow it, or
 	// the gatekeeper denies it), RESOURCE_EXHAUSTED (a session limit),
-	// INVALID_ARGUMENT (a malformed request), UNAVAILABLE (shutting down,
-	// or the audit log cannot be written). The client leaving ends the
+	// INVALID_ARGUMENT (a malformed request, a number out of its range),
+	// DEADLINE_EXCEEDED (no request within the daemon's pre-authentication
+	// timeout), UNAVAILABLE (shutting down, or the audit log cannot be
+	// written). The client leaving ends the
 	// trace and detaches its probes.
 	Trace(grpc.BidiStreamingServer[TraceInput, TraceEvent]) error
 	// ListSessions lists the running sessions. Administrators only.

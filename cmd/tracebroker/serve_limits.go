@@ -1,0 +1,36 @@
+package main
+
+import (
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/tracebroker/tracebroker/broker/audit"
+	"github.com/tracebroker/tracebroker/broker/daemon"
+	"github.com/tracebroker/tracebroker/broker/token"
+)
+
+// tokenFlags bind the tokens a daemon accepts to it.
+type tokenFlags struct {
+	issuer, audience string
+	maxLifetime      time.Duration
+}
+
+func (t *tokenFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&t.issuer, "issuer", token.DefaultIssuer, "accept only tokens whose iss is `NAME`")
+	f.StringVar(&t.audience, "audience", token.DefaultAudience, "accept only tokens whose aud names `NAME`; a name of this host's own keeps tokens issued for others off it")
+	f.DurationVar(&t.maxLifetime, "token-max-lifetime", token.MaxTTL, "refuse tokens that live longer than `DURATION` from iat to exp (at most 24h)")
+}
+
+// registerLimitFlags are the bounds on what the daemon's users can make
+// it spend: connections, and the audit log's records and files.
+// audit's MaxSize is in MiB until serve converts it.
+func registerLimitFlags(f *pflag.FlagSet, cfg *daemon.Config, a *audit.Options) {
+	f.IntVar(&cfg.MaxConns, "max-conns", 1024, "most connections at once")
+	f.IntVar(&cfg.MaxConnsPerPeer, "max-conns-per-peer", 32, "most connections at once of one uid (on the socket) or address (over TCP); root's are not bounded")
+	f.DurationVar(&cfg.PreAuthTimeout, "preauth-timeout", 10*time.Second, "close connections that have not made a request with a valid token in `DURATION`")
+	f.IntVar(&cfg.RefusalBurst, "refusal-audit-burst", 20, "audit records of refused unauthenticated requests one uid or address may cause at once; past it they are counted, not recorded")
+	f.Float64Var(&cfg.RefusalRate, "refusal-audit-rate", 0.2, "and then per second (negative: record every refusal)")
+	f.Int64Var(&a.MaxSize, "audit-max-mib", 32, "rotate the audit log before it grows past `MIB` MiB (0: never)")
+	f.IntVar(&a.Keep, "audit-keep", audit.DefaultKeep, "rotated audit log files kept; the oldest past this are deleted, which the log records")
+}
