@@ -48,15 +48,61 @@ func BoundString(s string) string {
 
 // boundData bounds a record's data, a JSON object as encoding/json
 // writes it: every string (key or value) through BoundString, and the
-// whole under MaxData by leaving values out, with TruncatedKey added to
-// say so. The top level's scalars (the session, the stage, the reason)
-// are kept before any of its objects and arrays, which are cut in their
-// order, so that what identifies a record survives a cut; keys keep
-// their order.
+// whole under MaxData by leaving values out (cutData).
 func boundData(body []byte) ([]byte, error) {
-	if len(body) <= MaxField {
-		return body, nil // no string in it can be longer
+	b, err := boundStrings(body)
+	if err != nil || len(b) <= MaxData {
+		return b, err
 	}
+	return cutData(b)
+}
+
+// boundStrings passes every string of the compact JSON body, as
+// encoding/json writes it, through BoundString, leaving every other
+// byte as it is. A string whose escaped form is at most MaxField bytes
+// is no longer than that unescaped, so only longer ones are decoded.
+func boundStrings(body []byte) ([]byte, error) {
+	var out []byte // nil until something changes
+	last := 0
+	for i := 0; i < len(body); i++ {
+		if body[i] != '"' {
+			continue
+		}
+		start := i
+		for i++; i < len(body) && body[i] != '"'; i++ {
+			if body[i] == '\\' {
+				i++
+			}
+		}
+		if i >= len(body) {
+			return nil, errors.New("audit: data: unterminated string")
+		}
+		if i-start-1 <= MaxField {
+			continue
+		}
+		var str string
+		if err := json.Unmarshal(body[start:i+1], &str); err != nil {
+			return nil, fmt.Errorf("audit: data: %w", err)
+		}
+		if len(str) <= MaxField {
+			continue
+		}
+		out = append(out, body[last:start]...)
+		out = appendString(out, BoundString(str))
+		last = i + 1
+	}
+	if out == nil {
+		return body, nil
+	}
+	return append(out, body[last:]...), nil
+}
+
+// cutData brings data whose strings are bounded under MaxData by
+// leaving values out, with TruncatedKey added to say so. The top
+// level's scalars (the session, the stage, the reason) are kept before
+// any of its objects and arrays, which are cut in their order, so that
+// what identifies a record survives a cut; keys keep their order.
+func cutData(body []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	type member struct {

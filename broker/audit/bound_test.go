@@ -182,3 +182,29 @@ func FuzzBoundData(f *testing.F) {
 		check(back)
 	})
 }
+
+// BenchmarkMarshalData is the cost of bounding a record's data, beside
+// the fsync (about a millisecond here) that each record costs anyway.
+func BenchmarkMarshalData(b *testing.B) {
+	decisions := make([]map[string]any, 1000)
+	for i := range decisions {
+		decisions[i] = map[string]any{"probe": fmt.Sprintf("tracepoint:syscalls:sys_enter_%04d", i), "verdict": "jit", "reason": strings.Repeat("r", 300)}
+	}
+	for _, tc := range []struct {
+		name string
+		data any
+	}{
+		{"refusal", map[string]any{"session": "0123456789ab", "caller": map[string]any{"unix": true, "uid": 1000}, "stage": "token", "code": "Unauthenticated", "reason": strings.Repeat("r", 200), "name": "stdin"}},
+		{"refusal_60KiB_name", map[string]any{"session": "0123456789ab", "stage": "token", "name": strings.Repeat("N", 60<<10)}},
+		{"admission_1000_probes", map[string]any{"session": "0123456789ab", "mode": "jit", "decisions": decisions}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := marshalData(tc.data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,6 +1,9 @@
 package daemon
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -52,6 +55,14 @@ func (s *Server) refuseEarly(c Caller, rec map[string]any, stage string, err err
 	}
 	if aerr := s.recordHeld(c.peer(), before); aerr != nil {
 		return s.auditFailed(aerr)
+	}
+	// Parameters are many strings of the sender's choosing: their
+	// digest identifies them at a fixed cost.
+	if p, _ := rec["params"].(map[string]string); len(p) > 0 {
+		b, _ := json.Marshal(p) // keys sorted: one digest per set
+		sum := sha256.Sum256(b)
+		delete(rec, "params")
+		rec["params_count"], rec["params_digest"] = len(p), "sha256:"+hex.EncodeToString(sum[:])
 	}
 	rec["stage"], rec["code"], rec["reason"] = stage, st.Code().String(), st.Message()
 	if aerr := s.record(audit.EventTraceRefused, rec); aerr != nil {

@@ -341,6 +341,27 @@ func TestAttacksDaemon(t *testing.T) {
 				}
 				t.Logf("300 refused requests of 60 KiB names: %d audit bytes in all", size)
 			}},
+		{name: "item6/refusal_record_bounded",
+			// What one unauthenticated request can put in the log is a
+			// few KiB, however much it sends.
+			attack: func(t *testing.T, d *testDaemon) {
+				params := map[string]string{}
+				for i := 0; i < 500; i++ {
+					params[fmt.Sprintf("%04d%s", i, strings.Repeat("k", 1000))] = strings.Repeat("v", 1000)
+				}
+				req := &pb.TraceRequest{Name: strings.Repeat("N", 60<<10), Generator: strings.Repeat("g", 60<<10), Params: params}
+				refusedWith(t, d, "not.a.token", req, codes.Unauthenticated, "invalid token")
+			},
+			audit: func(t *testing.T, recs []auditRec) {
+				ref := only(recs, audit.EventTraceRefused, nil)
+				if len(ref) != 1 || len(ref[0].line) > 4096 || ref[0].Data["params_count"] != 500.0 || ref[0].Data["params"] != nil ||
+					!strings.HasPrefix(ref[0].Data["params_digest"].(string), "sha256:") {
+					t.Errorf("refusals %v", ref)
+				}
+				if len(ref) == 1 {
+					t.Logf("a refused request of %d KiB: a record of %d bytes", (60<<10+60<<10+500*2000)>>10, len(ref[0].line))
+				}
+			}},
 		{name: "item6/flood_rotates", holder: holderUID,
 			// Every refusal recorded: the log rotates, its files bounded
 			// in size and number, the chain unbroken.

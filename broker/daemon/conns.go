@@ -224,7 +224,7 @@ func (s *Server) applyLimits() {
 		c.RefusalBurst = 20
 	}
 	if c.RefusalRate == 0 {
-		c.RefusalRate = 0.2
+		c.RefusalRate = 0.05
 	}
 	if c.SummaryInterval <= 0 {
 		c.SummaryInterval = time.Minute

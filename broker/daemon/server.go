@@ -95,7 +95,7 @@ type Config struct {
 	// token), per peer (a uid on the socket, an address over TCP): a
 	// token bucket of RefusalBurst records, refilled at RefusalRate a
 	// second. Past it a refusal is answered as ever but only counted, in
-	// a peer.limited record. 0: 20 and 0.2; a negative rate records
+	// a peer.limited record. 0: 20 and 0.05; a negative rate records
 	// every refusal. Local root is never held back.
 	RefusalBurst int
 	RefusalRate  float64

@@ -90,7 +90,7 @@ const defaultServeConfig = `{
   "max-conns-per-peer": 32,
   "preauth-timeout": "10s",
   "refusal-audit-burst": 20,
-  "refusal-audit-rate": 0.2,
+  "refusal-audit-rate": 0.05,
   "audit-max-mib": 32,
   "audit-keep": 8,
   "log-format": "text",

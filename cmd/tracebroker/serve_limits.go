@@ -30,7 +30,7 @@ func registerLimitFlags(f *pflag.FlagSet, cfg *daemon.Config, a *audit.Options) 
 	f.IntVar(&cfg.MaxConnsPerPeer, "max-conns-per-peer", 32, "most connections at once of one uid (on the socket) or address (over TCP); root's are not bounded")
 	f.DurationVar(&cfg.PreAuthTimeout, "preauth-timeout", 10*time.Second, "close connections that have not made a request with a valid token in `DURATION`")
 	f.IntVar(&cfg.RefusalBurst, "refusal-audit-burst", 20, "audit records of refused unauthenticated requests one uid or address may cause at once; past it they are counted, not recorded")
-	f.Float64Var(&cfg.RefusalRate, "refusal-audit-rate", 0.2, "and then per second (negative: record every refusal)")
+	f.Float64Var(&cfg.RefusalRate, "refusal-audit-rate", 0.05, "and then per second (negative: record every refusal)")
 	f.Int64Var(&a.MaxSize, "audit-max-mib", 32, "rotate the audit log before it grows past `MIB` MiB (0: never)")
 	f.IntVar(&a.Keep, "audit-keep", audit.DefaultKeep, "rotated audit log files kept; the oldest past this are deleted, which the log records")
 }
