@@ -182,8 +182,8 @@ func TestAttacksDaemon(t *testing.T) {
 	type row struct {
 		name   string
 		opts   daemonOpts
-		holder int                 // the valid holder's uid (0: this process)
-		issue  token.IssueOptions  // the valid holder's token
+		holder int                // the valid holder's uid (0: this process)
+		issue  token.IssueOptions // the valid holder's token
 		attack func(*testing.T, *testDaemon)
 		audit  func(*testing.T, []auditRec)
 		after  func(*testing.T, *testDaemon) // once it has stopped

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 // Other users, for the attacks a local user makes: SO_PEERCRED gives the
@@ -33,20 +34,6 @@ const (
 // childEnv makes TestChildProcess, run as a child process, act out the
 // part it names.
 const childEnv = "TRACEBROKER_DAEMON_TEST_CHILD"
-
-// sharedDir is a directory other uids can reach, removed after t.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "tbdaemon")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // child is this test binary run as another uid, acting out a part.
 type child struct {
@@ -67,7 +54,7 @@ func startChild(t *testing.T, dir string, uid int, part string, env ...string) *
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := copyExecutable(self, bin); err != nil {
+		if err := kerneltest.CopyFile(self, bin, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -150,23 +137,6 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
-}
-
-func copyExecutable(from, to string) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // TestChildProcess is no test: it is the body of the child processes

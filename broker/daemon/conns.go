@@ -191,7 +191,9 @@ func markAuthenticated(ctx context.Context) {
 
 // boundTLS is TLS whose AuthInfo carries the tracked connection, so
 // that a request can mark it authenticated.
-type boundTLS struct{ credentials.TransportCredentials }
+type boundTLS struct {
+	credentials.TransportCredentials
+}
 
 type tlsAuthInfo struct {
 	credentials.TLSInfo

@@ -62,7 +62,7 @@ func startDaemon(t testing.TB, o daemonOpts) *testDaemon {
 	t.Helper()
 	dir := t.TempDir()
 	if o.shared {
-		dir = sharedDir(t)
+		dir = kerneltest.SharedDir(t)
 	}
 	d := &testDaemon{socket: filepath.Join(dir, "broker.sock"), auditLog: filepath.Join(dir, "audit.log"), attest: filepath.Join(dir, "attestations"), revPath: filepath.Join(dir, "revoked")}
 	var err error

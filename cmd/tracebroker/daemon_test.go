@@ -27,15 +27,8 @@ type daemonEnv struct {
 
 func newDaemonEnv(t *testing.T, serveArgs ...string) *daemonEnv {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "tbdaemon")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	// nobody reaches the socket, the binary and the token through dir.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := kerneltest.SharedDir(t)
 	e := &daemonEnv{dir: dir, bin: filepath.Join(dir, "tracebroker"), state: filepath.Join(dir, "state"),
 		socket: filepath.Join(dir, "broker.sock"), tokenFile: filepath.Join(dir, "token")}
 	if err := copyFile(binary, e.bin, 0o755); err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,22 +72,7 @@ func newErrorsEnv(t *testing.T) *errorsEnv {
 	return e
 }
 
-func copyFile(from, to string, mode os.FileMode) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
+func copyFile(from, to string, mode os.FileMode) error { return kerneltest.CopyFile(from, to, mode) }
 
 // expand replaces BIN, STRIPPED and NOTELF with the env's files.
 func (e *errorsEnv) expand(s string) string {
