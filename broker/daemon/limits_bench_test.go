@@ -25,7 +25,7 @@ func BenchmarkRefusedRequest(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			cert, pool := selfSigned(b)
 			d := startDaemon(b, daemonOpts{listen: "127.0.0.1:0", tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13},
-				config: func(_ *testDaemon, c *Config) { c.RefusalRate, c.PreAuthTimeout = tc.rate, 0 }})
+				configure: func(_ *testDaemon, c *Config) { c.RefusalRate, c.PreAuthTimeout = tc.rate, 0 }})
 			c, err := Dial(Target{Addr: d.srv.TCPAddr().String(), TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}, Token: "not.a.token"})
 			if err != nil {
 				b.Fatal(err)
