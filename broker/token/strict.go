@@ -1,11 +1,11 @@
 package token
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // checkDuplicateKeys refuses a token whose header or claims hold a key
@@ -34,47 +34,67 @@ func checkDuplicateKeys(raw string) error {
 }
 
 // duplicateKey finds a key that an object of the valid JSON b holds
-// twice, folded as encoding/json folds keys.
+// twice, folded as encoding/json folds keys. It walks the bytes (b is
+// valid, so strings, objects and arrays are well formed) and decodes
+// only keys that hold an escape.
 func duplicateKey(b []byte) (string, bool) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	// One set of keys per open object, nil for an array.
-	var stack []map[string]bool
-	expectKey := func() bool { return len(stack) > 0 && stack[len(stack)-1] != nil }
-	afterKey := false // the last token was a key: the next is its value
-	for {
-		t, err := dec.Token()
-		if err != nil {
-			return "", false // the end, since b is valid
-		}
-		if d, ok := t.(json.Delim); ok {
-			switch d {
-			case '{':
-				stack = append(stack, map[string]bool{})
-			case '[':
-				stack = append(stack, nil)
-			default:
-				stack = stack[:len(stack)-1]
-			}
-			afterKey = false
-			continue
-		}
-		if expectKey() && !afterKey {
-			k := t.(string)
-			f := foldKey(k)
-			if stack[len(stack)-1][f] {
-				return k, true
-			}
-			stack[len(stack)-1][f] = true
-			afterKey = true
-			continue
-		}
-		afterKey = false
+	type frame struct {
+		obj, wantKey bool
+		keys         map[string]bool
 	}
+	var stack []frame
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{':
+			stack = append(stack, frame{obj: true, wantKey: true})
+		case '[':
+			stack = append(stack, frame{})
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+		case ',':
+			if top := &stack[len(stack)-1]; top.obj {
+				top.wantKey = true
+			}
+		case '"':
+			start, escaped := i, false
+			for i++; b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+					escaped = true
+				}
+			}
+			if len(stack) == 0 || !stack[len(stack)-1].wantKey {
+				continue
+			}
+			top := &stack[len(stack)-1]
+			top.wantKey = false
+			key := string(b[start+1 : i])
+			if escaped {
+				json.Unmarshal(b[start:i+1], &key)
+			}
+			f := foldKey(key)
+			if top.keys[f] {
+				return key, true
+			}
+			if top.keys == nil {
+				top.keys = map[string]bool{}
+			}
+			top.keys[f] = true
+		}
+	}
+	return "", false
 }
 
 // foldKey maps each character to the least of its case-folding set, as
-// encoding/json does to match keys.
+// encoding/json does to match keys (for ASCII letters, the upper case).
 func foldKey(s string) string {
+	ascii := true
+	for i := 0; i < len(s) && ascii; i++ {
+		ascii = s[i] < utf8.RuneSelf
+	}
+	if ascii {
+		return strings.ToUpper(s)
+	}
 	var b strings.Builder
 	for _, r := range s {
 		for {
