@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 // TestReplayCLI replays a recording from testdata as nobody: no
@@ -13,14 +15,7 @@ import (
 // the live trace in interpreter mode when the recording was made
 // (testdata/recordings/README.md says how).
 func TestReplayCLI(t *testing.T) {
-	dir, err := os.MkdirTemp("", "tbreplay")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := kerneltest.SharedDir(t)
 	bin, rec := filepath.Join(dir, "tracebroker"), filepath.Join(dir, "cat.tbrec")
 	if err := copyFile(binary, bin, 0o755); err != nil {
 		t.Fatal(err)
