@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -31,43 +30,8 @@ import (
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
-// auditRec is one record of a daemon's audit log.
-type auditRec struct {
-	Event string
-	Data  map[string]any
-	line  string
-}
-
-// auditRecs reads a stopped daemon's audit log, all its files, after
-// checking that they verify as one chain.
-func auditRecs(t *testing.T, d *testDaemon) []auditRec {
-	t.Helper()
-	files, err := audit.Files(d.auditLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := audit.VerifyFiles(files); err != nil {
-		t.Fatalf("audit log does not verify: %v", err)
-	}
-	var out []auditRec
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-			r := auditRec{line: line}
-			if err := json.Unmarshal([]byte(line), &r); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func only(recs []auditRec, event string, keep func(auditRec) bool) []auditRec {
-	var out []auditRec
+func only(recs []auditRecord, event string, keep func(auditRecord) bool) []auditRecord {
+	var out []auditRecord
 	for _, r := range recs {
 		if r.Event == event && (keep == nil || keep(r)) {
 			out = append(out, r)
@@ -76,15 +40,15 @@ func only(recs []auditRec, event string, keep func(auditRec) bool) []auditRec {
 	return out
 }
 
-func fromUID(uid int) func(auditRec) bool {
-	return func(r auditRec) bool {
+func fromUID(uid int) func(auditRecord) bool {
+	return func(r auditRecord) bool {
 		c, _ := r.Data["caller"].(map[string]any)
 		return c != nil && c["uid"] == float64(uid)
 	}
 }
 
 // sumHeld adds up a field of the peer.limited records of peer.
-func sumHeld(recs []auditRec, peer, field string) int {
+func sumHeld(recs []auditRecord, peer, field string) int {
 	n := 0
 	for _, r := range only(recs, audit.EventPeerLimited, nil) {
 		if r.Data["peer"] == peer {
@@ -185,7 +149,7 @@ func TestAttacksDaemon(t *testing.T) {
 		holder int                // the valid holder's uid (0: this process)
 		issue  token.IssueOptions // the valid holder's token
 		attack func(*testing.T, *testDaemon)
-		audit  func(*testing.T, []auditRec)
+		audit  func(*testing.T, []auditRecord)
 		after  func(*testing.T, *testDaemon) // once it has stopped
 	}
 	// item 4: every number of the API in range, before anything else.
@@ -196,8 +160,8 @@ func TestAttacksDaemon(t *testing.T) {
 				req.Source = getcwdScript()
 				refusedWith(t, d, tok, req, codes.InvalidArgument, msg)
 			},
-			audit: func(t *testing.T, recs []auditRec) {
-				ref := only(recs, audit.EventTraceRefused, func(r auditRec) bool { return r.Data["stage"] == "request" })
+			audit: func(t *testing.T, recs []auditRecord) {
+				ref := only(recs, audit.EventTraceRefused, func(r auditRecord) bool { return r.Data["stage"] == "request" })
 				if len(ref) != 1 || ref[0].Data["code"] != "InvalidArgument" || !strings.Contains(ref[0].Data["reason"].(string), msg) {
 					t.Errorf("refusals %v", ref)
 				}
@@ -230,8 +194,8 @@ func TestAttacksDaemon(t *testing.T) {
 					t.Errorf("trace: %v, reason %q, stdout %q", r.err, r.res.Reason, r.stdout.String())
 				}
 			},
-			audit: func(t *testing.T, recs []auditRec) {
-				if e := only(recs, audit.EventTraceEnd, func(r auditRec) bool { return r.Data["reason"] == "max_duration" }); len(e) != 1 {
+			audit: func(t *testing.T, recs []auditRecord) {
+				if e := only(recs, audit.EventTraceEnd, func(r auditRecord) bool { return r.Data["reason"] == "max_duration" }); len(e) != 1 {
 					t.Errorf("%d trace.end records for max_duration", len(e))
 				}
 			}},
@@ -254,7 +218,7 @@ func TestAttacksDaemon(t *testing.T) {
 				tok := d.token(t, token.IssueOptions{Scope: holderScope, ID: "jti-5a"})
 				refusedWith(t, d, tok, &pb.TraceRequest{Source: getcwdScript()}, codes.Unauthenticated, "invalid token: token jti-5a is revoked")
 			},
-			audit: func(t *testing.T, recs []auditRec) {
+			audit: func(t *testing.T, recs []auditRecord) {
 				ref := only(recs, audit.EventTraceRefused, nil)
 				if len(ref) != 1 || ref[0].Data["stage"] != "token" || len(only(recs, audit.EventTraceRequest, nil)) != 2 {
 					t.Errorf("refusals %v", ref)
@@ -290,11 +254,11 @@ func TestAttacksDaemon(t *testing.T) {
 					t.Errorf("the revoked token's trace: %v, reason %q, stdout %q", r.err, r.res.Reason, r.stdout.String())
 				}
 			},
-			audit: func(t *testing.T, recs []auditRec) {
+			audit: func(t *testing.T, recs []auditRecord) {
 				if r := only(recs, audit.EventDaemonReload, nil); len(r) != 1 || r[0].Data["sessions_ended"] != 1.0 {
 					t.Errorf("reloads %v: want one that ended the session", r)
 				}
-				if e := only(recs, audit.EventTraceEnd, func(r auditRec) bool { return r.Data["reason"] == "token_revoked" }); len(e) != 1 {
+				if e := only(recs, audit.EventTraceEnd, func(r auditRecord) bool { return r.Data["reason"] == "token_revoked" }); len(e) != 1 {
 					t.Errorf("%d trace.end records for token_revoked", len(e))
 				}
 			}},
@@ -325,7 +289,7 @@ func TestAttacksDaemon(t *testing.T) {
 					t.Errorf("the holder's trace during the flood: %v, %q, %s", err, out, h.stderr.String())
 				}
 			},
-			audit: func(t *testing.T, recs []auditRec) {
+			audit: func(t *testing.T, recs []auditRecord) {
 				ref := only(recs, audit.EventTraceRefused, fromUID(flooderUID))
 				name := strings.Repeat("N", 61440)
 				sum := sha256.Sum256([]byte(name))
@@ -354,7 +318,7 @@ func TestAttacksDaemon(t *testing.T) {
 				req := &pb.TraceRequest{Name: strings.Repeat("N", 60<<10), Generator: strings.Repeat("g", 60<<10), Params: params}
 				refusedWith(t, d, "not.a.token", req, codes.Unauthenticated, "invalid token")
 			},
-			audit: func(t *testing.T, recs []auditRec) {
+			audit: func(t *testing.T, recs []auditRecord) {
 				ref := only(recs, audit.EventTraceRefused, nil)
 				if len(ref) != 1 || len(ref[0].line) > 4096 || ref[0].Data["params_count"] != 500.0 || ref[0].Data["params"] != nil ||
 					!strings.HasPrefix(ref[0].Data["params_digest"].(string), "sha256:") {
@@ -397,7 +361,7 @@ func TestAttacksDaemon(t *testing.T) {
 				}
 				// Another uid traces meanwhile (holderTraces, next).
 			},
-			audit: func(t *testing.T, recs []auditRec) {
+			audit: func(t *testing.T, recs []auditRecord) {
 				if n := sumHeld(recs, "uid:65534", "connections_refused"); n != 92 {
 					t.Errorf("%d refused connections counted, want 92", n)
 				}
@@ -429,7 +393,7 @@ func TestAttacksDaemon(t *testing.T) {
 					t.Errorf("a call without a request: %v", err)
 				}
 			},
-			audit: func(t *testing.T, recs []auditRec) {
+			audit: func(t *testing.T, recs []auditRecord) {
 				if n := sumHeld(recs, "uid:65534", "connections_timed_out"); n != 4 {
 					t.Errorf("%d connections counted as timed out, want 4", n)
 				}
@@ -464,7 +428,7 @@ func TestAttacksDaemon(t *testing.T) {
 					closedLine(t, b)
 				}
 			},
-			audit: func(t *testing.T, recs []auditRec) {
+			audit: func(t *testing.T, recs []auditRecord) {
 				if n := sumHeld(recs, "uid:65532", "connections_refused"); n != 6 {
 					t.Errorf("%d connections of uid 65532 refused, want 6", n)
 				}
@@ -529,8 +493,8 @@ func TestAttacksDaemon(t *testing.T) {
 					t.Fatalf("trace: %v", r.err)
 				}
 			},
-			audit: func(t *testing.T, recs []auditRec) {
-				e := only(recs, audit.EventTraceEnd, func(r auditRec) bool { return r.Data["stage"] == "compile" })
+			audit: func(t *testing.T, recs []auditRecord) {
+				e := only(recs, audit.EventTraceEnd, func(r auditRecord) bool { return r.Data["stage"] == "compile" })
 				if len(e) != 1 {
 					t.Fatalf("%d trace.end records of the compile error: it was dropped", len(e))
 				}
@@ -550,7 +514,7 @@ func TestAttacksDaemon(t *testing.T) {
 				t.Errorf("programs left loaded: %v", left)
 			}
 			d.stop(t)
-			recs := auditRecs(t, d)
+			recs := auditRecords(t, d.auditLog)
 			if tt.audit != nil {
 				tt.audit(t, recs)
 			}
@@ -563,8 +527,8 @@ func TestAttacksDaemon(t *testing.T) {
 
 // refusedAt checks the one early refusal of a row: its stage and
 // reason, in a trace.refused record that holds the request too.
-func refusedAt(stage, reason string) func(*testing.T, []auditRec) {
-	return func(t *testing.T, recs []auditRec) {
+func refusedAt(stage, reason string) func(*testing.T, []auditRecord) {
+	return func(t *testing.T, recs []auditRecord) {
 		t.Helper()
 		ref := only(recs, audit.EventTraceRefused, nil)
 		if len(ref) != 1 || ref[0].Data["stage"] != stage || !strings.Contains(ref[0].Data["reason"].(string), reason) || ref[0].Data["session"] == nil || ref[0].Data["caller"] == nil {

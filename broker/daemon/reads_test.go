@@ -279,25 +279,33 @@ func firstLines(text string) string {
 type auditRecord struct {
 	Event string         `json:"event"`
 	Data  map[string]any `json:"data"`
+	line  string
 }
 
-// auditRecords reads the audit log at path, once it verifies.
+// auditRecords reads the audit log at path, all its files if it
+// rotated, once they verify as one chain.
 func auditRecords(t *testing.T, path string) []auditRecord {
 	t.Helper()
-	if _, err := audit.VerifyFile(path); err != nil {
-		t.Fatalf("audit log does not verify: %v", err)
-	}
-	b, err := os.ReadFile(path)
+	files, err := audit.Files(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := audit.VerifyFiles(files); err != nil {
+		t.Fatalf("audit log does not verify: %v", err)
+	}
 	var out []auditRecord
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		var r auditRecord
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, r)
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			r := auditRecord{line: line}
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r)
+		}
 	}
 	return out
 }
