@@ -258,7 +258,7 @@ func (e *MapExpr) Pos() Pos     { return e.From }
 func (e *MapExpr) End() Pos     { return e.To }
 func (e *Call) Pos() Pos        { return e.From }
 func (e *Call) End() Pos        { return e.To }
-func (e *Binary) Pos() Pos      { return e.X.Pos() }
+func (e *Binary) Pos() Pos      { return LeftOperand(e).Pos() }
 func (e *Binary) End() Pos      { return e.Y.End() }
 func (e *Unary) Pos() Pos       { return e.OpPos }
 func (e *Unary) End() Pos       { return e.X.End() }
@@ -302,3 +302,32 @@ func (*Index) exprNode()       {}
 func (*Tuple) exprNode()       {}
 func (*Cast) exprNode()        {}
 func (*Paren) exprNode()       {}
+
+// LeftOperand is the first operand of a chain of binary operators
+// (`a` of `a + b - c`): such chains nest on the left as deep as they are
+// long, so everything that walks one loops rather than recurses.
+func LeftOperand(e *Binary) Expr {
+	x := e.X
+	for {
+		b, ok := x.(*Binary)
+		if !ok {
+			return x
+		}
+		x = b.X
+	}
+}
+
+// LeftSpine appends to spine e and the binary operators below it on the
+// left, from e down: for `a + b - c` (parsed as (a + b) - c), the - and
+// then the +. The last one's X is LeftOperand(e). Passes over the tree
+// use it to walk such a chain with a loop.
+func LeftSpine(spine []*Binary, e *Binary) []*Binary {
+	for {
+		spine = append(spine, e)
+		x, ok := e.X.(*Binary)
+		if !ok {
+			return spine
+		}
+		e = x
+	}
+}

@@ -2,6 +2,7 @@ package syntax
 
 import (
 	"errors"
+	"sort"
 	"testing"
 	"time"
 )
@@ -29,6 +30,14 @@ END { clear(@start); }`,
 func FuzzParse(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add(s)
+	}
+	// Deep and wide inputs, at and past the bounds.
+	for _, tt := range nested {
+		f.Add(tt.src(MaxDepth - 3))
+		f.Add(tt.src(MaxDepth + 1))
+	}
+	for _, tt := range wide {
+		f.Add(tt.src(MaxNodes / 4))
 	}
 	f.Fuzz(func(t *testing.T, src string) {
 		start := time.Now()
@@ -86,15 +95,29 @@ func checkPos(t *testing.T, src string, p Pos, what string) {
 	if !p.IsValid() || p.Offset < 0 || p.Offset > len(src) {
 		t.Fatalf("%s %+v out of range (len %d)", what, p, len(src))
 	}
-	line, col := 1, 1
-	for i := 0; i < p.Offset; i++ {
-		if src[i] == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-	}
+	starts := lineStarts(src)
+	line := sort.SearchInts(starts, p.Offset+1) // lines starting at or before Offset
+	col := p.Offset - starts[line-1] + 1
 	if p.Line != line || p.Col != col {
 		t.Fatalf("%s %+v: offset %d is at %d:%d", what, p, p.Offset, line, col)
 	}
 }
+
+// lineStarts are the offsets where src's lines start, kept for the last
+// src asked: the wide seeds have thousands of nodes.
+func lineStarts(src string) []int {
+	if src != lastSrc || lastStarts == nil {
+		lastSrc, lastStarts = src, []int{0}
+		for i := 0; i < len(src); i++ {
+			if src[i] == '\n' {
+				lastStarts = append(lastStarts, i+1)
+			}
+		}
+	}
+	return lastStarts
+}
+
+var (
+	lastSrc    string
+	lastStarts []int
+)

@@ -2,11 +2,6 @@ package syntax
 
 import "strings"
 
-// maxDepth bounds the parser's recursion so that hostile input such as a
-// million '(' gets an error instead of exhausting the stack. Each level of
-// parentheses costs two, so real scripts stay far below it.
-const maxDepth = 1000
-
 // providerAliases maps every spelling bpftrace accepts to the long name the
 // compiler switches on.
 var providerAliases = map[string]string{
@@ -52,9 +47,12 @@ var assignOps = map[Token]Token{
 type bailout struct{}
 
 type parser struct {
-	s     Scanner
-	errs  ErrorList
-	depth int
+	s    Scanner
+	errs ErrorList
+	// depth is the current nesting, deepest the most it reached, and
+	// nodes counts the tree built so far (limits.go).
+	depth, deepest int
+	nodes          int
 
 	// The current token; end is one past it.
 	pos, end Pos
@@ -69,7 +67,14 @@ type parser struct {
 // Parse parses a whole script. name is only recorded in the File (for error
 // messages). On failure the error is an ErrorList and the File is nil.
 func Parse(name string, src []byte) (f *File, err error) {
-	p := &parser{}
+	f, _, err = parse(name, src)
+	return f, err
+}
+
+// parse is Parse, which also returns the parser to let tests see how
+// deep and how large the tree grew.
+func parse(name string, src []byte) (f *File, p *parser, err error) {
+	p = &parser{}
 	p.s.Init(src)
 	defer func() {
 		if r := recover(); r != nil {
@@ -84,7 +89,7 @@ func Parse(name string, src []byte) (f *File, err error) {
 	for p.tok != EOF {
 		f.Probes = append(f.Probes, p.parseProbe())
 	}
-	return f, nil
+	return f, p, nil
 }
 
 func (p *parser) next()     { p.set(p.s.Scan()) }
@@ -137,16 +142,8 @@ func (p *parser) expect(tok Token, expecting string) {
 	p.next()
 }
 
-func (p *parser) enter() {
-	p.depth++
-	if p.depth > maxDepth {
-		p.errorAt(p.pos, p.end, "program is nested too deeply")
-	}
-}
-
-func (p *parser) leave() { p.depth-- }
-
 func (p *parser) parseProbe() *Probe {
+	p.node()
 	probe := &Probe{}
 	for {
 		if p.tok != PROBE {
@@ -177,6 +174,7 @@ func (p *parser) parseProbe() *Probe {
 }
 
 func (p *parser) parseSpec() *ProbeSpec {
+	p.node()
 	fields := strings.Split(p.lit, ":")
 	spec := &ProbeSpec{Raw: p.lit, Provider: fields[0], From: p.pos, To: p.end}
 	if long, ok := providerAliases[spec.Provider]; ok {
@@ -196,6 +194,7 @@ func (p *parser) parseBlock(top bool) *Block {
 	if p.tok != LBRACE {
 		p.unexpected("{")
 	}
+	p.node()
 	b := &Block{Lbrace: p.pos}
 	p.next()
 	for p.tok != RBRACE {
@@ -222,9 +221,11 @@ func (p *parser) parseBlock(top bool) *Block {
 }
 
 func (p *parser) parseStmt() Stmt {
-	switch p.tok {
-	case IF:
+	if p.tok == IF {
 		return p.parseIf()
+	}
+	p.node()
+	switch p.tok {
 	case WHILE:
 		s := &WhileStmt{While: p.pos}
 		p.next()
@@ -266,8 +267,7 @@ func (p *parser) parseStmt() Stmt {
 }
 
 func (p *parser) parseIf() *IfStmt {
-	p.enter()
-	defer p.leave()
+	p.node()
 	s := &IfStmt{If: p.pos}
 	p.next()
 	s.Cond = p.parseCond()
@@ -275,7 +275,10 @@ func (p *parser) parseIf() *IfStmt {
 	if p.tok == ELSE {
 		p.next()
 		if p.tok == IF {
+			// An else-if chain is a nesting, however flat it looks.
+			p.enter()
 			s.Else = p.parseIf()
+			p.leave()
 		} else {
 			s.Else = p.parseBlock(false)
 		}
@@ -306,6 +309,7 @@ func (p *parser) parseExpr() Expr {
 	if p.tok != QUEST {
 		return x
 	}
+	p.node()
 	p.next()
 	then := p.parseExpr()
 	p.expect(COLON, ":")
@@ -355,6 +359,7 @@ func (p *parser) parseBinary(prec1 int) Expr {
 		if prec < prec1 {
 			return x
 		}
+		p.node()
 		b := &Binary{Op: p.tok, OpPos: p.pos, X: x}
 		p.next()
 		b.Y = p.parseBinary(prec + 1)
@@ -363,16 +368,18 @@ func (p *parser) parseBinary(prec1 int) Expr {
 }
 
 func (p *parser) parseUnary() Expr {
-	p.enter()
-	defer p.leave()
 	switch p.tok {
 	case NOT, BITNOT, SUB, MUL, AND:
+		p.node()
 		u := &Unary{Op: p.tok, OpPos: p.pos}
 		p.next()
+		p.enter()
 		u.X = p.parseUnary()
+		p.leave()
 		return u
 	case INC, DEC:
 		// bpftrace only increments variables and maps.
+		p.node()
 		e := &IncDec{Op: p.tok, OpPos: p.pos}
 		p.next()
 		if p.tok != VAR && p.tok != MAP {
@@ -382,6 +389,7 @@ func (p *parser) parseUnary() Expr {
 		return e
 	case LPAREN:
 		if tok, lit := p.peek(); tok == IDENT && intTypes[lit] {
+			p.node()
 			c := &Cast{From: p.pos}
 			p.next()
 			c.Type = p.lit
@@ -391,17 +399,25 @@ func (p *parser) parseUnary() Expr {
 				p.next()
 			}
 			p.expect(RPAREN, ")")
+			p.enter()
 			c.X = p.parseUnary()
+			p.leave()
 			return c
 		}
 	}
 	return p.parsePostfix(p.parsePrimary())
 }
 
+// parsePostfix loops, but each postfix operator nests the tree one level
+// deeper on its left, so each counts towards the depth bound as a unary
+// operator does.
 func (p *parser) parsePostfix(x Expr) Expr {
+	depth := p.depth
 	for {
 		switch p.tok {
 		case ARROW, DOT:
+			p.node()
+			p.enter()
 			arrow := p.tok == ARROW
 			p.next()
 			switch p.tok {
@@ -417,19 +433,25 @@ func (p *parser) parsePostfix(x Expr) Expr {
 			x = &FieldAccess{X: x, Arrow: arrow, Field: p.lit, FieldPos: p.pos, To: p.end}
 			p.next()
 		case LBRACK:
+			p.node()
 			p.next()
 			ix := &Index{X: x, I: p.parseExpr(), To: p.end}
 			p.expect(RBRACK, "]")
 			x = ix
+			p.enter()
 		case INC, DEC:
 			switch x.(type) {
 			case *VarExpr, *MapExpr:
 			default:
+				p.depth = depth
 				return x
 			}
+			p.node()
+			p.enter()
 			x = &IncDec{Op: p.tok, OpPos: p.pos, Post: true, X: x}
 			p.next()
 		default:
+			p.depth = depth
 			return x
 		}
 	}
@@ -437,6 +459,10 @@ func (p *parser) parsePostfix(x Expr) Expr {
 
 func (p *parser) parsePrimary() Expr {
 	from, to, lit := p.pos, p.end, p.lit
+	switch p.tok {
+	case INT, STRING, VAR, IDENT, MAP, LPAREN:
+		p.node()
+	}
 	switch p.tok {
 	case INT:
 		p.next()

@@ -351,27 +351,6 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-func TestNestingLimit(t *testing.T) {
-	for _, src := range []string{
-		"BEGIN { @x = " + repeat("(", 100000) + "1" + repeat(")", 100000) + " }",
-		"BEGIN { @x = " + repeat("- ", 100000) + "1 }",
-		"BEGIN { @x = " + repeat("1 ? 2 : ", 100000) + "1 }",
-		"BEGIN { " + repeat("if (1) { ", 100000) + " }",
-		"BEGIN { " + repeat("if (1) {} else ", 100000) + "{} }",
-	} {
-		_, err := Parse("stdin", []byte(src))
-		list, ok := err.(ErrorList)
-		if !ok || list[0].Msg != "program is nested too deeply" {
-			t.Errorf("deep nesting: got %v", err)
-		}
-	}
-	// Real scripts are nowhere near the limit.
-	src := "BEGIN { @x = " + repeat("(", 200) + "1" + repeat(")", 200) + " }"
-	if _, err := Parse("stdin", []byte(src)); err != nil {
-		t.Errorf("200 parentheses: %v", err)
-	}
-}
-
 func repeat(s string, n int) string {
 	b := make([]byte, 0, len(s)*n)
 	for range n {
