@@ -41,7 +41,7 @@ test:
 # verifier accepts every program the compiler accepts; needs root).
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./broker/script/syntax/
-	$(GO) test -run='^$$' -fuzz=FuzzCompile -fuzztime=$(FUZZTIME) ./broker/script/compile/
+	$(GO) test -run='^$$' -fuzz=FuzzCompile -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./broker/script/compile/
 	$(GO) test -run='^$$' -fuzz=FuzzReadClasses -fuzztime=$(FUZZTIME) ./broker/script/compile/
 	$(GO) test -run='^$$' -fuzz=FuzzVerifier -fuzztime=$(FUZZTIME) ./bpf/
 	$(GO) test -run='^$$' -fuzz=FuzzSprintf -fuzztime=$(FUZZTIME) ./broker/output/

@@ -650,8 +650,9 @@ func findField(fields []Field, name string) *Field {
 	return nil
 }
 
-func (c *compiler) binary(in *instance, e *syntax.Binary) ty {
-	a, b := c.expr(in, e.X), c.expr(in, e.Y)
+// binaryOf types e from the types of its operands (chains.go walks
+// them).
+func (c *compiler) binaryOf(in *instance, e *syntax.Binary, a, b ty) ty {
 	if a.k == kNone || b.k == kNone {
 		return ty{}
 	}

@@ -106,7 +106,7 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 		lowerIncDec(p.Body)
 	}
 	c.expand()
-	if len(c.errs) > 0 {
+	if len(c.errs) > 0 || !c.checkWork() {
 		return nil, nil, syntax.ErrorList(c.errs)
 	}
 	// Map types flow between probes (END prints what a tracepoint filled),
@@ -143,7 +143,11 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 	prog := &program.Program{Source: string(f.Src), Generator: "script"}
 	c.declareMaps(prog)
 	for _, in := range c.instances {
-		prog.Probes = append(prog.Probes, c.generate(in))
+		p, ok := c.generateBounded(in)
+		if !ok {
+			break
+		}
+		prog.Probes = append(prog.Probes, p)
 	}
 	if errs := c.errs.errorsOnly(); len(errs) > 0 {
 		return nil, nil, errs
@@ -238,6 +242,7 @@ type compiler struct {
 	consts map[*syntax.Call]uint64
 	// incdecs are the assignments that ++ and -- inside expressions make.
 	incdecs map[*syntax.IncDec]*syntax.AssignStmt
+	budget  // limits.go
 }
 
 func (c *compiler) knownMaps() int {
@@ -251,14 +256,14 @@ func (c *compiler) knownMaps() int {
 }
 
 func (c *compiler) errorf(from, to syntax.Pos, format string, args ...any) {
-	c.errs = append(c.errs, &syntax.Error{From: from, To: to, Msg: fmt.Sprintf(format, args...)})
+	c.note(&syntax.Error{From: from, To: to, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (c *compiler) warnf(from, to syntax.Pos, format string, args ...any) {
 	if c.lenient {
 		return
 	}
-	c.errs = append(c.errs, &syntax.Error{From: from, To: to, Msg: fmt.Sprintf(format, args...), Warning: true})
+	c.note(&syntax.Error{From: from, To: to, Msg: fmt.Sprintf(format, args...), Warning: true})
 }
 
 // expand resolves every probe spec to its attach points.
@@ -266,7 +271,11 @@ func (c *compiler) expand() {
 	seen := map[string]bool{}
 	for _, p := range c.file.Probes {
 		for _, s := range p.Specs {
-			for _, in := range c.expandSpec(p, s) {
+			ins := c.expandSpec(p, s)
+			if !c.roomFor(s, len(ins)) || c.full {
+				return
+			}
+			for _, in := range ins {
 				if seen[in.name] && (in.kind == program.Begin || in.kind == program.End) {
 					c.errorf(s.From, s.To, "More than one %s probe defined", in.name)
 					continue
@@ -337,6 +346,9 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 			}
 			return nil
 		}
+		if !c.roomFor(s, len(matches)) {
+			return nil
+		}
 		var out []*instance
 		for _, m := range matches {
 			in := mk(program.Tracepoint, "tracepoint:"+m[0]+":"+m[1])
@@ -391,6 +403,9 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		}
 		if len(targets) == 0 {
 			c.errorf(s.From, s.To, "No probes matched %s", s.Raw)
+			return nil
+		}
+		if !c.roomFor(s, len(targets)) {
 			return nil
 		}
 		kind := program.Uprobe

@@ -1,7 +1,10 @@
 package compile
 
 import (
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 )
@@ -20,12 +23,29 @@ func FuzzCompile(f *testing.F) {
 	} {
 		f.Add(s)
 	}
+	// Deep and wide: nesting at the parser's bound, long chains.
+	for _, d := range deepForms {
+		f.Add(d.src(syntax.MaxDepth - 4))
+	}
+	for _, op := range []string{" && ", " || ", " + ", " == "} {
+		f.Add("BEGIN { @x = pid" + strings.Repeat(op+"pid", 300) + "; }")
+	}
 	f.Fuzz(func(t *testing.T, src string) {
 		file, err := syntax.Parse("stdin", []byte(src))
 		if err != nil {
 			return
 		}
-		_, warns, err := Compile(file, Options{Tracepoints: fakeTracepoints{}})
+		var warns syntax.ErrorList
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, warns, err = Compile(file, Options{Tracepoints: fakeTracepoints{}})
+		}()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
+			panic(fmt.Sprintf("Compile takes more than 3s on %q", src))
+		}
 		check := func(l syntax.ErrorList) {
 			for _, e := range l {
 				if e.From.Offset > len(src) || e.To.Offset > len(src) {

@@ -127,6 +127,7 @@ func (g *gen) resolve(l string) (string, bool) {
 }
 
 func (g *gen) emit(ins asm.Instruction) {
+	g.budget()
 	if g.pending != "" {
 		ins = ins.WithSymbol(g.pending)
 		g.pending = ""
@@ -839,12 +840,12 @@ func (g *gen) mapRead(e *syntax.MapExpr) {
 	g.label(done)
 }
 
-func (g *gen) binary(e *syntax.Binary) {
+// binaryOf finishes e once its left operand is in rAcc (chains.go walks
+// them); short and done are the labels of && and ||.
+func (g *gen) binaryOf(e *syntax.Binary, short, done string) {
 	a, b := g.typeOf(e.X), g.typeOf(e.Y)
 	switch e.Op {
 	case syntax.LAND, syntax.LOR:
-		short, done := g.newLabel(), g.newLabel()
-		g.intExpr(e.X)
 		if e.Op == syntax.LAND {
 			g.emit(asm.JEq.Imm(rAcc, 0, short))
 		} else {
@@ -862,11 +863,6 @@ func (g *gen) binary(e *syntax.Binary) {
 		g.label(done)
 		return
 	}
-	if a.k == kStr && b.k == kStr {
-		g.strEqual(e)
-		return
-	}
-	g.intExpr(e.X)
 	tmp := g.alloc(8)
 	g.emit(asm.StoreMem(asm.R10, tmp, rAcc, asm.DWord))
 	g.intExpr(e.Y)

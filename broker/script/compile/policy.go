@@ -55,7 +55,9 @@ func Policy(f *syntax.File) (*program.Program, error) {
 		return nil, errs
 	}
 	prog := &program.Program{Source: string(f.Src), Generator: "policy"}
-	prog.Probes = []*program.Probe{c.generate(in)}
+	if p, ok := c.generateBounded(in); ok {
+		prog.Probes = []*program.Probe{p}
+	}
 	if errs := c.errs.errorsOnly(); len(errs) > 0 {
 		return nil, errs
 	}

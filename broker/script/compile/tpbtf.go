@@ -43,6 +43,9 @@ func (c *compiler) expandTpBTF(p *syntax.Probe, s *syntax.ProbeSpec) []*instance
 		}
 		return nil
 	}
+	if !c.roomFor(s, len(names)) {
+		return nil
+	}
 	var out []*instance
 	for _, n := range names {
 		args, err := c.opts.BTFTracepoints.Args(n)

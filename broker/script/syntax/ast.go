@@ -35,6 +35,9 @@ type Probe struct {
 	Specs []*ProbeSpec
 	Pred  Expr // nil when there is no predicate
 	Body  *Block
+	// Nodes is the size of the block's tree, which passes repeated for
+	// each attach point of its specs cost each time.
+	Nodes int
 }
 
 func (p *Probe) Pos() Pos { return p.Specs[0].Pos() }

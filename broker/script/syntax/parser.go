@@ -144,6 +144,7 @@ func (p *parser) expect(tok Token, expecting string) {
 
 func (p *parser) parseProbe() *Probe {
 	p.node()
+	start := p.nodes
 	probe := &Probe{}
 	for {
 		if p.tok != PROBE {
@@ -170,6 +171,7 @@ func (p *parser) parseProbe() *Probe {
 		p.expect(QUO, "/")
 	}
 	probe.Body = p.parseBlock(true)
+	probe.Nodes = p.nodes - start + 1
 	return probe
 }
 
