@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tracebroker/tracebroker/internal/escape"
 )
 
 // Error is a diagnostic about a range of a script. To is exclusive; a zero
@@ -16,9 +18,9 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if !e.From.IsValid() {
-		return e.Msg
+		return escape.Text(e.Msg)
 	}
-	return e.From.String() + ": " + e.Msg
+	return e.From.String() + ": " + escape.Text(e.Msg)
 }
 
 // ErrorList is what Parse returns on failure; the compiler appends its own
@@ -37,15 +39,29 @@ func (l ErrorList) Error() string {
 	return fmt.Sprintf("%s (and %d more errors)", l[0], len(l)-1)
 }
 
-// Format renders every error as FormatError does, one after the other.
+// maxFormatted bounds the errors Format renders, each with its line of
+// the script: the compiler keeps up to a hundred.
+const maxFormatted = 20
+
+// Format renders every error as FormatError does, one after the other,
+// up to a bound, as bpftrace stops after many errors.
 func (l ErrorList) Format(name string, src []byte) string {
 	var b strings.Builder
-	for _, e := range l {
+	for i, e := range l {
+		if i == maxFormatted {
+			fmt.Fprintf(&b, "%s: ERROR: too many errors emitted, stopping now (%d more)\n", escape.String(name), len(l)-i)
+			break
+		}
 		b.WriteString(FormatError(name, src, e))
 		b.WriteByte('\n')
 	}
 	return b.String()
 }
+
+// maxShown bounds the bytes of a script's line an error shows: a
+// one-liner is shown whole, as bpftrace shows it, and a one-line script
+// of megabytes shows what lies around the caret.
+const maxShown = 1024
 
 // FormatError renders e the way bpftrace does, so that users and tools used to
 // bpftrace's output read ours without surprise:
@@ -56,13 +72,17 @@ func (l ErrorList) Format(name string, src []byte) string {
 //
 // Offsets are trusted over Line/Col for slicing src, and clamped, because
 // positions may come from a different version of the source than src.
+// What the script holds reaches a terminal here, so its control
+// characters are shown escaped, and the caret still points where it
+// should; a line longer than maxShown is cut around the caret, "..."
+// marking each cut.
 func FormatError(name string, src []byte, e *Error) string {
 	kind := "ERROR"
 	if e.Warning {
 		kind = "WARNING"
 	}
 	if !e.From.IsValid() {
-		return fmt.Sprintf("%s: %s: %s", name, kind, e.Msg)
+		return fmt.Sprintf("%s: %s: %s", escape.String(name), kind, escape.Text(e.Msg))
 	}
 
 	from := min(max(e.From.Offset, 0), len(src))
@@ -91,24 +111,46 @@ func FormatError(name string, src []byte, e *Error) string {
 	colTo := e.From.Col + (to - from)
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s:%d:%d-%d: %s: %s\n", name, e.From.Line, e.From.Col, colTo, kind, e.Msg)
-	b.Write(line)
-	b.WriteByte('\n')
-	// Mirror tabs and count runes, not bytes, so the caret sits under the
-	// character on the user's terminal.
+	fmt.Fprintf(&b, "%s:%d:%d-%d: %s: %s\n", escape.String(name), e.From.Line, e.From.Col, colTo, kind, escape.Text(e.Msg))
 	rel := min(from-lineStart, len(line))
-	for _, r := range string(line[:rel]) {
-		if r == '\t' {
+	relTo := min(to-lineStart, len(line))
+	var before, after string
+	if len(line) > maxShown {
+		start := max(0, rel-maxShown/2)
+		for start > 0 && !utf8.RuneStart(line[start]) {
+			start--
+		}
+		end := min(len(line), start+maxShown)
+		for end < len(line) && !utf8.RuneStart(line[end]) {
+			end++
+		}
+		if start > 0 {
+			before = "..."
+		}
+		if end < len(line) {
+			after = "..."
+		}
+		line, rel, relTo = line[start:end], rel-start, min(relTo, end)-start
+	}
+	b.WriteString(before)
+	b.WriteString(escape.Text(string(line)))
+	b.WriteString(after)
+	b.WriteByte('\n')
+	// Mirror tabs and count what each character shows as, not bytes, so
+	// the caret sits under the character on the user's terminal.
+	b.WriteString(strings.Repeat(" ", len(before)))
+	for i := 0; i < rel; {
+		_, size := utf8.DecodeRune(line[i:rel])
+		if line[i] == '\t' {
 			b.WriteByte('\t')
 		} else {
-			b.WriteByte(' ')
+			b.WriteString(strings.Repeat(" ", escape.Width(string(line[i:i+size]))))
 		}
+		i += size
 	}
 	b.WriteByte('^')
-	relTo := min(to-lineStart, len(line))
 	if relTo > rel {
-		n := utf8.RuneCount(line[rel:relTo])
-		if n > 1 {
+		if n := escape.Width(string(line[rel:relTo])); n > 1 {
 			b.WriteString(strings.Repeat("~", n-1))
 		}
 	}

@@ -1,6 +1,10 @@
 package syntax
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 func TestFormatError(t *testing.T) {
 	src := []byte("BEGIN { @x = count2(); }\n\tif (x) {\n  é @y = 1\r\n")
@@ -85,4 +89,64 @@ func TestErrorList(t *testing.T) {
 	}
 	var _ error = l
 	var _ error = l[0]
+}
+
+// TestFormatErrorEscapes: what a script holds reaches a terminal as
+// visible text — in the quoted line, the message and the name — with
+// the caret still under the right character.
+func TestFormatErrorEscapes(t *testing.T) {
+	src := []byte("BEGIN { @x = \"\x1b]0;pwned\x07\xff\"; nosuch(); }")
+	at := strings.Index(string(src), "nosuch")
+	e := &Error{From: Pos{at, 1, at + 1}, To: Pos{at + 6, 1, at + 7}, Msg: "Unknown function: nosuch \x1b[2J"}
+	want := fmt.Sprintf("evil\\x1b.bt:1:%d-%d: ERROR: Unknown function: nosuch \\x1b[2J\n", at+1, at+7) +
+		`BEGIN { @x = "\x1b]0;pwned\x07\xff"; nosuch(); }` + "\n" +
+		strings.Repeat(" ", len(`BEGIN { @x = "\x1b]0;pwned\x07\xff"; `)) + "^~~~~~"
+	if got := FormatError("evil\x1b.bt", src, e); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	if got := e.Error(); strings.ContainsRune(got, 0x1b) {
+		t.Errorf("Error() = %q", got)
+	}
+}
+
+// TestFormatErrorLongLine: a line longer than maxShown is cut around
+// the caret.
+func TestFormatErrorLongLine(t *testing.T) {
+	long := strings.Repeat("@a = 1; ", 100_000)
+	src := []byte("BEGIN { " + long + "nosuch(); " + long + "}")
+	at := strings.Index(string(src), "nosuch")
+	e := &Error{From: Pos{at, 1, at + 1}, To: Pos{at + 6, 1, at + 7}, Msg: "Unknown function: nosuch"}
+	got := FormatError("stdin", src, e)
+	lines := strings.Split(got, "\n")
+	if len(got) > 3*maxShown || len(lines) != 3 {
+		t.Fatalf("%d bytes:\n%.1000s", len(got), got)
+	}
+	if !strings.HasPrefix(lines[1], "...") || !strings.HasSuffix(lines[1], "...") {
+		t.Errorf("line not marked as cut: %q", lines[1])
+	}
+	caret := strings.IndexByte(lines[2], '^')
+	if !strings.HasPrefix(lines[1][caret:], "nosuch") || !strings.HasSuffix(lines[2], "^~~~~~") {
+		t.Errorf("caret at %d:\n%s\n%s", caret, lines[1], lines[2])
+	}
+	// At the start or the end of the line, one side only is cut.
+	e = &Error{From: Pos{0, 1, 1}, To: Pos{5, 1, 6}, Msg: "start"}
+	if got := strings.Split(FormatError("stdin", src, e), "\n"); strings.HasPrefix(got[1], "...") || got[2] != "^~~~~" {
+		t.Errorf("at the start:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// TestFormatManyErrors: Format stops after maxFormatted errors.
+func TestFormatManyErrors(t *testing.T) {
+	src := []byte("BEGIN { }")
+	var l ErrorList
+	for range 100 {
+		l = append(l, &Error{From: Pos{0, 1, 1}, To: Pos{5, 1, 6}, Msg: "again"})
+	}
+	got := l.Format("stdin", src)
+	if n := strings.Count(got, "ERROR: again"); n != maxFormatted {
+		t.Errorf("%d errors formatted", n)
+	}
+	if !strings.HasSuffix(got, "stdin: ERROR: too many errors emitted, stopping now (80 more)\n") {
+		t.Errorf("got:\n%s", got)
+	}
 }
