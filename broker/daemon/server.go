@@ -82,6 +82,8 @@ type Config struct {
 	EventBufferSize int
 	// MaxMapKeys is each map's size (0: 4096).
 	MaxMapKeys int
+	// Limits bounds each request (limits.go).
+	Limits RequestLimits
 	// ShutdownTimeout bounds how long shutdown waits for sessions to
 	// print their maps (0: 10s).
 	ShutdownTimeout time.Duration
@@ -155,6 +157,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	var err error
+	if cfg.Limits, err = cfg.Limits.withDefaults(); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -245,7 +251,7 @@ func (s *Server) TCPAddr() net.Addr {
 }
 
 func (s *Server) newGRPC(creds credentials.TransportCredentials) *grpc.Server {
-	g := grpc.NewServer(append([]grpc.ServerOption{grpc.Creds(creds), grpc.MaxRecvMsgSize(maxRequestSize)}, s.connOptions()...)...)
+	g := grpc.NewServer(append([]grpc.ServerOption{grpc.Creds(creds), grpc.MaxRecvMsgSize(s.cfg.Limits.messageSize())}, s.connOptions()...)...)
 	pb.RegisterBrokerServer(g, s)
 	return g
 }

@@ -23,12 +23,11 @@ import (
 	"github.com/tracebroker/tracebroker/broker/token"
 )
 
-// Bounds on what a request may carry.
+// Bounds on what a request may carry (and limits.go); maxRequestSize
+// is also what a client receives at most.
 const (
 	maxRequestSize = 2 << 20
-	maxSourceSize  = 1 << 20
 	maxTokenSize   = 8 << 10
-	maxParams      = 64
 	maxChunk       = 1 << 20
 )
 
@@ -270,11 +269,10 @@ func (s *Server) authenticate(ctx context.Context, c Caller) (*token.Token, erro
 // authorizeRequest checks what can be checked before compiling: the
 // trace scope, a generator's gen: scope.
 func (s *Server) authorizeRequest(c Caller, tok *token.Token, req *pb.TraceRequest) error {
+	if err := s.cfg.Limits.check(req); err != nil {
+		return err
+	}
 	switch {
-	case len(req.GetSource()) > maxSourceSize:
-		return status.Errorf(codes.InvalidArgument, "script of %d bytes is larger than %d", len(req.GetSource()), maxSourceSize)
-	case len(req.GetParams()) > maxParams:
-		return status.Errorf(codes.InvalidArgument, "%d generator parameters, more than %d", len(req.GetParams()), maxParams)
 	case req.GetGenerator() == "" && len(req.GetSource()) == 0:
 		return status.Error(codes.InvalidArgument, "no program: send a script or a generator")
 	case req.GetGenerator() != "" && len(req.GetSource()) > 0:

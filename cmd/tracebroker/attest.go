@@ -93,6 +93,7 @@ const defaultServeConfig = `{
   "refusal-audit-rate": 0.05,
   "audit-max-mib": 32,
   "audit-keep": 8,
+  "max-script-bytes": 262144,
   "log-format": "text",
   "log-level": "info"
 }

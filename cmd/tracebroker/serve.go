@@ -173,6 +173,7 @@ session, printing its maps to its client, and detaches everything.`,
 	f.IntVar(&cfg.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
 	tf.register(f)
 	registerLimitFlags(f, &cfg, &auditOpts)
+	registerRequestLimitFlags(f, &cfg.Limits)
 	f.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	gf.register(f)

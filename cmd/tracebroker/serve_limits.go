@@ -34,3 +34,15 @@ func registerLimitFlags(f *pflag.FlagSet, cfg *daemon.Config, a *audit.Options) 
 	f.Int64Var(&a.MaxSize, "audit-max-mib", 32, "rotate the audit log before it grows past `MIB` MiB (0: never)")
 	f.IntVar(&a.Keep, "audit-keep", audit.DefaultKeep, "keep `N` rotated audit log files; older ones are deleted, which the log records")
 }
+
+// registerRequestLimitFlags are serve's bounds on each request's fields;
+// broker.json sets them by the same names.
+func registerRequestLimitFlags(f *pflag.FlagSet, l *daemon.RequestLimits) {
+	d := daemon.DefaultRequestLimits
+	f.IntVar(&l.MaxSource, "max-script-bytes", d.MaxSource, "largest script a request may carry")
+	f.IntVar(&l.MaxName, "max-name-bytes", d.MaxName, "longest script name a request may carry")
+	f.IntVar(&l.MaxGenerator, "max-generator-bytes", d.MaxGenerator, "longest generator name a request may carry")
+	f.IntVar(&l.MaxParams, "max-params", d.MaxParams, "most generator parameters a request may carry")
+	f.IntVar(&l.MaxParamKey, "max-param-key-bytes", d.MaxParamKey, "longest generator parameter name")
+	f.IntVar(&l.MaxParamValue, "max-param-value-bytes", d.MaxParamValue, "longest generator parameter value")
+}
