@@ -35,6 +35,8 @@ test:
 # statements, gatekeeper requests, access tokens and their scopes, audit
 # logs, collector records and recordings, kallsyms and /proc maps, uprobe
 # paths through planted symlinks and a plugin's probe names among them), of
+# the daemon's request path up to the kernel (deep and wide scripts: no
+# panic, no stack overflow, bounded time), of terminal escaping, of
 # policy bytecode, of the interpreter
 # (arbitrary bytecode: no panic, no hang, no escape), of the compiler (no
 # panic on anything that parses) and of code generation (the kernel's
@@ -70,6 +72,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDuplicateKey -fuzztime=$(FUZZTIME) ./broker/token/
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./bpf/collector/
 	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./broker/recording/
+	$(GO) test -run='^$$' -fuzz=FuzzRequest -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./broker/daemon/
+	$(GO) test -run='^$$' -fuzz=FuzzText -fuzztime=$(FUZZTIME) ./internal/escape/
 
 # Start-up cost side by side with bpftrace (apt-get install bpftrace),
 # plus the Go micro-benchmarks.
