@@ -48,6 +48,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzVerifier -fuzztime=$(FUZZTIME) ./bpf/
 	$(GO) test -run='^$$' -fuzz=FuzzSprintf -fuzztime=$(FUZZTIME) ./broker/output/
 	$(GO) test -run='^$$' -fuzz=FuzzMap -fuzztime=$(FUZZTIME) ./broker/output/
+	$(GO) test -run='^$$' -fuzz=FuzzJSON -fuzztime=$(FUZZTIME) ./broker/output/
 	$(GO) test -run='^$$' -fuzz=FuzzParseFormat -fuzztime=$(FUZZTIME) ./bpf/tracefs/
 	$(GO) test -run='^$$' -fuzz=FuzzFunctions -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./bpf/uprobe/
 	$(GO) test -run='^$$' -fuzz=FuzzOpenTarget -fuzztime=$(FUZZTIME) ./bpf/uprobe/

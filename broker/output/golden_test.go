@@ -2,11 +2,16 @@ package output
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	p "github.com/tracebroker/tracebroker/broker/program"
 )
@@ -446,6 +451,9 @@ func TestGolden(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if mode.ext == "json" {
+					want = fixBpftraceJSON(want)
+				}
 				// Each seed feeds the entries and maps in another order.
 				for seed := int64(1); seed <= 5; seed++ {
 					simSeed = seed
@@ -458,10 +466,87 @@ func TestGolden(t *testing.T) {
 					if !bytes.Equal(got.Bytes(), want) {
 						t.Fatalf("seed %d: output differs from bpftrace 0.17\n%s", seed, diff(string(want), got.String()))
 					}
+					if mode.ext == "json" {
+						for i, line := range bytes.Split(bytes.TrimSpace(got.Bytes()), []byte("\n")) {
+							if err := strictJSON(line); err != nil && len(line) > 0 {
+								t.Fatalf("line %d: %v: %q", i+1, err, line)
+							}
+						}
+					}
 				}
 			})
 		}
 	}
+}
+
+// bpftraceEscapes are bpftrace 0.17's invalid escapes of the bytes >=
+// 0x80 of a string (jsonEscape), in a run.
+var bpftraceEscapes = regexp.MustCompile(`(\\uffffff[0-9a-f]{2})+`)
+
+// fixBpftraceJSON is what bpftrace 0.17 printed as it would be valid
+// JSON, a known bug of bpftrace's corrected: its escapes of bytes >= 0x80
+// become those bytes where they are UTF-8 and U+FFFD where not, as
+// jsonEscape writes them.
+func fixBpftraceJSON(b []byte) []byte {
+	return bpftraceEscapes.ReplaceAllFunc(b, func(run []byte) []byte {
+		var raw []byte
+		for i := 0; i < len(run); i += len(`\uffffffXX`) {
+			v, _ := strconv.ParseUint(string(run[i+8:i+10]), 16, 8)
+			raw = append(raw, byte(v))
+		}
+		return jsonEscape(nil, string(raw))
+	})
+}
+
+// strictJSON checks a line of JSON output as a strict parser would: the
+// grammar, UTF-8 throughout, no escaped surrogate (which only a pair
+// would make a character of), and every string it decodes to UTF-8.
+func strictJSON(line []byte) error {
+	if !json.Valid(line) {
+		return errors.New("not JSON")
+	}
+	if !utf8.Valid(line) {
+		return errors.New("not UTF-8")
+	}
+	for i := 0; i < len(line); i++ {
+		if line[i] != '\\' || i+1 >= len(line) {
+			continue
+		}
+		if line[i+1] == 'u' && i+3 < len(line) && (line[i+2] == 'd' || line[i+2] == 'D') && strings.ContainsRune("89abcdefABCDEF", rune(line[i+3])) {
+			return errors.New("an escaped surrogate")
+		}
+		i++ // the escaped character
+	}
+	var v any
+	if err := json.Unmarshal(line, &v); err != nil {
+		return err
+	}
+	var walk func(v any) error
+	walk = func(v any) error {
+		switch v := v.(type) {
+		case string:
+			if !utf8.ValidString(v) {
+				return fmt.Errorf("string %q is not UTF-8", v)
+			}
+		case []any:
+			for _, e := range v {
+				if err := walk(e); err != nil {
+					return err
+				}
+			}
+		case map[string]any:
+			for k, e := range v {
+				if err := walk(k); err != nil {
+					return err
+				}
+				if err := walk(e); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return walk(v)
 }
 
 // TestLostGolden replays excerpts of a real run that lost events (see
@@ -518,4 +603,45 @@ func quoteLine(s string) string {
 		s = s[:300] + "..."
 	}
 	return strconv.Quote(s)
+}
+
+// FuzzJSON: whatever bytes a traced string holds — in a printf, a map's
+// key or value, a tuple, a join() or time() — every line of JSON output
+// is strict JSON, and a string that was UTF-8 reads back as it was.
+func FuzzJSON(f *testing.F) {
+	f.Add("é\x01\"\\\t\n", "\xff\xfe\x9b", "\u202e\x1b[2J")
+	f.Add("\xed\xa0\x80", "\xc3", "ok")
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		st := newState()
+		st.mp("@k", p.Plain, tStr).set(I(1), S(a))
+		st.mp("@v", p.Plain, tStr).set(S(b), S(c))
+		st.mp("@t", p.Plain).set(Tup(I(1), S(a), S(b)))
+		st.mp("@c", p.Count, tStr, tStr).count(S(c), S(a))
+		var out bytes.Buffer
+		pr := NewJSON(&out)
+		pr.AttachedProbes(1)
+		pr.Printf(a)
+		pr.Join(b)
+		pr.Time(c)
+		pr.Exit(st.snaps())
+		if err := pr.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		lines := bytes.Split(bytes.TrimSpace(out.Bytes()), []byte("\n"))
+		for _, line := range lines {
+			if len(line) == 0 {
+				continue
+			}
+			if err := strictJSON(line); err != nil {
+				t.Fatalf("%v: %q", err, line)
+			}
+		}
+		var ev struct{ Data string }
+		if err := json.Unmarshal(lines[1], &ev); err != nil {
+			t.Fatal(err)
+		}
+		if utf8.ValidString(a) && ev.Data != a {
+			t.Fatalf("printf of %q reads back as %q", a, ev.Data)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package output
 
 import (
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/tracebroker/tracebroker/broker/program"
 )
@@ -214,14 +215,30 @@ func jsonLhist(b []byte, buckets []uint64, min, max, step int64) []byte {
 	return append(b, ']')
 }
 
-// jsonEscape is bpftrace's json_escape, quirks included: it tests each
-// byte as a signed C char, so every byte >= 0x80 is "escaped" as the
-// sign-extended int in hex (é, c3 a9, becomes \uffffffc3\uffffffa9), and
-// DEL passes through raw.
+// jsonEscape is bpftrace's json_escape where that gives valid JSON:
+// `\"`, `\\`, `\n`, `\r`, `\t`, other control characters as `\u00XX`,
+// DEL raw. bpftrace 0.17 also "escapes" every byte >= 0x80 as the
+// sign-extended C char it tests (é, c3 a9, becomes \uffffffc3\uffffffa9),
+// which no JSON parser takes. Here UTF-8 is written as it is, which JSON
+// allows, and each byte that is not UTF-8 becomes U+FFFD, as
+// encoding/json and most JSON writers do: a traced string is bytes that
+// JSON cannot carry, and the replacement says so where a code point
+// chosen for the byte (\u00XX) would pass for a character it is not —
+// U+009B, a terminal's CSI, among them. Text output keeps the bytes.
 func jsonEscape(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s); {
 		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, s[i:i+size]...)
+			}
+			i += size
+			continue
+		}
 		switch {
 		case c == '"':
 			b = append(b, `\"`...)
@@ -233,15 +250,13 @@ func jsonEscape(b []byte, s string) []byte {
 			b = append(b, `\r`...)
 		case c == '\t':
 			b = append(b, `\t`...)
-		case c >= 0x80:
-			b = append(b, `\uffffff`...)
-			b = append(b, hex[c>>4], hex[c&15])
 		case c <= 0x1f:
 			b = append(b, `\u00`...)
 			b = append(b, hex[c>>4], hex[c&15])
 		default:
 			b = append(b, c)
 		}
+		i++
 	}
 	return b
 }
