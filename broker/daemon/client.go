@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
+	"github.com/tracebroker/tracebroker/internal/escape"
 )
 
 // Target is where a daemon listens and how to present oneself.
@@ -137,7 +138,7 @@ func (c *Client) Trace(ctx context.Context, interrupt <-chan struct{}, req *pb.T
 		case *pb.TraceEvent_Exit:
 			res.Reason = e.Exit.GetReason()
 			if e.Exit.GetStatus() != 0 {
-				io.WriteString(stderr, e.Exit.GetError())
+				io.WriteString(stderr, escape.Text(e.Exit.GetError()))
 				return res, &ExitError{Status: int(e.Exit.GetStatus()), Message: e.Exit.GetError()}
 			}
 			return res, nil

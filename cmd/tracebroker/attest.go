@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/internal/escape"
 	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
@@ -356,20 +357,24 @@ it came from and who asked.`,
 				_, err = fmt.Fprintf(w, "%s\n", b)
 				return err
 			}
+			// What the attestation holds came from requests (a script's
+			// name, a token's subject): every field is shown escaped, so
+			// that none can forge a line or reach the terminal.
+			e := escape.String
 			digest, _ := programDigestHex(p.Program.Code)
-			fmt.Fprintf(w, "program:   %s (%d instructions, sha256:%s)\n", p.Program.Name, p.Program.Insns, digest)
-			fmt.Fprintf(w, "signed by: %s\n", signer)
-			fmt.Fprintf(w, "source:    %s %s (sha256:%s)\n", p.Source.Kind, p.Source.Name, p.Source.Digest)
+			fmt.Fprintf(w, "program:   %s (%d instructions, sha256:%s)\n", e(p.Program.Name), p.Program.Insns, e(digest))
+			fmt.Fprintf(w, "signed by: %s\n", e(signer))
+			fmt.Fprintf(w, "source:    %s %s (sha256:%s)\n", e(p.Source.Kind), e(p.Source.Name), e(p.Source.Digest))
 			if text != "" {
-				fmt.Fprintf(w, "text:      %s\n", text)
+				fmt.Fprintf(w, "text:      %s\n", e(text))
 			}
-			fmt.Fprintf(w, "generator: %s %s\n", p.Generator.Name, p.Generator.Version)
-			fmt.Fprintf(w, "broker:    %s sha256:%s verified=%v %s\n", p.Broker.Path, p.Broker.Digest, p.Broker.Verified, p.Broker.Reason)
+			fmt.Fprintf(w, "generator: %s %s\n", e(p.Generator.Name), e(p.Generator.Version))
+			fmt.Fprintf(w, "broker:    %s sha256:%s verified=%v %s\n", e(p.Broker.Path), e(p.Broker.Digest), p.Broker.Verified, e(p.Broker.Reason))
 			fmt.Fprintf(w, "requester: uid %d", p.Requester.UID)
 			if p.Requester.TokenSubject != "" {
-				fmt.Fprintf(w, ", token %s (jti %s)", p.Requester.TokenSubject, p.Requester.TokenID)
+				fmt.Fprintf(w, ", token %s (jti %s)", e(p.Requester.TokenSubject), e(p.Requester.TokenID))
 			}
-			fmt.Fprintf(w, "\ndecision:  %s\ntime:      %s\n", orNone(p.Decision.Verdict), p.Time.Format("2006-01-02T15:04:05Z07:00"))
+			fmt.Fprintf(w, "\ndecision:  %s\ntime:      %s\n", e(orNone(p.Decision.Verdict)), p.Time.Format("2006-01-02T15:04:05Z07:00"))
 			return nil
 		},
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/broker"
 	"github.com/tracebroker/tracebroker/broker/daemon"
+	"github.com/tracebroker/tracebroker/internal/escape"
 )
 
 func main() {
@@ -21,7 +22,9 @@ func main() {
 			// The daemon's message is already on stderr.
 			os.Exit(exit.Status)
 		}
-		fmt.Fprint(os.Stderr, broker.ErrorText(err))
+		// An error may quote what others wrote (a daemon's or a
+		// plugin's message, a name): shown escaped, lines kept.
+		fmt.Fprint(os.Stderr, escape.Text(broker.ErrorText(err)))
 		os.Exit(1)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/broker"
+	"github.com/tracebroker/tracebroker/internal/escape"
 	"github.com/tracebroker/tracebroker/plugins"
 )
 
@@ -137,7 +138,8 @@ and never run.`,
 				case p.Info != nil && p.Info.Description != "":
 					status = "verified: " + p.Info.Description
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", p.Name, version, signer, status)
+				// A plugin describes itself: shown escaped.
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", escape.String(p.Name), escape.String(version), escape.String(signer), escape.String(status))
 			}
 			return w.Flush()
 		},

@@ -16,6 +16,7 @@ import (
 	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/broker"
 	"github.com/tracebroker/tracebroker/broker/recording"
+	"github.com/tracebroker/tracebroker/internal/escape"
 	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
@@ -68,6 +69,9 @@ privilege. The format is versioned and documented (broker/recording).`,
 				return err
 			}
 			rr.Collectors = collectorTrust(t, state, unsigned)
+			var done func()
+			rr.Stderr, done = terminalSafe(cmd.ErrOrStderr())
+			defer done()
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return broker.Record(ctx, rr)
@@ -125,7 +129,11 @@ be among the recorded ones. No kernel support, no privilege.`,
 				c.Close()
 				rr.Name, rr.Source = h.Script.Name, []byte(h.Script.Source)
 			}
-			rr.Stdout, rr.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			var doneOut, doneErr func()
+			rr.Stdout, doneOut = terminalSafe(cmd.OutOrStdout())
+			defer doneOut()
+			rr.Stderr, doneErr = terminalSafe(cmd.ErrOrStderr())
+			defer doneErr()
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return broker.Replay(ctx, rr)
@@ -168,7 +176,7 @@ func newCollectorsCmd() *cobra.Command {
 				} else {
 					status = "verified: signed by " + ids[0].Signer
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Name, s.Type, s.Digest(), status)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Name, s.Type, s.Digest(), escape.String(status))
 			}
 			return w.Flush()
 		},

@@ -60,7 +60,14 @@ func newRunCmd() *cobra.Command {
 				}
 				defer f.Close()
 				req.Stdout = f
+			} else {
+				var done func()
+				req.Stdout, done = terminalSafe(cmd.OutOrStdout())
+				defer done()
 			}
+			var done func()
+			req.Stderr, done = terminalSafe(cmd.ErrOrStderr())
+			defer done()
 			// The gatekeeper is ready before any plugin runs: a policy that
 			// does not load stops everything, plugins included.
 			trust, k, err := gf.ready(state)

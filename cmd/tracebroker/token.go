@@ -12,6 +12,7 @@ import (
 
 	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/broker/token"
+	"github.com/tracebroker/tracebroker/internal/escape"
 )
 
 func newTokenCmd() *cobra.Command {
@@ -160,7 +161,7 @@ scope, and --revoked if given) and the last line is "valid" or
 				return err
 			}
 			if _, err := v.Verify(raw); err != nil {
-				fmt.Fprintf(out, "invalid: %v\n", err)
+				fmt.Fprintf(out, "invalid: %s\n", escape.String(err.Error()))
 				return err
 			}
 			fmt.Fprintln(out, "valid")
@@ -206,7 +207,9 @@ func printTokenParts(w io.Writer, header, claims map[string]any, now time.Time) 
 		if err != nil {
 			return err
 		}
-		if _, err := fmt.Fprintf(w, "%s:\n%s\n", part.name, b); err != nil {
+		// JSON escapes C0 controls; a token's claims are whoever
+		// minted it's, so C1 controls and bidi overrides are too.
+		if _, err := fmt.Fprintf(w, "%s:\n%s\n", part.name, escape.Text(string(b))); err != nil {
 			return err
 		}
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tracebroker/tracebroker/broker/daemon"
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
+	"github.com/tracebroker/tracebroker/internal/escape"
 	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
@@ -136,7 +137,11 @@ from $TRACEBROKER_TOKEN: never from the command line, where ps and
 				<-sig
 				cancel()
 			}()
-			res, err := c.Trace(ctx, interrupt, &req, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			stdout, doneOut := terminalSafe(cmd.OutOrStdout())
+			defer doneOut()
+			stderr, doneErr := terminalSafe(cmd.ErrOrStderr())
+			defer doneErr()
+			res, err := c.Trace(ctx, interrupt, &req, stdout, stderr)
 			if err != nil {
 				return err
 			}
@@ -153,7 +158,7 @@ from $TRACEBROKER_TOKEN: never from the command line, where ps and
 			case "token_revoked":
 				fmt.Fprintln(cmd.ErrOrStderr(), "tracebroker: the token was revoked")
 			default:
-				fmt.Fprintf(cmd.ErrOrStderr(), "tracebroker: the trace ended: %s\n", res.Reason)
+				fmt.Fprintf(cmd.ErrOrStderr(), "tracebroker: the trace ended: %s\n", escape.String(res.Reason))
 			}
 			return nil
 		},
@@ -204,8 +209,9 @@ func newSessionsCmd() *cobra.Command {
 				if s.DeadlineUnixMs != 0 {
 					ends = time.UnixMilli(s.DeadlineUnixMs).Format(time.TimeOnly)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\n", s.Id, s.Subject, s.Uid, s.ClientPid, orDash(s.Mode),
-					time.UnixMilli(s.StartedUnixMs).Format(time.TimeOnly), ends, s.Name, len(s.Probes))
+				// Subject and name are the token holder's: shown escaped.
+				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\n", escape.String(s.Id), escape.String(s.Subject), s.Uid, s.ClientPid, escape.String(orDash(s.Mode)),
+					time.UnixMilli(s.StartedUnixMs).Format(time.TimeOnly), ends, escape.String(s.Name), len(s.Probes))
 			}
 			return w.Flush()
 		},

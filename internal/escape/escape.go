@@ -17,6 +17,7 @@ package escape
 import (
 	"fmt"
 	"io"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -118,8 +119,10 @@ func escapeRune(r rune, size int, first byte, layout bool) string {
 
 // Writer escapes what it writes through as Text does, for a stream of
 // output shown on a terminal. A character cut in two by the end of a
-// write is completed by the next one; Flush ends the stream.
+// write is completed by the next one; Flush ends the stream. It is safe
+// for concurrent use.
 type Writer struct {
+	mu      sync.Mutex
 	w       io.Writer
 	pending []byte // the start of a character the next write completes
 	buf     []byte
@@ -131,6 +134,8 @@ func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
 // Write escapes p and writes it. It reports len(p) written when the
 // escaped text was.
 func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	n := len(p)
 	if len(w.pending) > 0 {
 		p = append(w.pending, p...)
@@ -151,6 +156,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 // Flush writes what is left of a character cut off at the end of the
 // stream, escaped as the invalid bytes it is.
 func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if len(w.pending) == 0 {
 		return nil
 	}
