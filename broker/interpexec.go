@@ -102,6 +102,9 @@ func newInterpSession(prog *program.Program, src eventSource, cpus int) (s *inte
 	if err := interpCapable(prog); err != nil {
 		return nil, err
 	}
+	if err := checkInterpMaps(prog, cpus); err != nil {
+		return nil, err
+	}
 	s = &interpSession{prog: prog, src: src, maps: map[string]*interp.Map{}, stacks: map[string]*stackTable{}}
 	for _, ms := range prog.Maps {
 		spec := ms.Copy()

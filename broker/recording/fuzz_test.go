@@ -37,6 +37,10 @@ func FuzzReader(f *testing.F) {
 	f.Add(good)
 	f.Add(good[:len(good)-20])
 	f.Add([]byte(Magic))
+	// Headers claiming more CPUs than Linux has, and as many.
+	for _, cpus := range []string{`"cpus":8192`, `"cpus":9999`} {
+		f.Add(bytes.Replace(good, []byte(`"cpus":2`), []byte(cpus), 1))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := NewReader(bytes.NewReader(b))
 		if err != nil {

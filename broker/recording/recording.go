@@ -47,6 +47,10 @@ const (
 	Version   = 1
 	MaxHeader = 1 << 20
 	MaxProbes = 4096
+	// MaxCPUs is the most CPUs a recording's host may have had: Linux's
+	// largest NR_CPUS. What a replay allocates for them is bounded when
+	// it starts (broker's maxInterpMapBytes).
+	MaxCPUs = 8192
 	// trailerProbe marks the trailer record.
 	trailerProbe = 0xffff
 	trailerSize  = 16
@@ -249,8 +253,8 @@ func (h *Header) check() error {
 		return fmt.Errorf("recording version %d; this tracebroker reads version %d", h.Version, Version)
 	case len(h.Probes) == 0 || len(h.Probes) > MaxProbes:
 		return fmt.Errorf("recording of %d probes (1 to %d)", len(h.Probes), MaxProbes)
-	case h.CPUs < 1 || h.CPUs > 1<<16:
-		return fmt.Errorf("recording of %d CPUs", h.CPUs)
+	case h.CPUs < 1 || h.CPUs > MaxCPUs:
+		return fmt.Errorf("recording of %d CPUs (1 to %d)", h.CPUs, MaxCPUs)
 	}
 	for i, p := range h.Probes {
 		if p.CtxLen < 0 || p.CtxLen > collector.MaxContext || len(p.Strings) > collector.MaxStrings {

@@ -140,6 +140,9 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 	if errs := c.errs.errorsOnly(); len(errs) > 0 {
 		return nil, nil, errs
 	}
+	if !c.checkMaps() {
+		return nil, nil, c.errs.errorsOnly()
+	}
 	prog := &program.Program{Source: string(f.Src), Generator: "script"}
 	c.declareMaps(prog)
 	for _, in := range c.instances {

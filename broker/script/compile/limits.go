@@ -27,7 +27,21 @@ const (
 	// generates 4,548; what this many cost to generate is in
 	// BenchmarkCompileWorstAccepted.
 	MaxInsns = 1 << 18
+	// MaxMaps bounds a program's maps, each of which the kernel (or the
+	// interpreter) allocates whole: the kernel lets one BPF program use
+	// 64 maps (MAX_USED_MAPS), and every probe uses three of its own.
+	MaxMaps = 61
 )
+
+// checkMaps reports the first map past MaxMaps, before any is declared.
+func (c *compiler) checkMaps() bool {
+	if len(c.mapOrder) <= MaxMaps {
+		return true
+	}
+	m := c.maps[c.mapOrder[MaxMaps]]
+	c.errorf(m.pos, m.end, "program is too large: %s is its map number %d, and a program may have %d", m.name, MaxMaps+1, MaxMaps)
+	return false
+}
 
 // maxDiagnostics bounds the errors and warnings a compilation keeps: a
 // block repeated over many probes repeats its mistakes, and a large

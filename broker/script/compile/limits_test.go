@@ -367,3 +367,30 @@ func TestDiagnosticsLimit(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestMapLimit: a program has at most MaxMaps maps, refused before any
+// is declared, at the first map past the bound.
+func TestMapLimit(t *testing.T) {
+	maps := func(n int) string {
+		var b strings.Builder
+		b.WriteString("BEGIN { ")
+		for i := range n {
+			fmt.Fprintf(&b, "@m%d = %d; ", i, i)
+		}
+		return b.String() + "}"
+	}
+	if _, err := compileWith(t, maps(MaxMaps), fakeTracepoints{}); err != nil {
+		t.Fatalf("%d maps: %v", MaxMaps, err)
+	}
+	src := maps(MaxMaps + 50)
+	_, err := compileWith(t, src, fakeTracepoints{})
+	var list syntax.ErrorList
+	if !errors.As(err, &list) || len(list) != 1 {
+		t.Fatalf("got %v", err)
+	}
+	at := strings.Index(src, fmt.Sprintf("@m%d ", MaxMaps))
+	want := fmt.Sprintf("stdin:1:%d-%d: ERROR: program is too large: @m%d is its map number %d, and a program may have %d", at+1, at+5, MaxMaps, MaxMaps+1, MaxMaps)
+	if got := list.Format("stdin", []byte(src)); !strings.HasPrefix(got, want) {
+		t.Errorf("got %s\nwant %s", got, want)
+	}
+}
