@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,43 +15,15 @@ import (
 	"github.com/tracebroker/tracebroker/broker/recording"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
+	"github.com/tracebroker/tracebroker/internal/recordingtest"
 )
 
 // withCPUs is the recording at path with its header saying cpus, as an
 // attacker who hands someone a recording writes it.
 func withCPUs(t *testing.T, path string, cpus int) string {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rd, err := recording.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := *rd.Header()
-	h.CPUs = cpus
 	out := filepath.Join(t.TempDir(), fmt.Sprintf("cpus%d.tbrec", cpus))
-	w, err := recording.Create(out, &h, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		rec, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Write(rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(0); err != nil {
-		t.Fatal(err)
-	}
+	recordingtest.Rewrite(t, path, out, func(h *recording.Header) { h.CPUs = cpus })
 	return out
 }
 

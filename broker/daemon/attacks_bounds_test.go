@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
@@ -125,15 +124,7 @@ func TestAttacksBounds(t *testing.T) {
 func BenchmarkAttacksBounds(b *testing.B) {
 	needKernel(b)
 	d := startDaemon(b, daemonOpts{configure: func(_ *testDaemon, c *Config) { c.Limits.MaxSource = 2 << 20 }})
-	tok, err := token.Issue(d.issuer, token.IssueOptions{Subject: "bench", Scope: "trace probe:tracepoint:syscalls:sys_enter_getcwd", TTL: time.Hour})
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := Dial(Target{Socket: d.socket, Token: tok})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := benchClient(b, d, "trace probe:tracepoint:syscalls:sys_enter_getcwd")
 	for _, tt := range boundsAttacks() {
 		if tt.code != "" {
 			continue

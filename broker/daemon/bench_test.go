@@ -27,10 +27,28 @@ func BenchmarkTrace(b *testing.B) {
 func benchTrace(b *testing.B, withToken bool) {
 	needKernel(b)
 	d := startDaemon(b, daemonOpts{})
-	tok := ""
+	scope := ""
 	if withToken {
+		scope = "trace probe:**"
+	}
+	c := benchClient(b, d, scope)
+	req := &pb.TraceRequest{Source: []byte(`BEGIN { printf("hi\n"); exit(); }`), Quiet: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Trace(context.Background(), nil, req, io.Discard, io.Discard); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchClient is a client of d with a token of scope, or without a token
+// for "": closed when b ends.
+func benchClient(b *testing.B, d *testDaemon, scope string) *Client {
+	b.Helper()
+	tok := ""
+	if scope != "" {
 		var err error
-		tok, err = token.Issue(d.issuer, token.IssueOptions{Subject: "bench", Scope: "trace probe:**", TTL: time.Hour})
+		tok, err = token.Issue(d.issuer, token.IssueOptions{Subject: "bench", Scope: scope, TTL: time.Hour})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -39,12 +57,6 @@ func benchTrace(b *testing.B, withToken bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
-	req := &pb.TraceRequest{Source: []byte(`BEGIN { printf("hi\n"); exit(); }`), Quiet: true}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.Trace(context.Background(), nil, req, io.Discard, io.Discard); err != nil {
-			b.Fatal(err)
-		}
-	}
+	b.Cleanup(func() { c.Close() })
+	return c
 }

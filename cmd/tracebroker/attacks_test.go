@@ -20,6 +20,7 @@ import (
 	"github.com/tracebroker/tracebroker/broker/recording"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
+	"github.com/tracebroker/tracebroker/internal/recordingtest"
 )
 
 // evil is what an attacker puts where a terminal will show it: a title
@@ -100,56 +101,11 @@ func asUser(bin, dir string, uid int, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// pipeRun runs cmd with stdout and stderr on pipes.
-func pipeRun(t *testing.T, cmd *exec.Cmd) (stdout, stderr string, code int) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
-}
-
 // craftRecording is testdata's cat.tbrec with its header changed by edit,
 // as an attacker who hands someone a recording writes it.
 func craftRecording(t *testing.T, path string, edit func(h *recording.Header)) {
 	t.Helper()
-	f, err := os.Open("../../testdata/recordings/cat.tbrec")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rd, err := recording.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := *rd.Header()
-	edit(&h)
-	w, err := recording.Create(path, &h, 1<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		rec, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Write(rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(rd.Lost()); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(path, 0o644)
+	recordingtest.Rewrite(t, "../../testdata/recordings/cat.tbrec", path, edit)
 }
 
 // TestAttacksEscapes: what others control — a recording's script, a
@@ -201,12 +157,12 @@ func TestAttacksEscapes(t *testing.T) {
 				require(t, needKernel)
 				uid = 0
 			}
-			cmd := asUser(bin, dir, uid, tt.args...)
 			var stdout, stderr string
 			if tt.pty {
-				stdout, stderr, _ = ptyRun(t, cmd)
+				stdout, stderr, _ = ptyRun(t, asUser(bin, dir, uid, tt.args...))
 			} else {
-				stdout, stderr, _ = pipeRun(t, cmd)
+				r := (&errorsEnv{dir: dir, tracebroker: bin}).runAs(t, uid, tt.args...)
+				stdout, stderr = r.stdout, r.stderr
 			}
 			if !strings.Contains(stdout, tt.stdout) || !strings.Contains(stderr, tt.stderr) {
 				t.Errorf("stdout %q\nstderr %q\nwant them to contain %q and %q", stdout, stderr, tt.stdout, tt.stderr)
