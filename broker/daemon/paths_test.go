@@ -120,6 +120,9 @@ func TestAttacksPaths(t *testing.T) {
 	pluginDir, pluginKey := misnamedPlugin(t)
 	d := startDaemon(t, daemonOpts{configure: func(_ *testDaemon, c *Config) {
 		c.Plugins = &plugins.Host{Dir: pluginDir, Trust: attest.NewTrust(pluginKey.Public()), StartTimeout: 30 * time.Second, CallTimeout: 30 * time.Second}
+		// item9/source_stored_once sends a script of 1 MB, past the
+		// default limit.
+		c.Limits.MaxSource = 2 << 20
 	}})
 	scope := "trace probe:uprobe:" + e.allowed + "/*:*"
 	tok := d.token(t, token.IssueOptions{Subject: "mallory", Scope: scope})
