@@ -48,3 +48,30 @@ func (g *gen) binary(e *syntax.Binary) {
 		g.binaryOf(spine[i], labels[i][0], labels[i][1])
 	}
 }
+
+// varRefs are the scratch variables e reads where ctxPointer may look —
+// through parentheses, ?:, [], unary operators and binary operators —
+// found with a loop, since e may hold a chain (contextVars).
+func varRefs(e syntax.Expr) []string {
+	var out []string
+	stack := []syntax.Expr{e}
+	for len(stack) > 0 {
+		e := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		switch e := e.(type) {
+		case *syntax.VarExpr:
+			out = append(out, e.Name)
+		case *syntax.Paren:
+			stack = append(stack, e.X)
+		case *syntax.Ternary:
+			stack = append(stack, e.Then, e.Else)
+		case *syntax.Index:
+			stack = append(stack, e.X)
+		case *syntax.Unary:
+			stack = append(stack, e.X)
+		case *syntax.Binary:
+			stack = append(stack, e.X, e.Y)
+		}
+	}
+	return out
+}

@@ -331,6 +331,7 @@ func BenchmarkRefused(b *testing.B) {
 		{"ternary", "BEGIN { @x = " + strings.Repeat("1 ? 1 : ", n) + "1; }"},
 		{"if_else", "BEGIN { " + strings.Repeat("if (1) { @x = 1; } else ", n) + "{ @x = 2; } }"},
 		{"statements", "BEGIN { " + strings.Repeat("@x = 1; ", n) + "}"},
+		{"variable_chain_10k", variableChain(10_000)}, // refused for its stack, once it is generated
 	} {
 		b.Run(tt.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -393,4 +394,14 @@ func TestMapLimit(t *testing.T) {
 	if got := list.Format("stdin", []byte(src)); !strings.HasPrefix(got, want) {
 		t.Errorf("got %s\nwant %s", got, want)
 	}
+}
+
+// variableChain assigns each of n variables from the one before.
+func variableChain(n int) string {
+	var b strings.Builder
+	b.WriteString("BEGIN { $v0 = 1; ")
+	for i := 1; i < n; i++ {
+		fmt.Fprintf(&b, "$v%d = $v%d; ", i, i-1)
+	}
+	return b.String() + "}"
 }

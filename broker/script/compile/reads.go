@@ -2,6 +2,7 @@ package compile
 
 import (
 	"fmt"
+	"maps"
 
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
@@ -204,22 +205,37 @@ func ctxArgument(kind program.ProbeKind, name string) bool {
 // largest such set is found by striking out, until nothing changes,
 // every variable with an assignment that is not (so `$a = $b; $b = $a;`
 // holds nothing but zero, and stays).
+//
+// It strikes with a worklist: a variable is looked at again only when a
+// variable its assignments read was struck, so that a chain of
+// thousands of variables ($b = $a; $c = $b; …) costs their number, not
+// its square.
 func (g *gen) contextVars() map[string]bool {
 	vars := map[string]bool{}
-	for name := range g.rd.assigns {
+	readers := map[string][]string{} // variable -> those assigned from it
+	var queue []string
+	for name, ss := range g.rd.assigns {
 		vars[name] = true
-	}
-	for changed := true; changed; {
-		changed = false
-		for name, ss := range g.rd.assigns {
-			if !vars[name] {
-				continue
+		queue = append(queue, name)
+		for _, s := range ss {
+			for _, v := range varRefs(s.Rhs) {
+				readers[v] = append(readers[v], name)
 			}
-			for _, s := range ss {
-				if s.Op != syntax.ASSIGN || !g.ctxPointer(s.Rhs, vars) {
-					vars[name], changed = false, true
-					break
+		}
+	}
+	queued := maps.Clone(vars)
+	for len(queue) > 0 {
+		name := queue[len(queue)-1]
+		queue, queued[name] = queue[:len(queue)-1], false
+		for _, s := range g.rd.assigns[name] {
+			if s.Op != syntax.ASSIGN || !g.ctxPointer(s.Rhs, vars) {
+				vars[name] = false
+				for _, r := range readers[name] {
+					if vars[r] && !queued[r] {
+						queue, queued[r] = append(queue, r), true
+					}
 				}
+				break
 			}
 		}
 	}
