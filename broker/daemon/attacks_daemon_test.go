@@ -485,7 +485,9 @@ func TestAttacksDaemon(t *testing.T) {
 		{name: "item13/audit_record_over_64k",
 			attack: func(t *testing.T, d *testDaemon) {
 				tok := d.token(t, token.IssueOptions{Scope: holderScope})
-				script := "tracepoint:syscalls:sys_enter_getcwd { @ = count2(); } // " + strings.Repeat("x", 100<<10)
+				// An error shows at most 1 KiB of the script's line, but
+				// all of a name it does not know.
+				script := "tracepoint:syscalls:sys_enter_getcwd { @ = count2" + strings.Repeat("x", 100<<10) + "(); }"
 				r := d.start(t, tok, &pb.TraceRequest{Source: []byte(script)})
 				r.wait(t)
 				var ee *ExitError
