@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/internal/cpus"
+	"github.com/tracebroker/tracebroker/internal/detach"
 )
 
 // Session is one loaded program: its maps, its kernel programs and, once
@@ -368,17 +368,11 @@ func (s *Session) setProgram(fd int, prog *ebpf.Program) error {
 
 // Detach removes every attachment and waits for the kernel to finish:
 // each close waits for an RCU grace period (tens of milliseconds), so they
-// are closed concurrently. It is safe to call more than once.
+// are closed a few at a time (package detach). It is safe to call more
+// than once.
 func (s *Session) Detach() {
-	var wg sync.WaitGroup
-	for _, fd := range s.perfFD {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			unix.Close(fd)
-		}()
-	}
-	wg.Wait()
+	fds := s.perfFD
+	detach.All(len(fds), func(i int) { unix.Close(fds[i]) })
 	s.perfFD = nil
 }
 

@@ -5,9 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tracebroker/tracebroker/internal/detach"
 )
 
 // Closing a perf event that carries a tracepoint program waits for RCU
@@ -23,15 +24,7 @@ func RunReleaseHelper() {
 	if err != nil {
 		return
 	}
-	var wg sync.WaitGroup
-	for fd := 3; fd < 3+n; fd++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			unix.Close(fd)
-		}()
-	}
-	wg.Wait()
+	detach.All(n, func(i int) { unix.Close(3 + i) })
 	os.Exit(0)
 }
 

@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 	"unsafe"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/internal/cpus"
+	"github.com/tracebroker/tracebroker/internal/detach"
 )
 
 // Probe is one attach point of a session. Its index in Options.Probes is
@@ -487,18 +487,11 @@ func (s *Session) attachPerf(attr *unix.PerfEventAttr, cpu int, cookie uint64) e
 }
 
 // Detach removes every attachment. Each close waits for an RCU grace
-// period, tens of milliseconds, so they are closed concurrently. It is
-// safe to call more than once.
+// period, tens of milliseconds, so they are closed a few at a time
+// (package detach). It is safe to call more than once.
 func (s *Session) Detach() {
-	var wg sync.WaitGroup
-	for _, l := range s.links {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			l.Close()
-		}()
-	}
-	wg.Wait()
+	links := s.links
+	detach.All(len(links), func(i int) { links[i].Close() })
 	s.links = nil
 	s.attached = false
 }
