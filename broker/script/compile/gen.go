@@ -73,9 +73,10 @@ func (c *compiler) generate(in *instance) *program.Probe {
 		g.vars[n] = off
 	}
 	g.end = g.newLabel()
-	if in.kind == program.Tracepoint || in.kind == program.Interval || in.kind == program.TpBTF {
+	if in.kind != program.Begin && in.kind != program.End && in.kind != program.Gatekeeper {
 		// Once the trace is over the probes do nothing, so that the final
-		// map dump is exact while the kernel takes its time to detach.
+		// map dump is exact while the kernel takes its time to detach, and
+		// a storm of events ends with the trace. END runs after the stop.
 		g.emit(asm.LoadMapValue(rAcc, 0, program.ConfigStopped).WithReference(program.ConfigMap))
 		g.emit(asm.LoadMem(rAcc, rAcc, 0, asm.DWord))
 		g.emit(asm.JNE.Imm(rAcc, 0, g.end))
