@@ -15,6 +15,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
+	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/interp"
@@ -55,7 +56,11 @@ type interpSession struct {
 	env  interp.Env // an event's task, from its record
 	self interp.Env // tracebroker's, for BEGIN and END
 	rec  collector.Record
-	done bool // the source said io.EOF
+	done bool // nothing more is run: the source said io.EOF, or the session halted
+	// halted says no probe runs again: a run put an exit event in the
+	// events buffer, or END has run. Records queued behind it are
+	// dropped unrun, as the kernel drops the events of a stopped trace.
+	halted bool
 	// routes maps a record's probe number to the probes that run over
 	// it; nil: the record's number is the probe's. A recording's probes
 	// are numbered its own way, and a script replayed over it may use
@@ -159,6 +164,8 @@ func (s *interpSession) helpers() []interp.Helper {
 			h.Fn = s.probeRead(h.Fn)
 		case asm.FnProbeReadStr, asm.FnProbeReadKernelStr, asm.FnProbeReadUserStr:
 			h.Fn = s.probeReadStr(h.Fn)
+		case asm.FnRingbufOutput:
+			h.Fn = s.noticeExit(h.Fn)
 		}
 		out = append(out, h)
 	}
@@ -225,6 +232,24 @@ func (s *interpSession) getStackid(c interp.Call, _, r2, r3, _, _ uint64) (uint6
 	t.byID = append(t.byID, ips)
 	t.ids[string(raw)] = id
 	return uint64(id), nil
+}
+
+// noticeExit wraps ringbuf_output: once a run has put an exit event in
+// the program's events buffer, the session halts. The compiler writes
+// every event with ringbuf_output, exit's included.
+func (s *interpSession) noticeExit(def interp.HelperFunc) interp.HelperFunc {
+	return func(c interp.Call, r1, r2, r3, r4, r5 uint64) (uint64, error) {
+		ret, err := def(c, r1, r2, r3, r4, r5)
+		if err != nil || ret != 0 || r3 < 8 {
+			return ret, err // not written: nothing will see an exit
+		}
+		if m, _, merr := c.Map(r1); merr == nil && m == s.events {
+			if b, merr := c.Mem(r2, 8, false); merr == nil && binary.LittleEndian.Uint64(b) == program.EventExit {
+				s.halted = true
+			}
+		}
+		return ret, err
+	}
 }
 
 const enomem = 12
@@ -315,8 +340,11 @@ func (s *interpSession) Configure(startNs uint64, cpid int) error {
 func (s *interpSession) Stop() error { return s.src.Stop() }
 
 // Run runs BEGIN or END in tracebroker's own context, as the kernel's
-// test run does in JIT mode.
+// test run does in JIT mode. After END no probe runs.
 func (s *interpSession) Run(kind program.ProbeKind) error {
+	if kind == program.End {
+		defer func() { s.halted = true }()
+	}
 	for i, pr := range s.prog.Probes {
 		if pr.Kind != kind {
 			continue
@@ -331,15 +359,32 @@ func (s *interpSession) Run(kind program.ProbeKind) error {
 func (s *interpSession) Attach() error { return s.src.Attach() }
 func (s *interpSession) Attached() int { return s.src.Attached() }
 
-// Read runs probes over records until one prints something.
+// deadlineEvery is how many records Read runs between looks at the
+// clock: a look costs about a sixth of a record's run.
+const deadlineEvery = 64
+
+// Read runs probes over records until one prints something, and returns
+// bpf.ErrTimeout at deadline however fast records come: a script that
+// only updates maps prints nothing, and the run loop must still see a
+// signal, -d or the child's exit in time. Once halted it returns the
+// events already printed, then io.EOF.
 func (s *interpSession) Read(deadline time.Time, rec *ringbuf.Record) error {
-	for {
+	for n := 1; ; n++ {
 		if b, ok := s.events.ReadRecord(); ok {
 			rec.RawSample = append(rec.RawSample[:0], b...)
 			return nil
 		}
+		if s.halted && !s.done {
+			if p, ok := s.src.(passer); ok {
+				p.passRest()
+			}
+			s.done = true
+		}
 		if s.done {
 			return io.EOF
+		}
+		if n%deadlineEvery == 0 && time.Now().After(deadline) {
+			return bpf.ErrTimeout
 		}
 		raw, err := s.src.Next(deadline)
 		if errors.Is(err, io.EOF) {
@@ -352,6 +397,11 @@ func (s *interpSession) Read(deadline time.Time, rec *ringbuf.Record) error {
 		s.handle(raw)
 	}
 }
+
+// passer is a source whose records left unrun are still to be read
+// past once the session halts: a recording, whose trailer says how many
+// events were lost and that it is whole.
+type passer interface{ passRest() }
 
 // handle runs the record's probe over it.
 func (s *interpSession) handle(raw []byte) {
@@ -366,7 +416,12 @@ func (s *interpSession) handle(raw []byte) {
 		return
 	}
 	if s.rec.Probe < len(s.routes) {
+		// One record may feed several probes (a replay's): none runs
+		// after one called exit().
 		for _, i := range s.routes[s.rec.Probe] {
+			if s.halted {
+				return
+			}
 			s.run(i)
 		}
 	}

@@ -119,6 +119,16 @@ func (r *recordingSource) Next(time.Time) ([]byte, error) {
 	return b, err
 }
 
+// passRest reads past the records no probe will run (the script called
+// exit()), to the trailer.
+func (r *recordingSource) passRest() {
+	for !r.done {
+		if _, err := r.Next(time.Time{}); err != nil {
+			r.done = true
+		}
+	}
+}
+
 // Pending keeps the run loop from flushing the output after every
 // event: a recording always has its next record at hand.
 func (r *recordingSource) Pending() int {

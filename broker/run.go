@@ -91,6 +91,11 @@ type Request struct {
 	// anything is loaded; Attached once the probes are attached.
 	Admitted func(*Admission)
 	Attached func(*Admission)
+	// Stopping, when set, hears that the probes have stopped: what is
+	// printed from then on is the trace's end (the events left in the
+	// buffer, END's output, the maps), bounded by the buffer and the
+	// maps.
+	Stopping func()
 
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
@@ -238,6 +243,9 @@ func Run(ctx context.Context, req Request) (err error) {
 	if req.Verbose {
 		fmt.Fprintln(req.Stderr, adm.describe())
 	}
+	if err := notStarted(ctx); err != nil {
+		return err
+	}
 	if req.Admitted != nil {
 		req.Admitted(adm)
 	}
@@ -253,6 +261,9 @@ func Run(ctx context.Context, req Request) (err error) {
 		}
 	}
 
+	if err := notStarted(ctx); err != nil {
+		return err
+	}
 	t0 := time.Now()
 	var sess executor
 	if mode == gatekeeper.ModeJIT {
@@ -286,6 +297,20 @@ func Run(ctx context.Context, req Request) (err error) {
 	return execute(ctx, &req, prog, sess, out, adm)
 }
 
+// ErrNotStarted is a trace that ended (its context did) before anything
+// ran: nothing was loaded or attached, nothing printed.
+var ErrNotStarted = errors.New("the trace ended before its probes were attached")
+
+// notStarted says, before something is loaded or run, that the trace has
+// already ended: a daemon shutting down or a session stopped while it
+// compiled must not attach probes only to detach them again.
+func notStarted(ctx context.Context) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrNotStarted, context.Cause(ctx))
+}
+
 // newPrinter is the printer of a -f format.
 func newPrinter(format string, w io.Writer) (output.Printer, error) {
 	switch format {
@@ -317,6 +342,9 @@ func chooseMode(asked Mode, adm *Admission) (string, error) {
 // execute runs a loaded trace to its end on sess: the part of Run that
 // JIT mode, interpreter mode and replay share.
 func execute(ctx context.Context, req *Request, prog *program.Program, sess executor, out output.Printer, adm *Admission) (err error) {
+	if err := notStarted(ctx); err != nil {
+		return err
+	}
 	var kid *child
 	if req.Command != "" {
 		kid, err = startChild(req.Command)
@@ -393,6 +421,9 @@ func execute(ctx context.Context, req *Request, prog *program.Program, sess exec
 	if err := sess.Stop(); err != nil {
 		return fmt.Errorf("stop probes: %w", err)
 	}
+	if req.Stopping != nil {
+		req.Stopping()
+	}
 	r.drain()
 	if err := sess.Run(program.End); err != nil {
 		return err
@@ -431,6 +462,7 @@ type runner struct {
 	out    output.Printer
 	res    *resolver
 	exited bool
+	cut    bool // a drain ran out of time (said once)
 	rec    ringbuf.Record
 	lost   uint64 // events reported lost so far
 }
@@ -508,11 +540,33 @@ func (r *runner) loop(end *ending) error {
 	return nil
 }
 
-// drain handles what is already in the ring buffer. Events after exit()
-// are dropped, as bpftrace drops them.
+// drainBudget bounds each drain at the end of a trace, so that the end
+// comes in time whatever is left: a program that does not check the
+// stop flag (a plugin's own bytecode) may go on writing events, and a
+// large ring buffer may hold more than a second of work.
+const drainBudget = 500 * time.Millisecond
+
+// drain handles what is already in the ring buffer, for at most
+// drainBudget. Events after exit() are dropped, as bpftrace drops them.
 func (r *runner) drain() {
-	for r.sess.Read(time.Now(), &r.rec) == nil {
-		r.handle(r.rec.RawSample)
+	end := time.Now().Add(drainBudget)
+	for {
+		err := r.sess.Read(time.Now(), &r.rec)
+		switch {
+		case err == nil:
+			r.handle(r.rec.RawSample)
+		case errors.Is(err, bpf.ErrTimeout) && r.sess.Pending() > 0:
+			// The interpreter gave the clock a look; records are left.
+		default:
+			return
+		}
+		if time.Now().After(end) {
+			if !r.cut {
+				r.cut = true
+				fmt.Fprintf(r.req.Stderr, "WARNING: the trace ended with events still unread: its end waits at most %v for them\n", drainBudget)
+			}
+			return
+		}
 	}
 }
 
