@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -27,6 +28,9 @@ type testHooks struct {
 	// listReloaded runs in Reload between the revocation list's reload
 	// and the sweep of the sessions it revokes.
 	listReloaded func()
+	// phase runs as a session enters each phase (ending.go), with the
+	// session's context.
+	phase func(ctx context.Context, id, phase string)
 }
 
 func (s *Server) hook(f func(*testHooks) func()) {

@@ -80,6 +80,9 @@ type Config struct {
 	MaxSessions, MaxPerSubject int
 	// EventBufferSize is each session's ring buffer (0: 1 MiB).
 	EventBufferSize int
+	// OutputQueue bounds, in bytes, each session's output waiting for
+	// its client (0: 1 MiB); beyond it output is dropped (output.go).
+	OutputQueue int
 	// MaxMapKeys is each map's size (0: 4096).
 	MaxMapKeys int
 	// Limits bounds each request (limits.go).
@@ -268,7 +271,7 @@ func (s *Server) shutdown() {
 	n := s.sessions.stopAll(errShutdown)
 	s.log.Info("shutting down", "sessions", n)
 	if !s.sessions.wait(s.cfg.ShutdownTimeout) {
-		s.log.Error("sessions did not end in time", "timeout", s.cfg.ShutdownTimeout)
+		s.log.Error("sessions did not end in time", "timeout", s.cfg.ShutdownTimeout, "unended", s.recordUnended())
 	}
 	done := make(chan struct{})
 	go func() {

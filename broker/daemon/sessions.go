@@ -25,6 +25,10 @@ var (
 type session struct {
 	info   *pb.Session
 	cancel context.CancelCauseFunc
+	// phase is where it is (see ending.go); ended, that its end record
+	// is written, by itself or by shutdown for it.
+	phase string
+	ended bool
 }
 
 // sessions is the table of running traces and their limits.

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -97,6 +95,9 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	}
 	refuse := func(stage string, err error) error {
 		st := status.Convert(err)
+		if !s.sessions.claimEnd(id) {
+			return err // shutdown recorded its end
+		}
 		if aerr := s.record(audit.EventTraceRefused, map[string]any{"session": id, "stage": stage, "code": st.Code().String(), "reason": st.Message()}); aerr != nil {
 			return s.auditFailed(aerr)
 		}
@@ -134,6 +135,11 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		expire := time.AfterFunc(time.Until(tok.Expires), func() { cancel(errExpired) })
 		defer expire.Stop()
 	}
+	phase := phaseCompile
+	if req.GetGenerator() != "" {
+		phase = phaseGenerate
+	}
+	s.enter(sctx, id, phase)
 	go func() {
 		// Anything after the request is an interrupt; the end of the
 		// client's side (EOF or an error) is not: its leaving shows in
@@ -149,7 +155,8 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		}
 	}()
 
-	out := &streamOut{stream: stream}
+	out := newOutput(stream, s.cfg.OutputQueue)
+	defer out.close(ctx)
 	br, capped := s.brokerRequest(id, c, tok, req, out)
 	if br.Duration > 0 {
 		s.sessions.update(id, func(p *pb.Session) { p.DeadlineUnixMs = time.Now().Add(br.Duration).UnixMilli() })
@@ -166,24 +173,38 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		if err := s.record(audit.EventTraceAdmitted, map[string]any{"session": id, "mode": a.Mode, "decisions": ds}); err != nil {
 			cancel(fmt.Errorf("audit log: %w", err))
 		}
+		s.enter(sctx, id, phaseLoad)
 	}
 	br.Attached = func(a *broker.Admission) {
 		s.sessions.update(id, func(p *pb.Session) { p.Probes, p.Mode = a.Probes, a.Mode })
 		out.send(&pb.TraceEvent{Event: &pb.TraceEvent_Started{Started: &pb.Started{SessionId: id, Mode: a.Mode}}})
 		s.log.Info("session started", "session", id, "subject", subject, "caller", c.String(), "probes", len(a.Probes), "mode", a.Mode)
+		s.enter(sctx, id, phaseRun)
+	}
+	br.Stopping = func() {
+		out.finalize()
+		s.enter(sctx, id, phaseEnding)
 	}
 	if req.GetGenerator() != "" {
 		if s.cfg.Plugins == nil {
 			return refuse("generator", status.Error(codes.FailedPrecondition, "this broker runs no generator plugins"))
 		}
-		if err := broker.Generate(sctx, s.cfg.Plugins, req.GetGenerator(), req.GetParams(), br); err != nil {
+		if err := broker.Generate(sctx, s.cfg.Plugins, req.GetGenerator(), req.GetParams(), br); err != nil && sctx.Err() == nil {
 			return refuse("generator", status.Error(codes.InvalidArgument, err.Error()))
 		}
+		s.enter(sctx, id, phaseCompile)
 	}
 
 	t0 := time.Now()
-	runErr := broker.Run(sctx, *br)
+	var runErr error
+	if err := sctx.Err(); err != nil {
+		// Ended while its plugin generated: it ends, not refused.
+		runErr = fmt.Errorf("%w: %w", broker.ErrNotStarted, context.Cause(sctx))
+	} else {
+		runErr = broker.Run(sctx, *br)
+	}
 	elapsed := time.Since(t0)
+	out.finalize()
 
 	var denied *broker.DeniedError
 	var scope *scopeError
@@ -222,9 +243,17 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	if runErr != nil {
 		endRec["error"] = runErr.Error()
 	}
-	if err := s.record(audit.EventTraceEnd, endRec); err != nil {
-		s.log.Error("audit log", "err", err)
+	if d := out.drops(); d.bytes > 0 {
+		endRec["output_dropped_lines"], endRec["output_dropped_bytes"] = d.lines, d.bytes
 	}
+	if s.sessions.claimEnd(id) {
+		if err := s.record(audit.EventTraceEnd, endRec); err != nil {
+			s.log.Error("audit log", "err", err)
+		}
+	}
+	// The trace is over: it leaves the table (and its limits) now, while
+	// its client takes the rest of its output.
+	done()
 	s.log.Info("session ended", "session", id, "status", exit.Status, "reason", exit.Reason, "elapsed_ms", elapsed.Milliseconds(), "error", runErr)
 	out.send(&pb.TraceEvent{Event: &pb.TraceEvent_Exit{Exit: exit}})
 	return nil
@@ -351,7 +380,7 @@ func couldAllow(tok *token.Token, kind, path, fn string) bool {
 
 // brokerRequest is the trace to run. capped says the token's
 // max_duration set its duration.
-func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.TraceRequest, out *streamOut) (*broker.Request, bool) {
+func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.TraceRequest, out *output) (*broker.Request, bool) {
 	br := &broker.Request{
 		Name:            req.GetName(),
 		Source:          req.GetSource(),
@@ -362,8 +391,8 @@ func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.Tr
 		Verbose:         req.GetVerbose(),
 		MaxMapKeys:      s.cfg.MaxMapKeys,
 		EventBufferSize: s.cfg.EventBufferSize,
-		Stdout:          out.writer(false),
-		Stderr:          out.writer(true),
+		Stdout:          out.writer(stdout),
+		Stderr:          out.writer(stderr),
 		Logger:          s.log,
 	}
 	if br.Name == "" {
@@ -435,43 +464,3 @@ func probeScopes(tok *token.Token) string {
 func tokenRecord(t *token.Token) map[string]any {
 	return map[string]any{"sub": t.Subject, "jti": t.ID, "iss": t.Issuer, "kid": t.KeyID, "scope": t.Scopes.String(), "exp": t.Expires.UTC(), "max_duration_s": int64(t.MaxDuration / time.Second)}
 }
-
-// streamOut sends a session's output to its client, in order. gRPC
-// streams are not safe for concurrent sends, and stdout and stderr are
-// written from more than one goroutine.
-type streamOut struct {
-	mu     sync.Mutex
-	stream pb.Broker_TraceServer
-	err    error
-}
-
-func (o *streamOut) send(ev *pb.TraceEvent) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.err == nil {
-		o.err = o.stream.Send(ev)
-	}
-	return o.err
-}
-
-func (o *streamOut) writer(stderr bool) io.Writer {
-	return writerFunc(func(p []byte) (int, error) {
-		for n := 0; n < len(p); {
-			// Chunks stay well under gRPC's 4 MiB message limit.
-			b := append([]byte(nil), p[n:min(len(p), n+maxChunk)]...)
-			ev := &pb.TraceEvent{Event: &pb.TraceEvent_Stdout{Stdout: b}}
-			if stderr {
-				ev = &pb.TraceEvent{Event: &pb.TraceEvent_Stderr{Stderr: b}}
-			}
-			if err := o.send(ev); err != nil {
-				return n, fmt.Errorf("client gone: %w", err)
-			}
-			n += len(b)
-		}
-		return len(p), nil
-	})
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
