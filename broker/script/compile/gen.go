@@ -550,6 +550,10 @@ func (g *gen) voidCall(e *syntax.Call) {
 	case "printf":
 		g.printf(e)
 	case "exit":
+		// The trace is stopped at once, in the kernel: no probe body
+		// starts after exit(), however late the exit event is read.
+		g.emit(asm.LoadMapValue(rTmp, 0, program.ConfigStopped).WithReference(program.ConfigMap))
+		g.emit(asm.StoreImm(rTmp, 0, 1, asm.Word)) // the u64's low half: it reads as non-zero
 		g.event(program.EventExit)
 		g.emit(asm.Ja.Label(g.end))
 		g.done = true
