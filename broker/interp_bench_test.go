@@ -7,6 +7,7 @@ import (
 
 	"github.com/cilium/ebpf/ringbuf"
 
+	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/recording"
@@ -14,25 +15,40 @@ import (
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 )
 
-// loopSource hands out the same records, round and round, n in all: the
-// interpreter's side of interpreter mode, without a kernel.
+// loopSource hands out the same records, round and round, n in all (0:
+// for ever, a storm of events faster than the interpreter): the
+// interpreter's side of interpreter mode, without a kernel. After Stop
+// it has backlog more, as a ring buffer holds what came before the stop.
 type loopSource struct {
-	recs [][]byte
-	i, n int
+	recs    [][]byte
+	i, n    int
+	backlog int
+	stopped bool
 }
 
 func (l *loopSource) Attach() error { return nil }
 func (l *loopSource) Attached() int { return 1 }
 func (l *loopSource) Next(time.Time) ([]byte, error) {
-	if l.i >= l.n {
+	if l.n > 0 && l.i >= l.n {
 		return nil, io.EOF
+	}
+	if l.stopped {
+		if l.backlog == 0 {
+			return nil, bpf.ErrTimeout
+		}
+		l.backlog--
 	}
 	r := l.recs[l.i%len(l.recs)]
 	l.i++
 	return r, nil
 }
-func (l *loopSource) Pending() int { return 1 }
-func (l *loopSource) Stop() error  { return nil }
+func (l *loopSource) Pending() int {
+	if l.stopped && l.backlog == 0 {
+		return 0
+	}
+	return 1
+}
+func (l *loopSource) Stop() error  { l.stopped = true; return nil }
 func (l *loopSource) Lost() uint64 { return 0 }
 func (l *loopSource) Detach()      {}
 func (l *loopSource) Close()       {}

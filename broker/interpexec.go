@@ -366,8 +366,8 @@ const deadlineEvery = 64
 // Read runs probes over records until one prints something, and returns
 // bpf.ErrTimeout at deadline however fast records come: a script that
 // only updates maps prints nothing, and the run loop must still see a
-// signal, -d or the child's exit in time. Once halted it returns the
-// events already printed, then io.EOF.
+// signal, -d or the child's exit in time (the zero deadline waits for
+// ever). Once halted it returns the events already printed, then io.EOF.
 func (s *interpSession) Read(deadline time.Time, rec *ringbuf.Record) error {
 	for n := 1; ; n++ {
 		if b, ok := s.events.ReadRecord(); ok {
@@ -383,7 +383,7 @@ func (s *interpSession) Read(deadline time.Time, rec *ringbuf.Record) error {
 		if s.done {
 			return io.EOF
 		}
-		if n%deadlineEvery == 0 && time.Now().After(deadline) {
+		if n%deadlineEvery == 0 && !deadline.IsZero() && time.Now().After(deadline) {
 			return bpf.ErrTimeout
 		}
 		raw, err := s.src.Next(deadline)

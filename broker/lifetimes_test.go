@@ -11,51 +11,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/recording"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
 )
 
-// stormSource is a collector that always has another getcwd record:
+// newStormSource is a collector that always has another getcwd record:
 // events arrive faster than the interpreter runs them. After Stop it has
-// backlog more, as a ring buffer holds what came before the stop.
-type stormSource struct {
-	rec      []byte
-	backlog  int
-	stopped  bool
-	returned int
-}
-
-func newStormSource(backlog int) *stormSource {
+// backlog more.
+func newStormSource(backlog int) *loopSource {
 	r := collector.Record{Probe: 0, TGID: 42, PID: 42, Context: make([]byte, 32)}
 	copy(r.Comm[:], "storm")
-	return &stormSource{rec: collector.Encode(nil, &r), backlog: backlog}
+	return &loopSource{recs: [][]byte{collector.Encode(nil, &r)}, backlog: backlog}
 }
-
-func (s *stormSource) Attach() error { return nil }
-func (s *stormSource) Attached() int { return 1 }
-func (s *stormSource) Next(time.Time) ([]byte, error) {
-	if s.stopped {
-		if s.backlog == 0 {
-			return nil, bpf.ErrTimeout
-		}
-		s.backlog--
-	}
-	s.returned++
-	return s.rec, nil
-}
-func (s *stormSource) Pending() int {
-	if s.stopped && s.backlog == 0 {
-		return 0
-	}
-	return len(s.rec)
-}
-func (s *stormSource) Stop() error  { s.stopped = true; return nil }
-func (s *stormSource) Lost() uint64 { return 0 }
-func (s *stormSource) Detach()      {}
-func (s *stormSource) Close()       {}
 
 // getcwdKernel is a kernel that has sys_enter_getcwd, for the compiler.
 var getcwdKernel = &recording.Header{Version: recording.Version, CPUs: 1, Probes: []recording.Probe{
@@ -66,7 +35,7 @@ var getcwdKernel = &recording.Header{Version: recording.Version, CPUs: 1, Probes
 // runStorm runs script in the interpreter over src until one of req's
 // endings, and returns its output and how long it ran. Every probe of
 // the script that is not BEGIN or END runs over each record.
-func runStorm(t *testing.T, ctx context.Context, script string, req Request, src *stormSource) (string, time.Duration) {
+func runStorm(t *testing.T, ctx context.Context, script string, req Request, src *loopSource) (string, time.Duration) {
 	t.Helper()
 	prog, _, err := compileScript("stdin", []byte(script), recordedKernel(getcwdKernel, 0))
 	if err != nil {
@@ -94,7 +63,7 @@ func runStorm(t *testing.T, ctx context.Context, script string, req Request, src
 			t.Fatalf("execute: %v", err)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatalf("the trace did not end in 20s (%d records run)", src.returned)
+		t.Fatalf("the trace did not end in 20s (%d records run)", src.i)
 	}
 	if stderr.Len() > 0 {
 		t.Errorf("stderr: %q", stderr.String())
@@ -125,7 +94,7 @@ func TestInterpEndsUnderStorm(t *testing.T) {
 			}
 			src := newStormSource(1000)
 			out, took := runStorm(t, ctx, script, Request{Duration: tt.duration}, src)
-			t.Logf("ended %v after its end was due, %d records run", took-after, src.returned)
+			t.Logf("ended %v after its end was due, %d records run", took-after, src.i)
 			if took-after > 2*time.Second {
 				t.Errorf("ended %v after its end was due", took-after)
 			}
