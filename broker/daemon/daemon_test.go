@@ -221,22 +221,12 @@ func (r *traceRun) wait(t *testing.T) {
 // attached waits until n sessions run with their probes attached.
 func (d *testDaemon) attached(t *testing.T, n int, runs ...*traceRun) []*pb.Session {
 	t.Helper()
-	c := d.client(t, "")
-	defer c.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ss, err := c.Sessions(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+	return d.waitSessions(t, fmt.Sprintf("%d sessions attached", n), func(ss []*pb.Session) bool {
 		ready := 0
 		for _, s := range ss {
 			if s.Mode != "" {
 				ready++
 			}
-		}
-		if ready >= n {
-			return ss
 		}
 		for _, r := range runs {
 			select {
@@ -245,11 +235,8 @@ func (d *testDaemon) attached(t *testing.T, n int, runs ...*traceRun) []*pb.Sess
 			default:
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d sessions attached", ready, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return ready >= n
+	})
 }
 
 // getcwdScript counts this process's getcwd calls, which only the

@@ -96,9 +96,9 @@ func (s *storm) reach(t *testing.T, n int64) {
 	}
 }
 
-// sessionByName waits until a session named name is listed (with its
-// probes attached when attached) and returns it.
-func (d *testDaemon) sessionByName(t *testing.T, name string, attached bool) *pb.Session {
+// waitSessions lists the sessions until until says yes, and returns
+// that list; what says what is awaited, for the failure.
+func (d *testDaemon) waitSessions(t *testing.T, what string, until func([]*pb.Session) bool) []*pb.Session {
 	t.Helper()
 	c := d.client(t, "")
 	defer c.Close()
@@ -108,42 +108,45 @@ func (d *testDaemon) sessionByName(t *testing.T, name string, attached bool) *pb
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range ss {
-			if s.Name == name && (!attached || s.Mode != "") {
-				return s
-			}
+		if until(ss) {
+			return ss
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no session %s (attached: %v) in 30s: %v", name, attached, ss)
+			t.Fatalf("%s: not in 30s: %v", what, ss)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// sessionByName waits until a session named name is listed (with its
+// probes attached when attached) and returns it.
+func (d *testDaemon) sessionByName(t *testing.T, name string, attached bool) *pb.Session {
+	t.Helper()
+	var found *pb.Session
+	d.waitSessions(t, "session "+name, func(ss []*pb.Session) bool {
+		for _, s := range ss {
+			if s.Name == name && (!attached || s.Mode != "") {
+				found = s
+			}
+		}
+		return found != nil
+	})
+	return found
 }
 
 // gone waits until session id has left the table — its trace has ended,
 // its probes are detached and its end record written — and says when.
 func (d *testDaemon) gone(t *testing.T, id string) time.Time {
 	t.Helper()
-	c := d.client(t, "")
-	defer c.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ss, err := c.Sessions(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		found := false
+	d.waitSessions(t, "the end of session "+id, func(ss []*pb.Session) bool {
 		for _, s := range ss {
-			found = found || s.Id == id
+			if s.Id == id {
+				return false
+			}
 		}
-		if !found {
-			return time.Now()
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("session %s still runs after 30s", id)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return true
+	})
+	return time.Now()
 }
 
 // ends are the trace.end records of session id.
