@@ -166,3 +166,22 @@ func TestOutputCloseGivesUp(t *testing.T) {
 		t.Errorf("after giving up: sent %q, last %v; want the one Send under way and nothing more", out, last)
 	}
 }
+
+// BenchmarkOutputDropped is what a client that does not read costs the
+// run loop per 64 KiB write of output (the printer's batch): the write
+// is dropped and counted, and the loop goes on.
+func BenchmarkOutputDropped(b *testing.B) {
+	line := []byte(strings.Repeat("x", 99) + "\n")
+	batch := bytes.Repeat(line, 64<<10/len(line))
+	f := &fakeStream{gate: make(chan struct{})}
+	o := newOutput(f, defaultOutputQueue)
+	w := o.writer(stdout)
+	b.SetBytes(int64(len(batch)))
+	b.ReportAllocs()
+	for b.Loop() {
+		w.Write(batch)
+	}
+	b.StopTimer()
+	close(f.gate)
+	o.close(context.Background())
+}
