@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -36,11 +35,11 @@ func Lock(t testing.TB) {
 
 // EachLoaded calls prog with the id of each BPF program loaded in the
 // kernel, then m with the id of each map, as BPF_PROG_GET_NEXT_ID and
-// BPF_MAP_GET_NEXT_ID list them (in ascending order). It is how a test
-// finds what a run left loaded: the kernel allocates ids cyclically, so
-// an id that was not listed before the run is an object created since.
-// Loading and unloading by anything else on the machine goes on
-// meanwhile; an id may be gone by the time prog or m looks at it.
+// BPF_MAP_GET_NEXT_ID list them (in ascending order). That is the whole
+// machine's: every other tracer's objects are there too, and come and go
+// meanwhile (an id may be gone by the time prog or m looks at it). A leak
+// check must not use it: Track sees only what the test's own processes
+// hold.
 func EachLoaded(t testing.TB, prog func(ebpf.ProgramID), m func(ebpf.MapID)) {
 	t.Helper()
 	for id := ebpf.ProgramID(0); ; {
@@ -64,46 +63,6 @@ func EachLoaded(t testing.TB, prog func(ebpf.ProgramID), m func(ebpf.MapID)) {
 		}
 		m(next)
 		id = next
-	}
-}
-
-// LoadedIDs returns the ids of the BPF programs and of the maps loaded in
-// the kernel (see EachLoaded): the snapshot a test takes before a run to
-// compare with what is loaded after it.
-func LoadedIDs(t testing.TB) (progs, maps map[uint32]bool) {
-	t.Helper()
-	progs, maps = map[uint32]bool{}, map[uint32]bool{}
-	EachLoaded(t, func(id ebpf.ProgramID) { progs[uint32(id)] = true }, func(id ebpf.MapID) { maps[uint32(id)] = true })
-	return progs, maps
-}
-
-// LeftLoaded returns the programs named name (as the kernel shortens
-// names, to 15 bytes) loaded now that were not in before, once they have
-// had wait to go: the kernel frees a closed program's id a little after
-// its last descriptor closes, and test binaries of other packages may be
-// loading programs of other names meanwhile.
-func LeftLoaded(t testing.TB, before map[uint32]bool, name string, wait time.Duration) []uint32 {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		var left []uint32
-		EachLoaded(t, func(id ebpf.ProgramID) {
-			if before[uint32(id)] {
-				return
-			}
-			p, err := ebpf.NewProgramFromID(id)
-			if err != nil {
-				return // gone meanwhile
-			}
-			defer p.Close()
-			if info, err := p.Info(); err == nil && info.Name == name {
-				left = append(left, uint32(id))
-			}
-		}, func(ebpf.MapID) {})
-		if len(left) == 0 || time.Now().After(deadline) {
-			return left
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
