@@ -73,53 +73,13 @@ func entries(t *testing.T, s *bpf.Session, id int) []string {
 	return out
 }
 
-// ownFDs counts this process's BPF and perf event file descriptors, by
-// kind and object id ("fds of bpf-map 12", "fds of [perf_event]"), and
-// its memory mappings of BPF maps.
-func ownFDs(t *testing.T) map[string]int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int{}
-	for _, e := range ents {
-		target, err := os.Readlink("/proc/self/fd/" + e.Name())
-		if err != nil {
-			continue // the directory's own fd, closed by now
-		}
-		kind, ok := strings.CutPrefix(target, "anon_inode:")
-		if !ok || !strings.HasPrefix(kind, "bpf") && kind != "[perf_event]" {
-			continue
-		}
-		info, _ := os.ReadFile("/proc/self/fdinfo/" + e.Name())
-		for _, line := range strings.Split(string(info), "\n") {
-			if k, v, _ := strings.Cut(line, ":"); k == "prog_id" || k == "map_id" || k == "link_id" {
-				kind += " " + strings.TrimSpace(v)
-			}
-		}
-		out["fds of "+kind]++
-	}
-	// A ring buffer reader maps the map into memory, which holds it too.
-	maps, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(maps), "\n") {
-		if strings.HasSuffix(line, " anon_inode:bpf-map") {
-			out["memory mappings of bpf-maps"]++
-		}
-	}
-	return out
-}
-
 // closeAndCheck closes s and checks that this process holds no more file
-// descriptors than fds (taken before Load), and that the kernel unloaded
+// descriptors than it did when objs began (before Load), and that the kernel unloaded
 // the programs at once and the maps (which the programs reference) soon
 // after: a map outlives the last program using it by an RCU grace period.
 // The check is by id, not by counting everything loaded, so that the other
 // test binaries that `go test ./...` runs meanwhile do not disturb it.
-func closeAndCheck(t *testing.T, s *bpf.Session, fds map[string]int) {
+func closeAndCheck(t *testing.T, s *bpf.Session, objs *kerneltest.Objects) {
 	t.Helper()
 	var progs []ebpf.ProgramID
 	maps := map[ebpf.MapID]bool{}
@@ -146,10 +106,8 @@ func closeAndCheck(t *testing.T, s *bpf.Session, fds map[string]int) {
 	}
 	s.Close()
 	// At once: the garbage collector would close leaked ones eventually.
-	for k, n := range ownFDs(t) {
-		if n > fds[k] {
-			t.Errorf("after Close this process holds %d %s, %d before Load", n, k, fds[k])
-		}
+	for _, h := range objs.HeldBySelf(t) {
+		t.Errorf("after Close: %v", h)
 	}
 	for _, id := range progs {
 		if p, err := ebpf.NewProgramFromID(id); err == nil {
@@ -245,7 +203,7 @@ func TestAttachRollsBack(t *testing.T) {
 				t.Fatalf("unexpected probes: %+v", prog.Probes)
 			}
 			tc.mutate(prog)
-			fds := ownFDs(t)
+			objs := kerneltest.Track(t)
 			s, err := bpf.Load(prog, bpf.Options{})
 			if err != nil {
 				t.Fatalf("Load: %v", err)
@@ -276,7 +234,7 @@ func TestAttachRollsBack(t *testing.T) {
 			if got := entries(t, s, mapID(t, prog, "@")); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("@ = %q, want %q", got, tc.want)
 			}
-			closeAndCheck(t, s, fds)
+			closeAndCheck(t, s, objs)
 			s.Close() // twice is harmless
 		})
 	}
@@ -290,7 +248,7 @@ func TestSessionMaps(t *testing.T) {
 	// Two keys fit in @a: @a[3] is dropped and counted, every run.
 	prog := compileScript(t, `BEGIN { @a[1] = 10; @a[2] = 20; @a[3] = 30; @c = count(); @c = count(); }`, 2)
 	a, c := mapID(t, prog, "@a"), mapID(t, prog, "@c")
-	fds := ownFDs(t)
+	objs := kerneltest.Track(t)
 	s, err := bpf.Load(prog, bpf.Options{})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -333,7 +291,7 @@ func TestSessionMaps(t *testing.T) {
 	if err := s.Run(program.End); err != nil {
 		t.Errorf("Run(End): %v", err)
 	}
-	closeAndCheck(t, s, fds)
+	closeAndCheck(t, s, objs)
 }
 
 // TestLoadRejected: a program the verifier refuses fails Load with the
@@ -346,31 +304,31 @@ func TestLoadRejected(t *testing.T) {
 	if prog.Probes[0].Kind != program.Begin || prog.Probes[1].Kind != program.End {
 		t.Fatalf("unexpected probes: %+v", prog.Probes)
 	}
-	// Names no other test uses (BEGIN and END name their programs after
-	// the probe), to find leftovers among everything loaded.
-	prog.Probes[0].Name, prog.Probes[1].Name = "tbtest_begin", "tbtest_end"
+	// Names no other process uses (BEGIN and END name their programs
+	// after the probe), to find this test's leftovers among everything
+	// loaded on the machine: the BEGIN program is loaded, then closed
+	// when END's fails, between any two looks a sampler could take.
+	begin, end := fmt.Sprintf("tb%d_b", os.Getpid()), fmt.Sprintf("tb%d_e", os.Getpid())
+	prog.Probes[0].Name, prog.Probes[1].Name = begin, end
 	// END returns without setting r0: the verifier rejects it.
-	end := prog.Probes[1]
-	end.Insns = asm.Instructions{asm.Return()}
-	fds := ownFDs(t)
+	prog.Probes[1].Insns = asm.Instructions{asm.Return()}
+	objs := kerneltest.Track(t)
 	s, err := bpf.Load(prog, bpf.Options{})
 	if err == nil {
 		s.Close()
 		t.Fatal("Load succeeded, want a verifier error")
 	}
 	t.Logf("Load: %v", err)
-	if want := "the kernel verifier rejected the program for tbtest_end: "; !strings.HasPrefix(err.Error(), want) {
+	if want := "the kernel verifier rejected the program for " + end + ": "; !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("Load: %v, want it to start with %q", err, want)
 	}
 	if !strings.Contains(err.Error(), "R0 !read_ok") {
 		t.Errorf("Load: %v, want the verifier log's reason", err)
 	}
-	for k, n := range ownFDs(t) {
-		if n > fds[k] {
-			t.Errorf("after the failed Load this process holds %d %s, %d before", n, k, fds[k])
-		}
+	for _, h := range objs.HeldBySelf(t) {
+		t.Errorf("after the failed Load: %v", h)
 	}
-	if left := loadedNamed(t, "tbtest_begin", "tbtest_end"); len(left) > 0 {
+	if left := loadedNamed(t, begin, end); len(left) > 0 {
 		t.Errorf("programs left loaded after a failed Load: %v", left)
 	}
 }

@@ -25,7 +25,7 @@ tracepoint:syscalls:sys_enter_getcpu /pid == %[1]d/ { @[probe] = count(); }`, os
 	t.Run("attached", func(t *testing.T) {
 		lockKernel(t)
 		prog := compileScript(t, src, 0)
-		fds := ownFDs(t)
+		objs := kerneltest.Track(t)
 		s, err := bpf.Load(prog, bpf.Options{})
 		if err != nil {
 			t.Fatalf("Load: %v", err)
@@ -45,13 +45,13 @@ tracepoint:syscalls:sys_enter_getcpu /pid == %[1]d/ { @[probe] = count(); }`, os
 		if got := entries(t, s, mapID(t, prog, "@")); !reflect.DeepEqual(got, want) {
 			t.Errorf("@ = %q, want %q", got, want)
 		}
-		closeAndCheck(t, s, fds)
+		closeAndCheck(t, s, objs)
 	})
 	t.Run("rolled back", func(t *testing.T) {
 		lockKernel(t)
 		prog := compileScript(t, src, 0)
 		prog.Probes[1].Event, prog.Probes[1].Name = "sys_enter_nosuch", "tracepoint:syscalls:sys_enter_nosuch"
-		fds := ownFDs(t)
+		objs := kerneltest.Track(t)
 		s, err := bpf.Load(prog, bpf.Options{})
 		if err != nil {
 			t.Fatalf("Load: %v", err)
@@ -68,13 +68,13 @@ tracepoint:syscalls:sys_enter_getcpu /pid == %[1]d/ { @[probe] = count(); }`, os
 		if got := entries(t, s, mapID(t, prog, "@")); got != nil {
 			t.Errorf("@ = %q after the rollback, want nothing", got)
 		}
-		closeAndCheckLinks(t, s, fds)
+		closeAndCheckLinks(t, s, objs)
 	})
 	t.Run("no such target", func(t *testing.T) {
 		lockKernel(t)
 		prog := compileScript(t, src, 0)
 		prog.Probes[0].Event, prog.Probes[0].Name = "no_such_tracepoint", "tp_btf:no_such_tracepoint"
-		fds := ownFDs(t)
+		objs := kerneltest.Track(t)
 		s, err := bpf.Load(prog, bpf.Options{})
 		if err == nil {
 			s.Close()
@@ -83,8 +83,8 @@ tracepoint:syscalls:sys_enter_getcpu /pid == %[1]d/ { @[probe] = count(); }`, os
 		if want := "tp_btf:no_such_tracepoint: this kernel does not support BTF tracepoint (tp_btf) programs for no_such_tracepoint"; err.Error() != want {
 			t.Errorf("Load: %q, want %q", err, want)
 		}
-		if got := ownFDs(t); !reflect.DeepEqual(got, fds) {
-			t.Errorf("BPF and perf fds %v after a failed load, were %v", got, fds)
+		for _, h := range objs.HeldBySelf(t) {
+			t.Errorf("after a failed load: %v", h)
 		}
 	})
 }
@@ -94,7 +94,7 @@ tracepoint:syscalls:sys_enter_getcpu /pid == %[1]d/ { @[probe] = count(); }`, os
 // link's reference to its program an RCU grace period after the link's
 // fd is closed, not during the close as for a perf event, so the
 // programs, too, may take a moment to go.
-func closeAndCheckLinks(t *testing.T, s *bpf.Session, fds map[string]int) {
+func closeAndCheckLinks(t *testing.T, s *bpf.Session, objs *kerneltest.Objects) {
 	t.Helper()
 	var progs []ebpf.ProgramID
 	for _, p := range s.Programs() {
@@ -106,8 +106,8 @@ func closeAndCheckLinks(t *testing.T, s *bpf.Session, fds map[string]int) {
 		progs = append(progs, id)
 	}
 	s.Close()
-	if got := ownFDs(t); !reflect.DeepEqual(got, fds) {
-		t.Errorf("after Close this process holds BPF and perf fds %v, %v before Load", got, fds)
+	for _, h := range objs.HeldBySelf(t) {
+		t.Errorf("after Close: %v", h)
 	}
 	start := time.Now()
 	for _, id := range progs {

@@ -13,114 +13,43 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 func lockKernel(t testing.TB) { kerneltest.Lock(t) }
 
-// leakCheck finds what a run left behind, in two ways.
-//
-// At once: the run's own file descriptors. Once Run returns (detaching
-// synchronously), neither this process nor any process it started may
-// hold a BPF program, map or link, a perf event or a memory mapping of a
-// map that it did not hold before. That is checked straight away, before
-// the garbage collector closes what leaked (cilium/ebpf closes unreachable
-// objects), and other tracers on the machine cannot disturb it.
-//
-// In the kernel: every program and map id, listed with
-// BPF_PROG_GET_NEXT_ID and BPF_MAP_GET_NEXT_ID before and after the run.
-// The kernel allocates ids cyclically, so an id not there before is an
-// object created since; comparing ids rather than counts is not fooled by
-// an older object going away meanwhile (the release helper of an earlier
-// run). The machine is shared, and another tracer (bpftrace, tracebroker
-// by hand) may come and go during the run, so a new object counts only if
-// it has a name the run gives its objects, no process outside this test
-// holds a file descriptor to it, and it is still there after a wait longer
-// than any detaching: a map outlives its last program by an RCU grace
-// period, and another tracebroker's release helper takes about as long.
-type leakCheck struct {
-	progs, maps         map[uint32]bool // ids loaded before the run
-	progNames, mapNames map[string]bool // the names of the run's objects
-	fds                 map[string]int  // heldBy(tree) before the run
-}
+// leakCheck finds what a run left behind: what the processes of the
+// test (this one, and the ones it started: the -c command, a release
+// helper) hold, or were seen to hold and is still loaded in the kernel
+// (kerneltest.Objects). Other tracers on the machine do not count.
+type leakCheck struct{ objs *kerneltest.Objects }
 
 // kernelWait bounds how long the kernel may take to free what a run
-// closed.
-const kernelWait = 2 * time.Second
+// closed: a check that fails takes that long, one that passes does not.
+const kernelWait = 10 * time.Second
 
-// newLeakCheck learns the kernel names of req's objects by loading its
-// program and closing it again (a script that does not compile cannot load
-// anything: only the maps every program has are looked for), then records
-// what is loaded.
-func newLeakCheck(t testing.TB, req Request) *leakCheck {
+func newLeakCheck(t testing.TB) *leakCheck {
+	return &leakCheck{objs: kerneltest.Track(t)}
+}
+
+// expectReleased checks, right after a run, that it left nothing behind:
+// nothing held by this process or, with tree, any process it started (a
+// run that detaches synchronously); then nothing held or loaded once the
+// kernel and any release helper have had the time to free it. That is
+// checked at once, before the garbage collector closes what leaked
+// (cilium/ebpf closes unreachable objects).
+func (c *leakCheck) expectReleased(t testing.TB, tree bool) {
 	t.Helper()
-	c := &leakCheck{progNames: map[string]bool{},
-		mapNames: map[string]bool{"events": true, "map_errors": true, "config": true}}
-	if prog, _, err := Compile(&req); err == nil {
-		s, err := bpf.Load(prog, bpf.Options{})
-		if err != nil {
-			t.Fatalf("load %q: %v", req.Source, err)
-		}
-		for _, p := range s.Programs() {
-			info, err := p.Info()
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.progNames[info.Name] = true
-			ids, _ := info.MapIDs()
-			for _, id := range ids {
-				if name := mapName(id); name != "" {
-					c.mapNames[name] = true
-				}
-			}
-		}
-		s.Close()
+	held := c.objs.HeldBySelf(t)
+	if tree {
+		held = c.objs.Held(t)
 	}
-	c.progs, c.maps = kerneltest.LoadedIDs(t)
-	c.fds = heldBy(t, true)
-	return c
-}
-
-func progName(id ebpf.ProgramID) string {
-	p, err := ebpf.NewProgramFromID(id)
-	if err != nil {
-		return "" // unloaded meanwhile
+	for _, h := range held {
+		t.Errorf("right after the run: %v", h)
 	}
-	defer p.Close()
-	info, err := p.Info()
-	if err != nil {
-		return ""
-	}
-	return info.Name
-}
-
-func mapName(id ebpf.MapID) string {
-	m, err := ebpf.NewMapFromID(id)
-	if err != nil {
-		return ""
-	}
-	defer m.Close()
-	info, err := m.Info()
-	if err != nil {
-		return ""
-	}
-	return info.Name
-}
-
-// processes returns every live pid with its parent.
-func processes() map[int]int {
-	parent := map[int]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if pid, err := strconv.Atoi(e.Name()); err == nil {
-			parent[pid] = ppid(pid)
-		}
-	}
-	return parent
+	c.objs.ExpectReleased(t, kernelWait)
 }
 
 // ppid returns the parent of pid, or 0 if it is gone.
@@ -140,160 +69,6 @@ func ppid(pid int) int {
 	}
 	n, _ := strconv.Atoi(fields[1])
 	return n
-}
-
-// ours reports whether pid is this process or one it started.
-func ours(parent map[int]int, pid int) bool {
-	self := os.Getpid()
-	for i := 0; pid > 1 && i < 64; i++ {
-		if pid == self {
-			return true
-		}
-		pid = parent[pid]
-	}
-	return false
-}
-
-// fdObjects calls f with the kind of each BPF or perf event file
-// descriptor pid holds ("bpf-map", "[perf_event]", ...) and the id of its
-// program, map or link (0 for a perf event), and for each memory mapping
-// of a BPF map ("mapping of bpf-map", 0).
-func fdObjects(pid int, f func(kind string, id uint64)) {
-	dir := fmt.Sprintf("/proc/%d/", pid)
-	fds, _ := os.ReadDir(dir + "fd")
-	for _, fd := range fds {
-		target, err := os.Readlink(dir + "fd/" + fd.Name())
-		if err != nil {
-			continue // closed meanwhile
-		}
-		kind, ok := strings.CutPrefix(target, "anon_inode:")
-		if !ok || !strings.HasPrefix(kind, "bpf") && kind != "[perf_event]" {
-			continue
-		}
-		var id uint64
-		info, _ := os.ReadFile(dir + "fdinfo/" + fd.Name())
-		for _, line := range strings.Split(string(info), "\n") {
-			if k, v, _ := strings.Cut(line, ":"); k == "prog_id" || k == "map_id" || k == "link_id" {
-				id, _ = strconv.ParseUint(strings.TrimSpace(v), 10, 32)
-			}
-		}
-		f(kind, id)
-	}
-	// A ring buffer reader maps its map into memory, which holds it too.
-	maps, _ := os.ReadFile(dir + "maps")
-	for _, line := range strings.Split(string(maps), "\n") {
-		if strings.HasSuffix(line, " anon_inode:bpf-map") {
-			f("mapping of bpf-map", 0)
-		}
-	}
-}
-
-// heldBy counts the BPF objects this process holds (and, with tree, the
-// processes it started), as "KIND ID" or "KIND".
-func heldBy(t testing.TB, tree bool) map[string]int {
-	t.Helper()
-	out := map[string]int{}
-	add := func(kind string, id uint64) {
-		if id != 0 {
-			kind = fmt.Sprintf("%s %d", kind, id)
-		}
-		out[kind]++
-	}
-	if !tree {
-		fdObjects(os.Getpid(), add)
-		return out
-	}
-	parent := processes()
-	for pid := range parent {
-		if ours(parent, pid) {
-			fdObjects(pid, add)
-		}
-	}
-	return out
-}
-
-// heldByOthers returns the ids of the BPF programs and maps that processes
-// other than this one and those it started hold file descriptors to.
-func heldByOthers() (progs, maps map[uint32]bool) {
-	progs, maps = map[uint32]bool{}, map[uint32]bool{}
-	parent := processes()
-	for pid := range parent {
-		if ours(parent, pid) {
-			continue
-		}
-		fdObjects(pid, func(kind string, id uint64) {
-			switch kind {
-			case "bpf-prog":
-				progs[uint32(id)] = true
-			case "bpf-map":
-				maps[uint32(id)] = true
-			}
-		})
-	}
-	return progs, maps
-}
-
-// leftovers returns the run's objects still loaded, by id, with their names.
-func (c *leakCheck) leftovers(t testing.TB) (progs, maps map[uint32]string) {
-	t.Helper()
-	progs, maps = map[uint32]string{}, map[uint32]string{}
-	kerneltest.EachLoaded(t, func(id ebpf.ProgramID) {
-		if name := progName(id); !c.progs[uint32(id)] && c.progNames[name] {
-			progs[uint32(id)] = name
-		}
-	}, func(id ebpf.MapID) {
-		if name := mapName(id); !c.maps[uint32(id)] && c.mapNames[name] {
-			maps[uint32(id)] = name
-		}
-	})
-	if len(progs) == 0 && len(maps) == 0 {
-		return progs, maps
-	}
-	otherProgs, otherMaps := heldByOthers()
-	for id := range progs {
-		if otherProgs[id] {
-			delete(progs, id)
-		}
-	}
-	for id := range maps {
-		if otherMaps[id] {
-			delete(maps, id)
-		}
-	}
-	return progs, maps
-}
-
-// expectReleased checks, right after a run, that it left nothing behind:
-// nothing held by this process or, with tree, any process it started;
-// nothing loaded in the kernel after kernelWait.
-func (c *leakCheck) expectReleased(t testing.TB, tree bool) {
-	t.Helper()
-	now := heldBy(t, tree)
-	for k, n := range now {
-		if n > c.fds[k] {
-			t.Errorf("after the run, this test's processes hold %d of %s, %d before", n, k, c.fds[k])
-		}
-	}
-	// What stays loaded through every look is what the run left.
-	progs, maps := c.leftovers(t)
-	for deadline := time.Now().Add(kernelWait); len(progs)+len(maps) > 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-		p, m := c.leftovers(t)
-		for id := range progs {
-			if _, ok := p[id]; !ok {
-				delete(progs, id)
-			}
-		}
-		for id := range maps {
-			if _, ok := m[id]; !ok {
-				delete(maps, id)
-			}
-		}
-	}
-	if len(progs) > 0 || len(maps) > 0 {
-		t.Fatalf("%v after the run, still loaded: programs %v, maps %v (%d programs and %d maps were loaded before)",
-			kernelWait, progs, maps, len(c.progs), len(c.maps))
-	}
 }
 
 // countRE matches a run whose only output is one count map, and captures
@@ -369,7 +144,7 @@ func TestRunEnds(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			req := Request{Name: "stdin", Source: []byte(tc.script), Stdout: &stdout, Stderr: &stderr,
 				Duration: tc.duration, Command: f.expand(tc.command)}
-			lc := newLeakCheck(t, req)
+			lc := newLeakCheck(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			start := time.Now()
@@ -581,7 +356,7 @@ func TestRunErrorsLeaveNothing(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			lockKernel(t)
-			lc := newLeakCheck(t, tc.req)
+			lc := newLeakCheck(t)
 			out, stderr, err := runScript(t, tc.req)
 			if err == nil {
 				t.Fatalf("Run succeeded, want an error; output %q", out)
@@ -648,7 +423,7 @@ func TestDetachInBackground(t *testing.T) {
 		Command:            f.expand("EXE get 3 2"),
 		DetachInBackground: true,
 	}
-	lc := newLeakCheck(t, req)
+	lc := newLeakCheck(t)
 	out, stderr, err := runScript(t, req)
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, stderr)
@@ -657,10 +432,11 @@ func TestDetachInBackground(t *testing.T) {
 		t.Errorf("output %q, want %q", out, want)
 	}
 	lc.expectReleased(t, false)
-	deadline := time.Now().Add(2 * time.Second)
+	// Everything released: the helper has nothing left to do but exit.
+	deadline := time.Now().Add(kernelWait)
 	for pids := releaseHelpers(t); len(pids) > 0; pids = releaseHelpers(t) {
 		if time.Now().After(deadline) {
-			t.Fatalf("release helpers still running after 2s: %v", pids)
+			t.Fatalf("release helpers still running %v after they released everything: %v", kernelWait, pids)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -191,7 +191,7 @@ func TestRunEndsUnderStorm(t *testing.T) {
 				f := newFixture(t)
 				var stdout, stderr bytes.Buffer
 				req := Request{Name: "stdin", Source: []byte(heavyScript), Mode: mode, Collectors: trust, Stdout: &stdout, Stderr: &stderr}
-				lc := newLeakCheck(t, req)
+				lc := newLeakCheck(t)
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
 				storm, stormExited, exitedAt := startStorm(t, f, 1<<40)

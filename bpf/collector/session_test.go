@@ -754,8 +754,7 @@ func TestNothingLeft(t *testing.T) {
 	if err != nil {
 		t.Skipf("no readline in bash to place a uprobe at: %v", err)
 	}
-	before, _ := kerneltest.LoadedIDs(t)
-	fds := bpfFDs(t)
+	objs := kerneltest.Track(t)
 	probes := []collector.Probe{
 		{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: 16},
 		{Kind: program.RawTracepoint, Name: "sys_enter", CtxLen: 16},
@@ -769,6 +768,7 @@ func TestNothingLeft(t *testing.T) {
 	if err := s.Attach(); err != nil {
 		t.Fatal(err)
 	}
+	objs.Observe() // the collectors' programs and maps, for the check below
 	if s.Attached() < len(probes) {
 		t.Errorf("%d attachments for %d probes", s.Attached(), len(probes))
 	}
@@ -800,31 +800,15 @@ func TestNothingLeft(t *testing.T) {
 	}
 	s.Close()
 
-	for _, name := range []string{collector.TracepointName, collector.RawTracepointName, collector.UprobeName, collector.PerfName} {
-		if left := kerneltest.LeftLoaded(t, before, name, 2*time.Second); len(left) > 0 {
-			t.Errorf("programs %s left loaded: ids %v", name, left)
-		}
+	// At once, before the garbage collector would close what leaked;
+	// then nothing stays loaded.
+	for _, h := range objs.HeldBySelf(t) {
+		t.Errorf("after Close: %v", h)
 	}
-	if after := bpfFDs(t); after != fds {
-		t.Errorf("%d BPF and perf event file descriptors open, %d before", after, fds)
+	if len(objs.Seen()) == 0 {
+		t.Error("the check saw no program or map of the sessions: it cannot fail")
 	}
-}
-
-// bpfFDs counts this process's BPF and perf event file descriptors.
-func bpfFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range ents {
-		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-		if strings.HasPrefix(target, "anon_inode:bpf") || target == "anon_inode:[perf_event]" {
-			n++
-		}
-	}
-	return n
+	objs.ExpectReleased(t, 10*time.Second)
 }
 
 // BenchmarkGetcwd measures records through the tracepoint collector,

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
-
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
@@ -232,7 +230,7 @@ func TestErrors(t *testing.T) {
 			for i, a := range tc.args {
 				args[i] = e.expand(a)
 			}
-			before := loadedObjects(t)
+			objs := kerneltest.Track(t)
 			r := e.runAs(t, tc.uid, args...)
 			if r.code == 0 {
 				t.Errorf("exit status 0, want non-zero")
@@ -268,7 +266,9 @@ func TestErrors(t *testing.T) {
 			} else if len(lines) != 1 {
 				t.Errorf("stderr has %d lines, want one:\n%s", len(lines), r.stderr)
 			}
-			before.expectUnchanged(t)
+			// The CLI and its release helper hold nothing once it
+			// has exited, and nothing they held stays loaded.
+			objs.ExpectReleased(t, 10*time.Second)
 		})
 	}
 }
@@ -330,163 +330,4 @@ func TestErrorsMarkerLikeBpftrace(t *testing.T) {
 		}
 		t.Errorf("tracebroker:\n%s\nbpftrace:\n%s", r.stderr, want)
 	}
-}
-
-// loaded is a snapshot of the BPF programs and maps loaded in the kernel,
-// by id.
-type loaded struct {
-	progs, maps map[uint32]bool
-}
-
-func loadedObjects(t *testing.T) *loaded {
-	t.Helper()
-	progs, maps := kerneltest.LoadedIDs(t)
-	return &loaded{progs: progs, maps: maps}
-}
-
-// tracingProg reports whether a program is of a kind tracebroker loads:
-// others (systemd's cgroup programs, say) are not the run's.
-func tracingProg(id ebpf.ProgramID) bool {
-	p, err := ebpf.NewProgramFromID(id)
-	if err != nil {
-		return false // unloaded meanwhile
-	}
-	defer p.Close()
-	info, err := p.Info()
-	if err != nil {
-		return false
-	}
-	switch info.Type {
-	case ebpf.Kprobe, ebpf.TracePoint, ebpf.PerfEvent, ebpf.RawTracepoint, ebpf.RawTracepointWritable, ebpf.Tracing:
-		return true
-	}
-	return false
-}
-
-// heldElsewhere returns the ids of the programs and maps that a live
-// process other than this test holds a file descriptor to, but for
-// tracebroker's release helpers (which must be gone soon after a run).
-func heldElsewhere() (progs, maps map[uint32]bool) {
-	progs, maps = map[uint32]bool{}, map[uint32]bool{}
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		if pid, err := strconv.Atoi(ent.Name()); err != nil || pid == os.Getpid() {
-			continue
-		}
-		dir := "/proc/" + ent.Name() + "/"
-		if env, _ := os.ReadFile(dir + "environ"); bytes.Contains(env, []byte("TRACEBROKER_RELEASE_FDS=")) {
-			continue
-		}
-		fds, _ := os.ReadDir(dir + "fdinfo")
-		for _, fd := range fds {
-			info, _ := os.ReadFile(dir + "fdinfo/" + fd.Name())
-			for _, line := range strings.Split(string(info), "\n") {
-				k, v, _ := strings.Cut(line, ":")
-				id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
-				if err != nil {
-					continue
-				}
-				switch k {
-				case "prog_id":
-					progs[uint32(id)] = true
-				case "map_id":
-					maps[uint32(id)] = true
-				}
-			}
-		}
-	}
-	return progs, maps
-}
-
-// leftSince returns the tracing programs and the maps loaded since the
-// snapshot that no other process holds.
-func (l *loaded) leftSince(t *testing.T) (progs, maps []uint32) {
-	t.Helper()
-	var newProgs, newMaps []uint32
-	kerneltest.EachLoaded(t, func(id ebpf.ProgramID) {
-		if !l.progs[uint32(id)] && tracingProg(id) {
-			newProgs = append(newProgs, uint32(id))
-		}
-	}, func(id ebpf.MapID) {
-		if !l.maps[uint32(id)] {
-			newMaps = append(newMaps, uint32(id))
-		}
-	})
-	if len(newProgs)+len(newMaps) == 0 {
-		return nil, nil
-	}
-	heldProgs, heldMaps := heldElsewhere()
-	for _, id := range newProgs {
-		if !heldProgs[id] {
-			progs = append(progs, id)
-		}
-	}
-	for _, id := range newMaps {
-		if !heldMaps[id] {
-			maps = append(maps, id)
-		}
-	}
-	return progs, maps
-}
-
-// expectUnchanged checks that the run left nothing loaded: no tracing
-// program or map that was not there before, allowing the kernel the time
-// it takes to free what was closed (an RCU grace period; a release helper
-// a little longer). Objects that another process holds are another
-// tracer's: the machine is shared, and the kernel lock only keeps the
-// tests of this repository apart. A map that is not held but belongs to a
-// program (a cgroup program of systemd's, say) is not the run's either.
-func (l *loaded) expectUnchanged(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		progs, maps := l.leftSince(t)
-		maps = withoutProgramMaps(maps)
-		if len(progs)+len(maps) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("after the run, still loaded: programs %v, maps %v (%d programs and %d maps were loaded before)",
-				progs, maps, len(l.progs), len(l.maps))
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// withoutProgramMaps drops the maps that a loaded program other than a
-// tracing one uses.
-func withoutProgramMaps(maps []uint32) []uint32 {
-	if len(maps) == 0 {
-		return maps
-	}
-	used := map[uint32]bool{}
-	for id := ebpf.ProgramID(0); ; {
-		next, err := ebpf.ProgramGetNextID(id)
-		if err != nil {
-			break
-		}
-		id = next
-		if tracingProg(next) {
-			continue
-		}
-		p, err := ebpf.NewProgramFromID(next)
-		if err != nil {
-			continue
-		}
-		if info, err := p.Info(); err == nil {
-			ids, _ := info.MapIDs()
-			for _, m := range ids {
-				used[uint32(m)] = true
-			}
-		}
-		p.Close()
-	}
-	var out []uint32
-	for _, m := range maps {
-		if !used[m] {
-			out = append(out, m)
-		}
-	}
-	return out
 }
