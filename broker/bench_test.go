@@ -127,7 +127,7 @@ func BenchmarkInterpPipeline(b *testing.B) {
 	} {
 		for _, mode := range modes {
 			b.Run(tc.name+"/"+string(mode), func(b *testing.B) {
-				lockKernel(b)
+				floodKernel(b)
 				exe, err := os.Executable()
 				if err != nil {
 					b.Fatal(err)

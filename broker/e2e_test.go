@@ -202,6 +202,7 @@ func loadCases(t testing.TB) []e2eCase {
 // directive).
 func TestEndToEnd(t *testing.T) {
 	needKernel(t)
+	lockKernel(t)
 	trust := testCollectors(t)
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
@@ -232,6 +233,7 @@ func TestEndToEnd(t *testing.T) {
 // workload and requires identical output: bpftrace is the reference.
 func TestSideBySide(t *testing.T) {
 	needKernel(t)
+	lockKernel(t)
 	bt, err := exec.LookPath("bpftrace")
 	if err != nil {
 		t.Skip("bpftrace is not installed (apt-get install bpftrace)")

@@ -17,7 +17,7 @@ import (
 // and what was lost add up to what the workload did. Nothing hangs.
 func TestInterpFlood(t *testing.T) {
 	needKernel(t)
-	lockKernel(t)
+	floodKernel(t)
 	const calls = 100000
 	f := newFixture(t)
 	out, stderr, err := runScript(t, Request{
@@ -52,6 +52,7 @@ func TestInterpFlood(t *testing.T) {
 // the kernel: the output is the live trace's, the table's expectation.
 func TestRecordReplay(t *testing.T) {
 	needKernel(t)
+	lockKernel(t)
 	trust := testCollectors(t)
 	for _, tc := range loadCases(t) {
 		if tc.cmd == "" || tc.interpRefused != "" {

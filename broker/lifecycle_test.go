@@ -18,7 +18,11 @@ import (
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
-func lockKernel(t testing.TB) { kerneltest.Lock(t) }
+// lockKernel keeps a kernel test out of the way of the tests that flood
+// tracepoints (kerneltest.Lock); floodKernel is for those, and for
+// measurements.
+func lockKernel(t testing.TB)  { kerneltest.Lock(t) }
+func floodKernel(t testing.TB) { kerneltest.Exclusive(t) }
 
 // leakCheck finds what a run left behind: what the processes of the
 // test (this one, and the ones it started: the -c command, a release
@@ -447,6 +451,7 @@ func TestDetachInBackground(t *testing.T) {
 // still ends cleanly with its map.
 func TestLostEvents(t *testing.T) {
 	needKernel(t)
+	lockKernel(t)
 	f := newFixture(t)
 	script := `tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @n = count(); printf("%s %s %s %s\n", comm, comm, comm, comm); }`
 	out, stderr, err := runScript(t, Request{Source: []byte(script), Command: f.expand("EXE get 5000 0"), EventBufferSize: 4096})

@@ -141,7 +141,7 @@ func benchKernel(b *testing.B, insns asm.Instructions) {
 	if os.Geteuid() != 0 {
 		b.Skip("the kernel JIT comparison needs root")
 	}
-	kerneltest.Lock(b)
+	kerneltest.Exclusive(b)
 	km, err := ebpf.NewMap(memSpec)
 	if err != nil {
 		b.Skipf("bpf syscall: %v", err)

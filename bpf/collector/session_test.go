@@ -29,14 +29,28 @@ import (
 // getcwdNR is __NR_getcwd on x86-64.
 const getcwdNR = 79
 
-// needKernel skips unless this process can trace, then serialises with
-// the other test binaries that load BPF objects.
+// needKernel skips unless this process can trace, then keeps out of the
+// way of tests that flood tracepoints (kerneltest.Lock): what else runs
+// meanwhile reaches the collectors too, and they filter nothing.
 func needKernel(t testing.TB) {
+	t.Helper()
+	needTracing(t)
+	kerneltest.Lock(t)
+}
+
+// needKernelAlone is needKernel for a test that floods a tracepoint, or
+// measures: no other kernel test runs meanwhile.
+func needKernelAlone(t testing.TB) {
+	t.Helper()
+	needTracing(t)
+	kerneltest.Exclusive(t)
+}
+
+func needTracing(t testing.TB) {
 	t.Helper()
 	if err := bpf.Supported(); err != nil {
 		t.Skipf("kernel tracing unavailable: %v", err)
 	}
-	kerneltest.Lock(t)
 }
 
 // open opens and attaches a session of unsigned collectors (the
@@ -703,7 +717,7 @@ func TestPerf(t *testing.T) {
 // TestLost overfills a one-page ring buffer: the records it had no room
 // for are counted, and never more records arrive than events happened.
 func TestLost(t *testing.T) {
-	needKernel(t)
+	needKernelAlone(t)
 	_, size := recordSize(t, "syscalls", "sys_enter_getcwd")
 	s := open(t, os.Getpagesize(), collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: size})
 	const n = 20000
@@ -815,7 +829,7 @@ func TestNothingLeft(t *testing.T) {
 // the ring buffer and Decode: b.N getcwd calls, read in batches that
 // fit the ring buffer.
 func BenchmarkGetcwd(b *testing.B) {
-	needKernel(b)
+	needKernelAlone(b)
 	s := open(b, 0, collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: 16})
 	var rec ringbuf.Record
 	var r collector.Record

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 
@@ -16,21 +17,57 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Lock serialises the tests that load BPF objects across the test binaries
-// of `go test ./...`, which run in parallel: some of them check the
-// kernel's global lists of programs and maps for leaks. The lock is
-// released when the test ends.
-func Lock(t testing.TB) {
+// Lock keeps a test that loads BPF objects out of the way of the tests
+// that flood the machine's tracepoints (Exclusive), across the test
+// binaries of `go test ./...` (which run in parallel) and of every
+// checkout on the machine. Leak checks need no lock (Track sees only the
+// test's own objects), and kernel tests run side by side: Lock is a
+// shared lock. What they do share is the tracepoints. A storm of events
+// from one process reaches every probe on the same tracepoint, and where
+// nothing filters them in the kernel (the collectors of interpreter mode,
+// the collector tests) it fills the ring buffer, and another test loses
+// its own events. The lock is released when the test ends. A test takes
+// Lock or Exclusive, not both: the one would wait for the other.
+func Lock(t testing.TB) { lock(t, unix.LOCK_SH) }
+
+// Exclusive is Lock for a test that floods tracepoints with events (tens
+// of thousands of system calls as fast as they go) or measures speed: no
+// other test that locks runs meanwhile.
+func Exclusive(t testing.TB) { lock(t, unix.LOCK_EX) }
+
+var (
+	lockMu   sync.Mutex
+	lockHeld = map[int]int{} // this process's locks by mode
+)
+
+func lock(t testing.TB, mode int) {
 	t.Helper()
+	lockMu.Lock()
+	if lockHeld[unix.LOCK_EX] > 0 || mode == unix.LOCK_EX && lockHeld[unix.LOCK_SH] > 0 {
+		lockMu.Unlock()
+		t.Fatal("kerneltest: a test takes Lock or Exclusive once: this process holds the lock already, and would wait for itself")
+	}
+	lockHeld[mode]++
+	lockMu.Unlock()
+	release := func() {
+		lockMu.Lock()
+		lockHeld[mode]--
+		lockMu.Unlock()
+	}
 	f, err := os.OpenFile(filepath.Join(os.TempDir(), "tracebroker-kernel-tests.lock"), os.O_CREATE|os.O_RDWR, 0o666)
 	if err != nil {
+		release()
 		t.Fatal(err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	if err := unix.Flock(int(f.Fd()), mode); err != nil {
 		f.Close()
+		release()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() {
+		f.Close()
+		release()
+	})
 }
 
 // EachLoaded calls prog with the id of each BPF program loaded in the
