@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,19 +88,54 @@ func Compile(t testing.TB, script string, withChild bool) {
 // it printed. It fails the test on an error or anything on stderr.
 func Run(t testing.TB, script, command string) string {
 	t.Helper()
+	var stdout bytes.Buffer
+	run(t, script, command, &stdout)
+	return stdout.String()
+}
+
+// RunToFile is Run with the output written to the file out as it comes,
+// for a workload that watches what is printed.
+func RunToFile(t testing.TB, script, command, out string) string {
+	t.Helper()
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	run(t, script, command, f)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func run(t testing.TB, script, command string, stdout io.Writer) {
+	t.Helper()
 	if err := bpf.Supported(); err != nil {
 		t.Skipf("kernel tracing unavailable: %v", err)
 	}
 	kerneltest.Lock(t)
-	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	var stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := broker.Run(ctx, broker.Request{Name: "gen", Source: []byte(script), Command: command, Stdout: &stdout, Stderr: &stderr})
+	out := &teeLog{w: stdout}
+	err := broker.Run(ctx, broker.Request{Name: "gen", Source: []byte(script), Command: command, Stdout: out, Stderr: &stderr})
 	if err != nil || stderr.Len() > 0 {
 		t.Fatalf("run: %v\nstderr:\n%s\nscript:\n%s", err, stderr.String(), script)
 	}
-	t.Logf("output:\n%s", stdout.String())
-	return stdout.String()
+	t.Logf("output:\n%s", out.b.String())
+}
+
+// teeLog keeps a copy of what is written, for the test's log.
+type teeLog struct {
+	w io.Writer
+	b bytes.Buffer
+}
+
+func (l *teeLog) Write(p []byte) (int, error) {
+	l.b.Write(p)
+	return l.w.Write(p)
 }
 
 // TempDir returns a new directory under the system's temporary one,

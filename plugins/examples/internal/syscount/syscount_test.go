@@ -1,12 +1,14 @@
 package syscount
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -19,19 +21,83 @@ import (
 
 func TestMain(m *testing.M) {
 	gentest.Main(m, map[string]func([]string) error{
-		// getcwd N [MS]: N getcwd calls, which the Go runtime never
-		// makes itself; with MS, a pause of MS milliseconds and N more.
+		// getcwd N: N getcwd calls, which the Go runtime never makes
+		// itself.
 		"getcwd": func(args []string) error {
 			n, _ := strconv.Atoi(args[0])
 			kerneltest.Syscalls(n, 0)
-			if len(args) > 1 {
-				ms, _ := strconv.Atoi(args[1])
-				time.Sleep(time.Duration(ms) * time.Millisecond)
-				kerneltest.Syscalls(n, 0)
-			}
 			return nil
 		},
+		"batches": batches,
 	})
+}
+
+// batches OUT N K REPORT: K batches of getcwd calls, each printed and
+// cleared by the trace, whose output goes to the file OUT, before the
+// next begins. A batch is made of rounds of N calls, until the trace has
+// printed a getcwd count since it began. REPORT gets, per batch, the
+// output's size when it began and how many calls it made.
+//
+// Why: a print() and the clear() after it are two steps (a snapshot of
+// the map, then the deletion of its keys), and a call counted between
+// them is cleared unprinted, in bpftrace as here; a call made as a print
+// is written may be in the next print. So a batch waits for the trace,
+// not for time: the same holds on a busy machine. Prints are written
+// whole, one at a time, each after the one before was cleared. After a
+// round's calls, the first print written may have taken its snapshot
+// before them; the second took its snapshot after the first's clear, so
+// after them: every call of the round was printed by then, or lost. A
+// third print means that the second's clear is done: the map holds none
+// of the batch's calls, and the next batch's are counted on their own.
+func batches(args []string) error {
+	out := args[0]
+	n, _ := strconv.Atoi(args[1])
+	k, _ := strconv.Atoi(args[2])
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	if _, err := unix.InotifyAddWatch(fd, out, unix.IN_MODIFY); err != nil {
+		return err
+	}
+	buf := make([]byte, 4096)
+	// more returns the output once it is longer than b: at least one
+	// print more. The trace prints at every interval, as the map is
+	// never empty while this process makes system calls.
+	more := func(b []byte) ([]byte, error) {
+		for size := len(b); ; {
+			b, err := os.ReadFile(out)
+			if err != nil || len(b) > size {
+				return b, err
+			}
+			if _, err := unix.Read(fd, buf); err != nil {
+				return nil, err
+			}
+		}
+	}
+	getcwd := []byte(fmt.Sprintf("\n@syscalls[%d]: ", unix.SYS_GETCWD))
+	var report []any
+	for range k {
+		b, err := os.ReadFile(out)
+		if err != nil {
+			return err
+		}
+		start, calls := len(b), 0
+		for !bytes.Contains(b[max(start-1, 0):], getcwd) {
+			kerneltest.Syscalls(n, 0)
+			calls += n
+			for range 2 {
+				if b, err = more(b); err != nil {
+					return err
+				}
+			}
+		}
+		if _, err := more(b); err != nil {
+			return err
+		}
+		report = append(report, start, calls)
+	}
+	return gentest.Report(args[3], report...)
 }
 
 var generated = []struct {
@@ -187,22 +253,43 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("getcwd counted %v, want [7], in:\n%s", counts, got)
 		}
 	})
-	// Two batches 100ms apart, counted every 10ms: each is printed
-	// (whole or in parts) and cleared before the next, and none is
-	// lost between an interval and END.
+	// Batches counted every 10ms: each is printed (whole or in parts)
+	// and cleared before the next begins, and never counted twice.
 	t.Run("interval", func(t *testing.T) {
 		out, err := Generator{}.Generate(context.Background(), sdk.Params{"pid": "-1", "interval": "10ms"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := gentest.Run(t, out.Script, exe+" getcwd 500 100")
+		dir := gentest.TempDir(t)
+		output, report := filepath.Join(dir, "out"), filepath.Join(dir, "report")
+		const batches = 3
+		got := gentest.RunToFile(t, out.Script, fmt.Sprintf("%s batches %s 200 %d %s", exe, output, batches, report), output)
 		counts := countsOf(t, got, getcwd, "Attaching 3 probes...\n")
-		sum := 0
-		for _, n := range counts {
-			sum += n
+		r := gentest.ReadReport(t, report)[1:]
+		if len(r) != 2*batches {
+			t.Fatalf("report %q, want an offset and a count of calls per batch", r)
 		}
-		if len(counts) < 2 || sum != 1000 {
-			t.Errorf("getcwd counted %v, want at least 2 prints adding up to 1000, in:\n%s", counts, got)
+		for i := 0; i < batches; i++ {
+			start, _ := strconv.Atoi(r[2*i])
+			calls, _ := strconv.Atoi(r[2*i+1])
+			end := len(got)
+			if i+1 < batches {
+				end, _ = strconv.Atoi(r[2*i+2])
+			}
+			seg := countsOf(t, got[start:end], getcwd, "")
+			sum := 0
+			for _, n := range seg {
+				sum += n
+			}
+			// Calls counted while a print was under way are lost, in
+			// bpftrace too: no batch is counted exactly, but every
+			// one is printed, and none more than once.
+			if sum < 1 || sum > calls {
+				t.Errorf("batch %d of %d calls printed as %v, want 1 to %d in all", i, calls, seg, calls)
+			}
+		}
+		if len(counts) < batches {
+			t.Errorf("getcwd counted %v, want a print per batch at least", counts)
 		}
 	})
 }
