@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,9 +56,12 @@ func needTracing(t testing.TB) {
 }
 
 // open opens and attaches a session of unsigned collectors (the
-// verification has its own tests) and closes it when the test ends.
+// verification has its own tests) and closes it when the test ends. The
+// session has one probe more than probes, last: drain's sentinel.
 func open(t testing.TB, size int, probes ...collector.Probe) *collector.Session {
 	t.Helper()
+	_, ctxLen := recordSize(t, "syscalls", sentinelEvent)
+	probes = append(slices.Clone(probes), collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: sentinelEvent, CtxLen: ctxLen})
 	s, err := collector.Open(collector.Options{Probes: probes, BufferSize: size, Trust: collector.Trust{Unsigned: true}})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -65,44 +70,122 @@ func open(t testing.TB, size int, probes ...collector.Probe) *collector.Session 
 	if err := s.Attach(); err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
+	sentinels.Store(s, len(probes)-1)
+	t.Cleanup(func() { sentinels.Delete(s) })
 	return s
 }
 
-// drain reads every record until none has come for a while, decodes
-// each into a copy (the sample is reused by the next Read), and keeps
-// those keep accepts. A probe's record is written before the traced
-// event returns, so after a synchronous workload everything is there.
+// The sentinel is a system call that no program but this test makes
+// (nothing asks for a scheduling policy's lowest priority), whose
+// argument, the policy, is a number no real policy has: drain's nonce.
+const sentinelEvent = "sys_enter_sched_get_priority_min"
+
+var (
+	sentinels sync.Map // *collector.Session -> the sentinel probe's index
+	nonce     atomic.Uint64
+)
+
+// sentinel makes the sentinel call, and returns its nonce.
+func sentinel() uint64 {
+	n := 1<<40 + nonce.Add(1)
+	unix.Syscall(unix.SYS_SCHED_GET_PRIORITY_MIN, uintptr(n), 0, 0) // EINVAL
+	return n
+}
+
+// drain reads the records of an attached session (drainStopped reads a
+// stopped one), until this process's sentinel record, decodes each into a copy (the sample is reused by the
+// next Read), and keeps those keep accepts. A probe's record is written
+// before the traced event returns, and the ring buffer is read in the
+// order its records were written: the sentinel's comes after everything
+// this process's workloads did before, whatever other processes write
+// meanwhile (a busy machine never stops opening files). A sentinel the
+// ring buffer had no room for is made again once what is there was read.
 func drain(t testing.TB, s *collector.Session, keep func(*collector.Record) bool) []collector.Record {
 	t.Helper()
+	v, ok := sentinels.Load(s)
+	if !ok {
+		t.Fatal("drain: a session opened by open, with its sentinel probe, is needed")
+	}
+	probe := v.(int)
+	first := sentinel()
 	var out []collector.Record
-	var rec ringbuf.Record
-	for n := 0; ; n++ {
-		if n == 1e6 {
-			t.Fatal("a million records and still more: a probe fires on the reading itself?")
+	deadline := time.Now().Add(time.Minute)
+	for n := 1; ; n++ {
+		r, ok := read(t, s, time.Now())
+		if !ok {
+			if time.Now().After(deadline) {
+				t.Fatalf("drain: no sentinel record in a minute (%d records lost)", s.Lost())
+			}
+			// Read to the end: the sentinels made so far were lost.
+			sentinel()
+			continue
 		}
-		err := s.Read(time.Now().Add(100*time.Millisecond), &rec)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if n%10000 == 0 {
+			// Other processes' records may overfill the ring buffer
+			// faster than it is read: one more, behind them.
+			sentinel()
+		}
+		switch {
+		case r.Probe != probe:
+			if keep(r) {
+				out = append(out, *r)
+			}
+		case r.TGID == uint32(os.Getpid()) && len(r.Context) >= 24 && binary.LittleEndian.Uint64(r.Context[16:]) >= first:
 			return out
 		}
-		if err != nil {
-			t.Fatalf("Read: %v", err)
+	}
+}
+
+// drainStopped reads every record of a session that writes no more (it
+// was stopped, or nothing of it is attached) until none has come for a
+// while: a probe that was running as it stopped may still be writing.
+// It keeps those keep accepts, the sentinel's left out.
+func drainStopped(t testing.TB, s *collector.Session, keep func(*collector.Record) bool) []collector.Record {
+	t.Helper()
+	probe := -1
+	if v, ok := sentinels.Load(s); ok {
+		probe = v.(int)
+	}
+	var out []collector.Record
+	for n := 0; ; n++ {
+		if n == 1e6 {
+			t.Fatal("a million records and still more from a session that writes no more")
 		}
-		var r collector.Record
-		if err := collector.Decode(bytes.Clone(rec.RawSample), &r); err != nil {
-			t.Fatalf("Decode: %v", err)
+		r, ok := read(t, s, time.Now().Add(100*time.Millisecond))
+		if !ok {
+			return out
 		}
-		if len(rec.RawSample) != int(binary.LittleEndian.Uint32(rec.RawSample)) {
-			t.Fatalf("a sample of %d bytes holds a record of %d", len(rec.RawSample), binary.LittleEndian.Uint32(rec.RawSample))
-		}
-		// Encode writes zeros where the layout pads: a record equal to
-		// its re-encoding has the layout, and no stale bytes in it.
-		if enc := collector.Encode(nil, &r); !bytes.Equal(enc, rec.RawSample) {
-			t.Fatalf("record and its re-encoding differ:\n% x\n% x", rec.RawSample, enc)
-		}
-		if keep(&r) {
-			out = append(out, r)
+		if r.Probe != probe && keep(r) {
+			out = append(out, *r)
 		}
 	}
+}
+
+// read reads one record, false if none comes by deadline, and checks its
+// layout.
+func read(t testing.TB, s *collector.Session, deadline time.Time) (*collector.Record, bool) {
+	t.Helper()
+	var rec ringbuf.Record
+	err := s.Read(deadline, &rec)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, false
+	}
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	var r collector.Record
+	if err := collector.Decode(bytes.Clone(rec.RawSample), &r); err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if len(rec.RawSample) != int(binary.LittleEndian.Uint32(rec.RawSample)) {
+		t.Fatalf("a sample of %d bytes holds a record of %d", len(rec.RawSample), binary.LittleEndian.Uint32(rec.RawSample))
+	}
+	// Encode writes zeros where the layout pads: a record equal to its
+	// re-encoding has the layout, and no stale bytes in it.
+	if enc := collector.Encode(nil, &r); !bytes.Equal(enc, rec.RawSample) {
+		t.Fatalf("record and its re-encoding differ:\n% x\n% x", rec.RawSample, enc)
+	}
+	return &r, true
 }
 
 func mine(r *collector.Record) bool { return r.TGID == uint32(os.Getpid()) }
@@ -518,7 +601,7 @@ func TestRawTracepoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cwd, cpu int
-	for _, r := range drain(t, s, mine) {
+	for _, r := range drainStopped(t, s, mine) {
 		switch r.Probe {
 		case 0:
 			cpu++
@@ -674,7 +757,7 @@ func TestPerf(t *testing.T) {
 	elapsed := time.Since(start)
 	counts := map[int]int{}
 	kstacks := 0
-	for _, r := range drain(t, s, func(*collector.Record) bool { return true }) {
+	for _, r := range drainStopped(t, s, func(*collector.Record) bool { return true }) {
 		counts[r.Probe]++
 		if len(r.Context) != collector.PerfEventDataSize {
 			t.Fatalf("context of %d bytes, want %d", len(r.Context), collector.PerfEventDataSize)
@@ -746,11 +829,9 @@ func TestStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	kerneltest.Syscalls(4, 0)
-	if got := len(drain(t, s, mine)); got != 3 {
-		t.Errorf("%d records, want the 3 before Stop", got)
-	}
-	if s.Lost() != 0 {
-		t.Errorf("lost %d", s.Lost())
+	// Lost would count other processes' records too: the 3 are ours.
+	if got := len(drainStopped(t, s, mine)); got != 3 {
+		t.Errorf("%d records, want the 3 before Stop (%d records lost)", got, s.Lost())
 	}
 }
 
@@ -807,9 +888,9 @@ func TestNothingLeft(t *testing.T) {
 	}
 	// Records of the moments the probes were attached may be there;
 	// none may come after.
-	drain(t, s, mine)
+	drainStopped(t, s, mine)
 	kerneltest.Syscalls(2, 0)
-	if n := len(drain(t, s, mine)); n != 0 {
+	if n := len(drainStopped(t, s, mine)); n != 0 {
 		t.Errorf("%d records after a failed Attach", n)
 	}
 	s.Close()

@@ -179,7 +179,7 @@ func TestStacks(t *testing.T) {
 	}
 	ksyms := readKallsyms(t)
 	var cwd, raw, cpu int
-	for _, r := range drain(t, s, mine) {
+	for _, r := range drainStopped(t, s, mine) {
 		switch r.Probe {
 		case 0:
 			cwd++
