@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tracebroker/tracebroker/bpf/collector"
+	"github.com/tracebroker/tracebroker/broker/recording"
 )
 
 // TestInterpFlood: a storm of events into a one-page collector buffer.
@@ -84,15 +88,20 @@ func TestRecordReplay(t *testing.T) {
 }
 
 // TestRecordSizeLimit: a recording stops at its size limit, says so, and
-// is a whole recording that replays what it holds.
+// is a whole recording that replays what it holds. The collectors record
+// every process's events, for the replay to filter: the workload's are
+// getcpu calls, which no other process makes as system calls (the vDSO's
+// getcpu is none), so that another's getcwd storm cannot fill the 16 KB
+// first. The replay must count exactly the workload's events that the
+// recording holds, whatever else it holds.
 func TestRecordSizeLimit(t *testing.T) {
 	needKernel(t)
 	lockKernel(t)
 	f := newFixture(t)
 	rec := filepath.Join(t.TempDir(), "rec.tbrec")
-	script := `tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @ = count(); }`
+	script := `tracepoint:syscalls:sys_enter_getcpu /pid == cpid/ { @ = count(); }`
 	var stderr bytes.Buffer
-	err := Record(context.Background(), RecordRequest{Request: Request{Name: "stdin", Source: []byte(script), Command: f.expand("EXE get 1000 0"), Collectors: testCollectors(t), Stderr: &stderr}, Output: rec, MaxSize: 16 << 10})
+	err := Record(context.Background(), RecordRequest{Request: Request{Name: "stdin", Source: []byte(script), Command: f.expand("EXE get 0 1000"), Collectors: testCollectors(t), Stderr: &stderr}, Output: rec, MaxSize: 16 << 10})
 	if err != nil {
 		t.Fatalf("record: %v\n%s", err, stderr.String())
 	}
@@ -102,6 +111,7 @@ func TestRecordSizeLimit(t *testing.T) {
 	if fi, err := os.Stat(rec); err != nil || fi.Size() > 16<<10 {
 		t.Fatalf("recording: %v, %d bytes", err, fi.Size())
 	}
+	held := childEvents(t, rec)
 	var out, rstderr bytes.Buffer
 	if err := Replay(context.Background(), ReplayRequest{Recording: rec, Name: "stdin", Source: []byte(script), Stdout: &out, Stderr: &rstderr}); err != nil {
 		t.Fatalf("replay: %v", err)
@@ -110,7 +120,34 @@ func TestRecordSizeLimit(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no count in %q", out.String())
 	}
-	if n, _ := strconv.Atoi(m[1]); n == 0 || n >= 1000 || rstderr.Len() != 0 {
-		t.Errorf("replayed %d of 1000 calls, stderr %q; want some, not all, and no warning", n, rstderr.String())
+	if n, _ := strconv.Atoi(m[1]); n != held || n == 0 || n >= 1000 || rstderr.Len() != 0 {
+		t.Errorf("replayed %d of 1000 calls, stderr %q; want the %d the recording holds, some, not all, and no warning", n, rstderr.String(), held)
+	}
+}
+
+// childEvents counts the events of the -c command in a recording.
+func childEvents(t *testing.T, path string) int {
+	t.Helper()
+	rd, c, err := recording.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n := 0
+	for {
+		b, err := rd.Next()
+		if err == io.EOF {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r collector.Record
+		if err := collector.Decode(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		if int(r.TGID) == rd.Header().Cpid {
+			n++
+		}
 	}
 }
