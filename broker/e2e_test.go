@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -247,37 +246,39 @@ func TestSideBySide(t *testing.T) {
 	needKernel(t)
 	lockKernel(t)
 	bt := kerneltest.Bpftrace017(t)
-	for _, tc := range loadCases(t) {
+	cases := loadCases(t)
+	fixtures, refs := make([]*fixture, len(cases)), make([]*bpftraceRun, len(cases))
+	for i, tc := range cases {
+		if tc.newSyntax {
+			continue
+		}
+		f := newFixture(t)
+		args := []string{"-e", f.expand(tc.script)}
+		if tc.cmd != "" {
+			args = append(args, "-c", f.expand(tc.cmd))
+		}
+		if tc.format != "" {
+			args = append(args, "-f", tc.format)
+		}
+		fixtures[i], refs[i] = f, startBpftrace(t, bt, args, nil)
+	}
+	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.newSyntax {
 				t.Skip("newer bpftrace syntax: bpftrace 0.17 cannot run it")
 			}
-			f := newFixture(t)
+			f := fixtures[i]
 			script, command := f.expand(tc.script), f.expand(tc.cmd)
-			args := []string{"-e", script}
-			if command != "" {
-				args = append(args, "-c", command)
-			}
-			if tc.format != "" {
-				args = append(args, "-f", tc.format)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bt, args...)
-			var ref, refErr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &ref, &refErr
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("bpftrace: %v\n%s", err, refErr.String())
-			}
+			ref := refs[i].output(t)
 			unexpand := strings.NewReplacer(f.file, "FILE", f.exe, "EXE").Replace
 			want := f.expand(tc.want)
-			checkReference(t, ref.String(), want, tc.bug, f.expand, unexpand, tc.path)
+			checkReference(t, ref, want, tc.bug, f.expand, unexpand, tc.path)
 			out, stderr, err := runScript(t, Request{Source: []byte(script), Command: command, Format: tc.format})
 			if err != nil {
 				t.Fatalf("run: %v\n%s", err, stderr)
 			}
 			if out != want {
-				t.Errorf("tracebroker:\n%s\nwant (%s):\n%s\nbpftrace:\n%s", out, filepath.Base(tc.path), want, ref.String())
+				t.Errorf("tracebroker:\n%s\nwant (%s):\n%s\nbpftrace:\n%s", out, filepath.Base(tc.path), want, ref)
 			}
 		})
 	}

@@ -1,14 +1,11 @@
 package broker
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
@@ -227,23 +224,18 @@ func TestUprobeSideBySide(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			lockKernel(t)
 			script, command := tc.setup(t, w)
+			// One at a time: the scripts trace every process of the
+			// workload's binary, not only the -c command.
 			args := []string{"-e", script, "-c", command}
 			if tc.format != "" {
 				args = append(args, "-f", tc.format)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bt, args...)
-			var ref, refErr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &ref, &refErr
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("bpftrace: %v\nstdout: %s\nstderr: %s", err, ref.String(), refErr.String())
-			}
+			ref := startBpftrace(t, bt, args, nil).output(t)
 			want := w.expand(tc.want)
-			checkReference(t, ref.String(), want, tc.bug, w.expand, w.unexpand, tc.outPath)
+			checkReference(t, ref, want, tc.bug, w.expand, w.unexpand, tc.outPath)
 			for _, mode := range modes {
 				t.Run(string(mode), func(t *testing.T) {
-					tc.check(t, tc.run(t, mode, script, command), want, "bpftrace:\n"+ref.String())
+					tc.check(t, tc.run(t, mode, script, command), want, "bpftrace:\n"+ref)
 				})
 			}
 		})
