@@ -185,12 +185,15 @@ func childIdle(socket string, n int) error {
 	}
 	var cs []dialed
 	for i := 0; i < n; i++ {
+		// Before the dial: the daemon may admit the connection, and
+		// start its clock, before Dial returns.
+		t0 := time.Now()
 		c, err := net.Dial("unix", socket)
 		if err != nil {
 			return fmt.Errorf("dial %d: %w", i, err)
 		}
 		defer c.Close()
-		cs = append(cs, dialed{c, time.Now()})
+		cs = append(cs, dialed{c, t0})
 	}
 	fmt.Println("dialed")
 	var mu sync.Mutex

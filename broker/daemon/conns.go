@@ -69,6 +69,7 @@ func (t *conns) admit(c net.Conn) (*trackedConn, error) {
 	if tc.root {
 		tc.authed.Store(true)
 	} else {
+		tc.admitted = time.Now()
 		tc.timer = time.AfterFunc(t.preAuth, tc.expire)
 	}
 	return tc, nil
@@ -119,12 +120,17 @@ type trackedConn struct {
 	timer  *time.Timer
 	authed atomic.Bool
 	once   sync.Once
+	// admitted is when the pre-authentication deadline started.
+	admitted time.Time
 }
 
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
-		if c.timer != nil {
-			c.timer.Stop()
+		// gRPC's handshake deadline is PreAuthTimeout too, and may close
+		// the connection before expire runs: past the deadline and
+		// unauthenticated, it timed out whichever closed it.
+		if c.timer != nil && c.timer.Stop() && !c.authed.Load() && time.Since(c.admitted) >= c.t.preAuth {
+			c.t.ledger.count(c.peer, func(h *held) { h.timedOut++ })
 		}
 		c.t.release(c)
 	})
