@@ -34,7 +34,7 @@ import (
 // either fails, a bug fixed upstream included.
 type bpftraceBug struct {
 	why       string
-	sometimes string // why it shows only on some runs; "" if on every run
+	sometimes string         // why it shows only on some runs; "" if on every run
 	out       string         // NAME.bpftrace.out
 	re        *regexp.Regexp // NAME.bpftrace.re, instead
 	path      string
