@@ -5,8 +5,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tracebroker/tracebroker/bpf"
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
+
+// needKernelAlone is needKernel for a test that storms tracepoints with
+// events: no other kernel test runs meanwhile (kerneltest.Exclusive), as
+// the storm would fill the ring buffers of those whose collectors see it
+// too.
+func needKernelAlone(t testing.TB) {
+	t.Helper()
+	if err := bpf.Supported(); err != nil {
+		t.Skipf("kernel tracing unavailable: %v", err)
+	}
+	kerneltest.Exclusive(t)
+}
 
 // attachedOrEnded waits until r's session runs with its probes attached,
 // and returns the sessions; false if r ended first.

@@ -181,7 +181,7 @@ func mapsOnlyStorm() []byte {
 // written and its probes detached. The 2 s bound asserted is a liveness
 // check; the lateness is logged.
 func TestAttacksLifetimes(t *testing.T) {
-	needKernel(t)
+	needKernelAlone(t) // storms of getcwd calls
 	jit := startDaemon(t, daemonOpts{})
 	interp := startDaemon(t, daemonOpts{hvci: true})
 	for _, tt := range []struct {
@@ -273,7 +273,7 @@ func TestAttacksLifetimes(t *testing.T) {
 // shutdown itself, naming its phase, and writes none of its own when it
 // comes unstuck. Nothing is left loaded.
 func TestAttacksLifetimesShutdown(t *testing.T) {
-	needKernel(t)
+	needKernelAlone(t) // storms of getcwd calls
 	for _, mode := range []struct {
 		name   string
 		hvci   bool

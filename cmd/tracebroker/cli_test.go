@@ -50,10 +50,11 @@ func TestMain(m *testing.M) {
 type need int
 
 const (
-	needNothing need = iota
-	needTracefs      // list reads tracefs
-	needKernel       // run loads and attaches BPF programs
-	needBTF          // list tp_btf reads the kernel's BTF
+	needNothing     need = iota
+	needTracefs          // list reads tracefs
+	needKernel           // run loads and attaches BPF programs
+	needKernelAlone      // needKernel, for a test that storms tracepoints: it runs alone
+	needBTF              // list tp_btf reads the kernel's BTF
 )
 
 func require(t *testing.T, n need) {
@@ -63,11 +64,15 @@ func require(t *testing.T, n need) {
 		if _, err := tracefs.Root(); err != nil {
 			t.Skipf("tracefs unavailable: %v", err)
 		}
-	case needKernel:
+	case needKernel, needKernelAlone:
 		if err := bpf.Supported(); err != nil {
 			t.Skipf("kernel tracing unavailable: %v", err)
 		}
-		lockKernel(t)
+		if n == needKernelAlone {
+			kerneltest.Exclusive(t)
+		} else {
+			lockKernel(t)
+		}
 	case needBTF:
 		if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
 			t.Skipf("kernel BTF unavailable: %v", err)
