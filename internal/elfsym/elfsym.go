@@ -5,17 +5,23 @@
 package elfsym
 
 import (
-	"bytes"
 	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // MaxSection bounds the size of a symbol or string table read from a
 // file: far above any real one (libc's debug .symtab is 240 KiB), far
 // below what would exhaust memory.
 const MaxSection = 256 << 20
+
+// MaxName bounds a symbol's name: a symbol with a longer one is skipped.
+// Real names are far shorter (a long C++ template instance is a few
+// KiB); a printed stack repeats a name per frame, and a hostile file can
+// make every symbol name one string as long as its string table.
+const MaxName = 4096
 
 // ErrNotELF and ErrMalformed are wrapped by errors about a file's
 // contents.
@@ -107,10 +113,14 @@ func readTable(f *elf.File, s *elf.Section, size int64, keep func(elf.SymType) b
 	if err != nil {
 		return out, err
 	}
-	strs, err := strtab.Data()
+	strData, err := strtab.Data()
 	if err != nil {
 		return out, err
 	}
+	// Names are substrings of one copy of the table: a copy per symbol
+	// would cost the symbols times their names, and every symbol of a
+	// hostile table can name the same long string.
+	strs := string(strData)
 	bo := f.ByteOrder
 	for off := uint64(0); off+entsize <= uint64(len(data)); off += entsize {
 		e := data[off : off+entsize]
@@ -152,15 +162,17 @@ func inFile(s *elf.Section, size int64) error {
 	return nil
 }
 
-// cstring is the NUL-terminated string at off in a string table; like
-// elf_strptr, nothing when off is out of range or the string unterminated.
-func cstring(tab []byte, off uint32) (string, bool) {
+// cstring is the NUL-terminated string at off in a string table, sharing
+// its memory; like elf_strptr, nothing when off is out of range or the
+// string unterminated, and nothing when it is longer than MaxName.
+func cstring(tab string, off uint32) (string, bool) {
 	if uint64(off) >= uint64(len(tab)) {
 		return "", false
 	}
-	n := bytes.IndexByte(tab[off:], 0)
+	rest := tab[off:]
+	n := strings.IndexByte(rest[:min(len(rest), MaxName+1)], 0)
 	if n < 0 {
 		return "", false
 	}
-	return string(tab[off : int(off)+n]), true
+	return rest[:n], true
 }
