@@ -3,6 +3,7 @@ package symbols
 import (
 	"bufio"
 	"errors"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/internal/cxxsort"
+	"github.com/tracebroker/tracebroker/internal/elfsym"
 	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
@@ -94,23 +96,42 @@ func (m *perfMap) symbols() []usym {
 		defer f.Close()
 		if k := keyOf(fi); k != m.key {
 			m.key = k
-			m.syms = parsePerfMap(bufio.NewReader(f))
+			m.syms = parsePerfMap(f)
 		}
 		break
 	}
 	return m.syms
 }
 
+// Bounds on a perf map, which is the traced process's file: at most
+// maxPerfMap bytes of it are read, and a line longer than maxPerfLine
+// (a name longer than elfsym.MaxName) is skipped.
+const (
+	maxPerfMap  = 64 << 20
+	maxPerfLine = elfsym.MaxName + 64
+)
+
 // parsePerfMap parses perf map lines as bcc's bcc_perf_map_foreach_sym:
 // a nonzero hex start and a hex size, each followed by a space, then the
 // name (which may contain spaces) to the end of the line; other lines
 // are skipped.
-func parsePerfMap(r *bufio.Reader) []usym {
+func parsePerfMap(r io.Reader) []usym {
+	br := bufio.NewReaderSize(io.LimitReader(r, maxPerfMap), maxPerfLine)
 	var syms []usym
 	for {
-		line, err := r.ReadString('\n')
-		if line != "" {
-			if s, ok := parsePerfMapLine(strings.TrimSuffix(line, "\n")); ok {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// Too long for a symbol: skip to the end of the line.
+			for err == bufio.ErrBufferFull {
+				_, err = br.ReadSlice('\n')
+			}
+			if err != nil {
+				break
+			}
+			continue
+		}
+		if len(line) > 0 {
+			if s, ok := parsePerfMapLine(strings.TrimSuffix(string(line), "\n")); ok {
 				syms = append(syms, s)
 			}
 		}
