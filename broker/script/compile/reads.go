@@ -86,9 +86,20 @@ func (g *gen) finishReads(p *program.Probe) {
 		if class == program.ReadsUserContext {
 			continue // granted with the probe: nothing to point at
 		}
-		s := program.ReadSite{Class: class, What: what, From: pos(r.site.Pos()), To: pos(r.site.End())}
-		if have, ok := first[class]; !ok || program.SiteBefore(s, have) {
-			first[class] = s
+		note := func(class program.Reads, what string) {
+			s := program.ReadSite{Class: class, What: what, From: pos(r.site.Pos()), To: pos(r.site.End())}
+			if have, ok := first[class]; !ok || program.SiteBefore(s, have) {
+				first[class] = s
+			}
+		}
+		note(class, what)
+		if class == program.ReadsUser && (g.in.kind == program.Begin || g.in.kind == program.End) {
+			// BEGIN and END run in the broker: the user memory they read
+			// is the daemon's own, where its keys and its callers'
+			// tokens are. That is as good as root, so it is kernel
+			// memory too.
+			reads |= program.ReadsKernel
+			note(program.ReadsKernel, fmt.Sprintf("%s in %s reads the broker's own memory", g.describe(r, vars), g.in.kind))
 		}
 	}
 	if g.rd.ctxHelper {

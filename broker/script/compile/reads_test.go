@@ -299,3 +299,29 @@ func FuzzReadClasses(f *testing.F) {
 		}
 	})
 }
+
+// TestReadClassesBroker: BEGIN and END run in the broker, so a user read
+// there reads the broker's own memory (its keys, its callers' tokens):
+// kernel memory too, pointed at with what it reads.
+func TestReadClassesBroker(t *testing.T) {
+	prog := compileReads(t, "t:syscalls:sys_enter_read { @p = args->buf; }\nEND { printf(\"%s\\n\", str(@p + 8)); }")
+	for _, p := range prog.Probes {
+		want := ctx
+		if p.Kind == program.End {
+			want = user | kernel
+		}
+		if p.Reads != want {
+			t.Errorf("%s: reads %s, want %s", p.Name, p.Reads, want)
+		}
+	}
+	_, sites := prog.Reads()
+	var kernelSite string
+	for _, s := range sites {
+		if s.Class == kernel {
+			kernelSite = s.What
+		}
+	}
+	if want := "str() of pointer arithmetic in END reads the broker's own memory"; kernelSite != want {
+		t.Errorf("kernel site %q, want %q", kernelSite, want)
+	}
+}
