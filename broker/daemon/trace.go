@@ -415,12 +415,15 @@ func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.Tr
 		br.Attest = &broker.Attest{Dir: s.cfg.AttestDir, Key: s.cfg.HostKey, Broker: s.cfg.Broker, Requester: requester, Session: id, Store: s.attest}
 	}
 	br.UprobeScope = uprobeScope(tok)
-	probes, reads := authorizeProbes(tok), authorizeReads(tok, br)
+	probes, effects, reads := authorizeProbes(tok), authorizeEffects(tok), authorizeReads(tok, br)
 	if tok != nil {
 		br.HidePID = s.hidePID()
 	}
 	br.Authorize = func(p *program.Program) error {
 		if err := probes(p); err != nil {
+			return err
+		}
+		if err := effects(p); err != nil {
 			return err
 		}
 		return reads(p)

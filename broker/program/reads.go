@@ -204,8 +204,8 @@ var quietHelpers = map[asm.BuiltinFunc]bool{
 	asm.FnGetStackid:    true,
 	asm.FnRingbufOutput: true, asm.FnRingbufReserve: true, asm.FnRingbufSubmit: true,
 	asm.FnRingbufDiscard: true, asm.FnRingbufQuery: true, asm.FnPerfEventOutput: true,
-	// Side effects, not reads: judged on their own (the gatekeeper sees
-	// the helpers; the compiler refuses signal() without --unsafe).
+	// Side effects, not reads: judged on their own (Effects; the
+	// compiler refuses signal() without --unsafe).
 	asm.FnSendSignal: true, asm.FnSendSignalThread: true,
 }
 
