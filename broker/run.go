@@ -84,8 +84,9 @@ type Request struct {
 	// its error refuses the trace with nothing loaded. The daemon checks
 	// a token's probe and read scopes here.
 	Authorize func(*program.Program) error
-	// HidePID, when not 0, is a process whose events a compiled script
-	// ignores: the daemon's own, for token holders.
+	// HidePID, when not 0, is a process whose events the program
+	// ignores, compiled or raw (hideRaw): the daemon's own, for token
+	// holders.
 	HidePID int
 	// Admitted, when set, hears the gatekeeper's admission before
 	// anything is loaded; Attached once the probes are attached.
@@ -208,6 +209,7 @@ func Run(ctx context.Context, req Request) (err error) {
 	if req.Generator != nil && req.Generator.Program != nil {
 		prog = req.Generator.Program
 		judgeRawReads(prog)
+		hideRaw(prog, req.HidePID)
 	} else if prog, warns, err = Compile(&req); err != nil {
 		return err
 	}
