@@ -57,7 +57,7 @@ func (s *Server) refuseEarly(c Caller, rec map[string]any, stage string, err err
 	if !record {
 		return err
 	}
-	if aerr := s.recordHeld(c.peer(), before); aerr != nil {
+	if aerr := s.recordHeld(c.peer(), before, 1); aerr != nil {
 		return s.auditFailed(aerr)
 	}
 	// Parameters are many strings of the sender's choosing: their

@@ -19,7 +19,9 @@ import (
 // long one may stay without authenticating a request. Connecting costs
 // nothing and needs no token, so without bounds one local user's idle
 // connections could take every descriptor, or every slot, from the
-// others. Local root is never refused (it is counted).
+// others. Local root is never refused (it is counted). The unix socket
+// and TCP are bounded apart: over TCP a party may come from many
+// addresses, and must not take the local users' slots.
 type conns struct {
 	max, perPeer int
 	preAuth      time.Duration
@@ -28,8 +30,17 @@ type conns struct {
 
 	mu     sync.Mutex
 	total  int
+	tcp    int // of total, over TCP
 	byPeer map[string]int
 	open   map[*trackedConn]struct{}
+}
+
+// onTransport is how many connections are open over c's transport.
+func (t *conns) onTransport(c *trackedConn) int {
+	if c.cred == nil {
+		return t.tcp
+	}
+	return t.total - t.tcp
 }
 
 // admit registers c, or refuses it for a limit; it reads a unix peer's
@@ -51,13 +62,16 @@ func (t *conns) admit(c net.Conn) (*trackedConn, error) {
 	over := ""
 	switch {
 	case tc.root:
-	case t.total >= t.max:
-		over = fmt.Sprintf("the daemon has %d connections, its limit", t.total)
+	case t.onTransport(tc) >= t.max:
+		over = fmt.Sprintf("the daemon has %d connections %s, its limit", t.onTransport(tc), tc.transport())
 	case t.byPeer[tc.peer] >= t.perPeer:
 		over = fmt.Sprintf("%s has %d connections, the limit per peer", tc.peer, t.byPeer[tc.peer])
 	}
 	if over == "" {
 		t.total++
+		if tc.cred == nil {
+			t.tcp++
+		}
 		t.byPeer[tc.peer]++
 		t.open[tc] = struct{}{}
 	}
@@ -86,6 +100,9 @@ func (t *conns) release(c *trackedConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.total--
+	if c.cred == nil {
+		t.tcp--
+	}
 	if t.byPeer[c.peer]--; t.byPeer[c.peer] <= 0 {
 		delete(t.byPeer, c.peer)
 	}
@@ -122,6 +139,13 @@ type trackedConn struct {
 	once   sync.Once
 	// admitted is when the pre-authentication deadline started.
 	admitted time.Time
+}
+
+func (c *trackedConn) transport() string {
+	if c.cred == nil {
+		return "over TCP"
+	}
+	return "on the unix socket"
 }
 
 func (c *trackedConn) Close() error {

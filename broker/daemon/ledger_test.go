@@ -2,9 +2,13 @@ package daemon
 
 import (
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tracebroker/tracebroker/broker/audit"
 )
 
 // TestLedger: each peer gets its burst of records, then one per 1/rate
@@ -72,5 +76,80 @@ func TestLedgerBounded(t *testing.T) {
 	l.refusal("ip:192.0.2.1")
 	if _, ok := l.peers["ip:192.0.2.1"]; !ok || len(l.peers) > maxPeers {
 		t.Errorf("a new peer after the others refilled: %d peers", len(l.peers))
+	}
+}
+
+// TestPeers: a peer over TCP is what one party cannot multiply: every
+// loopback address is one, an IPv6 address its /64.
+func TestPeers(t *testing.T) {
+	for _, tt := range []struct{ addr, want string }{
+		{"127.0.0.1:5", "ip:loopback"},
+		{"127.3.2.1:5", "ip:loopback"},
+		{"[::1]:5", "ip:loopback"},
+		{"[::ffff:127.0.0.2]:5", "ip:loopback"},
+		{"192.0.2.7:5", "ip:192.0.2.7"},
+		{"[::ffff:192.0.2.7]:5", "ip:192.0.2.7"},
+		{"[2001:db8:1:2:3:4:5:6]:5", "ip:2001:db8:1:2::/64"},
+		{"[2001:db8:1:2::9]:5", "ip:2001:db8:1:2::/64"},
+		{"[fe80::1%eth0]:5", "ip:fe80::/64"},
+	} {
+		if got := (Caller{Addr: tt.addr}).peer(); got != tt.want {
+			t.Errorf("peer of %s = %s, want %s", tt.addr, got, tt.want)
+		}
+	}
+}
+
+// TestLedgerAllPeers: however many peers refuse at once, all of them
+// together are recorded at allPeersScale peers' rate.
+func TestLedgerAllPeers(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	l := newLedger(2, 0.01)
+	l.now = func() time.Time { return now }
+	recorded := 0
+	for i := range 1000 {
+		if rec, _ := l.refusal(fmt.Sprintf("ip:10.0.%d.%d", i/256, i%256)); rec {
+			recorded++
+		}
+	}
+	if want := 2 * allPeersScale; recorded != want {
+		t.Errorf("%d refusals of 1000 peers recorded, want %d", recorded, want)
+	}
+}
+
+// TestFlushHeldBounded: one flush writes at most maxHeldRecords + 1
+// peer.limited records, the peers with the most held back each their
+// own, the rest one between them that counts them.
+func TestFlushHeldBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	al, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer al.Close()
+	s := &Server{cfg: Config{Audit: al}, log: slog.New(slog.DiscardHandler), ledger: newLedger(1, 0.01)}
+	want := 0
+	for i := range 100 {
+		for range 1 + i%7 {
+			s.ledger.count(fmt.Sprintf("ip:10.0.0.%d", i), func(h *held) { h.connRefused++ })
+			want++
+		}
+	}
+	s.flushHeld()
+	recs := auditRecords(t, path)
+	if len(recs) != maxHeldRecords+1 {
+		t.Fatalf("%d records, want %d", len(recs), maxHeldRecords+1)
+	}
+	total := 0
+	for _, r := range recs {
+		total += int(r.Data["connections_refused"].(float64))
+	}
+	if last := recs[len(recs)-1].Data; last["peer"] != otherPeers || last["peers"] != float64(100-maxHeldRecords) {
+		t.Errorf("last record %v, want the other %d peers", last, 100-maxHeldRecords)
+	}
+	if total != want {
+		t.Errorf("%d connections refused in the records, want all %d", total, want)
+	}
+	if first := recs[0].Data["connections_refused"]; first != float64(7) {
+		t.Errorf("first record counts %v, want the largest, 7", first)
 	}
 }

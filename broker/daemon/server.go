@@ -100,15 +100,18 @@ type Config struct {
 	// token), per peer (a uid on the socket, an address over TCP): a
 	// token bucket of RefusalBurst records, refilled at RefusalRate a
 	// second. Past it a refusal is answered as ever but only counted, in
-	// a peer.limited record. 0: 20 and 0.05; a negative rate records
-	// every refusal. Local root is never held back.
+	// a peer.limited record. All peers together get ten times that
+	// (allPeersScale), and the peer.limited records of one interval are
+	// at most maxHeldRecords + 1. 0: 20 and 0.05; a negative rate
+	// records every refusal. Local root is never held back.
 	RefusalBurst int
 	RefusalRate  float64
 	// SummaryInterval is how often peer.limited records are written, for
 	// the peers that have had something held back (0: a minute).
 	SummaryInterval time.Duration
-	// MaxConns bounds the open connections (0: 1024), MaxConnsPerPeer
-	// those of one peer (0: 32); local root's are counted but never
+	// MaxConns bounds the open connections on the unix socket and, apart,
+	// over TCP (0: 1024 each), MaxConnsPerPeer those of one peer (0: 32;
+	// see tcpPeer for what a peer over TCP is); local root's are counted but never
 	// refused. PreAuthTimeout closes a connection that has not made a
 	// request with a valid token (or as local root) in that long, and
 	// ends a Trace call whose request does not come (0: 10s).

@@ -26,8 +26,8 @@ func (t *tokenFlags) register(f *pflag.FlagSet) {
 // it spend: connections, and the audit log's records and files.
 // audit's MaxSize is in MiB until serve converts it.
 func registerLimitFlags(f *pflag.FlagSet, cfg *daemon.Config, a *audit.Options) {
-	f.IntVar(&cfg.MaxConns, "max-conns", 1024, "most connections at once")
-	f.IntVar(&cfg.MaxConnsPerPeer, "max-conns-per-peer", 32, "most connections at once of one uid (on the socket) or address (over TCP); root's are not bounded")
+	f.IntVar(&cfg.MaxConns, "max-conns", 1024, "most connections at once on the socket, and apart over TCP")
+	f.IntVar(&cfg.MaxConnsPerPeer, "max-conns-per-peer", 32, "most connections at once of one uid (on the socket) or address (over TCP: loopback is one, IPv6 by /64); root's are not bounded")
 	f.DurationVar(&cfg.PreAuthTimeout, "preauth-timeout", 10*time.Second, "close connections that have not made a request with a valid token in `DURATION`")
 	f.IntVar(&cfg.RefusalBurst, "refusal-audit-burst", 20, "audit records of refused unauthenticated requests one uid or address may cause at once; past it they are counted, not recorded")
 	f.Float64Var(&cfg.RefusalRate, "refusal-audit-rate", 0.05, "`RATE` per second at which a uid or address earns back such records after the burst (negative: record every refusal)")
