@@ -472,19 +472,5 @@ func dirBytes(t *testing.T, dir string) int64 {
 // directory, signed for role generator by a key it returns.
 func misnamedPlugin(t *testing.T) (string, *attest.PrivateKey) {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "misnamed")
-	cmd := exec.Command("go", "build", "-o", bin, "../../plugins/testdata/plugins/misnamed")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	key, err := attest.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := attest.SignArtifact(bin, key, attest.ArtifactPredicate{Role: attest.RoleGenerator, Version: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	return dir, key
+	return signedPlugin(t, "misnamed")
 }
