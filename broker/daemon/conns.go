@@ -281,6 +281,7 @@ func (s *Server) connOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ConnectionTimeout(s.cfg.PreAuthTimeout),
 		grpc.MaxConcurrentStreams(maxStreamsPerConn),
+		grpc.MaxHeaderListSize(maxHeaderList),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: maxConnIdle}),
 	}
 }
@@ -291,4 +292,8 @@ const (
 	maxStreamsPerConn = 16
 	// maxConnIdle closes a connection with no call for that long.
 	maxConnIdle = 5 * time.Minute
+	// maxHeaderList bounds a call's headers: a token (maxTokenSize)
+	// and gRPC's own. gRPC's default, 16 MiB, is held with the call
+	// until its request comes, before the token is looked at.
+	maxHeaderList = 2*maxTokenSize + 16<<10
 )

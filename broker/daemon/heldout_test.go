@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,6 +20,8 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
@@ -198,6 +201,24 @@ func TestAttacksHeldOut(t *testing.T) {
 		}
 	})
 
+	t.Run("item6/oversized_headers_before_auth", func(t *testing.T) {
+		// Was a hole: gRPC's default header list is 16 MiB, held with
+		// the call until its request comes (PreAuthTimeout), so one
+		// connection of anyone in the socket's group held 16 calls of
+		// 16 MiB each, 32 connections 8 GiB, before any token was
+		// looked at. Here 16 calls of 2 MiB headers, and a PING whose
+		// answer says the daemon has read them all.
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		c := hugeHeaders(t, d.socket, 16, 2<<20)
+		defer c.Close()
+		runtime.ReadMemStats(&after)
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+			t.Errorf("16 calls of 2 MiB headers cost the daemon %d MB", grew>>20)
+		}
+		holderTraces(t, d, 0, token.IssueOptions{})
+	})
+
 	// Items 6 and 7 over TCP, from many loopback addresses: any local
 	// user may connect from any of 127.0.0.0/8.
 	cert, pool := selfSigned(t)
@@ -365,4 +386,63 @@ func refusedFrom(t *testing.T, addr string, pool *x509.CertPool, src string) {
 	if _, err := stream.Recv(); err == nil || !strings.Contains(err.Error(), "a token is required") {
 		t.Fatalf("from %s: %v, want a refusal", src, err)
 	}
+}
+
+// hugeHeaders opens an HTTP/2 connection to the daemon's socket and
+// starts calls with headers of size bytes each, then waits for the
+// answer to a PING sent after them: the daemon has read every frame
+// before it. The connection stays open.
+func hugeHeaders(t *testing.T, socket string, calls, size int) net.Conn {
+	t.Helper()
+	c, err := net.Dial("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	fr.WriteSettings()
+	pong := make(chan struct{})
+	go func() {
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				close(pong)
+				return
+			}
+			if p, ok := f.(*http2.PingFrame); ok && p.IsAck() {
+				close(pong)
+				io.Copy(io.Discard, c)
+				return
+			}
+		}
+	}()
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for i := range calls {
+		block.Reset()
+		for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/tracebroker.broker.v1.Broker/Trace"},
+			{":authority", "localhost"}, {"content-type", "application/grpc"}, {"te", "trailers"}, {"x-pad", strings.Repeat("a", size)}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		b, id := block.Bytes(), uint32(2*i+1)
+		n := min(len(b), 16<<10)
+		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: b[:n], EndHeaders: n == len(b)}); err != nil {
+			break // the daemon hung up: it refused them
+		}
+		for b = b[n:]; len(b) > 0; b = b[n:] {
+			n = min(len(b), 16<<10)
+			if err := fr.WriteContinuation(id, n == len(b), b[:n]); err != nil {
+				break
+			}
+		}
+	}
+	fr.WritePing(false, [8]byte{1})
+	select {
+	case <-pong:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no answer to the PING")
+	}
+	return c
 }
