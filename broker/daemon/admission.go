@@ -76,6 +76,14 @@ func (s *Server) refuseEarly(c Caller, rec map[string]any, stage string, err err
 	return err
 }
 
+// worthReading says whether the request of c's call, refused before it
+// is authenticated, would be recorded: local root's always, another
+// peer's within its share (ledger). Otherwise its refusal is only
+// counted, and the request not read.
+func (s *Server) worthReading(c Caller) bool {
+	return c.admin() || s.ledger.wouldRecord(c.peer())
+}
+
 // firstMessage receives a Trace call's request, within PreAuthTimeout:
 // a call that sends nothing holds nothing for long.
 func (s *Server) firstMessage(stream pb.Broker_TraceServer) (*pb.TraceInput, error) {

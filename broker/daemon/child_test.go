@@ -151,6 +151,8 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 //	       each gRPC code the daemon answered with.
 //	trace: trace TB_SCRIPT with the token in TRACEBROKER_TOKEN, print
 //	       "started", then the output; stdin's end interrupts it.
+//	tcpflood: as flood, to TB_ADDR over TLS trusting the PEM file TB_CA
+//	       (heldout_test.go).
 func TestChildProcess(t *testing.T) {
 	part := os.Getenv(childEnv)
 	if part == "" {
@@ -167,6 +169,9 @@ func TestChildProcess(t *testing.T) {
 		err = childFlood(socket, n, size)
 	case "trace":
 		err = childTrace(socket, os.Getenv("TB_SCRIPT"))
+	case "tcpflood":
+		size, _ := strconv.Atoi(os.Getenv("TB_NAME_SIZE"))
+		err = childTCPFlood(os.Getenv("TB_ADDR"), os.Getenv("TB_CA"), n, size)
 	default:
 		err = fmt.Errorf("no part %q", part)
 	}
@@ -216,6 +221,12 @@ func childFlood(socket string, n, nameSize int) error {
 		return err
 	}
 	defer c.Close()
+	return flood(c, n, nameSize)
+}
+
+// flood makes n trace requests with a name of nameSize bytes and no
+// token, then prints "CODE COUNT" for each gRPC code answered.
+func flood(c *Client, n, nameSize int) error {
 	req := &pb.TraceRequest{Name: strings.Repeat("N", nameSize), Source: []byte("BEGIN { exit(); }")}
 	codes := map[string]int{}
 	for i := 0; i < n; i++ {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -257,6 +258,45 @@ func TestAttacksHeldOut(t *testing.T) {
 		holderTraces(t, td, holderUID, token.IssueOptions{})
 	})
 
+	t.Run("item6/unrecorded_refusals_are_not_read", func(t *testing.T) {
+		// Was a hole: every call's request was read before its token
+		// was looked at, up to gRPC's 2 MiB, so a peer past its share
+		// of refusal records still made the daemon take in 2 MiB a call
+		// (16 calls on each of its 32 connections at once). A refusal that
+		// is only counted now costs no read. The flooder is nobody, in
+		// a process of its own, so that only the daemon's allocations
+		// are counted here.
+		td := startDaemon(t, daemonOpts{shared: true, listen: "127.0.0.1:0", tls: tlsConfig, configure: func(_ *testDaemon, c *Config) {
+			c.RefusalBurst, c.RefusalRate = 1, 0.001
+		}})
+		dir := filepath.Dir(td.socket)
+		ca := filepath.Join(dir, "ca.pem")
+		if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		c := startChild(t, dir, flooderUID, "tcpflood", "TB_ADDR="+td.srv.TCPAddr().String(), "TB_CA="+ca, "TB_N=33", fmt.Sprintf("TB_NAME_SIZE=%d", 1<<20))
+		if out, err := c.wait(t); err != nil || out != "Unauthenticated 33" {
+			t.Fatalf("flooder: %v %q %s", err, out, c.stderr.String())
+		}
+		runtime.ReadMemStats(&after)
+		// The one recorded refusal reads its request (10 MB of
+		// allocations, decoded and bounded for the log); the others
+		// none (42 MB in all before).
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 20<<20 {
+			t.Errorf("33 refusals of 1 MiB requests, 32 of them only counted, cost the daemon %d MB", grew>>20)
+		}
+		td.stop(t)
+		recs := auditRecords(t, td.auditLog)
+		if got := len(only(recs, audit.EventTraceRefused, nil)); got != 1 {
+			t.Errorf("%d refusals recorded, want 1", got)
+		}
+		if got := sumHeld(recs, "ip:loopback", "refusals_unrecorded"); got != 32 {
+			t.Errorf("%d refusals counted, want 32", got)
+		}
+	})
+
 	t.Run("item6/refusals_from_loopback_aliases", func(t *testing.T) {
 		// Was a hole: each address had its own share of refusal
 		// records, so a local user cycling through 127.0.0.0/8 wrote
@@ -445,4 +485,23 @@ func hugeHeaders(t *testing.T, socket string, calls, size int) net.Conn {
 		t.Fatal("no answer to the PING")
 	}
 	return c
+}
+
+// childTCPFlood is childFlood over TLS to addr, trusting the certificate
+// in the PEM file ca.
+func childTCPFlood(addr, ca string, n, nameSize int) error {
+	b, err := os.ReadFile(ca)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return fmt.Errorf("%s: no certificate", ca)
+	}
+	c, err := Dial(Target{Addr: addr, TLS: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return flood(c, n, nameSize)
 }

@@ -152,6 +152,27 @@ func (l *ledger) entry(peer string, now time.Time) *peerEntry {
 	return e
 }
 
+// wouldRecord says whether a refusal of peer's would be recorded now,
+// without counting one.
+func (l *ledger) wouldRecord(peer string) bool {
+	if l.rate < 0 {
+		return true
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refillAll(now)
+	return l.entry(peer, now).tokens >= 1 && l.all.tokens >= 1
+}
+
+// refillAll refills the bucket of all peers to now; l.mu is held.
+func (l *ledger) refillAll(now time.Time) {
+	if !l.all.last.IsZero() {
+		l.all.tokens = min(l.burst*allPeersScale, l.all.tokens+max(0, now.Sub(l.all.last).Seconds())*l.rate*allPeersScale)
+	}
+	l.all.last = now
+}
+
 // refusal says whether a refusal of peer's is recorded. If it is, what
 // was held back for the peer until now is returned (and reset), to be
 // recorded first.
@@ -163,10 +184,7 @@ func (l *ledger) refusal(peer string) (record bool, before held) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.entry(peer, now)
-	if !l.all.last.IsZero() {
-		l.all.tokens = min(l.burst*allPeersScale, l.all.tokens+max(0, now.Sub(l.all.last).Seconds())*l.rate*allPeersScale)
-	}
-	l.all.last = now
+	l.refillAll(now)
 	if e.tokens < 1 || l.all.tokens < 1 {
 		if e.held.zero() {
 			e.held.since = now

@@ -61,6 +61,13 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	if err != nil {
 		return status.Error(codes.Unauthenticated, err.Error())
 	}
+	// The token comes with the call's headers: a call refused for it
+	// whose refusal would only be counted is refused before its
+	// request, up to gRPC's whole message limit, is read.
+	tok, authErr := s.authenticate(ctx, c)
+	if authErr != nil && !s.worthReading(c) {
+		return s.refuseEarly(c, map[string]any{"session": id, "caller": c}, "token", authErr)
+	}
 	in, err := s.firstMessage(stream)
 	if err != nil {
 		return err
@@ -82,9 +89,8 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	if err := validateNumbers(req); err != nil {
 		return s.refuseEarly(c, rec, "request", err)
 	}
-	tok, err := s.authenticate(ctx, c)
-	if err != nil {
-		return s.refuseEarly(c, rec, "token", err)
+	if authErr != nil {
+		return s.refuseEarly(c, rec, "token", authErr)
 	}
 	markAuthenticated(ctx)
 	if tok != nil {
