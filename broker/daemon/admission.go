@@ -41,23 +41,41 @@ func (s *Server) hook(f func(*testHooks) func()) {
 	}
 }
 
+// earlyClaim is the decision, taken once per refused request, whether
+// its refusal is recorded (within the peer's share) or only counted,
+// with what was held back for the peer before it.
+type earlyClaim struct {
+	record bool
+	before held
+}
+
+// claimEarly takes that decision for a request of c's, counting it
+// against c's share. Local root is never held back.
+func (s *Server) claimEarly(c Caller) earlyClaim {
+	if c.admin() {
+		return earlyClaim{record: true}
+	}
+	record, before := s.ledger.refusal(c.peer())
+	return earlyClaim{record, before}
+}
+
 // refuseEarly answers a request refused before anything was recorded of
 // it (out of range, no valid token): one trace.refused record with the
 // request's fields, within the peer's share of records; past that share
 // the refusal is answered all the same, but only counted, for a
 // peer.limited record. An unauthenticated request so costs at most one
-// bounded record, and a flood of them a count. Local root is never
-// held back.
-func (s *Server) refuseEarly(c Caller, rec map[string]any, stage string, err error) error {
+// bounded record, and a flood of them a count. claim, when not nil, is
+// the decision already taken for it (claimEarly).
+func (s *Server) refuseEarly(c Caller, rec map[string]any, stage string, err error, claim *earlyClaim) error {
 	st := status.Convert(err)
-	record, before := true, held{}
-	if !c.admin() {
-		record, before = s.ledger.refusal(c.peer())
+	if claim == nil {
+		cl := s.claimEarly(c)
+		claim = &cl
 	}
-	if !record {
+	if !claim.record {
 		return err
 	}
-	if aerr := s.recordHeld(c.peer(), before, 1); aerr != nil {
+	if aerr := s.recordHeld(c.peer(), claim.before, 1); aerr != nil {
 		return s.auditFailed(aerr)
 	}
 	// Parameters are many strings of the sender's choosing: their
@@ -74,14 +92,6 @@ func (s *Server) refuseEarly(c Caller, rec map[string]any, stage string, err err
 	}
 	s.log.Info("trace refused", "session", rec["session"], "caller", c.String(), "stage", stage, "code", st.Code().String(), "reason", audit.BoundString(st.Message()))
 	return err
-}
-
-// worthReading says whether the request of c's call, refused before it
-// is authenticated, would be recorded: local root's always, another
-// peer's within its share (ledger). Otherwise its refusal is only
-// counted, and the request not read.
-func (s *Server) worthReading(c Caller) bool {
-	return c.admin() || s.ledger.wouldRecord(c.peer())
 }
 
 // firstMessage receives a Trace call's request, within PreAuthTimeout:

@@ -279,7 +279,10 @@ func (s *Server) applyLimits() {
 // PreAuthTimeout, a few calls at once, and, once idle, its place.
 func (s *Server) connOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.ConnectionTimeout(s.cfg.PreAuthTimeout),
+		// Twice the deadline: a connection that has sent nothing is
+		// closed by its own timer first (expire), which counts it; gRPC's
+		// at the same deadline raced it and closed some uncounted.
+		grpc.ConnectionTimeout(2 * s.cfg.PreAuthTimeout),
 		grpc.MaxConcurrentStreams(maxStreamsPerConn),
 		grpc.MaxHeaderListSize(maxHeaderList),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: maxConnIdle}),

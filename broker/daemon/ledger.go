@@ -152,19 +152,6 @@ func (l *ledger) entry(peer string, now time.Time) *peerEntry {
 	return e
 }
 
-// wouldRecord says whether a refusal of peer's would be recorded now,
-// without counting one.
-func (l *ledger) wouldRecord(peer string) bool {
-	if l.rate < 0 {
-		return true
-	}
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.refillAll(now)
-	return l.entry(peer, now).tokens >= 1 && l.all.tokens >= 1
-}
-
 // refillAll refills the bucket of all peers to now; l.mu is held.
 func (l *ledger) refillAll(now time.Time) {
 	if !l.all.last.IsZero() {

@@ -61,12 +61,19 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	if err != nil {
 		return status.Error(codes.Unauthenticated, err.Error())
 	}
-	// The token comes with the call's headers: a call refused for it
-	// whose refusal would only be counted is refused before its
-	// request, up to gRPC's whole message limit, is read.
+	// The token comes with the call's headers. A call refused for it
+	// claims its refusal record before its request, up to gRPC's whole
+	// message limit, is read, and one whose refusal is only counted is
+	// refused unread: past its share of records, a peer's calls cost
+	// no read, however many it makes at once.
 	tok, authErr := s.authenticate(ctx, c)
-	if authErr != nil && !s.worthReading(c) {
-		return s.refuseEarly(c, map[string]any{"session": id, "caller": c}, "token", authErr)
+	var claim *earlyClaim
+	if authErr != nil {
+		cl := s.claimEarly(c)
+		if !cl.record {
+			return authErr
+		}
+		claim = &cl
 	}
 	in, err := s.firstMessage(stream)
 	if err != nil {
@@ -87,10 +94,10 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		rec["generator"], rec["params"] = req.GetGenerator(), req.GetParams()
 	}
 	if err := validateNumbers(req); err != nil {
-		return s.refuseEarly(c, rec, "request", err)
+		return s.refuseEarly(c, rec, "request", err, claim)
 	}
 	if authErr != nil {
-		return s.refuseEarly(c, rec, "token", authErr)
+		return s.refuseEarly(c, rec, "token", authErr, claim)
 	}
 	markAuthenticated(ctx)
 	if tok != nil {
