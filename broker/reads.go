@@ -13,7 +13,14 @@ import (
 func judgeRawReads(prog *program.Program) {
 	printed := program.SchemaReads(prog.Schema)
 	for _, p := range prog.Probes {
-		p.Reads, p.ReadSites = program.HelperReads(p.Insns)|printed, nil
+		r := program.HelperReads(p.Insns) | printed
+		if (p.Kind == program.Begin || p.Kind == program.End) && r&program.ReadsUser != 0 {
+			// BEGIN and END run in the broker: the user memory they
+			// read is the daemon's own, as good as root (as for
+			// scripts, compile's finishReads).
+			r |= program.ReadsKernel
+		}
+		p.Reads, p.ReadSites = r, nil
 	}
 }
 

@@ -75,6 +75,19 @@ func TestAttacksHeldOut(t *testing.T) {
 		}
 	})
 
+	t.Run("item1/raw_begin_reads_the_daemon_with_read_user", func(t *testing.T) {
+		// Was a hole: the same read as a plugin's raw BEGIN program,
+		// judged by its helper (probe_read_user) as user memory alone.
+		tok := d.token(t, token.IssueOptions{Scope: "trace gen:hostile read:user"})
+		req := &pb.TraceRequest{Generator: "hostile", Params: map[string]string{"do": "readuser", "addr": fmt.Sprint(uintptr(unsafe.Pointer(&daemonSecret[0])))}}
+		r := d.start(t, tok, req)
+		r.wait(t)
+		var ce *CallError
+		if !errors.As(r.err, &ce) || ce.Code != "PermissionDenied" || !strings.Contains(ce.Message, `probe BEGIN reads kernel memory: the token of "alice" needs scope read:kernel`) {
+			t.Errorf("err = %v, want a refusal needing read:kernel", r.err)
+		}
+	})
+
 	t.Run("item1/raw_plugin_sends_signals", func(t *testing.T) {
 		// Was a hole: a plugin's raw eBPF called bpf_send_signal, which
 		// the compiler refuses scripts without --unsafe, and the
