@@ -2,6 +2,8 @@ package elfsym
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -45,5 +47,25 @@ func TestNamesCostTheirTable(t *testing.T) {
 				t.Errorf("reading a %d-byte file allocated %d bytes, more than %d", len(b), got, limit)
 			}
 		})
+	}
+}
+
+// BenchmarkRead reads the symbols of the go command (its .symtab:
+// about 20,000 symbols).
+func BenchmarkRead(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "bin", "go"))
+	if err != nil {
+		b.Skip(err)
+	}
+	f, err := NewFile(bytes.NewReader(data))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		syms, err := Read(f, int64(len(data)), nil)
+		if err != nil || len(syms) == 0 {
+			b.Fatal(len(syms), err)
+		}
 	}
 }
