@@ -100,7 +100,7 @@ func TestAttacksHeldOut(t *testing.T) {
 		tok := d.token(t, token.IssueOptions{Scope: getcwd + " gen:hostile"})
 		req := &pb.TraceRequest{Generator: "hostile", Params: map[string]string{"do": "signal", "pid": fmt.Sprint(os.Getpid()), "sig": fmt.Sprint(int(syscall.SIGUSR2))}}
 		before, _ := kerneltest.LoadedIDs(t)
-		ce := refusedUnlessItRuns(t, d, tok, req, func() {
+		ce, _ := refusedUnlessItRuns(t, d, tok, req, func() {
 			kerneltest.Syscalls(3, 0)
 			select {
 			case <-sig:
@@ -158,6 +158,28 @@ func TestAttacksHeldOut(t *testing.T) {
 		r.wait(t)
 		if r.err != nil || calls(r.stdout.String()) < 1 {
 			t.Errorf("counting pwd's getcwd calls: err %v, stdout %q", r.err, r.stdout.String())
+		}
+	})
+
+	t.Run("item1/long_jump_past_the_daemon_check", func(t *testing.T) {
+		// Was a hole: a jump's offset is 16 bits, and the generated
+		// code's long jumps wrapped silently: in a probe of 70,000
+		// instructions the check that skips the daemon's own events
+		// jumped into the body instead of to its end, so a token
+		// holder counted (or read) the daemon's events — and a
+		// predicate was ignored the same way.
+		hd := startDaemon(t, daemonOpts{configure: func(_ *testDaemon, c *Config) { c.TraceOwnProcess = false }})
+		// 104 statements of 642 instructions and ten of two put the
+		// daemon check's wrapped jump at the start of a statement, where
+		// the verifier has nothing to object to.
+		filler := strings.Repeat(`if (strcontains(comm, "zzzzzzzzzzzzzzz")) { @z = 1; } `, 104) + strings.Repeat("$x = 1; ", 10)
+		req := &pb.TraceRequest{Name: "stdin", Source: []byte("t:syscalls:sys_enter_getcwd { " + filler + "@[pid] = count(); }")}
+		ce, r := refusedUnlessItRuns(t, hd, hd.token(t, token.IssueOptions{Scope: getcwd}), req, func() { kerneltest.Syscalls(3, 0) })
+		if r != nil && strings.Contains(r.stdout.String(), fmt.Sprintf("@[%d]: ", os.Getpid())) {
+			t.Errorf("the daemon's own getcwd calls were counted: %q", r.stdout.String())
+		}
+		if ce == nil || !ce.Script || !strings.Contains(ce.Message, "more than a BPF jump reaches") {
+			t.Errorf("refusal %+v, want a script error for the jump", ce)
 		}
 	})
 
@@ -345,8 +367,8 @@ func calls(out string) int {
 
 // refusedUnlessItRuns starts req and returns its refusal; if it attaches
 // instead, attack runs with its probes attached (the test then says what
-// the attack did), the trace is ended and nil returned.
-func refusedUnlessItRuns(t *testing.T, d *testDaemon, tok string, req *pb.TraceRequest, attack func()) *CallError {
+// the attack did), and the trace, ended, is returned.
+func refusedUnlessItRuns(t *testing.T, d *testDaemon, tok string, req *pb.TraceRequest, attack func()) (*CallError, *traceRun) {
 	t.Helper()
 	r := d.start(t, tok, req)
 	c := d.client(t, "")
@@ -356,9 +378,14 @@ func refusedUnlessItRuns(t *testing.T, d *testDaemon, tok string, req *pb.TraceR
 		case <-r.done:
 			var ce *CallError
 			if !errors.As(r.err, &ce) {
-				t.Fatalf("err = %v, want a refusal; stdout %q", r.err, r.stdout.String())
+				var ee *ExitError
+				if errors.As(r.err, &ee) {
+					ce = &CallError{Message: r.stderr.String(), Script: true}
+				} else {
+					t.Fatalf("err = %v, want a refusal; stdout %q", r.err, r.stdout.String())
+				}
 			}
-			return ce
+			return ce, nil
 		default:
 		}
 		ss, err := c.Sessions(context.Background())
@@ -371,7 +398,7 @@ func refusedUnlessItRuns(t *testing.T, d *testDaemon, tok string, req *pb.TraceR
 				attack()
 				close(r.interrupt)
 				r.wait(t)
-				return nil
+				return nil, r
 			}
 		}
 		time.Sleep(2 * time.Millisecond)

@@ -3,6 +3,7 @@ package compile
 import (
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
+	"math"
 )
 
 // Bounds on one compilation, so that no script — however its probes
@@ -127,6 +128,11 @@ func (c *compiler) generateBounded(in *instance) (p *program.Probe, ok bool) {
 		}
 	}()
 	p = c.generate(in)
+	if d := farJump(p.Insns); d != 0 {
+		s := in.spec
+		c.errorf(s.From, s.To, "program is too large: a jump in the code for %s spans %d instructions, more than a BPF jump reaches (%d); shorten the blocks", in.name, d, math.MaxInt16)
+		return nil, false
+	}
 	c.insns += len(p.Insns)
 	return p, true
 }

@@ -405,3 +405,22 @@ func variableChain(n int) string {
 	}
 	return b.String() + "}"
 }
+
+// TestFarJump: a jump that a 16-bit offset cannot hold is refused: the
+// probe's first checks (the trace stopped, the predicate) jump to its
+// end, and past 32,767 instructions they wrapped, landing in the body.
+// A program that long whose jumps all reach is fine.
+func TestFarJump(t *testing.T) {
+	body := strings.Repeat(`if (strcontains(comm, "zzzzzzzzzzzzzzz")) { @z = 1; } `, 104)
+	_, _, err := compileString(t, "t:syscalls:sys_enter_openat /pid == 1/ { "+body+"@ = count(); }")
+	if err == nil || !strings.Contains(err.Error(), "a jump in the code for tracepoint:syscalls:sys_enter_openat spans") {
+		t.Errorf("a predicate jumping over 66,000 instructions: %v", err)
+	}
+	prog, _, err := compileString(t, "BEGIN { "+body+"@ = count(); }")
+	if err != nil {
+		t.Fatalf("BEGIN of 66,000 instructions whose jumps reach: %v", err)
+	}
+	if n := len(prog.Probes[0].Insns); n <= 1<<16 {
+		t.Errorf("BEGIN has %d instructions; the test wants more than 65,536", n)
+	}
+}
