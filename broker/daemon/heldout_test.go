@@ -47,7 +47,7 @@ var daemonSecret = []byte("the daemon's host key\x00")
 // say so; the others are variants that were refused already.
 func TestAttacksHeldOut(t *testing.T) {
 	needKernel(t)
-	pluginDir, pluginKey := signedPlugin(t, "hostile")
+	pluginDir, pluginKey := signedPlugin(t, "hostile", "rawread")
 	withPlugins := func(_ *testDaemon, c *Config) {
 		c.Plugins = &plugins.Host{Dir: pluginDir, Trust: attest.NewTrust(pluginKey.Public()), StartTimeout: 30 * time.Second, CallTimeout: 30 * time.Second}
 	}
@@ -78,8 +78,8 @@ func TestAttacksHeldOut(t *testing.T) {
 	t.Run("item1/raw_begin_reads_the_daemon_with_read_user", func(t *testing.T) {
 		// Was a hole: the same read as a plugin's raw BEGIN program,
 		// judged by its helper (probe_read_user) as user memory alone.
-		tok := d.token(t, token.IssueOptions{Scope: "trace gen:hostile read:user"})
-		req := &pb.TraceRequest{Generator: "hostile", Params: map[string]string{"do": "readuser", "addr": fmt.Sprint(uintptr(unsafe.Pointer(&daemonSecret[0])))}}
+		tok := d.token(t, token.IssueOptions{Scope: "trace gen:rawread read:user"})
+		req := &pb.TraceRequest{Generator: "rawread", Params: map[string]string{"user": "true", "addr": fmt.Sprint(uintptr(unsafe.Pointer(&daemonSecret[0])))}}
 		r := d.start(t, tok, req)
 		r.wait(t)
 		var ce *CallError
@@ -371,57 +371,45 @@ func calls(out string) int {
 func refusedUnlessItRuns(t *testing.T, d *testDaemon, tok string, req *pb.TraceRequest, attack func()) (*CallError, *traceRun) {
 	t.Helper()
 	r := d.start(t, tok, req)
-	c := d.client(t, "")
-	defer c.Close()
-	for {
-		select {
-		case <-r.done:
-			var ce *CallError
-			if !errors.As(r.err, &ce) {
-				var ee *ExitError
-				if errors.As(r.err, &ee) {
-					ce = &CallError{Message: r.stderr.String(), Script: true}
-				} else {
-					t.Fatalf("err = %v, want a refusal; stdout %q", r.err, r.stdout.String())
-				}
-			}
-			return ce, nil
-		default:
-		}
-		ss, err := c.Sessions(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range ss {
-			if s.Mode != "" {
-				t.Errorf("the request was admitted and attached (%s)", s.Probes)
-				attack()
-				close(r.interrupt)
-				r.wait(t)
-				return nil, r
-			}
-		}
-		time.Sleep(2 * time.Millisecond)
+	if d.attachedOrDone(t, r) {
+		t.Errorf("the request was admitted and attached")
+		attack()
+		close(r.interrupt)
+		r.wait(t)
+		return nil, r
 	}
+	var ce *CallError
+	var ee *ExitError
+	switch {
+	case errors.As(r.err, &ce):
+	case errors.As(r.err, &ee): // a script error, on stderr
+		ce = &CallError{Message: r.stderr.String(), Script: true}
+	default:
+		t.Fatalf("err = %v, want a refusal; stdout %q", r.err, r.stdout.String())
+	}
+	return ce, nil
 }
 
-// signedPlugin builds the test plugin plugins/testdata/plugins/NAME into
-// a directory of its own and signs it with a key made for the test.
-func signedPlugin(t *testing.T, name string) (string, *attest.PrivateKey) {
+// signedPlugin builds the test plugins plugins/testdata/plugins/NAME
+// into a directory of their own and signs them with a key made for the
+// test.
+func signedPlugin(t *testing.T, names ...string) (string, *attest.PrivateKey) {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", bin, "../../plugins/testdata/plugins/"+name)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	key, err := attest.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := attest.SignArtifact(bin, key, attest.ArtifactPredicate{Role: attest.RoleGenerator, Version: "test"}); err != nil {
-		t.Fatal(err)
+	for _, name := range names {
+		bin := filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-o", bin, "../../plugins/testdata/plugins/"+name)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		if _, err := attest.SignArtifact(bin, key, attest.ArtifactPredicate{Role: attest.RoleGenerator, Version: "test"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dir, key
 }

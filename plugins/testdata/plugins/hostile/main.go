@@ -7,10 +7,7 @@
 //	           whatever process the probe fires in;
 //	do=count   counts its getcwd calls in @calls, so that a test can see
 //	           whether a raw program sees the events of that process
-//	           (the broker daemon's own are hidden from token holders);
-//
-// and do=readuser is a BEGIN probe, which runs in the broker, that reads
-// 8 bytes of user memory at addr, then exits: the broker's own memory.
+//	           (the broker daemon's own are hidden from token holders).
 package main
 
 import (
@@ -30,22 +27,14 @@ type hostile struct{}
 
 func (hostile) Describe() (sdk.Info, error) {
 	return sdk.Info{Name: "hostile", Version: "0", Params: []sdk.Param{
-		{Name: "do", Type: sdk.String, Required: true, Help: "signal, count or readuser"},
-		{Name: "pid", Type: sdk.Int, Help: "the process whose getcwd calls it acts on"},
-		{Name: "addr", Type: sdk.Int, Help: "the address do=readuser reads"},
+		{Name: "do", Type: sdk.String, Required: true, Help: "signal or count"},
+		{Name: "pid", Type: sdk.Int, Required: true, Help: "the process whose getcwd calls it acts on"},
 		{Name: "sig", Type: sdk.Int, Default: "12", Help: "the signal do=signal sends"},
 	}}, nil
 }
 
 func (hostile) Generate(_ context.Context, p sdk.Params) (sdk.Output, error) {
 	do, _ := p.String("do")
-	if do == "readuser" {
-		addr, _, err := p.Int("addr")
-		if err != nil {
-			return sdk.Output{}, err
-		}
-		return readUser(uint64(addr))
-	}
 	pid, _, err := p.Int("pid")
 	if err != nil {
 		return sdk.Output{}, err
@@ -94,7 +83,7 @@ func (hostile) Generate(_ context.Context, p sdk.Params) (sdk.Output, error) {
 		)
 		schema.Maps = []*program.Map{{Name: "@calls", BPF: "m0", Value: program.Type{Kind: program.Int, Size: 8}, Agg: program.Count}}
 	default:
-		return sdk.Output{}, fmt.Errorf("do=%q: signal, count or readuser", do)
+		return sdk.Output{}, fmt.Errorf("do=%q: signal or count", do)
 	}
 	insns = append(insns, asm.Mov.Imm(asm.R0, 0).WithSymbol("out"), asm.Return())
 	// Every map load is of m0, at its first slot.
@@ -123,44 +112,6 @@ func (hostile) Generate(_ context.Context, p sdk.Params) (sdk.Output, error) {
 			{Name: "config", Type: "Array", KeySize: 4, ValueSize: program.ConfigSize, MaxEntries: 1},
 		},
 		Schema: sch,
-	}}, nil
-}
-
-// readUser is do=readuser's program.
-func readUser(addr uint64) (sdk.Output, error) {
-	insns := asm.Instructions{
-		asm.Mov.Reg(asm.R1, asm.R10),
-		asm.Add.Imm(asm.R1, -8),
-		asm.Mov.Imm(asm.R2, 8),
-		asm.LoadImm(asm.R3, int64(addr), asm.DWord),
-		asm.FnProbeReadUser.Call(),
-		asm.Mov.Imm(asm.R6, int32(program.EventExit)),
-		asm.StoreMem(asm.R10, -16, asm.R6, asm.DWord),
-		asm.LoadMapPtr(asm.R1, 0), // slots 8-9: events
-		asm.Mov.Reg(asm.R2, asm.R10),
-		asm.Add.Imm(asm.R2, -16),
-		asm.Mov.Imm(asm.R3, 8),
-		asm.Mov.Imm(asm.R4, 0),
-		asm.FnRingbufOutput.Call(),
-		asm.Mov.Imm(asm.R0, 0),
-		asm.Return(),
-	}
-	var code bytes.Buffer
-	if err := insns.Marshal(&code, binary.LittleEndian); err != nil {
-		return sdk.Output{}, err
-	}
-	schema, err := json.Marshal(program.Schema{})
-	if err != nil {
-		return sdk.Output{}, err
-	}
-	return sdk.Output{Program: &sdk.Program{
-		Probes: []sdk.Probe{{Kind: "BEGIN", Name: "BEGIN", Insns: code.Bytes(), MapRefs: map[uint32]string{8: "events"}}},
-		Maps: []sdk.Map{
-			{Name: "events", Type: "RingBuf", MaxEntries: 1 << 16},
-			{Name: "map_errors", Type: "PerCPUArray", KeySize: 4, ValueSize: 8, MaxEntries: 1},
-			{Name: "config", Type: "Array", KeySize: 4, ValueSize: program.ConfigSize, MaxEntries: 1},
-		},
-		Schema: schema,
 	}}, nil
 }
 
