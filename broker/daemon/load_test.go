@@ -12,12 +12,17 @@ import (
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
-// TestConcurrentSessions: 64 sessions, of 16 token subjects and of root,
+// TestConcurrentSessions: 60 sessions, of 16 token subjects and of root,
 // all attached at once, each counting the same workload exactly; then a
 // shutdown ends them all with their maps printed and nothing left.
+//
+// The kernel lets 64 programs share a tracepoint (BPF_TRACE_MAX_PROGS):
+// the test takes the kernel tests' lock alone, since every other test
+// traces the same getcwd calls, and leaves 4 places for other tracers on
+// the machine.
 func TestConcurrentSessions(t *testing.T) {
-	needKernel(t)
-	const n = 64
+	needKernelAlone(t)
+	const n = 60
 	d := startDaemon(t, daemonOpts{perSubject: 4})
 	before, _ := kerneltest.LoadedIDs(t)
 	runs := make([]*traceRun, n)
@@ -41,7 +46,7 @@ func TestConcurrentSessions(t *testing.T) {
 		t.Fatalf("%d sessions listed, want %d", len(ss), n)
 	}
 	kerneltest.Syscalls(11, 0)
-	// A 65th of a subject at its limit is refused.
+	// A fifth session of responder-1, at its limit of 4, is refused.
 	extra := d.start(t, d.token(t, token.IssueOptions{Subject: "responder-1", Scope: "trace probe:**"}), &pb.TraceRequest{Source: getcwdScript()})
 	extra.wait(t)
 	if extra.err == nil || !strings.Contains(extra.err.Error(), "responder-1 already runs 4 sessions") {
