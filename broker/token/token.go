@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -105,6 +106,7 @@ type issueClaims struct {
 type verifyClaims struct {
 	jwt.RegisteredClaims
 	Scope       json.RawMessage `json:"scope"`
+	Scp         json.RawMessage `json:"scp"` // identity providers' tokens only
 	MaxDuration json.RawMessage `json:"max_duration"`
 }
 
@@ -246,25 +248,39 @@ type Config struct {
 	MaxLifetime time.Duration
 	Revoked     *Revocations // nil: nothing is revoked
 	Now         func() time.Time
+	// OIDC are identity providers whose access tokens are accepted
+	// besides those of Keys (oidc.go). With them, Keys may be empty.
+	OIDC []OIDCConfig
 }
 
 // Verifier checks tokens; it is safe for concurrent use.
 type Verifier struct {
-	keys     *attest.Trust
-	issuer   string
-	audience string
-	maxLife  time.Duration
-	leeway   time.Duration
-	now      func() time.Time
-	revoked  *Revocations
-	parser   *jwt.Parser
+	keys    *attest.Trust
+	native  *profile // nil without Keys
+	oidc    map[string]*oidcIssuer
+	maxLife time.Duration
+	leeway  time.Duration
+	now     func() time.Time
+	revoked *Revocations
+}
+
+// profile is what differs between the broker's own issuer and an
+// identity provider: who, which keys and algorithms, how claims map.
+type profile struct {
+	issuer, audience string
+	algs             []string
+	from             string // names the issuer in messages
+	oidc             bool   // scp accepted for scope
+	prefix           string // of subjects
+	parser           *jwt.Parser
+	key              func(h map[string]any) (kid string, key any, err error)
 }
 
 // NewVerifier refuses a configuration without keys: it would verify
 // nothing, which is never what was meant.
 func NewVerifier(c Config) (*Verifier, error) {
 	keys := attest.NewTrust(c.Keys...)
-	if keys.Len() == 0 {
+	if keys.Len() == 0 && len(c.OIDC) == 0 {
 		return nil, errors.New("token: no issuer public keys configured")
 	}
 	if c.Issuer == "" {
@@ -290,32 +306,27 @@ func NewVerifier(c Config) (*Verifier, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &Verifier{
-		keys:     keys,
-		issuer:   c.Issuer,
-		audience: c.Audience,
-		maxLife:  c.MaxLifetime,
-		leeway:   c.Leeway,
-		now:      c.Now,
-		revoked:  c.Revoked,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{alg}),
-			jwt.WithAudience(c.Audience),
-			jwt.WithIssuer(c.Issuer),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(c.Leeway),
-			jwt.WithTimeFunc(c.Now),
-			// One token, one encoding: no non-zero padding bits.
-			jwt.WithStrictDecoding(),
-		),
-	}, nil
+	v := &Verifier{
+		keys:    keys,
+		maxLife: c.MaxLifetime,
+		leeway:  c.Leeway,
+		now:     c.Now,
+		revoked: c.Revoked,
+	}
+	if keys.Len() > 0 {
+		v.native = &profile{issuer: c.Issuer, audience: c.Audience, algs: []string{alg}, key: v.key, parser: newParser([]string{alg}, c.Issuer, c.Audience, c)}
+	}
+	var err error
+	if v.oidc, err = newOIDCIssuers(c); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // Verify checks raw and returns what it grants. Every error wraps
 // ErrInvalid and says in one line what is wrong.
 func (v *Verifier) Verify(raw string) (*Token, error) {
-	if v == nil || v.parser == nil {
+	if v == nil || v.native == nil && len(v.oidc) == 0 {
 		return nil, invalid("token verifier is not configured")
 	}
 	if raw == "" {
@@ -334,63 +345,78 @@ func (v *Verifier) Verify(raw string) (*Token, error) {
 	if err := checkDuplicateKeys(raw); err != nil {
 		return nil, err
 	}
+	p := v.native
+	if len(v.oidc) > 0 {
+		iss, ok := peekIssuer(raw)
+		switch {
+		case ok && v.oidc[iss] != nil:
+			p = &v.oidc[iss].p
+		case ok && p != nil && iss != p.issuer:
+			return nil, invalid("token issuer %s is not an issuer this broker trusts", quote(iss))
+		case p == nil:
+			if ok {
+				return nil, invalid("token issuer %s is not an issuer this broker trusts", quote(iss))
+			}
+			return nil, invalid("token has no iss claim naming an issuer this broker trusts")
+		}
+	}
 	var (
 		keyErr error
 		kid    string
 	)
 	claims := &verifyClaims{}
-	t, err := v.parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
-		k, err := v.key(t.Header)
+	t, err := p.parser.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+		id, k, err := p.key(t.Header)
 		if err != nil {
 			keyErr = err
 			return nil, err
 		}
-		kid = k.ID
-		return k.Key, nil
+		kid = id
+		return k, nil
 	})
 	if err != nil {
-		return nil, v.explain(t, claims, kid, keyErr, err)
+		return nil, p.explain(t, claims, kid, keyErr, err)
 	}
 	if !t.Valid {
 		// Not reachable with jwt v5; kept so a library change fails closed.
 		return nil, invalid("token did not verify")
 	}
-	return v.finish(raw, kid, claims)
+	return v.finish(p, raw, kid, claims)
 }
 
 // key checks the header and picks the key named by kid. Only the header
 // has been read; nothing here is trusted yet.
-func (v *Verifier) key(h map[string]any) (*attest.PublicKey, error) {
+func (v *Verifier) key(h map[string]any) (string, any, error) {
 	typ, ok := h["typ"]
 	if !ok {
-		return nil, invalid("token has no typ header; want %s", Type)
+		return "", nil, invalid("token has no typ header; want %s", Type)
 	}
 	ts, ok := typ.(string)
 	if !ok || !(strings.EqualFold(ts, Type) || strings.EqualFold(ts, "application/"+Type)) {
-		return nil, invalid("token typ %s is not %s", quoteAny(typ), Type)
+		return "", nil, invalid("token typ %s is not %s", quoteAny(typ), Type)
 	}
 	if _, ok := h["crit"]; ok {
-		return nil, invalid("token header has crit extensions, which are not supported")
+		return "", nil, invalid("token header has crit extensions, which are not supported")
 	}
 	kidv, ok := h["kid"]
 	if !ok {
-		return nil, invalid("token has no kid")
+		return "", nil, invalid("token has no kid")
 	}
 	kid, ok := kidv.(string)
 	if !ok || kid == "" {
-		return nil, invalid("token kid %s is not a key id", quoteAny(kidv))
+		return "", nil, invalid("token kid %s is not a key id", quoteAny(kidv))
 	}
 	k, ok := v.keys.Lookup(kid)
 	if !ok {
-		return nil, invalid("token kid %s is not a configured issuer key", quote(kid))
+		return "", nil, invalid("token kid %s is not a configured issuer key", quote(kid))
 	}
-	return k, nil
+	return k.ID, k.Key, nil
 }
 
 // explain turns a parse failure into one line saying what is wrong. The
 // library joins several claim errors; they are reported in a fixed order
 // so the same token always gets the same message.
-func (v *Verifier) explain(t *jwt.Token, c *verifyClaims, kid string, keyErr, err error) error {
+func (v *profile) explain(t *jwt.Token, c *verifyClaims, kid string, keyErr, err error) error {
 	if keyErr != nil {
 		return keyErr
 	}
@@ -400,16 +426,16 @@ func (v *Verifier) explain(t *jwt.Token, c *verifyClaims, kid string, keyErr, er
 		case !ok:
 			return invalid("token header has no alg")
 		case a == "none":
-			return invalid("token is unsigned (alg none); only %s is accepted", alg)
-		case a != alg:
-			return invalid("token signed with %s; only %s is accepted", algName(a), alg)
+			return invalid("token is unsigned (alg none); only %s is accepted%s", strings.Join(v.algs, ", "), v.from)
+		case !slices.Contains(v.algs, fmt.Sprint(a)):
+			return invalid("token signed with %s; only %s is accepted%s", algName(a), strings.Join(v.algs, ", "), v.from)
 		}
 	}
 	switch {
 	case t == nil || errors.Is(err, jwt.ErrTokenMalformed):
 		return &invalidError{msg: oneLine(err.Error()), cause: err}
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return invalid("token signature does not verify with issuer key %s", kid)
+		return invalid("token signature does not verify with issuer key %s%s", kid, v.from)
 	case !errors.Is(err, jwt.ErrTokenInvalidClaims):
 		return &invalidError{msg: oneLine(err.Error()), cause: err}
 	}
@@ -437,7 +463,7 @@ func (v *Verifier) explain(t *jwt.Token, c *verifyClaims, kid string, keyErr, er
 
 // finish checks what the library does not: the claims this package
 // requires, their types, and revocation.
-func (v *Verifier) finish(raw, kid string, c *verifyClaims) (*Token, error) {
+func (v *Verifier) finish(p *profile, raw, kid string, c *verifyClaims) (*Token, error) {
 	if c.IssuedAt == nil {
 		return nil, invalid("token has no iat claim")
 	}
@@ -459,12 +485,19 @@ func (v *Verifier) finish(raw, kid string, c *verifyClaims) (*Token, error) {
 	if err := checkID(c.ID); err != nil {
 		return nil, invalid("token %v, so it could not be revoked", err)
 	}
-	if c.Scope == nil {
-		return nil, invalid("token has no scope claim")
-	}
 	var scope string
-	if err := json.Unmarshal(c.Scope, &scope); err != nil {
-		return nil, invalid("token scope claim is not a string")
+	if p.oidc {
+		var err error
+		if scope, err = oidcScope(c); err != nil {
+			return nil, err
+		}
+	} else {
+		if c.Scope == nil {
+			return nil, invalid("token has no scope claim")
+		}
+		if err := json.Unmarshal(c.Scope, &scope); err != nil {
+			return nil, invalid("token scope claim is not a string")
+		}
 	}
 	sc, err := ParseScopes(scope)
 	if err != nil {
@@ -485,7 +518,7 @@ func (v *Verifier) finish(raw, kid string, c *verifyClaims) (*Token, error) {
 		Raw:         raw,
 		KeyID:       kid,
 		Issuer:      c.Issuer,
-		Subject:     c.Subject,
+		Subject:     p.prefix + c.Subject,
 		ID:          c.ID,
 		Audience:    []string(c.Audience),
 		IssuedAt:    c.IssuedAt.Time,
