@@ -384,6 +384,9 @@ func (s *Server) Reload() {
 		s.hook(func(h *testHooks) func() { return h.listReloaded })
 		rec["sessions_ended"] = s.endRevoked(rev)
 	}
+	if st := s.cfg.Tokens.ReloadIssuers(); st != nil {
+		rec["identity_providers"] = st
+	}
 	if s.cfg.LoadPolicy != nil {
 		p, err := s.cfg.LoadPolicy()
 		if err != nil {

@@ -320,7 +320,7 @@ func (v *Verifier) ReloadIssuers() map[string]string {
 		if n, err := o.reload(); err != nil {
 			out[o.cfg.Name] = "refusing its tokens: " + oneLine(err.Error())
 		} else {
-			out[o.cfg.Name] = fmt.Sprintf("%d keys", n)
+			out[o.cfg.Name] = fmt.Sprintf("%d key%s", n, map[bool]string{true: "s"}[n != 1])
 		}
 	}
 	return out

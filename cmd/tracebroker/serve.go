@@ -36,7 +36,7 @@ const serveConfigName = "broker.json"
 func newServeCmd() *cobra.Command {
 	var (
 		state, config, socket, group     string
-		issuers                          []string
+		issuers, oidc                    []string
 		revoked, listen, tlsCert, tlsKey string
 		auditPath, attestDir             string
 		logFormat, logLevel              string
@@ -61,10 +61,17 @@ daemon that trusts an issuer key takes all of its tokens; give each host an
 audience of its own (--audience tracebroker:db-7, and token issue --aud) so
 that a token for one host is refused by the others.
 
+Access tokens of the organisation's identity provider are accepted too, for
+each STATE/issuers/NAME.oidc.json (or --oidc-issuer FILE): {"issuer": URL,
+"jwks_file": FILE, "algorithms": ["RS256", ...]}. The daemon never fetches
+keys: the operator keeps the JWKS file current, and the daemon re-reads it
+when it changes; while it cannot be read, that issuer's tokens are refused.
+
 Flags not given are read from STATE/broker.json (tracebroker init writes
 one), by flag name: {"socket": "/run/tracebroker/broker.sock", ...}.
-SIGHUP re-reads the revocation list and the policy; SIGTERM ends every
-session, printing its maps to its client, and detaches everything.`,
+SIGHUP re-reads the revocation list, the JWKS files and the policy;
+SIGTERM ends every session, printing its maps to its client, and detaches
+everything.`,
 		Example: `  tracebroker init
   tracebroker serve --issuer-pub /etc/tracebroker/issuer.pub --socket-group tracers
   tracebroker serve --default strict --policy site.o --revoked /etc/tracebroker/revoked
@@ -112,9 +119,10 @@ session, printing its maps to its client, and detaches everything.`,
 					return fmt.Errorf("revocation list: %w", err)
 				}
 			}
-			if cfg.Tokens, err = issuerVerifier(issuers, state, rev, tf); err != nil {
+			if cfg.Tokens, err = issuerVerifier(issuers, oidc, state, rev, tf); err != nil {
 				return err
 			}
+			logIssuers(logger, cfg.Tokens)
 			cfg.Revoked = rev
 			if gf.policy != "" {
 				cfg.LoadPolicy = func() (*gatekeeper.Policy, error) {
@@ -160,6 +168,7 @@ session, printing its maps to its client, and detaches everything.`,
 	f.StringVar(&socket, "socket", DefaultSocket, "listen on the unix socket `PATH` (its directory must exist)")
 	f.StringVar(&group, "socket-group", "", "the socket's `GROUP`: its members may connect")
 	f.StringSliceVar(&issuers, "issuer-pub", nil, "token issuers' public keys (`PUB`[,PUB...]; default: STATE/issuers/*.pub)")
+	registerOIDCFlag(f, &oidc, " (default: STATE/issuers/*"+token.OIDCSuffix+"; JWKS re-read when it changes)")
 	f.StringVar(&revoked, "revoked", "", "revoked token ids, one per line (`FILE`, re-read on SIGHUP)")
 	f.StringVar(&listen, "listen", "", "also serve TLS on TCP `ADDR` (host:port)")
 	f.StringVar(&tlsCert, "tls-cert", "", "TLS certificate `PEM` for --listen")
@@ -183,14 +192,19 @@ session, printing its maps to its client, and detaches everything.`,
 }
 
 // issuerVerifier verifies tokens from the given issuer keys, or
-// STATE/issuers/*.pub. No keys is not an error: only local root can
-// trace then, which the log says.
-func issuerVerifier(paths []string, state string, rev *token.Revocations, tf tokenFlags) (*token.Verifier, error) {
+// STATE/issuers/*.pub, and from the identity providers configured
+// (oidc.go). None is not an error: only local root can trace then,
+// which the log says.
+func issuerVerifier(paths, oidcPaths []string, state string, rev *token.Revocations, tf tokenFlags) (*token.Verifier, error) {
 	if len(paths) == 0 {
 		paths, _ = filepath.Glob(filepath.Join(state, "issuers", "*.pub"))
 		sort.Strings(paths)
 	}
-	if len(paths) == 0 {
+	oidc, err := oidcIssuers(oidcPaths, state)
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 && len(oidc) == 0 {
 		return nil, nil
 	}
 	var keys []*attest.PublicKey
@@ -201,7 +215,7 @@ func issuerVerifier(paths []string, state string, rev *token.Revocations, tf tok
 		}
 		keys = append(keys, k)
 	}
-	return token.NewVerifier(token.Config{Keys: keys, Revoked: rev, Issuer: tf.issuer, Audience: tf.audience, MaxLifetime: tf.maxLifetime})
+	return token.NewVerifier(token.Config{Keys: keys, OIDC: oidc, Revoked: rev, Issuer: tf.issuer, Audience: tf.audience, MaxLifetime: tf.maxLifetime})
 }
 
 // applyConfigFile sets every flag the command line did not from the

@@ -111,20 +111,23 @@ its own (e.g. tracebroker:db-7) so that a token for one is refused by others.`,
 func newTokenInspectCmd() *cobra.Command {
 	var (
 		pubs    []string
+		oidc    []string
 		iss     string
 		aud     string
 		revoked string
 	)
 	cmd := &cobra.Command{
 		Use:   "inspect [--issuer-pub PUB]... TOKEN|-",
-		Short: "Decode a token; with --issuer-pub, verify it too",
+		Short: "Decode a token; with --issuer-pub or --oidc-issuer, verify it too",
 		Long: `Print a token's header and claims (TOKEN, or - to read it from stdin). Without
 --issuer-pub nothing is verified and it says so. With --issuer-pub it is
 verified as the daemon would (signature, typ, exp/nbf/iat, --iss, --aud,
 scope, and --revoked if given) and the last line is "valid" or
-"invalid: REASON"; an invalid token exits 1.`,
+"invalid: REASON"; an invalid token exits 1. --oidc-issuer verifies an
+identity provider's token with its configuration, as serve does.`,
 		Example: `  tracebroker token inspect "$T"
-  tracebroker token inspect --issuer-pub issuer.pub - < token.txt`,
+  tracebroker token inspect --issuer-pub issuer.pub - < token.txt
+  tracebroker token inspect --oidc-issuer /var/lib/tracebroker/issuers/corp.oidc.json - < idp-token.txt`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			raw, err := readToken(cmd.InOrStdin(), args[0])
@@ -139,11 +142,14 @@ scope, and --revoked if given) and the last line is "valid" or
 			if err := printTokenParts(out, header, claims, time.Now()); err != nil {
 				return err
 			}
-			if len(pubs) == 0 {
-				fmt.Fprintln(out, "signature not checked (give --issuer-pub to verify)")
+			c := token.Config{Issuer: iss, Audience: aud}
+			if c.OIDC, err = oidcIssuers(oidc, ""); err != nil {
+				return err
+			}
+			if len(pubs) == 0 && len(c.OIDC) == 0 {
+				fmt.Fprintln(out, "signature not checked (give --issuer-pub or --oidc-issuer to verify)")
 				return nil
 			}
-			c := token.Config{Issuer: iss, Audience: aud}
 			for _, p := range pubs {
 				k, err := attest.LoadPublicKey(p)
 				if err != nil {
@@ -173,6 +179,7 @@ scope, and --revoked if given) and the last line is "valid" or
 	f.StringVar(&iss, "iss", token.DefaultIssuer, "the issuer to require")
 	f.StringVar(&aud, "aud", token.DefaultAudience, "the audience to require")
 	f.StringVar(&revoked, "revoked", "", "refuse the token ids listed in `FILE`")
+	registerOIDCFlag(f, &oidc, "")
 	return cmd
 }
 
