@@ -32,8 +32,8 @@ test:
 	$(GO) test -count=1 -timeout 10m ./...
 
 # Short fuzzing of every parser of untrusted input (signed envelopes and
-# statements, gatekeeper requests, access tokens and their scopes, audit
-# logs, collector records and recordings, kallsyms and /proc maps, uprobe
+# statements, gatekeeper requests, access tokens and their scopes, identity
+# providers' JWKS files and tokens, audit logs, collector records and recordings, kallsyms and /proc maps, uprobe
 # paths through planted symlinks and a plugin's probe names among them), of
 # the daemon's request path up to the kernel (deep and wide scripts: no
 # panic, no stack overflow, bounded time), of terminal escaping, of
@@ -71,6 +71,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzAppendVerify -fuzztime=$(FUZZTIME) ./broker/audit/
 	$(GO) test -run='^$$' -fuzz=FuzzBoundData -fuzztime=$(FUZZTIME) ./broker/audit/
 	$(GO) test -run='^$$' -fuzz=FuzzDuplicateKey -fuzztime=$(FUZZTIME) ./broker/token/
+	$(GO) test -run='^$$' -fuzz=FuzzParseJWKS -fuzztime=$(FUZZTIME) ./broker/token/
+	$(GO) test -run='^$$' -fuzz=FuzzVerifyOIDC -fuzztime=$(FUZZTIME) ./broker/token/
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./bpf/collector/
 	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./broker/recording/
 	$(GO) test -run='^$$' -fuzz=FuzzRequest -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./broker/daemon/

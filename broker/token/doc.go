@@ -38,6 +38,38 @@
 // the tokens issued for it (IssueOptions.Audience); a token may name
 // several audiences.
 //
+// # Tokens of an identity provider
+//
+// Config.OIDC adds identity providers (OIDCConfig; serve reads
+// STATE/issuers/NAME.oidc.json). A token whose iss is a provider's
+// issuer URL, exactly, is verified with that provider's keys alone, from
+// a JWKS file on disk that the operator keeps current: the Verifier
+// never fetches anything. The file is stat'ed on every such token and
+// read again when its device, inode, size, mtime or ctime differ (a
+// replacement by rename, or a rewrite), and on ReloadIssuers (SIGHUP).
+// While it cannot be read or parsed, the provider's tokens are refused
+// with the reason; the other issuers are unaffected.
+//
+// A provider's token passes every check above, with its own issuer and
+// audience (the Verifier's unless the provider sets one), and:
+//
+//   - alg is one of the provider's Algorithms, from {EdDSA, ES256, RS256}
+//     only; the key its kid names must be of that algorithm (OKP Ed25519,
+//     EC P-256, RSA of 2048 to 8192 bits), with use sig and alg that
+//     algorithm if the JWKS says, and key_ops holding verify if present.
+//   - typ at+jwt, or also JWT where the provider's Typ says so.
+//   - the grant is scope (a string), or scp (a string or an array of
+//     words), never both.
+//   - the subject is NAME:sub, so that no provider's user is taken for
+//     another provider's or the broker's own in session limits,
+//     attestations, policies and the audit log.
+//
+// A JWKS is refused whole when it is larger than MaxJWKSSize, holds more
+// than MaxJWKSKeys keys, repeats a member name, or holds private or
+// symmetric key material; a kid it holds twice is refused, its other
+// keys still verify. Configurations that claim one iss, or the broker's
+// own, are refused.
+//
 // # Scopes
 //
 // The scope claim is a space-separated list of words (RFC 8693 style):

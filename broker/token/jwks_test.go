@@ -7,8 +7,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"os"
@@ -284,4 +286,65 @@ func BenchmarkVerifyOIDC(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzVerifyOIDC: an identity provider's tokens, fuzzed. No input
+// panics, every refusal is ErrInvalid in one line, and nothing verifies
+// unless its signature by the JWKS key its kid names checks here, with
+// the standard library alone.
+func FuzzVerifyOIDC(f *testing.F) {
+	_, edPriv, _ := ed25519.GenerateKey(rand.Reader)
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	path := filepath.Join(f.TempDir(), "jwks.json")
+	writeJWKS(f, path, jwksJSON(f, goJWK(f, "ed", edPriv.Public()), goJWK(f, "ec", &ec.PublicKey), goJWK(f, "rsa", &rk.PublicKey)))
+	v, err := NewVerifier(Config{OIDC: []OIDCConfig{{Name: "corp", Issuer: corpIss, JWKSFile: path, Algorithms: oidcAlgs, Typ: TypJWT}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Now().Unix()
+	for _, r := range []struct {
+		method jwt.SigningMethod
+		kid    string
+		key    any
+		extra  string
+	}{
+		{jwt.SigningMethodEdDSA, "ed", edPriv, "scope"}, {jwt.SigningMethodES256, "ec", ec, "scp"}, {jwt.SigningMethodRS256, "rsa", rk, "scope"},
+		{jwt.SigningMethodES256, "rsa", ec, "scope"}, {jwt.SigningMethodHS256, "rsa", []byte("secret"), "scope"},
+	} {
+		tk := jwt.NewWithClaims(r.method, jwt.MapClaims{"iss": corpIss, "sub": "alice", "aud": "tracebroker", "iat": now, "exp": now + 3600, "jti": "j", r.extra: "trace probe:**"})
+		tk.Header["typ"], tk.Header["kid"] = "JWT", r.kid
+		raw, err := tk.SignedString(r.key)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		tok, err := v.Verify(raw)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %q", err)
+			}
+			return
+		}
+		i := strings.LastIndexByte(raw, '.')
+		sig, derr := base64.RawURLEncoding.DecodeString(raw[i+1:])
+		if derr != nil {
+			t.Fatalf("verified with a signature that is not base64url: %q", raw)
+		}
+		digest := sha256.Sum256([]byte(raw[:i]))
+		var ok bool
+		switch tok.KeyID {
+		case "ed":
+			ok = ed25519.Verify(edPriv.Public().(ed25519.PublicKey), []byte(raw[:i]), sig)
+		case "ec":
+			ok = len(sig) == 64 && ecdsa.Verify(&ec.PublicKey, digest[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
+		case "rsa":
+			ok = rsa.VerifyPKCS1v15(&rk.PublicKey, crypto.SHA256, digest[:], sig) == nil
+		}
+		if !ok || tok.Issuer != corpIss || !strings.HasPrefix(tok.Subject, "corp:") {
+			t.Fatalf("verified without a valid signature of its key: %q, %+v", raw, tok)
+		}
+	})
 }

@@ -151,3 +151,36 @@ func TestDaemonOIDC(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenInspectOIDC: an operator checks a provider's token against
+// its configuration before handing the provider's users the broker, as
+// the README says: `token inspect --oidc-issuer FILE - < token`.
+func TestTokenInspectOIDC(t *testing.T) {
+	oidctest.Need(t)
+	dir := t.TempDir()
+	const iss = "https://idp.example.com/realms/ops"
+	now := time.Now().Unix()
+	toks := oidctest.Mint(t, oidctest.Spec{
+		Dir:  dir,
+		Keys: map[string]string{"k": "p256"},
+		JWKS: map[string][]map[string]any{"corp.jwks.json": {{"key": "k", "kid": "k1"}}},
+		Tokens: map[string]oidctest.Token{"t": {Key: "k", Alg: "ES256", Header: map[string]any{"typ": "JWT", "kid": "k1"},
+			Claims: map[string]any{"iss": iss, "sub": "alice", "aud": "tracebroker", "iat": now, "exp": now + 600, "jti": "t-1", "scp": []string{"trace", "probe:tracepoint:syscalls:*"}}}},
+	})
+	for _, r := range []struct {
+		conf, want string
+	}{
+		{`{"issuer": "` + iss + `", "jwks_file": "corp.jwks.json", "algorithms": ["ES256"], "typ": "JWT"}`, "valid\n"},
+		{`{"issuer": "` + iss + `", "jwks_file": "corp.jwks.json", "algorithms": ["ES256"]}`, `invalid: token typ "JWT" is not at+jwt, which issuer corp needs` + "\n"},
+		{`{"issuer": "` + iss + `", "jwks_file": "corp.jwks.json", "algorithms": ["RS256"], "typ": "JWT"}`, "invalid: token signed with ES256; only RS256 is accepted from issuer corp\n"},
+	} {
+		conf := filepath.Join(dir, "corp.oidc.json")
+		if err := os.WriteFile(conf, []byte(r.conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := runTokenCmd(t, toks["t"]+"\n", "inspect", "--oidc-issuer", conf, "-")
+		if !strings.HasSuffix(out, r.want) || (err == nil) != (r.want == "valid\n") || !strings.Contains(out, `"iss": "`+iss+`"`) {
+			t.Errorf("%s: err %v, output:\n%s\nwant it to end %q", r.conf, err, out, r.want)
+		}
+	}
+}
