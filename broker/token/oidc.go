@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -213,7 +214,7 @@ func (o *oidcIssuer) key(h map[string]any) (string, any, error) {
 	}
 	keys, err := o.current()
 	if err != nil {
-		return "", nil, &invalidError{msg: fmt.Sprintf("the JWKS of issuer %s cannot be used, so its tokens are refused: %s", o.cfg.Name, oneLine(err.Error())), cause: err}
+		return "", nil, &invalidError{msg: fmt.Sprintf("the JWKS of issuer %s cannot be used, so its tokens are refused: %s", o.cfg.Name, o.problem(err)), cause: err}
 	}
 	k, ok := keys.Lookup(kid)
 	if !ok {
@@ -227,6 +228,24 @@ func (o *oidcIssuer) key(h map[string]any) (string, any, error) {
 		return "", nil, invalid("token alg %s does not fit key %s of issuer %s, a %s key", algName(alg), quote(kid), o.cfg.Name, want)
 	}
 	return kid, k.Key, nil
+}
+
+// problem says what is wrong with the JWKS file in words, not as the
+// system call that failed.
+func (o *oidcIssuer) problem(err error) string {
+	var big *regfile.TooLargeError
+	f := o.cfg.JWKSFile
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return f + " does not exist"
+	case errors.Is(err, fs.ErrPermission):
+		return f + " is not readable by the daemon"
+	case errors.Is(err, regfile.ErrNotRegular):
+		return f + " is not a regular file"
+	case errors.As(err, &big):
+		return fmt.Sprintf("%s is larger than %d bytes", f, big.Limit)
+	}
+	return f + ": " + oneLine(err.Error())
 }
 
 func (o *oidcIssuer) typs() string {
@@ -318,7 +337,7 @@ func (v *Verifier) ReloadIssuers() map[string]string {
 	out := map[string]string{}
 	for _, o := range v.oidc {
 		if n, err := o.reload(); err != nil {
-			out[o.cfg.Name] = "refusing its tokens: " + oneLine(err.Error())
+			out[o.cfg.Name] = "refusing its tokens: " + o.problem(err)
 		} else {
 			out[o.cfg.Name] = fmt.Sprintf("%d key%s", n, map[bool]string{true: "s"}[n != 1])
 		}

@@ -124,6 +124,16 @@ func TestDaemonOIDC(t *testing.T) {
 	if r := begin("new"); r.code != 0 || r.stdout != "Attaching 1 probe...\nok\n\n\n" {
 		t.Errorf("the new key's token: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
+	// A JWKS that cannot be read refuses the provider's tokens, saying
+	// why, until it can.
+	jwks := filepath.Join(issuers, "corp.jwks.json")
+	if err := os.Rename(jwks, jwks+".away"); err != nil {
+		t.Fatal(err)
+	}
+	refused("new", "the JWKS of issuer corp cannot be used, so its tokens are refused: "+jwks+" does not exist")
+	if err := os.Rename(jwks+".away", jwks); err != nil {
+		t.Fatal(err)
+	}
 	// SIGHUP re-reads the file and records what it holds.
 	e.serve.Process.Signal(syscall.SIGHUP)
 	for i := 0; ; i++ {
@@ -145,7 +155,7 @@ func TestDaemonOIDC(t *testing.T) {
 		t.Errorf("audit verify: %s%s", r.stdout, r.stderr)
 	}
 	log, _ := os.ReadFile(filepath.Join(e.state, "audit.log"))
-	for _, want := range []string{`kid \"k9\" is not in the JWKS of issuer corp`, `kid \"2026-11\" is not in the JWKS of issuer corp`, `"identity_providers":{"corp":"1 key"}`} {
+	for _, want := range []string{`kid \"k9\" is not in the JWKS of issuer corp`, `the JWKS of issuer corp cannot be used`, `kid \"2026-11\" is not in the JWKS of issuer corp`, `"identity_providers":{"corp":"1 key"}`} {
 		if !bytes.Contains(log, []byte(want)) {
 			t.Errorf("the audit log does not say %s", want)
 		}
