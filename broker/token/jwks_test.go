@@ -53,6 +53,25 @@ func jwksJSON(t testing.TB, keys ...map[string]any) []byte {
 	return b
 }
 
+// goProvider is an identity provider "corp" with one key of each
+// algorithm (kids ed, ec, rsa), accepting typ JWT, and its verifier.
+func goProvider(t testing.TB) (ed25519.PrivateKey, *ecdsa.PrivateKey, *rsa.PrivateKey, *Verifier) {
+	t.Helper()
+	_, edPriv, _ := ed25519.GenerateKey(rand.Reader)
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	writeJWKS(t, path, jwksJSON(t, goJWK(t, "ed", edPriv.Public()), goJWK(t, "ec", &ec.PublicKey), goJWK(t, "rsa", &rk.PublicKey)))
+	v, err := NewVerifier(Config{OIDC: []OIDCConfig{{Name: "corp", Issuer: corpIss, JWKSFile: path, Algorithms: oidcAlgs, Typ: TypJWT}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return edPriv, ec, rk, v
+}
+
 func writeJWKS(t testing.TB, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
@@ -195,9 +214,7 @@ func TestLoadOIDCConfig(t *testing.T) {
 // MaxJWKSKeys kids, and every key it would verify with is of a type
 // and algorithm that agree, with the key itself.
 func FuzzParseJWKS(f *testing.F) {
-	_, edPriv, _ := ed25519.GenerateKey(rand.Reader)
-	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	edPriv, ec, rk, _ := goProvider(f)
 	f.Add(jwksJSON(f, goJWK(f, "a", edPriv.Public()), goJWK(f, "b", &ec.PublicKey), goJWK(f, "c", &rk.PublicKey)))
 	f.Add(jwksJSON(f, goJWK(f, "a", edPriv.Public()), goJWK(f, "a", edPriv.Public())))
 	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-384","kid":"x","x":"AA","y":"AA"},{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB","use":"enc"}]}`))
@@ -251,15 +268,7 @@ func FuzzParseJWKS(f *testing.F) {
 // provider's token, by algorithm: BenchmarkVerify's checks, plus the
 // issuer's pick, a stat of its JWKS file and the key's own check.
 func BenchmarkVerifyOIDC(b *testing.B) {
-	_, edPriv, _ := ed25519.GenerateKey(rand.Reader)
-	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
-	path := filepath.Join(b.TempDir(), "jwks.json")
-	writeJWKS(b, path, jwksJSON(b, goJWK(b, "ed", edPriv.Public()), goJWK(b, "ec", &ec.PublicKey), goJWK(b, "rsa", &rk.PublicKey)))
-	v, err := NewVerifier(Config{OIDC: []OIDCConfig{{Name: "corp", Issuer: corpIss, JWKSFile: path, Algorithms: oidcAlgs}}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	edPriv, ec, rk, v := goProvider(b)
 	for _, r := range []struct {
 		alg    string
 		method jwt.SigningMethod
@@ -293,15 +302,7 @@ func BenchmarkVerifyOIDC(b *testing.B) {
 // unless its signature by the JWKS key its kid names checks here, with
 // the standard library alone.
 func FuzzVerifyOIDC(f *testing.F) {
-	_, edPriv, _ := ed25519.GenerateKey(rand.Reader)
-	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
-	path := filepath.Join(f.TempDir(), "jwks.json")
-	writeJWKS(f, path, jwksJSON(f, goJWK(f, "ed", edPriv.Public()), goJWK(f, "ec", &ec.PublicKey), goJWK(f, "rsa", &rk.PublicKey)))
-	v, err := NewVerifier(Config{OIDC: []OIDCConfig{{Name: "corp", Issuer: corpIss, JWKSFile: path, Algorithms: oidcAlgs, Typ: TypJWT}}})
-	if err != nil {
-		f.Fatal(err)
-	}
+	edPriv, ec, rk, v := goProvider(f)
 	now := time.Now().Unix()
 	for _, r := range []struct {
 		method jwt.SigningMethod

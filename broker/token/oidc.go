@@ -193,24 +193,9 @@ func (o *oidcIssuer) reload() (int, error) {
 // key checks the header of a token that names this issuer and picks its
 // key. The parser has checked alg against the issuer's algorithms.
 func (o *oidcIssuer) key(h map[string]any) (string, any, error) {
-	typ, ok := h["typ"]
-	if !ok {
-		return "", nil, invalid("token has no typ header; issuer %s needs %s", o.cfg.Name, o.typs())
-	}
-	ts, _ := typ.(string)
-	if !(strings.EqualFold(ts, Type) || strings.EqualFold(ts, "application/"+Type) || o.cfg.Typ == TypJWT && strings.EqualFold(ts, TypJWT)) {
-		return "", nil, invalid("token typ %s is not %s, which issuer %s needs", quoteAny(typ), o.typs(), o.cfg.Name)
-	}
-	if _, ok := h["crit"]; ok {
-		return "", nil, invalid("token header has crit extensions, which are not supported")
-	}
-	kidv, ok := h["kid"]
-	if !ok {
-		return "", nil, invalid("token has no kid")
-	}
-	kid, ok := kidv.(string)
-	if !ok || kid == "" {
-		return "", nil, invalid("token kid %s is not a key id", quoteAny(kidv))
+	kid, err := headerKID(h, o.cfg.Typ == TypJWT, ", which issuer "+o.cfg.Name+" needs")
+	if err != nil {
+		return "", nil, err
 	}
 	keys, err := o.current()
 	if err != nil {
@@ -246,13 +231,6 @@ func (o *oidcIssuer) problem(err error) string {
 		return fmt.Sprintf("%s is larger than %d bytes", f, big.Limit)
 	}
 	return f + ": " + oneLine(err.Error())
-}
-
-func (o *oidcIssuer) typs() string {
-	if o.cfg.Typ == TypJWT {
-		return Type + " or " + TypJWT
-	}
-	return Type
 }
 
 // peekIssuer reads the iss claim of a token before anything is

@@ -387,30 +387,45 @@ func (v *Verifier) Verify(raw string) (*Token, error) {
 // key checks the header and picks the key named by kid. Only the header
 // has been read; nothing here is trusted yet.
 func (v *Verifier) key(h map[string]any) (string, any, error) {
-	typ, ok := h["typ"]
-	if !ok {
-		return "", nil, invalid("token has no typ header; want %s", Type)
-	}
-	ts, ok := typ.(string)
-	if !ok || !(strings.EqualFold(ts, Type) || strings.EqualFold(ts, "application/"+Type)) {
-		return "", nil, invalid("token typ %s is not %s", quoteAny(typ), Type)
-	}
-	if _, ok := h["crit"]; ok {
-		return "", nil, invalid("token header has crit extensions, which are not supported")
-	}
-	kidv, ok := h["kid"]
-	if !ok {
-		return "", nil, invalid("token has no kid")
-	}
-	kid, ok := kidv.(string)
-	if !ok || kid == "" {
-		return "", nil, invalid("token kid %s is not a key id", quoteAny(kidv))
+	kid, err := headerKID(h, false, "")
+	if err != nil {
+		return "", nil, err
 	}
 	k, ok := v.keys.Lookup(kid)
 	if !ok {
 		return "", nil, invalid("token kid %s is not a configured issuer key", quote(kid))
 	}
 	return k.ID, k.Key, nil
+}
+
+// headerKID checks what every issuer requires of a header, typ (at+jwt,
+// or also JWT with typJWT), no crit, and returns its kid. who ends the
+// typ messages, naming the issuer whose requirement it is.
+func headerKID(h map[string]any, typJWT bool, who string) (string, error) {
+	want := Type
+	if typJWT {
+		want += " or " + TypJWT
+	}
+	typ, ok := h["typ"]
+	if !ok {
+		return "", invalid("token has no typ header; want %s%s", want, who)
+	}
+	ts, ok := typ.(string)
+	if !ok || !(strings.EqualFold(ts, Type) || strings.EqualFold(ts, "application/"+Type) || typJWT && strings.EqualFold(ts, TypJWT)) {
+		return "", invalid("token typ %s is not %s%s", quoteAny(typ), want, who)
+	}
+	if _, ok := h["crit"]; ok {
+		return "", invalid("token header has crit extensions, which are not supported")
+	}
+	kidv, ok := h["kid"]
+	if !ok {
+		return "", invalid("token has no kid")
+	}
+	kid, ok := kidv.(string)
+	if !ok || kid == "" {
+		return "", invalid("token kid %s is not a key id", quoteAny(kidv))
+	}
+	return kid, nil
 }
 
 // explain turns a parse failure into one line saying what is wrong. The
