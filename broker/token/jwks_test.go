@@ -349,3 +349,37 @@ func FuzzVerifyOIDC(f *testing.F) {
 		}
 	})
 }
+
+// TestOIDCConcurrentReload: tokens verify while SIGHUP re-reads the
+// JWKS (go test -race checks that they share nothing unguarded).
+func TestOIDCConcurrentReload(t *testing.T) {
+	edPriv, _, _, v := goProvider(t)
+	tk := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"iss": corpIss, "sub": "alice", "aud": "tracebroker", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(), "jti": "j", "scope": "trace"})
+	tk.Header["typ"], tk.Header["kid"] = Type, "ed"
+	raw, err := tk.SignedString(edPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for range 200 {
+				if _, err := v.Verify(raw); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 50 {
+		if got := v.ReloadIssuers()["corp"]; got != "3 keys" {
+			t.Errorf("reload: %s", got)
+		}
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
