@@ -145,6 +145,20 @@ func TestAttacksJWKS(t *testing.T) {
 			}
 		})
 	}
+	t.Run("item4/iss_of_no_provider", func(t *testing.T) {
+		// A verifier of providers alone: the broker's own iss, or none,
+		// is nobody's.
+		for iss, want := range map[string]string{DefaultIssuer: `token issuer "tracebroker" is not an issuer this broker trusts`, "": "token has no iss claim naming an issuer"} {
+			claims["iss"] = iss
+			if iss == "" {
+				delete(claims, "iss")
+			}
+			if _, err := v.Verify(sign("good")); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("iss %q: err = %v, want %q", iss, err, want)
+			}
+		}
+		claims["iss"] = corpIss
+	})
 	t.Run("item4/jwks_fifo", func(t *testing.T) {
 		os.Remove(jwksPath)
 		if err := syscall.Mkfifo(jwksPath, 0o600); err != nil {

@@ -351,12 +351,9 @@ func (v *Verifier) Verify(raw string) (*Token, error) {
 		switch {
 		case ok && v.oidc[iss] != nil:
 			p = &v.oidc[iss].p
-		case ok && p != nil && iss != p.issuer:
+		case ok && (p == nil || iss != p.issuer):
 			return nil, invalid("token issuer %s is not an issuer this broker trusts", quote(iss))
 		case p == nil:
-			if ok {
-				return nil, invalid("token issuer %s is not an issuer this broker trusts", quote(iss))
-			}
 			return nil, invalid("token has no iss claim naming an issuer this broker trusts")
 		}
 	}
