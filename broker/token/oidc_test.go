@@ -47,14 +47,15 @@ func hdr(kid string, more ...any) map[string]any {
 }
 
 // oidcVerifier verifies the broker's own tokens (key) and those of corp
-// (every algorithm, strict typ) and lab (ES256 only, typ JWT allowed).
+// (every algorithm, strict typ) and lab (ES256 only, typ JWT allowed,
+// an audience of its own).
 func oidcVerifier(t *testing.T, dir string, key *attest.PrivateKey, rev *Revocations) *Verifier {
 	t.Helper()
 	v, err := NewVerifier(Config{
 		Keys: []*attest.PublicKey{key.Public()}, Revoked: rev, MaxLifetime: time.Hour,
 		OIDC: []OIDCConfig{
 			{Name: "corp", Issuer: corpIss, JWKSFile: filepath.Join(dir, "corp.json"), Algorithms: []string{AlgEdDSA, AlgES256, AlgRS256}},
-			{Name: "lab", Issuer: labIss, JWKSFile: filepath.Join(dir, "lab.json"), Algorithms: []string{AlgES256}, Typ: TypJWT},
+			{Name: "lab", Issuer: labIss, JWKSFile: filepath.Join(dir, "lab.json"), Algorithms: []string{AlgES256}, Typ: TypJWT, Audience: "tracebroker:lab"},
 		},
 	})
 	if err != nil {
@@ -85,10 +86,10 @@ func TestAttacksOIDC(t *testing.T) {
 		{"item4/eddsa", oidctest.Token{Key: "ed", Alg: "EdDSA", Header: hdr("ed-1"), Claims: oidcClaims(corpIss, nil)}, "", "corp:alice"},
 		{"item4/es256", oidctest.Token{Key: "ec", Alg: "ES256", Header: hdr("ec-1"), Claims: oidcClaims(corpIss, nil)}, "", "corp:alice"},
 		{"item4/rs256", oidctest.Token{Key: "rsa", Alg: "RS256", Header: hdr("rsa-1"), Claims: oidcClaims(corpIss, nil)}, "", "corp:alice"},
-		{"item4/typ_jwt_scp_array", oidctest.Token{Key: "labec", Alg: "ES256", Header: hdr("lab-ec", "typ", "JWT"), Claims: oidcClaims(labIss, map[string]any{"scope": nil, "scp": []string{"trace", "probe:tracepoint:syscalls:sys_enter_getcwd"}})}, "", "lab:alice"},
-		{"item4/scp_string", oidctest.Token{Key: "labec", Alg: "ES256", Header: hdr("lab-ec"), Claims: oidcClaims(labIss, map[string]any{"scope": nil, "scp": "trace probe:tracepoint:syscalls:sys_enter_getcwd"})}, "", "lab:alice"},
+		{"item4/typ_jwt_scp_array", oidctest.Token{Key: "labec", Alg: "ES256", Header: hdr("lab-ec", "typ", "JWT"), Claims: oidcClaims(labIss, map[string]any{"aud": "tracebroker:lab", "scope": nil, "scp": []string{"trace", "probe:tracepoint:syscalls:sys_enter_getcwd"}})}, "", "lab:alice"},
+		{"item4/scp_string", oidctest.Token{Key: "labec", Alg: "ES256", Header: hdr("lab-ec"), Claims: oidcClaims(labIss, map[string]any{"aud": "tracebroker:lab", "scope": nil, "scp": "trace probe:tracepoint:syscalls:sys_enter_getcwd"})}, "", "lab:alice"},
 
-		{"item4/jwks_alg_not_allowed", oidctest.Token{Key: "rsa", Alg: "RS256", Header: hdr("lab-rsa"), Claims: oidcClaims(labIss, nil)}, "token signed with RS256; only ES256 is accepted from issuer lab", ""},
+		{"item4/jwks_alg_not_allowed", oidctest.Token{Key: "rsa", Alg: "RS256", Header: hdr("lab-rsa"), Claims: oidcClaims(labIss, map[string]any{"aud": "tracebroker:lab"})}, "token signed with RS256; only ES256 is accepted from issuer lab", ""},
 		{"item4/hs256_public_key_as_secret", oidctest.Token{HMACPEMOf: "rsa", Alg: "HS256", Header: hdr("rsa-1"), Claims: oidcClaims(corpIss, nil)}, "token signed with HS256; only EdDSA, ES256, RS256 is accepted from issuer corp", ""},
 		{"item4/rs256_key_under_2048", oidctest.Token{Key: "rsa1k", Alg: "RS256", Header: hdr("rsa-short"), Claims: oidcClaims(corpIss, nil)}, "RSA key of 1024 bits", ""},
 		{"item4/es256_p384_key", oidctest.Token{Key: "p384", Alg: "ES256", Header: hdr("p384-1"), Claims: oidcClaims(corpIss, nil)}, `EC key on curve "P-384"; ES256 needs P-256`, ""},
@@ -101,6 +102,7 @@ func TestAttacksOIDC(t *testing.T) {
 		{"item4/no_kid", oidctest.Token{Key: "ec", Alg: "ES256", Header: hdr(""), Claims: oidcClaims(corpIss, nil)}, "token has no kid", ""},
 		{"item4/typ_jwt_strict_issuer", oidctest.Token{Key: "ec", Alg: "ES256", Header: hdr("ec-1", "typ", "JWT"), Claims: oidcClaims(corpIss, nil)}, `typ "JWT" is not at+jwt, which issuer corp needs`, ""},
 		{"item4/wrong_aud", oidctest.Token{Key: "ec", Alg: "ES256", Header: hdr("ec-1"), Claims: oidcClaims(corpIss, map[string]any{"aud": "other"})}, `audience ["other"] is not tracebroker`, ""},
+		{"item4/aud_of_the_broker_not_of_the_issuer", oidctest.Token{Key: "labec", Alg: "ES256", Header: hdr("lab-ec"), Claims: oidcClaims(labIss, nil)}, `audience ["tracebroker"] is not tracebroker:lab`, ""},
 		{"item4/wrong_iss", oidctest.Token{Key: "ec", Alg: "ES256", Header: hdr("ec-1"), Claims: oidcClaims("https://idp.example.com/realms/ops/", nil)}, `token issuer "https://idp.example.com/realms/ops/" is not an issuer this broker trusts`, ""},
 		{"item4/expired", oidctest.Token{Key: "ec", Alg: "ES256", Header: hdr("ec-1"), Claims: oidcClaims(corpIss, map[string]any{"iat": now - 1200, "exp": now - 600})}, "token expired at", ""},
 		{"item4/not_yet_valid", oidctest.Token{Key: "ec", Alg: "ES256", Header: hdr("ec-1"), Claims: oidcClaims(corpIss, map[string]any{"nbf": now + 300})}, "token not valid before", ""},
@@ -108,7 +110,7 @@ func TestAttacksOIDC(t *testing.T) {
 		{"item4/no_jti", oidctest.Token{Key: "ec", Alg: "ES256", Header: hdr("ec-1"), Claims: oidcClaims(corpIss, map[string]any{"jti": nil})}, "token has no jti claim", ""},
 		{"item4/revoked", oidctest.Token{Key: "ec", Alg: "ES256", Header: hdr("ec-1"), Claims: oidcClaims(corpIss, map[string]any{"jti": "revoked-jti"})}, "token revoked-jti is revoked", ""},
 		{"item4/scope_and_scp", oidctest.Token{Key: "ec", Alg: "ES256", Header: hdr("ec-1"), Claims: oidcClaims(corpIss, map[string]any{"scp": []string{"probe:**"}})}, "both scope and scp", ""},
-		{"item4/scp_word_with_space", oidctest.Token{Key: "labec", Alg: "ES256", Header: hdr("lab-ec"), Claims: oidcClaims(labIss, map[string]any{"scope": nil, "scp": []string{"trace probe:**"}})}, "not one scope", ""},
+		{"item4/scp_word_with_space", oidctest.Token{Key: "labec", Alg: "ES256", Header: hdr("lab-ec"), Claims: oidcClaims(labIss, map[string]any{"aud": "tracebroker:lab", "scope": nil, "scp": []string{"trace probe:**"}})}, "not one scope", ""},
 		{"item4/no_scope", oidctest.Token{Key: "ec", Alg: "ES256", Header: hdr("ec-1"), Claims: oidcClaims(corpIss, map[string]any{"scope": nil})}, "token has no scope claim", ""},
 		{"item4/crit", oidctest.Token{Key: "ec", Alg: "ES256", Header: hdr("ec-1", "crit", []string{"exp"}), Claims: oidcClaims(corpIss, nil)}, "crit", ""},
 	}
