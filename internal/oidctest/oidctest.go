@@ -7,9 +7,11 @@ package oidctest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -40,12 +42,26 @@ func Script() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "oidc", "mint.py")
 }
 
-// Need skips t without python3 and its cryptography package (.ci/run
-// installs python3-cryptography).
+// python is the first interpreter that has cryptography: the one on
+// PATH (a pyenv's, say) or Debian's, where .ci/run installs
+// python3-cryptography.
+var python = sync.OnceValues(func() (string, error) {
+	var last error
+	for _, p := range []string{"python3", "/usr/bin/python3"} {
+		out, err := exec.Command(p, "-c", "import cryptography").CombinedOutput()
+		if err == nil {
+			return p, nil
+		}
+		last = fmt.Errorf("%s: %v %s", p, err, bytes.TrimSpace(out))
+	}
+	return "", last
+})
+
+// Need skips t without python3 and its cryptography package.
 func Need(t testing.TB) {
 	t.Helper()
-	if out, err := exec.Command("python3", "-c", "import cryptography").CombinedOutput(); err != nil {
-		t.Skipf("python3 with cryptography is needed to mint tokens independently (apt-get install python3-cryptography): %v %s", err, bytes.TrimSpace(out))
+	if _, err := python(); err != nil {
+		t.Skipf("python3 with cryptography is needed to mint tokens independently (apt-get install python3-cryptography): %v", err)
 	}
 }
 
@@ -58,7 +74,8 @@ func Mint(t testing.TB, s Spec) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("python3", Script())
+	py, _ := python()
+	cmd := exec.Command(py, Script())
 	cmd.Stdin = bytes.NewReader(in)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
