@@ -26,10 +26,13 @@ run: build
 	./$(BIN) run -d 5s -e '$(SCRIPT)'
 
 # Unit tests everywhere; kernel tests run when root with BPF and tracefs,
-# and skip with a reason otherwise.
+# and skip with a reason otherwise. The plugin SDK is a module of its own:
+# ./... stops at its go.mod.
 test:
 	$(GO) vet ./...
+	cd plugins/sdk && $(GO) vet ./...
 	$(GO) test -count=1 -timeout 10m ./...
+	cd plugins/sdk && $(GO) test -count=1 ./...
 
 # Short fuzzing of every parser of untrusted input (signed envelopes and
 # statements, gatekeeper requests, access tokens and their scopes, identity

@@ -10,6 +10,7 @@ require (
 	github.com/in-toto/attestation v1.2.0
 	github.com/secure-systems-lab/go-securesystemslib v0.11.1
 	github.com/spf13/cobra v1.10.2
+	github.com/tracebroker/tracebroker/plugins/sdk v0.0.0-00010101000000-000000000000
 	golang.org/x/net v0.60.0
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1
 	google.golang.org/grpc v1.85.0
@@ -32,3 +33,8 @@ require (
 	github.com/spf13/pflag v1.0.10
 	golang.org/x/sys v0.48.0
 )
+
+// The plugin SDK is its own module (plugins/sdk/go.mod) so that a plugin
+// author's module needs only what a plugin needs; the broker builds with
+// the SDK of the same commit. Releases tag it plugins/sdk/vX.Y.Z.
+replace github.com/tracebroker/tracebroker/plugins/sdk => ./plugins/sdk

@@ -5,9 +5,13 @@
 // generate a program, and stops it again.
 //
 // The pieces:
-//   - plugins/sdk is what a plugin's author imports (Generator, sdk.Serve);
-//   - plugins/proto is the versioned gRPC protocol (generator.proto);
-//   - plugins/internal/protocol is the go-plugin handshake both sides share;
+//   - plugins/sdk is what a plugin's author imports (Generator, sdk.Serve),
+//     a Go module of its own (plugins/sdk/go.mod) that needs only
+//     go-plugin, gRPC, protobuf and hclog; in it,
+//   - plugins/sdk/proto is the versioned gRPC protocol (generator.proto),
+//   - plugins/sdk/protocol is the go-plugin handshake both sides share,
+//   - plugins/sdk/schema is the layout of a program's output, which the
+//     broker shares with generators that return their own eBPF;
 //   - plugins/examples are real generators.
 //
 // A plugin process lives only for one Describe or one Describe+Generate:

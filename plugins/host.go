@@ -25,9 +25,9 @@ import (
 
 	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/internal/regfile"
-	"github.com/tracebroker/tracebroker/plugins/internal/protocol"
-	generatorpb "github.com/tracebroker/tracebroker/plugins/proto"
 	"github.com/tracebroker/tracebroker/plugins/sdk"
+	generatorpb "github.com/tracebroker/tracebroker/plugins/sdk/proto"
+	"github.com/tracebroker/tracebroker/plugins/sdk/protocol"
 )
 
 // Defaults of Host's timeouts.

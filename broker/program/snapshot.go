@@ -12,16 +12,6 @@ type RawEntry struct {
 	Vals [][]byte
 }
 
-// KeySize is the size of the subscript part of a key (without the hist
-// bucket index).
-func (m *Map) KeySize() int {
-	n := 0
-	for _, k := range m.Keys {
-		n += k.Size
-	}
-	return n
-}
-
 // BuildSnapshot reduces raw per-CPU entries to what the user sees: sums for
 // counts, the smallest set value for min, totals and counts for avg, and
 // bucket vectors for histograms (grouped by subscript). Entries come back

@@ -137,18 +137,18 @@ type Output struct {
 	Program *Program
 }
 
-// Program is a generator's own eBPF program. Its wire form is the
-// broker's program.Program (see plugins/proto/generator.proto). Besides
+// Program is a generator's own eBPF program (its wire form:
+// plugins/sdk/proto/generator.proto). Besides
 // its own maps it declares the three every program has, as the script
 // compiler makes them: "events" (RingBuf), "map_errors" (PerCPUArray,
 // u32 -> u64, one entry per Schema map and one more) and "config"
-// (Array, u32 -> program.ConfigSize bytes, one entry). The host checks
+// (Array, u32 -> schema.ConfigSize bytes, one entry). The host checks
 // all of it before the broker sees it (plugins.Generated.RawProgram).
 type Program struct {
 	Probes []Probe
 	Maps   []Map
-	// Schema is the broker's program.Schema as JSON: the printf formats
-	// and map layouts the output stage decodes events and maps with.
+	// Schema is a schema.Schema as JSON: the printf formats and map
+	// layouts the broker decodes events and maps with.
 	Schema []byte
 }
 

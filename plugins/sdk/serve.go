@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/tracebroker/tracebroker/plugins/internal/protocol"
-	generatorpb "github.com/tracebroker/tracebroker/plugins/proto"
+	generatorpb "github.com/tracebroker/tracebroker/plugins/sdk/proto"
+	"github.com/tracebroker/tracebroker/plugins/sdk/protocol"
 )
 
 // Serve runs g as a generator plugin: it answers the host's Describe and

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	generatorpb "github.com/tracebroker/tracebroker/plugins/proto"
+	generatorpb "github.com/tracebroker/tracebroker/plugins/sdk/proto"
 )
 
 type fakeGen struct {

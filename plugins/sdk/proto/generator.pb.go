@@ -648,7 +648,7 @@ const file_generator_proto_rawDesc = "" +
 	"maxEntries2\xbb\x01\n" +
 	"\tGenerator\x12K\n" +
 	"\bDescribe\x12\x1f.tracebroker.generator.v1.Empty\x1a\x1e.tracebroker.generator.v1.Info\x12a\n" +
-	"\bGenerate\x12).tracebroker.generator.v1.GenerateRequest\x1a*.tracebroker.generator.v1.GenerateResponseB>Z<github.com/tracebroker/tracebroker/plugins/proto;generatorpbb\x06proto3"
+	"\bGenerate\x12).tracebroker.generator.v1.GenerateRequest\x1a*.tracebroker.generator.v1.GenerateResponseBBZ@github.com/tracebroker/tracebroker/plugins/sdk/proto;generatorpbb\x06proto3"
 
 var (
 	file_generator_proto_rawDescOnce sync.Once

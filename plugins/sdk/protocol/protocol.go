@@ -1,8 +1,8 @@
 // Package protocol is what both ends of a generator plugin connection
 // agree on: go-plugin's handshake (protocol version and magic cookie) and
-// the go-plugin glue that puts the gRPC service of plugins/proto on the
-// connection. The SDK (plugin side) and the host import it; nothing else
-// does.
+// the go-plugin glue that puts the gRPC service of plugins/sdk/proto on
+// the connection. The SDK (plugin side) and the host (plugins) import it;
+// a plugin's author has no need to.
 package protocol
 
 import (
@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	generatorpb "github.com/tracebroker/tracebroker/plugins/proto"
+	generatorpb "github.com/tracebroker/tracebroker/plugins/sdk/proto"
 )
 
 // ProtocolVersion is the generator protocol's version, the N of package
