@@ -80,6 +80,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./broker/recording/
 	$(GO) test -run='^$$' -fuzz=FuzzRequest -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./broker/daemon/
 	$(GO) test -run='^$$' -fuzz=FuzzText -fuzztime=$(FUZZTIME) ./internal/escape/
+	$(GO) test -run='^$$' -fuzz=FuzzDescribe -fuzztime=$(FUZZTIME) ./plugins/
 
 # Start-up cost side by side with bpftrace (apt-get install bpftrace),
 # plus the Go micro-benchmarks.

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/tracebroker/tracebroker/plugins/sdk"
 )
@@ -19,14 +18,23 @@ import (
 // being renamed.
 func checkInfo(file string, info sdk.Info) error {
 	if info.Name != file {
-		return fmt.Errorf("plugin %s describes itself as %q: a generator's file must be named as its Info.Name", file, info.Name)
+		return fmt.Errorf("plugin %s describes itself as %s: a generator's file must be named as its Info.Name", file, bound(strconv.Quote(info.Name), 80))
+	}
+	if len(info.Params) > maxParams {
+		return fmt.Errorf("plugin %s: bad description: %d parameters (at most %d)", file, len(info.Params), maxParams)
 	}
 	seen := map[string]bool{}
 	var errs []error
+	if len(info.Version) > maxVersionLen || len(info.Description) > maxDescription {
+		errs = append(errs, fmt.Errorf("its version or description is too long (at most %d and %d bytes)", maxVersionLen, maxDescription))
+	}
 	for _, p := range info.Params {
 		switch {
-		case p.Name == "" || strings.IndexFunc(p.Name, func(r rune) bool { return r == '=' || unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0:
-			errs = append(errs, fmt.Errorf("parameter name %q is empty or has '=', spaces or control characters", p.Name))
+		case !isIdentifier(p.Name):
+			errs = append(errs, fmt.Errorf("parameter name %s is not an identifier (a letter or _, then letters, digits, _ or -, at most %d bytes)", bound(strconv.Quote(p.Name), 80), maxParamName))
+			continue
+		case len(p.Help) > maxDescription || len(p.Default) > maxDefaultLen:
+			errs = append(errs, fmt.Errorf("parameter %s: its help or default is too long (at most %d bytes)", p.Name, maxDescription))
 			continue
 		case seen[p.Name]:
 			errs = append(errs, fmt.Errorf("parameter %s is declared twice", p.Name))
@@ -36,7 +44,7 @@ func checkInfo(file string, info sdk.Info) error {
 		switch p.Type {
 		case "", sdk.String, sdk.Int, sdk.Bool, sdk.Duration:
 		default:
-			errs = append(errs, fmt.Errorf("parameter %s has unknown type %q (string, int, bool, duration)", p.Name, p.Type))
+			errs = append(errs, fmt.Errorf("parameter %s has unknown type %s (string, int, bool, duration)", p.Name, bound(strconv.Quote(string(p.Type)), 80)))
 			continue
 		}
 		if p.Default != "" {
@@ -129,4 +137,21 @@ func quoteJoin(s []string) string {
 		q[i] = strconv.Quote(x)
 	}
 	return strings.Join(q, ", ")
+}
+
+// isIdentifier reports whether s may name a parameter: it is typed as
+// --param NAME=VALUE and shown in tables, so it is a plain word.
+func isIdentifier(s string) bool {
+	if s == "" || len(s) > maxParamName {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_', 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z':
+		case i > 0 && (r == '-' || '0' <= r && r <= '9'):
+		default:
+			return false
+		}
+	}
+	return true
 }

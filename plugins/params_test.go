@@ -48,7 +48,7 @@ func TestCheckInfo(t *testing.T) {
 		want   string
 	}{
 		{[]sdk.Param{{Name: "a"}, {Name: "a"}}, "parameter a is declared twice"},
-		{[]sdk.Param{{Name: "a b"}}, `parameter name "a b" is empty or has '=', spaces or control characters`},
+		{[]sdk.Param{{Name: "a b"}}, `parameter name "a b" is not an identifier`},
 		{[]sdk.Param{{Name: "a=b"}}, `parameter name "a=b"`},
 		{[]sdk.Param{{Name: ""}}, `parameter name ""`},
 		{[]sdk.Param{{Name: "a", Type: "float"}}, `parameter a has unknown type "float"`},
