@@ -92,7 +92,7 @@ func newPluginsCmd() *cobra.Command {
 		Use:   "plugins",
 		Short: "Generator plugins: signed programs that generate traces",
 	}
-	cmd.AddCommand(newPluginsListCmd())
+	cmd.AddCommand(newPluginsListCmd(), newPluginsDescribeCmd())
 	return cmd
 }
 

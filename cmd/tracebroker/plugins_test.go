@@ -92,6 +92,41 @@ func TestPluginsCLI(t *testing.T) {
 			stderr: "give a program (-e PROGRAM or FILE) or --gen NAME, not both",
 		},
 		{
+			name: "describe",
+			args: append([]string{"plugins", "describe", "opensnoop"}, gen...),
+			stdout: regexp.MustCompile(`^opensnoop \S+ \(signed by [0-9a-f]{16}\)\n.+\n\n` +
+				`PARAMETER +TYPE +REQUIRED +DEFAULT +HELP\n` +
+				`pid +int +no +- +only this process\n(.+\n){3}\n` +
+				`Usage:\n  tracebroker run --gen opensnoop \[--param pid=INT\] .*\[--param failed=BOOL\]\n$`),
+		},
+		{
+			name:   "describe as JSON",
+			args:   append([]string{"plugins", "describe", "--json", "opensnoop"}, gen...),
+			stdout: regexp.MustCompile(`(?s)^\{\n  "name": "opensnoop",.*"params": \[\n    \{\n      "name": "pid",\n      "type": "int",\n      "required": false,\n      "help": "only this process"\n    \},.*\]\n\}\n$`),
+		},
+		{
+			name:   "run --gen NAME --help describes the generator",
+			args:   append([]string{"run", "--gen", "opensnoop", "--help"}, gen...),
+			stdout: regexp.MustCompile(`(?m)^pid +int +no +- +only this process$`),
+		},
+		{
+			name:   "run --help without --gen is run's help",
+			args:   []string{"run", "--help"},
+			stdout: regexp.MustCompile(`^Compile a script to eBPF`),
+		},
+		{
+			name:   "an unsigned generator is not started to describe it",
+			args:   append([]string{"plugins", "describe", "unsigned"}, gen...),
+			code:   1,
+			stderr: "plugin unsigned: refused, not started",
+		},
+		{
+			name:   "run --gen NAME --help of no such plugin",
+			args:   append([]string{"run", "--gen", "nosuch", "--help"}, gen...),
+			code:   1,
+			stderr: `no generator plugin "nosuch"`,
+		},
+		{
 			name:   "a parameter without a generator",
 			args:   []string{"run", "--param", "a=b", "-e", "BEGIN { exit(); }"},
 			code:   1,

@@ -119,6 +119,11 @@ func newRunCmd() *cobra.Command {
 	f.BoolVar(&unsignedCollectors, "unsigned-collectors", false, "interpreter mode: load the static collectors without checking their signatures (development)")
 	gf.register(f)
 	pf.register(f, true)
+	genHelp(cmd, &pf, func() (*attest.Trust, string, error) {
+		gf.state = state
+		t, err := gf.trustSet()
+		return t, state, err
+	})
 	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"auto", "jit", "interp"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd

@@ -173,6 +173,7 @@ from $TRACEBROKER_TOKEN: never from the command line, where ps and
 	f.BoolVarP(&req.Quiet, "quiet", "q", false, "do not print the \"Attaching N probes...\" line")
 	f.StringVar(&pf.gen, "gen", "", "run the program that generator plugin `NAME` generates")
 	f.StringArrayVar(&pf.param, "param", nil, "a generator parameter, `KEY=VALUE` (repeatable)")
+	genHelp(cmd, &pf, hostStateTrust)
 	cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
