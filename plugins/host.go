@@ -496,7 +496,12 @@ func (c *call) callError(ctx context.Context, method string, err error) error {
 	switch st.Code() {
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("plugin %s: %s did not return within %s (timed out; the plugin was killed)", c.name, method, c.timeout)
-	case codes.Unknown, codes.Internal, codes.InvalidArgument:
+	case codes.Internal:
+		if strings.HasPrefix(msg, sdkPanicPrefix) {
+			return panicked(c.name, method, msg)
+		}
+		return fmt.Errorf("plugin %s: %s", c.name, msg)
+	case codes.Unknown, codes.InvalidArgument:
 		// The generator's error, a recovered panic ("generator panicked
 		// in Generate: ..."), or an output the SDK could not send.
 		return fmt.Errorf("plugin %s: %s", c.name, msg)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -413,7 +414,7 @@ func TestPanicInGenerate(t *testing.T) {
 	f := newFixture(t)
 	f.add("panics")
 	_, err := f.host.Generate(context.Background(), "panics", nil)
-	mustContain(t, err, "plugin panics: generator panicked in Generate: assignment to entry in nil map", "main.panics.Generate")
+	onePanicLine(t, f, err, `plugin panics panicked: assignment to entry in nil map \(in Generate at main\.panics\.Generate \S+/main\.go:\d+; stack at debug level\)`)
 	f.ranAndGone("panics")
 }
 
@@ -421,8 +422,34 @@ func TestCrashInGenerate(t *testing.T) {
 	f := newFixture(t)
 	f.add("crashes")
 	_, err := f.host.Generate(context.Background(), "crashes", nil)
-	mustContain(t, err, "plugin crashes: exited or closed the connection during Generate", "its last stderr lines:", "panic: crashed in a goroutine")
+	onePanicLine(t, f, err, `plugin crashes panicked: crashed in a goroutine \(stack at debug level\)`)
 	f.ranAndGone("crashes")
+}
+
+// onePanicLine checks that a plugin's panic came back as the one-line
+// error want (a regexp), and that its goroutine dump went to the log at
+// Debug only, none of it at Info or above.
+func onePanicLine(t *testing.T, f *fixture, err error, want string) {
+	t.Helper()
+	if err == nil || !regexp.MustCompile(`^`+want+`$`).MatchString(err.Error()) {
+		t.Fatalf("error %q, want %s", err, want)
+	}
+	var debug int
+	for _, line := range strings.Split(f.logs.String(), "\n") {
+		if !strings.Contains(line, "stream=stderr") {
+			continue
+		}
+		if !strings.HasPrefix(line, "time=") || !strings.Contains(line, " level=DEBUG ") {
+			t.Errorf("a line of the plugin's panic above Debug: %s", line)
+			continue
+		}
+		if strings.Contains(line, `msg="goroutine `) {
+			debug++
+		}
+	}
+	if debug == 0 {
+		t.Errorf("no goroutine dump at Debug in the log:\n%s", f.logs)
+	}
 }
 
 func TestHangPastCallTimeout(t *testing.T) {

@@ -28,23 +28,40 @@ const (
 // Debug, all within maxLogBytes. It keeps the plugin's last stderr lines
 // for error messages.
 type pluginLog struct {
-	l   *slog.Logger
-	exe string // the binary's base name: go-plugin names its stderr logger so
+	l    *slog.Logger
+	name string
+	exe  string // the binary's base name: go-plugin names its stderr logger so
 
 	mu      sync.Mutex
 	used    int
 	dropped int
 	tail    []string
 	writers []*lineWriter
+	// raw follows what go-plugin relays of the plugin's standard
+	// error, where the runtime writes a fatal panic; each writer
+	// follows its own stream.
+	raw     panicFilter
+	panicky string // the message of a fatal panic, once seen
 }
 
 func newPluginLog(l *slog.Logger, name, exe string) *pluginLog {
-	return &pluginLog{l: l.With("plugin", name), exe: exe}
+	return &pluginLog{l: l.With("plugin", name), name: name, exe: exe}
 }
 
-// output logs one line the plugin wrote.
-func (o *pluginLog) output(stream string, level slog.Level, line string, args ...any) {
+// output logs one line the plugin wrote. Lines of a panic go at Debug:
+// the panic itself is the call's error, in one line.
+func (o *pluginLog) output(f *panicFilter, stream string, level slog.Level, line string, args ...any) {
 	line = strings.TrimRight(line, "\r\n")
+	if f != nil {
+		o.mu.Lock()
+		if f.stackLine(line) {
+			level = slog.LevelDebug
+			if o.panicky == "" {
+				o.panicky = f.msg
+			}
+		}
+		o.mu.Unlock()
+	}
 	if line == "" && len(args) == 0 {
 		return
 	}
@@ -117,7 +134,11 @@ func (o *pluginLog) decorate(err error) error {
 	}
 	o.mu.Lock()
 	tail := append([]string(nil), o.tail...)
+	msg := o.panicky
 	o.mu.Unlock()
+	if msg != "" {
+		return panicked(o.name, "", msg)
+	}
 	if len(tail) == 0 {
 		return c.error
 	}
@@ -136,6 +157,7 @@ func (o *pluginLog) writer(stream string) io.Writer {
 type lineWriter struct {
 	o      *pluginLog
 	stream string
+	panics panicFilter
 	mu     sync.Mutex
 	buf    []byte
 }
@@ -172,7 +194,11 @@ func (w *lineWriter) emit() {
 		// but printing on it is still a mistake worth seeing.
 		level = slog.LevelWarn
 	}
-	w.o.output(w.stream, level, string(w.buf))
+	f := &w.panics
+	if w.stream != "stderr" {
+		f = nil
+	}
+	w.o.output(f, w.stream, level, string(w.buf))
 	w.buf = w.buf[:0]
 }
 
@@ -212,7 +238,7 @@ func (a *hcAdapter) Log(level hclog.Level, msg string, args ...any) {
 	case hclog.Error:
 		l = slog.LevelError
 	}
-	a.o.output("stderr", l, msg, dropTimestamp(args)...)
+	a.o.output(&a.o.raw, "stderr", l, msg, dropTimestamp(args)...)
 }
 
 // dropTimestamp removes go-plugin's "timestamp" pair: slog has its own.

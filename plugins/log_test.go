@@ -43,12 +43,18 @@ func TestHclogAdapterRouting(t *testing.T) {
 	root := o.hclog()
 	root.Warn("internal warning", "k", 1)
 	root.Named("p-bin").Debug("a line the plugin printed")
-	root.Named("p-bin").Error("panic: oops", "timestamp", "2026-01-01")
+	root.Named("p-bin").Error("[ERROR] it failed", "timestamp", "2026-01-01")
+	root.Named("p-bin").Error("panic: oops")
+	root.Named("p-bin").Error("goroutine 1 [running]:")
 	root.Named("stdio").Error("stdio trouble")
 	want := []string{
 		`level=DEBUG msg="go-plugin: internal warning" plugin=p k=1`,
 		`level=INFO msg="a line the plugin printed" plugin=p stream=stderr`,
-		`level=ERROR msg="panic: oops" plugin=p stream=stderr` + "\n",
+		`level=ERROR msg="[ERROR] it failed" plugin=p stream=stderr` + "\n",
+		// A panic is the call's error, in one line; its lines are for
+		// debugging.
+		`level=DEBUG msg="panic: oops" plugin=p stream=stderr`,
+		`level=DEBUG msg="goroutine 1 [running]:" plugin=p stream=stderr`,
 		`level=DEBUG msg="go-plugin: stdio trouble" plugin=p`,
 	}
 	for _, w := range want {
