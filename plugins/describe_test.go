@@ -2,7 +2,11 @@ package plugins
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -147,4 +151,65 @@ func FuzzDescribe(f *testing.F) {
 		}
 		checkShown(t, Plugin{Name: "p", Info: &info}.Describe(), len(info.Params))
 	})
+}
+
+func TestHostDescribe(t *testing.T) {
+	f := newFixture(t)
+	f.add("good")
+	p, err := f.host.Describe(context.Background(), "good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Info == nil || p.Info.Version != "1.2.3" || len(p.Info.Params) != 4 || !p.Identity.Verified {
+		t.Errorf("described %+v, info %+v", p, p.Info)
+	}
+	f.ranAndGone("good")
+
+	// Only a plugin that verifies is started to describe it.
+	f.install("good", "unsigned")
+	_, err = f.host.Describe(context.Background(), "unsigned")
+	mustContain(t, err, "plugin unsigned: refused, not started")
+	f.install("panics", "copy")
+	f.sign("copy", f.key, attest.RolePolicy)
+	_, err = f.host.Describe(context.Background(), "copy")
+	mustContain(t, err, "plugin copy: refused, not started")
+	f.neverRan("copy")
+	_, err = f.host.Describe(context.Background(), "../good")
+	mustContain(t, err, "not a plugin name")
+}
+
+// BenchmarkDescribe is what describing a plugin costs (run --gen X
+// --help, plugins describe): verify, start, Describe, kill and reap.
+func BenchmarkDescribe(b *testing.B) {
+	dir := b.TempDir()
+	key, err := attest.GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin, err := os.ReadFile(filepath.Join(testBin, "good"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "good"), bin, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := attest.SignArtifact(filepath.Join(dir, "good"), key, attest.ArtifactPredicate{Role: attest.RoleGenerator, Version: "test"}); err != nil {
+		b.Fatal(err)
+	}
+	h := &Host{Dir: dir, Trust: attest.NewTrust(key.Public()), Logger: slog.New(slog.DiscardHandler)}
+	for b.Loop() {
+		if _, err := h.Describe(context.Background(), "good"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPanicFilter is the cost the panic filter adds to each line a
+// plugin writes to stderr.
+func BenchmarkPanicFilter(b *testing.B) {
+	lines := []string{"an ordinary line of the plugin's own", "\t/src/main.go:12 +0x1d", "main.f({0x1, 0x2})"}
+	var f panicFilter
+	for i := 0; b.Loop(); i++ {
+		f.stackLine(lines[i%len(lines)])
+	}
 }
