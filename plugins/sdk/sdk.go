@@ -28,6 +28,13 @@
 //	}
 //
 //	func main() { sdk.Serve(countOpens{}) }
+//
+// The SDK is a Go module of its own, github.com/tracebroker/tracebroker/plugins/sdk,
+// tagged plugins/sdk/vX.Y.Z with each release: a plugin's module requires
+// it alone and gets go-plugin, gRPC, protobuf and hclog, none of the
+// broker's dependencies. A complete plugin in a module of its own is
+// example/opencount. A generator that returns its own eBPF describes what
+// it emits with package schema.
 package sdk
 
 import (
