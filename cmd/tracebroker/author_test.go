@@ -35,7 +35,7 @@ func TestPluginAuthor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gomod := "module example.com/opencount\n\ngo 1.26.8\n\n" +
+	gomod := "module example.com/opencount\n\ngo 1.26.0\n\n" +
 		"require github.com/tracebroker/tracebroker/plugins/sdk v0.0.0-00010101000000-000000000000\n\n" +
 		"replace github.com/tracebroker/tracebroker/plugins/sdk => " + sdkDir + "\n"
 	for name, data := range map[string][]byte{"main.go": src, "go.sum": sum, "go.mod": []byte(gomod)} {
