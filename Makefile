@@ -37,7 +37,8 @@ test:
 # Short fuzzing of every parser of untrusted input (signed envelopes and
 # statements, gatekeeper requests, access tokens and their scopes, identity
 # providers' JWKS files and tokens, audit logs, collector records and recordings, kallsyms and /proc maps, uprobe
-# paths through planted symlinks and a plugin's probe names among them), of
+# paths through planted symlinks and a plugin's probe names among them, a
+# plugin's description of itself), of
 # the daemon's request path up to the kernel (deep and wide scripts: no
 # panic, no stack overflow, bounded time), of terminal escaping, of
 # policy bytecode, of the interpreter
