@@ -16,7 +16,17 @@ import (
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/recording"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
+	"github.com/tracebroker/tracebroker/internal/version"
 )
+
+// plural says n things, singular or plural as bpftrace's "Attaching 1
+// probe...".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
 
 // ReplayRequest is a script run over a recording, in the interpreter,
 // with no kernel support and no privilege.
@@ -90,8 +100,8 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 	if err := execute(ctx, req, prog, sess, out, nil); err != nil {
 		return err
 	}
-	if !rd.Complete() {
-		fmt.Fprintf(rr.Stderr, "WARNING: the recording %s was cut short (no trailer): %d whole events were replayed\n", rr.Recording, rd.Events())
+	if cut := rd.CutShort(); cut != "" {
+		fmt.Fprintf(rr.Stderr, "WARNING: the recording %s was %s; %s replayed\n", rr.Recording, cut, plural(rd.Events(), "event"))
 	}
 	return nil
 }
@@ -202,17 +212,21 @@ func Record(ctx context.Context, rr RecordRequest) error {
 	if err != nil {
 		return err
 	}
-	ok := false
+	w.Lost = cs.Lost
+	started := false
 	defer func() {
-		if !ok {
+		if !started {
 			w.Abort()
 		}
 	}()
 	if err := cs.Attach(); err != nil {
 		return err
 	}
+	// From here the file is the recording: an error, a signal or a kill
+	// leaves what was flushed, for replay to read.
+	started = true
 	if !req.Quiet {
-		fmt.Fprintf(req.Stderr, "Recording %d probes to %s...\n", len(probes), rr.Output)
+		fmt.Fprintf(req.Stderr, "Recording %s to %s...\n", plural(len(probes), "probe"), rr.Output)
 	}
 	var kidDone <-chan struct{}
 	if kid != nil {
@@ -243,7 +257,15 @@ func Record(ctx context.Context, rr RecordRequest) error {
 		if over {
 			break
 		}
+		if by := w.FlushBy(); !by.IsZero() && by.Before(wait) {
+			wait = by
+		}
 		b, err := src.Next(wait)
+		if by := w.FlushBy(); !by.IsZero() && !time.Now().Before(by) {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			continue
 		}
@@ -269,11 +291,10 @@ func Record(ctx context.Context, rr RecordRequest) error {
 	if err := w.Close(lost); err != nil {
 		return fmt.Errorf("write %s: %w", rr.Output, err)
 	}
-	ok = true
 	if full {
 		fmt.Fprintf(req.Stderr, "WARNING: the recording reached its size limit (%d bytes); later events were not recorded\n", rr.MaxSize)
 	}
-	fmt.Fprintf(req.Stderr, "Recorded %d events (%d bytes) to %s\n", w.Events(), w.Bytes(), rr.Output)
+	fmt.Fprintf(req.Stderr, "Recorded %s (%s) to %s\n", plural(w.Events(), "event"), plural(int(w.Bytes()), "byte"), rr.Output)
 	if lost > 0 {
 		fmt.Fprintf(req.Stderr, "Lost %d events\n", lost)
 	}
@@ -283,7 +304,7 @@ func Record(ctx context.Context, rr RecordRequest) error {
 // recordingHeader describes prog's probes for a replay: what the
 // collectors copy, and the kernel facts a script needs to compile.
 func recordingHeader(prog *program.Program, req *Request) (*recording.Header, error) {
-	h := &recording.Header{Version: recording.Version, Created: time.Now().UTC(), Script: recording.Script{Name: req.Name, Source: string(req.Source)}}
+	h := &recording.Header{Version: recording.Version, Created: time.Now().UTC(), Broker: version.String(), Script: recording.Script{Name: req.Name, Source: string(req.Source)}}
 	h.Host, _ = os.Hostname()
 	var uts unix.Utsname
 	if unix.Uname(&uts) == nil {

@@ -71,9 +71,16 @@ func writeRecording(t *testing.T, events []opened, trailer, strs bool) string {
 		if err := w.Write(buf); err != nil {
 			t.Fatal(err)
 		}
+		// A chunk per record, as a slow recording's flushes write them.
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
 		g := collector.Record{Probe: 0, Ktime: r.Ktime + 1, TGID: e.pid, PID: e.pid, CPU: e.cpu, Context: make([]byte, 32)}
 		copy(g.Comm[:], e.comm)
 		if err := w.Write(collector.Encode(nil, &g)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -88,7 +95,7 @@ func writeRecording(t *testing.T, events []opened, trailer, strs bool) string {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
-	b = b[:len(b)-16-20]
+	b = b[:len(b)-32-20] // the end chunk, and the last record's chunk torn
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +165,7 @@ func TestReplayLimits(t *testing.T) {
 		{name: "a string not captured", script: `tracepoint:syscalls:sys_enter_openat { printf("[%s]\n", str(args->filename)); }`, trailer: true,
 			stdout: "Attaching 1 probe...\n[]\n[]\nLost 7 events\n\n\n", stderr: "WARNING: 2 reads of memory or stacks the collector did not copy returned nothing"},
 		{name: "cut short", script: `tracepoint:syscalls:sys_enter_openat { @ = count(); }`, trailer: false, strs: true,
-			stdout: "Attaching 1 probe...\n\n\n@: 2\n", stderr: "WARNING: the recording "},
+			stdout: "Attaching 1 probe...\n\n\n@: 2\n", stderr: "was cut short after event 3, 0s after it started: the file ends inside chunk 4 at byte 1579; 3 events replayed\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := writeRecording(t, events, tt.trailer, tt.strs)

@@ -3,36 +3,52 @@
 // needs to compile a script against them (the probes, their tracepoint
 // formats and uprobe targets) and without the kernel or any privilege.
 //
+// # Format, version 2
+//
+// A recording is written where it will be read, as it is made: a
+// recorder killed at any moment leaves a file that reads up to its last
+// whole chunk of records. It is, in order (integers little-endian):
+//
+//	magic     8 bytes: "TBREC2\n\x00"
+//	hlen      u32: the header's length, at most MaxHeader
+//	hcrc      u32: CRC-32C (Castagnoli) of the header
+//	header    hlen bytes of JSON: Header, version 2
+//	chunks    each written with one write(2):
+//	            n     u32: the body's length, 24 to MaxChunk
+//	            crc   u32: CRC-32C of the body
+//	            body  kind u32, count u32, lost u64, mono u64, then
+//	                  kind 1 (records): count bpf/collector records (each
+//	                    its size first, at most collector.MaxRecord
+//	                    bytes; its probe field indexes Header.Probes)
+//	                  kind 2 (end): nothing more; count is every record
+//	                    of the file, and the file ends here
+//	          lost is the count of events lost so far (the ring buffer
+//	          had no room), mono the monotonic clock when the chunk was
+//	          written.
+//
+// The recorder writes a chunk when it holds FlushSize bytes of records
+// and at least every FlushInterval, so a killed recorder loses at most
+// that much. A chunk that is not whole (the file ends inside it, or its
+// checksum fails: a write torn by a crash) ends the readable part: a
+// reader returns every record before it and says where and why the
+// recording was cut short. A reader never returns a record of a chunk
+// whose checksum it has not checked. Nothing in a recording is trusted:
+// every size is checked before it is used.
+//
 // # Format, version 1
 //
-// A recording is, in order:
-//
-//	magic     8 bytes: "TBREC1\n\x00"
-//	hlen      u32 little-endian: the header's length, at most MaxHeader
-//	header    hlen bytes of JSON: Header
-//	records   each a bpf/collector record (its layout: size first, at most
-//	          collector.MaxRecord bytes), whose probe field indexes
-//	          Header.Probes
-//	trailer   16 bytes: u32 16, u16 0xffff, u16 0, u64 events lost while
-//	          recording
-//
-// A recording cut short (the recorder killed) has no trailer: a reader
-// returns every complete record and says so. Nothing in it is trusted:
-// every size is checked before it is used.
+// Written by tracebroker before chunks, and still read: magic
+// "TBREC1\n\x00", hlen, the header (version 1), the records back to
+// back, and a 16-byte trailer (u32 16, u16 0xffff, u16 0, u64 lost). A
+// version 1 recording cut short has no trailer; a record the file ends
+// inside is dropped.
 package recording
 
 import (
-	"bufio"
-	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/tracebroker/tracebroker/bpf/collector"
@@ -40,28 +56,47 @@ import (
 	"github.com/tracebroker/tracebroker/broker/script/compile"
 )
 
-// Magic starts every recording.
-const Magic = "TBREC1\n\x00"
-
 const (
-	Version   = 1
+	// Magic starts every recording this tracebroker writes; MagicV1
+	// the recordings of version 1.
+	Magic   = "TBREC2\n\x00"
+	MagicV1 = "TBREC1\n\x00"
+	// Version is the format written.
+	Version   = 2
 	MaxHeader = 1 << 20
 	MaxProbes = 4096
 	// MaxCPUs is the most CPUs a recording's host may have had: Linux's
 	// largest NR_CPUS. What a replay allocates for them is bounded when
 	// it starts (broker's maxInterpMapBytes).
 	MaxCPUs = 8192
-	// trailerProbe marks the trailer record.
+	// FlushSize and FlushInterval bound what a killed recorder loses.
+	FlushSize     = 64 << 10
+	FlushInterval = time.Second
+	// MaxChunk bounds a chunk's body: a reader allocates no more.
+	MaxChunk = 1 << 20
+
+	chunkHead   = 8  // n, crc
+	chunkFixed  = 24 // kind, count, lost, mono
+	kindRecords = 1
+	kindEnd     = 2
+	endSize     = chunkHead + chunkFixed
+
+	// Version 1's trailer.
 	trailerProbe = 0xffff
 	trailerSize  = 16
 )
+
+// MaxChunk holds FlushSize of records and the largest record after them.
+var _ [MaxChunk - chunkFixed - FlushSize - collector.MaxRecord]struct{}
 
 // Header describes a recording.
 type Header struct {
 	Version int       `json:"version"`
 	Created time.Time `json:"created"`
-	Host    string    `json:"host,omitempty"`
-	Kernel  string    `json:"kernel,omitempty"`
+	// Broker is the tracebroker that recorded (version 2).
+	Broker string `json:"broker,omitempty"`
+	Host   string `json:"host,omitempty"`
+	Kernel string `json:"kernel,omitempty"`
 	// CPUs is how many CPUs the recording host had: per-CPU maps of a
 	// replay keep this many copies.
 	CPUs int `json:"cpus"`
@@ -99,158 +134,11 @@ type Probe struct {
 	Fields []compile.Field `json:"fields,omitempty"`
 }
 
-// Writer writes a recording. It writes beside the file and renames at
-// Close, so a recording that exists is a whole one.
-type Writer struct {
-	f       *os.File
-	w       *bufio.Writer
-	path    string
-	events  int
-	bytes   int64
-	maxSize int64
-}
-
-// ErrFull is a recording that reached its size limit.
-var ErrFull = errors.New("the recording reached its size limit")
-
-// Create starts a recording at path with h. maxSize bounds the file
-// (0: no bound).
-func Create(path string, h *Header, maxSize int64) (*Writer, error) {
-	if err := h.check(); err != nil {
-		return nil, err
-	}
-	hb, err := json.Marshal(h)
-	if err != nil {
-		return nil, err
-	}
-	if len(hb) > MaxHeader {
-		return nil, fmt.Errorf("recording header of %d bytes, more than %d", len(hb), MaxHeader)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return nil, err
-	}
-	w := &Writer{f: f, w: bufio.NewWriterSize(f, 1<<20), path: path, maxSize: maxSize}
-	w.w.WriteString(Magic)
-	w.w.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(hb))))
-	w.w.Write(hb)
-	w.bytes = int64(len(Magic) + 4 + len(hb))
-	return w, nil
-}
-
-// Write appends one collector record.
-func (w *Writer) Write(rec []byte) error {
-	if len(rec) < collector.HeaderSize || len(rec) > collector.MaxRecord {
-		return fmt.Errorf("record of %d bytes", len(rec))
-	}
-	if w.maxSize > 0 && w.bytes+int64(len(rec))+trailerSize > w.maxSize {
-		return ErrFull
-	}
-	if _, err := w.w.Write(rec); err != nil {
-		return err
-	}
-	w.events++
-	w.bytes += int64(len(rec))
-	return nil
-}
-
-// Events and Bytes say how much was written.
-func (w *Writer) Events() int  { return w.events }
-func (w *Writer) Bytes() int64 { return w.bytes + trailerSize }
-func (w *Writer) Path() string { return w.path }
-
-// Close writes the trailer with the count of events lost, and puts the
-// recording in place.
-func (w *Writer) Close(lost uint64) error {
-	var t [trailerSize]byte
-	binary.LittleEndian.PutUint32(t[0:], trailerSize)
-	binary.LittleEndian.PutUint16(t[4:], trailerProbe)
-	binary.LittleEndian.PutUint64(t[8:], lost)
-	w.w.Write(t[:])
-	err := w.w.Flush()
-	if err == nil {
-		err = w.f.Sync()
-	}
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(w.f.Name(), w.path)
-	}
-	if err != nil {
-		os.Remove(w.f.Name())
-	}
-	return err
-}
-
-// Abort drops the recording.
-func (w *Writer) Abort() {
-	w.f.Close()
-	os.Remove(w.f.Name())
-}
-
-// Reader reads a recording.
-type Reader struct {
-	r       *bufio.Reader
-	h       Header
-	buf     []byte
-	lost    uint64
-	trailer bool
-	events  int
-}
-
-// Open opens a recording file.
-func Open(name string) (*Reader, io.Closer, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, nil, err
-	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: not a regular file", name)
-	}
-	r, err := NewReader(f)
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return r, f, nil
-}
-
-// NewReader reads the header of a recording from r.
-func NewReader(r io.Reader) (*Reader, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	var pre [len(Magic) + 4]byte
-	if _, err := io.ReadFull(br, pre[:]); err != nil {
-		return nil, fmt.Errorf("not a recording: %w", err)
-	}
-	if string(pre[:len(Magic)]) != Magic {
-		return nil, errors.New("not a recording (no TBREC1 magic): make one with tracebroker record")
-	}
-	n := binary.LittleEndian.Uint32(pre[len(Magic):])
-	if n > MaxHeader {
-		return nil, fmt.Errorf("recording header of %d bytes, more than %d", n, MaxHeader)
-	}
-	hb := make([]byte, n)
-	if _, err := io.ReadFull(br, hb); err != nil {
-		return nil, fmt.Errorf("recording header: %w", err)
-	}
-	rd := &Reader{r: br, buf: make([]byte, collector.MaxRecord)}
-	dec := json.NewDecoder(strings.NewReader(string(hb)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&rd.h); err != nil {
-		return nil, fmt.Errorf("recording header: %w", err)
-	}
-	if err := rd.h.check(); err != nil {
-		return nil, err
-	}
-	return rd, nil
-}
-
-func (h *Header) check() error {
+// check bounds what a header claims; version is the file's format.
+func (h *Header) check(version int) error {
 	switch {
-	case h.Version != Version:
-		return fmt.Errorf("recording version %d; this tracebroker reads version %d", h.Version, Version)
+	case h.Version != version:
+		return fmt.Errorf("recording header of version %d in a file of version %d", h.Version, version)
 	case len(h.Probes) == 0 || len(h.Probes) > MaxProbes:
 		return fmt.Errorf("recording of %d probes (1 to %d)", len(h.Probes), MaxProbes)
 	case h.CPUs < 1 || h.CPUs > MaxCPUs:
@@ -263,59 +151,6 @@ func (h *Header) check() error {
 	}
 	return nil
 }
-
-func (r *Reader) Header() *Header { return &r.h }
-
-// Next returns the next record, valid until the next call; io.EOF after
-// the last. A record that is not whole, or names no recorded probe, is an
-// error.
-func (r *Reader) Next() ([]byte, error) {
-	if r.trailer {
-		return nil, io.EOF
-	}
-	if _, err := io.ReadFull(r.r, r.buf[:4]); err != nil {
-		if err == io.EOF {
-			return nil, io.EOF // cut short, between records
-		}
-		return nil, fmt.Errorf("record %d: %w", r.events+1, err)
-	}
-	size := int(binary.LittleEndian.Uint32(r.buf))
-	if size == trailerSize {
-		if _, err := io.ReadFull(r.r, r.buf[4:trailerSize]); err != nil {
-			return nil, fmt.Errorf("trailer: %w", err)
-		}
-		if binary.LittleEndian.Uint16(r.buf[4:]) != trailerProbe {
-			return nil, fmt.Errorf("record %d of %d bytes", r.events+1, size)
-		}
-		r.lost = binary.LittleEndian.Uint64(r.buf[8:])
-		r.trailer = true
-		return nil, io.EOF
-	}
-	if size < collector.HeaderSize || size > collector.MaxRecord {
-		return nil, fmt.Errorf("record %d of %d bytes (%d to %d)", r.events+1, size, collector.HeaderSize, collector.MaxRecord)
-	}
-	if _, err := io.ReadFull(r.r, r.buf[4:size]); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, io.EOF // cut short in the middle of a record: it never was whole
-		}
-		return nil, fmt.Errorf("record %d: %w", r.events+1, err)
-	}
-	var rec collector.Record
-	if err := collector.Decode(r.buf[:size], &rec); err != nil {
-		return nil, fmt.Errorf("record %d: %w", r.events+1, err)
-	}
-	if rec.Probe >= len(r.h.Probes) {
-		return nil, fmt.Errorf("record %d of probe %d; the recording has %d", r.events+1, rec.Probe, len(r.h.Probes))
-	}
-	r.events++
-	return r.buf[:size], nil
-}
-
-// Complete says the recording ended with its trailer; Lost is the count
-// of events lost while recording (0 without the trailer).
-func (r *Reader) Complete() bool { return r.trailer }
-func (r *Reader) Lost() uint64   { return r.lost }
-func (r *Reader) Events() int    { return r.events }
 
 // The recorded kernel: what the compiler asks of the kernel, answered
 // from the header, so a script compiles against a recording with no
