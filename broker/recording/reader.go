@@ -30,6 +30,7 @@ type Reader struct {
 	cut     string // why the file ends before that
 	events  int
 	last    uint64 // the last record's ktime
+	probe   int    // and its probe
 	endMono uint64 // when the recorder finished (version 2)
 }
 
@@ -159,7 +160,7 @@ func (r *Reader) record(b []byte) error {
 		return fmt.Errorf("record %d of probe %d; the recording has %d", r.events+1, rec.Probe, len(r.h.Probes))
 	}
 	r.events++
-	r.last = rec.Ktime
+	r.last, r.probe = rec.Ktime, rec.Probe
 	return nil
 }
 

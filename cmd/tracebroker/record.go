@@ -93,8 +93,9 @@ privilege. The format is versioned and documented (broker/recording).`,
 
 func newReplayCmd() *cobra.Command {
 	var (
-		rr      broker.ReplayRequest
-		program string
+		rr           broker.ReplayRequest
+		program      string
+		info, asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "replay FILE [-e PROGRAM | SCRIPT]",
@@ -105,9 +106,16 @@ script it runs the one the recording was made for. The script's probes must
 be among the recorded ones. No kernel support, no privilege.`,
 		Example: `  tracebroker replay opens.tbrec
   tracebroker replay opens.tbrec -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'
-  tracebroker replay -f json opens.tbrec script.bt`,
+  tracebroker replay -f json opens.tbrec script.bt
+  tracebroker replay --info opens.tbrec`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if info || asJSON {
+				if !info {
+					return fmt.Errorf("--json goes with --info; a replay's output is -f json")
+				}
+				return replayInfo(cmd, args, asJSON)
+			}
 			rr.Recording = args[0]
 			switch {
 			case program != "" && len(args) == 2:
@@ -144,6 +152,8 @@ be among the recorded ones. No kernel support, no privilege.`,
 	f.StringVarP(&rr.Format, "format", "f", "text", "output format: text or json")
 	f.BoolVarP(&rr.Quiet, "quiet", "q", false, "do not print the \"Attaching N probes...\" line")
 	f.IntVar(&rr.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
+	f.BoolVar(&info, "info", false, "print what the recording holds — its script, probes, times, events, and whether it was cut short — instead of replaying it")
+	f.BoolVar(&asJSON, "json", false, "with --info, print it as JSON")
 	return cmd
 }
 
