@@ -54,7 +54,7 @@ func Open(name string) (*Reader, io.Closer, error) {
 
 // NewReader reads the header of a recording from r.
 func NewReader(r io.Reader) (*Reader, error) {
-	rd := &Reader{r: bufio.NewReaderSize(r, 1<<20)}
+	rd := &Reader{r: bufio.NewReaderSize(r, 64<<10)}
 	var magic [len(Magic)]byte
 	if err := rd.read(magic[:]); err != nil {
 		return nil, fmt.Errorf("not a recording: %w", err)
@@ -245,6 +245,10 @@ func (r *Reader) nextV1() ([]byte, error) {
 	size := int(binary.LittleEndian.Uint32(r.buf))
 	if size == trailerSize {
 		if err := r.read(r.buf[4:trailerSize]); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				r.cut = fmt.Sprintf("the file ends inside its trailer at byte %d", at)
+				return nil, io.EOF
+			}
 			return nil, fmt.Errorf("trailer: %w", err)
 		}
 		if binary.LittleEndian.Uint16(r.buf[4:]) != trailerProbe {
@@ -258,7 +262,7 @@ func (r *Reader) nextV1() ([]byte, error) {
 		return nil, fmt.Errorf("record %d of %d bytes (%d to %d)", r.events+1, size, collector.HeaderSize, collector.MaxRecord)
 	}
 	if err := r.read(r.buf[4:size]); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			r.cut = fmt.Sprintf("the file ends inside record %d at byte %d", r.events+1, at)
 			return nil, io.EOF // it never was whole
 		}
