@@ -42,10 +42,11 @@ func TestReplayCLI(t *testing.T) {
 		stderr *regexp.Regexp
 	}{
 		{"the recorded script", []string{"replay", rec}, 0, golden("cat.out"), regexp.MustCompile(`^$`)},
+		{"what a version 1 recording holds", []string{"replay", "--info", "cat.tbrec"}, 0, golden("cat.info"), regexp.MustCompile(`^$`)},
 		{"another script, as JSON", []string{"replay", "-f", "json", rec, "-e", `tracepoint:syscalls:sys_enter_openat /pid == cpid/ { @[comm] = count(); }`}, 0, golden("cat-count.json"), regexp.MustCompile(`^$`)},
 		{"a probe not recorded", []string{"replay", rec, "-e", `tracepoint:syscalls:sys_enter_close { @ = count(); }`}, 1, "",
 			regexp.MustCompile(`tracepoint not found: syscalls:sys_enter_close|is not in the recording`)},
-		{"not a recording", []string{"replay", bin}, 1, "", regexp.MustCompile(`^ERROR: .*not a recording \(no TBREC1 magic\)`)},
+		{"not a recording", []string{"replay", bin}, 1, "", regexp.MustCompile(`^ERROR: .*not a recording \(no TBREC magic\): make one with tracebroker record\n$`)},
 		{"no such file", []string{"replay", filepath.Join(dir, "nosuch")}, 1, "", regexp.MustCompile(`^ERROR: open .*nosuch: no such file or directory\n$`)},
 		{"record needs -o", []string{"record", "-e", `tracepoint:syscalls:sys_enter_close {}`}, 1, "", regexp.MustCompile(`^ERROR: no output file: use -o FILE\n$`)},
 	} {
