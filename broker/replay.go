@@ -273,7 +273,7 @@ func Record(ctx context.Context, rr RecordRequest) error {
 			return fmt.Errorf("read events: %w", err)
 		}
 		if err := write(b); err != nil {
-			return fmt.Errorf("write %s: %w", rr.Output, err)
+			return err
 		}
 	}
 	cs.Stop()
@@ -283,13 +283,13 @@ func Record(ctx context.Context, rr RecordRequest) error {
 			break
 		}
 		if err := write(b); err != nil {
-			return fmt.Errorf("write %s: %w", rr.Output, err)
+			return err
 		}
 	}
 	cs.Detach()
 	lost := cs.Lost()
 	if err := w.Close(lost); err != nil {
-		return fmt.Errorf("write %s: %w", rr.Output, err)
+		return err
 	}
 	if full {
 		fmt.Fprintf(req.Stderr, "WARNING: the recording reached its size limit (%d bytes); later events were not recorded\n", rr.MaxSize)

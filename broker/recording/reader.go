@@ -188,7 +188,7 @@ func (r *Reader) chunk() error {
 		return nil
 	}
 	if cap(r.buf) < n {
-		r.buf = make([]byte, n, max(n, FlushSize+chunkFixed+collector.MaxRecord))
+		r.buf = make([]byte, n)
 	}
 	r.buf = r.buf[:n]
 	if err := r.read(r.buf); err != nil {

@@ -70,10 +70,10 @@ const (
 	// it starts (broker's maxInterpMapBytes).
 	MaxCPUs = 8192
 	// FlushSize and FlushInterval bound what a killed recorder loses.
-	FlushSize     = 64 << 10
+	FlushSize     = 1 << 20
 	FlushInterval = time.Second
 	// MaxChunk bounds a chunk's body: a reader allocates no more.
-	MaxChunk = 1 << 20
+	MaxChunk = 2 << 20
 
 	chunkHead   = 8  // n, crc
 	chunkFixed  = 24 // kind, count, lost, mono

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
@@ -161,7 +162,7 @@ func TestAttacksRecording(t *testing.T) {
 			c := bytes.Clone(b)
 			binary.LittleEndian.PutUint32(c[second:], MaxChunk+1)
 			return c
-		}(), 2, "", "claims 1048577 bytes: it is damaged"},
+		}(), 2, "", fmt.Sprintf("claims %d bytes: it is damaged", MaxChunk+1)},
 		{"item6/chunk_claims_more_records", reframe(t, b, second, func(body []byte) []byte { binary.LittleEndian.PutUint32(body[4:], 3); return body }), 3, "chunk 2", ""},
 		{"item6/chunk_claims_fewer_records", reframe(t, b, second, func(body []byte) []byte { binary.LittleEndian.PutUint32(body[4:], 1); return body }), 2, "bytes after its last record", ""},
 		{"item6/record_of_no_probe", reframe(t, b, second, func(body []byte) []byte {

@@ -128,7 +128,7 @@ func openOutput(path string) (*os.File, error) {
 // when the chunk holds FlushSize bytes, at Flush, or at Close.
 func (w *Writer) Write(rec []byte) error {
 	if len(rec) < collector.HeaderSize || len(rec) > collector.MaxRecord {
-		return fmt.Errorf("record of %d bytes", len(rec))
+		return fmt.Errorf("%s: a record of %d bytes (%d to %d)", w.path, len(rec), collector.HeaderSize, collector.MaxRecord)
 	}
 	if w.err != nil {
 		return w.err
@@ -221,6 +221,9 @@ func (w *Writer) Close(lost uint64) error {
 	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
+	}
+	if err != nil && err != w.err {
+		err = fmt.Errorf("write %s: %w", w.path, err)
 	}
 	return err
 }
