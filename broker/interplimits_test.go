@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -77,17 +76,8 @@ func TestAttacksReplay(t *testing.T) {
 // path (of the same length, so that the header's size still holds).
 func rewriteHeader(t *testing.T, path, old, new string) string {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(new) != len(old) || !bytes.Contains(b, []byte(old)) {
-		t.Fatalf("cannot put %q for %q", new, old)
-	}
 	out := filepath.Join(t.TempDir(), "rewritten.tbrec")
-	if err := os.WriteFile(out, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	recordingtest.ReplaceInHeader(t, path, out, old, new)
 	return out
 }
 

@@ -45,7 +45,13 @@ the script's probes and writes every event they copy to FILE: the context of
 each event, the strings the script reads through str(), and what a replay
 needs to compile scripts against them. The script itself does not run.
 tracebroker replay runs scripts over the file later, anywhere, without
-privilege. The format is versioned and documented (broker/recording).`,
+privilege. The format is versioned and documented (broker/recording).
+
+FILE is written as the recording goes, at least every second: a recorder
+killed leaves a file that replays up to its last whole chunk. FILE is made
+0600; an existing file of yours is truncated (as bpftrace -o does), and a
+symbolic link, device, FIFO, another user's file or a file with other hard
+links is refused.`,
 		Example: `  tracebroker record -o opens.tbrec -d 10s -e 'tracepoint:syscalls:sys_enter_openat { printf("%s\n", str(args->filename)); }'
   tracebroker replay opens.tbrec
   tracebroker replay opens.tbrec -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'`,
@@ -103,7 +109,12 @@ func newReplayCmd() *cobra.Command {
 		Long: `replay runs a script over the events tracebroker record wrote, in the
 interpreter, and prints what the live trace would have printed. Without a
 script it runs the one the recording was made for. The script's probes must
-be among the recorded ones. No kernel support, no privilege.`,
+be among the recorded ones. No kernel support, no privilege.
+
+A recording cut short (its recorder killed) replays up to its last whole
+chunk, and a warning on stderr says after which event and when it ends; the
+exit status is 0, as for a whole one. replay --info says what a recording
+holds, and whether it was cut short.`,
 		Example: `  tracebroker replay opens.tbrec
   tracebroker replay opens.tbrec -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'
   tracebroker replay -f json opens.tbrec script.bt

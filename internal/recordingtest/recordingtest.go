@@ -3,6 +3,9 @@
 package recordingtest
 
 import (
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"io"
 	"os"
 	"testing"
@@ -45,6 +48,32 @@ func Rewrite(t testing.TB, src, dst string, edit func(h *recording.Header)) {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(dst, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ReplaceInHeader writes to dst the recording at src (of version 2)
+// with old replaced by new, of the same length, in its header's JSON,
+// and the header's checksum made to match, as a crafter makes it: what
+// Rewrite cannot write, a header Create refuses.
+func ReplaceInHeader(t testing.TB, src, dst, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const at = len(recording.Magic) + 8
+	if len(b) < at || string(b[:len(recording.Magic)]) != recording.Magic {
+		t.Fatalf("%s is no recording of version %d", src, recording.Version)
+	}
+	end := at + int(binary.LittleEndian.Uint32(b[len(recording.Magic):]))
+	if len(new) != len(old) || end > len(b) || !bytes.Contains(b[at:end], []byte(old)) {
+		t.Fatalf("cannot put %q for %q", new, old)
+	}
+	b = bytes.Clone(b)
+	copy(b[at:end], bytes.Replace(b[at:end], []byte(old), []byte(new), 1))
+	binary.LittleEndian.PutUint32(b[at-4:], crc32.Checksum(b[at:end], crc32.MakeTable(crc32.Castagnoli)))
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
