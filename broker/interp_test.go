@@ -3,7 +3,6 @@ package broker
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/broker/recording"
+	"github.com/tracebroker/tracebroker/internal/recordingtest"
 )
 
 // TestInterpFlood: a storm of events into a one-page collector buffer.
@@ -132,22 +132,7 @@ func childEvents(t *testing.T, path string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	n := 0
-	for {
-		b, err := rd.Next()
-		if err == io.EOF {
-			return n
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r collector.Record
-		if err := collector.Decode(b, &r); err != nil {
-			t.Fatal(err)
-		}
-		if int(r.TGID) == rd.Header().Cpid {
-			n++
-		}
-	}
+	cpid := rd.Header().Cpid
+	c.Close()
+	return recordingtest.Count(t, path, func(r *collector.Record) bool { return int(r.TGID) == cpid })
 }

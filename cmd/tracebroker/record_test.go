@@ -18,23 +18,32 @@ import (
 	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/broker/recording"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
+	"github.com/tracebroker/tracebroker/internal/recordingtest"
 )
 
 // signedState is a fresh state directory that trusts the test-only
 // release key, with the collectors signed by it: what record needs.
 func signedState(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	state, out := filepath.Join(dir, "state"), filepath.Join(dir, "out")
+	state := filepath.Join(t.TempDir(), "state")
 	if r := tracebroker(t, "init", "--state", state); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
 	if err := copyFile(testPub, filepath.Join(state, "trust", "release.pub"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	signCollectors(t, state)
+	return state
+}
+
+// signCollectors exports the collectors, signs them with the test-only
+// key and puts their manifests in state.
+func signCollectors(t *testing.T, state string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "out")
 	os.Mkdir(out, 0o755)
-	if r := tracebroker(t, "collectors", "export", out); r.code != 0 {
-		t.Fatal(r.stderr)
+	if r := tracebroker(t, "collectors", "export", out); r.code != 0 || strings.Count(r.stdout, ".bpf sha256:") != 4 {
+		t.Fatalf("export: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	objs, _ := filepath.Glob(filepath.Join(out, "*.bpf"))
 	for _, o := range objs {
@@ -43,35 +52,6 @@ func signedState(t *testing.T) string {
 		}
 		if err := copyFile(o+".sig", filepath.Join(state, "manifests", filepath.Base(o)+".sig"), 0o644); err != nil {
 			t.Fatal(err)
-		}
-	}
-	return state
-}
-
-// heldBy counts the records of a recording, as far as it reads, that
-// match.
-func heldBy(t *testing.T, rec string, match func(*collector.Record) bool) int {
-	t.Helper()
-	rd, c, err := recording.Open(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	n := 0
-	var r collector.Record
-	for {
-		b, err := rd.Next()
-		if err == io.EOF {
-			return n
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := collector.Decode(b, &r); err != nil {
-			t.Fatal(err)
-		}
-		if match(&r) {
-			n++
 		}
 	}
 }
@@ -155,7 +135,7 @@ func TestRecordKilled(t *testing.T) {
 			tick := time.NewTicker(20 * time.Millisecond)
 			defer tick.Stop()
 			for got := 0; got != n; <-tick.C {
-				if got = heldBy(t, rec, tc.match); got > n || time.Now().After(deadline) {
+				if got = recordingtest.Count(t, rec, tc.match); got > n || time.Now().After(deadline) {
 					t.Fatalf("the recording shows %d events of %d", got, n)
 				}
 			}

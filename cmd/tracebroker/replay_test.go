@@ -71,20 +71,7 @@ func TestCollectorsCLI(t *testing.T) {
 	if r.code != 0 || strings.Count(r.stdout, "refused: collector") != 4 {
 		t.Fatalf("unsigned list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	out := filepath.Join(dir, "out")
-	os.Mkdir(out, 0o755)
-	if r := tracebroker(t, "collectors", "export", out); r.code != 0 || strings.Count(r.stdout, ".bpf sha256:") != 4 {
-		t.Fatalf("export: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	}
-	objs, _ := filepath.Glob(filepath.Join(out, "*.bpf"))
-	for _, o := range objs {
-		if r := tracebroker(t, "attest", "sign", "--key", testKey, "--role", "collector", o); r.code != 0 {
-			t.Fatal(r.stderr)
-		}
-		if err := copyFile(o+".sig", filepath.Join(state, "manifests", filepath.Base(o)+".sig"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	signCollectors(t, state)
 	r = tracebroker(t, "collectors", "list", "--state", state, "--trust", testPub)
 	if r.code != 0 || strings.Count(r.stdout, "verified: signed by ") != 4 {
 		t.Fatalf("signed list: exit %d\n%s%s", r.code, r.stdout, r.stderr)

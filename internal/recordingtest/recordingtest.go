@@ -10,6 +10,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/broker/recording"
 )
 
@@ -75,5 +76,33 @@ func ReplaceInHeader(t testing.TB, src, dst, old, new string) {
 	binary.LittleEndian.PutUint32(b[at-4:], crc32.Checksum(b[at:end], crc32.MakeTable(crc32.Castagnoli)))
 	if err := os.WriteFile(dst, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Count counts the records of the recording at path, as far as it
+// reads (a recording being written, or cut short), that match.
+func Count(t testing.TB, path string, match func(*collector.Record) bool) int {
+	t.Helper()
+	rd, c, err := recording.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n := 0
+	var r collector.Record
+	for {
+		b, err := rd.Next()
+		if err == io.EOF {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := collector.Decode(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		if match(&r) {
+			n++
+		}
 	}
 }
