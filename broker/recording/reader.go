@@ -173,7 +173,7 @@ func (r *Reader) chunk() error {
 	if err := r.read(hd[:]); err != nil {
 		switch {
 		case errors.Is(err, io.EOF):
-			r.cut = fmt.Sprintf("the file ends after chunk %d, without its end", r.chunks)
+			r.cut = fmt.Sprintf("the file ends after chunk %d, without its end: its recorder was killed, or is still writing it", r.chunks)
 			return nil
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			r.cut = fmt.Sprintf("the file ends inside chunk %d at byte %d", r.chunks+1, at)

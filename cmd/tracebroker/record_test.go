@@ -147,7 +147,7 @@ func TestRecordKilled(t *testing.T) {
 			}
 
 			r := tracebroker(t, "replay", rec, "-e", tc.replay)
-			warning := regexp.MustCompile(`^WARNING: the recording ` + regexp.QuoteMeta(rec) + ` was cut short after event (\d+), [0-9.]+m?s after it started, at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC: the file ends after chunk \d+, without its end; (\d+) events replayed\n$`)
+			warning := regexp.MustCompile(`^WARNING: the recording ` + regexp.QuoteMeta(rec) + ` was cut short after event (\d+), [0-9.]+m?s after it started, at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC: the file ends after chunk \d+, without its end: its recorder was killed, or is still writing it; (\d+) events replayed\n$`)
 			m := warning.FindStringSubmatch(r.stderr)
 			if want := fmt.Sprintf("Attaching 1 probe...\n\n\n@: %d\n", n); r.code != 0 || r.stdout != want || m == nil || m[1] != m[2] {
 				t.Fatalf("replay: exit %d\nstdout %q\nstderr %q\nwant exit 0, %q, a warning matching %s", r.code, r.stdout, r.stderr, want, warning)
