@@ -23,6 +23,7 @@ import (
 	"github.com/tracebroker/tracebroker/broker/daemon"
 	"github.com/tracebroker/tracebroker/broker/token"
 	"github.com/tracebroker/tracebroker/gatekeeper"
+	"github.com/tracebroker/tracebroker/internal/hoststate"
 	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
@@ -78,6 +79,9 @@ everything.`,
   tracebroker serve --listen :7443 --tls-cert cert.pem --tls-key key.pem --issuer-pub issuer.pub`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := hoststate.NeedDir(state, state, "state directory"); err != nil {
+				return err
+			}
 			if err := applyConfigFile(cmd.Flags(), config, state); err != nil {
 				return err
 			}
@@ -143,6 +147,11 @@ everything.`,
 				return fmt.Errorf("audit log: %w", err)
 			}
 			defer cfg.Audit.Close()
+			if socket != "" {
+				if err := daemon.PrepareSocketDir(socket, group); err != nil {
+					return err
+				}
+			}
 			srv, err := daemon.New(cfg)
 			if err != nil {
 				return err
@@ -165,7 +174,7 @@ everything.`,
 	f := cmd.Flags()
 	f.StringVar(&state, "state", attest.DefaultStateDir, "state `DIR` (tracebroker init): host key, trusted keys, issuers, audit log")
 	f.StringVar(&config, "config", "", "read flag defaults from `FILE` (default: STATE/"+serveConfigName+" if it exists)")
-	f.StringVar(&socket, "socket", DefaultSocket, "listen on the unix socket `PATH` (its directory must exist)")
+	f.StringVar(&socket, "socket", DefaultSocket, "listen on the unix socket `PATH` (its directory is made if missing)")
 	f.StringVar(&group, "socket-group", "", "the socket's `GROUP`: its members may connect")
 	f.StringSliceVar(&issuers, "issuer-pub", nil, "token issuers' public keys (`PUB`[,PUB...]; default: STATE/issuers/*.pub)")
 	registerOIDCFlag(f, &oidc, " (default: STATE/issuers/*"+token.OIDCSuffix+"; JWKS re-read when it changes)")
