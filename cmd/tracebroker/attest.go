@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -29,49 +28,6 @@ measured from the file it executes; and every program the broker generates
 gets an attestation signed by the host key (tracebroker init).`,
 	}
 	cmd.AddCommand(newKeygenCmd(), newSignCmd(), newVerifyCmd(), newMeasureCmd(), newVerifyProgramCmd())
-	return cmd
-}
-
-func newInitCmd() *cobra.Command {
-	var state string
-	cmd := &cobra.Command{
-		Use:   "init",
-		Short: "Create the state directory, the host attestation key and the daemon's config",
-		Long: `Create the state directory (default ` + attest.DefaultStateDir + `, mode 0700) with the host
-attestation key (host.key, 0600, and host.pub), trust/ for the release keys
-this host trusts, manifests/ for manifests kept apart from their files,
-issuers/ for the public keys of token issuers, and broker.json, the
-daemon's default config (tracebroker serve reads it). Run again, it keeps
-the existing key and config.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			pub, created, err := attest.Init(state)
-			if err != nil {
-				return err
-			}
-			if err := os.MkdirAll(filepath.Join(state, "issuers"), 0o700); err != nil {
-				return err
-			}
-			what := "created"
-			if !created {
-				what = "exists"
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "host key %s: %s\npublic key: %s\ntrusted release keys go in %s/trust/*.pub\ntoken issuers' public keys go in %s/issuers/*.pub\n",
-				what, pub.ID, attest.HostPublicKeyPath(state), state, state)
-			conf := filepath.Join(state, serveConfigName)
-			switch err := regfile.WriteAtomic(conf, []byte(defaultServeConfig), 0o600, true); {
-			case err == nil:
-				fmt.Fprintf(w, "daemon config created: %s\n", conf)
-			case errors.Is(err, fs.ErrExist):
-				fmt.Fprintf(w, "daemon config exists: %s\n", conf)
-			default:
-				return err
-			}
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&state, "state", attest.DefaultStateDir, "state `DIR`")
 	return cmd
 }
 

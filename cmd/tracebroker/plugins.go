@@ -13,6 +13,7 @@ import (
 	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/broker"
 	"github.com/tracebroker/tracebroker/internal/escape"
+	"github.com/tracebroker/tracebroker/internal/hoststate"
 	"github.com/tracebroker/tracebroker/plugins"
 )
 
@@ -83,6 +84,11 @@ func (p *pluginFlags) generate(ctx context.Context, req *broker.Request, state s
 	params, err := p.params()
 	if err != nil {
 		return err
+	}
+	if p.dir == "" {
+		if err := hoststate.NeedDir(state, defaultPluginDir(state), "plugin directory"); err != nil {
+			return err
+		}
 	}
 	return broker.Generate(ctx, p.host(state, trust), p.gen, params, req)
 }
