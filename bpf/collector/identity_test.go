@@ -151,7 +151,7 @@ func TestVerify(t *testing.T) {
 		wantErr string
 	}{
 		{name: "signed", sign: func(t *testing.T, dir string) { signObject(t, dir, tp.Name, attest.RoleCollector, key, false) }},
-		{name: "unsigned", wantErr: "collector tb_coll_tp: not signed (no DIR/tb_coll_tp.bpf.sig): export it (tracebroker collectors export OUT), sign OUT/tb_coll_tp.bpf (sha256 " + tp.Digest() + ") for role collector"},
+		{name: "unsigned", wantErr: "collector tb_coll_tp: not signed (no DIR/tb_coll_tp.bpf.sig): install a release's manifests (tracebroker init --trust release.pub, from make release), or export it (tracebroker collectors export OUT), sign OUT/tb_coll_tp.bpf (sha256 " + tp.Digest() + ") for role collector"},
 		{name: "signed for the wrong role", sign: func(t *testing.T, dir string) { signObject(t, dir, tp.Name, attest.RolePolicy, key, false) },
 			wantErr: "collector tb_coll_tp: manifest DIR/tb_coll_tp.bpf.sig: wrong role: signed as policy, wanted collector"},
 		{name: "signed by an untrusted key", sign: func(t *testing.T, dir string) { signObject(t, dir, tp.Name, attest.RoleCollector, other, false) },

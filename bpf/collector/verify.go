@@ -53,7 +53,7 @@ func (t Trust) Verify(specs ...Spec) ([]attest.Identity, error) {
 }
 
 func (t Trust) verify(name, digest string) (attest.Identity, error) {
-	howto := fmt.Sprintf("export it (tracebroker collectors export OUT), sign OUT/%s (sha256 %s) for role %s (tracebroker attest sign --role %s), and put the .sig in the manifest directory; or load collectors unsigned for development (--unsigned-collectors)",
+	howto := fmt.Sprintf("install a release's manifests (tracebroker init --trust release.pub, from make release), or export it (tracebroker collectors export OUT), sign OUT/%s (sha256 %s) for role %s (tracebroker attest sign --role %s), and put the .sig in the manifest directory; or load collectors unsigned for development (--unsigned-collectors)",
 		ObjectFile(name), digest, attest.RoleCollector, attest.RoleCollector)
 	if t.ManifestDir == "" {
 		return attest.Identity{}, fmt.Errorf("collector %s: no manifest directory configured: %s", name, howto)

@@ -206,12 +206,15 @@ func newCollectorsCmd() *cobra.Command {
 	list.Flags().StringSliceVar(&trust, "trust", nil, "trusted public keys (`PUB`[,PUB...]; default: the state directory's trust/*.pub)")
 	export := &cobra.Command{
 		Use:   "export DIR",
-		Short: "Write each collector's object (NAME.bpf, the bytes its digest covers) to DIR, for signing",
+		Short: "Write each collector's object (NAME.bpf, the bytes its digest covers) to DIR (made if missing), for signing",
 		Example: `  tracebroker collectors export out/
   for f in out/*.bpf; do tracebroker attest sign --key release.key --role collector "$f"; done
   cp out/*.bpf.sig /var/lib/tracebroker/manifests/`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := os.MkdirAll(args[0], 0o755); err != nil {
+				return err
+			}
 			for _, s := range collector.Programs() {
 				var b bytes.Buffer
 				if err := collector.WriteObject(&b, s.Name); err != nil {
