@@ -1,6 +1,6 @@
 # tracebroker: see README.md. Targets that trace need root.
 GO      ?= go
-BIN     := bin/tracebroker
+BIN     ?= bin/tracebroker
 FUZZTIME ?= 30s
 SCRIPT  ?= tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }
 # VERSION=v0.3.0 stamps a release build; unset, the binary names its VCS
@@ -8,7 +8,7 @@ SCRIPT  ?= tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }
 VERSION ?=
 LDFLAGS := $(if $(VERSION),-X github.com/tracebroker/tracebroker/internal/version.Version=$(VERSION))
 
-.PHONY: build run test fuzz bench sign clean
+.PHONY: build run test fuzz bench sign release clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tracebroker
@@ -18,6 +18,34 @@ build:
 sign: build
 	@test -n "$(KEY)" || { echo "usage: make sign KEY=path/to/release.key [VERSION=v0.3.0]" >&2; exit 2; }
 	./$(BIN) attest sign --key '$(KEY)' --role broker --name tracebroker --version "$$(./$(BIN) version)" $(BIN)
+
+# A release, built and signed offline with the release key, laid out as a
+# host needs it (README, "Releases and trust"): bin/tracebroker, the
+# interpreter-mode collectors and the example plugins, each with its .sig,
+# release.pub (PUB, default KEY's .pub beside it) and SHA256SUMS. A host
+# installs it with one command:
+#   dist/release/bin/tracebroker init --trust dist/release/release.pub
+RELEASE ?= dist/release
+PUB     ?= $(KEY:.key=.pub)
+PLUGINS := execsnoop opensnoop syscount
+TB      := $(abspath $(BIN))
+release: build
+	@test -n "$(KEY)" || { echo "usage: make release KEY=path/to/release.key [PUB=release.pub] [VERSION=v0.3.0]" >&2; exit 2; }
+	@test -f "$(PUB)" || { echo "make release: no public key $(PUB) (PUB=path/to/release.pub)" >&2; exit 2; }
+	rm -rf '$(RELEASE)'
+	mkdir -p '$(RELEASE)/bin' '$(RELEASE)/plugins'
+	cp $(TB) '$(RELEASE)/bin/tracebroker'
+	cp '$(PUB)' '$(RELEASE)/release.pub'
+	v="$$($(TB) version)" && \
+	$(TB) attest sign --key '$(KEY)' --role broker --name tracebroker --version "$$v" '$(RELEASE)/bin/tracebroker' && \
+	$(TB) collectors export '$(RELEASE)/collectors' >/dev/null && \
+	for f in '$(RELEASE)'/collectors/*.bpf; do $(TB) attest sign --key '$(KEY)' --role collector --version "$$v" "$$f" || exit 1; done && \
+	for p in $(PLUGINS); do \
+		$(GO) build -trimpath -o '$(RELEASE)'/plugins/$$p ./plugins/examples/$$p && \
+		$(TB) attest sign --key '$(KEY)' --role generator --version "$$v" '$(RELEASE)'/plugins/$$p || exit 1; \
+	done
+	cd '$(RELEASE)' && find . -type f ! -name SHA256SUMS | LC_ALL=C sort | xargs sha256sum > SHA256SUMS
+	@du -sh '$(RELEASE)'
 
 # A real 5-second trace: opens by process name. An idle machine opens
 # little, so a few commands run meanwhile to give it something to see.
