@@ -91,6 +91,11 @@ everything.`,
 			}
 			cfg.Logger = logger
 			cfg.Socket, cfg.SocketGroup, cfg.Listen = socket, group, listen
+			if socket != "" {
+				if err := daemon.PrepareSocketDir(socket, group); err != nil {
+					return err
+				}
+			}
 			if listen != "" {
 				if tlsCert == "" || tlsKey == "" {
 					return errors.New("--listen needs --tls-cert and --tls-key: tokens never travel in clear text")
@@ -147,11 +152,6 @@ everything.`,
 				return fmt.Errorf("audit log: %w", err)
 			}
 			defer cfg.Audit.Close()
-			if socket != "" {
-				if err := daemon.PrepareSocketDir(socket, group); err != nil {
-					return err
-				}
-			}
 			srv, err := daemon.New(cfg)
 			if err != nil {
 				return err
