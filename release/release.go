@@ -100,7 +100,7 @@ func Install(state, pubPath, dir string) (*Installed, error) {
 		return nil, err
 	}
 	keyName := "release-" + pub.ID[:16] + ".pub"
-	if err := os.WriteFile(filepath.Join(stage, keyName), pem, 0o644); err != nil {
+	if err := regfile.WriteAtomic(filepath.Join(stage, keyName), pem, 0o644, true); err != nil {
 		return nil, err
 	}
 	in.KeyPath = filepath.Join(state, hoststate.Trust, keyName)
@@ -247,6 +247,11 @@ func copyIn(src, stage, name string, limit int64, mode os.FileMode) (string, err
 		return "", err
 	}
 	n, err := io.Copy(out, io.LimitReader(in, limit+1))
+	if err == nil && n <= limit {
+		// Synced before it is renamed into place: after a crash a
+		// file is whole or absent, never an empty plugin or key.
+		err = out.Sync()
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
