@@ -18,7 +18,7 @@ import (
 // fresh key: a stand-in broker, this binary's collectors and two
 // stand-in plugins (the installer judges bytes, never runs them). It
 // returns the release directory and the key's .pub.
-func fakeRelease(t *testing.T) (dir, pub string, key *attest.PrivateKey) {
+func fakeRelease(t testing.TB, pluginSize int) (dir, pub string, key *attest.PrivateKey) {
 	t.Helper()
 	base := t.TempDir()
 	key, err := attest.GenerateKey()
@@ -48,8 +48,9 @@ func fakeRelease(t *testing.T) (dir, pub string, key *attest.PrivateKey) {
 		}
 		sign(filepath.Join(CollectorsDir, collector.ObjectFile(s.Name)), b.Bytes(), 0o644, attest.RoleCollector)
 	}
-	sign(filepath.Join(PluginsDir, "alpha"), []byte("plugin alpha"), 0o755, attest.RoleGenerator)
-	sign(filepath.Join(PluginsDir, "beta"), []byte("plugin beta"), 0o755, attest.RoleGenerator)
+	for _, name := range []string{"alpha", "beta", "gamma"} {
+		sign(filepath.Join(PluginsDir, name), append([]byte("plugin "+name), make([]byte, pluginSize)...), 0o755, attest.RoleGenerator)
+	}
 	if err := attest.WriteKeyPair(filepath.Join(dir, "release"), key); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func fakeRelease(t *testing.T) (dir, pub string, key *attest.PrivateKey) {
 	return dir, filepath.Join(dir, KeyFile), key
 }
 
-func freshState(t *testing.T) string {
+func freshState(t testing.TB) string {
 	t.Helper()
 	state := filepath.Join(t.TempDir(), "state")
 	if _, err := hoststate.Init(state); err != nil {
@@ -68,7 +69,7 @@ func freshState(t *testing.T) string {
 
 // contents lists every file under state's trust, manifests and plugins,
 // and anything else left in state.
-func contents(t *testing.T, state string) []string {
+func contents(t testing.TB, state string) []string {
 	t.Helper()
 	var out []string
 	filepath.WalkDir(state, func(p string, d os.DirEntry, err error) error {
@@ -88,7 +89,7 @@ func contents(t *testing.T, state string) []string {
 // the broker's digest, the collectors' manifests and the plugins; again,
 // the same, and nothing staged is left.
 func TestInstall(t *testing.T) {
-	dir, pub, key := fakeRelease(t)
+	dir, pub, key := fakeRelease(t, 0)
 	state := freshState(t)
 	digest, err := attest.FileDigest(filepath.Join(dir, BrokerPath))
 	if err != nil {
@@ -98,7 +99,7 @@ func TestInstall(t *testing.T) {
 	for _, s := range collector.Programs() {
 		want = append(want, "manifests/"+collector.ObjectFile(s.Name)+".sig")
 	}
-	want = append(want, "plugins/alpha", "plugins/alpha.sig", "plugins/beta", "plugins/beta.sig", "trust/release-"+key.ID[:16]+".pub")
+	want = append(want, "plugins/alpha", "plugins/alpha.sig", "plugins/beta", "plugins/beta.sig", "plugins/gamma", "plugins/gamma.sig", "trust/release-"+key.ID[:16]+".pub")
 	slices.Sort(want)
 	for i := range 2 {
 		in, err := Install(state, pub, dir)
@@ -108,7 +109,7 @@ func TestInstall(t *testing.T) {
 		if got := contents(t, state); !slices.Equal(got, want) {
 			t.Fatalf("install %d: state holds %q, want %q", i, got, want)
 		}
-		if !in.Broker.Verified || len(in.Collectors) != len(collector.Programs()) || len(in.Plugins) != 2 || in.Key.ID != key.ID {
+		if !in.Broker.Verified || len(in.Collectors) != len(collector.Programs()) || len(in.Plugins) != 3 || in.Key.ID != key.ID {
 			t.Fatalf("install %d: %+v", i, in)
 		}
 	}
@@ -160,10 +161,10 @@ func TestAttacksRelease(t *testing.T) {
 			}
 		}, "plugins/alpha: wrong role"},
 		{"item1/plugin_unsigned", func(t *testing.T, dir string, key *attest.PrivateKey) {
-			if err := os.WriteFile(filepath.Join(dir, PluginsDir, "gamma"), []byte("unsigned"), 0o755); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, PluginsDir, "delta"), []byte("unsigned"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-		}, "plugins/gamma.sig: no such file or directory"},
+		}, "plugins/delta.sig: no such file or directory"},
 		{"item1/plugin_fifo", func(t *testing.T, dir string, key *attest.PrivateKey) {
 			if err := syscall.Mkfifo(filepath.Join(dir, PluginsDir, "pipe"), 0o644); err != nil {
 				t.Fatal(err)
@@ -193,7 +194,7 @@ func TestAttacksRelease(t *testing.T) {
 		}, "collectors/tb_coll_tp.bpf"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			dir, pub, key := fakeRelease(t)
+			dir, pub, key := fakeRelease(t, 0)
 			tt.attack(t, dir, key)
 			state := freshState(t)
 			in, err := Install(state, pub, dir)
@@ -223,7 +224,7 @@ func appendTo(t *testing.T, path, s string) {
 // names, not by the one it carries.
 func TestAttacksReleaseKey(t *testing.T) {
 	t.Run("item1/release_of_another_key", func(t *testing.T) {
-		dir, _, _ := fakeRelease(t)
+		dir, _, _ := fakeRelease(t, 0)
 		other, err := attest.GenerateKey()
 		if err != nil {
 			t.Fatal(err)
@@ -240,4 +241,18 @@ func TestAttacksReleaseKey(t *testing.T) {
 			t.Errorf("state holds %q", got)
 		}
 	})
+}
+
+// BenchmarkInstall: init --trust's install of a release the size make
+// release makes (three 18 MB plugins, the collectors, the broker's
+// manifest) into a state directory that already holds it, as a rerun.
+func BenchmarkInstall(b *testing.B) {
+	dir, pub, _ := fakeRelease(b, 18<<20)
+	state := freshState(b)
+	b.SetBytes(3 * 18 << 20)
+	for b.Loop() {
+		if _, err := Install(state, pub, dir); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
