@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/tracebroker/tracebroker/internal/securedir"
 )
@@ -25,8 +26,23 @@ func PrepareSocketDir(socket, group string) error {
 		}
 		mode, gid = 0o750, g
 	}
-	if _, err := securedir.Ensure(dir, os.FileMode(mode), gid); err != nil {
+	created, err := securedir.Ensure(dir, os.FileMode(mode), gid)
+	if err != nil {
 		return fmt.Errorf("the socket's directory: %w", err)
+	}
+	if created || gid < 0 {
+		return nil
+	}
+	// An existing directory the group cannot search would let the
+	// daemon start and every member's connection fail with "permission
+	// denied": said now, once, with the fix.
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode()&0o001 == 0 && (int(st.Gid) != gid || fi.Mode()&0o010 == 0) {
+		return fmt.Errorf("the socket's directory %s (mode %04o, group %d) cannot be searched by group %s, whose members could not reach the socket: chgrp %s and chmod g+x it, or remove it and serve makes it", dir, fi.Mode().Perm(), st.Gid, group, group)
 	}
 	return nil
 }

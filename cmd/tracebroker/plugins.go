@@ -122,6 +122,11 @@ and never run.`,
 			if err != nil {
 				return err
 			}
+			if pf.dir == "" {
+				if err := hoststate.NeedDir(state, defaultPluginDir(state), "plugin directory"); err != nil {
+					return err
+				}
+			}
 			list, err := pf.host(state, t).List()
 			if err != nil {
 				return err

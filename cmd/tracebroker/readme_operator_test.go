@@ -303,3 +303,22 @@ func TestAttacksFreshHost(t *testing.T) {
 		})
 	}
 }
+
+// TestServeSocketDirGroup: an existing socket directory that the
+// socket's group cannot search is refused at start with the fix, rather
+// than every member's connection failing later.
+func TestServeSocketDirGroup(t *testing.T) {
+	dir := t.TempDir()
+	state, run := filepath.Join(dir, "state"), filepath.Join(dir, "run")
+	if r := tracebroker(t, "init", "--state", state); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	if err := os.Mkdir(run, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := tracebroker(t, "serve", "--state", state, "--socket", filepath.Join(run, "broker.sock"), "--socket-group", fmt.Sprint(operatorGroup))
+	want := fmt.Sprintf("ERROR: the socket's directory %s (mode 0700, group %d) cannot be searched by group %d, whose members could not reach the socket: chgrp %[3]d and chmod g+x it, or remove it and serve makes it\n", run, os.Getegid(), operatorGroup)
+	if r.code != 1 || r.stderr != want {
+		t.Errorf("exit %d, stderr %q; want %q", r.code, r.stderr, want)
+	}
+}
