@@ -96,7 +96,13 @@ func (e *daemonEnv) command(uid int, args ...string) *exec.Cmd {
 
 func (e *daemonEnv) run(t *testing.T, uid int, args ...string) result {
 	t.Helper()
-	cmd := e.command(uid, args...)
+	return runCmd(t, e.command(uid, args...))
+}
+
+// runCmd runs cmd to its end and returns what it wrote and its exit
+// status.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -91,17 +91,7 @@ func (o *operator) command(uid int, groups []uint32, args ...string) *exec.Cmd {
 
 func (o *operator) run(t *testing.T, uid int, groups []uint32, args ...string) result {
 	t.Helper()
-	cmd := o.command(uid, groups, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return runCmd(t, o.command(uid, groups, args...))
 }
 
 func (o *operator) must(t *testing.T, args ...string) string {
