@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"path/filepath"
+	"syscall"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -30,15 +33,19 @@ type Target struct {
 
 // Client talks to a daemon.
 type Client struct {
-	conn  *grpc.ClientConn
-	api   pb.BrokerClient
-	token string
+	conn   *grpc.ClientConn
+	api    pb.BrokerClient
+	token  string
+	target Target
+	dials  *dialRecord
 }
 
 // Dial makes a client. It does not connect yet: the first call does.
 func Dial(t Target) (*Client, error) {
 	var target string
 	var creds credentials.TransportCredentials
+	dials := &dialRecord{}
+	var dialer func(context.Context, string) (net.Conn, error)
 	switch {
 	case t.Socket != "" && t.Addr != "":
 		return nil, errors.New("give a socket or an address, not both")
@@ -48,20 +55,22 @@ func Dial(t Target) (*Client, error) {
 			return nil, err
 		}
 		target, creds = "unix://"+abs, insecure.NewCredentials()
+		dialer = dials.dialer("unix", abs)
 	case t.Addr != "":
 		if t.TLS == nil {
 			return nil, errors.New("a TCP address needs TLS")
 		}
-		target, creds = "dns:///"+t.Addr, credentials.NewTLS(t.TLS)
+		target, creds = "dns:///"+t.Addr, recordingCreds{credentials.NewTLS(t.TLS), dials}
+		dialer = dials.dialer("tcp", "")
 	default:
 		return nil, errors.New("no daemon to talk to: give a socket or an address")
 	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds),
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds), grpc.WithContextDialer(dialer),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRequestSize)))
 	if err != nil {
 		return nil, err
 	}
-	return &Client{conn: conn, api: pb.NewBrokerClient(conn), token: t.Token}, nil
+	return &Client{conn: conn, api: pb.NewBrokerClient(conn), token: t.Token, target: t, dials: dials}, nil
 }
 
 func (c *Client) Close() error { return c.conn.Close() }
@@ -100,14 +109,14 @@ func (c *Client) Trace(ctx context.Context, interrupt <-chan struct{}, req *pb.T
 	var res TraceResult
 	stream, err := c.api.Trace(c.ctx(ctx))
 	if err != nil {
-		return res, callError(err)
+		return res, c.callError(ctx, err)
 	}
 	if err := stream.Send(&pb.TraceInput{Input: &pb.TraceInput_Request{Request: req}}); err != nil {
 		// The daemon's reason comes with the stream's end.
 		if _, rerr := stream.Recv(); rerr != nil && rerr != io.EOF {
-			return res, callError(rerr)
+			return res, c.callError(ctx, rerr)
 		}
-		return res, callError(err)
+		return res, c.callError(ctx, err)
 	}
 	stop := make(chan struct{})
 	defer close(stop)
@@ -124,7 +133,7 @@ func (c *Client) Trace(ctx context.Context, interrupt <-chan struct{}, req *pb.T
 			return res, errors.New("the daemon ended the trace without saying how")
 		}
 		if err != nil {
-			return res, callError(err)
+			return res, c.callError(ctx, err)
 		}
 		switch e := ev.Event.(type) {
 		case *pb.TraceEvent_Started:
@@ -150,7 +159,7 @@ func (c *Client) Trace(ctx context.Context, interrupt <-chan struct{}, req *pb.T
 func (c *Client) Sessions(ctx context.Context) ([]*pb.Session, error) {
 	r, err := c.api.ListSessions(c.ctx(ctx), &pb.ListSessionsRequest{})
 	if err != nil {
-		return nil, callError(err)
+		return nil, c.callError(ctx, err)
 	}
 	return r.GetSessions(), nil
 }
@@ -158,7 +167,7 @@ func (c *Client) Sessions(ctx context.Context) ([]*pb.Session, error) {
 // Stop ends a session as -d would (administrators).
 func (c *Client) Stop(ctx context.Context, id string) error {
 	_, err := c.api.StopSession(c.ctx(ctx), &pb.StopSessionRequest{Id: id})
-	return callError(err)
+	return c.callError(ctx, err)
 }
 
 // CallError is the daemon's refusal: its gRPC code and its reason.
@@ -168,6 +177,9 @@ type CallError struct {
 	// Script says Message is a script error's lines (position, source
 	// line, caret), to print as they are.
 	Script bool
+	// Interrupted says the call ended because its context was cancelled
+	// (Ctrl-C), not because of the daemon.
+	Interrupted bool
 }
 
 func (e *CallError) Error() string { return e.Message }
@@ -176,9 +188,10 @@ func (e *CallError) Error() string { return e.Message }
 // broker.ErrorText prints as they are.
 func (e *CallError) ScriptText() (string, bool) { return e.Message, e.Script }
 
-// callError turns a gRPC status into the daemon's own words: the code is
-// for programs, the message for people.
-func callError(err error) error {
+// callError turns a gRPC status into the daemon's own words, or, when
+// the daemon said nothing, into a sentence of explain's: the code is for
+// programs, the message for people.
+func (c *Client) callError(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -186,11 +199,17 @@ func callError(err error) error {
 	if !ok {
 		return err
 	}
-	msg := st.Message()
-	if st.Code().String() == "Unavailable" && msg != "" && !isDaemonMessage(msg) {
-		msg = "cannot reach the broker daemon: " + msg
+	f := failure{target: c.target.Addr, ctxErr: ctx.Err(), dialErr: c.dials.get(), who: CurrentIdentity}
+	if c.target.Socket != "" {
+		f.target, f.socket = c.target.Socket, true
+		if errors.Is(f.dialErr, syscall.EACCES) || errors.Is(f.dialErr, syscall.ECONNREFUSED) {
+			f.sock, _ = os.Stat(c.target.Socket)
+		}
 	}
-	ce := &CallError{Code: st.Code().String(), Message: msg}
+	if e := explain(f, err); e != nil {
+		return e
+	}
+	ce := &CallError{Code: st.Code().String(), Message: st.Message()}
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == scriptErrorReason {
 			ce.Script = true

@@ -160,7 +160,7 @@ func TestDaemonCLI(t *testing.T) {
 		{"script_error", nobody, []string{"trace", "--socket", e.socket, "--token-file", e.tokenFile, "-e", "tracepoint:syscalls:sys_enter_getcwd { @ = count2(); }"},
 			regexp.MustCompile(`^stdin:1:44-50: ERROR: Unknown function: count2\ntracepoint:syscalls:sys_enter_getcwd \{ @ = count2\(\); \}\n {43}\^~~~~~\n$`)},
 		{"no_daemon", nobody, []string{"trace", "--socket", filepath.Join(e.dir, "nosuch.sock"), "--token-file", e.tokenFile, "-e", script},
-			regexp.MustCompile(`^ERROR: cannot reach the broker daemon: .*no such file or directory`)},
+			regexp.MustCompile("^ERROR: cannot connect to " + regexp.QuoteMeta(filepath.Join(e.dir, "nosuch.sock")) + ": there is no socket there; is `tracebroker serve` running\\? \\(give --socket PATH if it listens elsewhere\\)\n$")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := e.run(t, tt.uid, tt.args...)

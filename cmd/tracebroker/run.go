@@ -78,7 +78,7 @@ func newRunCmd() *cobra.Command {
 			defer stop()
 			if pf.gen != "" {
 				if err := pf.generate(ctx, &req, state, trust); err != nil {
-					return err
+					return interrupted(ctx, err)
 				}
 			}
 			// The broker's identity is measured (its binary hashed) only
@@ -99,7 +99,7 @@ func newRunCmd() *cobra.Command {
 				}
 				req.Attest = a
 			}
-			return broker.Run(ctx, req)
+			return interrupted(ctx, broker.Run(ctx, req))
 		},
 	}
 	f := cmd.Flags()

@@ -2,15 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -123,27 +120,15 @@ from $TRACEBROKER_TOKEN: never from the command line, where ps and
 				return err
 			}
 			defer c.Close()
-			// The first Ctrl-C asks the daemon to end the trace, as
-			// run's does; the second leaves.
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			interrupt := make(chan struct{})
-			sig := make(chan os.Signal, 2)
-			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-			defer signal.Stop(sig)
-			go func() {
-				<-sig
-				close(interrupt)
-				<-sig
-				cancel()
-			}()
+			ctx, interrupt, stop := twoInterrupts(cmd.ErrOrStderr())
+			defer stop()
 			stdout, doneOut := terminalSafe(cmd.OutOrStdout())
 			defer doneOut()
 			stderr, doneErr := terminalSafe(cmd.ErrOrStderr())
 			defer doneErr()
 			res, err := c.Trace(ctx, interrupt, &req, stdout, stderr)
 			if err != nil {
-				return err
+				return interrupted(ctx, err)
 			}
 			switch res.Reason {
 			case "", "interrupted":

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tracebroker/tracebroker/broker"
+	"github.com/tracebroker/tracebroker/broker/daemon"
+)
+
+// exitInterrupted is the exit status of a command that Ctrl-C cut short:
+// 128+SIGINT, as a shell reports a command SIGINT killed, and nothing on
+// stderr (the user knows they pressed it).
+var exitInterrupted = &daemon.ExitError{Status: 130}
+
+// interrupted turns an error that only says the command was interrupted
+// (its context cancelled by a signal, or a daemon call cut short) into
+// exitInterrupted; other errors pass.
+func interrupted(ctx context.Context, err error) error {
+	var ce *daemon.CallError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ce) && ce.Interrupted:
+		return exitInterrupted
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, broker.ErrNotStarted)):
+		return exitInterrupted
+	}
+	return err
+}
+
+// twoInterrupts is trace's Ctrl-C: the first (or SIGTERM) closes
+// interrupt, asking the daemon to end the trace as run's Ctrl-C does
+// (END runs, the maps are printed); the second cancels ctx, leaving at
+// once. Saying so after the first also tells a user that a second one
+// will be heard: signals sent together arrive as one.
+func twoInterrupts(stderr io.Writer) (ctx context.Context, interrupt <-chan struct{}, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan struct{})
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sig:
+		case <-done:
+			return
+		}
+		close(ch)
+		fmt.Fprintln(stderr, "tracebroker: ending the trace (interrupt again to leave at once)")
+		select {
+		case <-sig:
+			cancel()
+		case <-done:
+		}
+	}()
+	return ctx, ch, func() {
+		signal.Stop(sig)
+		close(done)
+		cancel()
+	}
+}
