@@ -98,6 +98,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzPolicyBytecode -fuzztime=$(FUZZTIME) ./gatekeeper/
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./broker/token/
 	$(GO) test -run='^$$' -fuzz=FuzzParseScopes -fuzztime=$(FUZZTIME) ./broker/token/
+	$(GO) test -run='^$$' -fuzz=FuzzCheckScopes -fuzztime=$(FUZZTIME) ./broker/token/
 	$(GO) test -run='^$$' -fuzz=FuzzMatch -fuzztime=$(FUZZTIME) ./broker/token/
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./broker/audit/
 	$(GO) test -run='^$$' -fuzz=FuzzAppendVerify -fuzztime=$(FUZZTIME) ./broker/audit/

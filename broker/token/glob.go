@@ -188,35 +188,41 @@ func matchGlob(toks []globTok, s string, steps *int) bool {
 	cur[0] = true
 	closeStars(toks, cur)
 	for _, c := range s {
-		clear(next)
-		alive := false
-		for i := 0; i < m; i++ {
-			if steps != nil {
-				*steps++
-			}
-			if !cur[i] {
-				continue
-			}
-			switch t := &toks[i]; t.kind {
-			case gStar:
-				if c != '/' {
-					next[i], alive = true, true
-				}
-			case gDStar:
-				next[i], alive = true, true
-			default:
-				if t.matchesOne(c) {
-					next[i+1], alive = true, true
-				}
-			}
-		}
-		if !alive {
+		if !stepGlob(toks, cur, next, c, steps) {
 			return false
 		}
-		closeStars(toks, next)
 		cur, next = next, cur
 	}
 	return cur[m]
+}
+
+// stepGlob sets next to the positions that reading c leads to from the
+// positions in cur, and reports whether there are any.
+func stepGlob(toks []globTok, cur, next []bool, c rune, steps *int) bool {
+	clear(next)
+	alive := false
+	for i := range toks {
+		if steps != nil {
+			*steps++
+		}
+		if !cur[i] {
+			continue
+		}
+		switch t := &toks[i]; t.kind {
+		case gStar:
+			if c != '/' {
+				next[i], alive = true, true
+			}
+		case gDStar:
+			next[i], alive = true, true
+		default:
+			if t.matchesOne(c) {
+				next[i+1], alive = true, true
+			}
+		}
+	}
+	closeStars(toks, next)
+	return alive
 }
 
 // closeStars adds the positions reachable by letting a star match the

@@ -148,12 +148,12 @@ func Issue(key *attest.PrivateKey, o IssueOptions) (string, error) {
 	if strings.TrimSpace(o.Scope) == "" {
 		return "", errors.New("token: a scope is required")
 	}
-	sc, err := ParseScopes(o.Scope)
+	sc, err := CheckScopes(o.Scope)
 	if err != nil {
 		return "", fmt.Errorf("token: %w", err)
 	}
 	if !sc.Grants() {
-		return "", fmt.Errorf("token: scope %s grants nothing (known scopes: trace, probe:PATTERN, gen:PATTERN, read:user, read:kernel)", quote(o.Scope))
+		return "", fmt.Errorf("token: scope %s grants nothing (known scopes: %s)", quote(o.Scope), ScopeKinds)
 	}
 	switch {
 	case o.TTL <= 0:

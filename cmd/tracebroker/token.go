@@ -148,7 +148,7 @@ identity provider's token with its configuration, as serve does.`,
 			}
 			if len(pubs) == 0 && len(c.OIDC) == 0 {
 				fmt.Fprintln(out, "signature not checked (give --issuer-pub or --oidc-issuer to verify)")
-				return nil
+				return invalidScope(out, claims, iss)
 			}
 			for _, p := range pubs {
 				k, err := attest.LoadPublicKey(p)
@@ -170,6 +170,9 @@ identity provider's token with its configuration, as serve does.`,
 				fmt.Fprintf(out, "invalid: %s\n", escape.String(err.Error()))
 				return err
 			}
+			if err := invalidScope(out, claims, iss); err != nil {
+				return err
+			}
 			fmt.Fprintln(out, "valid")
 			return nil
 		},
@@ -181,6 +184,23 @@ identity provider's token with its configuration, as serve does.`,
 	f.StringVar(&revoked, "revoked", "", "refuse the token ids listed in `FILE`")
 	registerOIDCFlag(f, &oidc, "")
 	return cmd
+}
+
+// invalidScope holds a token of tracebroker's own issuer (iss) to what
+// `token issue` would sign: a daemon ignores a word it does not know,
+// which an issuer's typo makes a token that grants nothing it meant. An
+// identity provider's tokens carry words of their own (openid, email):
+// those are left to the verifier.
+func invalidScope(out io.Writer, claims map[string]any, iss string) error {
+	scope, ok := claims["scope"].(string)
+	if !ok || claims["iss"] != iss {
+		return nil // the verifier says what is wrong with it
+	}
+	if _, err := token.CheckScopes(scope); err != nil {
+		fmt.Fprintf(out, "invalid: %s\n", escape.String(err.Error()))
+		return fmt.Errorf("token scope: %w", err)
+	}
+	return nil
 }
 
 // readToken takes the token from the argument or, for "-", stdin;

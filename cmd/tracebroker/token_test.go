@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"os"
@@ -80,6 +81,16 @@ func TestTokenCLI(t *testing.T) {
 	b, _ := json.Marshal(m)
 	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString(b) + "." + parts[2]
 
+	// A token from before issue checked scopes, or from another tool
+	// with the same key: its typo'd scope signed.
+	k, err := attest.LoadPrivateKey(issuer + ".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typo := craftToken(t, k, "tracebroker", "trace prob:tracepoint:*")
+	// A provider's token carries its own words, which are not typos.
+	provider := craftToken(t, k, "https://idp.example.com", "openid trace probe:tracepoint:syscalls:*")
+
 	revoked := filepath.Join(dir, "revoked")
 	os.WriteFile(revoked, []byte("incident-7\n"), 0o644)
 
@@ -106,6 +117,13 @@ func TestTokenCLI(t *testing.T) {
 		{"bad scope", "", []string{"issue", "--key", issuer + ".key", "--sub", "a", "--scope", "trace probe:", "--ttl", "1m"}, "", "empty pattern"},
 		{"memory scopes", "", []string{"issue", "--key", issuer + ".key", "--sub", "a", "--scope", "read:kernel trace read:user", "--ttl", "1m"}, "", ""},
 		{"misspelt memory scope", "", []string{"issue", "--key", issuer + ".key", "--sub", "a", "--scope", "trace read:kernal", "--ttl", "1m"}, "", `unknown scope "read:kernal"`},
+		{"item2/typo_scope_refused", "", []string{"issue", "--key", issuer + ".key", "--sub", "a", "--scope", "trace prob:tracepoint:*", "--ttl", "1m"}, "",
+			`unknown scope "prob:tracepoint:*": the scopes are trace, probe:PATTERN, gen:PATTERN, read:user, read:kernel (did you mean "probe:tracepoint:*"?)`},
+		{"item2/unknown_probe_type_refused", "", []string{"issue", "--key", issuer + ".key", "--sub", "a", "--scope", "trace probe:kprobe:*", "--ttl", "1m"}, "",
+			`matches no probe tracebroker attaches: the probe types are interval, profile, rawtracepoint, tp_btf, tracepoint, uprobe, uretprobe`},
+		{"item2/typo_scope_inspected", "", []string{"inspect", "--issuer-pub", issuer + ".pub", typo}, "\ninvalid: unknown scope \"prob:tracepoint:*\"", `unknown scope "prob:tracepoint:*"`},
+		{"item2/typo_scope_inspected_unverified", "", []string{"inspect", typo}, "signature not checked (give --issuer-pub or --oidc-issuer to verify)\ninvalid: unknown scope \"prob:tracepoint:*\"", `unknown scope "prob:tracepoint:*"`},
+		{"item2/provider_words_not_typos", "", []string{"inspect", provider}, "signature not checked (give --issuer-pub or --oidc-issuer to verify)\n", ""},
 		{"bad not-before", "", []string{"issue", "--key", issuer + ".key", "--sub", "a", "--scope", "trace", "--ttl", "1m", "--not-before", "tomorrow"}, "", "want RFC 3339"},
 		{"public key as the signing key", "", []string{"issue", "--key", issuer + ".pub", "--sub", "a", "--scope", "trace", "--ttl", "1m"}, "", "private key"},
 	} {
@@ -167,4 +185,21 @@ func TestTokenExitStatus(t *testing.T) {
 	if r := tracebroker(t, "token", "inspect", "--issuer-pub", other+".pub", tok); r.code != 1 || !strings.Contains(r.stdout, "\ninvalid: ") {
 		t.Errorf("invalid token: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// craftToken signs a token from iss with scope as Issue would, without
+// Issue's checks of the scope.
+func craftToken(t *testing.T, k *attest.PrivateKey, iss, scope string) string {
+	t.Helper()
+	now := time.Now().Unix()
+	seg := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	in := seg(map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": k.ID}) + "." +
+		seg(map[string]any{"iss": iss, "sub": "alice", "aud": []string{"tracebroker"}, "iat": now, "nbf": now, "exp": now + 300, "jti": "crafted-1", "scope": scope})
+	return in + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(k.Key, []byte(in)))
 }
