@@ -17,7 +17,7 @@ build:
 # which ships beside the binary. See README, "Releases and trust".
 sign: build
 	@test -n "$(KEY)" || { echo "usage: make sign KEY=path/to/release.key [VERSION=v0.3.0]" >&2; exit 2; }
-	./$(BIN) attest sign --key '$(KEY)' --role broker --name tracebroker --version "$$(./$(BIN) version)" $(BIN)
+	./$(BIN) attest sign --key '$(KEY)' --role broker --name tracebroker --version "$$(./$(BIN) version --short)" $(BIN)
 
 # A release, built and signed offline with the release key, laid out as a
 # host needs it (README, "Releases and trust"): bin/tracebroker, the

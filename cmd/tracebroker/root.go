@@ -26,12 +26,23 @@ a gatekeeper admits each program by who generated it and who asked.`,
 }
 
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	var short bool
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this build",
-		Args:  cobra.NoArgs,
+		Long: `Print the version of this build, its VCS revision and date, and the Go that
+built it: tracebroker v0.3.0 (abc1234, 2026-12-05, go1.26.8). A build from
+a checkout is named by its revision (devel-abc1234, +dirty with changes).
+--short prints only the version, as manifests and attestations record it.`,
+		Args: cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintln(cmd.OutOrStdout(), version.String())
+			if short {
+				fmt.Fprintln(cmd.OutOrStdout(), version.String())
+				return
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), version.Current().Long())
 		},
 	}
+	cmd.Flags().BoolVar(&short, "short", false, "print only the version")
+	return cmd
 }
