@@ -16,7 +16,13 @@ func main() {
 	// This binary is also its own background detacher, which does not
 	// return.
 	bpf.RunReleaseHelper()
-	if err := newRootCmd().Execute(); err != nil {
+	root := newRootCmd()
+	args, err := bpftraceArgs(root, os.Args[1:])
+	if err == nil {
+		root.SetArgs(args)
+		err = root.Execute()
+	}
+	if err != nil {
 		var exit *daemon.ExitError
 		if errors.As(err, &exit) {
 			// The daemon's message is already on stderr.

@@ -18,6 +18,7 @@ a gatekeeper admits each program by who generated it and who asked.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(newRunCmd(), newListCmd(), newRecordCmd(), newReplayCmd(), newCollectorsCmd())
 	root.AddCommand(newInterpCmd(), newGatekeeperCmd(), newPluginsCmd())
 	root.AddCommand(newServeCmd(), newTraceCmd(), newSessionsCmd(), newTokenCmd(), newAuditCmd())

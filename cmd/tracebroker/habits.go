@@ -1,0 +1,231 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// A bpftrace user types bpftrace's command lines: `tracebroker -e
+// '...'`, `tracebroker script.bt`, `tracebroker -l 'tracepoint:*'`,
+// `tracebroker -V`. They mean what bpftrace means by them, so they are
+// taken as the commands that do it (run, list, version) rather than
+// answered with cobra's "unknown flag".
+
+// bpftraceArgs turns bpftrace's top-level forms into tracebroker's
+// commands, and refuses a value flag that would swallow the next flag
+// (`run -d -e '...'`). Anything else is returned as it is, for cobra.
+func bpftraceArgs(root *cobra.Command, args []string) ([]string, error) {
+	args = topLevel(root, args)
+	if err := checkSwallowed(root, args); err != nil {
+		return nil, err
+	}
+	return args, nil
+}
+
+// listFlags is bpftrace's -l, alone or with -v in one word (-lv, -vl).
+var listFlags = regexp.MustCompile(`^-(l+v*|v+l+)[lv]*$`)
+
+func topLevel(root *cobra.Command, args []string) []string {
+	if len(args) == 0 {
+		return args
+	}
+	first := args[0]
+	switch {
+	case first == "-V" || first == "--version":
+		return append([]string{"version"}, args[1:]...)
+	case listFlags.MatchString(first):
+		return listArgs(first, args[1:])
+	case first == "list" && len(args) > 1 && listFlags.MatchString(args[1]):
+		// `list -lv`: the -l is list itself.
+		return listArgs(args[1], args[2:])
+	case isCommand(root, first):
+		return args
+	case first == "-h" || first == "--help" || first == "--":
+		return args
+	case strings.HasPrefix(first, "-"):
+		// Flags before any command are bpftrace's: run takes them (and
+		// says which it does not know).
+		for _, a := range args {
+			if a == "--" {
+				break
+			}
+			if listFlags.MatchString(a) {
+				// bpftrace -v -l: list, with what else was given.
+				return listArgs(a, without(args, a))
+			}
+		}
+		return append([]string{"run"}, args...)
+	case strings.HasSuffix(first, ".bt") || isFile(first):
+		return append([]string{"run"}, args...)
+	}
+	return args
+}
+
+// listArgs is `list` for bpftrace's -l word and what follows it.
+func listArgs(word string, rest []string) []string {
+	out := []string{"list"}
+	if strings.Contains(word, "v") {
+		out = append(out, "-v")
+	}
+	return append(out, rest...)
+}
+
+func without(args []string, word string) []string {
+	var out []string
+	for _, a := range args {
+		if a != word {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func isCommand(root *cobra.Command, name string) bool {
+	switch name {
+	case "help", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd, "completion":
+		return true
+	}
+	for _, c := range root.Commands() {
+		if c.Name() == name || c.HasAlias(name) {
+			return true
+		}
+	}
+	return false
+}
+
+func isFile(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// checkSwallowed refuses a flag that takes a value given a flag as its
+// value: pflag takes the word after -d as -d's whatever it is, so `run
+// -d -e PROGRAM` ran PROGRAM as a file name. A value that starts with
+// '-' is taken only in the -dVALUE and --duration=VALUE forms, where it
+// cannot be a mistake, or when it is a number, a duration or '-' alone.
+func checkSwallowed(root *cobra.Command, args []string) error {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd == nil {
+		return nil // cobra says what is wrong
+	}
+	flags := pflag.NewFlagSet(cmd.Name(), pflag.ContinueOnError)
+	flags.AddFlagSet(cmd.LocalFlags())
+	flags.AddFlagSet(cmd.InheritedFlags())
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return nil
+		}
+		var f *pflag.Flag
+		var spelt string
+		switch {
+		case strings.HasPrefix(a, "--"):
+			name, _, hasValue := strings.Cut(a[2:], "=")
+			if hasValue {
+				continue
+			}
+			f, spelt = flags.Lookup(name), "--"+name
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			// A cluster of shorthands: the first that takes a value
+			// takes the rest of the word, or the next word.
+			for j := 1; j < len(a); j++ {
+				g := flags.ShorthandLookup(a[j : j+1])
+				if g == nil || g.NoOptDefVal != "" {
+					continue
+				}
+				if j == len(a)-1 {
+					f, spelt = g, "-"+a[j:j+1]
+				}
+				break
+			}
+		}
+		if f == nil || f.NoOptDefVal != "" || i+1 >= len(args) {
+			continue
+		}
+		i++
+		if v := args[i]; looksLikeFlag(v) {
+			return swallowedError(cmd, f, spelt, v)
+		}
+	}
+	return nil
+}
+
+func looksLikeFlag(v string) bool {
+	if len(v) < 2 || v[0] != '-' {
+		return false
+	}
+	// A negative number or duration is a value (a wrong one, which
+	// the flag's own check refuses), not a flag.
+	if _, err := strconv.ParseFloat(v, 64); err == nil {
+		return false
+	}
+	if _, err := time.ParseDuration(v); err == nil {
+		return false
+	}
+	return true
+}
+
+// swallowedError says what the flag needs, with its usage line.
+func swallowedError(cmd *cobra.Command, f *pflag.Flag, spelt, got string) error {
+	varname, usage := pflag.UnquoteUsage(f)
+	need := "a value"
+	switch {
+	case f.Name == "duration" || f.Value.Type() == "duration":
+		need = "a duration such as 5s"
+	case varname != "" && varname != "string" && varname != "int" && varname != "int32":
+		need = "a " + varname
+	}
+	line := "  "
+	if f.Shorthand != "" {
+		line += "-" + f.Shorthand + ", "
+	}
+	line += "--" + f.Name
+	if varname != "" {
+		line += " " + varname
+	}
+	return fmt.Errorf("%s needs %s; got %q\nusage: %s\n%s   %s\nsee `%s --help`", spelt, need, got, cmd.UseLine(), line, usage, cmd.CommandPath())
+}
+
+// bpftraceOnly are bpftrace's flags that tracebroker has no use for, and
+// what to do instead.
+var bpftraceOnly = map[string]string{
+	"B":                    "bpftrace's output buffering: tracebroker writes each line as it comes",
+	"I":                    "bpftrace's include path: tracebroker scripts have no #include",
+	"include":              "bpftrace's #include: tracebroker scripts have no #include",
+	"k":                    "bpftrace's helper error warnings",
+	"info":                 "bpftrace's kernel feature report: tracebroker probes for what it needs and says what is missing",
+	"no-warnings":          "bpftrace's warning switch",
+	"usdt-file-activation": "bpftrace's USDT semaphores: tracebroker has no usdt probes",
+	"emit-elf":             "bpftrace's ELF output: tracebroker run -v shows what it loads",
+	"emit-llvm":            "bpftrace's LLVM IR: tracebroker does not use LLVM; run -v shows what it loads",
+}
+
+var (
+	unknownFlag      = regexp.MustCompile(`^unknown flag: --([^ =]+)`)
+	unknownShorthand = regexp.MustCompile(`^unknown shorthand flag: '(.)' in (-\S+)`)
+)
+
+// flagError answers cobra's "unknown flag" with what the flag is and
+// where to look.
+func flagError(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	var name, spelt string
+	if m := unknownFlag.FindStringSubmatch(msg); m != nil {
+		name, spelt = m[1], "--"+m[1]
+	} else if m := unknownShorthand.FindStringSubmatch(msg); m != nil {
+		name, spelt = m[1], "-"+m[1]
+	} else {
+		return fmt.Errorf("%w\nsee `%s --help`", err, cmd.CommandPath())
+	}
+	if what, ok := bpftraceOnly[name]; ok {
+		return fmt.Errorf("`%s` has no %s (%s)\nsee `%s --help`", cmd.CommandPath(), spelt, what, cmd.CommandPath())
+	}
+	return fmt.Errorf("`%s` has no flag %s\nsee `%s --help`", cmd.CommandPath(), spelt, cmd.CommandPath())
+}
