@@ -203,7 +203,15 @@ func (c *Client) callError(ctx context.Context, err error) error {
 	if c.target.Socket != "" {
 		f.target, f.socket = c.target.Socket, true
 		if errors.Is(f.dialErr, syscall.EACCES) || errors.Is(f.dialErr, syscall.ECONNREFUSED) {
-			f.sock, _ = os.Stat(c.target.Socket)
+			var serr error
+			if f.sock, serr = os.Stat(c.target.Socket); serr != nil && errors.Is(f.dialErr, syscall.EACCES) {
+				// The directory keeps them out: its group is the one
+				// to be in.
+				dir := filepath.Dir(c.target.Socket)
+				if f.sock, _ = os.Stat(dir); f.sock != nil {
+					f.sockDir = dir
+				}
+			}
 		}
 	}
 	if e := explain(f, err); e != nil {

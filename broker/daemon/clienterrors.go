@@ -113,6 +113,7 @@ type failure struct {
 	dialErr error           // the last dial or handshake error, if any
 	ctxErr  error           // the call's context's error, if it ended
 	sock    fs.FileInfo     // the socket's, when connecting was refused
+	sockDir string          // set when sock is this directory's: the socket's could not be read
 	who     func() Identity // looked up only when needed
 }
 
@@ -180,7 +181,7 @@ func dialSentence(f failure) string {
 	switch {
 	case errors.Is(err, syscall.ENOENT):
 		return fmt.Sprintf("%s: there is no socket there; %s (give --socket PATH if it listens elsewhere)", prefix, serve)
-	case f.socket && f.sock != nil && f.sock.Mode().Type() != fs.ModeSocket:
+	case f.socket && f.sock != nil && f.sockDir == "" && f.sock.Mode().Type() != fs.ModeSocket:
 		// connect(2) on another file fails with ECONNREFUSED, or EACCES
 		// when it is not writable.
 		return fmt.Sprintf("%s: it is not a socket; give the daemon's --socket PATH", prefix)
@@ -225,8 +226,12 @@ func permissionFix(f failure) string {
 			group = escape.String(n)
 		}
 	}
+	whose := "the socket's group"
+	if f.sockDir != "" {
+		whose = "the group of " + f.sockDir
+	}
 	if !slices.Contains(who.Groups, gid) && int(st.Uid) != who.UID {
-		return fmt.Sprintf("you (%s) are not in group %s (the socket's group); ask an administrator to add you, then log in again", you, group)
+		return fmt.Sprintf("you (%s) are not in group %s (%s); ask an administrator to add you, then log in again", you, group, whose)
 	}
 	// In the group, or the owner, and still refused: the mode, or a
 	// directory on the way.

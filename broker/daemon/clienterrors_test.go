@@ -31,6 +31,11 @@ type fileInfo struct{ socketInfo }
 
 func (fileInfo) Mode() fs.FileMode { return 0o644 }
 
+// dirInfo is a directory's stat.
+type dirInfo struct{ socketInfo }
+
+func (dirInfo) Mode() fs.FileMode { return fs.ModeDir | 0o750 }
+
 // dialFailed is a connect(2) error as net.Dialer returns it.
 func dialFailed(errno syscall.Errno) error {
 	return &net.OpError{Op: "dial", Net: "unix", Addr: &net.UnixAddr{Name: "/run/tracebroker/broker.sock", Net: "unix"}, Err: os.NewSyscallError("connect", errno)}
@@ -64,6 +69,8 @@ func TestClientErrors(t *testing.T) {
 	}{
 		{"not_in_group", failure{target: sock, socket: true, dialErr: dialFailed(syscall.EACCES), sock: socketInfo{998}, who: alice(1000)}, unavailable,
 			"cannot connect to /run/tracebroker/broker.sock: permission denied; you (uid 1000, user alice) are not in group tracebroker (the socket's group); ask an administrator to add you, then log in again"},
+		{"directory_keeps_out", failure{target: sock, socket: true, dialErr: dialFailed(syscall.EACCES), sock: dirInfo{socketInfo{998}}, sockDir: "/run/tracebroker", who: alice(1000)}, unavailable,
+			"cannot connect to /run/tracebroker/broker.sock: permission denied; you (uid 1000, user alice) are not in group tracebroker (the group of /run/tracebroker); ask an administrator to add you, then log in again"},
 		{"group_without_name", failure{target: sock, socket: true, dialErr: dialFailed(syscall.EACCES), sock: socketInfo{4242}, who: alice(1000)}, unavailable,
 			"cannot connect to /run/tracebroker/broker.sock: permission denied; you (uid 1000, user alice) are not in group 4242 (the socket's group); ask an administrator to add you, then log in again"},
 		{"in_group_still_refused", failure{target: sock, socket: true, dialErr: dialFailed(syscall.EACCES), sock: socketInfo{998}, who: alice(1000, 998)}, unavailable,

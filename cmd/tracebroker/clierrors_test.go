@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -11,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tracebroker/tracebroker/broker"
+	"github.com/tracebroker/tracebroker/broker/daemon"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
@@ -135,4 +139,34 @@ func TestDaemonCLIErrors(t *testing.T) {
 			t.Errorf("exit %d, stderr %q, want %q", r.code, r.stderr, want)
 		}
 	})
+}
+
+// TestInterrupted: only an error that says "interrupted", after an
+// interrupt, becomes the quiet 130.
+func TestInterrupted(t *testing.T) {
+	live := context.Background()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	other := errors.New("open x.bt: no such file or directory")
+	refusal := &daemon.CallError{Code: "PermissionDenied", Message: "only root on the unix socket may list sessions"}
+	for _, tt := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want error
+	}{
+		{"no_error", ended, nil, nil},
+		{"call_interrupted", live, &daemon.CallError{Code: "Canceled", Message: "interrupted", Interrupted: true}, exitInterrupted},
+		{"cancelled_after_interrupt", ended, fmt.Errorf("generating: %w", context.Canceled), exitInterrupted},
+		{"not_started_after_interrupt", ended, fmt.Errorf("%w: %w", broker.ErrNotStarted, context.Canceled), exitInterrupted},
+		{"cancelled_without_interrupt", live, context.Canceled, context.Canceled},
+		{"other_error_after_interrupt", ended, other, other},
+		{"daemon_refusal_after_interrupt", ended, refusal, refusal},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := interrupted(tt.ctx, tt.err); got != tt.want {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
 }
