@@ -60,7 +60,9 @@ func Dial(t Target) (*Client, error) {
 		if t.TLS == nil {
 			return nil, errors.New("a TCP address needs TLS")
 		}
-		target, creds = "dns:///"+t.Addr, recordingCreds{credentials.NewTLS(t.TLS), dials}
+		// passthrough: the dialer resolves the name, so that a name
+		// that does not resolve is a *net.DNSError of its own.
+		target, creds = "passthrough:///"+t.Addr, recordingCreds{credentials.NewTLS(t.TLS), dials}
 		dialer = dials.dialer("tcp", "")
 	default:
 		return nil, errors.New("no daemon to talk to: give a socket or an address")
