@@ -182,18 +182,24 @@ func matchGlob(toks []globTok, s string, steps *int) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
-	m := len(toks)
-	cur := make([]bool, m+1)
-	next := make([]bool, m+1)
+	cur, ok := runGlob(toks, s, steps)
+	return ok && cur[len(toks)]
+}
+
+// runGlob is the set of positions the pattern can have reached after
+// reading s, and false once there are none.
+func runGlob(toks []globTok, s string, steps *int) ([]bool, bool) {
+	cur := make([]bool, len(toks)+1)
+	next := make([]bool, len(toks)+1)
 	cur[0] = true
 	closeStars(toks, cur)
 	for _, c := range s {
 		if !stepGlob(toks, cur, next, c, steps) {
-			return false
+			return nil, false
 		}
 		cur, next = next, cur
 	}
-	return cur[m]
+	return cur, true
 }
 
 // stepGlob sets next to the positions that reading c leads to from the

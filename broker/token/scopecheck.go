@@ -76,18 +76,8 @@ func checkProbeType(p string) error {
 // Every token matches at least one rune, so such a position always leads
 // to a match.
 func canContinue(toks []globTok, prefix string) bool {
-	m := len(toks)
-	cur := make([]bool, m+1)
-	next := make([]bool, m+1)
-	cur[0] = true
-	closeStars(toks, cur)
-	for _, c := range prefix {
-		if !stepGlob(toks, cur, next, c, nil) {
-			return false
-		}
-		cur, next = next, cur
-	}
-	return slices.Contains(cur[:m], true)
+	cur, ok := runGlob(toks, prefix, nil)
+	return ok && slices.Contains(cur[:len(toks)], true)
 }
 
 // closeKind is the known kind a misspelt word was likely meant as: its
