@@ -57,7 +57,7 @@ func boundsAttacks() []struct {
 		{"item2/instructions", src(`BEGIN { $a = "x"; ` + strings.Repeat("@x = $a == $a; ", compile.MaxInsns/250) + "}"), "", fmt.Sprintf("program is too large: its code passes %d instructions", compile.MaxInsns)},
 		{"item2/error_per_statement", &pb.TraceRequest{Source: getcwdBody(strings.Repeat("nosuch(); ", syntax.MaxNodes/4))}, "", "too many errors emitted, stopping now"},
 		{"item2/script_over_limit", src("BEGIN { exit(); } //" + strings.Repeat("x", 2<<20)), "InvalidArgument", "larger than 2097152 (serve --max-script-bytes)"},
-		{"item2/message_over_grpc_limit", src("BEGIN { exit(); } //" + strings.Repeat("x", 8<<20)), "ResourceExhausted", "larger than max"},
+		{"item2/message_over_grpc_limit", src("BEGIN { exit(); } //" + strings.Repeat("x", 8<<20)), "ResourceExhausted", "the request is larger than the broker daemon takes (8388638 bytes; the limit is "},
 		{"item2/name_over_limit", &pb.TraceRequest{Name: strings.Repeat("n", 4097), Source: []byte("BEGIN { exit(); }")}, "InvalidArgument", "name of 4097 bytes is larger than 4096"},
 		{"item2/generator_name_over_limit", &pb.TraceRequest{Generator: strings.Repeat("g", 256)}, "InvalidArgument", "generator name of 256 bytes is larger than 255"},
 		{"item2/params_over_limit", &pb.TraceRequest{Generator: "opensnoop", Params: params}, "InvalidArgument", "65 generator parameters, more than 64"},

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -144,7 +145,14 @@ func explain(f failure, err error) error {
 	case code == codes.Unimplemented && (strings.HasPrefix(msg, "unknown service ") || strings.HasPrefix(msg, "unknown method ")):
 		return &CallError{Code: code.String(), Message: fmt.Sprintf("the broker daemon at %s does not know this request: it is an older tracebroker than this client (compare `tracebroker version` on both)", f.target)}
 	case code == codes.ResourceExhausted && strings.HasPrefix(msg, "grpc: "):
-		return &CallError{Code: code.String(), Message: fmt.Sprintf("the broker daemon's answer is larger than this client takes (%d MiB)", maxRequestSize>>20)}
+		// gRPC's size limit, the same on both sides; what grows is a
+		// request (a script, its parameters), the daemon's answers are
+		// small.
+		size := ""
+		if m := grpcSizes.FindStringSubmatch(msg); m != nil {
+			size = fmt.Sprintf(" (%s bytes; the limit is %s)", m[1], m[2])
+		}
+		return &CallError{Code: code.String(), Message: "the request is larger than the broker daemon takes" + size + ": make the script smaller"}
 	case code == codes.Internal || code == codes.Unknown:
 		return &CallError{Code: code.String(), Message: "the broker daemon failed on this request: " + escape.String(msg) + " (its log says more)"}
 	}
@@ -152,6 +160,9 @@ func explain(f failure, err error) error {
 	// InvalidArgument...) are already sentences for people.
 	return nil
 }
+
+// grpcSizes are the sizes in gRPC's "larger than max (N vs. LIMIT)".
+var grpcSizes = regexp.MustCompile(`\((\d+) vs\. (\d+)\)`)
 
 // dialSentence says why the daemon could not be reached, and what to
 // do.

@@ -105,7 +105,7 @@ func TestClientErrors(t *testing.T) {
 		{"older_daemon", failure{target: sock, socket: true}, status.Error(codes.Unimplemented, "unknown method ListSessions for service tracebroker.Broker"),
 			"the broker daemon at /run/tracebroker/broker.sock does not know this request: it is an older tracebroker than this client (compare `tracebroker version` on both)"},
 		{"too_large", failure{target: sock, socket: true}, status.Error(codes.ResourceExhausted, "grpc: received message larger than max (9000000 vs. 2097152)"),
-			"the broker daemon's answer is larger than this client takes (2 MiB)"},
+			"the request is larger than the broker daemon takes (9000000 bytes; the limit is 2097152): make the script smaller"},
 		{"unauthenticated", failure{target: sock, socket: true}, status.Error(codes.Unauthenticated, "invalid token: token expired"), ""},
 		{"permission_denied", failure{target: sock, socket: true}, status.Error(codes.PermissionDenied, "only root on the unix socket may list sessions"), ""},
 	} {

@@ -134,7 +134,7 @@ func TestConformancePluginArgs(t *testing.T) {
 		{name: "bad hex", stdin: "b7 00 zz 00", wantErr: `program: invalid hex "zz" after 2 bytes`},
 		{name: "bad memory", stdin: ldxb, args: []string{"aab"}, wantErr: `memory: invalid hex "aab" after 0 bytes: odd length hex string`},
 		{name: "two memory arguments", stdin: ldxb, args: []string{"aa", "bb"}, wantErr: `unexpected argument "bb"`},
-		{name: "unknown option", stdin: ldxb, args: []string{"--jit"}, wantErr: "unknown flag: --jit"},
+		{name: "unknown option", stdin: ldxb, args: []string{"--jit"}, wantErr: "`tracebroker interp conformance-plugin` has no flag --jit"},
 		{name: "no program", stdin: "\n", wantErr: "interp: verifier: empty program"},
 		{name: "not whole instructions", stdin: "b7 00 00 00", wantErr: "not a whole number of 8-byte instructions"},
 		{name: "verifier", stdin: "95 00 00 00 00 00 00 00", wantErr: "interp: verifier: insn 0 (exit): r0 is read before it is written"},
