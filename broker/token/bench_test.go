@@ -41,3 +41,22 @@ func BenchmarkAllowsProbe(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckScopes is what `token issue` and `token inspect` add to
+// ParseScopes: each probe pattern run over the known probe types.
+func BenchmarkCheckScopes(b *testing.B) {
+	const scope = "trace probe:tracepoint:sched:* probe:uprobe:/usr/bin/*:* probe:tracepoint:syscalls:sys_*_open* gen:opensnoop read:user"
+	for _, bm := range []struct {
+		name  string
+		check func(string) (Scopes, error)
+	}{{"parse", ParseScopes}, {"check", CheckScopes}} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := bm.check(scope); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
