@@ -36,7 +36,7 @@ release: build
 	mkdir -p '$(RELEASE)/bin' '$(RELEASE)/plugins'
 	cp $(TB) '$(RELEASE)/bin/tracebroker'
 	cp '$(PUB)' '$(RELEASE)/release.pub'
-	v="$$($(TB) version)" && \
+	v="$$($(TB) version --short)" && \
 	$(TB) attest sign --key '$(KEY)' --role broker --name tracebroker --version "$$v" '$(RELEASE)/bin/tracebroker' && \
 	$(TB) collectors export '$(RELEASE)/collectors' >/dev/null && \
 	for f in '$(RELEASE)'/collectors/*.bpf; do $(TB) attest sign --key '$(KEY)' --role collector --version "$$v" "$$f" || exit 1; done && \

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -34,6 +33,9 @@ func interrupted(ctx context.Context, err error) error {
 	return err
 }
 
+// endingLine is what trace says on its first interrupt.
+const endingLine = "tracebroker: ending the trace (interrupt again to leave at once)\n"
+
 // twoInterrupts is trace's Ctrl-C: the first (or SIGTERM) closes
 // interrupt, asking the daemon to end the trace as run's Ctrl-C does
 // (END runs, the maps are printed); the second cancels ctx, leaving at
@@ -52,7 +54,7 @@ func twoInterrupts(stderr io.Writer) (ctx context.Context, interrupt <-chan stru
 			return
 		}
 		close(ch)
-		fmt.Fprintln(stderr, "tracebroker: ending the trace (interrupt again to leave at once)")
+		io.WriteString(stderr, endingLine)
 		select {
 		case <-sig:
 			cancel()

@@ -197,7 +197,7 @@ func (o *operator) trace(t *testing.T) {
 	}
 	kerneltest.Syscalls(5, 0)
 	client.Process.Signal(os.Interrupt)
-	if err := client.Wait(); err != nil || out.String() != "Attaching 1 probe...\n\n\n@: 5\n" || errb.String() != "" {
+	if err := client.Wait(); err != nil || out.String() != "Attaching 1 probe...\n\n\n@: 5\n" || errb.String() != endingLine {
 		t.Errorf("trace: %v, stdout %q, stderr %q; want @: 5", err, out.String(), errb.String())
 	}
 }
