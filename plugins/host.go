@@ -263,6 +263,7 @@ type call struct {
 	name    string
 	gen     generatorpb.GeneratorClient
 	timeout time.Duration
+	log     *pluginLog
 }
 
 // run starts the verified plugin p, calls fn with it and stops it. It
@@ -349,7 +350,7 @@ func (h *Host) runLocked(ctx context.Context, p *Plugin, fn func(context.Context
 		}
 		out.close()
 	}()
-	err = h.start(ctx, client, p, fn)
+	err = h.start(ctx, client, p, out, fn)
 	// Kill waits for the process and go-plugin's readers of its output,
 	// so the stderr tail is complete for the error message.
 	client.Kill()
@@ -359,7 +360,7 @@ func (h *Host) runLocked(ctx context.Context, p *Plugin, fn func(context.Context
 	return nil
 }
 
-func (h *Host) start(ctx context.Context, client *plugin.Client, p *Plugin, fn func(context.Context, *call) error) error {
+func (h *Host) start(ctx context.Context, client *plugin.Client, p *Plugin, out *pluginLog, fn func(context.Context, *call) error) error {
 	rpc, err := client.Client()
 	if err != nil {
 		return startError(p.Name, h.startTimeout(), err)
@@ -375,7 +376,7 @@ func (h *Host) start(ctx context.Context, client *plugin.Client, p *Plugin, fn f
 	if pid := reattachPid(client); pid != 0 {
 		h.logger().Debug("plugin started", "plugin", p.Name, "pid", pid)
 	}
-	return fn(ctx, &call{name: p.Name, gen: gen, timeout: h.callTimeout()})
+	return fn(ctx, &call{name: p.Name, gen: gen, timeout: h.callTimeout(), log: out})
 }
 
 func reattachPid(c *plugin.Client) int {
@@ -498,6 +499,7 @@ func (c *call) callError(ctx context.Context, method string, err error) error {
 		return fmt.Errorf("plugin %s: %s did not return within %s (timed out; the plugin was killed)", c.name, method, c.timeout)
 	case codes.Internal:
 		if strings.HasPrefix(msg, sdkPanicPrefix) {
+			c.logStack(st)
 			return panicked(c.name, method, msg)
 		}
 		return fmt.Errorf("plugin %s: %s", c.name, msg)

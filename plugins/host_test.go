@@ -443,7 +443,7 @@ func onePanicLine(t *testing.T, f *fixture, err error, want string) {
 	}
 	var debug int
 	for _, line := range strings.Split(f.logs.String(), "\n") {
-		if !strings.Contains(line, "stream=stderr") {
+		if !strings.Contains(line, "stream=stderr") && !strings.Contains(line, "stream=panic") {
 			continue
 		}
 		if !strings.HasPrefix(line, "time=") || !strings.Contains(line, " level=DEBUG ") {

@@ -2,7 +2,11 @@ package plugins
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/status"
 )
 
 // panicFilter follows one source of a plugin's stderr lines and picks
@@ -65,4 +69,30 @@ func panicked(name, method, msg string) error {
 		in = "in " + method + where + "; "
 	}
 	return fmt.Errorf("plugin %s panicked: %s (%sstack at debug level)", name, msg, in)
+}
+
+// maxStackLines bounds the stack a plugin's panic status may put in the
+// log; the log's per-launch budget bounds the bytes.
+const maxStackLines = 256
+
+// logStack logs at Debug the stack that the SDK sends with a recovered
+// panic (a DebugInfo detail of the call's status), line by line as
+// stderr lines are logged, under the same budget.
+func (c *call) logStack(st *status.Status) {
+	if c.log == nil {
+		return
+	}
+	for _, d := range st.Details() {
+		info, ok := d.(*errdetails.DebugInfo)
+		if !ok {
+			continue
+		}
+		lines := info.GetStackEntries()
+		if len(lines) > maxStackLines {
+			lines = lines[:maxStackLines]
+		}
+		for _, line := range lines {
+			c.log.output(nil, "panic", slog.LevelDebug, line)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -95,20 +96,26 @@ func (s *server) Generate(ctx context.Context, req *generatorpb.GenerateRequest)
 }
 
 // recoverPanic turns a panic in method into an INTERNAL status naming
-// the panic's value and the function it happened in; the whole stack
-// goes to stderr, which the host logs.
+// the panic's value and the function it happened in. The whole stack
+// travels in the status too (a DebugInfo detail), for the host to log at
+// debug level: written to stderr instead, it raced the host's kill of
+// the plugin after the failed call and was often lost.
 func recoverPanic(method string, err *error) {
 	r := recover()
 	if r == nil {
 		return
 	}
 	where := panicSite()
-	fmt.Fprintf(os.Stderr, "generator panicked in %s: %v\n%s", method, r, debug.Stack())
 	msg := fmt.Sprintf("generator panicked in %s: %v", method, r)
 	if where != "" {
 		msg += " (at " + where + ")"
 	}
-	*err = status.Error(codes.Internal, msg)
+	st := status.New(codes.Internal, msg)
+	stack := strings.Split(strings.TrimRight(string(debug.Stack()), "\n"), "\n")
+	if withStack, derr := st.WithDetails(&errdetails.DebugInfo{StackEntries: stack}); derr == nil {
+		st = withStack
+	}
+	*err = st.Err()
 }
 
 // panicSite is the first frame outside the runtime below the deferred
