@@ -11,7 +11,7 @@ LDFLAGS := $(if $(VERSION),-X github.com/tracebroker/tracebroker/internal/versio
 .PHONY: build run test fuzz bench sign release clean
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tracebroker
+	$(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tracebroker
 
 # Sign the built broker with a release key, offline: writes $(BIN).sig,
 # which ships beside the binary. See README, "Releases and trust".
