@@ -97,6 +97,9 @@ type Request struct {
 	// buffer, END's output, the maps), bounded by the buffer and the
 	// maps.
 	Stopping func()
+	// Events and Lost, when set, count the events read from the probes
+	// and those dropped for lack of room, as the run goes (counts.go).
+	Events, Lost Counter
 
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
@@ -370,6 +373,7 @@ func execute(ctx context.Context, req *Request, prog *program.Program, sess exec
 	}
 
 	r := &runner{req: req, prog: prog, sess: sess, out: out, res: newResolver(sess, req.Stderr)}
+	defer r.flushCounts()
 	if !req.Quiet {
 		out.AttachedProbes(len(prog.Probes))
 		out.Flush()
@@ -467,6 +471,7 @@ type runner struct {
 	cut    bool // a drain ran out of time (said once)
 	rec    ringbuf.Record
 	lost   uint64 // events reported lost so far
+	counts eventCounts
 }
 
 // reportLost prints how many events the ring buffer dropped since the
@@ -474,6 +479,9 @@ type runner struct {
 func (r *runner) reportLost() {
 	if n := r.sess.Lost(); n > r.lost {
 		r.out.Lost(n - r.lost)
+		if r.req != nil && r.req.Lost != nil {
+			r.req.Lost.Add(float64(n - r.lost))
+		}
 		r.lost = n
 	}
 }
@@ -526,6 +534,7 @@ func (r *runner) loop(end *ending) error {
 		if errors.Is(err, bpf.ErrTimeout) {
 			r.reportLost()
 			r.out.Flush()
+			r.flushCounts()
 			continue
 		}
 		if err != nil {
@@ -537,6 +546,7 @@ func (r *runner) loop(end *ending) error {
 		if r.sess.Pending() == 0 {
 			// Nothing more to print at once: write what was printed.
 			r.out.Flush()
+			r.flushCounts()
 		}
 	}
 	return nil
@@ -573,6 +583,7 @@ func (r *runner) drain() {
 }
 
 func (r *runner) handle(rec []byte) error {
+	r.counts.events++
 	if r.exited || len(rec) < 8 {
 		return nil
 	}

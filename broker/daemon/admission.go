@@ -68,6 +68,7 @@ func (s *Server) claimEarly(c Caller) earlyClaim {
 // the decision already taken for it (claimEarly).
 func (s *Server) refuseEarly(c Caller, rec map[string]any, stage string, err error, claim *earlyClaim) error {
 	st := status.Convert(err)
+	s.metrics.refused(stage) // counted, recorded or not
 	if claim == nil {
 		cl := s.claimEarly(c)
 		claim = &cl

@@ -118,6 +118,14 @@ type Config struct {
 	MaxConns, MaxConnsPerPeer int
 	PreAuthTimeout            time.Duration
 
+	// MetricsListen, when set, serves Prometheus metrics at /metrics on
+	// this TCP address (metrics.go), which must be a loopback one unless
+	// MetricsPublic (CheckMetricsListen). Metrics, when set, are the
+	// metrics to keep (one is made for MetricsListen otherwise).
+	MetricsListen string
+	MetricsPublic bool
+	Metrics       *Metrics
+
 	hooks *testHooks
 
 	Logger *slog.Logger
@@ -131,6 +139,8 @@ type Server struct {
 	attest   *store.Store
 	ledger   *ledger
 	conns    *conns
+	metrics  *Metrics
+	mserver  *metricsServer
 
 	mu       sync.Mutex
 	closing  bool
@@ -174,6 +184,9 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, sessions: newSessions(cfg.MaxSessions, cfg.MaxPerSubject)}
 	s.sessions.admit = s.stillValid
 	s.applyLimits()
+	if err := s.setUpMetrics(); err != nil {
+		return nil, err
+	}
 	if err := s.openAttestations(); err != nil {
 		return nil, fmt.Errorf("attestations: %w", err)
 	}
@@ -210,6 +223,11 @@ func (s *Server) Serve(ctx context.Context) error {
 		lis = append(lis, boundedListener{l, s.conns})
 		srvs = append(srvs, s.newGRPC(boundTLS{credentials.NewTLS(s.cfg.TLS)}))
 	}
+	if err := s.listenMetrics(); err != nil {
+		closeAll()
+		return err
+	}
+	defer s.closeMetrics()
 	s.mu.Lock()
 	s.servers, s.listener = srvs, lis
 	s.mu.Unlock()
@@ -226,10 +244,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer close(summaries)
 	go s.summarize(summaries)
 
-	errc := make(chan error, len(lis))
+	errc := make(chan error, len(lis)+1)
 	for i, l := range lis {
 		go func() { errc <- srvs[i].Serve(l) }()
 	}
+	s.serveMetrics(errc)
 	var err error
 	select {
 	case <-ctx.Done():
@@ -459,7 +478,9 @@ func (s *Server) requireAdmin(ctx context.Context, what string) (Caller, error) 
 // is the anchor that shows records cut off the end of the audit log,
 // which no hash chain can.
 func (s *Server) record(event string, data any) error {
+	t0 := time.Now()
 	h, err := s.cfg.Audit.Append(event, data)
+	s.metrics.auditWrite(time.Since(t0))
 	if err != nil {
 		return err
 	}

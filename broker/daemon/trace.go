@@ -111,6 +111,7 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		if !s.sessions.claimEnd(id) {
 			return err // shutdown recorded its end
 		}
+		s.metrics.refused(stage)
 		if aerr := s.record(audit.EventTraceRefused, map[string]any{"session": id, "stage": stage, "code": st.Code().String(), "reason": st.Message()}); aerr != nil {
 			return s.auditFailed(aerr)
 		}
@@ -177,6 +178,7 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	var adm *broker.Admission
 	br.Admitted = func(a *broker.Admission) {
 		adm = a
+		s.metrics.admitted(a.Mode)
 		ds := make([]map[string]any, len(a.Decisions))
 		for i, d := range a.Decisions {
 			ds[i] = map[string]any{"probe": a.Probes[i], "verdict": d.Verdict.String(), "reason": d.Reason, "policy": d.Policy, "policy_digest": d.PolicyDigest}
@@ -225,6 +227,7 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	var reads *readError
 	switch {
 	case errors.As(runErr, &denied):
+		s.metrics.denied()
 		return refuse("gatekeeper", status.Error(codes.PermissionDenied, runErr.Error()))
 	case errors.As(runErr, &scope):
 		return refuse("scope", status.Error(codes.PermissionDenied, runErr.Error()))
@@ -260,6 +263,7 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		endRec["output_dropped_lines"], endRec["output_dropped_bytes"] = d.lines, d.bytes
 	}
 	if s.sessions.claimEnd(id) {
+		s.metrics.ended(exit.Reason, exit.Status != 0)
 		if err := s.record(audit.EventTraceEnd, endRec); err != nil {
 			s.log.Error("audit log", "err", err)
 		}
@@ -286,25 +290,32 @@ func (s *Server) authenticate(ctx context.Context, c Caller) (*token.Token, erro
 		if c.admin() {
 			return nil, nil
 		}
+		s.metrics.token("none")
 		return nil, status.Errorf(codes.Unauthenticated, "a token is required: only root on the unix socket may trace without one (you are %s)", c)
 	}
 	if len(vals) > 1 {
+		s.metrics.token("malformed")
 		return nil, status.Error(codes.Unauthenticated, "more than one authorization header")
 	}
 	raw, ok := strings.CutPrefix(vals[0], "Bearer ")
 	if !ok {
+		s.metrics.token("malformed")
 		return nil, status.Error(codes.Unauthenticated, `authorization is not "Bearer <token>"`)
 	}
 	if len(raw) > maxTokenSize {
+		s.metrics.token("malformed")
 		return nil, status.Errorf(codes.Unauthenticated, "token of %d bytes is too long", len(raw))
 	}
 	if s.cfg.Tokens == nil {
+		s.metrics.token("no_issuer")
 		return nil, status.Error(codes.Unauthenticated, "this broker accepts no tokens: it has no issuer keys")
 	}
 	tok, err := s.cfg.Tokens.Verify(strings.TrimSpace(raw))
 	if err != nil {
+		s.metrics.token("invalid")
 		return nil, status.Errorf(codes.Unauthenticated, "invalid token: %v", err)
 	}
+	s.metrics.token("valid")
 	return tok, nil
 }
 
@@ -424,6 +435,9 @@ func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.Tr
 	}
 	br.Gate = &broker.Gate{Keeper: s.cfg.Keeper, Request: gr}
 	br.Collectors = s.cfg.Collectors
+	if s.metrics != nil {
+		br.Events, br.Lost = s.metrics.counters()
+	}
 	if s.cfg.HostKey != nil {
 		br.Attest = &broker.Attest{Dir: s.cfg.AttestDir, Key: s.cfg.HostKey, Broker: s.cfg.Broker, Requester: requester, Session: id, Store: s.attest}
 	}

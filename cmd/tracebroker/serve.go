@@ -192,6 +192,7 @@ everything.`,
 	tf.register(f)
 	registerLimitFlags(f, &cfg, &auditOpts)
 	registerRequestLimitFlags(f, &cfg.Limits)
+	registerMetricsFlags(f, &cfg)
 	f.IntVar(&cfg.OutputQueue, "output-queue", 1<<20, "`BYTES` of a session's output that may wait for its client; beyond them output is dropped, counted and reported")
 	f.StringVar(&logFormat, "log-format", "text", "log format on stderr: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
