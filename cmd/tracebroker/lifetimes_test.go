@@ -96,13 +96,14 @@ func (e *daemonEnv) sessionID(t *testing.T) string {
 	if r.code != 0 {
 		t.Fatalf("sessions list: %s", r.stderr)
 	}
-	var s struct {
+	var ss []struct {
 		ID string `json:"id"`
 	}
-	if line, _, _ := strings.Cut(r.stdout, "\n"); line != "" {
-		if err := json.Unmarshal([]byte(line), &s); err != nil {
-			t.Fatalf("sessions list: %v: %q", err, r.stdout)
-		}
+	if err := json.Unmarshal([]byte(r.stdout), &ss); err != nil {
+		t.Fatalf("sessions list: %v: %q", err, r.stdout)
 	}
-	return s.ID
+	if len(ss) == 0 {
+		return ""
+	}
+	return ss[0].ID
 }

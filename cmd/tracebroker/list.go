@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"strings"
 
@@ -13,7 +14,7 @@ import (
 )
 
 func newListCmd() *cobra.Command {
-	var verbose bool
+	var verbose, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list [PATTERN]",
 		Short: "List probes, as bpftrace -l does",
@@ -27,33 +28,38 @@ func newListCmd() *cobra.Command {
 			if len(args) == 1 {
 				pattern = args[0]
 			}
+			if asJSON {
+				return listJSON(cmd.OutOrStdout(), pattern, verbose)
+			}
 			w := bufio.NewWriter(os.Stdout)
-			if provider, rest, ok := strings.Cut(pattern, ":"); ok && (provider == "uprobe" || provider == "u") {
-				target, fn, _ := strings.Cut(rest, ":")
-				path, err := uprobe.FindBinary(target)
-				if err != nil {
-					return err
-				}
-				if err := uprobe.List(w, path, fn); err != nil {
-					w.Flush()
-					return err
-				}
-				return w.Flush()
+			err := listProbes(w, pattern, verbose)
+			if ferr := w.Flush(); err == nil {
+				err = ferr
 			}
-			if provider, rest, ok := strings.Cut(pattern, ":"); ok && provider == "tp_btf" {
-				if err := btftp.List(w, rest, verbose); err != nil {
-					w.Flush()
-					return err
-				}
-				return w.Flush()
-			}
-			if err := tracefs.List(w, pattern, verbose); err != nil {
-				w.Flush()
-				return err
-			}
-			return w.Flush()
+			return err
 		},
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each tracepoint's args fields (tp_btf: its arguments)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, one object per probe")
 	return cmd
+}
+
+// listProbes writes the probes pattern matches, as bpftrace -l does.
+func listProbes(w io.Writer, pattern string, verbose bool) error {
+	provider, rest, ok := strings.Cut(pattern, ":")
+	if !ok {
+		provider = ""
+	}
+	switch provider {
+	case "uprobe", "u":
+		target, fn, _ := strings.Cut(rest, ":")
+		path, err := uprobe.FindBinary(target)
+		if err != nil {
+			return err
+		}
+		return uprobe.List(w, path, fn)
+	case "tp_btf":
+		return btftp.List(w, rest, verbose)
+	}
+	return tracefs.List(w, pattern, verbose)
 }

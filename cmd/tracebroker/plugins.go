@@ -104,9 +104,10 @@ func newPluginsCmd() *cobra.Command {
 
 func newPluginsListCmd() *cobra.Command {
 	var (
-		pf    pluginFlags
-		trust []string
-		state string
+		pf     pluginFlags
+		trust  []string
+		state  string
+		asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "list [--plugin-dir DIR] [--trust PUB]",
@@ -130,6 +131,9 @@ and never run.`,
 			list, err := pf.host(state, t).List()
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				return writePluginsJSON(cmd.OutOrStdout(), list)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NAME\tVERSION\tSIGNER\tSTATUS")
@@ -158,5 +162,6 @@ and never run.`,
 	pf.register(cmd.Flags(), false)
 	cmd.Flags().StringSliceVar(&trust, "trust", nil, "trusted public keys (`PUB`[,PUB...]; default: the state directory's trust/*.pub)")
 	cmd.Flags().StringVar(&state, "state", attest.DefaultStateDir, "state `DIR` (trusted keys, default plugin directory)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, one object per plugin")
 	return cmd
 }

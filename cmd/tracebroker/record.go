@@ -174,8 +174,9 @@ func newCollectorsCmd() *cobra.Command {
 		Short: "Interpreter mode's static collectors: list them, export them for signing",
 	}
 	var (
-		state string
-		trust []string
+		state  string
+		trust  []string
+		asJSON bool
 	)
 	list := &cobra.Command{
 		Use:   "list",
@@ -188,6 +189,9 @@ func newCollectorsCmd() *cobra.Command {
 				return err
 			}
 			ct := collectorTrust(t, state, false)
+			if asJSON {
+				return writeCollectorsJSON(cmd.OutOrStdout(), ct)
+			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "NAME\tTYPE\tSHA256\tSTATUS")
 			for _, s := range collector.Programs() {
@@ -204,6 +208,7 @@ func newCollectorsCmd() *cobra.Command {
 	}
 	list.Flags().StringVar(&state, "state", attest.DefaultStateDir, "state `DIR`: trusted keys, and the collectors' manifests in manifests/")
 	list.Flags().StringSliceVar(&trust, "trust", nil, "trusted public keys (`PUB`[,PUB...]; default: the state directory's trust/*.pub)")
+	list.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, one object per collector")
 	export := &cobra.Command{
 		Use:   "export DIR",
 		Short: "Write each collector's object (NAME.bpf, the bytes its digest covers) to DIR (made if missing), for signing",

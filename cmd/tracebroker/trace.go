@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/tracebroker/tracebroker/broker/daemon"
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
@@ -202,7 +199,7 @@ func newSessionsCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}
-	list.Flags().BoolVar(&asJSON, "json", false, "print JSON, one object per session")
+	list.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, one object per session (fields: README)")
 	stop := &cobra.Command{
 		Use:   "stop ID",
 		Short: "End a session as -d would: its maps are printed to its client",
@@ -229,23 +226,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func writeSessionsJSON(w io.Writer, ss []*pb.Session) error {
-	for _, s := range ss {
-		b, err := protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(s)
-		if err != nil {
-			return err
-		}
-		// protojson's spacing is not stable; compact it.
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, b); err != nil {
-			return err
-		}
-		buf.WriteByte('\n')
-		if _, err := w.Write(buf.Bytes()); err != nil {
-			return err
-		}
-	}
-	return nil
 }

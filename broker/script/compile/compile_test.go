@@ -1,7 +1,6 @@
 package compile
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,9 +11,8 @@ import (
 
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
+	"github.com/tracebroker/tracebroker/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // fakeTracepoints is a kernel with three tracepoints, their fields copied
 // from Linux 6.18's format files.
@@ -331,17 +329,7 @@ func TestGolden(t *testing.T) {
 			for _, pr := range p.Probes {
 				fmt.Fprintf(&b, "probe %s:\n%v\n", pr.Name, pr.Insns)
 			}
-			golden := strings.TrimSuffix(path, ".bt") + ".golden"
-			if *update {
-				os.WriteFile(golden, []byte(b.String()), 0o644)
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update)", err)
-			}
-			if b.String() != string(want) {
-				t.Errorf("generated code differs from %s (run go test -update and review the diff):\n%s", golden, b.String())
-			}
+			golden.Check(t, strings.TrimSuffix(path, ".bt")+".golden", []byte(b.String()))
 		})
 	}
 }

@@ -1,0 +1,169 @@
+package main
+
+// --json of the listing commands (list, sessions list, plugins list,
+// collectors list): each prints one JSON array of objects, [] for none,
+// with the fields documented on the types below. Strings are JSON's:
+// control characters that a plugin or a token holder put in them are
+// \u escapes, never raw bytes on a terminal.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/tracebroker/tracebroker/bpf/collector"
+	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
+	"github.com/tracebroker/tracebroker/plugins"
+)
+
+// writeJSONList writes list as a JSON array, [] when empty.
+func writeJSONList[T any](w io.Writer, list []T) error {
+	if list == nil {
+		list = []T{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(list)
+}
+
+// probeJSON is a probe of `list --json`.
+type probeJSON struct {
+	Probe string `json:"probe"` // as a script names it: tracepoint:syscalls:sys_enter_openat
+	// Args, with -v, are a tracepoint's fields (a tp_btf probe's
+	// arguments) as C declarations.
+	Args []string `json:"args,omitempty"`
+}
+
+// probesJSON turns the listing that bpftrace -l prints (a probe per
+// line, with -v its fields below it, indented) into probeJSON.
+func probesJSON(r io.Reader) ([]probeJSON, error) {
+	var out []probeJSON
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.TrimSpace(line) == "":
+		case line[0] == ' ' || line[0] == '\t':
+			if len(out) == 0 {
+				return nil, errors.New("list: a field before any probe")
+			}
+			p := &out[len(out)-1]
+			p.Args = append(p.Args, strings.TrimSpace(line))
+		default:
+			out = append(out, probeJSON{Probe: line})
+		}
+	}
+	return out, sc.Err()
+}
+
+// sessionJSON is a session of `sessions list --json`.
+type sessionJSON struct {
+	ID        string   `json:"id"`
+	Subject   string   `json:"subject"`            // the token's sub, or uid:N for root without one
+	TokenID   string   `json:"token_id,omitempty"` // the token's jti
+	UID       uint32   `json:"uid"`
+	ClientPID int32    `json:"client_pid"` // 0 over TCP
+	Name      string   `json:"name"`       // the script's name, or gen:NAME
+	Mode      string   `json:"mode"`       // jit or interpreter once attached, "" before
+	Probes    []string `json:"probes"`
+	// Started and Ends are RFC 3339 times; Ends is null without a
+	// duration.
+	Started time.Time  `json:"started"`
+	Ends    *time.Time `json:"ends"`
+}
+
+func writeSessionsJSON(w io.Writer, ss []*pb.Session) error {
+	out := make([]sessionJSON, 0, len(ss))
+	for _, s := range ss {
+		j := sessionJSON{ID: s.Id, Subject: s.Subject, TokenID: s.TokenId, UID: s.Uid, ClientPID: s.ClientPid, Name: s.Name, Mode: s.Mode,
+			Probes: s.Probes, Started: time.UnixMilli(s.StartedUnixMs).UTC()}
+		if j.Probes == nil {
+			j.Probes = []string{}
+		}
+		if s.DeadlineUnixMs != 0 {
+			t := time.UnixMilli(s.DeadlineUnixMs).UTC()
+			j.Ends = &t
+		}
+		out = append(out, j)
+	}
+	return writeJSONList(w, out)
+}
+
+// pluginJSON is a plugin of `plugins list --json`.
+type pluginJSON struct {
+	Name   string `json:"name"` // what --gen NAME and gen:NAME scopes use
+	Path   string `json:"path"`
+	Digest string `json:"sha256"`
+	// Status is verified (and described itself), refused (its manifest
+	// did not verify: Reason says why; it was never run) or failed
+	// (verified, but it did not start or describe itself: Reason).
+	Status      string `json:"status"`
+	Reason      string `json:"reason,omitempty"`
+	Signer      string `json:"signer,omitempty"` // the key id that signed its manifest
+	Version     string `json:"version,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+func writePluginsJSON(w io.Writer, list []plugins.Plugin) error {
+	out := make([]pluginJSON, 0, len(list))
+	for _, p := range list {
+		j := pluginJSON{Name: p.Name, Path: p.Path, Digest: p.Identity.Digest, Signer: p.Identity.Signer, Status: "verified"}
+		switch {
+		case !p.Identity.Verified:
+			j.Status, j.Reason = "refused", p.Identity.Reason
+		case p.Err != nil:
+			j.Status, j.Reason = "failed", p.Err.Error()
+		}
+		if p.Info != nil {
+			j.Version, j.Description = p.Info.Version, p.Info.Description
+		}
+		out = append(out, j)
+	}
+	return writeJSONList(w, out)
+}
+
+// collectorJSON is a collector of `collectors list --json`.
+type collectorJSON struct {
+	Name   string `json:"name"`
+	Type   string `json:"type"` // the BPF program type
+	Digest string `json:"sha256"`
+	// Status is verified (Signer signed its manifest) or refused
+	// (Reason).
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+	Signer string `json:"signer,omitempty"`
+}
+
+func writeCollectorsJSON(w io.Writer, ct collector.Trust) error {
+	var out []collectorJSON
+	for _, s := range collector.Programs() {
+		j := collectorJSON{Name: s.Name, Type: s.Type.String(), Digest: s.Digest()}
+		if ids, err := ct.Verify(s); err != nil {
+			j.Status, j.Reason = "refused", err.Error()
+		} else {
+			j.Status, j.Signer = "verified", ids[0].Signer
+		}
+		out = append(out, j)
+	}
+	return writeJSONList(w, out)
+}
+
+// listJSON is `list --json`: the listing, whole, then as JSON, so that
+// an error leaves no half array.
+func listJSON(w io.Writer, pattern string, verbose bool) error {
+	var b bytes.Buffer
+	if err := listProbes(&b, pattern, verbose); err != nil {
+		return err
+	}
+	ps, err := probesJSON(&b)
+	if err != nil {
+		return err
+	}
+	return writeJSONList(w, ps)
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
+	"github.com/tracebroker/tracebroker/internal/golden"
+)
+
+// goldenJSON checks that out is one JSON array of objects, then
+// compares it, with dir written as DIR, with testdata/listjson/name.
+func goldenJSON(t *testing.T, name, out, dir string) {
+	t.Helper()
+	var arr []map[string]any
+	if err := json.Unmarshal([]byte(out), &arr); err != nil {
+		t.Fatalf("%s: not a JSON array of objects: %v\n%s", name, err, out)
+	}
+	if dir != "" {
+		out = strings.ReplaceAll(out, dir, "DIR")
+	}
+	golden.Check(t, filepath.Join("..", "..", "testdata", "listjson", name), []byte(out))
+}
+
+// TestListJSON: every listing's --json is a JSON array of objects of the
+// documented fields (README "JSON output").
+func TestListJSON(t *testing.T) {
+	t.Run("collectors", func(t *testing.T) {
+		state := t.TempDir()
+		r := tracebroker(t, "collectors", "list", "--json", "--state", state)
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		goldenJSON(t, "collectors.json", r.stdout, state)
+	})
+	t.Run("plugins", func(t *testing.T) {
+		dir := t.TempDir()
+		// An executable with no manifest: listed as refused, never run.
+		if err := os.WriteFile(filepath.Join(dir, "unsigned"), []byte("#!/bin/sh\necho ran >&2\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		r := tracebroker(t, "plugins", "list", "--json", "--plugin-dir", dir, "--state", t.TempDir())
+		if r.code != 0 || r.stderr != "" {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		goldenJSON(t, "plugins.json", r.stdout, dir)
+		r = tracebroker(t, "plugins", "list", "--json", "--plugin-dir", t.TempDir(), "--state", t.TempDir())
+		if r.stdout != "[]\n" {
+			t.Errorf("no plugins: %q, want []", r.stdout)
+		}
+	})
+	t.Run("list", func(t *testing.T) {
+		require(t, needTracefs)
+		r := tracebroker(t, "list", "-v", "--json", "tracepoint:syscalls:sys_enter_getcwd,tracepoint:syscalls:sys_exit_getcwd")
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		goldenJSON(t, "list-v.json", r.stdout, "")
+		r = tracebroker(t, "list", "--json", "tracepoint:syscalls:sys_enter_getcw*")
+		goldenJSON(t, "list.json", r.stdout, "")
+		if r = tracebroker(t, "list", "--json", "tracepoint:nosuch:*"); r.stdout != "[]\n" {
+			t.Errorf("nothing matched: %q, want []", r.stdout)
+		}
+	})
+	t.Run("sessions", func(t *testing.T) {
+		start := time.Date(2026, 12, 5, 21, 0, 0, 0, time.UTC)
+		var b bytes.Buffer
+		err := writeSessionsJSON(&b, []*pb.Session{
+			{Id: "a1b2c3d4e5f6", Subject: "alice\x1b[2J", TokenId: "jti-1", Uid: 65534, ClientPid: 4242, Name: "stdin", Mode: "jit",
+				Probes: []string{"tracepoint:syscalls:sys_enter_getcwd"}, StartedUnixMs: start.UnixMilli(), DeadlineUnixMs: start.Add(time.Minute).UnixMilli()},
+			{Id: "0f0f0f0f0f0f", Subject: "uid:0", Name: "gen:syscount", StartedUnixMs: start.UnixMilli()},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		goldenJSON(t, "sessions.json", b.String(), "")
+		if strings.Contains(b.String(), "\x1b") {
+			t.Error("a raw escape in the JSON")
+		}
+		b.Reset()
+		writeSessionsJSON(&b, nil)
+		if b.String() != "[]\n" {
+			t.Errorf("no sessions: %q, want []", b.String())
+		}
+	})
+}
+
+func TestProbesJSON(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", "null"},
+		{"a:b:c\n", `[{"probe":"a:b:c"}]`},
+		{"a:b:c\n    int x\n    char * y\nd:e:f\n", `[{"probe":"a:b:c","args":["int x","char * y"]},{"probe":"d:e:f"}]`},
+	} {
+		ps, err := probesJSON(strings.NewReader(c.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := json.Marshal(ps); string(b) != c.want {
+			t.Errorf("probesJSON(%q) = %s, want %s", c.in, b, c.want)
+		}
+	}
+	if _, err := probesJSON(strings.NewReader("    int x\n")); err == nil {
+		t.Error("a field before any probe was taken")
+	}
+}
