@@ -103,6 +103,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./broker/audit/
 	$(GO) test -run='^$$' -fuzz=FuzzAppendVerify -fuzztime=$(FUZZTIME) ./broker/audit/
 	$(GO) test -run='^$$' -fuzz=FuzzBoundData -fuzztime=$(FUZZTIME) ./broker/audit/
+	$(GO) test -run='^$$' -fuzz=FuzzShow -fuzztime=$(FUZZTIME) ./broker/audit/view/
 	$(GO) test -run='^$$' -fuzz=FuzzDuplicateKey -fuzztime=$(FUZZTIME) ./broker/token/
 	$(GO) test -run='^$$' -fuzz=FuzzParseJWKS -fuzztime=$(FUZZTIME) ./broker/token/
 	$(GO) test -run='^$$' -fuzz=FuzzVerifyOIDC -fuzztime=$(FUZZTIME) ./broker/token/

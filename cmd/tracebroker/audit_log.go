@@ -18,7 +18,7 @@ one JSON line per record, each carrying the SHA-256 of the line before it
 (broker/audit/FORMAT.md). Verifying it finds any edit, insertion, deletion or
 reordering of records and names the first line that does not follow.`,
 	}
-	cmd.AddCommand(newAuditVerifyCmd())
+	cmd.AddCommand(newAuditVerifyCmd(), newAuditShowCmd())
 	return cmd
 }
 
