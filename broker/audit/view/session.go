@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -120,7 +119,7 @@ func Tell(id string, recs []Record, dir string, trust *attest.Trust) *Session {
 
 func readAttestation(path string, trust *attest.Trust) Attestation {
 	a := Attestation{File: path}
-	env, err := readBounded(path, attest.MaxEnvelopeSize)
+	env, err := regfile.ReadFile(path, attest.MaxEnvelopeSize)
 	if err != nil {
 		a.Error = err.Error()
 		return a
@@ -142,7 +141,7 @@ func readAttestation(path string, trust *attest.Trust) Attestation {
 		p.Source.Text = ""
 	case p.Source.TextRef == attest.SourceRef(p.Source.Digest):
 		path := filepath.Join(filepath.Dir(path), filepath.FromSlash(store.SourcesDir), "sha256-"+p.Source.Digest)
-		b, err := readBounded(path, maxSource)
+		b, err := regfile.ReadFile(path, maxSource)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			a.SourceNote = "not kept (" + path + ")"
@@ -155,21 +154,4 @@ func readAttestation(path string, trust *attest.Trust) Attestation {
 		}
 	}
 	return a
-}
-
-// readBounded reads a regular file of at most max bytes.
-func readBounded(path string, max int64) ([]byte, error) {
-	f, _, err := regfile.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
-	}
-	return b, nil
 }
