@@ -11,9 +11,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tracebroker/tracebroker/bpf/collector"
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
@@ -25,10 +27,38 @@ func writeJSONList[T any](w io.Writer, list []T) error {
 	if list == nil {
 		list = []T{}
 	}
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	return enc.Encode(list)
+	if err := enc.Encode(list); err != nil {
+		return err
+	}
+	_, err := w.Write(escapeJSON(b.Bytes()))
+	return err
+}
+
+// escapeJSON writes as \u escapes what encoding/json leaves raw but a
+// terminal may act on (internal/escape): C1 controls (U+0080-U+009F,
+// 8-bit CSI among them) and the bidirectional overrides. Outside
+// strings JSON is ASCII, so the result is the same JSON.
+func escapeJSON(b []byte) []byte {
+	if !bytes.ContainsFunc(b, jsonUnsafe) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for _, r := range string(b) {
+		if jsonUnsafe(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else {
+			out = utf8.AppendRune(out, r)
+		}
+	}
+	return out
+}
+
+func jsonUnsafe(r rune) bool {
+	return r >= 0x80 && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
 }
 
 // probeJSON is a probe of `list --json`.

@@ -73,14 +73,14 @@ func TestListJSON(t *testing.T) {
 		err := writeSessionsJSON(&b, []*pb.Session{
 			{Id: "a1b2c3d4e5f6", Subject: "alice\x1b[2J", TokenId: "jti-1", Uid: 65534, ClientPid: 4242, Name: "stdin", Mode: "jit",
 				Probes: []string{"tracepoint:syscalls:sys_enter_getcwd"}, StartedUnixMs: start.UnixMilli(), DeadlineUnixMs: start.Add(time.Minute).UnixMilli()},
-			{Id: "0f0f0f0f0f0f", Subject: "uid:0", Name: "gen:syscount", StartedUnixMs: start.UnixMilli()},
+			{Id: "0f0f0f0f0f0f", Subject: "uid:0", Name: "gen:syscount\u009b2J\u202e", StartedUnixMs: start.UnixMilli()},
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		goldenJSON(t, "sessions.json", b.String(), "")
-		if strings.Contains(b.String(), "\x1b") {
-			t.Error("a raw escape in the JSON")
+		if strings.ContainsAny(b.String(), "\x1b\u009b\u202e") {
+			t.Errorf("a control character in the JSON, raw: %q", b.String())
 		}
 		b.Reset()
 		writeSessionsJSON(&b, nil)
