@@ -17,16 +17,20 @@ import (
 // (make bench).
 func BenchmarkTrace(b *testing.B) {
 	for _, tc := range []struct {
-		name  string
-		token bool
-	}{{"root", false}, {"token", true}} {
-		b.Run(tc.name, func(b *testing.B) { benchTrace(b, tc.token) })
+		name           string
+		token, metrics bool
+	}{{"root", false, false}, {"token", true, false}, {"token+metrics", true, true}} {
+		b.Run(tc.name, func(b *testing.B) { benchTrace(b, tc.token, tc.metrics) })
 	}
 }
 
-func benchTrace(b *testing.B, withToken bool) {
+func benchTrace(b *testing.B, withToken, metrics bool) {
 	needKernel(b)
-	d := startDaemon(b, daemonOpts{})
+	o := daemonOpts{}
+	if metrics {
+		o.configure = withMetrics
+	}
+	d := startDaemon(b, o)
 	scope := ""
 	if withToken {
 		scope = "trace probe:**"

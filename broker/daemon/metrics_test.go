@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -143,3 +145,20 @@ func TestMetrics(t *testing.T) {
 }
 
 type dtoFamily = dto.MetricFamily
+
+// BenchmarkScrape is one /metrics page rendered (the go and process
+// collectors' included), as a scraper costs the daemon.
+func BenchmarkScrape(b *testing.B) {
+	m := NewMetrics()
+	m.reg.MustRegister(newSessionGauge(newSessions(128, 8)))
+	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Code)
+		}
+	}
+}
