@@ -3,9 +3,11 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
 	"github.com/tracebroker/tracebroker/broker/token"
@@ -65,6 +67,49 @@ func TestAttacksMetrics(t *testing.T) {
 			if resp.StatusCode != c.want {
 				t.Errorf("%s %s: %d, want %d", c.method, c.path, resp.StatusCode, c.want)
 			}
+		}
+	})
+
+	t.Run("item5/metrics_conns_bounded", func(t *testing.T) {
+		// Whoever reaches the port holds at most metricsMaxConns
+		// connections: past them a scrape waits for one to close (or for
+		// the header timeout to close it), and nothing more is taken.
+		http.DefaultClient.CloseIdleConnections() // the earlier rows' keep-alive
+		var held []net.Conn
+		for range metricsMaxConns {
+			c, err := net.Dial("tcp", d.srv.MetricsAddr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, c)
+		}
+		// The held connections came first, so the kernel hands them to
+		// Accept first: this one waits behind them.
+		client := &http.Client{Timeout: 300 * time.Millisecond}
+		if resp, err := client.Get(base + "/metrics"); err == nil {
+			resp.Body.Close()
+			t.Error("a scrape past the connection bound was served")
+		}
+		for _, c := range held {
+			c.Close()
+		}
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatalf("after the held connections closed: %v", err)
+		}
+		resp.Body.Close()
+	})
+
+	t.Run("item5/metrics_header_bound", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", base+"/metrics", nil)
+		req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("a 64 KiB header: %s, want 431", resp.Status)
 		}
 	})
 
