@@ -120,7 +120,7 @@ func (e *daemonEnv) attached(t *testing.T, n int) {
 	t.Helper()
 	for i := 0; ; i++ {
 		r := e.run(t, 0, "sessions", "list", "--json", "--socket", e.socket)
-		if strings.Count(r.stdout, `"mode": "jit"`) >= n {
+		if strings.Count(r.stdout, `"mode":"jit"`) >= n {
 			return
 		}
 		if i > 500 {

@@ -22,18 +22,27 @@ import (
 	"github.com/tracebroker/tracebroker/plugins"
 )
 
-// writeJSONList writes list as a JSON array, [] when empty.
+// writeJSONList writes list as a JSON array, [] when empty, with one
+// object per line: jq reads it, and so do grep and a diff.
 func writeJSONList[T any](w io.Writer, list []T) error {
-	if list == nil {
-		list = []T{}
-	}
 	var b bytes.Buffer
+	b.WriteByte('[')
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(list); err != nil {
-		return err
+	for i, v := range list {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\n')
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		b.Truncate(b.Len() - 1) // Encode's newline
 	}
+	if len(list) > 0 {
+		b.WriteByte('\n')
+	}
+	b.WriteString("]\n")
 	_, err := w.Write(escapeJSON(b.Bytes()))
 	return err
 }
