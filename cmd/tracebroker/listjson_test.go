@@ -31,12 +31,23 @@ func goldenJSON(t *testing.T, name, out, dir string) {
 // documented fields (README "JSON output").
 func TestListJSON(t *testing.T) {
 	t.Run("collectors", func(t *testing.T) {
-		state := t.TempDir()
-		r := tracebroker(t, "collectors", "list", "--json", "--state", state)
+		// Signed by the test-only key: the golden file is the fields,
+		// not the wording of a refusal.
+		dir := t.TempDir()
+		state := filepath.Join(dir, "state")
+		if r := tracebroker(t, "init", "--state", state); r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+		signCollectors(t, state)
+		r := tracebroker(t, "collectors", "list", "--json", "--state", state, "--trust", testPub)
 		if r.code != 0 {
 			t.Fatalf("exit %d: %s", r.code, r.stderr)
 		}
 		goldenJSON(t, "collectors.json", r.stdout, state)
+		r = tracebroker(t, "collectors", "list", "--json", "--state", t.TempDir())
+		if r.code != 0 || strings.Count(r.stdout, `"status":"refused","reason":"`) != 4 {
+			t.Errorf("unsigned: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
 	})
 	t.Run("plugins", func(t *testing.T) {
 		dir := t.TempDir()
@@ -108,3 +119,4 @@ func TestProbesJSON(t *testing.T) {
 		t.Error("a field before any probe was taken")
 	}
 }
+
