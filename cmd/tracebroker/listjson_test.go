@@ -119,4 +119,3 @@ func TestProbesJSON(t *testing.T) {
 		t.Error("a field before any probe was taken")
 	}
 }
-

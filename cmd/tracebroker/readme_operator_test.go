@@ -46,13 +46,15 @@ func operatorSteps() []operatorStep {
 		{"token_issue", (*operator).issue},
 		{"trace", (*operator).trace},
 		{"refused_scope", (*operator).refused},
+		{"audit_show", (*operator).auditShow},
 	}
 }
 
 // TestReadmeOperator: init → serve --socket-group with no runtime
 // directory yet → token issue → trace as a responder in the group, with
 // an exact count of the calls this test makes → a probe outside the
-// token's scope refused with its message. Only paths differ from the
+// token's scope refused with its message → audit show of what ran and
+// what was refused (readme_operator_audit_test.go). Only paths differ from the
 // README (--state, --socket in a temporary directory) and the group is
 // given by number.
 func TestReadmeOperator(t *testing.T) {
