@@ -117,7 +117,7 @@ func TestDaemonCLIErrors(t *testing.T) {
 		// The daemon, resumed, ends the session the client dropped.
 		for i := 0; ; i++ {
 			r := e.run(t, 0, "sessions", "list", "--json", "--socket", e.socket)
-			if r.code == 0 && r.stdout == "" {
+			if r.code == 0 && r.stdout == "[]\n" {
 				break
 			}
 			if i > 500 {
