@@ -38,6 +38,15 @@ const (
 // after they were read); a variable for the tests.
 var refreshInterval = time.Second
 
+// maxPartialReads bounds the reads of a process's mappings that are not
+// whole (see proc.whole) before one is kept anyway. The -c child is
+// watched from before its exec, so the window is hit, and an event of the
+// new program can be printed a moment later: any rate limit by time let
+// a record read just before the exec finished stand for a second, and
+// every frame of the trace printed [unknown]. A process that unmapped its
+// own executable stays partial and costs this many reads of its maps.
+const maxPartialReads = 64
+
 // NewUser returns an empty cache.
 func NewUser() *User {
 	return &User{procs: newLRU[int, *proc](maxProcs), files: newLRU[fileKey, *fileEntry](maxFiles)}
@@ -50,6 +59,13 @@ type proc struct {
 	pid     int
 	exePath string // "/proc/PID/exe"
 	exe     fileID // what it was when the mappings were read
+	// whole reports whether the mappings held the executable: read
+	// while the process was in execve, after the kernel had set its new
+	// executable but before it had mapped it, they do not, and such a
+	// record must not be kept as the process's.
+	whole bool
+	// partial counts the reads in a row that were not whole.
+	partial int
 	mods    []*module
 	// read is when the mappings were last read or tried (UnixNano).
 	read atomic.Int64
@@ -297,13 +313,23 @@ func (u *User) proc(pid int) *proc {
 	u.mu.Unlock()
 	if ok {
 		// A process that has exited keeps its record.
-		if id, err := exeID(p.exePath); err != nil || id == p.exe {
+		id, err := exeID(p.exePath)
+		if err != nil {
+			return p
+		}
+		if id == p.exe && (p.whole || p.partial >= maxPartialReads) {
 			return p
 		}
 	}
 	np, err := readProc(pid)
 	if err != nil {
+		if ok {
+			return p
+		}
 		return nil
+	}
+	if ok && !np.whole && np.exe == p.exe {
+		np.partial = p.partial + 1
 	}
 	u.mu.Lock()
 	u.procs.put(pid, np)
@@ -362,7 +388,21 @@ func readProc(pid int) (*proc, error) {
 	if m := perfMapModule(pid, dir); m != nil {
 		p.mods = append(p.mods, m)
 	}
+	p.whole = p.exe == fileID{} || p.maps(p.exe.ino)
 	return p, nil
+}
+
+// maps reports whether one of p's mappings is of the file with inode
+// ino.
+func (p *proc) maps(ino uint64) bool {
+	for _, m := range p.mods {
+		for _, r := range m.ranges {
+			if r.inode == ino {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // memfdPath is bcc's _procutils_memfd_path: the /proc/PID/fd entry, in

@@ -587,3 +587,44 @@ garbage
 		t.Errorf("parseMaps:\n got %+v\nwant %+v", got, want)
 	}
 }
+
+// TestUserCaughtInExec: mappings read while a process was in execve —
+// its new executable set, not yet mapped — are not kept as its own: the
+// next look-up reads them again. (The -c child is watched from before
+// its exec, and a record read in that window left every frame of a
+// trace [unknown] for a second.) A whole record is kept.
+func TestUserCaughtInExec(t *testing.T) {
+	bin := build(t, t.TempDir(), "prog", userProgram, "-ldl")
+	p := start(t, bin)
+	defer p.stop()
+	read, err := readProc(p.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !read.whole {
+		t.Fatalf("the mappings of a running process are not whole: %+v", read)
+	}
+	for _, tc := range []struct {
+		name    string
+		whole   bool
+		partial int
+		ok      bool
+	}{
+		{"caught_in_exec", false, 0, true},
+		{"whole_record_kept", true, 0, false},
+		{"partial_too_often_kept", false, maxPartialReads, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := NewUser()
+			// What readProc returns in the window: the new executable,
+			// none of its mappings; read a moment ago, within
+			// refreshInterval.
+			planted := &proc{pid: p.pid, exePath: read.exePath, exe: read.exe, whole: tc.whole, partial: tc.partial}
+			planted.read.Store(time.Now().Add(-time.Millisecond).UnixNano())
+			u.procs.put(p.pid, planted)
+			if got, ok := u.Resolve(p.pid, p.addrs["add_one"]); ok != tc.ok || (ok && got.Name != "add_one") {
+				t.Errorf("Resolve(add_one) = %+v, %v; want resolved: %v", got, ok, tc.ok)
+			}
+		})
+	}
+}
