@@ -1,0 +1,145 @@
+// Command vmtest runs the project's kernel tests on other kernels than
+// the host's: Debian's 6.1 and 6.12, fetched with apt-get download (never
+// installed), booted under qemu (TCG) with the host's root shared
+// read-only over 9p and a tmpfs overlay on top, so the test binaries
+// built here and the tools they start (bpftrace, gcc) run there
+// unchanged. One VM per kernel, in parallel; a summary table at the end.
+// It is run by `make vmtest`; see README, "Other kernels".
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+const defaultPkgs = "./bpf ./bpf/collector ./bpf/tracefs ./bpf/uprobe ./broker ./interp"
+
+func main() {
+	var (
+		kernels     = flag.String("kernels", "6.1,6.12", "kernels to boot, comma-separated (6.1, 6.12)")
+		pkgs        = flag.String("pkgs", defaultPkgs, "packages whose tests run in each guest, space-separated")
+		run         = flag.String("run", "", "-test.run of each test binary (default: all tests)")
+		out         = flag.String("out", "vmtest-out", "results: OUT/KERNEL/{console.log,PKG.log}, OUT/summary.md")
+		cache       = flag.String("cache", cacheDir(), "where kernel packages are downloaded and unpacked ($VMTEST_CACHE)")
+		testTimeout = flag.Duration("test-timeout", 40*time.Minute, "-test.timeout of each test binary (the verifier is slow under TCG)")
+		vmTimeout   = flag.Duration("vm-timeout", 90*time.Minute, "the longest a guest may run before it is a failure")
+		command     = flag.String("cmd", "", "run this shell command in each guest instead of the tests")
+		busyboxPath = flag.String("busybox", "/bin/busybox", "a statically linked busybox (apt-get install busybox-static)")
+	)
+	flag.Parse()
+	if err := vmtest(*kernels, strings.Fields(*pkgs), *run, *out, *cache, *testTimeout, *vmTimeout, *command, *busyboxPath); err != nil {
+		fmt.Fprintln(os.Stderr, "vmtest:", err)
+		os.Exit(1)
+	}
+}
+
+func cacheDir() string {
+	if d := os.Getenv("VMTEST_CACHE"); d != "" {
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "tracebroker-vmtest")
+	}
+	return filepath.Join(d, "tracebroker-vmtest")
+}
+
+func vmtest(kernelList string, pkgs []string, run, out, cache string, testTimeout, vmTimeout time.Duration, command, busyboxPath string) error {
+	ctx := context.Background()
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return fmt.Errorf("no qemu-system-x86_64: apt-get install qemu-system-x86")
+	}
+	busybox, err := os.ReadFile(busyboxPath)
+	if err != nil {
+		return fmt.Errorf("%w: apt-get install busybox-static", err)
+	}
+	repo, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	out, err = filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	var ks []*kernel
+	for _, name := range strings.Split(kernelList, ",") {
+		k, err := fetchKernel(cache, strings.TrimSpace(name))
+		if err != nil {
+			return err
+		}
+		slog.Info("kernel", "name", k.name, "package", k.pkg, "release", k.release)
+		ks = append(ks, k)
+	}
+	binDir := filepath.Join(out, "bin")
+	if command == "" {
+		start := time.Now()
+		if err := buildTests(ctx, repo, binDir, pkgs); err != nil {
+			return err
+		}
+		slog.Info("test binaries built", "packages", len(pkgs), "took", time.Since(start).Round(time.Second))
+	}
+	vms := make([]*vmResult, len(ks))
+	var wg sync.WaitGroup
+	for i, k := range ks {
+		resDir := filepath.Join(out, k.name)
+		if err := os.RemoveAll(resDir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(resDir, 0o755); err != nil {
+			return err
+		}
+		cmd := command
+		if cmd == "" {
+			script := guestScript(repo, binDir, resDir, pkgs, run, testTimeout, os.Getenv("PATH"))
+			if err := os.WriteFile(filepath.Join(resDir, "run.sh"), []byte(script), 0o644); err != nil {
+				return err
+			}
+			cmd = "/bin/sh " + filepath.Join(resDir, "run.sh")
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			rc, err := bootAndRun(ctx, k, busybox, resDir, cmd, vmTimeout)
+			v := &vmResult{kernel: k, status: rc, elapsed: time.Since(start)}
+			if err != nil {
+				v.guest = firstLine(err.Error())
+				slog.Error("guest", "kernel", k.name, "err", err)
+			} else if command != "" && rc != 0 {
+				v.guest = fmt.Sprintf("command exited %d", rc)
+			}
+			if command == "" {
+				v.pkgs = collect(ctx, resDir, pkgs)
+			}
+			slog.Info("guest done", "kernel", k.name, "took", v.elapsed.Round(time.Second), "console", filepath.Join(resDir, "console.log"))
+			vms[i] = v
+		}()
+	}
+	wg.Wait()
+	if command != "" {
+		pkgs = nil
+	}
+	var b strings.Builder
+	ok := summary(&b, pkgs, vms)
+	os.WriteFile(filepath.Join(out, "summary.md"), []byte(b.String()), 0o644)
+	fmt.Print(b.String())
+	if !ok {
+		return fmt.Errorf("failures: see %s and the logs beside it", filepath.Join(out, "summary.md"))
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// event is one line of `go tool test2json` output.
+type event struct {
+	Action  string
+	Test    string
+	Output  string
+	Elapsed float64
+}
+
+// pkgResult is what one test binary did in one guest.
+type pkgResult struct {
+	Status   string // ok, skip (every test skipped), FAIL, or "no result" when the guest never wrote one
+	Elapsed  time.Duration
+	Passed   int
+	Skipped  int
+	Failures []failure // failing tests, innermost (leaf) ones only
+	Text     string    // the output, test2json's framing taken off
+}
+
+type failure struct {
+	Test  string
+	First string // first error line (file.go:N: message), or the first output line
+}
+
+var errLine = regexp.MustCompile(`^\s+\S+\.go:\d+: `)
+
+// parseEvents reads test2json events and sums them up. A test counts as
+// passed or skipped at the top level only (subtests are the tables' rows);
+// failures are reported at the leaves, where the error lines are.
+func parseEvents(r io.Reader, rc int) (pkgResult, error) {
+	res := pkgResult{}
+	out := map[string][]string{}
+	failed := map[string]bool{}
+	var text strings.Builder
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var e event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return res, fmt.Errorf("test2json: %w", err)
+		}
+		switch e.Action {
+		case "output":
+			text.WriteString(e.Output)
+			if e.Test != "" {
+				out[e.Test] = append(out[e.Test], strings.TrimRight(e.Output, "\n"))
+			}
+		case "pass":
+			if e.Test != "" && !strings.Contains(e.Test, "/") {
+				res.Passed++
+			}
+		case "skip":
+			if e.Test != "" && !strings.Contains(e.Test, "/") {
+				res.Skipped++
+			}
+		case "fail":
+			if e.Test != "" {
+				failed[e.Test] = true
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return res, err
+	}
+	var names []string
+	for n := range failed {
+		if !failed[n] {
+			continue
+		}
+		leaf := true
+		for m := range failed {
+			if strings.HasPrefix(m, n+"/") {
+				leaf = false
+				break
+			}
+		}
+		if leaf {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		res.Failures = append(res.Failures, failure{Test: n, First: firstError(out[n])})
+	}
+	res.Text = text.String()
+	switch {
+	case rc != 0 || len(names) > 0:
+		res.Status = "FAIL"
+	case res.Passed == 0 && res.Skipped > 0:
+		res.Status = "skip"
+	default:
+		res.Status = "ok"
+	}
+	return res, nil
+}
+
+// firstError is the first error line of a test's output, else its first
+// line that is not the test's own === / --- framing.
+func firstError(lines []string) string {
+	for _, l := range lines {
+		if errLine.MatchString(l) {
+			return strings.TrimSpace(l)
+		}
+	}
+	for _, l := range lines {
+		t := strings.TrimSpace(l)
+		if t != "" && !strings.HasPrefix(t, "=== ") && !strings.HasPrefix(t, "--- ") {
+			return t
+		}
+	}
+	return "(no output)"
+}
+
+// cell is a package's entry in the summary table.
+func (r pkgResult) cell() string {
+	switch r.Status {
+	case "no result", "":
+		return "no result"
+	case "FAIL":
+		return fmt.Sprintf("FAIL %d (%d ok, %d skip) %s", len(r.Failures), r.Passed, r.Skipped, r.Elapsed.Round(time.Second))
+	case "skip":
+		return fmt.Sprintf("skip %s", r.Elapsed.Round(time.Second))
+	}
+	if r.Skipped > 0 {
+		return fmt.Sprintf("ok (%d skip) %s", r.Skipped, r.Elapsed.Round(time.Second))
+	}
+	return fmt.Sprintf("ok %s", r.Elapsed.Round(time.Second))
+}
+
+// vmResult is one guest's run.
+type vmResult struct {
+	kernel  *kernel
+	guest   string // "" when the command ran and powered off; else why not (timeout, panic …)
+	status  int    // the command's exit status when guest == ""
+	elapsed time.Duration
+	pkgs    map[string]pkgResult
+}
+
+// summary writes the matrix as a Markdown table (package × kernel), then
+// each failure with its first error line. ok is false when anything
+// failed or a guest did not finish.
+func summary(w io.Writer, pkgs []string, vms []*vmResult) (ok bool) {
+	ok = true
+	fmt.Fprintf(w, "| package |")
+	for _, v := range vms {
+		fmt.Fprintf(w, " %s (%s) |", v.kernel.name, v.kernel.release)
+	}
+	fmt.Fprintf(w, "\n| --- |%s\n", strings.Repeat(" --- |", len(vms)))
+	for _, p := range pkgs {
+		fmt.Fprintf(w, "| %s |", p)
+		for _, v := range vms {
+			r := v.pkgs[p]
+			if r.Status != "ok" && r.Status != "skip" {
+				ok = false
+			}
+			fmt.Fprintf(w, " %s |", r.cell())
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "| guest |")
+	for _, v := range vms {
+		g := "powered off"
+		if v.guest != "" {
+			g, ok = v.guest, false
+		}
+		fmt.Fprintf(w, " %s, %s |", g, v.elapsed.Round(time.Second))
+	}
+	fmt.Fprintln(w)
+	for _, v := range vms {
+		for _, p := range pkgs {
+			for _, f := range v.pkgs[p].Failures {
+				fmt.Fprintf(w, "\n- %s %s %s: %s", v.kernel.name, p, f.Test, f.First)
+			}
+		}
+	}
+	fmt.Fprintln(w)
+	return ok
+}
