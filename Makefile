@@ -8,7 +8,7 @@ SCRIPT  ?= tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }
 VERSION ?=
 LDFLAGS := $(if $(VERSION),-X github.com/tracebroker/tracebroker/internal/version.Version=$(VERSION))
 
-.PHONY: build run test fuzz bench sign release clean
+.PHONY: build run test fuzz bench sign release clean vmtest vmtest-smoke
 
 build:
 	$(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tracebroker
@@ -61,6 +61,20 @@ test:
 	cd plugins/sdk && $(GO) vet ./...
 	$(GO) test -count=1 -timeout 10m ./...
 	cd plugins/sdk && $(GO) test -count=1 ./...
+
+# The kernel tests on Debian's 6.1 and 6.12 kernels under qemu (README,
+# "Other kernels"): kernels fetched with apt-get download into
+# $(VMTEST_CACHE) (default ~/.cache/tracebroker-vmtest), never installed;
+# one VM per kernel, in parallel; results in vmtest-out/. Needs
+# qemu-system-x86 and busybox-static. VMTEST_FLAGS='-kernels 6.1
+# -pkgs ./bpf -run TestX' narrows it.
+VMTEST_FLAGS ?=
+vmtest:
+	$(GO) run ./internal/tools/vmtest $(VMTEST_FLAGS)
+
+# The harness's own smoke test: boots each cached kernel, runs `true`.
+vmtest-smoke:
+	VMTEST_SMOKE=1 $(GO) test -count=1 -run TestSmoke -v ./internal/tools/vmtest
 
 # Short fuzzing of every parser of untrusted input (signed envelopes and
 # statements, gatekeeper requests, access tokens and their scopes, identity
