@@ -106,12 +106,25 @@ func parseEvents(r io.Reader, rc int) (pkgResult, error) {
 	return res, nil
 }
 
+var verifierEnd = regexp.MustCompile(`^\s+processed \d+ insns`)
+
 // firstError is the first error line of a test's output, else its first
-// line that is not the test's own === / --- framing.
+// line that is not the test's own === / --- framing. When the output holds
+// a verifier log, its last message (the line before "processed N insns")
+// is added: that, not the test's wrapper, says what the kernel refused.
 func firstError(lines []string) string {
 	for _, l := range lines {
 		if errLine.MatchString(l) {
-			return strings.TrimSpace(l)
+			first := strings.TrimSpace(l)
+			for i := 1; i < len(lines); i++ {
+				if verifierEnd.MatchString(lines[i]) {
+					if v := strings.TrimSpace(lines[i-1]); v != "" && !strings.Contains(first, v) {
+						first += " … " + v
+					}
+					break
+				}
+			}
+			return first
 		}
 	}
 	for _, l := range lines {

@@ -310,6 +310,12 @@ func TestParseEvents(t *testing.T) {
 		"output|TestE2E/printf|=== RUN   TestE2E/printf\n",
 		"output|TestE2E/printf|    e2e_test.go:42: load: program x: BPF_LDX uses reserved fields\n",
 		"output|TestE2E/printf|    e2e_test.go:43: second line\n",
+		"run|TestCollector|",
+		"output|TestCollector|    session_test.go:594: Open: the kernel verifier rejected a collector: invalid argument\n",
+		"output|TestCollector|        11: (85) call bpf_get_attach_cookie#174\n",
+		"output|TestCollector|        unknown func bpf_get_attach_cookie#174\n",
+		"output|TestCollector|        processed 11 insns (limit 1000000) max_states_per_insn 0\n",
+		"fail|TestCollector|",
 		"output|TestE2E/printf|--- FAIL: TestE2E/printf (1.00s)\n",
 		"fail|TestE2E/printf|",
 		"run|TestE2E/count|",
@@ -326,6 +332,7 @@ func TestParseEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []failure{
+		{Test: "TestCollector", First: "session_test.go:594: Open: the kernel verifier rejected a collector: invalid argument … unknown func bpf_get_attach_cookie#174"},
 		{Test: "TestE2E/printf", First: "e2e_test.go:42: load: program x: BPF_LDX uses reserved fields"},
 		{Test: "TestPanic", First: "panic: boom"},
 	}
@@ -333,7 +340,7 @@ func TestParseEvents(t *testing.T) {
 		t.Fatalf("got %s passed %d skipped %d %+v", r.Status, r.Passed, r.Skipped, r.Failures)
 	}
 	r.Elapsed = 75 * time.Second
-	if got := r.cell(); got != "FAIL 2 (1 ok, 1 skip) 1m15s" {
+	if got := r.cell(); got != "FAIL 3 (1 ok, 1 skip) 1m15s" {
 		t.Errorf("cell = %q", got)
 	}
 	for _, tc := range []struct {
