@@ -112,10 +112,20 @@ var verifierEnd = regexp.MustCompile(`^\s+processed \d+ insns`)
 // line that is not the test's own === / --- framing. When the output holds
 // a verifier log, its last message (the line before "processed N insns")
 // is added: that, not the test's wrapper, says what the kernel refused.
+// An error line that ends in ':' gets the line after it.
 func firstError(lines []string) string {
-	for _, l := range lines {
+	for j, l := range lines {
 		if errLine.MatchString(l) {
 			first := strings.TrimSpace(l)
+			// "output:" and the like: what was said is on the next line.
+			if strings.HasSuffix(first, ":") {
+				for _, next := range lines[j+1:] {
+					if n := strings.TrimSpace(next); n != "" {
+						first += " " + n
+						break
+					}
+				}
+			}
 			for i := 1; i < len(lines); i++ {
 				if verifierEnd.MatchString(lines[i]) {
 					if v := strings.TrimSpace(lines[i-1]); v != "" && !strings.Contains(first, v) {

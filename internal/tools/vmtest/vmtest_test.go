@@ -321,6 +321,11 @@ func TestParseEvents(t *testing.T) {
 		"run|TestE2E/count|",
 		"pass|TestE2E/count|",
 		"fail|TestE2E|",
+		"run|TestOutput|",
+		"output|TestOutput|    e2e_test.go:231: output:\n",
+		"output|TestOutput|        \n",
+		"output|TestOutput|        got 3 lines, want 4\n",
+		"fail|TestOutput|",
 		"run|TestPanic|",
 		"output|TestPanic|panic: boom\n",
 		"fail|TestPanic|",
@@ -334,13 +339,14 @@ func TestParseEvents(t *testing.T) {
 	want := []failure{
 		{Test: "TestCollector", First: "session_test.go:594: Open: the kernel verifier rejected a collector: invalid argument … unknown func bpf_get_attach_cookie#174"},
 		{Test: "TestE2E/printf", First: "e2e_test.go:42: load: program x: BPF_LDX uses reserved fields"},
+		{Test: "TestOutput", First: "e2e_test.go:231: output: got 3 lines, want 4"},
 		{Test: "TestPanic", First: "panic: boom"},
 	}
 	if r.Status != "FAIL" || r.Passed != 1 || r.Skipped != 1 || !reflect.DeepEqual(r.Failures, want) {
 		t.Fatalf("got %s passed %d skipped %d %+v", r.Status, r.Passed, r.Skipped, r.Failures)
 	}
 	r.Elapsed = 75 * time.Second
-	if got := r.cell(); got != "FAIL 3 (1 ok, 1 skip) 1m15s" {
+	if got := r.cell(); got != "FAIL 4 (1 ok, 1 skip) 1m15s" {
 		t.Errorf("cell = %q", got)
 	}
 	for _, tc := range []struct {
@@ -413,9 +419,10 @@ func TestGuestScript(t *testing.T) {
 	}
 }
 
-// TestSmoke boots each cached kernel and runs `true`, then `exit 3`: the
-// guest's status comes back. It takes 5–10 s a kernel, so it runs only
-// with VMTEST_SMOKE=1 (make vmtest-smoke), not in make test.
+// TestSmoke boots each cached kernel four times: `true`; writes to the
+// overlay and the tracing mounts, then `exit 3`; a kernel panic; a hang
+// past the timeout. About a minute a kernel, so it runs only with
+// VMTEST_SMOKE=1 (make vmtest-smoke), not in make test.
 func TestSmoke(t *testing.T) {
 	if os.Getenv("VMTEST_SMOKE") != "1" {
 		t.Skip("boots qemu: set VMTEST_SMOKE=1 (make vmtest-smoke)")
@@ -443,13 +450,27 @@ func TestSmoke(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// What the guest's command did comes back as its status; a guest
+		// that panics or hangs is an error with the console in it.
 		for _, tc := range []struct {
-			cmd string
-			rc  int
-		}{{"true", 0}, {"test -w /usr/bin && ! test -w /proc/sys/kernel/unused_nonexistent; exit 3", 3}} {
+			cmd     string
+			timeout time.Duration
+			rc      int
+			err     string
+		}{
+			{cmd: "true", timeout: 2 * time.Minute},
+			{cmd: "touch /usr/bin/vmtest-overlay && test -w /sys/kernel/tracing/trace_marker && test -d /sys/fs/bpf; exit 3", timeout: 2 * time.Minute, rc: 3},
+			{cmd: "echo c > /proc/sysrq-trigger; sleep 600", timeout: 2 * time.Minute, err: "the guest stopped without an exit status (panic, lockup or crash)\nconsole (last lines):\n"},
+			{cmd: "sleep 600", timeout: 40 * time.Second, err: "timeout: the guest ran past 40s\nconsole (last lines):\n"},
+		} {
 			res := t.TempDir()
-			rc, err := bootAndRun(t.Context(), k, busybox, res, tc.cmd, 2*time.Minute)
-			if err != nil || rc != tc.rc {
+			rc, err := bootAndRun(t.Context(), k, busybox, res, tc.cmd, tc.timeout)
+			switch {
+			case tc.err != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.err)):
+				t.Errorf("%s: %q: err %v, want %q…", name, tc.cmd, err, tc.err)
+			case tc.err != "" && tc.cmd[0] == 'e' && !strings.Contains(err.Error(), "sysrq"):
+				t.Errorf("%s: %q: the panic is not in the console's tail:\n%v", name, tc.cmd, err)
+			case tc.err == "" && (err != nil || rc != tc.rc):
 				t.Errorf("%s: %q: rc %d, %v; want %d", name, tc.cmd, rc, err, tc.rc)
 			}
 		}
