@@ -33,8 +33,16 @@ func main() {
 		vmTimeout   = flag.Duration("vm-timeout", 90*time.Minute, "the longest a guest may run before it is a failure")
 		command     = flag.String("cmd", "", "run this shell command in each guest instead of the tests")
 		busyboxPath = flag.String("busybox", "/bin/busybox", "a statically linked busybox (apt-get install busybox-static)")
+		report      = flag.Bool("report", false, "boot nothing: summarise the results already in -out")
 	)
 	flag.Parse()
+	if *report {
+		if err := reportOnly(*kernels, strings.Fields(*pkgs), *out, *cache); err != nil {
+			fmt.Fprintln(os.Stderr, "vmtest:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := vmtest(*kernels, strings.Fields(*pkgs), *run, *out, *cache, *testTimeout, *vmTimeout, *command, *busyboxPath); err != nil {
 		fmt.Fprintln(os.Stderr, "vmtest:", err)
 		os.Exit(1)
@@ -127,6 +135,39 @@ func vmtest(kernelList string, pkgs []string, run, out, cache string, testTimeou
 	if command != "" {
 		pkgs = nil
 	}
+	return writeSummary(out, pkgs, vms)
+}
+
+// reportOnly summarises a finished run again (after a change to the
+// summary, or for another set of packages) without booting anything. A
+// guest's time is from its initramfs to the last write of its console.
+func reportOnly(kernelList string, pkgs []string, out, cache string) error {
+	out, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	var vms []*vmResult
+	for _, name := range strings.Split(kernelList, ",") {
+		k, err := fetchKernel(cache, strings.TrimSpace(name))
+		if err != nil {
+			return err
+		}
+		resDir := filepath.Join(out, k.name)
+		v := &vmResult{kernel: k, pkgs: collect(context.Background(), resDir, pkgs)}
+		if _, err := os.Stat(filepath.Join(resDir, "status")); err != nil {
+			v.guest = "no exit status"
+		}
+		a, errA := os.Stat(filepath.Join(resDir, "initrd.gz"))
+		c, errC := os.Stat(filepath.Join(resDir, "console.log"))
+		if errA == nil && errC == nil {
+			v.elapsed = c.ModTime().Sub(a.ModTime())
+		}
+		vms = append(vms, v)
+	}
+	return writeSummary(out, pkgs, vms)
+}
+
+func writeSummary(out string, pkgs []string, vms []*vmResult) error {
 	var b strings.Builder
 	ok := summary(&b, pkgs, vms)
 	os.WriteFile(filepath.Join(out, "summary.md"), []byte(b.String()), 0o644)
