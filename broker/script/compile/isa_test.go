@@ -174,3 +174,50 @@ func TestNoV4Scripts(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkNoV4 measures what the older spellings cost: a program of 64
+// sign-extending loads (one instruction, or three), each added up, run by
+// the kernel's JIT (BPF_PROG_TEST_RUN) and by the interpreter.
+func BenchmarkNoV4(b *testing.B) {
+	body := func(g *gen) {
+		g.loadConst(rTmp, -3)
+		g.emit(asm.StoreMem(asm.R10, -8, rTmp, asm.DWord))
+		g.emit(asm.Mov.Imm(rAux, 0))
+		for range 64 {
+			g.loadSX(rAcc, asm.R10, -8, asm.Word)
+			g.emit(asm.Add.Reg(rAux, rAcc))
+		}
+		g.emit(asm.Mov.Reg(rAcc, rAux))
+	}
+	for _, noV4 := range []bool{false, true} {
+		insns := isaProgram(noV4, body)
+		name := map[bool]string{false: "v4", true: "old"}[noV4]
+		b.Run("interp/"+name, func(b *testing.B) {
+			p, err := interp.LoadInstructions(insns, nil, interp.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if r, err := p.Run(nil, nil); err != nil || int64(r) != -192 {
+					b.Fatalf("run: %d, %v", int64(r), err)
+				}
+			}
+		})
+		b.Run("kernel/"+name, func(b *testing.B) {
+			if os.Geteuid() != 0 || !noV4 && !bpf.HaveV4ISA() {
+				b.Skip("needs root and, for v4, Linux 6.6")
+			}
+			prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SocketFilter, License: "GPL", Instructions: insns})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer prog.Close()
+			b.ResetTimer()
+			_, d, err := prog.Benchmark(make([]byte, 14), b.N, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(d.Nanoseconds()), "ns/run")
+		})
+	}
+}
