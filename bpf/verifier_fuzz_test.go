@@ -38,7 +38,7 @@ func FuzzVerifier(f *testing.F) {
 		if err != nil {
 			return
 		}
-		prog, _, err := compile.Compile(file, compile.Options{Tracepoints: broker.KernelTracepoints{}, MaxMapKeys: 16, HaveChild: true})
+		prog, _, err := compile.Compile(file, compile.Options{Tracepoints: broker.KernelTracepoints{}, MaxMapKeys: 16, HaveChild: true, NoV4: !bpf.HaveV4ISA()})
 		if err != nil || len(prog.Probes) > 8 {
 			return
 		}

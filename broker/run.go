@@ -149,6 +149,7 @@ func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 		Symbols:     hostSymbols{files},
 		Unsafe:      req.Unsafe,
 		HidePID:     uint32(max(req.HidePID, 0)),
+		NoV4:        !bpf.HaveV4ISA(),
 
 		BTFTracepoints: KernelBTFTracepoints{},
 	})

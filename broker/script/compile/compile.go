@@ -92,6 +92,11 @@ type Options struct {
 	// HidePID, when not 0, is a process whose events the probes ignore:
 	// the broker daemon hides its own from token holders (hide.go).
 	HidePID uint32
+	// NoV4 generates no instruction of the v4 ISA (sign-extending
+	// loads, signed division): kernels before 6.6 refuse them ("BPF_LDX
+	// uses reserved fields"). Set it from bpf.HaveV4ISA for programs the
+	// kernel loads; the interpreter runs both forms.
+	NoV4 bool
 }
 
 // Compile checks f and generates its program. Errors and warnings are

@@ -650,7 +650,7 @@ func (g *gen) intExpr(e syntax.Expr) {
 			size = asm.DWord
 		}
 		if f.Signed && size != asm.DWord {
-			g.emit(asm.LoadMemSX(rAcc, rCtx, int16(f.Offset), size))
+			g.loadSX(rAcc, rCtx, int16(f.Offset), size)
 		} else {
 			g.emit(asm.LoadMem(rAcc, rCtx, int16(f.Offset), size))
 		}
@@ -728,7 +728,7 @@ func (g *gen) load(p ty) {
 	}
 	size := map[int]asm.Size{1: asm.Byte, 2: asm.Half, 4: asm.Word, 8: asm.DWord}[n]
 	if p.elem().signed && n < 8 {
-		g.emit(asm.LoadMemSX(rAcc, asm.R10, slot, size))
+		g.loadSX(rAcc, asm.R10, slot, size)
 	} else {
 		g.emit(asm.LoadMem(rAcc, asm.R10, slot, size))
 	}
@@ -837,7 +837,7 @@ func (g *gen) mapRead(e *syntax.MapExpr) {
 		g.emit(asm.LoadMem(rTmp, asm.R0, 8, asm.DWord))
 		g.emit(asm.JEq.Imm(rTmp, 0, done))
 		if m.val.signed {
-			g.emit(asm.SDiv.Reg(rAcc, rTmp))
+			g.sdiv()
 		} else {
 			g.emit(asm.Div.Reg(rAcc, rTmp))
 		}

@@ -137,7 +137,7 @@ func (g *gen) btfArg(f *Field, raw bool) {
 	case raw || !ok:
 		g.emit(asm.LoadMem(rAcc, rCtx, int16(f.Offset), asm.DWord))
 	case f.Signed && size != asm.DWord:
-		g.emit(asm.LoadMemSX(rAcc, rCtx, int16(f.Offset), size))
+		g.loadSX(rAcc, rCtx, int16(f.Offset), size)
 	default:
 		g.emit(asm.LoadMem(rAcc, rCtx, int16(f.Offset), size))
 	}
