@@ -191,10 +191,13 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		s.enter(sctx, id, phaseLoad)
 	}
 	br.Attached = func(a *broker.Admission) {
+		// In phase run before anyone can see the session attached (its
+		// mode in sessions list, Started): a scrape of the metrics
+		// between the two counted it still loading.
+		s.enter(sctx, id, phaseRun)
 		s.sessions.update(id, func(p *pb.Session) { p.Probes, p.Mode = a.Probes, a.Mode })
 		out.send(&pb.TraceEvent{Event: &pb.TraceEvent_Started{Started: &pb.Started{SessionId: id, Mode: a.Mode}}})
 		s.log.Info("session started", "session", id, "subject", subject, "caller", c.String(), "probes", len(a.Probes), "mode", a.Mode)
-		s.enter(sctx, id, phaseRun)
 	}
 	br.Stopping = func() {
 		out.finalize()
