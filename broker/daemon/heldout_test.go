@@ -316,10 +316,13 @@ func TestAttacksHeldOut(t *testing.T) {
 			t.Fatalf("flooder: %v %q %s", err, out, c.stderr.String())
 		}
 		runtime.ReadMemStats(&after)
-		// The one recorded refusal reads its request (10 MB of
+		// The one recorded refusal reads its request (about 8 MB of
 		// allocations, decoded and bounded for the log); the others
-		// none (42 MB in all before).
-		if grew := after.TotalAlloc - before.TotalAlloc; grew > 20<<20 {
+		// none (42 MB in all before). The count is the whole test
+		// process's, and the rest of it allocates too while the flood
+		// lasts: 8-19 MB in all under stress-ng --cpu 2, so the bound
+		// sits between that and the hole's 42.
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 30<<20 {
 			t.Errorf("33 refusals of 1 MiB requests, 32 of them only counted, cost the daemon %d MB", grew>>20)
 		}
 		td.stop(t)
