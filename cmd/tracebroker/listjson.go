@@ -19,6 +19,7 @@ import (
 
 	"github.com/tracebroker/tracebroker/bpf/collector"
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
+	"github.com/tracebroker/tracebroker/internal/escape"
 	"github.com/tracebroker/tracebroker/plugins"
 )
 
@@ -52,22 +53,18 @@ func writeJSONList[T any](w io.Writer, list []T) error {
 // 8-bit CSI among them) and the bidirectional overrides. Outside
 // strings JSON is ASCII, so the result is the same JSON.
 func escapeJSON(b []byte) []byte {
-	if !bytes.ContainsFunc(b, jsonUnsafe) {
+	if !bytes.ContainsFunc(b, escape.Unicode) {
 		return b
 	}
 	out := make([]byte, 0, len(b)+16)
 	for _, r := range string(b) {
-		if jsonUnsafe(r) {
+		if escape.Unicode(r) {
 			out = fmt.Appendf(out, `\u%04x`, r)
 		} else {
 			out = utf8.AppendRune(out, r)
 		}
 	}
 	return out
-}
-
-func jsonUnsafe(r rune) bool {
-	return r >= 0x80 && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
 }
 
 // probeJSON is a probe of `list --json`.

@@ -111,10 +111,19 @@ func escapeRune(r rune, size int, first byte, layout bool) string {
 		return `\r`
 	case r < 0x20 || r == 0x7f:
 		return fmt.Sprintf(`\x%02x`, r)
-	case r >= 0x80 && r <= 0x9f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+	case Unicode(r):
 		return fmt.Sprintf(`\u%04x`, r)
 	}
 	return ""
+}
+
+// Unicode reports whether r is one of the characters above U+007F that
+// a terminal acts on, and that are therefore shown as \uNNNN: a C1
+// control (U+0080–U+009F, 8-bit CSI and OSC among them) or a
+// bidirectional override (U+202A–U+202E, U+2066–U+2069). A JSON
+// encoder that writes them raw needs the same set.
+func Unicode(r rune) bool {
+	return r >= 0x80 && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
 }
 
 // Writer escapes what it writes through as Text does, for a stream of
