@@ -19,13 +19,14 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tracebroker/tracebroker/broker/audit"
 	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
 // Bounds on what is read.
 const (
 	// maxLine is audit's own limit on a line; a longer one is skipped.
-	maxLine = 1 << 20
+	maxLine = audit.MaxLine
 	// DefaultMaxRecords bounds the records kept (the newest are).
 	DefaultMaxRecords = 10000
 	// maxSessions bounds the sessions under way whose subject is
