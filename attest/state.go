@@ -20,15 +20,17 @@ const DefaultStateDir = "/var/lib/tracebroker"
 //	                     plugin, collector and policy manifests
 //	manifests/           manifests kept apart from the files they sign
 const (
-	hostKeyName  = "host"
-	trustDir     = "trust"
-	manifestsDir = "manifests"
+	hostKeyName = "host"
+	// TrustDir and ManifestsDir are the state directory's parts that
+	// attest reads (internal/hoststate names the others).
+	TrustDir     = "trust"
+	ManifestsDir = "manifests"
 )
 
 // Init creates a state directory and its host attestation key. It is
 // idempotent: an existing key is kept and returned with created false.
 func Init(dir string) (pub *PublicKey, created bool, err error) {
-	for _, d := range []string{dir, filepath.Join(dir, trustDir), filepath.Join(dir, manifestsDir)} {
+	for _, d := range []string{dir, filepath.Join(dir, TrustDir), filepath.Join(dir, ManifestsDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, false, err
 		}
@@ -64,7 +66,7 @@ func HostPublicKeyPath(dir string) string { return filepath.Join(dir, hostKeyNam
 // StateTrust is the set of release keys a state directory trusts: every
 // trust/*.pub. None is an empty set, which verifies nothing.
 func StateTrust(dir string) (*Trust, error) {
-	paths, err := filepath.Glob(filepath.Join(dir, trustDir, "*.pub"))
+	paths, err := filepath.Glob(filepath.Join(dir, TrustDir, "*.pub"))
 	if err != nil {
 		return nil, err
 	}
@@ -73,4 +75,4 @@ func StateTrust(dir string) (*Trust, error) {
 }
 
 // StateManifestDir is the state directory's manifest directory.
-func StateManifestDir(dir string) string { return filepath.Join(dir, manifestsDir) }
+func StateManifestDir(dir string) string { return filepath.Join(dir, ManifestsDir) }

@@ -13,6 +13,7 @@ import (
 	"github.com/tracebroker/tracebroker/broker/audit"
 	"github.com/tracebroker/tracebroker/broker/audit/view"
 	"github.com/tracebroker/tracebroker/internal/escape"
+	"github.com/tracebroker/tracebroker/internal/hoststate"
 )
 
 func newAuditShowCmd() *cobra.Command {
@@ -62,7 +63,7 @@ admitted, end, refused, stops, records, attestations, attest_error}).`,
 				file = args[0]
 			}
 			if attestDir == "" {
-				attestDir = filepath.Join(state, "attestations")
+				attestDir = filepath.Join(state, hoststate.Attestations)
 			}
 			if len(trust) == 0 {
 				trust = []string{attest.HostPublicKeyPath(state)}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tracebroker/tracebroker/broker/token"
+	"github.com/tracebroker/tracebroker/internal/hoststate"
 )
 
 // registerOIDCFlag is serve's (and token inspect's) --oidc-issuer.
@@ -22,7 +23,7 @@ func registerOIDCFlag(f *pflag.FlagSet, paths *[]string, def string) {
 // accept, or refuse, a provider's tokens.
 func oidcIssuers(paths []string, state string) ([]token.OIDCConfig, error) {
 	if len(paths) == 0 && state != "" {
-		paths, _ = filepath.Glob(filepath.Join(state, "issuers", "*"+token.OIDCSuffix))
+		paths, _ = filepath.Glob(filepath.Join(state, hoststate.Issuers, "*"+token.OIDCSuffix))
 		sort.Strings(paths)
 	}
 	var out []token.OIDCConfig

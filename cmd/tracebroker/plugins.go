@@ -24,7 +24,7 @@ type pluginFlags struct {
 	param []string
 }
 
-func defaultPluginDir(state string) string { return filepath.Join(state, "plugins") }
+func defaultPluginDir(state string) string { return filepath.Join(state, hoststate.Plugins) }
 
 func (p *pluginFlags) register(f *pflag.FlagSet, withGen bool) {
 	f.StringVar(&p.dir, "plugin-dir", "", "generator plugins' `DIR` (default: STATE/plugins)")

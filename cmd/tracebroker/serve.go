@@ -120,7 +120,7 @@ everything.`,
 			}
 			cfg.AttestDir = attestDir
 			if cfg.AttestDir == "" {
-				cfg.AttestDir = filepath.Join(state, "attestations")
+				cfg.AttestDir = filepath.Join(state, hoststate.Attestations)
 			}
 			var rev *token.Revocations
 			if revoked != "" {
@@ -207,7 +207,7 @@ everything.`,
 // which the log says.
 func issuerVerifier(paths, oidcPaths []string, state string, rev *token.Revocations, tf tokenFlags) (*token.Verifier, error) {
 	if len(paths) == 0 {
-		paths, _ = filepath.Glob(filepath.Join(state, "issuers", "*.pub"))
+		paths, _ = filepath.Glob(filepath.Join(state, hoststate.Issuers, "*.pub"))
 		sort.Strings(paths)
 	}
 	oidc, err := oidcIssuers(oidcPaths, state)

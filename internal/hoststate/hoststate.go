@@ -18,11 +18,11 @@ import (
 // The state directory's parts. Host key, broker.json and audit.log are
 // files in the top directory.
 const (
-	Trust        = "trust"        // release keys this host trusts (*.pub)
-	Manifests    = "manifests"    // manifests kept apart from their files: the broker's, the collectors'
-	Issuers      = "issuers"      // token issuers' public keys (*.pub)
-	Plugins      = "plugins"      // generator plugins and their NAME.sig
-	Attestations = "attestations" // the daemon's program attestations
+	Trust        = attest.TrustDir     // release keys this host trusts (*.pub)
+	Manifests    = attest.ManifestsDir // manifests kept apart from their files: the broker's, the collectors'
+	Issuers      = "issuers"           // token issuers' public keys (*.pub)
+	Plugins      = "plugins"           // generator plugins and their NAME.sig
+	Attestations = "attestations"      // the daemon's program attestations
 )
 
 // dirs are made in this order, each with its mode. Attestations are
