@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 )
@@ -27,14 +26,12 @@ const (
 	ManifestsDir = "manifests"
 )
 
-// Init creates a state directory and its host attestation key. It is
-// idempotent: an existing key is kept and returned with created false.
+// Init creates the host attestation key of a state directory, which
+// internal/hoststate.Init has made with its parts (refusing planted
+// links and directories others may write, which a MkdirAll here would
+// not). It is idempotent: an existing key is kept and returned with
+// created false.
 func Init(dir string) (pub *PublicKey, created bool, err error) {
-	for _, d := range []string{dir, filepath.Join(dir, TrustDir), filepath.Join(dir, ManifestsDir)} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, false, err
-		}
-	}
 	if k, err := LoadHostKey(dir); err == nil {
 		return k.Public(), false, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
