@@ -57,6 +57,11 @@ func (p *Probe) CheckName() error {
 			return &NameError{p.Name, fmt.Sprintf("%s at %d Hz", p.Kind, p.Freq)}
 		}
 		return &NameError{p.Name, fmt.Sprintf("%s every %d ns", p.Kind, p.PeriodNs)}
+	case Fentry, Fexit:
+		if err := p.checkFuncName(); err != nil {
+			return err
+		}
+		want = p.Kind.String() + ":" + p.Category + ":" + p.Event
 	case Uprobe, Uretprobe:
 		fn, ok := strings.CutPrefix(p.Name, p.Kind.String()+":"+p.Path+":")
 		if ok && fn != "" && !strings.ContainsAny(fn, "*?[") {

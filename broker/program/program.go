@@ -59,6 +59,14 @@ const (
 	// Gatekeeper is an admission policy: it runs in the interpreter over
 	// the gatekeeper's Request (gatekeeper/abi) and returns a verdict.
 	Gatekeeper
+	// Fentry runs when a kernel function (Category the module, Event
+	// the function) is entered, through a BPF trampoline: bpftrace's
+	// kfunc. The context is the function's arguments, a u64 slot each,
+	// typed by the function's BTF.
+	Fentry
+	// Fexit runs when a kernel function returns (kretfunc): the context
+	// is Fentry's with the return value in the slot after the arguments.
+	Fexit
 )
 
 // String is the kind's probe type as bpftrace spells it ("BEGIN",
@@ -73,7 +81,7 @@ func (k ProbeKind) String() string {
 var probeKindNames = [...]string{
 	Begin: "BEGIN", End: "END", Tracepoint: "tracepoint", Interval: "interval", Profile: "profile",
 	RawTracepoint: "rawtracepoint", Uprobe: "uprobe", Uretprobe: "uretprobe", TpBTF: "tp_btf",
-	Gatekeeper: "gatekeeper",
+	Gatekeeper: "gatekeeper", Fentry: "kfunc", Fexit: "kretfunc",
 }
 
 // Probe is one attach point with its own code. A script probe with a
@@ -83,8 +91,8 @@ type Probe struct {
 	// Name is the expanded probe name as bpftrace prints it with the
 	// `probe` builtin, e.g. "tracepoint:syscalls:sys_enter_openat".
 	Name     string
-	Category string // Tracepoint
-	Event    string // Tracepoint
+	Category string // Tracepoint; Fentry, Fexit: the module ("vmlinux")
+	Event    string // Tracepoint; Fentry, Fexit: the function
 	PeriodNs uint64 // Interval, Profile
 	Freq     uint64 // Profile: samples per second per CPU (profile:hz:N)
 	Path     string // Uprobe, Uretprobe: the ELF file

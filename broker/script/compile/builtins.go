@@ -422,7 +422,7 @@ func (c *compiler) sizeOf(in *instance, e syntax.Expr) int {
 			return bits / 8
 		}
 	}
-	if fa, ok := unparen(e).(*syntax.FieldAccess); ok && (in.kind == program.Tracepoint || in.kind == program.TpBTF) {
+	if fa, ok := unparen(e).(*syntax.FieldAccess); ok && (in.kind == program.Tracepoint || btfContext(in.kind)) {
 		if f := findField(in.fields, fa.Field); f != nil {
 			c.expr(in, e)
 			return f.Size

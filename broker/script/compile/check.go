@@ -526,6 +526,11 @@ func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
 	if in.kind == program.Gatekeeper {
 		return c.policyIdent(in, e)
 	}
+	if in.kind == program.Fentry || in.kind == program.Fexit {
+		if t, ok := c.fentryIdent(in, e); ok {
+			return t
+		}
+	}
 	switch {
 	case builtinInts[e.Name]:
 		if e.Name == "cpid" && !c.opts.HaveChild {
@@ -615,11 +620,11 @@ func (c *compiler) field(in *instance, e *syntax.FieldAccess) ty {
 		c.errorf(e.Pos(), e.End(), "field access is only supported on args (args->NAME)")
 		return ty{}
 	}
-	if in.kind == program.TpBTF {
+	if btfContext(in.kind) {
 		return c.btfField(in, e)
 	}
 	if in.kind != program.Tracepoint {
-		c.errorf(e.Pos(), e.End(), "The args builtin can only be used with tracepoint/fentry/uprobe probes (%s used here)", in.spec.Provider)
+		c.errorf(e.Pos(), e.End(), "The args builtin can only be used with tracepoint/kfunc/uprobe probes (%s used here)", in.spec.Provider)
 		return ty{}
 	}
 	f := findField(in.fields, e.Field)

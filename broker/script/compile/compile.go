@@ -81,6 +81,9 @@ type Options struct {
 	Uprobes     Uprobes
 	// BTFTracepoints answers for tp_btf probes; nil makes them an error.
 	BTFTracepoints BTFTracepoints
+	// Funcs answers for kfunc/kretfunc (fentry/fexit) probes; nil
+	// makes them an error.
+	Funcs KernelFuncs
 	// MaxMapKeys bounds every user map (bpftrace's default is 4096).
 	MaxMapKeys int
 	// HaveChild is set when -c starts a command, so that cpid is defined.
@@ -433,8 +436,8 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		return c.expandTpBTF(p, s)
 	case "usdt", "software", "hardware", "watchpoint":
 		c.errorf(s.From, s.To, "%s probes are not supported yet", s.Provider)
-	case "fentry", "fexit":
-		c.errorf(s.From, s.To, "%s probes are not available: this kernel refuses fentry/fexit programs", s.Provider)
+	case "kfunc", "kretfunc":
+		return c.expandFentry(p, s)
 	case "gatekeeper":
 		c.errorf(s.From, s.To, "a gatekeeper block is an admission policy, not a probe: compile it with `tracebroker gatekeeper compile`")
 	default:

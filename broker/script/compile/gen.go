@@ -641,7 +641,7 @@ func (g *gen) intExpr(e syntax.Expr) {
 		g.mapRead(e)
 	case *syntax.FieldAccess:
 		f := findField(g.in.fields, e.Field)
-		if g.in.kind == program.TpBTF {
+		if btfContext(g.in.kind) {
 			g.btfArg(f, false)
 			return
 		}
@@ -788,6 +788,10 @@ func (g *gen) builtin(name string) {
 	default:
 		if g.in.kind == program.TpBTF {
 			g.btfSlot(name)
+			return
+		}
+		if g.in.kind == program.Fexit && name == "retval" {
+			g.btfArg(findField(g.in.fields, retvalField), false)
 			return
 		}
 		if g.in.kind == program.RawTracepoint {
@@ -1192,6 +1196,10 @@ func (g *gen) captureString(src syntax.Expr) {
 			if n, err := strconv.Atoi(strings.TrimPrefix(e.Name, "arg")); err == nil && strings.HasPrefix(e.Name, "arg") {
 				off = 8 * n
 			}
+		case program.Fexit:
+			if f := findField(g.in.fields, retvalField); f != nil && e.Name == "retval" && f.Kind == FieldPtr {
+				off = f.Offset
+			}
 		}
 	}
 	if off < 0 || off+8 > program.MaxContext {
@@ -1224,7 +1232,7 @@ func ctxLen(in *instance) int {
 		return program.PerfEventDataSize
 	case program.RawTracepoint:
 		return 8 * 12
-	case program.Tracepoint, program.TpBTF:
+	case program.Tracepoint, program.TpBTF, program.Fentry, program.Fexit:
 		n := 0
 		for _, f := range in.fields {
 			if f.Kind == FieldDataLoc {

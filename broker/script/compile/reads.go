@@ -177,7 +177,7 @@ func (g *gen) inContext(base, index syntax.Expr, vars map[string]bool) bool {
 func (g *gen) ctxPointer(e syntax.Expr, vars map[string]bool) bool {
 	switch e := unparen(e).(type) {
 	case *syntax.FieldAccess:
-		if g.in.kind != program.Tracepoint && g.in.kind != program.TpBTF {
+		if g.in.kind != program.Tracepoint && !btfContext(g.in.kind) {
 			return false
 		}
 		f := findField(g.in.fields, e.Field)
@@ -206,6 +206,8 @@ func ctxArgument(kind program.ProbeKind, name string) bool {
 		return ok
 	case program.RawTracepoint, program.TpBTF:
 		return len(name) > 3 && name[:3] == "arg" && isDigits(name[3:])
+	case program.Fexit:
+		return name == "retval"
 	}
 	return false
 }

@@ -63,20 +63,33 @@ func (c *compiler) expandTpBTF(p *syntax.Probe, s *syntax.ProbeSpec) []*instance
 	return out
 }
 
-// btfField types args.NAME in a tp_btf probe.
+// btfField types args.NAME in a tp_btf, kfunc or kretfunc probe.
 func (c *compiler) btfField(in *instance, e *syntax.FieldAccess) ty {
 	f := findField(in.fields, e.Field)
 	if f == nil {
+		if in.kind != program.TpBTF {
+			c.errorf(e.Pos(), e.To, "Can't find function parameter %s", e.Field)
+			return ty{}
+		}
 		c.errorf(e.FieldPos, e.To, "tracepoint %s has no argument named '%s'%s", in.event, e.Field, btfArgList(in.fields))
 		return ty{}
 	}
+	t := btfFieldType(f)
+	if t.k == 0 {
+		c.errorf(e.FieldPos, e.To, "args.%s has type '%s', which can not be read: only integer and pointer arguments can", f.Name, f.Type)
+	}
+	return t
+}
+
+// btfFieldType is the type of a BTF-typed argument slot; the zero ty for
+// one that can not be read (a struct passed by value).
+func btfFieldType(f *Field) ty {
 	switch f.Kind {
 	case FieldInt:
 		return ty{k: kInt, signed: f.Signed}
 	case FieldPtr:
 		return pointerType(f.Type, f.User)
 	}
-	c.errorf(e.FieldPos, e.To, "args.%s has type '%s', which can not be read: only integer and pointer arguments can", f.Name, f.Type)
 	return ty{}
 }
 
@@ -84,7 +97,7 @@ func (c *compiler) btfField(in *instance, e *syntax.FieldAccess) ty {
 func btfArgList(fields []Field) string {
 	s := ""
 	for _, f := range fields {
-		if f.Name == "" {
+		if f.Name == "" || f.Name == retvalField {
 			continue
 		}
 		if s != "" {

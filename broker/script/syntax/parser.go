@@ -18,8 +18,10 @@ var providerAliases = map[string]string{
 	"s": "software", "software": "software",
 	"h": "hardware", "hardware": "hardware",
 	"U": "usdt", "usdt": "usdt",
-	"f": "fentry", "fentry": "fentry",
-	"fr": "fexit", "fexit": "fexit",
+	// kfunc/kretfunc are bpftrace 0.17's names, fentry/fexit the newer
+	// spellings of the same probes.
+	"f": "kfunc", "fentry": "kfunc", "kfunc": "kfunc",
+	"fr": "kretfunc", "fexit": "kretfunc", "kretfunc": "kretfunc",
 	"w": "watchpoint", "watchpoint": "watchpoint",
 }
 

@@ -1,0 +1,386 @@
+package btftp
+
+// Kernel functions for fentry/fexit (bpftrace's kfunc/kretfunc): which
+// there are, and each one's parameters and return type from its BTF
+// FUNC_PROTO.
+//
+// A function can be traced this way when its BTF has a FUNC of that name
+// and ftrace can patch it: it is listed in available_filter_functions
+// (as "NAME" for vmlinux, "NAME [MODULE]" for a module), which is also
+// what bpftrace 0.17 requires. When that file cannot be read (lockdown,
+// no ftrace) every BTF function is offered and the kernel says at load
+// whether it takes it.
+//
+// The context of an fentry program is an array of u64, one slot per 8
+// bytes of argument (a struct of 9–16 bytes passed by value takes two),
+// and an fexit program's has the return value in the slot after the last
+// argument: what the verifier's btf_ctx_access checks.
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/tracebroker/tracebroker/bpf/tracefs"
+)
+
+// Vmlinux is the module name of the kernel's own functions, as bpftrace
+// names them (kfunc:vmlinux:vfs_read).
+const Vmlinux = "vmlinux"
+
+// Func is a kernel function an fentry/fexit program can attach to.
+type Func struct {
+	Module string // Vmlinux or a loaded module's name
+	Name   string
+}
+
+// Proto is a function's signature: its arguments, in context slots, and
+// its return value (nil for void), in the slot after them.
+type Proto struct {
+	Args []Arg
+	Ret  *Arg
+	// Slots is the context's length in u64s before the return value:
+	// where Ret is.
+	Slots int
+}
+
+// funcSource is what Funcs reads, injected by tests.
+type funcSource struct {
+	// traceable lists, per module, the functions ftrace can patch; nil
+	// when the kernel does not say.
+	traceable func() (map[string]map[string]bool, error)
+	// modules lists the modules with BTF, vmlinux included.
+	modules func() ([]string, error)
+	// spec is the BTF of one module (or vmlinux).
+	spec func(module string) (*btf.Spec, error)
+}
+
+var kernelFuncs = funcSource{traceable: readTraceable, modules: btfModules, spec: moduleSpec}
+
+var traceable struct {
+	once sync.Once
+	m    map[string]map[string]bool
+	err  error
+}
+
+// readTraceable reads available_filter_functions once. An unreadable
+// file (EPERM under lockdown, no ftrace) gives nil and no error: the
+// caller then offers all of BTF.
+func readTraceable() (map[string]map[string]bool, error) {
+	traceable.once.Do(func() {
+		root, err := tracefs.Root()
+		if err != nil {
+			return
+		}
+		f, err := os.Open(filepath.Join(root, "available_filter_functions"))
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		traceable.m, traceable.err = parseTraceable(f)
+	})
+	return traceable.m, traceable.err
+}
+
+// parseTraceable reads available_filter_functions' lines: "NAME" or
+// "NAME [MODULE]".
+func parseTraceable(r io.Reader) (map[string]map[string]bool, error) {
+	m := map[string]map[string]bool{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 1<<16)
+	for sc.Scan() {
+		name, mod, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		if name == "" {
+			continue
+		}
+		if i := strings.IndexByte(name, '\t'); i >= 0 {
+			name = name[:i] // available_filter_functions_addrs-like tails
+		}
+		mod = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(mod), "["), "]")
+		if mod == "" {
+			mod = Vmlinux
+		}
+		if m[mod] == nil {
+			m[mod] = map[string]bool{}
+		}
+		m[mod][name] = true
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading available_filter_functions: %w", err)
+	}
+	return m, nil
+}
+
+// btfModules lists /sys/kernel/btf: vmlinux and every loaded module
+// that has BTF.
+func btfModules() ([]string, error) {
+	ents, err := os.ReadDir("/sys/kernel/btf")
+	if err != nil {
+		return nil, fmt.Errorf("kfunc probes need the kernel's BTF type information (/sys/kernel/btf): %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out, nil
+}
+
+var modSpecs struct {
+	mu sync.Mutex
+	m  map[string]*btf.Spec
+}
+
+func moduleSpec(module string) (*btf.Spec, error) {
+	if module == Vmlinux {
+		spec, _, err := load()
+		return spec, err
+	}
+	modSpecs.mu.Lock()
+	defer modSpecs.mu.Unlock()
+	if s := modSpecs.m[module]; s != nil {
+		return s, nil
+	}
+	s, err := btf.LoadKernelModuleSpec(module)
+	if err != nil {
+		return nil, fmt.Errorf("reading the BTF of module %s: %w", module, err)
+	}
+	if modSpecs.m == nil {
+		modSpecs.m = map[string]*btf.Spec{}
+	}
+	modSpecs.m[module] = s
+	return s, nil
+}
+
+// Funcs returns the functions whose module matches modPattern and whose
+// name matches fnPattern (path.Match globs), sorted by module then name.
+func Funcs(modPattern, fnPattern string) ([]Func, error) {
+	return kernelFuncs.funcs(modPattern, fnPattern)
+}
+
+func (src funcSource) funcs(modPattern, fnPattern string) ([]Func, error) {
+	for _, p := range []string{modPattern, fnPattern} {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("bad pattern %q: %w", p, err)
+		}
+	}
+	trace, err := src.traceable()
+	if err != nil {
+		return nil, err
+	}
+	mods, err := src.modules()
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(mods)
+	var out []Func
+	for _, mod := range mods {
+		if ok, _ := path.Match(modPattern, mod); !ok {
+			continue
+		}
+		if trace != nil && !anyMatch(trace[mod], fnPattern) {
+			continue // do not parse a module's BTF for nothing
+		}
+		spec, err := src.spec(mod)
+		if err != nil {
+			return nil, err
+		}
+		names, err := funcNames(spec, mod)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if ok, _ := path.Match(fnPattern, n); !ok {
+				continue
+			}
+			if trace != nil && !trace[mod][n] {
+				continue
+			}
+			out = append(out, Func{Module: mod, Name: n})
+		}
+	}
+	return out, nil
+}
+
+func anyMatch(set map[string]bool, pattern string) bool {
+	if !strings.ContainsAny(pattern, "*?[\\") {
+		return set[pattern]
+	}
+	for n := range set {
+		if ok, _ := path.Match(pattern, n); ok {
+			return true
+		}
+	}
+	return false
+}
+
+var funcNameCache struct {
+	mu sync.Mutex
+	m  map[string][]string
+}
+
+// funcNames lists the FUNCs a module's own BTF defines, sorted and
+// without duplicates (a module's spec also holds vmlinux's types).
+func funcNames(spec *btf.Spec, mod string) ([]string, error) {
+	funcNameCache.mu.Lock()
+	defer funcNameCache.mu.Unlock()
+	if n, ok := funcNameCache.m[mod]; ok {
+		return n, nil
+	}
+	var vm map[string]bool
+	if mod != Vmlinux {
+		// A module's spec is split BTF on top of vmlinux's: skip the
+		// base's functions, which are vmlinux's.
+		base, ok := funcNameCache.m[Vmlinux]
+		if !ok {
+			funcNameCache.mu.Unlock()
+			spec, err := moduleSpec(Vmlinux)
+			if err == nil {
+				base, err = funcNames(spec, Vmlinux)
+			}
+			funcNameCache.mu.Lock()
+			if err != nil {
+				return nil, err
+			}
+		}
+		vm = make(map[string]bool, len(base))
+		for _, n := range base {
+			vm[n] = true
+		}
+	}
+	var names []string
+	if mod == Vmlinux {
+		kernel.mu.Lock()
+		defer kernel.mu.Unlock()
+	}
+	for t, err := range spec.All() {
+		if err != nil {
+			return nil, fmt.Errorf("reading the BTF of %s: %w", mod, err)
+		}
+		if f, ok := t.(*btf.Func); ok && !vm[f.Name] {
+			names = append(names, f.Name)
+		}
+	}
+	sort.Strings(names)
+	names = compact(names)
+	if funcNameCache.m == nil {
+		funcNameCache.m = map[string][]string{}
+	}
+	funcNameCache.m[mod] = names
+	return names, nil
+}
+
+// ErrNoFunc is returned by FuncProto for a function BTF does not have.
+var ErrNoFunc = errors.New("No BTF found for")
+
+// FuncProto returns the signature of module's function name.
+func FuncProto(module, name string) (*Proto, error) {
+	return kernelFuncs.proto(module, name)
+}
+
+func (src funcSource) proto(module, name string) (*Proto, error) {
+	spec, err := src.spec(module)
+	if err != nil {
+		return nil, err
+	}
+	if module == Vmlinux {
+		kernel.mu.Lock()
+		defer kernel.mu.Unlock()
+	}
+	var fn *btf.Func
+	if err := spec.TypeByName(name, &fn); err != nil {
+		if errors.Is(err, btf.ErrNotFound) {
+			return nil, fmt.Errorf("%w %s", ErrNoFunc, name)
+		}
+		if errors.Is(err, btf.ErrMultipleMatches) {
+			// Static functions of one name in several files: the
+			// kernel could not tell which one a program means.
+			return nil, fmt.Errorf("%s:%s names more than one function in the kernel's BTF: a kfunc probe can not tell them apart", module, name)
+		}
+		return nil, fmt.Errorf("BTF of function %s: %w", name, err)
+	}
+	return protoOf(fn)
+}
+
+// protoOf lays a function's parameters out in context slots.
+func protoOf(fn *btf.Func) (*Proto, error) {
+	fp, ok := fn.Type.(*btf.FuncProto)
+	if !ok {
+		return nil, fmt.Errorf("BTF of function %s: not a function prototype", fn.Name)
+	}
+	p := &Proto{}
+	for i, prm := range fp.Params {
+		if _, void := prm.Type.(*btf.Void); void && i == len(fp.Params)-1 {
+			return nil, fmt.Errorf("function %s takes variable arguments, which fentry programs can not see", fn.Name)
+		}
+		a := describe(prm.Type)
+		a.Name, a.Slot = prm.Name, p.Slots
+		n := 1
+		if a.Kind == Other && a.Size > 8 {
+			n = (a.Size + 7) / 8
+		}
+		p.Slots += n
+		p.Args = append(p.Args, a)
+	}
+	if _, void := fp.Return.(*btf.Void); !void {
+		r := describe(fp.Return)
+		r.Name, r.Slot = "retval", p.Slots
+		p.Ret = &r
+	}
+	return p, nil
+}
+
+// ListFuncs writes the functions pattern ("vfs_*", "MODULE:FUNC", ""
+// for all) matches as bpftrace 0.17's -l does, "PROVIDER:MODULE:FUNC",
+// and with verbose each one's parameters and non-void return value,
+// indented four spaces ("    struct file * file", "    ssize_t retval").
+func ListFuncs(w io.Writer, provider, pattern string, verbose bool) error {
+	mod, fn, ok := strings.Cut(pattern, ":")
+	if !ok {
+		mod, fn = "*", pattern
+	}
+	if fn == "" {
+		fn = "*"
+	}
+	if mod == "" {
+		mod = "*"
+	}
+	funcs, err := Funcs(mod, fn)
+	if err != nil {
+		return err
+	}
+	for _, f := range funcs {
+		fmt.Fprintf(w, "%s:%s:%s\n", provider, f.Module, f.Name)
+		if !verbose {
+			continue
+		}
+		p, err := FuncProto(f.Module, f.Name)
+		if err != nil {
+			// One odd function (variadic, ambiguous) does not end a
+			// listing of thousands: bpftrace skips what it can not
+			// describe too.
+			continue
+		}
+		for _, a := range p.Args {
+			fmt.Fprintf(w, "    %s\n", listDecl(a))
+		}
+		if p.Ret != nil {
+			fmt.Fprintf(w, "    %s\n", listDecl(*p.Ret))
+		}
+	}
+	return nil
+}
+
+// listDecl spells a parameter as bpftrace's listing does: the type,
+// without __user, then a space and the name ("char * buf").
+func listDecl(a Arg) string {
+	return strings.ReplaceAll(a.Type, " __user", "") + " " + a.Name
+}
