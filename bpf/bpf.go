@@ -47,8 +47,8 @@ func progType(k program.ProbeKind) ebpf.ProgramType {
 		return ebpf.PerfEvent
 	case program.Uprobe, program.Uretprobe:
 		return ebpf.Kprobe // uprobes run kprobe programs, with pt_regs
-	case program.TpBTF:
-		return ebpf.Tracing // with AttachTraceRawTp: see Load
+	case program.TpBTF, program.Fentry, program.Fexit:
+		return ebpf.Tracing // with AttachTraceRawTp, AttachTraceFEntry/FExit: see Load
 	}
 	// BEGIN and END run through BPF_PROG_TEST_RUN, which raw tracepoint
 	// programs support and which gives them the tracing helpers.
@@ -91,6 +91,13 @@ func Load(p *program.Program, opts Options) (s *Session, err error) {
 			// The verifier types the context from the BTF of
 			// btf_trace_NAME, which cilium/ebpf finds by the name.
 			spec.Programs[names[i]].AttachType = ebpf.AttachTraceRawTp
+			spec.Programs[names[i]].AttachTo = pr.Event
+		}
+		if at, ok := fentryAttachType(pr.Kind); ok {
+			if err := checkFentryTarget(pr); err != nil {
+				return nil, err
+			}
+			spec.Programs[names[i]].AttachType = at
 			spec.Programs[names[i]].AttachTo = pr.Event
 		}
 	}
@@ -155,6 +162,11 @@ func loopReason(log []string) string {
 // and shows the end of the verifier log, where the reason is.
 func loadError(p *program.Program, names []string, err error) error {
 	for i, n := range names {
+		if pr := p.Probes[i]; strings.Contains(err.Error(), "program "+n+":") {
+			if ferr := fentryLoadError(pr, err); ferr != nil {
+				return ferr
+			}
+		}
 		if pr := p.Probes[i]; pr.Kind == program.TpBTF && strings.Contains(err.Error(), "program "+n+":") {
 			// A tp_btf program is a tracing program, which kernels may
 			// refuse (as they refuse fentry) even to root.
@@ -247,14 +259,17 @@ func (s *Session) Attach() (err error) {
 			// A cpu-clock event on CPU 0 that overflows every period,
 			// as bpftrace does for interval.
 			attr = unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Sample: pr.PeriodNs}
-		case program.RawTracepoint, program.TpBTF:
+		case program.RawTracepoint, program.TpBTF, program.Fentry, program.Fexit:
 			name := pr.Event
-			if pr.Kind == program.TpBTF {
-				name = "" // the program names its tracepoint (AttachTo)
+			if pr.Kind != program.RawTracepoint {
+				name = "" // the program names its tracepoint or function (AttachTo)
 			}
 			fd, err := rawTracepointOpen(name, s.progs[i])
 			if err != nil && pr.Kind == program.TpBTF && errors.Is(err, unix.EPERM) {
 				return fmt.Errorf("attach %s: the kernel refuses BTF tracepoint (tp_btf) programs (%w)", pr.Name, unix.EPERM)
+			}
+			if err != nil && pr.Kind != program.RawTracepoint {
+				return fmt.Errorf("attach %s: %w", pr.Name, fentryAttachError(err))
 			}
 			if err != nil {
 				return fmt.Errorf("attach %s: %w", pr.Name, err)

@@ -65,24 +65,30 @@ func (KernelBTFTracepoints) Args(name string) ([]compile.Field, error) {
 	}
 	out := make([]compile.Field, len(args))
 	for i, a := range args {
-		f := compile.Field{Name: a.Name, Type: a.Type, Offset: 8 * a.Slot, Size: a.Size, Signed: a.Signed, Kind: compile.FieldArray}
-		switch {
-		case a.Kind == btftp.Int && a.Size <= 8:
-			f.Kind = compile.FieldInt
-		case a.Kind == btftp.Pointer:
-			f.Kind, f.User = compile.FieldPtr, a.User
-			// The compiler reads what a pointer points to from a C
-			// spelling: give it the pointee's integer type resolved.
-			if a.ElemSize > 0 {
-				f.Type = cInt(a.ElemSize, a.ElemSigned) + " " + strings.Repeat("*", a.Depth)
-			}
-		}
-		if f.Name == "" {
-			f.Name = fmt.Sprintf("arg%d", a.Slot)
-		}
-		out[i] = f
+		out[i] = btfArgField(a)
 	}
 	return out, nil
+}
+
+// btfArgField is a BTF-typed argument slot (a tp_btf or kfunc argument,
+// a kretfunc's return value) as the compiler's field.
+func btfArgField(a btftp.Arg) compile.Field {
+	f := compile.Field{Name: a.Name, Type: a.Type, Offset: 8 * a.Slot, Size: a.Size, Signed: a.Signed, Kind: compile.FieldArray}
+	switch {
+	case a.Kind == btftp.Int && a.Size <= 8:
+		f.Kind = compile.FieldInt
+	case a.Kind == btftp.Pointer:
+		f.Kind, f.User = compile.FieldPtr, a.User
+		// The compiler reads what a pointer points to from a C
+		// spelling: give it the pointee's integer type resolved.
+		if a.ElemSize > 0 {
+			f.Type = cInt(a.ElemSize, a.ElemSigned) + " " + strings.Repeat("*", a.Depth)
+		}
+	}
+	if f.Name == "" {
+		f.Name = fmt.Sprintf("arg%d", a.Slot)
+	}
+	return f
 }
 
 // cInt spells the C integer type of a size and signedness.

@@ -20,12 +20,18 @@ const ScopeKinds = "trace, probe:PATTERN, gen:PATTERN, read:user, read:kernel"
 // script may attach whose name the daemon checks against the scopes
 // (BEGIN and END need no scope). A probe's name starts with its type and
 // a colon ("tracepoint:syscalls:sys_enter_openat").
-var ProbeTypes = []string{"interval", "profile", "rawtracepoint", "tp_btf", "tracepoint", "uprobe", "uretprobe"}
+//
+// kfunc and kretfunc are the canonical types of fentry and fexit probes,
+// bpftrace 0.17's names, and their probe names always carry the module:
+// kfunc:vmlinux:vfs_read, however the script spelt it (fentry:vfs_read,
+// f:vfs_read).
+var ProbeTypes = []string{"interval", "kfunc", "kretfunc", "profile", "rawtracepoint", "tp_btf", "tracepoint", "uprobe", "uretprobe"}
 
 // probeTypeAliases are bpftrace's short spellings of ProbeTypes; scopes
 // match the long names that probe names carry, so a short one grants
 // nothing.
-var probeTypeAliases = map[string]string{"t": "tracepoint", "rt": "rawtracepoint", "u": "uprobe", "ur": "uretprobe", "i": "interval", "p": "profile"}
+var probeTypeAliases = map[string]string{"t": "tracepoint", "rt": "rawtracepoint", "u": "uprobe", "ur": "uretprobe", "i": "interval", "p": "profile",
+	"f": "kfunc", "fentry": "kfunc", "fr": "kretfunc", "fexit": "kretfunc"}
 
 // CheckScopes parses a scope claim as ParseScopes does and also refuses
 // what would grant nothing that was meant: a word of no known kind, and
@@ -61,7 +67,7 @@ func checkProbeType(p string) error {
 	}
 	for _, typ := range ProbeTypes {
 		if canContinue(toks, typ+":") {
-			return nil
+			return checkFuncScope(p)
 		}
 	}
 	typ, _, _ := strings.Cut(p, ":")
