@@ -62,9 +62,12 @@ type funcSource struct {
 	modules func() ([]string, error)
 	// spec is the BTF of one module (or vmlinux).
 	spec func(module string) (*btf.Spec, error)
+
+	mu    sync.Mutex
+	names map[string][]string // funcNames' cache
 }
 
-var kernelFuncs = funcSource{traceable: readTraceable, modules: btfModules, spec: moduleSpec}
+var kernelFuncs = &funcSource{traceable: readTraceable, modules: btfModules, spec: moduleSpec}
 
 var traceable struct {
 	once sync.Once
@@ -166,7 +169,7 @@ func Funcs(modPattern, fnPattern string) ([]Func, error) {
 	return kernelFuncs.funcs(modPattern, fnPattern)
 }
 
-func (src funcSource) funcs(modPattern, fnPattern string) ([]Func, error) {
+func (src *funcSource) funcs(modPattern, fnPattern string) ([]Func, error) {
 	for _, p := range []string{modPattern, fnPattern} {
 		if _, err := path.Match(p, ""); err != nil {
 			return nil, fmt.Errorf("bad pattern %q: %w", p, err)
@@ -193,7 +196,7 @@ func (src funcSource) funcs(modPattern, fnPattern string) ([]Func, error) {
 		if err != nil {
 			return nil, err
 		}
-		names, err := funcNames(spec, mod)
+		names, err := src.funcNames(spec, mod)
 		if err != nil {
 			return nil, err
 		}
@@ -222,45 +225,35 @@ func anyMatch(set map[string]bool, pattern string) bool {
 	return false
 }
 
-var funcNameCache struct {
-	mu sync.Mutex
-	m  map[string][]string
-}
-
 // funcNames lists the FUNCs a module's own BTF defines, sorted and
-// without duplicates (a module's spec also holds vmlinux's types).
-func funcNames(spec *btf.Spec, mod string) ([]string, error) {
-	funcNameCache.mu.Lock()
-	defer funcNameCache.mu.Unlock()
-	if n, ok := funcNameCache.m[mod]; ok {
+// without duplicates. A module's function of a name vmlinux also has is
+// left out: the kernel's attach lookup (cilium/ebpf's) finds vmlinux's
+// first, so a probe of it could not attach where its name says.
+func (src *funcSource) funcNames(spec *btf.Spec, mod string) ([]string, error) {
+	src.mu.Lock()
+	n, ok := src.names[mod]
+	src.mu.Unlock()
+	if ok {
 		return n, nil
 	}
 	var vm map[string]bool
 	if mod != Vmlinux {
-		// A module's spec is split BTF on top of vmlinux's: skip the
-		// base's functions, which are vmlinux's.
-		base, ok := funcNameCache.m[Vmlinux]
-		if !ok {
-			funcNameCache.mu.Unlock()
-			spec, err := moduleSpec(Vmlinux)
-			if err == nil {
-				base, err = funcNames(spec, Vmlinux)
-			}
-			funcNameCache.mu.Lock()
-			if err != nil {
-				return nil, err
-			}
+		base, err := src.spec(Vmlinux)
+		if err != nil {
+			return nil, err
 		}
-		vm = make(map[string]bool, len(base))
-		for _, n := range base {
+		names, err := src.funcNames(base, Vmlinux)
+		if err != nil {
+			return nil, err
+		}
+		vm = make(map[string]bool, len(names))
+		for _, n := range names {
 			vm[n] = true
 		}
 	}
 	var names []string
-	if mod == Vmlinux {
-		kernel.mu.Lock()
-		defer kernel.mu.Unlock()
-	}
+	kernel.mu.Lock() // the vmlinux spec, a module's base, decodes lazily
+	defer kernel.mu.Unlock()
 	for t, err := range spec.All() {
 		if err != nil {
 			return nil, fmt.Errorf("reading the BTF of %s: %w", mod, err)
@@ -271,10 +264,12 @@ func funcNames(spec *btf.Spec, mod string) ([]string, error) {
 	}
 	sort.Strings(names)
 	names = compact(names)
-	if funcNameCache.m == nil {
-		funcNameCache.m = map[string][]string{}
+	src.mu.Lock()
+	if src.names == nil {
+		src.names = map[string][]string{}
 	}
-	funcNameCache.m[mod] = names
+	src.names[mod] = names
+	src.mu.Unlock()
 	return names, nil
 }
 
@@ -286,15 +281,13 @@ func FuncProto(module, name string) (*Proto, error) {
 	return kernelFuncs.proto(module, name)
 }
 
-func (src funcSource) proto(module, name string) (*Proto, error) {
+func (src *funcSource) proto(module, name string) (*Proto, error) {
 	spec, err := src.spec(module)
 	if err != nil {
 		return nil, err
 	}
-	if module == Vmlinux {
-		kernel.mu.Lock()
-		defer kernel.mu.Unlock()
-	}
+	kernel.mu.Lock()
+	defer kernel.mu.Unlock()
 	var fn *btf.Func
 	if err := spec.TypeByName(name, &fn); err != nil {
 		if errors.Is(err, btf.ErrNotFound) {
@@ -330,7 +323,7 @@ func protoOf(fn *btf.Func) (*Proto, error) {
 		p.Slots += n
 		p.Args = append(p.Args, a)
 	}
-	if _, void := fp.Return.(*btf.Void); !void {
+	if _, void := fp.Return.(*btf.Void); !void && fp.Return != nil {
 		r := describe(fp.Return)
 		r.Name, r.Slot = "retval", p.Slots
 		p.Ret = &r
@@ -383,4 +376,17 @@ func ListFuncs(w io.Writer, provider, pattern string, verbose bool) error {
 // without __user, then a space and the name ("char * buf").
 func listDecl(a Arg) string {
 	return strings.ReplaceAll(a.Type, " __user", "") + " " + a.Name
+}
+
+// FuncProvider is the canonical provider (kfunc, kretfunc) of a listing
+// or probe spec's provider as written, bpftrace 0.17's short names and
+// the newer fentry/fexit included.
+func FuncProvider(p string) (string, bool) {
+	switch p {
+	case "kfunc", "f", "fentry":
+		return "kfunc", true
+	case "kretfunc", "fr", "fexit":
+		return "kretfunc", true
+	}
+	return "", false
 }

@@ -21,7 +21,8 @@ func newListCmd() *cobra.Command {
 		Example: `  tracebroker list 'tracepoint:syscalls:sys_enter_open*'
   tracebroker list -v tracepoint:sched:sched_switch
   tracebroker list 'uprobe:/bin/bash:read*'
-  tracebroker list -v 'tp_btf:sched_*'`,
+  tracebroker list -v 'tp_btf:sched_*'
+  tracebroker list -v 'kfunc:vfs_read'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pattern := ""
@@ -60,6 +61,9 @@ func listProbes(w io.Writer, pattern string, verbose bool) error {
 		return uprobe.List(w, path, fn)
 	case "tp_btf":
 		return btftp.List(w, rest, verbose)
+	}
+	if p, ok := btftp.FuncProvider(provider); ok {
+		return btftp.ListFuncs(w, p, rest, verbose)
 	}
 	return tracefs.List(w, pattern, verbose)
 }
