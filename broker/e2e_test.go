@@ -160,9 +160,15 @@ type e2eCase struct {
 
 func loadCases(t testing.TB) []e2eCase {
 	t.Helper()
-	scripts, err := filepath.Glob("../testdata/scripts/*.bt")
+	return loadCasesIn(t, "../testdata/scripts")
+}
+
+// loadCasesIn reads the table of scripts in dir.
+func loadCasesIn(t testing.TB, dir string) []e2eCase {
+	t.Helper()
+	scripts, err := filepath.Glob(filepath.Join(dir, "*.bt"))
 	if err != nil || len(scripts) == 0 {
-		t.Fatalf("no scripts in testdata/scripts: %v", err)
+		t.Fatalf("no scripts in %s: %v", dir, err)
 	}
 	var cases []e2eCase
 	for _, path := range scripts {
