@@ -53,9 +53,15 @@ func (KernelFuncs) Proto(module, fn string) ([]compile.Field, *compile.Field, er
 // load per function and the probe's index in its data (see the README's
 // design note), which is not built yet.
 func refuseInterpFentry(prog *program.Program) error {
+	return refuseCollectorFentry(prog, "interpreter mode", "run it in JIT mode (--mode jit)")
+}
+
+// refuseCollectorFentry is refuseInterpFentry for whatever runs on the
+// static collectors (interpreter mode, record).
+func refuseCollectorFentry(prog *program.Program, what, instead string) error {
 	for _, p := range prog.Probes {
 		if p.Kind == program.Fentry || p.Kind == program.Fexit {
-			return fmt.Errorf("%s: interpreter mode has no collector for kfunc/kretfunc (fentry/fexit) probes yet: run it in JIT mode (--mode jit)", p.Name)
+			return fmt.Errorf("%s: %s has no collector for kfunc/kretfunc (fentry/fexit) probes yet: %s", p.Name, what, instead)
 		}
 	}
 	return nil

@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,6 +46,14 @@ func TestFentryEndToEnd(t *testing.T) {
 			out, _, err = runScript(t, req)
 			if err == nil || !strings.Contains(err.Error(), "interpreter mode has no collector for kfunc/kretfunc (fentry/fexit) probes yet") || out != "" {
 				t.Errorf("interpreter mode: err %v, output %q; want the refusal and no output", err, out)
+			}
+			rec := filepath.Join(t.TempDir(), "rec")
+			err = Record(context.Background(), RecordRequest{Request: Request{Name: "stdin", Source: []byte(f.expand(tc.script)), Command: f.expand(tc.cmd), Collectors: trust, Quiet: true}, Output: rec})
+			if err == nil || !strings.Contains(err.Error(), "record has no collector for kfunc/kretfunc") {
+				t.Errorf("record: %v, want the refusal", err)
+			}
+			if _, serr := os.Stat(rec); serr == nil {
+				t.Errorf("record left %s behind", rec)
 			}
 		})
 	}
