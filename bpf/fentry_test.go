@@ -52,11 +52,9 @@ func TestFentryAttach(t *testing.T) {
 	}
 	defer f.Close()
 	fd := int(f.Fd())
-	bad, err := unix.Dup(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unix.Close(bad) // a closed fd: reads of it return -EBADF
+	// No file is open at this fd, whatever Load opens: reads of it
+	// return -EBADF.
+	const bad = 1<<31 - 1
 	src := fmt.Sprintf(`kfunc:ksys_read /pid == %d && args->count == %d/ { @in[probe, args->fd] = count(); }
 fexit:ksys_read /pid == %[1]d && args->count == %[2]d/ { @out[func, retval] = count(); }`, os.Getpid(), fentryReadCount)
 	prog := compileScript(t, src, 0)
@@ -84,9 +82,16 @@ fexit:ksys_read /pid == %[1]d && args->count == %[2]d/ { @out[func, retval] = co
 	if got := sorted(entries(t, s, mapID(t, prog, "@in"))); !reflect.DeepEqual(got, want) {
 		t.Errorf("@in = %q, want %q", got, want)
 	}
-	want = sorted([]string{"ksys_read,-9=2", fmt.Sprintf("ksys_read,%d=3", fentryReadCount)})
-	if got := sorted(entries(t, s, mapID(t, prog, "@out"))); !reflect.DeepEqual(got, want) {
+	// entries shows a key's raw bits: -EBADF is 2^64-9, which the
+	// schema says to print signed.
+	ebadf := -int64(unix.EBADF)
+	want = sorted([]string{fmt.Sprintf("ksys_read,%d=2", uint64(ebadf)), fmt.Sprintf("ksys_read,%d=3", fentryReadCount)})
+	out := mapID(t, prog, "@out")
+	if got := sorted(entries(t, s, out)); !reflect.DeepEqual(got, want) {
 		t.Errorf("@out = %q, want %q", got, want)
+	}
+	if k := prog.Schema.Maps[out].Keys; len(k) != 2 || !k[1].Signed {
+		t.Errorf("@out's keys %+v: want (string, signed int): retval is an ssize_t", k)
 	}
 	closeAndCheckLinks(t, s, objs)
 }

@@ -258,7 +258,7 @@ func (src *funcSource) funcNames(spec *btf.Spec, mod string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading the BTF of %s: %w", mod, err)
 		}
-		if f, ok := t.(*btf.Func); ok && !vm[f.Name] {
+		if f, ok := t.(*btf.Func); ok && !vm[f.Name] && takesArgs(f) {
 			names = append(names, f.Name)
 		}
 	}
@@ -271,6 +271,18 @@ func (src *funcSource) funcNames(spec *btf.Spec, mod string) ([]string, error) {
 	src.names[mod] = names
 	src.mu.Unlock()
 	return names, nil
+}
+
+// MaxParams is the most parameters a function may have for bpftrace
+// 0.17 to offer it (x86-64's argument registers; kernels before 6.5 take
+// no more either): it lists none with more, and says so of a probe of
+// one.
+const MaxParams = 6
+
+// takesArgs reports whether f has at most MaxParams parameters.
+func takesArgs(f *btf.Func) bool {
+	fp, ok := f.Type.(*btf.FuncProto)
+	return ok && len(fp.Params) <= MaxParams
 }
 
 // ErrNoFunc is returned by FuncProto for a function BTF does not have.

@@ -73,7 +73,7 @@ func (c *compiler) expandFentry(p *syntax.Probe, s *syntax.ProbeSpec) []*instanc
 		if hasWildcard(strings.Join(s.Parts, ":")) {
 			c.errorf(s.From, s.To, "No probes matched %s", s.Raw)
 		} else {
-			c.errorf(s.From, s.To, "No BTF found for %s", fn)
+			c.errorf(s.From, s.To, "%s", c.whyNoFunc(mod, fn))
 		}
 		return nil
 	}
@@ -110,6 +110,27 @@ func (c *compiler) expandFentry(p *syntax.Probe, s *syntax.ProbeSpec) []*instanc
 	}
 	return out
 }
+
+// whyNoFunc says, as bpftrace 0.17 does, why a function named without
+// wildcards is no kfunc target: not in BTF, too many parameters, or not
+// traceable (inlined, notrace).
+func (c *compiler) whyNoFunc(mod, fn string) string {
+	if mod == "*" {
+		mod = "vmlinux"
+	}
+	args, _, err := c.opts.Funcs.Proto(mod, fn)
+	switch {
+	case err != nil:
+		return "No BTF found for " + fn
+	case len(args) > maxFuncParams:
+		return "functions with more than 6 parameters are not supported."
+	}
+	return `function not traceable (probably it is inlined or marked as "notrace")`
+}
+
+// maxFuncParams is btftp.MaxParams: bpftrace 0.17 offers no function
+// with more parameters.
+const maxFuncParams = 6
 
 // fentryIdent types the identifiers a kfunc/kretfunc probe gives a
 // meaning of its own: retval (kretfunc), func. ok is false for the rest.

@@ -51,6 +51,8 @@ var fakeFuncTable = map[[2]string]fakeFunc{
 		{Name: "v", Type: "struct pair", Offset: 0, Size: 16, Kind: FieldArray},
 		{Name: "n", Type: "int", Offset: 16, Size: 4, Signed: true, Kind: FieldInt},
 	}, &Field{Name: "retval", Type: "struct pair", Offset: 24, Size: 16, Kind: FieldArray}},
+	{"vmlinux", "inlined_fn"}: {nil, nil},
+	{"vmlinux", "seven_args"}: {[]Field{{Name: "a"}, {Name: "b"}, {Name: "c"}, {Name: "d"}, {Name: "e"}, {Name: "f"}, {Name: "g"}}, nil},
 	{"nf_tables", "nft_trans_alloc_gfp"}: {[]Field{
 		{Name: "ctx", Type: "struct nft_ctx *", Offset: 0, Size: 8, Kind: FieldPtr},
 		{Name: "msg_type", Type: "int", Offset: 8, Size: 4, Signed: true, Kind: FieldInt},
@@ -227,6 +229,8 @@ func TestFentryErrors(t *testing.T) {
 		{`kfunc:vfs_read { @ = arg0; }`, fakeFuncs{}, "ERROR: The arg0 builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes"},
 		{`kfunc:vfs_nosuchfn { @ = count(); }`, fakeFuncs{}, "stdin:1:1-19: ERROR: No BTF found for vfs_nosuchfn"},
 		{`kfunc:nosuch*fn { @ = count(); }`, fakeFuncs{}, "ERROR: No probes matched kfunc:nosuch*fn"},
+		{`kfunc:inlined_fn { @ = count(); }`, fakeFuncs{}, `ERROR: function not traceable (probably it is inlined or marked as "notrace")`},
+		{`kfunc:seven_args { @ = count(); }`, fakeFuncs{}, "ERROR: functions with more than 6 parameters are not supported."},
 		{`kfunc: { @ = count(); }`, fakeFuncs{}, "ERROR: kfunc should specify a function"},
 		{`kfunc:a:b:c { @ = count(); }`, fakeFuncs{}, "ERROR: kfunc should specify a function"},
 		{`kfunc:vfs_read { @ = count(); }`, nil, "ERROR: kfunc probes are not available"},
