@@ -95,6 +95,9 @@ func checkFentryTarget(pr *program.Probe) error {
 
 // fentryLoadError names the probe and what the kernel refused.
 func fentryLoadError(pr *program.Probe, err error) error {
+	if _, ok := fentryAttachType(pr.Kind); !ok {
+		return nil
+	}
 	what := "fentry"
 	if pr.Kind == program.Fexit {
 		what = "fexit"

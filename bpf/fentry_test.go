@@ -13,6 +13,7 @@ import (
 
 	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/broker"
+	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
@@ -59,16 +60,7 @@ func TestFentryAttach(t *testing.T) {
 fexit:ksys_read /pid == %[1]d && args->count == %[2]d/ { @out[func, retval] = count(); }`, os.Getpid(), fentryReadCount)
 	prog := compileScript(t, src, 0)
 	objs := kerneltest.Track(t)
-	s, err := bpf.Load(prog, bpf.Options{})
-	if err != nil {
-		t.Fatalf("Load: %v", err)
-	}
-	defer s.Close()
-	for i, p := range s.Programs() {
-		if info, err := p.Info(); err != nil || info.Type != ebpf.Tracing {
-			t.Errorf("%s: %+v, %v; want a tracing program", prog.Probes[i].Name, info, err)
-		}
-	}
+	s := loadTracing(t, prog)
 	if err := s.Attach(); err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
@@ -94,6 +86,28 @@ fexit:ksys_read /pid == %[1]d && args->count == %[2]d/ { @out[func, retval] = co
 		t.Errorf("@out's keys %+v: want (string, signed int): retval is an ssize_t", k)
 	}
 	closeAndCheckLinks(t, s, objs)
+}
+
+// loadTracing loads prog and checks that the kernel has its tp_btf,
+// kfunc and kretfunc probes as tracing programs.
+func loadTracing(t *testing.T, prog *program.Program) *bpf.Session {
+	t.Helper()
+	s, err := bpf.Load(prog, bpf.Options{})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	t.Cleanup(s.Close)
+	for i, p := range s.Programs() {
+		switch prog.Probes[i].Kind {
+		case program.TpBTF, program.Fentry, program.Fexit:
+		default:
+			continue
+		}
+		if info, err := p.Info(); err != nil || info.Type != ebpf.Tracing {
+			t.Errorf("%s: %+v, %v; want a tracing program", prog.Probes[i].Name, info, err)
+		}
+	}
+	return s
 }
 
 // TestFentryTargetGone: a function that is not in the kernel fails the

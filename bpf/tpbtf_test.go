@@ -26,14 +26,7 @@ tracepoint:syscalls:sys_enter_getcpu /pid == %[1]d/ { @[probe] = count(); }`, os
 		lockKernel(t)
 		prog := compileScript(t, src, 0)
 		objs := kerneltest.Track(t)
-		s, err := bpf.Load(prog, bpf.Options{})
-		if err != nil {
-			t.Fatalf("Load: %v", err)
-		}
-		defer s.Close()
-		if info, err := s.Programs()[0].Info(); err != nil || info.Type != ebpf.Tracing {
-			t.Errorf("tp_btf program: %+v, %v; want a tracing program", info, err)
-		}
+		s := loadTracing(t, prog)
 		if err := s.Attach(); err != nil {
 			t.Fatalf("Attach: %v", err)
 		}

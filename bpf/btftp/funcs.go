@@ -192,11 +192,7 @@ func (src *funcSource) funcs(modPattern, fnPattern string) ([]Func, error) {
 		if trace != nil && !anyMatch(trace[mod], fnPattern) {
 			continue // do not parse a module's BTF for nothing
 		}
-		spec, err := src.spec(mod)
-		if err != nil {
-			return nil, err
-		}
-		names, err := src.funcNames(spec, mod)
+		names, err := src.funcNames(mod)
 		if err != nil {
 			return nil, err
 		}
@@ -229,20 +225,20 @@ func anyMatch(set map[string]bool, pattern string) bool {
 // without duplicates. A module's function of a name vmlinux also has is
 // left out: the kernel's attach lookup (cilium/ebpf's) finds vmlinux's
 // first, so a probe of it could not attach where its name says.
-func (src *funcSource) funcNames(spec *btf.Spec, mod string) ([]string, error) {
+func (src *funcSource) funcNames(mod string) ([]string, error) {
 	src.mu.Lock()
 	n, ok := src.names[mod]
 	src.mu.Unlock()
 	if ok {
 		return n, nil
 	}
+	spec, err := src.spec(mod)
+	if err != nil {
+		return nil, err
+	}
 	var vm map[string]bool
 	if mod != Vmlinux {
-		base, err := src.spec(Vmlinux)
-		if err != nil {
-			return nil, err
-		}
-		names, err := src.funcNames(base, Vmlinux)
+		names, err := src.funcNames(Vmlinux)
 		if err != nil {
 			return nil, err
 		}
