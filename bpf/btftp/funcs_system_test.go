@@ -27,13 +27,12 @@ func TestSystemListFuncsMatchesBpftrace(t *testing.T) {
 		verbose           bool
 	}{
 		{"kfunc", "vfs_rea*", false},
-		{"kretfunc", "vfs_rea*", false},
-		{"kfunc", "vmlinux:ksys_*", false},
-		{"kfunc", "vfs_read", true},
-		{"kretfunc", "vfs_read", true},
+		{"kretfunc", "vmlinux:vfs_read", true},
 		{"kfunc", "do_sys_openat2", true},
-		{"kfunc", "kmem_cache_free", true},
-		{"kfunc", "schedule", true},
+		{"kfunc", "kmem_cache_free", true}, // void: no retval line
+		{"kfunc", "schedule", true},        // no parameters
+		// tcp_v4_send_ack and others have more than 6 parameters:
+		// bpftrace lists none of them.
 		{"kfunc", "*:tcp_v4_*", true},
 		{"kfunc", "nosuch_fn", true},
 	} {
