@@ -24,6 +24,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -196,6 +197,14 @@ func (src *funcSource) funcs(modPattern, fnPattern string) ([]Func, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !hasMeta(fnPattern) {
+			// One name: no glob over every function.
+			if _, found := slices.BinarySearch(names, fnPattern); found {
+				names = []string{fnPattern}
+			} else {
+				names = nil
+			}
+		}
 		for _, n := range names {
 			if ok, _ := path.Match(fnPattern, n); !ok {
 				continue
@@ -209,8 +218,10 @@ func (src *funcSource) funcs(modPattern, fnPattern string) ([]Func, error) {
 	return out, nil
 }
 
+func hasMeta(pattern string) bool { return strings.ContainsAny(pattern, "*?[\\") }
+
 func anyMatch(set map[string]bool, pattern string) bool {
-	if !strings.ContainsAny(pattern, "*?[\\") {
+	if !hasMeta(pattern) {
 		return set[pattern]
 	}
 	for n := range set {
