@@ -3,6 +3,7 @@ package bpf_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/bpf/btftp"
 	"github.com/tracebroker/tracebroker/broker"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
@@ -154,4 +156,47 @@ func TestFentryRefused(t *testing.T) {
 	if !strings.Contains(herr.Error(), "the kernel refuses fentry/fexit programs (loading an fentry program on vfs_read: operation not permitted)") && !strings.Contains(herr.Error(), "does not support") {
 		t.Errorf("HaveFentry: %v", herr)
 	}
+}
+
+// TestFentryModule: a kfunc probe of a module's function attaches to that
+// module's function, found through its BTF: kretfunc:overlay:ovl_read_iter
+// counts the test's own reads of a file on an overlayfs (the vmtest
+// guest's root), picked out by the size they return.
+func TestFentryModule(t *testing.T) {
+	needFentry(t)
+	lockKernel(t)
+	// /var/tmp, not $TMPDIR: the guest's /tmp is a tmpfs of its own.
+	dir, err := os.MkdirTemp("/var/tmp", "tb-fentry")
+	if err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil || fs.Type != unix.OVERLAYFS_SUPER_MAGIC {
+		t.Skipf("skipping: %s is not on an overlayfs (the vmtest guest's root is)", dir)
+	}
+	if funcs, err := btftp.Funcs("overlay", "ovl_read_iter"); err != nil || len(funcs) != 1 {
+		t.Skipf("skipping: no kfunc overlay:ovl_read_iter here (%v, %v)", funcs, err)
+	}
+	file := filepath.Join(dir, "data")
+	if err := os.WriteFile(file, make([]byte, 3*fentryReadCount), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	prog := compileScript(t, fmt.Sprintf(`kretfunc:overlay:ovl_read_iter /pid == %d && retval == %d/ { @[probe] = count(); }`, os.Getpid(), fentryReadCount), 0)
+	objs := kerneltest.Track(t)
+	s := loadTracing(t, prog)
+	if err := s.Attach(); err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	fentryReads(int(f.Fd()), 3)
+	want := []string{"kretfunc:overlay:ovl_read_iter=3"}
+	if got := entries(t, s, mapID(t, prog, "@")); !reflect.DeepEqual(got, want) {
+		t.Errorf("@ = %q, want %q", got, want)
+	}
+	closeAndCheckLinks(t, s, objs)
 }
