@@ -139,26 +139,7 @@ func TestFentryProbes(t *testing.T) {
 		}
 	}
 
-	ctxLoads := func(src string) []asm.Instruction {
-		t.Helper()
-		prog, err := compileFuncs(t, src, fakeFuncs{})
-		if err != nil {
-			t.Fatalf("%s: %v", src, err)
-		}
-		var out []asm.Instruction
-		for _, ins := range prog.Probes[0].Insns {
-			if ins.OpCode.Class().IsLoad() && ins.Src == rCtx {
-				out = append(out, ins)
-			}
-		}
-		return out
-	}
-	for _, tc := range []struct {
-		src  string
-		off  int16
-		size asm.Size
-		sx   bool
-	}{
+	checkCtxLoads(t, func(src string) (*program.Program, error) { return compileFuncs(t, src, fakeFuncs{}) }, []ctxLoadCase{
 		{`kfunc:vfs_read { @ = args->count; }`, 16, asm.DWord, false},
 		{`kfunc:vfs_read { @ = args.count; }`, 16, asm.DWord, false},
 		{`kfunc:ksys_read { @ = args->fd; }`, 0, asm.Word, false},
@@ -169,29 +150,14 @@ func TestFentryProbes(t *testing.T) {
 		// After a two-slot struct by value.
 		{`kfunc:fake_by_value { @ = args->n; }`, 16, asm.Word, true},
 		{`kfunc:nft_trans_alloc_gfp { @ = args->size; }`, 16, asm.Word, false},
-	} {
-		loads := ctxLoads(tc.src)
-		if len(loads) != 1 {
-			t.Errorf("%s: %d context loads, want 1: %v", tc.src, len(loads), loads)
-			continue
-		}
-		ins := loads[0]
-		if ins.Offset != tc.off || ins.OpCode.Size() != tc.size || (ins.OpCode.Mode() == asm.MemSXMode) != tc.sx {
-			t.Errorf("%s: %v, want a load of ctx+%d size %v sign-extended %v", tc.src, ins, tc.off, tc.size, tc.sx)
-		}
-	}
-	// Pointers, arguments or the return value, are read with
-	// probe_read_kernel, never loaded straight from the context.
-	for _, src := range []string{
+	}, []string{
+		// Pointers, arguments or the return value, are read with
+		// probe_read_kernel, never loaded straight from the context.
 		`kfunc:vfs_read { @ = args->file; }`,
 		`kfunc:do_sys_openat2 { @[str(args->filename)] = count(); }`,
 		`kretfunc:getname { @ = retval; }`,
 		`kretfunc:nft_trans_alloc_gfp { @ = retval; }`,
-	} {
-		if loads := ctxLoads(src); len(loads) != 0 {
-			t.Errorf("%s: direct context loads %v", src, loads)
-		}
-	}
+	})
 }
 
 // TestFentryBuiltins: probe and func are the function's names, fixed at
@@ -247,21 +213,6 @@ func TestFentryErrors(t *testing.T) {
 			}
 			continue
 		}
-		if err == nil {
-			t.Errorf("%s: compiled without error, want %q", tc.src, tc.want)
-			continue
-		}
-		l, ok := err.(syntax.ErrorList)
-		if !ok {
-			t.Errorf("%s: error %T %v is not an ErrorList", tc.src, err, err)
-			continue
-		}
-		got := l.Format("stdin", []byte(tc.src))
-		if !strings.Contains(got, tc.want) {
-			t.Errorf("%s: got\n%s\nwant it to contain\n%s", tc.src, got, tc.want)
-		}
-		if n := strings.Count(got, "ERROR"); n != 1 {
-			t.Errorf("%s: %d errors, want 1:\n%s", tc.src, n, got)
-		}
+		wantOneError(t, tc.src, err, tc.want)
 	}
 }

@@ -93,9 +93,40 @@ func TestTpBTFProbes(t *testing.T) {
 		t.Errorf("probes %s, want %s", got, want)
 	}
 
+	checkCtxLoads(t, func(src string) (*program.Program, error) { return compileBTF(t, src, fakeBTF{}) }, []ctxLoadCase{
+		{`tp_btf:sys_enter /args.id == 79/ { @ = count(); }`, 8, asm.DWord, false},
+		{`tp_btf:sys_enter /args->id == 79/ { @ = count(); }`, 8, asm.DWord, false},
+		{`tp_btf:sched_process_exec { @ = args.old_pid; }`, 8, asm.Word, true},
+		{`tp_btf:sched_switch { @ = args.prev_state; }`, 24, asm.Word, false},
+		{`tp_btf:sched_switch { @ = args.preempt; }`, 0, asm.Byte, false},
+		{`tp_btf:sched_process_exec { @ = arg1; }`, 8, asm.DWord, false},
+		// A union by value's slot is readable raw, not as args.NAME.
+		{`tp_btf:fake_by_value { @ = arg0; }`, 0, asm.DWord, false},
+	}, []string{
+		// Pointers, as args.NAME or as a raw slot, are never loaded directly.
+		`tp_btf:task_rename { @[str(args.comm)] = count(); }`,
+		`tp_btf:task_rename { @[str(arg1)] = count(); }`,
+		`tp_btf:sys_enter { @ = args.regs; }`,
+	})
+}
+
+// ctxLoadCase is a script whose probe loads one value from its context:
+// at off, of size, sign-extended or not.
+type ctxLoadCase struct {
+	src  string
+	off  int16
+	size asm.Size
+	sx   bool
+}
+
+// checkCtxLoads compiles each case and checks its first probe's one
+// context load, and that the direct scripts load nothing straight from
+// the context (pointers go through probe_read_kernel).
+func checkCtxLoads(t *testing.T, compile func(string) (*program.Program, error), cases []ctxLoadCase, direct []string) {
+	t.Helper()
 	ctxLoads := func(src string) []asm.Instruction {
 		t.Helper()
-		prog, err := compileBTF(t, src, fakeBTF{})
+		prog, err := compile(src)
 		if err != nil {
 			t.Fatalf("%s: %v", src, err)
 		}
@@ -107,21 +138,7 @@ func TestTpBTFProbes(t *testing.T) {
 		}
 		return out
 	}
-	for _, tc := range []struct {
-		src  string
-		off  int16
-		size asm.Size
-		sx   bool
-	}{
-		{`tp_btf:sys_enter /args.id == 79/ { @ = count(); }`, 8, asm.DWord, false},
-		{`tp_btf:sys_enter /args->id == 79/ { @ = count(); }`, 8, asm.DWord, false},
-		{`tp_btf:sched_process_exec { @ = args.old_pid; }`, 8, asm.Word, true},
-		{`tp_btf:sched_switch { @ = args.prev_state; }`, 24, asm.Word, false},
-		{`tp_btf:sched_switch { @ = args.preempt; }`, 0, asm.Byte, false},
-		{`tp_btf:sched_process_exec { @ = arg1; }`, 8, asm.DWord, false},
-		// A union by value's slot is readable raw, not as args.NAME.
-		{`tp_btf:fake_by_value { @ = arg0; }`, 0, asm.DWord, false},
-	} {
+	for _, tc := range cases {
 		loads := ctxLoads(tc.src)
 		if len(loads) != 1 {
 			t.Errorf("%s: %d context loads, want 1: %v", tc.src, len(loads), loads)
@@ -132,15 +149,32 @@ func TestTpBTFProbes(t *testing.T) {
 			t.Errorf("%s: %v, want a load of ctx+%d size %v sign-extended %v", tc.src, ins, tc.off, tc.size, tc.sx)
 		}
 	}
-	// Pointers, as args.NAME or as a raw slot, are never loaded directly.
-	for _, src := range []string{
-		`tp_btf:task_rename { @[str(args.comm)] = count(); }`,
-		`tp_btf:task_rename { @[str(arg1)] = count(); }`,
-		`tp_btf:sys_enter { @ = args.regs; }`,
-	} {
+	for _, src := range direct {
 		if loads := ctxLoads(src); len(loads) != 0 {
 			t.Errorf("%s: direct context loads %v", src, loads)
 		}
+	}
+}
+
+// wantOneError checks that compiling src failed with one error, whose
+// formatted text contains want.
+func wantOneError(t *testing.T, src string, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s: compiled without error, want %q", src, want)
+		return
+	}
+	l, ok := err.(syntax.ErrorList)
+	if !ok {
+		t.Errorf("%s: error %T %v is not an ErrorList", src, err, err)
+		return
+	}
+	got := l.Format("stdin", []byte(src))
+	if !strings.Contains(got, want) {
+		t.Errorf("%s: got\n%s\nwant it to contain\n%s", src, got, want)
+	}
+	if n := strings.Count(got, "ERROR"); n != 1 {
+		t.Errorf("%s: %d errors, want 1:\n%s", src, n, got)
 	}
 }
 
@@ -166,21 +200,6 @@ func TestTpBTFErrors(t *testing.T) {
 		{`tracepoint:syscalls:sys_enter_openat { @ = arg0; }`, fakeBTF{}, "The arg0 builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes"},
 	} {
 		_, err := compileBTF(t, tc.src, tc.btf)
-		if err == nil {
-			t.Errorf("%s: compiled without error, want %q", tc.src, tc.want)
-			continue
-		}
-		l, ok := err.(syntax.ErrorList)
-		if !ok {
-			t.Errorf("%s: error %T %v is not an ErrorList", tc.src, err, err)
-			continue
-		}
-		got := l.Format("stdin", []byte(tc.src))
-		if !strings.Contains(got, tc.want) {
-			t.Errorf("%s: got\n%s\nwant it to contain\n%s", tc.src, got, tc.want)
-		}
-		if n := strings.Count(got, "ERROR"); n != 1 {
-			t.Errorf("%s: %d errors, want 1:\n%s", tc.src, n, got)
-		}
+		wantOneError(t, tc.src, err, tc.want)
 	}
 }
