@@ -11,11 +11,11 @@ import (
 // TestHidePID: every probe but BEGIN and END returns before its
 // predicate on an event of the hidden process.
 func TestHidePID(t *testing.T) {
-	f, err := syntax.Parse("stdin", []byte(`BEGIN { @b = 1; } t:syscalls:sys_enter_openat /comm == "x"/ { @ = count(); } u:/bin/work:add_one { @u = count(); } END { @e = 1; }`))
+	f, err := syntax.Parse("stdin", []byte(`BEGIN { @b = 1; } t:syscalls:sys_enter_openat /comm == "x"/ { @ = count(); } u:/bin/work:add_one { @u = count(); } fentry:vfs_read, fexit:vfs_read { @f = count(); } END { @e = 1; }`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog, _, err := Compile(f, Options{Tracepoints: fakeTracepoints{}, Uprobes: fakeUprobes{}, HidePID: 4242})
+	prog, _, err := Compile(f, Options{Tracepoints: fakeTracepoints{}, Uprobes: fakeUprobes{}, Funcs: fakeFuncs{}, HidePID: 4242})
 	if err != nil {
 		t.Fatal(err)
 	}
