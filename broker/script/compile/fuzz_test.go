@@ -20,6 +20,7 @@ func FuzzCompile(f *testing.F) {
 		`tracepoint:sched:sched_process_exec { printf("%s\n", str(args->filename)); @t[(pid, comm)] = avg(args->pid); }`,
 		`interval:ms:10 { @n = @n + 1; @x += 2; if (@n > 3) { exit(); } }`,
 		`tracepoint:syscalls:sys_enter_openat { printf("%c %s\n", *args->filename, str(args->filename, 4)); }`,
+		`kfunc:vfs_re*ad, fentry:nf_tables:* { @[probe, func] = count(); } kretfunc:vmlinux:vfs_read /retval > 0/ { @h = hist(retval); @c = sum(*args->pos); }`,
 	} {
 		f.Add(s)
 	}
@@ -39,7 +40,7 @@ func FuzzCompile(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_, warns, err = Compile(file, Options{Tracepoints: fakeTracepoints{}})
+			_, warns, err = Compile(file, Options{Tracepoints: fakeTracepoints{}, Funcs: fakeFuncs{}})
 		}()
 		select {
 		case <-done:
