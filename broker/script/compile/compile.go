@@ -81,6 +81,9 @@ type Options struct {
 	Uprobes     Uprobes
 	// BTFTracepoints answers for tp_btf probes; nil makes them an error.
 	BTFTracepoints BTFTracepoints
+	// Kprobes answers for kprobe and kretprobe probes; nil makes them
+	// an error.
+	Kprobes Kprobes
 	// MaxMapKeys bounds every user map (bpftrace's default is 4096).
 	MaxMapKeys int
 	// HaveChild is set when -c starts a command, so that cpid is defined.
@@ -216,6 +219,7 @@ type instance struct {
 	freq   uint64 // profile:hz
 	fields []Field
 	path   string // uprobes
+	funcs  []string // a kprobe.multi probe's functions
 	offset uint64
 	binary program.Binary
 
@@ -428,7 +432,7 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		}
 		return out
 	case "kprobe", "kretprobe":
-		c.errorf(s.From, s.To, "%s probes are not available: this kernel was built without kprobes (CONFIG_KPROBES is not set)", s.Provider)
+		return c.expandKprobe(p, s)
 	case "tp_btf":
 		return c.expandTpBTF(p, s)
 	case "usdt", "software", "hardware", "watchpoint":
