@@ -35,7 +35,7 @@ type Session struct {
 	// set on it. Closing one detaches its program.
 	perfFD []int
 	// links are the kprobe.multi links (kprobe.go), each one probe's.
-	links []link.Link
+	links  []link.Link
 	rd     *ringbuf.Reader
 	maps   []*ebpf.Map // parallel to prog.Schema.Maps
 	config []byte

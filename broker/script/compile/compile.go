@@ -218,7 +218,7 @@ type instance struct {
 	period uint64
 	freq   uint64 // profile:hz
 	fields []Field
-	path   string // uprobes
+	path   string   // uprobes
 	funcs  []string // a kprobe.multi probe's functions
 	offset uint64
 	binary program.Binary
