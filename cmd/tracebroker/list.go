@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tracebroker/tracebroker/bpf/btftp"
+	"github.com/tracebroker/tracebroker/bpf/kprobe"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/bpf/uprobe"
 )
@@ -21,7 +22,8 @@ func newListCmd() *cobra.Command {
 		Example: `  tracebroker list 'tracepoint:syscalls:sys_enter_open*'
   tracebroker list -v tracepoint:sched:sched_switch
   tracebroker list 'uprobe:/bin/bash:read*'
-  tracebroker list -v 'tp_btf:sched_*'`,
+  tracebroker list -v 'tp_btf:sched_*'
+  tracebroker list 'kprobe:vfs_*'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pattern := ""
@@ -60,6 +62,12 @@ func listProbes(w io.Writer, pattern string, verbose bool) error {
 		return uprobe.List(w, path, fn)
 	case "tp_btf":
 		return btftp.List(w, rest, verbose)
+	case "kprobe", "k", "kretprobe", "kr":
+		long := map[string]string{"k": "kprobe", "kr": "kretprobe"}[provider]
+		if long == "" {
+			long = provider
+		}
+		return kprobe.List(w, long, rest)
 	}
 	return tracefs.List(w, pattern, verbose)
 }
