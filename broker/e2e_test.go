@@ -158,11 +158,14 @@ type e2eCase struct {
 	bug           *bpftraceBug
 }
 
-func loadCases(t testing.TB) []e2eCase {
+func loadCases(t testing.TB) []e2eCase { return loadCasesFrom(t, "../testdata/scripts") }
+
+// loadCasesFrom loads the table of NAME.bt and NAME.out files in dir.
+func loadCasesFrom(t testing.TB, dir string) []e2eCase {
 	t.Helper()
-	scripts, err := filepath.Glob("../testdata/scripts/*.bt")
+	scripts, err := filepath.Glob(filepath.Join(dir, "*.bt"))
 	if err != nil || len(scripts) == 0 {
-		t.Fatalf("no scripts in testdata/scripts: %v", err)
+		t.Fatalf("no scripts in %s: %v", dir, err)
 	}
 	var cases []e2eCase
 	for _, path := range scripts {
@@ -245,8 +248,12 @@ func TestEndToEnd(t *testing.T) {
 func TestSideBySide(t *testing.T) {
 	needKernel(t)
 	lockKernel(t)
+	sideBySide(t, loadCases(t))
+}
+
+// sideBySide runs a table through bpftrace 0.17 and tracebroker.
+func sideBySide(t *testing.T, cases []e2eCase) {
 	bt := kerneltest.Bpftrace017(t)
-	cases := loadCases(t)
 	fixtures, refs := make([]*fixture, len(cases)), make([]*bpftraceRun, len(cases))
 	for i, tc := range cases {
 		if tc.newSyntax {

@@ -1,0 +1,105 @@
+package broker
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tracebroker/tracebroker/bpf/kprobe"
+)
+
+// kprobeScripts is the kprobe table: testdata/scripts' format, kept
+// apart because a kernel without kprobes (the development host) runs
+// none of it.
+const kprobeScripts = "../testdata/kprobe-scripts"
+
+// needKprobes skips a test on a kernel without kprobes, saying so from
+// a probe of the kernel.
+func needKprobes(t testing.TB) {
+	t.Helper()
+	needKernel(t)
+	if err := kprobe.Supported(); err != nil {
+		t.Skipf("kernel built without kprobes: %v", err)
+	}
+}
+
+// TestKprobeEndToEnd runs the kprobe table against workloads the test
+// starts, exact counts.
+func TestKprobeEndToEnd(t *testing.T) {
+	needKprobes(t)
+	lockKernel(t)
+	for _, mode := range kprobeModes {
+		t.Run(string(mode), func(t *testing.T) {
+			for _, tc := range loadCasesFrom(t, kprobeScripts) {
+				t.Run(tc.name, func(t *testing.T) {
+					f := newFixture(t)
+					req := Request{Source: []byte(f.expand(tc.script)), Command: f.expand(tc.cmd), Format: tc.format, Mode: mode, Collectors: testCollectors(t)}
+					out, stderr, err := runScript(t, req)
+					if err != nil {
+						t.Fatalf("run: %v\n%s", err, stderr)
+					}
+					if want := f.expand(tc.want); out != want {
+						t.Errorf("output:\n%q\nwant:\n%q\nstderr: %s", out, want, stderr)
+					}
+				})
+			}
+		})
+	}
+}
+
+// kprobeModes are the modes that run kprobes.
+var kprobeModes = []Mode{ModeJIT}
+
+// TestKprobeSideBySide runs the kprobe table through bpftrace 0.17 too.
+func TestKprobeSideBySide(t *testing.T) {
+	needKprobes(t)
+	lockKernel(t)
+	sideBySide(t, loadCasesFrom(t, kprobeScripts))
+}
+
+// TestKprobeWildcard: a wildcard is one kprobe.multi probe where the
+// kernel has them (6.12) and one probe per function where it does not
+// (6.1), with the same counts; naming the attach point (probe) splits
+// it on every kernel.
+func TestKprobeWildcard(t *testing.T) {
+	needKprobes(t)
+	lockKernel(t)
+	multi := kprobe.HaveMulti()
+	t.Logf("kprobe.multi: %v", multi)
+	for _, tt := range []struct {
+		name, script string
+		multiProbes  int // probes attached with kprobe.multi (else 2)
+		want         string
+	}{
+		{"count", `kprobe:__x64_sys_getc[pw]* /pid == cpid/ { @ = count(); }`, 1, "@: 7\n"},
+		{"kretprobe", `kretprobe:__x64_sys_getc[pw]* /pid == cpid/ { @[retval > 1] = count(); }`, 1, "@[1]: 3\n@[0]: 4\n"},
+		{"probe", `kprobe:__x64_sys_getc[pw]* /pid == cpid/ { @[probe] = count(); }`, 2, "@[kprobe:__x64_sys_getcwd]: 3\n@[kprobe:__x64_sys_getcpu]: 4\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			out, stderr, err := runScript(t, Request{Source: []byte(tt.script), Command: f.expand("EXE get 3 4")})
+			if err != nil {
+				t.Fatalf("run: %v\n%s", err, stderr)
+			}
+			probes := 2
+			if multi {
+				probes = tt.multiProbes
+			}
+			want := map[bool]string{true: "Attaching 1 probe...", false: "Attaching 2 probes..."}[probes == 1] + "\n\n\n" + tt.want
+			if out != want {
+				t.Errorf("output:\n%s\nwant:\n%s", out, want)
+			}
+		})
+	}
+}
+
+// TestKprobeListed: `list` prints the functions the compiler attaches.
+func TestKprobeListed(t *testing.T) {
+	needKprobes(t)
+	var b strings.Builder
+	if err := kprobe.List(&b, "kprobe", "__x64_sys_getc[pw]*"); err != nil {
+		t.Fatal(err)
+	}
+	if want := "kprobe:__x64_sys_getcpu\nkprobe:__x64_sys_getcwd\n"; b.String() != want {
+		t.Errorf("list:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
