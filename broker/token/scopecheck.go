@@ -20,12 +20,12 @@ const ScopeKinds = "trace, probe:PATTERN, gen:PATTERN, read:user, read:kernel"
 // script may attach whose name the daemon checks against the scopes
 // (BEGIN and END need no scope). A probe's name starts with its type and
 // a colon ("tracepoint:syscalls:sys_enter_openat").
-var ProbeTypes = []string{"interval", "profile", "rawtracepoint", "tp_btf", "tracepoint", "uprobe", "uretprobe"}
+var ProbeTypes = []string{"interval", "kprobe", "kretprobe", "profile", "rawtracepoint", "tp_btf", "tracepoint", "uprobe", "uretprobe"}
 
 // probeTypeAliases are bpftrace's short spellings of ProbeTypes; scopes
 // match the long names that probe names carry, so a short one grants
 // nothing.
-var probeTypeAliases = map[string]string{"t": "tracepoint", "rt": "rawtracepoint", "u": "uprobe", "ur": "uretprobe", "i": "interval", "p": "profile"}
+var probeTypeAliases = map[string]string{"t": "tracepoint", "rt": "rawtracepoint", "u": "uprobe", "ur": "uretprobe", "i": "interval", "p": "profile", "k": "kprobe", "kr": "kretprobe"}
 
 // CheckScopes parses a scope claim as ParseScopes does and also refuses
 // what would grant nothing that was meant: a word of no known kind, and

@@ -1,0 +1,73 @@
+package broker
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/broker/script/compile"
+	"github.com/tracebroker/tracebroker/broker/script/syntax"
+	"github.com/tracebroker/tracebroker/gatekeeper"
+	"github.com/tracebroker/tracebroker/gatekeeper/abi"
+)
+
+// kprobePolicy admits kprobes on vfs_ functions, interpreted, and no
+// other kprobe; kretprobes on anything.
+const kprobePolicy = `
+gatekeeper {
+	if (req.program_type == "kretprobe") { return any; }
+	if (req.program_type == "kprobe" && has_prefix(req.attach, "kprobe:vfs_")) { return interpreter; }
+	return deny;
+}
+`
+
+// TestAttacksKprobePolicy: the gatekeeper's Request carries the kprobe
+// kinds as program_type, and a kprobe.multi probe is judged function by
+// function, so that its pattern cannot carry a function past a policy
+// that names functions.
+func TestAttacksKprobePolicy(t *testing.T) {
+	f, err := syntax.Parse("policy.bt", []byte(kprobePolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp, err := compile.Policy(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := gatekeeper.NewPolicy("kprobe.bt", pp.Probes[0].Insns, gatekeeper.PolicyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := gatekeeper.New(gatekeeper.Config{Default: gatekeeper.DefaultLoose, Platform: gatekeeper.Platform{JITAvailable: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Load(pol)
+	for _, tt := range []struct {
+		name   string
+		probe  *program.Probe
+		denied string
+	}{
+		{"item6/kprobe_admitted", &program.Probe{Kind: program.Kprobe, Name: "kprobe:vfs_read", Event: "vfs_read"}, ""},
+		{"item6/kprobe_denied", &program.Probe{Kind: program.Kprobe, Name: "kprobe:commit_creds", Event: "commit_creds"}, "kprobe:commit_creds"},
+		{"item6/kretprobe_type", &program.Probe{Kind: program.Kretprobe, Name: "kretprobe:commit_creds", Event: "commit_creds"}, ""},
+		{"item6/multi_admitted", &program.Probe{Kind: program.Kprobe, Name: "kprobe:vfs_*", Funcs: []string{"vfs_read", "vfs_write"}}, ""},
+		{"item6/multi_pattern_hides_function", &program.Probe{Kind: program.Kprobe, Name: "kprobe:vfs_*", Funcs: []string{"vfs_read", "commit_creds"}}, "kprobe:commit_creds"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &Gate{Keeper: k, Request: gatekeeper.Request{UID: 1000, Form: abi.FormSource}}
+			a, err := admit(g, &Request{Name: "stdin"}, &program.Program{Probes: []*program.Probe{tt.probe}})
+			var denied *DeniedError
+			switch {
+			case tt.denied == "" && err != nil:
+				t.Fatalf("denied: %v", err)
+			case tt.denied != "" && !errors.As(err, &denied):
+				t.Fatalf("admitted (%v), want %s denied", err, tt.denied)
+			case tt.denied != "" && denied.Probe != tt.denied:
+				t.Errorf("denied %s, want %s", denied.Probe, tt.denied)
+			case tt.denied == "" && tt.probe.Kind == program.Kprobe && a.Mode != gatekeeper.ModeInterpreter:
+				t.Errorf("mode %s, want the policy's interpreter", a.Mode)
+			}
+		})
+	}
+}
