@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/tracebroker/tracebroker/bpf/kprobe"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 // kprobeScripts is the kprobe table: testdata/scripts' format, kept
@@ -76,10 +78,12 @@ func TestKprobeWildcard(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
+			lc := newLeakCheck(t)
 			out, stderr, err := runScript(t, Request{Source: []byte(tt.script), Command: f.expand("EXE get 3 4")})
 			if err != nil {
 				t.Fatalf("run: %v\n%s", err, stderr)
 			}
+			lc.expectReleased(t, true) // the kprobe.multi link too
 			probes := 2
 			if multi {
 				probes = tt.multiProbes
@@ -92,14 +96,35 @@ func TestKprobeWildcard(t *testing.T) {
 	}
 }
 
-// TestKprobeListed: `list` prints the functions the compiler attaches.
+// TestKprobeListed: `list` prints the functions the compiler attaches,
+// as bpftrace 0.17's -l prints them.
 func TestKprobeListed(t *testing.T) {
 	needKprobes(t)
-	var b strings.Builder
-	if err := kprobe.List(&b, "kprobe", "__x64_sys_getc[pw]*"); err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct{ provider, target, want string }{
+		{"kprobe", "__x64_sys_getc[pw]*", "kprobe:__x64_sys_getcpu\nkprobe:__x64_sys_getcwd\n"},
+		{"kretprobe", "__x64_sys_getcw?", "kretprobe:__x64_sys_getcwd\n"},
+	} {
+		var b strings.Builder
+		if err := kprobe.List(&b, tt.provider, tt.target); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != tt.want {
+			t.Errorf("list:\n%s\nwant:\n%s", b.String(), tt.want)
+		}
 	}
-	if want := "kprobe:__x64_sys_getcpu\nkprobe:__x64_sys_getcwd\n"; b.String() != want {
-		t.Errorf("list:\n%s\nwant:\n%s", b.String(), want)
+	bt := kerneltest.Bpftrace017(t)
+	for _, pattern := range []string{"kprobe:vfs_*", "kretprobe:vfs_*", "kprobe:*_sys_getc*"} {
+		ref, err := exec.Command(bt, "-l", pattern).Output()
+		if err != nil {
+			t.Fatalf("bpftrace -l %s: %v", pattern, err)
+		}
+		provider, target, _ := strings.Cut(pattern, ":")
+		var b strings.Builder
+		if err := kprobe.List(&b, provider, target); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != string(ref) {
+			t.Errorf("list %s:\n%s\nbpftrace -l:\n%s", pattern, b.String(), ref)
+		}
 	}
 }
