@@ -48,8 +48,8 @@ func TestKprobeEndToEnd(t *testing.T) {
 	}
 }
 
-// kprobeModes are the modes that run kprobes.
-var kprobeModes = []Mode{ModeJIT}
+// kprobeModes are the modes that run kprobes: both.
+var kprobeModes = modes
 
 // TestKprobeSideBySide runs the kprobe table through bpftrace 0.17 too.
 func TestKprobeSideBySide(t *testing.T) {
@@ -76,23 +76,25 @@ func TestKprobeWildcard(t *testing.T) {
 		{"kretprobe", `kretprobe:__x64_sys_getc[pw]* /pid == cpid/ { @[retval > 1] = count(); }`, 1, "@[1]: 3\n@[0]: 4\n"},
 		{"probe", `kprobe:__x64_sys_getc[pw]* /pid == cpid/ { @[probe] = count(); }`, 2, "@[kprobe:__x64_sys_getcwd]: 3\n@[kprobe:__x64_sys_getcpu]: 4\n"},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			lc := newLeakCheck(t)
-			out, stderr, err := runScript(t, Request{Source: []byte(tt.script), Command: f.expand("EXE get 3 4")})
-			if err != nil {
-				t.Fatalf("run: %v\n%s", err, stderr)
-			}
-			lc.expectReleased(t, true) // the kprobe.multi link too
-			probes := 2
-			if multi {
-				probes = tt.multiProbes
-			}
-			want := map[bool]string{true: "Attaching 1 probe...", false: "Attaching 2 probes..."}[probes == 1] + "\n\n\n" + tt.want
-			if out != want {
-				t.Errorf("output:\n%s\nwant:\n%s", out, want)
-			}
-		})
+		for _, mode := range kprobeModes {
+			t.Run(string(mode)+"/"+tt.name, func(t *testing.T) {
+				f := newFixture(t)
+				lc := newLeakCheck(t)
+				out, stderr, err := runScript(t, Request{Source: []byte(tt.script), Command: f.expand("EXE get 3 4"), Mode: mode, Collectors: testCollectors(t)})
+				if err != nil {
+					t.Fatalf("run: %v\n%s", err, stderr)
+				}
+				lc.expectReleased(t, true) // the kprobe.multi link too
+				probes := 2
+				if multi {
+					probes = tt.multiProbes
+				}
+				want := map[bool]string{true: "Attaching 1 probe...", false: "Attaching 2 probes..."}[probes == 1] + "\n\n\n" + tt.want
+				if out != want {
+					t.Errorf("output:\n%s\nwant:\n%s", out, want)
+				}
+			})
+		}
 	}
 }
 
@@ -114,9 +116,12 @@ func TestKprobeListed(t *testing.T) {
 	}
 	bt := kerneltest.Bpftrace017(t)
 	for _, pattern := range []string{"kprobe:vfs_*", "kretprobe:vfs_*", "kprobe:*_sys_getc*"} {
-		ref, err := exec.Command(bt, "-l", pattern).Output()
-		if err != nil {
-			t.Fatalf("bpftrace -l %s: %v", pattern, err)
+		var stderr strings.Builder
+		cmd := exec.Command(bt, "-l", pattern)
+		cmd.Stderr = &stderr
+		ref, err := cmd.Output()
+		if err != nil || len(ref) == 0 {
+			t.Fatalf("bpftrace -l %s: %v, %d bytes\n%s", pattern, err, len(ref), stderr.String())
 		}
 		provider, target, _ := strings.Cut(pattern, ":")
 		var b strings.Builder
