@@ -133,3 +133,11 @@ func TestKprobeListed(t *testing.T) {
 		}
 	}
 }
+
+// TestKprobeRecordReplay: kprobe events recorded (by the kprobe
+// collector) replay to the live trace's output, without the kernel.
+func TestKprobeRecordReplay(t *testing.T) {
+	needKprobes(t)
+	lockKernel(t)
+	recordReplay(t, loadCasesFrom(t, kprobeScripts))
+}
