@@ -25,3 +25,12 @@ func decideEach(g *Gate, r gatekeeper.Request, p *program.Probe) (gatekeeper.Dec
 	}
 	return first, nil
 }
+
+// multiAttach is what an attestation lists of a probe on many functions:
+// each function's own probe name; nil for a probe on one.
+func multiAttach(p *program.Probe) []string {
+	if len(p.Funcs) == 0 {
+		return nil
+	}
+	return p.AttachNames()
+}

@@ -2,7 +2,16 @@ package broker
 
 import (
 	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/cilium/ebpf/asm"
+
+	"github.com/tracebroker/tracebroker/attest"
 
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
@@ -69,5 +78,41 @@ func TestAttacksKprobePolicy(t *testing.T) {
 				t.Errorf("mode %s, want the policy's interpreter", a.Mode)
 			}
 		})
+	}
+}
+
+// TestAttestKprobeMulti: the attestation of a kprobe.multi probe names
+// every function it attaches to, not only its pattern.
+func TestAttestKprobeMulti(t *testing.T) {
+	host, err := attest.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	insns := asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+	prog := &program.Program{Probes: []*program.Probe{
+		{Kind: program.Kprobe, Name: "kprobe:vfs_*", Funcs: []string{"vfs_read", "vfs_write"}, Insns: insns},
+		{Kind: program.Kretprobe, Name: "kretprobe:vfs_read", Event: "vfs_read", Insns: insns},
+	}}
+	a := &Attest{Dir: dir, Key: host, Broker: attest.Identity{Path: "/opt/tracebroker", Digest: strings.Repeat("cd", 32), Reason: string(attest.ReasonUnsigned)}}
+	if _, err := attestPrograms(a, &Request{Name: "stdin", Source: []byte("kprobe:vfs_* {} kretprobe:vfs_read {}")}, prog, nil); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.dsse.json"))
+	got := map[string][]string{}
+	for _, file := range files {
+		env, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := attest.VerifyProgram(env, attest.NewTrust(host.Public()), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[p.Program.Name] = p.Program.Attach
+	}
+	want := map[string][]string{"kprobe:vfs_*": {"kprobe:vfs_read", "kprobe:vfs_write"}, "kretprobe:vfs_read": nil}
+	if !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("attested %v, want %v", got, want)
 	}
 }

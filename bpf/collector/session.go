@@ -125,8 +125,8 @@ type Session struct {
 	progs  [numKinds]*ebpf.Program
 	// multi is the kprobe collector loaded for kprobe.multi links.
 	multi *ebpf.Program
-	rd     *ringbuf.Reader
-	ids    []attest.Identity
+	rd    *ringbuf.Reader
+	ids   []attest.Identity
 	// links are the attachments; closing one detaches it.
 	links    []io.Closer
 	attached bool
