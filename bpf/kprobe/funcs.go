@@ -65,15 +65,11 @@ func ParseFunctions(r io.Reader, black map[string]bool) ([]Func, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 256), maxLine)
 	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 || black[fields[0]] {
+		name, mod, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		if name == "" || black[name] {
 			continue
 		}
-		fn := Func{Name: fields[0]}
-		if len(fields) > 1 {
-			fn.Module = strings.Trim(fields[1], "[]")
-		}
-		out = append(out, fn)
+		out = append(out, Func{Name: name, Module: strings.Trim(strings.TrimSpace(mod), "[]")})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading traceable functions: %w", err)
