@@ -35,23 +35,7 @@ gatekeeper {
 // function, so that its pattern cannot carry a function past a policy
 // that names functions.
 func TestAttacksKprobePolicy(t *testing.T) {
-	f, err := syntax.Parse("policy.bt", []byte(kprobePolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pp, err := compile.Policy(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := gatekeeper.NewPolicy("kprobe.bt", pp.Probes[0].Insns, gatekeeper.PolicyOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := gatekeeper.New(gatekeeper.Config{Default: gatekeeper.DefaultLoose, Platform: gatekeeper.Platform{JITAvailable: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.Load(pol)
+	k := policyKeeper(t, "kprobe.bt", kprobePolicy)
 	for _, tt := range []struct {
 		name   string
 		probe  *program.Probe
@@ -115,4 +99,28 @@ func TestAttestKprobeMulti(t *testing.T) {
 	if !maps.EqualFunc(got, want, slices.Equal) {
 		t.Errorf("attested %v, want %v", got, want)
 	}
+}
+
+// policyKeeper is a gatekeeper with the loose default and the policy
+// src, compiled, loaded as name.
+func policyKeeper(t *testing.T, name, src string) *gatekeeper.Gatekeeper {
+	t.Helper()
+	f, err := syntax.Parse(name, []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp, err := compile.Policy(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := gatekeeper.NewPolicy(name, pp.Probes[0].Insns, gatekeeper.PolicyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := gatekeeper.New(gatekeeper.Config{Default: gatekeeper.DefaultLoose, Platform: gatekeeper.Platform{JITAvailable: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Load(pol)
+	return k
 }

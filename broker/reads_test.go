@@ -9,7 +9,6 @@ import (
 
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
-	"github.com/tracebroker/tracebroker/broker/script/syntax"
 	"github.com/tracebroker/tracebroker/gatekeeper"
 	"github.com/tracebroker/tracebroker/gatekeeper/abi"
 )
@@ -50,23 +49,7 @@ gatekeeper {
 // req.reads, probe by probe, and a policy can refuse kernel reads to
 // token holders even where their scopes would allow them.
 func TestPolicyOnReads(t *testing.T) {
-	f, err := syntax.Parse("policy.bt", []byte(kernelReadsPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pp, err := compile.Policy(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := gatekeeper.NewPolicy("reads.bt", pp.Probes[0].Insns, gatekeeper.PolicyOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := gatekeeper.New(gatekeeper.Config{Default: gatekeeper.DefaultLoose, Platform: gatekeeper.Platform{JITAvailable: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.Load(pol)
+	k := policyKeeper(t, "reads.bt", kernelReadsPolicy)
 	for _, tt := range []struct {
 		name, script string
 		token        bool
