@@ -102,14 +102,17 @@ func ParseBlacklist(r io.Reader) (map[string]bool, error) {
 
 // Match returns the names of the functions, in module when it is not
 // "", that pattern (a shell pattern: *, ?, [...]) matches, sorted and
-// without repeats.
+// without repeats. A wildcard leaves out the compiler's partial copies
+// of functions (NAME.part.N), as bpftrace 0.17 lists and expands
+// kprobes; a function named in full is matched whatever its name.
 func Match(funcs []Func, module, pattern string) ([]string, error) {
 	if _, err := path.Match(pattern, ""); err != nil {
 		return nil, fmt.Errorf("bad function pattern %q: %w", pattern, err)
 	}
+	wild := strings.ContainsAny(pattern, "*?[")
 	var out []string
 	for _, f := range funcs {
-		if module != "" && f.Module != module {
+		if module != "" && f.Module != module || wild && strings.Contains(f.Name, ".part.") {
 			continue
 		}
 		if ok, _ := path.Match(pattern, f.Name); ok {

@@ -17,6 +17,7 @@ __x64_sys_getcwd
 finish_task_switch.isra.0
 finish_task_switch.isra.0
 nft_trans_alloc_gfp [nf_tables]
+vfs_kern_mount.part.0
 vfs_read_helper [somemod]
 vfs_readv
 notify_die
@@ -43,6 +44,8 @@ func TestFunctionsAndList(t *testing.T) {
 		{"kprobe", "nf_tables:*", "kprobe:nf_tables:nft_trans_alloc_gfp\n"},
 		{"kprobe", "somemod:", "kprobe:somemod:vfs_read_helper\n"},
 		{"kprobe", "nosuch", ""},
+		{"kprobe", "vfs_kern_mount*", ""},
+		{"kprobe", "vfs_kern_mount.part.0", "kprobe:vfs_kern_mount.part.0\n"},
 	} {
 		var b bytes.Buffer
 		if err := list(&b, funcs, tt.provider, tt.target); err != nil {
