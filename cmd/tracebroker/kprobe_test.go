@@ -48,7 +48,7 @@ func TestKprobeCLI(t *testing.T) {
 		}
 		return
 	}
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "Attaching 1 probe...\n") || !strings.HasSuffix(r.stdout, "\n\n@calls: 1\n\n@ret[1]: 1\n") {
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "Attaching 1 probe...\n") || !strings.HasSuffix(r.stdout, "\n\n@calls: 1\n@ret[1]: 1\n") {
 		t.Errorf("run: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 }
