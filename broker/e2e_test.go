@@ -128,12 +128,18 @@ func (f *fixture) expand(s string) string {
 
 func runScript(t *testing.T, req Request) (string, string, error) {
 	t.Helper()
+	return runScriptWithin(t, req, 30*time.Second)
+}
+
+// runScriptWithin is runScript with a run that may take up to d.
+func runScriptWithin(t *testing.T, req Request, d time.Duration) (string, string, error) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	req.Stdout, req.Stderr = &stdout, &stderr
 	if req.Name == "" {
 		req.Name = "stdin"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	err := Run(ctx, req)
 	return stdout.String(), stderr.String(), err
