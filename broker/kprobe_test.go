@@ -120,7 +120,7 @@ func TestKprobeListed(t *testing.T) {
 		}
 	}
 	bt := kerneltest.Bpftrace017(t)
-	for _, pattern := range []string{"kprobe:vfs_*", "kretprobe:vfs_*", "kprobe:*_sys_getc*"} {
+	for _, pattern := range []string{"kprobe:vfs_*", "kretprobe:vfs_*", "kprobe:*_sys_getc*", "kprobe:*"} {
 		var stderr strings.Builder
 		cmd := exec.Command(bt, "-l", pattern)
 		cmd.Stderr = &stderr
