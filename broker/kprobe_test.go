@@ -189,7 +189,7 @@ func listDiff(got, want string) string {
 		return out
 	}
 	og, ow := only(g, w), only(w, g)
-	msg := fmt.Sprintf("%d lines, bpftrace %d; only here (%d): %.20q; only in bpftrace's (%d): %.20q", len(g), len(w), len(og), og, len(ow), ow)
+	msg := fmt.Sprintf("%d lines, bpftrace %d; only here (%d): %q; only in bpftrace's (%d): %q", len(g), len(w), len(og), og[:min(20, len(og))], len(ow), ow[:min(20, len(ow))])
 	if len(og) == 0 && len(ow) == 0 {
 		msg += " (the same lines in another order)"
 	}
