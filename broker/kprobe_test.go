@@ -154,16 +154,18 @@ func TestKprobeRecordReplay(t *testing.T) {
 func TestKprobeOffsetErrors(t *testing.T) {
 	needKprobes(t)
 	lockKernel(t)
-	for _, tt := range []struct{ script, want string }{
-		{`kprobe:vfs_read+1000000 { @ = count(); }`, "Offset outside the function bounds ('vfs_read' size is "},
-		{`kprobe:vfs_read+1 { @ = count(); }`, "Possible attachment attempt in the middle of an instruction, try a different offset."},
-		{`kprobe:vfs_read_no_such_function { @ = count(); }`, `vfs_read_no_such_function is not traceable (either non-existing, inlined, or marked as "notrace")`},
-		{`kretprobe:_raw_spin_lock { @ = count(); }`, "kretprobe:_raw_spin_lock can't be used as it might lock up your system."},
+	for _, tt := range []struct{ script, want, out string }{
+		{`kprobe:vfs_read+1000000 { @ = count(); }`, "Offset outside the function bounds ('vfs_read' size is ", ""},
+		// The kernel says so when asked to attach, after bpftrace's
+		// "Attaching" line, as bpftrace does.
+		{`kprobe:vfs_read+1 { @ = count(); }`, "Possible attachment attempt in the middle of an instruction, try a different offset.", "Attaching 1 probe...\n"},
+		{`kprobe:vfs_read_no_such_function { @ = count(); }`, `vfs_read_no_such_function is not traceable (either non-existing, inlined, or marked as "notrace")`, ""},
+		{`kretprobe:_raw_spin_lock { @ = count(); }`, "kretprobe:_raw_spin_lock can't be used as it might lock up your system.", ""},
 	} {
 		t.Run(tt.script, func(t *testing.T) {
 			lc := newLeakCheck(t)
 			out, stderr, err := runScript(t, Request{Source: []byte(tt.script)})
-			if err == nil || !strings.Contains(err.Error(), tt.want) || out != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.want) || out != tt.out {
 				t.Errorf("err %v, output %q, stderr %s; want an error with %q", err, out, stderr, tt.want)
 			}
 			lc.expectReleased(t, false)
