@@ -50,12 +50,8 @@ func TestAttacksKprobePolicy(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := &Gate{Keeper: k, Request: gatekeeper.Request{UID: 1000, Form: abi.FormSource}}
 			a, err := admit(g, &Request{Name: "stdin"}, &program.Program{Probes: []*program.Probe{tt.probe}})
-			var denied *DeniedError
+			denied := wantDenied(t, err, tt.denied)
 			switch {
-			case tt.denied == "" && err != nil:
-				t.Fatalf("denied: %v", err)
-			case tt.denied != "" && !errors.As(err, &denied):
-				t.Fatalf("admitted (%v), want %s denied", err, tt.denied)
 			case tt.denied != "" && denied.Probe != tt.denied:
 				t.Errorf("denied %s, want %s", denied.Probe, tt.denied)
 			case tt.denied == "" && tt.probe.Kind == program.Kprobe && a.Mode != gatekeeper.ModeInterpreter:
@@ -123,4 +119,18 @@ func policyKeeper(t *testing.T, name, src string) *gatekeeper.Gatekeeper {
 	}
 	k.Load(pol)
 	return k
+}
+
+// wantDenied fails the test unless admit's err is a denial when denied
+// names a probe, and nil when it is ""; it returns the denial.
+func wantDenied(t *testing.T, err error, denied string) *DeniedError {
+	t.Helper()
+	var d *DeniedError
+	switch {
+	case denied == "" && err != nil:
+		t.Fatalf("denied: %v", err)
+	case denied != "" && !errors.As(err, &d):
+		t.Fatalf("admitted (%v), want %s denied", err, denied)
+	}
+	return d
 }
