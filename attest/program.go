@@ -32,6 +32,10 @@ type ProgramInfo struct {
 	Insns int       `json:"insns"`
 	Code  string    `json:"code"`
 	Maps  []MapInfo `json:"maps,omitempty"`
+	// Attach, for a probe on many functions (a kprobe.multi probe, whose
+	// Name is a pattern), names each attach point as its own probe
+	// would be named (kprobe:vfs_read, ...).
+	Attach []string `json:"attach,omitempty"`
 }
 
 // MapInfo is a map the program uses, as created.

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
@@ -33,6 +34,8 @@ type Session struct {
 	// perfFD are the attachments: a perf event per probe with the program
 	// set on it. Closing one detaches its program.
 	perfFD []int
+	// links are the kprobe.multi links (kprobe.go), each one probe's.
+	links  []link.Link
 	rd     *ringbuf.Reader
 	maps   []*ebpf.Map // parallel to prog.Schema.Maps
 	config []byte
@@ -45,7 +48,7 @@ func progType(k program.ProbeKind) ebpf.ProgramType {
 		return ebpf.TracePoint
 	case program.Interval, program.Profile:
 		return ebpf.PerfEvent
-	case program.Uprobe, program.Uretprobe:
+	case program.Uprobe, program.Uretprobe, program.Kprobe, program.Kretprobe:
 		return ebpf.Kprobe // uprobes run kprobe programs, with pt_regs
 	case program.TpBTF, program.Fentry, program.Fexit:
 		return ebpf.Tracing // with AttachTraceRawTp, AttachTraceFEntry/FExit: see Load
@@ -86,6 +89,9 @@ func Load(p *program.Program, opts Options) (s *Session, err error) {
 			Type:         progType(pr.Kind),
 			Instructions: pr.Insns,
 			License:      "GPL",
+		}
+		if len(pr.Funcs) > 0 {
+			spec.Programs[names[i]].AttachType = ebpf.AttachTraceKprobeMulti
 		}
 		if pr.Kind == program.TpBTF {
 			// The verifier types the context from the BTF of
@@ -281,6 +287,11 @@ func (s *Session) Attach() (err error) {
 				return fmt.Errorf("attach %s: %w", pr.Name, err)
 			}
 			continue
+		case program.Kprobe, program.Kretprobe:
+			if err := s.attachKprobe(pr, s.progs[i]); err != nil {
+				return fmt.Errorf("attach %s: %w", pr.Name, err)
+			}
+			continue
 		case program.Uprobe, program.Uretprobe:
 			file := pr.Path
 			if pr.Binary != nil {
@@ -389,10 +400,14 @@ func (s *Session) Detach() {
 	fds := s.perfFD
 	detach.All(len(fds), func(i int) { unix.Close(fds[i]) })
 	s.perfFD = nil
+	for _, l := range s.links {
+		l.Close()
+	}
+	s.links = nil
 }
 
 // Attached is the number of live attachments.
-func (s *Session) Attached() int { return len(s.perfFD) }
+func (s *Session) Attached() int { return len(s.perfFD) + len(s.links) }
 
 // ErrTimeout is returned by Read when the deadline passes without a record.
 var ErrTimeout = os.ErrDeadlineExceeded

@@ -79,7 +79,7 @@ func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *Admissi
 			}
 		}
 		p := attest.ProgramPredicate{
-			Program:   attest.ProgramInfo{Name: probe.Name, Maps: maps},
+			Program:   attest.ProgramInfo{Name: probe.Name, Maps: maps, Attach: multiAttach(probe)},
 			Source:    src,
 			Generator: gen,
 			Broker:    a.Broker,

@@ -128,12 +128,18 @@ func (f *fixture) expand(s string) string {
 
 func runScript(t *testing.T, req Request) (string, string, error) {
 	t.Helper()
+	return runScriptWithin(t, req, 30*time.Second)
+}
+
+// runScriptWithin is runScript with a run that may take up to d.
+func runScriptWithin(t *testing.T, req Request, d time.Duration) (string, string, error) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	req.Stdout, req.Stderr = &stdout, &stderr
 	if req.Name == "" {
 		req.Name = "stdin"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	err := Run(ctx, req)
 	return stdout.String(), stderr.String(), err
@@ -158,13 +164,10 @@ type e2eCase struct {
 	bug           *bpftraceBug
 }
 
-func loadCases(t testing.TB) []e2eCase {
-	t.Helper()
-	return loadCasesIn(t, "../testdata/scripts")
-}
+func loadCases(t testing.TB) []e2eCase { return loadCasesFrom(t, "../testdata/scripts") }
 
-// loadCasesIn reads the table of scripts in dir.
-func loadCasesIn(t testing.TB, dir string) []e2eCase {
+// loadCasesFrom loads the table of NAME.bt and NAME.out files in dir.
+func loadCasesFrom(t testing.TB, dir string) []e2eCase {
 	t.Helper()
 	scripts, err := filepath.Glob(filepath.Join(dir, "*.bt"))
 	if err != nil || len(scripts) == 0 {
@@ -251,8 +254,12 @@ func TestEndToEnd(t *testing.T) {
 func TestSideBySide(t *testing.T) {
 	needKernel(t)
 	lockKernel(t)
+	sideBySide(t, loadCases(t))
+}
+
+// sideBySide runs a table through bpftrace 0.17 and tracebroker.
+func sideBySide(t *testing.T, cases []e2eCase) {
 	bt := kerneltest.Bpftrace017(t)
-	cases := loadCases(t)
 	fixtures, refs := make([]*fixture, len(cases)), make([]*bpftraceRun, len(cases))
 	for i, tc := range cases {
 		if tc.newSyntax {

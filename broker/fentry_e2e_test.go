@@ -31,7 +31,7 @@ func TestFentryEndToEnd(t *testing.T) {
 	needFentry(t)
 	lockKernel(t)
 	trust := testCollectors(t)
-	for _, tc := range loadCasesIn(t, fentryCases) {
+	for _, tc := range loadCasesFrom(t, fentryCases) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			req := Request{Source: []byte(f.expand(tc.script)), Command: f.expand(tc.cmd), Format: tc.format, Mode: ModeJIT}
@@ -66,7 +66,7 @@ func TestFentrySideBySide(t *testing.T) {
 	needFentry(t)
 	lockKernel(t)
 	bt := kerneltest.Bpftrace017(t)
-	for _, tc := range loadCasesIn(t, fentryCases) {
+	for _, tc := range loadCasesFrom(t, fentryCases) {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.newSyntax {
 				t.Skip("newer bpftrace syntax: bpftrace 0.17 cannot run it")

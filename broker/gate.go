@@ -117,13 +117,12 @@ func admit(g *Gate, req *Request, prog *program.Program) (*Admission, error) {
 			}
 		}
 		r.ProgramType = strings.ToLower(p.Kind.String()) // begin, tracepoint, ...
-		r.Attach = truncate(p.Name, 127)
 		r.InsnCount = uint32(len(p.Insns))
 		r.Helpers0, r.Helpers1, r.Helpers2, r.Helpers3 = helpersUsed(p.Insns)
 		r.Reads = requestReads(p.Reads)
-		d := g.Keeper.Decide(&r)
-		if !d.Admitted() {
-			return nil, &DeniedError{Probe: p.Name, Decision: d}
+		d, err := decideEach(g, r, p)
+		if err != nil {
+			return nil, err
 		}
 		a.Decisions = append(a.Decisions, d)
 		a.Probes = append(a.Probes, p.Name)

@@ -57,8 +57,14 @@ func TestInterpFlood(t *testing.T) {
 func TestRecordReplay(t *testing.T) {
 	needKernel(t)
 	lockKernel(t)
+	recordReplay(t, loadCases(t))
+}
+
+// recordReplay records and replays each case of a table that traces a
+// command.
+func recordReplay(t *testing.T, cases []e2eCase) {
 	trust := testCollectors(t)
-	for _, tc := range loadCases(t) {
+	for _, tc := range cases {
 		if tc.cmd == "" || tc.interpRefused != "" {
 			continue
 		}

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"errors"
 	"strings"
 	"testing"
 
@@ -9,7 +8,6 @@ import (
 
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
-	"github.com/tracebroker/tracebroker/broker/script/syntax"
 	"github.com/tracebroker/tracebroker/gatekeeper"
 	"github.com/tracebroker/tracebroker/gatekeeper/abi"
 )
@@ -50,23 +48,7 @@ gatekeeper {
 // req.reads, probe by probe, and a policy can refuse kernel reads to
 // token holders even where their scopes would allow them.
 func TestPolicyOnReads(t *testing.T) {
-	f, err := syntax.Parse("policy.bt", []byte(kernelReadsPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pp, err := compile.Policy(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := gatekeeper.NewPolicy("reads.bt", pp.Probes[0].Insns, gatekeeper.PolicyOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := gatekeeper.New(gatekeeper.Config{Default: gatekeeper.DefaultLoose, Platform: gatekeeper.Platform{JITAvailable: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.Load(pol)
+	k := policyKeeper(t, "reads.bt", kernelReadsPolicy)
 	for _, tt := range []struct {
 		name, script string
 		token        bool
@@ -89,12 +71,8 @@ func TestPolicyOnReads(t *testing.T) {
 				g.Request.TokenScope = abi.ScopeTrace | abi.ScopeReadKernel | abi.ScopeReadUser
 			}
 			_, err = admit(g, &Request{Name: "stdin"}, prog)
-			var denied *DeniedError
+			denied := wantDenied(t, err, tt.denied)
 			switch {
-			case tt.denied == "" && err != nil:
-				t.Fatalf("denied: %v", err)
-			case tt.denied != "" && !errors.As(err, &denied):
-				t.Fatalf("admitted (%v), want %s denied", err, tt.denied)
 			case tt.denied != "" && (denied.Probe != tt.denied || !strings.Contains(denied.Decision.Reason, "policy reads.bt returned deny")):
 				t.Errorf("denied %s: %s; want %s by the policy", denied.Probe, denied.Decision.Reason, tt.denied)
 			}

@@ -153,6 +153,7 @@ func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 
 		BTFTracepoints: KernelBTFTracepoints{},
 		Funcs:          KernelFuncs{},
+		Kprobes:        &kernelKprobes{},
 	})
 	files.keep(prog)
 	if err != nil && files.refused != nil {

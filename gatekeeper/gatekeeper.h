@@ -71,7 +71,7 @@ struct tb_request {
 	unsigned long long helpers1; /* 48: helper ids 64-127 */
 	unsigned long long helpers2; /* 56: helper ids 128-191 */
 	unsigned long long helpers3; /* 64: helper ids 192-255 */
-	char program_type[32]; /* 72: probe kind: tracepoint, rawtracepoint, tp_btf, kfunc (fentry), kretfunc (fexit), uprobe, uretprobe, profile, interval, begin, end */
+	char program_type[32]; /* 72: probe kind: tracepoint, rawtracepoint, tp_btf, uprobe, uretprobe, kprobe, kretprobe, kfunc (fentry), kretfunc (fexit), profile, interval, begin, end */
 	char attach[128]; /* 104: attach target as bpftrace names it (tracepoint:syscalls:sys_enter_openat) */
 	char program_signer[72]; /* 232: key id that signed the program */
 	char broker_digest[80]; /* 304: sha256:HEX of the broker binary */

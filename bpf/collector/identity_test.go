@@ -26,6 +26,7 @@ var goldenDigests = map[string]string{
 	collector.RawTracepointName: "8950c9c97f05ca3bff4642202d9fc7b377ed0dbb18a3c1009ca355f079ca663c",
 	collector.UprobeName:        "5cf9f7b9ab5c7a84d28f3232aaa80492de070c3d106384ba684449b3279b4d8d",
 	collector.PerfName:          "1a2d470955b7c30ce008956b0d95841ec86f1e23cc0fdaed069ab7eac23d78a1",
+	collector.KprobeName:        "6bfe11137041d9678210973d92e8a303475641085a0412fb3f8006a38b985449",
 }
 
 func TestGoldenDigests(t *testing.T) {

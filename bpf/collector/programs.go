@@ -20,6 +20,11 @@ const (
 	RawTracepointName = "tb_coll_rawtp"
 	UprobeName        = "tb_coll_uprobe"
 	PerfName          = "tb_coll_perf"
+	// KprobeName serves kprobes and kretprobes: the uprobe collector's
+	// code under its own name, so that an administrator who signs the
+	// collection of user functions' registers has not signed that of
+	// the kernel's (kprobe.go).
+	KprobeName = "tb_coll_kprobe"
 )
 
 // The maps every collector uses, by the names its instructions reference
@@ -115,6 +120,7 @@ const (
 	kindRawTracepoint
 	kindUprobe
 	kindPerf
+	kindKprobe
 	numKinds
 )
 
@@ -145,6 +151,7 @@ var progTypes = [numKinds]struct {
 	kindRawTracepoint: {ebpf.RawTracepoint, 17, "BPF_PROG_TYPE_RAW_TRACEPOINT"},
 	kindUprobe:        {ebpf.Kprobe, 2, "BPF_PROG_TYPE_KPROBE"},
 	kindPerf:          {ebpf.PerfEvent, 7, "BPF_PROG_TYPE_PERF_EVENT"},
+	kindKprobe:        {ebpf.Kprobe, 2, "BPF_PROG_TYPE_KPROBE"},
 }
 
 var kindNames = [numKinds]string{
@@ -152,6 +159,7 @@ var kindNames = [numKinds]string{
 	kindRawTracepoint: RawTracepointName,
 	kindUprobe:        UprobeName,
 	kindPerf:          PerfName,
+	kindKprobe:        KprobeName,
 }
 
 // mapLayout is a map as the collectors see it. Entries 0 means the
@@ -171,7 +179,7 @@ var mapLayouts = []mapLayout{
 	{configMap, "tb_coll_config", ebpf.Array, 2, "BPF_MAP_TYPE_ARRAY", 4, configSize, 0},
 	{controlMap, "tb_coll_control", ebpf.Array, 2, "BPF_MAP_TYPE_ARRAY", 4, 8, 1},
 	{lostMap, "tb_coll_lost", ebpf.PerCPUArray, 6, "BPF_MAP_TYPE_PERCPU_ARRAY", 4, 8, 1},
-	{scratchMap, "tb_coll_scratch", ebpf.PerCPUArray, 6, "BPF_MAP_TYPE_PERCPU_ARRAY", 4, scratchSize, uint32(numKinds)},
+	{scratchMap, "tb_coll_scratch", ebpf.PerCPUArray, 6, "BPF_MAP_TYPE_PERCPU_ARRAY", 4, scratchSize, uint32(numScratch)},
 }
 
 // scratchSize holds the largest record, then the capture state; MaxRecord
@@ -328,7 +336,7 @@ func ObjectFile(name string) string { return name + ".bpf" }
 func WriteObject(w io.Writer, name string) error {
 	s, ok := Lookup(name)
 	if !ok {
-		return fmt.Errorf("no collector %q (collectors: %s, %s, %s, %s)", name, TracepointName, RawTracepointName, UprobeName, PerfName)
+		return fmt.Errorf("no collector %q (collectors: %s, %s, %s, %s, %s)", name, TracepointName, RawTracepointName, UprobeName, PerfName, KprobeName)
 	}
 	obj, err := s.Object()
 	if err != nil {
@@ -415,7 +423,7 @@ func code(k kind) asm.Instructions {
 		asm.JEq.Imm(asm.R0, 0, "exit"),
 		asm.Mov.Reg(rConf, asm.R0),
 	)
-	g.lookup(scratchMap, int32(k))
+	g.lookup(scratchMap, int32(scratchKey(k)))
 	g.emit(asm.Mov.Reg(rRec, asm.R0))
 
 	// The header. Size (offset 0) is known only at the end, nstr
@@ -455,7 +463,7 @@ func code(k kind) asm.Instructions {
 	switch k {
 	case kindTracepoint, kindRawTracepoint:
 		copyVariable(g)
-	case kindUprobe:
+	case kindUprobe, kindKprobe:
 		copyFixed(g)
 	case kindPerf:
 		copyPerf(g)
@@ -532,7 +540,7 @@ func copyVariable(g *gen) {
 	)
 }
 
-// copyFixed copies the uprobe's pt_regs, memory too.
+// copyFixed copies the uprobe's or kprobe's pt_regs, memory too.
 func copyFixed(g *gen) {
 	g.emit(
 		asm.StoreImm(rRec, 44, PtRegsSize, asm.Word),

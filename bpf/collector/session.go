@@ -43,6 +43,9 @@ type Probe struct {
 	// AttachPath, when set, is the file attached to in place of Path:
 	// the /proc/self/fd/N of Path opened once (bpf/uprobe.Target).
 	AttachPath string
+	// Event (at Offset) places a kprobe (Kind Kprobe, or Kretprobe),
+	// Funcs a kprobe.multi probe on many functions (kprobe.go).
+	Funcs []string
 	// PeriodNs is an interval's or a profile's period; Freq, when set, a
 	// profile's samples per second per CPU instead.
 	PeriodNs, Freq uint64
@@ -87,6 +90,8 @@ func (p Probe) String() string {
 			k = program.Uretprobe
 		}
 		return fmt.Sprintf("%s:%s:%#x", k, p.Path, p.Offset)
+	case program.Kprobe, program.Kretprobe:
+		return kprobeString(p)
 	case program.Interval:
 		return fmt.Sprintf("interval:ns:%d", p.PeriodNs)
 	case program.Profile:
@@ -118,8 +123,10 @@ type Session struct {
 	probes []Probe
 	coll   *ebpf.Collection
 	progs  [numKinds]*ebpf.Program
-	rd     *ringbuf.Reader
-	ids    []attest.Identity
+	// multi is the kprobe collector loaded for kprobe.multi links.
+	multi *ebpf.Program
+	rd    *ringbuf.Reader
+	ids   []attest.Identity
 	// links are the attachments; closing one detaches it.
 	links    []io.Closer
 	attached bool
@@ -183,6 +190,11 @@ func Open(o Options) (s *Session, err error) {
 	}
 	for _, sp := range specs {
 		cs.Programs[sp.Name] = &ebpf.ProgramSpec{Name: sp.Name, Type: sp.Type, Instructions: sp.Instructions, License: "GPL"}
+		if sp.kind == kindKprobe && needMulti(o.Probes) {
+			// The same verified code, loaded once more for the
+			// kind of attachment kprobe.multi links take.
+			cs.Programs[multiProgram] = &ebpf.ProgramSpec{Name: sp.Name, Type: sp.Type, Instructions: sp.Instructions, License: "GPL", AttachType: ebpf.AttachTraceKprobeMulti}
+		}
 	}
 	coll, err := ebpf.NewCollectionWithOptions(cs, ebpf.CollectionOptions{})
 	if err != nil {
@@ -198,6 +210,7 @@ func Open(o Options) (s *Session, err error) {
 	for _, sp := range specs {
 		sess.progs[sp.kind] = coll.Programs[sp.Name]
 	}
+	sess.multi = coll.Programs[multiProgram]
 	for i, cfg := range configs {
 		if err := coll.Maps[configMap].Put(uint32(i), cfg); err != nil {
 			return nil, fmt.Errorf("collector: writing the config of probe %d: %w", i, err)
@@ -253,6 +266,14 @@ func configure(p Probe) (kind, []byte, error) {
 		k = kindUprobe
 		if p.Path == "" || p.Offset == 0 {
 			return 0, nil, errors.New("a uprobe needs a file and a non-zero offset in it")
+		}
+		if err := fixed(PtRegsSize, "struct pt_regs"); err != nil {
+			return 0, nil, err
+		}
+	case program.Kprobe, program.Kretprobe:
+		k = kindKprobe
+		if err := checkKprobe(p); err != nil {
+			return 0, nil, err
 		}
 		if err := fixed(PtRegsSize, "struct pt_regs"); err != nil {
 			return 0, nil, err
@@ -395,6 +416,12 @@ func (s *Session) attach(i int, p Probe) error {
 		case errors.Is(err, unix.EINVAL):
 			return fmt.Errorf("offset %#x is beyond the end of %s, or it is not a regular file (%w)", p.Offset, p.Path, err)
 		case err != nil:
+			return err
+		}
+		s.links = append(s.links, l)
+	case program.Kprobe, program.Kretprobe:
+		l, err := s.attachKprobe(p, cookie)
+		if err != nil {
 			return err
 		}
 		s.links = append(s.links, l)

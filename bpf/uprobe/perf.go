@@ -3,68 +3,20 @@ package uprobe
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
-	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tracebroker/tracebroker/internal/perfpmu"
 )
 
-// pmuDir is the uprobe PMU's sysfs directory.
-const pmuDir = "/sys/bus/event_source/devices/uprobe"
+// pmu is the uprobe PMU.
+var pmu = &perfpmu.PMU{Name: "uprobe", Dir: "/sys/bus/event_source/devices/uprobe", Missing: "kernel without CONFIG_UPROBE_EVENTS, or sysfs not mounted"}
 
-// pmu is the uprobe PMU's perf event type and the config bit that makes a
-// probe a return probe. A successful lookup is cached (a PMU is registered
-// at boot and stays); a failure is not.
-var pmu struct {
-	mu     sync.Mutex
-	ok     bool
-	typ    uint32
-	retBit uint
-}
+func uprobePMU() (typ uint32, retBit uint, err error) { return pmu.Lookup() }
 
-func uprobePMU() (typ uint32, retBit uint, err error) {
-	pmu.mu.Lock()
-	defer pmu.mu.Unlock()
-	if pmu.ok {
-		return pmu.typ, pmu.retBit, nil
-	}
-	typ, retBit, err = readPMU(pmuDir)
-	if err != nil {
-		return 0, 0, err
-	}
-	pmu.ok, pmu.typ, pmu.retBit = true, typ, retBit
-	return typ, retBit, nil
-}
-
-// readPMU reads dir/type (a decimal number) and dir/format/retprobe
-// ("config:N", the bit of perf_event_attr.config that asks for a return
-// probe).
-func readPMU(dir string) (uint32, uint, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "type"))
-	if err != nil {
-		return 0, 0, fmt.Errorf("uprobe PMU not available (kernel without CONFIG_UPROBE_EVENTS, or sysfs not mounted): %w", err)
-	}
-	typ, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 32)
-	if err != nil {
-		return 0, 0, fmt.Errorf("uprobe PMU type %q: %w", strings.TrimSpace(string(data)), err)
-	}
-	data, err = os.ReadFile(filepath.Join(dir, "format", "retprobe"))
-	if err != nil {
-		return 0, 0, fmt.Errorf("uprobe PMU without return probes: %w", err)
-	}
-	f := strings.TrimSpace(string(data))
-	bit, ok := strings.CutPrefix(f, "config:")
-	n, err := strconv.ParseUint(bit, 10, 6) // 0..63
-	if !ok || err != nil {
-		return 0, 0, fmt.Errorf("uprobe PMU retprobe format %q is not config:BIT", f)
-	}
-	return uint32(typ), uint(n), nil
-}
+func readPMU(dir string) (uint32, uint, error) { return perfpmu.Read(dir, pmu.Name, pmu.Missing) }
 
 // Open opens a uprobe (or uretprobe when ret) perf event at offset in
 // path, for process pid (pid <= 0: every process), through the uprobe PMU

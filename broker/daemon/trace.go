@@ -479,8 +479,12 @@ func authorizeProbes(tok *token.Token) func(*program.Program) error {
 			if tok == nil || pr.Kind == program.Begin || pr.Kind == program.End {
 				continue
 			}
-			if !tok.Scopes.AllowsProbe(pr.Name) {
-				return &scopeError{fmt.Sprintf("the token of %q does not allow probe %s (its probe scopes: %s)", tok.Subject, pr.Name, probeScopes(tok))}
+			// A probe on many functions (kprobe.multi) is allowed
+			// only if each function's own probe would be.
+			for _, name := range pr.AttachNames() {
+				if !tok.Scopes.AllowsProbe(name) {
+					return &scopeError{fmt.Sprintf("the token of %q does not allow probe %s (its probe scopes: %s)", tok.Subject, name, probeScopes(tok))}
+				}
 			}
 		}
 		return nil

@@ -28,7 +28,8 @@ func (e *NameError) Error() string {
 // as the compiler spells names: BEGIN, END, tracepoint:CAT:EVENT,
 // rawtracepoint:EVENT, tp_btf:EVENT, interval|profile:UNIT:COUNT whose
 // period (Period) is PeriodNs and Freq, uprobe|uretprobe:PATH:FUNC with
-// PATH the Path and FUNC a function or an address without wildcards.
+// PATH the Path and FUNC a function or an address without wildcards,
+// kprobe|kretprobe:[MODULE:]FUNC[+OFFSET] (kprobe_name.go).
 // Whether FUNC is at Offset in the file is for the reader of the file
 // to say.
 func (p *Probe) CheckName() error {
@@ -68,6 +69,8 @@ func (p *Probe) CheckName() error {
 			return nil
 		}
 		return &NameError{p.Name, fmt.Sprintf("%s at offset %#x of %s", p.Kind, p.Offset, p.Path)}
+	case Kprobe, Kretprobe:
+		return p.checkKprobeName()
 	default:
 		return &NameError{p.Name, fmt.Sprintf("a probe of unknown kind %d", p.Kind)}
 	}

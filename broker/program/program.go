@@ -67,6 +67,12 @@ const (
 	// Fexit runs when a kernel function returns (kretfunc): the context
 	// is Fentry's with the return value in the slot after the arguments.
 	Fexit
+	// Kprobe fires when a kernel function (Event, in module Category
+	// when set) is entered, Offset bytes into it; or, with Funcs, when
+	// any of those functions is (one kprobe.multi link).
+	Kprobe
+	// Kretprobe fires when a kernel function returns (Event or Funcs).
+	Kretprobe
 )
 
 // String is the kind's probe type as bpftrace spells it ("BEGIN",
@@ -81,7 +87,7 @@ func (k ProbeKind) String() string {
 var probeKindNames = [...]string{
 	Begin: "BEGIN", End: "END", Tracepoint: "tracepoint", Interval: "interval", Profile: "profile",
 	RawTracepoint: "rawtracepoint", Uprobe: "uprobe", Uretprobe: "uretprobe", TpBTF: "tp_btf",
-	Gatekeeper: "gatekeeper", Fentry: "kfunc", Fexit: "kretfunc",
+	Gatekeeper: "gatekeeper", Fentry: "kfunc", Fexit: "kretfunc", Kprobe: "kprobe", Kretprobe: "kretprobe",
 }
 
 // Probe is one attach point with its own code. A script probe with a
@@ -96,7 +102,11 @@ type Probe struct {
 	PeriodNs uint64 // Interval, Profile
 	Freq     uint64 // Profile: samples per second per CPU (profile:hz:N)
 	Path     string // Uprobe, Uretprobe: the ELF file
-	Offset   uint64 // Uprobe, Uretprobe: file offset of the function
+	Offset   uint64 // Uprobe, Uretprobe: file offset of the function; Kprobe: offset into it
+	// Funcs, for a Kprobe or Kretprobe whose Name is a wildcard, are the
+	// kernel functions it attaches to with one kprobe.multi link; each
+	// is judged as the probe KIND:FUNC would be (AttachNames).
+	Funcs []string `json:",omitempty"`
 	// Binary, when set, is Path opened once: the file the compiler read
 	// and the scope check judged, which the executor attaches to
 	// whatever has the name by then.
@@ -170,7 +180,7 @@ const MaxContext = 512
 
 // Context sizes of the probe kinds whose context is fixed (x86-64).
 const (
-	PtRegsSize        = 168 // struct pt_regs: uprobes
+	PtRegsSize        = 168 // struct pt_regs: uprobes, kprobes
 	PerfEventDataSize = 184 // struct bpf_perf_event_data: profile, interval
 )
 

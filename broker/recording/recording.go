@@ -117,15 +117,17 @@ type Script struct {
 
 // Probe is one recorded attach point and what its events carry.
 type Probe struct {
-	Name     string              `json:"name"`
-	Kind     string              `json:"kind"`
-	Category string              `json:"category,omitempty"`
-	Event    string              `json:"event,omitempty"`
-	Path     string              `json:"path,omitempty"`
-	Func     string              `json:"func,omitempty"`
-	Offset   uint64              `json:"offset,omitempty"`
-	CtxLen   int                 `json:"ctx_len"`
-	Strings  []program.CtxString `json:"strings,omitempty"`
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Category string `json:"category,omitempty"`
+	Event    string `json:"event,omitempty"`
+	Path     string `json:"path,omitempty"`
+	Func     string `json:"func,omitempty"`
+	Offset   uint64 `json:"offset,omitempty"`
+	// Funcs are a kprobe.multi probe's functions.
+	Funcs   []string            `json:"funcs,omitempty"`
+	CtxLen  int                 `json:"ctx_len"`
+	Strings []program.CtxString `json:"strings,omitempty"`
 	// KStack and UStack say the records carry the event's stacks.
 	KStack bool `json:"kstack,omitempty"`
 	UStack bool `json:"ustack,omitempty"`
@@ -147,6 +149,9 @@ func (h *Header) check(version int) error {
 	for i, p := range h.Probes {
 		if p.CtxLen < 0 || p.CtxLen > collector.MaxContext || len(p.Strings) > collector.MaxStrings {
 			return fmt.Errorf("recorded probe %d (%s): context of %d bytes and %d strings", i, p.Name, p.CtxLen, len(p.Strings))
+		}
+		if len(p.Funcs) > compile.MaxKprobeFuncs {
+			return fmt.Errorf("recorded probe %d (%s): %d functions, at most %d", i, p.Name, len(p.Funcs), compile.MaxKprobeFuncs)
 		}
 	}
 	return nil

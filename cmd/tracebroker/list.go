@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tracebroker/tracebroker/bpf/btftp"
+	"github.com/tracebroker/tracebroker/bpf/kprobe"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/bpf/uprobe"
 )
@@ -22,7 +23,8 @@ func newListCmd() *cobra.Command {
   tracebroker list -v tracepoint:sched:sched_switch
   tracebroker list 'uprobe:/bin/bash:read*'
   tracebroker list -v 'tp_btf:sched_*'
-  tracebroker list -v 'kfunc:vfs_read'`,
+  tracebroker list -v 'kfunc:vfs_read'
+  tracebroker list 'kprobe:vfs_*'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pattern := ""
@@ -61,6 +63,12 @@ func listProbes(w io.Writer, pattern string, verbose bool) error {
 		return uprobe.List(w, path, fn)
 	case "tp_btf":
 		return btftp.List(w, rest, verbose)
+	case "kprobe", "k", "kretprobe", "kr":
+		long := map[string]string{"k": "kprobe", "kr": "kretprobe"}[provider]
+		if long == "" {
+			long = provider
+		}
+		return kprobe.List(w, long, rest)
 	}
 	if p, ok := btftp.FuncProvider(provider); ok {
 		return btftp.ListFuncs(w, p, rest, verbose)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
@@ -68,12 +69,12 @@ func TestCollectorsCLI(t *testing.T) {
 		t.Fatal(r.stderr)
 	}
 	r := tracebroker(t, "collectors", "list", "--state", state, "--trust", testPub)
-	if r.code != 0 || strings.Count(r.stdout, "refused: collector") != 4 {
+	if r.code != 0 || strings.Count(r.stdout, "refused: collector") != len(collector.Programs()) {
 		t.Fatalf("unsigned list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	signCollectors(t, state)
 	r = tracebroker(t, "collectors", "list", "--state", state, "--trust", testPub)
-	if r.code != 0 || strings.Count(r.stdout, "verified: signed by ") != 4 {
+	if r.code != 0 || strings.Count(r.stdout, "verified: signed by ") != len(collector.Programs()) {
 		t.Fatalf("signed list: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

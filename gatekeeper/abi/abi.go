@@ -122,7 +122,7 @@ var Fields = layout([]Field{
 	{Name: "helpers1", Size: 8, Kind: Uint, Doc: "helper ids 64-127"},
 	{Name: "helpers2", Size: 8, Kind: Uint, Doc: "helper ids 128-191"},
 	{Name: "helpers3", Size: 8, Kind: Uint, Doc: "helper ids 192-255"},
-	{Name: "program_type", Size: 32, Kind: String, Doc: "probe kind: tracepoint, rawtracepoint, tp_btf, kfunc (fentry), kretfunc (fexit), uprobe, uretprobe, profile, interval, begin, end"},
+	{Name: "program_type", Size: 32, Kind: String, Doc: "probe kind: tracepoint, rawtracepoint, tp_btf, uprobe, uretprobe, kprobe, kretprobe, kfunc (fentry), kretfunc (fexit), profile, interval, begin, end"},
 	{Name: "attach", Size: 128, Kind: String, Doc: "attach target as bpftrace names it (tracepoint:syscalls:sys_enter_openat)"},
 	{Name: "program_signer", Size: KeyIDSize, Kind: String, Doc: "key id that signed the program"},
 	{Name: "broker_digest", Size: 80, Kind: String, Doc: "sha256:HEX of the broker binary"},

@@ -545,6 +545,9 @@ func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
 		c.errorf(e.From, e.To, "args must be followed by a field: args->NAME or args.NAME")
 		return ty{}
 	case e.Name == "retval":
+		if in.kind == program.Kretprobe {
+			return tKernelWord
+		}
 		if in.kind != program.Uretprobe {
 			c.errorf(e.From, e.To, "The retval builtin can only be used with 'kretprobe' and 'uretprobe' probes")
 			return ty{}
@@ -559,7 +562,7 @@ func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
 		}
 		return tUint
 	case len(e.Name) >= 4 && e.Name[:3] == "arg" && isDigits(e.Name[3:]):
-		if in.kind != program.Uprobe {
+		if in.kind != program.Uprobe && in.kind != program.Kprobe {
 			c.errorf(e.From, e.To, "The %s builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes", e.Name)
 			return ty{}
 		}
@@ -567,9 +570,12 @@ func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
 			c.errorf(e.From, e.To, "x86_64 doesn't support %s", e.Name)
 			return ty{}
 		}
+		if in.kind == program.Kprobe {
+			return tKernelWord
+		}
 		return tUserWord
 	case e.Name == "func":
-		if in.kind == program.Uprobe || in.kind == program.Uretprobe {
+		if in.kind == program.Uprobe || in.kind == program.Uretprobe || isKprobe(in.kind) {
 			return tStr(strLen)
 		}
 		c.errorf(e.From, e.To, "The func builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes")
@@ -589,6 +595,11 @@ const maxRawArgs = 12
 // tUserWord is a uprobe's argument or return value: a 64-bit integer
 // that, used as an address (str(arg0)), points into the traced process.
 var tUserWord = ty{k: kInt, user: true}
+
+// tKernelWord is a kprobe's argument or return value: used as an address
+// (str(arg0)), it points into the kernel, read with probe_read_kernel
+// and classified read:kernel, as bpftrace 0.17 reads kprobe arguments.
+var tKernelWord = ty{k: kInt}
 
 func isDigits(s string) bool {
 	for _, r := range s {

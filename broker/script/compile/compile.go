@@ -84,6 +84,9 @@ type Options struct {
 	// Funcs answers for kfunc/kretfunc (fentry/fexit) probes; nil
 	// makes them an error.
 	Funcs KernelFuncs
+	// Kprobes answers for kprobe and kretprobe probes; nil makes them
+	// an error.
+	Kprobes Kprobes
 	// MaxMapKeys bounds every user map (bpftrace's default is 4096).
 	MaxMapKeys int
 	// HaveChild is set when -c starts a command, so that cpid is defined.
@@ -218,7 +221,8 @@ type instance struct {
 	period uint64
 	freq   uint64 // profile:hz
 	fields []Field
-	path   string // uprobes
+	path   string   // uprobes
+	funcs  []string // a kprobe.multi probe's functions
 	offset uint64
 	binary program.Binary
 
@@ -431,7 +435,7 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		}
 		return out
 	case "kprobe", "kretprobe":
-		c.errorf(s.From, s.To, "%s probes are not available: this kernel was built without kprobes (CONFIG_KPROBES is not set)", s.Provider)
+		return c.expandKprobe(p, s)
 	case "tp_btf":
 		return c.expandTpBTF(p, s)
 	case "usdt", "software", "hardware", "watchpoint":

@@ -107,7 +107,7 @@ func (c *compiler) generate(in *instance) *program.Probe {
 			}
 		}
 	}
-	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Binary: in.binary, Loops: g.loops, Insns: g.insns,
+	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Funcs: in.funcs, Binary: in.binary, Loops: g.loops, Insns: g.insns,
 		CtxLen: ctxLen(in), CtxStrings: g.ctxStrings, KStack: g.kstack, UStack: g.ustack}
 	g.finishReads(p)
 	return p
@@ -1022,7 +1022,7 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 			g.literal(g.in.name, off, n)
 			return
 		case "func":
-			g.literal(g.in.name[strings.LastIndexByte(g.in.name, ':')+1:], off, n)
+			g.literal(funcName(g.in), off, n)
 			return
 		}
 	case *syntax.MapExpr:
@@ -1188,7 +1188,7 @@ func (g *gen) captureString(src syntax.Expr) {
 		}
 	case *syntax.Ident:
 		switch g.in.kind {
-		case program.Uprobe, program.Uretprobe:
+		case program.Uprobe, program.Uretprobe, program.Kprobe, program.Kretprobe:
 			if o, ok := ptRegs[e.Name]; ok {
 				off = int(o)
 			}
@@ -1226,7 +1226,7 @@ const maxCtxStrings = 8
 // ctxLen is how much of a probe's context interpreter mode copies.
 func ctxLen(in *instance) int {
 	switch in.kind {
-	case program.Uprobe, program.Uretprobe:
+	case program.Uprobe, program.Uretprobe, program.Kprobe, program.Kretprobe:
 		return program.PtRegsSize
 	case program.Interval, program.Profile:
 		return program.PerfEventDataSize

@@ -201,7 +201,7 @@ func (g *gen) ctxPointer(e syntax.Expr, vars map[string]bool) bool {
 // BTF tracepoint's argN.
 func ctxArgument(kind program.ProbeKind, name string) bool {
 	switch kind {
-	case program.Uprobe, program.Uretprobe:
+	case program.Uprobe, program.Uretprobe, program.Kprobe, program.Kretprobe:
 		_, ok := ptRegs[name]
 		return ok
 	case program.RawTracepoint, program.TpBTF:

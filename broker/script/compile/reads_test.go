@@ -80,7 +80,7 @@ func compileReads(t *testing.T, src string) *program.Program {
 	if err != nil {
 		t.Fatalf("%s: %v", src, err)
 	}
-	prog, _, err := Compile(f, Options{Tracepoints: readsTracepoints{}, Uprobes: fakeUprobes{}, Symbols: fakeSymbols{}, BTFTracepoints: readsBTF{}})
+	prog, _, err := Compile(f, Options{Tracepoints: readsTracepoints{}, Uprobes: fakeUprobes{}, Symbols: fakeSymbols{}, BTFTracepoints: readsBTF{}, Kprobes: fakeKprobes{multi: true}})
 	if err != nil {
 		t.Fatalf("%s:\n%v", src, err)
 	}
@@ -276,7 +276,7 @@ func FuzzReadClasses(f *testing.F) {
 		if err != nil {
 			return
 		}
-		prog, _, err := Compile(file, Options{Tracepoints: readsTracepoints{}, Uprobes: fakeUprobes{}, Symbols: fakeSymbols{}, BTFTracepoints: readsBTF{}})
+		prog, _, err := Compile(file, Options{Tracepoints: readsTracepoints{}, Uprobes: fakeUprobes{}, Symbols: fakeSymbols{}, BTFTracepoints: readsBTF{}, Kprobes: fakeKprobes{multi: true}})
 		if err != nil {
 			return
 		}

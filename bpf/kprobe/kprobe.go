@@ -1,0 +1,119 @@
+package kprobe
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"unsafe"
+
+	"github.com/cilium/ebpf/features"
+	"golang.org/x/sys/unix"
+
+	"github.com/tracebroker/tracebroker/internal/perfpmu"
+)
+
+const (
+	eventSources = "/sys/bus/event_source/devices"
+	pmuDir       = eventSources + "/kprobe"
+)
+
+var pmu = &perfpmu.PMU{Name: "kprobe", Dir: pmuDir, Missing: "kernel without CONFIG_KPROBE_EVENTS, or sysfs not mounted"}
+
+// ErrNoKprobes is the answer of Supported on a kernel built without
+// kprobes.
+var ErrNoKprobes = errors.New("this kernel was built without kprobes (CONFIG_KPROBES is not set)")
+
+// Supported reports why this kernel cannot attach kprobes, or nil: it
+// looks for the kprobe PMU, which every kernel with kprobe events
+// registers at boot, next to the other PMUs of sysfs.
+func Supported() error {
+	return supported(eventSources, pmu.Lookup)
+}
+
+func supported(sources string, lookup func() (uint32, uint, error)) error {
+	_, _, err := lookup()
+	if err == nil {
+		return nil
+	}
+	if _, serr := os.Stat(sources); serr != nil {
+		return fmt.Errorf("cannot tell whether this kernel has kprobes: %w", serr)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return ErrNoKprobes
+	}
+	return err
+}
+
+// HaveMulti reports whether the kernel attaches one program to many
+// functions with a kprobe.multi link (BPF_TRACE_KPROBE_MULTI, since 5.18
+// with CONFIG_FPROBE).
+func HaveMulti() bool {
+	return Supported() == nil && features.HaveBPFLinkKprobeMulti() == nil
+}
+
+// Open opens a kprobe (or kretprobe when ret) perf event on fn at
+// offset through the kprobe PMU and returns its fd (O_CLOEXEC). The
+// caller sets the BPF program with PERF_EVENT_IOC_SET_BPF and enables
+// it; closing the fd removes the probe. The attributes are bcc's, as
+// bpftrace 0.17 opens kprobes: config1 the function's name, config2 the
+// offset, on CPU 0 for every process (a kprobe fires on whichever CPU
+// runs the function).
+func Open(fn string, offset uint64, ret bool) (int, error) {
+	typ, retBit, err := pmu.Lookup()
+	if err != nil {
+		if serr := Supported(); serr != nil {
+			err = serr
+		}
+		return -1, err
+	}
+	cfn, err := unix.BytePtrFromString(fn)
+	if err != nil {
+		return -1, fmt.Errorf("kprobe %s: invalid function name", fn)
+	}
+	attr := unix.PerfEventAttr{
+		Type:   typ,
+		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
+		Sample: 1,
+		Wakeup: 1,
+		Ext1:   uint64(uintptr(unsafe.Pointer(cfn))), // kprobe_func
+		Ext2:   offset,                               // probe_offset
+	}
+	if ret {
+		attr.Config |= 1 << retBit
+	}
+	fd, err := unix.PerfEventOpen(&attr, -1, 0, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	runtime.KeepAlive(cfn) // the kernel reads the name during the call
+	if err != nil {
+		return -1, openError(fn, offset, ret, err)
+	}
+	return fd, nil
+}
+
+func openError(fn string, offset uint64, ret bool, err error) error {
+	kind := "kprobe"
+	if ret {
+		kind = "kretprobe"
+	}
+	var why string
+	switch {
+	case errors.Is(err, unix.EILSEQ):
+		// bpftrace's words for it.
+		why = "Possible attachment attempt in the middle of an instruction, try a different offset."
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		why = "needs root (CAP_PERFMON or CAP_SYS_ADMIN)"
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EADDRNOTAVAIL):
+		why = "no such kernel function (or its module is not loaded)"
+	case errors.Is(err, unix.EINVAL):
+		why = "the kernel refuses to probe it (notrace, on the kprobe blacklist, or the offset is not in the function)"
+	case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE):
+		why = "too many open files"
+	default:
+		why = "perf_event_open"
+	}
+	name := fn
+	if offset != 0 {
+		name = fmt.Sprintf("%s+%d", fn, offset)
+	}
+	return fmt.Errorf("open %s %s: %s: %w", kind, name, why, err)
+}
