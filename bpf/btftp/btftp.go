@@ -57,7 +57,9 @@ var kernel struct {
 	spec  *btf.Spec
 	names []string // sorted
 	err   error
-	mu    sync.Mutex // the spec decodes lazily
+	// missing: the kernel has no BTF (err says so for tp_btf probes)
+	missing bool
+	mu      sync.Mutex // the spec decodes lazily
 }
 
 // load reads the kernel's BTF once.
@@ -66,6 +68,7 @@ func load() (*btf.Spec, []string, error) {
 		spec, err := btf.LoadKernelSpec()
 		if err != nil {
 			if errors.Is(err, ebpf.ErrNotSupported) {
+				kernel.missing = true
 				err = errors.New("tp_btf probes need the kernel's BTF type information (/sys/kernel/btf/vmlinux), which this kernel does not provide")
 			} else {
 				err = fmt.Errorf("reading the kernel's BTF: %w", err)
