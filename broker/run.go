@@ -152,6 +152,7 @@ func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 		NoV4:        !bpf.HaveV4ISA(),
 
 		BTFTracepoints: KernelBTFTracepoints{},
+		Types:          KernelTypes{},
 	})
 	files.keep(prog)
 	if err != nil && files.refused != nil {

@@ -114,6 +114,10 @@ func (c *compiler) assign(in *instance, s *syntax.AssignStmt) {
 		c.errorf(s.Rhs.Pos(), s.Rhs.End(), "Invalid expression for assignment: %s", exprName(s.Rhs))
 		return
 	}
+	if rt.k == kRecord {
+		c.errorf(s.Rhs.Pos(), s.Rhs.End(), "a struct value (%s) can not be stored yet: store its fields (x.f)", rt)
+		return
+	}
 	switch lhs := s.Lhs.(type) {
 	case *syntax.VarExpr:
 		if rt.k == kAgg {
@@ -455,6 +459,9 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 	case *syntax.IncDec:
 		return c.incDec(in, e)
 	case *syntax.Cast:
+		if kind, _, _ := strings.Cut(e.Type, " "); kind == "struct" || kind == "union" || kind == "enum" {
+			return c.castRecord(in, e)
+		}
 		_, signed, ok := castType(e.Type)
 		if !ok {
 			c.errorf(e.Pos(), e.End(), "Cannot cast to \"%s\": only integer types (int8-int64, uint8-uint64) are supported", e.Type)
@@ -515,6 +522,12 @@ func (c *compiler) deref(e syntax.Expr, p ty) ty {
 	case !p.ptr:
 		c.errorf(e.Pos(), e.End(), "The * and [] operators can only be used on pointers (%s provided)", p)
 		return ty{}
+	case p.bt != nil && p.depth == 1:
+		if _, ok := e.(*syntax.Unary); !ok {
+			c.errorf(e.Pos(), e.End(), "The [] operator can not be used on a pointer to %s: use ->", recordName(p.bt))
+			return ty{}
+		}
+		return p.elem()
 	case p.elemSize() == 0:
 		c.errorf(e.Pos(), e.End(), "Can not dereference a pointer to an unknown type")
 		return ty{}
@@ -534,6 +547,8 @@ func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
 		return tUint
 	case e.Name == "comm":
 		return tStr(16)
+	case e.Name == "curtask":
+		return c.curtask(in)
 	case e.Name == "probe":
 		return tStr(strLen)
 	case e.Name == "args":
@@ -612,8 +627,7 @@ func (c *compiler) field(in *instance, e *syntax.FieldAccess) ty {
 		return tUint
 	}
 	if !ok || id.Name != "args" {
-		c.errorf(e.Pos(), e.End(), "field access is only supported on args (args->NAME)")
-		return ty{}
+		return c.btfAccess(in, e)
 	}
 	if in.kind == program.TpBTF {
 		return c.btfField(in, e)

@@ -74,7 +74,7 @@ func (c *compiler) btfField(in *instance, e *syntax.FieldAccess) ty {
 	case FieldInt:
 		return ty{k: kInt, signed: f.Signed}
 	case FieldPtr:
-		return pointerType(f.Type, f.User)
+		return c.fieldPointer(pointerType(f.Type, f.User), f.Type)
 	}
 	c.errorf(e.FieldPos, e.To, "args.%s has type '%s', which can not be read: only integer and pointer arguments can", f.Name, f.Type)
 	return ty{}
