@@ -385,24 +385,22 @@ func (g *gen) isMember(e *syntax.FieldAccess) bool {
 	return ok
 }
 
-// recordAddr puts into rAcc the address of the struct value x is (or the
-// struct a pointer x points to).
-func (g *gen) recordAddr(x syntax.Expr) {
+// recordAddr puts into rAcc the address of the pointer that leads to the
+// struct value x is (or that x is), and returns x's offset from it: the
+// embedded structs of a chain (curtask->se.load) add up when compiling.
+func (g *gen) recordAddr(x syntax.Expr) int {
 	if g.typeOf(x).k != kRecord {
 		g.intExpr(x) // a pointer: its value is the address
-		return
+		return 0
 	}
 	switch x := unparen(x).(type) {
 	case *syntax.FieldAccess:
-		g.recordAddr(x.X)
-		if off := g.in.members[x].off; off != 0 {
-			g.emit(asm.Add.Imm(rAcc, int32(off)))
-		}
+		return g.recordAddr(x.X) + g.in.members[x].off
 	case *syntax.Unary: // *p
 		g.intExpr(x.X)
-	default:
-		panic(fmt.Sprintf("compile: recordAddr of %T", x))
+		return 0
 	}
+	panic(fmt.Sprintf("compile: recordAddr of %T", x))
 }
 
 // memberRead loads the integer or pointer field e into rAcc, read with
@@ -410,13 +408,13 @@ func (g *gen) recordAddr(x syntax.Expr) {
 func (g *gen) memberRead(e *syntax.FieldAccess) {
 	mi := g.in.members[e]
 	g.noteMember(e)
-	g.recordAddr(e.X)
+	off := g.recordAddr(e.X) + mi.off
 	slot := g.alloc(8)
 	g.emit(storeImm64(asm.R10, slot, 0))
 	g.stackPtr(asm.R1, slot)
 	g.emit(asm.Mov.Imm(asm.R2, int32(mi.size)))
 	g.emit(asm.Mov.Reg(asm.R3, rAcc))
-	g.emit(asm.Add.Imm(asm.R3, int32(mi.off)))
+	g.emit(asm.Add.Imm(asm.R3, int32(off)))
 	g.call(asm.FnProbeReadKernel)
 	size := map[int]asm.Size{1: asm.Byte, 2: asm.Half, 4: asm.Word, 8: asm.DWord}[mi.size]
 	switch {
@@ -444,11 +442,11 @@ func (g *gen) memberString(e *syntax.FieldAccess, off int16, n int) {
 	mi := g.in.members[e]
 	g.noteMember(e)
 	g.zero(off, n)
-	g.recordAddr(e.X)
+	at := g.recordAddr(e.X) + mi.off
 	g.stackPtr(asm.R1, off)
 	g.emit(asm.Mov.Imm(asm.R2, int32(min(mi.size, n))))
 	g.emit(asm.Mov.Reg(asm.R3, rAcc))
-	g.emit(asm.Add.Imm(asm.R3, int32(mi.off)))
+	g.emit(asm.Add.Imm(asm.R3, int32(at)))
 	g.call(asm.FnProbeReadKernel)
 }
 
