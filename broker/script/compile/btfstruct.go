@@ -454,11 +454,11 @@ func (g *gen) memberString(e *syntax.FieldAccess, off int16, n int) {
 // marks the probe as one interpreter mode can not run: the collector
 // copies the context, not what its pointers reach.
 func (g *gen) noteMember(e *syntax.FieldAccess) {
-	what := g.text(e, "a struct field")
+	field := fmt.Sprintf("field '%s' of %s", e.Field, recordName(g.typeOf(e.X).bt))
 	g.rd.sites = append(g.rd.sites, pendingRead{site: e, class: program.ReadsKernel,
-		what: fmt.Sprintf("%s reads kernel memory (a struct field, through BTF)", what)})
+		what: field + ", read through BTF, is kernel memory"})
 	if g.kernelOnly == "" {
-		g.kernelOnly = what + " (struct access through BTF)"
+		g.kernelOnly = g.text(e, field) + " (struct access through BTF)"
 	}
 }
 

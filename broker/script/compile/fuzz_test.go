@@ -20,6 +20,8 @@ func FuzzCompile(f *testing.F) {
 		`tracepoint:sched:sched_process_exec { printf("%s\n", str(args->filename)); @t[(pid, comm)] = avg(args->pid); }`,
 		`interval:ms:10 { @n = @n + 1; @x += 2; if (@n > 3) { exit(); } }`,
 		`tracepoint:syscalls:sys_enter_openat { printf("%c %s\n", *args->filename, str(args->filename, 4)); }`,
+		`BEGIN { printf("%d %s %d\n", curtask->real_parent->pid, curtask->comm, sizeof(struct task_struct)); @[((struct task_struct *)curtask)->se.on_rq] = count(); }`,
+		`tp_btf:sched_switch { @[args->next->comm] = max(args->prev->in_execve + args.prev->wide); }`,
 	} {
 		f.Add(s)
 	}
@@ -30,6 +32,7 @@ func FuzzCompile(f *testing.F) {
 	for _, op := range []string{" && ", " || ", " + ", " == "} {
 		f.Add("BEGIN { @x = pid" + strings.Repeat(op+"pid", 300) + "; }")
 	}
+	types := newFakeTypes()
 	f.Fuzz(func(t *testing.T, src string) {
 		file, err := syntax.Parse("stdin", []byte(src))
 		if err != nil {
@@ -39,7 +42,7 @@ func FuzzCompile(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_, warns, err = Compile(file, Options{Tracepoints: fakeTracepoints{}})
+			_, warns, err = Compile(file, Options{Tracepoints: fakeTracepoints{}, BTFTracepoints: fakeBTF{}, Types: types})
 		}()
 		select {
 		case <-done:
