@@ -55,15 +55,19 @@ const prefix = "btf_trace_"
 var kernel struct {
 	once  sync.Once
 	spec  *btf.Spec
-	names []string // sorted
 	err   error
 	// missing: the kernel has no BTF (err says so for tp_btf probes)
 	missing bool
 	mu      sync.Mutex // the spec decodes lazily
+
+	namesOnce sync.Once
+	names     []string // sorted
+	namesErr  error
 }
 
-// load reads the kernel's BTF once.
-func load() (*btf.Spec, []string, error) {
+// loadSpec reads the kernel's BTF once. Types decode when first looked
+// up: a struct lookup costs that struct's types, not the kernel's.
+func loadSpec() (*btf.Spec, error) {
 	kernel.once.Do(func() {
 		spec, err := btf.LoadKernelSpec()
 		if err != nil {
@@ -76,10 +80,25 @@ func load() (*btf.Spec, []string, error) {
 			kernel.err = err
 			return
 		}
+		kernel.spec = spec
+	})
+	return kernel.spec, kernel.err
+}
+
+// load reads the kernel's BTF and the names of its BTF tracepoints once:
+// finding those decodes every type.
+func load() (*btf.Spec, []string, error) {
+	spec, err := loadSpec()
+	if err != nil {
+		return nil, nil, err
+	}
+	kernel.namesOnce.Do(func() {
+		kernel.mu.Lock()
+		defer kernel.mu.Unlock()
 		var names []string
 		for typ, err := range spec.All() {
 			if err != nil {
-				kernel.err = fmt.Errorf("reading the kernel's BTF: %w", err)
+				kernel.namesErr = fmt.Errorf("reading the kernel's BTF: %w", err)
 				return
 			}
 			if td, ok := typ.(*btf.Typedef); ok && strings.HasPrefix(td.Name, prefix) {
@@ -87,10 +106,9 @@ func load() (*btf.Spec, []string, error) {
 			}
 		}
 		sort.Strings(names)
-		names = compact(names)
-		kernel.spec, kernel.names = spec, names
+		kernel.names = compact(names)
 	})
-	return kernel.spec, kernel.names, kernel.err
+	return spec, kernel.names, kernel.namesErr
 }
 
 func compact(s []string) []string {

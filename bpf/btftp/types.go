@@ -15,7 +15,7 @@ import (
 // The types returned are fully decoded and never changed: callers may
 // read them from any goroutine.
 func Type(kind, name string) (btf.Type, error) {
-	spec, _, err := load()
+	spec, err := loadSpec()
 	if err != nil {
 		if kernel.missing {
 			return nil, errors.New("struct access needs the kernel's BTF type information (/sys/kernel/btf/vmlinux), which this kernel does not provide")
