@@ -53,9 +53,9 @@ type Arg struct {
 const prefix = "btf_trace_"
 
 var kernel struct {
-	once  sync.Once
-	spec  *btf.Spec
-	err   error
+	once sync.Once
+	spec *btf.Spec
+	err  error
 	// missing: the kernel has no BTF (err says so for tp_btf probes)
 	missing bool
 	mu      sync.Mutex // the spec decodes lazily
