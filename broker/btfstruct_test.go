@@ -94,3 +94,17 @@ func BenchmarkCompileStructChain(b *testing.B) {
 }
 
 func errorsIsNotFound(err error) bool { return err != nil && errors.Is(err, btf.ErrNotFound) }
+
+// TestReplayRefusesStructAccess: a replay says why struct access can
+// not run over a recording, at the construct.
+func TestReplayRefusesStructAccess(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{`BEGIN { @ = ((struct task_struct *)0)->pid; }`, "stdin:1:14-37: ERROR: " + errReplayStruct.Error()},
+		{`BEGIN { @ = curtask->pid; }`, "stdin:1:13-25: ERROR: Can not access field 'pid' on expression of type 'unsigned int64': " + errReplayStruct.Error()},
+	} {
+		_, _, err := compileScript("stdin", []byte(tc.src), compile.Options{Types: replayTypes{}})
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want+"\n") {
+			t.Errorf("%s: %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}

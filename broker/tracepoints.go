@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/cilium/ebpf/btf"
-
 	"github.com/tracebroker/tracebroker/bpf/btftp"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
@@ -53,12 +51,6 @@ func (KernelTracepoints) Fields(category, name string) ([]compile.Field, error) 
 	}
 	return out, nil
 }
-
-// KernelTypes answers the compiler's questions about struct types from
-// the running kernel's BTF, read once (btftp).
-type KernelTypes struct{}
-
-func (KernelTypes) Type(kind, name string) (btf.Type, error) { return btftp.Type(kind, name) }
 
 // KernelBTFTracepoints answers the compiler's questions about tp_btf
 // probes from the kernel's BTF.
