@@ -24,62 +24,32 @@ func Type(kind, name string) (btf.Type, error) {
 	}
 	kernel.mu.Lock()
 	defer kernel.mu.Unlock()
-	var err2 error
-	var t btf.Type
-	switch kind {
-	case "struct":
-		var s *btf.Struct
-		err2, t = spec.TypeByName(name, &s), s
-	case "union":
-		var u *btf.Union
-		err2, t = spec.TypeByName(name, &u), u
-	case "enum":
-		var e *btf.Enum
-		err2, t = spec.TypeByName(name, &e), e
-	case "":
-		var td *btf.Typedef
-		err2, t = spec.TypeByName(name, &td), td
-	default:
-		return nil, fmt.Errorf("%w: %s %s", btf.ErrNotFound, kind, name)
-	}
-	if err2 != nil {
-		if errors.Is(err2, btf.ErrMultipleMatches) {
-			// vmlinux's BTF is deduplicated: several types of one
-			// name and kind differ, and the first complete one is
-			// what the kernel's own code most likely means.
-			return firstComplete(spec, kind, name)
-		}
-		return nil, err2
-	}
-	return t, nil
-}
-
-// firstComplete picks, among several types of one name, the first that is
-// not a forward declaration.
-func firstComplete(spec *btf.Spec, kind, name string) (btf.Type, error) {
 	ts, err := spec.AnyTypesByName(name)
-	if err != nil {
+	if err != nil && !errors.Is(err, btf.ErrNotFound) {
 		return nil, err
 	}
+	// vmlinux's BTF is deduplicated, but a name may still have several
+	// types of a kind (and forward declarations, which are another
+	// kind): the first is what the kernel's own code most likely means.
 	for _, t := range ts {
-		switch t.(type) {
-		case *btf.Struct:
-			if kind == "struct" {
-				return t, nil
-			}
-		case *btf.Union:
-			if kind == "union" {
-				return t, nil
-			}
-		case *btf.Enum:
-			if kind == "enum" {
-				return t, nil
-			}
-		case *btf.Typedef:
-			if kind == "" {
-				return t, nil
-			}
+		if kindOf(t) == kind {
+			return t, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: %s %s", btf.ErrNotFound, kind, name)
+}
+
+// kindOf is the C keyword naming t's kind, "" for a typedef, "?" else.
+func kindOf(t btf.Type) string {
+	switch t.(type) {
+	case *btf.Struct:
+		return "struct"
+	case *btf.Union:
+		return "union"
+	case *btf.Enum:
+		return "enum"
+	case *btf.Typedef:
+		return ""
+	}
+	return "?"
 }
