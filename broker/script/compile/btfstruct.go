@@ -408,6 +408,10 @@ func (g *gen) recordAddr(x syntax.Expr) int {
 func (g *gen) memberRead(e *syntax.FieldAccess) {
 	mi := g.in.members[e]
 	g.noteMember(e)
+	// The slots of the chain's earlier steps are dead once their value
+	// is in rAcc: a long chain takes one slot, not one a step.
+	mark := g.sp
+	defer func() { g.sp = mark }()
 	off := g.recordAddr(e.X) + mi.off
 	slot := g.alloc(8)
 	g.emit(storeImm64(asm.R10, slot, 0))

@@ -62,6 +62,7 @@ func newFakeTypes() fakeTypes {
 		{Name: "ppid", Type: &btf.Pointer{Target: &btf.Pointer{Target: i32}}, Offset: 1024},
 		{Name: "sched_entity_ptr", Type: &btf.Pointer{Target: &btf.Const{Type: se}}, Offset: 1088},
 		{Name: "ratio", Type: &btf.Float{Name: "double", Size: 8}, Offset: 1152},
+		{Name: "filename", Type: &btf.Pointer{Target: char}, Offset: 1216},
 	}
 	fileFull := &btf.Struct{Name: "file", Size: 16, Members: []btf.Member{{Name: "f_flags", Type: u32, Offset: 64}}}
 	return fakeTypes{"struct task_struct": task, "struct sched_entity": se, "struct load_weight": weight,
@@ -290,4 +291,58 @@ type noTypes struct{}
 
 func (noTypes) Type(kind, name string) (btf.Type, error) {
 	return nil, errors.New("struct access needs the kernel's BTF type information (/sys/kernel/btf/vmlinux), which this kernel does not provide")
+}
+
+// TestAttacksBTFStruct: what a script's author can make struct access do.
+// A long chain does not exhaust the BPF stack; a struct read is kernel
+// memory however its pointer was come by, a field named as a context
+// field included; and every probe that reads a struct is one the
+// interpreter refuses by name, not one it runs reading zeros.
+func TestAttacksBTFStruct(t *testing.T) {
+	types := newFakeTypes()
+	compileRows := func(t *testing.T, src string) *program.Program {
+		t.Helper()
+		f, err := syntax.Parse("stdin", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		prog, _, err := Compile(f, Options{Tracepoints: readsTracepoints{}, BTFTracepoints: readsBTF{}, Types: types})
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		return prog
+	}
+	t.Run("item5/long_chain_one_stack_slot", func(t *testing.T) {
+		src := "BEGIN { @ = curtask" + strings.Repeat("->real_parent", 100) + "->pid; }"
+		p := compileRows(t, src).Probes[0]
+		if n := len(kernelReads(p)); n != 101 {
+			t.Errorf("%d reads, want 101", n)
+		}
+	})
+	for _, tc := range []struct {
+		name, src string
+		want      program.Reads
+	}{
+		{"item5/user_pointer_cast_to_struct", `t:syscalls:sys_enter_openat { printf("%s\n", ((struct task_struct *)args->filename)->comm); }`, ctx | kernel},
+		{"item5/field_named_as_context_field", `t:syscalls:sys_enter_openat { printf("%s\n", str(((struct task_struct *)args->filename)->filename)); }`, ctx | kernel},
+		{"item5/field_of_user_tp_btf_argument", `tp_btf:user_arg { @ = ((struct task_struct *)args.buf)->pid; }`, ctx | kernel},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := compileRows(t, tc.src).Probes[0]
+			if p.Reads != tc.want {
+				t.Errorf("reads %s, want %s", p.Reads, tc.want)
+			}
+		})
+	}
+	t.Run("item5/interp_refuses_by_name", func(t *testing.T) {
+		for src, want := range map[string]string{
+			`t:syscalls:sys_enter_openat /curtask->pid == 1/ { @ = count(); }`: "curtask->pid (struct access through BTF)",
+			`tp_btf:sched_switch { @[args->next->comm] = count(); }`:            "args->next->comm (struct access through BTF)",
+			`BEGIN { @ = sizeof(struct task_struct); }`:                         "",
+		} {
+			if got := compileRows(t, src).Probes[0].KernelOnly; got != want {
+				t.Errorf("%s: KernelOnly %q, want %q", src, got, want)
+			}
+		}
+	})
 }
