@@ -479,3 +479,17 @@ func onArgs(e *syntax.FieldAccess) bool {
 	id, ok := e.X.(*syntax.Ident)
 	return ok && id.Name == "args"
 }
+
+// btfValue types a value whose C type the kernel's BTF gives, whatever
+// the probe (a fentry argument, a return value): integers, enums and
+// pointers as struct access types them, so that a pointer to a struct
+// reaches its fields with ->. why says why such a value can not be read.
+func (c *compiler) btfValue(t btf.Type) (ty, string) {
+	v, _, why := c.memberType(btf.Member{Type: t}, 0)
+	if why == "" && v.k != kInt {
+		// A struct, union or char array is memory: only a pointer to
+		// it is a value a probe is given.
+		why = "is not an integer or a pointer"
+	}
+	return v, why
+}

@@ -346,3 +346,31 @@ func TestAttacksBTFStruct(t *testing.T) {
 		}
 	})
 }
+
+// TestBTFValue: the type any probe's BTF-typed value gets (fentry
+// arguments use it): a struct pointer reaches its fields.
+func TestBTFValue(t *testing.T) {
+	types := newFakeTypes()
+	c := &compiler{opts: Options{Types: types}}
+	task := types["struct task_struct"]
+	for _, tc := range []struct {
+		typ  btf.Type
+		want string
+		why  string
+	}{
+		{&btf.Pointer{Target: task}, "ptr struct task_struct depth 1", ""},
+		{&btf.Pointer{Target: &btf.Const{Type: task}}, "ptr struct task_struct depth 1", ""},
+		{&btf.Typedef{Name: "pid_t", Type: &btf.Int{Size: 4, Encoding: btf.Signed}}, "int64", ""},
+		{&btf.Int{Size: 8}, "uint64", ""},
+		{task, "", "is not an integer or a pointer"},
+	} {
+		v, why := c.btfValue(tc.typ)
+		got := v.String()
+		if v.ptr {
+			got = fmt.Sprintf("ptr %s depth %d", recordName(v.bt), v.depth)
+		}
+		if why != tc.why || (why == "" && got != tc.want) {
+			t.Errorf("%v: %s %q, want %s %q", tc.typ, got, why, tc.want, tc.why)
+		}
+	}
+}
