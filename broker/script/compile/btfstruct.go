@@ -61,6 +61,8 @@ func recordName(t btf.Type) string {
 		return v.Kind.String() + " " + v.Name
 	case *btf.Typedef:
 		return v.Name
+	case *btf.Array:
+		return typeSpelling(v)
 	}
 	return fmt.Sprint(t)
 }
@@ -169,10 +171,44 @@ func (c *compiler) btfAccess(in *instance, e *syntax.FieldAccess) ty {
 		c.errorf(e.Pos(), e.End(), "Struct/union field '%s' of '%s' has type '%s', which %s", e.Field, recordName(base), typeSpelling(m.Type), why)
 		return ty{}
 	}
+	in.setMember(e, mi)
+	return t
+}
+
+func (in *instance) setMember(e syntax.Expr, mi member) {
 	if in.members == nil {
-		in.members = map[*syntax.FieldAccess]member{}
+		in.members = map[syntax.Expr]member{}
 	}
 	in.members[e] = mi
+}
+
+// btfIndex types a[N] on an array field: N must be a literal within the
+// array, as bpftrace 0.17 has it.
+func (c *compiler) btfIndex(in *instance, e *syntax.Index, at ty) ty {
+	arr := at.bt.(*btf.Array)
+	n, ok := constInt(e.I)
+	if !ok {
+		c.errorf(e.Pos(), e.End(), "The array index operator [] only accepts literal integer indices.")
+		return ty{}
+	}
+	if n < 0 || n >= int64(arr.Nelems) {
+		c.errorf(e.Pos(), e.End(), "the index %d is out of bounds for array of size %d", n, arr.Nelems)
+		return ty{}
+	}
+	size, err := btf.Sizeof(arr.Type)
+	if err != nil {
+		c.errorf(e.Pos(), e.End(), "%s: %v", typeSpelling(arr), err)
+		return ty{}
+	}
+	t, mi, why := c.memberType(btf.Member{Type: arr.Type}, btf.Bits(8*int(n)*size))
+	if why == "" && t.k == kStr {
+		why = "is an array of strings: not supported yet"
+	}
+	if why != "" {
+		c.errorf(e.Pos(), e.End(), "The elements of '%s' have type '%s', which %s", typeSpelling(arr), typeSpelling(arr.Type), why)
+		return ty{}
+	}
+	in.setMember(e, mi)
 	return t
 }
 
@@ -251,7 +287,10 @@ func (c *compiler) memberType(m btf.Member, off btf.Bits) (ty, member, string) {
 			}
 			return tStr(mi.size), mi, ""
 		}
-		return ty{}, mi, "is an array of other than char: not supported yet"
+		// Other arrays are read element by element (bits[0]).
+		n, _ := btf.Sizeof(u)
+		mi.size = n
+		return ty{k: kRecord, bt: u, size: n}, mi, ""
 	case *btf.Struct, *btf.Union:
 		n, _ := btf.Sizeof(u)
 		mi.size = n
@@ -304,7 +343,12 @@ func typeSpelling(t btf.Type) string {
 	case *btf.Pointer:
 		return typeSpelling(v.Target) + " *"
 	case *btf.Array:
-		return fmt.Sprintf("%s[%d]", typeSpelling(v.Type), v.Nelems)
+		// C puts the outer dimension first: char names[2][16].
+		elem, dims := typeSpelling(v.Type), ""
+		if i := strings.IndexByte(elem, '['); i >= 0 {
+			elem, dims = elem[:i], elem[i:]
+		}
+		return fmt.Sprintf("%s[%d]%s", elem, v.Nelems, dims)
 	case *btf.FuncProto:
 		return "function"
 	case *btf.Struct, *btf.Union, *btf.Enum, *btf.Fwd:
@@ -362,14 +406,11 @@ func (c *compiler) sizeOfRecord(in *instance, id *syntax.Ident) (int, bool) {
 
 // sizeOfMember is sizeof(x->f): the field's C size, as bpftrace gives it.
 func (c *compiler) sizeOfMember(in *instance, e syntax.Expr) (int, bool) {
-	fa, ok := unparen(e).(*syntax.FieldAccess)
+	fa := unparen(e)
+	mi, ok := in.members[fa]
 	if !ok {
 		return 0, false
 	}
-	if _, ok := in.members[fa]; !ok {
-		return 0, false
-	}
-	mi := in.members[fa]
 	if t := in.types[fa]; t.ptr {
 		return 8, true
 	}
@@ -379,8 +420,9 @@ func (c *compiler) sizeOfMember(in *instance, e syntax.Expr) (int, bool) {
 	return mi.size, true
 }
 
-// isMember reports whether e is a field read through BTF.
-func (g *gen) isMember(e *syntax.FieldAccess) bool {
+// isMember reports whether e is a field (or an array field's element)
+// read through BTF.
+func (g *gen) isMember(e syntax.Expr) bool {
 	_, ok := g.in.members[e]
 	return ok
 }
@@ -396,6 +438,8 @@ func (g *gen) recordAddr(x syntax.Expr) int {
 	switch x := unparen(x).(type) {
 	case *syntax.FieldAccess:
 		return g.recordAddr(x.X) + g.in.members[x].off
+	case *syntax.Index: // an array's element
+		return g.recordAddr(x.X) + g.in.members[x].off
 	case *syntax.Unary: // *p
 		g.intExpr(x.X)
 		return 0
@@ -405,14 +449,14 @@ func (g *gen) recordAddr(x syntax.Expr) int {
 
 // memberRead loads the integer or pointer field e into rAcc, read with
 // probe_read_kernel at its address.
-func (g *gen) memberRead(e *syntax.FieldAccess) {
+func (g *gen) memberRead(e syntax.Expr) {
 	mi := g.in.members[e]
 	g.noteMember(e)
 	// The slots of the chain's earlier steps are dead once their value
 	// is in rAcc: a long chain takes one slot, not one a step.
 	mark := g.sp
 	defer func() { g.sp = mark }()
-	off := g.recordAddr(e.X) + mi.off
+	off := g.recordAddr(memberOf(e)) + mi.off
 	slot := g.alloc(8)
 	g.emit(storeImm64(asm.R10, slot, 0))
 	g.stackPtr(asm.R1, slot)
@@ -442,11 +486,11 @@ func (g *gen) memberRead(e *syntax.FieldAccess) {
 
 // memberString copies the char array e, NUL-padded, into the n bytes at
 // off.
-func (g *gen) memberString(e *syntax.FieldAccess, off int16, n int) {
+func (g *gen) memberString(e syntax.Expr, off int16, n int) {
 	mi := g.in.members[e]
 	g.noteMember(e)
 	g.zero(off, n)
-	at := g.recordAddr(e.X) + mi.off
+	at := g.recordAddr(memberOf(e)) + mi.off
 	g.stackPtr(asm.R1, off)
 	g.emit(asm.Mov.Imm(asm.R2, int32(min(mi.size, n))))
 	g.emit(asm.Mov.Reg(asm.R3, rAcc))
@@ -457,8 +501,14 @@ func (g *gen) memberString(e *syntax.FieldAccess, off int16, n int) {
 // noteMember records a field read as a kernel read (reads.go), and
 // marks the probe as one interpreter mode can not run: the collector
 // copies the context, not what its pointers reach.
-func (g *gen) noteMember(e *syntax.FieldAccess) {
-	field := fmt.Sprintf("field '%s' of %s", e.Field, recordName(g.typeOf(e.X).bt))
+func (g *gen) noteMember(e syntax.Expr) {
+	var field string
+	switch e := e.(type) {
+	case *syntax.FieldAccess:
+		field = fmt.Sprintf("field '%s' of %s", e.Field, recordName(g.typeOf(e.X).bt))
+	case *syntax.Index:
+		field = "an element of " + recordName(g.typeOf(e.X).bt)
+	}
 	g.rd.sites = append(g.rd.sites, pendingRead{site: e, class: program.ReadsKernel,
 		what: field + ", read through BTF, is kernel memory"})
 	if g.kernelOnly == "" {
@@ -492,4 +542,23 @@ func (c *compiler) btfValue(t btf.Type) (ty, string) {
 		why = "is not an integer or a pointer"
 	}
 	return v, why
+}
+
+// memberOf is the struct (or array) whose field (element) e is.
+func memberOf(e syntax.Expr) syntax.Expr {
+	switch e := e.(type) {
+	case *syntax.FieldAccess:
+		return e.X
+	case *syntax.Index:
+		return e.X
+	}
+	panic(fmt.Sprintf("compile: memberOf %T", e))
+}
+
+// unstorable says why a struct or array value can not be stored.
+func unstorable(t ty) string {
+	if _, ok := t.bt.(*btf.Array); ok {
+		return fmt.Sprintf("an array value (%s) can not be stored yet: store its elements (a[0])", t)
+	}
+	return fmt.Sprintf("a struct value (%s) can not be stored yet: store its fields (x.f)", t)
 }

@@ -63,6 +63,8 @@ func newFakeTypes() fakeTypes {
 		{Name: "sched_entity_ptr", Type: &btf.Pointer{Target: &btf.Const{Type: se}}, Offset: 1088},
 		{Name: "ratio", Type: &btf.Float{Name: "double", Size: 8}, Offset: 1152},
 		{Name: "filename", Type: &btf.Pointer{Target: char}, Offset: 1216},
+		{Name: "names", Type: &btf.Array{Type: &btf.Array{Type: char, Nelems: 16}, Nelems: 2}, Offset: 1280},
+		{Name: "weights", Type: &btf.Array{Type: weight, Nelems: 3}, Offset: 1536},
 	}
 	fileFull := &btf.Struct{Name: "file", Size: 16, Members: []btf.Member{{Name: "f_flags", Type: u32, Offset: 64}}}
 	return fakeTypes{"struct task_struct": task, "struct sched_entity": se, "struct load_weight": weight,
@@ -142,6 +144,9 @@ func TestBTFStructAccess(t *testing.T) {
 		{`BEGIN { @ = curtask->exe->f_flags; }`, "8@+80 4@+8", ""},
 		{`BEGIN { @ = *curtask->ppid; }`, "8@+128 8@+0", ""},
 		{`BEGIN { @ = curtask->sched_entity_ptr->on_rq; }`, "8@+136 4@+16", ""},
+		// Other arrays are read an element at a time, at a literal index.
+		{`BEGIN { @ = curtask->mask[0] + curtask->mask[3]; }`, "8@+96 8@+120", ""},
+		{`BEGIN { @ = curtask->weights[2].inv_weight; }`, "4@+232", "uint64"},
 		// char[N] is a string, read whole.
 		{`BEGIN { @ = curtask->comm; }`, "16@+24", "string[64]"},
 		{`BEGIN { @[curtask->comm, str(curtask->comm)] = count(); }`, "16@+24 16@+24", ""},
@@ -247,7 +252,13 @@ func TestBTFStructErrors(t *testing.T) {
 		{`BEGIN { @ = curtask->se; }`, nil,
 			"stdin:1:13-24: ERROR: a struct value (struct sched_entity) can not be stored yet: store its fields (x.f)"},
 		{`BEGIN { @ = curtask->mask; }`, nil,
-			"stdin:1:13-26: ERROR: Struct/union field 'mask' of 'struct task_struct' has type 'long long unsigned int[4]', which is an array of other than char: not supported yet"},
+			"stdin:1:13-26: ERROR: an array value (long long unsigned int[4]) can not be stored yet: store its elements (a[0])"},
+		{`BEGIN { @ = curtask->mask[4]; }`, nil,
+			"stdin:1:13-29: ERROR: the index 4 is out of bounds for array of size 4"},
+		{`BEGIN { $i = 1; @ = curtask->mask[$i]; }`, nil,
+			"stdin:1:21-38: ERROR: The array index operator [] only accepts literal integer indices."},
+		{`BEGIN { @ = curtask->names[1]; }`, nil,
+			"stdin:1:13-30: ERROR: The elements of 'char[2][16]' have type 'char[16]', which is an array of strings: not supported yet"},
 		{`BEGIN { @ = curtask->ratio; }`, nil,
 			"stdin:1:13-27: ERROR: Struct/union field 'ratio' of 'struct task_struct' has type 'double', which can not be read"},
 		{`BEGIN { @ = curtask[1]; }`, nil,

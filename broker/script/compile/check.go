@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cilium/ebpf/btf"
+
 	"github.com/tracebroker/tracebroker/broker/output"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
@@ -115,7 +117,7 @@ func (c *compiler) assign(in *instance, s *syntax.AssignStmt) {
 		return
 	}
 	if rt.k == kRecord {
-		c.errorf(s.Rhs.Pos(), s.Rhs.End(), "a struct value (%s) can not be stored yet: store its fields (x.f)", rt)
+		c.errorf(s.Rhs.Pos(), s.Rhs.End(), "%s", unstorable(rt))
 		return
 	}
 	switch lhs := s.Lhs.(type) {
@@ -474,6 +476,9 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		return ty{k: kInt, signed: signed}
 	case *syntax.Index:
 		t := c.expr(in, e.X)
+		if _, ok := t.bt.(*btf.Array); ok && t.k == kRecord {
+			return c.btfIndex(in, e, t)
+		}
 		if it := c.expr(in, e.I); it.k != kInt && it.k != kNone {
 			c.errorf(e.I.Pos(), e.I.End(), "The array index operator [] expects an integer index (%s provided)", it)
 			return ty{}

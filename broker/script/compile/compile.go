@@ -225,7 +225,7 @@ type instance struct {
 	types map[syntax.Expr]ty
 	vars  map[string]ty
 	// members are the fields read through BTF (btfstruct.go).
-	members map[*syntax.FieldAccess]member
+	members map[syntax.Expr]member
 }
 
 type mapInfo struct {

@@ -685,6 +685,10 @@ func (g *gen) intExpr(e syntax.Expr) {
 			g.load(g.typeOf(e.X))
 		}
 	case *syntax.Index:
+		if g.isMember(e) {
+			g.memberRead(e)
+			return
+		}
 		g.captureString(e)
 		p := g.typeOf(e.X)
 		g.noteRead("[]", e, e.X, e.I, p.user)

@@ -193,9 +193,9 @@ func TestReadClasses(t *testing.T) {
 		// Struct access through BTF is kernel memory, each field, and
 		// curtask is a kernel address.
 		{"curtask field", `BEGIN { printf("%d\n", curtask->pid); }`, kernel | kaddr,
-			[]string{"curtask->pid: field 'pid' of struct task_struct, read through BTF, is kernel memory", "curtask: curtask reveals the current task's kernel address"}},
+			[]string{"curtask: curtask reveals the current task's kernel address", "curtask->pid: field 'pid' of struct task_struct, read through BTF, is kernel memory"}},
 		{"curtask chain", `t:syscalls:sys_enter_openat { @[curtask->real_parent->comm] = count(); }`, kernel | kaddr,
-			[]string{"curtask->real_parent: field 'real_parent' of struct task_struct, read through BTF, is kernel memory", "curtask: curtask reveals the current task's kernel address"}},
+			[]string{"curtask: curtask reveals the current task's kernel address", "curtask->real_parent: field 'real_parent' of struct task_struct, read through BTF, is kernel memory"}},
 		{"tp_btf struct field", `tp_btf:sched_switch { @[args->next->comm] = count(); }`, ctx | kernel,
 			[]string{"args->next->comm: field 'comm' of struct task_struct, read through BTF, is kernel memory"}},
 		{"cast integer to struct", `BEGIN { @ = ((struct task_struct *)0xffff888000000000)->pid; }`, kernel,
