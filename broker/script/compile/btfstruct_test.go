@@ -348,8 +348,8 @@ func TestAttacksBTFStruct(t *testing.T) {
 	t.Run("item5/interp_refuses_by_name", func(t *testing.T) {
 		for src, want := range map[string]string{
 			`t:syscalls:sys_enter_openat /curtask->pid == 1/ { @ = count(); }`: "curtask->pid (struct access through BTF)",
-			`tp_btf:sched_switch { @[args->next->comm] = count(); }`:            "args->next->comm (struct access through BTF)",
-			`BEGIN { @ = sizeof(struct task_struct); }`:                         "",
+			`tp_btf:sched_switch { @[args->next->comm] = count(); }`:           "args->next->comm (struct access through BTF)",
+			`BEGIN { @ = sizeof(struct task_struct); }`:                        "",
 		} {
 			if got := compileRows(t, src).Probes[0].KernelOnly; got != want {
 				t.Errorf("%s: KernelOnly %q, want %q", src, got, want)
