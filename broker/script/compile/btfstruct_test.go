@@ -385,3 +385,62 @@ func TestBTFValue(t *testing.T) {
 		}
 	}
 }
+
+// TestBTFPrint: print() of a value is the printf of the line bpftrace
+// prints: records as { .field = value, ... }, arrays as [a,b], pointers
+// signed, char arrays as strings, anonymous members' fields inline.
+func TestBTFPrint(t *testing.T) {
+	types := newFakeTypes()
+	for _, tc := range []struct{ src, format, reads string }{
+		{`BEGIN { print(curtask->se.load); }`, "{ .weight = %lu, .inv_weight = %lu }\n", "8@+40 4@+48"},
+		{`BEGIN { print(curtask->se); }`, "{ .load = { .weight = %lu, .inv_weight = %lu }, .on_rq = %lu }\n", "8@+40 4@+48 4@+56"},
+		{`BEGIN { print(curtask->mask); }`, "[%lu,%lu,%lu,%lu]\n", "8@+96 8@+104 8@+112 8@+120"},
+		{`BEGIN { print(curtask->weights[1]); }`, "{ .weight = %lu, .inv_weight = %lu }\n", "8@+208 4@+216"},
+		{`BEGIN { print(curtask->pid); }`, "%ld\n", "4@+8"},
+		{`BEGIN { print(curtask->comm); }`, "%s\n", "16@+24"},
+		{`BEGIN { print(comm); }`, "%s\n", ""},
+		{`BEGIN { print(1 + 2); }`, "%ld\n", ""},
+		{`BEGIN { print((uint8)1); }`, "%lu\n", ""},
+	} {
+		prog, err := compileTypes(t, tc.src, types)
+		if err != nil {
+			t.Errorf("%s: %v", tc.src, err)
+			continue
+		}
+		if f := prog.Schema.Formats; len(f) != 1 || f[0].Fmt != tc.format {
+			t.Errorf("%s: formats %+v, want %q", tc.src, f, tc.format)
+		}
+		if got := strings.Join(kernelReads(prog.Probes[0]), " "); got != tc.reads {
+			t.Errorf("%s: reads %q, want %q", tc.src, got, tc.reads)
+		}
+	}
+	// A record with an anonymous union and a pointer: its fields inline,
+	// the pointer signed.
+	u32 := &btf.Int{Name: "unsigned int", Size: 4}
+	s8 := &btf.Int{Name: "signed char", Size: 1, Encoding: btf.Signed}
+	rec := &btf.Struct{Name: "r", Size: 24, Members: []btf.Member{
+		{Name: "p", Type: &btf.Pointer{Target: u32}, Offset: 0},
+		{Name: "", Type: &btf.Union{Size: 4, Members: []btf.Member{{Name: "flags", Type: u32}, {Name: "small", Type: s8}}}, Offset: 64},
+		{Name: "bit", Type: u32, Offset: 96, BitfieldSize: 3},
+	}}
+	format, args, why := recordFormat(rec, &syntax.Ident{Name: "x"})
+	if want := "{ .p = %ld, .flags = %lu, .small = %ld, .bit = %lu }"; why != "" || format != want || len(args) != 4 {
+		t.Errorf("record: %q (%d args) %q, want %q (4 args)", format, len(args), why, want)
+	}
+	for _, tc := range []struct{ src, want string }{
+		{`BEGIN { print(curtask); }`, "stdin:1:15-22: ERROR: struct task_struct * type passed to print() is not printable"},
+		{`BEGIN { print(curtask->pid, 2); }`, "stdin:1:9-31: ERROR: print() of a value takes no top and div arguments (only a map's print does)"},
+		{`BEGIN { print(*curtask); }`, "stdin:1:15-23: ERROR: struct task_struct can not be printed: a field has type 'double', which can not be printed"},
+		{`BEGIN { print(kstack); }`, "stdin:1:15-21: ERROR: kstack type passed to print() is not printable"},
+	} {
+		_, err := compileTypes(t, tc.src, types)
+		l, ok := err.(syntax.ErrorList)
+		if !ok {
+			t.Errorf("%s: error %v, want %q", tc.src, err, tc.want)
+			continue
+		}
+		if got := l.Format("stdin", []byte(tc.src)); !strings.HasPrefix(got, tc.want+"\n") {
+			t.Errorf("%s: got\n%s\nwant\n%s", tc.src, got, tc.want)
+		}
+	}
+}

@@ -805,6 +805,9 @@ func (c *compiler) call(in *instance, e *syntax.Call) ty {
 			c.errorf(e.From, e.To, "print() requires 1 to 3 arguments (%d provided)", len(e.Args))
 			return tVoid
 		}
+		if _, ok := e.Args[0].(*syntax.MapExpr); !ok {
+			return c.printValue(in, e)
+		}
 		mapArg(e.Args[0], false)
 		for _, a := range e.Args[1:] {
 			if _, ok := constInt(a); !ok {

@@ -22,6 +22,7 @@ func FuzzCompile(f *testing.F) {
 		`tracepoint:syscalls:sys_enter_openat { printf("%c %s\n", *args->filename, str(args->filename, 4)); }`,
 		`BEGIN { printf("%d %s %d\n", curtask->real_parent->pid, curtask->comm, sizeof(struct task_struct)); @[((struct task_struct *)curtask)->se.on_rq] = count(); }`,
 		`tp_btf:sched_switch { @[args->next->comm] = max(args->prev->in_execve + args.prev->wide); }`,
+		`BEGIN { print(curtask->se); print(curtask->mask); print(curtask->weights[1].weight); print(comm); print(curtask); }`,
 	} {
 		f.Add(s)
 	}

@@ -563,6 +563,10 @@ func (g *gen) voidCall(e *syntax.Call) {
 		g.emit(asm.Ja.Label(g.end))
 		g.done = true
 	case "print":
+		if call := g.c.prints[e]; call != nil {
+			g.printf(call)
+			return
+		}
 		m := g.c.maps[e.Args[0].(*syntax.MapExpr).Name]
 		top, div := int64(0), int64(1)
 		if len(e.Args) > 1 {
