@@ -206,7 +206,7 @@ func paramNames(spec *btf.Spec, name string, n int) []string {
 
 // describe classifies one argument's type.
 func describe(t btf.Type) Arg {
-	a := Arg{Type: cType(t)}
+	a := Arg{Type: CType(t)}
 	switch u := btf.UnderlyingType(t).(type) {
 	case *btf.Int:
 		a.Kind, a.Size, a.Signed = Int, int(u.Size), u.Encoding&btf.Signed != 0
@@ -225,7 +225,7 @@ func describe(t btf.Type) Arg {
 			a.Depth++
 			elem = p.Target
 		}
-		a.ElemType = cType(elem)
+		a.ElemType = CType(elem)
 		switch e := btf.UnderlyingType(elem).(type) {
 		case *btf.Int:
 			a.ElemSize, a.ElemSigned = int(e.Size), e.Encoding&btf.Signed != 0
@@ -270,8 +270,9 @@ func hasUserTag(t btf.Type) bool {
 	return false
 }
 
-// cType spells a type as C declares it, typedef names kept.
-func cType(t btf.Type) string {
+// CType spells a type as C declares it, typedef names kept ("struct
+// task_struct *", "pid_t", "char[2][16]").
+func CType(t btf.Type) string {
 	switch v := t.(type) {
 	case *btf.Void:
 		return "void"
@@ -290,27 +291,32 @@ func cType(t btf.Type) string {
 	case *btf.Float:
 		return v.Name
 	case *btf.Const:
-		return "const " + cType(v.Type)
+		return "const " + CType(v.Type)
 	case *btf.Volatile:
-		return "volatile " + cType(v.Type)
+		return "volatile " + CType(v.Type)
 	case *btf.Restrict:
-		return cType(v.Type)
+		return CType(v.Type)
 	case *btf.TypeTag:
 		if v.Value == "user" {
-			return cType(v.Type) + " __user"
+			return CType(v.Type) + " __user"
 		}
-		return cType(v.Type)
+		return CType(v.Type)
 	case *btf.Pointer:
 		if _, ok := v.Target.(*btf.FuncProto); ok {
 			return "void (*)()"
 		}
-		s := cType(v.Target)
+		s := CType(v.Target)
 		if strings.HasSuffix(s, "*") {
 			return s + "*"
 		}
 		return s + " *"
 	case *btf.Array:
-		return fmt.Sprintf("%s[%d]", cType(v.Type), v.Nelems)
+		// C puts the outer dimension first: char names[2][16].
+		elem, dims := CType(v.Type), ""
+		if i := strings.IndexByte(elem, '['); i >= 0 {
+			elem, dims = elem[:i], elem[i:]
+		}
+		return fmt.Sprintf("%s[%d]%s", elem, v.Nelems, dims)
 	}
 	return fmt.Sprint(t)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 
+	"github.com/tracebroker/tracebroker/bpf/btftp"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 )
@@ -47,25 +48,9 @@ type member struct {
 	signed       bool
 }
 
-// recordName spells a struct, union or enum type as bpftrace does
-// ("struct task_struct").
-func recordName(t btf.Type) string {
-	switch v := t.(type) {
-	case *btf.Struct:
-		return "struct " + v.Name
-	case *btf.Union:
-		return "union " + v.Name
-	case *btf.Enum:
-		return "enum " + v.Name
-	case *btf.Fwd:
-		return v.Kind.String() + " " + v.Name
-	case *btf.Typedef:
-		return v.Name
-	case *btf.Array:
-		return typeSpelling(v)
-	}
-	return fmt.Sprint(t)
-}
+// recordName spells a struct, union, enum or array type as bpftrace's
+// messages do ("struct task_struct").
+func recordName(t btf.Type) string { return btftp.CType(t) }
 
 // complete resolves a forward declaration to the kernel's definition, so
 // that a pointer to a struct declared only ahead still reaches its fields.
@@ -168,7 +153,7 @@ func (c *compiler) btfAccess(in *instance, e *syntax.FieldAccess) ty {
 	}
 	t, mi, why := c.memberType(m, off)
 	if why != "" {
-		c.errorf(e.Pos(), e.End(), "Struct/union field '%s' of '%s' has type '%s', which %s", e.Field, recordName(base), typeSpelling(m.Type), why)
+		c.errorf(e.Pos(), e.End(), "Struct/union field '%s' of '%s' has type '%s', which %s", e.Field, recordName(base), btftp.CType(m.Type), why)
 		return ty{}
 	}
 	in.setMember(e, mi)
@@ -197,7 +182,7 @@ func (c *compiler) btfIndex(in *instance, e *syntax.Index, at ty) ty {
 	}
 	size, err := btf.Sizeof(arr.Type)
 	if err != nil {
-		c.errorf(e.Pos(), e.End(), "%s: %v", typeSpelling(arr), err)
+		c.errorf(e.Pos(), e.End(), "%s: %v", btftp.CType(arr), err)
 		return ty{}
 	}
 	t, mi, why := c.memberType(btf.Member{Type: arr.Type}, btf.Bits(8*int(n)*size))
@@ -205,7 +190,7 @@ func (c *compiler) btfIndex(in *instance, e *syntax.Index, at ty) ty {
 		why = "is an array of strings: not supported yet"
 	}
 	if why != "" {
-		c.errorf(e.Pos(), e.End(), "The elements of '%s' have type '%s', which %s", typeSpelling(arr), typeSpelling(arr.Type), why)
+		c.errorf(e.Pos(), e.End(), "The elements of '%s' have type '%s', which %s", btftp.CType(arr), btftp.CType(arr.Type), why)
 		return ty{}
 	}
 	in.setMember(e, mi)
@@ -223,15 +208,7 @@ func bpfTypeName(t ty) string {
 // findMember finds field name in the struct or union t, looking into
 // anonymous members as C does; off is t's offset in bits.
 func findMember(t btf.Type, name string, off btf.Bits) (btf.Member, btf.Bits, bool) {
-	var members []btf.Member
-	switch v := t.(type) {
-	case *btf.Struct:
-		members = v.Members
-	case *btf.Union:
-		members = v.Members
-	default:
-		return btf.Member{}, 0, false
-	}
+	members := membersOf(t)
 	for _, m := range members {
 		if m.Name == name {
 			return m, off + m.Offset, true
@@ -325,36 +302,6 @@ func (c *compiler) memberType(m btf.Member, off btf.Bits) (ty, member, string) {
 		return ty{k: kInt}, mi, ""
 	}
 	return ty{k: kInt, signed: mi.signed}, mi, ""
-}
-
-// typeSpelling spells a BTF type for a message.
-func typeSpelling(t btf.Type) string {
-	switch v := t.(type) {
-	case *btf.Typedef:
-		return v.Name
-	case *btf.Const:
-		return "const " + typeSpelling(v.Type)
-	case *btf.Volatile:
-		return "volatile " + typeSpelling(v.Type)
-	case *btf.Int:
-		return v.Name
-	case *btf.Float:
-		return v.Name
-	case *btf.Pointer:
-		return typeSpelling(v.Target) + " *"
-	case *btf.Array:
-		// C puts the outer dimension first: char names[2][16].
-		elem, dims := typeSpelling(v.Type), ""
-		if i := strings.IndexByte(elem, '['); i >= 0 {
-			elem, dims = elem[:i], elem[i:]
-		}
-		return fmt.Sprintf("%s[%d]%s", elem, v.Nelems, dims)
-	case *btf.FuncProto:
-		return "function"
-	case *btf.Struct, *btf.Union, *btf.Enum, *btf.Fwd:
-		return recordName(v)
-	}
-	return fmt.Sprint(t)
 }
 
 // fieldPointer types a pointer argument (of tp_btf, fentry) that points to
@@ -561,4 +508,15 @@ func unstorable(t ty) string {
 		return fmt.Sprintf("an array value (%s) can not be stored yet: store its elements (a[0])", t)
 	}
 	return fmt.Sprintf("a struct value (%s) can not be stored yet: store its fields (x.f)", t)
+}
+
+// membersOf is a struct's or union's members; nil for any other type.
+func membersOf(t btf.Type) []btf.Member {
+	switch v := t.(type) {
+	case *btf.Struct:
+		return v.Members
+	case *btf.Union:
+		return v.Members
+	}
+	return nil
 }

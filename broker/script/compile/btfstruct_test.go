@@ -278,22 +278,7 @@ func TestBTFStructErrors(t *testing.T) {
 			types = newFakeTypes()
 		}
 		_, err := compileTypes(t, tc.src, types)
-		if err == nil {
-			t.Errorf("%s: compiled without error, want %q", tc.src, tc.want)
-			continue
-		}
-		l, ok := err.(syntax.ErrorList)
-		if !ok {
-			t.Errorf("%s: error %T %v is not an ErrorList", tc.src, err, err)
-			continue
-		}
-		got := l.Format("stdin", []byte(tc.src))
-		if !strings.Contains(got, tc.want) {
-			t.Errorf("%s: got\n%s\nwant it to contain\n%s", tc.src, got, tc.want)
-		}
-		if n := strings.Count(got, "ERROR"); n != 1 {
-			t.Errorf("%s: %d errors, want 1:\n%s", tc.src, n, got)
-		}
+		wantOneError(t, tc.src, err, tc.want)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 
+	"github.com/tracebroker/tracebroker/bpf/btftp"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 )
 
@@ -90,14 +91,7 @@ func recordFormat(t btf.Type, x syntax.Expr) (string, []syntax.Expr, string) {
 			first := true
 			var fields func(t btf.Type) string
 			fields = func(t btf.Type) string {
-				var ms []btf.Member
-				switch v := t.(type) {
-				case *btf.Struct:
-					ms = v.Members
-				case *btf.Union:
-					ms = v.Members
-				}
-				for _, m := range ms {
+				for _, m := range membersOf(t) {
 					if m.Name == "" {
 						// An anonymous member's fields are the
 						// record's own.
@@ -157,7 +151,7 @@ func recordFormat(t btf.Type, x syntax.Expr) (string, []syntax.Expr, string) {
 			b.WriteString("%ld") // as bpftrace prints a record's pointers
 			args = append(args, x)
 		default:
-			return "a field has type '" + typeSpelling(t) + "', which can not be printed"
+			return "a field has type '" + btftp.CType(t) + "', which can not be printed"
 		}
 		return ""
 	}

@@ -166,21 +166,28 @@ func TestTpBTFErrors(t *testing.T) {
 		{`tracepoint:syscalls:sys_enter_openat { @ = arg0; }`, fakeBTF{}, "The arg0 builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes"},
 	} {
 		_, err := compileBTF(t, tc.src, tc.btf)
-		if err == nil {
-			t.Errorf("%s: compiled without error, want %q", tc.src, tc.want)
-			continue
-		}
-		l, ok := err.(syntax.ErrorList)
-		if !ok {
-			t.Errorf("%s: error %T %v is not an ErrorList", tc.src, err, err)
-			continue
-		}
-		got := l.Format("stdin", []byte(tc.src))
-		if !strings.Contains(got, tc.want) {
-			t.Errorf("%s: got\n%s\nwant it to contain\n%s", tc.src, got, tc.want)
-		}
-		if n := strings.Count(got, "ERROR"); n != 1 {
-			t.Errorf("%s: %d errors, want 1:\n%s", tc.src, n, got)
-		}
+		wantOneError(t, tc.src, err, tc.want)
+	}
+}
+
+// wantOneError checks that compiling src failed with one error, whose
+// text (position, message, source line) contains want.
+func wantOneError(t *testing.T, src string, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s: compiled without error, want %q", src, want)
+		return
+	}
+	l, ok := err.(syntax.ErrorList)
+	if !ok {
+		t.Errorf("%s: error %T %v is not an ErrorList", src, err, err)
+		return
+	}
+	got := l.Format("stdin", []byte(src))
+	if !strings.Contains(got, want) {
+		t.Errorf("%s: got\n%s\nwant it to contain\n%s", src, got, want)
+	}
+	if n := strings.Count(got, "ERROR"); n != 1 {
+		t.Errorf("%s: %d errors, want 1:\n%s", src, n, got)
 	}
 }
