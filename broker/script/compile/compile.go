@@ -255,9 +255,10 @@ type compiler struct {
 	consts map[*syntax.Call]uint64
 	// incdecs are the assignments that ++ and -- inside expressions make.
 	incdecs map[*syntax.IncDec]*syntax.AssignStmt
-	// prints are the printf calls print(VALUE) is compiled as
+	// prints are the printf calls print(VALUE) is compiled as, per
+	// instance: the value's type may differ between a block's probes
 	// (printvalue.go).
-	prints map[*syntax.Call]*syntax.Call
+	prints map[printKey]*syntax.Call
 	// typesErr is why the kernel's types are not there, for the error
 	// of a struct access that needed them.
 	typesErr error

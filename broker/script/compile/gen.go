@@ -563,7 +563,7 @@ func (g *gen) voidCall(e *syntax.Call) {
 		g.emit(asm.Ja.Label(g.end))
 		g.done = true
 	case "print":
-		if call := g.c.prints[e]; call != nil {
+		if call := g.c.prints[printKey{g.in, e}]; call != nil {
 			g.printf(call)
 			return
 		}

@@ -24,6 +24,11 @@ import (
 // maxPrintValues bounds the values of one printed record.
 const maxPrintValues = 64
 
+type printKey struct {
+	in *instance
+	e  *syntax.Call
+}
+
 // printValue types print(e.Args[0]) and makes its printf.
 func (c *compiler) printValue(in *instance, e *syntax.Call) ty {
 	x := e.Args[0]
@@ -31,7 +36,7 @@ func (c *compiler) printValue(in *instance, e *syntax.Call) ty {
 		c.errorf(e.From, e.To, "print() of a value takes no top and div arguments (only a map's print does)")
 		return tVoid
 	}
-	call := c.prints[e]
+	call := c.prints[printKey{in, e}]
 	if call == nil {
 		t := c.expr(in, x)
 		var format string
@@ -62,9 +67,9 @@ func (c *compiler) printValue(in *instance, e *syntax.Call) ty {
 		lit := &syntax.StrLit{From: x.Pos(), To: x.End(), Value: format + "\n"}
 		call = &syntax.Call{From: e.From, To: e.To, NameEnd: e.NameEnd, Name: "printf", Args: append([]syntax.Expr{lit}, args...)}
 		if c.prints == nil {
-			c.prints = map[*syntax.Call]*syntax.Call{}
+			c.prints = map[printKey]*syntax.Call{}
 		}
-		c.prints[e] = call
+		c.prints[printKey{in, e}] = call
 	}
 	c.printf(in, call)
 	return tVoid
