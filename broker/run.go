@@ -154,6 +154,7 @@ func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 		BTFTracepoints: KernelBTFTracepoints{},
 		Funcs:          KernelFuncs{},
 		Kprobes:        &kernelKprobes{},
+		Types:          KernelTypes{},
 	})
 	files.keep(prog)
 	if err != nil && files.refused != nil {

@@ -53,19 +53,26 @@ type Arg struct {
 const prefix = "btf_trace_"
 
 var kernel struct {
-	once  sync.Once
-	spec  *btf.Spec
-	names []string // sorted
-	err   error
-	mu    sync.Mutex // the spec decodes lazily
+	once sync.Once
+	spec *btf.Spec
+	err  error
+	// missing: the kernel has no BTF (err says so for tp_btf probes)
+	missing bool
+	mu      sync.Mutex // the spec decodes lazily
+
+	namesOnce sync.Once
+	names     []string // sorted
+	namesErr  error
 }
 
-// load reads the kernel's BTF once.
-func load() (*btf.Spec, []string, error) {
+// loadSpec reads the kernel's BTF once. Types decode when first looked
+// up: a struct lookup costs that struct's types, not the kernel's.
+func loadSpec() (*btf.Spec, error) {
 	kernel.once.Do(func() {
 		spec, err := btf.LoadKernelSpec()
 		if err != nil {
 			if errors.Is(err, ebpf.ErrNotSupported) {
+				kernel.missing = true
 				err = errors.New("tp_btf probes need the kernel's BTF type information (/sys/kernel/btf/vmlinux), which this kernel does not provide")
 			} else {
 				err = fmt.Errorf("reading the kernel's BTF: %w", err)
@@ -73,10 +80,25 @@ func load() (*btf.Spec, []string, error) {
 			kernel.err = err
 			return
 		}
+		kernel.spec = spec
+	})
+	return kernel.spec, kernel.err
+}
+
+// load reads the kernel's BTF and the names of its BTF tracepoints once:
+// finding those decodes every type.
+func load() (*btf.Spec, []string, error) {
+	spec, err := loadSpec()
+	if err != nil {
+		return nil, nil, err
+	}
+	kernel.namesOnce.Do(func() {
+		kernel.mu.Lock()
+		defer kernel.mu.Unlock()
 		var names []string
 		for typ, err := range spec.All() {
 			if err != nil {
-				kernel.err = fmt.Errorf("reading the kernel's BTF: %w", err)
+				kernel.namesErr = fmt.Errorf("reading the kernel's BTF: %w", err)
 				return
 			}
 			if td, ok := typ.(*btf.Typedef); ok && strings.HasPrefix(td.Name, prefix) {
@@ -84,10 +106,9 @@ func load() (*btf.Spec, []string, error) {
 			}
 		}
 		sort.Strings(names)
-		names = compact(names)
-		kernel.spec, kernel.names = spec, names
+		kernel.names = compact(names)
 	})
-	return kernel.spec, kernel.names, kernel.err
+	return spec, kernel.names, kernel.namesErr
 }
 
 func compact(s []string) []string {
@@ -185,7 +206,7 @@ func paramNames(spec *btf.Spec, name string, n int) []string {
 
 // describe classifies one argument's type.
 func describe(t btf.Type) Arg {
-	a := Arg{Type: cType(t)}
+	a := Arg{Type: CType(t)}
 	switch u := btf.UnderlyingType(t).(type) {
 	case *btf.Int:
 		a.Kind, a.Size, a.Signed = Int, int(u.Size), u.Encoding&btf.Signed != 0
@@ -204,7 +225,7 @@ func describe(t btf.Type) Arg {
 			a.Depth++
 			elem = p.Target
 		}
-		a.ElemType = cType(elem)
+		a.ElemType = CType(elem)
 		switch e := btf.UnderlyingType(elem).(type) {
 		case *btf.Int:
 			a.ElemSize, a.ElemSigned = int(e.Size), e.Encoding&btf.Signed != 0
@@ -249,8 +270,9 @@ func hasUserTag(t btf.Type) bool {
 	return false
 }
 
-// cType spells a type as C declares it, typedef names kept.
-func cType(t btf.Type) string {
+// CType spells a type as C declares it, typedef names kept ("struct
+// task_struct *", "pid_t", "char[2][16]").
+func CType(t btf.Type) string {
 	switch v := t.(type) {
 	case *btf.Void:
 		return "void"
@@ -269,27 +291,32 @@ func cType(t btf.Type) string {
 	case *btf.Float:
 		return v.Name
 	case *btf.Const:
-		return "const " + cType(v.Type)
+		return "const " + CType(v.Type)
 	case *btf.Volatile:
-		return "volatile " + cType(v.Type)
+		return "volatile " + CType(v.Type)
 	case *btf.Restrict:
-		return cType(v.Type)
+		return CType(v.Type)
 	case *btf.TypeTag:
 		if v.Value == "user" {
-			return cType(v.Type) + " __user"
+			return CType(v.Type) + " __user"
 		}
-		return cType(v.Type)
+		return CType(v.Type)
 	case *btf.Pointer:
 		if _, ok := v.Target.(*btf.FuncProto); ok {
 			return "void (*)()"
 		}
-		s := cType(v.Target)
+		s := CType(v.Target)
 		if strings.HasSuffix(s, "*") {
 			return s + "*"
 		}
 		return s + " *"
 	case *btf.Array:
-		return fmt.Sprintf("%s[%d]", cType(v.Type), v.Nelems)
+		// C puts the outer dimension first: char names[2][16].
+		elem, dims := CType(v.Type), ""
+		if i := strings.IndexByte(elem, '['); i >= 0 {
+			elem, dims = elem[:i], elem[i:]
+		}
+		return fmt.Sprintf("%s[%d]%s", elem, v.Nelems, dims)
 	}
 	return fmt.Sprint(t)
 }

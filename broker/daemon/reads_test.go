@@ -164,6 +164,14 @@ func TestAttacksReadScope(t *testing.T) {
 		{"item1/uprobe_arg_plus_offset", fmt.Sprintf(`uprobe:%s:textdomain /comm == "%s"/ { printf("%%s\n", str(arg0 + 1)); }`, w.libc, comm), "trace probe:uprobe:" + w.libc + ":textdomain", "read:user",
 			[]refusal{{"str(arg0 + 1)", "str() of a computed address reads arbitrary user memory"}},
 			trueN, exact(attach1 + "oreutils\noreutils\n\n\n")},
+		// Issue 17 item 5: struct access through BTF reads kernel
+		// memory, and curtask is a kernel address.
+		{"item5/curtask_struct_field", fmt.Sprintf(`tracepoint:syscalls:sys_enter_getcwd /pid == %d/ { @[curtask->tgid == pid, curtask->real_parent->tgid == %d] = count(); }`, pid, os.Getppid()), getcwd, "read:kernel",
+			[]refusal{{"curtask->tgid", "field 'tgid' of struct task_struct, read through BTF, is kernel memory"}, {"curtask", "curtask reveals the current task's kernel address"}},
+			getcwdN, exact(attach1 + "\n\n@[1, 1]: 3\n")},
+		{"item5/cast_to_struct_pointer", `BEGIN { $p = ((struct task_struct *)0xffff888000000000)->pid; exit(); }`, "trace", "read:kernel",
+			[]refusal{{"((struct task_struct *)0xffff888000000000)->pid", "field 'pid' of struct task_struct, read through BTF, is kernel memory"}},
+			nil, exact(attach1 + "\n\n")},
 
 		// Everyday scripts: the probe's context and what its user
 		// pointers reach come with the probe.

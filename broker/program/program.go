@@ -127,6 +127,10 @@ type Probe struct {
 	// KStack and UStack: interpreter mode's collector copies the kernel
 	// / user stack of each event (the program takes kstack / ustack).
 	KStack, UStack bool
+	// KernelOnly, when set, names a construct that reads kernel memory
+	// the collector does not copy (a struct field through BTF): the
+	// interpreter refuses the probe, naming it.
+	KernelOnly string `json:",omitempty"`
 
 	// Reads is what memory the code reads (see Reads); ReadSites, for a
 	// script's program, the first expression of each class in Reads.

@@ -104,7 +104,17 @@ func (p *Program) Reads() (Reads, []ReadSite) {
 	for _, s := range first {
 		sites = append(sites, s)
 	}
-	slices.SortFunc(sites, func(a, b ReadSite) int { return a.From.Offset - b.From.Offset })
+	// In the order of the source; of two that start together (curtask
+	// and curtask->pid), the inner first, whatever the map's order.
+	slices.SortFunc(sites, func(a, b ReadSite) int {
+		if a.From.Offset != b.From.Offset {
+			return a.From.Offset - b.From.Offset
+		}
+		if a.To.Offset != b.To.Offset {
+			return a.To.Offset - b.To.Offset
+		}
+		return int(a.Class) - int(b.Class)
+	})
 	return all, sites
 }
 

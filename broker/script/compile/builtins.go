@@ -421,6 +421,16 @@ func (c *compiler) sizeOf(in *instance, e syntax.Expr) int {
 			in.types[e] = tVoid
 			return bits / 8
 		}
+		if n, ok := c.sizeOfRecord(in, id); ok {
+			return n
+		}
+	}
+	if fa, ok := unparen(e).(*syntax.FieldAccess); ok && !onArgs(fa) {
+		t := c.expr(in, e)
+		if n, ok := c.sizeOfMember(in, e); ok {
+			return n
+		}
+		return t.storage()
 	}
 	if fa, ok := unparen(e).(*syntax.FieldAccess); ok && (in.kind == program.Tracepoint || btfContext(in.kind)) {
 		if f := findField(in.fields, fa.Field); f != nil {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cilium/ebpf/btf"
+
 	"github.com/tracebroker/tracebroker/broker/output"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
@@ -112,6 +114,10 @@ func (c *compiler) assign(in *instance, s *syntax.AssignStmt) {
 	}
 	if rt.k == kVoid {
 		c.errorf(s.Rhs.Pos(), s.Rhs.End(), "Invalid expression for assignment: %s", exprName(s.Rhs))
+		return
+	}
+	if rt.k == kRecord {
+		c.errorf(s.Rhs.Pos(), s.Rhs.End(), "%s", unstorable(rt))
 		return
 	}
 	switch lhs := s.Lhs.(type) {
@@ -455,6 +461,9 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 	case *syntax.IncDec:
 		return c.incDec(in, e)
 	case *syntax.Cast:
+		if kind, _, _ := strings.Cut(e.Type, " "); kind == "struct" || kind == "union" || kind == "enum" {
+			return c.castRecord(in, e)
+		}
 		_, signed, ok := castType(e.Type)
 		if !ok {
 			c.errorf(e.Pos(), e.End(), "Cannot cast to \"%s\": only integer types (int8-int64, uint8-uint64) are supported", e.Type)
@@ -467,6 +476,9 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		return ty{k: kInt, signed: signed}
 	case *syntax.Index:
 		t := c.expr(in, e.X)
+		if _, ok := t.bt.(*btf.Array); ok && t.k == kRecord {
+			return c.btfIndex(in, e, t)
+		}
 		if it := c.expr(in, e.I); it.k != kInt && it.k != kNone {
 			c.errorf(e.I.Pos(), e.I.End(), "The array index operator [] expects an integer index (%s provided)", it)
 			return ty{}
@@ -515,6 +527,12 @@ func (c *compiler) deref(e syntax.Expr, p ty) ty {
 	case !p.ptr:
 		c.errorf(e.Pos(), e.End(), "The * and [] operators can only be used on pointers (%s provided)", p)
 		return ty{}
+	case p.bt != nil && p.depth == 1:
+		if _, ok := e.(*syntax.Unary); !ok {
+			c.errorf(e.Pos(), e.End(), "The [] operator can not be used on a pointer to %s: use ->", recordName(p.bt))
+			return ty{}
+		}
+		return p.elem()
 	case p.elemSize() == 0:
 		c.errorf(e.Pos(), e.End(), "Can not dereference a pointer to an unknown type")
 		return ty{}
@@ -539,6 +557,8 @@ func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
 		return tUint
 	case e.Name == "comm":
 		return tStr(16)
+	case e.Name == "curtask":
+		return c.curtask(in)
 	case e.Name == "probe":
 		return tStr(strLen)
 	case e.Name == "args":
@@ -628,8 +648,7 @@ func (c *compiler) field(in *instance, e *syntax.FieldAccess) ty {
 		return tUint
 	}
 	if !ok || id.Name != "args" {
-		c.errorf(e.Pos(), e.End(), "field access is only supported on args (args->NAME)")
-		return ty{}
+		return c.btfAccess(in, e)
 	}
 	if btfContext(in.kind) {
 		return c.btfField(in, e)
@@ -801,6 +820,9 @@ func (c *compiler) call(in *instance, e *syntax.Call) ty {
 		if len(e.Args) < 1 || len(e.Args) > 3 {
 			c.errorf(e.From, e.To, "print() requires 1 to 3 arguments (%d provided)", len(e.Args))
 			return tVoid
+		}
+		if _, ok := e.Args[0].(*syntax.MapExpr); !ok {
+			return c.printValue(in, e)
 		}
 		mapArg(e.Args[0], false)
 		for _, a := range e.Args[1:] {

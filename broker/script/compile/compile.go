@@ -103,6 +103,9 @@ type Options struct {
 	// uses reserved fields"). Set it from bpf.HaveV4ISA for programs the
 	// kernel loads; the interpreter runs both forms.
 	NoV4 bool
+	// Types is the kernel's BTF, for struct access (curtask, casts to
+	// struct pointers, ->): nil makes them an error.
+	Types Types
 }
 
 // Compile checks f and generates its program. Errors and warnings are
@@ -228,6 +231,8 @@ type instance struct {
 
 	types map[syntax.Expr]ty
 	vars  map[string]ty
+	// members are the fields read through BTF (btfstruct.go).
+	members map[syntax.Expr]member
 }
 
 type mapInfo struct {
@@ -257,7 +262,14 @@ type compiler struct {
 	consts map[*syntax.Call]uint64
 	// incdecs are the assignments that ++ and -- inside expressions make.
 	incdecs map[*syntax.IncDec]*syntax.AssignStmt
-	budget  // limits.go
+	// prints are the printf calls print(VALUE) is compiled as, per
+	// instance: the value's type may differ between a block's probes
+	// (printvalue.go).
+	prints map[printKey]*syntax.Call
+	// typesErr is why the kernel's types are not there, for the error
+	// of a struct access that needed them.
+	typesErr error
+	budget   // limits.go
 }
 
 func (c *compiler) knownMaps() int {

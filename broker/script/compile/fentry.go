@@ -146,7 +146,7 @@ func (c *compiler) fentryIdent(in *instance, e *syntax.Ident) (t ty, ok bool) {
 			}
 			return ty{}, true
 		}
-		t := btfFieldType(f)
+		t := c.btfFieldType(f)
 		if t.k == 0 {
 			c.errorf(e.From, e.To, "retval has type '%s', which can not be read: only integer and pointer return values can", f.Type)
 		}

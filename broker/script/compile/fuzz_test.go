@@ -21,6 +21,9 @@ func FuzzCompile(f *testing.F) {
 		`interval:ms:10 { @n = @n + 1; @x += 2; if (@n > 3) { exit(); } }`,
 		`tracepoint:syscalls:sys_enter_openat { printf("%c %s\n", *args->filename, str(args->filename, 4)); }`,
 		`kfunc:vfs_re*ad, fentry:nf_tables:* { @[probe, func] = count(); } kretfunc:vmlinux:vfs_read /retval > 0/ { @h = hist(retval); @c = sum(*args->pos); }`,
+		`BEGIN { printf("%d %s %d\n", curtask->real_parent->pid, curtask->comm, sizeof(struct task_struct)); @[((struct task_struct *)curtask)->se.on_rq] = count(); }`,
+		`tp_btf:sched_switch { @[args->next->comm] = max(args->prev->in_execve + args.prev->wide); }`,
+		`BEGIN { print(curtask->se); print(curtask->mask); print(curtask->weights[1].weight); print(comm); print(curtask); }`,
 	} {
 		f.Add(s)
 	}
@@ -31,6 +34,7 @@ func FuzzCompile(f *testing.F) {
 	for _, op := range []string{" && ", " || ", " + ", " == "} {
 		f.Add("BEGIN { @x = pid" + strings.Repeat(op+"pid", 300) + "; }")
 	}
+	types := newFakeTypes()
 	f.Fuzz(func(t *testing.T, src string) {
 		file, err := syntax.Parse("stdin", []byte(src))
 		if err != nil {
@@ -40,7 +44,7 @@ func FuzzCompile(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_, warns, err = Compile(file, Options{Tracepoints: fakeTracepoints{}, Funcs: fakeFuncs{}})
+			_, warns, err = Compile(file, Options{Tracepoints: fakeTracepoints{}, Funcs: fakeFuncs{}, BTFTracepoints: fakeBTF{}, Types: types})
 		}()
 		select {
 		case <-done:

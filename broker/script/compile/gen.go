@@ -54,6 +54,9 @@ type gen struct {
 	done bool
 	// rd are the reads generated, classified at the end (reads.go).
 	rd readNotes
+	// kernelOnly names the first construct only the kernel can run
+	// (btfstruct.go).
+	kernelOnly string
 }
 
 func (c *compiler) generate(in *instance) *program.Probe {
@@ -108,7 +111,7 @@ func (c *compiler) generate(in *instance) *program.Probe {
 		}
 	}
 	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Funcs: in.funcs, Binary: in.binary, Loops: g.loops, Insns: g.insns,
-		CtxLen: ctxLen(in), CtxStrings: g.ctxStrings, KStack: g.kstack, UStack: g.ustack}
+		CtxLen: ctxLen(in), CtxStrings: g.ctxStrings, KStack: g.kstack, UStack: g.ustack, KernelOnly: g.kernelOnly}
 	g.finishReads(p)
 	return p
 }
@@ -269,7 +272,9 @@ func (g *gen) stmt(s syntax.Stmt) {
 // value evaluates an expression statement for its effect; the result is
 // dropped.
 func (g *gen) value(e syntax.Expr) {
-	if t := g.typeOf(e); t.k == kStr || t.k == kTuple || t.k == kBlob {
+	if t := g.typeOf(e); t.k == kRecord {
+		return // a struct is not read, only its fields are
+	} else if t.k == kStr || t.k == kTuple || t.k == kBlob {
 		g.memExpr(e)
 		return
 	}
@@ -558,6 +563,10 @@ func (g *gen) voidCall(e *syntax.Call) {
 		g.emit(asm.Ja.Label(g.end))
 		g.done = true
 	case "print":
+		if call := g.c.prints[printKey{g.in, e}]; call != nil {
+			g.printf(call)
+			return
+		}
 		m := g.c.maps[e.Args[0].(*syntax.MapExpr).Name]
 		top, div := int64(0), int64(1)
 		if len(e.Args) > 1 {
@@ -620,9 +629,16 @@ func (g *gen) intExpr(e syntax.Expr) {
 	case *syntax.Paren:
 		g.intExpr(e.X)
 	case *syntax.Ident:
+		if e.Name == "curtask" {
+			g.curtaskValue(e)
+			return
+		}
 		g.builtin(e.Name)
 	case *syntax.Cast:
 		g.intExpr(e.X)
+		if _, _, ok := castType(e.Type); !ok {
+			return // (struct S *)x: the same address, typed
+		}
 		// Integers are 64 bits in a register: a narrower cast keeps the
 		// low bits and extends them by the cast type's sign.
 		bits, signed, _ := castType(e.Type)
@@ -640,6 +656,10 @@ func (g *gen) intExpr(e syntax.Expr) {
 	case *syntax.MapExpr:
 		g.mapRead(e)
 	case *syntax.FieldAccess:
+		if g.isMember(e) {
+			g.memberRead(e)
+			return
+		}
 		f := findField(g.in.fields, e.Field)
 		if btfContext(g.in.kind) {
 			g.btfArg(f, false)
@@ -669,6 +689,10 @@ func (g *gen) intExpr(e syntax.Expr) {
 			g.load(g.typeOf(e.X))
 		}
 	case *syntax.Index:
+		if g.isMember(e) {
+			g.memberRead(e)
+			return
+		}
 		g.captureString(e)
 		p := g.typeOf(e.X)
 		g.noteRead("[]", e, e.X, e.I, p.user)
@@ -1073,6 +1097,10 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 		}
 		return
 	case *syntax.FieldAccess:
+		if g.isMember(e) {
+			g.memberString(e, off, n)
+			return
+		}
 		f := findField(g.in.fields, e.Field)
 		g.zero(off, n)
 		if f.Kind == FieldCharArray {

@@ -177,7 +177,9 @@ func (g *gen) inContext(base, index syntax.Expr, vars map[string]bool) bool {
 func (g *gen) ctxPointer(e syntax.Expr, vars map[string]bool) bool {
 	switch e := unparen(e).(type) {
 	case *syntax.FieldAccess:
-		if g.in.kind != program.Tracepoint && !btfContext(g.in.kind) {
+		// Only args->NAME is the context's: a struct's field of the
+		// same name, read through BTF, is not.
+		if (g.in.kind != program.Tracepoint && !btfContext(g.in.kind)) || !onArgs(e) {
 			return false
 		}
 		f := findField(g.in.fields, e.Field)

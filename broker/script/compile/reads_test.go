@@ -80,7 +80,7 @@ func compileReads(t *testing.T, src string) *program.Program {
 	if err != nil {
 		t.Fatalf("%s: %v", src, err)
 	}
-	prog, _, err := Compile(f, Options{Tracepoints: readsTracepoints{}, Uprobes: fakeUprobes{}, Symbols: fakeSymbols{}, BTFTracepoints: readsBTF{}, Kprobes: fakeKprobes{multi: true}})
+	prog, _, err := Compile(f, Options{Tracepoints: readsTracepoints{}, Uprobes: fakeUprobes{}, Symbols: fakeSymbols{}, BTFTracepoints: readsBTF{}, Kprobes: fakeKprobes{multi: true}, Types: newFakeTypes()})
 	if err != nil {
 		t.Fatalf("%s:\n%v", src, err)
 	}
@@ -190,6 +190,19 @@ func TestReadClasses(t *testing.T) {
 		{"cast user pointer", `u:/bin/work:add_one { printf("%s\n", str((uint64)arg0)); }`, ctx | kernel, nil},
 		{"integer in a uprobe", `u:/bin/work:add_one { printf("%s\n", str(0x1000)); }`, kernel, nil},
 
+		// Struct access through BTF is kernel memory, each field, and
+		// curtask is a kernel address.
+		{"curtask field", `BEGIN { printf("%d\n", curtask->pid); }`, kernel | kaddr,
+			[]string{"curtask: curtask reveals the current task's kernel address", "curtask->pid: field 'pid' of struct task_struct, read through BTF, is kernel memory"}},
+		{"curtask chain", `t:syscalls:sys_enter_openat { @[curtask->real_parent->comm] = count(); }`, kernel | kaddr,
+			[]string{"curtask: curtask reveals the current task's kernel address", "curtask->real_parent: field 'real_parent' of struct task_struct, read through BTF, is kernel memory"}},
+		{"tp_btf struct field", `tp_btf:sched_switch { @[args->next->comm] = count(); }`, ctx | kernel,
+			[]string{"args->next->comm: field 'comm' of struct task_struct, read through BTF, is kernel memory"}},
+		{"cast integer to struct", `BEGIN { @ = ((struct task_struct *)0xffff888000000000)->pid; }`, kernel,
+			[]string{"((struct task_struct *)0xffff888000000000)->pid: field 'pid' of struct task_struct, read through BTF, is kernel memory"}},
+		{"str of struct pointer field", `BEGIN { printf("%s\n", str(curtask->real_parent)); }`, kernel | kaddr, nil},
+		{"sizeof struct", `BEGIN { printf("%d\n", sizeof(struct task_struct) + sizeof(curtask->pid)); }`, 0, nil},
+
 		// Kernel addresses.
 		{"kaddr printed", `BEGIN { printf("%lx\n", kaddr("jiffies")); }`, kaddr,
 			[]string{"kaddr(\"jiffies\"): kaddr() reveals a kernel address"}},
@@ -268,15 +281,17 @@ func FuzzReadClasses(f *testing.F) {
 		`u:/bin/work:add_one { printf("%s %s %d\n", str(arg0), str(arg1 + 8), *uaddr("g32")); }`,
 		`rawtracepoint:sys_enter { printf("%s\n", str(arg0)); } tp_btf:user_arg { printf("%s\n", str(args.buf)); }`,
 		`t:syscalls:sys_enter_openat { $p = args->filename; while ($i < 3) { $p = $i ? $p : args->filename; $i++; } printf("%s\n", str(pid ? $p : args->filename)); }`,
+		`tp_btf:sched_switch { $t = args->prev; @[$t->real_parent->comm, str(curtask->comm)] = sum(curtask->se.load.weight + (*curtask).pid); $s = str(((struct task_struct *)$t)->exe); }`,
 	} {
 		f.Add(s)
 	}
+	types := newFakeTypes()
 	f.Fuzz(func(t *testing.T, src string) {
 		file, err := syntax.Parse("stdin", []byte(src))
 		if err != nil {
 			return
 		}
-		prog, _, err := Compile(file, Options{Tracepoints: readsTracepoints{}, Uprobes: fakeUprobes{}, Symbols: fakeSymbols{}, BTFTracepoints: readsBTF{}, Kprobes: fakeKprobes{multi: true}})
+		prog, _, err := Compile(file, Options{Tracepoints: readsTracepoints{}, Uprobes: fakeUprobes{}, Symbols: fakeSymbols{}, BTFTracepoints: readsBTF{}, Kprobes: fakeKprobes{multi: true}, Types: types})
 		if err != nil {
 			return
 		}

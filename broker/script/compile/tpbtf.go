@@ -74,7 +74,7 @@ func (c *compiler) btfField(in *instance, e *syntax.FieldAccess) ty {
 		c.errorf(e.FieldPos, e.To, "tracepoint %s has no argument named '%s'%s", in.event, e.Field, btfArgList(in.fields))
 		return ty{}
 	}
-	t := btfFieldType(f)
+	t := c.btfFieldType(f)
 	if t.k == 0 {
 		c.errorf(e.FieldPos, e.To, "args.%s has type '%s', which can not be read: only integer and pointer arguments can", f.Name, f.Type)
 	}
@@ -83,12 +83,12 @@ func (c *compiler) btfField(in *instance, e *syntax.FieldAccess) ty {
 
 // btfFieldType is the type of a BTF-typed argument slot; the zero ty for
 // one that can not be read (a struct passed by value).
-func btfFieldType(f *Field) ty {
+func (c *compiler) btfFieldType(f *Field) ty {
 	switch f.Kind {
 	case FieldInt:
 		return ty{k: kInt, signed: f.Signed}
 	case FieldPtr:
-		return pointerType(f.Type, f.User)
+		return c.fieldPointer(pointerType(f.Type, f.User), f.Type)
 	}
 	return ty{}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/cilium/ebpf/btf"
+
 	"github.com/tracebroker/tracebroker/broker/program"
 )
 
@@ -22,6 +24,9 @@ const (
 	// symbols, user names, addresses, times, buffers (blob says which).
 	// Blobs can be stored, used as keys and printed, not computed with.
 	kBlob
+	// kRecord is a struct or union value reached through BTF
+	// (curtask->se): not read, only its fields are (curtask->se.load).
+	kRecord
 )
 
 // strLen is bpftrace's default string size (BPFTRACE_STRLEN).
@@ -42,7 +47,10 @@ type ty struct {
 	depth   int
 	esize   int
 	esigned bool
-	agg     program.Agg
+	// bt is the struct or union a pointer of depth 1 points to (and a
+	// kRecord is), from the kernel's BTF: -> and . reach its fields.
+	bt  btf.Type
+	agg program.Agg
 	// lhist parameters, when agg == Lhist
 	lmin, lmax, lstep int64
 	// kBlob: the runtime kind, and for stacks their map, frame count and
@@ -152,6 +160,8 @@ func (t ty) String() string {
 		return aggName[t.agg]
 	case kBlob:
 		return blobName[t.blob]
+	case kRecord:
+		return recordName(t.bt)
 	}
 	return "unknown"
 }
@@ -229,7 +239,11 @@ func asDeclared(f Field) Field {
 // elem is the type of *p or p[i].
 func (t ty) elem() ty {
 	if t.depth > 1 {
-		return ty{k: kInt, ptr: true, user: t.user, depth: t.depth - 1, esize: t.esize, esigned: t.esigned}
+		return ty{k: kInt, ptr: true, user: t.user, depth: t.depth - 1, esize: t.esize, esigned: t.esigned, bt: t.bt}
+	}
+	if t.bt != nil {
+		n, _ := btf.Sizeof(t.bt)
+		return ty{k: kRecord, bt: t.bt, size: n}
 	}
 	return ty{k: kInt, signed: t.esigned}
 }

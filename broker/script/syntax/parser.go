@@ -30,6 +30,34 @@ var intTypes = map[string]bool{
 	"uint8": true, "uint16": true, "uint32": true, "uint64": true,
 }
 
+// recordKeywords start a C type naming a struct, union or enum in a
+// cast or sizeof: (struct task_struct *)x, sizeof(struct task_struct).
+var recordKeywords = map[string]bool{"struct": true, "union": true, "enum": true}
+
+// recordType parses "struct NAME" and any "*" after it into an Ident
+// spelling it as C does ("struct task_struct *").
+func (p *parser) recordType() *Ident {
+	p.node()
+	id := &Ident{From: p.pos, Name: p.lit}
+	p.next()
+	if p.tok != IDENT {
+		p.unexpected("identifier")
+	}
+	id.Name += " " + p.lit
+	id.To = p.end
+	p.next()
+	stars := ""
+	for p.tok == MUL {
+		stars += "*"
+		id.To = p.end
+		p.next()
+	}
+	if stars != "" {
+		id.Name += " " + stars
+	}
+	return id
+}
+
 var assignOps = map[Token]Token{
 	ASSIGN:     ASSIGN,
 	ADD_ASSIGN: ADD,
@@ -392,15 +420,19 @@ func (p *parser) parseUnary() Expr {
 		e.X = p.parsePrimary()
 		return e
 	case LPAREN:
-		if tok, lit := p.peek(); tok == IDENT && intTypes[lit] {
+		if tok, lit := p.peek(); tok == IDENT && (intTypes[lit] || recordKeywords[lit]) {
 			p.node()
 			c := &Cast{From: p.pos}
 			p.next()
-			c.Type = p.lit
-			p.next()
-			for p.tok == MUL {
-				c.Type += "*"
+			if recordKeywords[p.lit] {
+				c.Type = p.recordType().Name
+			} else {
+				c.Type = p.lit
 				p.next()
+				for p.tok == MUL {
+					c.Type += "*"
+					p.next()
+				}
 			}
 			p.expect(RPAREN, ")")
 			p.enter()
@@ -487,7 +519,11 @@ func (p *parser) parsePrimary() Expr {
 		}
 		c := &Call{From: from, Name: lit, NameEnd: to}
 		p.next()
-		if p.tok != RPAREN {
+		if lit == "sizeof" && p.tok == IDENT && recordKeywords[p.lit] {
+			// sizeof(struct NAME): the type is an identifier, as it is
+			// to bpftrace ("Unknown identifier: 'struct nosuch'").
+			c.Args = []Expr{p.recordType()}
+		} else if p.tok != RPAREN {
 			c.Args = p.parseList()
 		}
 		c.To = p.end
