@@ -17,7 +17,6 @@ package btftp
 // argument: what the verifier's btf_ctx_access checks.
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -95,31 +94,22 @@ func readTraceable() (map[string]map[string]bool, error) {
 	return traceable.m, traceable.err
 }
 
-// parseTraceable reads available_filter_functions' lines: "NAME" or
-// "NAME [MODULE]".
+// parseTraceable indexes available_filter_functions by module, then
+// name.
 func parseTraceable(r io.Reader) (map[string]map[string]bool, error) {
 	m := map[string]map[string]bool{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), 1<<16)
-	for sc.Scan() {
-		name, mod, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
-		if name == "" {
-			continue
-		}
-		if i := strings.IndexByte(name, '\t'); i >= 0 {
-			name = name[:i] // available_filter_functions_addrs-like tails
-		}
-		mod = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(mod), "["), "]")
+	err := tracefs.ParseFunctions(r, func(f tracefs.Function) {
+		mod := f.Module
 		if mod == "" {
 			mod = Vmlinux
 		}
 		if m[mod] == nil {
 			m[mod] = map[string]bool{}
 		}
-		m[mod][name] = true
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading available_filter_functions: %w", err)
+		m[mod][f.Name] = true
+	})
+	if err != nil {
+		return nil, err
 	}
 	return m, nil
 }

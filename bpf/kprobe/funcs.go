@@ -54,25 +54,18 @@ func Functions() ([]Func, error) {
 	return ParseFunctions(f, black)
 }
 
-// maxLine bounds one line of the kernel's lists.
-const maxLine = 4096
-
-// ParseFunctions reads available_filter_functions ("NAME" or "NAME
-// [MODULE]" a line), leaving out the names in black, sorted by name and
-// module, without repeats.
+// ParseFunctions reads available_filter_functions (tracefs.ParseFunctions),
+// leaving out the names in black, sorted by name and module, without
+// repeats.
 func ParseFunctions(r io.Reader, black map[string]bool) ([]Func, error) {
 	var out []Func
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 256), maxLine)
-	for sc.Scan() {
-		name, mod, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
-		if name == "" || black[name] {
-			continue
+	err := tracefs.ParseFunctions(r, func(f tracefs.Function) {
+		if !black[f.Name] {
+			out = append(out, Func(f))
 		}
-		out = append(out, Func{Name: name, Module: strings.Trim(strings.TrimSpace(mod), "[]")})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading traceable functions: %w", err)
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {
@@ -82,6 +75,9 @@ func ParseFunctions(r io.Reader, black map[string]bool) ([]Func, error) {
 	})
 	return slices.Compact(out), nil
 }
+
+// maxLine bounds one line of the kprobe blacklist.
+const maxLine = 4096
 
 // ParseBlacklist reads the kprobe blacklist: "0xSTART-0xEND\tNAME" or
 // "... NAME [MODULE]" a line.
