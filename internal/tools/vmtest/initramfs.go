@@ -21,6 +21,22 @@ type initConfig struct {
 	Modules    []string // insmod order, files /lib/modules/NAME.ko
 	ResultsDir string   // host path, shared writable as tag "results", mounted at the same path in the guest
 	Command    string   // run by the host's /bin/sh inside the guest's root
+	// Shown are host directories the command needs (the checkout, the
+	// test binaries) that the guest's own /tmp would hide: each one
+	// under /tmp gets a throwaway overlay of its own on top of it.
+	Shown []string
+}
+
+// Hidden are the Shown directories under /tmp, with the name of each
+// one's writable layer in the guest's tmpfs.
+func (c initConfig) Hidden() []struct{ Path, Layer string } {
+	var out []struct{ Path, Layer string }
+	for i, p := range c.Shown {
+		if p == "/tmp" || strings.HasPrefix(p, "/tmp/") {
+			out = append(out, struct{ Path, Layer string }{p, fmt.Sprintf("/rw/shown%d", i)})
+		}
+	}
+	return out
 }
 
 // The init runs in busybox until the host's root is mounted, then
@@ -48,10 +64,13 @@ mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts
 mount -t tmpfs shm /newroot/dev/shm
 mount -t tmpfs tmp /newroot/tmp
-mount -t tmpfs run /newroot/run
+{{range .Hidden}}mkdir -p /newroot{{.Path}} {{.Layer}}/upper {{.Layer}}/work
+mount -t overlay -o lowerdir=/lower{{.Path}},upperdir={{.Layer}}/upper,workdir={{.Layer}}/work overlay /newroot{{.Path}} || fail "mount {{.Path}}"
+{{end}}mount -t tmpfs run /newroot/run
 mount -t debugfs debugfs /newroot/sys/kernel/debug
 mount -t tracefs tracefs /newroot/sys/kernel/tracing
 mount -t bpf bpf /newroot/sys/fs/bpf
+mount -t cgroup2 cgroup2 /newroot/sys/fs/cgroup || fail "mount cgroup2"
 mkdir -p /newroot{{.ResultsDir}}
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /newroot{{.ResultsDir}} || fail "mount results"
 ip link set lo up
@@ -72,6 +91,11 @@ func (c initConfig) Quoted() string {
 func initScript(c initConfig) (string, error) {
 	if !strings.HasPrefix(c.ResultsDir, "/") || strings.ContainsAny(c.ResultsDir, " \t\n'\"$`\\;&|<>*?") {
 		return "", fmt.Errorf("results dir %q: want an absolute path without shell metacharacters", c.ResultsDir)
+	}
+	for _, p := range c.Shown {
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\n'\"$`\\;&|<>*?,:") {
+			return "", fmt.Errorf("directory %q: want an absolute path without shell metacharacters, commas or colons", p)
+		}
 	}
 	for _, m := range c.Modules {
 		if strings.ContainsAny(m, " \t\n'\"$`\\;&|<>*?/") {

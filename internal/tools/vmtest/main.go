@@ -116,7 +116,7 @@ func vmtest(kernelList string, pkgs []string, run, out, cache string, testTimeou
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			rc, err := bootAndRun(ctx, k, busybox, resDir, cmd, vmTimeout)
+			rc, err := bootAndRun(ctx, k, busybox, resDir, cmd, []string{repo, binDir}, vmTimeout)
 			v := &vmResult{kernel: k, status: rc, elapsed: time.Since(start)}
 			if err != nil {
 				v.guest = firstLine(err.Error())

@@ -82,12 +82,12 @@ func qemuArgs(k *kernel, initrd, resDir string) []string {
 // the guest to power off, at most timeout. The console goes to
 // resDir/console.log. The result is the command's exit status, or an
 // error saying why the guest did not give one (with the console's tail).
-func bootAndRun(ctx context.Context, k *kernel, busybox []byte, resDir, command string, timeout time.Duration) (int, error) {
+func bootAndRun(ctx context.Context, k *kernel, busybox []byte, resDir, command string, shown []string, timeout time.Duration) (int, error) {
 	order, bodies, err := resolveModules(k.modDir, guestModules)
 	if err != nil {
 		return 0, err
 	}
-	init, err := initScript(initConfig{Modules: order, ResultsDir: resDir, Command: command})
+	init, err := initScript(initConfig{Modules: order, ResultsDir: resDir, Command: command, Shown: shown})
 	if err != nil {
 		return 0, err
 	}

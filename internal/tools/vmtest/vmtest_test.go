@@ -133,7 +133,8 @@ func contains(s []string, x string) bool {
 }
 
 func TestInitScript(t *testing.T) {
-	s, err := initScript(initConfig{Modules: []string{"netfs", "9pnet", "9p"}, ResultsDir: "/work/out/6.1", Command: "echo 'it''s'; exit 3"})
+	s, err := initScript(initConfig{Modules: []string{"netfs", "9pnet", "9p"}, ResultsDir: "/work/out/6.1", Command: "echo 'it''s'; exit 3",
+		Shown: []string{"/work/repo", "/tmp/ci/repo", "/tmp/out/bin"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +148,14 @@ func TestInitScript(t *testing.T) {
 		"mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /lower",
 		"mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work overlay /newroot",
 		"mount -t tmpfs tmp /newroot/tmp",
+		// Directories under /tmp the guest's tmpfs hides are shown again
+		// (a fresh clone in /tmp, -out /tmp/x); /work/repo needs nothing.
+		"mkdir -p /newroot/tmp/ci/repo /rw/shown1/upper /rw/shown1/work",
+		"mount -t overlay -o lowerdir=/lower/tmp/ci/repo,upperdir=/rw/shown1/upper,workdir=/rw/shown1/work overlay /newroot/tmp/ci/repo",
+		"mount -t overlay -o lowerdir=/lower/tmp/out/bin,upperdir=/rw/shown2/upper,workdir=/rw/shown2/work overlay /newroot/tmp/out/bin",
 		"mount -t tracefs tracefs /newroot/sys/kernel/tracing",
 		"mount -t bpf bpf /newroot/sys/fs/bpf",
+		"mount -t cgroup2 cgroup2 /newroot/sys/fs/cgroup",
 		"mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /newroot/work/out/6.1",
 		`chroot /newroot /bin/sh -c 'echo '\''it'\'''\''s'\''; exit 3'`,
 		"echo $rc > /newroot/work/out/6.1/status",
@@ -163,6 +170,9 @@ func TestInitScript(t *testing.T) {
 		}
 		at += i + len(o)
 	}
+	if strings.Contains(s, "/newroot/work/repo") {
+		t.Errorf("init mounts over /work/repo, which the guest's /tmp does not hide:\n%s", s)
+	}
 	// The command, quoted, comes back as it was through sh.
 	sh := exec.Command("/bin/sh", "-c", "printf %s "+initConfig{Command: "echo 'it''s'; exit 3"}.Quoted())
 	if out, err := sh.Output(); err != nil || string(out) != "echo 'it''s'; exit 3" {
@@ -174,6 +184,8 @@ func TestInitScript(t *testing.T) {
 		{ResultsDir: "/tmp/$(id)"},
 		{ResultsDir: "/tmp/ok", Modules: []string{"9p; reboot"}},
 		{ResultsDir: "/tmp/ok", Modules: []string{"../../bin/sh"}},
+		{ResultsDir: "/tmp/ok", Shown: []string{"/tmp/a,upperdir=/x"}},
+		{ResultsDir: "/tmp/ok", Shown: []string{"tmp/rel"}},
 	} {
 		if _, err := initScript(bad); err == nil {
 			t.Errorf("initScript(%+v): no error", bad)
@@ -464,7 +476,7 @@ func TestSmoke(t *testing.T) {
 			{cmd: "sleep 600", timeout: 40 * time.Second, err: "timeout: the guest ran past 40s\nconsole (last lines):\n"},
 		} {
 			res := t.TempDir()
-			rc, err := bootAndRun(t.Context(), k, busybox, res, tc.cmd, tc.timeout)
+			rc, err := bootAndRun(t.Context(), k, busybox, res, tc.cmd, nil, tc.timeout)
 			switch {
 			case tc.err != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.err)):
 				t.Errorf("%s: %q: err %v, want %q…", name, tc.cmd, err, tc.err)
