@@ -22,11 +22,12 @@ import (
 // attest sign --role collector NAME.bpf) before it can load them. Update
 // the digests only for such a deliberate change.
 var goldenDigests = map[string]string{
-	collector.TracepointName:    "a20c4841f89ba90d182665d044e71b9605f40ee9bb8d4d3f5443cd6ffa81c678",
-	collector.RawTracepointName: "8950c9c97f05ca3bff4642202d9fc7b377ed0dbb18a3c1009ca355f079ca663c",
-	collector.UprobeName:        "5cf9f7b9ab5c7a84d28f3232aaa80492de070c3d106384ba684449b3279b4d8d",
-	collector.PerfName:          "1a2d470955b7c30ce008956b0d95841ec86f1e23cc0fdaed069ab7eac23d78a1",
-	collector.KprobeName:        "6bfe11137041d9678210973d92e8a303475641085a0412fb3f8006a38b985449",
+	collector.TracepointName:         "92aea836f2f815e9c5e31d913a8865e84cc16e96b1a940215040c52fc4a1eed1",
+	collector.RawTracepointName:      "a8ea29072fe4923b7663f690e137aa1f103f1541f5fbc12e00702a5cdf76d87f",
+	collector.UprobeName:             "6feb6bf64b20c64f0e8e96e3a862be0748bc97cf14f24e2c8515c4ce7a615d47",
+	collector.PerfName:               "de4958d3251853fcb62749b9c21726350129528796d906348caa64b81eb9972d",
+	collector.KprobeName:             "e414177cf21e063efcc8e187583af35ff7d7316d89b9a9543ecfd8b3c53f8d91",
+	collector.RawTracepointIndexName: "3a49e02dc4582112dac9bb74286767b669e07ec5ab730c1a14dbd1fbfaa8f5eb",
 }
 
 func TestGoldenDigests(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -25,6 +26,9 @@ const (
 	// collection of user functions' registers has not signed that of
 	// the kernel's (kprobe.go).
 	KprobeName = "tb_coll_kprobe"
+	// RawTracepointIndexName serves raw tracepoints on kernels whose
+	// raw tracepoints have no attach cookie (before 6.10): see rawtp.go.
+	RawTracepointIndexName = "tb_coll_rawtpix"
 )
 
 // The maps every collector uses, by the names its instructions reference
@@ -121,6 +125,7 @@ const (
 	kindUprobe
 	kindPerf
 	kindKprobe
+	kindRawTracepointIndex
 	numKinds
 )
 
@@ -152,6 +157,8 @@ var progTypes = [numKinds]struct {
 	kindUprobe:        {ebpf.Kprobe, 2, "BPF_PROG_TYPE_KPROBE"},
 	kindPerf:          {ebpf.PerfEvent, 7, "BPF_PROG_TYPE_PERF_EVENT"},
 	kindKprobe:        {ebpf.Kprobe, 2, "BPF_PROG_TYPE_KPROBE"},
+
+	kindRawTracepointIndex: {ebpf.RawTracepoint, 17, "BPF_PROG_TYPE_RAW_TRACEPOINT"},
 }
 
 var kindNames = [numKinds]string{
@@ -160,6 +167,8 @@ var kindNames = [numKinds]string{
 	kindUprobe:        UprobeName,
 	kindPerf:          PerfName,
 	kindKprobe:        KprobeName,
+
+	kindRawTracepointIndex: RawTracepointIndexName,
 }
 
 // mapLayout is a map as the collectors see it. Entries 0 means the
@@ -205,7 +214,7 @@ const (
 	stateSize   = 24
 )
 
-// Programs returns the four collectors, freshly built: the same
+// Programs returns the collectors, freshly built: the same
 // instructions on every call and every run.
 func Programs() []Spec {
 	specs := make([]Spec, numKinds)
@@ -229,6 +238,11 @@ func build(k kind) Spec {
 	maps := make([]string, len(mapLayouts))
 	for i, m := range mapLayouts {
 		maps[i] = m.name
+	}
+	if k == kindRawTracepointIndex {
+		for _, m := range instanceLayouts {
+			maps = append(maps, m.name)
+		}
 	}
 	return Spec{Name: kindNames[k], Type: progTypes[k].typ, Instructions: code(k), Maps: maps, kind: k}
 }
@@ -305,7 +319,7 @@ type mapIndex int
 func (m mapIndex) FD() int { return int(m) }
 
 func layoutOf(name string) (mapLayout, bool) {
-	for _, m := range mapLayouts {
+	for _, m := range append(mapLayouts[:len(mapLayouts):len(mapLayouts)], instanceLayouts...) {
 		if m.name == name {
 			return m, true
 		}
@@ -336,7 +350,7 @@ func ObjectFile(name string) string { return name + ".bpf" }
 func WriteObject(w io.Writer, name string) error {
 	s, ok := Lookup(name)
 	if !ok {
-		return fmt.Errorf("no collector %q (collectors: %s, %s, %s, %s, %s)", name, TracepointName, RawTracepointName, UprobeName, PerfName, KprobeName)
+		return fmt.Errorf("no collector %q (collectors: %s)", name, strings.Join(kindNames[:], ", "))
 	}
 	obj, err := s.Object()
 	if err != nil {
@@ -409,10 +423,17 @@ func code(k kind) asm.Instructions {
 	)
 
 	// The cookie is the probe's index: it picks the config, and the
-	// record carries it as the probe field (16 bits).
+	// record carries it as the probe field (16 bits). Without cookies,
+	// the instance's own map holds it.
+	if k == kindRawTracepointIndex {
+		probeIndex(g)
+	} else {
+		g.emit(
+			asm.Mov.Reg(asm.R1, rCtx),
+			asm.FnGetAttachCookie.Call(),
+		)
+	}
 	g.emit(
-		asm.Mov.Reg(asm.R1, rCtx),
-		asm.FnGetAttachCookie.Call(),
 		asm.JGT.Imm(asm.R0, 0xffff, "exit"),
 		asm.StoreMem(asm.R10, stackCk, asm.R0, asm.DWord),
 		asm.StoreMem(asm.R10, stackKey, asm.R0, asm.Word),
@@ -423,7 +444,11 @@ func code(k kind) asm.Instructions {
 		asm.JEq.Imm(asm.R0, 0, "exit"),
 		asm.Mov.Reg(rConf, asm.R0),
 	)
-	g.lookup(scratchMap, int32(scratchKey(k)))
+	if k == kindRawTracepointIndex {
+		g.lookup(ownScratchMap, 0)
+	} else {
+		g.lookup(scratchMap, int32(scratchKey(k)))
+	}
 	g.emit(asm.Mov.Reg(rRec, asm.R0))
 
 	// The header. Size (offset 0) is known only at the end, nstr
@@ -461,7 +486,7 @@ func code(k kind) asm.Instructions {
 	)
 
 	switch k {
-	case kindTracepoint, kindRawTracepoint:
+	case kindTracepoint, kindRawTracepoint, kindRawTracepointIndex:
 		copyVariable(g)
 	case kindUprobe, kindKprobe:
 		copyFixed(g)
@@ -669,8 +694,19 @@ func captureSlot(g *gen, i int) {
 	g.label(l("read"))
 	g.emit(
 		asm.JSGT.Imm(asm.R0, 0, l("len_pos")),
-		asm.Mov.Imm(asm.R0, 0),
+		asm.JNE.Imm(asm.R0, 0, l("failed")),
+		// 0 is an empty string whose NUL the kernel copied but did not
+		// count: bpf_probe_read_user_str on 6.1 and 6.12
+		// (strncpy_from_user_nofault counts the NUL of a non-empty
+		// string only). It is the string "", as later kernels say.
+		asm.Mov.Reg(asm.R1, rRec),
+		asm.Add.Reg(asm.R1, rEnd),
+		asm.StoreImm(asm.R1, 16, 0, asm.Byte),
+		asm.Mov.Imm(asm.R0, 1),
+		asm.Ja.Label(l("len_pos")),
 	)
+	g.label(l("failed"))
+	g.emit(asm.Mov.Imm(asm.R0, 0))
 	g.label(l("len_pos"))
 	g.emit(
 		asm.JLE.Imm(asm.R0, MaxString, l("len_ok")),

@@ -125,8 +125,11 @@ type Session struct {
 	progs  [numKinds]*ebpf.Program
 	// multi is the kprobe collector loaded for kprobe.multi links.
 	multi *ebpf.Program
-	rd    *ringbuf.Reader
-	ids   []attest.Identity
+	// instances are the indexed raw tracepoint collector's, by probe
+	// index, where the kernel has no raw tracepoint cookies.
+	instances map[int]*ebpf.Program
+	rd        *ringbuf.Reader
+	ids       []attest.Identity
 	// links are the attachments; closing one detaches it.
 	links    []io.Closer
 	attached bool
@@ -159,6 +162,9 @@ func Open(o Options) (s *Session, err error) {
 			return nil, fmt.Errorf("collector: probe %d (%s): %w", i, p, err)
 		}
 		configs[i] = cfg
+		if k == kindRawTracepoint && !RawTracepointCookies() {
+			k = kindRawTracepointIndex
+		}
 		if k >= 0 {
 			need[k] = true
 		}
@@ -189,6 +195,9 @@ func Open(o Options) (s *Session, err error) {
 		cs.Maps[m.name] = ms
 	}
 	for _, sp := range specs {
+		if sp.kind == kindRawTracepointIndex {
+			continue // loaded once per probe, below
+		}
 		cs.Programs[sp.Name] = &ebpf.ProgramSpec{Name: sp.Name, Type: sp.Type, Instructions: sp.Instructions, License: "GPL"}
 		if sp.kind == kindKprobe && needMulti(o.Probes) {
 			// The same verified code, loaded once more for the
@@ -208,7 +217,19 @@ func Open(o Options) (s *Session, err error) {
 		}
 	}()
 	for _, sp := range specs {
-		sess.progs[sp.kind] = coll.Programs[sp.Name]
+		if sp.kind != kindRawTracepointIndex {
+			sess.progs[sp.kind] = coll.Programs[sp.Name]
+			continue
+		}
+		sess.instances = map[int]*ebpf.Program{}
+		for i, p := range o.Probes {
+			if p.Kind != program.RawTracepoint && p.Kind != program.TpBTF {
+				continue
+			}
+			if sess.instances[i], err = sess.loadInstance(sp, i); err != nil {
+				return nil, err
+			}
+		}
 	}
 	sess.multi = coll.Programs[multiProgram]
 	for i, cfg := range configs {
@@ -350,6 +371,11 @@ func (s *Session) Programs() []*ebpf.Program {
 			out = append(out, p)
 		}
 	}
+	for i := range len(s.probes) {
+		if p := s.instances[i]; p != nil {
+			out = append(out, p)
+		}
+	}
 	return out
 }
 
@@ -390,7 +416,11 @@ func (s *Session) attach(i int, p Probe) error {
 		}
 		s.links = append(s.links, l)
 	case program.RawTracepoint, program.TpBTF:
-		fd, err := rawTracepointOpen(p.Name, s.progs[kindRawTracepoint], cookie)
+		prog := s.progs[kindRawTracepoint]
+		if inst := s.instances[i]; inst != nil {
+			prog, cookie = inst, 0
+		}
+		fd, err := rawTracepointOpen(p.Name, prog, cookie)
 		if err != nil {
 			return err
 		}
@@ -479,7 +509,7 @@ func rawTracepointOpen(name string, prog *ebpf.Program, cookie uint64) (linkFD, 
 	switch {
 	case errno == unix.ENOENT:
 		return -1, fmt.Errorf("no raw tracepoint %s", name)
-	case errno == unix.EINVAL || errno == unix.E2BIG:
+	case (errno == unix.EINVAL || errno == unix.E2BIG) && cookie != 0:
 		return -1, fmt.Errorf("BPF_RAW_TRACEPOINT_OPEN %s with a cookie: %w (raw tracepoint cookies need Linux 6.10)", name, errno)
 	case errno != 0:
 		return -1, fmt.Errorf("BPF_RAW_TRACEPOINT_OPEN %s: %w", name, errno)
@@ -581,6 +611,10 @@ func (s *Session) Close() {
 		s.rd.Close()
 		s.rd = nil
 	}
+	for _, p := range s.instances {
+		p.Close()
+	}
+	s.instances = nil
 	if s.coll != nil {
 		s.coll.Close()
 		s.coll = nil

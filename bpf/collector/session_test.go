@@ -589,7 +589,9 @@ func cgroup2(t *testing.T) string {
 
 // TestRawTracepoint counts getcwd's sys_enter with its arguments (regs,
 // id) as context.
-func TestRawTracepoint(t *testing.T) {
+func TestRawTracepoint(t *testing.T) { rawCollectors(t, testRawTracepoint) }
+
+func testRawTracepoint(t *testing.T) {
 	needKernel(t)
 	s := open(t, 0,
 		collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcpu", CtxLen: 8},
@@ -841,7 +843,9 @@ func TestStop(t *testing.T) {
 // TestNothingLeft checks that Close leaves nothing loaded or open, also
 // after an attach that fails halfway, and that a failed Attach leaves
 // nothing attached.
-func TestNothingLeft(t *testing.T) {
+func TestNothingLeft(t *testing.T) { rawCollectors(t, testNothingLeft) }
+
+func testNothingLeft(t *testing.T) {
 	needKernel(t)
 	// A function's entry, safe to probe in whatever process runs it.
 	bash, err := uprobe.FindBinary("bash")
