@@ -361,10 +361,13 @@ func (g *gen) mapUpdate(m *mapInfo, key, val int16) {
 }
 
 // countError adds one to entry i of the error map when the helper call
-// just made (r0) failed.
+// just made (r0) failed. The test is on r0's low 32 bits: before 6.4 the
+// map operations a JIT calls directly (bpf_map_update_elem inlined to
+// htab_map_update_elem) return int, and 6.1 hands -E2BIG to the program
+// as 0xfffffff9, zero-extended; every helper's error fits in 32 bits.
 func (g *gen) countError(i int) {
 	ok := g.newLabel()
-	g.emit(asm.JSGE.Imm(asm.R0, 0, ok))
+	g.emit(asm.JSGE.Imm32(asm.R0, 0, ok))
 	slot := g.alloc(8)
 	g.emit(asm.StoreImm(asm.R10, slot, int64(i), asm.Word))
 	g.mapPtr(asm.R1, program.ErrorsMap)
