@@ -87,7 +87,9 @@ func vmtest(kernelList string, pkgs []string, run, out, cache string, testTimeou
 		ks = append(ks, k)
 	}
 	binDir := filepath.Join(out, "bin")
+	shown := []string{repo} // what the guest's /tmp must not hide
 	if command == "" {
+		shown = append(shown, binDir)
 		start := time.Now()
 		if err := buildTests(ctx, repo, binDir, pkgs); err != nil {
 			return err
@@ -116,7 +118,7 @@ func vmtest(kernelList string, pkgs []string, run, out, cache string, testTimeou
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			rc, err := bootAndRun(ctx, k, busybox, resDir, cmd, []string{repo, binDir}, vmTimeout)
+			rc, err := bootAndRun(ctx, k, busybox, resDir, cmd, shown, vmTimeout)
 			v := &vmResult{kernel: k, status: rc, elapsed: time.Since(start)}
 			if err != nil {
 				v.guest = firstLine(err.Error())

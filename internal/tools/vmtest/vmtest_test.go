@@ -401,7 +401,7 @@ func TestConsoleStatus(t *testing.T) {
 func TestGuestScript(t *testing.T) {
 	s := guestScript("/repo", "/out/bin", "/out/6.1", []string{"./bpf", "./bpf/collector"}, "TestE2E|TestProbe", 40*time.Minute, "/usr/bin:/bin")
 	for _, want := range []string{
-		"export PATH='/usr/bin:/bin' HOME=/root\n",
+		"export PATH='/usr/bin:/bin' HOME=/root TRACEBROKER_SLOW=10\n",
 		"cd '/repo/bpf' && s=$(date +%s) && { '/out/bin/bpf.test' '-test.v=test2json' '-test.timeout=40m0s' '-test.count=1' '-test.run=TestE2E|TestProbe' >'/out/6.1/bpf.json.raw' 2>&1; echo \"$? $(( $(date +%s) - s ))\" >'/out/6.1/bpf.rc'; }\n",
 		"cd '/repo/bpf/collector' &&",
 		"'/out/bin/bpf_collector.test'",
