@@ -65,6 +65,10 @@ func TestStacksJSON(t *testing.T) {
 		t.Fatalf("Run: %v\n%s", err, stderr)
 	}
 	re := regexp.MustCompile(`(?m)^\{"type": "map", "data": \{"@": \{"\\n    perf_syscall_enter\+\d+\\n": 3\}\}\}$`)
+	if !haveSyscallKernelStacks(t) {
+		// bpftrace 0.17's output on 6.1.
+		re = regexp.MustCompile(`(?m)^\{"type": "map", "data": \{"@": \{"": 3\}\}\}$`)
+	}
 	if !re.MatchString(out) {
 		t.Fatalf("output:\n%s", out)
 	}
