@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 // bpftraceBug is a bug of bpftrace 0.17 that makes it print something
@@ -146,7 +148,7 @@ var bpftraceSlots = make(chan struct{}, 3)
 // the test ends.
 func startBpftrace(t *testing.T, bt string, args, env []string) *bpftraceRun {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	parent, cancel := context.WithCancel(context.Background())
 	r := &bpftraceRun{done: make(chan struct{})}
 	t.Cleanup(func() {
 		cancel()
@@ -154,8 +156,17 @@ func startBpftrace(t *testing.T, bt string, args, env []string) *bpftraceRun {
 	})
 	go func() {
 		defer close(r.done)
-		bpftraceSlots <- struct{}{}
+		select {
+		case bpftraceSlots <- struct{}{}:
+		case <-parent.Done():
+			r.err = parent.Err()
+			return
+		}
 		defer func() { <-bpftraceSlots }()
+		// A minute from its start, not from the queue's: a hang guard,
+		// stretched where everything is slower (TCG).
+		ctx, stop := context.WithTimeout(parent, kerneltest.Slow(time.Minute))
+		defer stop()
 		cmd := exec.CommandContext(ctx, bt, args...)
 		cmd.Env = env
 		cmd.Stdout, cmd.Stderr = &r.stdout, &r.stderr

@@ -139,7 +139,8 @@ func runScriptWithin(t *testing.T, req Request, d time.Duration) (string, string
 	if req.Name == "" {
 		req.Name = "stdin"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	// d stretches where everything is slower (TCG): a hang guard.
+	ctx, cancel := context.WithTimeout(context.Background(), kerneltest.Slow(d))
 	defer cancel()
 	err := Run(ctx, req)
 	return stdout.String(), stderr.String(), err
