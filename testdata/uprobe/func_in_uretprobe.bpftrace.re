@@ -1,0 +1,1 @@
+Attaching 2 probes\.\.\.\n(main|0x[0-9a-f]+) returned 12\n(main|0x[0-9a-f]+) returned 22\n(fact|0x[0-9a-f]+) returned 1\n(fact|0x[0-9a-f]+) returned 2\n(fact|0x[0-9a-f]+) returned 6\n(fact|0x[0-9a-f]+) returned 24\n(main|0x[0-9a-f]+) returned 120\n\n\n
