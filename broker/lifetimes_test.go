@@ -15,6 +15,7 @@ import (
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/recording"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 // newStormSource is a collector that always has another getcwd record:
@@ -225,7 +226,7 @@ func TestRunEndsUnderStorm(t *testing.T) {
 				}
 				late := end.Sub(due)
 				t.Logf("ended %v after its end was due", late.Round(time.Millisecond))
-				if late > 2*time.Second {
+				if late > kerneltest.Slow(2*time.Second) {
 					t.Errorf("ended %v after its end was due", late)
 				}
 				lc.expectReleased(t, true)
