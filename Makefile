@@ -8,7 +8,7 @@ SCRIPT  ?= tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }
 VERSION ?=
 LDFLAGS := $(if $(VERSION),-X github.com/tracebroker/tracebroker/internal/version.Version=$(VERSION))
 
-.PHONY: build run test fuzz bench sign release clean vmtest vmtest-smoke
+.PHONY: build run test fuzz bench sign release clean vmtest vmtest-ci vmtest-smoke
 
 build:
 	$(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tracebroker
@@ -71,6 +71,12 @@ test:
 VMTEST_FLAGS ?=
 vmtest:
 	$(GO) run ./internal/tools/vmtest $(VMTEST_FLAGS)
+
+# What CI runs in the VMs (.ci/run): the kernel end-to-end tables and
+# the probe-type tests (internal/tools/vmtest/ci.go, the one list to
+# extend), both kernels at once; a failure prints the failing logs' tails.
+vmtest-ci:
+	$(GO) run ./internal/tools/vmtest -ci -tails 40 $(VMTEST_FLAGS)
 
 # The harness's own smoke test: boots each cached kernel, runs `true`.
 vmtest-smoke:

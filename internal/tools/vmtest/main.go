@@ -34,16 +34,30 @@ func main() {
 		command     = flag.String("cmd", "", "run this shell command in each guest instead of the tests")
 		busyboxPath = flag.String("busybox", "/bin/busybox", "a statically linked busybox (apt-get install busybox-static)")
 		report      = flag.Bool("report", false, "boot nothing: summarise the results already in -out")
+		ci          = flag.Bool("ci", false, "run what CI runs (ci.go's selection: packages and their tests) instead of -pkgs and -run")
+		tails       = flag.Int("tails", 0, "after a failure, print the last N lines of each failing package's log and of a failed guest's console")
 	)
 	flag.Parse()
+	pkgList := strings.Fields(*pkgs)
+	runs := map[string]string{}
+	for _, p := range pkgList {
+		runs[p] = *run
+	}
+	if *ci {
+		if *run != "" || *pkgs != defaultPkgs {
+			fmt.Fprintln(os.Stderr, "vmtest: -ci is its own selection: no -pkgs or -run with it")
+			os.Exit(2)
+		}
+		pkgList, runs = ciPackages()
+	}
 	if *report {
-		if err := reportOnly(*kernels, strings.Fields(*pkgs), *out, *cache); err != nil {
+		if err := reportOnly(*kernels, pkgList, *out, *cache, *tails); err != nil {
 			fmt.Fprintln(os.Stderr, "vmtest:", err)
 			os.Exit(1)
 		}
 		return
 	}
-	if err := vmtest(*kernels, strings.Fields(*pkgs), *run, *out, *cache, *testTimeout, *vmTimeout, *command, *busyboxPath); err != nil {
+	if err := vmtest(*kernels, pkgList, runs, *out, *cache, *testTimeout, *vmTimeout, *command, *busyboxPath, *tails); err != nil {
 		fmt.Fprintln(os.Stderr, "vmtest:", err)
 		os.Exit(1)
 	}
@@ -60,7 +74,7 @@ func cacheDir() string {
 	return filepath.Join(d, "tracebroker-vmtest")
 }
 
-func vmtest(kernelList string, pkgs []string, run, out, cache string, testTimeout, vmTimeout time.Duration, command, busyboxPath string) error {
+func vmtest(kernelList string, pkgs []string, runs map[string]string, out, cache string, testTimeout, vmTimeout time.Duration, command, busyboxPath string, tails int) error {
 	ctx := context.Background()
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		return fmt.Errorf("no qemu-system-x86_64: apt-get install qemu-system-x86")
@@ -108,7 +122,7 @@ func vmtest(kernelList string, pkgs []string, run, out, cache string, testTimeou
 		}
 		cmd := command
 		if cmd == "" {
-			script := guestScript(repo, binDir, resDir, pkgs, run, testTimeout, os.Getenv("PATH"))
+			script := guestScript(repo, binDir, resDir, pkgs, runs, testTimeout, os.Getenv("PATH"))
 			if err := os.WriteFile(filepath.Join(resDir, "run.sh"), []byte(script), 0o644); err != nil {
 				return err
 			}
@@ -137,13 +151,13 @@ func vmtest(kernelList string, pkgs []string, run, out, cache string, testTimeou
 	if command != "" {
 		pkgs = nil
 	}
-	return writeSummary(out, pkgs, vms)
+	return writeSummary(out, pkgs, vms, tails)
 }
 
 // reportOnly summarises a finished run again (after a change to the
 // summary, or for another set of packages) without booting anything. A
 // guest's time is from its initramfs to the last write of its console.
-func reportOnly(kernelList string, pkgs []string, out, cache string) error {
+func reportOnly(kernelList string, pkgs []string, out, cache string, tails int) error {
 	out, err := filepath.Abs(out)
 	if err != nil {
 		return err
@@ -166,14 +180,17 @@ func reportOnly(kernelList string, pkgs []string, out, cache string) error {
 		}
 		vms = append(vms, v)
 	}
-	return writeSummary(out, pkgs, vms)
+	return writeSummary(out, pkgs, vms, tails)
 }
 
-func writeSummary(out string, pkgs []string, vms []*vmResult) error {
+func writeSummary(out string, pkgs []string, vms []*vmResult, tails int) error {
 	var b strings.Builder
 	ok := summary(&b, pkgs, vms)
 	os.WriteFile(filepath.Join(out, "summary.md"), []byte(b.String()), 0o644)
 	fmt.Print(b.String())
+	if !ok && tails > 0 {
+		printTails(os.Stdout, out, pkgs, vms, tails)
+	}
 	if !ok {
 		return fmt.Errorf("failures: see %s and the logs beside it", filepath.Join(out, "summary.md"))
 	}

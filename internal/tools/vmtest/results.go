@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -210,4 +212,33 @@ func summary(w io.Writer, pkgs []string, vms []*vmResult) (ok bool) {
 	}
 	fmt.Fprintln(w)
 	return ok
+}
+
+// printTails prints the last n lines of each failing package's log and
+// of each failed guest's console: what CI's log shows of a failure
+// without the results directory.
+func printTails(w io.Writer, out string, pkgs []string, vms []*vmResult, n int) {
+	tail := func(title, path string) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintf(w, "\n==== %s: %v\n", title, err)
+			return
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		if len(lines) > n {
+			lines = lines[len(lines)-n:]
+		}
+		fmt.Fprintf(w, "\n==== %s (%s), last %d lines\n%s\n", title, path, len(lines), strings.Join(lines, "\n"))
+	}
+	for _, v := range vms {
+		dir := filepath.Join(out, v.kernel.name)
+		if v.guest != "" {
+			tail(v.kernel.name+" guest: "+v.guest, filepath.Join(dir, "console.log"))
+		}
+		for _, p := range pkgs {
+			if r := v.pkgs[p]; r.Status != "ok" && r.Status != "skip" {
+				tail(v.kernel.name+" "+p+": "+r.Status, filepath.Join(dir, binName(p)+".log"))
+			}
+		}
+	}
 }

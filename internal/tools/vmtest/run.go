@@ -44,7 +44,8 @@ const guestSlow = 10
 // directory (as go test does, for testdata/), output framed for
 // test2json into RES/NAME.json.raw, then "rc seconds" into RES/NAME.rc.
 // The binaries run one after another: a guest has one host core.
-func guestScript(repo, binDir, resDir string, pkgs []string, run string, timeout time.Duration, path string) string {
+// runs[pkg] is the package's -test.run ("" or none: every test).
+func guestScript(repo, binDir, resDir string, pkgs []string, runs map[string]string, timeout time.Duration, path string) string {
 	var b strings.Builder
 	// TRACEBROKER_SLOW stretches the tests' time bounds that are
 	// promises (kerneltest.Slow): TCG runs the guest 5 to 20 times
@@ -53,7 +54,7 @@ func guestScript(repo, binDir, resDir string, pkgs []string, run string, timeout
 	for _, p := range pkgs {
 		n := binName(p)
 		args := []string{filepath.Join(binDir, n+".test"), "-test.v=test2json", "-test.timeout=" + timeout.String(), "-test.count=1"}
-		if run != "" {
+		if run := runs[p]; run != "" {
 			args = append(args, "-test.run="+run)
 		}
 		for i := range args {

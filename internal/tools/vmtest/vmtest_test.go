@@ -399,7 +399,7 @@ func TestConsoleStatus(t *testing.T) {
 }
 
 func TestGuestScript(t *testing.T) {
-	s := guestScript("/repo", "/out/bin", "/out/6.1", []string{"./bpf", "./bpf/collector"}, "TestE2E|TestProbe", 40*time.Minute, "/usr/bin:/bin")
+	s := guestScript("/repo", "/out/bin", "/out/6.1", []string{"./bpf", "./bpf/collector"}, map[string]string{"./bpf": "TestE2E|TestProbe"}, 40*time.Minute, "/usr/bin:/bin")
 	for _, want := range []string{
 		"export PATH='/usr/bin:/bin' HOME=/root TRACEBROKER_SLOW=10\n",
 		"cd '/repo/bpf' && s=$(date +%s) && { '/out/bin/bpf.test' '-test.v=test2json' '-test.timeout=40m0s' '-test.count=1' '-test.run=TestE2E|TestProbe' >'/out/6.1/bpf.json.raw' 2>&1; echo \"$? $(( $(date +%s) - s ))\" >'/out/6.1/bpf.rc'; }\n",
@@ -417,7 +417,7 @@ func TestGuestScript(t *testing.T) {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
 	os.WriteFile(filepath.Join(dir, "bin", "p.test"), []byte("#!/bin/sh\necho \"$@\"; exit 7\n"), 0o755)
-	s = guestScript(filepath.Join(dir, "repo"), filepath.Join(dir, "bin"), filepath.Join(dir, "res"), []string{"./p"}, "", time.Minute, os.Getenv("PATH"))
+	s = guestScript(filepath.Join(dir, "repo"), filepath.Join(dir, "bin"), filepath.Join(dir, "res"), []string{"./p"}, nil, time.Minute, os.Getenv("PATH"))
 	if out, err := exec.Command("/bin/sh", "-c", s).CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

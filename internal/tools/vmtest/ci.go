@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ciSelection is what CI runs in each guest (-ci, make vmtest-ci): the
+// kernel end-to-end tables and the probe-type tests, each package with
+// the tests of its own that need another kernel than the host's. It is
+// the one list to extend: a package and a -test.run pattern, one test
+// name per entry, anchored whole. Left out: what the host's make test
+// already runs the same way on every kernel (parsers, the compiler's
+// own tables) and what only TCG makes slow without telling a kernel
+// from another (TestUnboundedLoop walks the verifier to its limit:
+// five minutes under TCG).
+var ciSelection = []struct {
+	pkg   string
+	tests []string // empty: every test of the package
+}{
+	// The JIT loader: every probe type's program loaded and attached,
+	// maps, BEGIN/END, tp_btf, v4-less code.
+	{"./bpf", nil},
+	// Interpreter mode's signed collectors, each probe type, records,
+	// strings, stacks.
+	{"./bpf/collector", nil},
+	{"./broker", []string{
+		// The end-to-end tables, both modes, and side by side with
+		// bpftrace 0.17 on the guest's kernel.
+		"TestEndToEnd", "TestSideBySide", "TestUprobeScripts",
+		// The probe types end to end.
+		"TestRawTracepoint", "TestTpBTF", "TestProfile", "TestUprobes", "TestStacks", "TestStacksJSON",
+		// What the kernel's answers decide: a full map, a run's end.
+		"TestMapFull", "TestRunEnds",
+	}},
+	// The interpreter against the kernel's own, on random programs.
+	{"./interp", []string{"TestDifferentialKernel"}},
+}
+
+// ciPackages are the packages and -test.run patterns of ciSelection.
+func ciPackages() (pkgs []string, runs map[string]string) {
+	runs = map[string]string{}
+	for _, s := range ciSelection {
+		pkgs = append(pkgs, s.pkg)
+		if len(s.tests) > 0 {
+			runs[s.pkg] = fmt.Sprintf("^(%s)$", strings.Join(s.tests, "|"))
+		}
+	}
+	return pkgs, runs
+}
