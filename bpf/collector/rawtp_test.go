@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/tracebroker/tracebroker/bpf/collector"
+	"github.com/tracebroker/tracebroker/broker/program"
 )
 
 // rawCollectors runs test with each raw tracepoint collector: the one
@@ -22,4 +23,34 @@ func rawCollectors(t *testing.T, test func(*testing.T)) {
 		t.Setenv(collector.NoRawTracepointCookiesEnv, "1")
 		test(t)
 	})
+}
+
+// BenchmarkOpenRawTracepoints measures what kernels without raw
+// tracepoint cookies pay: a session of four raw tracepoints opened and
+// closed, with one collector for all (cookie) or one instance each
+// (index), each instance through the verifier.
+func BenchmarkOpenRawTracepoints(b *testing.B) {
+	needKernel(b)
+	probes := []collector.Probe{
+		{Kind: program.RawTracepoint, Name: "sys_enter", CtxLen: 16},
+		{Kind: program.RawTracepoint, Name: "sys_exit", CtxLen: 16},
+		{Kind: program.RawTracepoint, Name: "sched_switch", CtxLen: 24},
+		{Kind: program.RawTracepoint, Name: "sched_wakeup", CtxLen: 8},
+	}
+	for _, mode := range []string{"cookie", "index"} {
+		b.Run(mode, func(b *testing.B) {
+			if mode == "index" {
+				b.Setenv(collector.NoRawTracepointCookiesEnv, "1")
+			} else if !collector.RawTracepointCookies() {
+				b.Skip("this kernel's raw tracepoints have no attach cookie")
+			}
+			for b.Loop() {
+				s, err := collector.Open(collector.Options{Probes: probes, Trust: collector.Trust{Unsigned: true}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+		})
+	}
 }
