@@ -254,7 +254,9 @@ func TestExitStopsProbes(t *testing.T) {
 	trust := testCollectors(t)
 	const script = `tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @n = @n + 1; $i = 0; while ($i < 300) { $i++; } if (@n == 1000) { exit(); } }
 END { printf("end %d\n", @n); }`
-	re := regexp.MustCompile(`^Attaching 2 probes\.\.\.\nend (\d+)\n\n\n@n: (\d+)\n$`)
+	// The interpreter may be slower than the flood (under TCG it is):
+	// its collector drops events, which it reports as it finds them.
+	re := regexp.MustCompile(`^Attaching 2 probes\.\.\.\n(?:Lost \d+ events\n)*end (\d+)\n(?:Lost \d+ events\n)*\n\n@n: (\d+)\n$`)
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
 			floodKernel(t) // 100,000 getcwd calls, which go on after exit()
