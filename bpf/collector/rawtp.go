@@ -40,6 +40,13 @@ var instanceLayouts = []mapLayout{
 	{ownScratchMap, "tb_coll_oscratch", ebpf.PerCPUArray, 6, "BPF_MAP_TYPE_PERCPU_ARRAY", 4, scratchSize, 1},
 }
 
+// MaxRawTracepointInstances bounds the raw tracepoints of a session
+// where each is a program of its own (no cookies): each instance costs a
+// verifier pass and its own per-CPU scratch value (MaxRecord bytes per
+// CPU), which a script of the compiler's MaxProbes raw tracepoints would
+// multiply a thousandfold. bpftrace's scripts use a few.
+const MaxRawTracepointInstances = 64
+
 // probeIndex emits r0 = the instance's probe index, for the code that
 // takes the cookie otherwise.
 func probeIndex(g *gen) {

@@ -1,10 +1,13 @@
 package collector_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 // rawCollectors runs test with each raw tracepoint collector: the one
@@ -53,4 +56,43 @@ func BenchmarkOpenRawTracepoints(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestAttacksCollector: what a script's author can make the collectors
+// hold in the kernel.
+func TestAttacksCollector(t *testing.T) {
+	needKernel(t)
+	t.Run("item2/rawtp_instances_bounded", func(t *testing.T) {
+		// Where each raw tracepoint is a program of its own, a script
+		// of a thousand raw tracepoints (the compiler's bound) would
+		// load a thousand collectors with a per-CPU scratch value each:
+		// refused before anything is loaded.
+		t.Setenv(collector.NoRawTracepointCookiesEnv, "1")
+		objs := kerneltest.Track(t)
+		probes := make([]collector.Probe, collector.MaxRawTracepointInstances+1)
+		for i := range probes {
+			probes[i] = collector.Probe{Kind: program.RawTracepoint, Name: "sys_enter", CtxLen: 16}
+		}
+		s, err := collector.Open(collector.Options{Probes: probes, Trust: collector.Trust{Unsigned: true}})
+		if err == nil {
+			s.Close()
+			t.Fatalf("%d raw tracepoints opened", len(probes))
+		}
+		if want := fmt.Sprintf("collector: %d raw tracepoints, at most %d on a kernel without raw tracepoint cookies", len(probes), collector.MaxRawTracepointInstances); !strings.Contains(err.Error(), want) {
+			t.Errorf("Open: %v, want %q", err, want)
+		}
+		for _, h := range objs.HeldBySelf(t) {
+			t.Errorf("after a refused Open: %v", h)
+		}
+		// The bound is on raw tracepoints, not on probes: the same
+		// number of tracepoints opens.
+		for i := range probes {
+			probes[i] = collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: 16}
+		}
+		s, err = collector.Open(collector.Options{Probes: probes, Trust: collector.Trust{Unsigned: true}})
+		if err != nil {
+			t.Fatalf("%d tracepoints: %v", len(probes), err)
+		}
+		s.Close()
+	})
 }

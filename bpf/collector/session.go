@@ -169,6 +169,17 @@ func Open(o Options) (s *Session, err error) {
 			need[k] = true
 		}
 	}
+	if need[kindRawTracepointIndex] {
+		n := 0
+		for _, p := range o.Probes {
+			if p.Kind == program.RawTracepoint || p.Kind == program.TpBTF {
+				n++
+			}
+		}
+		if n > MaxRawTracepointInstances {
+			return nil, fmt.Errorf("collector: %d raw tracepoints, at most %d on a kernel without raw tracepoint cookies (before Linux 6.10), where each is a program of its own", n, MaxRawTracepointInstances)
+		}
+	}
 	var specs []Spec
 	for k := kind(0); k < numKinds; k++ {
 		if need[k] {
