@@ -20,7 +20,7 @@ import (
 	"time"
 )
 
-const defaultPkgs = "./bpf ./bpf/collector ./bpf/tracefs ./bpf/uprobe ./broker ./interp"
+const defaultPkgs = "./bpf ./bpf/collector ./bpf/kprobe ./bpf/btftp ./bpf/tracefs ./bpf/uprobe ./broker ./interp"
 
 func main() {
 	var (
