@@ -104,7 +104,8 @@ func TestKprobeWildcard(t *testing.T) {
 	}
 }
 
-// TestKprobeListed: `list` prints the functions the compiler attaches,
+// TestKprobeListed: `list` prints the traceable functions (the
+// blacklisted ones too, which a wildcard leaves out when it attaches),
 // as bpftrace 0.17's -l prints them.
 func TestKprobeListed(t *testing.T) {
 	needKprobes(t)

@@ -25,12 +25,19 @@ type Func struct {
 // blacklistPath lists the functions the kernel will not kprobe.
 const blacklistPath = "/sys/kernel/debug/kprobes/blacklist"
 
-// Functions lists the kernel's traceable functions: tracefs's
-// available_filter_functions, minus those on the kprobe blacklist
-// (read when debugfs shows it), as bpftrace's probe matcher lists
-// kprobes. A function the kernel image or several modules have more
-// than once is listed once per module.
-func Functions() ([]Func, error) {
+// Functions lists the functions a kprobe wildcard attaches to: tracefs's
+// available_filter_functions, minus those on the kprobe blacklist (read
+// when debugfs shows it), which the kernel would refuse. A function the
+// kernel image or several modules have more than once is listed once per
+// module.
+func Functions() ([]Func, error) { return functions(true) }
+
+// listed is what `bpftrace -l 'kprobe:…'` prints: bpftrace 0.17 lists
+// the blacklisted functions too (the kernel refuses them when asked to
+// attach), so the listing keeps them to print the same lines.
+func listed() ([]Func, error) { return functions(false) }
+
+func functions(leaveOutBlacklist bool) ([]Func, error) {
 	if err := Supported(); err != nil {
 		return nil, err
 	}
@@ -44,11 +51,13 @@ func Functions() ([]Func, error) {
 	}
 	defer f.Close()
 	var black map[string]bool
-	if b, err := os.Open(blacklistPath); err == nil {
-		black, err = ParseBlacklist(b)
-		b.Close()
-		if err != nil {
-			return nil, err
+	if leaveOutBlacklist {
+		if b, err := os.Open(blacklistPath); err == nil {
+			black, err = ParseBlacklist(b)
+			b.Close()
+			if err != nil {
+				return nil, err
+			}
 		}
 	}
 	return ParseFunctions(f, black)

@@ -15,7 +15,7 @@ func List(w io.Writer, provider, target string) error {
 	if err := Supported(); err != nil {
 		return fmt.Errorf("%s probes are not available: %w", provider, err)
 	}
-	funcs, err := Functions()
+	funcs, err := listed()
 	if err != nil {
 		return err
 	}

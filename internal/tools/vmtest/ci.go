@@ -33,11 +33,9 @@ var ciSelection = []struct {
 		// What the kernel's answers decide: a full map, a run's end.
 		"TestMapFull", "TestRunEnds",
 		// kprobes and fentry, which this host lacks (issue 17 items 3
-		// and 4): end to end, side by side, recorded. TODO(issue 17
-		// item 3): add TestKprobeListed once its listing matches
-		// bpftrace 0.17's on 6.1 and 6.12, which lists 51 functions
-		// more (the kprobe blacklist's: __die, do_int3, kprobe_emulate_*).
-		"TestKprobeEndToEnd", "TestKprobeSideBySide", "TestKprobeWildcard", "TestKprobeRecordReplay",
+		// and 4): end to end, side by side, recorded, listed as
+		// bpftrace -l lists them.
+		"TestKprobeEndToEnd", "TestKprobeSideBySide", "TestKprobeWildcard", "TestKprobeRecordReplay", "TestKprobeListed",
 		"TestFentryEndToEnd", "TestFentrySideBySide",
 	}},
 	// kprobe listing and attachment against the guest's kernel.
