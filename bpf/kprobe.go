@@ -16,6 +16,9 @@ import (
 // functions (Funcs) one kprobe.multi link.
 func (s *Session) attachKprobe(pr *program.Probe, prog *ebpf.Program) error {
 	ret := pr.Kind == program.Kretprobe
+	if err := checkKprobeModule(pr.Category, pr.Event, pr.Funcs); err != nil {
+		return err
+	}
 	if len(pr.Funcs) == 0 {
 		fd, err := kprobe.Open(pr.Event, pr.Offset, ret)
 		if err != nil {

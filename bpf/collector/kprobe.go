@@ -6,6 +6,7 @@ import (
 
 	"github.com/cilium/ebpf/link"
 
+	"github.com/tracebroker/tracebroker/bpf/kprobe"
 	"github.com/tracebroker/tracebroker/broker/program"
 )
 
@@ -78,6 +79,11 @@ func kprobeString(p Probe) string {
 // whose cookie is the same for each.
 func (s *Session) attachKprobe(p Probe, cookie uint64) (link.Link, error) {
 	ret := p.Kind == program.Kretprobe
+	if p.Category != "" {
+		if err := kprobe.InModule(p.Category, kprobe.Names(p.Event, p.Funcs)); err != nil {
+			return nil, err
+		}
+	}
 	if len(p.Funcs) == 0 {
 		attach := link.Kprobe
 		if ret {

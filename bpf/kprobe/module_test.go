@@ -1,0 +1,30 @@
+package kprobe
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestInModule: a probe's functions must be the named module's, not
+// the kernel image's or another module's of the same name.
+func TestInModule(t *testing.T) {
+	funcs, err := ParseFunctions(strings.NewReader("vfs_read\nnft_trans_alloc_gfp [nf_tables]\nnft_x [nf_tables]\nvfs_write [evil]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		module string
+		names  []string
+		want   string
+	}{
+		{"nf_tables", []string{"nft_trans_alloc_gfp", "nft_x"}, ""},
+		{"nf_tables", []string{"vfs_read"}, "vfs_read is not a traceable function of module nf_tables"},
+		{"nf_tables", []string{"nft_x", "vfs_write"}, "vfs_write is not a traceable function of module nf_tables"},
+		{"nosuch", []string{"vfs_read"}, "vfs_read is not a traceable function of module nosuch"},
+	} {
+		err := inModule(funcs, tt.module, tt.names)
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("inModule(%s, %v) = %v, want %q", tt.module, tt.names, err, tt.want)
+		}
+	}
+}
