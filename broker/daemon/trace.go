@@ -472,6 +472,9 @@ func (e *scopeError) Error() string { return e.msg }
 // attaches through, opened once (uprobeScope).
 func authorizeProbes(tok *token.Token) func(*program.Program) error {
 	return func(p *program.Program) error {
+		if err := p.CheckKprobeFuncs(); err != nil {
+			return &scopeError{err.Error()}
+		}
 		for _, pr := range p.Probes {
 			if err := checkUprobe(pr); err != nil {
 				return err

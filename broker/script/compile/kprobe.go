@@ -34,7 +34,7 @@ const MaxKprobeLinks = 512
 // MaxKprobeFuncs bounds the functions one kprobe.multi link attaches to:
 // every traceable function of a kernel (kprobe:*) is 50,000 to 80,000,
 // which a tracer should not be able to slow all at once by mistake.
-const MaxKprobeFuncs = 1 << 14
+const MaxKprobeFuncs = program.MaxKprobeFuncs
 
 // bannedKretprobes are the functions bpftrace 0.17 refuses a kretprobe
 // on: the return trampoline takes a spinlock these take.
@@ -133,6 +133,9 @@ func (c *compiler) expandKprobe(p *syntax.Probe, s *syntax.ProbeSpec) []*instanc
 	if wild && c.opts.Kprobes.Multi() && !c.namesAttachPoint(p) {
 		if len(funcs) > MaxKprobeFuncs {
 			c.errorf(s.From, s.To, "%s matches %d functions; one kprobe.multi probe attaches at most %d", s.Raw, len(funcs), MaxKprobeFuncs)
+			return nil
+		}
+		if !c.roomForKprobeFuncs(s, len(funcs)) {
 			return nil
 		}
 		in := mk(kind.String()+":"+strings.Join(s.Parts, ":"), "")
