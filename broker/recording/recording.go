@@ -154,7 +154,7 @@ func (h *Header) check(version int) error {
 			return fmt.Errorf("recorded probe %d (%s): %d functions, at most %d", i, p.Name, len(p.Funcs), compile.MaxKprobeFuncs)
 		}
 	}
-	return nil
+	return checkKprobeFuncs(h.Probes)
 }
 
 // The recorded kernel: what the compiler asks of the kernel, answered
