@@ -76,7 +76,7 @@ func kfCompile(t *testing.T, src string, k kfKprobes, hidePID uint32) (*program.
 	t.Helper()
 	f, err := syntax.Parse("stdin", []byte(src))
 	if err != nil {
-		t.Fatalf("%s: %v", src, err)
+		t.Fatalf("%.60s: %.300v", src, err)
 	}
 	prog, _, err := compile.Compile(f, compile.Options{Kprobes: k, Funcs: kfFuncs{k.n}, Types: broker.KernelTypes{}, HidePID: hidePID})
 	if err != nil {
@@ -260,6 +260,41 @@ func TestAttacksKernelFuncs(t *testing.T) {
 				t.Fatalf("compiled, want %q", tt.want)
 			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
 				t.Fatalf("error %q, want %q", err, tt.want)
+			}
+		})
+	}
+	// Exhaust: struct access is bounded where it is written: chains by
+	// the parser's depth, print() by its values, sizeof is a constant.
+	t.Run("item5/chain_depth_bounded", func(t *testing.T) {
+		src := `BEGIN { @ = curtask` + strings.Repeat("->real_parent", 200) + `->pid; exit(); }`
+		if _, err := syntax.Parse("stdin", []byte(src)); err == nil || !strings.Contains(err.Error(), "nested too deeply (more than 128 levels)") {
+			t.Fatalf("a chain of 200: %v", err)
+		}
+	})
+	for _, tt := range []struct{ name, src, want string }{
+		{"item5/print_whole_task_refused", `BEGIN { print(*curtask); exit(); }`, "struct task_struct can not be printed: it has more than 64 values"},
+		{"item5/chain_100_deep", `BEGIN { @ = curtask` + strings.Repeat("->real_parent", 100) + `->pid; exit(); }`, ""},
+		{"item5/print_nested_struct", `BEGIN { print(curtask->se); exit(); }`, ""},
+		{"item5/sizeof_product", `BEGIN { @ = sizeof(struct task_struct) * sizeof(struct page); exit(); }`, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			needBTF(t)
+			prog, err := kfCompile(t, tt.src, kfKprobes{}, 0)
+			switch {
+			case tt.want != "":
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("error %v, want %q", err, tt.want)
+				}
+				return
+			case err != nil:
+				t.Fatal(err)
+			}
+			n := 0
+			for _, p := range prog.Probes {
+				n += len(p.Insns)
+			}
+			if n >= compile.MaxInsns {
+				t.Fatalf("%d instructions", n)
 			}
 		})
 	}
