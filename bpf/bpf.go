@@ -18,6 +18,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
+	"github.com/tracebroker/tracebroker/bpf/kprobe"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/broker/program"
@@ -35,11 +36,13 @@ type Session struct {
 	// set on it. Closing one detaches its program.
 	perfFD []int
 	// links are the kprobe.multi links (kprobe.go), each one probe's.
-	links  []link.Link
-	rd     *ringbuf.Reader
-	maps   []*ebpf.Map // parallel to prog.Schema.Maps
-	config []byte
-	pid    int // uprobes fire for this process only, when set
+	links []link.Link
+	// modules checks module-named kprobes (kprobe.Modules).
+	modules kprobe.Modules
+	rd      *ringbuf.Reader
+	maps    []*ebpf.Map // parallel to prog.Schema.Maps
+	config  []byte
+	pid     int // uprobes fire for this process only, when set
 }
 
 func progType(k program.ProbeKind) ebpf.ProgramType {

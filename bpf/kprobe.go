@@ -16,7 +16,7 @@ import (
 // functions (Funcs) one kprobe.multi link.
 func (s *Session) attachKprobe(pr *program.Probe, prog *ebpf.Program) error {
 	ret := pr.Kind == program.Kretprobe
-	if err := checkKprobeModule(pr.Category, pr.Event, pr.Funcs); err != nil {
+	if err := s.modules.Check(pr.Category, kprobe.Names(pr.Event, pr.Funcs)); err != nil {
 		return err
 	}
 	if len(pr.Funcs) == 0 {

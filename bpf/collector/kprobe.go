@@ -79,10 +79,8 @@ func kprobeString(p Probe) string {
 // whose cookie is the same for each.
 func (s *Session) attachKprobe(p Probe, cookie uint64) (link.Link, error) {
 	ret := p.Kind == program.Kretprobe
-	if p.Category != "" {
-		if err := kprobe.InModule(p.Category, kprobe.Names(p.Event, p.Funcs)); err != nil {
-			return nil, err
-		}
+	if err := s.modules.Check(p.Category, kprobe.Names(p.Event, p.Funcs)); err != nil {
+		return nil, err
 	}
 	if len(p.Funcs) == 0 {
 		attach := link.Kprobe

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/bpf/kprobe"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/internal/cpus"
@@ -133,6 +134,8 @@ type Session struct {
 	// links are the attachments; closing one detaches it.
 	links    []io.Closer
 	attached bool
+	// modules checks module-named kprobes (kprobe.Modules).
+	modules kprobe.Modules
 }
 
 // Open verifies the collectors the probes need (see Trust), loads them,

@@ -2,20 +2,44 @@ package kprobe
 
 import "fmt"
 
-// InModule refuses a kprobe whose program says its functions are
-// module's when the kernel does not list them so. The kernel attaches a
-// kprobe, or a kprobe.multi link, by bare function name, whatever module
-// the program names: a probe named kprobe:MODULE:vfs_read (a plugin's
-// raw program, which a token scope probe:kprobe:MODULE:* admits) would
-// otherwise fire on the kernel's own vfs_read. A script's probes are
-// matched in the module when compiled; this holds programs handed over
-// whole to the same.
-func InModule(module string, names []string) error {
-	funcs, err := Functions()
-	if err != nil {
-		return err
+// Modules checks that a kprobe whose program says its functions are a
+// module's attaches only to that module's functions. The kernel
+// attaches a kprobe, or a kprobe.multi link, by bare function name,
+// whatever module the program names: a probe named
+// kprobe:MODULE:vfs_read (a plugin's raw program, which a token scope
+// probe:kprobe:MODULE:* admits) would otherwise fire on the kernel's
+// own vfs_read. A script's probes are matched in the module when
+// compiled; this holds programs handed over whole to the same.
+//
+// The kernel's list is read once, at the first module's probe (reading
+// it takes seconds under emulation), and kept for the Modules' life: a
+// session's attach.
+type Modules struct {
+	funcs []Func
+	err   error
+	read  bool
+}
+
+// Check refuses names (a probe's function, or a kprobe.multi probe's)
+// that are not traceable functions of module; a probe of the kernel
+// image (module "") is not checked.
+func (m *Modules) Check(module string, names []string) error {
+	if module == "" {
+		return nil
 	}
-	return inModule(funcs, module, names)
+	if !m.read {
+		m.funcs, m.err = Functions()
+		m.read = true
+	}
+	if m.err != nil {
+		return m.err
+	}
+	return inModule(m.funcs, module, names)
+}
+
+// InModule is Check with the kernel's list read for one probe.
+func InModule(module string, names []string) error {
+	return new(Modules).Check(module, names)
 }
 
 func inModule(funcs []Func, module string, names []string) error {

@@ -6,16 +6,19 @@ import (
 	"path"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf/asm"
 
 	"github.com/tracebroker/tracebroker/bpf/btftp"
 	"github.com/tracebroker/tracebroker/bpf/kprobe"
 	"github.com/tracebroker/tracebroker/broker"
+	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 	"github.com/tracebroker/tracebroker/broker/token"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 // kfKprobes is a kernel with kprobes: a few named functions and n
@@ -312,6 +315,31 @@ func TestAttacksKernelFuncs(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "attach to 20000 functions; at most 16384 may attach") {
 				t.Fatalf("two multi probes of 10000 functions: %v", err)
 			}
+		}
+	})
+
+	// Keep running: a client that leaves while its hundreds of kprobes
+	// are being compiled, loaded or attached leaves nothing attached:
+	// what the daemon's process holds (perf events, links, programs,
+	// maps) is what it held before.
+	t.Run("item3/client_leaves_mid_attach", func(t *testing.T) {
+		needKernel(t)
+		if err := kprobe.Supported(); err != nil {
+			t.Skipf("kernel built without kprobes: %v", err)
+		}
+		d := startDaemon(t, daemonOpts{})
+		tok := d.token(t, token.IssueOptions{Scope: "trace probe:kprobe:*"})
+		for i, leaveAt := range []string{"at once", "attached"} {
+			objs := kerneltest.Track(t)
+			name := fmt.Sprintf("leaves_%d", i)
+			r := d.start(t, tok, &pb.TraceRequest{Name: name, Source: []byte(`kprobe:vfs_*, kprobe:security_* { @[probe] = count(); }`)})
+			sess := d.sessionByName(t, name, leaveAt == "attached")
+			start := time.Now()
+			r.cancel()
+			d.gone(t, sess.Id)
+			t.Logf("left %s (mode %q): session gone %v later", leaveAt, sess.Mode, time.Since(start).Round(time.Millisecond))
+			<-r.done
+			objs.ExpectReleased(t, 5*time.Second)
 		}
 	})
 
