@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -70,11 +71,37 @@ func TestAttacksKernelFuncs(t *testing.T) {
 		{"item3/attach_multi_wide", `kprobe:[a-e]* { @ = count(); }`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			if funcs, err := kprobe.Functions(); err == nil {
+				pattern := strings.TrimPrefix(strings.Fields(tt.script)[0], "kprobe:")
+				n, _ := kprobe.Match(funcs, "", pattern)
+				t.Logf("%s: %d functions", pattern, len(n))
+			}
 			if _, stderr, err := run(t, tt.script); err != nil && !strings.Contains(err.Error(), "at most") && !strings.Contains(err.Error(), "exceeds the current limit") {
 				t.Fatalf("%v\n%s", err, stderr)
 			}
 		})
 	}
+	// A module's function, named with its module, attaches: the attach's
+	// check that it is the module's (kprobe.Modules) passes.
+	t.Run("item3/module_function_attaches", func(t *testing.T) {
+		funcs, err := kprobe.Functions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f kprobe.Func
+		for _, g := range funcs {
+			if g.Module != "" && !strings.Contains(g.Name, ".") {
+				f = g
+				break
+			}
+		}
+		if f.Module == "" {
+			t.Skip("no module with traceable functions is loaded")
+		}
+		if _, stderr, err := run(t, fmt.Sprintf(`kprobe:%s:%s { @ = count(); }`, f.Module, f.Name)); err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+	})
 	t.Run("item4/attach_kfuncs", func(t *testing.T) {
 		needFentry(t)
 		if _, stderr, err := run(t, `kfunc:vmlinux:vfs_* { @ = count(); }`); err != nil {
