@@ -198,14 +198,7 @@ func TestAttacksKernelFuncs(t *testing.T) {
 			if err == nil {
 				err = authorizeProbes(kfToken(t, tt.scopes))(prog)
 			}
-			switch {
-			case tt.want == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tt.want != "" && err == nil:
-				t.Fatalf("allowed, want a refusal containing %q", tt.want)
-			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
-				t.Fatalf("refusal %q, want it to contain %q", err, tt.want)
-			}
+			wantRefusal(t, err, tt.want)
 		})
 	}
 
@@ -256,14 +249,7 @@ func TestAttacksKernelFuncs(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := kfCompile(t, tt.src, tt.k, 0)
-			switch {
-			case tt.want == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tt.want != "" && err == nil:
-				t.Fatalf("compiled, want %q", tt.want)
-			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
-				t.Fatalf("error %q, want %q", err, tt.want)
-			}
+			wantRefusal(t, err, tt.want)
 		})
 	}
 	// Exhaust: struct access is bounded where it is written: chains by
@@ -364,4 +350,17 @@ func TestAttacksKernelFuncs(t *testing.T) {
 			}
 		}
 	})
+}
+
+// wantRefusal fails t unless err is nil for want "", or contains want.
+func wantRefusal(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("refused: %v", err)
+	case want != "" && err == nil:
+		t.Fatalf("allowed, want a refusal containing %q", want)
+	case want != "" && !strings.Contains(err.Error(), want):
+		t.Fatalf("refusal %q, want it to contain %q", err, want)
+	}
 }
