@@ -19,6 +19,9 @@ func (s *Session) attachKprobe(pr *program.Probe, prog *ebpf.Program) error {
 	if err := s.modules.Check(pr.Category, kprobe.Names(pr.Event, pr.Funcs)); err != nil {
 		return err
 	}
+	if err := kprobe.CheckOffset(pr.Event, pr.Offset); err != nil {
+		return err
+	}
 	if len(pr.Funcs) == 0 {
 		fd, err := kprobe.Open(pr.Event, pr.Offset, ret)
 		if err != nil {

@@ -82,6 +82,9 @@ func (s *Session) attachKprobe(p Probe, cookie uint64) (link.Link, error) {
 	if err := s.modules.Check(p.Category, kprobe.Names(p.Event, p.Funcs)); err != nil {
 		return nil, err
 	}
+	if err := kprobe.CheckOffset(p.Event, p.Offset); err != nil {
+		return nil, err
+	}
 	if len(p.Funcs) == 0 {
 		attach := link.Kprobe
 		if ret {

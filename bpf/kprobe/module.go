@@ -37,6 +37,26 @@ func (m *Modules) Check(module string, names []string) error {
 	return inModule(m.funcs, module, names)
 }
 
+// CheckOffset refuses a kprobe offset that falls outside its function,
+// as the compiler refuses a script's: the kernel adds the offset to the
+// function's address, so a program handed over whole that is named
+// kprobe:vfs_read+4096 (which a scope probe:kprobe:vfs_read* admits)
+// would fire in whatever function lies there. A function whose size
+// /proc/kallsyms does not tell is left to the kernel.
+func CheckOffset(fn string, offset uint64) error {
+	if offset == 0 {
+		return nil
+	}
+	return offsetIn(fn, offset, Size)
+}
+
+func offsetIn(fn string, offset uint64, size func(string) (uint64, bool)) error {
+	if n, ok := size(fn); ok && offset >= n {
+		return fmt.Errorf("kprobe %s+%d: the offset is outside the function (%d bytes)", fn, offset, n)
+	}
+	return nil
+}
+
 // InModule is Check with the kernel's list read for one probe.
 func InModule(module string, names []string) error {
 	return new(Modules).Check(module, names)

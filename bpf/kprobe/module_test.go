@@ -28,3 +28,20 @@ func TestInModule(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckOffset: an offset past the function's end is refused, one
+// inside it or of a function of unknown size is the kernel's to judge.
+func TestCheckOffset(t *testing.T) {
+	size := func(fn string) (uint64, bool) { return 320, fn == "vfs_read" }
+	for _, tt := range []struct {
+		fn     string
+		offset uint64
+		ok     bool
+	}{
+		{"vfs_read", 4, true}, {"vfs_read", 319, true}, {"vfs_read", 320, false}, {"vfs_read", 1 << 40, false}, {"unknown", 4096, true},
+	} {
+		if err := offsetIn(tt.fn, tt.offset, size); (err == nil) != tt.ok {
+			t.Errorf("%s+%d: %v", tt.fn, tt.offset, err)
+		}
+	}
+}

@@ -228,6 +228,33 @@ func TestAttacksKernelFuncs(t *testing.T) {
 		}
 	})
 
+	// Reach: a raw program's offset past its function's end, which
+	// the name and a scope probe:kprobe:vfs_read* admit, while the
+	// kernel would add it to vfs_read's address and fire elsewhere. The
+	// compiler checks a script's offset; the attach checks a raw
+	// program's, here against the running kernel's /proc/kallsyms.
+	t.Run("item3/raw_program_offset_outside", func(t *testing.T) {
+		p := &program.Probe{Kind: program.Kprobe, Name: "kprobe:vfs_read+1048576", Event: "vfs_read", Offset: 1 << 20}
+		if err := p.CheckName(); err != nil {
+			t.Fatalf("CheckName: %v", err)
+		}
+		if err := authorizeProbes(kfToken(t, "trace probe:kprobe:vfs_read*"))(&program.Program{Probes: []*program.Probe{p}}); err != nil {
+			t.Fatalf("scope: %v", err)
+		}
+		if err := kprobe.Supported(); err != nil {
+			t.Skipf("the attach check reads the kernel's symbols: %v", err)
+		}
+		if _, ok := kprobe.Size("vfs_read"); !ok {
+			t.Skip("/proc/kallsyms does not tell vfs_read's size")
+		}
+		if err := kprobe.CheckOffset(p.Event, p.Offset); err == nil || !strings.Contains(err.Error(), "the offset is outside the function") {
+			t.Fatalf("attach check of %s: %v", p.Name, err)
+		}
+		if err := kprobe.CheckOffset(p.Event, 4); err != nil {
+			t.Fatalf("attach check of vfs_read+4: %v", err)
+		}
+	})
+
 	// Exhaust: how many functions one program may put probes on.
 	for _, tt := range []struct {
 		name, src string
