@@ -391,3 +391,35 @@ func wantRefusal(t *testing.T, err error, want string) {
 		t.Fatalf("refusal %q, want it to contain %q", err, want)
 	}
 }
+
+// BenchmarkKernelFuncsCompile: what the largest kprobe programs a token
+// holder may ask for cost to compile and judge: one kprobe.multi probe
+// on MaxKprobeFuncs functions, and MaxKprobeLinks probes one per
+// function (a kernel without kprobe.multi).
+func BenchmarkKernelFuncsCompile(b *testing.B) {
+	for _, bb := range []struct {
+		name, src string
+		k         kfKprobes
+	}{
+		{"multi_16384", `kprobe:f* { @ = count(); }`, kfKprobes{multi: true, n: compile.MaxKprobeFuncs - 3}},
+		{"per_function_512", `kprobe:f* { @[probe] = count(); }`, kfKprobes{n: compile.MaxKprobeLinks - 3}},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			tok := &token.Token{Subject: "alice", Scopes: token.Scopes{Probes: []string{"kprobe:*"}}}
+			f, err := syntax.Parse("stdin", []byte(bb.src))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				prog, _, err := compile.Compile(f, compile.Options{Kprobes: bb.k})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := authorizeProbes(tok)(prog); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
