@@ -212,15 +212,7 @@ func TestAttacksKernelFuncs(t *testing.T) {
 			{Kind: program.Kprobe, Name: "kprobe:nf_tables:vfs_read", Category: "nf_tables", Event: "vfs_read"},
 			{Kind: program.Kprobe, Name: "kprobe:nf_tables:*", Category: "nf_tables", Funcs: []string{"vfs_read"}},
 		} {
-			if err := p.CheckName(); err != nil {
-				t.Fatalf("CheckName: %v", err)
-			}
-			if err := authorizeProbes(kfToken(t, "trace probe:kprobe:nf_tables:*"))(&program.Program{Probes: []*program.Probe{p}}); err != nil {
-				t.Fatalf("scope: %v", err)
-			}
-			if err := kprobe.Supported(); err != nil {
-				t.Skipf("the attach check reads the kernel's kprobe functions: %v", err)
-			}
+			admittedUntilAttach(t, p, "trace probe:kprobe:nf_tables:*")
 			err := kprobe.InModule(p.Category, kprobe.Names(p.Event, p.Funcs))
 			if err == nil || !strings.Contains(err.Error(), "vfs_read is not a traceable function of module nf_tables") {
 				t.Fatalf("%s: attach check %v", p.Name, err)
@@ -235,15 +227,7 @@ func TestAttacksKernelFuncs(t *testing.T) {
 	// program's, here against the running kernel's /proc/kallsyms.
 	t.Run("item3/raw_program_offset_outside", func(t *testing.T) {
 		p := &program.Probe{Kind: program.Kprobe, Name: "kprobe:vfs_read+1048576", Event: "vfs_read", Offset: 1 << 20}
-		if err := p.CheckName(); err != nil {
-			t.Fatalf("CheckName: %v", err)
-		}
-		if err := authorizeProbes(kfToken(t, "trace probe:kprobe:vfs_read*"))(&program.Program{Probes: []*program.Probe{p}}); err != nil {
-			t.Fatalf("scope: %v", err)
-		}
-		if err := kprobe.Supported(); err != nil {
-			t.Skipf("the attach check reads the kernel's symbols: %v", err)
-		}
+		admittedUntilAttach(t, p, "trace probe:kprobe:vfs_read*")
 		if _, ok := kprobe.Size("vfs_read"); !ok {
 			t.Skip("/proc/kallsyms does not tell vfs_read's size")
 		}
@@ -427,5 +411,22 @@ func BenchmarkKernelFuncsCompile(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// admittedUntilAttach checks that a raw program's probe p passes its
+// name's check and a token of scopes, so that only the attach's check
+// stands in its way, and skips the test on a kernel without kprobes,
+// where that check has nothing to read.
+func admittedUntilAttach(t *testing.T, p *program.Probe, scopes string) {
+	t.Helper()
+	if err := p.CheckName(); err != nil {
+		t.Fatalf("CheckName: %v", err)
+	}
+	if err := authorizeProbes(kfToken(t, scopes))(&program.Program{Probes: []*program.Probe{p}}); err != nil {
+		t.Fatalf("scope: %v", err)
+	}
+	if err := kprobe.Supported(); err != nil {
+		t.Skipf("the attach check reads the kernel's functions and symbols: %v", err)
 	}
 }
