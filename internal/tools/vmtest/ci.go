@@ -37,6 +37,10 @@ var ciSelection = []struct {
 		// bpftrace -l lists them.
 		"TestKprobeEndToEnd", "TestKprobeSideBySide", "TestKprobeWildcard", "TestKprobeRecordReplay", "TestKprobeListed",
 		"TestFentryEndToEnd", "TestFentrySideBySide",
+		// What a token holder or a plugin's raw program can make of
+		// kernel functions on a kernel that has them: reach, bounds,
+		// nothing left attached.
+		"TestAttacksKernelFuncs",
 	}},
 	// kprobe listing and attachment against the guest's kernel.
 	{"./bpf/kprobe", nil},
