@@ -46,9 +46,6 @@ func collectorProbes(prog *program.Program, pid int) (probes []collector.Probe, 
 // verified, loaded and configured for prog's probes, feeding the
 // interpreter.
 func openInterp(prog *program.Program, req *Request) (*interpSession, error) {
-	if err := refuseInterpFentry(prog); err != nil {
-		return nil, err
-	}
 	cpus, err := possibleCPUs()
 	if err != nil {
 		return nil, err

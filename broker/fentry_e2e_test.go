@@ -1,13 +1,12 @@
 package broker
 
 import (
-	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
@@ -24,39 +23,46 @@ func needFentry(t testing.TB) {
 	}
 }
 
-// TestFentryEndToEnd runs the kfunc table in JIT mode against the
-// workloads it starts, and checks that interpreter mode refuses it
-// before anything is loaded.
+// TestFentryEndToEnd runs the kfunc table in both modes against the
+// workloads it starts (interpreter mode on the kfunc/kretfunc
+// collectors, one instance per function), and records and replays the
+// scripts interpreter mode runs. A script that dereferences a kernel
+// pointer is refused in interpreter mode before anything is loaded: the
+// collectors copy the arguments, not what they point to.
 func TestFentryEndToEnd(t *testing.T) {
 	needFentry(t)
 	lockKernel(t)
+	if err := collector.FuncCollectors(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
 	trust := testCollectors(t)
-	for _, tc := range loadCasesFrom(t, fentryCases) {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t)
-			req := Request{Source: []byte(f.expand(tc.script)), Command: f.expand(tc.cmd), Format: tc.format, Mode: ModeJIT}
-			out, stderr, err := runScript(t, req)
-			if err != nil {
-				t.Fatalf("run: %v\n%s", err, stderr)
-			}
-			if want := f.expand(tc.want); out != want {
-				t.Errorf("output:\n%s\nwant:\n%s\nstderr: %s", out, want, stderr)
-			}
-			req.Mode, req.Collectors = ModeInterp, trust
-			out, _, err = runScript(t, req)
-			if err == nil || !strings.Contains(err.Error(), "interpreter mode has no collector for kfunc/kretfunc (fentry/fexit) probes yet") || out != "" {
-				t.Errorf("interpreter mode: err %v, output %q; want the refusal and no output", err, out)
-			}
-			rec := filepath.Join(t.TempDir(), "rec")
-			err = Record(context.Background(), RecordRequest{Request: Request{Name: "stdin", Source: []byte(f.expand(tc.script)), Command: f.expand(tc.cmd), Collectors: trust, Quiet: true}, Output: rec})
-			if err == nil || !strings.Contains(err.Error(), "record has no collector for kfunc/kretfunc") {
-				t.Errorf("record: %v, want the refusal", err)
-			}
-			if _, serr := os.Stat(rec); serr == nil {
-				t.Errorf("record left %s behind", rec)
+	cases := loadCasesFrom(t, fentryCases)
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					f := newFixture(t)
+					lc := newLeakCheck(t)
+					req := Request{Source: []byte(f.expand(tc.script)), Command: f.expand(tc.cmd), Format: tc.format, Mode: mode, Collectors: trust}
+					out, stderr, err := runScript(t, req)
+					lc.expectReleased(t, false)
+					if mode == ModeInterp && tc.interpRefused != "" {
+						if err == nil || !strings.Contains(err.Error(), tc.interpRefused) || out != "" {
+							t.Fatalf("interpreter mode: err %v, output %q; want a refusal with %q and no output", err, out, tc.interpRefused)
+						}
+						return
+					}
+					if err != nil {
+						t.Fatalf("run: %v\n%s", err, stderr)
+					}
+					if want := f.expand(tc.want); out != want {
+						t.Errorf("output:\n%q\nwant:\n%q\nstderr: %s", out, want, stderr)
+					}
+				})
 			}
 		})
 	}
+	t.Run("record", func(t *testing.T) { recordReplay(t, cases) })
 }
 
 // TestFentrySideBySide runs the kfunc table through bpftrace 0.17 on the

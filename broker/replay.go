@@ -182,9 +182,6 @@ func Record(ctx context.Context, rr RecordRequest) error {
 	if len(warns) > 0 {
 		fmt.Fprint(req.Stderr, warns.Format(req.Name, req.Source))
 	}
-	if err := refuseCollectorFentry(prog, "record", "trace them with tracebroker run"); err != nil {
-		return err
-	}
 	probes, _ := collectorProbes(prog, req.PID)
 	if len(probes) == 0 {
 		return errors.New("nothing to record: the script has only BEGIN and END probes")

@@ -28,6 +28,8 @@ var goldenDigests = map[string]string{
 	collector.PerfName:               "de4958d3251853fcb62749b9c21726350129528796d906348caa64b81eb9972d",
 	collector.KprobeName:             "e414177cf21e063efcc8e187583af35ff7d7316d89b9a9543ecfd8b3c53f8d91",
 	collector.RawTracepointIndexName: "3a49e02dc4582112dac9bb74286767b669e07ec5ab730c1a14dbd1fbfaa8f5eb",
+	collector.FentryName:             "3136c2ca15c479d42494d2173b8ec3f94eb25b25ffd92a29179be80e30a85e74",
+	collector.FexitName:              "512908459e4caa146e5aa0735ab149a9361dfec4d8aee16f1d8161fe98231612",
 }
 
 func TestGoldenDigests(t *testing.T) {

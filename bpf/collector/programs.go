@@ -29,6 +29,10 @@ const (
 	// RawTracepointIndexName serves raw tracepoints on kernels whose
 	// raw tracepoints have no attach cookie (before 6.10): see rawtp.go.
 	RawTracepointIndexName = "tb_coll_rawtpix"
+	// FentryName and FexitName serve kfunc and kretfunc probes
+	// (fentry/fexit programs), loaded once per function: see fentry.go.
+	FentryName = "tb_coll_fentry"
+	FexitName  = "tb_coll_fexit"
 )
 
 // The maps every collector uses, by the names its instructions reference
@@ -126,6 +130,8 @@ const (
 	kindPerf
 	kindKprobe
 	kindRawTracepointIndex
+	kindFentry
+	kindFexit
 	numKinds
 )
 
@@ -159,6 +165,8 @@ var progTypes = [numKinds]struct {
 	kindKprobe:        {ebpf.Kprobe, 2, "BPF_PROG_TYPE_KPROBE"},
 
 	kindRawTracepointIndex: {ebpf.RawTracepoint, 17, "BPF_PROG_TYPE_RAW_TRACEPOINT"},
+	kindFentry:             {ebpf.Tracing, 26, "BPF_PROG_TYPE_TRACING"},
+	kindFexit:              {ebpf.Tracing, 26, "BPF_PROG_TYPE_TRACING"},
 }
 
 var kindNames = [numKinds]string{
@@ -169,6 +177,8 @@ var kindNames = [numKinds]string{
 	kindKprobe:        KprobeName,
 
 	kindRawTracepointIndex: RawTracepointIndexName,
+	kindFentry:             FentryName,
+	kindFexit:              FexitName,
 }
 
 // mapLayout is a map as the collectors see it. Entries 0 means the
@@ -239,7 +249,7 @@ func build(k kind) Spec {
 	for i, m := range mapLayouts {
 		maps[i] = m.name
 	}
-	if k == kindRawTracepointIndex {
+	if k.perInstance() {
 		for _, m := range instanceLayouts {
 			maps = append(maps, m.name)
 		}
@@ -269,6 +279,9 @@ func (s Spec) Object() ([]byte, error) {
 	var b bytes.Buffer
 	pt := progTypes[s.kind]
 	fmt.Fprintf(&b, "tracebroker collector object v1\nname: %s\ntype: %d %s\nlicense: GPL\n", s.Name, pt.num, pt.name)
+	if at, ok := attachTypes[s.kind]; ok {
+		fmt.Fprintf(&b, "attach: %d %s\n", at.num, at.name)
+	}
 	fmt.Fprintf(&b, "record: v1 header %d context %d strings %dx%d stacks 2x%d\n", HeaderSize, MaxContext, MaxStrings, MaxString, MaxStackFrames)
 	for i, name := range s.Maps {
 		m, ok := layoutOf(name)
@@ -425,7 +438,7 @@ func code(k kind) asm.Instructions {
 	// The cookie is the probe's index: it picks the config, and the
 	// record carries it as the probe field (16 bits). Without cookies,
 	// the instance's own map holds it.
-	if k == kindRawTracepointIndex {
+	if k.perInstance() {
 		probeIndex(g)
 	} else {
 		g.emit(
@@ -444,7 +457,7 @@ func code(k kind) asm.Instructions {
 		asm.JEq.Imm(asm.R0, 0, "exit"),
 		asm.Mov.Reg(rConf, asm.R0),
 	)
-	if k == kindRawTracepointIndex {
+	if k.perInstance() {
 		g.lookup(ownScratchMap, 0)
 	} else {
 		g.lookup(scratchMap, int32(scratchKey(k)))
@@ -492,6 +505,8 @@ func code(k kind) asm.Instructions {
 		copyFixed(g)
 	case kindPerf:
 		copyPerf(g)
+	case kindFentry, kindFexit:
+		copyFuncArgs(g, k == kindFexit)
 	}
 
 	for i := 0; i < MaxStrings; i++ {

@@ -78,7 +78,7 @@ func RawTracepointCookies() bool {
 // loadInstance loads the indexed raw tracepoint collector for probe
 // index i: the session's maps, and maps of its own. The program holds
 // its maps; their descriptors are closed here.
-func (s *Session) loadInstance(sp Spec, i int) (*ebpf.Program, error) {
+func (s *Session) loadInstance(sp Spec, i int, p Probe) (*ebpf.Program, error) {
 	own := map[string]*ebpf.Map{}
 	defer func() {
 		for _, m := range own {
@@ -116,7 +116,12 @@ func (s *Session) loadInstance(sp Spec, i int) (*ebpf.Program, error) {
 			return nil, err
 		}
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: sp.Name, Type: sp.Type, Instructions: insns, License: "GPL"})
+	ps := &ebpf.ProgramSpec{Name: sp.Name, Type: sp.Type, Instructions: insns, License: "GPL"}
+	if at, ok := attachTypes[sp.kind]; ok {
+		// The target, outside the signed bytes.
+		ps.AttachType, ps.AttachTo = at.typ, p.Event
+	}
+	prog, err := ebpf.NewProgram(ps)
 	if err != nil {
 		return nil, loadError(err)
 	}

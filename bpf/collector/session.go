@@ -93,6 +93,8 @@ func (p Probe) String() string {
 		return fmt.Sprintf("%s:%s:%#x", k, p.Path, p.Offset)
 	case program.Kprobe, program.Kretprobe:
 		return kprobeString(p)
+	case program.Fentry, program.Fexit:
+		return funcString(p)
 	case program.Interval:
 		return fmt.Sprintf("interval:ns:%d", p.PeriodNs)
 	case program.Profile:
@@ -172,6 +174,9 @@ func Open(o Options) (s *Session, err error) {
 			need[k] = true
 		}
 	}
+	if err := checkFuncs(o.Probes, need); err != nil {
+		return nil, err
+	}
 	if need[kindRawTracepointIndex] {
 		n := 0
 		for _, p := range o.Probes {
@@ -209,7 +214,7 @@ func Open(o Options) (s *Session, err error) {
 		cs.Maps[m.name] = ms
 	}
 	for _, sp := range specs {
-		if sp.kind == kindRawTracepointIndex {
+		if sp.kind.perInstance() {
 			continue // loaded once per probe, below
 		}
 		cs.Programs[sp.Name] = &ebpf.ProgramSpec{Name: sp.Name, Type: sp.Type, Instructions: sp.Instructions, License: "GPL"}
@@ -231,17 +236,19 @@ func Open(o Options) (s *Session, err error) {
 		}
 	}()
 	for _, sp := range specs {
-		if sp.kind != kindRawTracepointIndex {
+		if !sp.kind.perInstance() {
 			sess.progs[sp.kind] = coll.Programs[sp.Name]
 			continue
 		}
-		sess.instances = map[int]*ebpf.Program{}
+		if sess.instances == nil {
+			sess.instances = map[int]*ebpf.Program{}
+		}
 		for i, p := range o.Probes {
-			if p.Kind != program.RawTracepoint && p.Kind != program.TpBTF {
+			if !servedBy(p, sp.kind) {
 				continue
 			}
-			if sess.instances[i], err = sess.loadInstance(sp, i); err != nil {
-				return nil, err
+			if sess.instances[i], err = sess.loadInstance(sp, i, p); err != nil {
+				return nil, fmt.Errorf("collector: probe %d (%s): %w", i, p, err)
 			}
 		}
 	}
@@ -312,6 +319,14 @@ func configure(p Probe) (kind, []byte, error) {
 		}
 		if err := fixed(PtRegsSize, "struct pt_regs"); err != nil {
 			return 0, nil, err
+		}
+	case program.Fentry, program.Fexit:
+		k, _ = funcKind(p.Kind)
+		if err := checkFunc(p); err != nil {
+			return 0, nil, err
+		}
+		if ctxLen%8 != 0 || ctxLen > 8*(MaxRawArgs+1) {
+			return 0, nil, fmt.Errorf("context length %d: a kernel function's context is its arguments and return value, 8 bytes each, at most %d", ctxLen, MaxRawArgs+1)
 		}
 	case program.Interval, program.Profile:
 		k = kindPerf
@@ -465,6 +480,12 @@ func (s *Session) attach(i int, p Probe) error {
 		s.links = append(s.links, l)
 	case program.Kprobe, program.Kretprobe:
 		l, err := s.attachKprobe(p, cookie)
+		if err != nil {
+			return err
+		}
+		s.links = append(s.links, l)
+	case program.Fentry, program.Fexit:
+		l, err := attachFunc(s.instances[i])
 		if err != nil {
 			return err
 		}

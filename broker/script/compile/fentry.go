@@ -158,3 +158,13 @@ func (c *compiler) fentryIdent(in *instance, e *syntax.Ident) (t ty, ok bool) {
 	}
 	return ty{}, false
 }
+
+// kernelRead notes a read of kernel memory behind a kfunc/kretfunc
+// argument: the collectors copy a function's arguments, not what they
+// point to, so interpreter mode refuses the probe rather than read
+// zeros where the kernel had values.
+func (g *gen) kernelRead() {
+	if (g.in.kind == program.Fentry || g.in.kind == program.Fexit) && g.kernelOnly == "" {
+		g.kernelOnly = "the dereference of a kernel pointer"
+	}
+}

@@ -752,6 +752,7 @@ func (g *gen) load(p ty) {
 		g.call(asm.FnProbeReadUser)
 	} else {
 		g.call(asm.FnProbeReadKernel)
+		g.kernelRead()
 	}
 	size := map[int]asm.Size{1: asm.Byte, 2: asm.Half, 4: asm.Word, 8: asm.DWord}[n]
 	if p.elem().signed && n < 8 {
