@@ -216,3 +216,29 @@ func TestFentryErrors(t *testing.T) {
 		wantOneError(t, tc.src, err, tc.want)
 	}
 }
+
+// TestFentryKernelOnly: interpreter mode has a kfunc's arguments and
+// return value, and the strings behind them, not the kernel memory
+// behind its pointers: a dereference of one names the probe for
+// interpreter mode's refusal.
+func TestFentryKernelOnly(t *testing.T) {
+	for src, want := range map[string]string{
+		`kfunc:vfs_read { @ = *args->pos; }`:                         "the dereference of a kernel pointer",
+		`kretfunc:vfs_read / *args->pos == 1 / { @ = retval; }`:      "the dereference of a kernel pointer",
+		`kfunc:vfs_read { @ = args->count; }`:                        "",
+		`kfunc:vfs_read { @ = args->file; }`:                         "",
+		`kretfunc:vfs_read { @ = retval; }`:                          "",
+		`kretfunc:getname { @ = retval; }`:                           "",
+		`kfunc:vfs_read { @[str(args->buf)] = count(); }`:            "",
+		`kfunc:do_sys_openat2 { @[str(args->filename)] = count(); }`: "",
+	} {
+		prog, err := compileFuncs(t, src, fakeFuncs{})
+		if err != nil {
+			t.Errorf("%s: %v", src, err)
+			continue
+		}
+		if got := prog.Probes[0].KernelOnly; got != want {
+			t.Errorf("%s: KernelOnly %q, want %q", src, got, want)
+		}
+	}
+}
