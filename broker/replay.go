@@ -108,7 +108,7 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 
 // recordedKernel answers the compiler from a recording's header.
 func recordedKernel(h *recording.Header, maxKeys int) compile.Options {
-	return compile.Options{Tracepoints: h.Tracepoints(), Uprobes: h.Uprobes(), BTFTracepoints: h.BTFTracepoints(), Kprobes: h.Kprobes(), Types: replayTypes{}, MaxMapKeys: maxKeys, HaveChild: h.Cpid != 0}
+	return compile.Options{Tracepoints: h.Tracepoints(), Uprobes: h.Uprobes(), BTFTracepoints: h.BTFTracepoints(), Kprobes: h.Kprobes(), Funcs: h.Funcs(), Types: replayTypes{}, MaxMapKeys: maxKeys, HaveChild: h.Cpid != 0}
 }
 
 // recordingSource feeds a recording's records to the interpreter.
@@ -334,6 +334,10 @@ func recordingHeader(prog *program.Program, req *Request) (*recording.Header, er
 			}
 		case program.Uprobe, program.Uretprobe:
 			rp.Func = p.Func()
+		case program.Fentry, program.Fexit:
+			if rp.Fields, rp.Ret, err = (KernelFuncs{}).Proto(p.Category, p.Event); err != nil {
+				return nil, err
+			}
 		}
 		h.Probes = append(h.Probes, rp)
 	}

@@ -134,6 +134,9 @@ type Probe struct {
 	// Fields are a tracepoint's format (or a tp_btf's arguments), for
 	// compiling scripts against the recording.
 	Fields []compile.Field `json:"fields,omitempty"`
+	// Ret is a kfunc/kretfunc's return value (Fields are its
+	// arguments); nil: void, or another kind of probe.
+	Ret *compile.Field `json:"ret,omitempty"`
 }
 
 // check bounds what a header claims; version is the file's format.
