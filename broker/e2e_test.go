@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
@@ -224,25 +225,30 @@ func TestEndToEnd(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
 			for _, tc := range loadCases(t) {
-				t.Run(tc.name, func(t *testing.T) {
-					f := newFixture(t)
-					req := Request{Source: []byte(f.expand(tc.script)), Command: f.expand(tc.cmd), Format: tc.format, Mode: mode, Collectors: trust}
-					out, stderr, err := runScript(t, req)
-					if mode == ModeInterp && tc.interpRefused != "" {
-						if err == nil || !strings.Contains(err.Error(), tc.interpRefused) || out != "" {
-							t.Fatalf("interpreter mode: err %v, output %q; want a refusal with %q and no output", err, out, tc.interpRefused)
-						}
-						return
-					}
-					if err != nil {
-						t.Fatalf("run: %v\n%s", err, stderr)
-					}
-					if want := f.expand(tc.want); out != want {
-						t.Errorf("output:\n%q\nwant:\n%q\nstderr: %s", out, want, stderr)
-					}
-				})
+				t.Run(tc.name, func(t *testing.T) { runCase(t, tc, mode, trust) })
 			}
 		})
+	}
+}
+
+// runCase runs a table's script in mode against its workload: its
+// expected output, or in interpreter mode the refusal it names.
+func runCase(t *testing.T, tc e2eCase, mode Mode, trust collector.Trust) {
+	t.Helper()
+	f := newFixture(t)
+	req := Request{Source: []byte(f.expand(tc.script)), Command: f.expand(tc.cmd), Format: tc.format, Mode: mode, Collectors: trust}
+	out, stderr, err := runScript(t, req)
+	if mode == ModeInterp && tc.interpRefused != "" {
+		if err == nil || !strings.Contains(err.Error(), tc.interpRefused) || out != "" {
+			t.Fatalf("interpreter mode: err %v, output %q; want a refusal with %q and no output", err, out, tc.interpRefused)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr)
+	}
+	if want := f.expand(tc.want); out != want {
+		t.Errorf("output:\n%q\nwant:\n%q\nstderr: %s", out, want, stderr)
 	}
 }
 
