@@ -164,3 +164,24 @@ func TestAttacksKfuncCollector(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkOpenKfunc measures what a kfunc/kretfunc probe costs in
+// interpreter mode before it fires: a session of four opened and closed,
+// each a collector instance through the verifier (attaching, the
+// trampoline, is not counted).
+func BenchmarkOpenKfunc(b *testing.B) {
+	needFuncCollectors(b)
+	probes := []collector.Probe{
+		{Kind: program.Fentry, Category: "vmlinux", Event: "vfs_read", CtxLen: 32},
+		{Kind: program.Fexit, Category: "vmlinux", Event: "vfs_read", CtxLen: 40},
+		{Kind: program.Fentry, Category: "vmlinux", Event: "vfs_write", CtxLen: 32},
+		{Kind: program.Fexit, Category: "vmlinux", Event: "vfs_write", CtxLen: 40},
+	}
+	for b.Loop() {
+		s, err := collector.Open(collector.Options{Probes: probes, Trust: collector.Trust{Unsigned: true}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+}
