@@ -278,7 +278,7 @@ func (s *Session) Attach() (err error) {
 				return fmt.Errorf("attach %s: the kernel refuses BTF tracepoint (tp_btf) programs (%w)", pr.Name, unix.EPERM)
 			}
 			if err != nil && pr.Kind != program.RawTracepoint {
-				return fmt.Errorf("attach %s: %w", pr.Name, fentryAttachError(err))
+				return fmt.Errorf("attach %s: %w", pr.Name, FentryAttachError(err))
 			}
 			if err != nil {
 				return fmt.Errorf("attach %s: %w", pr.Name, err)

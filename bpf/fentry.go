@@ -74,23 +74,31 @@ func fentryAttachType(k program.ProbeKind) (ebpf.AttachType, bool) {
 	return 0, false
 }
 
-// checkFentryTarget refuses a probe whose function cilium/ebpf would
-// look up elsewhere than in its module: it searches vmlinux first, then
-// the modules in load order, so a module's function that shares its
-// name with vmlinux's (or another module's) would attach to the wrong
-// one.
-func checkFentryTarget(pr *program.Probe) error {
-	if pr.Category == btftp.Vmlinux {
+// FentryTarget refuses a module's function that cilium/ebpf would look
+// up elsewhere than in its module: it searches vmlinux first, then the
+// modules in load order, so a module's function that shares its name
+// with vmlinux's (or another module's) would attach to the wrong one.
+// The JIT loader and interpreter mode's kfunc collectors both ask it.
+func FentryTarget(module, fn string) error {
+	if module == btftp.Vmlinux {
 		return nil
 	}
-	funcs, err := btftp.Funcs("*", pr.Event)
+	funcs, err := btftp.Funcs("*", fn)
 	if err != nil {
+		return err
+	}
+	if len(funcs) == 1 && funcs[0].Module == module {
+		return nil
+	}
+	return fmt.Errorf("the function %s is not only in module %s (%d kernel functions have the name): a kfunc probe can not tell them apart", fn, module, len(funcs))
+}
+
+// checkFentryTarget is FentryTarget for one of a program's probes.
+func checkFentryTarget(pr *program.Probe) error {
+	if err := FentryTarget(pr.Category, pr.Event); err != nil {
 		return fmt.Errorf("%s: %w", pr.Name, err)
 	}
-	if len(funcs) == 1 && funcs[0].Module == pr.Category {
-		return nil
-	}
-	return fmt.Errorf("%s: the function %s is not only in module %s (%d kernel functions have the name): a kfunc probe can not tell them apart", pr.Name, pr.Event, pr.Category, len(funcs))
+	return nil
 }
 
 // fentryLoadError names the probe and what the kernel refused.
@@ -111,9 +119,9 @@ func fentryLoadError(pr *program.Probe, err error) error {
 	return nil
 }
 
-// fentryAttachError explains the errors of putting a trampoline on a
-// function.
-func fentryAttachError(err error) error {
+// FentryAttachError explains the errors of putting a trampoline on a
+// function, for the JIT loader and the kfunc collectors alike.
+func FentryAttachError(err error) error {
 	switch {
 	case errors.Is(err, unix.EPERM):
 		return fmt.Errorf("the kernel refuses to attach the program (%w)", err)

@@ -46,7 +46,7 @@ func TestFentryErrors(t *testing.T) {
 			t.Errorf("fentryError(%v) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
-	if err := fentryAttachError(unix.EBUSY); !errors.Is(err, unix.EBUSY) || err.Error() != "the function's BPF trampoline is full or busy (device or resource busy)" {
-		t.Errorf("fentryAttachError(EBUSY) = %v", err)
+	if err := FentryAttachError(unix.EBUSY); !errors.Is(err, unix.EBUSY) || err.Error() != "the function's BPF trampoline is full or busy (device or resource busy)" {
+		t.Errorf("FentryAttachError(EBUSY) = %v", err)
 	}
 }

@@ -8,10 +8,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
-	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/bpf"
-	"github.com/tracebroker/tracebroker/bpf/btftp"
 	"github.com/tracebroker/tracebroker/broker/program"
 )
 
@@ -183,35 +181,13 @@ var funcHelpers = sync.OnceValue(func() error {
 // that read their context missing. The kernel is asked once.
 func FuncCollectors() error { return funcHelpers() }
 
-// funcTarget refuses a function of a module that shares its name with
-// another kernel function: cilium/ebpf looks a name up in vmlinux first,
-// then in the modules, and would attach to the wrong one.
-func funcTarget(p Probe) error {
-	if p.Category == btftp.Vmlinux {
-		return nil
-	}
-	funcs, err := btftp.Funcs("*", p.Event)
-	if err != nil {
-		return err
-	}
-	if len(funcs) == 1 && funcs[0].Module == p.Category {
-		return nil
-	}
-	return fmt.Errorf("the function %s is not only in module %s (%d kernel functions have the name): a kfunc probe can not tell them apart", p.Event, p.Category, len(funcs))
-}
-
 // attachFunc puts instance prog's trampoline on its function.
 func attachFunc(prog *ebpf.Program) (link.Link, error) {
 	l, err := link.AttachTracing(link.TracingOptions{Program: prog})
-	switch {
-	case err == nil:
-		return l, nil
-	case errors.Is(err, unix.EBUSY), errors.Is(err, unix.E2BIG):
-		return nil, fmt.Errorf("the function's BPF trampoline is full or busy (%w)", err)
-	case errors.Is(err, unix.Errno(524)), errors.Is(err, unix.EINVAL): // 524: the kernel's ENOTSUPP
-		return nil, fmt.Errorf("ftrace can not patch this function (%w)", err)
+	if err != nil {
+		return nil, bpf.FentryAttachError(err)
 	}
-	return nil, err
+	return l, nil
 }
 
 // servedBy: probe p is served by the per-instance collector k.
@@ -249,7 +225,7 @@ func checkFuncs(probes []Probe, need [numKinds]bool) error {
 		if _, ok := funcKind(p.Kind); !ok {
 			continue
 		}
-		if err := funcTarget(p); err != nil {
+		if err := bpf.FentryTarget(p.Category, p.Event); err != nil {
 			return fmt.Errorf("collector: probe %d (%s): %w", i, p, err)
 		}
 	}
