@@ -22,14 +22,14 @@ import (
 // attest sign --role collector NAME.bpf) before it can load them. Update
 // the digests only for such a deliberate change.
 var goldenDigests = map[string]string{
-	collector.TracepointName:         "92aea836f2f815e9c5e31d913a8865e84cc16e96b1a940215040c52fc4a1eed1",
-	collector.RawTracepointName:      "a8ea29072fe4923b7663f690e137aa1f103f1541f5fbc12e00702a5cdf76d87f",
-	collector.UprobeName:             "6feb6bf64b20c64f0e8e96e3a862be0748bc97cf14f24e2c8515c4ce7a615d47",
-	collector.PerfName:               "de4958d3251853fcb62749b9c21726350129528796d906348caa64b81eb9972d",
-	collector.KprobeName:             "e414177cf21e063efcc8e187583af35ff7d7316d89b9a9543ecfd8b3c53f8d91",
-	collector.RawTracepointIndexName: "3a49e02dc4582112dac9bb74286767b669e07ec5ab730c1a14dbd1fbfaa8f5eb",
-	collector.FentryName:             "3136c2ca15c479d42494d2173b8ec3f94eb25b25ffd92a29179be80e30a85e74",
-	collector.FexitName:              "512908459e4caa146e5aa0735ab149a9361dfec4d8aee16f1d8161fe98231612",
+	collector.TracepointName:         "c6fff559652874eef74bec1616a9c0f2af9384c835477526b693c31d950d2d53",
+	collector.RawTracepointName:      "077e23bd5fd6fb2d2b04ce032b0778d2b2e41711ed167d21140176d7272a8d38",
+	collector.UprobeName:             "5c496d6ddb412005c20c90c96528f9f0ed4687f910513bdd55d01855fe4c8087",
+	collector.PerfName:               "5f2a496a1a944cf4647bb84c2bbbb6946810433e6978c29c417c25a678a10735",
+	collector.KprobeName:             "ae89e633f3b4a9e8610e9e059d51a8644de48b1b877b4e57d877027a956b926b",
+	collector.RawTracepointIndexName: "e2a555b11d79f1f17f33b4e7c0550de13b014e33c25ab6d0b76bc57c8fa9b231",
+	collector.FentryName:             "8844ae408004d98c3a410f10f6af796b25d095e54e073d981bf8ff9b97338119",
+	collector.FexitName:              "5c025821e24ee0fc44b309fda8a69e3a7f3e5e33d660e9c7bfa2d3837d909051",
 }
 
 func TestGoldenDigests(t *testing.T) {
@@ -70,8 +70,8 @@ func TestObject(t *testing.T) {
 			t.Fatalf("%s: no blank line after the header", s.Name)
 		}
 		for _, want := range []string{"tracebroker collector object v1\n", "name: " + s.Name + "\n", "license: GPL\n",
-			"map 1: collector_config 2 BPF_MAP_TYPE_ARRAY key 4 value 208 entries session\n",
-			"record: v1 header 64 context 512 strings 24x256 stacks 2x127\n"} {
+			"map 1: collector_config 2 BPF_MAP_TYPE_ARRAY key 4 value 720 entries session\n",
+			"record: v1 header 64 context 512 strings 24x256 task reads 32x256 stacks 2x127\n"} {
 			if !strings.Contains(string(head)+"\n", want) {
 				t.Errorf("%s: header lacks %q:\n%s", s.Name, want, head)
 			}

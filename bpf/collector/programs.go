@@ -80,29 +80,58 @@ const (
 //	200   4   stacks (at 8+8*MaxStrings): bit 0 (configKStack) set
 //	          copies the event's kernel stack, bit 1 (configUStack) its
 //	          user stack (bpf_get_stack, BPF_F_USER_STACK), each as one
-//	          more entry after the strings, the kernel stack first; the
-//	          entries do not count against MaxStrings
-//	204   4   pad (0)
+//	          more entry after the strings and reads, the kernel stack
+//	          first; the entries do not count against MaxStrings; bit 2
+//	          (configTask) copies the current task's address as an entry
+//	          of its own (TaskAddr) before the reads
+//	204   4   nsteps: kernel read steps, at most MaxSteps
+//	208   16*MaxSteps, per step, each one entry:
+//	      4   off: added to the step's base pointer, the address read;
+//	          below 1<<20
+//	      2   size: bytes read, 1 to MaxString
+//	      2   ctx_off: for from 1, where in the copied context the base
+//	          pointer is; it must lie within ctx_len
+//	      1   from: the base pointer: 0 the last pointer read (the
+//	          previous step's 8 bytes; 0 if that read failed or was not
+//	          of 8 bytes), 1 the pointer at ctx_off, 2 the current task
+//	      1   flags: bit 0 (stepString) reads a string
+//	          (bpf_probe_read_kernel_str), else bytes
+//	          (bpf_probe_read_kernel); kernel memory only
+//	      6   pad (0)
 //
 // The specs are taken in order, each filling the record's next entries,
 // so a record's entries need not line up with the specs: an array's
 // strings shift those of the specs after it.
 const (
 	configStacks = 8 + 8*MaxStrings
-	configSize   = configStacks + 8
+	configNSteps = configStacks + 4
+	configSteps  = configStacks + 8
+	configSize   = configSteps + 16*MaxSteps
 	configUser   = 1
 	configArray  = 2
 	configKStack = 1
 	configUStack = 2
+	configTask   = 4
+
+	stepFromLast = 0
+	stepFromCtx  = 1
+	stepFromTask = 2
+	stepString   = 1
+	// maxStepOff bounds a step's offset (program.MaxKReadOffset).
+	maxStepOff = 1 << 20
 )
 
 // bpfFUserStack is BPF_F_USER_STACK, bpf_get_stack's flag for the user
 // stack.
 const bpfFUserStack = 0x100
 
-// stringsEnd is where the stack entries start at the latest: the header,
-// the context and the strings at their longest.
-const stringsEnd = HeaderSize + MaxContext + MaxStrings*(16+MaxString)
+// stringsEnd is where the task entry and the reads start at the latest:
+// the header, the context and the strings at their longest; stepsEnd is
+// where the stack entries do: the task's entry and the reads too.
+const (
+	stringsEnd = HeaderSize + MaxContext + MaxStrings*(16+MaxString)
+	stepsEnd   = stringsEnd + 24 + MaxSteps*(16+MaxString)
+)
 
 // stackSize is the longest stack entry's data.
 const stackSize = 8 * MaxStackFrames
@@ -221,7 +250,8 @@ const (
 	stateAEnd   = MaxRecord + 8  // the record offset past the array's pointers
 	stateAFlags = MaxRecord + 12 // the array spec's flags
 	stateEnd    = MaxRecord + 16 // rEnd, on its way into a slot or to the stacks
-	stateSize   = 24
+	stateLast   = MaxRecord + 24 // the last pointer a read step read, u64
+	stateSize   = 32
 )
 
 // Programs returns the collectors, freshly built: the same
@@ -282,7 +312,7 @@ func (s Spec) Object() ([]byte, error) {
 	if at, ok := attachTypes[s.kind]; ok {
 		fmt.Fprintf(&b, "attach: %d %s\n", at.num, at.name)
 	}
-	fmt.Fprintf(&b, "record: v1 header %d context %d strings %dx%d stacks 2x%d\n", HeaderSize, MaxContext, MaxStrings, MaxString, MaxStackFrames)
+	fmt.Fprintf(&b, "record: v1 header %d context %d strings %dx%d task reads %dx%d stacks 2x%d\n", HeaderSize, MaxContext, MaxStrings, MaxString, MaxSteps, MaxString, MaxStackFrames)
 	for i, name := range s.Maps {
 		m, ok := layoutOf(name)
 		if !ok {
@@ -513,16 +543,29 @@ func code(k kind) asm.Instructions {
 		captureSlot(g, i)
 	}
 
-	// The stacks, after the strings: rEnd through map memory as into a
-	// slot, so that every path here is one state to the verifier.
+	// The task and the kernel reads, after the strings: rEnd through
+	// map memory as into a slot, so that every path here is one state
+	// to the verifier.
 	g.label(slotLabel(MaxStrings))
 	g.emit(
 		asm.StoreMem(rRec, stateEnd, rEnd, asm.Word),
 		asm.LoadMem(rEnd, rRec, stateEnd, asm.Word),
 		asm.JGT.Imm(rEnd, stringsEnd, "exit"),
 	)
-	captureStack(g, "kstack", configKStack, KStackAddr, 0, stringsEnd)
-	captureStack(g, "ustack", configUStack, UStackAddr, bpfFUserStack, stringsEnd+16+stackSize)
+	captureTask(g)
+	for i := 0; i < MaxSteps; i++ {
+		captureStep(g, i)
+	}
+
+	// The stacks, after the reads.
+	g.label("steps_done")
+	g.emit(
+		asm.StoreMem(rRec, stateEnd, rEnd, asm.Word),
+		asm.LoadMem(rEnd, rRec, stateEnd, asm.Word),
+		asm.JGT.Imm(rEnd, stepsEnd, "exit"),
+	)
+	captureStack(g, "kstack", configKStack, KStackAddr, 0, stepsEnd)
+	captureStack(g, "ustack", configUStack, UStackAddr, bpfFUserStack, stepsEnd+16+stackSize)
 
 	g.emit(
 		asm.JGT.Imm(rEnd, MaxRecord, "exit"),
@@ -801,6 +844,163 @@ func captureSlot(g *gen, i int) {
 		asm.StoreImm(rRec, 6, int64(i+1), asm.Byte), // nstr
 	)
 	// On to the next slot, which follows.
+}
+
+// captureTask emits, when the config's stacks word has configTask, the
+// entry TaskAddr: the current task's address, 8 bytes.
+func captureTask(g *gen) {
+	g.emit(
+		asm.LoadMem(asm.R1, rConf, configStacks, asm.Word),
+		asm.And.Imm(asm.R1, configTask),
+		asm.JEq.Imm(asm.R1, 0, "task_done"),
+		asm.FnGetCurrentTask.Call(),
+		asm.Mov.Reg(asm.R2, rRec),
+		asm.Add.Reg(asm.R2, rEnd),
+		asm.StoreMem(asm.R2, 16, asm.R0, asm.DWord),
+		asm.Mov.Imm(asm.R1, -253), // TaskAddr: a 64-bit mov sign-extends
+		asm.StoreMem(asm.R2, 0, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R1, 8),
+		asm.StoreMem(asm.R2, 8, asm.R1, asm.DWord), // len 8, padding 0
+		asm.Add.Imm(rEnd, 24),
+		asm.LoadMem(asm.R1, rRec, 6, asm.Byte),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(rRec, 6, asm.R1, asm.Byte),
+	)
+	g.label("task_done")
+	g.emit(
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(rRec, stateLast, asm.R1, asm.DWord),
+	)
+}
+
+// captureStep emits read step i: one entry at rEnd of what the step's
+// config reads, and rEnd moved past it. Unrolled, as the string slots
+// are, and for the same reasons: each step passes rEnd through map
+// memory and bounds it where the verifier can see, so that every path
+// into a step is one state.
+func captureStep(g *gen, i int) {
+	l := func(s string) string { return fmt.Sprintf("r%d_%s", i, s) }
+	limit := int32(stringsEnd + 24 + i*(16+MaxString))
+	conf := int16(configSteps + 16*i)
+	g.emit(
+		asm.StoreMem(rRec, stateEnd, rEnd, asm.Word),
+		asm.LoadMem(rEnd, rRec, stateEnd, asm.Word),
+		asm.JGT.Imm(rEnd, limit, "steps_done"),
+		asm.LoadMem(asm.R1, rConf, configNSteps, asm.Word),
+		asm.JLE.Imm(asm.R1, int32(i), "steps_done"),
+
+		// The base pointer, into r3.
+		asm.LoadMem(asm.R1, rConf, conf+8, asm.Byte), // from
+		asm.JEq.Imm(asm.R1, stepFromCtx, l("ctx")),
+		asm.JEq.Imm(asm.R1, stepFromTask, l("task")),
+		asm.LoadMem(asm.R3, rRec, stateLast, asm.DWord),
+		asm.Ja.Label(l("base")),
+	)
+	g.label(l("task"))
+	g.emit(
+		asm.FnGetCurrentTask.Call(),
+		asm.Mov.Reg(asm.R3, asm.R0),
+		asm.Ja.Label(l("base")),
+	)
+	g.label(l("ctx"))
+	g.emit(
+		asm.Mov.Imm(asm.R3, 0),
+		asm.LoadMem(asm.R2, rConf, conf+6, asm.Half), // ctx_off
+		asm.JGT.Imm(asm.R2, MaxContext-8, l("base")),
+		asm.LoadMem(asm.R4, rRec, 44, asm.Word), // ctx_len as copied
+		asm.Mov.Reg(asm.R5, asm.R2),
+		asm.Add.Imm(asm.R5, 8),
+		asm.JGT.Reg(asm.R5, asm.R4, l("base")),
+		asm.Add.Reg(asm.R2, rRec),
+		asm.LoadMem(asm.R3, asm.R2, HeaderSize, asm.DWord),
+	)
+	g.label(l("base"))
+	g.emit(
+		asm.LoadMem(asm.R1, rConf, conf, asm.Word), // off
+		asm.JGE.Imm(asm.R1, maxStepOff, "steps_done"),
+		asm.Add.Reg(asm.R3, asm.R1),
+		asm.Mov.Reg(asm.R1, rRec),
+		asm.Add.Reg(asm.R1, rEnd),
+		asm.StoreMem(asm.R1, 0, asm.R3, asm.DWord), // addr
+		asm.Add.Imm(asm.R1, 16),
+		asm.LoadMem(asm.R2, rConf, conf+4, asm.Half), // size
+		asm.JEq.Imm(asm.R2, 0, "steps_done"),
+		asm.JGT.Imm(asm.R2, MaxString, "steps_done"),
+		asm.StoreMem(rRec, stateAFlags, asm.R2, asm.Word), // the size, kept
+		asm.LoadMem(asm.R4, rConf, conf+9, asm.Byte), // flags
+		asm.JSet.Imm(asm.R4, stepString, l("str")),
+		asm.FnProbeReadKernel.Call(),
+		asm.LoadMem(asm.R2, rRec, stateAFlags, asm.Word),
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(rRec, stateLast, asm.R1, asm.DWord),
+		asm.Mov.Reg(asm.R1, asm.R0),
+		asm.Mov.Imm(asm.R0, 0),
+		asm.JNE.Imm(asm.R1, 0, l("len")),
+		asm.Mov.Reg(asm.R0, asm.R2),
+		asm.JNE.Imm(asm.R2, 8, l("len")),
+		// A pointer: the base of the next step's read.
+		asm.Mov.Reg(asm.R1, rRec),
+		asm.Add.Reg(asm.R1, rEnd),
+		asm.LoadMem(asm.R1, asm.R1, 16, asm.DWord),
+		asm.StoreMem(rRec, stateLast, asm.R1, asm.DWord),
+		asm.Ja.Label(l("len")),
+	)
+	g.label(l("str"))
+	g.emit(
+		asm.FnProbeReadKernelStr.Call(),
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(rRec, stateLast, asm.R1, asm.DWord),
+		asm.JSGT.Imm(asm.R0, 0, l("len")),
+		asm.JNE.Imm(asm.R0, 0, l("failed")),
+		// 0 is an empty string whose NUL was not counted, as in a
+		// string slot.
+		asm.Mov.Reg(asm.R1, rRec),
+		asm.Add.Reg(asm.R1, rEnd),
+		asm.StoreImm(asm.R1, 16, 0, asm.Byte),
+		asm.Mov.Imm(asm.R0, 1),
+		asm.Ja.Label(l("len")),
+	)
+	g.label(l("failed"))
+	g.emit(asm.Mov.Imm(asm.R0, 0))
+	g.label(l("len"))
+	g.emit(
+		asm.JLE.Imm(asm.R0, MaxString, l("len_ok")),
+		asm.Mov.Imm(asm.R0, MaxString),
+	)
+	g.label(l("len_ok"))
+	g.emit(
+		// len u16 and its padding, zero, in one store.
+		asm.Mov.Reg(asm.R1, rRec),
+		asm.Add.Reg(asm.R1, rEnd),
+		asm.StoreMem(asm.R1, 8, asm.R0, asm.DWord),
+		asm.Add.Imm(rEnd, 16),
+		asm.Add.Reg(rEnd, asm.R0),
+
+		// Zero the rest of the word the data ends in, as a string slot
+		// does.
+		asm.Mov.Reg(asm.R1, rEnd),
+		asm.And.Imm(asm.R1, 7),
+		asm.JEq.Imm(asm.R1, 0, l("aligned")),
+		asm.Mov.Reg(asm.R2, rEnd),
+		asm.And.Imm(asm.R2, -8),
+		asm.JGT.Imm(asm.R2, limit+16+MaxString-8, l("aligned")),
+		asm.Add.Reg(asm.R2, rRec),
+		asm.LoadMem(asm.R3, asm.R2, 0, asm.DWord),
+		asm.LSh.Imm(asm.R1, 3),
+		asm.Mov.Imm(asm.R4, 1),
+		asm.LSh.Reg(asm.R4, asm.R1),
+		asm.Sub.Imm(asm.R4, 1),
+		asm.And.Reg(asm.R3, asm.R4),
+		asm.StoreMem(asm.R2, 0, asm.R3, asm.DWord),
+	)
+	g.label(l("aligned"))
+	g.emit(
+		asm.Add.Imm(rEnd, 7),
+		asm.And.Imm(rEnd, -8),
+		asm.LoadMem(asm.R1, rRec, 6, asm.Byte),
+		asm.Add.Imm(asm.R1, 1),
+		asm.StoreMem(rRec, 6, asm.R1, asm.Byte),
+	)
 }
 
 // captureStack emits a stack entry at rEnd, at most limit, when the

@@ -50,6 +50,14 @@ import (
 // as long as the record has entries left (MaxStrings in all); each has
 // the pointer it was read from as its addr.
 //
+// After the strings come the kernel reads (Probe.Reads): first, when the
+// probe asks for it (Probe.Task), an entry with addr TaskAddr whose 8
+// bytes are the current task's address; then one entry per read step,
+// its addr the address read and its data what was read there (len 0:
+// the read failed), a string's with its NUL. A chain's reads follow the
+// pointers its earlier reads gave: a failed read gives the pointer 0,
+// whose reads fail in turn, as they would in the kernel.
+//
 // The last entries may be stacks, marked by these addresses: addr
 // KStackAddr, the kernel stack of the event, then addr UStackAddr, its
 // user stack, each present when the probe asks for it (Probe.KStack,
@@ -81,11 +89,17 @@ const (
 	// pointer.
 	KStackAddr = 0xffffffffffffff01
 	UStackAddr = 0xffffffffffffff02
-	// MaxEntries bounds a record's entries: MaxStrings strings, then a
-	// kernel and a user stack.
-	MaxEntries = MaxStrings + 2
+	// TaskAddr marks the entry of the current task's address:
+	// ERR_PTR(-253).
+	TaskAddr = 0xffffffffffffff03
+	// MaxSteps bounds a record's kernel reads, each at most MaxString
+	// bytes (program.MaxKReadSteps, program.MaxKReadSize).
+	MaxSteps = 32
+	// MaxEntries bounds a record's entries: MaxStrings strings, the
+	// task, MaxSteps reads, then a kernel and a user stack.
+	MaxEntries = MaxStrings + 1 + MaxSteps + 2
 	// MaxRecord is the largest record a collector writes.
-	MaxRecord = HeaderSize + MaxContext + MaxStrings*(16+MaxString) + 2*(16+8*MaxStackFrames)
+	MaxRecord = HeaderSize + MaxContext + MaxStrings*(16+MaxString) + 24 + MaxSteps*(16+MaxString) + 2*(16+8*MaxStackFrames)
 )
 
 // Record is one decoded event.
@@ -176,8 +190,8 @@ func Decode(b []byte, r *Record) error {
 			}
 		}
 	}
-	if nstr-nstack > MaxStrings {
-		return fmt.Errorf("record with %d strings, at most %d", nstr-nstack, MaxStrings)
+	if nstr-nstack > MaxStrings+1+MaxSteps {
+		return fmt.Errorf("record with %d strings and reads, at most %d", nstr-nstack, MaxStrings+1+MaxSteps)
 	}
 	for i, e := range r.Strings[:nstr-nstack] {
 		if len(e.Data) > MaxString {

@@ -33,9 +33,10 @@ func TestDecodeEntries(t *testing.T) {
 		{name: "user stack", entries: strs(collector.MaxStrings, ustack)},
 		{name: "empty stacks", entries: strs(0, collector.String{Addr: collector.KStackAddr}, collector.String{Addr: collector.UStackAddr})},
 		{name: "a failed read of a marker's address", entries: strs(1, collector.String{Addr: collector.UStackAddr}, str)},
-		{name: "more than MaxEntries", entries: strs(collector.MaxStrings+1, kstack, ustack), wantErr: "record with 27 entries, at most 26"},
-		{name: "more than MaxStrings", entries: strs(collector.MaxStrings+1, ustack), wantErr: "record with 25 strings, at most 24"},
-		{name: "stacks out of order", entries: strs(collector.MaxStrings, ustack, kstack), wantErr: "record with 25 strings"},
+		{name: "strings, task, reads and stacks", entries: append(strs(collector.MaxStrings, collector.String{Addr: collector.TaskAddr, Data: make([]byte, 8)}), strs(collector.MaxSteps, kstack, ustack)...)},
+		{name: "more than MaxEntries", entries: strs(collector.MaxStrings+1+collector.MaxSteps+1, kstack, ustack), wantErr: "record with 60 entries, at most 59"},
+		{name: "more than MaxStrings and reads", entries: strs(collector.MaxStrings+1+collector.MaxSteps+1, ustack), wantErr: "record with 58 strings and reads, at most 57"},
+		{name: "stacks out of order", entries: strs(collector.MaxStrings+1+collector.MaxSteps, ustack, kstack), wantErr: "record with 58 strings and reads"},
 		{name: "a stack not last", entries: strs(1, kstack, str), wantErr: "string 1 of 1016 bytes, at most 256"},
 		{name: "a long string", entries: strs(1, long), wantErr: "string 1 of 257 bytes, at most 256"},
 		{name: "a long stack", entries: strs(0, collector.String{Addr: collector.KStackAddr, Data: make([]byte, 8*collector.MaxStackFrames+8)}), wantErr: "short record: entry 0 of 1024 bytes"},
@@ -68,8 +69,10 @@ func TestDecodeEntries(t *testing.T) {
 			}
 		})
 	}
-	// The longest record is MaxRecord bytes.
-	b := collector.Encode(nil, &collector.Record{Context: make([]byte, collector.MaxContext), Strings: strs(collector.MaxStrings, kstack, ustack)})
+	// The longest record is MaxRecord bytes: the task's entry is 8
+	// bytes, every other entry as long as it gets.
+	task := collector.String{Addr: collector.TaskAddr, Data: make([]byte, 8)}
+	b := collector.Encode(nil, &collector.Record{Context: make([]byte, collector.MaxContext), Strings: append(strs(collector.MaxStrings, task), strs(collector.MaxSteps, kstack, ustack)...)})
 	if len(b) != collector.MaxRecord {
 		t.Errorf("the longest record is %d bytes, MaxRecord %d", len(b), collector.MaxRecord)
 	}

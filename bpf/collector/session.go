@@ -63,6 +63,12 @@ type Probe struct {
 	// (bpf_get_stack) into its record, as its last entries (see the
 	// record layout).
 	KStack, UStack bool
+	// Reads are chains of kernel reads (struct fields through BTF),
+	// made at each event after the strings, one entry per step, at
+	// most MaxSteps steps in all; Task copies the current task's
+	// address (see the record layout).
+	Reads []program.KRead
+	Task  bool
 }
 
 // StringSpec is a string to capture: the pointer to it is the u64 at
@@ -284,8 +290,8 @@ func configure(p Probe) (kind, []byte, error) {
 		if len(p.Strings) > 0 {
 			return 0, nil, errors.New("BEGIN and END have no context to read strings from")
 		}
-		if p.KStack || p.UStack {
-			return 0, nil, errors.New("BEGIN and END have no event to take a stack of")
+		if p.KStack || p.UStack || p.Task || len(p.Reads) > 0 {
+			return 0, nil, errors.New("BEGIN and END have no event to take a stack of or read at")
 		}
 		return -1, cfg, nil
 	case program.Tracepoint:
@@ -366,8 +372,63 @@ func configure(p Probe) (kind, []byte, error) {
 	if p.UStack {
 		stacks |= configUStack
 	}
+	if p.Task {
+		stacks |= configTask
+	}
 	le.PutUint32(cfg[configStacks:], stacks)
+	if err := configureReads(cfg, p.Reads, ctxLen); err != nil {
+		return 0, nil, err
+	}
 	return k, cfg, nil
+}
+
+// configureReads encodes the probe's chains of kernel reads as the
+// config's read steps.
+func configureReads(cfg []byte, reads []program.KRead, ctxLen int) error {
+	le := binary.LittleEndian
+	n := 0
+	for i, r := range reads {
+		if len(r.Offs) == 0 {
+			return fmt.Errorf("kernel read %d: no reads", i)
+		}
+		if n+len(r.Offs) > MaxSteps {
+			return fmt.Errorf("kernel reads: more than %d steps", MaxSteps)
+		}
+		if r.Size < 1 || r.Size > MaxString {
+			return fmt.Errorf("kernel read %d: %d bytes, 1 to %d", i, r.Size, MaxString)
+		}
+		if !r.Task && (r.Ctx < 0 || r.Ctx+8 > ctxLen) {
+			return fmt.Errorf("kernel read %d: its pointer at offset %d is not within the %d bytes of context", i, r.Ctx, ctxLen)
+		}
+		for j, off := range r.Offs {
+			if off < 0 || off >= maxStepOff {
+				return fmt.Errorf("kernel read %d: offset %d, 0 to %d", i, off, maxStepOff-1)
+			}
+			step := cfg[configSteps+16*n:]
+			le.PutUint32(step[0:], uint32(off))
+			size, flags := 8, byte(0)
+			if j == len(r.Offs)-1 {
+				size = r.Size
+				if r.Str {
+					flags = stepString
+				}
+			}
+			le.PutUint16(step[4:], uint16(size))
+			switch {
+			case j > 0:
+				step[8] = stepFromLast
+			case r.Task:
+				step[8] = stepFromTask
+			default:
+				step[8] = stepFromCtx
+				le.PutUint16(step[6:], uint16(r.Ctx))
+			}
+			step[9] = flags
+			n++
+		}
+	}
+	le.PutUint32(cfg[configNSteps:], uint32(n))
+	return nil
 }
 
 // loadError shows why the verifier refused a collector: a collector

@@ -242,9 +242,9 @@ func TestStacks(t *testing.T) {
 	}
 }
 
-// TestStacksAfterStrings fills every string slot and takes both stacks
-// too: a record of MaxEntries entries, the stacks last, as long as a
-// record gets.
+// TestStacksAfterStrings fills every string slot and every read step,
+// with the task, and takes both stacks too: a record of MaxEntries
+// entries, the stacks last, as long as a record gets.
 func TestStacksAfterStrings(t *testing.T) {
 	needKernel(t)
 	f, _ := recordSize(t, "syscalls", "sys_enter_openat")
@@ -253,8 +253,12 @@ func TestStacksAfterStrings(t *testing.T) {
 	for i := range strs {
 		strs[i] = collector.StringSpec{CtxOff: fn.Offset, User: true}
 	}
+	reads := make([]program.KRead, collector.MaxSteps)
+	for i := range reads {
+		reads[i] = program.KRead{Task: true, Offs: []int{8 * i}, Size: collector.MaxString}
+	}
 	s := open(t, 0, collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_openat", CtxLen: fn.Offset + 8,
-		Strings: strs, KStack: true, UStack: true})
+		Strings: strs, KStack: true, UStack: true, Task: true, Reads: reads})
 	long := filepath.Join(t.TempDir(), strings.Repeat("y", 300))
 	os.Open(long) // fails: the tracepoint fires before
 	n := 0
@@ -271,8 +275,20 @@ func TestStacksAfterStrings(t *testing.T) {
 				t.Errorf("string %d of %d bytes", i, len(str.Data))
 			}
 		}
-		syscallKernelFrames(t, r.Strings[collector.MaxStrings])
-		if names := goFuncs(userFrames(t, r.Strings[collector.MaxStrings+1])); !containsAny(names, "TestStacksAfterStrings") {
+		task := r.Strings[collector.MaxStrings]
+		if task.Addr != collector.TaskAddr || len(task.Data) != 8 {
+			t.Fatalf("entry %d %#x of %d bytes, want the task's", collector.MaxStrings, task.Addr, len(task.Data))
+		}
+		for i, rd := range r.Strings[collector.MaxStrings+1 : collector.MaxEntries-2] {
+			if want := binary.LittleEndian.Uint64(task.Data) + uint64(8*i); rd.Addr != want || len(rd.Data) != collector.MaxString {
+				t.Errorf("read %d at %#x of %d bytes, want %#x and %d", i, rd.Addr, len(rd.Data), want, collector.MaxString)
+			}
+		}
+		if sz := len(collector.Encode(nil, &r)); sz > collector.MaxRecord {
+			t.Errorf("a record of %d bytes, more than MaxRecord, %d", sz, collector.MaxRecord)
+		}
+		syscallKernelFrames(t, r.Strings[collector.MaxEntries-2])
+		if names := goFuncs(userFrames(t, r.Strings[collector.MaxEntries-1])); !containsAny(names, "TestStacksAfterStrings") {
 			t.Errorf("user stack %v does not pass the test", names)
 		}
 	}

@@ -5,6 +5,7 @@
 package program
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -127,9 +128,16 @@ type Probe struct {
 	// KStack and UStack: interpreter mode's collector copies the kernel
 	// / user stack of each event (the program takes kstack / ustack).
 	KStack, UStack bool
+	// KReads are the reads of kernel memory through pointers (struct
+	// fields through BTF, a kfunc argument's pointee) that interpreter
+	// mode's collector makes at each event, so that the program's own
+	// reads find, in the interpreter, what the kernel held. Task: the
+	// collector copies the current task's address (curtask).
+	KReads []KRead `json:",omitempty"`
+	Task   bool    `json:",omitempty"`
 	// KernelOnly, when set, names a construct that reads kernel memory
-	// the collector does not copy (a struct field through BTF): the
-	// interpreter refuses the probe, naming it.
+	// the collector cannot copy (through a pointer that is not a chain
+	// KReads can spell): the interpreter refuses the probe, naming it.
 	KernelOnly string `json:",omitempty"`
 
 	// Reads is what memory the code reads (see Reads); ReadSites, for a
@@ -176,6 +184,46 @@ type CtxString struct {
 	// pointers and strings are copied, up to the collector's limits.
 	Array bool `json:",omitempty"`
 }
+
+// KRead is a chain of kernel reads interpreter mode's collector makes at
+// each event: from a base pointer (the current task, or the pointer at
+// context offset Ctx), one read per offset in Offs, each but the last of
+// a pointer (8 bytes) at the previous pointer plus its offset, the last
+// of Size bytes (a string of at most Size bytes with its NUL, when Str).
+// It is what a chain such as curtask->real_parent->pid reads, step by
+// step, in the program itself.
+type KRead struct {
+	Task bool `json:",omitempty"`
+	Ctx  int  `json:",omitempty"`
+	Offs []int
+	Size int
+	Str  bool `json:",omitempty"`
+}
+
+// Equal reports whether r and o read the same memory.
+func (r KRead) Equal(o KRead) bool {
+	return r.Task == o.Task && r.Ctx == o.Ctx && r.Size == o.Size && r.Str == o.Str && slices.Equal(r.Offs, o.Offs)
+}
+
+// Covers reports whether r makes every read o makes: o is r, or r's
+// chain leads through o's last read, a pointer.
+func (r KRead) Covers(o KRead) bool {
+	if r.Equal(o) {
+		return true
+	}
+	return r.Task == o.Task && r.Ctx == o.Ctx && !o.Str && o.Size == 8 &&
+		len(o.Offs) < len(r.Offs) && slices.Equal(r.Offs[:len(o.Offs)], o.Offs)
+}
+
+// Limits of interpreter mode's kernel reads (bpf/collector.MaxSteps):
+// every read of every chain is a step, and a probe has at most
+// MaxKReadSteps of them; a read is at most MaxKReadSize bytes, at an
+// offset below MaxKReadOffset.
+const (
+	MaxKReadSteps  = 32
+	MaxKReadSize   = 256
+	MaxKReadOffset = 1 << 20
+)
 
 // MaxContext bounds the context interpreter mode copies per event
 // (bpf/collector.MaxContext); a tracepoint with a __data_loc string
