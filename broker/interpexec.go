@@ -80,8 +80,7 @@ type interpSession struct {
 // interpUnsupported are the helpers interpreter mode cannot offer: what
 // they read or do exists only in the kernel at the event.
 var interpUnsupported = map[asm.BuiltinFunc]string{
-	asm.FnSendSignal:     "signal()",
-	asm.FnGetCurrentTask: "curtask",
+	asm.FnSendSignal: "signal()",
 }
 
 // interpCapable refuses, before anything is loaded, a program that
@@ -172,6 +171,7 @@ func (s *interpSession) helpers() []interp.Helper {
 		}
 		out = append(out, h)
 	}
+	out = append(out, interp.Helper{ID: asm.FnGetCurrentTask, Name: "get_current_task", Fn: s.currentTask})
 	return append(out, interp.Helper{ID: asm.FnGetStackid, Name: "get_stackid", Args: 3, Fn: s.getStackid})
 }
 
@@ -267,6 +267,10 @@ func negErrno(e int) uint64 { return uint64(-int64(e)) }
 // all of it. failed says the collector tried that address and the
 // kernel's read failed, as the program's own would have.
 func (s *interpSession) region(addr, n uint64, str bool) (b []byte, failed bool) {
+	if addr < nullPage {
+		// A NULL pointer's field: the kernel's read fails as well.
+		return nil, true
+	}
 	for _, r := range s.rec.Strings {
 		if r.Data == nil {
 			failed = failed || r.Addr == addr
@@ -282,6 +286,22 @@ func (s *interpSession) region(addr, n uint64, str bool) (b []byte, failed bool)
 		return b, false
 	}
 	return nil, failed
+}
+
+// nullPage is the page no read succeeds in, user or kernel.
+const nullPage = 4096
+
+// currentTask answers bpf_get_current_task with the task's address the
+// collector copied with the event (the compiler asks for it wherever
+// curtask is taken).
+func (s *interpSession) currentTask(interp.Call, uint64, uint64, uint64, uint64, uint64) (uint64, error) {
+	for _, r := range s.rec.Strings {
+		if r.Addr == collector.TaskAddr && len(r.Data) == 8 {
+			return binary.LittleEndian.Uint64(r.Data), nil
+		}
+	}
+	s.faults++
+	return 0, nil
 }
 
 func (s *interpSession) probeRead(def interp.HelperFunc) interp.HelperFunc {
@@ -452,7 +472,7 @@ func (s *interpSession) fail(err error) {
 func (s *interpSession) warnings() []string {
 	var out []string
 	if s.faults > 0 {
-		out = append(out, fmt.Sprintf("WARNING: %d reads of memory or stacks the collector did not copy returned nothing (interpreter mode copies what the script reads through tracepoint fields and probe arguments, and the stacks it takes)", s.faults))
+		out = append(out, fmt.Sprintf("WARNING: %d reads of memory or stacks the collector did not copy returned nothing (interpreter mode copies what the script reads through tracepoint fields, probe arguments and chains of struct fields from them or from curtask, and the stacks it takes)", s.faults))
 	}
 	if s.failures > 0 {
 		out = append(out, fmt.Sprintf("WARNING: %d events were not processed; the first: %v", s.failures, s.firstFailure))

@@ -48,7 +48,7 @@ func testKernelReads(t *testing.T) {
 		{Task: true, Offs: []int{pid}, Size: 4},
 		{Task: true, Offs: []int{parent, tgid}, Size: 4}, // getppid()
 		{Task: true, Offs: []int{comm}, Size: 16, Str: true},
-		{Ctx: 0, Offs: []int{112}, Size: 8}, // regs->di: getcwd's buf
+		{Ctx: 0, Offs: []int{112}, Size: 8},   // regs->di: getcwd's buf
 		{Ctx: 8, Offs: []int{0, 16}, Size: 2}, // the syscall number, read as a pointer
 	}
 	s := open(t, 0, collector.Probe{Kind: program.RawTracepoint, Name: "sys_enter", CtxLen: 16, Task: true, Reads: reads})
@@ -79,7 +79,7 @@ func testKernelReads(t *testing.T) {
 			data []byte
 		}{
 			{task + uint64(pid), le.AppendUint32(nil, uint32(r.PID))},
-			{task + uint64(parent), nil}, // the parent's address, checked below
+			{task + uint64(parent), nil},                    // the parent's address, checked below
 			{0, le.AppendUint32(nil, uint32(os.Getppid()))}, // at the parent's address, below
 			{task + uint64(comm), append([]byte(ownComm(t)), 0)},
 			{le.Uint64(r.Context) + 112, le.AppendUint64(nil, uint64(uintptrOf(buf)))},

@@ -927,7 +927,7 @@ func captureStep(g *gen, i int) {
 		asm.JEq.Imm(asm.R2, 0, "steps_done"),
 		asm.JGT.Imm(asm.R2, MaxString, "steps_done"),
 		asm.StoreMem(rRec, stateAFlags, asm.R2, asm.Word), // the size, kept
-		asm.LoadMem(asm.R4, rConf, conf+9, asm.Byte), // flags
+		asm.LoadMem(asm.R4, rConf, conf+9, asm.Byte),      // flags
 		asm.JSet.Imm(asm.R4, stepString, l("str")),
 		asm.FnProbeReadKernel.Call(),
 		asm.LoadMem(asm.R2, rRec, stateAFlags, asm.Word),

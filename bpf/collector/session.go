@@ -382,6 +382,13 @@ func configure(p Probe) (kind, []byte, error) {
 	return k, cfg, nil
 }
 
+// CheckReads checks chains of kernel reads as a probe's config would:
+// at most MaxSteps steps, each read 1 to MaxString bytes at an offset
+// below 1<<20, each chain's pointer within ctxLen bytes of context.
+func CheckReads(reads []program.KRead, ctxLen int) error {
+	return configureReads(make([]byte, configSize), reads, ctxLen)
+}
+
 // configureReads encodes the probe's chains of kernel reads as the
 // config's read steps.
 func configureReads(cfg []byte, reads []program.KRead, ctxLen int) error {

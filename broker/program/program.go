@@ -10,12 +10,17 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 
 	"github.com/tracebroker/tracebroker/plugins/sdk/schema"
 )
 
 // Program is everything needed to run one trace.
 type Program struct {
+	// Types are the kernel's struct, union and enum types (BTF) whose
+	// fields or sizes the program's code reads, for a recording to
+	// carry: a replay compiles against them.
+	Types []btf.Type `json:"-"`
 	// Source is what the program was generated from (script text), for
 	// attestation and for error messages.
 	Source string

@@ -3,6 +3,7 @@ package compile
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf/asm"
@@ -75,7 +76,16 @@ func (c *compiler) lookupRecord(spelled string) (btf.Type, error) {
 	if err != nil {
 		return nil, err
 	}
-	return btf.UnderlyingType(t), nil
+	t = btf.UnderlyingType(t)
+	c.noteType(t)
+	return t, nil
+}
+
+// noteType notes a struct, union or enum the script reads through.
+func (c *compiler) noteType(t btf.Type) {
+	if !slices.Contains(c.types, t) {
+		c.types = append(c.types, t)
+	}
 }
 
 // structPtr is the type of a pointer to the struct or union t, through
@@ -146,6 +156,7 @@ func (c *compiler) btfAccess(in *instance, e *syntax.FieldAccess) ty {
 		return ty{}
 	}
 	base = c.complete(base)
+	c.noteType(base)
 	m, off, ok := findMember(base, e.Field, 0)
 	if !ok {
 		c.errorf(e.Pos(), e.End(), "Struct/union of type '%s' does not contain a field named '%s'", recordName(base), e.Field)
@@ -403,6 +414,7 @@ func (g *gen) memberRead(e syntax.Expr) {
 	// is in rAcc: a long chain takes one slot, not one a step.
 	mark := g.sp
 	defer func() { g.sp = mark }()
+	g.noteKRead(e, memberOf(e), mi.off, mi.size, false, true)
 	off := g.recordAddr(memberOf(e)) + mi.off
 	slot := g.alloc(8)
 	g.emit(storeImm64(asm.R10, slot, 0))
@@ -437,6 +449,7 @@ func (g *gen) memberString(e syntax.Expr, off int16, n int) {
 	mi := g.in.members[e]
 	g.noteMember(e)
 	g.zero(off, n)
+	g.noteKRead(e, memberOf(e), mi.off, min(mi.size, n), false, true)
 	at := g.recordAddr(memberOf(e)) + mi.off
 	g.stackPtr(asm.R1, off)
 	g.emit(asm.Mov.Imm(asm.R2, int32(min(mi.size, n))))
@@ -445,9 +458,7 @@ func (g *gen) memberString(e syntax.Expr, off int16, n int) {
 	g.call(asm.FnProbeReadKernel)
 }
 
-// noteMember records a field read as a kernel read (reads.go), and
-// marks the probe as one interpreter mode can not run: the collector
-// copies the context, not what its pointers reach.
+// noteMember records a field read as a kernel read (reads.go).
 func (g *gen) noteMember(e syntax.Expr) {
 	var field string
 	switch e := e.(type) {
@@ -458,14 +469,12 @@ func (g *gen) noteMember(e syntax.Expr) {
 	}
 	g.rd.sites = append(g.rd.sites, pendingRead{site: e, class: program.ReadsKernel,
 		what: field + ", read through BTF, is kernel memory"})
-	if g.kernelOnly == "" {
-		g.kernelOnly = g.text(e, field) + " (struct access through BTF)"
-	}
 }
 
 // curtaskValue loads the current task's address into rAcc.
 func (g *gen) curtaskValue(e *syntax.Ident) {
 	g.noteKernelAddr(e, "curtask reveals the current task's kernel address")
+	g.task = true
 	g.call(asm.FnGetCurrentTask)
 	g.emit(asm.Mov.Reg(rAcc, asm.R0))
 }

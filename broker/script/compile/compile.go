@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
@@ -170,6 +171,7 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 		return nil, nil, errs
 	}
 	prog.Schema.Formats = c.formats
+	prog.Types = c.types
 	var warnings syntax.ErrorList
 	for _, e := range c.errs.unique() {
 		if e.Warning {
@@ -247,6 +249,9 @@ type mapInfo struct {
 }
 
 type compiler struct {
+	// types are the struct, union and enum types the script reads
+	// fields or sizes of, in the order first met (program.Types).
+	types     []btf.Type
 	file      *syntax.File
 	opts      Options
 	instances []*instance

@@ -159,12 +159,8 @@ func (c *compiler) fentryIdent(in *instance, e *syntax.Ident) (t ty, ok bool) {
 	return ty{}, false
 }
 
-// kernelRead notes a read of kernel memory behind a kfunc/kretfunc
-// argument: the collectors copy a function's arguments, not what they
-// point to, so interpreter mode refuses the probe rather than read
-// zeros where the kernel had values.
-func (g *gen) kernelRead() {
-	if (g.in.kind == program.Fentry || g.in.kind == program.Fexit) && g.kernelOnly == "" {
-		g.kernelOnly = "the dereference of a kernel pointer"
-	}
-}
+// kfunc reports whether the probe is a kfunc or kretfunc's, whose
+// collector copies a function's arguments and nothing they point to but
+// the reads it is told to make: a read through a kernel pointer that
+// cannot be spelled as one makes the probe one only the kernel can run.
+func (g *gen) kfunc() bool { return g.in.kind == program.Fentry || g.in.kind == program.Fexit }

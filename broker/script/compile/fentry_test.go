@@ -218,13 +218,14 @@ func TestFentryErrors(t *testing.T) {
 }
 
 // TestFentryKernelOnly: interpreter mode has a kfunc's arguments and
-// return value, and the strings behind them, not the kernel memory
-// behind its pointers: a dereference of one names the probe for
-// interpreter mode's refusal.
+// return value, the strings behind them, and what chains of reads from
+// them reach (TestKReads); a dereference of any other kernel pointer
+// names the probe for interpreter mode's refusal.
 func TestFentryKernelOnly(t *testing.T) {
 	for src, want := range map[string]string{
-		`kfunc:vfs_read { @ = *args->pos; }`:                         "the dereference of a kernel pointer",
-		`kretfunc:vfs_read / *args->pos == 1 / { @ = retval; }`:      "the dereference of a kernel pointer",
+		`kfunc:vfs_read { @ = *args->pos; }`:                         "",
+		`kretfunc:vfs_read / *args->pos == 1 / { @ = retval; }`:      "",
+		`kfunc:vfs_read { @ = *(args->pos + 2); }`:                   "*(args->pos + 2) (through pointer arithmetic)",
 		`kfunc:vfs_read { @ = args->count; }`:                        "",
 		`kfunc:vfs_read { @ = args->file; }`:                         "",
 		`kretfunc:vfs_read { @ = retval; }`:                          "",

@@ -54,9 +54,14 @@ type gen struct {
 	done bool
 	// rd are the reads generated, classified at the end (reads.go).
 	rd readNotes
-	// kernelOnly names the first construct only the kernel can run
-	// (btfstruct.go).
+	// kernelOnly names the first construct only the kernel can run.
 	kernelOnly string
+	// kreads are the reads through kernel pointers interpreter mode's
+	// collector must make too; task: the probe takes curtask
+	// (kreads.go).
+	kreads []pendingKRead
+	task   bool
+	kstate map[string]kvar
 }
 
 func (c *compiler) generate(in *instance) *program.Probe {
@@ -112,6 +117,7 @@ func (c *compiler) generate(in *instance) *program.Probe {
 	}
 	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Funcs: in.funcs, Binary: in.binary, Loops: g.loops, Insns: g.insns,
 		CtxLen: ctxLen(in), CtxStrings: g.ctxStrings, KStack: g.kstack, UStack: g.ustack, KernelOnly: g.kernelOnly}
+	g.finishKReads(p)
 	g.finishReads(p)
 	return p
 }
@@ -231,9 +237,12 @@ func (g *gen) stmt(s syntax.Stmt) {
 		elseL, endL := g.newLabel(), g.newLabel()
 		g.intExpr(s.Cond)
 		g.emit(asm.JEq.Imm(rAcc, 0, elseL))
+		before := g.kfork()
 		g.block(s.Then)
 		thenDone := g.done
 		g.done = false
+		then := g.kstate
+		g.kstate = before
 		if s.Else != nil {
 			if !thenDone {
 				g.emit(asm.Ja.Label(endL))
@@ -245,11 +254,13 @@ func (g *gen) stmt(s syntax.Stmt) {
 		} else {
 			g.label(elseL)
 		}
+		g.kjoin(then)
 	case *syntax.WhileStmt:
 		// The kernel's verifier must prove the loop ends (bounded
 		// loops); bpf reports a loop it cannot as such.
 		top, end := g.newLabel(), g.newLabel()
 		g.loops = true
+		g.kloop(s)
 		g.label(top)
 		g.intExpr(s.Cond)
 		g.emit(asm.JEq.Imm(rAcc, 0, end))
@@ -305,6 +316,7 @@ func (g *gen) assign(s *syntax.AssignStmt) {
 	switch lhs := s.Lhs.(type) {
 	case *syntax.VarExpr:
 		g.noteAssign(lhs.Name, s)
+		defer g.kassign(lhs.Name, s)
 		slot := g.vars[lhs.Name]
 		t := g.in.vars[lhs.Name]
 		if s.Op != syntax.ASSIGN {
@@ -687,17 +699,29 @@ func (g *gen) intExpr(e syntax.Expr) {
 		case syntax.NOT:
 			g.boolOf(asm.JEq.Imm(rAcc, 0, ""))
 		case syntax.MUL:
-			g.captureString(e)
-			g.noteRead("*", e, e.X, nil, g.typeOf(e.X).user)
-			g.load(g.typeOf(e.X))
+			p := g.typeOf(e.X)
+			if p.user {
+				g.captureString(e)
+			} else {
+				g.noteKRead(e, e.X, 0, p.elemSize(), false, g.kfunc())
+			}
+			g.noteRead("*", e, e.X, nil, p.user)
+			g.load(p)
 		}
 	case *syntax.Index:
 		if g.isMember(e) {
 			g.memberRead(e)
 			return
 		}
-		g.captureString(e)
 		p := g.typeOf(e.X)
+		switch n, ok := constInt(e.I); {
+		case p.user:
+			g.captureString(e)
+		case ok && n >= 0 && n < program.MaxKReadOffset/8:
+			g.noteKRead(e, e.X, int(n)*p.elemSize(), p.elemSize(), false, g.kfunc())
+		case g.kfunc() && g.kernelOnly == "":
+			g.kernelOnly = g.text(e, "[]") + " (with an index that is not a constant)"
+		}
 		g.noteRead("[]", e, e.X, e.I, p.user)
 		g.intExpr(e.X)
 		tmp := g.alloc(8)
@@ -752,7 +776,6 @@ func (g *gen) load(p ty) {
 		g.call(asm.FnProbeReadUser)
 	} else {
 		g.call(asm.FnProbeReadKernel)
-		g.kernelRead()
 	}
 	size := map[int]asm.Size{1: asm.Byte, 2: asm.Half, 4: asm.Word, 8: asm.DWord}[n]
 	if p.elem().signed && n < 8 {
@@ -1071,9 +1094,11 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 			g.memInto(src, off, n)
 			return
 		}
-		g.captureString(src)
-		g.noteRead("str()", e, src, nil, g.typeOf(src).user)
 		size := int32(min(strLen, n))
+		if !g.captureString(src) && !g.typeOf(src).user {
+			g.noteKRead(e, src, 0, int(size), true, false)
+		}
+		g.noteRead("str()", e, src, nil, g.typeOf(src).user)
 		g.zero(off, n)
 		g.intExpr(src)
 		if len(e.Args) == 2 {
@@ -1185,7 +1210,7 @@ func storeImm64(dst asm.Register, off int16, imm int32) asm.Instruction {
 // collector copies that memory with the event. Memory reached through
 // pointers computed otherwise is not copied, and reading it in the
 // interpreter fails as a faulting read does.
-func (g *gen) captureString(src syntax.Expr) {
+func (g *gen) captureString(src syntax.Expr) bool {
 	array := false
 	for {
 		switch e := src.(type) {
@@ -1215,7 +1240,9 @@ func (g *gen) captureString(src syntax.Expr) {
 	off := -1
 	switch e := src.(type) {
 	case *syntax.FieldAccess:
-		if f := findField(g.in.fields, e.Field); f != nil && f.Kind == FieldPtr {
+		// Only args->NAME is the context's: a struct's field of the
+		// same name, read through BTF, is not.
+		if f := findField(g.in.fields, e.Field); f != nil && f.Kind == FieldPtr && onArgs(e) && !g.isMember(e) {
 			off = f.Offset
 		}
 	case *syntax.Ident:
@@ -1235,7 +1262,7 @@ func (g *gen) captureString(src syntax.Expr) {
 		}
 	}
 	if off < 0 || off+8 > program.MaxContext {
-		return
+		return false
 	}
 	cs := program.CtxString{Off: off, User: g.typeOf(src).user, Array: array}
 	for i, have := range g.ctxStrings {
@@ -1243,12 +1270,14 @@ func (g *gen) captureString(src syntax.Expr) {
 			// One pointer, one capture: an array capture copies the
 			// pointer's memory too.
 			g.ctxStrings[i].Array = have.Array || array
-			return
+			return true
 		}
 	}
 	if len(g.ctxStrings) < maxCtxStrings {
 		g.ctxStrings = append(g.ctxStrings, cs)
+		return true
 	}
+	return false
 }
 
 // maxCtxStrings is how many strings a collector captures per event
@@ -1271,6 +1300,10 @@ func ctxLen(in *instance) int {
 				return program.MaxContext
 			}
 			n = max(n, f.Offset+f.Size)
+		}
+		if btfContext(in.kind) {
+			// The arguments are u64s, whatever their types.
+			n = align8(n)
 		}
 		return min(n, program.MaxContext)
 	}
