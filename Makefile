@@ -130,6 +130,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzVerifyOIDC -fuzztime=$(FUZZTIME) ./broker/token/
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./bpf/collector/
 	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./broker/recording/
+	$(GO) test -run='^$$' -fuzz=FuzzTypes -fuzztime=$(FUZZTIME) ./broker/recording/
 	$(GO) test -run='^$$' -fuzz=FuzzRequest -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./broker/daemon/
 	$(GO) test -run='^$$' -fuzz=FuzzText -fuzztime=$(FUZZTIME) ./internal/escape/
 	$(GO) test -run='^$$' -fuzz=FuzzDescribe -fuzztime=$(FUZZTIME) ./plugins/

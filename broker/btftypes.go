@@ -6,6 +6,8 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/tracebroker/tracebroker/bpf/btftp"
+	"github.com/tracebroker/tracebroker/broker/recording"
+	"github.com/tracebroker/tracebroker/broker/script/compile"
 )
 
 // KernelTypes answers the compiler's questions about struct types from
@@ -14,12 +16,20 @@ type KernelTypes struct{}
 
 func (KernelTypes) Type(kind, name string) (btf.Type, error) { return btftp.Type(kind, name) }
 
-// replayTypes refuses struct access in a replay: a recording holds each
-// event's context and the strings it names, not the kernel memory a
-// struct pointer reaches (and the recording host's layouts are not this
-// host's).
-type replayTypes struct{}
+// noRecordedTypes refuses struct access in a replay over a recording
+// that holds no struct types: the recording host's layouts are not
+// necessarily this host's, and its records hold no reads through them.
+type noRecordedTypes struct{}
 
-var errReplayStruct = errors.New("struct access through BTF cannot be replayed: a recording holds the events' contexts, not the kernel memory their pointers reach")
+var errReplayStruct = errors.New("the recording holds no struct types: its script read no struct through BTF")
 
-func (replayTypes) Type(kind, name string) (btf.Type, error) { return nil, errReplayStruct }
+func (noRecordedTypes) Type(kind, name string) (btf.Type, error) { return nil, errReplayStruct }
+
+// replayTypes are the struct types a recording holds (the ones its
+// script read through), for scripts replayed over it.
+func replayTypes(h *recording.Header) compile.Types {
+	if t := h.StructTypes(); t != nil {
+		return t
+	}
+	return noRecordedTypes{}
+}

@@ -108,7 +108,7 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 
 // recordedKernel answers the compiler from a recording's header.
 func recordedKernel(h *recording.Header, maxKeys int) compile.Options {
-	return compile.Options{Tracepoints: h.Tracepoints(), Uprobes: h.Uprobes(), BTFTracepoints: h.BTFTracepoints(), Kprobes: h.Kprobes(), Funcs: h.Funcs(), Types: replayTypes{}, MaxMapKeys: maxKeys, HaveChild: h.Cpid != 0}
+	return compile.Options{Tracepoints: h.Tracepoints(), Uprobes: h.Uprobes(), BTFTracepoints: h.BTFTracepoints(), Kprobes: h.Kprobes(), Funcs: h.Funcs(), Types: replayTypes(h), MaxMapKeys: maxKeys, HaveChild: h.Cpid != 0}
 }
 
 // recordingSource feeds a recording's records to the interpreter.
@@ -322,7 +322,7 @@ func recordingHeader(prog *program.Program, req *Request) (*recording.Header, er
 		if p.Kind == program.Begin || p.Kind == program.End {
 			continue
 		}
-		rp := recording.Probe{Name: p.Name, Kind: p.Kind.String(), Category: p.Category, Event: p.Event, Path: p.Path, Offset: p.Offset, Funcs: p.Funcs, CtxLen: p.CtxLen, Strings: p.CtxStrings, KStack: p.KStack, UStack: p.UStack}
+		rp := recording.Probe{Name: p.Name, Kind: p.Kind.String(), Category: p.Category, Event: p.Event, Path: p.Path, Offset: p.Offset, Funcs: p.Funcs, CtxLen: p.CtxLen, Strings: p.CtxStrings, KStack: p.KStack, UStack: p.UStack, KReads: p.KReads, Task: p.Task}
 		switch p.Kind {
 		case program.Tracepoint:
 			if rp.Fields, err = (KernelTracepoints{}).Fields(p.Category, p.Event); err != nil {
@@ -340,6 +340,9 @@ func recordingHeader(prog *program.Program, req *Request) (*recording.Header, er
 			}
 		}
 		h.Probes = append(h.Probes, rp)
+	}
+	if h.Types, err = recording.EncodeTypes(prog.Types); err != nil {
+		return nil, err
 	}
 	return h, nil
 }

@@ -45,6 +45,7 @@
 package recording
 
 import (
+	"encoding/base64"
 	"fmt"
 	"path"
 	"path/filepath"
@@ -108,6 +109,9 @@ type Header struct {
 	// Script is what was recorded for: its probes, and what it reads.
 	Script Script  `json:"script"`
 	Probes []Probe `json:"probes"`
+	// Types are the kernel's struct types the script read through, raw
+	// BTF in base64 (types.go).
+	Types string `json:"types,omitempty"`
 }
 
 type Script struct {
@@ -131,6 +135,10 @@ type Probe struct {
 	// KStack and UStack say the records carry the event's stacks.
 	KStack bool `json:"kstack,omitempty"`
 	UStack bool `json:"ustack,omitempty"`
+	// KReads and Task say the records carry kernel reads and the
+	// current task (collector.Probe.Reads and Task).
+	KReads []program.KRead `json:"kreads,omitempty"`
+	Task   bool            `json:"task,omitempty"`
 	// Fields are a tracepoint's format (or a tp_btf's arguments), for
 	// compiling scripts against the recording.
 	Fields []compile.Field `json:"fields,omitempty"`
@@ -148,10 +156,15 @@ func (h *Header) check(version int) error {
 		return fmt.Errorf("recording of %d probes (1 to %d)", len(h.Probes), MaxProbes)
 	case h.CPUs < 1 || h.CPUs > MaxCPUs:
 		return fmt.Errorf("recording of %d CPUs (1 to %d)", h.CPUs, MaxCPUs)
+	case base64.StdEncoding.DecodedLen(len(h.Types)) > MaxTypes:
+		return fmt.Errorf("recorded types of %d bytes, at most %d", base64.StdEncoding.DecodedLen(len(h.Types)), MaxTypes)
 	}
 	for i, p := range h.Probes {
 		if p.CtxLen < 0 || p.CtxLen > collector.MaxContext || len(p.Strings) > collector.MaxStrings {
 			return fmt.Errorf("recorded probe %d (%s): context of %d bytes and %d strings", i, p.Name, p.CtxLen, len(p.Strings))
+		}
+		if err := collector.CheckReads(p.KReads, p.CtxLen); err != nil {
+			return fmt.Errorf("recorded probe %d (%s): %w", i, p.Name, err)
 		}
 		if len(p.Funcs) > compile.MaxKprobeFuncs {
 			return fmt.Errorf("recorded probe %d (%s): %d functions, at most %d", i, p.Name, len(p.Funcs), compile.MaxKprobeFuncs)
