@@ -61,7 +61,7 @@ type gen struct {
 	// (kreads.go).
 	kreads []pendingKRead
 	task   bool
-	kstate map[string]kvar
+	kenv   *kenv
 }
 
 func (c *compiler) generate(in *instance) *program.Probe {
@@ -241,8 +241,8 @@ func (g *gen) stmt(s syntax.Stmt) {
 		g.block(s.Then)
 		thenDone := g.done
 		g.done = false
-		then := g.kstate
-		g.kstate = before
+		then := g.kenv
+		g.kenv = before
 		if s.Else != nil {
 			if !thenDone {
 				g.emit(asm.Ja.Label(endL))

@@ -55,6 +55,8 @@ type kchain struct {
 const (
 	maxKChains = program.MaxKReadSteps
 	maxKDepth  = 32
+	// maxKVars: a probe's scratch variables fit in its stack.
+	maxKVars = maxStack / 8
 )
 
 // noteKRead records a read of size bytes at off past where base is (the
@@ -235,7 +237,7 @@ func (g *gen) ptrChains(x syntax.Expr, depth int) ([]kchain, string) {
 		}
 		return append(a, b...), ""
 	case *syntax.VarExpr:
-		v, ok := g.kstate[x.Name]
+		v, ok := g.kget(x.Name)
 		if !ok {
 			return nil, x.Name + ", which holds no pointer"
 		}
@@ -268,26 +270,62 @@ func (g *gen) kassign(name string, s *syntax.AssignStmt) {
 	} else {
 		v.cs, v.why = g.ptrChains(s.Rhs, 0)
 	}
-	if g.kstate == nil {
-		g.kstate = map[string]kvar{}
+	g.kset(name, v)
+}
+
+// kenv is the variables' pointers at a point of the code. Branches share
+// it until one assigns (copy on write), so that a probe's ifs cost what
+// their branches assign, not its variables each.
+type kenv struct {
+	vars   map[string]kvar
+	frozen bool // shared with a branch: copied before a write
+}
+
+func (g *gen) kget(name string) (kvar, bool) {
+	if g.kenv == nil {
+		return kvar{}, false
 	}
-	g.kstate[name] = v
+	v, ok := g.kenv.vars[name]
+	return v, ok
+}
+
+func (g *gen) kset(name string, v kvar) {
+	if _, ok := g.kget(name); !ok && g.kenv != nil && len(g.kenv.vars) >= maxKVars {
+		// More variables than the BPF stack holds: the probe fails to
+		// compile anyway, and the copies stay small.
+		return
+	}
+	switch {
+	case g.kenv == nil:
+		g.kenv = &kenv{vars: map[string]kvar{}}
+	case g.kenv.frozen:
+		g.kenv = &kenv{vars: maps.Clone(g.kenv.vars)}
+	}
+	g.kenv.vars[name] = v
 }
 
 // kfork is the variables' state before a branch.
-func (g *gen) kfork() map[string]kvar { return maps.Clone(g.kstate) }
+func (g *gen) kfork() *kenv {
+	if g.kenv != nil {
+		g.kenv.frozen = true
+	}
+	return g.kenv
+}
 
-// kjoin joins the state a branch left with g.kstate, the other's: a
+// kjoin joins the state a branch left with g.kenv, the other's: a
 // variable either may hold what either gave it.
-func (g *gen) kjoin(other map[string]kvar) {
-	for name, o := range other {
-		v, ok := g.kstate[name]
+func (g *gen) kjoin(other *kenv) {
+	if other == nil || other == g.kenv {
+		return
+	}
+	for name, o := range other.vars {
+		v, ok := g.kget(name)
 		switch {
 		case !ok:
-			g.kstate[name] = o // else NULL, whose reads fail
+			g.kset(name, o) // else NULL, whose reads fail
 		case v.why != "":
 		case o.why != "":
-			g.kstate[name] = o
+			g.kset(name, o)
 		default:
 			cs := slices.Clone(v.cs)
 			for _, c := range o.cs {
@@ -296,9 +334,9 @@ func (g *gen) kjoin(other map[string]kvar) {
 				}
 			}
 			if len(cs) > maxKChains {
-				g.kstate[name] = kvar{why: "too many pointers to follow"}
+				g.kset(name, kvar{why: "too many pointers to follow"})
 			} else {
-				g.kstate[name] = kvar{cs: cs}
+				g.kset(name, kvar{cs: cs})
 			}
 		}
 	}
@@ -308,10 +346,7 @@ func (g *gen) kjoin(other map[string]kvar) {
 // condition included: statements, and ++ and -- inside expressions
 // (found by position among the compiler's).
 func (g *gen) kloop(s *syntax.WhileStmt) {
-	if g.kstate == nil {
-		g.kstate = map[string]kvar{}
-	}
-	mark := func(name string) { g.kstate[name] = kvar{why: name + ", which a while loop assigns"} }
+	mark := func(name string) { g.kset(name, kvar{why: name + ", which a while loop assigns"}) }
 	var stmt func(syntax.Stmt)
 	stmt = func(st syntax.Stmt) {
 		switch st := st.(type) {

@@ -147,3 +147,27 @@ func TestKReadsBounded(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkKReadsBranches: the cost of following pointers through a
+// probe of as many branches as variables, each branch assigning one
+// (copy on write makes each if cost what it assigns, plus the join).
+func BenchmarkKReadsBranches(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("t:syscalls:sys_enter_openat { $t = curtask; ")
+	const n = 1000
+	for i := range n {
+		fmt.Fprintf(&sb, "$v%d = 1; ", i)
+	}
+	for i := range n {
+		fmt.Fprintf(&sb, "if (pid > %d) { $v%d = 2; } ", i, i)
+	}
+	sb.WriteString("@ = $t->pid; }")
+	f, err := syntax.Parse("stdin", []byte(sb.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		Compile(f, Options{Tracepoints: readsTracepoints{}, Types: newFakeTypes()})
+	}
+}
