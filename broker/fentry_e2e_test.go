@@ -26,9 +26,9 @@ func needFentry(t testing.TB) {
 // TestFentryEndToEnd runs the kfunc table in both modes against the
 // workloads it starts (interpreter mode on the kfunc/kretfunc
 // collectors, one instance per function), and records and replays the
-// scripts interpreter mode runs. A script that dereferences a kernel
-// pointer is refused in interpreter mode before anything is loaded: the
-// collectors copy the arguments, not what they point to.
+// scripts interpreter mode runs. What a script reads through a kernel
+// pointer (*args->pos, args->file->f_inode->i_size) the collectors read
+// at the event as chains of reads from the arguments (TestKReads).
 func TestFentryEndToEnd(t *testing.T) {
 	needFentry(t)
 	lockKernel(t)
