@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tracebroker/tracebroker/bpf/collector"
+	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 )
 
@@ -24,6 +26,8 @@ func FuzzCompile(f *testing.F) {
 		`BEGIN { printf("%d %s %d\n", curtask->real_parent->pid, curtask->comm, sizeof(struct task_struct)); @[((struct task_struct *)curtask)->se.on_rq] = count(); }`,
 		`tp_btf:sched_switch { @[args->next->comm] = max(args->prev->in_execve + args.prev->wide); }`,
 		`BEGIN { print(curtask->se); print(curtask->mask); print(curtask->weights[1].weight); print(comm); print(curtask); }`,
+		`t:syscalls:sys_enter_openat { $t = curtask; if (pid > 1) { $t = $t->real_parent; } else { $t = (struct task_struct *)@m[tid]; } unroll(2) { $t = $t->real_parent; } @[$t->comm, str($t->filename), **$t->ppid] = count(); }`,
+		`kfunc:vfs_read { $i = 0; $p = args->file; while ($i < 2) { $p = $p; $i++; } @[*args->pos, $p->f_flags, args->file->f_flags] = count(); }`,
 	} {
 		f.Add(s)
 	}
@@ -41,10 +45,11 @@ func FuzzCompile(f *testing.F) {
 			return
 		}
 		var warns syntax.ErrorList
+		var prog *program.Program
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_, warns, err = Compile(file, Options{Tracepoints: fakeTracepoints{}, Funcs: fakeFuncs{}, BTFTracepoints: fakeBTF{}, Types: types})
+			prog, warns, err = Compile(file, Options{Tracepoints: fakeTracepoints{}, Funcs: fakeFuncs{}, BTFTracepoints: fakeBTF{}, Types: types})
 		}()
 		select {
 		case <-done:
@@ -60,6 +65,19 @@ func FuzzCompile(f *testing.F) {
 			l.Format("stdin", []byte(src))
 		}
 		check(warns)
+		if err == nil {
+			// What interpreter mode's collector is told to read fits
+			// it, and only a probe judged to read kernel memory reads
+			// any.
+			for _, p := range prog.Probes {
+				if err := collector.CheckReads(p.KReads, p.CtxLen); err != nil {
+					t.Fatalf("%s: reads %v: %v", p.Name, p.KReads, err)
+				}
+				if (len(p.KReads) > 0 || p.Task) && p.Reads&program.ReadsKernel == 0 {
+					t.Fatalf("%s: kernel reads %v in a probe judged to read %s", p.Name, p.KReads, p.Reads)
+				}
+			}
+		}
 		if err != nil {
 			l, ok := err.(syntax.ErrorList)
 			if !ok {

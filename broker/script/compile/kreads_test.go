@@ -103,6 +103,12 @@ func TestKReads(t *testing.T) {
 		if p.Task != tc.task {
 			t.Errorf("%s: Task %v, want %v", tc.src, p.Task, tc.task)
 		}
+		// The collector reads kernel memory, or hands out the task's
+		// address, only for a probe judged as reading kernel memory:
+		// a token without read:kernel never gets either.
+		if (len(p.KReads) > 0 || p.Task) && p.Reads&program.ReadsKernel == 0 {
+			t.Errorf("%s: kernel reads %s (task %v) in a probe judged to read %s", tc.src, spell(p.KReads), p.Task, p.Reads)
+		}
 	}
 }
 
