@@ -4,6 +4,7 @@
 package bpf
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -248,14 +249,18 @@ func (s *Session) Run(kind program.ProbeKind) error {
 }
 
 // Attach attaches every probe that fires on its own (not BEGIN/END). If
-// one fails, the ones already attached are detached again.
-func (s *Session) Attach() (err error) {
+// one fails, or ctx ends (the client that asked is gone), the ones
+// already attached are detached again.
+func (s *Session) Attach(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			s.Detach()
 		}
 	}()
 	for i, pr := range s.prog.Probes {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("attach: %w", err)
+		}
 		var attr unix.PerfEventAttr
 		switch pr.Kind {
 		case program.Tracepoint:

@@ -1,6 +1,7 @@
 package bpf_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -162,9 +163,10 @@ func loadedNamed(t *testing.T, names ...string) []ebpf.ProgramID {
 	}
 }
 
-// TestAttachRollsBack: when a probe cannot be attached, Attach fails naming
-// it and detaches the ones it had attached, so they no longer fire; Close
-// then unloads every program.
+// TestAttachRollsBack: when a probe cannot be attached, or the context
+// ends (the client that asked is gone), Attach fails naming it and
+// detaches the ones it had attached, so they no longer fire; Close then
+// unloads every program.
 func TestAttachRollsBack(t *testing.T) {
 	needKernel(t)
 	src := fmt.Sprintf(`tracepoint:syscalls:sys_enter_getcwd, tracepoint:syscalls:sys_enter_getcpu /pid == %d/ { @[probe] = count(); }`, os.Getpid())
@@ -177,6 +179,9 @@ func TestAttachRollsBack(t *testing.T) {
 		mutate  func(p *program.Program)
 		wantErr string // "" if Attach must succeed
 		want    []string
+		// cancel ends the context after this many probes are attached
+		// (0: never).
+		cancel int
 	}{
 		{
 			name:   "all exist",
@@ -193,6 +198,18 @@ func TestAttachRollsBack(t *testing.T) {
 			name:    "first missing",
 			mutate:  func(p *program.Program) { missing(p.Probes[0]) },
 			wantErr: "attach tracepoint:syscalls:sys_enter_nosuch: ",
+		},
+		{
+			name:    "client gone before",
+			mutate:  func(p *program.Program) {},
+			cancel:  -1,
+			wantErr: "attach: context canceled",
+		},
+		{
+			name:    "client gone halfway",
+			mutate:  func(p *program.Program) {},
+			cancel:  1,
+			wantErr: "attach: context canceled",
 		},
 	}
 	for _, tc := range tests {
@@ -212,7 +229,20 @@ func TestAttachRollsBack(t *testing.T) {
 			if n := len(s.Programs()); n != 2 {
 				t.Errorf("Load made %d programs, want 2", n)
 			}
-			err = s.Attach()
+			ctx := context.Background()
+			if tc.cancel != 0 {
+				c, cancel := context.WithCancel(ctx)
+				ctx = c
+				if tc.cancel < 0 {
+					cancel()
+				} else {
+					ctx = &cancelAfter{Context: c, n: tc.cancel, cancel: cancel}
+				}
+			}
+			err = s.Attach(ctx)
+			if tc.cancel > 0 && ctx.(*cancelAfter).n > 0 {
+				t.Errorf("the context was asked %d times fewer than after %d probes", ctx.(*cancelAfter).n, tc.cancel)
+			}
 			wantAttached := 2
 			if tc.wantErr != "" {
 				wantAttached = 0
@@ -331,4 +361,19 @@ func TestLoadRejected(t *testing.T) {
 	if left := loadedNamed(t, begin, end); len(left) > 0 {
 		t.Errorf("programs left loaded after a failed Load: %v", left)
 	}
+}
+
+// cancelAfter is a context that ends once Err has been asked n times:
+// Attach asks it before each probe, so it ends after n are attached.
+type cancelAfter struct {
+	context.Context
+	n      int
+	cancel func()
+}
+
+func (c *cancelAfter) Err() error {
+	if c.n--; c.n < 0 {
+		c.cancel()
+	}
+	return c.Context.Err()
 }

@@ -2,6 +2,7 @@ package bpf_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"runtime/pprof"
 	"strconv"
@@ -37,7 +38,7 @@ func BenchmarkDetach360(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		if err := s.Attach(); err != nil {
+		if err := s.Attach(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 		n := s.Attached()

@@ -1,6 +1,7 @@
 package bpf_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,7 +64,7 @@ fexit:ksys_read /pid == %[1]d && args->count == %[2]d/ { @out[func, retval] = co
 	prog := compileScript(t, src, 0)
 	objs := kerneltest.Track(t)
 	s := loadTracing(t, prog)
-	if err := s.Attach(); err != nil {
+	if err := s.Attach(context.Background()); err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
 	if n := s.Attached(); n != 2 {
@@ -190,7 +191,7 @@ func TestFentryModule(t *testing.T) {
 	prog := compileScript(t, fmt.Sprintf(`kretfunc:overlay:ovl_read_iter /pid == %d && retval == %d/ { @[probe] = count(); }`, os.Getpid(), fentryReadCount), 0)
 	objs := kerneltest.Track(t)
 	s := loadTracing(t, prog)
-	if err := s.Attach(); err != nil {
+	if err := s.Attach(context.Background()); err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
 	fentryReads(int(f.Fd()), 3)

@@ -1,6 +1,7 @@
 package bpf_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"reflect"
@@ -27,7 +28,7 @@ tracepoint:syscalls:sys_enter_getcpu /pid == %[1]d/ { @[probe] = count(); }`, os
 		prog := compileScript(t, src, 0)
 		objs := kerneltest.Track(t)
 		s := loadTracing(t, prog)
-		if err := s.Attach(); err != nil {
+		if err := s.Attach(context.Background()); err != nil {
 			t.Fatalf("Attach: %v", err)
 		}
 		if n := s.Attached(); n != 2 {
@@ -51,7 +52,7 @@ tracepoint:syscalls:sys_enter_getcpu /pid == %[1]d/ { @[probe] = count(); }`, os
 		}
 		defer s.Close()
 		// tp_btf:sys_enter is attached first, then rolled back.
-		if err := s.Attach(); err == nil || !strings.HasPrefix(err.Error(), "attach tracepoint:syscalls:sys_enter_nosuch: ") {
+		if err := s.Attach(context.Background()); err == nil || !strings.HasPrefix(err.Error(), "attach tracepoint:syscalls:sys_enter_nosuch: ") {
 			t.Errorf("Attach: %v, want the missing tracepoint's error", err)
 		}
 		if n := s.Attached(); n != 0 {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"os"
 	"time"
 
@@ -78,8 +79,8 @@ type collectorSource struct {
 	on  bool
 }
 
-func (c *collectorSource) Attach() error {
-	if err := c.s.Attach(); err != nil {
+func (c *collectorSource) Attach(ctx context.Context) error {
+	if err := c.s.Attach(ctx); err != nil {
 		return err
 	}
 	c.on = true
@@ -123,8 +124,8 @@ func possibleCPUs() (int, error) { return ebpf.PossibleCPU() }
 // noEvents is the source of a trace without probes that fire: it waits.
 type noEvents struct{}
 
-func (noEvents) Attach() error { return nil }
-func (noEvents) Attached() int { return 0 }
+func (noEvents) Attach(context.Context) error { return nil }
+func (noEvents) Attached() int                { return 0 }
 func (noEvents) Next(deadline time.Time) ([]byte, error) {
 	if deadline.IsZero() {
 		select {}

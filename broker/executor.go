@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
@@ -18,7 +19,9 @@ type executor interface {
 	Configure(startNs uint64, cpid int) error
 	// Run runs the BEGIN or END probes once.
 	Run(kind program.ProbeKind) error
-	Attach() error
+	// Attach attaches the probes; ctx ending stops it, detaching what
+	// it attached.
+	Attach(ctx context.Context) error
 	Attached() int
 	// Read returns the next output event (printf, exit, print, ...),
 	// waiting until deadline; bpf.ErrTimeout when none came.

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"io"
 	"testing"
 	"time"
@@ -26,8 +27,8 @@ type loopSource struct {
 	stopped bool
 }
 
-func (l *loopSource) Attach() error { return nil }
-func (l *loopSource) Attached() int { return 1 }
+func (l *loopSource) Attach(context.Context) error { return nil }
+func (l *loopSource) Attached() int                { return 1 }
 func (l *loopSource) Next(time.Time) ([]byte, error) {
 	if l.n > 0 && l.i >= l.n {
 		return nil, io.EOF

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,7 +25,7 @@ import (
 // eventSource is where interpreter mode's events come from: the static
 // collectors in the kernel, or a recording.
 type eventSource interface {
-	Attach() error
+	Attach(ctx context.Context) error
 	Attached() int
 	// Next returns the next record (bpf/collector's layout), waiting
 	// until deadline: bpf.ErrTimeout when none came, io.EOF when there
@@ -379,8 +380,8 @@ func (s *interpSession) Run(kind program.ProbeKind) error {
 	return nil
 }
 
-func (s *interpSession) Attach() error { return s.src.Attach() }
-func (s *interpSession) Attached() int { return s.src.Attached() }
+func (s *interpSession) Attach(ctx context.Context) error { return s.src.Attach(ctx) }
+func (s *interpSession) Attached() int                    { return s.src.Attached() }
 
 // deadlineEvery is how many records Read runs between looks at the
 // clock: a look costs about a sixth of a record's run.

@@ -118,8 +118,8 @@ type recordingSource struct {
 	done   bool
 }
 
-func (r *recordingSource) Attach() error { return nil }
-func (r *recordingSource) Attached() int { return r.probes }
+func (r *recordingSource) Attach(context.Context) error { return nil }
+func (r *recordingSource) Attached() int                { return r.probes }
 
 func (r *recordingSource) Next(time.Time) ([]byte, error) {
 	b, err := r.rd.Next()
@@ -219,7 +219,7 @@ func Record(ctx context.Context, rr RecordRequest) error {
 			w.Abort()
 		}
 	}()
-	if err := cs.Attach(); err != nil {
+	if err := cs.Attach(ctx); err != nil {
 		return err
 	}
 	// From here the file is the recording: an error, a signal or a kill

@@ -386,7 +386,7 @@ func execute(ctx context.Context, req *Request, prog *program.Program, sess exec
 		return err
 	}
 	tAttach := time.Now()
-	if err := sess.Attach(); err != nil {
+	if err := sess.Attach(ctx); err != nil {
 		return err
 	}
 	if req.Verbose {

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -477,8 +478,9 @@ func (s *Session) Programs() []*ebpf.Program {
 }
 
 // Attach attaches every probe, each with its index as the attach
-// cookie. If one fails, those attached already are detached again.
-func (s *Session) Attach() (err error) {
+// cookie. If one fails, or ctx ends, those attached already are detached
+// again.
+func (s *Session) Attach(ctx context.Context) (err error) {
 	if s.attached {
 		return errors.New("collector: already attached")
 	}
@@ -488,6 +490,9 @@ func (s *Session) Attach() (err error) {
 		}
 	}()
 	for i, p := range s.probes {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("collector: attach: %w", err)
+		}
 		if err := s.attach(i, p); err != nil {
 			return fmt.Errorf("collector: attach probe %d (%s): %w", i, p, err)
 		}

@@ -3,6 +3,7 @@ package collector_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -67,7 +68,7 @@ func open(t testing.TB, size int, probes ...collector.Probe) *collector.Session 
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(s.Close)
-	if err := s.Attach(); err != nil {
+	if err := s.Attach(context.Background()); err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
 	sentinels.Store(s, len(probes)-1)
@@ -878,14 +879,14 @@ func testNothingLeft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Attach(); err != nil {
+	if err := s.Attach(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	objs.Observe() // the collectors' programs and maps, for the check below
 	if s.Attached() < len(probes) {
 		t.Errorf("%d attachments for %d probes", s.Attached(), len(probes))
 	}
-	if err := s.Attach(); err == nil {
+	if err := s.Attach(context.Background()); err == nil {
 		t.Error("a second Attach succeeded")
 	}
 	s.Close()
@@ -897,7 +898,7 @@ func testNothingLeft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.Attach()
+	err = s.Attach(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "collector: attach probe 4 (tracepoint:syscalls:sys_enter_nosuch):") {
 		t.Errorf("Attach = %v", err)
 	}
@@ -928,8 +929,24 @@ func testNothingLeft(t *testing.T) {
 // the ring buffer and Decode: b.N getcwd calls, read in batches that
 // fit the ring buffer.
 func BenchmarkGetcwd(b *testing.B) {
+	benchGetcwd(b, collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: 16})
+}
+
+// BenchmarkGetcwdStructReads: the same, with what curtask->pid,
+// curtask->real_parent->tgid and curtask->comm read at each event (the
+// task and four read steps).
+func BenchmarkGetcwdStructReads(b *testing.B) {
+	reads := []program.KRead{
+		{Task: true, Offs: []int{2000}, Size: 4},
+		{Task: true, Offs: []int{2008, 2004}, Size: 4},
+		{Task: true, Offs: []int{3000}, Size: 16},
+	}
+	benchGetcwd(b, collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: 16, Task: true, Reads: reads})
+}
+
+func benchGetcwd(b *testing.B, p collector.Probe) {
 	needKernelAlone(b)
-	s := open(b, 0, collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: 16})
+	s := open(b, 0, p)
 	var rec ringbuf.Record
 	var r collector.Record
 	read := 0
