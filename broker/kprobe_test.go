@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -136,7 +135,7 @@ func TestKprobeListed(t *testing.T) {
 			t.Fatal(err)
 		}
 		if b.String() != string(ref) {
-			t.Errorf("list %s differs from bpftrace -l: %s", pattern, listDiff(b.String(), string(ref)))
+			t.Errorf("list %s differs from bpftrace -l: %s", pattern, kerneltest.ListDiff(b.String(), string(ref)))
 		}
 	}
 }
@@ -172,29 +171,4 @@ func TestKprobeOffsetErrors(t *testing.T) {
 			lc.expectReleased(t, false)
 		})
 	}
-}
-
-// listDiff says how two listings differ, briefly: a kernel has tens of
-// thousands of functions.
-func listDiff(got, want string) string {
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	only := func(a, b []string) []string {
-		in := map[string]bool{}
-		for _, l := range b {
-			in[l] = true
-		}
-		var out []string
-		for _, l := range a {
-			if !in[l] {
-				out = append(out, l)
-			}
-		}
-		return out
-	}
-	og, ow := only(g, w), only(w, g)
-	msg := fmt.Sprintf("%d lines, bpftrace %d; only here (%d): %q; only in bpftrace's (%d): %q", len(g), len(w), len(og), og[:min(20, len(og))], len(ow), ow[:min(20, len(ow))])
-	if len(og) == 0 && len(ow) == 0 {
-		msg += " (the same lines in another order)"
-	}
-	return msg
 }

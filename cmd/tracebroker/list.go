@@ -4,14 +4,10 @@ import (
 	"bufio"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/tracebroker/tracebroker/bpf/btftp"
-	"github.com/tracebroker/tracebroker/bpf/kprobe"
-	"github.com/tracebroker/tracebroker/bpf/tracefs"
-	"github.com/tracebroker/tracebroker/bpf/uprobe"
+	"github.com/tracebroker/tracebroker/bpf/probelist"
 )
 
 func newListCmd() *cobra.Command {
@@ -49,29 +45,5 @@ func newListCmd() *cobra.Command {
 
 // listProbes writes the probes pattern matches, as bpftrace -l does.
 func listProbes(w io.Writer, pattern string, verbose bool) error {
-	provider, rest, ok := strings.Cut(pattern, ":")
-	if !ok {
-		provider = ""
-	}
-	switch provider {
-	case "uprobe", "u":
-		target, fn, _ := strings.Cut(rest, ":")
-		path, err := uprobe.FindBinary(target)
-		if err != nil {
-			return err
-		}
-		return uprobe.List(w, path, fn)
-	case "tp_btf":
-		return btftp.List(w, rest, verbose)
-	case "kprobe", "k", "kretprobe", "kr":
-		long := map[string]string{"k": "kprobe", "kr": "kretprobe"}[provider]
-		if long == "" {
-			long = provider
-		}
-		return kprobe.List(w, long, rest)
-	}
-	if p, ok := btftp.FuncProvider(provider); ok {
-		return btftp.ListFuncs(w, p, rest, verbose)
-	}
-	return tracefs.List(w, pattern, verbose)
+	return probelist.Write(w, pattern, verbose)
 }

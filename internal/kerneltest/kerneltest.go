@@ -4,6 +4,7 @@ package kerneltest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,4 +150,29 @@ func NoSuchPID(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// ListDiff says how two listings differ, briefly: a kernel has tens of
+// thousands of functions.
+func ListDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	only := func(a, b []string) []string {
+		in := map[string]bool{}
+		for _, l := range b {
+			in[l] = true
+		}
+		var out []string
+		for _, l := range a {
+			if !in[l] {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	og, ow := only(g, w), only(w, g)
+	msg := fmt.Sprintf("%d lines, bpftrace %d; only here (%d): %q; only in bpftrace's (%d): %q", len(g), len(w), len(og), og[:min(20, len(og))], len(ow), ow[:min(20, len(ow))])
+	if len(og) == 0 && len(ow) == 0 {
+		msg += " (the same lines in another order)"
+	}
+	return msg
 }

@@ -44,6 +44,9 @@ var ciSelection = []struct {
 	}},
 	// kprobe listing and attachment against the guest's kernel.
 	{"./bpf/kprobe", nil},
+	// The listing of everything, kprobes and kfuncs included, against
+	// bpftrace -l on the guest's kernel.
+	{"./bpf/probelist", nil},
 	// The interpreter against the kernel's own, on random programs.
 	{"./interp", []string{"TestDifferentialKernel"}},
 }

@@ -1,0 +1,94 @@
+// Package probelist writes the probes a pattern matches, as bpftrace
+// 0.17's -l prints them: each provider lists its own (tracefs's
+// tracepoints, software and hardware events; kprobe's traceable
+// functions; btftp's tp_btf tracepoints and kfuncs; uprobe's symbols),
+// and the listing of everything merges them.
+package probelist
+
+import (
+	"bytes"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/bpf/btftp"
+	"github.com/tracebroker/tracebroker/bpf/kprobe"
+	"github.com/tracebroker/tracebroker/bpf/tracefs"
+	"github.com/tracebroker/tracebroker/bpf/uprobe"
+)
+
+// Write writes the probes pattern matches ("" for all), with verbose each
+// one's arguments, as bpftrace -l (-lv) does.
+func Write(w io.Writer, pattern string, verbose bool) error {
+	if strings.TrimSpace(pattern) == "" {
+		return all(w, verbose)
+	}
+	provider, rest, ok := strings.Cut(pattern, ":")
+	if !ok {
+		provider = ""
+	}
+	switch provider {
+	case "uprobe", "u":
+		target, fn, _ := strings.Cut(rest, ":")
+		path, err := uprobe.FindBinary(target)
+		if err != nil {
+			return err
+		}
+		return uprobe.List(w, path, fn)
+	case "tp_btf":
+		return btftp.List(w, rest, verbose)
+	case "kprobe", "k", "kretprobe", "kr":
+		long := map[string]string{"k": "kprobe", "kr": "kretprobe"}[provider]
+		if long == "" {
+			long = provider
+		}
+		return kprobe.List(w, long, rest)
+	}
+	if p, ok := btftp.FuncProvider(provider); ok {
+		return btftp.ListFuncs(w, p, rest, verbose)
+	}
+	return tracefs.List(w, pattern, verbose)
+}
+
+// all is bpftrace 0.17's listing of everything: software and hardware
+// events, tracepoints, and where the kernel has them kprobes (its
+// traceable functions) and kfuncs (the functions BTF describes, where
+// fentry programs load), sorted, each probe with its verbose lines.
+func all(w io.Writer, verbose bool) error {
+	var b bytes.Buffer
+	if err := tracefs.List(&b, "", verbose); err != nil {
+		return err
+	}
+	if kprobe.Supported() == nil {
+		if err := kprobe.List(&b, "kprobe", ""); err != nil {
+			return err
+		}
+	}
+	if bpf.HaveFentry() == nil {
+		if err := btftp.ListFuncs(&b, "kfunc", "", verbose); err != nil {
+			return err
+		}
+	}
+	// A probe's block is its line and the indented lines of its
+	// arguments that follow it.
+	var blocks []string
+	for _, line := range strings.SplitAfter(b.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, " ") && len(blocks) > 0 {
+			blocks[len(blocks)-1] += line
+			continue
+		}
+		blocks = append(blocks, line)
+	}
+	slices.Sort(blocks)
+	blocks = slices.Compact(blocks)
+	for _, bl := range blocks {
+		if _, err := io.WriteString(w, bl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
