@@ -750,56 +750,9 @@ func captureSlot(g *gen, i int) {
 	g.label(l("kernel"))
 	g.emit(asm.FnProbeReadKernelStr.Call())
 	g.label(l("read"))
+	strLen(g, l)
+	entryEnd(g, l, limit)
 	g.emit(
-		asm.JSGT.Imm(asm.R0, 0, l("len_pos")),
-		asm.JNE.Imm(asm.R0, 0, l("failed")),
-		// 0 is an empty string whose NUL the kernel copied but did not
-		// count: bpf_probe_read_user_str on 6.1 and 6.12
-		// (strncpy_from_user_nofault counts the NUL of a non-empty
-		// string only). It is the string "", as later kernels say.
-		asm.Mov.Reg(asm.R1, rRec),
-		asm.Add.Reg(asm.R1, rEnd),
-		asm.StoreImm(asm.R1, 16, 0, asm.Byte),
-		asm.Mov.Imm(asm.R0, 1),
-		asm.Ja.Label(l("len_pos")),
-	)
-	g.label(l("failed"))
-	g.emit(asm.Mov.Imm(asm.R0, 0))
-	g.label(l("len_pos"))
-	g.emit(
-		asm.JLE.Imm(asm.R0, MaxString, l("len_ok")),
-		asm.Mov.Imm(asm.R0, MaxString),
-	)
-	g.label(l("len_ok"))
-	g.emit(
-		// len u16 and its 6 bytes of padding, zero, in one store.
-		asm.Mov.Reg(asm.R1, rRec),
-		asm.Add.Reg(asm.R1, rEnd),
-		asm.StoreMem(asm.R1, 8, asm.R0, asm.DWord),
-		asm.Add.Imm(rEnd, 16),
-		asm.Add.Reg(rEnd, asm.R0),
-
-		// Zero the rest of the word the string ends in: bytes an
-		// earlier, longer string left there.
-		asm.Mov.Reg(asm.R1, rEnd),
-		asm.And.Imm(asm.R1, 7),
-		asm.JEq.Imm(asm.R1, 0, l("aligned")),
-		asm.Mov.Reg(asm.R2, rEnd),
-		asm.And.Imm(asm.R2, -8),
-		asm.JGT.Imm(asm.R2, limit+16+MaxString-8, l("aligned")),
-		asm.Add.Reg(asm.R2, rRec),
-		asm.LoadMem(asm.R3, asm.R2, 0, asm.DWord),
-		asm.LSh.Imm(asm.R1, 3),
-		asm.Mov.Imm(asm.R4, 1),
-		asm.LSh.Reg(asm.R4, asm.R1),
-		asm.Sub.Imm(asm.R4, 1),
-		asm.And.Reg(asm.R3, asm.R4),
-		asm.StoreMem(asm.R2, 0, asm.R3, asm.DWord),
-	)
-	g.label(l("aligned"))
-	g.emit(
-		asm.Add.Imm(rEnd, 7),
-		asm.And.Imm(rEnd, -8),
 		asm.StoreImm(rRec, 6, int64(i+1), asm.Byte), // nstr
 		asm.Ja.Label(next),
 	)
@@ -844,6 +797,68 @@ func captureSlot(g *gen, i int) {
 		asm.StoreImm(rRec, 6, int64(i+1), asm.Byte), // nstr
 	)
 	// On to the next slot, which follows.
+}
+
+// strLen turns what a bpf_probe_read_*_str call returned (r0) into the
+// length of the entry at rEnd, with its NUL: 0 when the read failed.
+// Then entryEnd (l("len_pos")) finishes the entry.
+func strLen(g *gen, l func(string) string) {
+	g.emit(
+		asm.JSGT.Imm(asm.R0, 0, l("len_pos")),
+		asm.JNE.Imm(asm.R0, 0, l("failed")),
+		// 0 is an empty string whose NUL the kernel copied but did not
+		// count: bpf_probe_read_user_str on 6.1 and 6.12
+		// (strncpy_from_user_nofault counts the NUL of a non-empty
+		// string only). It is the string "", as later kernels say.
+		asm.Mov.Reg(asm.R1, rRec),
+		asm.Add.Reg(asm.R1, rEnd),
+		asm.StoreImm(asm.R1, 16, 0, asm.Byte),
+		asm.Mov.Imm(asm.R0, 1),
+		asm.Ja.Label(l("len_pos")),
+	)
+	g.label(l("failed"))
+	g.emit(asm.Mov.Imm(asm.R0, 0))
+}
+
+// entryEnd finishes the entry at rEnd, which starts at limit at the
+// latest, whose data is r0 bytes (at most MaxString): its length, the
+// rest of the word the data ends in zeroed (bytes an earlier, longer
+// entry left there), and rEnd past it, aligned.
+func entryEnd(g *gen, l func(string) string, limit int32) {
+	g.label(l("len_pos"))
+	g.emit(
+		asm.JLE.Imm(asm.R0, MaxString, l("len_ok")),
+		asm.Mov.Imm(asm.R0, MaxString),
+	)
+	g.label(l("len_ok"))
+	g.emit(
+		// len u16 and its 6 bytes of padding, zero, in one store.
+		asm.Mov.Reg(asm.R1, rRec),
+		asm.Add.Reg(asm.R1, rEnd),
+		asm.StoreMem(asm.R1, 8, asm.R0, asm.DWord),
+		asm.Add.Imm(rEnd, 16),
+		asm.Add.Reg(rEnd, asm.R0),
+
+		asm.Mov.Reg(asm.R1, rEnd),
+		asm.And.Imm(asm.R1, 7),
+		asm.JEq.Imm(asm.R1, 0, l("aligned")),
+		asm.Mov.Reg(asm.R2, rEnd),
+		asm.And.Imm(asm.R2, -8),
+		asm.JGT.Imm(asm.R2, limit+16+MaxString-8, l("aligned")),
+		asm.Add.Reg(asm.R2, rRec),
+		asm.LoadMem(asm.R3, asm.R2, 0, asm.DWord),
+		asm.LSh.Imm(asm.R1, 3),
+		asm.Mov.Imm(asm.R4, 1),
+		asm.LSh.Reg(asm.R4, asm.R1),
+		asm.Sub.Imm(asm.R4, 1),
+		asm.And.Reg(asm.R3, asm.R4),
+		asm.StoreMem(asm.R2, 0, asm.R3, asm.DWord),
+	)
+	g.label(l("aligned"))
+	g.emit(
+		asm.Add.Imm(rEnd, 7),
+		asm.And.Imm(rEnd, -8),
+	)
 }
 
 // captureTask emits, when the config's stacks word has configTask, the
@@ -935,68 +950,25 @@ func captureStep(g *gen, i int) {
 		asm.StoreMem(rRec, stateLast, asm.R1, asm.DWord),
 		asm.Mov.Reg(asm.R1, asm.R0),
 		asm.Mov.Imm(asm.R0, 0),
-		asm.JNE.Imm(asm.R1, 0, l("len")),
+		asm.JNE.Imm(asm.R1, 0, l("len_pos")),
 		asm.Mov.Reg(asm.R0, asm.R2),
-		asm.JNE.Imm(asm.R2, 8, l("len")),
+		asm.JNE.Imm(asm.R2, 8, l("len_pos")),
 		// A pointer: the base of the next step's read.
 		asm.Mov.Reg(asm.R1, rRec),
 		asm.Add.Reg(asm.R1, rEnd),
 		asm.LoadMem(asm.R1, asm.R1, 16, asm.DWord),
 		asm.StoreMem(rRec, stateLast, asm.R1, asm.DWord),
-		asm.Ja.Label(l("len")),
+		asm.Ja.Label(l("len_pos")),
 	)
 	g.label(l("str"))
 	g.emit(
 		asm.FnProbeReadKernelStr.Call(),
 		asm.Mov.Imm(asm.R1, 0),
 		asm.StoreMem(rRec, stateLast, asm.R1, asm.DWord),
-		asm.JSGT.Imm(asm.R0, 0, l("len")),
-		asm.JNE.Imm(asm.R0, 0, l("failed")),
-		// 0 is an empty string whose NUL was not counted, as in a
-		// string slot.
-		asm.Mov.Reg(asm.R1, rRec),
-		asm.Add.Reg(asm.R1, rEnd),
-		asm.StoreImm(asm.R1, 16, 0, asm.Byte),
-		asm.Mov.Imm(asm.R0, 1),
-		asm.Ja.Label(l("len")),
 	)
-	g.label(l("failed"))
-	g.emit(asm.Mov.Imm(asm.R0, 0))
-	g.label(l("len"))
+	strLen(g, l)
+	entryEnd(g, l, limit)
 	g.emit(
-		asm.JLE.Imm(asm.R0, MaxString, l("len_ok")),
-		asm.Mov.Imm(asm.R0, MaxString),
-	)
-	g.label(l("len_ok"))
-	g.emit(
-		// len u16 and its padding, zero, in one store.
-		asm.Mov.Reg(asm.R1, rRec),
-		asm.Add.Reg(asm.R1, rEnd),
-		asm.StoreMem(asm.R1, 8, asm.R0, asm.DWord),
-		asm.Add.Imm(rEnd, 16),
-		asm.Add.Reg(rEnd, asm.R0),
-
-		// Zero the rest of the word the data ends in, as a string slot
-		// does.
-		asm.Mov.Reg(asm.R1, rEnd),
-		asm.And.Imm(asm.R1, 7),
-		asm.JEq.Imm(asm.R1, 0, l("aligned")),
-		asm.Mov.Reg(asm.R2, rEnd),
-		asm.And.Imm(asm.R2, -8),
-		asm.JGT.Imm(asm.R2, limit+16+MaxString-8, l("aligned")),
-		asm.Add.Reg(asm.R2, rRec),
-		asm.LoadMem(asm.R3, asm.R2, 0, asm.DWord),
-		asm.LSh.Imm(asm.R1, 3),
-		asm.Mov.Imm(asm.R4, 1),
-		asm.LSh.Reg(asm.R4, asm.R1),
-		asm.Sub.Imm(asm.R4, 1),
-		asm.And.Reg(asm.R3, asm.R4),
-		asm.StoreMem(asm.R2, 0, asm.R3, asm.DWord),
-	)
-	g.label(l("aligned"))
-	g.emit(
-		asm.Add.Imm(rEnd, 7),
-		asm.And.Imm(rEnd, -8),
 		asm.LoadMem(asm.R1, rRec, 6, asm.Byte),
 		asm.Add.Imm(asm.R1, 1),
 		asm.StoreMem(rRec, 6, asm.R1, asm.Byte),
