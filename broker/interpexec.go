@@ -172,7 +172,6 @@ func (s *interpSession) helpers() []interp.Helper {
 		}
 		out = append(out, h)
 	}
-	out = append(out, interp.Helper{ID: asm.FnGetCurrentTask, Name: "get_current_task", Fn: s.currentTask})
 	return append(out, interp.Helper{ID: asm.FnGetStackid, Name: "get_stackid", Args: 3, Fn: s.getStackid})
 }
 
@@ -292,18 +291,6 @@ func (s *interpSession) region(addr, n uint64, str bool) (b []byte, failed bool)
 // nullPage is the page no read succeeds in, user or kernel.
 const nullPage = 4096
 
-// currentTask answers bpf_get_current_task with the task's address the
-// collector copied with the event (the compiler asks for it wherever
-// curtask is taken).
-func (s *interpSession) currentTask(interp.Call, uint64, uint64, uint64, uint64, uint64) (uint64, error) {
-	for _, r := range s.rec.Strings {
-		if r.Addr == collector.TaskAddr && len(r.Data) == 8 {
-			return binary.LittleEndian.Uint64(r.Data), nil
-		}
-	}
-	s.faults++
-	return 0, nil
-}
 
 func (s *interpSession) probeRead(def interp.HelperFunc) interp.HelperFunc {
 	return func(c interp.Call, r1, r2, r3, r4, r5 uint64) (uint64, error) {
@@ -435,6 +422,7 @@ func (s *interpSession) handle(raw []byte) {
 	}
 	e := &s.env
 	e.CPU, e.PID, e.TGID, e.UID, e.GID, e.Cgroup, e.Comm = s.rec.CPU, s.rec.PID, s.rec.TGID, s.rec.UID, s.rec.GID, s.rec.Cgroup, s.rec.Comm
+	e.Task = recordTask(&s.rec)
 	if s.routes == nil {
 		s.run(s.rec.Probe)
 		return
@@ -451,10 +439,24 @@ func (s *interpSession) handle(raw []byte) {
 	}
 }
 
+// recordTask is the task's address the collector copied with the event
+// (the compiler asks for it wherever curtask is taken); 0 if none.
+func recordTask(r *collector.Record) uint64 {
+	for _, e := range r.Strings {
+		if e.Addr == collector.TaskAddr && len(e.Data) == 8 {
+			return binary.LittleEndian.Uint64(e.Data)
+		}
+	}
+	return 0
+}
+
 func (s *interpSession) run(i int) {
 	if i >= len(s.progs) {
 		s.fail(fmt.Errorf("record of probe %d, the program has %d", i, len(s.progs)))
 		return
+	}
+	if s.prog.Probes[i].Task && s.env.Task == 0 {
+		s.faults++ // a recording's record without the task
 	}
 	if _, err := s.progs[i].Run(&s.env, s.rec.Context); err != nil {
 		s.fail(fmt.Errorf("%s: %w", s.prog.Probes[i].Name, err))

@@ -118,6 +118,7 @@ func DefaultHelpers() []Helper {
 		{ID: asm.FnGetCurrentUidGid, Name: "get_current_uid_gid", Args: 0, Fn: helperUidGid},
 		{ID: asm.FnGetCurrentComm, Name: "get_current_comm", Args: 2, Fn: helperComm},
 		{ID: asm.FnGetCurrentCgroupId, Name: "get_current_cgroup_id", Args: 0, Fn: helperCgroup},
+		{ID: asm.FnGetCurrentTask, Name: "get_current_task", Args: 0, Fn: helperTask},
 		{ID: asm.FnRingbufOutput, Name: "ringbuf_output", Args: 4, Fn: helperRingbufOutput},
 		{ID: asm.FnRingbufReserve, Name: "ringbuf_reserve", Args: 3, Fn: helperRingbufReserve},
 		{ID: asm.FnRingbufSubmit, Name: "ringbuf_submit", Args: 2, Fn: helperRingbufSubmit, Void: true},
@@ -301,6 +302,8 @@ func helperUidGid(c Call, _, _, _, _, _ uint64) (uint64, error) {
 }
 
 func helperCgroup(c Call, _, _, _, _, _ uint64) (uint64, error) { return c.m.env.Cgroup, nil }
+
+func helperTask(c Call, _, _, _, _, _ uint64) (uint64, error) { return c.m.env.Task, nil }
 
 func helperComm(c Call, r1, r2, _, _, _ uint64) (uint64, error) {
 	if r2 == 0 {

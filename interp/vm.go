@@ -20,6 +20,9 @@ type Env struct {
 	UID, GID  uint32
 	Comm      [16]byte
 	Cgroup    uint64 // get_current_cgroup_id: the task's cgroup v2 id
+	// Task is what get_current_task returns: the task's kernel address
+	// as the event recorded it; 0 where none was.
+	Task uint64
 	// Ktime returns CLOCK_MONOTONIC nanoseconds (ktime_get_ns); nil reads
 	// the clock. Replays set it to the recorded event time.
 	Ktime func() uint64
