@@ -143,7 +143,83 @@ func decodeTypes(s string) (*btf.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recorded types: %w", err)
 	}
+	c := checker{depth: map[btf.Type]int{}, visiting: map[btf.Type]bool{}}
+	for t, err := range spec.All() {
+		if err != nil {
+			return nil, fmt.Errorf("recorded types: %w", err)
+		}
+		if _, err := c.check(t, 0); err != nil {
+			return nil, fmt.Errorf("recorded types: %w", err)
+		}
+	}
 	return spec, nil
+}
+
+// maxNesting bounds how deep a recorded type nests others by value:
+// structs, unions, arrays, typedefs and qualifiers (the kernel's deepest
+// is well under it).
+const maxNesting = 64
+
+// checker refuses a type that holds itself by value (a struct as its
+// own member, through arrays, typedefs or other structs), which no C
+// type does and which would send whatever walks it into a loop, or
+// that nests deeper than maxNesting. Each type is walked once: what
+// it nests is remembered, so a file of types that share members costs
+// its size, not its paths.
+type checker struct {
+	depth    map[btf.Type]int
+	visiting map[btf.Type]bool
+}
+
+func (c *checker) check(t btf.Type, level int) (int, error) {
+	if d, ok := c.depth[t]; ok {
+		return d, nil
+	}
+	if c.visiting[t] {
+		return 0, fmt.Errorf("%s holds itself", t)
+	}
+	if level > maxNesting {
+		return 0, fmt.Errorf("%s nests types more than %d deep", t, maxNesting)
+	}
+	var inner []btf.Type
+	switch t := t.(type) {
+	case *btf.Struct:
+		for _, m := range t.Members {
+			inner = append(inner, m.Type)
+		}
+	case *btf.Union:
+		for _, m := range t.Members {
+			inner = append(inner, m.Type)
+		}
+	case *btf.Array:
+		inner = []btf.Type{t.Type}
+	case *btf.Typedef:
+		inner = []btf.Type{t.Type}
+	case *btf.Const:
+		inner = []btf.Type{t.Type}
+	case *btf.Volatile:
+		inner = []btf.Type{t.Type}
+	case *btf.Restrict:
+		inner = []btf.Type{t.Type}
+	case *btf.TypeTag:
+		inner = []btf.Type{t.Type}
+	}
+	// A pointer ends the walk: what it points to is not held.
+	c.visiting[t] = true
+	d := 0
+	for _, it := range inner {
+		id, err := c.check(it, level+1)
+		if err != nil {
+			return 0, err
+		}
+		d = max(d, id)
+	}
+	delete(c.visiting, t)
+	if d+1 > maxNesting {
+		return 0, fmt.Errorf("%s nests types more than %d deep", t, maxNesting)
+	}
+	c.depth[t] = d + 1
+	return d + 1, nil
 }
 
 // StructTypes answers the compiler's questions about struct types from

@@ -3,6 +3,8 @@ package recording
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf/btf"
@@ -88,6 +90,12 @@ func FuzzTypes(f *testing.F) {
 	f.Add(raw[:len(raw)/2])
 	f.Add([]byte{0x9f, 0xeb, 1, 0, 24, 0, 0, 0})
 	f.Add([]byte("\x7fELF"))
+	self := &btf.Struct{Name: "task_struct", Size: 8}
+	self.Members = []btf.Member{{Name: "", Type: self}}
+	if enc, err := EncodeTypes([]btf.Type{self}); err == nil {
+		raw, _ := base64.StdEncoding.DecodeString(enc)
+		f.Add(raw)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h := &Header{Types: base64.StdEncoding.EncodeToString(b)}
 		st := h.StructTypes()
@@ -101,4 +109,53 @@ func FuzzTypes(f *testing.F) {
 			st.Type(kind, "task_struct")
 		}
 	})
+}
+
+// TestTypesRefused: a recording is a file from anywhere. Types that hold
+// themselves by value (which no C type does, and which would send the
+// compiler into a loop) or nest too deep are refused when the recording
+// is read; types that share members are walked once each.
+func TestTypesRefused(t *testing.T) {
+	u32 := &btf.Int{Name: "unsigned int", Size: 4}
+	self := &btf.Struct{Name: "task_struct", Size: 8}
+	self.Members = []btf.Member{{Name: "", Type: self}, {Name: "x", Type: u32, Offset: 32}}
+	outer := &btf.Struct{Name: "outer", Size: 8}
+	inner := &btf.Struct{Name: "inner", Size: 8, Members: []btf.Member{{Name: "o", Type: &btf.Array{Index: u32, Type: &btf.Typedef{Name: "o_t", Type: outer}, Nelems: 1}}}}
+	outer.Members = []btf.Member{{Name: "i", Type: inner}}
+	var deep btf.Type = u32
+	for i := range 70 {
+		deep = &btf.Struct{Name: fmt.Sprintf("d%d", i), Size: 4, Members: []btf.Member{{Name: "m", Type: deep}}}
+	}
+	// Thirty levels of structs of fifty members, each the level below:
+	// 50^30 paths, thirty-one types.
+	var wide btf.Type = u32
+	for i := range 30 {
+		ms := make([]btf.Member, 50)
+		for j := range ms {
+			ms[j] = btf.Member{Name: fmt.Sprintf("m%d", j), Type: wide}
+		}
+		wide = &btf.Struct{Name: fmt.Sprintf("w%d", i), Size: 4, Members: ms}
+	}
+	for _, tc := range []struct {
+		name string
+		t    btf.Type
+		want string // "" decodes
+	}{
+		{"itself", self, "holds itself"},
+		{"itself through another", outer, "holds itself"},
+		{"too deep", deep, "nests types more than 64 deep"},
+		{"wide and shared", wide, ""},
+	} {
+		enc, err := EncodeTypes([]btf.Type{tc.t})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		_, err = (&Header{Types: enc}).StructTypes().Type("struct", "task_struct")
+		switch {
+		case tc.want == "" && !errors.Is(err, btf.ErrNotFound):
+			t.Errorf("%s: %v, want the types read (and no task_struct among them)", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
 }

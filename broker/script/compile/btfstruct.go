@@ -219,6 +219,17 @@ func bpfTypeName(t ty) string {
 // findMember finds field name in the struct or union t, looking into
 // anonymous members as C does; off is t's offset in bits.
 func findMember(t btf.Type, name string, off btf.Bits) (btf.Member, btf.Bits, bool) {
+	return findMemberIn(t, name, off, 0)
+}
+
+// maxAnonymous bounds the anonymous members looked into: BTF from a file
+// (a recording's) could make a struct its own anonymous member.
+const maxAnonymous = 64
+
+func findMemberIn(t btf.Type, name string, off btf.Bits, depth int) (btf.Member, btf.Bits, bool) {
+	if depth > maxAnonymous {
+		return btf.Member{}, 0, false
+	}
 	members := membersOf(t)
 	for _, m := range members {
 		if m.Name == name {
@@ -229,7 +240,7 @@ func findMember(t btf.Type, name string, off btf.Bits) (btf.Member, btf.Bits, bo
 		if m.Name != "" {
 			continue
 		}
-		if found, at, ok := findMember(btf.UnderlyingType(m.Type), name, off+m.Offset); ok {
+		if found, at, ok := findMemberIn(btf.UnderlyingType(m.Type), name, off+m.Offset, depth+1); ok {
 			return found, at, true
 		}
 	}
