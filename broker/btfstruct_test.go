@@ -108,3 +108,37 @@ func TestReplayRefusesStructAccess(t *testing.T) {
 		}
 	}
 }
+
+// TestOffsetofKernel: offsetof is the running kernel's BTF's offset, in
+// both modes (a constant: BEGIN runs it in the interpreter too).
+func TestOffsetofKernel(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	task, err := btftp.Type("struct", "task_struct")
+	if err != nil {
+		t.Skipf("no kernel BTF: %v", err)
+	}
+	off := func(t btf.Type, name string) int {
+		for _, m := range t.(*btf.Struct).Members {
+			if m.Name == name {
+				return int(m.Offset / 8)
+			}
+		}
+		return -1
+	}
+	se, err := btftp.Type("struct", "sched_entity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%d %d\n", off(task, "pid"), off(task, "se")+off(se, "load"))
+	trust := testCollectors(t)
+	for _, mode := range modes {
+		out, stderr, err := runScript(t, Request{Source: []byte(`BEGIN { printf("%d %d\n", offsetof(struct task_struct, pid), offsetof(*curtask, se.load)); exit(); }`), Mode: mode, Collectors: trust})
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", mode, err, stderr)
+		}
+		if got := strings.TrimPrefix(out, "Attaching 1 probe...\n"); !strings.HasPrefix(got, want) {
+			t.Errorf("%s: %q, want %q", mode, got, want)
+		}
+	}
+}

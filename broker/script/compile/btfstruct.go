@@ -540,3 +540,80 @@ func membersOf(t btf.Type) []btf.Member {
 	}
 	return nil
 }
+
+// offsetOf is offsetof(TYPE, FIELD) as newer bpftrace has it: TYPE is
+// "struct NAME" / "union NAME" or an expression whose value is a struct
+// (*curtask), FIELD a member's name or a path through embedded structs
+// (se.load.weight), anonymous members looked into as C does. The offset
+// is in bytes, a constant of the running kernel's BTF.
+func (c *compiler) offsetOf(in *instance, of, field syntax.Expr) (int, bool) {
+	var base btf.Type
+	if id, ok := of.(*syntax.Ident); ok && strings.ContainsRune(id.Name, ' ') {
+		in.types[id] = tVoid
+		if strings.Contains(id.Name, "*") {
+			c.errorf(id.From, id.To, "offsetof() of '%s', a pointer: it takes a struct or union type", id.Name)
+			return 0, false
+		}
+		t, err := c.lookupRecord(id.Name)
+		if err != nil {
+			if errors.Is(err, btf.ErrNotFound) {
+				c.errorf(id.From, id.To, "Unknown identifier: '%s'", id.Name)
+			} else {
+				c.errorf(id.From, id.To, "%v", err)
+			}
+			return 0, false
+		}
+		base = t
+	} else {
+		t := c.expr(in, of)
+		if t.k == kNone {
+			return 0, false
+		}
+		if t.k != kRecord {
+			what := bpfTypeName(t)
+			if t.ptr && t.bt != nil {
+				what = recordName(t.bt) + " *"
+			}
+			c.errorf(of.Pos(), of.End(), "offsetof() takes a struct or union, not '%s'", what)
+			return 0, false
+		}
+		base = t.bt
+	}
+	// The path, outermost name first: a.b.c parses as ((a).b).c.
+	var path []string
+	for x := field; ; {
+		switch f := x.(type) {
+		case *syntax.FieldAccess:
+			if f.Arrow {
+				c.errorf(field.Pos(), field.End(), "offsetof() takes a member's name or a path of names joined by '.'")
+				return 0, false
+			}
+			path = append(path, f.Field)
+			x = f.X
+			continue
+		case *syntax.Ident:
+			path = append(path, f.Name)
+		default:
+			c.errorf(field.Pos(), field.End(), "offsetof() takes a member's name or a path of names joined by '.'")
+			return 0, false
+		}
+		break
+	}
+	in.types[field] = tVoid
+	var off btf.Bits
+	for i := len(path) - 1; i >= 0; i-- {
+		rec := c.complete(btf.UnderlyingType(base))
+		if membersOf(rec) == nil {
+			c.errorf(field.Pos(), field.End(), "'%s' is not a struct or union: it has no field '%s'", btftp.CType(base), path[i])
+			return 0, false
+		}
+		m, at, ok := findMember(rec, path[i], off)
+		if !ok {
+			c.errorf(field.Pos(), field.End(), "Struct/union of type '%s' does not contain a field named '%s'", recordName(rec), path[i])
+			return 0, false
+		}
+		c.noteType(rec)
+		base, off = m.Type, at
+	}
+	return int(off / 8), true
+}

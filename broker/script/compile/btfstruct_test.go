@@ -433,3 +433,51 @@ func TestBTFPrint(t *testing.T) {
 		}
 	}
 }
+
+// TestOffsetof: offsetof(TYPE, FIELD) against the fake task_struct, with
+// a type or a struct value, through embedded structs and anonymous
+// members; and its mistakes, named at the construct.
+func TestOffsetof(t *testing.T) {
+	types := newFakeTypes()
+	for _, tc := range []struct {
+		src  string
+		want uint64
+		err  string
+	}{
+		{`BEGIN { @ = offsetof(struct task_struct, pid); }`, 8, ""},
+		{`BEGIN { @ = offsetof(struct task_struct, se.load.inv_weight); }`, 48, ""},
+		{`BEGIN { @ = offsetof(struct task_struct, flags); }`, 64, ""},
+		{`BEGIN { @ = offsetof(*curtask, comm); }`, 24, ""},
+		{`BEGIN { @ = offsetof(curtask->se, on_rq); }`, 16, ""},
+		{`BEGIN { @ = offsetof(struct sched_entity, load); }`, 0, ""},
+		{`BEGIN { @ = offsetof(struct task_struct, nosuch); }`, 0, "1:42: Struct/union of type 'struct task_struct' does not contain a field named 'nosuch'"},
+		{`BEGIN { @ = offsetof(struct nosuch, pid); }`, 0, "1:22: Unknown identifier: 'struct nosuch'"},
+		{`BEGIN { @ = offsetof(struct task_struct, pid.x); }`, 0, "1:42: 'pid_t' is not a struct or union: it has no field 'x'"},
+		{`BEGIN { @ = offsetof(struct task_struct *, pid); }`, 0, "1:22: offsetof() of 'struct task_struct *', a pointer: it takes a struct or union type"},
+		{`BEGIN { @ = offsetof(curtask, pid); }`, 0, "1:22: offsetof() takes a struct or union, not 'struct task_struct *'"},
+		{`BEGIN { @ = offsetof(struct task_struct, real_parent->pid); }`, 0, "1:42: offsetof() takes a member's name or a path of names joined by '.'"},
+		{`BEGIN { @ = offsetof(struct task_struct); }`, 0, "1:13: offsetof() requires 2 arguments (1 provided)"},
+	} {
+		prog, err := compileTypes(t, tc.src, types)
+		if tc.err != "" {
+			if err == nil || !strings.HasPrefix(err.Error(), tc.err) {
+				t.Errorf("%s: %v, want %q", tc.src, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.src, err)
+			continue
+		}
+		// BEGIN's @ = CONST: the constant is loaded into r6 (rAcc).
+		found := false
+		for _, ins := range prog.Probes[0].Insns {
+			if ins.OpCode.Class().IsALU() && ins.Dst == rAcc && ins.Constant == int64(tc.want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: no load of %d", tc.src, tc.want)
+		}
+	}
+}

@@ -241,6 +241,14 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 		}
 		c.setConst(e, uint64(c.sizeOf(in, e.Args[0])))
 		return tUint, true
+	case "offsetof":
+		if !exact(2) {
+			return tUint, true
+		}
+		if off, ok := c.offsetOf(in, e.Args[0], e.Args[1]); ok {
+			c.setConst(e, uint64(off))
+		}
+		return tUint, true
 	case "strncmp":
 		if !exact(3) {
 			return tInt, true
@@ -489,7 +497,7 @@ func (c *compiler) setConst(e *syntax.Call, v uint64) {
 // intCall evaluates an integer-valued builtin call into rAcc.
 func (g *gen) intCall(e *syntax.Call) {
 	switch e.Name {
-	case "kaddr", "uaddr", "sizeof":
+	case "kaddr", "uaddr", "sizeof", "offsetof":
 		if e.Name == "kaddr" {
 			g.noteKernelAddr(e, "kaddr() reveals a kernel address")
 		}

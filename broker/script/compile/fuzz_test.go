@@ -27,6 +27,7 @@ func FuzzCompile(f *testing.F) {
 		`tp_btf:sched_switch { @[args->next->comm] = max(args->prev->in_execve + args.prev->wide); }`,
 		`BEGIN { print(curtask->se); print(curtask->mask); print(curtask->weights[1].weight); print(comm); print(curtask); }`,
 		`t:syscalls:sys_enter_openat { $t = curtask; if (pid > 1) { $t = $t->real_parent; } else { $t = (struct task_struct *)@m[tid]; } unroll(2) { $t = $t->real_parent; } @[$t->comm, str($t->filename), **$t->ppid] = count(); }`,
+		`BEGIN { @ = offsetof(struct task_struct, se.load.inv_weight) + offsetof(*curtask, comm) + offsetof(curtask->se, on_rq); }`,
 		`kfunc:vfs_read { $i = 0; $p = args->file; while ($i < 2) { $p = $p; $i++; } @[*args->pos, $p->f_flags, args->file->f_flags] = count(); }`,
 	} {
 		f.Add(s)

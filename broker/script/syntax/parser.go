@@ -519,10 +519,15 @@ func (p *parser) parsePrimary() Expr {
 		}
 		c := &Call{From: from, Name: lit, NameEnd: to}
 		p.next()
-		if lit == "sizeof" && p.tok == IDENT && recordKeywords[p.lit] {
-			// sizeof(struct NAME): the type is an identifier, as it is
-			// to bpftrace ("Unknown identifier: 'struct nosuch'").
+		if (lit == "sizeof" || lit == "offsetof") && p.tok == IDENT && recordKeywords[p.lit] {
+			// sizeof(struct NAME), offsetof(struct NAME, FIELD): the
+			// type is an identifier, as it is to bpftrace ("Unknown
+			// identifier: 'struct nosuch'").
 			c.Args = []Expr{p.recordType()}
+			if lit == "offsetof" && p.tok == COMMA {
+				p.next()
+				c.Args = append(c.Args, p.parseExpr())
+			}
 		} else if p.tok != RPAREN {
 			c.Args = p.parseList()
 		}
