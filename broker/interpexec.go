@@ -291,7 +291,6 @@ func (s *interpSession) region(addr, n uint64, str bool) (b []byte, failed bool)
 // nullPage is the page no read succeeds in, user or kernel.
 const nullPage = 4096
 
-
 func (s *interpSession) probeRead(def interp.HelperFunc) interp.HelperFunc {
 	return func(c interp.Call, r1, r2, r3, r4, r5 uint64) (uint64, error) {
 		if _, err := c.Mem(r3, r2, false); err == nil || r2 == 0 {
