@@ -427,6 +427,24 @@ func checkSchemaMap(m *program.Map, specs map[string]*ebpf.MapSpec, reserved map
 	return nil
 }
 
+// maxRecordElems bounds a record's or array's elements, as print() of
+// one does.
+const maxRecordElems = 64
+
+// isFieldName reports whether s is a C identifier, as a record member's
+// name is: printed as is, it must not carry what a terminal acts on.
+func isFieldName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i, c := range s {
+		if c != '_' && !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') && (i == 0 || !('0' <= c && c <= '9')) {
+			return false
+		}
+	}
+	return true
+}
+
 // checkType checks that a value of t can be decoded from t.Size bytes.
 func checkType(t program.Type, specs map[string]*ebpf.MapSpec, depth int) error {
 	if depth > maxTypeDepth {
@@ -441,6 +459,9 @@ func checkType(t program.Type, specs map[string]*ebpf.MapSpec, depth int) error 
 		if t.Size != 1 && t.Size != 2 && t.Size != 4 && t.Size != 8 {
 			return fmt.Errorf("an Int is 1, 2, 4 or 8 bytes, not %d", t.Size)
 		}
+		if t.Bits < 0 || t.BitOff < 0 || t.Bits > 64 || t.BitOff+t.Bits > 8*t.Size {
+			return fmt.Errorf("bitfield of %d bits at bit %d of %d bytes", t.Bits, t.BitOff, t.Size)
+		}
 	case program.String:
 	case program.Tuple:
 		if len(t.Elems) == 0 || len(t.Elems) != len(t.Offs) {
@@ -454,6 +475,29 @@ func checkType(t program.Type, specs map[string]*ebpf.MapSpec, depth int) error 
 			// offset overflows into passing.
 			if t.Offs[i] < 0 || t.Offs[i] > t.Size-e.Size {
 				return fmt.Errorf("element %d: bytes %d..%d are outside the tuple's %d", i, t.Offs[i], t.Offs[i]+e.Size, t.Size)
+			}
+		}
+	case program.Record, program.Array:
+		if len(t.Elems) == 0 || len(t.Elems) != len(t.Offs) || len(t.Elems) > maxRecordElems {
+			return fmt.Errorf("a record or array has 1 to %d elements, one offset each", maxRecordElems)
+		}
+		if t.Kind == program.Record && len(t.Names) != len(t.Elems) {
+			return errors.New("a record has a name for each member")
+		}
+		for i, e := range t.Elems {
+			if err := checkType(e, specs, depth+1); err != nil {
+				return fmt.Errorf("element %d: %w", i, err)
+			}
+			if t.Offs[i] < 0 || t.Offs[i] > t.Size-e.Size {
+				return fmt.Errorf("element %d: bytes %d..%d are outside the record's %d", i, t.Offs[i], t.Offs[i]+e.Size, t.Size)
+			}
+			if e.Kind != program.Int && e.Kind != program.String && e.Kind != program.Record && e.Kind != program.Array {
+				return fmt.Errorf("element %d: a record holds integers, strings, records and arrays", i)
+			}
+		}
+		for _, n := range t.Names {
+			if !isFieldName(n) {
+				return fmt.Errorf("record member name %q is not a C identifier", n)
 			}
 		}
 	case program.KStack, program.UStack:

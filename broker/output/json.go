@@ -126,7 +126,7 @@ func jsonValue(b []byte, v program.Value) []byte {
 		b = append(b, '"')
 		b = jsonEscape(b, v.Str)
 		return append(b, '"')
-	case program.Tuple:
+	case program.Tuple, program.Array:
 		b = append(b, '[')
 		for i, e := range v.Elems {
 			if i > 0 {
@@ -135,6 +135,19 @@ func jsonValue(b []byte, v program.Value) []byte {
 			b = jsonValue(b, e)
 		}
 		return append(b, ']')
+	case program.Record:
+		// As bpftrace: { "weight": 1048576, "inv_weight": 4194304 }.
+		b = append(b, "{ "...)
+		for i, e := range v.Elems {
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, '"')
+			b = jsonEscape(b, v.Type.Names[i])
+			b = append(b, `": `...)
+			b = jsonValue(b, e)
+		}
+		return append(b, " }"...)
 	default:
 		// Symbols, stacks, names, addresses, times, buffers: their text,
 		// stacks indented as a value's are.

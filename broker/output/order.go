@@ -177,7 +177,7 @@ func valueBytes(b []byte, v program.Value) []byte {
 		}
 		// A NUL ends the string even when it fills its field, as in C.
 		return append(b, 0)
-	case program.Tuple:
+	case program.Tuple, program.Record, program.Array:
 		for _, e := range v.Elems {
 			b = valueBytes(b, e)
 		}

@@ -285,6 +285,8 @@ const (
 	Inet      = schema.Inet
 	Timestamp = schema.Timestamp
 	Buffer    = schema.Buffer
+	Record    = schema.Record
+	Array     = schema.Array
 )
 
 // Aggregations.

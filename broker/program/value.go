@@ -49,13 +49,17 @@ func Decode(t Type, b []byte) Value {
 		default:
 			v.Int = binary.LittleEndian.Uint64(b)
 		}
+		if t.Bits > 0 {
+			// A bitfield: its bits, unsigned, as bpftrace reads them.
+			v.Int = v.Int >> uint(t.BitOff) & (1<<uint(t.Bits) - 1)
+		}
 	case String:
 		s := b[:t.Size]
 		if i := bytes.IndexByte(s, 0); i >= 0 {
 			s = s[:i]
 		}
 		v.Str = string(s)
-	case Tuple:
+	case Tuple, Record, Array:
 		v.Elems = make([]Value, len(t.Elems))
 		for i, et := range t.Elems {
 			v.Elems[i] = Decode(et, b[t.Offs[i]:])
@@ -151,6 +155,19 @@ func (v Value) ValueString() string {
 			parts[i] = e.ValueString()
 		}
 		return "(" + strings.Join(parts, ", ") + ")"
+	case Record:
+		// As print() prints a record: { .weight = 1048576, .inv_weight = 4194304 }.
+		parts := make([]string, len(v.Elems))
+		for i, e := range v.Elems {
+			parts[i] = "." + v.Type.Names[i] + " = " + e.ValueString()
+		}
+		return "{ " + strings.Join(parts, ", ") + " }"
+	case Array:
+		parts := make([]string, len(v.Elems))
+		for i, e := range v.Elems {
+			parts[i] = e.ValueString()
+		}
+		return "[" + strings.Join(parts, ",") + "]"
 	}
 	return v.String()
 }
@@ -184,6 +201,19 @@ func (v Value) String() string {
 			parts[i] = e.String()
 		}
 		return "(" + strings.Join(parts, ", ") + ")"
+	case Record:
+		// A map key's record, as bpftrace prints it: {.weight=1048576,.inv_weight=4194304}.
+		parts := make([]string, len(v.Elems))
+		for i, e := range v.Elems {
+			parts[i] = "." + v.Type.Names[i] + "=" + e.String()
+		}
+		return "{" + strings.Join(parts, ",") + "}"
+	case Array:
+		parts := make([]string, len(v.Elems))
+		for i, e := range v.Elems {
+			parts[i] = e.String()
+		}
+		return "[" + strings.Join(parts, ",") + "]"
 	case KStack, UStack:
 		return v.StackText("    ")
 	case KSym, USym, Username, Timestamp:
@@ -220,7 +250,7 @@ func Compare(a, b Value) int {
 		return 0
 	case String:
 		return strings.Compare(a.Str, b.Str)
-	case Tuple:
+	case Tuple, Record, Array:
 		for i := range a.Elems {
 			if i >= len(b.Elems) {
 				return 1

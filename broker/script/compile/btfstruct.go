@@ -412,8 +412,53 @@ func (g *gen) recordAddr(x syntax.Expr) int {
 	case *syntax.Unary: // *p
 		g.intExpr(x.X)
 		return 0
+	case *syntax.VarExpr: // a record stored in a scratch variable
+		g.stackPtr(rAcc, g.vars[x.Name])
+		return 0
 	}
 	panic(fmt.Sprintf("compile: recordAddr of %T", x))
+}
+
+// stackRooted reports whether the record x is (in) a scratch variable:
+// its fields are read from the stack, where the variable keeps its copy,
+// not from the kernel.
+func (g *gen) stackRooted(x syntax.Expr) bool {
+	for {
+		if g.typeOf(x).k != kRecord {
+			return false
+		}
+		switch e := unparen(x).(type) {
+		case *syntax.FieldAccess:
+			x = e.X
+		case *syntax.Index:
+			x = e.X
+		case *syntax.VarExpr:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// recordInto copies the struct, union or array value e (n bytes at
+// most) from the kernel to the stack at off, as storing it in a map or a
+// variable does; a variable's copy is copied from the stack.
+func (g *gen) recordInto(e syntax.Expr, off int16, n int) {
+	size := min(g.typeOf(e).size, n)
+	if !g.stackRooted(e) {
+		g.rd.sites = append(g.rd.sites, pendingRead{site: e, class: program.ReadsKernel,
+			what: recordName(g.typeOf(e).bt) + ", read through BTF, is kernel memory"})
+		g.noteKRead(e, e, 0, size, false, true)
+	}
+	if n > size {
+		g.zero(off+int16(size), n-size)
+	}
+	at := g.recordAddr(e)
+	g.stackPtr(asm.R1, off)
+	g.emit(asm.Mov.Imm(asm.R2, int32(size)))
+	g.emit(asm.Mov.Reg(asm.R3, rAcc))
+	g.emit(asm.Add.Imm(asm.R3, int32(at)))
+	g.call(asm.FnProbeReadKernel)
 }
 
 // memberRead loads the integer or pointer field e into rAcc, read with
@@ -425,7 +470,9 @@ func (g *gen) memberRead(e syntax.Expr) {
 	// is in rAcc: a long chain takes one slot, not one a step.
 	mark := g.sp
 	defer func() { g.sp = mark }()
-	g.noteKRead(e, memberOf(e), mi.off, mi.size, false, true)
+	if !g.stackRooted(memberOf(e)) {
+		g.noteKRead(e, memberOf(e), mi.off, mi.size, false, true)
+	}
 	off := g.recordAddr(memberOf(e)) + mi.off
 	slot := g.alloc(8)
 	g.emit(storeImm64(asm.R10, slot, 0))
@@ -460,7 +507,9 @@ func (g *gen) memberString(e syntax.Expr, off int16, n int) {
 	mi := g.in.members[e]
 	g.noteMember(e)
 	g.zero(off, n)
-	g.noteKRead(e, memberOf(e), mi.off, min(mi.size, n), false, true)
+	if !g.stackRooted(memberOf(e)) {
+		g.noteKRead(e, memberOf(e), mi.off, min(mi.size, n), false, true)
+	}
 	at := g.recordAddr(memberOf(e)) + mi.off
 	g.stackPtr(asm.R1, off)
 	g.emit(asm.Mov.Imm(asm.R2, int32(min(mi.size, n))))
@@ -522,12 +571,126 @@ func memberOf(e syntax.Expr) syntax.Expr {
 	panic(fmt.Sprintf("compile: memberOf %T", e))
 }
 
-// unstorable says why a struct or array value can not be stored.
-func unstorable(t ty) string {
-	if _, ok := t.bt.(*btf.Array); ok {
-		return fmt.Sprintf("an array value (%s) can not be stored yet: store its elements (a[0])", t)
+// maxStoredRecord bounds a struct or array stored in a map or a
+// variable: it is copied through the BPF stack, and interpreter mode's
+// collector reads it at the event (program.MaxKReadSize).
+const maxStoredRecord = program.MaxKReadSize
+
+// storable says why a struct, union or array value of type t can not be
+// stored in a map or a variable ("" if it can).
+func storable(t ty) string {
+	if t.size > maxStoredRecord {
+		return fmt.Sprintf("%s is %d bytes: at most %d can be stored in a map or a variable; store its fields", t, t.size, maxStoredRecord)
 	}
-	return fmt.Sprintf("a struct value (%s) can not be stored yet: store its fields (x.f)", t)
+	if _, why := recordSchema(t.bt); why != "" {
+		return fmt.Sprintf("%s can not be stored: %s", t, why)
+	}
+	return ""
+}
+
+// recordSchema is how a stored struct, union or array is printed: its
+// members (those of anonymous members as its own), each as print()
+// prints it — integers and enums by their sign, pointers as signed
+// decimals, char arrays as strings, bitfields unsigned.
+func recordSchema(t btf.Type) (program.Type, string) {
+	values := 0
+	var walk func(t btf.Type, depth int) (program.Type, string)
+	walk = func(t btf.Type, depth int) (program.Type, string) {
+		if depth > 8 {
+			return program.Type{}, "it nests more than 8 levels deep"
+		}
+		size, err := btf.Sizeof(t)
+		if err != nil {
+			return program.Type{}, err.Error()
+		}
+		switch u := btf.UnderlyingType(t).(type) {
+		case *btf.Struct, *btf.Union:
+			rt := program.Type{Kind: program.Record, Size: size}
+			var fields func(t btf.Type, base btf.Bits) string
+			fields = func(t btf.Type, base btf.Bits) string {
+				for _, m := range membersOf(t) {
+					off := base + m.Offset
+					if m.Name == "" {
+						if why := fields(btf.UnderlyingType(m.Type), off); why != "" {
+							return why
+						}
+						continue
+					}
+					var et program.Type
+					var why string
+					if m.BitfieldSize > 0 {
+						_, mi, w := (&compiler{}).memberType(m, off)
+						if w != "" {
+							return w
+						}
+						et = program.Type{Kind: program.Int, Size: mi.size, BitOff: mi.bitOff, Bits: mi.bits}
+						rt.Offs = append(rt.Offs, mi.off)
+						values++
+					} else {
+						et, why = walk(m.Type, depth+1)
+						if why != "" {
+							return why
+						}
+						rt.Offs = append(rt.Offs, int(off/8))
+					}
+					rt.Names = append(rt.Names, m.Name)
+					rt.Elems = append(rt.Elems, et)
+				}
+				return ""
+			}
+			if why := fields(u, 0); why != "" {
+				return program.Type{}, why
+			}
+			if len(rt.Elems) == 0 {
+				return program.Type{}, "it has no members"
+			}
+			return rt, ""
+		case *btf.Array:
+			if e, ok := btf.UnderlyingType(u.Type).(*btf.Int); ok && e.Size == 1 {
+				values++
+				return program.Type{Kind: program.String, Size: size}, ""
+			}
+			if u.Nelems == 0 {
+				return program.Type{}, "it is an empty array"
+			}
+			if e, ok := btf.UnderlyingType(u.Type).(*btf.Array); ok {
+				if c, ok := btf.UnderlyingType(e.Type).(*btf.Int); ok && c.Size == 1 {
+					return program.Type{}, "it is an array of strings, which can not be stored yet"
+				}
+			}
+			rt := program.Type{Kind: program.Array, Size: size}
+			esize := size / int(u.Nelems)
+			for i := range int(u.Nelems) {
+				et, why := walk(u.Type, depth+1)
+				if why != "" {
+					return program.Type{}, why
+				}
+				rt.Elems, rt.Offs = append(rt.Elems, et), append(rt.Offs, i*esize)
+				if values > maxPrintValues {
+					break
+				}
+			}
+			return rt, ""
+		case *btf.Int:
+			values++
+			if size != 1 && size != 2 && size != 4 && size != 8 {
+				return program.Type{}, fmt.Sprintf("a %d-byte integer can not be printed", size)
+			}
+			return program.Type{Kind: program.Int, Size: size, Signed: u.Encoding&btf.Signed != 0}, ""
+		case *btf.Enum:
+			values++
+			return program.Type{Kind: program.Int, Size: size, Signed: u.Signed}, ""
+		case *btf.Pointer:
+			values++
+			return program.Type{Kind: program.Int, Size: 8, Signed: true}, "" // as bpftrace prints a record's pointers
+		}
+		return program.Type{}, "a field has type '" + btftp.CType(t) + "', which can not be printed"
+	}
+	rt, why := walk(t, 0)
+	if why == "" && values > maxPrintValues {
+		why = fmt.Sprintf("it has more than %d values", maxPrintValues)
+	}
+	return rt, why
 }
 
 // membersOf is a struct's or union's members; nil for any other type.

@@ -117,8 +117,10 @@ func (c *compiler) assign(in *instance, s *syntax.AssignStmt) {
 		return
 	}
 	if rt.k == kRecord {
-		c.errorf(s.Rhs.Pos(), s.Rhs.End(), "%s", unstorable(rt))
-		return
+		if why := storable(rt); why != "" {
+			c.errorf(s.Rhs.Pos(), s.Rhs.End(), "%s", why)
+			return
+		}
 	}
 	switch lhs := s.Lhs.(type) {
 	case *syntax.VarExpr:
@@ -180,7 +182,7 @@ func assignable(old, nu ty) bool {
 	case kAgg:
 		return old.agg == nu.agg && (old.agg != program.Lhist ||
 			(old.lmin == nu.lmin && old.lmax == nu.lmax && old.lstep == nu.lstep))
-	case kTuple, kBlob:
+	case kTuple, kBlob, kRecord:
 		return sameLayout(old, nu)
 	}
 	return true
@@ -204,6 +206,10 @@ func (c *compiler) mapKeys(in *instance, e *syntax.MapExpr) []ty {
 		t := c.expr(in, k)
 		switch t.k {
 		case kInt, kStr, kTuple, kBlob, kNone:
+		case kRecord:
+			if why := storable(t); why != "" {
+				c.errorf(k.Pos(), k.End(), "%s", why)
+			}
 		default:
 			c.errorf(k.Pos(), k.End(), "%s can not be used as a map key", t)
 		}

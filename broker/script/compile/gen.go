@@ -1048,6 +1048,15 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 	if t.k == kBlob && g.blobInto(e, off, n) {
 		return
 	}
+	if t.k == kRecord {
+		switch unparen(e).(type) {
+		case *syntax.VarExpr, *syntax.MapExpr:
+			// Copied whole, as any value of theirs.
+		default:
+			g.recordInto(e, off, n)
+			return
+		}
+	}
 	switch e := e.(type) {
 	case *syntax.Paren:
 		g.memInto(e.X, off, n)

@@ -177,3 +177,40 @@ func BenchmarkKReadsBranches(b *testing.B) {
 		Compile(f, Options{Tracepoints: readsTracepoints{}, Types: newFakeTypes()})
 	}
 }
+
+// TestStoreRecords: a struct, union or array value stored whole in a map
+// (value or key) or a variable is copied once from the kernel — one read
+// interpreter mode's collector makes too — and read from the copy after;
+// its layout is the output's (program.Record). What can not be printed,
+// or is too large to copy, is refused by name.
+func TestStoreRecords(t *testing.T) {
+	const tp = "t:syscalls:sys_enter_openat "
+	for _, tc := range []struct {
+		src, reads string
+	}{
+		{tp + `{ @x = curtask->se.load; }`, "task+40:16"},
+		{tp + `{ @x = curtask->se; }`, "task+40:24"},
+		{tp + `{ $x = curtask->se; @w = $x.load.inv_weight; @y = $x; }`, "task+40:24"},
+		{tp + `{ @[curtask->mask] = count(); }`, "task+96:32"},
+		{tp + `{ @x = *curtask->real_parent->sched_entity_ptr; }`, "task+16+136+0:24"},
+	} {
+		p := kreadsOf(t, tc.src)
+		if got := spell(p.KReads); got != tc.reads || p.KernelOnly != "" {
+			t.Errorf("%s: reads %q (%s), want %q", tc.src, got, p.KernelOnly, tc.reads)
+		}
+	}
+	for src, want := range map[string]string{
+		tp + `{ @x = *curtask; }`: "struct task_struct can not be stored: a field has type 'double', which can not be printed",
+		tp + `{ $x = curtask->se; $x = curtask->se.load; }`: "Type mismatch for $x: trying to assign value of type 'struct load_weight' when variable already contains a value of type 'struct sched_entity'",
+		tp + `{ @x = curtask->se; @x = curtask->se.load; }`: "Type mismatch for @x: trying to assign value of type 'struct load_weight' when map already contains a value of type 'struct sched_entity'",
+	} {
+		f, err := syntax.Parse("stdin", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = Compile(f, Options{Tracepoints: readsTracepoints{}, Types: newFakeTypes()})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", src, err, want)
+		}
+	}
+}

@@ -77,7 +77,7 @@ func (t ty) storage() int {
 	switch t.k {
 	case kInt:
 		return 8
-	case kStr, kBlob:
+	case kStr, kBlob, kRecord:
 		return t.size
 	case kTuple:
 		n := 0
@@ -107,6 +107,9 @@ func (t ty) runtime() program.Type {
 		return rt
 	case kBlob:
 		return program.Type{Kind: t.blob, Size: t.size, StackMap: t.stackMap, Frames: t.frames, Perf: t.perf, Format: t.format}
+	case kRecord:
+		rt, _ := recordSchema(t.bt) // storable checked it
+		return rt
 	}
 	return program.Type{}
 }
@@ -120,6 +123,8 @@ func sameLayout(a, b ty) bool {
 	switch a.k {
 	case kStr:
 		return a.size == b.size
+	case kRecord:
+		return a.size == b.size && (a.bt == b.bt || recordName(a.bt) == recordName(b.bt))
 	case kBlob:
 		return a.blob == b.blob && a.size == b.size && a.stackMap == b.stackMap &&
 			a.perf == b.perf && a.format == b.format

@@ -87,6 +87,14 @@ const (
 	Timestamp
 	// Buffer is a u64 length and then up to Size-8 bytes: buf().
 	Buffer
+
+	// Record is a struct or union read through BTF, stored whole: its
+	// named members (Names, Elems, Offs), in order, printed as bpftrace
+	// prints a record ({ .weight = 1048576, .inv_weight = 4194304 }).
+	Record
+	// Array is a C array stored whole: its elements (Elems, Offs), in
+	// order, printed as [3,0,0,0].
+	Array
 )
 
 // Resolved reports whether values of kind k need a Resolver to print.
@@ -106,8 +114,13 @@ type Type struct {
 	Kind   TypeKind
 	Size   int
 	Signed bool
-	Elems  []Type // Tuple
-	Offs   []int  // Tuple: offset of each element
+	Elems  []Type // Tuple, Record, Array
+	Offs   []int  // Tuple, Record, Array: offset of each element
+	// Names are a Record's members' names, one per element.
+	Names []string
+	// Bits, when non-zero, makes an Int (a Record's member) a bitfield:
+	// Bits bits at bit BitOff of its Size bytes, unsigned.
+	BitOff, Bits int
 	// Pointer marks an Int that holds an address: bpftrace prints it in
 	// hex as a map key (values stay decimal).
 	Pointer bool
