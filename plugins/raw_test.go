@@ -183,10 +183,21 @@ func TestRawProgramRefusals(t *testing.T) {
 		{"lhist bounds", schemaWith(func(s *program.Schema) { s.Maps[1].Agg = program.Lhist }), "lhist bounds"},
 		// A record value (a struct stored whole), and what a plugin
 		// might put in one.
-		{"record value", schemaWith(func(s *program.Schema) { s.Maps[2].Value = program.Type{Kind: program.Record, Size: 24, Names: []string{"a", "b"}, Elems: []program.Type{{Kind: program.Int, Size: 8}, {Kind: program.String, Size: 16}}, Offs: []int{0, 8}} }), ""},
-		{"record names", schemaWith(func(s *program.Schema) { s.Maps[2].Value = program.Type{Kind: program.Record, Size: 24, Names: []string{"a", "b"}, Elems: []program.Type{{Kind: program.Int, Size: 8}, {Kind: program.String, Size: 16}}, Offs: []int{0, 8}}; s.Maps[2].Value.Names = s.Maps[2].Value.Names[:1] }), "a record has a name for each member"},
-		{"record name escape", schemaWith(func(s *program.Schema) { s.Maps[2].Value = program.Type{Kind: program.Record, Size: 24, Names: []string{"a", "b"}, Elems: []program.Type{{Kind: program.Int, Size: 8}, {Kind: program.String, Size: 16}}, Offs: []int{0, 8}}; s.Maps[2].Value.Names[1] = "b\x1b[2J" }), "is not a C identifier"},
-		{"record offset", schemaWith(func(s *program.Schema) { s.Maps[2].Value = program.Type{Kind: program.Record, Size: 24, Names: []string{"a", "b"}, Elems: []program.Type{{Kind: program.Int, Size: 8}, {Kind: program.String, Size: 16}}, Offs: []int{0, 8}}; s.Maps[2].Value.Offs[1] = 9 }), "element 1: bytes 9..25 are outside the record's 24"},
+		{"record value", schemaWith(func(s *program.Schema) {
+			s.Maps[2].Value = program.Type{Kind: program.Record, Size: 24, Names: []string{"a", "b"}, Elems: []program.Type{{Kind: program.Int, Size: 8}, {Kind: program.String, Size: 16}}, Offs: []int{0, 8}}
+		}), ""},
+		{"record names", schemaWith(func(s *program.Schema) {
+			s.Maps[2].Value = program.Type{Kind: program.Record, Size: 24, Names: []string{"a", "b"}, Elems: []program.Type{{Kind: program.Int, Size: 8}, {Kind: program.String, Size: 16}}, Offs: []int{0, 8}}
+			s.Maps[2].Value.Names = s.Maps[2].Value.Names[:1]
+		}), "a record has a name for each member"},
+		{"record name escape", schemaWith(func(s *program.Schema) {
+			s.Maps[2].Value = program.Type{Kind: program.Record, Size: 24, Names: []string{"a", "b"}, Elems: []program.Type{{Kind: program.Int, Size: 8}, {Kind: program.String, Size: 16}}, Offs: []int{0, 8}}
+			s.Maps[2].Value.Names[1] = "b\x1b[2J"
+		}), "is not a C identifier"},
+		{"record offset", schemaWith(func(s *program.Schema) {
+			s.Maps[2].Value = program.Type{Kind: program.Record, Size: 24, Names: []string{"a", "b"}, Elems: []program.Type{{Kind: program.Int, Size: 8}, {Kind: program.String, Size: 16}}, Offs: []int{0, 8}}
+			s.Maps[2].Value.Offs[1] = 9
+		}), "element 1: bytes 9..25 are outside the record's 24"},
 		{"record holds a stack", schemaWith(func(s *program.Schema) {
 			s.Maps[2].Value = program.Type{Kind: program.Record, Size: 24, Names: []string{"a", "b"}, Elems: []program.Type{{Kind: program.Int, Size: 8}, {Kind: program.String, Size: 16}}, Offs: []int{0, 8}}
 			s.Maps[2].Value.Elems[0] = program.Type{Kind: program.KSym, Size: 8}

@@ -200,7 +200,7 @@ func TestStoreRecords(t *testing.T) {
 		}
 	}
 	for src, want := range map[string]string{
-		tp + `{ @x = *curtask; }`: "struct task_struct can not be stored: a field has type 'double', which can not be printed",
+		tp + `{ @x = *curtask; }`:                           "struct task_struct can not be stored: a field has type 'double', which can not be printed",
 		tp + `{ $x = curtask->se; $x = curtask->se.load; }`: "Type mismatch for $x: trying to assign value of type 'struct load_weight' when variable already contains a value of type 'struct sched_entity'",
 		tp + `{ @x = curtask->se; @x = curtask->se.load; }`: "Type mismatch for @x: trying to assign value of type 'struct load_weight' when map already contains a value of type 'struct sched_entity'",
 	} {
