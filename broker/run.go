@@ -613,7 +613,12 @@ func (r *runner) handle(rec []byte) error {
 			args[i] = program.Decode(a.Type, rec[a.Offset:])
 			r.res.resolve(&args[i])
 		}
-		r.out.Printf(output.Sprintf(f.Fmt, args))
+		text := output.Sprintf(f.Fmt, args)
+		if v := f.Value; v != nil && v.Offset+v.Type.Size <= len(rec) {
+			r.out.Value(text, program.Decode(v.Type, rec[v.Offset:]))
+		} else {
+			r.out.Printf(text)
+		}
 	case program.EventTime:
 		if f := r.format(word(1)); f != nil {
 			if s, ok := output.Time(f.Fmt, time.Now()); ok {

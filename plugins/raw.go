@@ -349,6 +349,14 @@ func checkSchema(s *program.Schema, specs map[string]*ebpf.MapSpec) error {
 				return fmt.Errorf("schema: format %d argument %d: bytes %d..%d are outside the record's %d..%d", i, j, a.Offset, a.Offset+a.Type.Size, eventHeader, f.Size)
 			}
 		}
+		if v := f.Value; v != nil {
+			if err := checkType(v.Type, specs, 0); err != nil {
+				return fmt.Errorf("schema: format %d value: %w", i, err)
+			}
+			if v.Offset < 0 || v.Offset > f.Size-v.Type.Size {
+				return fmt.Errorf("schema: format %d value: bytes %d..%d are outside the record's %d", i, v.Offset, v.Offset+v.Type.Size, f.Size)
+			}
+		}
 	}
 	reserved := map[string]bool{program.EventsMap: true, program.ErrorsMap: true, program.ConfigMap: true}
 	used := map[string]int{}

@@ -206,6 +206,10 @@ func TestRawProgramRefusals(t *testing.T) {
 			s.Maps[2].Value = program.Type{Kind: program.Record, Size: 24, Names: []string{"a", "b"}, Elems: []program.Type{{Kind: program.Int, Size: 8}, {Kind: program.String, Size: 16}}, Offs: []int{0, 8}}
 			s.Maps[2].Value.Elems[0].BitOff, s.Maps[2].Value.Elems[0].Bits = 60, 8
 		}), "bitfield of 8 bits at bit 60 of 8 bytes"},
+		{"printed value", schemaWith(func(s *program.Schema) { s.Formats[0].Value = &s.Formats[0].Args[1] }), ""},
+		{"printed value outside", schemaWith(func(s *program.Schema) {
+			s.Formats[0].Value = &program.Arg{Type: program.Type{Kind: program.Int, Size: 8}, Offset: 36}
+		}), "format 0 value: bytes 36..44 are outside the record's 40"},
 		{"empty array", schemaWith(func(s *program.Schema) { s.Maps[2].Value = program.Type{Kind: program.Array, Size: 24} }), "a record or array has 1 to 64 elements"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

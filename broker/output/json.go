@@ -21,6 +21,13 @@ func (jsonFormat) printf(b []byte, text string) []byte {
 	return append(b, "\"}\n"...)
 }
 
+// value is print(VALUE)'s event: {"type": "value", "data": 5}.
+func (jsonFormat) value(b []byte, _ string, v program.Value) []byte {
+	b = append(b, `{"type": "value", "data": `...)
+	b = jsonValue(b, v)
+	return append(b, "}\n"...)
+}
+
 func (jsonFormat) message(b []byte, typ, text string) []byte {
 	b = append(b, `{"type": "`...)
 	b = append(b, typ...)

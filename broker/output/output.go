@@ -25,6 +25,9 @@ type Printer interface {
 	// Printf prints the result of one printf() call, already formatted
 	// (see Sprintf).
 	Printf(text string)
+	// Value prints what one print(VALUE) of a value printed: text, as
+	// Printf does, or in JSON v itself.
+	Value(text string, v program.Value)
 	// Map prints a map as print(@m, top, div) does: top > 0 keeps only the
 	// last top entries in print order, div > 1 divides the values.
 	Map(snap *program.MapSnapshot, top, div int)
@@ -75,6 +78,7 @@ func newPrinter(w io.Writer, f format, opts []Option) *printer {
 type format interface {
 	attachedProbes(b []byte, n int) []byte
 	printf(b []byte, text string) []byte
+	value(b []byte, text string, v program.Value) []byte
 	mapSnap(b []byte, snap *program.MapSnapshot, top, div int) []byte
 	lost(b []byte, n uint64) []byte
 	// message renders join and time output; typ is the JSON type.
@@ -117,6 +121,10 @@ func (p *printer) AttachedProbes(n int) {
 
 func (p *printer) Printf(text string) {
 	p.emit(func(b []byte) []byte { return p.f.printf(b, text) })
+}
+
+func (p *printer) Value(text string, v program.Value) {
+	p.emit(func(b []byte) []byte { return p.f.value(b, text, v) })
 }
 
 func (p *printer) Map(snap *program.MapSnapshot, top, div int) {

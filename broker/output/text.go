@@ -20,6 +20,8 @@ func (textFormat) attachedProbes(b []byte, n int) []byte {
 
 func (textFormat) printf(b []byte, text string) []byte { return append(b, text...) }
 
+func (textFormat) value(b []byte, text string, _ program.Value) []byte { return append(b, text...) }
+
 // message: join() ends its line, time() prints its format as it is.
 func (textFormat) message(b []byte, typ, text string) []byte {
 	b = append(b, text...)

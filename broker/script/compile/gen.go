@@ -579,7 +579,8 @@ func (g *gen) voidCall(e *syntax.Call) {
 		g.done = true
 	case "print":
 		if call := g.c.prints[printKey{g.in, e}]; call != nil {
-			g.printf(call)
+			f := g.printf(call)
+			f.Value = printedValue(g.typeOf(e.Args[0]), f)
 			return
 		}
 		m := g.c.maps[e.Args[0].(*syntax.MapExpr).Name]
@@ -610,7 +611,7 @@ func (g *gen) voidCall(e *syntax.Call) {
 	}
 }
 
-func (g *gen) printf(e *syntax.Call) {
+func (g *gen) printf(e *syntax.Call) *program.Format {
 	f := &program.Format{Fmt: e.Args[0].(*syntax.StrLit).Value}
 	size := 16
 	for _, a := range e.Args[1:] {
@@ -634,6 +635,7 @@ func (g *gen) printf(e *syntax.Call) {
 		g.sp = mark
 	}
 	g.output(rec, size)
+	return f
 }
 
 // intExpr evaluates an integer expression into rAcc.

@@ -7,6 +7,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/tracebroker/tracebroker/bpf/btftp"
+	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 )
 
@@ -164,4 +165,72 @@ func recordFormat(t btf.Type, x syntax.Expr) (string, []syntax.Expr, string) {
 		return "", nil, why
 	}
 	return b.String(), args, ""
+}
+
+// printedValue is what print(VALUE) of a value of type t prints, laid
+// over the record of f, its printf (program.Format.Value): the argument
+// for an integer or a string; for a struct, union or array the record's
+// arguments, in recordFormat's order, as a Record (or Array) whose
+// members lie at their arguments' offsets, a nested one decoded from the
+// record's start as its parent is.
+func printedValue(t ty, f *program.Format) *program.Arg {
+	if t.k != kRecord {
+		if len(f.Args) != 1 {
+			return nil
+		}
+		a := f.Args[0]
+		return &a
+	}
+	next := 0
+	// walk is t's type and where it is: a member's argument's offset, or
+	// 0 for a record laid over the whole record.
+	var walk func(t btf.Type) (program.Type, int, bool)
+	walk = func(t btf.Type) (program.Type, int, bool) {
+		switch u := btf.UnderlyingType(t).(type) {
+		case *btf.Struct, *btf.Union:
+			rt := program.Type{Kind: program.Record, Size: f.Size}
+			var fields func(t btf.Type) bool
+			fields = func(t btf.Type) bool {
+				for _, m := range membersOf(t) {
+					if m.Name == "" {
+						if !fields(btf.UnderlyingType(m.Type)) {
+							return false
+						}
+						continue
+					}
+					et, off, ok := walk(m.Type)
+					if !ok {
+						return false
+					}
+					rt.Names, rt.Elems, rt.Offs = append(rt.Names, m.Name), append(rt.Elems, et), append(rt.Offs, off)
+				}
+				return true
+			}
+			return rt, 0, fields(u)
+		case *btf.Array:
+			if e, ok := btf.UnderlyingType(u.Type).(*btf.Int); !ok || e.Size != 1 {
+				rt := program.Type{Kind: program.Array, Size: f.Size}
+				for range int(u.Nelems) {
+					et, off, ok := walk(u.Type)
+					if !ok {
+						return rt, 0, false
+					}
+					rt.Elems, rt.Offs = append(rt.Elems, et), append(rt.Offs, off)
+				}
+				return rt, 0, true
+			}
+		}
+		// A leaf: the next argument.
+		if next >= len(f.Args) {
+			return program.Type{}, 0, false
+		}
+		a := f.Args[next]
+		next++
+		return a.Type, a.Offset, true
+	}
+	rt, _, ok := walk(t.bt)
+	if !ok || next != len(f.Args) {
+		return nil
+	}
+	return &program.Arg{Type: rt, Offset: 0}
 }

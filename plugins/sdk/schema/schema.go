@@ -46,6 +46,11 @@ type Format struct {
 	Fmt  string // the format string as written, escapes resolved
 	Args []Arg
 	Size int // record size in bytes, including the 16-byte header
+	// Value, when set, marks the printf that print(VALUE) of a value
+	// makes: the value it prints, laid over the record (a Record's
+	// members at their arguments' offsets), which JSON output prints as
+	// bpftrace's "value" event rather than as text.
+	Value *Arg `json:",omitempty"`
 }
 
 // Arg is one printf argument inside the event record.
