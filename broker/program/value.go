@@ -149,27 +149,37 @@ func (v Value) ValueString() string {
 	switch v.Type.Kind {
 	case KStack, UStack:
 		return v.StackText("        ")
-	case Tuple:
-		parts := make([]string, len(v.Elems))
-		for i, e := range v.Elems {
-			parts[i] = e.ValueString()
-		}
-		return "(" + strings.Join(parts, ", ") + ")"
-	case Record:
-		// As print() prints a record: { .weight = 1048576, .inv_weight = 4194304 }.
-		parts := make([]string, len(v.Elems))
-		for i, e := range v.Elems {
-			parts[i] = "." + v.Type.Names[i] + " = " + e.ValueString()
-		}
-		return "{ " + strings.Join(parts, ", ") + " }"
-	case Array:
-		parts := make([]string, len(v.Elems))
-		for i, e := range v.Elems {
-			parts[i] = e.ValueString()
-		}
-		return "[" + strings.Join(parts, ",") + "]"
+	case Tuple, Record, Array:
+		return v.composite(Value.ValueString, true)
 	}
 	return v.String()
+}
+
+// composite renders a tuple's, record's or array's elements with elem,
+// as bpftrace prints them: a tuple "(a, b)"; a record as a map's value
+// "{ .a = 1, .b = 2 }" (value) or as a key "{.a=1,.b=2}"; an array
+// "[1,2]".
+func (v Value) composite(elem func(Value) string, value bool) string {
+	parts := make([]string, len(v.Elems))
+	for i, e := range v.Elems {
+		parts[i] = elem(e)
+		if v.Type.Kind == Record {
+			eq := "="
+			if value {
+				eq = " = "
+			}
+			parts[i] = "." + v.Type.Names[i] + eq + parts[i]
+		}
+	}
+	switch {
+	case v.Type.Kind == Tuple:
+		return "(" + strings.Join(parts, ", ") + ")"
+	case v.Type.Kind == Record && value:
+		return "{ " + strings.Join(parts, ", ") + " }"
+	case v.Type.Kind == Record:
+		return "{" + strings.Join(parts, ",") + "}"
+	}
+	return "[" + strings.Join(parts, ",") + "]"
 }
 
 // Decimal renders an integer in decimal with its signedness, as bpftrace
@@ -195,25 +205,8 @@ func (v Value) String() string {
 		return v.Decimal()
 	case String:
 		return v.Str
-	case Tuple:
-		parts := make([]string, len(v.Elems))
-		for i, e := range v.Elems {
-			parts[i] = e.String()
-		}
-		return "(" + strings.Join(parts, ", ") + ")"
-	case Record:
-		// A map key's record, as bpftrace prints it: {.weight=1048576,.inv_weight=4194304}.
-		parts := make([]string, len(v.Elems))
-		for i, e := range v.Elems {
-			parts[i] = "." + v.Type.Names[i] + "=" + e.String()
-		}
-		return "{" + strings.Join(parts, ",") + "}"
-	case Array:
-		parts := make([]string, len(v.Elems))
-		for i, e := range v.Elems {
-			parts[i] = e.String()
-		}
-		return "[" + strings.Join(parts, ",") + "]"
+	case Tuple, Record, Array:
+		return v.composite(Value.String, false)
 	case KStack, UStack:
 		return v.StackText("    ")
 	case KSym, USym, Username, Timestamp:
