@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -140,5 +141,24 @@ func TestOffsetofKernel(t *testing.T) {
 		if got := strings.TrimPrefix(out, "Attaching 1 probe...\n"); !strings.HasPrefix(got, want) {
 			t.Errorf("%s: %q, want %q", mode, got, want)
 		}
+	}
+}
+
+// TestRecordRefusesKernelOnly: a script whose reads no chain spells (a
+// pointer from a map) is refused by record as replay would refuse it,
+// before any file is written.
+func TestRecordRefusesKernelOnly(t *testing.T) {
+	needKernel(t)
+	if _, err := btftp.Type("struct", "task_struct"); err != nil {
+		t.Skipf("no kernel BTF: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "rec.tbrec")
+	src := `tracepoint:syscalls:sys_enter_getcwd { @t[tid] = curtask; } tracepoint:syscalls:sys_exit_getcwd { @ = ((struct task_struct *)@t[tid])->pid; }`
+	err := Record(context.Background(), RecordRequest{Request: Request{Name: "stdin", Source: []byte(src), Collectors: testCollectors(t)}, Output: out})
+	if err == nil || !strings.Contains(err.Error(), "cannot record for replay: tracepoint:syscalls:sys_exit_getcwd: ((struct task_struct *)@t[tid])->pid (through a map value) cannot run in interpreter mode") {
+		t.Errorf("record: %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the recording file: %v, want none", err)
 	}
 }

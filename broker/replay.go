@@ -182,6 +182,11 @@ func Record(ctx context.Context, rr RecordRequest) error {
 	if len(warns) > 0 {
 		fmt.Fprint(req.Stderr, warns.Format(req.Name, req.Source))
 	}
+	// What interpreter mode refuses, a replay (which is interpreter
+	// mode) would refuse: say so before anything is attached or written.
+	if err := interpCapable(prog); err != nil {
+		return fmt.Errorf("cannot record for replay: %w", err)
+	}
 	probes, _ := collectorProbes(prog, req.PID)
 	if len(probes) == 0 {
 		return errors.New("nothing to record: the script has only BEGIN and END probes")
