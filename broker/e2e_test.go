@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -73,6 +74,12 @@ func workload(args []string) int {
 			unix.Syscall(unix.SYS_GETPRIORITY, 0, uintptr(who), 0)
 		}
 	case "rename": // rename NAME N: set the thread's comm to NAME N times (task_rename)
+		// On one thread: the file opened as thread-self names the
+		// thread that opened it, and the write that renames it must come
+		// from that thread, the renamed task (a goroutine moved between
+		// the two made task_rename's task another thread than the
+		// caller, once in a 6.12 run).
+		runtime.LockOSThread()
 		n, _ := strconv.Atoi(args[2])
 		for i := 0; i < n; i++ {
 			if err := os.WriteFile("/proc/thread-self/comm", []byte(args[1]), 0); err != nil {
