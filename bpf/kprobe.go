@@ -23,7 +23,7 @@ func (s *Session) attachKprobe(pr *program.Probe, prog *ebpf.Program) error {
 		return err
 	}
 	if len(pr.Funcs) == 0 {
-		fd, err := kprobe.Open(pr.Event, pr.Offset, ret)
+		fd, err := kprobe.Open(kprobe.Symbol(pr.Category, pr.Event), pr.Offset, ret)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -170,5 +172,36 @@ func TestKprobeOffsetErrors(t *testing.T) {
 			}
 			lc.expectReleased(t, false)
 		})
+	}
+}
+
+// TestKprobeModuleFunction: kprobe:MODULE:FUNC for a name the kernel
+// image has too attaches to the module's function, which the workload
+// calls — the virtio module's device_show, which `cat` of a virtio
+// device's device file runs (the image's device_show is PCI's) — in
+// both modes.
+func TestKprobeModuleFunction(t *testing.T) {
+	needKprobes(t)
+	lockKernel(t)
+	const file = "/sys/bus/virtio/devices/virtio0/device"
+	if _, err := os.Stat(file); err != nil {
+		t.Skipf("skipping: no virtio device here (%v)", err)
+	}
+	syms, err := os.ReadFile("/proc/kallsyms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m) t device_show\t\[virtio\]$`).Match(syms) || !regexp.MustCompile(`(?m) t device_show$`).Match(syms) {
+		t.Skip("skipping: device_show is not in both the kernel image and the virtio module here")
+	}
+	trust := testCollectors(t)
+	for _, mode := range kprobeModes {
+		out, stderr, err := runScript(t, Request{Source: []byte(`kprobe:virtio:device_show /pid == cpid/ { @ = count(); }`), Command: "/bin/cat " + file, Mode: mode, Collectors: trust})
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", mode, err, stderr)
+		}
+		if !strings.HasSuffix(out, "\n@: 1\n") {
+			t.Errorf("%s: output %q, want the module's device_show counted once", mode, out)
+		}
 	}
 }

@@ -3,8 +3,10 @@ package collector
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/bpf/kprobe"
 	"github.com/tracebroker/tracebroker/broker/program"
@@ -77,7 +79,7 @@ func kprobeString(p Probe) string {
 // attachKprobe attaches the kprobe collector to p's function (a perf
 // link with the cookie), or to its functions with one kprobe.multi link
 // whose cookie is the same for each.
-func (s *Session) attachKprobe(p Probe, cookie uint64) (link.Link, error) {
+func (s *Session) attachKprobe(p Probe, cookie uint64) (io.Closer, error) {
 	ret := p.Kind == program.Kretprobe
 	if err := s.modules.Check(p.Category, kprobe.Names(p.Event, p.Funcs)); err != nil {
 		return nil, err
@@ -86,11 +88,15 @@ func (s *Session) attachKprobe(p Probe, cookie uint64) (link.Link, error) {
 		return nil, err
 	}
 	if len(p.Funcs) == 0 {
-		attach := link.Kprobe
-		if ret {
-			attach = link.Kretprobe
+		// The PMU's perf event, then a perf link carrying the cookie:
+		// link.Kprobe refuses MODULE:FUNC, which a module's function
+		// needs (kprobe.Symbol).
+		fd, err := kprobe.Open(kprobe.Symbol(p.Category, p.Event), p.Offset, ret)
+		if err != nil {
+			return nil, err
 		}
-		return attach(p.Event, s.progs[kindKprobe], &link.KprobeOptions{Cookie: cookie, Offset: p.Offset})
+		defer unix.Close(fd)
+		return linkPerfEvent(fd, s.progs[kindKprobe], cookie)
 	}
 	if s.multi == nil {
 		return nil, errors.New("the kprobe collector was not loaded for kprobe.multi links")

@@ -637,7 +637,18 @@ func (s *Session) attachPerf(attr *unix.PerfEventAttr, cpu int, cookie uint64) e
 		return fmt.Errorf("perf_event_open on cpu %d: %w", cpu, err)
 	}
 	defer unix.Close(pfd)
-	prog := s.progs[kindPerf]
+	l, err := linkPerfEvent(pfd, s.progs[kindPerf], cookie)
+	if err != nil {
+		return fmt.Errorf("the perf event on cpu %d: %w", cpu, err)
+	}
+	s.links = append(s.links, l)
+	return nil
+}
+
+// linkPerfEvent links prog to the perf event pfd with cookie
+// (BPF_LINK_CREATE, Linux 5.15). The link holds the event: the caller
+// closes pfd, and closing the link is the whole detach.
+func linkPerfEvent(pfd int, prog *ebpf.Program, cookie uint64) (linkFD, error) {
 	la := struct {
 		progFD, targetFD, attachType, flags uint32
 		cookie                              uint64
@@ -645,10 +656,9 @@ func (s *Session) attachPerf(attr *unix.PerfEventAttr, cpu int, cookie uint64) e
 	fd, _, errno := unix.Syscall(unix.SYS_BPF, bpfLinkCreate, uintptr(unsafe.Pointer(&la)), unsafe.Sizeof(la))
 	runtime.KeepAlive(prog)
 	if errno != 0 {
-		return fmt.Errorf("BPF_LINK_CREATE for the perf event on cpu %d: %w (perf event links need Linux 5.15)", cpu, errno)
+		return -1, fmt.Errorf("BPF_LINK_CREATE: %w (perf event links need Linux 5.15)", errno)
 	}
-	s.links = append(s.links, linkFD(fd))
-	return nil
+	return linkFD(fd), nil
 }
 
 // Detach removes every attachment. Each close waits for an RCU grace

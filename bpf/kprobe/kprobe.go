@@ -52,6 +52,17 @@ func HaveMulti() bool {
 	return Supported() == nil && features.HaveBPFLinkKprobeMulti() == nil
 }
 
+// Symbol is the name the kprobe PMU resolves to module's fn: MODULE:FN
+// for a module's (the kernel's kallsyms lookup takes that form), so that
+// a name the kernel image has too reaches the module's function; the
+// bare name for the image's.
+func Symbol(module, fn string) string {
+	if module == "" || module == "vmlinux" {
+		return fn
+	}
+	return module + ":" + fn
+}
+
 // Open opens a kprobe (or kretprobe when ret) perf event on fn at
 // offset through the kprobe PMU and returns its fd (O_CLOEXEC). The
 // caller sets the BPF program with PERF_EVENT_IOC_SET_BPF and enables
@@ -102,8 +113,12 @@ func openError(fn string, offset uint64, ret bool, err error) error {
 		why = "Possible attachment attempt in the middle of an instruction, try a different offset."
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		why = "needs root (CAP_PERFMON or CAP_SYS_ADMIN)"
-	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EADDRNOTAVAIL):
+	case errors.Is(err, unix.ENOENT):
 		why = "no such kernel function (or its module is not loaded)"
+	case errors.Is(err, unix.EADDRNOTAVAIL):
+		// Since 6.6 (and 6.1's later stable releases) the kernel
+		// refuses a name that several functions have.
+		why = "no such kernel function, or more than one of that name (the kernel image's and a module's: name the module, kprobe:MODULE:FUNC)"
 	case errors.Is(err, unix.EINVAL):
 		why = "the kernel refuses to probe it (notrace, on the kprobe blacklist, or the offset is not in the function)"
 	case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE):
