@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
-	"unsafe"
 
 	"github.com/cilium/ebpf/features"
 	"golang.org/x/sys/unix"
@@ -64,38 +62,21 @@ func Symbol(module, fn string) string {
 }
 
 // Open opens a kprobe (or kretprobe when ret) perf event on fn at
-// offset through the kprobe PMU and returns its fd (O_CLOEXEC). The
-// caller sets the BPF program with PERF_EVENT_IOC_SET_BPF and enables
-// it; closing the fd removes the probe. The attributes are bcc's, as
-// bpftrace 0.17 opens kprobes: config1 the function's name, config2 the
-// offset, on CPU 0 for every process (a kprobe fires on whichever CPU
-// runs the function).
+// offset through the kprobe PMU (perfpmu.PMU.Open) and returns its fd:
+// on CPU 0 for every process, as bpftrace 0.17 opens kprobes (a kprobe
+// fires on whichever CPU runs the function).
 func Open(fn string, offset uint64, ret bool) (int, error) {
-	typ, retBit, err := pmu.Lookup()
-	if err != nil {
+	if _, _, err := pmu.Lookup(); err != nil {
 		if serr := Supported(); serr != nil {
 			err = serr
 		}
 		return -1, err
 	}
-	cfn, err := unix.BytePtrFromString(fn)
-	if err != nil {
+	fd, err := pmu.Open(fn, offset, ret, -1, 0)
+	switch {
+	case errors.Is(err, perfpmu.ErrName):
 		return -1, fmt.Errorf("kprobe %s: invalid function name", fn)
-	}
-	attr := unix.PerfEventAttr{
-		Type:   typ,
-		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
-		Sample: 1,
-		Wakeup: 1,
-		Ext1:   uint64(uintptr(unsafe.Pointer(cfn))), // kprobe_func
-		Ext2:   offset,                               // probe_offset
-	}
-	if ret {
-		attr.Config |= 1 << retBit
-	}
-	fd, err := unix.PerfEventOpen(&attr, -1, 0, -1, unix.PERF_FLAG_FD_CLOEXEC)
-	runtime.KeepAlive(cfn) // the kernel reads the name during the call
-	if err != nil {
+	case err != nil:
 		return -1, openError(fn, offset, ret, err)
 	}
 	return fd, nil

@@ -3,8 +3,6 @@ package uprobe
 import (
 	"errors"
 	"fmt"
-	"runtime"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -32,24 +30,8 @@ func readPMU(dir string) (uint32, uint, error) { return perfpmu.Read(dir, pmu.Na
 // any CPU with that pid, and the kernel then fires the probe only in that
 // process (every thread of it, as it filters by address space).
 func Open(path string, offset uint64, ret bool, pid int) (int, error) {
-	typ, retBit, err := uprobePMU()
-	if err != nil {
+	if _, _, err := uprobePMU(); err != nil {
 		return -1, err
-	}
-	cpath, err := unix.BytePtrFromString(path)
-	if err != nil {
-		return -1, fmt.Errorf("uprobe %s: invalid path: %w", path, err)
-	}
-	attr := unix.PerfEventAttr{
-		Type:   typ,
-		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
-		Sample: 1,
-		Wakeup: 1,
-		Ext1:   uint64(uintptr(unsafe.Pointer(cpath))), // uprobe_path
-		Ext2:   offset,                                 // probe_offset
-	}
-	if ret {
-		attr.Config |= 1 << retBit
 	}
 	cpu := 0
 	if pid > 0 {
@@ -57,11 +39,11 @@ func Open(path string, offset uint64, ret bool, pid int) (int, error) {
 	} else {
 		pid = -1
 	}
-	fd, err := unix.PerfEventOpen(&attr, pid, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
-	// The kernel reads the path during the call; the pointer in Ext1 is
-	// invisible to the garbage collector.
-	runtime.KeepAlive(cpath)
-	if err != nil {
+	fd, err := pmu.Open(path, offset, ret, pid, cpu)
+	switch {
+	case errors.Is(err, perfpmu.ErrName):
+		return -1, fmt.Errorf("uprobe %s: invalid path: %w", path, err)
+	case err != nil:
 		return -1, openError(path, offset, ret, pid, err)
 	}
 	return fd, nil

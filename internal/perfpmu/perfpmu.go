@@ -4,12 +4,17 @@
 package perfpmu
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // PMU is one PMU, found under /sys/bus/event_source/devices/NAME. A
@@ -64,4 +69,43 @@ func Read(dir, name, missing string) (uint32, uint, error) {
 		return 0, 0, fmt.Errorf("%s PMU retprobe format %q is not config:BIT", name, f)
 	}
 	return uint32(typ), uint(n), nil
+}
+
+// ErrName is a probe's name (a function, a file) that holds a NUL, which
+// the kernel can not be given.
+var ErrName = errors.New("the name holds a NUL byte")
+
+// Open opens one of the PMU's probes as bcc, and so bpftrace 0.17, opens
+// them: config1 names what is probed (a kernel function, a file),
+// config2 is the offset in it, the return-probe bit asks for a return
+// probe, sample_period and wakeup_events 1; for process pid (-1: every
+// process) on cpu (-1: any), O_CLOEXEC. The caller sets the BPF program
+// on the returned fd (PERF_EVENT_IOC_SET_BPF, or a perf link); closing it
+// removes the probe. The PMU is looked up first (Lookup's errors); what
+// perf_event_open answers is returned bare, for the caller to word.
+func (p *PMU) Open(name string, offset uint64, ret bool, pid, cpu int) (int, error) {
+	typ, retBit, err := p.Lookup()
+	if err != nil {
+		return -1, err
+	}
+	cname, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return -1, fmt.Errorf("%w: %w", ErrName, err)
+	}
+	attr := unix.PerfEventAttr{
+		Type:   typ,
+		Size:   uint32(unsafe.Sizeof(unix.PerfEventAttr{})),
+		Sample: 1,
+		Wakeup: 1,
+		Ext1:   uint64(uintptr(unsafe.Pointer(cname))), // kprobe_func, uprobe_path
+		Ext2:   offset,                                 // probe_offset
+	}
+	if ret {
+		attr.Config |= 1 << retBit
+	}
+	fd, err := unix.PerfEventOpen(&attr, pid, cpu, -1, unix.PERF_FLAG_FD_CLOEXEC)
+	// The kernel reads the name during the call; the pointer in Ext1 is
+	// invisible to the garbage collector.
+	runtime.KeepAlive(cname)
+	return fd, err
 }
