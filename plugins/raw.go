@@ -453,6 +453,22 @@ func isFieldName(s string) bool {
 	return true
 }
 
+// checkElems checks a tuple's, record's or array's elements (what names
+// it in errors): each a type of its own, within t's bytes.
+func checkElems(t program.Type, specs map[string]*ebpf.MapSpec, depth int, what string) error {
+	for i, e := range t.Elems {
+		if err := checkType(e, specs, depth+1); err != nil {
+			return fmt.Errorf("element %d: %w", i, err)
+		}
+		// As for a record's arguments: no Offs+Size, which a huge
+		// offset overflows into passing.
+		if t.Offs[i] < 0 || t.Offs[i] > t.Size-e.Size {
+			return fmt.Errorf("element %d: bytes %d..%d are outside the %s's %d", i, t.Offs[i], t.Offs[i]+e.Size, what, t.Size)
+		}
+	}
+	return nil
+}
+
 // checkType checks that a value of t can be decoded from t.Size bytes.
 func checkType(t program.Type, specs map[string]*ebpf.MapSpec, depth int) error {
 	if depth > maxTypeDepth {
@@ -475,15 +491,8 @@ func checkType(t program.Type, specs map[string]*ebpf.MapSpec, depth int) error 
 		if len(t.Elems) == 0 || len(t.Elems) != len(t.Offs) {
 			return errors.New("a Tuple has elements, one offset each")
 		}
-		for i, e := range t.Elems {
-			if err := checkType(e, specs, depth+1); err != nil {
-				return fmt.Errorf("element %d: %w", i, err)
-			}
-			// As for a record's arguments: no Offs+Size, which a huge
-			// offset overflows into passing.
-			if t.Offs[i] < 0 || t.Offs[i] > t.Size-e.Size {
-				return fmt.Errorf("element %d: bytes %d..%d are outside the tuple's %d", i, t.Offs[i], t.Offs[i]+e.Size, t.Size)
-			}
+		if err := checkElems(t, specs, depth, "tuple"); err != nil {
+			return err
 		}
 	case program.Record, program.Array:
 		if len(t.Elems) == 0 || len(t.Elems) != len(t.Offs) || len(t.Elems) > maxRecordElems {
@@ -492,13 +501,10 @@ func checkType(t program.Type, specs map[string]*ebpf.MapSpec, depth int) error 
 		if t.Kind == program.Record && len(t.Names) != len(t.Elems) {
 			return errors.New("a record has a name for each member")
 		}
+		if err := checkElems(t, specs, depth, "record"); err != nil {
+			return err
+		}
 		for i, e := range t.Elems {
-			if err := checkType(e, specs, depth+1); err != nil {
-				return fmt.Errorf("element %d: %w", i, err)
-			}
-			if t.Offs[i] < 0 || t.Offs[i] > t.Size-e.Size {
-				return fmt.Errorf("element %d: bytes %d..%d are outside the record's %d", i, t.Offs[i], t.Offs[i]+e.Size, t.Size)
-			}
 			if e.Kind != program.Int && e.Kind != program.String && e.Kind != program.Record && e.Kind != program.Array {
 				return fmt.Errorf("element %d: a record holds integers, strings, records and arrays", i)
 			}
