@@ -56,12 +56,7 @@ func (c *compiler) expandFentry(p *syntax.Probe, s *syntax.ProbeSpec) []*instanc
 		c.errorf(s.From, s.To, "kfunc should specify a function")
 		return nil
 	}
-	if c.opts.Funcs == nil {
-		c.errorf(s.From, s.To, "%s probes are not available", s.Provider)
-		return nil
-	}
-	if err := c.opts.Funcs.Available(); err != nil {
-		c.errorf(s.From, s.To, "%s probes are not available: %v", s.Provider, err)
+	if !c.available(s, c.opts.Funcs) {
 		return nil
 	}
 	matches, err := c.opts.Funcs.Match(mod, fn)

@@ -88,12 +88,7 @@ func (c *compiler) expandKprobe(p *syntax.Probe, s *syntax.ProbeSpec) []*instanc
 		c.errorf(s.From, s.To, "kprobes should be attached to a function")
 		return nil
 	}
-	if c.opts.Kprobes == nil {
-		c.errorf(s.From, s.To, "%s probes are not available", s.Provider)
-		return nil
-	}
-	if err := c.opts.Kprobes.Available(); err != nil {
-		c.errorf(s.From, s.To, "%s probes are not available: %v", s.Provider, err)
+	if !c.available(s, c.opts.Kprobes) {
 		return nil
 	}
 	funcs, err := c.opts.Kprobes.Match(module, fn)
@@ -184,3 +179,18 @@ func funcName(in *instance) string {
 
 // isKprobe: the probe's context is a kernel function's pt_regs.
 func isKprobe(k program.ProbeKind) bool { return k == program.Kprobe || k == program.Kretprobe }
+
+// available reports whether the kernel offers s's probes through src
+// (the compiler's Kprobes or Funcs), saying at s why not: no source was
+// given, or the kernel lacks them.
+func (c *compiler) available(s *syntax.ProbeSpec, src interface{ Available() error }) bool {
+	if src == nil {
+		c.errorf(s.From, s.To, "%s probes are not available", s.Provider)
+		return false
+	}
+	if err := src.Available(); err != nil {
+		c.errorf(s.From, s.To, "%s probes are not available: %v", s.Provider, err)
+		return false
+	}
+	return true
+}
