@@ -81,6 +81,20 @@ func (c *compiler) lookupRecord(spelled string) (btf.Type, error) {
 	return t, nil
 }
 
+// namedRecord looks up the type spelled ("struct NAME") that the
+// identifier id names in sizeof or offsetof, saying at id why it can not
+// be found as bpftrace does ("Unknown identifier: 'struct nosuch'").
+func (c *compiler) namedRecord(id *syntax.Ident, spelled string) (btf.Type, bool) {
+	t, err := c.lookupRecord(spelled)
+	switch {
+	case errors.Is(err, btf.ErrNotFound):
+		c.errorf(id.From, id.To, "Unknown identifier: '%s'", id.Name)
+	case err != nil:
+		c.errorf(id.From, id.To, "%v", err)
+	}
+	return t, err == nil
+}
+
 // noteType notes a struct, union or enum the script reads through.
 func (c *compiler) noteType(t btf.Type) {
 	if !slices.Contains(c.types, t) {
@@ -353,13 +367,8 @@ func (c *compiler) sizeOfRecord(in *instance, id *syntax.Ident) (int, bool) {
 		return 0, false
 	}
 	in.types[id] = tVoid
-	t, err := c.lookupRecord(spelled)
-	if err != nil {
-		if errors.Is(err, btf.ErrNotFound) {
-			c.errorf(id.From, id.To, "Unknown identifier: '%s'", id.Name)
-		} else {
-			c.errorf(id.From, id.To, "%v", err)
-		}
+	t, ok := c.namedRecord(id, spelled)
+	if !ok {
 		return 0, true
 	}
 	if stars != "" || strings.HasSuffix(id.Name, "*") {
@@ -717,13 +726,8 @@ func (c *compiler) offsetOf(in *instance, of, field syntax.Expr) (int, bool) {
 			c.errorf(id.From, id.To, "offsetof() of '%s', a pointer: it takes a struct or union type", id.Name)
 			return 0, false
 		}
-		t, err := c.lookupRecord(id.Name)
-		if err != nil {
-			if errors.Is(err, btf.ErrNotFound) {
-				c.errorf(id.From, id.To, "Unknown identifier: '%s'", id.Name)
-			} else {
-				c.errorf(id.From, id.To, "%v", err)
-			}
+		t, ok := c.namedRecord(id, id.Name)
+		if !ok {
 			return 0, false
 		}
 		base = t
