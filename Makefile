@@ -8,7 +8,7 @@ SCRIPT  ?= tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }
 VERSION ?=
 LDFLAGS := $(if $(VERSION),-X github.com/tracebroker/tracebroker/internal/version.Version=$(VERSION))
 
-.PHONY: build run test fuzz bench sign release clean vmtest vmtest-ci vmtest-smoke
+.PHONY: build run test fuzz bench sign release clean vmtest vmtest-ci vmtest-smoke suite
 
 build:
 	$(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tracebroker
@@ -133,6 +133,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzTypes -fuzztime=$(FUZZTIME) ./broker/recording/
 	$(GO) test -run='^$$' -fuzz=FuzzRequest -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./broker/daemon/
 	$(GO) test -run='^$$' -fuzz=FuzzText -fuzztime=$(FUZZTIME) ./internal/escape/
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/btsuite/
 	$(GO) test -run='^$$' -fuzz=FuzzDescribe -fuzztime=$(FUZZTIME) ./plugins/
 
 # Start-up cost side by side with bpftrace (apt-get install bpftrace),
@@ -143,3 +144,10 @@ bench: build
 
 clean:
 	rm -rf bin
+
+# bpftrace 0.17's own runtime test suite against bin/tracebroker: every
+# test, pass, fail or skip with why (make test runs those on
+# testdata/bpftrace-0.17.pass). SUITE='call.*' narrows it.
+SUITE ?= *
+suite: build
+	$(GO) run ./internal/tools/btsuite -bin $(BIN) -filter '$(SUITE)'

@@ -392,9 +392,6 @@ func execute(ctx context.Context, req *Request, prog *program.Program, sess exec
 	if req.Verbose {
 		fmt.Fprintf(req.Stderr, "Attached %d probes in %v\n", sess.Attached(), time.Since(tAttach).Round(time.Microsecond))
 	}
-	if req.Attached != nil {
-		req.Attached(adm)
-	}
 	// Watchers of the traced processes end with the run.
 	watchCtx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
@@ -405,6 +402,11 @@ func execute(ctx context.Context, req *Request, prog *program.Program, sess exec
 		if usesUserSymbols(prog) {
 			go r.res.watch(watchCtx, cpid)
 		}
+	}
+	// Attached hears it once what the trace sees has begun: the probes
+	// and the child (bpftrace's test notification comes here too).
+	if req.Attached != nil {
+		req.Attached(adm)
 	}
 	req.Logger.Debug("attached", "probes", len(prog.Probes))
 

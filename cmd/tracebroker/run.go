@@ -99,6 +99,7 @@ func newRunCmd() *cobra.Command {
 				}
 				req.Attest = a
 			}
+			notifyAttached(&req)
 			return interrupted(ctx, broker.Run(ctx, req))
 		},
 	}
@@ -156,4 +157,16 @@ func parseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("invalid duration %q: use e.g. 5s, 500ms, 1m or a number of seconds", s)
 	}
 	return d, nil
+}
+
+// notifyAttached prints what bpftrace prints on standard error once its
+// probes are attached and its child runs, when its test engine asks
+// with __BPFTRACE_NOTIFY_PROBES_ATTACHED: bpftrace's own test suite
+// (internal/btsuite) starts the test's clock and its AFTER command then.
+func notifyAttached(req *broker.Request) {
+	if os.Getenv("__BPFTRACE_NOTIFY_PROBES_ATTACHED") == "" {
+		return
+	}
+	stderr := req.Stderr
+	req.Attached = func(*broker.Admission) { fmt.Fprintln(stderr, "__BPFTRACE_NOTIFY_PROBES_ATTACHED") }
 }

@@ -32,3 +32,7 @@ func Check(t testing.TB, path string, got []byte) {
 		t.Errorf("output differs from %s (run go test -update and review the diff):\n%s", path, got)
 	}
 }
+
+// Updating says whether the tests run with -update: a test whose golden
+// file is costly to produce (it runs everything) produces it only then.
+func Updating() bool { return *update }
