@@ -139,7 +139,9 @@ func (c *compiler) castRecord(in *instance, e *syntax.Cast) ty {
 		c.errorf(e.Pos(), e.End(), "Cannot cast from \"%s\" to \"%s\"", xt, e.Type)
 		return ty{}
 	}
-	return structPtr(t, depth)
+	t2 := structPtr(t, depth)
+	t2.user = userProbe(in)
+	return t2
 }
 
 // btfAccess types x->f and x.f on struct values and pointers to them.

@@ -78,6 +78,28 @@ func castType(name string) (bits int, signed bool, ok bool) {
 	return bits, signed, true
 }
 
+// castPointer types (intN *)x, (uintN **)x, ...: x as a pointer into
+// the probe's address space (the traced process's for uprobes, as
+// bpftrace 0.17 reads it), whose * and [] read the integer (or the
+// pointer) it points to, and whose + and - move by that size.
+func (c *compiler) castPointer(in *instance, e *syntax.Cast, base string, depth int) ty {
+	bits, signed, ok := castType(base)
+	if !ok {
+		c.errorf(e.Pos(), e.End(), "Cannot cast to \"%s\": only integer types (int8-int64, uint8-uint64) and pointers to them are supported", e.Type)
+		return ty{}
+	}
+	if t := c.expr(in, e.X); t.k != kInt && t.k != kNone {
+		c.errorf(e.Pos(), e.End(), "Cannot cast from \"%s\" to \"%s\"", t, e.Type)
+		return ty{}
+	}
+	return ty{k: kInt, ptr: true, user: userProbe(in), depth: depth, esize: bits / 8, esigned: signed}
+}
+
+// userProbe says whether in's pointers point into the traced process.
+func userProbe(in *instance) bool {
+	return in.kind == program.Uprobe || in.kind == program.Uretprobe
+}
+
 // unrollCount is unroll's count: an integer literal from 1 to 100, as
 // bpftrace allows.
 func unrollCount(s *syntax.UnrollStmt) (int, error) {
@@ -469,6 +491,9 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 	case *syntax.Cast:
 		if kind, _, _ := strings.Cut(e.Type, " "); kind == "struct" || kind == "union" || kind == "enum" {
 			return c.castRecord(in, e)
+		}
+		if base, stars, ok := strings.Cut(e.Type, "*"); ok {
+			return c.castPointer(in, e, strings.TrimSpace(base), 1+strings.Count(stars, "*"))
 		}
 		_, signed, ok := castType(e.Type)
 		if !ok {

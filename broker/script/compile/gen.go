@@ -354,6 +354,10 @@ func (g *gen) compound(s *syntax.AssignStmt) {
 	g.intExpr(s.Rhs)
 	g.emit(asm.Mov.Reg(rTmp, rAcc))
 	g.emit(asm.LoadMem(rAcc, asm.R10, tmp, asm.DWord))
+	// p += n and p -= n step by the pointer's target size, as p + n.
+	if lt.ptr && !rt.ptr && (s.Op == syntax.ADD || s.Op == syntax.SUB) && lt.elemSize() > 1 {
+		g.emit(asm.Mul.Imm(rTmp, int32(lt.elemSize())))
+	}
 	g.arithOp(s.Op, lt.signed && rt.signed)
 }
 
