@@ -88,7 +88,7 @@ func BenchmarkCompileStructChain(b *testing.B) {
 	opts := compile.Options{Tracepoints: KernelTracepoints{}, BTFTracepoints: KernelBTFTracepoints{}, Types: KernelTypes{}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := compileScript("stdin", src, opts); err != nil {
+		if _, _, err := compileScript("stdin", src, nil, opts); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -103,7 +103,7 @@ func TestReplayRefusesStructAccess(t *testing.T) {
 		{`BEGIN { @ = ((struct task_struct *)0)->pid; }`, "stdin:1:14-37: ERROR: " + errReplayStruct.Error()},
 		{`BEGIN { @ = curtask->pid; }`, "stdin:1:13-25: ERROR: Can not access field 'pid' on expression of type 'unsigned int64': " + errReplayStruct.Error()},
 	} {
-		_, _, err := compileScript("stdin", []byte(tc.src), compile.Options{Types: noRecordedTypes{}})
+		_, _, err := compileScript("stdin", []byte(tc.src), nil, compile.Options{Types: noRecordedTypes{}})
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want+"\n") {
 			t.Errorf("%s: %v, want %q", tc.src, err, tc.want)
 		}

@@ -38,7 +38,7 @@ var getcwdKernel = &recording.Header{Version: recording.Version, CPUs: 1, Probes
 // the script that is not BEGIN or END runs over each record.
 func runStorm(t *testing.T, ctx context.Context, script string, req Request, src *loopSource) (string, time.Duration) {
 	t.Helper()
-	prog, _, err := compileScript("stdin", []byte(script), recordedKernel(getcwdKernel, 0))
+	prog, _, err := compileScript("stdin", []byte(script), nil, recordedKernel(getcwdKernel, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func TestPolicyOnReads(t *testing.T) {
 		{"kernel read as root", `BEGIN { printf("%s\n", str(0xffff888000000000)); }`, false, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			prog, _, err := compileScript("stdin", []byte(tt.script), compile.Options{})
+			prog, _, err := compileScript("stdin", []byte(tt.script), nil, compile.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

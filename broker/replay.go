@@ -62,7 +62,7 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 	if err != nil {
 		return err
 	}
-	prog, warns, err := compileScript(rr.Name, rr.Source, recordedKernel(h, rr.MaxMapKeys))
+	prog, warns, err := compileScript(rr.Name, rr.Source, nil, recordedKernel(h, rr.MaxMapKeys))
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,7 @@ const (
 type Request struct {
 	Name   string // script name for messages: a path, or "stdin" for -e
 	Source []byte
+	Args   []string // the script's positional parameters: $1, $2, ...
 
 	Format   string        // "text" (default) or "json"
 	Duration time.Duration // 0: until exit(), a signal or the child's end
@@ -141,7 +142,7 @@ func ErrorText(err error) string {
 // program holds its uprobes' files open until its Close.
 func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 	files := newUprobeFiles(req.UprobeScope)
-	prog, warns, err := compileScript(req.Name, req.Source, compile.Options{
+	prog, warns, err := compileScript(req.Name, req.Source, req.Args, compile.Options{
 		Tracepoints: KernelTracepoints{},
 		Uprobes:     files,
 		MaxMapKeys:  req.MaxMapKeys,
@@ -166,8 +167,8 @@ func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 // compileScript parses and checks a script against the kernel facts in
 // opts (the running kernel's, or a recording's). Its errors are
 // *ScriptErrors, ready to print.
-func compileScript(name string, src []byte, opts compile.Options) (*program.Program, syntax.ErrorList, error) {
-	f, err := syntax.Parse(name, src)
+func compileScript(name string, src []byte, args []string, opts compile.Options) (*program.Program, syntax.ErrorList, error) {
+	f, err := syntax.ParseArgs(name, src, args)
 	if err == nil {
 		prog, warns, cerr := compile.Compile(f, opts)
 		if cerr == nil {

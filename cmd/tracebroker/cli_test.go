@@ -166,10 +166,18 @@ func TestCLI(t *testing.T) {
 			stderr: "ERROR: no program given: use -e PROGRAM, FILE or --gen NAME\n",
 		},
 		{
-			name:   "both -e and FILE",
-			args:   []string{"run", "-e", "BEGIN {}", goodScript},
+			// As in bpftrace, the words after -e PROGRAM are its
+			// positional parameters, a file's name too.
+			name:   "words after -e are $1, $2",
+			args:   []string{"run", "-e", `BEGIN { printf("%d %s %d %d\n", $#, str($1), $2 + 1, $3); exit(); }`, goodScript, "41"},
+			need:   needKernel,
+			stdout: "Attaching 1 probe...\n2 " + goodScript + " 42 0\n\n\n",
+		},
+		{
+			name:   "trace refuses positional parameters",
+			args:   []string{"trace", "-e", "BEGIN { exit(); }", "hello"},
 			code:   1,
-			stderr: "ERROR: give either -e PROGRAM or FILE, not both\n",
+			stderr: "ERROR: `tracebroker trace` takes one FILE or -e PROGRAM: positional parameters ([\"hello\"]) are taken by `tracebroker run` only\n",
 		},
 		{
 			name:   "script file missing",

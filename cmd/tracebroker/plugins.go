@@ -60,23 +60,33 @@ func (p *pluginFlags) params() (map[string]string, error) {
 
 // script is the program that -e PROGRAM, FILE or --gen NAME give: its
 // name in messages and its text, none for --gen.
-func (p *pluginFlags) script(program string, args []string) (name string, src []byte, err error) {
+func (p *pluginFlags) script(program string, args []string) (name string, src []byte, params []string, err error) {
 	switch {
 	case p.gen != "" && (program != "" || len(args) > 0):
-		return "", nil, fmt.Errorf("give a program (-e PROGRAM or FILE) or --gen NAME, not both")
+		return "", nil, nil, fmt.Errorf("give a program (-e PROGRAM or FILE) or --gen NAME, not both")
 	case p.gen != "":
-		return "", nil, nil
+		return "", nil, nil, nil
 	case len(p.param) > 0:
-		return "", nil, fmt.Errorf("--param goes with --gen NAME")
-	case program != "" && len(args) > 0:
-		return "", nil, fmt.Errorf("give either -e PROGRAM or FILE, not both")
+		return "", nil, nil, fmt.Errorf("--param goes with --gen NAME")
 	case program != "":
-		return "stdin", []byte(program), nil
-	case len(args) == 1:
+		// bpftrace's words after the program are its positional
+		// parameters, $1, $2, ...
+		return "stdin", []byte(program), args, nil
+	case len(args) >= 1:
 		src, err := readScript(args[0])
-		return args[0], src, err
+		return args[0], src, args[1:], err
 	}
-	return "", nil, fmt.Errorf("no program given: use -e PROGRAM, FILE or --gen NAME")
+	return "", nil, nil, fmt.Errorf("no program given: use -e PROGRAM, FILE or --gen NAME")
+}
+
+// noParams refuses positional parameters where they are not carried
+// yet: the daemon's request and a recording's header have no place for
+// them, and a replay would compile $1 as 0.
+func noParams(cmd string, params []string) error {
+	if len(params) > 0 {
+		return fmt.Errorf("`%s` takes one FILE or -e PROGRAM: positional parameters (%q) are taken by `tracebroker run` only", cmd, params)
+	}
+	return nil
 }
 
 // generate runs the plugin and fills req with what it generated.

@@ -61,7 +61,11 @@ links is refused.`,
 				return fmt.Errorf("no output file: use -o FILE")
 			}
 			var err error
-			if rr.Name, rr.Source, err = pf.script(program, args); err != nil {
+			var params []string
+			if rr.Name, rr.Source, params, err = pf.script(program, args); err != nil {
+				return err
+			}
+			if err := noParams("tracebroker record", params); err != nil {
 				return err
 			}
 			if duration != "" {

@@ -31,17 +31,18 @@ func newRunCmd() *cobra.Command {
 		unsignedCollectors bool
 	)
 	cmd := &cobra.Command{
-		Use:   "run [flags] [FILE | -e PROGRAM | --gen NAME]",
+		Use:   "run [flags] [FILE | -e PROGRAM | --gen NAME] [ARG...]",
 		Short: "Compile a script to eBPF and trace the kernel (embedded, no daemon)",
 		Example: `  tracebroker run -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'
   tracebroker run -d 5s -e 'tracepoint:raw_syscalls:sys_enter { @[pid, comm] = count(); }'
   tracebroker run -c 'ls /' -e 'tracepoint:syscalls:sys_enter_openat /pid == cpid/ { printf("%s\n", str(args->filename)); }'
   tracebroker run -f json script.bt
+  tracebroker run -e 'BEGIN { printf("%s %d\n", str($1), $2); exit(); }' hello 42
   tracebroker run --gen opensnoop --param path=/etc --plugin-dir ./plugins --trust release.pub`,
-		Args: cobra.MaximumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
-			if req.Name, req.Source, err = pf.script(program, args); err != nil {
+			if req.Name, req.Source, req.Args, err = pf.script(program, args); err != nil {
 				return err
 			}
 			if duration != "" {

@@ -88,10 +88,14 @@ from $TRACEBROKER_TOKEN: never from the command line, where ps and
   TRACEBROKER_TOKEN=$(cat token) tracebroker trace -d 10s script.bt
   tracebroker trace --token-file - -d 5s script.bt < token
   tracebroker trace --token-file token --gen opensnoop --param path=/etc`,
-		Args: cobra.MaximumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
-			if req.Name, req.Source, err = pf.script(program, args); err != nil {
+			var params []string
+			if req.Name, req.Source, params, err = pf.script(program, args); err != nil {
+				return err
+			}
+			if err := noParams("tracebroker trace", params); err != nil {
 				return err
 			}
 			if pf.gen != "" {

@@ -14,7 +14,7 @@ func TestParse(t *testing.T) {
 	}{
 		{
 			name: "two tests, a comment, words joined by one space",
-			in: "NAME a\nPROG BEGIN {  exit(); }\nEXPECT ^x$\nTIMEOUT 5\n\n# c\nNAME b\nRUN {{BPFTRACE}} -l\nEXPECT y\nTIMEOUT 0\nWILL_FAIL\nREQUIRES ls\nREQUIRES_FEATURE btf !kfunc\nENV A=1 B=2\n",
+			in:   "NAME a\nPROG BEGIN {  exit(); }\nEXPECT ^x$\nTIMEOUT 5\n\n# c\nNAME b\nRUN {{BPFTRACE}} -l\nEXPECT y\nTIMEOUT 0\nWILL_FAIL\nREQUIRES ls\nREQUIRES_FEATURE btf !kfunc\nENV A=1 B=2\n",
 			want: []Test{
 				{Suite: "s", Name: "a", Line: 1, Prog: "BEGIN { exit(); }", Expect: "^x$", Timeout: 5},
 				{Suite: "s", Name: "b", Line: 7, Run: "{{BPFTRACE}} -l", Expect: "y", WillFail: true,
@@ -87,8 +87,8 @@ func TestLoadVendored(t *testing.T) {
 func TestExpect(t *testing.T) {
 	for _, tc := range []struct {
 		pattern, out string
-		multiline   bool
-		want        bool
+		multiline    bool
+		want         bool
 	}{
 		{`^@: 1$`, "Attaching 1 probe...\n@: 1\n", true, true},
 		{`^@: 1$`, "Attaching 1 probe...\n@: 1\n", false, false},

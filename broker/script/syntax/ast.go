@@ -27,6 +27,7 @@ type Node interface {
 type File struct {
 	Name   string // as shown in errors: a path, or "stdin" for -e
 	Src    []byte
+	Args   []string // the positional parameters the file was parsed with (ParseArgs)
 	Probes []*Probe
 }
 
@@ -151,6 +152,10 @@ type IntLit struct {
 	From, To Pos
 	Raw      string
 	Value    uint64
+	// Param marks a positional parameter's value ($1 given as 42): Raw
+	// is its text, which str() takes. Unset is one the command line did
+	// not give ($2 of one word): 0, or "" in str().
+	Param, Unset bool
 }
 
 // StrLit is a string literal; Value has escapes (\n \t \\ \" \xNN \NNN) resolved.

@@ -125,7 +125,7 @@ func TestRealScriptsWithinBounds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, p, err := parse(name, b)
+		_, p, err := parse(name, b, nil)
 		if err != nil {
 			continue // scripts of what this parser does not take (kprobe structs, #include)
 		}

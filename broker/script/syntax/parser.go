@@ -79,6 +79,7 @@ type bailout struct{}
 type parser struct {
 	s    Scanner
 	errs ErrorList
+	args []string // the positional parameters
 	// depth is the current nesting, deepest the most it reached, and
 	// nodes counts the tree built so far (limits.go).
 	depth, deepest int
@@ -97,14 +98,29 @@ type parser struct {
 // Parse parses a whole script. name is only recorded in the File (for error
 // messages). On failure the error is an ErrorList and the File is nil.
 func Parse(name string, src []byte) (f *File, err error) {
-	f, _, err = parse(name, src)
+	f, _, err = parse(name, src, nil)
+	return f, err
+}
+
+// ParseArgs is Parse with the script's positional parameters, the
+// command line's words after the script: $1, $2, ... are args[0],
+// args[1], ..., and $# is len(args). As in bpftrace, a parameter that is
+// a number (123, 0775, 0x1f, -4) is that integer, anything else a
+// string literal that str() takes (str($1), str($1 + 2) for its tail);
+// one not given is 0, or "" in str(). In a probe's spec $N is replaced
+// by its text (i:ms:$1, BEG$1).
+func ParseArgs(name string, src []byte, args []string) (f *File, err error) {
+	f, _, err = parse(name, src, args)
+	if err == nil && args == nil {
+		f.Args = nil
+	}
 	return f, err
 }
 
 // parse is Parse, which also returns the parser to let tests see how
 // deep and how large the tree grew.
-func parse(name string, src []byte) (f *File, p *parser, err error) {
-	p = &parser{}
+func parse(name string, src []byte, args []string) (f *File, p *parser, err error) {
+	p = &parser{args: args}
 	p.s.Init(src)
 	defer func() {
 		if r := recover(); r != nil {
@@ -114,7 +130,7 @@ func parse(name string, src []byte) (f *File, p *parser, err error) {
 			f, err = nil, p.errs
 		}
 	}()
-	f = &File{Name: name, Src: src}
+	f = &File{Name: name, Src: src, Args: args}
 	p.nextSpec()
 	for p.tok != EOF {
 		f.Probes = append(f.Probes, p.parseProbe())
@@ -207,6 +223,9 @@ func (p *parser) parseProbe() *Probe {
 
 func (p *parser) parseSpec() *ProbeSpec {
 	p.node()
+	if strings.Contains(p.lit, "$") {
+		p.lit = p.specArgs(p.lit)
+	}
 	fields := strings.Split(p.lit, ":")
 	spec := &ProbeSpec{Raw: p.lit, Provider: fields[0], From: p.pos, To: p.end}
 	if long, ok := providerAliases[spec.Provider]; ok {
@@ -511,6 +530,9 @@ func (p *parser) parsePrimary() Expr {
 		return &StrLit{From: from, To: to, Value: v}
 	case VAR:
 		p.next()
+		if n, ok := positional(lit); ok {
+			return p.positional(from, to, n)
+		}
 		return &VarExpr{From: from, To: to, Name: lit}
 	case IDENT:
 		p.next()
@@ -533,6 +555,11 @@ func (p *parser) parsePrimary() Expr {
 		}
 		c.To = p.end
 		p.expect(RPAREN, `) or ","`)
+		if lit == "str" {
+			if s, ok := paramString(c); ok {
+				return s
+			}
+		}
 		return c
 	case MAP:
 		p.next()

@@ -16,7 +16,7 @@ func TestParseTree(t *testing.T) {
 		{"t:syscalls:sys_enter_openat/pid==1/{@[comm]=count()}",
 			"(probe tracepoint:syscalls:sys_enter_openat (pred (== pid 1)) {(= (@ comm) count())})"},
 		{"i:s:1 /@x / 2/ { }", "(probe interval:s:1 (pred (/ @x 2)) {})"},
-		{"BEGIN /$1 / 2 / /* why not */ {}", "(probe BEGIN (pred (/ $1 2)) {})"},
+		{"BEGIN /$1 / 2 / /* why not */ {}", "(probe BEGIN (pred (/ 0 2)) {})"},
 		{"#!/usr/bin/env bpftrace\nBEGIN {}", "(probe BEGIN {})"},
 
 		// Statements and separators.
@@ -78,7 +78,7 @@ func TestParseTree(t *testing.T) {
 		{`BEGIN { @s = "\x41\102\t" }`, `(probe BEGIN {(= @s "AB\t")})`},
 		{"BEGIN { @h = hist(nsecs - @start[tid]); delete(@start[tid]); exit() }",
 			"(probe BEGIN {(= @h hist((- nsecs (@start tid)))) delete((@start tid)) exit()})"},
-		{"BEGIN { @x = $1 + $# }", "(probe BEGIN {(= @x (+ $1 $#))})"},
+		{"BEGIN { @x = $1 + $# }", "(probe BEGIN {(= @x (+ 0 0))})"},
 	}
 	for _, tt := range tests {
 		f, err := Parse("test", []byte(tt.src))
