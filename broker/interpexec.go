@@ -89,7 +89,7 @@ var interpUnsupported = map[asm.BuiltinFunc]string{
 func interpCapable(prog *program.Program) error {
 	for _, p := range prog.Probes {
 		if p.KernelOnly != "" {
-			return fmt.Errorf("%s: %s cannot run in interpreter mode: it reads kernel memory the collector does not copy (use --mode jit)", p.Name, p.KernelOnly)
+			return fmt.Errorf("%s: %s cannot run in interpreter mode: it reads memory the collector does not copy (use --mode jit)", p.Name, p.KernelOnly)
 		}
 		for _, ins := range p.Insns {
 			if !ins.IsBuiltinCall() {

@@ -199,6 +199,12 @@ func TestAttacksHeldOut(t *testing.T) {
 		{"item1/raw_tracepoint_argument", "trace probe:rawtracepoint:sys_enter", `rawtracepoint:sys_enter { printf("%s\n", str(arg1)); }`, "read:kernel"},
 		{"item1/tp_btf_kernel_pointer", "trace probe:tp_btf:sched_switch", `tp_btf:sched_switch { printf("%s\n", str(args.prev)); }`, "read:kernel"},
 		{"item1/saved_pointer_read_in_end", getcwd + " read:user", "t:syscalls:sys_enter_getcwd { @p = args->buf; }\nEND { printf(\"%s\\n\", str(@p)); }", "read:kernel"},
+		// bpftrace's pointer casts and a script's own struct
+		// definitions (issue 18) read memory as str() does.
+		{"issue18/pointer_cast_in_begin", "trace", `BEGIN { @ = *(uint64 *)0xffff888000000000; exit(); }`, "read:kernel"},
+		{"issue18/pointer_cast_index", "trace", `BEGIN { @ = ((int8 *)0xffff888000000000)[7]; exit(); }`, "read:kernel"},
+		{"issue18/script_struct_cast", "trace", `struct S { long a; char s[16]; } BEGIN { @ = ((struct S *)0xffff888000000000)->s; exit(); }`, "read:kernel"},
+		{"issue18/script_struct_over_the_kernels", "trace", `struct task_struct { char secret[64]; } BEGIN { print(curtask->secret); exit(); }`, "read:kernel"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := d.start(t, d.token(t, token.IssueOptions{Scope: tt.scopes}), &pb.TraceRequest{Name: "stdin", Source: []byte(tt.script), DurationMs: 1000})

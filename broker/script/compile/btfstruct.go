@@ -183,6 +183,9 @@ func (c *compiler) btfAccess(in *instance, e *syntax.FieldAccess) ty {
 		c.errorf(e.Pos(), e.End(), "Struct/union field '%s' of '%s' has type '%s', which %s", e.Field, recordName(base), btftp.CType(m.Type), why)
 		return ty{}
 	}
+	// A struct in the traced process's memory holds its pointers, and
+	// its nested structs are there too.
+	t.user = xt.user
 	in.setMember(e, mi)
 	return t
 }
@@ -220,6 +223,7 @@ func (c *compiler) btfIndex(in *instance, e *syntax.Index, at ty) ty {
 		c.errorf(e.Pos(), e.End(), "The elements of '%s' have type '%s', which %s", btftp.CType(arr), btftp.CType(arr.Type), why)
 		return ty{}
 	}
+	t.user = at.user
 	in.setMember(e, mi)
 	return t
 }
@@ -426,13 +430,19 @@ func (g *gen) recordAddr(x syntax.Expr) int {
 	case *syntax.VarExpr: // a record stored in a scratch variable
 		g.stackPtr(rAcc, g.vars[x.Name])
 		return 0
+	case *syntax.MapExpr: // a record stored in a map: its copy on the stack
+		n := g.typeOf(x).size
+		slot := g.alloc(n)
+		g.memInto(x, slot, n)
+		g.stackPtr(rAcc, slot)
+		return 0
 	}
 	panic(fmt.Sprintf("compile: recordAddr of %T", x))
 }
 
-// stackRooted reports whether the record x is (in) a scratch variable:
-// its fields are read from the stack, where the variable keeps its copy,
-// not from the kernel.
+// stackRooted reports whether the record x is (in) a scratch variable or
+// a map value: its fields are read from the stack, where the variable
+// keeps its copy (and a map value is copied), not from the kernel.
 func (g *gen) stackRooted(x syntax.Expr) bool {
 	for {
 		if g.typeOf(x).k != kRecord {
@@ -443,7 +453,7 @@ func (g *gen) stackRooted(x syntax.Expr) bool {
 			x = e.X
 		case *syntax.Index:
 			x = e.X
-		case *syntax.VarExpr:
+		case *syntax.VarExpr, *syntax.MapExpr:
 			return true
 		default:
 			return false
@@ -451,16 +461,49 @@ func (g *gen) stackRooted(x syntax.Expr) bool {
 	}
 }
 
+// userRecord says whether the struct value (or pointer to one) x is in
+// the traced process's memory: a struct pointer a uprobe cast, and what
+// is reached through it.
+func (g *gen) userRecord(x syntax.Expr) bool {
+	return g.typeOf(x).user && !g.stackRooted(x)
+}
+
+// readRecordMem calls the helper that reads the memory x's fields are
+// in: the traced process's (probe_read_user) or the kernel's.
+func (g *gen) readRecordMem(x syntax.Expr) {
+	if g.userRecord(x) {
+		g.call(asm.FnProbeReadUser)
+	} else {
+		g.call(asm.FnProbeReadKernel)
+	}
+}
+
+// noteRecordRead classifies a read of n bytes at off in the struct x for
+// the gatekeeper and interpreter mode: the kernel's memory (a chain the
+// collector copies), or the traced process's, which no collector copies.
+func (g *gen) noteRecordRead(site, x syntax.Expr, off, n int, str bool, what string) {
+	if g.stackRooted(x) {
+		return
+	}
+	if g.userRecord(x) {
+		g.rd.sites = append(g.rd.sites, pendingRead{site: site, class: program.ReadsUser,
+			what: what + ", read through a pointer, is the traced process's memory"})
+		if g.kernelOnly == "" {
+			g.kernelOnly = g.text(site, "a struct field") + " (a struct in the traced process's memory)"
+		}
+		return
+	}
+	g.rd.sites = append(g.rd.sites, pendingRead{site: site, class: program.ReadsKernel,
+		what: what + ", read through BTF, is kernel memory"})
+	g.noteKRead(site, x, off, n, str, true)
+}
+
 // recordInto copies the struct, union or array value e (n bytes at
 // most) from the kernel to the stack at off, as storing it in a map or a
 // variable does; a variable's copy is copied from the stack.
 func (g *gen) recordInto(e syntax.Expr, off int16, n int) {
 	size := min(g.typeOf(e).size, n)
-	if !g.stackRooted(e) {
-		g.rd.sites = append(g.rd.sites, pendingRead{site: e, class: program.ReadsKernel,
-			what: recordName(g.typeOf(e).bt) + ", read through BTF, is kernel memory"})
-		g.noteKRead(e, e, 0, size, false, true)
-	}
+	g.noteRecordRead(e, e, 0, size, false, recordName(g.typeOf(e).bt))
 	if n > size {
 		g.zero(off+int16(size), n-size)
 	}
@@ -469,21 +512,18 @@ func (g *gen) recordInto(e syntax.Expr, off int16, n int) {
 	g.emit(asm.Mov.Imm(asm.R2, int32(size)))
 	g.emit(asm.Mov.Reg(asm.R3, rAcc))
 	g.emit(asm.Add.Imm(asm.R3, int32(at)))
-	g.call(asm.FnProbeReadKernel)
+	g.readRecordMem(e)
 }
 
 // memberRead loads the integer or pointer field e into rAcc, read with
 // probe_read_kernel at its address.
 func (g *gen) memberRead(e syntax.Expr) {
 	mi := g.in.members[e]
-	g.noteMember(e)
 	// The slots of the chain's earlier steps are dead once their value
 	// is in rAcc: a long chain takes one slot, not one a step.
 	mark := g.sp
 	defer func() { g.sp = mark }()
-	if !g.stackRooted(memberOf(e)) {
-		g.noteKRead(e, memberOf(e), mi.off, mi.size, false, true)
-	}
+	g.noteRecordRead(e, memberOf(e), mi.off, mi.size, false, g.memberName(e))
 	off := g.recordAddr(memberOf(e)) + mi.off
 	slot := g.alloc(8)
 	g.emit(storeImm64(asm.R10, slot, 0))
@@ -491,7 +531,7 @@ func (g *gen) memberRead(e syntax.Expr) {
 	g.emit(asm.Mov.Imm(asm.R2, int32(mi.size)))
 	g.emit(asm.Mov.Reg(asm.R3, rAcc))
 	g.emit(asm.Add.Imm(asm.R3, int32(off)))
-	g.call(asm.FnProbeReadKernel)
+	g.readRecordMem(memberOf(e))
 	size := map[int]asm.Size{1: asm.Byte, 2: asm.Half, 4: asm.Word, 8: asm.DWord}[mi.size]
 	switch {
 	case mi.bits > 0:
@@ -516,30 +556,26 @@ func (g *gen) memberRead(e syntax.Expr) {
 // off.
 func (g *gen) memberString(e syntax.Expr, off int16, n int) {
 	mi := g.in.members[e]
-	g.noteMember(e)
 	g.zero(off, n)
-	if !g.stackRooted(memberOf(e)) {
-		g.noteKRead(e, memberOf(e), mi.off, min(mi.size, n), false, true)
-	}
+	g.noteRecordRead(e, memberOf(e), mi.off, min(mi.size, n), false, g.memberName(e))
 	at := g.recordAddr(memberOf(e)) + mi.off
 	g.stackPtr(asm.R1, off)
 	g.emit(asm.Mov.Imm(asm.R2, int32(min(mi.size, n))))
 	g.emit(asm.Mov.Reg(asm.R3, rAcc))
 	g.emit(asm.Add.Imm(asm.R3, int32(at)))
-	g.call(asm.FnProbeReadKernel)
+	g.readRecordMem(memberOf(e))
 }
 
-// noteMember records a field read as a kernel read (reads.go).
-func (g *gen) noteMember(e syntax.Expr) {
-	var field string
+// memberName names the field (or element) e for the gatekeeper's
+// reasons.
+func (g *gen) memberName(e syntax.Expr) string {
 	switch e := e.(type) {
 	case *syntax.FieldAccess:
-		field = fmt.Sprintf("field '%s' of %s", e.Field, recordName(g.typeOf(e.X).bt))
+		return fmt.Sprintf("field '%s' of %s", e.Field, recordName(g.typeOf(e.X).bt))
 	case *syntax.Index:
-		field = "an element of " + recordName(g.typeOf(e.X).bt)
+		return "an element of " + recordName(g.typeOf(e.X).bt)
 	}
-	g.rd.sites = append(g.rd.sites, pendingRead{site: e, class: program.ReadsKernel,
-		what: field + ", read through BTF, is kernel memory"})
+	return "a field"
 }
 
 // curtaskValue loads the current task's address into rAcc.

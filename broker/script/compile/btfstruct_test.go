@@ -91,15 +91,18 @@ func compileTypes(t testing.TB, src string, types Types) (*program.Program, erro
 // kernelReads lists each probe_read_kernel a probe makes as
 // "SIZE@+OFF": the size in r2 and the offset added to the address in r3
 // just before the call.
-func kernelReads(p *program.Probe) []string {
+func kernelReads(p *program.Probe) []string { return helperReads(p.Insns, asm.FnProbeReadKernel) }
+
+// helperReads is kernelReads for the helper fn.
+func helperReads(insns asm.Instructions, fn asm.BuiltinFunc) []string {
 	var out []string
-	for i, ins := range p.Insns {
-		if !ins.IsBuiltinCall() || asm.BuiltinFunc(ins.Constant) != asm.FnProbeReadKernel {
+	for i, ins := range insns {
+		if !ins.IsBuiltinCall() || asm.BuiltinFunc(ins.Constant) != fn {
 			continue
 		}
 		size, off := int64(-1), int64(0)
 		for j := i - 1; j >= 0 && j >= i-4; j-- {
-			in := p.Insns[j]
+			in := insns[j]
 			switch {
 			case in.Dst == asm.R2 && in.OpCode.ALUOp() == asm.Mov && in.OpCode.Source() == asm.ImmSource:
 				size = in.Constant

@@ -117,6 +117,7 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 		opts.MaxMapKeys = 4096
 	}
 	c := &compiler{file: f, opts: opts, maps: map[string]*mapInfo{}}
+	c.defineTypes()
 	for _, p := range f.Probes {
 		lowerIncDec(p.Body)
 	}

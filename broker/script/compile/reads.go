@@ -272,7 +272,7 @@ func (g *gen) describe(r pendingRead, vars map[string]bool) string {
 // operand names what an address is, as the error states it.
 func (g *gen) operand(e syntax.Expr) string {
 	switch e := unparen(e).(type) {
-	case *syntax.IntLit, *syntax.Cast:
+	case *syntax.IntLit:
 		return "an integer"
 	case *syntax.Unary:
 		if e.Op == syntax.SUB || e.Op == syntax.BITNOT {
@@ -285,6 +285,11 @@ func (g *gen) operand(e syntax.Expr) string {
 			return e.Name + "()"
 		}
 		return "the value of " + e.Name + "()"
+	case *syntax.Cast:
+		if g.typeOf(e).ptr {
+			return "an integer cast to a pointer"
+		}
+		return "an integer"
 	case *syntax.MapExpr:
 		return "a map value"
 	case *syntax.VarExpr:

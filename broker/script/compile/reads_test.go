@@ -213,6 +213,18 @@ func TestReadClasses(t *testing.T) {
 		{"ksym of user value", `t:syscalls:sys_enter_openat { printf("%s\n", ksym(args->dfd)); }`, ctx | kaddr,
 			[]string{"ksym(args->dfd): ksym() names any address it is given, which reveals where the kernel lies"}},
 		{"ustack perf", `u:/bin/work:add_one { @[ustack(perf)] = count(); }`, ctx, nil},
+		// bpftrace's pointer casts and a script's own structs (issue
+		// 18): in a uprobe, the traced process's memory.
+		{"pointer cast of a uprobe arg", `u:/bin/work:add_one { @ = *(int32 *)arg0; }`, ctx | user,
+			[]string{"*(int32 *)arg0: * of an integer cast to a pointer reads arbitrary user memory"}},
+		{"script struct in a uprobe", `struct S { int a; char s[8]; } u:/bin/work:add_one { @ = ((struct S *)arg0)->a; }`, ctx | user,
+			[]string{"((struct S *)arg0)->a: field 'a' of struct S, read through a pointer, is the traced process's memory"}},
+		{"script struct value in a uprobe", `struct S { int a; char s[8]; } u:/bin/work:add_one { @ = *(struct S *)arg0; }`, ctx | user,
+			[]string{"*(struct S *)arg0: struct S, read through a pointer, is the traced process's memory"}},
+		{"pointer cast in BEGIN", `BEGIN { @ = *(int32 *)0x1000; }`, kernel,
+			[]string{"*(int32 *)0x1000: * of an integer cast to a pointer reads arbitrary kernel memory"}},
+		{"script struct in BEGIN", `struct S { int a; } BEGIN { @ = ((struct S *)0x1000)->a; }`, kernel,
+			[]string{"((struct S *)0x1000)->a: field 'a' of struct S, read through BTF, is kernel memory"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			prog := compileReads(t, tt.script)

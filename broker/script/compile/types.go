@@ -248,7 +248,7 @@ func (t ty) elem() ty {
 	}
 	if t.bt != nil {
 		n, _ := btf.Sizeof(t.bt)
-		return ty{k: kRecord, bt: t.bt, size: n}
+		return ty{k: kRecord, bt: t.bt, size: n, user: t.user}
 	}
 	return ty{k: kInt, signed: t.esigned}
 }

@@ -3,6 +3,8 @@
 // It knows nothing about types or eBPF; package compile does.
 package syntax
 
+import "strings"
+
 import "fmt"
 
 // Pos is a position in a script. Line and Col are 1-based; Col counts bytes.
@@ -28,7 +30,29 @@ type File struct {
 	Name   string // as shown in errors: a path, or "stdin" for -e
 	Src    []byte
 	Args   []string // the positional parameters the file was parsed with (ParseArgs)
+	Defs   []*CDef  // the C type definitions before the probes
 	Probes []*Probe
+}
+
+// CDef is a C type definition a script starts with, `struct Foo { int
+// m; };`, kept as its text: C is for package ctypes to read.
+type CDef struct {
+	From, To Pos
+	Text     string
+}
+
+func (d *CDef) Pos() Pos { return d.From }
+func (d *CDef) End() Pos { return d.To }
+
+// PosAt is where byte off of the definition's text is in the file.
+func (d *CDef) PosAt(off int) Pos {
+	off = max(0, min(off, len(d.Text)))
+	p := Pos{Offset: d.From.Offset + off, Line: d.From.Line, Col: d.From.Col + off}
+	if i := strings.LastIndexByte(d.Text[:off], '\n'); i >= 0 {
+		p.Line += strings.Count(d.Text[:off], "\n")
+		p.Col = off - i
+	}
+	return p
 }
 
 // Probe is one block: `spec, spec /pred/ { body }`.

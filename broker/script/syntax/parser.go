@@ -132,6 +132,11 @@ func parse(name string, src []byte, args []string) (f *File, p *parser, err erro
 	}()
 	f = &File{Name: name, Src: src, Args: args}
 	p.nextSpec()
+	// C definitions come first, as in bpftrace: `struct` at the start
+	// of a probe's place is one.
+	for p.tok == PROBE && recordKeywords[p.lit] {
+		f.Defs = append(f.Defs, p.parseCDef())
+	}
 	for p.tok != EOF {
 		f.Probes = append(f.Probes, p.parseProbe())
 	}
@@ -219,6 +224,20 @@ func (p *parser) parseProbe() *Probe {
 	probe.Body = p.parseBlock(true)
 	probe.Nodes = p.nodes - start + 1
 	return probe
+}
+
+// parseCDef takes a C definition, from struct, union or enum to its
+// closing brace and the ';' after it, as one piece of text.
+func (p *parser) parseCDef() *CDef {
+	p.node()
+	from := p.pos
+	end, ok := p.s.skipCDef()
+	if !ok {
+		p.errorAt(from, end, "unterminated "+p.lit+" definition: no closing }")
+	}
+	d := &CDef{From: from, To: end, Text: string(p.s.src[from.Offset:end.Offset])}
+	p.nextSpec()
+	return d
 }
 
 func (p *parser) parseSpec() *ProbeSpec {

@@ -488,3 +488,59 @@ loop:
 	}
 	return s.pos(start), PROBE, string(s.src[start:s.off])
 }
+
+// skipCDef moves past a C definition whose keyword was just scanned: to
+// its first '{', the matching '}' (comments skipped) and a ';' after it.
+// It stops at a ';' before any '{' (a declaration, not a definition: the
+// parser says it is not a probe). ok is false at the end of the input.
+func (s *Scanner) skipCDef() (end Pos, ok bool) {
+	depth := 0
+	for s.off < len(s.src) {
+		c := s.src[s.off]
+		switch {
+		case c == '\n':
+			s.off++
+			s.line++
+			s.lineStart = s.off
+			continue
+		case c == '/' && s.off+1 < len(s.src) && s.src[s.off+1] == '/':
+			for s.off < len(s.src) && s.src[s.off] != '\n' {
+				s.off++
+			}
+			continue
+		case c == '/' && s.off+1 < len(s.src) && s.src[s.off+1] == '*':
+			s.off += 2
+			for s.off < len(s.src) && !(s.src[s.off] == '*' && s.off+1 < len(s.src) && s.src[s.off+1] == '/') {
+				if s.src[s.off] == '\n' {
+					s.line++
+					s.lineStart = s.off + 1
+				}
+				s.off++
+			}
+			s.off += 2
+			continue
+		case c == ';' && depth == 0:
+			s.off++
+			return s.pos(s.off), true
+		case c == '{':
+			depth++
+		case c == '}':
+			depth--
+			if depth == 0 {
+				s.off++
+				// The ';' that may end it, on the same line.
+				i := s.off
+				for i < len(s.src) && (s.src[i] == ' ' || s.src[i] == '\t') {
+					i++
+				}
+				if i < len(s.src) && s.src[i] == ';' {
+					s.off = i + 1
+				}
+				return s.pos(s.off), true
+			}
+		}
+		s.off++
+	}
+	s.off = len(s.src)
+	return s.pos(s.off), false
+}
