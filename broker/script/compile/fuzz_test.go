@@ -29,6 +29,8 @@ func FuzzCompile(f *testing.F) {
 		`t:syscalls:sys_enter_openat { $t = curtask; if (pid > 1) { $t = $t->real_parent; } else { $t = (struct task_struct *)@m[tid]; } unroll(2) { $t = $t->real_parent; } @[$t->comm, str($t->filename), **$t->ppid] = count(); }`,
 		`BEGIN { @ = offsetof(struct task_struct, se.load.inv_weight) + offsetof(*curtask, comm) + offsetof(curtask->se, on_rq); }`,
 		`kfunc:vfs_read { $i = 0; $p = args->file; while ($i < 2) { $p = $p; $i++; } @[*args->pos, $p->f_flags, args->file->f_flags] = count(); }`,
+		"struct T { int a; unsigned b:3, c:5; char s[4][2]; union { long l; void *p; }; struct T *next; };\nstruct C { struct T t[3]; }\nu:/bin/work:add_one { $c = (struct C *)arg0; @s[1] = *$c; printf(\"%d %d %s\\n\", $c->t[2].b, @s[1].t[1].a, $c->t[0].s[1]); @x = *((int32 *)arg1 + 3); @p = (uint16 **)arg2; @p += 2; }",
+		`BEGIN { printf("%d %s %d\n", $1, str($2), $#); @ = *(uint8 *)($1 + 4); }`,
 	} {
 		f.Add(s)
 	}
