@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 
@@ -265,6 +266,18 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 			c.strArgs(in, e, 2)
 		}
 		return tUint, true
+	case "bswap":
+		if !exact(1) {
+			return tUint, true
+		}
+		t := c.expr(in, e.Args[0])
+		if t.k != kInt && t.k != kNone {
+			c.errorf(e.Args[0].Pos(), e.Args[0].End(), "bswap() only supports integer arguments (%s provided)", t)
+			return ty{}, true
+		}
+		// The bytes of the argument's own width: bswap((int16)x)
+		// swaps two.
+		return ty{k: kInt, width: t.width}, true
 	case "has_key":
 		if len(e.Args) != 2 {
 			bad("has_key() requires 2 arguments (%d provided)", len(e.Args))
@@ -507,6 +520,21 @@ func (g *gen) intCall(e *syntax.Call) {
 		g.strCompare(e.Args[0], e.Args[1], int(n))
 	case "strcontains":
 		g.strContains(e.Args[0], e.Args[1])
+	case "bswap":
+		g.intExpr(e.Args[0])
+		size, swap := map[int]asm.Size{0: asm.DWord, 2: asm.Half, 4: asm.Word, 8: asm.DWord}[g.typeOf(e).width]
+		if swap {
+			// BPF_END to the other byte order swaps on this host
+			// (the v4 unconditional swap is not on every kernel).
+			order := asm.BE
+			if binary.NativeEndian.Uint16([]byte{0, 1}) == 1 {
+				order = asm.LE
+			}
+			g.emit(asm.HostTo(order, rAcc, size))
+		}
+		if g.typeOf(e).width == 1 {
+			g.emit(asm.And.Imm(rAcc, 0xff))
+		}
 	case "has_key":
 		me := e.Args[0].(*syntax.MapExpr)
 		m := g.c.maps[me.Name]

@@ -373,7 +373,7 @@ func (c *compiler) expr(in *instance, e syntax.Expr) ty {
 
 var builtinInts = map[string]bool{
 	"pid": true, "tid": true, "uid": true, "gid": true, "cpu": true,
-	"nsecs": true, "elapsed": true, "cpid": true,
+	"nsecs": true, "elapsed": true, "cpid": true, "rand": true, "numaid": true,
 }
 
 func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
@@ -504,7 +504,8 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 			c.errorf(e.Pos(), e.End(), "Cannot cast from \"%s\" to \"%s\"", t, e.Type)
 			return ty{}
 		}
-		return ty{k: kInt, signed: signed}
+		bits, _, _ := castType(e.Type)
+		return ty{k: kInt, signed: signed, width: bits / 8}
 	case *syntax.Index:
 		t := c.expr(in, e.X)
 		if _, ok := t.bt.(*btf.Array); ok && t.k == kRecord {
@@ -547,7 +548,8 @@ func (c *compiler) incDec(in *instance, e *syntax.IncDec) ty {
 		c.errorf(e.Pos(), e.End(), "The %s operator can only be applied to integers (%s provided)", e.Op, t)
 		return ty{}
 	}
-	return ty{k: kInt, signed: t.signed}
+	// A pointer stays one: ($c++)->b reads the struct it pointed to.
+	return t
 }
 
 // deref types *p and p[i]: p must be a pointer whose target is known.
@@ -695,7 +697,7 @@ func (c *compiler) field(in *instance, e *syntax.FieldAccess) ty {
 	}
 	switch f.Kind {
 	case FieldInt:
-		return ty{k: kInt, signed: f.Signed}
+		return ty{k: kInt, signed: f.Signed, width: f.Size}
 	case FieldPtr:
 		return pointerType(f.Type, in.cat == "syscalls")
 	case FieldCharArray:

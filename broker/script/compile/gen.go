@@ -355,8 +355,8 @@ func (g *gen) compound(s *syntax.AssignStmt) {
 	g.emit(asm.Mov.Reg(rTmp, rAcc))
 	g.emit(asm.LoadMem(rAcc, asm.R10, tmp, asm.DWord))
 	// p += n and p -= n step by the pointer's target size, as p + n.
-	if lt.ptr && !rt.ptr && (s.Op == syntax.ADD || s.Op == syntax.SUB) && lt.elemSize() > 1 {
-		g.emit(asm.Mul.Imm(rTmp, int32(lt.elemSize())))
+	if lt.ptr && !rt.ptr && (s.Op == syntax.ADD || s.Op == syntax.SUB) && lt.stride() > 1 {
+		g.emit(asm.Mul.Imm(rTmp, int32(lt.stride())))
 	}
 	g.arithOp(s.Op, lt.signed && rt.signed)
 }
@@ -828,6 +828,12 @@ func (g *gen) builtin(name string) {
 	case "cpu":
 		g.call(asm.FnGetSmpProcessorId)
 		g.emit(asm.Mov.Reg(rAcc, asm.R0))
+	case "rand":
+		g.call(asm.FnGetPrandomU32)
+		g.emit(asm.Mov.Reg32(rAcc, asm.R0))
+	case "numaid":
+		g.call(asm.FnGetNumaNodeId)
+		g.emit(asm.Mov.Reg32(rAcc, asm.R0))
 	case "nsecs":
 		g.call(asm.FnKtimeGetNs)
 		g.emit(asm.Mov.Reg(rAcc, asm.R0))
@@ -940,11 +946,11 @@ func (g *gen) binaryOf(e *syntax.Binary, short, done string) {
 		return
 	}
 	// p + n and p - n step by the pointer's target size.
-	if t := g.typeOf(e); t.ptr && t.elemSize() > 1 {
+	if t := g.typeOf(e); t.ptr && t.stride() > 1 {
 		if a.ptr && !b.ptr {
-			g.emit(asm.Mul.Imm(rTmp, int32(t.elemSize())))
+			g.emit(asm.Mul.Imm(rTmp, int32(t.stride())))
 		} else if b.ptr && !a.ptr {
-			g.emit(asm.Mul.Imm(rAcc, int32(t.elemSize())))
+			g.emit(asm.Mul.Imm(rAcc, int32(t.stride())))
 		}
 	}
 	g.arithOp(e.Op, signed)

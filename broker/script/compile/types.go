@@ -42,6 +42,9 @@ type ty struct {
 	elems  []ty
 	ptr    bool
 	user   bool // ptr into user memory
+	// width is an integer's C size in bytes when its type says it (a
+	// cast's, a field's): bswap() swaps that many. 0 is 8.
+	width int
 	// What a ptr points to, for p[i] and *p: depth 1 points to an integer
 	// of esize bytes (0: unknown, e.g. a struct), deeper to pointers.
 	depth   int
@@ -254,6 +257,19 @@ func (t ty) elem() ty {
 }
 
 // elemSize is how many bytes *p reads.
+// stride is how far p + 1 is from p: the size of what p points to, a
+// struct's too, as in C.
+func (t ty) stride() int {
+	if t.depth == 1 && t.bt != nil {
+		n, err := btf.Sizeof(t.bt)
+		if err != nil {
+			return 1
+		}
+		return n
+	}
+	return t.elemSize()
+}
+
 func (t ty) elemSize() int {
 	if t.depth > 1 {
 		return 8
