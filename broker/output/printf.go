@@ -16,11 +16,11 @@ type Spec struct {
 }
 
 // printfVerbs are the conversions bpftrace 0.17 accepts (its
-// printf_format_types table): s, r, rx, c and every length modifier of
+// printf_format_types table): s, r, rx, rh, c and every length modifier of
 // d, u, o, x, X and p. Note that %i, %e, %f, %ls, and any flag but '-'
 // and '0' are missing, so bpftrace does not see them as conversions.
 var printfVerbs = func() map[string]bool {
-	v := map[string]bool{"s": true, "r": true, "rx": true, "c": true}
+	v := map[string]bool{"s": true, "r": true, "rx": true, "rh": true, "c": true}
 	for _, l := range []string{"", "hh", "h", "l", "ll", "j", "z", "t"} {
 		for _, c := range []string{"d", "u", "o", "x", "X", "p"} {
 			v[l+c] = true
@@ -118,7 +118,7 @@ func Sprintf(format string, args []program.Value) string {
 
 // formatPiece runs one piece through the C formatter with its argument.
 func formatPiece(piece string, sp Spec, arg program.Value) string {
-	if sp.Verb == "r" || sp.Verb == "rx" {
+	if sp.Verb == "r" || sp.Verb == "rx" || sp.Verb == "rh" {
 		// bpftrace renders buffers itself and prints them with %s; a width
 		// or precision ("%5r") leaves an unknown conversion, which the C
 		// library prints literally.
@@ -128,10 +128,27 @@ func formatPiece(piece string, sp Spec, arg program.Value) string {
 				raw = arg.BufferBytes()
 			}
 			text := program.Escape(raw, sp.Verb == "rx")
+			if sp.Verb == "rh" {
+				text = hexBytes(raw)
+			}
 			return cFormat(piece[:len(piece)-len(sp.Verb)]+"s", []program.Value{strValue(text)})
 		}
 	}
 	return cFormat(piece, []program.Value{arg})
+}
+
+// hexBytes is %rh: each byte as two hex digits, space-separated.
+func hexBytes(b []byte) string {
+	var s strings.Builder
+	for i, c := range b {
+		if i > 0 {
+			s.WriteByte(' ')
+		}
+		const hex = "0123456789abcdef"
+		s.WriteByte(hex[c>>4])
+		s.WriteByte(hex[c&15])
+	}
+	return s.String()
 }
 
 func strValue(s string) program.Value {

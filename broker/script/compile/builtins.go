@@ -216,9 +216,27 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 		if f := c.arrayField(in, e.Args[0]); f != nil {
 			in.types[e.Args[0]] = ty{k: kVoid}
 			n = min(f.Size, maxBuf)
-		} else if !intArg(0) {
+		} else if at := c.expr(in, e.Args[0]); at.k == kStr || at.k == kRecord {
+			// A value's own bytes: a string ("ok", str(), a char
+			// array), or an array or struct as the program lays it
+			// out.
+			n = min(at.size, maxBuf)
+			mi, member := in.members[e.Args[0]]
+			if member && at.k == kStr {
+				// A char array's own size: its string type rounds
+				// it up.
+				n = min(mi.size, maxBuf)
+			}
+			if at.k == kStr && !member && len(e.Args) == 1 {
+				// A char array field is an array; any other
+				// string's length is not its type's.
+				bad("buf() expects a length argument for non-array type string")
+				return t, true
+			}
+		} else if at.k != kInt && at.k != kNone {
+			bad("buf() expects an integer, a string, an array or a struct (%s provided)", at)
 			return t, true
-		} else if len(e.Args) == 1 {
+		} else if len(e.Args) == 1 && at.k == kInt {
 			bad("buf() requires a length for a pointer argument: buf(ptr, LEN)")
 			return t, true
 		}
@@ -722,6 +740,10 @@ func (g *gen) bufInto(e *syntax.Call, t ty, off int16) {
 		return
 	}
 	src := g.typeOf(e.Args[0])
+	if src.k == kStr || src.k == kRecord {
+		g.bufOfValue(e, src, off, limit)
+		return
+	}
 	g.noteRead("buf()", e, e.Args[0], nil, src.user)
 	g.intExpr(e.Args[0])
 	tmp := g.alloc(8)
@@ -748,6 +770,36 @@ func (g *gen) bufInto(e *syntax.Call, t ty, off int16) {
 	} else {
 		g.call(asm.FnProbeReadKernel)
 	}
+}
+
+// bufOfValue is buf() of a string, array or struct value: its bytes,
+// limit at most, as many as a constant length asks (zeros past the
+// value's end, as bpftrace gives them), or a run-time length clamped to
+// them.
+func (g *gen) bufOfValue(e *syntax.Call, src ty, off int16, limit int) {
+	have := min(limit, src.size)
+	if mi, ok := g.in.members[e.Args[0]]; ok && src.k == kStr {
+		have = min(limit, mi.size)
+	}
+	g.memInto(e.Args[0], off+8, have)
+	switch {
+	case len(e.Args) == 1:
+		g.loadConst(rAcc, int64(have))
+	default:
+		if v, ok := constInt(e.Args[1]); ok {
+			g.loadConst(rAcc, min(max(v, 0), int64(limit)))
+			break
+		}
+		g.intExpr(e.Args[1])
+		within, pos := g.newLabel(), g.newLabel()
+		g.emit(asm.JSGE.Imm(rAcc, 0, pos))
+		g.emit(asm.Mov.Imm(rAcc, 0))
+		g.label(pos)
+		g.emit(asm.JLE.Imm(rAcc, int32(have), within))
+		g.emit(asm.Mov.Imm(rAcc, int32(have)))
+		g.label(within)
+	}
+	g.emit(asm.StoreMem(asm.R10, off, rAcc, asm.DWord))
 }
 
 // voidBuiltin generates the statements of this file; ok is false for

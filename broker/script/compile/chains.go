@@ -41,6 +41,9 @@ func (g *gen) binary(e *syntax.Binary) {
 		// operands are integers.
 		g.strEqual(n)
 		i--
+	} else if isBuffer(g.typeOf(n.X)) && isBuffer(g.typeOf(n.Y)) {
+		g.bufEqual(n)
+		i--
 	} else {
 		g.intExpr(n.X)
 	}

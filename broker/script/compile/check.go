@@ -726,7 +726,7 @@ func (c *compiler) binaryOf(in *instance, e *syntax.Binary, a, b ty) ty {
 	}
 	switch e.Op {
 	case syntax.EQL, syntax.NEQ:
-		if a.k == kStr && b.k == kStr {
+		if a.k == kStr && b.k == kStr || isBuffer(a) && isBuffer(b) {
 			return tUint
 		}
 		fallthrough
@@ -944,7 +944,7 @@ func printfWants(verb string) string {
 	switch verb {
 	case "s":
 		return "string"
-	case "r", "rx":
+	case "r", "rx", "rh":
 		return "buffer"
 	}
 	return "integer"

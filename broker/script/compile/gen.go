@@ -1018,6 +1018,32 @@ func (g *gen) strEqual(e *syntax.Binary) {
 	g.label(done)
 }
 
+// isBuffer: t is buf()'s value.
+func isBuffer(t ty) bool { return t.k == kBlob && t.blob == program.Buffer }
+
+// bufEqual compares two buffers as bpftrace does: their lengths, then
+// their bytes. Past its length a buffer is zeros, so comparing the
+// words both hold decides it.
+func (g *gen) bufEqual(e *syntax.Binary) {
+	a, b := g.memExpr(e.X), g.memExpr(e.Y)
+	n := min(g.typeOf(e.X).storage(), g.typeOf(e.Y).storage())
+	ne, done := g.newLabel(), g.newLabel()
+	for i := 0; i+8 <= n; i += 8 {
+		g.emit(asm.LoadMem(rTmp, asm.R10, a+int16(i), asm.DWord))
+		g.emit(asm.LoadMem(rAux, asm.R10, b+int16(i), asm.DWord))
+		g.emit(asm.JNE.Reg(rTmp, rAux, ne))
+	}
+	eqVal, neVal := int32(1), int32(0)
+	if e.Op == syntax.NEQ {
+		eqVal, neVal = 0, 1
+	}
+	g.emit(asm.Mov.Imm(rAcc, eqVal))
+	g.emit(asm.Ja.Label(done))
+	g.label(ne)
+	g.emit(asm.Mov.Imm(rAcc, neVal))
+	g.label(done)
+}
+
 // compareStrings compares the strings on the stack at pa and pb over at
 // most n bytes: it jumps to ne at the first difference, and falls
 // through (equal) at their common NUL or after n bytes.
@@ -1040,7 +1066,7 @@ func (g *gen) memExpr(e syntax.Expr) int16 {
 	case *syntax.VarExpr:
 		return g.vars[e.Name]
 	case *syntax.Call:
-		if g.typeOf(e.Args[0]).k == kStr {
+		if e.Name == "str" && g.typeOf(e.Args[0]).k == kStr {
 			return g.memExpr(e.Args[0]) // str() of a string
 		}
 	}
