@@ -10,10 +10,15 @@ import (
 	"sync"
 )
 
-// SDTHeader is systemtap's sys/sdt.h: with it the test programs have
-// USDT probes (upstream defines HAVE_SYSTEMTAP_SYS_SDT_H), without it
-// they answer `should_not_skip` with failure and the usdt tests skip.
-const SDTHeader = "/usr/include/sys/sdt.h"
+// haveSDT says whether gcc finds systemtap's sys/sdt.h (Debian keeps it
+// under the multiarch include directory): with it the test programs
+// have USDT probes (upstream defines HAVE_SYSTEMTAP_SYS_SDT_H), without
+// it they answer `should_not_skip` with failure and the usdt tests skip.
+func haveSDT(cc string) bool {
+	cmd := exec.Command(cc, "-E", "-x", "c", "-o", os.DevNull, "-")
+	cmd.Stdin = strings.NewReader("#include <sys/sdt.h>\n")
+	return cmd.Run() == nil
+}
 
 // Build compiles the suite's C programs as upstream's CMake does
 // (tests/CMakeLists.txt): each testlibs/NAME.c into
@@ -42,7 +47,7 @@ func Build(src, dst string) error {
 		return err
 	}
 	var defs []string
-	if _, err := os.Stat(SDTHeader); err == nil {
+	if haveSDT(cc) {
 		defs = []string{"-DHAVE_SYSTEMTAP_SYS_SDT_H"}
 	}
 	libSrcs, _ := filepath.Glob(filepath.Join(src, "testlibs", "*.c"))
