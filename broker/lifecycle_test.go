@@ -340,7 +340,7 @@ func TestRunErrorsLeaveNothing(t *testing.T) {
 		{
 			name:    "invalid format",
 			req:     Request{Source: []byte(valid), Format: "xml"},
-			wantErr: `invalid output format "xml" (text or json)`,
+			wantErr: "Invalid output format \"xml\"\nvalid formats: text, json",
 		},
 		{
 			name:    "pid does not exist",

@@ -329,7 +329,7 @@ func newPrinter(format string, w io.Writer) (output.Printer, error) {
 	case "json":
 		return output.NewJSON(w, output.Batched()), nil
 	}
-	return nil, fmt.Errorf("invalid output format %q (text or json)", format)
+	return nil, fmt.Errorf("Invalid output format %q\nvalid formats: text, json", format)
 }
 
 // chooseMode is the mode a trace runs in: the gatekeeper's, which an

@@ -7,6 +7,7 @@ package probelist
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -24,16 +25,24 @@ func Write(w io.Writer, pattern string, verbose bool) error {
 	if strings.TrimSpace(pattern) == "" {
 		return all(w, verbose)
 	}
+	// bpftrace reads a pattern as a probe: what no probe spells is
+	// refused as its lexer refuses it.
+	if i := strings.IndexFunc(pattern, notInSpec); i >= 0 {
+		return fmt.Errorf("invalid character '%c' in the pattern %q (at %d)", pattern[i], pattern, i+1)
+	}
 	provider, rest, ok := strings.Cut(pattern, ":")
 	if !ok {
 		provider = ""
 	}
 	switch provider {
-	case "uprobe", "u":
+	case "uprobe", "u", "uretprobe", "ur":
 		target, fn, _ := strings.Cut(rest, ":")
 		path, err := uprobe.FindBinary(target)
 		if err != nil {
 			return err
+		}
+		if provider == "uretprobe" || provider == "ur" {
+			return uprobe.ListRet(w, path, fn)
 		}
 		return uprobe.List(w, path, fn)
 	case "tp_btf":
@@ -91,4 +100,9 @@ func all(w io.Writer, verbose bool) error {
 		}
 	}
 	return nil
+}
+
+// notInSpec are the characters no probe spec has.
+func notInSpec(r rune) bool {
+	return r < 0x20 || r == 0x7f || strings.ContainsRune("\\\"'`;(){}#=<>|&^~%", r)
 }

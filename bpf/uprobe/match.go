@@ -75,6 +75,12 @@ func List(w io.Writer, path, pattern string) error {
 	return list(w, "uprobe", path, pattern)
 }
 
+// ListRet is List for uretprobes: the same functions, named as
+// bpftrace -l 'uretprobe:PATH:*' names them.
+func ListRet(w io.Writer, path, pattern string) error {
+	return list(w, "uretprobe", path, pattern)
+}
+
 func list(w io.Writer, provider, path, pattern string) error {
 	if pattern == "" {
 		pattern = "*"

@@ -183,7 +183,7 @@ func TestCLI(t *testing.T) {
 			name:   "script file missing",
 			args:   []string{"run", missing},
 			code:   1,
-			stderr: "ERROR: open " + missing + ": no such file or directory\n",
+			stderr: "ERROR: failed to open file '" + missing + "': No such file or directory\n",
 		},
 		{
 			name:   "-q leaves out the attaching line, as bpftrace -q",

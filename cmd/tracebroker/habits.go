@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/tracebroker/tracebroker/internal/version"
 )
 
 // A bpftrace user types bpftrace's command lines: `tracebroker -e
@@ -216,6 +220,9 @@ var (
 // where to look.
 func flagError(cmd *cobra.Command, err error) error {
 	msg := err.Error()
+	if m := invalidArgument.FindStringSubmatch(msg); m != nil {
+		return errors.New(m[1])
+	}
 	var name, spelt string
 	if m := unknownFlag.FindStringSubmatch(msg); m != nil {
 		name, spelt = m[1], "--"+m[1]
@@ -224,8 +231,101 @@ func flagError(cmd *cobra.Command, err error) error {
 	} else {
 		return fmt.Errorf("%w\nsee `%s --help`", err, cmd.CommandPath())
 	}
+	if asBpftrace {
+		// bpftrace answers a flag it does not know with its usage.
+		return fmt.Errorf("%s\n%s", msg, bpftraceUsage)
+	}
 	if what, ok := bpftraceOnly[name]; ok {
 		return fmt.Errorf("`%s` has no %s (%s)\nsee `%s --help`", cmd.CommandPath(), spelt, what, cmd.CommandPath())
 	}
 	return fmt.Errorf("`%s` has no flag %s\nsee `%s --help`", cmd.CommandPath(), spelt, cmd.CommandPath())
+}
+
+// maxPID is the largest pid bpftrace accepts (the kernel's PID_MAX_LIMIT).
+const maxPID = 4194304
+
+// pidValue is -p PID checked as bpftrace checks it, with its words: a
+// decimal number from 1 to 4194304.
+type pidValue[T int | int32] struct{ p *T }
+
+func (v pidValue[T]) String() string {
+	if v.p == nil || *v.p == 0 {
+		return "0"
+	}
+	return strconv.Itoa(int(*v.p))
+}
+
+func (v pidValue[T]) Set(s string) error {
+	n, err := strconv.ParseInt(s, 10, 64)
+	switch {
+	case err != nil && errors.Is(err, strconv.ErrRange), err == nil && (n < 1 || n > maxPID):
+		return &pidError{fmt.Sprintf("pid '%s' out of valid pid range [1,%d]", s, maxPID)}
+	case err != nil:
+		return &pidError{fmt.Sprintf("pid '%s' is not a valid decimal number", s)}
+	}
+	*v.p = T(n)
+	return nil
+}
+
+func (v pidValue[T]) Type() string { return "int" }
+
+// pidError is said as it is, without pflag's "invalid argument"
+// wrapping: the words bpftrace users know.
+type pidError struct{ msg string }
+
+func (e *pidError) Error() string { return e.msg }
+
+var invalidArgument = regexp.MustCompile(`^invalid argument ".*" for "-p, --pid" flag: (pid '.*)$`)
+
+// asBpftrace is true when this binary runs as bpftrace, through a link of
+// that name (ln -s tracebroker bpftrace): scripts and tools that run
+// `bpftrace --version` or `bpftrace -h` get bpftrace's answers.
+var asBpftrace = filepath.Base(os.Args[0]) == "bpftrace"
+
+// bpftraceUsage is bpftrace 0.17's usage, for the options tracebroker
+// takes in that form.
+const bpftraceUsage = `USAGE:
+    bpftrace [options] filename
+    bpftrace [options] - <stdin input>
+    bpftrace [options] -e 'program'
+
+OPTIONS:
+    -c 'CMD'       run CMD and enable cpid builtin
+    -e 'program'   execute this program
+    -f FORMAT      output format ('text', 'json')
+    -h, --help     show this help message
+    -l [search]    list probes
+    -o file        redirect bpftrace output to file
+    -p PID         stop when process PID exits
+    -q             keep messages quiet
+    --unsafe       allow unsafe builtin functions
+    -v             verbose messages
+    -V, --version  bpftrace version
+
+This is tracebroker, run as bpftrace: 'tracebroker --help' shows its own
+commands and flags (--mode, --duration, the daemon, attestations).
+`
+
+// bpftraceVersion is what --version says when run as bpftrace: the
+// version of bpftrace whose language and output tracebroker follows.
+func bpftraceVersion() string {
+	return fmt.Sprintf("bpftrace v0.17.0 (tracebroker %s)", version.String())
+}
+
+// asBpftraceAnswer answers, run as bpftrace, what bpftrace answers
+// without tracing: its version and its usage. ok is false otherwise.
+func asBpftraceAnswer(args []string) (out string, ok bool) {
+	if !asBpftrace {
+		return "", false
+	}
+	if len(args) == 0 {
+		return bpftraceUsage, true
+	}
+	switch args[0] {
+	case "-V", "--version":
+		return bpftraceVersion() + "\n", true
+	case "-h", "--help":
+		return bpftraceUsage, true
+	}
+	return "", false
 }

@@ -16,6 +16,10 @@ func main() {
 	// This binary is also its own background detacher, which does not
 	// return.
 	bpf.RunReleaseHelper()
+	if out, ok := asBpftraceAnswer(os.Args[1:]); ok {
+		fmt.Print(out)
+		return
+	}
 	root := newRootCmd()
 	args, err := bpftraceArgs(root, os.Args[1:])
 	if err == nil {

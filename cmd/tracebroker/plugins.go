@@ -74,7 +74,11 @@ func (p *pluginFlags) script(program string, args []string) (name string, src []
 		return "stdin", []byte(program), args, nil
 	case len(args) >= 1:
 		src, err := readScript(args[0])
-		return args[0], src, args[1:], err
+		name = args[0]
+		if name == "-" {
+			name = "stdin"
+		}
+		return name, src, args[1:], err
 	}
 	return "", nil, nil, fmt.Errorf("no program given: use -e PROGRAM, FILE or --gen NAME")
 }

@@ -91,7 +91,7 @@ links is refused.`,
 	f.StringVarP(&rr.Output, "output", "o", "", "write the recording to `FILE`")
 	f.StringVarP(&program, "program", "e", "", "the script whose probes to record")
 	f.StringVarP(&rr.Command, "command", "c", "", "run `CMD`, record while it runs (cpid is its pid)")
-	f.IntVarP(&rr.PID, "pid", "p", 0, "stop when process `PID` exits")
+	f.VarP(pidValue[int]{&rr.PID}, "pid", "p", "stop when process `PID` exits")
 	f.StringVarP(&duration, "duration", "d", "", "stop after `DURATION`")
 	f.Int64Var(&rr.MaxSize, "max-size", 1<<30, "stop recording at `BYTES`")
 	f.BoolVarP(&rr.Quiet, "quiet", "q", false, "do not print the \"Recording N probes...\" line")

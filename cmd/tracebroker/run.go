@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -107,7 +110,7 @@ func newRunCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVarP(&program, "program", "e", "", "the script to run")
 	f.StringVarP(&req.Command, "command", "c", "", "run `CMD` (with its args), trace it (cpid is its pid) and stop when it exits")
-	f.IntVarP(&req.PID, "pid", "p", 0, "stop when process `PID` exits")
+	f.VarP(pidValue[int]{&req.PID}, "pid", "p", "stop when process `PID` exits")
 	f.StringVarP(&req.Format, "format", "f", "text", "output format: text or json")
 	f.StringVarP(&duration, "duration", "d", "", "stop after `DURATION` (5s, 1m, or seconds)")
 	f.BoolVarP(&req.Verbose, "verbose", "v", false, "show what is loaded and attached")
@@ -144,7 +147,25 @@ func attestConfig(dir, state string, id attest.Identity) (*broker.Attest, error)
 // maxScriptSize bounds what we read from a script file.
 const maxScriptSize = 1 << 20
 
-func readScript(path string) ([]byte, error) { return readBounded(path, "script", maxScriptSize) }
+// readScript reads the script FILE, or standard input for "-", and
+// says what is wrong as bpftrace does ("failed to open file 'x.bt': No
+// such file or directory").
+func readScript(path string) ([]byte, error) {
+	if path == "-" {
+		b, err := io.ReadAll(io.LimitReader(os.Stdin, maxScriptSize+1))
+		if err == nil && len(b) > maxScriptSize {
+			err = fmt.Errorf("the script on standard input is larger than %d bytes", maxScriptSize)
+		}
+		return b, err
+	}
+	b, err := readBounded(path, "script", maxScriptSize)
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		msg := errno.Error()
+		return nil, fmt.Errorf("failed to open file '%s': %s", path, strings.ToUpper(msg[:1])+msg[1:])
+	}
+	return b, err
+}
 
 func parseDuration(s string) (time.Duration, error) {
 	if n, err := strconv.ParseFloat(s, 64); err == nil {

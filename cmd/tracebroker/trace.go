@@ -107,7 +107,7 @@ from $TRACEBROKER_TOKEN: never from the command line, where ps and
 			switch req.Format {
 			case "text", "json":
 			default:
-				return fmt.Errorf("invalid output format %q (text or json)", req.Format)
+				return fmt.Errorf("Invalid output format %q\nvalid formats: text, json", req.Format)
 			}
 			if duration != "" {
 				d, err := parseDuration(duration)
@@ -152,7 +152,7 @@ from $TRACEBROKER_TOKEN: never from the command line, where ps and
 	f := cmd.Flags()
 	df.register(f, true)
 	f.StringVarP(&program, "program", "e", "", "the script to run")
-	f.Int32VarP(&req.Pid, "pid", "p", 0, "stop when process `PID` exits")
+	f.VarP(pidValue[int32]{&req.Pid}, "pid", "p", "stop when process `PID` exits")
 	f.StringVarP(&req.Format, "format", "f", "text", "output format: text or json")
 	f.StringVarP(&duration, "duration", "d", "", "stop after `DURATION` (5s, 1m, or seconds)")
 	f.BoolVarP(&req.Verbose, "verbose", "v", false, "show the gatekeeper's decision and what is loaded")
