@@ -187,6 +187,13 @@ func Record(ctx context.Context, rr RecordRequest) error {
 	if err := interpCapable(prog); err != nil {
 		return fmt.Errorf("cannot record for replay: %w", err)
 	}
+	// A replay would read its files, or run its commands, on the
+	// replaying host and at replay time: not what was traced.
+	for _, f := range prog.Schema.Formats {
+		if f.Action != "" {
+			return fmt.Errorf("cannot record for replay: %s() acts on the host at the event, which a replay cannot do again", f.Action)
+		}
+	}
 	probes, _ := collectorProbes(prog, req.PID)
 	if len(probes) == 0 {
 		return errors.New("nothing to record: the script has only BEGIN and END probes")

@@ -377,7 +377,7 @@ func execute(ctx context.Context, req *Request, prog *program.Program, sess exec
 		return fmt.Errorf("configure: %w", err)
 	}
 
-	r := &runner{req: req, prog: prog, sess: sess, out: out, res: newResolver(sess, req.Stderr)}
+	r := &runner{ctx: ctx, req: req, prog: prog, sess: sess, out: out, res: newResolver(sess, req.Stderr)}
 	defer r.flushCounts()
 	if !req.Quiet {
 		out.AttachedProbes(len(prog.Probes))
@@ -469,6 +469,7 @@ func execute(ctx context.Context, req *Request, prog *program.Program, sess exec
 }
 
 type runner struct {
+	ctx    context.Context // the run's: a system() command ends with it
 	req    *Request
 	prog   *program.Program
 	sess   executor
@@ -617,6 +618,17 @@ func (r *runner) handle(rec []byte) error {
 			r.res.resolve(&args[i])
 		}
 		text := output.Sprintf(f.Fmt, args)
+		switch f.Action {
+		case "cat":
+			r.cat(text)
+			return nil
+		case "system":
+			r.system(text)
+			return nil
+		case "":
+		default:
+			return fmt.Errorf("format %d: unknown action %q", id, f.Action)
+		}
 		if v := f.Value; v != nil && v.Offset+v.Type.Size <= len(rec) {
 			r.out.Value(text, program.Decode(v.Type, rec[v.Offset:]))
 		} else {

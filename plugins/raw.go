@@ -339,6 +339,11 @@ func checkSchema(s *program.Schema, specs map[string]*ebpf.MapSpec) error {
 		if f.Size < eventHeader || f.Size > maxTypeSize {
 			return fmt.Errorf("schema: format %d: record size %d is not in %d..%d", i, f.Size, eventHeader, maxTypeSize)
 		}
+		if f.Action != "" {
+			// cat() reads a file and system() runs a command, as the
+			// broker: only what the broker compiled itself may ask.
+			return fmt.Errorf("schema: format %d: action %q: a generator's own eBPF may not make the broker read files or run commands", i, f.Action)
+		}
 		for j, a := range f.Args {
 			if err := checkType(a.Type, specs, 0); err != nil {
 				return fmt.Errorf("schema: format %d argument %d: %w", i, j, err)

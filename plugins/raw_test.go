@@ -178,6 +178,10 @@ func TestRawProgramRefusals(t *testing.T) {
 		{"schema arg outside", schemaWith(func(s *program.Schema) { s.Formats[0].Args[1].Offset = 36 }), "bytes 36..44 are outside the record's 16..40"},
 		{"schema arg in header", schemaWith(func(s *program.Schema) { s.Formats[0].Args[0].Offset = 8 }), "outside the record's 16..40"},
 		{"schema kind", schemaWith(func(s *program.Schema) { s.Formats[0].Args[0].Type.Kind = 99 }), "unknown type kind 99"},
+		// cat() and system() are the broker's own doing at the event:
+		// a plugin's eBPF may not ask for them (issue 18).
+		{"schema cat action", schemaWith(func(s *program.Schema) { s.Formats[0].Action = "cat" }), `action "cat": a generator's own eBPF may not make the broker read files or run commands`},
+		{"schema system action", schemaWith(func(s *program.Schema) { s.Formats[0].Action = "system" }), `action "system"`},
 		{"schema stack map", schemaWith(func(s *program.Schema) { s.Formats[0].Args[1].Type.Kind = program.KStack }), `stack map "" is not a declared StackTrace map`},
 		{"schema dup bpf", schemaWith(func(s *program.Schema) { s.Maps[1] = s.Maps[0] }), `are both BPF map "m0"`},
 		{"lhist bounds", schemaWith(func(s *program.Schema) { s.Maps[1].Agg = program.Lhist }), "lhist bounds"},

@@ -205,6 +205,10 @@ func TestAttacksHeldOut(t *testing.T) {
 		{"issue18/pointer_cast_index", "trace", `BEGIN { @ = ((int8 *)0xffff888000000000)[7]; exit(); }`, "read:kernel"},
 		{"issue18/script_struct_cast", "trace", `struct S { long a; char s[16]; } BEGIN { @ = ((struct S *)0xffff888000000000)->s; exit(); }`, "read:kernel"},
 		{"issue18/script_struct_over_the_kernels", "trace", `struct task_struct { char secret[64]; } BEGIN { print(curtask->secret); exit(); }`, "read:kernel"},
+		// cat() reads a file as the daemon reads it (root): as much
+		// as reading the kernel's memory.
+		{"issue18/cat_a_file", "trace", `BEGIN { cat("/etc/shadow"); exit(); }`, "read:kernel"},
+		{"issue18/cat_a_formatted_path", "trace probe:interval:*", `i:ms:10 { cat("/proc/%d/environ", 1); exit(); }`, "read:kernel"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := d.start(t, d.token(t, token.IssueOptions{Scope: tt.scopes}), &pb.TraceRequest{Name: "stdin", Source: []byte(tt.script), DurationMs: 1000})
@@ -215,6 +219,22 @@ func TestAttacksHeldOut(t *testing.T) {
 			}
 		})
 	}
+
+	// system() runs a command as the daemon: only under --unsafe, which
+	// the daemon never sets, whoever asks (issue 18).
+	t.Run("issue18/system_through_the_daemon", func(t *testing.T) {
+		for _, tok := range []string{d.token(t, token.IssueOptions{Scope: "trace read:kernel read:user"}), ""} {
+			r := d.start(t, tok, &pb.TraceRequest{Name: "stdin", Source: []byte(`BEGIN { system("id > /tmp/pwned"); exit(); }`), DurationMs: 1000})
+			r.wait(t)
+			var ee *ExitError
+			if !errors.As(r.err, &ee) || !strings.Contains(r.stderr.String(), "system() is an unsafe function being used in safe mode") {
+				t.Errorf("token %v: err = %v, stderr %q: want system() refused as unsafe", tok != "", r.err, r.stderr.String())
+			}
+		}
+		if _, err := os.Stat("/tmp/pwned"); err == nil {
+			t.Error("the command ran")
+		}
+	})
 
 	// Item 2: no input kills or bloats the daemon.
 

@@ -36,6 +36,10 @@ type Printer interface {
 	// Time prints the result of one time() call, already formatted
 	// (see Strftime).
 	Time(text string)
+	// Cat prints what one cat() read of its file.
+	Cat(text string)
+	// System prints what one system() command wrote.
+	System(text string)
 	// Lost reports n events lost by the kernel ring buffer.
 	Lost(n uint64)
 	// Exit prints what bpftrace prints when a run ends: two newlines
@@ -137,6 +141,15 @@ func (p *printer) Join(text string) {
 
 func (p *printer) Time(text string) {
 	p.emit(func(b []byte) []byte { return p.f.message(b, "time", text) })
+}
+
+func (p *printer) Cat(text string) {
+	p.emit(func(b []byte) []byte { return p.f.message(b, "cat", text) })
+}
+
+// System's JSON type is bpftrace's: "syscall".
+func (p *printer) System(text string) {
+	p.emit(func(b []byte) []byte { return p.f.message(b, "syscall", text) })
 }
 
 func (p *printer) Lost(n uint64) {

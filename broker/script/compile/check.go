@@ -846,6 +846,15 @@ func (c *compiler) call(in *instance, e *syntax.Call) ty {
 	case e.Name == "printf":
 		c.printf(in, e)
 		return tVoid
+	case e.Name == "cat" || e.Name == "system":
+		// The host formats a path (cat) or a command line (system) as
+		// printf formats its text, then reads the file or runs the
+		// command: system() only under --unsafe, as in bpftrace.
+		if e.Name == "system" && !c.opts.Unsafe {
+			c.errorf(e.From, e.To, "system() is an unsafe function being used in safe mode")
+		}
+		c.printf(in, e)
+		return tVoid
 	case e.Name == "exit":
 		argc(0)
 		return tVoid
@@ -902,12 +911,12 @@ func (c *compiler) call(in *instance, e *syntax.Call) ty {
 
 func (c *compiler) printf(in *instance, e *syntax.Call) {
 	if len(e.Args) == 0 {
-		c.errorf(e.From, e.To, "printf() requires at least 1 argument (0 provided)")
+		c.errorf(e.From, e.To, "%s() requires at least 1 argument (0 provided)", e.Name)
 		return
 	}
 	lit, ok := e.Args[0].(*syntax.StrLit)
 	if !ok {
-		c.errorf(e.Args[0].Pos(), e.Args[0].End(), "printf() expects a string literal as first argument")
+		c.errorf(e.Args[0].Pos(), e.Args[0].End(), "%s() expects a string literal as first argument", e.Name)
 		return
 	}
 	in.types[lit] = tVoid
@@ -919,9 +928,9 @@ func (c *compiler) printf(in *instance, e *syntax.Call) {
 	}
 	args := e.Args[1:]
 	if len(args) > len(verbs) {
-		c.errorf(e.From, e.To, "printf: Too many arguments for format string (%d supplied, %d expected)", len(args), len(verbs))
+		c.errorf(e.From, e.To, "%s: Too many arguments for format string (%d supplied, %d expected)", e.Name, len(args), len(verbs))
 	} else if len(args) < len(verbs) {
-		c.errorf(e.From, e.To, "printf: Not enough arguments for format string (%d supplied, %d expected)", len(args), len(verbs))
+		c.errorf(e.From, e.To, "%s: Not enough arguments for format string (%d supplied, %d expected)", e.Name, len(args), len(verbs))
 	}
 	for i, a := range args {
 		t := c.expr(in, a)

@@ -164,6 +164,12 @@ func TestErrors(t *testing.T) {
 		{`BEGIN { @x = has_key(@y[1], 1); @y[1] = 1; }`, "has_key() expects a map without a key as first argument"},
 		{`BEGIN { @x = len(@y); @y[1] = 1; }`, "len() is not supported"},
 		{`tracepoint:syscalls:sys_enter_openat { signal("KILL"); }`, "signal() is an unsafe function being used in safe mode"},
+		{`BEGIN { system("id"); }`, "system() is an unsafe function being used in safe mode"},
+		{`BEGIN { cat(1); }`, "cat() expects a string literal as first argument"},
+		{`BEGIN { cat("/proc/%d/%s", 1); }`, "cat: Not enough arguments for format string (1 supplied, 2 expected)"},
+		{`BEGIN { cat(); }`, "cat() requires at least 1 argument (0 provided)"},
+		{`BEGIN { @x = bswap("a"); }`, "bswap() only supports integer arguments (string[64] provided)"},
+		{`BEGIN { @x = buf("abc"); }`, "buf() expects a length argument for non-array type string"},
 		{`BEGIN { @x = uaddr("main"); }`, "uaddr can only be used with 'uprobes' and 'usdt' probes"},
 		{`BEGIN { time(1); }`, "time() expects a string literal (integer provided)"},
 		// Argument counts worded as bpftrace's check_nargs and check_varargs.

@@ -573,6 +573,15 @@ func (g *gen) voidCall(e *syntax.Call) {
 	switch e.Name {
 	case "printf":
 		g.printf(e)
+	case "cat", "system":
+		f := g.printf(e)
+		f.Action = e.Name
+		if e.Name == "cat" {
+			// The broker reads the file, with its privileges: any
+			// file of the host, as root reads it.
+			g.rd.sites = append(g.rd.sites, pendingRead{site: e, class: program.ReadsKernel,
+				what: "cat() reads any file of the host, with the broker's privileges"})
+		}
 	case "exit":
 		// The trace is stopped at once, in the kernel: no probe body
 		// starts after exit(), however late the exit event is read.

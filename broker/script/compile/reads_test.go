@@ -223,6 +223,8 @@ func TestReadClasses(t *testing.T) {
 			[]string{"*(struct S *)arg0: struct S, read through a pointer, is the traced process's memory"}},
 		{"pointer cast in BEGIN", `BEGIN { @ = *(int32 *)0x1000; }`, kernel,
 			[]string{"*(int32 *)0x1000: * of an integer cast to a pointer reads arbitrary kernel memory"}},
+		{"cat reads the host's files", `i:ms:10 { cat("/proc/%d/environ", pid); }`, kernel,
+			[]string{`cat("/proc/%d/environ", pid): cat() reads any file of the host, with the broker's privileges`}},
 		{"script struct in BEGIN", `struct S { int a; } BEGIN { @ = ((struct S *)0x1000)->a; }`, kernel,
 			[]string{"((struct S *)0x1000)->a: field 'a' of struct S, read through BTF, is kernel memory"}},
 	} {

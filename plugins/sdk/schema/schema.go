@@ -51,6 +51,12 @@ type Format struct {
 	// members at their arguments' offsets), which JSON output prints as
 	// bpftrace's "value" event rather than as text.
 	Value *Arg `json:",omitempty"`
+	// Action, when set, is what the host does with the formatted text
+	// instead of printing it: "cat" prints the file it names, "system"
+	// runs it as a shell command line and prints its output. Only the
+	// broker's compiler sets it: a program handed over whole (a
+	// plugin's) that sets it is refused.
+	Action string `json:",omitempty"`
 }
 
 // Arg is one printf argument inside the event record.
