@@ -305,7 +305,7 @@ func (s *Session) Attach(ctx context.Context) (err error) {
 			if pr.Binary != nil {
 				file = pr.Binary.AttachPath() // the file opened once, whatever has its name now
 			}
-			fd, err := uprobe.Open(file, pr.Offset, pr.Kind == program.Uretprobe, s.pid)
+			fd, err := uprobe.OpenRef(file, pr.Offset, pr.RefCtrOffset, pr.Kind == program.Uretprobe, s.pid)
 			if err != nil {
 				return fmt.Errorf("attach %s: %w", pr.Name, err)
 			}

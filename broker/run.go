@@ -142,9 +142,11 @@ func ErrorText(err error) string {
 // program holds its uprobes' files open until its Close.
 func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 	files := newUprobeFiles(req.UprobeScope)
+	files.pid = req.PID
 	prog, warns, err := compileScript(req.Name, req.Source, req.Args, compile.Options{
 		Tracepoints: KernelTracepoints{},
 		Uprobes:     files,
+		USDT:        files,
 		MaxMapKeys:  req.MaxMapKeys,
 		HaveChild:   req.Command != "",
 		Symbols:     hostSymbols{files},

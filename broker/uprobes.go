@@ -21,6 +21,9 @@ type uprobeFiles struct {
 	// refused is the scope's first refusal: the compiler makes every
 	// error a script error, and a refusal must stay itself.
 	refused error
+	// pid is -p's process, whose files a usdt probe without a file
+	// searches.
+	pid int
 }
 
 func newUprobeFiles(scope *uprobe.Scope) *uprobeFiles {

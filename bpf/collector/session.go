@@ -45,6 +45,8 @@ type Probe struct {
 	// AttachPath, when set, is the file attached to in place of Path:
 	// the /proc/self/fd/N of Path opened once (bpf/uprobe.Target).
 	AttachPath string
+	// RefCtrOffset is a USDT probe's semaphore in Path (0: none).
+	RefCtrOffset uint64
 	// Event (at Offset) places a kprobe (Kind Kprobe, or Kretprobe),
 	// Funcs a kprobe.multi probe on many functions (kprobe.go).
 	Funcs []string
@@ -541,7 +543,7 @@ func (s *Session) attach(i int, p Probe) error {
 			attachFn = ex.Uretprobe
 		}
 		// Address is the file offset; with it, no symbol is looked up.
-		l, err := attachFn("", s.progs[kindUprobe], &link.UprobeOptions{Address: p.Offset, PID: p.PID, Cookie: cookie})
+		l, err := attachFn("", s.progs[kindUprobe], &link.UprobeOptions{Address: p.Offset, PID: p.PID, Cookie: cookie, RefCtrOffset: p.RefCtrOffset})
 		switch {
 		case errors.Is(err, unix.ESRCH):
 			return fmt.Errorf("no process %d", p.PID)

@@ -17,11 +17,21 @@ import (
 	"github.com/tracebroker/tracebroker/bpf/kprobe"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/bpf/uprobe"
+	"github.com/tracebroker/tracebroker/bpf/usdt"
 )
 
 // Write writes the probes pattern matches ("" for all), with verbose each
 // one's arguments, as bpftrace -l (-lv) does.
 func Write(w io.Writer, pattern string, verbose bool) error {
+	return WriteFor(w, pattern, verbose, 0)
+}
+
+// WriteFor is Write for the process pid (-p, when > 0): its USDT
+// probes, in every file it maps, as bpftrace -l -p lists them.
+func WriteFor(w io.Writer, pattern string, verbose bool, pid int) error {
+	if pid > 0 && (strings.TrimSpace(pattern) == "" || pattern == "*") {
+		return usdt.List(w, "*", pid, uprobe.MatchName)
+	}
 	if strings.TrimSpace(pattern) == "" {
 		return all(w, verbose)
 	}
@@ -35,6 +45,21 @@ func Write(w io.Writer, pattern string, verbose bool) error {
 		provider = ""
 	}
 	switch provider {
+	case "usdt", "U":
+		return usdt.List(w, rest, pid, uprobe.MatchName)
+	case "*":
+		// *:PATH:* is every probe of a file: its functions and its
+		// USDT probes.
+		if target, fn, ok := strings.Cut(rest, ":"); ok && strings.Contains(target, "/") {
+			path, err := uprobe.FindBinary(target)
+			if err != nil {
+				return err
+			}
+			if err := uprobe.List(w, path, fn); err != nil {
+				return err
+			}
+			return usdt.List(w, rest, pid, uprobe.MatchName)
+		}
 	case "uprobe", "u", "uretprobe", "ur":
 		target, fn, _ := strings.Cut(rest, ":")
 		path, err := uprobe.FindBinary(target)

@@ -158,3 +158,7 @@ func (w wildcard) match(s string) bool {
 func (w wildcard) listed(name string) bool {
 	return w.match(name) && !strings.Contains(name, ".part.")
 }
+
+// MatchName is bpftrace's wildcard match of a name ('*' the only
+// wildcard), as its probe names are matched.
+func MatchName(pattern, name string) bool { return newWildcard(pattern).match(name) }

@@ -3,6 +3,8 @@ package uprobe
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -30,8 +32,30 @@ func readPMU(dir string) (uint32, uint, error) { return perfpmu.Read(dir, pmu.Na
 // any CPU with that pid, and the kernel then fires the probe only in that
 // process (every thread of it, as it filters by address space).
 func Open(path string, offset uint64, ret bool, pid int) (int, error) {
+	return OpenRef(path, offset, 0, ret, pid)
+}
+
+// refCtrFormat is where the uprobe PMU says it takes a semaphore: Linux
+// 4.20's "config:32-63".
+const refCtrFormat = "/sys/bus/event_source/devices/uprobe/format/ref_ctr_offset"
+
+// OpenRef is Open for a USDT probe with a semaphore at file offset
+// refCtr (0: none): the kernel increments it in every process the probe
+// is in while the probe is attached, and decrements it after.
+func OpenRef(path string, offset, refCtr uint64, ret bool, pid int) (int, error) {
 	if _, _, err := uprobePMU(); err != nil {
 		return -1, err
+	}
+	var config uint64
+	if refCtr != 0 {
+		b, err := os.ReadFile(refCtrFormat)
+		if err != nil || strings.TrimSpace(string(b)) != "config:32-63" {
+			return -1, fmt.Errorf("uprobe %s:0x%x has a USDT semaphore, which needs the kernel's uprobe ref_ctr_offset (Linux 4.20): %s is %q", path, offset, refCtrFormat, strings.TrimSpace(string(b)))
+		}
+		if refCtr >= 1<<32 {
+			return -1, fmt.Errorf("uprobe %s:0x%x: semaphore offset %#x does not fit the kernel's 32 bits", path, offset, refCtr)
+		}
+		config = refCtr << 32
 	}
 	cpu := 0
 	if pid > 0 {
@@ -39,7 +63,7 @@ func Open(path string, offset uint64, ret bool, pid int) (int, error) {
 	} else {
 		pid = -1
 	}
-	fd, err := pmu.Open(path, offset, ret, pid, cpu)
+	fd, err := pmu.OpenConfig(path, offset, ret, pid, cpu, config)
 	switch {
 	case errors.Is(err, perfpmu.ErrName):
 		return -1, fmt.Errorf("uprobe %s: invalid path: %w", path, err)

@@ -109,6 +109,12 @@ type Probe struct {
 	Freq     uint64 // Profile: samples per second per CPU (profile:hz:N)
 	Path     string // Uprobe, Uretprobe: the ELF file
 	Offset   uint64 // Uprobe, Uretprobe: file offset of the function; Kprobe: offset into it
+	// RefCtrOffset is a USDT probe's semaphore, the file offset of the
+	// counter the kernel increments in each process while the uprobe is
+	// attached (0: none). Only the compiler sets it, from the file's
+	// notes: a plugin's program cannot (plugins/raw.go copies no such
+	// field).
+	RefCtrOffset uint64 `json:",omitempty"`
 	// Funcs, for a Kprobe or Kretprobe whose Name is a wildcard, are the
 	// kernel functions it attaches to with one kprobe.multi link; each
 	// is judged as the probe KIND:FUNC would be (AttachNames).

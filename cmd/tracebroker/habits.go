@@ -200,15 +200,14 @@ func swallowedError(cmd *cobra.Command, f *pflag.Flag, spelt, got string) error 
 // bpftraceOnly are bpftrace's flags that tracebroker has no use for, and
 // what to do instead.
 var bpftraceOnly = map[string]string{
-	"B":                    "bpftrace's output buffering: tracebroker writes each line as it comes",
-	"I":                    "bpftrace's include path: tracebroker scripts have no #include",
-	"include":              "bpftrace's #include: tracebroker scripts have no #include",
-	"k":                    "bpftrace's helper error warnings",
-	"info":                 "bpftrace's kernel feature report: tracebroker probes for what it needs and says what is missing",
-	"no-warnings":          "bpftrace's warning switch",
-	"usdt-file-activation": "bpftrace's USDT semaphores: tracebroker has no usdt probes",
-	"emit-elf":             "bpftrace's ELF output: tracebroker run -v shows what it loads",
-	"emit-llvm":            "bpftrace's LLVM IR: tracebroker does not use LLVM; run -v shows what it loads",
+	"B":           "bpftrace's output buffering: tracebroker writes each line as it comes",
+	"I":           "bpftrace's include path: tracebroker scripts have no #include",
+	"include":     "bpftrace's #include: tracebroker scripts have no #include",
+	"k":           "bpftrace's helper error warnings",
+	"info":        "bpftrace's kernel feature report: tracebroker probes for what it needs and says what is missing",
+	"no-warnings": "bpftrace's warning switch",
+	"emit-elf":    "bpftrace's ELF output: tracebroker run -v shows what it loads",
+	"emit-llvm":   "bpftrace's LLVM IR: tracebroker does not use LLVM; run -v shows what it loads",
 }
 
 var (

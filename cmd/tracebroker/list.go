@@ -12,6 +12,7 @@ import (
 
 func newListCmd() *cobra.Command {
 	var verbose, asJSON bool
+	var pid int
 	cmd := &cobra.Command{
 		Use:   "list [PATTERN]",
 		Short: "List probes, as bpftrace -l does",
@@ -20,7 +21,9 @@ func newListCmd() *cobra.Command {
   tracebroker list 'uprobe:/bin/bash:read*'
   tracebroker list -v 'tp_btf:sched_*'
   tracebroker list -v 'kfunc:vfs_read'
-  tracebroker list 'kprobe:vfs_*'`,
+  tracebroker list 'kprobe:vfs_*'
+  tracebroker list 'usdt:/usr/bin/python3:*'
+  tracebroker list -p 1234 'usdt:*'`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pattern := ""
@@ -31,7 +34,7 @@ func newListCmd() *cobra.Command {
 				return listJSON(cmd.OutOrStdout(), pattern, verbose)
 			}
 			w := bufio.NewWriter(os.Stdout)
-			err := listProbes(w, pattern, verbose)
+			err := probelist.WriteFor(w, pattern, verbose, pid)
 			if ferr := w.Flush(); err == nil {
 				err = ferr
 			}
@@ -40,6 +43,7 @@ func newListCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each tracepoint's args fields (tp_btf: its arguments)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, one object per probe")
+	cmd.Flags().VarP(pidValue[int]{&pid}, "pid", "p", "list the USDT probes of process `PID`'s files")
 	return cmd
 }
 

@@ -115,6 +115,7 @@ func newRunCmd() *cobra.Command {
 	f.StringVarP(&duration, "duration", "d", "", "stop after `DURATION` (5s, 1m, or seconds)")
 	f.BoolVarP(&req.Verbose, "verbose", "v", false, "show what is loaded and attached")
 	f.BoolVarP(&req.Quiet, "quiet", "q", false, "do not print the \"Attaching N probes...\" line")
+	f.Bool("usdt-file-activation", false, "accepted as bpftrace accepts it: a USDT probe's semaphore is activated by the kernel in every process that maps its file")
 	f.BoolVar(&req.Unsafe, "unsafe", false, "allow builtins that change the traced system: signal()")
 	f.StringVarP(&outFile, "output", "o", "", "write the output to `FILE` instead of standard output")
 	f.StringVar(&mode, "mode", "auto", "execution mode: auto (the gatekeeper's choice), jit, or interp (static collectors in the kernel, the program in the interpreter)")

@@ -84,6 +84,12 @@ var ErrName = errors.New("the name holds a NUL byte")
 // removes the probe. The PMU is looked up first (Lookup's errors); what
 // perf_event_open answers is returned bare, for the caller to word.
 func (p *PMU) Open(name string, offset uint64, ret bool, pid, cpu int) (int, error) {
+	return p.OpenConfig(name, offset, ret, pid, cpu, 0)
+}
+
+// OpenConfig is Open with config's bits set in the event's config: a
+// uprobe's ref_ctr_offset (RefCtrShift).
+func (p *PMU) OpenConfig(name string, offset uint64, ret bool, pid, cpu int, config uint64) (int, error) {
 	typ, retBit, err := p.Lookup()
 	if err != nil {
 		return -1, err
@@ -100,6 +106,7 @@ func (p *PMU) Open(name string, offset uint64, ret bool, pid, cpu int) (int, err
 		Ext1:   uint64(uintptr(unsafe.Pointer(cname))), // kprobe_func, uprobe_path
 		Ext2:   offset,                                 // probe_offset
 	}
+	attr.Config = config
 	if ret {
 		attr.Config |= 1 << retBit
 	}

@@ -615,6 +615,9 @@ func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
 		}
 		return tUint
 	case len(e.Name) >= 4 && e.Name[:3] == "arg" && isDigits(e.Name[3:]):
+		if n := usdtArgIndex(in, e.Name); n >= 0 {
+			return c.checkUSDTArg(in, e, n)
+		}
 		if in.kind != program.Uprobe && in.kind != program.Kprobe {
 			c.errorf(e.From, e.To, "The %s builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes", e.Name)
 			return ty{}

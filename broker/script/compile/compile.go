@@ -80,6 +80,8 @@ type Uprobes interface {
 type Options struct {
 	Tracepoints Tracepoints
 	Uprobes     Uprobes
+	// USDT answers for usdt probes; nil makes them an error.
+	USDT USDT
 	// BTFTracepoints answers for tp_btf probes; nil makes them an error.
 	BTFTracepoints BTFTracepoints
 	// Funcs answers for kfunc/kretfunc (fentry/fexit) probes; nil
@@ -231,6 +233,10 @@ type instance struct {
 	funcs  []string // a kprobe.multi probe's functions
 	offset uint64
 	binary program.Binary
+	// usdt is the USDT probe site a usdt probe is (usdt.go): its uprobe
+	// is named by address, the probe builtin says display.
+	usdt    *USDTTarget
+	display string
 
 	types map[syntax.Expr]ty
 	vars  map[string]ty
@@ -456,7 +462,9 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		return c.expandKprobe(p, s)
 	case "tp_btf":
 		return c.expandTpBTF(p, s)
-	case "usdt", "software", "hardware", "watchpoint":
+	case "usdt":
+		return c.expandUSDT(p, s, mk)
+	case "software", "hardware", "watchpoint":
 		c.errorf(s.From, s.To, "%s probes are not supported yet", s.Provider)
 	case "kfunc", "kretfunc":
 		return c.expandFentry(p, s)

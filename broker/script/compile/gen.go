@@ -9,6 +9,7 @@ import (
 
 	"github.com/cilium/ebpf/asm"
 
+	"github.com/tracebroker/tracebroker/bpf/usdt"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 	"github.com/tracebroker/tracebroker/gatekeeper/abi"
@@ -117,6 +118,9 @@ func (c *compiler) generate(in *instance) *program.Probe {
 	}
 	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Funcs: in.funcs, Binary: in.binary, Loops: g.loops, Insns: g.insns,
 		CtxLen: ctxLen(in), CtxStrings: g.ctxStrings, KStack: g.kstack, UStack: g.ustack, KernelOnly: g.kernelOnly}
+	if in.usdt != nil {
+		p.RefCtrOffset = in.usdt.RefCtr
+	}
 	g.finishKReads(p)
 	g.finishReads(p)
 	return p
@@ -663,6 +667,10 @@ func (g *gen) intExpr(e syntax.Expr) {
 			g.curtaskValue(e)
 			return
 		}
+		if n := usdtArgIndex(g.in, e.Name); n >= 0 {
+			g.usdtArg(e, n)
+			return
+		}
 		g.builtin(e.Name)
 	case *syntax.Cast:
 		g.intExpr(e.X)
@@ -1126,6 +1134,10 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 			g.call(asm.FnGetCurrentComm)
 			return
 		case "probe":
+			if g.in.display != "" {
+				g.literal(g.in.display, off, n)
+				return
+			}
 			g.literal(g.in.name, off, n)
 			return
 		case "func":
@@ -1304,7 +1316,13 @@ func (g *gen) captureString(src syntax.Expr) bool {
 	case *syntax.Ident:
 		switch g.in.kind {
 		case program.Uprobe, program.Uretprobe, program.Kprobe, program.Kretprobe:
-			if o, ok := ptRegs[e.Name]; ok {
+			if n := usdtArgIndex(g.in, e.Name); n >= 0 {
+				// A usdt argument is the collector's to copy only when
+				// it is a whole register of the context.
+				if a := g.in.usdt.Args[n]; a.Kind == usdt.Reg && a.Size == 8 {
+					off = int(ptRegOff(a.Reg))
+				}
+			} else if o, ok := ptRegs[e.Name]; ok {
 				off = int(o)
 			}
 		case program.RawTracepoint, program.TpBTF:

@@ -1,0 +1,168 @@
+package usdt
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/tracebroker/tracebroker/internal/regfile"
+)
+
+// File is a file a process maps: Path as the process names it, Open
+// where this process opens it (through /proc/PID/root when the process
+// sees another root, a container's).
+type File struct{ Path, Open string }
+
+// MaxMappedFiles bounds the files of one process searched for probes.
+const MaxMappedFiles = 4096
+
+// ProcessFiles are the files process pid maps, each once, in the order
+// of its maps.
+func ProcessFiles(pid int) ([]File, error) {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/maps")
+	if err != nil {
+		return nil, fmt.Errorf("process %d: %w", pid, err)
+	}
+	defer f.Close()
+	root := "/proc/" + strconv.Itoa(pid) + "/root"
+	// The process's paths are ours when it sees our mounts: the same
+	// mount namespace and the same root.
+	sameRoot := false
+	if a, err := os.Stat(root); err == nil {
+		if b, err := os.Stat("/"); err == nil {
+			sameRoot = os.SameFile(a, b)
+		}
+	}
+	mine, err1 := os.Readlink("/proc/self/ns/mnt")
+	theirs, err2 := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/mnt")
+	if err1 != nil || err2 != nil || mine != theirs {
+		sameRoot = false
+	}
+	seen := map[string]bool{}
+	var out []File
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		fields := strings.Fields(line)
+		if len(fields) < 6 || !strings.HasPrefix(fields[5], "/") || strings.HasSuffix(line, " (deleted)") {
+			continue
+		}
+		p := fields[5]
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		open := p
+		if !sameRoot {
+			open = root + p
+		}
+		out = append(out, File{Path: p, Open: open})
+		if len(out) > MaxMappedFiles {
+			return nil, fmt.Errorf("process %d maps more than %d files", pid, MaxMappedFiles)
+		}
+	}
+	return out, sc.Err()
+}
+
+// Spec is a usdt probe spec's parts, as bpftrace reads them:
+// PATH:PROVIDER:NAME, PATH:NAME (any provider), or with a process NAME
+// alone; PATH and PROVIDER may be empty or wildcards.
+type Spec struct{ Path, Provider, Name string }
+
+// ParseSpec reads what follows "usdt:" in a probe or a listing pattern.
+func ParseSpec(s string) (Spec, error) {
+	parts := strings.Split(s, ":")
+	var sp Spec
+	switch len(parts) {
+	case 1:
+		sp = Spec{Provider: "*", Name: parts[0]}
+	case 2:
+		sp = Spec{Path: parts[0], Provider: "*", Name: parts[1]}
+	case 3:
+		sp = Spec{Path: parts[0], Provider: parts[1], Name: parts[2]}
+	default:
+		return Spec{}, fmt.Errorf("usdt:%s: a usdt probe is usdt:PATH:[PROVIDER:]NAME", s)
+	}
+	if sp.Provider == "" {
+		sp.Provider = "*"
+	}
+	if sp.Name == "" {
+		sp.Name = "*"
+	}
+	return sp, nil
+}
+
+// Files are the files a spec's PATH names: the file, the files a glob
+// matches, or (empty or "*", with a process) the files pid maps.
+func (sp Spec) Files(pid int) ([]File, error) {
+	switch {
+	case pid > 0 && (sp.Path == "" || sp.Path == "*"):
+		return ProcessFiles(pid)
+	case sp.Path == "":
+		return nil, fmt.Errorf("a usdt probe without a file needs -p PID, whose files are searched: usdt:PATH:PROVIDER:NAME")
+	case strings.ContainsAny(sp.Path, "*?["):
+		m, _ := filepath.Glob(sp.Path)
+		if len(m) == 0 {
+			return nil, fmt.Errorf("no file matches %q", sp.Path)
+		}
+		out := make([]File, len(m))
+		for i, p := range m {
+			// Glob cleans ./x to x: the path keeps the spelling the
+			// pattern had, as bpftrace prints it.
+			if strings.HasPrefix(sp.Path, "./") && !strings.HasPrefix(p, "./") && !filepath.IsAbs(p) {
+				p = "./" + p
+			}
+			out[i] = File{Path: p, Open: p}
+		}
+		return out, nil
+	}
+	return []File{{Path: sp.Path, Open: sp.Path}}, nil
+}
+
+// List writes the USDT probes the spec (what follows "usdt:") matches,
+// one per provider and name, as bpftrace -l lists them:
+// usdt:PATH:PROVIDER:NAME. Files of a process that are not ELF files,
+// or are gone, are skipped.
+func List(w io.Writer, spec string, pid int, match func(pattern, name string) bool) error {
+	sp, err := ParseSpec(spec)
+	if err != nil {
+		return err
+	}
+	files, err := sp.Files(pid)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(w)
+	for _, f := range files {
+		probes, err := readFile(f.Open)
+		if err != nil {
+			if pid > 0 {
+				continue
+			}
+			return fmt.Errorf("%s: %w", f.Path, err)
+		}
+		seen := map[string]bool{}
+		for _, p := range probes {
+			if !match(sp.Provider, p.Provider) || !match(sp.Name, p.Name) || seen[p.FullName()] {
+				continue
+			}
+			seen[p.FullName()] = true
+			fmt.Fprintf(bw, "usdt:%s:%s:%s\n", f.Path, p.Provider, p.Name)
+		}
+	}
+	return bw.Flush()
+}
+
+func readFile(path string) ([]Probe, error) {
+	// Not os.Open: a FIFO at the path would block.
+	f, _, err := regfile.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Read(f)
+}
