@@ -135,6 +135,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzText -fuzztime=$(FUZZTIME) ./internal/escape/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/btsuite/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./broker/script/ctypes/
+	$(GO) test -run='^$$' -fuzz=FuzzParseNotes -fuzztime=$(FUZZTIME) ./bpf/usdt/
+	$(GO) test -run='^$$' -fuzz=FuzzParseArgs -fuzztime=$(FUZZTIME) ./bpf/usdt/
 	$(GO) test -run='^$$' -fuzz=FuzzDescribe -fuzztime=$(FUZZTIME) ./plugins/
 
 # Start-up cost side by side with bpftrace (apt-get install bpftrace),

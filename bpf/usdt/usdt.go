@@ -96,6 +96,11 @@ func Read(r io.ReaderAt) ([]Probe, error) {
 	if err != nil {
 		return nil, fmt.Errorf(".note.stapsdt: %w", err)
 	}
+	return parseNotes(data, base, haveBase)
+}
+
+// parseNotes reads the notes of a .note.stapsdt section's data.
+func parseNotes(data []byte, base uint64, haveBase bool) ([]Probe, error) {
 	var out []Probe
 	le := binary.LittleEndian
 	for len(data) >= 12 {

@@ -1,6 +1,7 @@
 package usdt
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -123,6 +124,46 @@ func FuzzParseArgs(f *testing.F) {
 				if _, _, ok := Register(a.Reg); !ok {
 					t.Fatalf("%q: register %q", spec, a.Reg)
 				}
+			}
+		}
+	})
+}
+
+// FuzzParseNotes: a file's notes never panic the reader, and what it
+// returns is bounded.
+func FuzzParseNotes(f *testing.F) {
+	note := func(owner string, typ uint32, desc []byte) []byte {
+		b := binary.LittleEndian.AppendUint32(nil, uint32(len(owner)+1))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(desc)))
+		b = binary.LittleEndian.AppendUint32(b, typ)
+		b = append(b, owner...)
+		b = append(b, 0)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+		b = append(b, desc...)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+		return b
+	}
+	desc := binary.LittleEndian.AppendUint64(nil, 0x401000)
+	desc = binary.LittleEndian.AppendUint64(desc, 0x402000)
+	desc = binary.LittleEndian.AppendUint64(desc, 0x404010)
+	desc = append(desc, "prov\x00name\x00-4@%edi 8@-8(%rbp)\x00"...)
+	f.Add(note("stapsdt", 3, desc), uint64(0x402000))
+	f.Add(append(note("GNU", 1, []byte{1, 2, 3}), note("stapsdt", 3, desc[:20])...), uint64(0))
+	f.Fuzz(func(t *testing.T, data []byte, base uint64) {
+		probes, err := parseNotes(data, base, base != 0)
+		if err != nil {
+			return
+		}
+		if len(probes) > MaxProbes {
+			t.Fatalf("%d probes", len(probes))
+		}
+		for _, p := range probes {
+			if p.Provider == "" || p.Name == "" || len(p.Args) > MaxArgs {
+				t.Fatalf("%+v", p)
 			}
 		}
 	})

@@ -30,6 +30,9 @@ var ciSelection = []struct {
 		"TestEndToEnd", "TestSideBySide", "TestUprobeScripts",
 		// The probe types end to end.
 		"TestRawTracepoint", "TestTpBTF", "TestProfile", "TestUprobes", "TestStacks", "TestStacksJSON",
+		// USDT probes: sites, arguments and the kernel's semaphores
+		// (uprobe ref_ctr_offset), both modes (issue 18).
+		"TestUSDTProbes",
 		// What the kernel's answers decide: a full map, a run's end.
 		"TestMapFull", "TestRunEnds",
 		// kprobes and fentry, which this host lacks (issue 17 items 3
