@@ -21,6 +21,7 @@ type Test struct {
 	Suite string // the file's name: "basic", "probe", ...
 	Name  string
 	Line  int // where the test starts in its file
+	Nth   int // 2 for the second test of a name in its suite, ...
 
 	Run    string // a shell command line with {{BPFTRACE}}, or
 	Prog   string // a program run as bpftrace -e 'PROG'
@@ -39,8 +40,15 @@ type Test struct {
 	WillFail             bool     // a non-zero exit is expected
 }
 
-// ID is the name the engine reports and filters by: suite.name.
-func (t Test) ID() string { return t.Suite + "." + t.Name }
+// ID is the name the engine reports and filters by, suite.name, made
+// unique: the suite names a few tests twice (probe.uprobe_offset), and
+// the second of a name is suite.name#2.
+func (t Test) ID() string {
+	if t.Nth > 1 {
+		return fmt.Sprintf("%s.%s#%d", t.Suite, t.Name, t.Nth)
+	}
+	return t.Suite + "." + t.Name
+}
 
 // knownFeatures are the REQUIRES_FEATURE names the engine accepts.
 var knownFeatures = map[string]bool{
@@ -245,5 +253,13 @@ func Load(dir, machine string) ([]Test, error) {
 		}
 		return tests[i].Name < tests[j].Name
 	})
+	seen := map[string]int{}
+	for i := range tests {
+		k := tests[i].Suite + "\x00" + tests[i].Name
+		seen[k]++
+		if seen[k] > 1 {
+			tests[i].Nth = seen[k]
+		}
+	}
 	return tests, nil
 }

@@ -76,6 +76,16 @@ func TestLoadVendored(t *testing.T) {
 	if len(tests) != 507 {
 		t.Errorf("%d tests, want 507", len(tests))
 	}
+	ids := map[string]bool{}
+	for _, tt := range tests {
+		if ids[tt.ID()] {
+			t.Errorf("two tests are %s", tt.ID())
+		}
+		ids[tt.ID()] = true
+	}
+	if !ids["probe.uprobe_offset#2"] {
+		t.Error("no probe.uprobe_offset#2: the suite names two tests probe.uprobe_offset")
+	}
 	for i := 1; i < len(tests); i++ {
 		a, b := tests[i-1], tests[i]
 		if a.Suite > b.Suite || a.Suite == b.Suite && a.Name > b.Name {

@@ -64,6 +64,11 @@ type Env struct {
 	// Grace is how long a timed-out test has to end on SIGTERM before it is
 	// killed (the engine waits forever).
 	Grace time.Duration
+	// AttachTimeout is how long a test may take until its probes are
+	// attached (AttachTimeout when 0). It is only a hang guard: a
+	// longer one changes no result of a test that attaches, and keeps a
+	// busy machine from failing one that is slow to.
+	AttachTimeout time.Duration
 }
 
 // Command is the shell command line a test runs (prepare_bpf_call).
@@ -193,7 +198,11 @@ func (e *Env) Run(ctx context.Context, t Test) (res Result) {
 		}
 	}()
 	var out strings.Builder
-	alarm := time.NewTimer(AttachTimeout)
+	attach := e.AttachTimeout
+	if attach == 0 {
+		attach = AttachTimeout
+	}
+	alarm := time.NewTimer(attach)
 	defer alarm.Stop()
 	var after *exec.Cmd
 	timedOut := false

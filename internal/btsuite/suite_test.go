@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/internal/btsuite"
@@ -51,6 +52,9 @@ func TestSuite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// make test runs beside every other package's tests: the engine's
+	// 5 s to attach is bpftrace's on an idle machine.
+	env.AttachTimeout = kerneltest.Slow(30 * time.Second)
 	var shared, alone []btsuite.Test
 	for _, tt := range tests {
 		if btsuite.Alone(tt) {
