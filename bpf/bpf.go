@@ -257,7 +257,8 @@ func (s *Session) Attach(ctx context.Context) (err error) {
 			s.Detach()
 		}
 	}()
-	for i, pr := range s.prog.Probes {
+	for _, i := range program.AttachOrder(len(s.prog.Probes), func(i int) program.ProbeKind { return s.prog.Probes[i].Kind }) {
+		pr := s.prog.Probes[i]
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("attach: %w", err)
 		}

@@ -71,12 +71,9 @@ func (u *uprobeFiles) Resolve(target, fn string) ([]compile.UprobeTarget, error)
 	if err != nil {
 		return nil, err
 	}
-	if hex, ok := strings.CutPrefix(fn, "0x"); ok {
-		addr, err := strconv.ParseUint(hex, 16, 64)
-		if err != nil {
-			return nil, fmt.Errorf("invalid address %q", fn)
-		}
-		off, err := t.AddressOffset(addr)
+	if fn != "" && !strings.ContainsAny(fn, "*?[") && (isAddress(fn) || strings.Contains(fn, "+")) {
+		// An address, or FUNC+OFFSET: one place in the file.
+		off, err := t.FuncOffset(fn)
 		if err != nil {
 			return nil, err
 		}
@@ -150,4 +147,13 @@ func bindProbes(prog *program.Program, scope *uprobe.Scope) (err error) {
 		}
 	}
 	return nil
+}
+
+// isAddress: a uprobe's FUNC is an address (0x... or decimal digits).
+func isAddress(fn string) bool {
+	if strings.HasPrefix(fn, "0x") {
+		return true
+	}
+	_, err := strconv.ParseUint(fn, 10, 64)
+	return err == nil
 }

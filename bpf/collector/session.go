@@ -491,7 +491,8 @@ func (s *Session) Attach(ctx context.Context) (err error) {
 			s.Detach()
 		}
 	}()
-	for i, p := range s.probes {
+	for _, i := range program.AttachOrder(len(s.probes), func(i int) program.ProbeKind { return s.probes[i].Kind }) {
+		p := s.probes[i]
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("collector: attach: %w", err)
 		}

@@ -364,21 +364,52 @@ func (t *Target) Match(pattern string) ([]Symbol, error) {
 // finds it: a function's symbol (Match without wildcards), or 0xADDR
 // (AddressOffset).
 func (t *Target) FuncOffset(fn string) (uint64, error) {
-	if hex, ok := strings.CutPrefix(fn, "0x"); ok {
-		addr, err := strconv.ParseUint(hex, 16, 64)
-		if err != nil {
-			return 0, fmt.Errorf("invalid address %q", fn)
+	if addr, ok := address(fn); ok {
+		// The address must be inside a function the file's symbols
+		// name, as bpftrace resolves it: a breakpoint anywhere else
+		// could split an instruction, or land in data.
+		off, err := t.AddressOffset(addr)
+		if err == nil && !t.inFunction(addr) {
+			err = errors.New("not in a function")
 		}
-		return t.AddressOffset(addr)
+		if err != nil {
+			// bpftrace's words, the address in hex whatever its spelling.
+			return 0, fmt.Errorf("Could not resolve address: %s:%#x", t.name, addr)
+		}
+		return off, nil
+	}
+	if strings.HasPrefix(fn, "0x") {
+		return 0, fmt.Errorf("invalid address %q", fn)
 	}
 	if strings.Contains(fn, "*") {
 		return 0, fmt.Errorf("%s: %q is a wildcard, not a function", t.name, fn)
 	}
-	syms, err := t.Match(fn)
+	// FUNC+OFFSET: an instruction inside the function, as bpftrace
+	// takes it, within the function's size.
+	name, plus := fn, uint64(0)
+	if i := strings.LastIndexByte(fn, '+'); i > 0 {
+		if n, err := strconv.ParseUint(fn[i+1:], 0, 64); err == nil {
+			name, plus = fn[:i], n
+		}
+	}
+	syms, err := t.Match(name)
 	if err != nil {
 		return 0, err
 	}
-	return syms[0].Offset, nil
+	if plus > 0 && plus >= syms[0].Size {
+		return 0, fmt.Errorf("Offset outside the function bounds ('%s' size is %d)", name, syms[0].Size)
+	}
+	return syms[0].Offset + plus, nil
+}
+
+// address reads a uprobe's FUNC that is an address: 0x... or decimal.
+func address(fn string) (uint64, bool) {
+	if hex, ok := strings.CutPrefix(fn, "0x"); ok {
+		v, err := strconv.ParseUint(hex, 16, 64)
+		return v, err == nil
+	}
+	v, err := strconv.ParseUint(fn, 10, 64)
+	return v, err == nil
 }
 
 // AddressOffset is AddressOffset on the target.
@@ -400,4 +431,18 @@ func (t *Target) Read(read func(f *os.File, size int64) error) error {
 	}
 	defer f.Close()
 	return read(f, size)
+}
+
+// inFunction says whether addr is inside a function symbol of the file.
+func (t *Target) inFunction(addr uint64) bool {
+	syms, err := t.Functions()
+	if err != nil {
+		return false
+	}
+	for _, s := range syms {
+		if addr >= s.Addr && (addr < s.Addr+s.Size || s.Size == 0 && addr == s.Addr) {
+			return true
+		}
+	}
+	return false
 }

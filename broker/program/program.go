@@ -318,3 +318,27 @@ const (
 	ConfigStopped = schema.ConfigStopped
 	ConfigSize    = schema.ConfigSize
 )
+
+// firesLastFirst are the kinds whose probes on one function the kernel
+// runs in the reverse of the order they were attached: bpftrace attaches
+// them last to first, so that they fire in the script's order
+// (bpftrace's attach_reverse).
+var firesLastFirst = map[ProbeKind]bool{Kprobe: true, Uprobe: true, Uretprobe: true, Fentry: true}
+
+// AttachOrder is the order to attach n probes, kind(i) the kind of the
+// i-th, so that probes on one event fire in the order the script wrote
+// them: the other kinds first to last, then these last to first.
+func AttachOrder(n int, kind func(i int) ProbeKind) []int {
+	out := make([]int, 0, n)
+	for i := 0; i < n; i++ {
+		if !firesLastFirst[kind(i)] {
+			out = append(out, i)
+		}
+	}
+	for i := n - 1; i >= 0; i-- {
+		if firesLastFirst[kind(i)] {
+			out = append(out, i)
+		}
+	}
+	return out
+}
