@@ -694,6 +694,10 @@ func (g *gen) intExpr(e syntax.Expr) {
 	case *syntax.MapExpr:
 		g.mapRead(e)
 	case *syntax.FieldAccess:
+		if g.isTupleAccess(e) {
+			g.tupleIntExpr(e)
+			return
+		}
 		if g.isMember(e) {
 			g.memberRead(e)
 			return
@@ -1100,6 +1104,10 @@ func (g *gen) memExpr(e syntax.Expr) int16 {
 // stack.
 func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 	t := g.typeOf(e)
+	if fa, ok := unparen(e).(*syntax.FieldAccess); ok && g.isTupleAccess(fa) {
+		g.tupleInto(fa, off, n)
+		return
+	}
 	if t.k == kBlob && g.blobInto(e, off, n) {
 		return
 	}
@@ -1228,17 +1236,7 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 		g.label(endL)
 		return
 	case *syntax.Tuple:
-		pos := off
-		for i, el := range e.Elems {
-			et := t.elems[i]
-			mark := g.sp
-			g.materialize(el, et, pos)
-			g.sp = mark
-			pos += int16(et.storage())
-		}
-		if used := int(pos - off); n > used {
-			g.zero(pos, n-used)
-		}
+		g.tupleElemsInto(e, t, off, n)
 		return
 	}
 	panic(fmt.Sprintf("compile: memInto of %T", e))
