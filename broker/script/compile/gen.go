@@ -189,11 +189,24 @@ func (g *gen) copyStack(dst, src int16, n int) {
 	}
 }
 
-// copyFrom copies n bytes from the memory at reg to the stack.
+// copyFrom copies n bytes from the memory at reg to the stack. A tail
+// of fewer than 8 bytes (a 4-byte struct's map value) is copied in
+// smaller loads: the verifier refuses a read past the value.
 func (g *gen) copyFrom(dst int16, reg asm.Register, n int) {
-	for i := 0; i < n; i += 8 {
+	i := 0
+	for ; i+8 <= n; i += 8 {
 		g.emit(asm.LoadMem(rTmp, reg, int16(i), asm.DWord))
 		g.emit(asm.StoreMem(asm.R10, dst+int16(i), rTmp, asm.DWord))
+	}
+	for _, w := range []struct {
+		n    int
+		size asm.Size
+	}{{4, asm.Word}, {2, asm.Half}, {1, asm.Byte}} {
+		if n-i >= w.n {
+			g.emit(asm.LoadMem(rTmp, reg, int16(i), w.size))
+			g.emit(asm.StoreMem(asm.R10, dst+int16(i), rTmp, w.size))
+			i += w.n
+		}
 	}
 }
 
