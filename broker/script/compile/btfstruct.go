@@ -163,6 +163,9 @@ func (c *compiler) btfAccess(in *instance, e *syntax.FieldAccess) ty {
 			return ty{}
 		}
 		base = xt.bt
+	case xt.k == kTuple && !e.Arrow:
+		c.errorf(e.Pos(), e.End(), "Tuples must be indexed with a constant and non-negative integer")
+		return ty{}
 	default:
 		msg := fmt.Sprintf("Can not access field '%s' on expression of type '%s'", e.Field, bpfTypeName(xt))
 		if xt.ptr && xt.bt == nil && c.typesErr != nil {

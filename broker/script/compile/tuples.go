@@ -6,6 +6,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 
+	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 )
 
@@ -43,8 +44,16 @@ func (c *compiler) tuple(in *instance, e *syntax.Tuple) ty {
 			kt = keyType(et)
 		}
 		kt.width = et.width // sizeof() lays (int8)1 out in a byte
-		if lit, ok := unparen(el).(*syntax.StrLit); ok {
-			kt.csize = len(lit.Value) + 1
+		if et.k == kStr {
+			// Its own size, not the map slot it would widen to: comm
+			// is 16 bytes, a literal its characters and the NUL.
+			kt.csize = et.size
+			if lit, ok := unparen(el).(*syntax.StrLit); ok {
+				kt.csize = len(lit.Value) + 1
+			}
+		}
+		if call, ok := unparen(el).(*syntax.Call); ok && et.k == kBlob && et.blob == program.Buffer {
+			kt.csize = c.bufLen(in, call) + 1 // bpftrace's: a length and the bytes
 		}
 		t.elems = append(t.elems, kt)
 	}
@@ -188,7 +197,23 @@ func cLayout(t ty) (size, align int) {
 		}
 		return (off + align - 1) / align * align, align
 	case kRecord:
-		return t.size, btfAlign(t.bt, 0)
+		// bpftrace lays a struct out as bytes (no alignment), an
+		// array as an array of its elements.
+		if _, ok := btf.UnderlyingType(t.bt).(*btf.Array); ok {
+			return t.size, btfAlign(t.bt, 0)
+		}
+		return t.size, 1
+	case kBlob:
+		switch t.blob {
+		case program.Timestamp:
+			return 16, 4 // bpftrace's strftime(): a format id and the time
+		case program.Buffer:
+			if t.csize > 0 {
+				return t.csize, 4
+			}
+		case program.USym, program.Inet:
+			return t.size, 4 // bpftrace's are arrays of 32-bit words
+		}
 	}
 	return t.storage(), 8
 }
