@@ -343,6 +343,20 @@ var goldenCases = map[string]func(out Printer){
 		out.AttachedProbes(1)
 		out.Exit(st.snaps())
 	},
+	"tuples_nested": func(out Printer) {
+		st := newState()
+		st.mp("@t", p.Plain).set(Tup(I(1), Tup(I(2), S("x")), Tup(I(-3), Tup(S("y\"q"), I(4)))))
+		st.mp("@k", p.Plain, tI64, tStr).set(Tup(Tup(I(5), S("z")), I(6)), I(1), S("a"))
+		out.AttachedProbes(1)
+		for _, v := range []p.Value{
+			Tup(I(1), I(2), S("string")),
+			Tup(Tup(I(1), S("a")), Tup(I(2), Tup(I(3), S("b")))),
+		} {
+			// print(TUPLE) is the printf "%s\n" of the tuple.
+			out.Value(Sprintf("%s\n", []p.Value{v}), v)
+		}
+		out.Exit(st.snaps())
+	},
 	"escape": func(out Printer) {
 		st := newState()
 		st.mp("@k", p.Plain, tStr).set(I(1), S("a\"b\\c\td\x01"))

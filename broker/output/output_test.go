@@ -79,6 +79,9 @@ func TestCFormat(t *testing.T) {
 		{"%hhi %li %Lu %qd %Zd", []p.Value{I(-1), I(-1), I(-1), I(-1), I(-1)}, "-1 -1 18446744073709551615 -1 -1"},
 		{"%#p|%+p", []p.Value{I(1), I(1)}, "0x1|+0x1"},
 		{"100%", nil, "100%"},
+		// print(TUPLE)'s %s: a struct in it is printed as a map's value
+		// is, as bpftrace 0.17 prints (1, *((struct Foo *)arg0)).
+		{"%s|", []p.Value{Tup(I(1), record(I(2), I(3)), array(I(1), I(2)), Tup(I(4), S("x")))}, "(1, { .m = 2, .n = 3 }, [1,2], (4, x))|"},
 	} {
 		if got := cFormat(c.format, c.args); got != c.want {
 			t.Errorf("cFormat(%q) = %q, want %q", c.format, got, c.want)
@@ -290,4 +293,21 @@ func TestStackIndent(t *testing.T) {
 	if js.String() != wantJSON {
 		t.Errorf("json:\n%q\nwant\n%q", js.String(), wantJSON)
 	}
+}
+
+// record is a struct { m; n; ... } value of the given fields.
+func record(fields ...p.Value) p.Value {
+	v := Tup(fields...)
+	v.Type.Kind = p.Record
+	for i := range fields {
+		v.Type.Names = append(v.Type.Names, string(rune('m'+i)))
+	}
+	return v
+}
+
+// array is an array value of the given elements.
+func array(elems ...p.Value) p.Value {
+	v := Tup(elems...)
+	v.Type.Kind = p.Array
+	return v
 }

@@ -164,6 +164,10 @@ func argString(v program.Value) string {
 		return v.Str
 	case program.KStack, program.UStack:
 		return v.StackText("        ")
+	case program.Tuple:
+		// Only print(TUPLE) gets here: it prints the tuple as a map's
+		// value is printed, "(1, { .m = 2 })".
+		return v.ValueString()
 	}
 	return v.String()
 }

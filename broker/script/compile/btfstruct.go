@@ -163,6 +163,9 @@ func (c *compiler) btfAccess(in *instance, e *syntax.FieldAccess) ty {
 			return ty{}
 		}
 		base = xt.bt
+	case xt.k == kTuple && !e.Arrow:
+		c.errorf(e.Pos(), e.End(), "Tuples must be indexed with a constant and non-negative integer")
+		return ty{}
 	default:
 		msg := fmt.Sprintf("Can not access field '%s' on expression of type '%s'", e.Field, bpfTypeName(xt))
 		if xt.ptr && xt.bt == nil && c.typesErr != nil {
@@ -419,6 +422,10 @@ func (g *gen) recordAddr(x syntax.Expr) int {
 		g.intExpr(x) // a pointer: its value is the address
 		return 0
 	}
+	if g.isTupleAccess(x) { // a tuple's element: its copy on the stack
+		g.stackPtr(rAcc, g.memExpr(x))
+		return 0
+	}
 	switch x := unparen(x).(type) {
 	case *syntax.FieldAccess:
 		return g.recordAddr(x.X) + g.in.members[x].off
@@ -447,6 +454,9 @@ func (g *gen) stackRooted(x syntax.Expr) bool {
 	for {
 		if g.typeOf(x).k != kRecord {
 			return false
+		}
+		if g.isTupleAccess(x) {
+			return true // tuples live on the stack and in maps
 		}
 		switch e := unparen(x).(type) {
 		case *syntax.FieldAccess:

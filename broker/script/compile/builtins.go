@@ -466,6 +466,9 @@ func (c *compiler) sizeOf(in *instance, e syntax.Expr) int {
 	}
 	if fa, ok := unparen(e).(*syntax.FieldAccess); ok && !onArgs(fa) {
 		t := c.expr(in, e)
+		if n, ok := tupleElemSizeof(in, fa); ok {
+			return n
+		}
 		if n, ok := c.sizeOfMember(in, e); ok {
 			return n
 		}
@@ -495,6 +498,9 @@ func (c *compiler) sizeOf(in *instance, e syntax.Expr) int {
 	}
 	if t.k == kInt {
 		return 8
+	}
+	if t.k == kTuple {
+		return tupleSizeof(t)
 	}
 	return t.storage()
 }

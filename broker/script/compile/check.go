@@ -472,20 +472,7 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 	case *syntax.FieldAccess:
 		return c.field(in, e)
 	case *syntax.Tuple:
-		t := ty{k: kTuple}
-		for _, el := range e.Elems {
-			et := c.expr(in, el)
-			switch et.k {
-			case kInt, kStr, kBlob:
-			case kNone:
-				return ty{}
-			default:
-				c.errorf(el.Pos(), el.End(), "%s can not be a tuple element", et)
-				return ty{}
-			}
-			t.elems = append(t.elems, keyType(et))
-		}
-		return t
+		return c.tuple(in, e)
 	case *syntax.IncDec:
 		return c.incDec(in, e)
 	case *syntax.Cast:
@@ -682,6 +669,9 @@ func (c *compiler) field(in *instance, e *syntax.FieldAccess) ty {
 			return tStr(f.Size)
 		}
 		return tUint
+	}
+	if _, tuple := tupleIndex(e); tuple && (!ok || id.Name != "args") {
+		return c.tupleAccess(in, e)
 	}
 	if !ok || id.Name != "args" {
 		return c.btfAccess(in, e)
@@ -944,7 +934,7 @@ func (c *compiler) printf(in *instance, e *syntax.Call) {
 		buffer := t.k == kBlob && t.blob == program.Buffer
 		switch want := printfWants(v); {
 		case want == "buffer" && !buffer && t.k != kStr,
-			want == "string" && (t.k != kStr && t.k != kBlob || buffer),
+			want == "string" && (t.k != kStr && t.k != kBlob || buffer) && !c.printsTuple(e, t),
 			want == "integer" && t.k != kInt:
 			c.errorf(a.Pos(), a.End(), "printf: %%%s specifier expects a value of type %s (%s supplied)", v[len(v)-1:], want, typeClass(t))
 		}

@@ -189,11 +189,24 @@ func (g *gen) copyStack(dst, src int16, n int) {
 	}
 }
 
-// copyFrom copies n bytes from the memory at reg to the stack.
+// copyFrom copies n bytes from the memory at reg to the stack. A tail
+// of fewer than 8 bytes (a 4-byte struct's map value) is copied in
+// smaller loads: the verifier refuses a read past the value.
 func (g *gen) copyFrom(dst int16, reg asm.Register, n int) {
-	for i := 0; i < n; i += 8 {
+	i := 0
+	for ; i+8 <= n; i += 8 {
 		g.emit(asm.LoadMem(rTmp, reg, int16(i), asm.DWord))
 		g.emit(asm.StoreMem(asm.R10, dst+int16(i), rTmp, asm.DWord))
+	}
+	for _, w := range []struct {
+		n    int
+		size asm.Size
+	}{{4, asm.Word}, {2, asm.Half}, {1, asm.Byte}} {
+		if n-i >= w.n {
+			g.emit(asm.LoadMem(rTmp, reg, int16(i), w.size))
+			g.emit(asm.StoreMem(asm.R10, dst+int16(i), rTmp, w.size))
+			i += w.n
+		}
 	}
 }
 
@@ -694,6 +707,10 @@ func (g *gen) intExpr(e syntax.Expr) {
 	case *syntax.MapExpr:
 		g.mapRead(e)
 	case *syntax.FieldAccess:
+		if g.isTupleAccess(e) {
+			g.tupleIntExpr(e)
+			return
+		}
 		if g.isMember(e) {
 			g.memberRead(e)
 			return
@@ -1100,6 +1117,10 @@ func (g *gen) memExpr(e syntax.Expr) int16 {
 // stack.
 func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 	t := g.typeOf(e)
+	if fa, ok := unparen(e).(*syntax.FieldAccess); ok && g.isTupleAccess(fa) {
+		g.tupleInto(fa, off, n)
+		return
+	}
 	if t.k == kBlob && g.blobInto(e, off, n) {
 		return
 	}
@@ -1228,17 +1249,7 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 		g.label(endL)
 		return
 	case *syntax.Tuple:
-		pos := off
-		for i, el := range e.Elems {
-			et := t.elems[i]
-			mark := g.sp
-			g.materialize(el, et, pos)
-			g.sp = mark
-			pos += int16(et.storage())
-		}
-		if used := int(pos - off); n > used {
-			g.zero(pos, n-used)
-		}
+		g.tupleElemsInto(e, t, off, n)
 		return
 	}
 	panic(fmt.Sprintf("compile: memInto of %T", e))

@@ -39,9 +39,12 @@ type ty struct {
 	k      kind
 	signed bool
 	size   int // kStr: bytes, a multiple of 8; kTuple: sum of elems
-	elems  []ty
-	ptr    bool
-	user   bool // ptr into user memory
+	// csize is a string's C size as a tuple element, when a literal
+	// gives it (("abc", 1): 4): sizeof() lays tuples out as bpftrace.
+	csize int
+	elems []ty
+	ptr   bool
+	user  bool // ptr into user memory
 	// width is an integer's C size in bytes when its type says it (a
 	// cast's, a field's): bswap() swaps that many. 0 is 8.
 	width int
@@ -85,7 +88,7 @@ func (t ty) storage() int {
 	case kTuple:
 		n := 0
 		for _, e := range t.elems {
-			n += e.storage()
+			n += tupleSlot(e)
 		}
 		return n
 	}
@@ -105,7 +108,7 @@ func (t ty) runtime() program.Type {
 		for _, e := range t.elems {
 			rt.Elems = append(rt.Elems, e.runtime())
 			rt.Offs = append(rt.Offs, off)
-			off += e.storage()
+			off += tupleSlot(e)
 		}
 		return rt
 	case kBlob:
