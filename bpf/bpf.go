@@ -257,7 +257,7 @@ func (s *Session) Attach(ctx context.Context) (err error) {
 			s.Detach()
 		}
 	}()
-	for _, i := range program.AttachOrder(len(s.prog.Probes), func(i int) program.ProbeKind { return s.prog.Probes[i].Kind }) {
+	for _, i := range program.AttachOrder(s.prog.Probes) {
 		pr := s.prog.Probes[i]
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("attach: %w", err)

@@ -47,6 +47,9 @@ type Probe struct {
 	AttachPath string
 	// RefCtrOffset is a USDT probe's semaphore in Path (0: none).
 	RefCtrOffset uint64
+	// Block is the script's probe block (program.Probe.Block): the
+	// order probes are attached in (program.AttachOrder).
+	Block int
 	// Event (at Offset) places a kprobe (Kind Kprobe, or Kretprobe),
 	// Funcs a kprobe.multi probe on many functions (kprobe.go).
 	Funcs []string
@@ -491,7 +494,7 @@ func (s *Session) Attach(ctx context.Context) (err error) {
 			s.Detach()
 		}
 	}()
-	for _, i := range program.AttachOrder(len(s.probes), func(i int) program.ProbeKind { return s.probes[i].Kind }) {
+	for _, i := range program.AttachOrderOf(len(s.probes), func(i int) (program.ProbeKind, int) { return s.probes[i].Kind, s.probes[i].Block }) {
 		p := s.probes[i]
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("collector: attach: %w", err)

@@ -5,6 +5,7 @@
 package program
 
 import (
+	"sort"
 	"slices"
 	"strings"
 
@@ -115,6 +116,9 @@ type Probe struct {
 	// notes: a plugin's program cannot (plugins/raw.go copies no such
 	// field).
 	RefCtrOffset uint64 `json:",omitempty"`
+	// Block is the index of the script's probe block this probe comes
+	// from: the probes of one wildcard share it (AttachOrder).
+	Block int `json:",omitempty"`
 	// Funcs, for a Kprobe or Kretprobe whose Name is a wildcard, are the
 	// kernel functions it attaches to with one kprobe.multi link; each
 	// is judged as the probe KIND:FUNC would be (AttachNames).
@@ -325,20 +329,27 @@ const (
 // (bpftrace's attach_reverse).
 var firesLastFirst = map[ProbeKind]bool{Kprobe: true, Uprobe: true, Uretprobe: true, Fentry: true}
 
-// AttachOrder is the order to attach n probes, kind(i) the kind of the
-// i-th, so that probes on one event fire in the order the script wrote
-// them: the other kinds first to last, then these last to first.
-func AttachOrder(n int, kind func(i int) ProbeKind) []int {
+// AttachOrder is the order to attach probes so that probes on one event
+// fire in the order the script wrote them: the other kinds first to
+// last, then these by block (Probe.Block) last to first, the probes of
+// one block (a wildcard's) first to last, as bpftrace attaches them.
+func AttachOrder(probes []*Probe) []int {
+	return AttachOrderOf(len(probes), func(i int) (ProbeKind, int) { return probes[i].Kind, probes[i].Block })
+}
+
+// AttachOrderOf is AttachOrder of n probes whose kinds and blocks at
+// returns.
+func AttachOrderOf(n int, at func(i int) (ProbeKind, int)) []int {
 	out := make([]int, 0, n)
+	var rev []int
 	for i := 0; i < n; i++ {
-		if !firesLastFirst[kind(i)] {
+		if k, _ := at(i); firesLastFirst[k] {
+			rev = append(rev, i)
+		} else {
 			out = append(out, i)
 		}
 	}
-	for i := n - 1; i >= 0; i-- {
-		if firesLastFirst[kind(i)] {
-			out = append(out, i)
-		}
-	}
-	return out
+	block := func(i int) int { _, b := at(i); return b }
+	sort.SliceStable(rev, func(a, b int) bool { return block(rev[a]) > block(rev[b]) })
+	return append(out, rev...)
 }

@@ -1,6 +1,7 @@
 package program
 
 import (
+	"fmt"
 	"encoding/binary"
 	"reflect"
 	"testing"
@@ -105,5 +106,19 @@ func TestBuildSnapshot(t *testing.T) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestAttachOrder: kprobes, uprobes and kfuncs are attached block by
+// block last to first (the kernel runs them last attached first), a
+// wildcard's probes first to last, everything else in order.
+func TestAttachOrder(t *testing.T) {
+	probes := []*Probe{
+		{Kind: Tracepoint, Block: 0}, {Kind: Uprobe, Block: 1}, {Kind: Uprobe, Block: 1},
+		{Kind: Uretprobe, Block: 2}, {Kind: Kretprobe, Block: 3}, {Kind: Kprobe, Block: 4}, {Kind: Interval, Block: 5},
+	}
+	got := fmt.Sprint(AttachOrder(probes))
+	if want := "[0 4 6 5 3 1 2]"; got != want {
+		t.Errorf("order %s, want %s", got, want)
 	}
 }

@@ -135,12 +135,13 @@ func (c *compiler) castRecord(in *instance, e *syntax.Cast) ty {
 		}
 		return ty{}
 	}
-	if xt := c.expr(in, e.X); xt.k != kInt && xt.k != kNone {
+	xt := c.expr(in, e.X)
+	if xt.k != kInt && xt.k != kNone {
 		c.errorf(e.Pos(), e.End(), "Cannot cast from \"%s\" to \"%s\"", xt, e.Type)
 		return ty{}
 	}
 	t2 := structPtr(t, depth)
-	t2.user = userProbe(in)
+	t2.user = userProbe(in) || xt.user
 	return t2
 }
 

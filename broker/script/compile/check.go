@@ -88,11 +88,14 @@ func (c *compiler) castPointer(in *instance, e *syntax.Cast, base string, depth 
 		c.errorf(e.Pos(), e.End(), "Cannot cast to \"%s\": only integer types (int8-int64, uint8-uint64) and pointers to them are supported", e.Type)
 		return ty{}
 	}
-	if t := c.expr(in, e.X); t.k != kInt && t.k != kNone {
-		c.errorf(e.Pos(), e.End(), "Cannot cast from \"%s\" to \"%s\"", t, e.Type)
+	xt := c.expr(in, e.X)
+	if xt.k != kInt && xt.k != kNone {
+		c.errorf(e.Pos(), e.End(), "Cannot cast from \"%s\" to \"%s\"", xt, e.Type)
 		return ty{}
 	}
-	return ty{k: kInt, ptr: true, user: userProbe(in), depth: depth, esize: bits / 8, esigned: signed}
+	// A user address stays one (a syscall's buffer, args->buf), as
+	// bpftrace reads it.
+	return ty{k: kInt, ptr: true, user: userProbe(in) || xt.user, depth: depth, esize: bits / 8, esigned: signed}
 }
 
 // userProbe says whether in's pointers point into the traced process.

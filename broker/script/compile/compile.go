@@ -237,6 +237,9 @@ type instance struct {
 	// is named by address, the probe builtin says display.
 	usdt    *USDTTarget
 	display string
+	// block counts the script's probe specs: a wildcard's probes share
+	// one (program.Probe.Block).
+	block int
 
 	types map[syntax.Expr]ty
 	vars  map[string]ty
@@ -308,9 +311,14 @@ func (c *compiler) warnf(from, to syntax.Pos, format string, args ...any) {
 // expand resolves every probe spec to its attach points.
 func (c *compiler) expand() {
 	seen := map[string]bool{}
+	block := 0
 	for _, p := range c.file.Probes {
 		for _, s := range p.Specs {
 			ins := c.expandSpec(p, s)
+			for _, in := range ins {
+				in.block = block
+			}
+			block++
 			if !c.roomFor(s, len(ins)) || c.full {
 				return
 			}

@@ -118,6 +118,7 @@ func (c *compiler) generate(in *instance) *program.Probe {
 	}
 	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Funcs: in.funcs, Binary: in.binary, Loops: g.loops, Insns: g.insns,
 		CtxLen: ctxLen(in), CtxStrings: g.ctxStrings, KStack: g.kstack, UStack: g.ustack, KernelOnly: g.kernelOnly}
+	p.Block = in.block
 	if in.usdt != nil {
 		p.RefCtrOffset = in.usdt.RefCtr
 	}
