@@ -54,7 +54,11 @@ func FindBinary(target string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", notFound(fmt.Sprintf("uprobe target file %q not found in $PATH", target))
+	// A library's short name, as bpftrace takes it: uprobe:libc:fread.
+	if p, ok := findLibrary(target); ok {
+		return p, nil
+	}
+	return "", notFound(fmt.Sprintf("uprobe target file %q not found in $PATH or the loader's cache", target))
 }
 
 // notFound is an error that says what was not found and is

@@ -347,7 +347,7 @@ func TestFindBinary(t *testing.T) {
 		{"pie", filepath.Join(dirs["noexec"], "pie"), ""},
 		{bin, bin, ""},
 		{"./" + filepath.Base(bin), "./prog", ""}, // relative, with a '/': as is
-		{"nosuch", "", `uprobe target file "nosuch" not found in $PATH`},
+		{"nosuch", "", `uprobe target file "nosuch" not found in $PATH or the loader's cache`},
 		{"adir", "", `uprobe target file "adir" not found in $PATH`},
 		{filepath.Join(root, "nosuch"), "", "does not exist"},
 		{dirs["elf"], "", "is not a regular file (a directory)"},
@@ -368,7 +368,7 @@ func TestFindBinary(t *testing.T) {
 		}
 	}
 	for target, want := range map[string]string{
-		"nosuch":                      `uprobe target file "nosuch" not found in $PATH`,
+		"nosuch":                      `uprobe target file "nosuch" not found in $PATH or the loader's cache`,
 		filepath.Join(root, "nosuch"): fmt.Sprintf("uprobe target file %q does not exist", filepath.Join(root, "nosuch")),
 	} {
 		if _, err := FindBinary(target); !errors.Is(err, fs.ErrNotExist) || err.Error() != want {

@@ -156,7 +156,7 @@ func TestErrors(t *testing.T) {
 		{
 			name:  "binary not in $PATH",
 			args:  []string{"run", "-e", `uretprobe:tb-no-such-binary:f { @ = count(); }`},
-			first: `ERROR: uprobe target file "tb-no-such-binary" not found in $PATH`,
+			first: `ERROR: uprobe target file "tb-no-such-binary" not found in $PATH or the loader's cache`,
 			at:    `uretprobe:tb-no-such-binary:f`,
 		},
 		{
