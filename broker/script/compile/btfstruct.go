@@ -308,7 +308,10 @@ func (c *compiler) memberType(m btf.Member, off btf.Bits) (ty, member, string) {
 			if mi.size == 0 {
 				return ty{}, mi, "is empty"
 			}
-			return tStr(mi.size), mi, ""
+			// Still the array: b[0] reads one of its bytes.
+			t := tStr(mi.size)
+			t.bt = u
+			return t, mi, ""
 		}
 		// Other arrays are read element by element (bits[0]).
 		n, _ := btf.Sizeof(u)
@@ -419,7 +422,7 @@ func (g *gen) isMember(e syntax.Expr) bool {
 // struct value x is (or that x is), and returns x's offset from it: the
 // embedded structs of a chain (curtask->se.load) add up when compiling.
 func (g *gen) recordAddr(x syntax.Expr) int {
-	if g.typeOf(x).k != kRecord {
+	if t := g.typeOf(x); t.k != kRecord && !isCharArray(t) {
 		g.intExpr(x) // a pointer: its value is the address
 		return 0
 	}
@@ -453,7 +456,7 @@ func (g *gen) recordAddr(x syntax.Expr) int {
 // keeps its copy (and a map value is copied), not from the kernel.
 func (g *gen) stackRooted(x syntax.Expr) bool {
 	for {
-		if g.typeOf(x).k != kRecord {
+		if t := g.typeOf(x); t.k != kRecord && !isCharArray(t) {
 			return false
 		}
 		if g.isTupleAccess(x) {
@@ -832,4 +835,11 @@ func (c *compiler) offsetOf(in *instance, of, field syntax.Expr) (int, bool) {
 		base, off = m.Type, at
 	}
 	return int(off / 8), true
+}
+
+// isCharArray: t is a char array field, a string that is still its
+// array (memberType): its bytes are indexed as an array's elements.
+func isCharArray(t ty) bool {
+	_, ok := t.bt.(*btf.Array)
+	return t.k == kStr && ok
 }

@@ -462,6 +462,11 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		if a.k == kNone || b.k == kNone {
 			return ty{}
 		}
+		if a.k == kVoid && b.k == kVoid {
+			// cond ? printf(...) : exit(): a statement, as bpftrace
+			// takes it; its value is nothing anything can use.
+			return tVoid
+		}
 		if a.k != b.k || (a.k != kInt && a.k != kStr) {
 			c.errorf(e.Pos(), e.End(), "Ternary operator must return the same type: have '%s' and '%s'", a, b)
 			return ty{}
@@ -498,7 +503,7 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		return ty{k: kInt, signed: signed, width: bits / 8}
 	case *syntax.Index:
 		t := c.expr(in, e.X)
-		if _, ok := t.bt.(*btf.Array); ok && t.k == kRecord {
+		if _, ok := t.bt.(*btf.Array); ok && (t.k == kRecord || t.k == kStr) {
 			return c.btfIndex(in, e, t)
 		}
 		if it := c.expr(in, e.I); it.k != kInt && it.k != kNone {

@@ -164,6 +164,8 @@ func TestErrors(t *testing.T) {
 		{`BEGIN { @x = has_key(@y[1], 1); @y[1] = 1; }`, "has_key() expects a map without a key as first argument"},
 		{`BEGIN { @x = len(@y); @y[1] = 1; }`, "len() is not supported"},
 		{`tracepoint:syscalls:sys_enter_openat { signal("KILL"); }`, "signal() is an unsafe function being used in safe mode"},
+		{`BEGIN { @x = 1 ? printf("a") : printf("b"); }`, "Invalid expression for assignment"},
+		{`BEGIN { @x = 1 ? printf("a") : 2; }`, "Ternary operator must return the same type: have 'none' and 'int64'"},
 		{`BEGIN { system("id"); }`, "system() is an unsafe function being used in safe mode"},
 		{`BEGIN { cat(1); }`, "cat() expects a string literal as first argument"},
 		{`BEGIN { cat("/proc/%d/%s", 1); }`, "cat: Not enough arguments for format string (1 supplied, 2 expected)"},

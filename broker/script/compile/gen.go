@@ -248,6 +248,17 @@ func (g *gen) stmt(s syntax.Stmt) {
 			g.voidCall(call)
 			return
 		}
+		if t, ok := unparen(s.X).(*syntax.Ternary); ok && g.typeOf(t).k == kVoid {
+			elseL, endL := g.newLabel(), g.newLabel()
+			g.intExpr(t.Cond)
+			g.emit(asm.JEq.Imm(rAcc, 0, elseL))
+			g.stmt(&syntax.ExprStmt{X: t.Then})
+			g.emit(asm.Ja.Label(endL))
+			g.label(elseL)
+			g.stmt(&syntax.ExprStmt{X: t.Else})
+			g.label(endL)
+			return
+		}
 		g.value(s.X)
 	case *syntax.AssignStmt:
 		g.assign(s)
