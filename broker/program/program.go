@@ -5,8 +5,8 @@
 package program
 
 import (
-	"sort"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/cilium/ebpf"

@@ -1,8 +1,8 @@
 package program
 
 import (
-	"fmt"
 	"encoding/binary"
+	"fmt"
 	"reflect"
 	"testing"
 )
