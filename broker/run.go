@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -93,6 +94,9 @@ type Request struct {
 	// anything is loaded; Attached once the probes are attached.
 	Admitted func(*Admission)
 	Attached func(*Admission)
+	// PrintMaps, when set, asks for every map to be printed now, as
+	// bpftrace prints them on SIGUSR1; the run goes on.
+	PrintMaps <-chan struct{}
 	// Stopping, when set, hears that the probes have stopped: what is
 	// printed from then on is the trace's end (the events left in the
 	// buffer, END's output, the maps), bounded by the buffer and the
@@ -537,6 +541,13 @@ func (r *runner) loop(end *ending) error {
 		if over {
 			return nil
 		}
+		select {
+		case <-r.req.PrintMaps:
+			if err := r.printMaps(); err != nil {
+				return err
+			}
+		default:
+		}
 		err := r.sess.Read(wait, &r.rec)
 		if errors.Is(err, io.EOF) {
 			return nil // a replay's recording ended
@@ -692,6 +703,26 @@ func (r *runner) format(id uint64) *program.Format {
 		return nil
 	}
 	return r.prog.Schema.Formats[id]
+}
+
+// printMaps prints every map, as print(@m) prints it, in the order of
+// their names: bpftrace's answer to SIGUSR1.
+func (r *runner) printMaps() error {
+	ids := make([]int, len(r.prog.Schema.Maps))
+	for i := range ids {
+		ids[i] = i
+	}
+	sort.Slice(ids, func(a, b int) bool { return r.prog.Schema.Maps[ids[a]].Name < r.prog.Schema.Maps[ids[b]].Name })
+	for _, id := range ids {
+		s, err := r.sess.Snapshot(id)
+		if err != nil {
+			return err
+		}
+		r.res.resolveSnapshot(s)
+		r.out.Map(s, 0, 1)
+	}
+	r.out.Flush()
+	return nil
 }
 
 func (r *runner) printAll() error {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -53,5 +56,35 @@ func TestAsBpftrace(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, stdout starting %q, stderr with %q", code, stdout.String(), stderr.String(), tc.code, tc.stdout, tc.stderr)
 			}
 		})
+	}
+}
+
+// TestSIGUSR1PrintsMaps: SIGUSR1 prints every map and the run goes on,
+// as bpftrace does; the maps are printed again at the end.
+func TestSIGUSR1PrintsMaps(t *testing.T) {
+	require(t, needKernel)
+	cmd := exec.Command(binary, "run", "-e", `BEGIN { @scalar = 5; @b[1] = 2; } interval:ms:1500 { exit(); }`)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(stdout)
+	if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "Attaching") {
+		t.Fatalf("first line %q, %v", l, err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(r)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if got := string(rest); strings.Count(got, "@scalar: 5\n") != 2 || strings.Count(got, "@b[1]: 2\n") != 2 || strings.Index(got, "@b[1]") > strings.Index(got, "@scalar") {
+		t.Errorf("output %q: want every map, by name, on SIGUSR1 and again at the end", got)
 	}
 }

@@ -104,6 +104,20 @@ func newRunCmd() *cobra.Command {
 				req.Attest = a
 			}
 			notifyAttached(&req)
+			// SIGUSR1 prints every map, as it does to bpftrace.
+			usr1 := make(chan os.Signal, 1)
+			printMaps := make(chan struct{}, 1)
+			signal.Notify(usr1, syscall.SIGUSR1)
+			defer func() { signal.Stop(usr1); close(usr1) }()
+			go func() {
+				for range usr1 {
+					select {
+					case printMaps <- struct{}{}:
+					default:
+					}
+				}
+			}()
+			req.PrintMaps = printMaps
 			return interrupted(ctx, broker.Run(ctx, req))
 		},
 	}

@@ -144,6 +144,19 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 			return blob(program.KSym), true
 		}
 		return blob(program.USym), true
+	case "uptr", "kptr":
+		// An address space annotation, as bpftrace's: uptr(x) is x as
+		// a pointer into the traced process, kptr(x) into the kernel.
+		if !exact(1) {
+			return tUint, true
+		}
+		t := c.expr(in, e.Args[0])
+		if t.k != kInt && t.k != kNone {
+			bad("%s() expects an integer or a pointer argument (%s provided)", e.Name, t)
+			return tUint, true
+		}
+		t.user = e.Name == "uptr"
+		return t, true
 	case "kaddr", "uaddr":
 		if !exact(1) {
 			return tUint, true
@@ -534,6 +547,8 @@ func (c *compiler) setConst(e *syntax.Call, v uint64) {
 // intCall evaluates an integer-valued builtin call into rAcc.
 func (g *gen) intCall(e *syntax.Call) {
 	switch e.Name {
+	case "uptr", "kptr":
+		g.intExpr(e.Args[0])
 	case "kaddr", "uaddr", "sizeof", "offsetof":
 		if e.Name == "kaddr" {
 			g.noteKernelAddr(e, "kaddr() reveals a kernel address")

@@ -609,6 +609,8 @@ func (c *compiler) ident(in *instance, e *syntax.Ident) ty {
 			return ty{}
 		}
 		return tUint
+	case sargIndex(e.Name) >= 0:
+		return c.checkSarg(in, e)
 	case len(e.Name) >= 4 && e.Name[:3] == "arg" && isDigits(e.Name[3:]):
 		if n := usdtArgIndex(in, e.Name); n >= 0 {
 			return c.checkUSDTArg(in, e, n)

@@ -696,6 +696,10 @@ func (g *gen) intExpr(e syntax.Expr) {
 			g.usdtArg(e, n)
 			return
 		}
+		if n := sargIndex(e.Name); n >= 0 {
+			g.sarg(e, n)
+			return
+		}
 		g.builtin(e.Name)
 	case *syntax.Cast:
 		g.intExpr(e.X)
@@ -1308,6 +1312,11 @@ func (g *gen) captureString(src syntax.Expr) bool {
 		case *syntax.Paren:
 			src = e.X
 			continue
+		case *syntax.Call:
+			if e.Name == "uptr" {
+				src = e.Args[0]
+				continue
+			}
 		case *syntax.Unary:
 			if e.Op == syntax.MUL {
 				array = array || g.typeOf(e.X).depth > 1

@@ -194,6 +194,9 @@ func (g *gen) ctxPointer(e syntax.Expr, vars map[string]bool) bool {
 		return e.Op == syntax.MUL && g.typeOf(e.X).depth > 1 && g.inContext(e.X, nil, vars)
 	case *syntax.Ternary:
 		return g.ctxPointer(e.Then, vars) && g.ctxPointer(e.Else, vars)
+	case *syntax.Call:
+		// uptr() only says which memory a context pointer is.
+		return e.Name == "uptr" && g.ctxPointer(e.Args[0], vars)
 	}
 	return false
 }
