@@ -769,19 +769,7 @@ func (g *gen) bufInto(e *syntax.Call, t ty, off int16) {
 	g.intExpr(e.Args[0])
 	tmp := g.alloc(8)
 	g.emit(asm.StoreMem(asm.R10, tmp, rAcc, asm.DWord))
-	if v, ok := constInt(e.Args[1]); ok {
-		g.loadConst(rAcc, min(max(v, 0), int64(limit)))
-	} else {
-		// A run-time length is clamped so the verifier can bound the read.
-		g.intExpr(e.Args[1])
-		within, pos := g.newLabel(), g.newLabel()
-		g.emit(asm.JSGE.Imm(rAcc, 0, pos))
-		g.emit(asm.Mov.Imm(rAcc, 0))
-		g.label(pos)
-		g.emit(asm.JLE.Imm(rAcc, int32(limit), within))
-		g.emit(asm.Mov.Imm(rAcc, int32(limit)))
-		g.label(within)
-	}
+	g.bufLength(e.Args[1], limit)
 	g.emit(asm.StoreMem(asm.R10, off, rAcc, asm.DWord))
 	g.stackPtr(asm.R1, off+8)
 	g.emit(asm.Mov.Reg(asm.R2, rAcc))
@@ -803,24 +791,33 @@ func (g *gen) bufOfValue(e *syntax.Call, src ty, off int16, limit int) {
 		have = min(limit, mi.size)
 	}
 	g.memInto(e.Args[0], off+8, have)
-	switch {
-	case len(e.Args) == 1:
+	if len(e.Args) == 1 {
 		g.loadConst(rAcc, int64(have))
-	default:
-		if v, ok := constInt(e.Args[1]); ok {
-			g.loadConst(rAcc, min(max(v, 0), int64(limit)))
-			break
-		}
-		g.intExpr(e.Args[1])
-		within, pos := g.newLabel(), g.newLabel()
-		g.emit(asm.JSGE.Imm(rAcc, 0, pos))
-		g.emit(asm.Mov.Imm(rAcc, 0))
-		g.label(pos)
-		g.emit(asm.JLE.Imm(rAcc, int32(have), within))
-		g.emit(asm.Mov.Imm(rAcc, int32(have)))
-		g.label(within)
+	} else if _, ok := constInt(e.Args[1]); ok {
+		// A constant length may ask for zeros past the value's end.
+		g.bufLength(e.Args[1], limit)
+	} else {
+		g.bufLength(e.Args[1], have)
 	}
 	g.emit(asm.StoreMem(asm.R10, off, rAcc, asm.DWord))
+}
+
+// bufLength loads buf()'s length n into rAcc, 0 to limit: a constant
+// as it is (clamped), a run-time one clamped in the program, so that the
+// verifier can bound the read.
+func (g *gen) bufLength(n syntax.Expr, limit int) {
+	if v, ok := constInt(n); ok {
+		g.loadConst(rAcc, min(max(v, 0), int64(limit)))
+		return
+	}
+	g.intExpr(n)
+	within, pos := g.newLabel(), g.newLabel()
+	g.emit(asm.JSGE.Imm(rAcc, 0, pos))
+	g.emit(asm.Mov.Imm(rAcc, 0))
+	g.label(pos)
+	g.emit(asm.JLE.Imm(rAcc, int32(limit), within))
+	g.emit(asm.Mov.Imm(rAcc, int32(limit)))
+	g.label(within)
 }
 
 // voidBuiltin generates the statements of this file; ok is false for

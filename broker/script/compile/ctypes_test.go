@@ -30,6 +30,7 @@ func TestScriptStructs(t *testing.T) {
 		{name: "a char array's byte", src: `struct S { int a; unsigned char b[10]; } BEGIN { @ = ((struct S *)0x1000)->b[3]; }`, reads: []string{"1@+7"}},
 		{name: "a map's record read back", src: `struct S { int a; int b[2]; } BEGIN { @s[1] = *(struct S *)0x1000; printf("%d\n", @s[1].b[1]); }`},
 		{name: "a variable's record read back", src: `struct S { int a; int b[2]; } BEGIN { $s = *(struct S *)0x1000; printf("%d\n", $s.b[1]); }`},
+		{name: "comments with braces in a definition", src: "struct A {\n  // a } brace\n  int x; /* } */\n  long y;\n}\nBEGIN { @ = ((struct A *)0)->y; }", reads: []string{"8@+8"}},
 		{name: "several definitions, semicolons or not", src: "struct A { int x }; struct B { struct A a; struct B *next; } BEGIN { @ = ((struct B *)0)->a.x; }"},
 		{name: "incomplete member", src: `struct A { struct thread_info x; } BEGIN { }`, err: "1:31: field has incomplete type 'struct thread_info' (define it before this one)"},
 		{name: "redefinition", src: "struct A { int x; }\nstruct A { int y; } BEGIN { }", err: "2:1: redefinition of 'struct A'"},

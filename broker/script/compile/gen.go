@@ -1057,8 +1057,14 @@ func (g *gen) strEqual(e *syntax.Binary) {
 		b := g.memExpr(e.Y)
 		g.compareStrings(a, b, min(na, g.typeOf(e.Y).storage()), ne)
 	}
+	g.equalityResult(e.Op, ne, done)
+}
+
+// equalityResult ends a comparison whose code jumps to ne at a
+// difference and falls through when equal: rAcc is == or !='s answer.
+func (g *gen) equalityResult(op syntax.Token, ne, done string) {
 	eqVal, neVal := int32(1), int32(0)
-	if e.Op == syntax.NEQ {
+	if op == syntax.NEQ {
 		eqVal, neVal = 0, 1
 	}
 	g.emit(asm.Mov.Imm(rAcc, eqVal))
@@ -1083,15 +1089,7 @@ func (g *gen) bufEqual(e *syntax.Binary) {
 		g.emit(asm.LoadMem(rAux, asm.R10, b+int16(i), asm.DWord))
 		g.emit(asm.JNE.Reg(rTmp, rAux, ne))
 	}
-	eqVal, neVal := int32(1), int32(0)
-	if e.Op == syntax.NEQ {
-		eqVal, neVal = 0, 1
-	}
-	g.emit(asm.Mov.Imm(rAcc, eqVal))
-	g.emit(asm.Ja.Label(done))
-	g.label(ne)
-	g.emit(asm.Mov.Imm(rAcc, neVal))
-	g.label(done)
+	g.equalityResult(e.Op, ne, done)
 }
 
 // compareStrings compares the strings on the stack at pa and pb over at

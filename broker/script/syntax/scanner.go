@@ -497,28 +497,13 @@ func (s *Scanner) skipCDef() (end Pos, ok bool) {
 	depth := 0
 	for s.off < len(s.src) {
 		c := s.src[s.off]
+		if isSpace(c) || c == '/' && s.off+1 < len(s.src) && (s.src[s.off+1] == '/' || s.src[s.off+1] == '*') {
+			// Lines are counted, and comments (with their braces)
+			// skipped, as between tokens.
+			s.skipSpace()
+			continue
+		}
 		switch {
-		case c == '\n':
-			s.off++
-			s.line++
-			s.lineStart = s.off
-			continue
-		case c == '/' && s.off+1 < len(s.src) && s.src[s.off+1] == '/':
-			for s.off < len(s.src) && s.src[s.off] != '\n' {
-				s.off++
-			}
-			continue
-		case c == '/' && s.off+1 < len(s.src) && s.src[s.off+1] == '*':
-			s.off += 2
-			for s.off < len(s.src) && !(s.src[s.off] == '*' && s.off+1 < len(s.src) && s.src[s.off+1] == '/') {
-				if s.src[s.off] == '\n' {
-					s.line++
-					s.lineStart = s.off + 1
-				}
-				s.off++
-			}
-			s.off += 2
-			continue
 		case c == ';' && depth == 0:
 			s.off++
 			return s.pos(s.off), true
