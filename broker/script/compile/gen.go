@@ -808,10 +808,15 @@ func (g *gen) intExpr(e syntax.Expr) {
 		g.assign(g.c.incdecs[e])
 		g.intExpr(e.X)
 		if e.Post {
+			// A pointer stepped by its target's size (compound).
+			step := int32(1)
+			if t := g.typeOf(e.X); t.ptr && t.stride() > 1 {
+				step = int32(t.stride())
+			}
 			if e.Op == syntax.INC {
-				g.emit(asm.Sub.Imm(rAcc, 1))
+				g.emit(asm.Sub.Imm(rAcc, step))
 			} else {
-				g.emit(asm.Add.Imm(rAcc, 1))
+				g.emit(asm.Add.Imm(rAcc, step))
 			}
 		}
 	default:
