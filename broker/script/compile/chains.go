@@ -41,7 +41,7 @@ func (g *gen) binary(e *syntax.Binary) {
 		// operands are integers.
 		g.strEqual(n)
 		i--
-	} else if isBuffer(g.typeOf(n.X)) && isBuffer(g.typeOf(n.Y)) {
+	} else if isBuffer(g.typeOf(n.X)) && isBuffer(g.typeOf(n.Y)) || sameArrays(g.typeOf(n.X), g.typeOf(n.Y)) {
 		g.bufEqual(n)
 		i--
 	} else {

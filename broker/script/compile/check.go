@@ -732,6 +732,11 @@ func (c *compiler) binaryOf(in *instance, e *syntax.Binary, a, b ty) ty {
 		if a.k == kStr && b.k == kStr || isBuffer(a) && isBuffer(b) {
 			return tUint
 		}
+		if sameArrays(a, b) {
+			// bpftrace compares two arrays of one type element by
+			// element.
+			return tUint
+		}
 		fallthrough
 	case syntax.LSS, syntax.LEQ, syntax.GTR, syntax.GEQ:
 		if a.k != kInt || b.k != kInt {

@@ -27,6 +27,8 @@ func TestScriptStructs(t *testing.T) {
 		{name: "the script's struct before the kernel's", src: `struct task_struct { int x; long pid; } BEGIN { @ = curtask->pid; }`, reads: []string{"8@+8"}},
 		{name: "uprobe reads the process", src: `struct S { int a; int b; } u:/bin/work:add_one { @ = ((struct S *)arg0)->b; }`, reads: []string{"4@+4"}, user: true},
 		{name: "uprobe struct value", src: `struct S { int a; int b; } u:/bin/work:add_one { @s = *(struct S *)arg0; }`, reads: []string{"8@+0"}, user: true},
+		{name: "arrays compared", src: `struct A { int x[4]; int y[4]; long z[2]; } BEGIN { $a = (struct A *)0x1000; @ = $a->x == $a->y; @n = $a->x != $a->y; }`},
+		{name: "arrays of two types", src: `struct A { int x[4]; long z[2]; } BEGIN { $a = (struct A *)0x1000; @ = $a->x == $a->z; }`, err: "Type mismatch for '==': comparing 'int[4]' with 'long[2]'"},
 		{name: "a char array's byte", src: `struct S { int a; unsigned char b[10]; } BEGIN { @ = ((struct S *)0x1000)->b[3]; }`, reads: []string{"1@+7"}},
 		{name: "a map's record read back", src: `struct S { int a; int b[2]; } BEGIN { @s[1] = *(struct S *)0x1000; printf("%d\n", @s[1].b[1]); }`},
 		{name: "a variable's record read back", src: `struct S { int a; int b[2]; } BEGIN { $s = *(struct S *)0x1000; printf("%d\n", $s.b[1]); }`},

@@ -8,7 +8,9 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 
+	"github.com/tracebroker/tracebroker/bpf/btftp"
 	"github.com/tracebroker/tracebroker/bpf/usdt"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
@@ -1082,9 +1084,19 @@ func (g *gen) equalityResult(op syntax.Token, ne, done string) {
 // isBuffer: t is buf()'s value.
 func isBuffer(t ty) bool { return t.k == kBlob && t.blob == program.Buffer }
 
+// sameArrays: a and b are arrays (read through BTF or a script's
+// definitions) of one C type.
+func sameArrays(a, b ty) bool {
+	x, ok1 := a.bt.(*btf.Array)
+	y, ok2 := b.bt.(*btf.Array)
+	return a.k == kRecord && b.k == kRecord && ok1 && ok2 && a.size == b.size && x.Nelems == y.Nelems &&
+		btftp.CType(x.Type) == btftp.CType(y.Type)
+}
+
 // bufEqual compares two buffers as bpftrace does: their lengths, then
 // their bytes. Past its length a buffer is zeros, so comparing the
-// words both hold decides it.
+// words both hold decides it. Two arrays of one type are compared the
+// same way, their copies zero-padded to whole words.
 func (g *gen) bufEqual(e *syntax.Binary) {
 	a, b := g.memExpr(e.X), g.memExpr(e.Y)
 	n := min(g.typeOf(e.X).storage(), g.typeOf(e.Y).storage())
