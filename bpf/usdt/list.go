@@ -85,7 +85,7 @@ func ParseSpec(s string) (Spec, error) {
 	case 3:
 		sp = Spec{Path: parts[0], Provider: parts[1], Name: parts[2]}
 	default:
-		return Spec{}, fmt.Errorf("usdt:%s: a usdt probe is usdt:PATH:[PROVIDER:]NAME", s)
+		return Spec{}, fmt.Errorf("usdt probe must be usdt:PATH:[PROVIDER:]NAME, not usdt:%s", s)
 	}
 	if sp.Provider == "" {
 		sp.Provider = "*"

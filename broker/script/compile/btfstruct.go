@@ -135,13 +135,12 @@ func (c *compiler) castRecord(in *instance, e *syntax.Cast) ty {
 		}
 		return ty{}
 	}
-	xt := c.expr(in, e.X)
-	if xt.k != kInt && xt.k != kNone {
-		c.errorf(e.Pos(), e.End(), "Cannot cast from \"%s\" to \"%s\"", xt, e.Type)
+	xt, ok := c.castFrom(in, e)
+	if !ok {
 		return ty{}
 	}
 	t2 := structPtr(t, depth)
-	t2.user = userProbe(in) || xt.user
+	t2.user = castUser(in, xt)
 	return t2
 }
 

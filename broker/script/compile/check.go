@@ -88,15 +88,28 @@ func (c *compiler) castPointer(in *instance, e *syntax.Cast, base string, depth 
 		c.errorf(e.Pos(), e.End(), "Cannot cast to \"%s\": only integer types (int8-int64, uint8-uint64) and pointers to them are supported", e.Type)
 		return ty{}
 	}
+	xt, ok := c.castFrom(in, e)
+	if !ok {
+		return ty{}
+	}
+	return ty{k: kInt, ptr: true, user: castUser(in, xt), depth: depth, esize: bits / 8, esigned: signed}
+}
+
+// castFrom types what a cast casts: an integer (or a pointer), or says
+// why not.
+func (c *compiler) castFrom(in *instance, e *syntax.Cast) (ty, bool) {
 	xt := c.expr(in, e.X)
 	if xt.k != kInt && xt.k != kNone {
 		c.errorf(e.Pos(), e.End(), "Cannot cast from \"%s\" to \"%s\"", xt, e.Type)
-		return ty{}
+		return ty{}, false
 	}
-	// A user address stays one (a syscall's buffer, args->buf), as
-	// bpftrace reads it.
-	return ty{k: kInt, ptr: true, user: userProbe(in) || xt.user, depth: depth, esize: bits / 8, esigned: signed}
+	return xt, true
 }
+
+// castUser says whether a pointer cast from xt points into the traced
+// process: in a uprobe, or when xt is a user address already (a
+// syscall's buffer, args->buf), as bpftrace reads it.
+func castUser(in *instance, xt ty) bool { return userProbe(in) || xt.user }
 
 // userProbe says whether in's pointers point into the traced process.
 func userProbe(in *instance) bool {
@@ -495,8 +508,7 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 			c.errorf(e.Pos(), e.End(), "Cannot cast to \"%s\": only integer types (int8-int64, uint8-uint64) are supported", e.Type)
 			return ty{}
 		}
-		if t := c.expr(in, e.X); t.k != kInt && t.k != kNone {
-			c.errorf(e.Pos(), e.End(), "Cannot cast from \"%s\" to \"%s\"", t, e.Type)
+		if _, ok := c.castFrom(in, e); !ok {
 			return ty{}
 		}
 		bits, _, _ := castType(e.Type)

@@ -444,15 +444,7 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 			return nil
 		}
 		targets, err := c.opts.Uprobes.Resolve(s.Parts[0], s.Parts[1])
-		if err != nil {
-			c.errorf(s.From, s.To, "%v", err)
-			return nil
-		}
-		if len(targets) == 0 {
-			c.errorf(s.From, s.To, "No probes matched %s", s.Raw)
-			return nil
-		}
-		if !c.roomFor(s, len(targets)) {
+		if !c.matched(s, len(targets), err) {
 			return nil
 		}
 		kind := program.Uprobe
@@ -471,7 +463,7 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 	case "tp_btf":
 		return c.expandTpBTF(p, s)
 	case "usdt":
-		return c.expandUSDT(p, s, mk)
+		return c.expandUSDT(s, mk)
 	case "software", "hardware", "watchpoint":
 		c.errorf(s.From, s.To, "%s probes are not supported yet", s.Provider)
 	case "kfunc", "kretfunc":
@@ -482,6 +474,20 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		c.errorf(s.From, s.To, "Invalid probe type: %s", s.Provider)
 	}
 	return nil
+}
+
+// matched says whether resolving s found n probes there is room for,
+// or, at s, why not: the resolver's error, none matched, too many.
+func (c *compiler) matched(s *syntax.ProbeSpec, n int, err error) bool {
+	switch {
+	case err != nil:
+		c.errorf(s.From, s.To, "%v", err)
+		return false
+	case n == 0:
+		c.errorf(s.From, s.To, "No probes matched %s", s.Raw)
+		return false
+	}
+	return c.roomFor(s, n)
 }
 
 func hasWildcard(s string) bool { return strings.ContainsAny(s, "*?[") }

@@ -386,8 +386,8 @@ func (g *gen) compound(s *syntax.AssignStmt) {
 	g.emit(asm.Mov.Reg(rTmp, rAcc))
 	g.emit(asm.LoadMem(rAcc, asm.R10, tmp, asm.DWord))
 	// p += n and p -= n step by the pointer's target size, as p + n.
-	if lt.ptr && !rt.ptr && (s.Op == syntax.ADD || s.Op == syntax.SUB) && lt.stride() > 1 {
-		g.emit(asm.Mul.Imm(rTmp, int32(lt.stride())))
+	if step := lt.step(); !rt.ptr && (s.Op == syntax.ADD || s.Op == syntax.SUB) && step > 1 {
+		g.emit(asm.Mul.Imm(rTmp, int32(step)))
 	}
 	g.arithOp(s.Op, lt.signed && rt.signed)
 }
@@ -711,15 +711,7 @@ func (g *gen) intExpr(e syntax.Expr) {
 		// Integers are 64 bits in a register: a narrower cast keeps the
 		// low bits and extends them by the cast type's sign.
 		bits, signed, _ := castType(e.Type)
-		if bits < 64 {
-			shift := int32(64 - bits)
-			g.emit(asm.LSh.Imm(rAcc, shift))
-			if signed {
-				g.emit(asm.ArSh.Imm(rAcc, shift))
-			} else {
-				g.emit(asm.RSh.Imm(rAcc, shift))
-			}
-		}
+		g.extend(bits/8, signed)
 	case *syntax.VarExpr:
 		g.emit(asm.LoadMem(rAcc, asm.R10, g.vars[e.Name], asm.DWord))
 	case *syntax.MapExpr:
@@ -811,10 +803,7 @@ func (g *gen) intExpr(e syntax.Expr) {
 		g.intExpr(e.X)
 		if e.Post {
 			// A pointer stepped by its target's size (compound).
-			step := int32(1)
-			if t := g.typeOf(e.X); t.ptr && t.stride() > 1 {
-				step = int32(t.stride())
-			}
+			step := int32(g.typeOf(e.X).step())
 			if e.Op == syntax.INC {
 				g.emit(asm.Sub.Imm(rAcc, step))
 			} else {
@@ -1003,11 +992,11 @@ func (g *gen) binaryOf(e *syntax.Binary, short, done string) {
 		return
 	}
 	// p + n and p - n step by the pointer's target size.
-	if t := g.typeOf(e); t.ptr && t.stride() > 1 {
+	if step := g.typeOf(e).step(); step > 1 {
 		if a.ptr && !b.ptr {
-			g.emit(asm.Mul.Imm(rTmp, int32(t.stride())))
+			g.emit(asm.Mul.Imm(rTmp, int32(step)))
 		} else if b.ptr && !a.ptr {
-			g.emit(asm.Mul.Imm(rAcc, int32(t.stride())))
+			g.emit(asm.Mul.Imm(rAcc, int32(step)))
 		}
 	}
 	g.arithOp(e.Op, signed)

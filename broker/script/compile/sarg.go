@@ -3,6 +3,7 @@ package compile
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/cilium/ebpf/asm"
 
@@ -12,11 +13,20 @@ import (
 
 // sargIndex is N of sargN, bpftrace's stack arguments, or -1.
 func sargIndex(name string) int {
-	if len(name) < 5 || name[:4] != "sarg" || !isDigits(name[4:]) {
+	if n := numbered(name, "sarg"); n <= 64 {
+		return n
+	}
+	return -1
+}
+
+// numbered is N of a builtin spelt PREFIXN (arg3, sarg0), or -1.
+func numbered(name, prefix string) int {
+	digits, ok := strings.CutPrefix(name, prefix)
+	if !ok || !isDigits(digits) {
 		return -1
 	}
-	n, err := strconv.Atoi(name[4:])
-	if err != nil || n > 64 {
+	n, err := strconv.Atoi(digits)
+	if err != nil {
 		return -1
 	}
 	return n

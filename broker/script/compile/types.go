@@ -260,6 +260,15 @@ func (t ty) elem() ty {
 }
 
 // elemSize is how many bytes *p reads.
+// step is how far p + 1 is from p for a pointer (stride), 1 for an
+// integer: what +, -, += and ++ move by.
+func (t ty) step() int {
+	if !t.ptr {
+		return 1
+	}
+	return max(t.stride(), 1)
+}
+
 // stride is how far p + 1 is from p: the size of what p points to, a
 // struct's too, as in C.
 func (t ty) stride() int {

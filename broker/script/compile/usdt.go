@@ -36,11 +36,7 @@ type USDT interface {
 // expandUSDT is usdt:PATH:PROVIDER:NAME, usdt:PATH:NAME (any
 // provider), and with -p usdt::PROVIDER:NAME or usdt:NAME (any file
 // the process maps).
-func (c *compiler) expandUSDT(p *syntax.Probe, s *syntax.ProbeSpec, mk func(program.ProbeKind, string) *instance) []*instance {
-	if len(s.Parts) > 3 {
-		c.errorf(s.From, s.To, "usdt probe must be usdt:PATH:[PROVIDER:]NAME")
-		return nil
-	}
+func (c *compiler) expandUSDT(s *syntax.ProbeSpec, mk func(program.ProbeKind, string) *instance) []*instance {
 	sp, err := usdt.ParseSpec(strings.Join(s.Parts, ":"))
 	if err != nil {
 		c.errorf(s.From, s.To, "%v", err)
@@ -52,15 +48,7 @@ func (c *compiler) expandUSDT(p *syntax.Probe, s *syntax.ProbeSpec, mk func(prog
 		return nil
 	}
 	targets, err := c.opts.USDT.ResolveUSDT(path, provider, name)
-	if err != nil {
-		c.errorf(s.From, s.To, "%v", err)
-		return nil
-	}
-	if len(targets) == 0 {
-		c.errorf(s.From, s.To, "No probes matched %s", s.Raw)
-		return nil
-	}
-	if !c.roomFor(s, len(targets)) {
+	if !c.matched(s, len(targets), err) {
 		return nil
 	}
 	var out []*instance
@@ -77,14 +65,10 @@ func (c *compiler) expandUSDT(p *syntax.Probe, s *syntax.ProbeSpec, mk func(prog
 
 // usdtArgIndex is N of argN in a usdt probe, or -1.
 func usdtArgIndex(in *instance, name string) int {
-	if in.usdt == nil || !strings.HasPrefix(name, "arg") {
+	if in.usdt == nil {
 		return -1
 	}
-	var n int
-	if _, err := fmt.Sscanf(name, "arg%d", &n); err != nil || fmt.Sprintf("arg%d", n) != name {
-		return -1
-	}
-	return n
+	return numbered(name, "arg")
 }
 
 // checkUSDTArg types argN of a usdt probe: an integer of the site's
