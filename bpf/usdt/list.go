@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/tracebroker/tracebroker/internal/regfile"
+	"github.com/tracebroker/tracebroker/internal/symbols"
 )
 
 // File is a file a process maps: Path as the process names it, Open
@@ -20,15 +21,16 @@ type File struct{ Path, Open string }
 // MaxMappedFiles bounds the files of one process searched for probes.
 const MaxMappedFiles = 4096
 
-// ProcessFiles are the files process pid maps, each once, in the order
-// of its maps.
+// ProcessFiles are the files process pid maps executable (its program
+// and libraries, where its probes are), each once, in the order of its
+// maps, read with the symbolizer's maps parser.
 func ProcessFiles(pid int) ([]File, error) {
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/maps")
+	dir := "/proc/" + strconv.Itoa(pid)
+	data, err := os.ReadFile(dir + "/maps")
 	if err != nil {
 		return nil, fmt.Errorf("process %d: %w", pid, err)
 	}
-	defer f.Close()
-	root := "/proc/" + strconv.Itoa(pid) + "/root"
+	root := dir + "/root"
 	// The process's paths are ours when it sees our mounts: the same
 	// mount namespace and the same root.
 	sameRoot := false
@@ -38,24 +40,15 @@ func ProcessFiles(pid int) ([]File, error) {
 		}
 	}
 	mine, err1 := os.Readlink("/proc/self/ns/mnt")
-	theirs, err2 := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/mnt")
+	theirs, err2 := os.Readlink(dir + "/ns/mnt")
 	if err1 != nil || err2 != nil || mine != theirs {
 		sameRoot = false
 	}
-	seen := map[string]bool{}
 	var out []File
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		fields := strings.Fields(line)
-		if len(fields) < 6 || !strings.HasPrefix(fields[5], "/") || strings.HasSuffix(line, " (deleted)") {
+	for _, p := range symbols.MappedFiles(string(data)) {
+		if strings.HasSuffix(p, " (deleted)") {
 			continue
 		}
-		p := fields[5]
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
 		open := p
 		if !sameRoot {
 			open = root + p
@@ -65,7 +58,7 @@ func ProcessFiles(pid int) ([]File, error) {
 			return nil, fmt.Errorf("process %d maps more than %d files", pid, MaxMappedFiles)
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // Spec is a usdt probe spec's parts, as bpftrace reads them:

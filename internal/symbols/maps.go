@@ -127,3 +127,18 @@ func fileBacked(name string) bool {
 	}
 	return true
 }
+
+// MappedFiles are the files a /proc/PID/maps text maps executable, each
+// once, in the order of the maps, as the symbolizer reads them (a name
+// may hold blanks).
+func MappedFiles(data string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range parseMaps(data) {
+		if strings.HasPrefix(m.name, "/") && !seen[m.name] {
+			seen[m.name] = true
+			out = append(out, m.name)
+		}
+	}
+	return out
+}
