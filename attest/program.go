@@ -60,6 +60,10 @@ type Source struct {
 	TextRef string            `json:"text_ref,omitempty"`
 	Digest  string            `json:"digest"` // hex SHA-256 of the text, or of the canonical JSON of Params
 	Params  map[string]string `json:"params,omitempty"`
+	// Args are a script's positional parameters ($1, $2, ...): the same
+	// text compiles to another program with others (`uprobe:$1:f`,
+	// `/pid == $1/`), so they are part of what the program came from.
+	Args []string `json:"args,omitempty"`
 }
 
 // Generator is what produced the program: the broker's built-in script

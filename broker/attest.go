@@ -57,7 +57,7 @@ func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *Admissi
 	// The source: the script (the user's, or a plugin's), stored once
 	// by its digest, which each attestation signs; a plugin's eBPF has
 	// its parameters for a source, small enough to carry.
-	src := attest.Source{Kind: "script", Name: req.Name, Digest: attest.SourceDigest(req.Source), TextRef: attest.SourceRef(attest.SourceDigest(req.Source))}
+	src := attest.Source{Kind: "script", Name: req.Name, Digest: attest.SourceDigest(req.Source), TextRef: attest.SourceRef(attest.SourceDigest(req.Source)), Args: req.Args}
 	text := req.Source
 	gen := attest.Generator{Name: ScriptGenerator, Version: version.String(), Identity: a.Broker}
 	if g := req.Generator; g != nil {

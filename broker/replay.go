@@ -34,6 +34,7 @@ type ReplayRequest struct {
 	Recording  string // the file tracebroker record wrote
 	Name       string // the script's name in messages
 	Source     []byte
+	Args       []string // the script's positional parameters
 	Format     string
 	Quiet      bool
 	MaxMapKeys int
@@ -62,7 +63,7 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 	if err != nil {
 		return err
 	}
-	prog, warns, err := compileScript(rr.Name, rr.Source, nil, recordedKernel(h, rr.MaxMapKeys))
+	prog, warns, err := compileScript(rr.Name, rr.Source, rr.Args, recordedKernel(h, rr.MaxMapKeys))
 	if err != nil {
 		return err
 	}
@@ -316,7 +317,7 @@ func Record(ctx context.Context, rr RecordRequest) error {
 // recordingHeader describes prog's probes for a replay: what the
 // collectors copy, and the kernel facts a script needs to compile.
 func recordingHeader(prog *program.Program, req *Request) (*recording.Header, error) {
-	h := &recording.Header{Version: recording.Version, Created: time.Now().UTC(), Broker: version.String(), Script: recording.Script{Name: req.Name, Source: string(req.Source)}}
+	h := &recording.Header{Version: recording.Version, Created: time.Now().UTC(), Broker: version.String(), Script: recording.Script{Name: req.Name, Source: string(req.Source), Args: req.Args}}
 	h.Host, _ = os.Hostname()
 	var uts unix.Utsname
 	if unix.Uname(&uts) == nil {

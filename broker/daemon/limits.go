@@ -24,7 +24,8 @@ type RequestLimits struct {
 	MaxGenerator int
 	// MaxParams bounds a generator's parameters (default 64), each key
 	// to MaxParamKey bytes (default 128) and each value to MaxParamValue
-	// (default 4096).
+	// (default 4096); a script's positional parameters, each one a
+	// value, are bounded alike.
 	MaxParams, MaxParamKey, MaxParamValue int
 }
 
@@ -77,6 +78,8 @@ func (l RequestLimits) withDefaults() (RequestLimits, error) {
 // refused by check, with a clear reason and an audit record, rather
 // than by gRPC.
 func (l RequestLimits) messageSize() int {
+	// A request carries a generator's parameters or a script's
+	// positional ones, never both; the margin covers either.
 	return max(maxRequestSize, l.MaxSource+l.MaxName+l.MaxGenerator+l.MaxParams*(l.MaxParamKey+l.MaxParamValue+16)+64<<10)
 }
 
@@ -95,6 +98,13 @@ func (l RequestLimits) check(req *pb.TraceRequest) error {
 		return tooLarge("generator name", len(req.GetGenerator()), l.MaxGenerator, "max-generator-bytes")
 	case len(req.GetParams()) > l.MaxParams:
 		return status.Errorf(codes.InvalidArgument, "%d generator parameters, more than %d (serve --max-params)", len(req.GetParams()), l.MaxParams)
+	case len(req.GetArgs()) > l.MaxParams:
+		return status.Errorf(codes.InvalidArgument, "%d positional parameters, more than %d (serve --max-params)", len(req.GetArgs()), l.MaxParams)
+	}
+	for _, a := range req.GetArgs() {
+		if len(a) > l.MaxParamValue {
+			return tooLarge("a positional parameter", len(a), l.MaxParamValue, "max-param-value-bytes")
+		}
 	}
 	for k, v := range req.GetParams() {
 		if len(k) > l.MaxParamKey {

@@ -35,6 +35,9 @@ func TestRequestLimits(t *testing.T) {
 		{&pb.TraceRequest{Generator: strings.Repeat("g", 256)}, "generator name of 256 bytes"},
 		{&pb.TraceRequest{Params: map[string]string{strings.Repeat("k", 129): ""}}, "parameter name of 129 bytes"},
 		{&pb.TraceRequest{Params: map[string]string{"k": strings.Repeat("v", 4097)}}, "parameter value of 4097 bytes"},
+		{&pb.TraceRequest{Args: make([]string, 64)}, ""},
+		{&pb.TraceRequest{Args: make([]string, 65)}, "65 positional parameters, more than 64"},
+		{&pb.TraceRequest{Args: []string{"1", strings.Repeat("\x1b", 4097)}}, "positional parameter of 4097 bytes"},
 	} {
 		err := l.check(tt.req)
 		if (err == nil) != (tt.err == "") || err != nil && !strings.Contains(err.Error(), tt.err) {

@@ -90,6 +90,10 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	if len(req.GetSource()) > 0 {
 		rec["source_digest"] = attest.SourceDigest(req.GetSource())
 	}
+	if len(req.GetArgs()) > 0 {
+		// They change the program as much as the source does.
+		rec["args"] = req.GetArgs()
+	}
 	if req.GetGenerator() != "" {
 		rec["generator"], rec["params"] = req.GetGenerator(), req.GetParams()
 	}
@@ -333,6 +337,8 @@ func (s *Server) authorizeRequest(c Caller, tok *token.Token, req *pb.TraceReque
 		return status.Error(codes.InvalidArgument, "no program: send a script or a generator")
 	case req.GetGenerator() != "" && len(req.GetSource()) > 0:
 		return status.Error(codes.InvalidArgument, "send a script or a generator, not both")
+	case req.GetGenerator() != "" && len(req.GetArgs()) > 0:
+		return status.Error(codes.InvalidArgument, "positional parameters go with a script; a generator takes params")
 	}
 	if tok == nil {
 		return nil
@@ -352,7 +358,9 @@ func (s *Server) authorizeRequest(c Caller, tok *token.Token, req *pb.TraceReque
 // files exist outside its scopes. It is a first filter; every probe of
 // the compiled program is checked exactly afterwards.
 func precheckUprobes(tok *token.Token, req *pb.TraceRequest) error {
-	f, err := syntax.Parse(req.GetName(), req.GetSource())
+	// With the request's positional parameters: $1 in a probe's spec is
+	// replaced by its text, so `uprobe:$1:f` names the file they give.
+	f, err := syntax.ParseArgs(req.GetName(), req.GetSource(), req.GetArgs())
 	if err != nil {
 		return nil // the compiler reports it, with its position
 	}
@@ -411,6 +419,7 @@ func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.Tr
 	br := &broker.Request{
 		Name:            req.GetName(),
 		Source:          req.GetSource(),
+		Args:            req.GetArgs(),
 		Format:          req.GetFormat(),
 		Duration:        time.Duration(req.GetDurationMs()) * time.Millisecond,
 		PID:             int(req.GetPid()),

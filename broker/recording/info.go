@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -115,8 +116,19 @@ func (in *Info) WriteText(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\nThe script, %s:\n%s\n", in.Script.Name, strings.TrimRight(in.Script.Source, "\n"))
-	return err
+	if _, err := fmt.Fprintf(w, "\nThe script, %s:\n%s\n", in.Script.Name, strings.TrimRight(in.Script.Source, "\n")); err != nil {
+		return err
+	}
+	if len(in.Script.Args) > 0 {
+		// Quoted: an argument may hold blanks, or be empty.
+		q := make([]string, len(in.Script.Args))
+		for i, a := range in.Script.Args {
+			q[i] = strconv.Quote(a)
+		}
+		_, err := fmt.Fprintf(w, "Its positional parameters: %s\n", strings.Join(q, " "))
+		return err
+	}
+	return nil
 }
 
 func plural(n int, thing string) string {

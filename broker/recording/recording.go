@@ -117,6 +117,9 @@ type Header struct {
 type Script struct {
 	Name   string `json:"name"`
 	Source string `json:"source"`
+	// Args are the script's positional parameters ($1, $2, ...): the
+	// recording copied what the script compiled with them reads.
+	Args []string `json:"args,omitempty"`
 }
 
 // Probe is one recorded attach point and what its events carry.

@@ -321,6 +321,10 @@ it came from and who asked.`,
 			fmt.Fprintf(w, "program:   %s (%d instructions, sha256:%s)\n", e(p.Program.Name), p.Program.Insns, e(digest))
 			fmt.Fprintf(w, "signed by: %s\n", e(signer))
 			fmt.Fprintf(w, "source:    %s %s (sha256:%s)\n", e(p.Source.Kind), e(p.Source.Name), e(p.Source.Digest))
+			if len(p.Source.Args) > 0 {
+				b, _ := json.Marshal(p.Source.Args)
+				fmt.Fprintf(w, "args:      %s\n", e(string(b)))
+			}
 			if text != "" {
 				fmt.Fprintf(w, "text:      %s\n", e(text))
 			}

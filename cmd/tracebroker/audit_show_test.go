@@ -25,8 +25,10 @@ func TestAuditShow(t *testing.T) {
 	metrics := l.Addr().String()
 	l.Close()
 	e := newDaemonEnv(t, "--metrics-listen", metrics)
-	script := "tracepoint:syscalls:sys_enter_getcwd /pid == 1/ { @ = count(); } BEGIN { exit(); }"
-	if r := e.run(t, nobody, "trace", "--socket", e.socket, "--token-file", e.tokenFile, "-e", script); r.code != 0 {
+	// The words after the script are its positional parameters: the
+	// daemon compiles with them, and the attestation signs them.
+	script := "tracepoint:syscalls:sys_enter_getcwd /pid == $1/ { @ = count(); } BEGIN { exit(); }"
+	if r := e.run(t, nobody, "trace", "--socket", e.socket, "--token-file", e.tokenFile, "-e", script, "1"); r.code != 0 {
 		t.Fatalf("trace: exit %d: %s", r.code, r.stderr)
 	}
 	if r := e.run(t, nobody, "trace", "--socket", e.socket, "--token-file", e.tokenFile, "-e", "tracepoint:syscalls:sys_enter_getpid { @ = count(); }"); r.code != 1 {
@@ -93,6 +95,7 @@ func TestAuditShow(t *testing.T) {
 			"  ended      ",
 			"  attestations (2):\n",
 			"      generator tracebroker-script ",
+			` args ["1"]`+"\n",
 			"  source (kept, matches the signed digest):\n    | "+script+"\n")
 	})
 	t.Run("item5/audit_show_tampered", func(t *testing.T) {

@@ -174,10 +174,10 @@ func TestCLI(t *testing.T) {
 			stdout: "Attaching 1 probe...\n2 " + goodScript + " 42 0\n\n\n",
 		},
 		{
-			name:   "trace refuses positional parameters",
-			args:   []string{"trace", "-e", "BEGIN { exit(); }", "hello"},
+			name:   "replay --info takes no script",
+			args:   []string{"replay", "--info", missing, "-e", "BEGIN { exit(); }"},
 			code:   1,
-			stderr: "ERROR: `tracebroker trace` takes one FILE or -e PROGRAM: positional parameters ([\"hello\"]) are taken by `tracebroker run` only\n",
+			stderr: "ERROR: replay --info takes the recording alone: no script\n",
 		},
 		{
 			name:   "script file missing",

@@ -83,16 +83,6 @@ func (p *pluginFlags) script(program string, args []string) (name string, src []
 	return "", nil, nil, fmt.Errorf("no program given: use -e PROGRAM, FILE or --gen NAME")
 }
 
-// noParams refuses positional parameters where they are not carried
-// yet: the daemon's request and a recording's header have no place for
-// them, and a replay would compile $1 as 0.
-func noParams(cmd string, params []string) error {
-	if len(params) > 0 {
-		return fmt.Errorf("`%s` takes one FILE or -e PROGRAM: positional parameters (%q) are taken by `tracebroker run` only", cmd, params)
-	}
-	return nil
-}
-
 // generate runs the plugin and fills req with what it generated.
 func (p *pluginFlags) generate(ctx context.Context, req *broker.Request, state string, trust *attest.Trust) error {
 	params, err := p.params()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -38,7 +39,7 @@ func newRecordCmd() *cobra.Command {
 		pf       pluginFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "record -o FILE [flags] [SCRIPT | -e PROGRAM]",
+		Use:   "record -o FILE [flags] [SCRIPT | -e PROGRAM] [ARG...]",
 		Short: "Record the events of a script's probes to a file, for tracebroker replay",
 		Long: `record attaches interpreter mode's static collectors (signed, role collector) to
 the script's probes and writes every event they copy to FILE: the context of
@@ -51,21 +52,21 @@ FILE is written as the recording goes, at least every second: a recorder
 killed leaves a file that replays up to its last whole chunk. FILE is made
 0600; an existing file of yours is truncated (as bpftrace -o does), and a
 symbolic link, device, FIFO, another user's file or a file with other hard
-links is refused.`,
+links is refused.
+
+Words after the script are its positional parameters ($1, $2, ...), as for
+run; the recording keeps them, and replay compiles the recorded script with
+them.`,
 		Example: `  tracebroker record -o opens.tbrec -d 10s -e 'tracepoint:syscalls:sys_enter_openat { printf("%s\n", str(args->filename)); }'
   tracebroker replay opens.tbrec
   tracebroker replay opens.tbrec -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'`,
-		Args: cobra.MaximumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if rr.Output == "" {
 				return fmt.Errorf("no output file: use -o FILE")
 			}
 			var err error
-			var params []string
-			if rr.Name, rr.Source, params, err = pf.script(program, args); err != nil {
-				return err
-			}
-			if err := noParams("tracebroker record", params); err != nil {
+			if rr.Name, rr.Source, rr.Args, err = pf.script(program, args); err != nil {
 				return err
 			}
 			if duration != "" {
@@ -108,12 +109,14 @@ func newReplayCmd() *cobra.Command {
 		info, asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "replay FILE [-e PROGRAM | SCRIPT]",
+		Use:   "replay FILE [-e PROGRAM | SCRIPT] [ARG...]",
 		Short: "Run a script over a recording, in the interpreter, without privilege",
 		Long: `replay runs a script over the events tracebroker record wrote, in the
 interpreter, and prints what the live trace would have printed. Without a
-script it runs the one the recording was made for. The script's probes must
-be among the recorded ones. No kernel support, no privilege.
+script it runs the one the recording was made for, with the positional
+parameters it was recorded with. Words after a script given here are its
+own ($1, $2, ...). The script's probes must be among the recorded ones. No
+kernel support, no privilege.
 
 A recording cut short (its recorder killed) replays up to its last whole
 chunk, and a warning on stderr says after which event and when it ends; the
@@ -121,28 +124,31 @@ exit status is 0, as for a whole one. replay --info says what a recording
 holds, and whether it was cut short.`,
 		Example: `  tracebroker replay opens.tbrec
   tracebroker replay opens.tbrec -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'
+  tracebroker replay opens.tbrec -e 'tracepoint:syscalls:sys_enter_openat /pid == $1/ { @[comm] = count(); }' 1234
   tracebroker replay -f json opens.tbrec script.bt
   tracebroker replay --info opens.tbrec`,
-		Args: cobra.RangeArgs(1, 2),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if info || asJSON {
 				if !info {
 					return fmt.Errorf("--json goes with --info; a replay's output is -f json")
 				}
+				if program != "" {
+					// Not a script to ignore: --info runs nothing.
+					return errors.New("replay --info takes the recording alone: no script")
+				}
 				return replayInfo(cmd, args, asJSON)
 			}
 			rr.Recording = args[0]
 			switch {
-			case program != "" && len(args) == 2:
-				return fmt.Errorf("give either -e PROGRAM or SCRIPT, not both")
 			case program != "":
-				rr.Name, rr.Source = "stdin", []byte(program)
-			case len(args) == 2:
+				rr.Name, rr.Source, rr.Args = "stdin", []byte(program), args[1:]
+			case len(args) >= 2:
 				src, err := readScript(args[1])
 				if err != nil {
 					return err
 				}
-				rr.Name, rr.Source = args[1], src
+				rr.Name, rr.Source, rr.Args = args[1], src, args[2:]
 			default:
 				rd, c, err := recording.Open(rr.Recording)
 				if err != nil {
@@ -150,7 +156,7 @@ holds, and whether it was cut short.`,
 				}
 				h := rd.Header()
 				c.Close()
-				rr.Name, rr.Source = h.Script.Name, []byte(h.Script.Source)
+				rr.Name, rr.Source, rr.Args = h.Script.Name, []byte(h.Script.Source), h.Script.Args
 			}
 			var doneOut, doneErr func()
 			rr.Stdout, doneOut = terminalSafe(cmd.OutOrStdout())

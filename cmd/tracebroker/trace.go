@@ -91,11 +91,7 @@ from $TRACEBROKER_TOKEN: never from the command line, where ps and
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
-			var params []string
-			if req.Name, req.Source, params, err = pf.script(program, args); err != nil {
-				return err
-			}
-			if err := noParams("tracebroker trace", params); err != nil {
+			if req.Name, req.Source, req.Args, err = pf.script(program, args); err != nil {
 				return err
 			}
 			if pf.gen != "" {

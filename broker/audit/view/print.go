@@ -205,6 +205,10 @@ func PrintSession(w io.Writer, s *Session) error {
 			b, _ := json.Marshal(p.Source.Params)
 			fmt.Fprintf(w, " params %s", e(string(b)))
 		}
+		if len(p.Source.Args) > 0 {
+			b, _ := json.Marshal(p.Source.Args)
+			fmt.Fprintf(w, " args %s", e(string(b)))
+		}
 		fmt.Fprintln(w)
 		if source == "" {
 			source, note = a.Source, a.SourceNote

@@ -176,7 +176,12 @@ type TraceRequest struct {
 	Generator string            `protobuf:"bytes,7,opt,name=generator,proto3" json:"generator,omitempty"`
 	Params    map[string]string `protobuf:"bytes,8,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// pid ends the trace when this process exits (-p); 0 to 4194304.
-	Pid           int32 `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"`
+	Pid int32 `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"`
+	// args are the script's positional parameters ($1, $2, ...; $# is
+	// their count), the words after the script on trace's command line.
+	// Empty with generator set. At most max-params of them, each at most
+	// max-param-value-bytes.
+	Args          []string `protobuf:"bytes,10,rep,name=args,proto3" json:"args,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -272,6 +277,13 @@ func (x *TraceRequest) GetPid() int32 {
 		return x.Pid
 	}
 	return 0
+}
+
+func (x *TraceRequest) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
 }
 
 type TraceEvent struct {
@@ -802,7 +814,7 @@ const file_broker_proto_rawDesc = "" +
 	"\arequest\x18\x01 \x01(\v2#.tracebroker.broker.v1.TraceRequestH\x00R\arequest\x12@\n" +
 	"\tinterrupt\x18\x02 \x01(\v2 .tracebroker.broker.v1.InterruptH\x00R\tinterruptB\a\n" +
 	"\x05input\"\v\n" +
-	"\tInterrupt\"\xd7\x02\n" +
+	"\tInterrupt\"\xeb\x02\n" +
 	"\fTraceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\fR\x06source\x12\x16\n" +
@@ -813,7 +825,9 @@ const file_broker_proto_rawDesc = "" +
 	"\averbose\x18\x06 \x01(\bR\averbose\x12\x1c\n" +
 	"\tgenerator\x18\a \x01(\tR\tgenerator\x12G\n" +
 	"\x06params\x18\b \x03(\v2/.tracebroker.broker.v1.TraceRequest.ParamsEntryR\x06params\x12\x10\n" +
-	"\x03pid\x18\t \x01(\x05R\x03pid\x1a9\n" +
+	"\x03pid\x18\t \x01(\x05R\x03pid\x12\x12\n" +
+	"\x04args\x18\n" +
+	" \x03(\tR\x04args\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb8\x01\n" +
