@@ -49,7 +49,7 @@ func match(syms []Symbol, path, pattern string) ([]Symbol, error) {
 		if ok && syms[i].Offset != 0 && !strings.Contains(pattern, ".part.") {
 			return []Symbol{syms[i]}, nil
 		}
-		return nil, fmt.Errorf("Could not resolve symbol: %s:%s", path, pattern)
+		return nil, &NoSymbolError{Path: path, Func: pattern}
 	}
 	w := newWildcard(pattern)
 	var out []Symbol
@@ -59,6 +59,16 @@ func match(syms []Symbol, path, pattern string) ([]Symbol, error) {
 		}
 	}
 	return out, nil
+}
+
+// A NoSymbolError is a function name without wildcards that a file has
+// no function of. A script's list of uprobes skips such a one (with a
+// warning) rather than failing, as bpftrace does: stock tools list
+// functions that only some builds of a library have.
+type NoSymbolError struct{ Path, Func string }
+
+func (e *NoSymbolError) Error() string {
+	return fmt.Sprintf("Could not resolve symbol: %s:%s", e.Path, e.Func)
 }
 
 // List writes "uprobe:PATH:FUNC" lines for `tracebroker list

@@ -4,6 +4,7 @@
 package compile
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 
+	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 )
@@ -124,9 +126,13 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 		lowerIncDec(p.Body)
 	}
 	c.expand()
-	if len(c.errs) > 0 || !c.checkWork() {
+	if errs := c.errs.errorsOnly(); len(errs) > 0 {
+		return nil, nil, errs
+	}
+	if !c.checkWork() {
 		return nil, nil, syntax.ErrorList(c.errs)
 	}
+	expandWarns := c.errs
 	// Map types flow between probes (END prints what a tracepoint filled),
 	// so infer them over all probes first, tolerating maps not yet seen,
 	// then check for real.
@@ -146,7 +152,9 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 		}
 	}
 	c.lenient, c.guessInt = false, false
-	c.errs = nil
+	// The lenient passes' notes go; expand's warnings (a list's
+	// uprobes skipped) stay.
+	c.errs = expandWarns
 	for _, in := range c.instances {
 		c.check(in)
 	}
@@ -261,9 +269,12 @@ type mapInfo struct {
 type compiler struct {
 	// types are the struct, union and enum types the script reads
 	// fields or sizes of, in the order first met (program.Types).
-	types     []btf.Type
-	file      *syntax.File
-	opts      Options
+	types []btf.Type
+	file  *syntax.File
+	opts  Options
+	// skipped is the first of a probe's uprobes skipped as unresolved
+	// (expand), for the error when all of them are.
+	skipped   error
 	instances []*instance
 	maps      map[string]*mapInfo
 	mapOrder  []string
@@ -313,8 +324,11 @@ func (c *compiler) expand() {
 	seen := map[string]bool{}
 	block := 0
 	for _, p := range c.file.Probes {
+		errs, found := len(c.errs.errorsOnly()), 0
+		c.skipped = nil
 		for _, s := range p.Specs {
 			ins := c.expandSpec(p, s)
+			found += len(ins)
 			for _, in := range ins {
 				in.block = block
 			}
@@ -330,6 +344,12 @@ func (c *compiler) expand() {
 				seen[in.name] = true
 				c.instances = append(c.instances, in)
 			}
+		}
+		if found == 0 && len(c.errs.errorsOnly()) == errs && len(p.Specs) > 0 {
+			// Every place skipped: bpftrace 0.17 goes on without the
+			// probe, tracing nothing for it and saying nothing.
+			first, last := p.Specs[0], p.Specs[len(p.Specs)-1]
+			c.errorf(first.From, last.To, "none of the probe's %d attach points resolved; the first: %v", len(p.Specs), c.skipped)
 		}
 	}
 	if len(c.instances) == 0 && len(c.errs) == 0 {
@@ -444,6 +464,15 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 			return nil
 		}
 		targets, err := c.opts.Uprobes.Resolve(s.Parts[0], s.Parts[1])
+		if ns := (*uprobe.NoSymbolError)(nil); len(p.Specs) > 1 && errors.As(err, &ns) {
+			// One of a list: the others may still attach (expand
+			// refuses a probe none of whose places resolved).
+			c.warnf(s.From, s.To, "%v: skipped", err)
+			if c.skipped == nil {
+				c.skipped = err
+			}
+			return nil
+		}
 		if !c.matched(s, len(targets), err) {
 			return nil
 		}
