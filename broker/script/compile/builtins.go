@@ -110,7 +110,7 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 	}
 	intArg := func(i int) bool {
 		t := c.expr(in, e.Args[i])
-		if t.k != kInt && t.k != kNone {
+		if !computable(t) {
 			// bpftrace's wording: its check_arg, or the builtin's own.
 			switch e.Name {
 			case "ksym", "usym":
@@ -151,7 +151,7 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 			return tUint, true
 		}
 		t := c.expr(in, e.Args[0])
-		if t.k != kInt && t.k != kNone {
+		if !computable(t) {
 			bad("%s() expects an integer or a pointer argument (%s provided)", e.Name, t)
 			return tUint, true
 		}
@@ -209,7 +209,7 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 				c.errorf(a.Pos(), a.End(), "ntop() expects an array of 4 or 16 bytes (%d provided)", f.Size)
 			}
 			in.types[a] = ty{k: kVoid}
-		} else if t := c.expr(in, a); t.k != kInt && t.k != kNone {
+		} else if t := c.expr(in, a); !computable(t) {
 			c.errorf(a.Pos(), a.End(), "ntop() expects an integer or an array of 4 or 16 bytes (%s provided)", t)
 		}
 		return blob(program.Inet), true
@@ -246,7 +246,7 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 				bad("buf() expects a length argument for non-array type string")
 				return t, true
 			}
-		} else if at.k != kInt && at.k != kNone {
+		} else if !computable(at) {
 			bad("buf() expects an integer, a string, an array or a struct (%s provided)", at)
 			return t, true
 		} else if len(e.Args) == 1 && at.k == kInt {
@@ -302,7 +302,7 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 			return tUint, true
 		}
 		t := c.expr(in, e.Args[0])
-		if t.k != kInt && t.k != kNone {
+		if !computable(t) {
 			c.errorf(e.Args[0].Pos(), e.Args[0].End(), "bswap() only supports integer arguments (%s provided)", t)
 			return ty{}, true
 		}
@@ -390,6 +390,9 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 func typeClass(t ty) string {
 	switch t.k {
 	case kInt:
+		if t.from != program.Plain {
+			return aggName[t.from]
+		}
 		return "integer"
 	case kStr:
 		return "string"

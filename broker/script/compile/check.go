@@ -19,7 +19,7 @@ func (c *compiler) check(in *instance) {
 	in.types = map[syntax.Expr]ty{}
 	in.vars = map[string]ty{}
 	if p := in.probe.Pred; p != nil {
-		if t := c.expr(in, p); t.k != kInt && t.k != kNone {
+		if t := c.expr(in, p); !computable(t) {
 			c.errorf(p.Pos(), p.End(), "Invalid type for predicate: %s", t)
 		}
 	}
@@ -41,7 +41,7 @@ func (c *compiler) stmt(in *instance, s syntax.Stmt) {
 	case *syntax.AssignStmt:
 		c.assign(in, s)
 	case *syntax.IfStmt:
-		if t := c.expr(in, s.Cond); t.k != kInt && t.k != kNone {
+		if t := c.expr(in, s.Cond); !computable(t) {
 			c.errorf(s.Cond.Pos(), s.Cond.End(), "Invalid condition in if(): %s", t)
 		}
 		c.block(in, s.Then)
@@ -49,7 +49,7 @@ func (c *compiler) stmt(in *instance, s syntax.Stmt) {
 			c.stmt(in, s.Else)
 		}
 	case *syntax.WhileStmt:
-		if t := c.expr(in, s.Cond); t.k != kInt && t.k != kNone {
+		if t := c.expr(in, s.Cond); !computable(t) {
 			c.errorf(s.Cond.Pos(), s.Cond.End(), "Invalid condition in while(): %s", t)
 		}
 		c.block(in, s.Body)
@@ -99,7 +99,11 @@ func (c *compiler) castPointer(in *instance, e *syntax.Cast, base string, depth 
 // why not.
 func (c *compiler) castFrom(in *instance, e *syntax.Cast) (ty, bool) {
 	xt := c.expr(in, e.X)
-	if xt.k != kInt && xt.k != kNone {
+	if xt.k == kInt && !computable(xt) {
+		c.errorf(e.Pos(), e.End(), "Casts are not supported for type: \"%s\"", xt)
+		return ty{}, false
+	}
+	if !computable(xt) {
 		c.errorf(e.Pos(), e.End(), "Cannot cast from \"%s\" to \"%s\"", xt, e.Type)
 		return ty{}, false
 	}
@@ -215,6 +219,8 @@ func assignable(old, nu ty) bool {
 		return false
 	}
 	switch old.k {
+	case kInt:
+		return old.from == nu.from
 	case kStr:
 		return nu.size <= old.size
 	case kAgg:
@@ -243,7 +249,13 @@ func (c *compiler) mapKeys(in *instance, e *syntax.MapExpr) []ty {
 	for _, k := range e.Keys {
 		t := c.expr(in, k)
 		switch t.k {
-		case kInt, kStr, kTuple, kBlob, kNone:
+		case kInt:
+			if !computable(t) {
+				// bpftrace 0.17 takes it, then fails printing the
+				// map ("invalid mapkey argument type").
+				c.errorf(k.Pos(), k.End(), "%s can not be used as a map key", t)
+			}
+		case kStr, kTuple, kBlob, kNone:
 		case kRecord:
 			if why := storable(t); why != "" {
 				c.errorf(k.Pos(), k.End(), "%s", why)
@@ -315,7 +327,7 @@ func (c *compiler) aggCall(in *instance, call *syntax.Call) ty {
 		return t
 	}
 	at := c.expr(in, call.Args[0])
-	if at.k != kInt && at.k != kNone {
+	if !computable(at) {
 		c.errorf(call.Args[0].Pos(), call.Args[0].End(), "%s() only supports integer arguments (%s provided)", call.Name, at)
 	}
 	t.signed = at.signed
@@ -433,7 +445,7 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		if m.val.k == kAgg {
 			switch m.val.agg {
 			case program.Count, program.Sum, program.Min, program.Max, program.Avg:
-				return ty{k: kInt, signed: m.val.signed || m.val.agg == program.Avg && m.val.signed}
+				return ty{k: kInt, signed: m.val.signed || m.val.agg == program.Avg && m.val.signed, from: m.val.agg}
 			}
 			c.errorf(e.From, e.To, "%s of type %s cannot be used in an expression", e.Name, m.val)
 			return ty{}
@@ -447,12 +459,12 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		t := c.expr(in, e.X)
 		switch e.Op {
 		case syntax.NOT:
-			if t.k != kInt && t.k != kNone {
+			if !computable(t) {
 				c.errorf(e.Pos(), e.End(), "The ! operator can not be used on expressions of type '%s'", t)
 			}
 			return tUint
 		case syntax.BITNOT, syntax.SUB:
-			if t.k != kInt && t.k != kNone {
+			if !computable(t) {
 				c.errorf(e.Pos(), e.End(), "The %s operator can not be used on expressions of type '%s'", e.Op, t)
 				return ty{}
 			}
@@ -468,7 +480,7 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		return ty{}
 	case *syntax.Ternary:
 		ct := c.expr(in, e.Cond)
-		if ct.k != kInt && ct.k != kNone {
+		if !computable(ct) {
 			c.errorf(e.Cond.Pos(), e.Cond.End(), "Invalid condition in ternary: %s", ct)
 		}
 		a, b := c.expr(in, e.Then), c.expr(in, e.Else)
@@ -518,7 +530,7 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 		if _, ok := t.bt.(*btf.Array); ok && (t.k == kRecord || t.k == kStr) {
 			return c.btfIndex(in, e, t)
 		}
-		if it := c.expr(in, e.I); it.k != kInt && it.k != kNone {
+		if it := c.expr(in, e.I); !computable(it) {
 			c.errorf(e.I.Pos(), e.I.End(), "The array index operator [] expects an integer index (%s provided)", it)
 			return ty{}
 		}
@@ -551,7 +563,7 @@ func (c *compiler) incDec(in *instance, e *syntax.IncDec) ty {
 	}
 	c.assign(in, s)
 	t := c.expr(in, e.X)
-	if t.k != kInt && t.k != kNone {
+	if !computable(t) {
 		c.errorf(e.Pos(), e.End(), "The %s operator can only be applied to integers (%s provided)", e.Op, t)
 		return ty{}
 	}
@@ -751,7 +763,9 @@ func (c *compiler) binaryOf(in *instance, e *syntax.Binary, a, b ty) ty {
 		}
 		fallthrough
 	case syntax.LSS, syntax.LEQ, syntax.GTR, syntax.GEQ:
-		if a.k != kInt || b.k != kInt {
+		// An aggregation's value compares with its own kind only, as in
+		// bpftrace 0.17 (@n == @n).
+		if a.k != kInt || b.k != kInt || a.from != b.from {
 			c.errorf(e.Pos(), e.End(), "Type mismatch for '%s': comparing '%s' with '%s'", e.Op, a, b)
 			return ty{}
 		}
@@ -764,7 +778,7 @@ func (c *compiler) binaryOf(in *instance, e *syntax.Binary, a, b ty) ty {
 		}
 		return tUint
 	case syntax.LAND, syntax.LOR:
-		if a.k != kInt || b.k != kInt {
+		if !computable(a) || !computable(b) {
 			c.errorf(e.Pos(), e.End(), "Type mismatch for '%s': comparing '%s' with '%s'", e.Op, a, b)
 			return ty{}
 		}
@@ -786,7 +800,11 @@ func (c *compiler) arith(in *instance, op syntax.Token, a, b ty, x, y syntax.Exp
 	if a.k == kNone || b.k == kNone {
 		return ty{}
 	}
-	if a.k != kInt || b.k != kInt {
+	if a.k == kInt && b.k == kInt && a.from != b.from {
+		c.errorf(x.Pos(), y.End(), "Type mismatch for '%s': comparing '%s' with '%s'", op, a, b)
+		return ty{}
+	}
+	if !computable(a) || !computable(b) {
 		c.errorf(x.Pos(), y.End(), "The %s operator can not be used on expressions of types %s, %s", op, a, b)
 		return ty{}
 	}
@@ -854,11 +872,11 @@ func (c *compiler) call(in *instance, e *syntax.Call) ty {
 			// string itself, as bpftrace scripts commonly write it.
 			return t
 		}
-		if t.k != kInt && t.k != kNone {
+		if !computable(t) {
 			c.errorf(e.From, e.To, "str() expects an integer or a pointer type as first argument (%s provided)", t)
 		}
 		if len(e.Args) == 2 {
-			if t := c.expr(in, e.Args[1]); t.k != kInt && t.k != kNone {
+			if t := c.expr(in, e.Args[1]); !computable(t) {
 				c.errorf(e.Args[1].Pos(), e.Args[1].End(), "str() expects an integer second argument (%s provided)", t)
 			}
 		}
@@ -962,7 +980,7 @@ func (c *compiler) printf(in *instance, e *syntax.Call) {
 		switch want := printfWants(v); {
 		case want == "buffer" && !buffer && t.k != kStr,
 			want == "string" && (t.k != kStr && t.k != kBlob || buffer) && !c.printsTuple(e, t),
-			want == "integer" && t.k != kInt:
+			want == "integer" && (t.k != kInt || !computable(t)):
 			c.errorf(a.Pos(), a.End(), "printf: %%%s specifier expects a value of type %s (%s supplied)", v[len(v)-1:], want, typeClass(t))
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cilium/ebpf/asm"
 
+	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 	"github.com/tracebroker/tracebroker/internal/golden"
@@ -90,7 +91,7 @@ func (fakeUprobes) Resolve(path, fn string) ([]UprobeTarget, error) {
 		}
 	}
 	if len(out) == 0 && !strings.Contains(fn, "*") {
-		return nil, fmt.Errorf("Could not resolve symbol: %s:%s", path, fn)
+		return nil, &uprobe.NoSymbolError{Path: path, Func: fn}
 	}
 	return out, nil
 }
@@ -186,6 +187,25 @@ func TestErrors(t *testing.T) {
 		{`BEGIN { while ("a") { @x++; } }`, "stdin:1:16-19: ERROR: Invalid condition in while(): string[64]"},
 		{`uprobe:/bin/work:nosuch { @ = count(); }`, "stdin:1:1-24: ERROR: Could not resolve symbol: /bin/work:nosuch"},
 		{`uprobe:/bin/work:zz* { @ = count(); }`, "stdin:1:1-21: ERROR: No probes matched uprobe:/bin/work:zz*"},
+		// An aggregation's value: in the kernel each CPU reads its own
+		// share, so bpftrace 0.17 refuses computing with it.
+		{`BEGIN { @n = count(); if (@n == 5) { exit(); } }`, "stdin:1:27-34: ERROR: Type mismatch for '==': comparing 'count' with 'int64'"},
+		{`BEGIN { @s = sum(1); $x = @s + 1; }`, "ERROR: Type mismatch for '+': comparing 'sum' with 'int64'"},
+		{`BEGIN { @n = count(); $x = @n + @n; }`, "ERROR: The + operator can not be used on expressions of types count, count"},
+		{`BEGIN { @n = count(); @s = sum(1); $x = @n < @s; }`, "ERROR: Type mismatch for '<': comparing 'count' with 'sum'"},
+		{`BEGIN { @n = count(); printf("%d\n", @n); }`, "ERROR: printf: %d specifier expects a value of type integer (count supplied)"},
+		{`BEGIN { @n = count(); if (@n) { exit(); } }`, "ERROR: Invalid condition in if(): count"},
+		{`BEGIN { @n = count(); $x = @n ? 1 : 2; }`, "ERROR: Invalid condition in ternary: count"},
+		{`BEGIN { @n = max(1); $x = -@n; }`, "ERROR: The - operator can not be used on expressions of type 'max'"},
+		{`BEGIN { @n = count(); $x = (uint32)@n; }`, "ERROR: Casts are not supported for type: \"count\""},
+		{`BEGIN { @n = count(); @h = hist(@n); }`, "ERROR: hist() only supports integer arguments (count provided)"},
+		{`BEGIN { @n = avg(1); $x = @n; $x = 1; }`, "ERROR: Type mismatch for $x: trying to assign value of type 'int64' when variable already contains a value of type 'avg'"},
+		{`BEGIN { @n = count(); @y = @n; @y = 2; }`, "ERROR: Type mismatch for @y: trying to assign value of type 'int64' when map already contains a value of type 'count'"},
+		{`BEGIN { @n = count(); $x = @n; @z = $x; @w = @z + 1; }`, "ERROR: Type mismatch for '+': comparing 'count' with 'int64'"},
+		{`BEGIN { @n = count(); @a[@n] = 1; }`, "ERROR: count can not be used as a map key"},
+		// A list skips what does not resolve, but not all of it.
+		{`uprobe:/bin/work:nosuch, uretprobe:/bin/work:nosuch2 { @ = count(); }`, "stdin:1:1-53: ERROR: none of the probe's 2 attach points resolved; the first: Could not resolve symbol: /bin/work:nosuch"},
+		{`uprobe:/nosuch:f, uprobe:/bin/work:add_one { @ = count(); }`, "ERROR: uprobe target file '/nosuch' does not exist or is not executable"},
 		{`uprobe:/nosuch:f { @ = count(); }`, "ERROR: uprobe target file '/nosuch' does not exist or is not executable"},
 		{`uretprobe:/bin/work:add_one { @ = arg0; }`, "stdin:1:35-39: ERROR: The arg0 builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes"},
 		{`uprobe:/bin/work:add_one { @ = retval; }`, "ERROR: The retval builtin can only be used with 'kretprobe' and 'uretprobe' probes"},
@@ -255,6 +275,43 @@ func TestWarnings(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("warnings\n%s\nlack %q", got, want)
 		}
+	}
+}
+
+// TestAggregationValues: what bpftrace 0.17 lets a script do with an
+// aggregation's value, it compiles: store it, print it, compare it with
+// its own kind (TestErrors has the refusals).
+func TestAggregationValues(t *testing.T) {
+	for _, src := range []string{
+		`BEGIN { @n = count(); $x = @n; @y = @n; @z = $x; }`,
+		`BEGIN { @n = count(); print(@n); $b = @n == @n; }`,
+		`BEGIN { @s = sum(1); @t = sum(2); $b = @s != @t; }`,
+	} {
+		if _, _, err := compileString(t, src); err != nil {
+			t.Errorf("%s: %v", src, err)
+		}
+	}
+}
+
+// TestUprobeListSkips: in a list of uprobes, a function the file lacks
+// is skipped with a warning, as bpftrace does (stock tools name
+// functions only some builds of a library have); the rest attach.
+func TestUprobeListSkips(t *testing.T) {
+	src := `uprobe:/bin/work:add_one, uprobe:/bin/work:nosuch, uprobe:/bin/work:add_two { @ = count(); }`
+	p, warns, err := compileString(t, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, pr := range p.Probes {
+		names = append(names, pr.Name)
+	}
+	if got := strings.Join(names, " "); got != "uprobe:/bin/work:add_one uprobe:/bin/work:add_two" {
+		t.Errorf("probes %s", got)
+	}
+	got := warns.Format("stdin", []byte(src))
+	if want := "stdin:1:27-50: WARNING: Could not resolve symbol: /bin/work:nosuch: skipped\n"; !strings.Contains(got, want) {
+		t.Errorf("warnings\n%s\nlack %q", got, want)
 	}
 }
 

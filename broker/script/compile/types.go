@@ -57,6 +57,12 @@ type ty struct {
 	// kRecord is), from the kernel's BTF: -> and . reach its fields.
 	bt  btf.Type
 	agg program.Agg
+	// from marks an integer read from a count(), sum(), min(), max() or
+	// avg() map. In the kernel each CPU reads only its own share of the
+	// per-CPU value, so bpftrace 0.17 types the read as the aggregation:
+	// it may be stored, used as a key, printed and compared with its
+	// own kind, never computed with (computable).
+	from program.Agg
 	// lhist parameters, when agg == Lhist
 	lmin, lmax, lstep int64
 	// kBlob: the runtime kind, and for stacks their map, frame count and
@@ -150,6 +156,9 @@ func sameLayout(a, b ty) bool {
 func (t ty) String() string {
 	switch t.k {
 	case kInt:
+		if t.from != program.Plain {
+			return aggName[t.from]
+		}
 		if t.signed {
 			return "int64"
 		}
@@ -192,6 +201,12 @@ func blob(k program.TypeKind) ty {
 		size = 24
 	}
 	return ty{k: kBlob, blob: k, size: size}
+}
+
+// computable says whether t is an integer a script may compute with, or
+// not known yet; an aggregation's value (ty.from) is not.
+func computable(t ty) bool {
+	return t.k == kNone || t.k == kInt && t.from == program.Plain
 }
 
 var aggName = map[program.Agg]string{
