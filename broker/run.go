@@ -107,7 +107,10 @@ type Request struct {
 	Events, Lost Counter
 
 	Stdout, Stderr io.Writer
-	Logger         *slog.Logger
+	// Console, when Stdout is a file (-o), is standard output: bpftrace
+	// writes the blank lines before the maps at exit there.
+	Console io.Writer
+	Logger  *slog.Logger
 
 	// startNs is when the trace started on the monotonic clock, for
 	// elapsed; 0 is now. A replay starts when its recording did, and
@@ -205,7 +208,11 @@ func Run(ctx context.Context, req Request) (err error) {
 	default:
 		return fmt.Errorf("unknown mode %q (auto, jit or interp)", req.Mode)
 	}
-	out, err := newPrinter(req.Format, req.Stdout)
+	var opts []output.Option
+	if req.Console != nil {
+		opts = append(opts, output.Console(req.Console))
+	}
+	out, err := newPrinter(req.Format, req.Stdout, opts...)
 	if err != nil {
 		return err
 	}
@@ -328,12 +335,13 @@ func notStarted(ctx context.Context) error {
 }
 
 // newPrinter is the printer of a -f format.
-func newPrinter(format string, w io.Writer) (output.Printer, error) {
+func newPrinter(format string, w io.Writer, opts ...output.Option) (output.Printer, error) {
+	opts = append(opts, output.Batched())
 	switch format {
 	case "", "text":
-		return output.NewText(w, output.Batched()), nil
+		return output.NewText(w, opts...), nil
 	case "json":
-		return output.NewJSON(w, output.Batched()), nil
+		return output.NewJSON(w, opts...), nil
 	}
 	return nil, fmt.Errorf("Invalid output format %q\nvalid formats: text, json", format)
 }

@@ -70,6 +70,11 @@ type Option func(*printer)
 // burst of events instead of one per event, and output still live.
 func Batched() Option { return func(p *printer) { p.batched = true } }
 
+// Console sends to w what bpftrace 0.17 writes to its standard output
+// even when -o sends its output to a file: the two newlines Exit starts
+// with (std::cout, where the rest goes through its output stream).
+func Console(w io.Writer) Option { return func(p *printer) { p.console = w } }
+
 func newPrinter(w io.Writer, f format, opts []Option) *printer {
 	p := &printer{w: bufio.NewWriterSize(w, 64<<10), f: f}
 	for _, o := range opts {
@@ -96,6 +101,7 @@ type printer struct {
 	buf     []byte
 	err     error
 	batched bool
+	console io.Writer
 }
 
 // emit writes one message and flushes it: bpftrace ends every line with
@@ -157,9 +163,18 @@ func (p *printer) Lost(n uint64) {
 }
 
 func (p *printer) Exit(maps []*program.MapSnapshot) {
+	if p.console != nil {
+		p.mu.Lock()
+		if _, err := io.WriteString(p.console, "\n\n"); err != nil && p.err == nil {
+			p.err = err
+		}
+		p.mu.Unlock()
+	}
 	p.emit(func(b []byte) []byte {
 		// bpftrace writes these straight to stdout, even with -f json.
-		b = append(b, "\n\n"...)
+		if p.console == nil {
+			b = append(b, "\n\n"...)
+		}
 		for _, m := range SortByName(maps) {
 			b = p.f.mapSnap(b, m, 0, 1)
 		}

@@ -3,6 +3,7 @@ package output
 import (
 	"bytes"
 	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"sync"
@@ -202,6 +203,34 @@ func TestBatchedWritesOnFlush(t *testing.T) {
 	}
 	if want := []string{"Attaching 1 probe...\na\n"}; !reflect.DeepEqual(w.writes, want) {
 		t.Errorf("writes %q, want %q", w.writes, want)
+	}
+}
+
+// TestConsole: with -o, bpftrace 0.17 writes the blank lines before the
+// maps at exit to stdout (std::cout), in both formats, and the rest to
+// the file.
+func TestConsole(t *testing.T) {
+	m := &p.MapSnapshot{Map: &p.Map{Name: "@x", Value: tI64}, Entries: []p.MapEntry{{Value: N(tI64, 1)}}}
+	for _, tt := range []struct {
+		name string
+		new  func(io.Writer, ...Option) Printer
+		file string
+	}{
+		{"text", NewText, "hi\n@x: 1\n"},
+		{"json", NewJSON, `{"type": "printf", "data": "hi\n"}` + "\n" + `{"type": "map", "data": {"@x": 1}}` + "\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var file, console bytes.Buffer
+			pr := tt.new(&file, Console(&console), Batched())
+			pr.Printf("hi\n")
+			pr.Exit([]*p.MapSnapshot{m})
+			if err := pr.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if file.String() != tt.file || console.String() != "\n\n" {
+				t.Errorf("file %q, console %q; want %q and two newlines", file.String(), console.String(), tt.file)
+			}
+		})
 	}
 }
 

@@ -64,6 +64,9 @@ func newRunCmd() *cobra.Command {
 				}
 				defer f.Close()
 				req.Stdout = f
+				var done func()
+				req.Console, done = terminalSafe(cmd.OutOrStdout())
+				defer done()
 			} else {
 				var done func()
 				req.Stdout, done = terminalSafe(cmd.OutOrStdout())
