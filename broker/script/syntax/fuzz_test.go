@@ -25,6 +25,8 @@ END { clear(@start); }`,
 	"BEGIN { @x = \"unterminated }",
 	"BEGIN /* unterminated",
 	"BEGIN { @x = (((((1)))) }",
+	`uprobe:/bin/bash:"echo_builtin"+0, usdt:./p:test:"\"probe1\"", u:lib:"a:b" { exit() }`,
+	"uprobe:lib:\"unterminated { }",
 }
 
 func FuzzParse(f *testing.F) {

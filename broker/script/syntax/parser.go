@@ -245,7 +245,7 @@ func (p *parser) parseSpec() *ProbeSpec {
 	if strings.Contains(p.lit, "$") {
 		p.lit = p.specArgs(p.lit)
 	}
-	fields := strings.Split(p.lit, ":")
+	fields := SplitSpec(p.lit)
 	spec := &ProbeSpec{Raw: p.lit, Provider: fields[0], From: p.pos, To: p.end}
 	if long, ok := providerAliases[spec.Provider]; ok {
 		spec.Provider = long

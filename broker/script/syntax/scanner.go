@@ -464,6 +464,15 @@ loop:
 		switch {
 		case isSpace(c):
 			break loop
+		case c == '"' && field > 0:
+			// bpftrace takes a quoted part of a spec (a function or
+			// usdt probe name) literally, ':' and blanks included:
+			// uprobe:/bin/bash:"echo_builtin"+0, usdt:f:p:"\"n\"".
+			if !s.skipSpecString() {
+				break loop
+			}
+			fieldStart = false
+			continue
 		case strings.IndexByte(",{};()\"", c) >= 0:
 			// Besides ',' and '{', these cannot be part of any spec;
 			// stopping at them gives `BEGIN}` a sensible error.
@@ -487,6 +496,58 @@ loop:
 		s.off++
 	}
 	return s.pos(start), PROBE, string(s.src[start:s.off])
+}
+
+// skipSpecString moves past the string literal that starts at s.off in
+// a probe spec. A bad one is reported, and ok is false.
+func (s *Scanner) skipSpecString() (ok bool) {
+	start := s.off
+	s.off++
+	if _, tok, _ := s.scanString(start); tok != STRING {
+		return false
+	}
+	return true
+}
+
+// SplitSpec splits a probe spec at its ':'s, as bpftrace's attach point
+// parser does, but not at those of a quoted part, whose quotes are
+// removed and escapes decoded: `uprobe:lib:"a:b"+1` is uprobe, lib, a:b+1.
+func SplitSpec(spec string) []string {
+	var fields []string
+	var b strings.Builder
+	for i := 0; i < len(spec); {
+		switch c := spec[i]; c {
+		case ':':
+			fields = append(fields, b.String())
+			b.Reset()
+			i++
+		case '"':
+			j := i + 1
+			for j < len(spec) && spec[j] != '"' {
+				if spec[j] == '\\' && j+1 < len(spec) {
+					j++
+				}
+				j++
+			}
+			if j >= len(spec) {
+				// Unterminated: the scanner reported it; the rest
+				// is the name as written.
+				b.WriteString(spec[i:])
+				i = len(spec)
+				continue
+			}
+			val, _, _, msg := unquote(spec[i : j+1])
+			if msg != "" {
+				val = spec[i+1 : j]
+			}
+			b.WriteString(val)
+			i = j + 1
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return append(fields, b.String())
 }
 
 // skipCDef moves past a C definition whose keyword was just scanned: to

@@ -149,6 +149,10 @@ func TestScanProbeSpec(t *testing.T) {
 		{"BEGIN/* comment */{", []string{"BEGIN", "{"}},
 		{"BEGIN}", []string{"BEGIN", "}"}},
 		{"BEGIN;", []string{"BEGIN", ";"}},
+		{`uprobe:/bin/bash:"echo_builtin"+0 {`, []string{`uprobe:/bin/bash:"echo_builtin"+0`, "{"}},
+		{`usdt:./p:t:"\"p 1\"",BEGIN`, []string{`usdt:./p:t:"\"p 1\""`, ","}},
+		{`uprobe:lib:"a{b}/c"/pid/{`, []string{`uprobe:lib:"a{b}/c"`, "/"}},
+		{`BEGIN"x"`, []string{"BEGIN", "string"}},
 	}
 	for _, tt := range tests {
 		var s Scanner
