@@ -29,8 +29,10 @@ func Write(w io.Writer, pattern string, verbose bool) error {
 // WriteFor is Write for the process pid (-p, when > 0): its USDT
 // probes, in every file it maps, as bpftrace -l -p lists them.
 func WriteFor(w io.Writer, pattern string, verbose bool, pid int) error {
-	if pid > 0 && (strings.TrimSpace(pattern) == "" || pattern == "*") {
-		return usdt.List(w, "*", pid, uprobe.MatchName)
+	if pid > 0 {
+		if done, err := writeProcess(w, pattern, pid); done {
+			return err
+		}
 	}
 	if strings.TrimSpace(pattern) == "" {
 		return all(w, verbose)
@@ -51,25 +53,18 @@ func WriteFor(w io.Writer, pattern string, verbose bool, pid int) error {
 		// *:PATH:* is every probe of a file: its functions and its
 		// USDT probes.
 		if target, fn, ok := strings.Cut(rest, ":"); ok && strings.Contains(target, "/") {
-			path, err := uprobe.FindBinary(target)
-			if err != nil {
-				return err
-			}
-			if err := uprobe.List(w, path, fn); err != nil {
+			if err := listFuncs(w, "uprobe", target, fn); err != nil {
 				return err
 			}
 			return usdt.List(w, rest, pid, uprobe.MatchName)
 		}
 	case "uprobe", "u", "uretprobe", "ur":
 		target, fn, _ := strings.Cut(rest, ":")
-		path, err := uprobe.FindBinary(target)
-		if err != nil {
-			return err
-		}
+		long := "uprobe"
 		if provider == "uretprobe" || provider == "ur" {
-			return uprobe.ListRet(w, path, fn)
+			long = "uretprobe"
 		}
-		return uprobe.List(w, path, fn)
+		return listFuncs(w, long, target, fn)
 	case "tp_btf":
 		return btftp.List(w, rest, verbose)
 	case "kprobe", "k", "kretprobe", "kr":

@@ -76,7 +76,9 @@ func probeable(path string) bool {
 	if err != nil || !fi.Mode().IsRegular() {
 		return false
 	}
-	f, err := os.Open(path)
+	// O_NONBLOCK: what was a regular file at the Stat may be a FIFO
+	// now, whose open would wait for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return false
 	}

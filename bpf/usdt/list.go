@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -118,8 +119,10 @@ func (sp Spec) Files(pid int) ([]File, error) {
 
 // List writes the USDT probes the spec (what follows "usdt:") matches,
 // one per provider and name, as bpftrace -l lists them:
-// usdt:PATH:PROVIDER:NAME. Files of a process that are not ELF files,
-// or are gone, are skipped.
+// usdt:PATH:PROVIDER:NAME, sorted. The files of a process (-p, with no
+// PATH) are named as bpftrace names them, through its root:
+// /proc/PID/root/PATH. Files of a process that are not ELF files, or are
+// gone, are skipped.
 func List(w io.Writer, spec string, pid int, match func(pattern, name string) bool) error {
 	sp, err := ParseSpec(spec)
 	if err != nil {
@@ -129,7 +132,8 @@ func List(w io.Writer, spec string, pid int, match func(pattern, name string) bo
 	if err != nil {
 		return err
 	}
-	bw := bufio.NewWriter(w)
+	fromProcess := pid > 0 && (sp.Path == "" || sp.Path == "*")
+	var lines []string
 	for _, f := range files {
 		probes, err := readFile(f.Open)
 		if err != nil {
@@ -138,14 +142,22 @@ func List(w io.Writer, spec string, pid int, match func(pattern, name string) bo
 			}
 			return fmt.Errorf("%s: %w", f.Path, err)
 		}
-		seen := map[string]bool{}
+		name := f.Path
+		if fromProcess {
+			name = "/proc/" + strconv.Itoa(pid) + "/root" + f.Path
+		}
 		for _, p := range probes {
-			if !match(sp.Provider, p.Provider) || !match(sp.Name, p.Name) || seen[p.FullName()] {
+			if !match(sp.Provider, p.Provider) || !match(sp.Name, p.Name) {
 				continue
 			}
-			seen[p.FullName()] = true
-			fmt.Fprintf(bw, "usdt:%s:%s:%s\n", f.Path, p.Provider, p.Name)
+			lines = append(lines, "usdt:"+name+":"+p.Provider+":"+p.Name+"\n")
 		}
+	}
+	// bpftrace's matches are a set: sorted, each once.
+	slices.Sort(lines)
+	bw := bufio.NewWriter(w)
+	for _, l := range slices.Compact(lines) {
+		bw.WriteString(l)
 	}
 	return bw.Flush()
 }
