@@ -35,7 +35,7 @@ func (u *uprobeFiles) open(written string) (*uprobe.Target, error) {
 	if t := u.written[written]; t != nil {
 		return t, nil
 	}
-	t, err := uprobe.OpenTarget(written, u.scope)
+	t, err := uprobe.OpenTarget(u.inProcess(written), u.scope)
 	if err != nil {
 		if errors.Is(err, uprobe.ErrNotAllowed) && u.refused == nil {
 			u.refused = err

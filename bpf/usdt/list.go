@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/internal/regfile"
 	"github.com/tracebroker/tracebroker/internal/symbols"
 )
@@ -31,20 +32,7 @@ func ProcessFiles(pid int) ([]File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process %d: %w", pid, err)
 	}
-	root := dir + "/root"
-	// The process's paths are ours when it sees our mounts: the same
-	// mount namespace and the same root.
-	sameRoot := false
-	if a, err := os.Stat(root); err == nil {
-		if b, err := os.Stat("/"); err == nil {
-			sameRoot = os.SameFile(a, b)
-		}
-	}
-	mine, err1 := os.Readlink("/proc/self/ns/mnt")
-	theirs, err2 := os.Readlink(dir + "/ns/mnt")
-	if err1 != nil || err2 != nil || mine != theirs {
-		sameRoot = false
-	}
+	root, sameRoot := uprobe.ProcessRoot(pid)
 	var out []File
 	for _, p := range symbols.MappedFiles(string(data)) {
 		if strings.HasSuffix(p, " (deleted)") {
