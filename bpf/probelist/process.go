@@ -16,8 +16,7 @@ import (
 // writeProcess lists what bpftrace 0.17's -l -p PID lists for pattern,
 // and says whether pattern was one it lists for a process: with no
 // pattern (or "*"), the functions of the process's program and the USDT
-// probes of every file it maps; with uprobe:* (or uprobe:*:FUNC) the
-// program's functions. The program is named as bpftrace names it,
+// probes of every file it maps; with uprobe:* the program's functions. The program is named as bpftrace names it,
 // through the process's root: /proc/PID/root/PATH, which is where it is
 // opened too, so that a program in another mount namespace (a
 // container's) is the file the process runs. Opening /proc/PID/root
@@ -34,15 +33,16 @@ func writeProcess(w io.Writer, pattern string, pid int) (bool, error) {
 			return true, err
 		}
 	case provider == "uprobe" || provider == "u" || provider == "uretprobe" || provider == "ur":
-		target, fn, _ := strings.Cut(rest, ":")
-		if target != "" && target != "*" {
+		// bpftrace 0.17 lists the program for uprobe:* alone; with a
+		// function, the '*' is a file pattern like any other.
+		if rest != "" && rest != "*" {
 			return false, nil
 		}
 		long := map[string]string{"u": "uprobe", "ur": "uretprobe"}[provider]
 		if long == "" {
 			long = provider
 		}
-		if err := processFuncs(&b, pid, long, fn); err != nil {
+		if err := processFuncs(&b, pid, long, "*"); err != nil {
 			return true, err
 		}
 	default:

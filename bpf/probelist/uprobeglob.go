@@ -13,7 +13,8 @@ import (
 // (a path, a name found through $PATH, or a pattern of paths), as
 // provider ("uprobe" or "uretprobe") probes. A pattern lists each ELF
 // file it matches (uprobe.GlobBinaries), the lines of all of them sorted
-// as one, as bpftrace sorts its matches.
+// as one, as bpftrace sorts its matches, and kept only where the whole
+// of TARGET:FUNC matches PATH:SYMBOL, as bpftrace keeps them.
 func listFuncs(w io.Writer, provider, target, fn string) error {
 	list := uprobe.List
 	if provider == "uretprobe" {
@@ -36,9 +37,20 @@ func listFuncs(w io.Writer, provider, target, fn string) error {
 			return err
 		}
 	}
+	if fn == "" {
+		fn = "*"
+	}
+	// bpftrace matches TARGET:FUNC, as one wildcard, against each
+	// PATH:SYMBOL: a file found through $PATH ("bas*" finding
+	// /usr/bin/bash) is not listed unless the pattern's start matches
+	// its whole path too.
+	whole := target + ":" + fn
 	lines := strings.SplitAfter(b.String(), "\n")
 	slices.Sort(lines)
 	for _, l := range lines {
+		if l == "" || !uprobe.MatchName(whole, strings.TrimSuffix(strings.TrimPrefix(l, provider+":"), "\n")) {
+			continue
+		}
 		if _, err := io.WriteString(w, l); err != nil {
 			return err
 		}

@@ -96,18 +96,37 @@ func Glob(pattern string) ([]string, error) {
 	return out, nil
 }
 
-// GlobBinaries is Glob keeping what bpftrace keeps of it: ELF files that
-// are executable or shared objects (probeable). A pattern matching none
-// is the error bpftrace gives.
+// GlobBinaries is Glob as bpftrace's resolve_binary_path uses it: a
+// pattern without '/' is globbed from the working directory and then in
+// each directory of $PATH (absolute ones: see FindBinary), and what is
+// kept are ELF files that are executable or shared objects (probeable),
+// each once, at most MaxGlobFiles. A pattern matching none is the error
+// bpftrace gives.
 func GlobBinaries(pattern string) ([]string, error) {
-	paths, err := Glob(pattern)
-	if err != nil {
-		return nil, fmt.Errorf("uprobe target file %w", err)
+	cands := []string{pattern}
+	if !strings.Contains(pattern, "/") {
+		for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+			if dir != "" && filepath.IsAbs(dir) {
+				cands = append(cands, join(dir, pattern))
+			}
+		}
 	}
-	out := paths[:0]
-	for _, p := range paths {
-		if probeable(p) {
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range cands {
+		paths, err := Glob(c)
+		if err != nil {
+			return nil, fmt.Errorf("uprobe target file %w", err)
+		}
+		for _, p := range paths {
+			if seen[p] || !probeable(p) {
+				continue
+			}
+			seen[p] = true
 			out = append(out, p)
+			if len(out) > MaxGlobFiles {
+				return nil, fmt.Errorf("uprobe target file %q %w (more than %d)", pattern, ErrGlobTooBig, MaxGlobFiles)
+			}
 		}
 	}
 	if len(out) == 0 {

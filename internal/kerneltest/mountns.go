@@ -1,0 +1,83 @@
+package kerneltest
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// NSProcess is a process InMountNS started.
+type NSProcess struct {
+	Pid int
+	// Seen is the path the process runs its program at: one that names
+	// nothing in our mount namespace.
+	Seen string
+	// Stdin is the process's stdin, for the test to drive it.
+	Stdin io.WriteCloser
+	// Done is closed once the process has exited and been reaped, so
+	// that it is gone from /proc (a -p run's end).
+	Done <-chan struct{}
+}
+
+// InMountNS runs the program bin in a new mount namespace in which bin's
+// directory is bind-mounted on a directory that is empty in ours, as
+// bpftrace's mountns_wrapper does: the process runs a file at a path
+// that names nothing here, a container's program in miniature. It is
+// killed after t. Skips without root, unshare(1) or mount(1).
+func InMountNS(t testing.TB, bin string) *NSProcess {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: a mount namespace with a bind mount needs root")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("skipping: unshare(1) is not installed")
+	}
+	if _, err := exec.LookPath("mount"); err != nil {
+		t.Skip("skipping: mount(1) is not installed")
+	}
+	priv, err := os.MkdirTemp("", "tbmountns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(priv) })
+	seen := filepath.Join(priv, filepath.Base(bin))
+	// unshare(1) execs the shell, which execs the program: one pid.
+	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c",
+		`mount --bind "$1" "$2" && exec "$3"`, "sh", filepath.Dir(bin), priv, seen)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	p := &NSProcess{Pid: cmd.Process.Pid, Seen: seen, Stdin: stdin, Done: done}
+	exe := "/proc/" + strconv.Itoa(p.Pid) + "/exe"
+	for deadline := time.Now().Add(Slow(10 * time.Second)); ; time.Sleep(10 * time.Millisecond) {
+		if l, _ := os.Readlink(exe); l == seen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the process in a new mount namespace did not start %s", seen)
+		}
+	}
+	if _, err := os.Lstat(seen); err == nil {
+		t.Fatalf("%s is visible outside the process's mount namespace", seen)
+	}
+	return p
+}
