@@ -17,8 +17,9 @@ import (
 const MaxGlobFiles = 4096
 
 // maxGlobEntries bounds the directory entries read expanding one pattern,
-// matched or not, so that a pattern over huge directories ends early.
-const maxGlobEntries = 1 << 17
+// matched or not, so that a pattern over huge directories ends early. A
+// variable for tests.
+var maxGlobEntries = 1 << 17
 
 // ErrGlobTooBig is the error of a pattern that names more files, or reads
 // more directory entries, than the bounds allow.
