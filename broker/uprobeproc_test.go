@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/tracebroker/tracebroker/bpf/uprobe"
@@ -107,5 +108,66 @@ func TestUprobeInProcessMountNSScoped(t *testing.T) {
 				t.Errorf("uprobe:%s:work under a scope: %v, want a file that does not exist", path, err)
 			}
 		}
+	}
+}
+
+// TestUSDTScopedNamesNoRefusedFile: under a scope, the files a usdt
+// probe's process (-p) or file pattern finds are the daemon's finding,
+// not the caller's: one the scope refuses is passed over, unnamed, so
+// that a token holder learns neither the program of another user's
+// process nor the files of a directory it cannot list.
+func TestUSDTScopedNamesNoRefusedFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: a process of another user needs root")
+	}
+	bin := buildMountNSWorkload(t)
+	secret := filepath.Join(t.TempDir(), "secretdir")
+	if err := os.Mkdir(secret, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := kerneltest.CopyFile(bin, filepath.Join(secret, "hidden-prog"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Where nobody may run it.
+	prog := filepath.Join(kerneltest.SharedDir(t), "nobodys-prog")
+	if err := kerneltest.CopyFile(bin, prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(prog)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if _, err := cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	refuseAll := &uprobe.Scope{Allows: func(string) bool { return false }}
+	for _, tt := range []struct {
+		name, script string
+		pid          int
+	}{
+		{"process", "usdt:*:x:y { exit() }", cmd.Process.Pid},
+		{"process_any_file", "usdt::x:y { exit() }", cmd.Process.Pid},
+		{"pattern", "usdt:" + secret + "/*:x:y { exit() }", 0},
+		{"pattern_class", "usdt:" + secret + "/hidden-pro[g]:x:y { exit() }", 0},
+		{"pattern_none", "usdt:" + secret + "/nothing*:x:y { exit() }", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			prog, _, err := Compile(&Request{Source: []byte(tt.script), PID: tt.pid, UprobeScope: refuseAll})
+			if err == nil {
+				prog.Close()
+				t.Fatalf("%s compiled under a scope refusing every file", tt.script)
+			}
+			// A match that was refused and no match are one answer.
+			if want := "No probes matched"; !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %v, want %q", tt.script, err, want)
+			}
+			for _, leak := range []string{"nobodys-prog", "hidden-prog", "libc"} {
+				if strings.Contains(err.Error(), leak) {
+					t.Errorf("%s: the error names %q, a file the scope refused: %v", tt.script, leak, err)
+				}
+			}
+		})
 	}
 }

@@ -32,14 +32,22 @@ func newUprobeFiles(scope *uprobe.Scope) *uprobeFiles {
 
 // open opens the file a uprobe names, once per trace.
 func (u *uprobeFiles) open(written string) (*uprobe.Target, error) {
+	t, err := u.openFound(written)
+	if errors.Is(err, uprobe.ErrNotAllowed) && u.refused == nil {
+		u.refused = err
+	}
+	return t, err
+}
+
+// openFound is open for a file the broker found (a pattern's match, a
+// process's mapped file), which the caller did not name: its refusal is
+// not kept to be the trace's error (which would name it).
+func (u *uprobeFiles) openFound(written string) (*uprobe.Target, error) {
 	if t := u.written[written]; t != nil {
 		return t, nil
 	}
 	t, err := uprobe.OpenTarget(u.inProcess(written), u.scope)
 	if err != nil {
-		if errors.Is(err, uprobe.ErrNotAllowed) && u.refused == nil {
-			u.refused = err
-		}
 		return nil, err
 	}
 	// Two spellings of one file are one target; one name for two files

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/bpf/usdt"
@@ -16,15 +17,32 @@ import (
 // whose provider and name match. Each file is opened once and under the
 // trace's uprobe scope, as a uprobe's is.
 func (u *uprobeFiles) ResolveUSDT(path, provider, name string) ([]compile.USDTTarget, error) {
+	fromProcess := path == "" || path == "*"
+	// Files a pattern or a process named, not the caller: under a
+	// scope, one it refuses is passed over as if it were not there, for
+	// its refusal would name it — the program of another user's
+	// process, a file in a directory the caller cannot list — and a
+	// pattern matching nothing is no different from one matching only
+	// refused files.
+	found := fromProcess || strings.ContainsAny(path, "*?[")
 	files, err := usdt.Spec{Path: path, Provider: provider, Name: name}.Files(u.pid)
 	if err != nil {
+		if u.scope != nil && found && errors.Is(err, usdt.ErrNoMatch) {
+			return nil, nil
+		}
 		return nil, err
 	}
-	fromProcess := path == "" || path == "*"
 	var out []compile.USDTTarget
 	for _, file := range files {
-		t, err := u.open(file.Open)
+		open := u.open
+		if found {
+			open = u.openFound
+		}
+		t, err := open(file.Open)
 		if err != nil {
+			if found && errors.Is(err, uprobe.ErrNotAllowed) {
+				continue
+			}
 			if fromProcess && !errors.Is(err, uprobe.ErrNotAllowed) {
 				continue // a mapped file that is gone, or not an ELF file
 			}

@@ -2,10 +2,10 @@ package usdt
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +50,9 @@ func ProcessFiles(pid int) ([]File, error) {
 	return out, nil
 }
 
+// ErrNoMatch is the error of a file pattern that matches no file.
+var ErrNoMatch = errors.New("no file matches")
+
 // Spec is a usdt probe spec's parts, as bpftrace reads them:
 // PATH:PROVIDER:NAME, PATH:NAME (any provider), or with a process NAME
 // alone; PATH and PROVIDER may be empty or wildcards.
@@ -87,17 +90,18 @@ func (sp Spec) Files(pid int) ([]File, error) {
 	case sp.Path == "":
 		return nil, fmt.Errorf("a usdt probe without a file needs -p PID, whose files are searched: usdt:PATH:PROVIDER:NAME")
 	case strings.ContainsAny(sp.Path, "*?["):
-		m, _ := filepath.Glob(sp.Path)
-		if len(m) == 0 {
-			return nil, fmt.Errorf("no file matches %q", sp.Path)
+		// Bounded: a pattern cannot make us read a million files.
+		m, err := uprobe.Glob(sp.Path)
+		if err != nil {
+			return nil, err
 		}
+		if len(m) == 0 {
+			return nil, fmt.Errorf("%w %q", ErrNoMatch, sp.Path)
+		}
+		// Glob keeps the pattern's spelling (./x stays ./x), as
+		// bpftrace prints it.
 		out := make([]File, len(m))
 		for i, p := range m {
-			// Glob cleans ./x to x: the path keeps the spelling the
-			// pattern had, as bpftrace prints it.
-			if strings.HasPrefix(sp.Path, "./") && !strings.HasPrefix(p, "./") && !filepath.IsAbs(p) {
-				p = "./" + p
-			}
 			out[i] = File{Path: p, Open: p}
 		}
 		return out, nil
