@@ -67,3 +67,24 @@ func TestParseQuotedSpec(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSplitSpec: any spec splits without a panic; one without quotes
+// splits at every ':', and quoting a part that has no '"' or '\' gives
+// that part back whole.
+func FuzzSplitSpec(f *testing.F) {
+	for _, s := range []string{`uprobe:/bin/bash:"echo_builtin"+0`, `usdt:./p:test:"\"probe1\""`, `u:lib:"a:b"`, `"`, `:"\`, `a:"\x4`, `k:"\777"`} {
+		f.Add(s, "part")
+	}
+	f.Fuzz(func(t *testing.T, spec, part string) {
+		got := SplitSpec(spec)
+		if !strings.Contains(spec, `"`) && !slices.Equal(got, strings.Split(spec, ":")) {
+			t.Fatalf("SplitSpec(%q) = %q, want strings.Split's", spec, got)
+		}
+		if strings.ContainsAny(part, "\"\\\n") {
+			return
+		}
+		if got := SplitSpec(`uprobe:lib:"` + part + `"`); len(got) != 3 || got[2] != part {
+			t.Fatalf("SplitSpec of quoted %q = %q", part, got)
+		}
+	})
+}
