@@ -31,7 +31,7 @@ func newListCmd() *cobra.Command {
 				pattern = args[0]
 			}
 			if asJSON {
-				return listJSON(cmd.OutOrStdout(), pattern, verbose)
+				return listJSON(cmd.OutOrStdout(), pattern, verbose, pid)
 			}
 			w := bufio.NewWriter(os.Stdout)
 			err := probelist.WriteFor(w, pattern, verbose, pid)
@@ -43,11 +43,12 @@ func newListCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each tracepoint's args fields (tp_btf: its arguments)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, one object per probe")
-	cmd.Flags().VarP(pidValue[int]{&pid}, "pid", "p", "list the USDT probes of process `PID`'s files")
+	cmd.Flags().VarP(pidValue[int]{&pid}, "pid", "p", "list the functions of process `PID`'s program and the USDT probes of its files")
 	return cmd
 }
 
-// listProbes writes the probes pattern matches, as bpftrace -l does.
-func listProbes(w io.Writer, pattern string, verbose bool) error {
-	return probelist.Write(w, pattern, verbose)
+// listProbes writes the probes pattern matches, for process pid's files
+// when pid > 0, as bpftrace -l (-p PID) does.
+func listProbes(w io.Writer, pattern string, verbose bool, pid int) error {
+	return probelist.WriteFor(w, pattern, verbose, pid)
 }

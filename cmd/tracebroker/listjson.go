@@ -192,9 +192,9 @@ func writeCollectorsJSON(w io.Writer, ct collector.Trust) error {
 
 // listJSON is `list --json`: the listing, whole, then as JSON, so that
 // an error leaves no half array.
-func listJSON(w io.Writer, pattern string, verbose bool) error {
+func listJSON(w io.Writer, pattern string, verbose bool, pid int) error {
 	var b bytes.Buffer
-	if err := listProbes(&b, pattern, verbose); err != nil {
+	if err := listProbes(&b, pattern, verbose, pid); err != nil {
 		return err
 	}
 	ps, err := probesJSON(&b)

@@ -13,7 +13,8 @@ import (
 // TestListProcessRights: list -p reads a process's program and mapped
 // files through /proc/PID, which the kernel opens only for who may
 // trace the process: nobody lists its own process, as root lists any,
-// but not root's, whatever the pattern, and learns nothing of it.
+// but not root's, whatever the pattern or format, and learns nothing of
+// it.
 func TestListProcessRights(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: running processes as another user needs root")
@@ -56,6 +57,8 @@ func TestListProcessRights(t *testing.T) {
 		{"nobody_lists_root_uprobes", nobody, 0, "uprobe:*", false},
 		{"nobody_lists_root_uretprobes", nobody, 0, "uretprobe:*", false},
 		{"nobody_lists_root_usdt", nobody, 0, "usdt:*", false},
+		{"nobody_lists_own_json", nobody, nobody, "--json", true},
+		{"nobody_lists_root_json", nobody, 0, "--json", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			pid := strconv.Itoa(pids[tt.owner])
@@ -70,7 +73,11 @@ func TestListProcessRights(t *testing.T) {
 				}
 				return
 			}
-			if want := "uprobe:/proc/" + pid + "/root" + wait + ":main\n"; r.code != 0 || !strings.Contains(r.stdout, want) {
+			want := "uprobe:/proc/" + pid + "/root" + wait + ":main\n"
+			if tt.pattern == "--json" {
+				want = `{"probe":"` + strings.TrimSuffix(want, "\n") + `"}`
+			}
+			if r.code != 0 || !strings.Contains(r.stdout, want) {
 				t.Fatalf("%q as %d: exit %d, stderr %q; want %q in\n%s", args, tt.as, r.code, r.stderr, want, r.stdout)
 			}
 		})
