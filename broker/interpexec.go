@@ -76,6 +76,11 @@ type interpSession struct {
 	// failures counts runs that ended in an error (the first is kept).
 	faults, failures uint64
 	firstFailure     error
+
+	// saved are the strings copied at one probe for a read at another
+	// (savedstrings.go); savedOffs, per probe, the pointers it saves.
+	saved     *savedStore
+	savedOffs [][]int
 }
 
 // interpUnsupported are the helpers interpreter mode cannot offer: what
@@ -113,7 +118,8 @@ func newInterpSession(prog *program.Program, src eventSource, cpus int) (s *inte
 	if err := checkInterpMaps(prog, cpus); err != nil {
 		return nil, err
 	}
-	s = &interpSession{prog: prog, src: src, maps: map[string]*interp.Map{}, stacks: map[string]*stackTable{}}
+	s = &interpSession{prog: prog, src: src, maps: map[string]*interp.Map{}, stacks: map[string]*stackTable{},
+		saved: newSavedStore(defaultSavedEntries, defaultSavedBytes), savedOffs: savedOffsets(prog)}
 	for _, ms := range prog.Maps {
 		spec := ms.Copy()
 		if spec.Type == ebpf.StackTrace {
@@ -324,6 +330,9 @@ func (s *interpSession) probeReadStr(def interp.HelperFunc) interp.HelperFunc {
 		}
 		clear(dst)
 		src, failed := s.region(r3, 1, true)
+		if src == nil && !failed {
+			src = s.saved.get(s.env.TGID, r3)
+		}
 		if i := bytes.IndexByte(src, 0); i >= 0 {
 			// As the kernel's: the string and its NUL, cut to fit.
 			n := min(uint64(i), r2-1)
@@ -454,6 +463,7 @@ func (s *interpSession) run(i int) {
 		s.fail(fmt.Errorf("record of probe %d, the program has %d", i, len(s.progs)))
 		return
 	}
+	s.keepSaved(i)
 	if s.prog.Probes[i].Task && s.env.Task == 0 {
 		s.faults++ // a recording's record without the task
 	}
@@ -475,6 +485,9 @@ func (s *interpSession) warnings() []string {
 	var out []string
 	if s.faults > 0 {
 		out = append(out, fmt.Sprintf("WARNING: %d reads of memory or stacks the collector did not copy returned nothing (interpreter mode copies what the script reads through tracepoint fields, probe arguments and chains of struct fields from them or from curtask, and the stacks it takes)", s.faults))
+	}
+	if s.saved.evicted > 0 {
+		out = append(out, fmt.Sprintf("WARNING: %d strings copied at one probe for a read at another were dropped, the oldest first, to keep within %d strings and %d bytes; reads of them returned nothing", s.saved.evicted, s.saved.maxEntries, s.saved.maxBytes))
 	}
 	if s.failures > 0 {
 		out = append(out, fmt.Sprintf("WARNING: %d events were not processed; the first: %v", s.failures, s.firstFailure))

@@ -198,6 +198,11 @@ type CtxString struct {
 	// Array: the pointer is to an array of string pointers (argv), whose
 	// pointers and strings are copied, up to the collector's limits.
 	Array bool `json:",omitempty"`
+	// Saved: the program saves the pointer (in a map) and reads its
+	// string at another probe's event, when the memory is no longer the
+	// collector's to copy. Interpreter mode keeps the string it copied
+	// here, by process and address, to answer that later read.
+	Saved bool `json:",omitempty"`
 }
 
 // KRead is a chain of kernel reads interpreter mode's collector makes at

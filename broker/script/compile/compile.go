@@ -181,6 +181,7 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 	if errs := c.errs.errorsOnly(); len(errs) > 0 {
 		return nil, nil, errs
 	}
+	c.savedFlows(prog)
 	prog.Schema.Formats = c.formats
 	prog.Types = c.types
 	var warnings syntax.ErrorList

@@ -1341,6 +1341,30 @@ func (g *gen) captureString(src syntax.Expr) bool {
 		}
 		break
 	}
+	off := g.ctxPtrOff(src)
+	if off < 0 {
+		return false
+	}
+	cs := program.CtxString{Off: off, User: g.typeOf(src).user, Array: array}
+	for i, have := range g.ctxStrings {
+		if have.Off == off {
+			// One pointer, one capture: an array capture copies the
+			// pointer's memory too.
+			g.ctxStrings[i].Array = have.Array || array
+			return true
+		}
+	}
+	if len(g.ctxStrings) < maxCtxStrings {
+		g.ctxStrings = append(g.ctxStrings, cs)
+		return true
+	}
+	return false
+}
+
+// ctxPtrOff is the offset in the context of the pointer src is, when
+// src is one the collector can read behind (a tracepoint's pointer field,
+// a uprobe's or raw tracepoint's argument); -1 if it is not.
+func (g *gen) ctxPtrOff(src syntax.Expr) int {
 	off := -1
 	switch e := src.(type) {
 	case *syntax.FieldAccess:
@@ -1372,22 +1396,9 @@ func (g *gen) captureString(src syntax.Expr) bool {
 		}
 	}
 	if off < 0 || off+8 > program.MaxContext {
-		return false
+		return -1
 	}
-	cs := program.CtxString{Off: off, User: g.typeOf(src).user, Array: array}
-	for i, have := range g.ctxStrings {
-		if have.Off == off {
-			// One pointer, one capture: an array capture copies the
-			// pointer's memory too.
-			g.ctxStrings[i].Array = have.Array || array
-			return true
-		}
-	}
-	if len(g.ctxStrings) < maxCtxStrings {
-		g.ctxStrings = append(g.ctxStrings, cs)
-		return true
-	}
-	return false
+	return off
 }
 
 // maxCtxStrings is how many strings a collector captures per event
