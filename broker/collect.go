@@ -63,7 +63,7 @@ func openInterp(prog *program.Program, req *Request) (*interpSession, error) {
 		// BEGIN and END only: nothing to collect, nothing in the kernel.
 		return s, nil
 	}
-	cs, err := collector.Open(collector.Options{Probes: probes, BufferSize: req.EventBufferSize, Trust: req.Collectors})
+	cs, err := collector.Open(collector.Options{Probes: probes, BufferSize: req.EventBufferSize, Trust: req.Collectors, IgnoreTGID: selfTGID()})
 	if err != nil {
 		return nil, err
 	}
@@ -94,17 +94,10 @@ func (c *collectorSource) Attached() int {
 	return 0
 }
 
-// batchWait is how long the reader lets events gather once it has
-// caught up, before it sleeps until the next: the kernel wakes a reader
-// that has caught up once per event, which at tens of thousands of
-// events a second costs more than the events themselves; after a pause
-// it wakes once per batch.
-const batchWait = 500 * time.Microsecond
-
+// Next needs no batching of its own: the collectors wake the reader
+// only once a batch of records waits (collector.WakeFraction of the
+// buffer), and it polls meanwhile.
 func (c *collectorSource) Next(deadline time.Time) ([]byte, error) {
-	if c.s.Pending() == 0 && (deadline.IsZero() || time.Until(deadline) > batchWait) {
-		time.Sleep(batchWait)
-	}
 	if err := c.s.Read(deadline, &c.rec); err != nil {
 		return nil, err
 	}
@@ -116,6 +109,14 @@ func (c *collectorSource) Stop() error  { return c.s.Stop() }
 func (c *collectorSource) Lost() uint64 { return c.s.Lost() }
 func (c *collectorSource) Detach()      { c.s.Detach(); c.on = false }
 func (c *collectorSource) Close()       { c.s.Close() }
+
+// selfTGID is the broker's process, whose events the collectors ignore:
+// in interpreter mode each batch of events the reader takes is a
+// wake-up of the broker, and its threads' system calls and context
+// switches would otherwise be events of the trace that reads them (63%
+// of sched_switch's, once). JIT mode has no reader per event; bpftrace
+// filters nothing.
+func selfTGID() uint32 { return uint32(os.Getpid()) }
 
 // possibleCPUs is how many CPUs per-CPU maps keep: the kernel's possible
 // CPUs, which bound the CPU numbers of events.

@@ -200,7 +200,7 @@ func Record(ctx context.Context, rr RecordRequest) error {
 		return errors.New("nothing to record: the script has only BEGIN and END probes")
 	}
 
-	cs, err := collector.Open(collector.Options{Probes: probes, BufferSize: req.EventBufferSize, Trust: req.Collectors})
+	cs, err := collector.Open(collector.Options{Probes: probes, BufferSize: req.EventBufferSize, Trust: req.Collectors, IgnoreTGID: selfTGID()})
 	if err != nil {
 		return err
 	}

@@ -44,8 +44,8 @@ const (
 	// configMap is an array indexed by probe index (the attach cookie)
 	// of configSize-byte values: see the config layout below.
 	configMap = "collector_config"
-	// controlMap is an array of one u64: non-zero makes every probe
-	// return at once (Session.Stop).
+	// controlMap is an array of one value, controlSize bytes: see the
+	// control layout below.
 	controlMap = "collector_control"
 	// lostMap is a per-CPU array of one u64: records the ring buffer
 	// had no room for.
@@ -119,6 +119,34 @@ const (
 	stepString   = 1
 	// maxStepOff bounds a step's offset (program.MaxKReadOffset).
 	maxStepOff = 1 << 20
+)
+
+// The control layout, the session's settings, little-endian:
+//
+//	off  size
+//	  0   8   stop: non-zero makes every probe return at once
+//	          (Session.Stop)
+//	  8   4   ignore: a process id (tgid) whose events are not
+//	          collected: the broker's own, so that the reader's
+//	          wake-ups and system calls do not become events of the
+//	          trace that reads them; 0 ignores none
+//	 12   4   wake: records are written without waking the reader
+//	          (BPF_RB_NO_WAKEUP), which polls, until this many bytes
+//	          wait unread, when the write wakes it (BPF_RB_FORCE_WAKEUP);
+//	          0 leaves the kernel's own policy (a wake-up for each
+//	          record written when the reader has caught up)
+const (
+	controlStop   = 0
+	controlIgnore = 8
+	controlWake   = 12
+	controlSize   = 16
+)
+
+// The flags of bpf_ringbuf_output, and bpf_ringbuf_query's question.
+const (
+	bpfRBNoWakeup    = 1
+	bpfRBForceWakeup = 2
+	bpfRBAvailData   = 0
 )
 
 // bpfFUserStack is BPF_F_USER_STACK, bpf_get_stack's flag for the user
@@ -225,7 +253,7 @@ type mapLayout struct {
 var mapLayouts = []mapLayout{
 	{eventsMap, "tb_coll_events", ebpf.RingBuf, 27, "BPF_MAP_TYPE_RINGBUF", 0, 0, 0},
 	{configMap, "tb_coll_config", ebpf.Array, 2, "BPF_MAP_TYPE_ARRAY", 4, configSize, 0},
-	{controlMap, "tb_coll_control", ebpf.Array, 2, "BPF_MAP_TYPE_ARRAY", 4, 8, 1},
+	{controlMap, "tb_coll_control", ebpf.Array, 2, "BPF_MAP_TYPE_ARRAY", 4, controlSize, 1},
 	{lostMap, "tb_coll_lost", ebpf.PerCPUArray, 6, "BPF_MAP_TYPE_PERCPU_ARRAY", 4, 8, 1},
 	{scratchMap, "tb_coll_scratch", ebpf.PerCPUArray, 6, "BPF_MAP_TYPE_PERCPU_ARRAY", 4, scratchSize, uint32(numScratch)},
 }
@@ -411,6 +439,7 @@ const (
 	rEnd     = asm.R9 // the record's size so far
 	stackKey = -4     // a u32 map key
 	stackCk  = -16    // the attach cookie, u64
+	stackWk  = -32    // the control's wake threshold, u64 (fentry.go has -24)
 )
 
 // gen collects instructions; a label applies to the next one emitted.
@@ -461,9 +490,19 @@ func code(k kind) asm.Instructions {
 	// has read when it stops is final.
 	g.lookup(controlMap, 0)
 	g.emit(
-		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R0, controlStop, asm.DWord),
 		asm.JNE.Imm(asm.R1, 0, "exit"),
+		asm.LoadMem(asm.R1, asm.R0, controlWake, asm.Word),
+		asm.StoreMem(asm.R10, stackWk, asm.R1, asm.DWord),
+		// The broker's own events: not collected (rEnd is free until
+		// the record starts).
+		asm.LoadMem(rEnd, asm.R0, controlIgnore, asm.Word),
+		asm.JEq.Imm(rEnd, 0, "not_ignored"),
+		asm.FnGetCurrentPidTgid.Call(),
+		asm.RSh.Imm(asm.R0, 32),
+		asm.JEq.Reg(asm.R0, rEnd, "exit"),
 	)
+	g.label("not_ignored")
 
 	// The cookie is the probe's index: it picks the config, and the
 	// record carries it as the probe field (16 bits). Without cookies,
@@ -567,13 +606,29 @@ func code(k kind) asm.Instructions {
 	captureStack(g, "kstack", configKStack, KStackAddr, 0, stepsEnd)
 	captureStack(g, "ustack", configUStack, UStackAddr, bpfFUserStack, stepsEnd+16+stackSize)
 
+	// The wake-up: none until the control's threshold of unread bytes,
+	// then a forced one; the kernel's own with no threshold.
 	g.emit(
 		asm.JGT.Imm(rEnd, MaxRecord, "exit"),
 		asm.StoreMem(rRec, 0, rEnd, asm.Word),
+		asm.LoadMem(asm.R1, asm.R10, stackWk, asm.DWord),
+		asm.JEq.Imm(asm.R1, 0, "wake_flags"),
+		asm.LoadMapPtr(asm.R1, 0).WithReference(eventsMap),
+		asm.Mov.Imm(asm.R2, bpfRBAvailData),
+		asm.FnRingbufQuery.Call(),
+		asm.LoadMem(asm.R1, asm.R10, stackWk, asm.DWord),
+		asm.Mov.Imm(asm.R4, bpfRBForceWakeup),
+		asm.JGE.Reg(asm.R0, asm.R1, "output"),
+		asm.Mov.Imm(asm.R4, bpfRBNoWakeup),
+		asm.Ja.Label("output"),
+	)
+	g.label("wake_flags")
+	g.emit(asm.Mov.Imm(asm.R4, 0))
+	g.label("output")
+	g.emit(
 		asm.LoadMapPtr(asm.R1, 0).WithReference(eventsMap),
 		asm.Mov.Reg(asm.R2, rRec),
 		asm.Mov.Reg(asm.R3, rEnd),
-		asm.Mov.Imm(asm.R4, 0),
 		asm.FnRingbufOutput.Call(),
 		asm.JEq.Imm(asm.R0, 0, "exit"),
 	)

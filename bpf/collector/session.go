@@ -127,7 +127,21 @@ type Options struct {
 	// least a page; 0 is DefaultBufferSize.
 	BufferSize int
 	Trust      Trust
+	// IgnoreTGID is a process whose events are not collected: the
+	// broker's own (os.Getpid()), so that reading the events does not
+	// make more of them. 0 ignores none.
+	IgnoreTGID uint32
 }
+
+// WakeFraction: records are written without waking the reader until a
+// 1/WakeFraction of the ring buffer waits unread; the reader polls
+// (Session.Read) every ReadPoll meanwhile. A reader woken for each
+// record, as the kernel would have it, is one context switch per event,
+// which tracing sched_switch turns into events of its own.
+const (
+	WakeFraction = 8
+	ReadPoll     = 50 * time.Millisecond
+)
 
 // DefaultBufferSize is the ring buffer's size unless Options say.
 const DefaultBufferSize = 4 << 20
@@ -150,6 +164,8 @@ type Session struct {
 	attached bool
 	// modules checks module-named kprobes (kprobe.Modules).
 	modules kprobe.Modules
+	// control is the control map's value as the session set it.
+	control [controlSize]byte
 }
 
 // Open verifies the collectors the probes need (see Trust), loads them,
@@ -265,6 +281,12 @@ func Open(o Options) (s *Session, err error) {
 		}
 	}
 	sess.multi = coll.Programs[multiProgram]
+	le := binary.LittleEndian
+	le.PutUint32(sess.control[controlIgnore:], o.IgnoreTGID)
+	le.PutUint32(sess.control[controlWake:], uint32(size/WakeFraction))
+	if err := coll.Maps[controlMap].Put(uint32(0), sess.control[:]); err != nil {
+		return nil, fmt.Errorf("collector: writing the control: %w", err)
+	}
 	for i, cfg := range configs {
 		if err := coll.Maps[configMap].Put(uint32(i), cfg); err != nil {
 			return nil, fmt.Errorf("collector: writing the config of probe %d: %w", i, err)
@@ -688,8 +710,20 @@ func (s *Session) Read(deadline time.Time, rec *ringbuf.Record) error {
 	if s.rd == nil {
 		return os.ErrClosed
 	}
-	s.rd.SetDeadline(deadline)
-	return s.rd.ReadInto(rec)
+	for {
+		// Records come without a wake-up until WakeFraction of the
+		// buffer waits: look every ReadPoll.
+		wait := time.Now().Add(ReadPoll)
+		last := !deadline.IsZero() && !deadline.After(wait)
+		if last {
+			wait = deadline
+		}
+		s.rd.SetDeadline(wait)
+		err := s.rd.ReadInto(rec)
+		if last || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+	}
 }
 
 // Pending is how many bytes of records wait in the ring buffer.
@@ -706,7 +740,9 @@ func (s *Session) Stop() error {
 	if s.coll == nil {
 		return errors.New("collector: stop: the session is closed")
 	}
-	if err := s.coll.Maps[controlMap].Put(uint32(0), uint64(1)); err != nil {
+	c := s.control
+	binary.LittleEndian.PutUint64(c[controlStop:], 1)
+	if err := s.coll.Maps[controlMap].Put(uint32(0), c[:]); err != nil {
 		return fmt.Errorf("collector: stop: %w", err)
 	}
 	return nil
