@@ -113,4 +113,3 @@ func TestSavedPointerUprobe(t *testing.T) {
 		})
 	}
 }
-

@@ -89,4 +89,3 @@ func TestReadPolls(t *testing.T) {
 		t.Errorf("the record took %v to read, polling every %v", d, collector.ReadPoll)
 	}
 }
-

@@ -22,14 +22,14 @@ import (
 // attest sign --role collector NAME.bpf) before it can load them. Update
 // the digests only for such a deliberate change.
 var goldenDigests = map[string]string{
-	collector.TracepointName:         "c6fff559652874eef74bec1616a9c0f2af9384c835477526b693c31d950d2d53",
-	collector.RawTracepointName:      "077e23bd5fd6fb2d2b04ce032b0778d2b2e41711ed167d21140176d7272a8d38",
-	collector.UprobeName:             "5c496d6ddb412005c20c90c96528f9f0ed4687f910513bdd55d01855fe4c8087",
-	collector.PerfName:               "5f2a496a1a944cf4647bb84c2bbbb6946810433e6978c29c417c25a678a10735",
-	collector.KprobeName:             "ae89e633f3b4a9e8610e9e059d51a8644de48b1b877b4e57d877027a956b926b",
-	collector.RawTracepointIndexName: "e2a555b11d79f1f17f33b4e7c0550de13b014e33c25ab6d0b76bc57c8fa9b231",
-	collector.FentryName:             "8844ae408004d98c3a410f10f6af796b25d095e54e073d981bf8ff9b97338119",
-	collector.FexitName:              "5c025821e24ee0fc44b309fda8a69e3a7f3e5e33d660e9c7bfa2d3837d909051",
+	collector.TracepointName:         "a4e6e65b012277cce011be4a647e57d663fdb68fb9bccfa31d2ef344c32a957e",
+	collector.RawTracepointName:      "719194dd1dc41a677a30499968dd530e4cb21cc8757157ef5a4b0a81de9716a8",
+	collector.UprobeName:             "0e39b7f59cf5546a08f8eb7648fdf1f238a9f2c63997f5b4fd296e2334d73539",
+	collector.PerfName:               "dcd8fc5f08581b803dd00092658cbab3916976d20aba0ea8f4725a81c5162274",
+	collector.KprobeName:             "9c42c3fb8493df6d3ae6bcb0ae45b41030396ad9547b36247c2a4788f8d3f0d0",
+	collector.RawTracepointIndexName: "49ec4124ea6ef62f886243163dbef5586423a14f5df47e8e065c6e9f8c77768b",
+	collector.FentryName:             "b9afb8a09d5427404db4cbca7d5728afb04b88a99543d22f9b19d20b69984d47",
+	collector.FexitName:              "7861fd6d7b4d018d9f8adc424ad2f2618a620572d5ea02b07c6229bdb290f92d",
 }
 
 func TestGoldenDigests(t *testing.T) {
