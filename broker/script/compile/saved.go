@@ -74,46 +74,56 @@ type flowScope struct {
 	// computed names a variable given a value other than by plain
 	// assignment ($x += 1, $x++).
 	computed map[string]syntax.Expr
+	// known are the variables' origins, each worked out once; busy
+	// those being worked out: a variable met again inside its own
+	// assignments ($x = $x + 1) adds nothing the outer look does not
+	// find, and each variable is looked at once, however the script's
+	// assignments nest.
+	known map[string]origin
+	busy  map[string]bool
 }
 
-// maxFlowDepth bounds how far variables are followed into each other.
-const maxFlowDepth = 16
-
-func (f *flowScope) origin(e syntax.Expr, depth int) origin {
-	if depth > maxFlowDepth {
-		return origin{other: e}
-	}
+func (f *flowScope) origin(e syntax.Expr) origin {
 	switch e := e.(type) {
 	case *syntax.Paren:
-		return f.origin(e.X, depth)
+		return f.origin(e.X)
 	case *syntax.Cast:
-		return f.origin(e.X, depth)
+		return f.origin(e.X)
 	case *syntax.IntLit:
 		if e.Value == 0 && !e.Param {
 			return origin{} // NULL: its reads fail in either mode
 		}
 		return origin{other: e}
 	case *syntax.VarExpr:
+		if o, ok := f.known[e.Name]; ok {
+			return o
+		}
+		if f.busy[e.Name] {
+			return origin{}
+		}
+		f.busy[e.Name] = true
 		var o origin
 		for _, a := range f.vars[e.Name] {
-			o.add(f.origin(a, depth+1))
+			o.add(f.origin(a))
 		}
 		if c := f.computed[e.Name]; c != nil && o.other == nil {
 			o.other = c
 		}
+		delete(f.busy, e.Name)
+		f.known[e.Name] = o
 		return o
 	case *syntax.MapExpr:
 		return origin{maps: []string{e.Name}}
 	case *syntax.Ternary:
-		o := f.origin(e.Then, depth+1)
-		o.add(f.origin(e.Else, depth+1))
+		o := f.origin(e.Then)
+		o.add(f.origin(e.Else))
 		return o
 	case *syntax.Binary:
 		// The maps the arithmetic reads: a pointer saved elsewhere plus
 		// an offset is memory no copy holds.
 		o := origin{other: e}
 		for _, x := range []syntax.Expr{e.X, e.Y} {
-			in := f.origin(x, depth+1)
+			in := f.origin(x)
 			o.arith = append(o.arith, in.maps...)
 			o.arith = append(o.arith, in.arith...)
 		}
@@ -151,7 +161,7 @@ func (c *compiler) savedFlows(prog *program.Program) {
 	stores := map[string][]store{}
 	var reads []read
 	for i, in := range c.instances {
-		f := &flowScope{g: &gen{c: c, in: in}, probe: i, vars: map[string][]syntax.Expr{}, computed: map[string]syntax.Expr{}}
+		f := &flowScope{g: &gen{c: c, in: in}, probe: i, vars: map[string][]syntax.Expr{}, computed: map[string]syntax.Expr{}, known: map[string]origin{}, busy: map[string]bool{}}
 		scopes[i] = f
 		var stmt func(s syntax.Stmt)
 		var expr func(e syntax.Expr)
@@ -255,7 +265,7 @@ func (c *compiler) savedFlows(prog *program.Program) {
 				}
 				continue
 			}
-			o.add(s.scope.origin(s.value, 0))
+			o.add(s.scope.origin(s.value))
 		}
 		held[m] = o
 	}
@@ -282,7 +292,7 @@ func (c *compiler) savedFlows(prog *program.Program) {
 // check captures what read r needs, or refuses its probe.
 func (r read) check(held map[string]*origin, prog *program.Program) {
 	text := func(e syntax.Expr, alt string) string { return r.scope.g.text(e, alt) }
-	o := r.scope.origin(r.ptr, 0)
+	o := r.scope.origin(r.ptr)
 	for _, m := range o.arith {
 		if h := held[m]; h != nil && len(h.ctx) > 0 {
 			r.refuse(prog, fmt.Sprintf("pointer arithmetic on a pointer %s saved at another probe: the collector copied what it pointed to, not what the sum does", m))

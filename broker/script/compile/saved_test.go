@@ -41,6 +41,10 @@ func TestSavedPointers(t *testing.T) {
 		{enter + `{ @filename[tid] = args->filename; }` + exit + `/@filename[tid]/ { printf("%s\n", str(@filename[tid])); delete(@filename[tid]); }`, "24u*|", ""},
 		// Through scratch variables on both sides, and a second map.
 		{enter + `{ $p = args->filename; @f[tid] = $p; }` + exit + `{ @g[tid] = @f[tid]; $q = @g[tid]; printf("%s\n", str($q, 32)); }`, "24u*|", ""},
+		// Maps stored into each other, the pointer into one of them.
+		{enter + `{ @a[tid] = args->filename; @b[tid] = @a[tid]; }` + exit + `{ @a[tid] = @b[tid]; printf("%s\n", str(@b[tid])); }`, "24u*|", ""},
+		// Variables that feed themselves.
+		{enter + `{ $p = args->filename; $p = pid > 1 ? $p : 0; @f[tid] = $p; }` + exit + `{ printf("%s\n", str(@f[tid])); }`, "24u*|", ""},
 		// Read where it is taken, through a variable: captured, not saved.
 		{enter + `{ $p = args->filename; printf("%s\n", str($p)); }`, "24u", ""},
 		// Read where it is taken, directly: as always.
