@@ -32,6 +32,7 @@ func FuzzCompile(f *testing.F) {
 		"struct T { int a; unsigned b:3, c:5; char s[4][2]; union { long l; void *p; }; struct T *next; };\nstruct C { struct T t[3]; }\nu:/bin/work:add_one { $c = (struct C *)arg0; @s[1] = *$c; printf(\"%d %d %s\\n\", $c->t[2].b, @s[1].t[1].a, $c->t[0].s[1]); @x = *((int32 *)arg1 + 3); @p = (uint16 **)arg2; @p += 2; }",
 		`BEGIN { printf("%d %s %d\n", $1, str($2), $#); @ = *(uint8 *)($1 + 4); }`,
 		"struct F { int m; int n; } struct A { int x[4]; }\nu:/bin/work:add_one { $t = (1, \"s\", ((int8)2, (3, comm)), *(struct F *)arg0, ((struct A *)arg1)->x); @t = $t; print($t); printf(\"%d %s %d\\n\", $t.2.1.0, @t.1, $t.3.m + @t.4[2]); @s = sizeof($t) + sizeof($t.2); @k[$t.2] = $t.3; }",
+		`t:syscalls:sys_enter_openat { $p = args->filename; @f[tid] = $p; @g[tid] = @f[tid]; } t:syscalls:sys_exit_openat /@f[tid]/ { $q = pid > 1 ? @g[tid] : 0; $q = $q + 0; printf("%s %s %r\n", str(@f[tid]), str($q, 8), buf(@g[tid], 4)); @f[tid]++; delete(@f[tid]); }`,
 	} {
 		f.Add(s)
 	}
