@@ -2,7 +2,6 @@ package broker
 
 import (
 	"bytes"
-	"container/list"
 	"encoding/binary"
 
 	"github.com/tracebroker/tracebroker/bpf/collector"
@@ -32,53 +31,94 @@ type savedKey struct {
 	addr uint64
 }
 
-type savedEntry struct {
-	key  savedKey
-	data []byte // the string and its NUL
+// savedNode is one string, in a list of them oldest first, linked by
+// index into the store's nodes: evicted nodes and their buffers are
+// reused, so that a full store allocates nothing per event.
+type savedNode struct {
+	key        savedKey
+	data       []byte // the string and its NUL
+	prev, next int32
 }
 
-// savedStore is the saved strings, oldest first in order.
+// savedStore is the saved strings.
 type savedStore struct {
 	maxEntries, maxBytes int
 	bytes                int
-	order                *list.List // of *savedEntry
-	byKey                map[savedKey]*list.Element
+	nodes                []savedNode
+	free                 []int32
+	head, tail           int32 // -1: none
+	byKey                map[savedKey]int32
 	// evicted counts strings dropped to keep within the bounds.
 	evicted uint64
 }
 
 func newSavedStore(maxEntries, maxBytes int) *savedStore {
-	return &savedStore{maxEntries: maxEntries, maxBytes: maxBytes, order: list.New(), byKey: map[savedKey]*list.Element{}}
+	return &savedStore{maxEntries: maxEntries, maxBytes: maxBytes, head: -1, tail: -1, byKey: map[savedKey]int32{}}
+}
+
+func (s *savedStore) len() int { return len(s.byKey) }
+
+func (s *savedStore) unlink(i int32) {
+	n := &s.nodes[i]
+	if n.prev >= 0 {
+		s.nodes[n.prev].next = n.next
+	} else {
+		s.head = n.next
+	}
+	if n.next >= 0 {
+		s.nodes[n.next].prev = n.prev
+	} else {
+		s.tail = n.prev
+	}
+}
+
+func (s *savedStore) pushBack(i int32) {
+	n := &s.nodes[i]
+	n.prev, n.next = s.tail, -1
+	if s.tail >= 0 {
+		s.nodes[s.tail].next = i
+	} else {
+		s.head = i
+	}
+	s.tail = i
 }
 
 // put keeps data (copied) for (tgid, addr), replacing what was kept
 // there: the newest copy is what the process's memory holds.
 func (s *savedStore) put(tgid uint32, addr uint64, data []byte) {
 	k := savedKey{tgid, addr}
-	if el, ok := s.byKey[k]; ok {
-		e := el.Value.(*savedEntry)
-		s.bytes -= len(e.data)
-		e.data = append(e.data[:0], data...)
-		s.bytes += len(e.data)
-		s.order.MoveToBack(el)
+	i, ok := s.byKey[k]
+	if ok {
+		s.unlink(i)
 	} else {
-		s.byKey[k] = s.order.PushBack(&savedEntry{key: k, data: bytes.Clone(data)})
-		s.bytes += len(data)
+		if n := len(s.free); n > 0 {
+			i, s.free = s.free[n-1], s.free[:n-1]
+		} else {
+			s.nodes = append(s.nodes, savedNode{})
+			i = int32(len(s.nodes) - 1)
+		}
+		s.nodes[i].key = k
+		s.byKey[k] = i
 	}
-	for s.order.Len() > s.maxEntries || s.bytes > s.maxBytes {
-		el := s.order.Front()
-		e := el.Value.(*savedEntry)
-		s.order.Remove(el)
-		delete(s.byKey, e.key)
-		s.bytes -= len(e.data)
+	n := &s.nodes[i]
+	s.bytes += len(data) - len(n.data)
+	n.data = append(n.data[:0], data...)
+	s.pushBack(i)
+	for len(s.byKey) > s.maxEntries || s.bytes > s.maxBytes {
+		h := s.head
+		s.unlink(h)
+		delete(s.byKey, s.nodes[h].key)
+		s.bytes -= len(s.nodes[h].data)
+		s.nodes[h].data = s.nodes[h].data[:0]
+		s.free = append(s.free, h)
 		s.evicted++
 	}
 }
 
 // get is the string kept for (tgid, addr), nil if none.
 func (s *savedStore) get(tgid uint32, addr uint64) []byte {
-	if el, ok := s.byKey[savedKey{tgid, addr}]; ok {
-		return el.Value.(*savedEntry).data
+	if i, ok := s.byKey[savedKey{tgid, addr}]; ok {
+		return s.nodes[i].data
 	}
 	return nil
 }

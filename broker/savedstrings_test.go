@@ -50,8 +50,8 @@ func TestSavedStore(t *testing.T) {
 					t.Errorf("get(%d, %#x) = %q, want nothing", p.tgid, p.addr, got)
 				}
 			}
-			if s.evicted != tc.evicted || s.order.Len() > tc.entries || s.bytes > tc.bytes || s.order.Len() != len(s.byKey) {
-				t.Errorf("evicted %d (want %d), %d entries, %d bytes, %d keys", s.evicted, tc.evicted, s.order.Len(), s.bytes, len(s.byKey))
+			if s.evicted != tc.evicted || s.len() > tc.entries || s.bytes > tc.bytes || s.len()+len(s.free) != len(s.nodes) {
+				t.Errorf("evicted %d (want %d), %d entries, %d bytes, %d nodes, %d free", s.evicted, tc.evicted, s.len(), s.bytes, len(s.nodes), len(s.free))
 			}
 		})
 	}
@@ -109,6 +109,32 @@ func TestSavedPointerUprobe(t *testing.T) {
 			}
 			if out.String() != tc.want || rstderr.Len() != 0 {
 				t.Errorf("replay %q, stderr %q; want %q", out.String(), rstderr.String(), tc.want)
+			}
+		})
+	}
+}
+
+// BenchmarkSavedStore is the cost the store adds to an event that saves
+// a string and to one that reads it back (opensnoop's entry and exit):
+// "evict", each string new and the store full, so that each put also
+// evicts; "replace", a few threads' buffers saved over and over.
+func BenchmarkSavedStore(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		keys uint64
+	}{{"evict", 1 << 20}, {"replace", 16}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := newSavedStore(1<<10, 1<<20)
+			str := []byte("/usr/lib/locale/C.utf8/LC_MESSAGES\x00")
+			b.ReportAllocs()
+			i := uint64(0)
+			for b.Loop() {
+				i++
+				k := i % bc.keys
+				s.put(uint32(k%64), 0x7f0000000000+k*64, str)
+				if s.get(uint32(k%64), 0x7f0000000000+k*64) == nil {
+					b.Fatal("lost")
+				}
 			}
 		})
 	}
