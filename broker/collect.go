@@ -116,7 +116,16 @@ func (c *collectorSource) Close()       { c.s.Close() }
 // switches would otherwise be events of the trace that reads them (63%
 // of sched_switch's, once). JIT mode has no reader per event; bpftrace
 // filters nothing.
-func selfTGID() uint32 { return uint32(os.Getpid()) }
+func selfTGID() uint32 {
+	if traceSelf {
+		return 0
+	}
+	return uint32(os.Getpid())
+}
+
+// traceSelf, set by benchmarks that make the traced calls themselves,
+// collects the broker's own events too.
+var traceSelf bool
 
 // possibleCPUs is how many CPUs per-CPU maps keep: the kernel's possible
 // CPUs, which bound the CPU numbers of events.
