@@ -169,6 +169,22 @@ func TestChildProcess(t *testing.T) {
 		err = childFlood(socket, n, size)
 	case "trace":
 		err = childTrace(socket, os.Getenv("TB_SCRIPT"))
+	case "storm":
+		// getcwd calls until stdin closes, a line per thousand.
+		go func() {
+			io.Copy(io.Discard, os.Stdin)
+			os.Exit(0)
+		}()
+		for {
+			kerneltest.Syscalls(1000, 0)
+			fmt.Println("1000")
+		}
+	case "getcwd":
+		// n getcwd calls, once stdin closes: a workload the daemon's
+		// interpreter mode collects, which skips the daemon's own.
+		fmt.Println("ready")
+		io.Copy(io.Discard, os.Stdin)
+		kerneltest.Syscalls(n, 0)
 	case "tcpflood":
 		size, _ := strconv.Atoi(os.Getenv("TB_NAME_SIZE"))
 		err = childTCPFlood(os.Getenv("TB_ADDR"), os.Getenv("TB_CA"), n, size)

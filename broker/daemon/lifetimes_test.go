@@ -49,38 +49,38 @@ func (d *testDaemon) stalledTrace(t *testing.T, tok string, req *pb.TraceRequest
 	return leave
 }
 
-// storm makes getcwd calls in this process until stop, counting them:
-// the events of the test's scripts, which filter on this pid.
+// storm is a child process making getcwd calls until stop, counted by
+// the lines it prints, one per thousand: the events of the test's
+// scripts, which filter on its pid. Another process's, since the
+// daemon's interpreter mode skips the daemon's own events.
 type storm struct {
 	calls atomic.Int64
-	quit  chan struct{}
+	pid   int
+	c     *child
 	done  chan struct{}
 }
 
-func startStorm(t *testing.T) *storm {
-	s := &storm{quit: make(chan struct{}), done: make(chan struct{})}
+// startStorm starts a storm; dir is where the child's binary may be
+// copied.
+func startStorm(t *testing.T, dir string) *storm {
+	c := startChild(t, dir, os.Getuid(), "storm")
+	s := &storm{pid: c.cmd.Process.Pid, c: c, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		for {
-			select {
-			case <-s.quit:
-				return
-			default:
-			}
-			kerneltest.Syscalls(1000, 0)
+		for range c.lines {
 			s.calls.Add(1000)
 		}
 	}()
 	t.Cleanup(s.stop)
+	// Under way before anything traces it, as a storm in this process
+	// would have been.
+	s.reach(t, 1000)
 	return s
 }
 
 func (s *storm) stop() {
-	select {
-	case <-s.quit:
-	default:
-		close(s.quit)
-	}
+	s.c.stdin.Close()
+	s.c.cmd.Process.Kill()
 	<-s.done
 }
 
@@ -160,16 +160,16 @@ func ends(recs []auditRecord, id string) []map[string]any {
 	return out
 }
 
-// printfStorm prints a line per getcwd call of this process: output far
-// faster than a client that does not read takes it.
-func printfStorm() []byte {
-	return fmt.Appendf(nil, `tracepoint:syscalls:sys_enter_getcwd /pid == %d/ { @ = count(); printf("%%s %%s %%s %%s %%d\n", comm, comm, comm, comm, nsecs); }`, os.Getpid())
+// printfStorm prints a line per getcwd call of process pid (a storm's):
+// output far faster than a client that does not read takes it.
+func printfStorm(pid int) []byte {
+	return fmt.Appendf(nil, `tracepoint:syscalls:sys_enter_getcwd /pid == %d/ { @ = count(); printf("%%s %%s %%s %%s %%d\n", comm, comm, comm, comm, nsecs); }`, pid)
 }
 
 // mapsOnlyStorm only updates maps, and runs long enough per event (a
 // 300-turn loop) that the storm outruns the interpreter.
-func mapsOnlyStorm() []byte {
-	return fmt.Appendf(nil, `tracepoint:syscalls:sys_enter_getcwd /pid == %d/ { @ = count(); $i = 0; while ($i < 300) { $i++; } }`, os.Getpid())
+func mapsOnlyStorm(pid int) []byte {
+	return fmt.Appendf(nil, `tracepoint:syscalls:sys_enter_getcwd /pid == %d/ { @ = count(); $i = 0; while ($i < 300) { $i++; } }`, pid)
 }
 
 // TestAttacksLifetimes (item 8): a token holder cannot make a session
@@ -187,20 +187,20 @@ func TestAttacksLifetimes(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		d      *testDaemon
-		script []byte
+		script func(pid int) []byte
 		prog   string // the kernel's name for what the session loads
 		end    string // stop, max_duration, token_expiry, leaves
 		reason string
 		drops  bool // the session dropped output for its client
 	}{
-		{"item8/stalled_client_stop", jit, printfStorm(), getcwdProg, "stop", "stopped", true},
-		{"item8/stalled_client_max_duration", jit, printfStorm(), getcwdProg, "max_duration", "max_duration", true},
-		{"item8/stalled_client_token_expiry", jit, printfStorm(), getcwdProg, "token_expiry", "token_expired", true},
-		{"item8/stalled_client_leaves", jit, printfStorm(), getcwdProg, "leaves", "client", true},
-		{"item8/interp_maps_only_stop", interp, mapsOnlyStorm(), "tb_coll_tp", "stop", "stopped", false},
-		{"item8/interp_maps_only_max_duration", interp, mapsOnlyStorm(), "tb_coll_tp", "max_duration", "max_duration", false},
-		{"item8/interp_maps_only_token_expiry", interp, mapsOnlyStorm(), "tb_coll_tp", "token_expiry", "token_expired", false},
-		{"item8/interp_maps_only_client_leaves", interp, mapsOnlyStorm(), "tb_coll_tp", "leaves", "client", false},
+		{"item8/stalled_client_stop", jit, printfStorm, getcwdProg, "stop", "stopped", true},
+		{"item8/stalled_client_max_duration", jit, printfStorm, getcwdProg, "max_duration", "max_duration", true},
+		{"item8/stalled_client_token_expiry", jit, printfStorm, getcwdProg, "token_expiry", "token_expired", true},
+		{"item8/stalled_client_leaves", jit, printfStorm, getcwdProg, "leaves", "client", true},
+		{"item8/interp_maps_only_stop", interp, mapsOnlyStorm, "tb_coll_tp", "stop", "stopped", false},
+		{"item8/interp_maps_only_max_duration", interp, mapsOnlyStorm, "tb_coll_tp", "max_duration", "max_duration", false},
+		{"item8/interp_maps_only_token_expiry", interp, mapsOnlyStorm, "tb_coll_tp", "token_expiry", "token_expired", false},
+		{"item8/interp_maps_only_client_leaves", interp, mapsOnlyStorm, "tb_coll_tp", "leaves", "client", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d := tt.d
@@ -214,8 +214,8 @@ func TestAttacksLifetimes(t *testing.T) {
 			}
 			tok := d.token(t, opts)
 			name := strings.ReplaceAll(tt.name, "/", "_")
-			s := startStorm(t)
-			leave := d.stalledTrace(t, tok, &pb.TraceRequest{Name: name, Source: tt.script})
+			s := startStorm(t, filepath.Dir(d.socket))
+			leave := d.stalledTrace(t, tok, &pb.TraceRequest{Name: name, Source: tt.script(s.pid)})
 			sess := d.sessionByName(t, name, true)
 			var due time.Time
 			switch tt.end {
@@ -277,11 +277,11 @@ func TestAttacksLifetimesShutdown(t *testing.T) {
 	for _, mode := range []struct {
 		name   string
 		hvci   bool
-		script []byte
+		script func(pid int) []byte
 		prog   string
 	}{
-		{"item8/sigterm_every_phase_jit", false, printfStorm(), getcwdProg},
-		{"item8/sigterm_every_phase_interp", true, mapsOnlyStorm(), "tb_coll_tp"},
+		{"item8/sigterm_every_phase_jit", false, printfStorm, getcwdProg},
+		{"item8/sigterm_every_phase_interp", true, mapsOnlyStorm, "tb_coll_tp"},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			before, _ := kerneltest.LoadedIDs(t)
@@ -307,11 +307,11 @@ func TestAttacksLifetimesShutdown(t *testing.T) {
 				c.ShutdownTimeout, c.hooks = 3*time.Second, &testHooks{phase: hook}
 			}})
 			tok := d.token(t, token.IssueOptions{Scope: "trace probe:tracepoint:syscalls:sys_enter_getcwd"})
-			startStorm(t)
-			d.stalledTrace(t, tok, &pb.TraceRequest{Name: "stuck-compiling", Source: mode.script})
-			d.stalledTrace(t, tok, &pb.TraceRequest{Name: "loading", Source: mode.script})
-			d.stalledTrace(t, tok, &pb.TraceRequest{Name: "running-unread", Source: mode.script})
-			gone := d.start(t, tok, &pb.TraceRequest{Name: "client-gone", Source: mode.script})
+			script := mode.script(startStorm(t, filepath.Dir(d.socket)).pid)
+			d.stalledTrace(t, tok, &pb.TraceRequest{Name: "stuck-compiling", Source: script})
+			d.stalledTrace(t, tok, &pb.TraceRequest{Name: "loading", Source: script})
+			d.stalledTrace(t, tok, &pb.TraceRequest{Name: "running-unread", Source: script})
+			gone := d.start(t, tok, &pb.TraceRequest{Name: "client-gone", Source: script})
 			ids := map[string]string{}
 			for _, n := range []string{"stuck-compiling", "loading"} {
 				ids[n] = d.sessionByName(t, n, false).Id
