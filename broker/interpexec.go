@@ -81,6 +81,8 @@ type interpSession struct {
 	// (savedstrings.go); savedOffs, per probe, the pointers it saves.
 	saved     *savedStore
 	savedOffs [][]int
+	// savedFailed counts reads of saved pointers whose copy had failed.
+	savedFailed uint64
 }
 
 // interpUnsupported are the helpers interpreter mode cannot offer: what
@@ -331,7 +333,14 @@ func (s *interpSession) probeReadStr(def interp.HelperFunc) interp.HelperFunc {
 		clear(dst)
 		src, failed := s.region(r3, 1, true)
 		if src == nil && !failed {
-			src = s.saved.get(s.env.TGID, r3)
+			if saved, ok := s.saved.get(s.env.TGID, r3); ok && len(saved) == 0 {
+				// Copied where the pointer was taken, but the
+				// memory was not there to read then.
+				s.savedFailed++
+				return negErrno(efault), nil
+			} else if ok {
+				src = saved
+			}
 		}
 		if i := bytes.IndexByte(src, 0); i >= 0 {
 			// As the kernel's: the string and its NUL, cut to fit.
@@ -485,6 +494,9 @@ func (s *interpSession) warnings() []string {
 	var out []string
 	if s.faults > 0 {
 		out = append(out, fmt.Sprintf("WARNING: %d reads of memory or stacks the collector did not copy returned nothing (interpreter mode copies what the script reads through tracepoint fields, probe arguments and chains of struct fields from them or from curtask, and the stacks it takes)", s.faults))
+	}
+	if s.savedFailed > 0 {
+		out = append(out, fmt.Sprintf("WARNING: %d reads of strings behind pointers saved at another probe returned nothing: the collector could not copy them where the pointers were taken (their memory was not paged in yet; JIT mode reads them later)", s.savedFailed))
 	}
 	if s.saved.evicted > 0 {
 		out = append(out, fmt.Sprintf("WARNING: %d strings copied at one probe for a read at another were dropped, the oldest first, to keep within %d strings and %d bytes; reads of them returned nothing", s.saved.evicted, s.saved.maxEntries, s.saved.maxBytes))

@@ -115,12 +115,14 @@ func (s *savedStore) put(tgid uint32, addr uint64, data []byte) {
 	}
 }
 
-// get is the string kept for (tgid, addr), nil if none.
-func (s *savedStore) get(tgid uint32, addr uint64) []byte {
+// get is the string kept for (tgid, addr); ok is false if none is. An
+// empty string with ok is a copy that failed: the memory was not there
+// to read (not yet paged in) at the probe that took the pointer.
+func (s *savedStore) get(tgid uint32, addr uint64) (data []byte, ok bool) {
 	if i, ok := s.byKey[savedKey{tgid, addr}]; ok {
-		return s.nodes[i].data
+		return s.nodes[i].data, true
 	}
-	return nil
+	return nil, false
 }
 
 // savedOffsets are, per probe, the context offsets of the pointers whose
@@ -156,11 +158,21 @@ func (s *interpSession) keepSaved(i int) {
 		if addr < nullPage {
 			continue
 		}
+		tried, kept := false, false
 		for _, e := range s.rec.Strings {
-			if e.Addr == addr && len(e.Data) <= collector.MaxString && bytes.IndexByte(e.Data, 0) >= 0 {
+			if e.Addr != addr {
+				continue
+			}
+			tried = true
+			if len(e.Data) <= collector.MaxString && bytes.IndexByte(e.Data, 0) >= 0 {
 				s.saved.put(s.rec.TGID, addr, e.Data)
+				kept = true
 				break
 			}
+		}
+		if tried && !kept {
+			// The newest state of that memory: the copy failed.
+			s.saved.put(s.rec.TGID, addr, nil)
 		}
 	}
 }

@@ -3,6 +3,8 @@ package broker
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,6 +33,7 @@ func TestSavedStore(t *testing.T) {
 		{"bytes", 10, 8, []put{{1, 0x1000, "abcd\x00"}, {1, 0x2000, "efgh\x00"}}, []put{{1, 0x2000, "efgh\x00"}}, []put{{1, 0x1000, ""}}, 1},
 		{"replaced, newest", 2, 100, []put{{1, 0x1000, "a\x00"}, {1, 0x2000, "b\x00"}, {1, 0x1000, "new\x00"}, {1, 0x3000, "c\x00"}}, []put{{1, 0x1000, "new\x00"}, {1, 0x3000, "c\x00"}}, []put{{1, 0x2000, ""}}, 1},
 		{"replaced, bytes follow", 10, 10, []put{{1, 0x1000, "abcdefgh\x00"}, {1, 0x1000, "a\x00"}, {1, 0x2000, "bcdefg\x00"}}, []put{{1, 0x1000, "a\x00"}, {1, 0x2000, "bcdefg\x00"}}, nil, 0},
+		{"a failed copy replaces", 4, 100, []put{{1, 0x1000, "a\x00"}, {1, 0x1000, ""}}, []put{{1, 0x1000, ""}}, nil, 0},
 		{"larger than all", 10, 4, []put{{1, 0x1000, "abcdefgh\x00"}}, nil, []put{{1, 0x1000, ""}}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,12 +44,12 @@ func TestSavedStore(t *testing.T) {
 				clear(b) // the store keeps a copy
 			}
 			for _, p := range tc.kept {
-				if got := s.get(p.tgid, p.addr); string(got) != p.s {
+				if got, ok := s.get(p.tgid, p.addr); string(got) != p.s || !ok {
 					t.Errorf("get(%d, %#x) = %q, want %q", p.tgid, p.addr, got, p.s)
 				}
 			}
 			for _, p := range tc.gone {
-				if got := s.get(p.tgid, p.addr); got != nil {
+				if got, ok := s.get(p.tgid, p.addr); ok {
 					t.Errorf("get(%d, %#x) = %q, want nothing", p.tgid, p.addr, got)
 				}
 			}
@@ -132,10 +135,56 @@ func BenchmarkSavedStore(b *testing.B) {
 				i++
 				k := i % bc.keys
 				s.put(uint32(k%64), 0x7f0000000000+k*64, str)
-				if s.get(uint32(k%64), 0x7f0000000000+k*64) == nil {
+				if _, ok := s.get(uint32(k%64), 0x7f0000000000+k*64); !ok {
 					b.Fatal("lost")
 				}
 			}
 		})
+	}
+}
+
+// farC passes its callee a string in a page of its own, 2 MiB into
+// .rodata, that nothing has read before the call: not yet in the
+// process's page tables when the call begins, where a probe cannot fault
+// it in; the callee reads it, so it is there at the return.
+const farC = `static const char far[4 << 20] = {[2 << 20] = 'f', 'a', 'r', 0};
+__attribute__((noinline)) int touch(const char *s) { return *(volatile const char *)s; }
+int main(void) { return touch(far + (2 << 20)) == 'f' ? 0 : 1; }
+`
+
+// TestSavedPointerNotPaged: a saved pointer whose memory is not paged in
+// where it is taken. JIT mode reads it at the return, when it is;
+// interpreter mode could copy nothing at the call, prints nothing, and
+// says so at the end rather than silently.
+func TestSavedPointerNotPaged(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("the workload is built with gcc, which is not installed")
+	}
+	dir := t.TempDir()
+	src, bin := filepath.Join(dir, "far.c"), filepath.Join(dir, "far")
+	if err := os.WriteFile(src, []byte(farC), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(gcc, "-O1", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	script := strings.ReplaceAll(`uprobe:BIN:touch { @s[tid] = arg0; } uretprobe:BIN:touch /@s[tid]/ { printf("%s|\n", str(@s[tid])); delete(@s[tid]); }`, "BIN", bin)
+	for _, tc := range []struct {
+		mode        Mode
+		want, warns string
+	}{
+		{ModeJIT, "Attaching 2 probes...\nfar|\n\n\n\n", ""},
+		{ModeInterp, "Attaching 2 probes...\n|\n\n\n\n", "WARNING: 1 reads of strings behind pointers saved at another probe returned nothing"},
+	} {
+		out, stderr, err := runScript(t, Request{Source: []byte(script), Command: bin, Mode: tc.mode, Collectors: testCollectors(t)})
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", tc.mode, err, stderr)
+		}
+		if out != tc.want || !strings.Contains(stderr, tc.warns) || (tc.warns == "") != (stderr == "") {
+			t.Errorf("%s: output %q, stderr %q; want %q and %q", tc.mode, out, stderr, tc.want, tc.warns)
+		}
 	}
 }
