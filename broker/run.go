@@ -24,6 +24,7 @@ import (
 	"github.com/tracebroker/tracebroker/broker/output"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/compile"
+	"github.com/tracebroker/tracebroker/broker/script/cpp"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 	"github.com/tracebroker/tracebroker/gatekeeper"
 )
@@ -42,6 +43,10 @@ type Request struct {
 	Name   string // script name for messages: a path, or "stdin" for -e
 	Source []byte
 	Args   []string // the script's positional parameters: $1, $2, ...
+	// Includes are --include headers; HostHeaders lets #include read
+	// the host's files (the CLI's, never the daemon's: preprocess.go).
+	Includes    []string
+	HostHeaders bool
 
 	Format   string        // "text" (default) or "json"
 	Duration time.Duration // 0: until exit(), a signal or the child's end
@@ -150,7 +155,7 @@ func ErrorText(err error) string {
 func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 	files := newUprobeFiles(req.UprobeScope)
 	files.pid = req.PID
-	prog, warns, err := compileScript(req.Name, req.Source, req.Args, compile.Options{
+	prog, warns, err := compilePreprocessed(req.Name, req.Source, req.Args, req.cppOptions(), compile.Options{
 		Tracepoints: KernelTracepoints{},
 		Uprobes:     files,
 		USDT:        files,
@@ -177,17 +182,26 @@ func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 // opts (the running kernel's, or a recording's). Its errors are
 // *ScriptErrors, ready to print.
 func compileScript(name string, src []byte, args []string, opts compile.Options) (*program.Program, syntax.ErrorList, error) {
-	f, err := syntax.ParseArgs(name, src, args)
+	return compilePreprocessed(name, src, args, cpp.Options{BTF: haveBTF()}, opts)
+}
+
+// compilePreprocessed is compileScript after the preprocessor: its
+// errors and warnings point at the script as written.
+func compilePreprocessed(name string, src []byte, args []string, copts cpp.Options, opts compile.Options) (*program.Program, syntax.ErrorList, error) {
+	pre, err := cpp.Process(src, copts)
 	if err == nil {
-		prog, warns, cerr := compile.Compile(f, opts)
-		if cerr == nil {
-			return prog, warns, nil
+		var f *syntax.File
+		if f, err = syntax.ParseArgs(name, pre.Src, args); err == nil {
+			prog, warns, cerr := compile.Compile(f, opts)
+			if cerr == nil {
+				return prog, pre.Errors(warns), nil
+			}
+			err = cerr
 		}
-		err = cerr
 	}
 	var l syntax.ErrorList
 	if errors.As(err, &l) {
-		return nil, nil, &ScriptError{name, src, l}
+		return nil, nil, &ScriptError{name, src, pre.Errors(l)}
 	}
 	return nil, nil, err
 }

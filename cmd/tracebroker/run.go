@@ -56,6 +56,8 @@ func newRunCmd() *cobra.Command {
 				req.Duration = d
 			}
 			req.Mode = broker.Mode(mode)
+			// The user's own headers, read with the user's rights.
+			req.HostHeaders = true
 			req.DetachInBackground = true
 			if outFile != "" {
 				f, err := os.OpenFile(outFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -133,6 +135,7 @@ func newRunCmd() *cobra.Command {
 	f.BoolVarP(&req.Verbose, "verbose", "v", false, "show what is loaded and attached")
 	f.BoolVarP(&req.Quiet, "quiet", "q", false, "do not print the \"Attaching N probes...\" line")
 	f.Bool("usdt-file-activation", false, "accepted as bpftrace accepts it: a USDT probe's semaphore is activated by the kernel in every process that maps its file")
+	f.StringArrayVar(&req.Includes, "include", nil, "include `FILE` before the script, as clang's -include (errno.h and sys/socket.h are built in; kernel headers come from BTF)")
 	f.BoolVar(&req.Unsafe, "unsafe", false, "allow builtins that change the traced system: signal()")
 	f.StringVarP(&outFile, "output", "o", "", "write the output to `FILE` instead of standard output")
 	f.StringVar(&mode, "mode", "auto", "execution mode: auto (the gatekeeper's choice), jit, or interp (static collectors in the kernel, the program in the interpreter)")
