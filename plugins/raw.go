@@ -527,7 +527,7 @@ func checkType(t program.Type, specs map[string]*ebpf.MapSpec, depth int) error 
 		if t.Frames < 0 {
 			return fmt.Errorf("%d frames", t.Frames)
 		}
-	case program.KSym, program.Username, program.Timestamp, program.Buffer:
+	case program.KSym, program.Username, program.Timestamp, program.Buffer, program.Strerror:
 		min = 8
 	case program.USym:
 		min = 16

@@ -302,6 +302,7 @@ const (
 	Buffer    = schema.Buffer
 	Record    = schema.Record
 	Array     = schema.Array
+	Strerror  = schema.Strerror
 )
 
 // Aggregations.

@@ -211,6 +211,8 @@ func (v Value) String() string {
 		return v.StackText("    ")
 	case KSym, USym, Username, Timestamp:
 		return v.Str
+	case Strerror:
+		return StrerrorText(int64(v.Int))
 	case Inet:
 		return v.inet()
 	case Buffer:

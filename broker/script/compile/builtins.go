@@ -213,6 +213,11 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 			c.errorf(a.Pos(), a.End(), "ntop() expects an integer or an array of 4 or 16 bytes (%s provided)", t)
 		}
 		return blob(program.Inet), true
+	case "strerror":
+		if exact(1) {
+			intArg(0)
+		}
+		return blob(program.Strerror), true
 	case "strftime":
 		t := blob(program.Timestamp)
 		if nargs(2, 2) {
@@ -663,7 +668,7 @@ func (g *gen) blobInto(e syntax.Expr, off int16, n int) bool {
 				g.noteKernelAddr(e, "kstack(perf) prints raw kernel addresses")
 			}
 			g.stackInto(t, off)
-		case "ksym", "strftime":
+		case "ksym", "strftime", "strerror":
 			if e.Name == "ksym" {
 				g.noteKernelAddr(e, "ksym() names any address it is given, which reveals where the kernel lies")
 			}

@@ -59,7 +59,7 @@ func (c *compiler) printValue(in *instance, e *syntax.Call) ty {
 			format, args = "%ld", []syntax.Expr{x}
 		case t.k == kInt:
 			format, args = "%lu", []syntax.Expr{x}
-		case t.k == kStr, t.k == kTuple:
+		case t.k == kStr, t.k == kTuple, t.k == kBlob && t.blob == program.Strerror:
 			format, args = "%s", []syntax.Expr{x}
 		default:
 			c.errorf(x.Pos(), x.End(), "%s type passed to print() is not printable", t)

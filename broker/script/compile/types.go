@@ -189,6 +189,7 @@ func (t ty) String() string {
 var blobName = map[program.TypeKind]string{
 	program.KStack: "kstack", program.UStack: "ustack", program.KSym: "ksym", program.USym: "usym",
 	program.Username: "username", program.Inet: "inet", program.Timestamp: "timestamp", program.Buffer: "buffer",
+	program.Strerror: "strerror",
 }
 
 // blob makes the type of a host-printed value of kind k.

@@ -106,6 +106,9 @@ const (
 	// Array is a C array stored whole: its elements (Elems, Offs), in
 	// order, printed as [3,0,0,0].
 	Array
+	// Strerror is a u64 errno, printed as libc's strerror() text:
+	// strerror().
+	Strerror
 )
 
 // Resolved reports whether values of kind k need a Resolver to print.
