@@ -651,11 +651,11 @@ func (p *pp) invoke(f *file, m *macro, i, j int) int {
 	if text == "" {
 		text = " "
 	}
-	p.macroOut(text, i, j)
+	p.macroOut(text, i, end)
 	// Lines an invocation's arguments spanned stay lines.
 	for k := j; k < end; k++ {
 		if src[k] == '\n' {
-			p.macroOut("\n", i, j)
+			p.macroOut("\n", i, end)
 		}
 	}
 	return end
