@@ -50,7 +50,7 @@ func progType(k program.ProbeKind) ebpf.ProgramType {
 	switch k {
 	case program.Tracepoint:
 		return ebpf.TracePoint
-	case program.Interval, program.Profile:
+	case program.Interval, program.Profile, program.Software:
 		return ebpf.PerfEvent
 	case program.Uprobe, program.Uretprobe, program.Kprobe, program.Kretprobe:
 		return ebpf.Kprobe // uprobes run kprobe programs, with pt_regs
@@ -291,7 +291,7 @@ func (s *Session) Attach(ctx context.Context) (err error) {
 			}
 			s.perfFD = append(s.perfFD, fd) // closing it detaches, like a perf event
 			continue
-		case program.Profile:
+		case program.Profile, program.Software:
 			if err := s.attachProfile(pr, s.progs[i]); err != nil {
 				return fmt.Errorf("attach %s: %w", pr.Name, err)
 			}
@@ -375,10 +375,7 @@ func (s *Session) attachProfile(pr *program.Probe, prog *ebpf.Program) error {
 		return err
 	}
 	for _, cpu := range online {
-		attr := unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Sample: pr.PeriodNs}
-		if pr.Freq != 0 {
-			attr.Sample, attr.Bits = pr.Freq, unix.PerfBitFreq
-		}
+		attr := program.PerfAttr(pr.Kind, pr.Event, pr.PeriodNs, pr.Freq, pr.Sample)
 		if err := s.attachPerf(&attr, cpu, prog); err != nil {
 			return err
 		}

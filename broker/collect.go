@@ -22,7 +22,7 @@ func collectorProbes(prog *program.Program, pid int) (probes []collector.Probe, 
 		}
 		cp := collector.Probe{
 			Kind: p.Kind, Category: p.Category, Event: p.Event, Path: p.Path, Offset: p.Offset,
-			PeriodNs: p.PeriodNs, Freq: p.Freq, CtxLen: p.CtxLen, PID: pid, KStack: p.KStack, UStack: p.UStack, Funcs: p.Funcs,
+			PeriodNs: p.PeriodNs, Freq: p.Freq, Sample: p.Sample, CtxLen: p.CtxLen, PID: pid, KStack: p.KStack, UStack: p.UStack, Funcs: p.Funcs,
 			Reads: p.KReads, Task: p.Task, RefCtrOffset: p.RefCtrOffset, Block: p.Block,
 		}
 		switch p.Kind {

@@ -56,6 +56,9 @@ type Probe struct {
 	// PeriodNs is an interval's or a profile's period; Freq, when set, a
 	// profile's samples per second per CPU instead.
 	PeriodNs, Freq uint64
+	// Sample is a Software probe's period: its Event (a perf software
+	// event's name) fires it every Sample events.
+	Sample uint64
 	// CtxLen is how many bytes of context each record holds: a
 	// tracepoint's record size (cut to MaxContext), 8 per raw
 	// tracepoint argument. Uprobes and perf events always have their
@@ -114,6 +117,8 @@ func (p Probe) String() string {
 			return fmt.Sprintf("profile:hz:%d", p.Freq)
 		}
 		return fmt.Sprintf("profile:ns:%d", p.PeriodNs)
+	case program.Software:
+		return fmt.Sprintf("software:%s:%d", p.Event, p.Sample)
 	}
 	return p.Kind.String()
 }
@@ -362,9 +367,13 @@ func configure(p Probe) (kind, []byte, error) {
 		if ctxLen%8 != 0 || ctxLen > 8*(MaxRawArgs+1) {
 			return 0, nil, fmt.Errorf("context length %d: a kernel function's context is its arguments and return value, 8 bytes each, at most %d", ctxLen, MaxRawArgs+1)
 		}
-	case program.Interval, program.Profile:
+	case program.Interval, program.Profile, program.Software:
 		k = kindPerf
-		if p.PeriodNs == 0 && (p.Freq == 0 || p.Kind == program.Interval) {
+		if p.Kind == program.Software {
+			if _, ok := program.LookupSoftware(p.Event); !ok || p.Sample == 0 {
+				return 0, nil, fmt.Errorf("software event %q every %d events", p.Event, p.Sample)
+			}
+		} else if p.PeriodNs == 0 && (p.Freq == 0 || p.Kind == program.Interval) {
 			return 0, nil, errors.New("no period")
 		}
 		if err := fixed(PerfEventDataSize, "struct bpf_perf_event_data"); err != nil {
@@ -596,16 +605,13 @@ func (s *Session) attach(i int, p Probe) error {
 		// every period whether the CPU is busy or idle.
 		attr := unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Sample: p.PeriodNs}
 		return s.attachPerf(&attr, 0, cookie)
-	case program.Profile:
+	case program.Profile, program.Software:
 		online, err := cpus.Online()
 		if err != nil {
 			return err
 		}
 		for _, cpu := range online {
-			attr := unix.PerfEventAttr{Type: unix.PERF_TYPE_SOFTWARE, Config: unix.PERF_COUNT_SW_CPU_CLOCK, Sample: p.PeriodNs}
-			if p.Freq != 0 {
-				attr.Sample, attr.Bits = p.Freq, unix.PerfBitFreq
-			}
+			attr := program.PerfAttr(p.Kind, p.Event, p.PeriodNs, p.Freq, p.Sample)
 			if err := s.attachPerf(&attr, cpu, cookie); err != nil {
 				return err
 			}

@@ -71,6 +71,8 @@ func (p *Probe) CheckName() error {
 		return &NameError{p.Name, fmt.Sprintf("%s at offset %#x of %s", p.Kind, p.Offset, p.Path)}
 	case Kprobe, Kretprobe:
 		return p.checkKprobeName()
+	case Software:
+		return p.checkSoftwareName()
 	default:
 		return &NameError{p.Name, fmt.Sprintf("a probe of unknown kind %d", p.Kind)}
 	}

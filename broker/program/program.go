@@ -80,6 +80,9 @@ const (
 	Kprobe
 	// Kretprobe fires when a kernel function returns (Event or Funcs).
 	Kretprobe
+	// Software samples a perf software event (Event, its canonical
+	// name: "page-faults") on every CPU, once every Sample events.
+	Software
 )
 
 // String is the kind's probe type as bpftrace spells it ("BEGIN",
@@ -95,6 +98,7 @@ var probeKindNames = [...]string{
 	Begin: "BEGIN", End: "END", Tracepoint: "tracepoint", Interval: "interval", Profile: "profile",
 	RawTracepoint: "rawtracepoint", Uprobe: "uprobe", Uretprobe: "uretprobe", TpBTF: "tp_btf",
 	Gatekeeper: "gatekeeper", Fentry: "kfunc", Fexit: "kretfunc", Kprobe: "kprobe", Kretprobe: "kretprobe",
+	Software: "software",
 }
 
 // Probe is one attach point with its own code. A script probe with a
@@ -107,9 +111,11 @@ type Probe struct {
 	Category string // Tracepoint; Fentry, Fexit: the module ("vmlinux")
 	Event    string // Tracepoint; Fentry, Fexit: the function
 	PeriodNs uint64 // Interval, Profile
-	Freq     uint64 // Profile: samples per second per CPU (profile:hz:N)
-	Path     string // Uprobe, Uretprobe: the ELF file
-	Offset   uint64 // Uprobe, Uretprobe: file offset of the function; Kprobe: offset into it
+	// Sample is a Software probe's period: events per sample.
+	Sample uint64 `json:",omitempty"`
+	Freq   uint64 // Profile: samples per second per CPU (profile:hz:N)
+	Path   string // Uprobe, Uretprobe: the ELF file
+	Offset uint64 // Uprobe, Uretprobe: file offset of the function; Kprobe: offset into it
 	// RefCtrOffset is a USDT probe's semaphore, the file offset of the
 	// counter the kernel increments in each process while the uprobe is
 	// attached (0: none). Only the compiler sets it, from the file's
@@ -333,7 +339,7 @@ const (
 // runs in the reverse of the order they were attached: bpftrace attaches
 // them last to first, so that they fire in the script's order
 // (bpftrace's attach_reverse).
-var firesLastFirst = map[ProbeKind]bool{Kprobe: true, Uprobe: true, Uretprobe: true, Fentry: true}
+var firesLastFirst = map[ProbeKind]bool{Kprobe: true, Uprobe: true, Uretprobe: true, Fentry: true, Software: true}
 
 // AttachOrder is the order to attach probes so that probes on one event
 // fire in the order the script wrote them: the other kinds first to

@@ -25,12 +25,12 @@ const ScopeKinds = "trace, probe:PATTERN, gen:PATTERN, read:user, read:kernel"
 // bpftrace 0.17's names, and their probe names always carry the module:
 // kfunc:vmlinux:vfs_read, however the script spelt it (fentry:vfs_read,
 // f:vfs_read).
-var ProbeTypes = []string{"interval", "kfunc", "kprobe", "kretfunc", "kretprobe", "profile", "rawtracepoint", "tp_btf", "tracepoint", "uprobe", "uretprobe"}
+var ProbeTypes = []string{"interval", "kfunc", "kprobe", "kretfunc", "kretprobe", "profile", "rawtracepoint", "software", "tp_btf", "tracepoint", "uprobe", "uretprobe"}
 
 // probeTypeAliases are bpftrace's short spellings of ProbeTypes; scopes
 // match the long names that probe names carry, so a short one grants
 // nothing.
-var probeTypeAliases = map[string]string{"t": "tracepoint", "rt": "rawtracepoint", "u": "uprobe", "ur": "uretprobe", "i": "interval", "p": "profile",
+var probeTypeAliases = map[string]string{"t": "tracepoint", "rt": "rawtracepoint", "u": "uprobe", "ur": "uretprobe", "i": "interval", "p": "profile", "s": "software",
 	"f": "kfunc", "fentry": "kfunc", "fr": "kretfunc", "fexit": "kretfunc", "k": "kprobe", "kr": "kretprobe"}
 
 // CheckScopes parses a scope claim as ParseScopes does and also refuses

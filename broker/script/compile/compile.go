@@ -237,6 +237,7 @@ type instance struct {
 	event  string
 	period uint64
 	freq   uint64 // profile:hz
+	sample uint64 // software: events per sample
 	fields []Field
 	path   string   // uprobes
 	funcs  []string // a kprobe.multi probe's functions
@@ -392,6 +393,8 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		in := mk(kind, s.Provider+":"+s.Parts[0]+":"+s.Parts[1])
 		in.period, in.freq = period, freq
 		return []*instance{in}
+	case "software":
+		return c.softwareSpec(s, mk)
 	case "tracepoint":
 		if len(s.Parts) != 2 || s.Parts[0] == "" || s.Parts[1] == "" {
 			c.errorf(s.From, s.To, "tracepoint probe must be tracepoint:CATEGORY:NAME")
@@ -494,7 +497,7 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		return c.expandTpBTF(p, s)
 	case "usdt":
 		return c.expandUSDT(s, mk)
-	case "software", "hardware", "watchpoint":
+	case "hardware", "watchpoint":
 		c.errorf(s.From, s.To, "%s probes are not supported yet", s.Provider)
 	case "kfunc", "kretfunc":
 		return c.expandFentry(p, s)

@@ -118,7 +118,7 @@ func (c *compiler) generate(in *instance) *program.Probe {
 			}
 		}
 	}
-	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Path: in.path, Offset: in.offset, Funcs: in.funcs, Binary: in.binary, Loops: g.loops, Insns: g.insns,
+	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Sample: in.sample, Path: in.path, Offset: in.offset, Funcs: in.funcs, Binary: in.binary, Loops: g.loops, Insns: g.insns,
 		CtxLen: ctxLen(in), CtxStrings: g.ctxStrings, KStack: g.kstack, UStack: g.ustack, KernelOnly: g.kernelOnly}
 	p.Block = in.block
 	if in.usdt != nil {
@@ -1410,7 +1410,7 @@ func ctxLen(in *instance) int {
 	switch in.kind {
 	case program.Uprobe, program.Uretprobe, program.Kprobe, program.Kretprobe:
 		return program.PtRegsSize
-	case program.Interval, program.Profile:
+	case program.Interval, program.Profile, program.Software:
 		return program.PerfEventDataSize
 	case program.RawTracepoint:
 		return 8 * 12
