@@ -44,6 +44,8 @@ func topLevel(root *cobra.Command, args []string) []string {
 	switch {
 	case first == "-V" || first == "--version":
 		return append([]string{"version"}, args[1:]...)
+	case first == "--info":
+		return append([]string{"info"}, args[1:]...)
 	case listFlags.MatchString(first):
 		return listArgs(first, args[1:])
 	case first == "list" && len(args) > 1 && listFlags.MatchString(args[1]):

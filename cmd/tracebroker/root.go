@@ -22,7 +22,7 @@ a gatekeeper admits each program by who generated it and who asked.`,
 	root.AddCommand(newRunCmd(), newListCmd(), newRecordCmd(), newReplayCmd(), newCollectorsCmd())
 	root.AddCommand(newInterpCmd(), newGatekeeperCmd(), newPluginsCmd())
 	root.AddCommand(newServeCmd(), newTraceCmd(), newSessionsCmd(), newTokenCmd(), newAuditCmd())
-	root.AddCommand(newAttestCmd(), newInitCmd(), newVersionCmd())
+	root.AddCommand(newAttestCmd(), newInitCmd(), newVersionCmd(), newInfoCmd())
 	return root
 }
 
