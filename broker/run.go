@@ -47,6 +47,9 @@ type Request struct {
 	// the host's files (the CLI's, never the daemon's: preprocess.go).
 	Includes    []string
 	HostHeaders bool
+	// HelperErrors is bpftrace's -k (1) or -kk (2): failed helper calls
+	// are reported as they happen (helpererr.go).
+	HelperErrors int
 
 	Format   string        // "text" (default) or "json"
 	Duration time.Duration // 0: until exit(), a signal or the child's end
@@ -156,15 +159,16 @@ func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 	files := newUprobeFiles(req.UprobeScope)
 	files.pid = req.PID
 	prog, warns, err := compilePreprocessed(req.Name, req.Source, req.Args, req.cppOptions(), compile.Options{
-		Tracepoints: KernelTracepoints{},
-		Uprobes:     files,
-		USDT:        files,
-		MaxMapKeys:  req.MaxMapKeys,
-		HaveChild:   req.Command != "",
-		Symbols:     hostSymbols{files},
-		Unsafe:      req.Unsafe,
-		HidePID:     uint32(max(req.HidePID, 0)),
-		NoV4:        !bpf.HaveV4ISA(),
+		Tracepoints:  KernelTracepoints{},
+		Uprobes:      files,
+		USDT:         files,
+		MaxMapKeys:   req.MaxMapKeys,
+		HaveChild:    req.Command != "",
+		Symbols:      hostSymbols{files},
+		Unsafe:       req.Unsafe,
+		HelperErrors: req.HelperErrors,
+		HidePID:      uint32(max(req.HidePID, 0)),
+		NoV4:         !bpf.HaveV4ISA(),
 
 		BTFTracepoints: KernelBTFTracepoints{},
 		Funcs:          KernelFuncs{},
@@ -194,6 +198,7 @@ func compilePreprocessed(name string, src []byte, args []string, copts cpp.Optio
 		if f, err = syntax.ParseArgs(name, pre.Src, args); err == nil {
 			prog, warns, cerr := compile.Compile(f, opts)
 			if cerr == nil {
+				helperSitesAt(prog, pre)
 				return prog, pre.Errors(warns), nil
 			}
 			err = cerr
@@ -695,6 +700,8 @@ func (r *runner) handle(rec []byte) error {
 				return fmt.Errorf("zero %s: %w", r.prog.Schema.Maps[id].Name, err)
 			}
 		}
+	case program.EventHelperError:
+		r.helperError(word(1), int32(word(2)))
 	case program.EventExit:
 		r.exited = true
 	case program.EventPrint:

@@ -332,6 +332,10 @@ func decodeSchema(b []byte) (*program.Schema, error) {
 const eventHeader = 16
 
 func checkSchema(s *program.Schema, specs map[string]*ebpf.MapSpec) error {
+	if len(s.HelperSites) > 0 {
+		// Their text reaches the user as the script's own diagnostics.
+		return errors.New("schema: helper sites: only the broker's compiler reports helper errors")
+	}
 	for i, f := range s.Formats {
 		if f == nil {
 			return fmt.Errorf("schema: format %d is null", i)

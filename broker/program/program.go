@@ -273,6 +273,8 @@ type (
 	Type     = schema.Type
 	Agg      = schema.Agg
 	Map      = schema.Map
+
+	HelperSite = schema.HelperSite
 )
 
 // Event type tags: the first 8 bytes of every ring buffer record.
@@ -284,6 +286,8 @@ const (
 	EventZero   = schema.EventZero
 	EventTime   = schema.EventTime
 	EventJoin   = schema.EventJoin
+
+	EventHelperError = schema.EventHelperError
 )
 
 // The maps every program has.

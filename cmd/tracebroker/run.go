@@ -136,6 +136,7 @@ func newRunCmd() *cobra.Command {
 	f.BoolVarP(&req.Quiet, "quiet", "q", false, "do not print the \"Attaching N probes...\" line")
 	f.Bool("usdt-file-activation", false, "accepted as bpftrace accepts it: a USDT probe's semaphore is activated by the kernel in every process that maps its file")
 	f.StringArrayVar(&req.Includes, "include", nil, "include `FILE` before the script, as clang's -include (errno.h and sys/socket.h are built in; kernel headers come from BTF)")
+	f.CountVarP(&req.HelperErrors, "helper-errors", "k", "report failed helper calls as they happen, as bpftrace's -k: -k map updates and deletes, -kk also reads and lookups that read as 0")
 	f.BoolVar(&req.Unsafe, "unsafe", false, "allow builtins that change the traced system: signal()")
 	f.StringVarP(&outFile, "output", "o", "", "write the output to `FILE` instead of standard output")
 	f.StringVar(&mode, "mode", "auto", "execution mode: auto (the gatekeeper's choice), jit, or interp (static collectors in the kernel, the program in the interpreter)")

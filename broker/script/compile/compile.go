@@ -80,6 +80,9 @@ type Uprobes interface {
 
 // Options tune code generation.
 type Options struct {
+	// HelperErrors is bpftrace's -k (1) or -kk (2): failed helper
+	// calls are reported at run time (helpererr.go).
+	HelperErrors int
 	Tracepoints Tracepoints
 	Uprobes     Uprobes
 	// USDT answers for usdt probes; nil makes them an error.
@@ -183,6 +186,7 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 	}
 	c.savedFlows(prog)
 	prog.Schema.Formats = c.formats
+	prog.Schema.HelperSites = c.helperSites
 	prog.Types = c.types
 	var warnings syntax.ErrorList
 	for _, e := range c.errs.unique() {
@@ -281,6 +285,8 @@ type compiler struct {
 	maps      map[string]*mapInfo
 	mapOrder  []string
 	formats   []*program.Format
+	// helperSites are the helper calls -k reports (helpererr.go).
+	helperSites []program.HelperSite
 	errs      errList
 	lenient   bool
 	guessInt  bool

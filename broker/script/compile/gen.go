@@ -65,6 +65,9 @@ type gen struct {
 	kreads []pendingKRead
 	task   bool
 	kenv   *kenv
+	// site is the expression being generated: where a failed helper
+	// call is reported (helpererr.go).
+	site syntax.Node
 }
 
 func (c *compiler) generate(in *instance) *program.Probe {
@@ -226,7 +229,10 @@ func (g *gen) stackPtr(r asm.Register, off int16) {
 	g.emit(asm.Add.Imm(r, int32(off)))
 }
 
-func (g *gen) call(fn asm.BuiltinFunc) { g.emit(fn.Call()) }
+func (g *gen) call(fn asm.BuiltinFunc) {
+	g.emit(fn.Call())
+	g.checkHelper(fn)
+}
 
 func (g *gen) typeOf(e syntax.Expr) ty { return g.in.types[e] }
 
@@ -647,6 +653,7 @@ func (g *gen) voidCall(e *syntax.Call) {
 		}
 		m := g.c.maps[me.Name]
 		key := g.key(m, keys, false)
+		defer g.at(e)()
 		g.mapPtr(asm.R1, bpfMapName(m.id))
 		g.stackPtr(asm.R2, key)
 		g.call(asm.FnMapDeleteElem)
@@ -684,6 +691,7 @@ func (g *gen) printf(e *syntax.Call) *program.Format {
 
 // intExpr evaluates an integer expression into rAcc.
 func (g *gen) intExpr(e syntax.Expr) {
+	defer g.at(e)()
 	switch e := e.(type) {
 	case *syntax.IntLit:
 		g.loadConst(rAcc, int64(e.Value))
@@ -942,6 +950,7 @@ func (g *gen) mapRead(e *syntax.MapExpr) {
 	g.mapPtr(asm.R1, bpfMapName(m.id))
 	g.stackPtr(asm.R2, key)
 	g.call(asm.FnMapLookupElem)
+	g.lookupError()
 	g.emit(asm.Mov.Imm(rAcc, 0))
 	done := g.newLabel()
 	g.emit(asm.JEq.Imm(asm.R0, 0, done))
@@ -1136,6 +1145,7 @@ func (g *gen) memExpr(e syntax.Expr) int16 {
 // each string: that is what keeps several strings within the 512-byte
 // stack.
 func (g *gen) memInto(e syntax.Expr, off int16, n int) {
+	defer g.at(e)()
 	t := g.typeOf(e)
 	if fa, ok := unparen(e).(*syntax.FieldAccess); ok && g.isTupleAccess(fa) {
 		g.tupleInto(fa, off, n)
@@ -1192,6 +1202,7 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 		g.mapPtr(asm.R1, bpfMapName(m.id))
 		g.stackPtr(asm.R2, key)
 		g.call(asm.FnMapLookupElem)
+		g.lookupError()
 		done := g.newLabel()
 		g.emit(asm.JEq.Imm(asm.R0, 0, done))
 		g.copyFrom(off, asm.R0, min(n, t.storage()))

@@ -24,6 +24,10 @@ const (
 	// EventJoin is join(): u64 format id, whose Fmt is the delimiter and
 	// whose Args are the string slots; u64 count of slots filled.
 	EventJoin
+	// EventHelperError is a helper call that failed, under bpftrace's
+	// -k: u64 site id (index into Schema.HelperSites), then the
+	// helper's return value, whose low 32 bits are its int.
+	EventHelperError
 )
 
 // EventsMap is the name of the ring buffer every probe writes to.
@@ -39,6 +43,18 @@ const ErrorsMap = "map_errors"
 type Schema struct {
 	Formats []*Format // indexed by format id
 	Maps    []*Map    // indexed by map id
+	// HelperSites are the helper calls -k reports the failures of,
+	// indexed by site id. Only the broker's compiler makes them.
+	HelperSites []HelperSite `json:",omitempty"`
+}
+
+// HelperSite is a helper call of the script: the helper, as bpftrace
+// names it, and the script's text that calls it (byte offsets, lines
+// and columns from 1; End is exclusive).
+type HelperSite struct {
+	Helper                     string
+	Offset, Line, Col          int
+	EndOffset, EndLine, EndCol int
 }
 
 // Format is one printf call site.
