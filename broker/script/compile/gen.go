@@ -246,6 +246,7 @@ func (g *gen) block(b *syntax.Block) {
 }
 
 func (g *gen) stmt(s syntax.Stmt) {
+	defer g.at(s)()
 	mark := g.sp
 	defer func() { g.sp = mark }()
 	switch s := s.(type) {
