@@ -83,8 +83,8 @@ type Options struct {
 	// HelperErrors is bpftrace's -k (1) or -kk (2): failed helper
 	// calls are reported at run time (helpererr.go).
 	HelperErrors int
-	Tracepoints Tracepoints
-	Uprobes     Uprobes
+	Tracepoints  Tracepoints
+	Uprobes      Uprobes
 	// USDT answers for usdt probes; nil makes them an error.
 	USDT USDT
 	// BTFTracepoints answers for tp_btf probes; nil makes them an error.
@@ -287,9 +287,9 @@ type compiler struct {
 	formats   []*program.Format
 	// helperSites are the helper calls -k reports (helpererr.go).
 	helperSites []program.HelperSite
-	errs      errList
-	lenient   bool
-	guessInt  bool
+	errs        errList
+	lenient     bool
+	guessInt    bool
 	// stacks are the frame counts of the stack maps in use.
 	stacks map[int]bool
 	// consts are compile-time values of calls: kaddr(), sizeof(), ...
