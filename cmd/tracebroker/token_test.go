@@ -120,7 +120,7 @@ func TestTokenCLI(t *testing.T) {
 		{"item2/typo_scope_refused", "", []string{"issue", "--key", issuer + ".key", "--sub", "a", "--scope", "trace prob:tracepoint:*", "--ttl", "1m"}, "",
 			`unknown scope "prob:tracepoint:*": the scopes are trace, probe:PATTERN, gen:PATTERN, read:user, read:kernel (did you mean "probe:tracepoint:*"?)`},
 		{"item2/unknown_probe_type_refused", "", []string{"issue", "--key", issuer + ".key", "--sub", "a", "--scope", "trace probe:usdt:*", "--ttl", "1m"}, "",
-			`matches no probe tracebroker attaches: the probe types are interval, kfunc, kprobe, kretfunc, kretprobe, profile, rawtracepoint, tp_btf, tracepoint, uprobe, uretprobe`},
+			`matches no probe tracebroker attaches: the probe types are interval, kfunc, kprobe, kretfunc, kretprobe, profile, rawtracepoint, software, tp_btf, tracepoint, uprobe, uretprobe`},
 		{"item2/typo_scope_inspected", "", []string{"inspect", "--issuer-pub", issuer + ".pub", typo}, "\ninvalid: unknown scope \"prob:tracepoint:*\"", `unknown scope "prob:tracepoint:*"`},
 		{"item2/typo_scope_inspected_unverified", "", []string{"inspect", typo}, "signature not checked (give --issuer-pub or --oidc-issuer to verify)\ninvalid: unknown scope \"prob:tracepoint:*\"", `unknown scope "prob:tracepoint:*"`},
 		{"item2/provider_words_not_typos", "", []string{"inspect", provider}, "signature not checked (give --issuer-pub or --oidc-issuer to verify)\n", ""},
