@@ -37,6 +37,7 @@ func TestBpftraceArgs(t *testing.T) {
 		{"item2/list_-l", []string{"list", "-l"}, []string{"list"}, ""},
 		{"item2/-V", []string{"-V"}, []string{"version"}, ""},
 		{"item2/--version", []string{"--version"}, []string{"version"}, ""},
+		{"item18/--info", []string{"--info"}, []string{"info"}, ""},
 		{"commands_pass", []string{"list", "-v"}, []string{"list", "-v"}, ""},
 		{"help_passes", []string{"--help"}, []string{"--help"}, ""},
 		{"typo_left_to_cobra", []string{"trac"}, []string{"trac"}, ""},
@@ -91,6 +92,10 @@ func TestBpftraceHabits(t *testing.T) {
 	}{
 		{"item2/-V", needNothing, []string{"-V"}, 0, "tracebroker ", ""},
 		{"item2/--version", needNothing, []string{"--version"}, 0, "tracebroker ", ""},
+		{"item18/--info", needNothing, []string{"--info"}, 0, "System\n  OS: Linux ", ""},
+		// A header that does not exist: clang's words, which bpftrace shows.
+		{"item18/include_not_found", needNothing, []string{"-e", "#include <lol/no.h>\nBEGIN { exit(); }"}, 1, "", "stdin:1:10-20: ERROR: 'lol/no.h' file not found"},
+		{"item18/--include_not_found", needNothing, []string{"--include", "lol.h", "-e", "BEGIN { exit(); }"}, 1, "", "stdin: ERROR: 'lol.h' file not found"},
 		{"item2/-l", needTracefs, []string{"-l", "tracepoint:syscalls:sys_enter_openat"}, 0, "tracepoint:syscalls:sys_enter_openat\n", ""},
 		{"item2/-lv", needTracefs, []string{"-lv", "tracepoint:syscalls:sys_enter_openat"}, 0, "tracepoint:syscalls:sys_enter_openat\n    int __syscall_nr\n", ""},
 		{"item2/list_-lv", needTracefs, []string{"list", "-lv", "tracepoint:syscalls:sys_enter_openat"}, 0, "tracepoint:syscalls:sys_enter_openat\n    int __syscall_nr\n", ""},
