@@ -24,6 +24,7 @@ var builtinHeaders = map[string]func() []define{
 	"sys/socket.h":             socketDefines,
 	"linux/socket.h":           socketDefines,
 	"bits/socket.h":            socketDefines,
+	"linux/sched.h":            schedDefines,
 }
 
 func builtinNames() []string {
@@ -68,6 +69,35 @@ func socketDefines() []define {
 		define{"SOCK_RDM", 4}, define{"SOCK_SEQPACKET", 5}, define{"SOCK_DCCP", 6},
 		define{"SOCK_PACKET", 10},
 	)
+}
+
+// schedDefines are the macros of the kernel's linux/sched.h that scripts
+// use, which BTF does not carry: the task states (runqlat.bt compares
+// prev_state with TASK_RUNNING), and from its uapi part the clone flags
+// and scheduling policies. Only the states whose values have not moved
+// since Linux 4.14 are here; TASK_STOPPED, TASK_TRACED and TASK_REPORT
+// changed between kernels and are left to a script to spell out.
+func schedDefines() []define {
+	return []define{
+		{"TASK_RUNNING", 0x0}, {"TASK_INTERRUPTIBLE", 0x1}, {"TASK_UNINTERRUPTIBLE", 0x2},
+		{"__TASK_STOPPED", 0x4}, {"__TASK_TRACED", 0x8}, {"EXIT_DEAD", 0x10},
+		{"EXIT_ZOMBIE", 0x20}, {"EXIT_TRACE", 0x30}, {"TASK_PARKED", 0x40},
+		{"TASK_DEAD", 0x80}, {"TASK_WAKEKILL", 0x100}, {"TASK_WAKING", 0x200},
+		{"TASK_NOLOAD", 0x400}, {"TASK_NEW", 0x800},
+		{"TASK_KILLABLE", 0x102}, {"TASK_IDLE", 0x402}, {"TASK_NORMAL", 0x3},
+		{"CSIGNAL", 0xff}, {"CLONE_VM", 0x100}, {"CLONE_FS", 0x200},
+		{"CLONE_FILES", 0x400}, {"CLONE_SIGHAND", 0x800}, {"CLONE_PIDFD", 0x1000},
+		{"CLONE_PTRACE", 0x2000}, {"CLONE_VFORK", 0x4000}, {"CLONE_PARENT", 0x8000},
+		{"CLONE_THREAD", 0x10000}, {"CLONE_NEWNS", 0x20000}, {"CLONE_SYSVSEM", 0x40000},
+		{"CLONE_SETTLS", 0x80000}, {"CLONE_PARENT_SETTID", 0x100000},
+		{"CLONE_CHILD_CLEARTID", 0x200000}, {"CLONE_DETACHED", 0x400000},
+		{"CLONE_UNTRACED", 0x800000}, {"CLONE_CHILD_SETTID", 0x1000000},
+		{"CLONE_NEWCGROUP", 0x2000000}, {"CLONE_NEWUTS", 0x4000000},
+		{"CLONE_NEWIPC", 0x8000000}, {"CLONE_NEWUSER", 0x10000000},
+		{"CLONE_NEWPID", 0x20000000}, {"CLONE_NEWNET", 0x40000000}, {"CLONE_IO", 0x80000000},
+		{"SCHED_NORMAL", 0}, {"SCHED_FIFO", 1}, {"SCHED_RR", 2}, {"SCHED_BATCH", 3},
+		{"SCHED_IDLE", 5}, {"SCHED_DEADLINE", 6},
+	}
 }
 
 // btfPrefixes are the kernel's header trees: what a script includes from
