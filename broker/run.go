@@ -174,6 +174,7 @@ func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 		Funcs:          KernelFuncs{},
 		Kprobes:        &kernelKprobes{},
 		Types:          KernelTypes{},
+		Debug:          files,
 	})
 	files.keep(prog)
 	if err != nil && files.refused != nil {

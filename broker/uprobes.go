@@ -24,6 +24,8 @@ type uprobeFiles struct {
 	// pid is -p's process, whose files a usdt probe without a file
 	// searches.
 	pid int
+	// dwarf is each file's debug info, by Target.Path (uprobedwarf.go).
+	dwarf map[string]debugInfo
 }
 
 func newUprobeFiles(scope *uprobe.Scope) *uprobeFiles {

@@ -713,6 +713,9 @@ func (c *compiler) field(in *instance, e *syntax.FieldAccess) ty {
 	if btfContext(in.kind) {
 		return c.btfField(in, e)
 	}
+	if in.kind == program.Uprobe {
+		return c.uprobeArg(in, e)
+	}
 	if in.kind != program.Tracepoint {
 		c.errorf(e.Pos(), e.End(), "The args builtin can only be used with tracepoint/kfunc/uprobe probes (%s used here)", in.spec.Provider)
 		return ty{}

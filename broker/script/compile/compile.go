@@ -114,6 +114,9 @@ type Options struct {
 	// Types is the kernel's BTF, for struct access (curtask, casts to
 	// struct pointers, ->): nil makes them an error.
 	Types Types
+	// Debug reads uprobes' binaries' DWARF, for args and the types
+	// they define (uprobeargs.go): nil makes uprobe args an error.
+	Debug DebugInfo
 }
 
 // Compile checks f and generates its program. Errors and warnings are
@@ -129,6 +132,7 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 		lowerIncDec(p.Body)
 	}
 	c.expand()
+	c.uprobeTypes()
 	if errs := c.errs.errorsOnly(); len(errs) > 0 {
 		return nil, nil, errs
 	}
@@ -244,6 +248,7 @@ type instance struct {
 	sample uint64 // software: events per sample
 	fields []Field
 	path   string   // uprobes
+	fn     string   // uprobes: the function (UprobeTarget.Func)
 	funcs  []string // a kprobe.multi probe's functions
 	offset uint64
 	binary program.Binary
@@ -259,6 +264,11 @@ type instance struct {
 	vars  map[string]ty
 	// members are the fields read through BTF (btfstruct.go).
 	members map[syntax.Expr]member
+	// params are a uprobe's parameters' types, fields theirs as
+	// context fields, paramsErr why they could not be read
+	// (uprobeargs.go).
+	params    []btf.Type
+	paramsErr string
 }
 
 type mapInfo struct {
@@ -493,7 +503,7 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		var out []*instance
 		for _, t := range targets {
 			in := mk(kind, s.Provider+":"+t.Path+":"+t.Func)
-			in.path, in.offset, in.binary = t.Path, t.Offset, t.Binary
+			in.path, in.fn, in.offset, in.binary = t.Path, t.Func, t.Offset, t.Binary
 			out = append(out, in)
 		}
 		return out

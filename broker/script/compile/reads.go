@@ -179,7 +179,7 @@ func (g *gen) ctxPointer(e syntax.Expr, vars map[string]bool) bool {
 	case *syntax.FieldAccess:
 		// Only args->NAME is the context's: a struct's field of the
 		// same name, read through BTF, is not.
-		if (g.in.kind != program.Tracepoint && !btfContext(g.in.kind)) || !onArgs(e) {
+		if (g.in.kind != program.Tracepoint && g.in.kind != program.Uprobe && !btfContext(g.in.kind)) || !onArgs(e) {
 			return false
 		}
 		f := findField(g.in.fields, e.Field)
