@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 
@@ -63,6 +64,14 @@ func WriteFor(w io.Writer, pattern string, verbose bool, pid int) error {
 		long := "uprobe"
 		if provider == "uretprobe" || provider == "ur" {
 			long = "uretprobe"
+		}
+		if verbose && long == "uprobe" && !uprobe.HasGlob(target) {
+			// bpftrace -lv: each function with its parameters.
+			path, err := uprobe.FindBinary(target)
+			if err != nil {
+				return err
+			}
+			return listUprobeArgs(w, os.Stderr, path, fn)
 		}
 		return listFuncs(w, long, target, fn)
 	case "tp_btf":

@@ -82,16 +82,22 @@ func (e *NoSymbolError) Error() string {
 // an error. (bpftrace prints "uretprobe:" lines for a uretprobe pattern;
 // those are the same lines with the other provider.)
 func List(w io.Writer, path, pattern string) error {
-	return list(w, "uprobe", path, pattern)
+	return list(w, "uprobe", path, pattern, nil)
+}
+
+// ListVerbose is List with each function's lines from params, indented
+// by four spaces under it, as bpftrace -lv lists a uprobe's arguments.
+func ListVerbose(w io.Writer, path, pattern string, params func(fn string) []string) error {
+	return list(w, "uprobe", path, pattern, params)
 }
 
 // ListRet is List for uretprobes: the same functions, named as
 // bpftrace -l 'uretprobe:PATH:*' names them.
 func ListRet(w io.Writer, path, pattern string) error {
-	return list(w, "uretprobe", path, pattern)
+	return list(w, "uretprobe", path, pattern, nil)
 }
 
-func list(w io.Writer, provider, path, pattern string) error {
+func list(w io.Writer, provider, path, pattern string, params func(fn string) []string) error {
 	if pattern == "" {
 		pattern = "*"
 	}
@@ -113,6 +119,13 @@ func list(w io.Writer, provider, path, pattern string) error {
 			bw.WriteByte(':')
 			bw.WriteString(s.Name)
 			bw.WriteByte('\n')
+			if params != nil {
+				for _, l := range params(s.Name) {
+					bw.WriteString("    ")
+					bw.WriteString(l)
+					bw.WriteByte('\n')
+				}
+			}
 		}
 	}
 	return bw.Flush()
