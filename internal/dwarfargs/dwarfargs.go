@@ -28,6 +28,9 @@ import (
 // ErrNoDebugInfo is the error of a file without DWARF.
 var ErrNoDebugInfo = errors.New("no debug info")
 
+// ErrNoFunc is the error of a function the DWARF does not define.
+var ErrNoFunc = errors.New("no such function in the debug info")
+
 // Bounds on what one file makes the reader do.
 const (
 	// MaxSection bounds each DWARF section, as it is once decompressed:
@@ -201,7 +204,7 @@ func (in *Info) Params(name string) (params []Param, err error) {
 	}()
 	off, ok := in.funcs[name]
 	if !ok {
-		return nil, fmt.Errorf("no function %s in the debug info", name)
+		return nil, fmt.Errorf("%s: %w", name, ErrNoFunc)
 	}
 	r := in.d.Reader()
 	r.Seek(off)

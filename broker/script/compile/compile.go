@@ -265,10 +265,8 @@ type instance struct {
 	// members are the fields read through BTF (btfstruct.go).
 	members map[syntax.Expr]member
 	// params are a uprobe's parameters' types, fields theirs as
-	// context fields, paramsErr why they could not be read
-	// (uprobeargs.go).
-	params    []btf.Type
-	paramsErr string
+	// context fields (uprobeargs.go).
+	params []btf.Type
 }
 
 type mapInfo struct {

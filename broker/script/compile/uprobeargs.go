@@ -85,27 +85,26 @@ func (c *compiler) uprobeArg(in *instance, e *syntax.FieldAccess) ty {
 // DWARF, once, into in.fields (the context's fields, at their
 // registers' offsets in pt_regs) and in.params.
 func (c *compiler) uprobeParams(in *instance, e *syntax.FieldAccess) bool {
-	if in.paramsErr != "" {
-		c.errorf(e.Pos(), e.End(), "%s", in.paramsErr)
-		return false
-	}
 	if in.params != nil {
 		return true
 	}
-	fail := func(format string, args ...any) bool {
-		in.paramsErr = fmt.Sprintf(format, args...)
-		c.errorf(e.Pos(), e.End(), "%s", in.paramsErr)
-		return false
-	}
 	if c.opts.Debug == nil {
-		return fail("uprobe args are not available here: the binaries' debug info is not read")
+		c.errorf(e.Pos(), e.End(), "uprobe args are not available here: the binaries' debug info is not read")
+		return false
 	}
 	params, err := c.opts.Debug.Params(in.path, in.fn)
 	switch {
 	case errors.Is(err, dwarfargs.ErrNoDebugInfo):
-		return fail("No debuginfo found for %s", in.spec.Parts[0])
+		// bpftrace's words, at the probe.
+		c.errorf(in.spec.From, in.spec.To, "No debuginfo found for %s", in.spec.Parts[0])
+		return false
+	case errors.Is(err, dwarfargs.ErrNoFunc):
+		// A function the DWARF does not describe (a wildcard's
+		// _start, an address) has no parameters to name.
+		params = nil
 	case err != nil:
-		return fail("%v", err)
+		c.errorf(e.Pos(), e.End(), "%v", err)
+		return false
 	}
 	in.params = make([]btf.Type, 0, len(params))
 	in.fields = make([]Field, 0, len(params))
