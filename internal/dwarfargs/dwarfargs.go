@@ -36,6 +36,10 @@ const (
 	// MaxSection bounds each DWARF section, as it is once decompressed:
 	// a small compressed section can claim any size.
 	MaxSection = 256 << 20
+	// MaxDebugInfo bounds all the DWARF sections read, together.
+	MaxDebugInfo = 512 << 20
+	// maxDeflate is deflate's greatest ratio of output to input.
+	maxDeflate = 1032
 	// maxNesting bounds how deep types nest by value (a struct in an
 	// array in a struct...): past it, a pointer's target is left a
 	// forward declaration, which the compiler looks up by name when it
@@ -87,6 +91,7 @@ func Load(r io.ReaderAt) (info *Info, err error) {
 		return nil, err
 	}
 	has := false
+	var total uint64
 	for _, s := range f.Sections {
 		if !strings.HasPrefix(s.Name, ".debug_") && !strings.HasPrefix(s.Name, ".zdebug_") {
 			continue
@@ -97,10 +102,20 @@ func Load(r io.ReaderAt) (info *Info, err error) {
 		if s.Type == elf.SHT_NOBITS {
 			continue
 		}
-		if n, err := sectionSize(s); err != nil {
+		n, err := sectionSize(s)
+		switch {
+		case err != nil:
 			return nil, fmt.Errorf("section %s: %w", s.Name, err)
-		} else if n > MaxSection {
+		case n > MaxSection:
 			return nil, fmt.Errorf("section %s is %d bytes, more than %d", s.Name, n, MaxSection)
+		case compressed(s) && n > maxDeflate*s.FileSize+64:
+			// What decompressing allocates is what the header claims:
+			// deflate can not claim more than this for what is there.
+			return nil, fmt.Errorf("section %s claims %d bytes, more than its %d compressed bytes can hold", s.Name, n, s.FileSize)
+		}
+		total += n
+		if total > MaxDebugInfo {
+			return nil, fmt.Errorf("the DWARF sections take more than %d bytes", MaxDebugInfo)
 		}
 	}
 	if !has {
@@ -133,6 +148,10 @@ func sectionSize(s *elf.Section) (uint64, error) {
 	// debug/elf gives a SHF_COMPRESSED section the size its header
 	// claims, which is what decompressing it allocates.
 	return s.Size, nil
+}
+
+func compressed(s *elf.Section) bool {
+	return s.Flags&elf.SHF_COMPRESSED != 0 || strings.HasPrefix(s.Name, ".zdebug_")
 }
 
 // index records where each function and each named type is defined.
