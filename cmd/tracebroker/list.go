@@ -41,7 +41,7 @@ func newListCmd() *cobra.Command {
 			return err
 		},
 	}
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each tracepoint's args fields (tp_btf: its arguments)")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "show each tracepoint's args fields (tp_btf, kfunc, uprobe: its arguments)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, one object per probe")
 	cmd.Flags().VarP(pidValue[int]{&pid}, "pid", "p", "list the functions of process `PID`'s program and the USDT probes of its files")
 	return cmd
