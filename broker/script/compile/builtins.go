@@ -495,7 +495,10 @@ func (c *compiler) sizeOf(in *instance, e syntax.Expr) int {
 		}
 		return t.storage()
 	}
-	if fa, ok := unparen(e).(*syntax.FieldAccess); ok && (in.kind == program.Tracepoint || btfContext(in.kind)) {
+	if fa, ok := unparen(e).(*syntax.FieldAccess); ok && (in.kind == program.Tracepoint || btfContext(in.kind) || in.kind == program.Uprobe) {
+		if in.kind == program.Uprobe {
+			c.expr(in, e) // reads the parameters
+		}
 		if f := findField(in.fields, fa.Field); f != nil {
 			c.expr(in, e)
 			return f.Size

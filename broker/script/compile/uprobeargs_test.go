@@ -188,3 +188,26 @@ func TestUprobeTypesOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestUprobeArgSizeof: sizeof(args->NAME) is the parameter's C size.
+func TestUprobeArgSizeof(t *testing.T) {
+	c := &compiler{opts: Options{Uprobes: fakeUprobes{}, Debug: fakeDebug{}}, maps: map[string]*mapInfo{}}
+	src := `uprobe:/bin/work:add_one { @ = sizeof(args->c) + sizeof(args->us) + sizeof(args->n) + sizeof(args.foo); }`
+	f, err := syntax.Parse("stdin", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.file = f
+	c.expand()
+	c.check(c.instances[0])
+	if len(c.errs) > 0 {
+		t.Fatal(c.errs)
+	}
+	var got []uint64
+	for _, call := range sizeofCalls(f) {
+		got = append(got, c.consts[call])
+	}
+	if want := []uint64{1, 2, 8, 8}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("sizeofs %v, want %v", got, want)
+	}
+}
