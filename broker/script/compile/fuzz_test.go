@@ -33,6 +33,7 @@ func FuzzCompile(f *testing.F) {
 		`BEGIN { printf("%d %s %d\n", $1, str($2), $#); @ = *(uint8 *)($1 + 4); }`,
 		"struct F { int m; int n; } struct A { int x[4]; }\nu:/bin/work:add_one { $t = (1, \"s\", ((int8)2, (3, comm)), *(struct F *)arg0, ((struct A *)arg1)->x); @t = $t; print($t); printf(\"%d %s %d\\n\", $t.2.1.0, @t.1, $t.3.m + @t.4[2]); @s = sizeof($t) + sizeof($t.2); @k[$t.2] = $t.3; }",
 		`t:syscalls:sys_enter_openat { $p = args->filename; @f[tid] = $p; @g[tid] = @f[tid]; } t:syscalls:sys_exit_openat /@f[tid]/ { $q = pid > 1 ? @g[tid] : 0; $q = $q + 0; printf("%s %s %r\n", str(@f[tid]), str($q, 8), buf(@g[tid], 4)); @f[tid]++; delete(@f[tid]); }`,
+		`u:/bin/work:add_one { @[args->c, *args->n, args.n[1], args->us] = count(); printf("%s %d %s\n", str(args->foo), args->foo->c[2], args->foo->b); @s = sizeof(args->c) + ((struct Foo *)arg0)->a; }`,
 	} {
 		f.Add(s)
 	}
@@ -54,7 +55,7 @@ func FuzzCompile(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			prog, warns, err = Compile(file, Options{Tracepoints: fakeTracepoints{}, Funcs: fakeFuncs{}, BTFTracepoints: fakeBTF{}, Types: types})
+			prog, warns, err = Compile(file, Options{Tracepoints: fakeTracepoints{}, Funcs: fakeFuncs{}, BTFTracepoints: fakeBTF{}, Types: types, Uprobes: fakeUprobes{}, Debug: fakeDebug{}})
 		}()
 		select {
 		case <-done:

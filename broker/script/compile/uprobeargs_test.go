@@ -20,27 +20,24 @@ import (
 type fakeDebug struct{ noDebug bool }
 
 var (
-	dwInt   = &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed}
-	dwChar  = &btf.Int{Name: "char", Size: 1, Encoding: btf.Signed | btf.Char}
-	dwU16   = &btf.Int{Name: "short unsigned int", Size: 2}
-	dwLong  = &btf.Int{Name: "long int", Size: 8, Encoding: btf.Signed}
-	dwFoo   = &btf.Struct{Name: "Foo", Size: 28}
-	dwBig   = &btf.Struct{Name: "Big", Size: 24, Members: []btf.Member{{Name: "a", Type: dwLong}}}
-	dwFooFn = func() []dwarfargs.Param {
-		dwFoo.Members = []btf.Member{
-			{Name: "a", Type: dwInt, Offset: 0},
-			{Name: "b", Type: &btf.Array{Index: dwInt, Type: dwChar, Nelems: 10}, Offset: 32},
-			{Name: "c", Type: &btf.Array{Index: dwInt, Type: dwInt, Nelems: 3}, Offset: 128},
-		}
-		return []dwarfargs.Param{
-			{Name: "n", CType: "int*", Type: &btf.Pointer{Target: dwInt}},
-			{Name: "c", CType: "char", Type: dwChar},
-			{Name: "foo", CType: "struct Foo*", Type: &btf.Pointer{Target: dwFoo}},
-			{Name: "big", CType: "struct Big", Type: dwBig},
-			{Name: "d", CType: "double", Type: &btf.Float{Name: "double", Size: 8}},
-			{Name: "us", CType: "short unsigned int", Type: dwU16},
-			{Name: "seventh", CType: "long int", Type: dwLong},
-		}
+	dwInt  = &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed}
+	dwChar = &btf.Int{Name: "char", Size: 1, Encoding: btf.Signed | btf.Char}
+	dwU16  = &btf.Int{Name: "short unsigned int", Size: 2}
+	dwLong = &btf.Int{Name: "long int", Size: 8, Encoding: btf.Signed}
+	dwFoo  = &btf.Struct{Name: "Foo", Size: 28, Members: []btf.Member{
+		{Name: "a", Type: dwInt, Offset: 0},
+		{Name: "b", Type: &btf.Array{Index: dwInt, Type: dwChar, Nelems: 10}, Offset: 32},
+		{Name: "c", Type: &btf.Array{Index: dwInt, Type: dwInt, Nelems: 3}, Offset: 128},
+	}}
+	dwBig    = &btf.Struct{Name: "Big", Size: 24, Members: []btf.Member{{Name: "a", Type: dwLong}}}
+	dwParams = []dwarfargs.Param{
+		{Name: "n", CType: "int*", Type: &btf.Pointer{Target: dwInt}},
+		{Name: "c", CType: "char", Type: dwChar},
+		{Name: "foo", CType: "struct Foo*", Type: &btf.Pointer{Target: dwFoo}},
+		{Name: "big", CType: "struct Big", Type: dwBig},
+		{Name: "d", CType: "double", Type: &btf.Float{Name: "double", Size: 8}},
+		{Name: "us", CType: "short unsigned int", Type: dwU16},
+		{Name: "seventh", CType: "long int", Type: dwLong},
 	}
 )
 
@@ -51,12 +48,11 @@ func (d fakeDebug) Params(path, fn string) ([]dwarfargs.Param, error) {
 	if path != "/bin/work" || fn != "add_one" {
 		return nil, fmt.Errorf("%s: %w", fn, dwarfargs.ErrNoFunc)
 	}
-	return dwFooFn(), nil
+	return dwParams, nil
 }
 
 func (d fakeDebug) Type(path, kind, name string) (btf.Type, error) {
 	if !d.noDebug && kind == "struct" && name == "Foo" {
-		dwFooFn()
 		return dwFoo, nil
 	}
 	return nil, fmt.Errorf("%s %s: %w", kind, name, btf.ErrNotFound)
