@@ -244,6 +244,8 @@ func TestCompressed(t *testing.T) {
 
 // FuzzLoad reads arbitrary files as ELF with DWARF: nothing panics, and
 // every function's parameters and every named type come out or fail.
+// The seeds are whole binaries: minimizing each new input takes long,
+// so run it with -fuzzminimizetime=1s.
 func FuzzLoad(f *testing.F) {
 	for _, flags := range [][]string{{"-g"}, {"-gdwarf-4"}, {"-g", "-gz"}} {
 		f.Add(build(f, "params", flags...))
