@@ -153,3 +153,43 @@ func TestUprobeArgsErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestUprobeArgsDebugFile: a stripped binary's parameters come from its
+// separate debug file (here beside it, through .gnu_debuglink).
+func TestUprobeArgsDebugFile(t *testing.T) {
+	full := buildC(t, "structs", structsC, "-g")
+	dir := filepath.Dir(full)
+	bin, dbg := filepath.Join(dir, "stripped"), filepath.Join(dir, "stripped.debug")
+	for _, args := range [][]string{
+		{"--only-keep-debug", full, dbg},
+		{"--strip-all", "--add-gnu-debuglink=" + dbg, full, bin},
+	} {
+		if out, err := exec.Command("objcopy", args...).CombinedOutput(); err != nil {
+			t.Skipf("objcopy %v: %v\n%s", args, err, out)
+		}
+	}
+	tests := []struct{ script, want string }{
+		{`uprobe:BIN:function1 { @ = args->c; }`, ""},
+		{`uprobe:BIN:function1 { @ = args->nosuch; }`, "Can't find function parameter nosuch"},
+	}
+	for _, tt := range tests {
+		src := strings.ReplaceAll(tt.script, "BIN", bin)
+		prog, _, err := Compile(&Request{Name: "stdin", Source: []byte(src)})
+		if prog != nil {
+			prog.Close()
+		}
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: %v, want %q", src, err, tt.want)
+		}
+	}
+	// With its symbols and without DWARF or a debug file, there is no
+	// debug info.
+	nodebug := filepath.Join(dir, "nodebug")
+	if out, err := exec.Command("objcopy", "--strip-debug", full, nodebug).CombinedOutput(); err != nil {
+		t.Fatalf("objcopy: %v\n%s", err, out)
+	}
+	src := "uprobe:" + nodebug + ":function1 { @ = args->c; }"
+	if _, _, err := Compile(&Request{Name: "stdin", Source: []byte(src)}); err == nil || !strings.Contains(err.Error(), "No debuginfo found for "+nodebug) {
+		t.Errorf("without the debug file: %v", err)
+	}
+}
