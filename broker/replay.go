@@ -109,7 +109,7 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 
 // recordedKernel answers the compiler from a recording's header.
 func recordedKernel(h *recording.Header, maxKeys int) compile.Options {
-	return compile.Options{Tracepoints: h.Tracepoints(), Uprobes: h.Uprobes(), BTFTracepoints: h.BTFTracepoints(), Kprobes: h.Kprobes(), Funcs: h.Funcs(), Types: replayTypes(h), MaxMapKeys: maxKeys, HaveChild: h.Cpid != 0}
+	return compile.Options{Tracepoints: h.Tracepoints(), Uprobes: h.Uprobes(), BTFTracepoints: h.BTFTracepoints(), Kprobes: h.Kprobes(), Funcs: h.Funcs(), Types: replayTypes(h), Debug: noRecordedDebug{}, MaxMapKeys: maxKeys, HaveChild: h.Cpid != 0}
 }
 
 // recordingSource feeds a recording's records to the interpreter.

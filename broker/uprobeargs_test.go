@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/broker/recording"
 )
 
 // structsC is the traced program of the uprobe args tests with structs:
@@ -191,5 +194,21 @@ func TestUprobeArgsDebugFile(t *testing.T) {
 	src := "uprobe:" + nodebug + ":function1 { @ = args->c; }"
 	if _, _, err := Compile(&Request{Name: "stdin", Source: []byte(src)}); err == nil || !strings.Contains(err.Error(), "No debuginfo found for "+nodebug) {
 		t.Errorf("without the debug file: %v", err)
+	}
+}
+
+// TestUprobeArgsReplay: a replay can not name a uprobe's parameters (the
+// recording holds their registers, not the binary's DWARF), and says so.
+func TestUprobeArgsReplay(t *testing.T) {
+	h := &recording.Header{Probes: []recording.Probe{{Name: "uprobe:/bin/work:add_one", Kind: program.Uprobe.String(), Path: "/bin/work", Func: "add_one"}}}
+	tests := []struct{ script, want string }{
+		{`uprobe:/bin/work:add_one { @ = arg0; }`, ""},
+		{`uprobe:/bin/work:add_one { @ = args->x; }`, "ERROR: a recording holds no debug info of /bin/work: a replay reads add_one's parameters as arg0-arg5, not by name"},
+	}
+	for _, tt := range tests {
+		_, _, err := compileScript("stdin", []byte(tt.script), nil, recordedKernel(h, 0))
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: %v, want %q", tt.script, err, tt.want)
+		}
 	}
 }

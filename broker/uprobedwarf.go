@@ -84,3 +84,16 @@ func (u *uprobeFiles) readDebugInfo(path string) (*dwarfargs.Info, error) {
 	}
 	return info, nil
 }
+
+// noRecordedDebug answers a replay's compiler: a recording holds the
+// registers a uprobe's parameters are in, not the binary's DWARF that
+// names and types them.
+type noRecordedDebug struct{}
+
+func (noRecordedDebug) Params(path, fn string) ([]dwarfargs.Param, error) {
+	return nil, fmt.Errorf("a recording holds no debug info of %s: a replay reads %s's parameters as arg0-arg5, not by name", path, fn)
+}
+
+func (noRecordedDebug) Type(path, kind, name string) (btf.Type, error) {
+	return nil, fmt.Errorf("%s %s: %w", kind, name, btf.ErrNotFound)
+}
