@@ -18,6 +18,11 @@ import (
 // listed without them, after bpftrace's warning on stderr.
 func listUprobeArgs(w, stderr io.Writer, path, pattern string) error {
 	info, err := loadDebugInfo(path)
+	var notELF *elf.FormatError
+	if errors.As(err, &notELF) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, os.ErrNotExist) {
+		// Not an ELF file: the listing says so as -l does.
+		return uprobe.List(w, path, pattern)
+	}
 	if err != nil {
 		if errors.Is(err, dwarfargs.ErrNoDebugInfo) {
 			fmt.Fprintf(stderr, "WARNING: No DWARF found for \"%s\", cannot show parameter info\n", path)

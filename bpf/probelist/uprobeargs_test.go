@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/tracebroker/tracebroker/bpf/uprobe"
 )
 
 const argsC = `struct Foo { int a; };
@@ -57,5 +59,20 @@ func TestListUprobeArgs(t *testing.T) {
 		if out.String() != tt.want || stderr.String() != tt.warning {
 			t.Errorf("%s:%s:\n%s%s\nwant:\n%s%s", tt.path, tt.pattern, out.String(), stderr.String(), tt.want, tt.warning)
 		}
+	}
+}
+
+// TestListUprobeArgsNotELF: a file that is not ELF is the listing's
+// error, as without -v, with no warning about its DWARF.
+func TestListUprobeArgsNotELF(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "script")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out, stderr, plainOut bytes.Buffer
+	err := listUprobeArgs(&out, &stderr, path, "*")
+	plainErr := uprobe.List(&plainOut, path, "*")
+	if err == nil || plainErr == nil || err.Error() != plainErr.Error() || out.Len() != 0 || stderr.Len() != 0 {
+		t.Errorf("-v: %v, %q, %q; without: %v", err, out.String(), stderr.String(), plainErr)
 	}
 }
