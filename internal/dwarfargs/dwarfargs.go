@@ -375,9 +375,9 @@ func (in *Info) convert(t dwarf.Type, depth int) (btf.Type, error) {
 		case *dwarf.IntType:
 			b.Encoding = btf.Signed
 		case *dwarf.CharType:
-			b.Encoding = btf.Signed | btf.Char
-		case *dwarf.UcharType:
-			b.Encoding = btf.Char
+			// One encoding bit at most, as the kernel's BTF has: a
+			// char's sign is what reading it needs.
+			b.Encoding = btf.Signed
 		case *dwarf.BoolType:
 			b.Encoding = btf.Bool
 		}

@@ -266,3 +266,25 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestCharSign: char is signed on x86-64, unsigned char is not, and
+// neither has more than one BTF encoding bit (the kernel allows one).
+func TestCharSign(t *testing.T) {
+	info := load(t, "-g")
+	typ, err := info.Type("struct", "S")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := typ.(*btf.Struct).Members[4].Type.(*btf.Array).Type.(*btf.Int)
+	if name.Encoding != btf.Signed || name.Size != 1 {
+		t.Errorf("char = %+v, want a signed 1-byte integer", name)
+	}
+	ps, err := info.Params("f1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// uint8_t b: a typedef of unsigned char.
+	if u := btf.UnderlyingType(ps[9].Type).(*btf.Int); u.Encoding != 0 || u.Size != 1 {
+		t.Errorf("uint8_t = %+v, want an unsigned 1-byte integer", u)
+	}
+}
