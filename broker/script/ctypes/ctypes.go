@@ -97,6 +97,10 @@ type parser struct {
 	tok   token
 	types Types
 	err   error
+	// open are the structs and unions whose '}' is still to come: as
+	// in C, they are incomplete until then, and can not be their own
+	// members (whose size would be their own).
+	open map[btf.Type]bool
 }
 
 // bail unwinds the parser at its first error.
@@ -246,6 +250,11 @@ func (p *parser) record(depth int) btf.Type {
 		// Defined from here on: a member may point to it.
 		p.types[key] = t
 	}
+	if p.open == nil {
+		p.open = map[btf.Type]bool{}
+	}
+	p.open[t] = true
+	defer delete(p.open, t)
 	var l layout
 	for !p.is("}") {
 		if p.tok.kind == tkEOF {
@@ -618,8 +627,10 @@ func (p *parser) sizeAlign(t btf.Type) (int, int) {
 		}
 		return n * int(u.Nelems), a
 	case *btf.Struct:
+		p.complete(u, "struct", u.Name)
 		return int(u.Size), recordAlign(p, u.Members)
 	case *btf.Union:
+		p.complete(u, "union", u.Name)
 		return int(u.Size), recordAlign(p, u.Members)
 	case *btf.Fwd:
 		kind := "struct"
@@ -632,6 +643,13 @@ func (p *parser) sizeAlign(t btf.Type) (int, int) {
 	}
 	p.fail("a member of type %s", t)
 	return 0, 0
+}
+
+// complete fails for a struct or union whose definition is not over.
+func (p *parser) complete(t btf.Type, kind, name string) {
+	if p.open[t] {
+		p.fail("field has incomplete type '%s %s'", kind, name)
+	}
 }
 
 func recordAlign(p *parser, ms []btf.Member) int {

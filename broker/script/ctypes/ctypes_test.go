@@ -129,6 +129,11 @@ func TestBitfields(t *testing.T) {
 func TestErrors(t *testing.T) {
 	for _, tc := range []struct{ def, want string }{
 		{`struct A { struct thread_info x; }`, "field has incomplete type 'struct thread_info'"},
+		// A struct is incomplete until its '}': it can not be its own
+		// member, nor be in an array or union inside itself.
+		{`struct C { struct C a; }`, "field has incomplete type 'struct C'"},
+		{`struct C { int x; struct C a[2]; }`, "field has incomplete type 'struct C'"},
+		{`union U { int x; struct { union U u; } s; }`, "field has incomplete type 'union U'"},
 		{`struct A { int x; } struct B`, "expected the end of the definition"},
 		{`struct A { int (*f)(void); }`, "function pointers"},
 		{`struct A { float f; }`, "unknown type name 'float'"},
