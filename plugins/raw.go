@@ -537,6 +537,10 @@ func checkType(t program.Type, specs map[string]*ebpf.MapSpec, depth int) error 
 		min = 16
 	case program.Inet:
 		min = 24
+	case program.MacAddr:
+		min = 6
+	case program.CgroupPath:
+		min = 8
 	default:
 		return fmt.Errorf("unknown type kind %d", t.Kind)
 	}

@@ -299,20 +299,22 @@ const (
 
 // Type kinds.
 const (
-	Int       = schema.Int
-	String    = schema.String
-	Tuple     = schema.Tuple
-	KStack    = schema.KStack
-	UStack    = schema.UStack
-	KSym      = schema.KSym
-	USym      = schema.USym
-	Username  = schema.Username
-	Inet      = schema.Inet
-	Timestamp = schema.Timestamp
-	Buffer    = schema.Buffer
-	Record    = schema.Record
-	Array     = schema.Array
-	Strerror  = schema.Strerror
+	Int        = schema.Int
+	String     = schema.String
+	Tuple      = schema.Tuple
+	KStack     = schema.KStack
+	UStack     = schema.UStack
+	KSym       = schema.KSym
+	USym       = schema.USym
+	Username   = schema.Username
+	Inet       = schema.Inet
+	Timestamp  = schema.Timestamp
+	Buffer     = schema.Buffer
+	Record     = schema.Record
+	Array      = schema.Array
+	MacAddr    = schema.MacAddr
+	CgroupPath = schema.CgroupPath
+	Strerror   = schema.Strerror
 )
 
 // Aggregations.

@@ -142,6 +142,16 @@ func (v Value) inet() string {
 	return ""
 }
 
+// macaddr renders a macaddr() value as bpftrace does: six bytes in
+// upper-case hex, colon-separated.
+func (v Value) macaddr() string {
+	if len(v.Raw) < 6 {
+		return ""
+	}
+	b := v.Raw
+	return fmt.Sprintf("%02X:%02X:%02X:%02X:%02X:%02X", b[0], b[1], b[2], b[3], b[4], b[5])
+}
+
 // ValueString renders v as bpftrace prints a map's value: as String, but
 // stacks, alone or inside a tuple, are indented by 8 spaces as printf
 // indents them (bpftrace's value_to_str), not by the 4 of a map key.
@@ -163,6 +173,11 @@ func (v Value) composite(elem func(Value) string, value bool) string {
 	parts := make([]string, len(v.Elems))
 	for i, e := range v.Elems {
 		parts[i] = elem(e)
+		if v.Type.Kind == Array && !value && e.Type.Kind == Int && !e.Type.Pointer && e.Type.Bits == 0 {
+			// bpftrace prints an array's integers in a map key as
+			// signed, whatever their type (pton()'s 255 is -1 there).
+			parts[i] = strconv.FormatInt(signExtend(e.Int, e.Type.Size), 10)
+		}
 		if v.Type.Kind == Record {
 			eq := "="
 			if value {
@@ -180,6 +195,15 @@ func (v Value) composite(elem func(Value) string, value bool) string {
 		return "{" + strings.Join(parts, ",") + "}"
 	}
 	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// signExtend reads the low size bytes of x as a signed integer.
+func signExtend(x uint64, size int) int64 {
+	if size <= 0 || size >= 8 {
+		return int64(x)
+	}
+	shift := uint(64 - 8*size)
+	return int64(x<<shift) >> shift
 }
 
 // Decimal renders an integer in decimal with its signedness, as bpftrace
@@ -209,12 +233,14 @@ func (v Value) String() string {
 		return v.composite(Value.String, false)
 	case KStack, UStack:
 		return v.StackText("    ")
-	case KSym, USym, Username, Timestamp:
+	case KSym, USym, Username, Timestamp, CgroupPath:
 		return v.Str
 	case Strerror:
 		return StrerrorText(int64(v.Int))
 	case Inet:
 		return v.inet()
+	case MacAddr:
+		return v.macaddr()
 	case Buffer:
 		return Escape(v.BufferBytes(), false)
 	}

@@ -440,7 +440,7 @@ func (g *gen) recordAddr(x syntax.Expr) int {
 	case *syntax.VarExpr: // a record stored in a scratch variable
 		g.stackPtr(rAcc, g.vars[x.Name])
 		return 0
-	case *syntax.MapExpr: // a record stored in a map: its copy on the stack
+	case *syntax.MapExpr, *syntax.Call: // a record stored in a map, or pton()'s: its copy on the stack
 		n := g.typeOf(x).size
 		slot := g.alloc(n)
 		g.memInto(x, slot, n)
@@ -469,7 +469,7 @@ func (g *gen) stackRooted(x syntax.Expr) bool {
 		case *syntax.VarExpr, *syntax.MapExpr:
 			return true
 		default:
-			return false
+			return isPton(e)
 		}
 	}
 }
@@ -706,7 +706,7 @@ func recordSchema(t btf.Type) (program.Type, string) {
 			}
 			return rt, ""
 		case *btf.Array:
-			if e, ok := btf.UnderlyingType(u.Type).(*btf.Int); ok && e.Size == 1 {
+			if byteString(u) {
 				values++
 				return program.Type{Kind: program.String, Size: size}, ""
 			}

@@ -196,6 +196,10 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 		}
 		c.setConst(e, addr)
 		return t, true
+	case "pton":
+		return c.ptonCall(in, e), true
+	case "macaddr":
+		return c.macaddrCall(in, e), true
 	case "ntop":
 		if !nargs(1, 2) {
 			return blob(program.Inet), true
@@ -209,7 +213,11 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 				c.errorf(a.Pos(), a.End(), "ntop() expects an array of 4 or 16 bytes (%d provided)", f.Size)
 			}
 			in.types[a] = ty{k: kVoid}
-		} else if t := c.expr(in, a); !computable(t) {
+		} else if t := c.expr(in, a); arrayValue(in, a, t) {
+			if n, _ := arrayBytes(in, a, t); n != 4 && n != 16 {
+				c.errorf(a.Pos(), a.End(), "ntop() expects an array of 4 or 16 bytes (%d provided)", n)
+			}
+		} else if !computable(t) {
 			c.errorf(a.Pos(), a.End(), "ntop() expects an integer or an array of 4 or 16 bytes (%s provided)", t)
 		}
 		return blob(program.Inet), true
@@ -518,6 +526,8 @@ func (c *compiler) sizeOf(in *instance, e syntax.Expr) int {
 			return 16
 		case t.k == kBlob && t.blob == program.Buffer:
 			return c.bufLen(in, x) + 1
+		case t.k == kBlob && t.blob == program.MacAddr:
+			return macSize
 		}
 	}
 	if t.k == kInt {
@@ -685,6 +695,8 @@ func (g *gen) blobInto(e syntax.Expr, off int16, n int) bool {
 			g.emit(asm.StoreMem(asm.R10, off+8, asm.R0, asm.DWord))
 		case "ntop":
 			g.ntopInto(e, off)
+		case "macaddr":
+			g.macaddrInto(e, off)
 		case "buf":
 			g.captureString(e.Args[0])
 			g.bufInto(e, t, off)
@@ -742,6 +754,16 @@ func (g *gen) ntopInto(e *syntax.Call, off int16) {
 	if f := g.c.arrayField(g.in, a); f != nil {
 		size := min(f.Size, 16)
 		g.readCtx(off+8, f.Offset, size)
+		if size == 16 {
+			family(unix.AF_INET6)
+		} else {
+			family(unix.AF_INET)
+		}
+		return
+	}
+	if t := g.typeOf(a); arrayValue(g.in, a, t) {
+		size, _ := arrayBytes(g.in, a, t)
+		g.memInto(a, off+8, min(size, 16))
 		if size == 16 {
 			family(unix.AF_INET6)
 		} else {

@@ -1155,6 +1155,10 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 	if t.k == kBlob && g.blobInto(e, off, n) {
 		return
 	}
+	if isPton(e) {
+		g.ptonInto(e, off, n)
+		return
+	}
 	if t.k == kRecord {
 		switch unparen(e).(type) {
 		case *syntax.VarExpr, *syntax.MapExpr:

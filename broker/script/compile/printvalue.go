@@ -123,7 +123,7 @@ func recordFormat(t btf.Type, x syntax.Expr) (string, []syntax.Expr, string) {
 			}
 			b.WriteString(" }")
 		case *btf.Array:
-			if e, ok := btf.UnderlyingType(u.Type).(*btf.Int); ok && e.Size == 1 {
+			if byteString(u) {
 				b.WriteString("%s")
 				args = append(args, x)
 				return ""
@@ -208,7 +208,7 @@ func printedValue(t ty, f *program.Format) *program.Arg {
 			}
 			return rt, 0, fields(u)
 		case *btf.Array:
-			if e, ok := btf.UnderlyingType(u.Type).(*btf.Int); !ok || e.Size != 1 {
+			if !byteString(u) {
 				rt := program.Type{Kind: program.Array, Size: f.Size}
 				for range int(u.Nelems) {
 					et, off, ok := walk(u.Type)

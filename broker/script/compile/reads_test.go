@@ -230,6 +230,12 @@ func TestReadClasses(t *testing.T) {
 			[]string{"sarg1: sarg1 is read from the traced process's stack"}},
 		{"cat reads the host's files", `i:ms:10 { cat("/proc/%d/environ", pid); }`, kernel,
 			[]string{`cat("/proc/%d/environ", pid): cat() reads any file of the host, with the broker's privileges`}},
+		// pton() is a constant; macaddr() reads through its pointer.
+		{"pton", `t:syscalls:sys_enter_openat { printf("%s\n", ntop(pton("::1"))); @[pton("1.2.3.4")] = count(); }`, 0, nil},
+		{"macaddr of a context pointer", `t:syscalls:sys_enter_openat { printf("%s\n", macaddr(args->filename)); }`, ctx | userCtx, nil},
+		{"macaddr of a kernel address", `BEGIN { @ = macaddr(0x1000); }`, kernel,
+			[]string{"macaddr(0x1000): macaddr() of an integer reads arbitrary kernel memory"}},
+		{"macaddr in a uprobe", `u:/bin/work:add_one { @ = macaddr(arg0); }`, ctx | userCtx, nil},
 		{"script struct in BEGIN", `struct S { int a; } BEGIN { @ = ((struct S *)0x1000)->a; }`, kernel,
 			[]string{"((struct S *)0x1000)->a: field 'a' of struct S, read through BTF, is kernel memory"}},
 	} {

@@ -190,6 +190,7 @@ var blobName = map[program.TypeKind]string{
 	program.KStack: "kstack", program.UStack: "ustack", program.KSym: "ksym", program.USym: "usym",
 	program.Username: "username", program.Inet: "inet", program.Timestamp: "timestamp", program.Buffer: "buffer",
 	program.Strerror: "strerror",
+	program.MacAddr:  "macaddr", program.CgroupPath: "cgroup_path",
 }
 
 // blob makes the type of a host-printed value of kind k.

@@ -125,12 +125,18 @@ const (
 	// Strerror is a u64 errno, printed as libc's strerror() text:
 	// strerror().
 	Strerror
+	// MacAddr is 6 bytes (stored in 8): macaddr(), printed as
+	// 05:04:03:02:01:02.
+	MacAddr
+	// CgroupPath is a u64 cgroup id, printed as the cgroup's path in each
+	// mounted hierarchy where it is found: cgroup_path().
+	CgroupPath
 )
 
 // Resolved reports whether values of kind k need a Resolver to print.
 func (k TypeKind) Resolved() bool {
 	switch k {
-	case KStack, UStack, KSym, USym, Username, Timestamp:
+	case KStack, UStack, KSym, USym, Username, Timestamp, CgroupPath:
 		return true
 	}
 	return false
