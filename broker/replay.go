@@ -195,6 +195,9 @@ func Record(ctx context.Context, rr RecordRequest) error {
 			return fmt.Errorf("cannot record for replay: %s() acts on the host at the event, which a replay cannot do again", f.Action)
 		}
 	}
+	if usesKind(prog, program.CgroupPath) {
+		return errors.New("cannot record for replay: cgroup_path() is resolved against the host's cgroups when it is printed, which a replay cannot do again")
+	}
 	probes, _ := collectorProbes(prog, req.PID)
 	if len(probes) == 0 {
 		return errors.New("nothing to record: the script has only BEGIN and END probes")

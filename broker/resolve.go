@@ -35,6 +35,8 @@ type resolver struct {
 
 	mu    sync.Mutex
 	users map[uint64]string
+	// cgroups finds cgroup_path()'s paths.
+	cgroups *cgroupPaths
 	// boot converts monotonic nanoseconds (nsecs) to wall-clock time.
 	boot time.Time
 	// errs receives the errors bpftrace logs while printing (a strftime
@@ -43,7 +45,7 @@ type resolver struct {
 }
 
 func newResolver(stacks stackReader, errs io.Writer) *resolver {
-	r := &resolver{stacks: stacks, user: symbols.NewUser(), users: map[uint64]string{}, errs: errs}
+	r := &resolver{stacks: stacks, user: symbols.NewUser(), users: map[uint64]string{}, cgroups: newCgroupPaths(), errs: errs}
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err == nil {
 		r.boot = time.Now().Add(-time.Duration(ts.Nano()))
@@ -132,6 +134,8 @@ func (r *resolver) resolve(v *program.Value) {
 		v.Str = r.user.Name(int(v.Word(1)), v.Int)
 	case program.Username:
 		v.Str = r.username(v.Int)
+	case program.CgroupPath:
+		v.Str = r.cgroups.text(v.Int, v.Type.Format)
 	case program.Timestamp:
 		var ok bool
 		v.Str, ok = output.Timestamp(v.Type.Format, r.boot.Add(time.Duration(v.Int)))

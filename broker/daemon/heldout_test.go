@@ -209,6 +209,11 @@ func TestAttacksHeldOut(t *testing.T) {
 		// as reading the kernel's memory.
 		{"issue18/cat_a_file", "trace", `BEGIN { cat("/etc/shadow"); exit(); }`, "read:kernel"},
 		{"issue18/cat_a_formatted_path", "trace probe:interval:*", `i:ms:10 { cat("/proc/%d/environ", 1); exit(); }`, "read:kernel"},
+		// cgroup_path() names the host's cgroup directories; macaddr()
+		// reads where its pointer points.
+		{"issue18/cgroup_path", "trace", `BEGIN { print(cgroup_path(cgroup)); exit(); }`, "read:kernel"},
+		{"issue18/cgroup_path_as_a_map_key", "trace probe:interval:*", `i:ms:10 { @[cgroup_path(1, "unified")] = count(); exit(); }`, "read:kernel"},
+		{"issue18/macaddr_of_a_kernel_address", "trace", `BEGIN { print(macaddr(0xffff888000000000)); exit(); }`, "read:kernel"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := d.start(t, d.token(t, token.IssueOptions{Scope: tt.scopes}), &pb.TraceRequest{Name: "stdin", Source: []byte(tt.script), DurationMs: 1000})

@@ -200,6 +200,8 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 		return c.ptonCall(in, e), true
 	case "macaddr":
 		return c.macaddrCall(in, e), true
+	case "cgroup_path":
+		return c.cgroupPathCall(in, e), true
 	case "ntop":
 		if !nargs(1, 2) {
 			return blob(program.Inet), true
@@ -697,6 +699,8 @@ func (g *gen) blobInto(e syntax.Expr, off int16, n int) bool {
 			g.ntopInto(e, off)
 		case "macaddr":
 			g.macaddrInto(e, off)
+		case "cgroup_path":
+			g.cgroupPathInto(e, off)
 		case "buf":
 			g.captureString(e.Args[0])
 			g.bufInto(e, t, off)

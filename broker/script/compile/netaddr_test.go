@@ -93,3 +93,29 @@ func TestNetaddrTypes(t *testing.T) {
 		}
 	}
 }
+
+func TestCgroupPathErrors(t *testing.T) {
+	for _, tt := range []struct{ src, want string }{
+		{`BEGIN { @ = cgroup_path(); }`, "cgroup_path() requires at least one argument (0 provided)"},
+		{`BEGIN { @ = cgroup_path(1, "a", 2); }`, "cgroup_path() takes up to 2 arguments (3 provided)"},
+		{`BEGIN { @ = cgroup_path("a"); }`, "stdin:1:25-28: ERROR: cgroup_path() only supports integer arguments (string provided)"},
+		{`BEGIN { @ = cgroup_path(1, comm); }`, "cgroup_path() expects a string literal as second argument (string provided)"},
+		{`BEGIN { printf("%d", cgroup_path(1)); }`, "printf: %d specifier expects a value of type integer (cgroup_path supplied)"},
+	} {
+		_, _, err := compileString(t, tt.src)
+		l, ok := err.(syntax.ErrorList)
+		if !ok {
+			t.Fatalf("%s: error %T %v, want %q", tt.src, err, err, tt.want)
+		}
+		if got := l.Format("stdin", []byte(tt.src)); !strings.Contains(got, tt.want) {
+			t.Errorf("got\n%s\nwant it to contain\n%s", got, tt.want)
+		}
+	}
+	p, _, err := compileString(t, `BEGIN { @[cgroup_path(cgroup, "uni*")] = count(); }`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := p.Schema.Maps[0].Keys[0]; k.Kind != program.CgroupPath || k.Size != 8 || k.Format != "uni*" {
+		t.Errorf("key type %+v, want a cgroup_path with its filter", k)
+	}
+}

@@ -59,7 +59,7 @@ func (c *compiler) printValue(in *instance, e *syntax.Call) ty {
 			format, args = "%ld", []syntax.Expr{x}
 		case t.k == kInt:
 			format, args = "%lu", []syntax.Expr{x}
-		case t.k == kStr, t.k == kTuple, t.k == kBlob && t.blob == program.Strerror:
+		case t.k == kStr, t.k == kTuple, t.k == kBlob && printsAsString[t.blob]:
 			format, args = "%s", []syntax.Expr{x}
 		default:
 			c.errorf(x.Pos(), x.End(), "%s type passed to print() is not printable", t)
@@ -233,4 +233,12 @@ func printedValue(t ty, f *program.Format) *program.Arg {
 		return nil
 	}
 	return &program.Arg{Type: rt, Offset: 0}
+}
+
+// printsAsString are the host-printed kinds print(VALUE) prints as
+// printf("%s\n") would, as bpftrace does.
+var printsAsString = map[program.TypeKind]bool{
+	program.Inet: true, program.MacAddr: true, program.KSym: true, program.USym: true,
+	program.Username: true, program.CgroupPath: true, program.Timestamp: true,
+	program.Strerror: true,
 }

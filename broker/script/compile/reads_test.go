@@ -236,6 +236,9 @@ func TestReadClasses(t *testing.T) {
 		{"macaddr of a kernel address", `BEGIN { @ = macaddr(0x1000); }`, kernel,
 			[]string{"macaddr(0x1000): macaddr() of an integer reads arbitrary kernel memory"}},
 		{"macaddr in a uprobe", `u:/bin/work:add_one { @ = macaddr(arg0); }`, ctx | userCtx, nil},
+		{"cgroup_path names host directories", `t:syscalls:sys_enter_openat { printf("%s\n", cgroup_path(cgroup)); }`, kernel,
+			[]string{"cgroup_path(cgroup): cgroup_path() names the host's cgroup directories"}},
+		{"cgroup", `t:syscalls:sys_enter_openat { @[cgroup] = count(); }`, 0, nil},
 		{"script struct in BEGIN", `struct S { int a; } BEGIN { @ = ((struct S *)0x1000)->a; }`, kernel,
 			[]string{"((struct S *)0x1000)->a: field 'a' of struct S, read through BTF, is kernel memory"}},
 	} {
