@@ -213,6 +213,11 @@ func TestAttacksHeldOut(t *testing.T) {
 		// reads where its pointer points.
 		{"issue18/cgroup_path", "trace", `BEGIN { print(cgroup_path(cgroup)); exit(); }`, "read:kernel"},
 		{"issue18/cgroup_path_as_a_map_key", "trace probe:interval:*", `i:ms:10 { @[cgroup_path(1, "unified")] = count(); exit(); }`, "read:kernel"},
+		// ctx is the kernel's context pointer; the registers a perf
+		// event interrupted are the kernel's when it ran.
+		{"issue18/ctx_cast_to_a_script_struct", "trace probe:interval:*", `struct x { unsigned long x; } i:ms:10 { @ = ((struct x *)ctx)->x; exit(); }`, "read:kernel"},
+		{"issue18/ctx_printed", "trace probe:interval:*", `i:ms:10 { printf("%p\n", ctx); exit(); }`, "read:kernel"},
+		{"issue18/reg_ip_in_an_interval", "trace probe:interval:*", `i:ms:10 { printf("%lx\n", reg("ip")); exit(); }`, "read:kernel"},
 		{"issue18/macaddr_of_a_kernel_address", "trace", `BEGIN { print(macaddr(0xffff888000000000)); exit(); }`, "read:kernel"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

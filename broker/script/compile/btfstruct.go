@@ -532,6 +532,10 @@ func (g *gen) recordInto(e syntax.Expr, off int16, n int) {
 // probe_read_kernel at its address.
 func (g *gen) memberRead(e syntax.Expr) {
 	mi := g.in.members[e]
+	if off, ok := g.ctxMember(e); ok && mi.bits == 0 && mi.size <= 8 {
+		g.ctxMemberRead(e, off)
+		return
+	}
 	// The slots of the chain's earlier steps are dead once their value
 	// is in rAcc: a long chain takes one slot, not one a step.
 	mark := g.sp

@@ -67,6 +67,8 @@ func (c *compiler) builtinIdent(in *instance, e *syntax.Ident) (ty, bool) {
 		return blob(program.Username), true
 	case "cgroup":
 		return tUint, true
+	case "ctx":
+		return c.ctxIdent(in, e), true
 	}
 	return ty{}, false
 }
@@ -202,6 +204,8 @@ func (c *compiler) builtinCall(in *instance, e *syntax.Call) (ty, bool) {
 		return c.macaddrCall(in, e), true
 	case "cgroup_path":
 		return c.cgroupPathCall(in, e), true
+	case "reg":
+		return c.regCall(in, e), true
 	case "ntop":
 		if !nargs(1, 2) {
 			return blob(program.Inet), true
@@ -572,6 +576,8 @@ func (g *gen) intCall(e *syntax.Call) {
 	switch e.Name {
 	case "uptr", "kptr":
 		g.intExpr(e.Args[0])
+	case "reg":
+		g.regValue(e)
 	case "kaddr", "uaddr", "sizeof", "offsetof":
 		if e.Name == "kaddr" {
 			g.noteKernelAddr(e, "kaddr() reveals a kernel address")

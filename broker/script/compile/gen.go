@@ -703,6 +703,10 @@ func (g *gen) intExpr(e syntax.Expr) {
 			g.curtaskValue(e)
 			return
 		}
+		if e.Name == "ctx" {
+			g.ctxValue(e)
+			return
+		}
 		if n := usdtArgIndex(g.in, e.Name); n >= 0 {
 			g.usdtArg(e, n)
 			return

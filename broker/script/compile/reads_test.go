@@ -239,6 +239,13 @@ func TestReadClasses(t *testing.T) {
 		{"cgroup_path names host directories", `t:syscalls:sys_enter_openat { printf("%s\n", cgroup_path(cgroup)); }`, kernel,
 			[]string{"cgroup_path(cgroup): cgroup_path() names the host's cgroup directories"}},
 		{"cgroup", `t:syscalls:sys_enter_openat { @[cgroup] = count(); }`, 0, nil},
+		// reg() reads the context; ctx is the kernel's context pointer,
+		// and a cast of it reads kernel memory.
+		{"reg", `u:/bin/work:add_one { @ = reg("sp"); }`, ctx, nil},
+		{"reg as a pointer", `u:/bin/work:add_one { @ = *(uint16 *)(reg("sp") + 8); }`, ctx | user, nil},
+		{"reg in an interval", `i:ms:1 { @ = reg("ip"); }`, ctx | kaddr, []string{`reg("ip"): reg() reads the registers the probe interrupted, which hold kernel addresses`}},
+		{"ctx cast", `struct x { unsigned long x; } i:ms:1 { @ = ((struct x *)ctx)->x; }`, ctx | kernel | kaddr, nil},
+		{"ctx printed", `i:ms:1 { printf("%p\n", ctx); }`, ctx | kaddr, []string{"ctx: ctx is the probe's context's kernel address"}},
 		{"script struct in BEGIN", `struct S { int a; } BEGIN { @ = ((struct S *)0x1000)->a; }`, kernel,
 			[]string{"((struct S *)0x1000)->a: field 'a' of struct S, read through BTF, is kernel memory"}},
 	} {
