@@ -7,6 +7,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/tracebroker/tracebroker/broker/script/ctypes"
+	"github.com/tracebroker/tracebroker/broker/script/syntax"
 )
 
 // defineTypes reads the script's C definitions (struct Foo { ... }) and
@@ -18,12 +19,23 @@ func (c *compiler) defineTypes() {
 		return
 	}
 	defined := ctypes.Types{}
+	kernel := c.opts.Types
+	resolve := func(kind, name string) btf.Type {
+		if kernel == nil {
+			return nil
+		}
+		t, err := kernel.Type(kind, name)
+		if err != nil {
+			return nil
+		}
+		return t
+	}
 	for _, d := range c.file.Defs {
-		if err := ctypes.Parse(d.Text, defined); err != nil {
+		if err := ctypes.ParseResolving(d.Text, defined, resolve); err != nil {
 			var ce *ctypes.Error
 			if errors.As(err, &ce) {
 				at := d.PosAt(ce.Off)
-				c.errorf(at, d.PosAt(ce.Off+1), "%s", ce.Msg)
+				c.note(&syntax.Error{From: at, To: d.PosAt(ce.Off + 1), Msg: ce.Msg, Clang: true})
 			} else {
 				c.errorf(d.From, d.To, "%v", err)
 			}

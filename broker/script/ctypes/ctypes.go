@@ -46,7 +46,21 @@ type Types map[string]btf.Type
 // its ';'), adding what it defines to into (which earlier definitions
 // filled: they may be named here).
 func Parse(text string, into Types) (err error) {
-	p := &parser{src: text, types: into}
+	return ParseResolving(text, into, nil)
+}
+
+// Resolver finds a struct or union (kind "struct" or "union") the script
+// names but does not define: the kernel's, from its BTF. nil: none.
+type Resolver func(kind, name string) btf.Type
+
+// ParseResolving is Parse where a member of a struct the script names
+// but does not define (struct foo { struct task_struct t; }) takes its
+// type from resolve, as bpftrace completes such types from the kernel's
+// BTF. As in bpftrace 0.17, a definition that redefines a type resolve
+// knows (struct task_struct { struct thread_info x; }) has its members'
+// types completed by none: they must be the script's.
+func ParseResolving(text string, into Types, resolve Resolver) (err error) {
+	p := &parser{src: text, types: into, resolve: resolve}
 	defer func() {
 		if r := recover(); r != nil {
 			if _, ok := r.(bail); !ok {
@@ -101,6 +115,9 @@ type parser struct {
 	// in C, they are incomplete until then, and can not be their own
 	// members (whose size would be their own).
 	open map[btf.Type]bool
+	// resolve completes undefined member types (ParseResolving); nil
+	// once the definition turns out to redefine one of its types.
+	resolve Resolver
 }
 
 // bail unwinds the parser at its first error.
@@ -247,6 +264,9 @@ func (p *parser) record(depth int) btf.Type {
 			p.tok.off = at
 			p.fail("redefinition of '%s'", key)
 		}
+		if depth == 0 && p.resolve != nil && p.resolve(kind, name) != nil {
+			p.resolve = nil
+		}
 		// Defined from here on: a member may point to it.
 		p.types[key] = t
 	}
@@ -295,6 +315,7 @@ func (p *parser) member(depth int, union bool, l *layout, members *[]btf.Member)
 	for {
 		at := p.tok.off
 		t, name, bits, hasBits := p.declarator(base)
+		t = p.resolveMember(t, 0)
 		// What is wrong with the member's type is said at its name.
 		next := p.tok
 		p.tok.off = at
@@ -322,6 +343,29 @@ func (p *parser) member(depth int, union bool, l *layout, members *[]btf.Member)
 	} else if !p.is("}") {
 		p.fail("expected ';' after a member, found %s", p.tok)
 	}
+}
+
+// resolveMember replaces an incomplete struct or union member type (or
+// an array of one) with the one resolve knows.
+func (p *parser) resolveMember(t btf.Type, depth int) btf.Type {
+	if p.resolve == nil || depth > MaxDepth {
+		return t
+	}
+	switch u := t.(type) {
+	case *btf.Fwd:
+		kind := "struct"
+		if u.Kind == btf.FwdUnion {
+			kind = "union"
+		}
+		if r := p.resolve(kind, u.Name); r != nil {
+			return r
+		}
+	case *btf.Array:
+		if e := p.resolveMember(u.Type, depth+1); e != u.Type {
+			return &btf.Array{Index: u.Index, Type: e, Nelems: u.Nelems}
+		}
+	}
+	return t
 }
 
 func isRecord(t btf.Type) bool {
@@ -617,6 +661,9 @@ func (p *parser) sizeAlign(t btf.Type) (int, int) {
 	case *btf.Int:
 		return int(u.Size), int(u.Size)
 	case *btf.Enum:
+		return int(u.Size), int(u.Size)
+	case *btf.Float:
+		// Only in the kernel's types a member resolves to.
 		return int(u.Size), int(u.Size)
 	case *btf.Pointer:
 		return 8, 8

@@ -177,3 +177,51 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestResolving: a member of a struct the script does not define takes
+// the resolver's (the kernel's) type, laid out by its size and
+// alignment, except in a definition that redefines a type the resolver
+// knows, as bpftrace 0.17 has it.
+func TestResolving(t *testing.T) {
+	u64 := &btf.Int{Name: "long unsigned int", Size: 8}
+	u32 := &btf.Int{Name: "unsigned int", Size: 4}
+	kernel := map[string]btf.Type{
+		"struct thread_info": &btf.Struct{Name: "thread_info", Size: 24, Members: []btf.Member{
+			{Name: "flags", Type: u64}, {Name: "syscall_work", Type: u64, Offset: 64}, {Name: "status", Type: u32, Offset: 128}}},
+		"struct task_struct": &btf.Struct{Name: "task_struct", Size: 64, Members: []btf.Member{
+			{Name: "thread_info", Type: &btf.Typedef{Name: "ti", Type: &btf.Const{Type: u64}}}, {Name: "util", Type: &btf.Float{Name: "double", Size: 8}, Offset: 64}}},
+		"union kern_u": &btf.Union{Name: "kern_u", Size: 4, Members: []btf.Member{{Name: "a", Type: u32}}},
+	}
+	resolve := func(kind, name string) btf.Type { return kernel[kind+" "+name] }
+	for _, tc := range []struct{ def, want string }{
+		{`struct foo { struct task_struct t; }`, "t@0 size 64"},
+		{`struct foo { char c; struct thread_info t; int after; }`, "c@0 t@64 after@256 size 40"},
+		{`struct foo { char c; union kern_u u[3]; }`, "c@0 u@32 size 16"},
+		{`struct foo { struct thread_info *p; struct nosuch *q; }`, "p@0 q@64 size 16"},
+		{`struct foo { struct nosuch n; }`, "error: field has incomplete type 'struct nosuch'"},
+		{`struct task_struct { struct thread_info x; }`, "error: field has incomplete type 'struct thread_info'"},
+		{`struct task_struct { int x; }`, "x@0 size 4"},
+	} {
+		types := Types{}
+		err := ParseResolving(tc.def, types, resolve)
+		var got string
+		if err != nil {
+			got = "error: " + err.Error()
+		} else {
+			var parts []string
+			for name, typ := range types {
+				if name == "struct foo" || name == "struct task_struct" {
+					s := typ.(*btf.Struct)
+					for _, m := range s.Members {
+						parts = append(parts, fmt.Sprintf("%s@%d", m.Name, m.Offset))
+					}
+					parts = append(parts, fmt.Sprintf("size %d", s.Size))
+				}
+			}
+			got = strings.Join(parts, " ")
+		}
+		if !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%s:\n got %s\nwant %s", tc.def, got, tc.want)
+		}
+	}
+}

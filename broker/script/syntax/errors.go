@@ -14,6 +14,10 @@ type Error struct {
 	From, To Pos
 	Msg      string
 	Warning  bool
+	// Clang marks an error in the script's C definitions, which bpftrace
+	// has clang report: "stdin:1:41: error: field has incomplete type
+	// 'struct thread_info'", its position a point, not a range.
+	Clang bool
 }
 
 func (e *Error) Error() string {
@@ -111,7 +115,11 @@ func FormatError(name string, src []byte, e *Error) string {
 	colTo := e.From.Col + (to - from)
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s:%d:%d-%d: %s: %s\n", escape.String(name), e.From.Line, e.From.Col, colTo, kind, escape.Text(e.Msg))
+	if e.Clang {
+		fmt.Fprintf(&b, "%s:%d:%d: %s: %s\n", escape.String(name), e.From.Line, e.From.Col, strings.ToLower(kind), escape.Text(e.Msg))
+	} else {
+		fmt.Fprintf(&b, "%s:%d:%d-%d: %s: %s\n", escape.String(name), e.From.Line, e.From.Col, colTo, kind, escape.Text(e.Msg))
+	}
 	rel := min(from-lineStart, len(line))
 	relTo := min(to-lineStart, len(line))
 	var before, after string
