@@ -33,3 +33,9 @@ func replayTypes(h *recording.Header) compile.Types {
 	}
 	return noRecordedTypes{}
 }
+
+// EnumValue answers the compiler's look-up of a kernel enum constant.
+func (KernelTypes) EnumValue(name string) (int64, bool) {
+	v, ok, err := btftp.EnumValue(name)
+	return v, ok && err == nil
+}

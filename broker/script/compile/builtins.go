@@ -70,7 +70,7 @@ func (c *compiler) builtinIdent(in *instance, e *syntax.Ident) (ty, bool) {
 	case "ctx":
 		return c.ctxIdent(in, e), true
 	}
-	return ty{}, false
+	return c.enumIdent(e)
 }
 
 // builtinCall types the calls of this file; ok is false for other names.

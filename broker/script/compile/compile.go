@@ -302,6 +302,8 @@ type compiler struct {
 	stacks map[int]bool
 	// consts are compile-time values of calls: kaddr(), sizeof(), ...
 	consts map[*syntax.Call]uint64
+	// enumConsts are the enum constants identifiers name (enums.go).
+	enumConsts map[*syntax.Ident]int64
 	// incdecs are the assignments that ++ and -- inside expressions make.
 	incdecs map[*syntax.IncDec]*syntax.AssignStmt
 	// prints are the printf calls print(VALUE) is compiled as, per

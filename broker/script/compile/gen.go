@@ -707,6 +707,9 @@ func (g *gen) intExpr(e syntax.Expr) {
 			g.ctxValue(e)
 			return
 		}
+		if g.enumValue(e) {
+			return
+		}
 		if n := usdtArgIndex(g.in, e.Name); n >= 0 {
 			g.usdtArg(e, n)
 			return
