@@ -729,7 +729,7 @@ func (c *compiler) field(in *instance, e *syntax.FieldAccess) ty {
 	case FieldInt:
 		return ty{k: kInt, signed: f.Signed, width: f.Size}
 	case FieldPtr:
-		return pointerType(f.Type, in.cat == "syscalls")
+		return c.tpPointer(f, in.cat == "syscalls")
 	case FieldCharArray:
 		return tStr(f.Size)
 	case FieldDataLoc:

@@ -77,6 +77,11 @@ func TestKReads(t *testing.T) {
 		{`kretfunc:vfs_read / *args->pos == 1 / { @ = retval; }`, "ctx24+0:8", "", false},
 		{`kfunc:vfs_read { @ = args->file->f_flags; }`, "ctx0+8:4", "", false},
 		{`kfunc:vfs_read { @ = args->count; }`, "", "", false},
+		// A tracepoint's struct pointer field (issue 18): the kernel's
+		// is followed from the context; a syscall's points into the
+		// process.
+		{`t:filelock:fake_file { @ = args->file->f_flags; }`, "ctx8+8:4", "", false},
+		{`t:syscalls:sys_enter_fake { @ = args->f->f_flags; }`, "", "args->f->f_flags (a struct in the traced process's memory)", false},
 		{`kfunc:do_sys_openat2 { @[str(args->filename)] = count(); }`, "", "", false},
 
 		// Pointers the collector cannot compute at the event.

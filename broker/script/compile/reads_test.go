@@ -34,6 +34,13 @@ var readsFields = map[string][]Field{
 	"sock:inet_sock_set_state": {
 		{Name: "saddr", Type: "__u8[4]", Offset: 8, Size: 4, Kind: FieldArray},
 	},
+	// Pointers to structs, typed through BTF (struct file of fakeTypes).
+	"filelock:fake_file": {
+		{Name: "file", Type: "struct file *", Offset: 8, Size: 8, Kind: FieldPtr},
+	},
+	"syscalls:sys_enter_fake": {
+		{Name: "f", Type: "const struct file *", Offset: 16, Size: 8, Kind: FieldPtr},
+	},
 	"raw_syscalls:sys_enter": {
 		{Name: "id", Type: "long", Offset: 8, Size: 8, Signed: true, Kind: FieldInt},
 	},
@@ -246,6 +253,12 @@ func TestReadClasses(t *testing.T) {
 		{"reg in an interval", `i:ms:1 { @ = reg("ip"); }`, ctx | kaddr, []string{`reg("ip"): reg() reads the registers the probe interrupted, which hold kernel addresses`}},
 		{"ctx cast", `struct x { unsigned long x; } i:ms:1 { @ = ((struct x *)ctx)->x; }`, ctx | kernel | kaddr, nil},
 		{"ctx printed", `i:ms:1 { printf("%p\n", ctx); }`, ctx | kaddr, []string{"ctx: ctx is the probe's context's kernel address"}},
+		// A tracepoint's struct pointer: the kernel's, or a syscall's
+		// argument in the calling process.
+		{"tracepoint struct pointer", `t:filelock:fake_file { @ = args->file->f_flags; }`, ctx | kernel,
+			[]string{"args->file->f_flags: field 'f_flags' of struct file, read through BTF, is kernel memory"}},
+		{"syscall struct pointer", `t:syscalls:sys_enter_fake { @ = args->f->f_flags; }`, ctx | user,
+			[]string{"args->f->f_flags: field 'f_flags' of struct file, read through a pointer, is the traced process's memory"}},
 		{"script struct in BEGIN", `struct S { int a; } BEGIN { @ = ((struct S *)0x1000)->a; }`, kernel,
 			[]string{"((struct S *)0x1000)->a: field 'a' of struct S, read through BTF, is kernel memory"}},
 	} {
