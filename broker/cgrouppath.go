@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/tracebroker/tracebroker/broker/program"
 )
@@ -96,21 +97,27 @@ func octal3(s string) (byte, bool) {
 	return byte(v), v < 256
 }
 
-// cgroupPaths finds cgroup id's paths, cached per id and hierarchy while
-// the cached directory still has that inode.
+// cgroupPaths finds cgroup ids' paths through an index per hierarchy
+// (inode to path), made by one walk and made again when an id is not in
+// it, at most once per cgroupRewalk: a script that prints many ids the
+// host has no cgroup for costs one walk a second, not one per id.
 type cgroupPaths struct {
 	mounts string // /proc/mounts
 	mu     sync.Mutex
-	cache  map[cgroupKey]string
+	index  map[string]*cgroupIndex // by hierarchy root
+	now    func() time.Time
 }
 
-type cgroupKey struct {
-	id  uint64
-	dir string
+// cgroupRewalk is how often a hierarchy may be walked again.
+const cgroupRewalk = time.Second
+
+type cgroupIndex struct {
+	paths  map[uint64]string
+	walked time.Time
 }
 
 func newCgroupPaths() *cgroupPaths {
-	return &cgroupPaths{mounts: "/proc/mounts", cache: map[cgroupKey]string{}}
+	return &cgroupPaths{mounts: "/proc/mounts", index: map[string]*cgroupIndex{}, now: time.Now}
 }
 
 // text is what cgroup_path(id, filter) prints.
@@ -140,15 +147,30 @@ func (c *cgroupPaths) text(id uint64, filter string) string {
 func (c *cgroupPaths) find(id uint64, dir string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	key := cgroupKey{id, dir}
-	if p, ok := c.cache[key]; ok && inode(filepath.Join(dir, p)) == id {
+	ix := c.index[dir]
+	if ix != nil {
+		// A cgroup removed and another made may reuse the inode:
+		// the path must still have it.
+		if p, ok := ix.paths[id]; ok && inode(filepath.Join(dir, p)) == id {
+			return p
+		}
+		if c.now().Sub(ix.walked) < cgroupRewalk {
+			return ""
+		}
+	}
+	ix = &cgroupIndex{paths: walkCgroups(dir), walked: c.now()}
+	c.index[dir] = ix
+	if p, ok := ix.paths[id]; ok {
 		return p
 	}
-	if inode(dir) == id {
-		c.cache[key] = "/"
-		return "/"
-	}
-	found, visited := "", 0
+	return ""
+}
+
+// walkCgroups maps the inode of each directory below dir (dir itself
+// too, as "/") to its path below dir, visiting at most maxCgroupDirs.
+func walkCgroups(dir string) map[uint64]string {
+	paths := map[uint64]string{}
+	visited := 0
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			// Unreadable: skipped, as bpftrace skips what it may
@@ -164,16 +186,18 @@ func (c *cgroupPaths) find(id uint64, dir string) string {
 		if visited++; visited > maxCgroupDirs {
 			return fs.SkipAll
 		}
-		if p != dir && inode(p) == id {
-			found = p[len(dir):]
-			return fs.SkipAll
+		rel := p[len(dir):]
+		if p == dir {
+			rel = "/"
+		}
+		if ino := inode(p); ino != 0 {
+			if _, seen := paths[ino]; !seen {
+				paths[ino] = rel
+			}
 		}
 		return nil
 	})
-	if found != "" {
-		c.cache[key] = found
-	}
-	return found
+	return paths
 }
 
 // inode is p's inode number, 0 when p cannot be stat'ed.

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCgroupRoots(t *testing.T) {
@@ -51,7 +52,8 @@ func TestCgroupPaths(t *testing.T) {
 	if err := os.WriteFile(mounts, []byte("cgroup "+v1+" cgroup rw,cpu 0 0\ncgroup2 "+v2+" cgroup2 rw 0 0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := &cgroupPaths{mounts: mounts, cache: map[cgroupKey]string{}}
+	now := time.Unix(1e9, 0)
+	c := &cgroupPaths{mounts: mounts, index: map[string]*cgroupIndex{}, now: func() time.Time { return now }}
 	for _, tt := range []struct {
 		name, filter, want string
 		id                 uint64
@@ -70,16 +72,25 @@ func TestCgroupPaths(t *testing.T) {
 			}
 		})
 	}
-	// A cached path that now has another inode is looked for again.
-	id := inode(filepath.Join(v2, "a/d"))
-	if got := c.text(id, "unified"); got != "unified:/a/d" {
-		t.Fatalf("got %q", got)
-	}
-	if err := os.Rename(filepath.Join(v2, "a/d"), filepath.Join(v2, "e/d")); err != nil {
+	// A cgroup made after the walk is found once a second has passed;
+	// a moved one, whose indexed path lost its inode, too.
+	if err := os.Mkdir(filepath.Join(v2, "new"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.text(id, "unified"); got != "unified:/e/d" {
-		t.Errorf("after a rename: got %q, want unified:/e/d", got)
+	id := inode(filepath.Join(v2, "new"))
+	if got := c.text(id, "unified"); got != "" {
+		t.Errorf("within a second of the walk: got %q, want nothing", got)
+	}
+	now = now.Add(cgroupRewalk)
+	if got := c.text(id, "unified"); got != "unified:/new" {
+		t.Errorf("a second later: got %q, want unified:/new", got)
+	}
+	if err := os.Rename(filepath.Join(v2, "new"), filepath.Join(v2, "e/moved")); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(cgroupRewalk)
+	if got := c.text(id, "unified"); got != "unified:/e/moved" {
+		t.Errorf("after a rename: got %q, want unified:/e/moved", got)
 	}
 }
 
