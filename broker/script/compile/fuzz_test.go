@@ -34,6 +34,9 @@ func FuzzCompile(f *testing.F) {
 		"struct F { int m; int n; } struct A { int x[4]; }\nu:/bin/work:add_one { $t = (1, \"s\", ((int8)2, (3, comm)), *(struct F *)arg0, ((struct A *)arg1)->x); @t = $t; print($t); printf(\"%d %s %d\\n\", $t.2.1.0, @t.1, $t.3.m + @t.4[2]); @s = sizeof($t) + sizeof($t.2); @k[$t.2] = $t.3; }",
 		`t:syscalls:sys_enter_openat { $p = args->filename; @f[tid] = $p; @g[tid] = @f[tid]; } t:syscalls:sys_exit_openat /@f[tid]/ { $q = pid > 1 ? @g[tid] : 0; $q = $q + 0; printf("%s %s %r\n", str(@f[tid]), str($q, 8), buf(@g[tid], 4)); @f[tid]++; delete(@f[tid]); }`,
 		`u:/bin/work:add_one { @[args->c, *args->n, args.n[1], args->us] = count(); printf("%s %d %s\n", str(args->foo), args->foo->c[2], args->foo->b); @s = sizeof(args->c) + ((struct Foo *)arg0)->a; }`,
+		// Issue 18's builtins: addresses, cgroup paths, the context, registers, enums.
+		"enum E { AA = 1 } struct M { char mac[6]; struct task_struct t; }\ni:ms:1 { @[pton(\"::1\"), macaddr(((struct M *)0)->mac)] = count(); print(pton(\"1.2.3.4\")[1]); @c = cgroup_path(cgroup, \"uni*\"); printf(\"%s %s %d %d\\n\", ntop(pton(\"10.0.0.1\")), macaddr(reg(\"sp\")), ctx->sample_period, AA); }",
+		`t:syscalls:sys_enter_nanosleep { @ = args->rqtp->tv_sec; } k:vfs_read { @r = reg("di") + ((struct task_struct *)ctx)->pid; }`,
 	} {
 		f.Add(s)
 	}

@@ -161,9 +161,17 @@ func FuzzParse(f *testing.F) {
 		f.Add(d)
 	}
 	f.Add(`struct Foo { unsigned int a:4, b:8, c:3, d:1, e:16; }`)
+	f.Add(`struct foo { char c; struct kernel_s k[2]; struct task_struct t; }`)
+	// What the kernel resolves: a struct of its own that nests another.
+	inner := &btf.Struct{Name: "inner", Size: 8, Members: []btf.Member{{Name: "x", Type: &btf.Int{Size: 8}}}}
+	kernel := map[string]btf.Type{
+		"struct kernel_s":    &btf.Struct{Name: "kernel_s", Size: 16, Members: []btf.Member{{Name: "in", Type: inner}, {Name: "f", Type: &btf.Float{Size: 4}, Offset: 64}}},
+		"struct task_struct": inner,
+	}
+	resolve := func(kind, name string) btf.Type { return kernel[kind+" "+name] }
 	f.Fuzz(func(t *testing.T, def string) {
 		types := Types{}
-		if Parse(def, types) != nil {
+		if ParseResolving(def, types, resolve) != nil {
 			return
 		}
 		for name, typ := range types {
