@@ -26,7 +26,7 @@ func (c *compiler) cgroupPathCall(in *instance, e *syntax.Call) ty {
 		c.errorf(e.From, e.To, "cgroup_path() takes up to 2 arguments (%d provided)", len(e.Args))
 		return t
 	}
-	if at := c.expr(in, e.Args[0]); at.k != kInt && at.k != kNone {
+	if at := c.expr(in, e.Args[0]); !computable(at) {
 		c.errorf(e.Args[0].Pos(), e.Args[0].End(), "cgroup_path() only supports integer arguments (%s provided)", typeClass(at))
 	}
 	if len(e.Args) == 2 {

@@ -126,7 +126,7 @@ func (c *compiler) macaddrCall(in *instance, e *syntax.Call) ty {
 		}
 		return t
 	}
-	if at.k != kInt && at.k != kNone {
+	if !computable(at) {
 		c.errorf(e.From, e.To, "macaddr() only supports array or pointer arguments (%s provided)", typeClass(at))
 	}
 	return t
