@@ -23,6 +23,8 @@ const (
 	// development kernel: each must go on passing wherever it
 	// applies. go test -update runs the whole suite and rewrites it.
 	passList = "../../testdata/bpftrace-0.17.pass"
+	// differList names the tests failed on purpose (ReadDiffers).
+	differList = "../../testdata/bpftrace-0.17.differ"
 )
 
 // TestSuite runs bpftrace 0.17's runtime tests against the tracebroker
@@ -115,6 +117,40 @@ func listed(t *testing.T, all []btsuite.Test) []btsuite.Test {
 		out = append(out, tt)
 	}
 	return out
+}
+
+// TestDiffers: the list of tests tracebroker fails on purpose names
+// tests of the suite, each once, each with why, and none of them is on
+// the pass list.
+func TestDiffers(t *testing.T) {
+	differ, err := btsuite.ReadDiffers(differList)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := btsuite.Load(suiteDir, btsuite.Machine())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, tt := range all {
+		ids[tt.ID()] = true
+	}
+	pass, err := os.ReadFile(passList)
+	if err != nil {
+		t.Fatal(err)
+	}
+	passing := map[string]bool{}
+	for _, id := range strings.Split(strings.TrimSpace(string(pass)), "\n") {
+		passing[id] = true
+	}
+	for id := range differ {
+		if !ids[id] {
+			t.Errorf("%s: no test %q in the suite", differList, id)
+		}
+		if passing[id] {
+			t.Errorf("%s: %q is on the pass list too", differList, id)
+		}
+	}
 }
 
 func indent(s string) string {

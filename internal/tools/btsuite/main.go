@@ -29,15 +29,23 @@ func main() {
 		jobs    = flag.Int("j", runtime.NumCPU()*2, "tests run side by side")
 		verbose = flag.Bool("v", false, "print the output of each failing test")
 		pass    = flag.String("pass", "", "write the IDs of the passing tests to this file")
+		differ  = flag.String("differ", "testdata/bpftrace-0.17.differ", "the tests failed on purpose, reported apart (\"\": none)")
 	)
 	flag.Parse()
-	if err := run(*bin, *src, *work, *filter, *jobs, *verbose, *pass); err != nil {
+	if err := run(*bin, *src, *work, *filter, *differ, *jobs, *verbose, *pass); err != nil {
 		fmt.Fprintln(os.Stderr, "btsuite:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, src, work, filter string, jobs int, verbose bool, passFile string) error {
+func run(bin, src, work, filter, differFile string, jobs int, verbose bool, passFile string) error {
+	differ := map[string]string{}
+	if differFile != "" {
+		var err error
+		if differ, err = btsuite.ReadDiffers(differFile); err != nil {
+			return err
+		}
+	}
 	if work == "" {
 		d, err := os.MkdirTemp("", "btsuite")
 		if err != nil {
@@ -73,21 +81,26 @@ func run(bin, src, work, filter string, jobs int, verbose bool, passFile string)
 			fmt.Printf("\tCommand: %s\n\tOutput:\n%s\n", r.Command, indent(r.Output))
 		}
 	})
-	var passed, failed, skipped []btsuite.Result
+	var passed, failed, differs, skipped []btsuite.Result
 	for _, r := range results {
 		switch {
 		case r.Status == btsuite.Pass:
 			passed = append(passed, r)
 		case r.Status == btsuite.Skip:
 			skipped = append(skipped, r)
+		case differ[r.Test.ID()] != "":
+			differs = append(differs, r)
 		default:
 			failed = append(failed, r)
 		}
 	}
-	fmt.Printf("\n%d tests, %d apply here: %d pass, %d fail; %d skip (%v)\n",
-		len(results), len(results)-len(skipped), len(passed), len(failed), len(skipped), time.Since(start).Round(time.Second))
+	fmt.Printf("\n%d tests, %d apply here: %d pass, %d fail, %d differ on purpose; %d skip (%v)\n",
+		len(results), len(results)-len(skipped), len(passed), len(failed), len(differs), len(skipped), time.Since(start).Round(time.Second))
 	for _, r := range skipped {
 		fmt.Printf("[    SKIP ] %s: %s\n", r.Test.ID(), r.Reason)
+	}
+	for _, r := range differs {
+		fmt.Printf("[  DIFFER ] %s: %s (%s)\n", r.Test.ID(), r.Reason, differ[r.Test.ID()])
 	}
 	for _, r := range failed {
 		fmt.Printf("[ %7s ] %s: %s\n", r.Status, r.Test.ID(), r.Reason)
