@@ -22,16 +22,7 @@ func TestTargetDebugFile(t *testing.T) {
 	run(t, "objcopy", "--strip-all", "--add-gnu-debuglink="+dbg, full, bin)
 	defer func(old string) { debugRoot = old }(debugRoot)
 	debugRoot = filepath.Join(dir, "debugroot")
-	f, err := elf.Open(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := elfdebug.BuildID(f)
-	f.Close()
-	if id == "" {
-		t.Skip("gcc made no build ID")
-	}
-	underRoot := filepath.Join(debugRoot, ".build-id", id[:2], id[2:]+".debug")
+	underRoot := buildIDPath(t, bin)
 	scope := &Scope{Allows: func(string) bool { return true }}
 	tests := []struct {
 		name   string
@@ -62,4 +53,20 @@ func TestTargetDebugFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// buildIDPath is where, under debugRoot, bin's separate debug file is
+// found by its build ID; the test skips when gcc made none.
+func buildIDPath(t *testing.T, bin string) string {
+	t.Helper()
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := elfdebug.BuildID(f)
+	f.Close()
+	if id == "" {
+		t.Skip("skipping: gcc made no build ID")
+	}
+	return filepath.Join(debugRoot, ".build-id", id[:2], id[2:]+".debug")
 }

@@ -520,16 +520,7 @@ func TestDebugFile(t *testing.T) {
 		check(t, false)
 	})
 	t.Run("build id", func(t *testing.T) {
-		f, err := elf.Open(bin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id := elfdebug.BuildID(f)
-		f.Close()
-		if id == "" {
-			t.Skip("skipping: gcc made no build ID")
-		}
-		p := filepath.Join(debugRoot, ".build-id", id[:2], id[2:]+".debug")
+		p := buildIDPath(t, bin)
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.Rename(dbg, p)
 		defer os.Rename(p, dbg)
