@@ -30,15 +30,17 @@ func main() {
 		verbose = flag.Bool("v", false, "print the output of each failing test")
 		pass    = flag.String("pass", "", "write the IDs of the passing tests to this file")
 		differ  = flag.String("differ", "testdata/bpftrace-0.17.differ", "the tests failed on purpose, reported apart (\"\": none)")
+		vm      = flag.Bool("vm", false, "only the tests that need what the development host lacks (btsuite.VMNeeds): what the kernel matrix's guests run")
+		attach  = flag.Duration("attach-timeout", btsuite.AttachTimeout, "how long a test may take to attach its probes (raise it under qemu's TCG)")
 	)
 	flag.Parse()
-	if err := run(*bin, *src, *work, *filter, *differ, *jobs, *verbose, *pass); err != nil {
+	if err := run(*bin, *src, *work, *filter, *differ, *jobs, *verbose, *pass, *vm, *attach); err != nil {
 		fmt.Fprintln(os.Stderr, "btsuite:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, src, work, filter, differFile string, jobs int, verbose bool, passFile string) error {
+func run(bin, src, work, filter, differFile string, jobs int, verbose bool, passFile string, vm bool, attach time.Duration) error {
 	differ := map[string]string{}
 	if differFile != "" {
 		var err error
@@ -58,13 +60,14 @@ func run(bin, src, work, filter, differFile string, jobs int, verbose bool, pass
 	if err != nil {
 		return err
 	}
+	env.AttachTimeout = attach
 	all, err := btsuite.Load(src, btsuite.Machine())
 	if err != nil {
 		return err
 	}
 	var tests []btsuite.Test
 	for _, t := range all {
-		if btsuite.Match(filter, t.ID()) {
+		if btsuite.Match(filter, t.ID()) && (!vm || env.ForVM(t)) {
 			tests = append(tests, t)
 		}
 	}
