@@ -43,6 +43,11 @@ var bannedKretprobes = map[string]bool{
 	"_raw_spin_unlock_irqrestore": true, "queued_spin_lock_slowpath": true,
 }
 
+// bannedKretprobe is bpftrace 0.17's refusal as it prints it when it
+// attaches ("ERROR: error: kretprobe:..."): refused here before
+// anything is attached, with the location, its words kept whole.
+const bannedKretprobe = "error: kretprobe:%s can't be used as it might lock up your system."
+
 // expandKprobe resolves kprobe:[MODULE:]FUNC[+OFFSET] and
 // kretprobe:[MODULE:]FUNC, FUNC possibly a wildcard. A wildcard makes
 // one kprobe.multi probe where the kernel has them and the block does
@@ -88,6 +93,13 @@ func (c *compiler) expandKprobe(p *syntax.Probe, s *syntax.ProbeSpec) []*instanc
 		c.errorf(s.From, s.To, "kprobes should be attached to a function")
 		return nil
 	}
+	// A banned function is refused whether or not this kernel can
+	// trace it (queued_spin_lock_slowpath is notrace on some), as
+	// bpftrace refuses it whatever the kernel says.
+	if kind == program.Kretprobe && bannedKretprobes[fn] {
+		c.errorf(s.From, s.To, bannedKretprobe, fn)
+		return nil
+	}
 	if !c.available(s, c.opts.Kprobes) {
 		return nil
 	}
@@ -111,7 +123,7 @@ func (c *compiler) expandKprobe(p *syntax.Probe, s *syntax.ProbeSpec) []*instanc
 	if kind == program.Kretprobe {
 		for _, f := range funcs {
 			if bannedKretprobes[f] {
-				c.errorf(s.From, s.To, "kretprobe:%s can't be used as it might lock up your system.", f)
+				c.errorf(s.From, s.To, bannedKretprobe, f)
 				return nil
 			}
 		}
