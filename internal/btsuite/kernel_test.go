@@ -127,6 +127,8 @@ func TestSuiteKernel(t *testing.T) {
 	counts := map[btsuite.Status]int{}
 	for _, r := range results {
 		counts[r.Status]++
+		// Each test's time under TCG is what the CI budget is made of.
+		t.Logf("%s: %s (%v)", r.Test.ID(), r.Status, r.Elapsed.Round(100*time.Millisecond))
 		switch {
 		case r.Status == btsuite.Pass:
 			pass = append(pass, r.Test.ID())
