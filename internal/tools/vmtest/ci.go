@@ -52,6 +52,11 @@ var ciSelection = []struct {
 	{"./bpf/probelist", nil},
 	// The interpreter against the kernel's own, on random programs.
 	{"./interp", []string{"TestDifferentialKernel"}},
+	// bpftrace 0.17's own runtime tests that need what the host lacks
+	// (kprobes, kfuncs, watchpoints, debugfs: btsuite.VMNeeds, chosen
+	// by what each test needs), against each kernel's list of those
+	// tracebroker passes there (testdata/bpftrace-0.17.vm-SERIES.pass).
+	{"./internal/btsuite", []string{"TestSuiteKernel"}},
 }
 
 // ciPackages are the packages and -test.run patterns of ciSelection.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 // TestCISelection: every test CI names exists in its package, so that a
@@ -51,6 +53,26 @@ func TestCISelection(t *testing.T) {
 	}
 	if !strings.Contains(s, "'/out/bin/broker.test' '-test.v=test2json' '-test.timeout=1m0s' '-test.count=1' '-test.run=^(TestEndToEnd|") {
 		t.Errorf("the broker's selection is not run:\n%s", s)
+	}
+}
+
+// TestKernelPassLists: every kernel the matrix boots has its list of
+// the suite's kernel tests, without which TestSuiteKernel skips there
+// and checks nothing; and the guest learns where the host's build of
+// the command is under the name the tests read.
+func TestKernelPassLists(t *testing.T) {
+	for name := range flavours {
+		list := filepath.Join("..", "..", "..", "testdata", "bpftrace-0.17.vm-"+name+".pass")
+		if _, err := os.Stat(list); err != nil {
+			t.Errorf("kernel %s: %v (run TestSuiteKernel with -update in its guest: README, Other kernels)", name, err)
+		}
+	}
+	if testBinEnv != kerneltest.BinaryEnv {
+		t.Errorf("the guest is given %s, the tests read %s", testBinEnv, kerneltest.BinaryEnv)
+	}
+	s := guestScript("/repo", "/out/bin", "/out/6.1", []string{"./bpf"}, nil, time.Minute, "/bin")
+	if !strings.Contains(s, "export "+kerneltest.BinaryEnv+"='/out/bin/tracebroker'\n") {
+		t.Errorf("the guest is not told where the command is:\n%s", s)
 	}
 }
 
