@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"slices"
 	"strings"
 
@@ -86,7 +87,75 @@ func WriteFor(w io.Writer, pattern string, verbose bool, pid int) error {
 	if p, ok := btftp.FuncProvider(provider); ok {
 		return btftp.ListFuncs(w, p, rest, verbose)
 	}
+	if !ok && strings.ContainsAny(pattern, "*?[") {
+		return bare(w, pattern, verbose)
+	}
 	return tracefs.List(w, pattern, verbose)
+}
+
+// bare is bpftrace 0.17's listing of a wildcard without a probe type
+// (-l '*do_nanosleep*'): the software, hardware and tracepoint probes it
+// matches, and the kprobes and kfuncs whose whole name
+// (kprobe:do_nanosleep, kfunc:vmlinux:do_nanosleep) it matches, merged
+// and sorted as the listing of everything is.
+func bare(w io.Writer, pattern string, verbose bool) error {
+	var b bytes.Buffer
+	if err := tracefs.List(&b, pattern, verbose); err != nil {
+		return err
+	}
+	var funcs bytes.Buffer
+	if kprobe.Supported() == nil {
+		if err := kprobe.List(&funcs, "kprobe", ""); err != nil {
+			return err
+		}
+	}
+	if bpf.HaveFentry() == nil {
+		if err := btftp.ListFuncs(&funcs, "kfunc", "", verbose); err != nil {
+			return err
+		}
+	}
+	return writeSorted(w, mergeBare(b.String(), funcs.String(), pattern))
+}
+
+// mergeBare is tracefs's listing of pattern and the blocks of funcs (a
+// listing of every kprobe and kfunc) whose probe pattern matches.
+func mergeBare(tracefs, funcs, pattern string) []string {
+	blocks := probeBlocks(tracefs)
+	for _, bl := range probeBlocks(funcs) {
+		name, _, _ := strings.Cut(bl, "\n")
+		if ok, err := path.Match(pattern, name); err == nil && ok {
+			blocks = append(blocks, bl)
+		}
+	}
+	return blocks
+}
+
+// probeBlocks splits a listing into each probe's block: its line and
+// the indented lines of its arguments that follow it.
+func probeBlocks(listing string) []string {
+	var blocks []string
+	for _, line := range strings.SplitAfter(listing, "\n") {
+		if line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, " ") && len(blocks) > 0 {
+			blocks[len(blocks)-1] += line
+			continue
+		}
+		blocks = append(blocks, line)
+	}
+	return blocks
+}
+
+func writeSorted(w io.Writer, blocks []string) error {
+	slices.Sort(blocks)
+	blocks = slices.Compact(blocks)
+	for _, bl := range blocks {
+		if _, err := io.WriteString(w, bl); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // all is bpftrace 0.17's listing of everything: software and hardware
@@ -108,27 +177,7 @@ func all(w io.Writer, verbose bool) error {
 			return err
 		}
 	}
-	// A probe's block is its line and the indented lines of its
-	// arguments that follow it.
-	var blocks []string
-	for _, line := range strings.SplitAfter(b.String(), "\n") {
-		if line == "" {
-			continue
-		}
-		if strings.HasPrefix(line, " ") && len(blocks) > 0 {
-			blocks[len(blocks)-1] += line
-			continue
-		}
-		blocks = append(blocks, line)
-	}
-	slices.Sort(blocks)
-	blocks = slices.Compact(blocks)
-	for _, bl := range blocks {
-		if _, err := io.WriteString(w, bl); err != nil {
-			return err
-		}
-	}
-	return nil
+	return writeSorted(w, probeBlocks(b.String()))
 }
 
 // notInSpec are the characters no probe spec has.
