@@ -474,6 +474,13 @@ func (c *compiler) expr1(in *instance, e syntax.Expr) ty {
 			return ty{k: kInt, signed: t.signed}
 		}
 		if e.Op == syntax.MUL {
+			if t.k == kInt && !t.ptr && computable(t) {
+				// bpftrace reads 8 bytes at an integer's address
+				// (*arg0, loads.bt's *kaddr("avenrun")), as this
+				// reads through a (uint64 *) cast of it.
+				t = ty{k: kInt, ptr: true, user: castUser(in, t), depth: 1, esize: 8}
+				in.types[e.X] = t
+			}
 			return c.deref(e, t)
 		}
 		c.errorf(e.OpPos, e.End(), "The unary %s operator is not supported yet", e.Op)

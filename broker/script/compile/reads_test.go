@@ -183,6 +183,10 @@ func TestReadClasses(t *testing.T) {
 			[]string{"str(0xffff888000000000): str() of an integer reads arbitrary kernel memory"}},
 		{"str of kaddr", `BEGIN { printf("%s\n", str(kaddr("linux_banner"))); }`, kernel | kaddr,
 			[]string{"str(kaddr(\"linux_banner\")): str() of kaddr() reads arbitrary kernel memory", "kaddr(\"linux_banner\"): kaddr() reveals a kernel address"}},
+		// * of an integer reads 8 bytes there, as bpftrace does
+		// (loads.bt's *kaddr("avenrun")).
+		{"deref of kaddr", `BEGIN { printf("%d\n", *kaddr("avenrun")); }`, kernel | kaddr, nil},
+		{"deref of an integer field", `t:syscalls:sys_enter_openat { @[*args->dfd] = count(); }`, ctx | kernel, nil},
 		{"kernel pointer field", `t:skb:kfree_skb { printf("%r\n", buf(args->skbaddr, 16)); }`, ctx | kernel,
 			[]string{"buf(args->skbaddr, 16): buf() of args->skbaddr, a kernel pointer, reads kernel memory"}},
 		{"kernel pointer deref", `t:skb:kfree_skb { @[*args->data] = count(); }`, ctx | kernel,
