@@ -26,9 +26,14 @@ var stockToolFailures = map[string]struct {
 	"loads": {regexp.MustCompile(`Failed to resolve kernel symbol: avenrun`), "kernel without the avenrun symbol"},
 	// glibc 2.34 moved pthread_create into libc; libpthread.so.0 is a
 	// stub. bpftrace 0.17 drops the probe silently and traces nothing.
+	// Kernel functions that a module has (md, xfs) or that a kernel
+	// renamed: not there to trace, for bpftrace 0.17 as for us.
+	"mdflush": {regexp.MustCompile(`md_flush_request is not traceable`), "the md module is not loaded"},
+	"xfsdist": {regexp.MustCompile(`xfs_file_\w+ is not traceable`), "the xfs module is not loaded"},
+	"swapin":  {regexp.MustCompile(`swap_readpage is not traceable`), "kernel that renamed swap_readpage to swap_read_folio (6.10 and later)"},
 	// Linux 6.14 renamed cfs_rq's nr_running to nr_queued; bpftrace
 	// 0.17 fails alike there.
-	"runqlen": {regexp.MustCompile(`'struct cfs_rq' does not contain a field named 'nr_running'`), "kernel whose cfs_rq has no nr_running (6.14 and later)"},
+	"runqlen":     {regexp.MustCompile(`'struct cfs_rq' does not contain a field named 'nr_running'`), "kernel whose cfs_rq has no nr_running (6.14 and later)"},
 	"threadsnoop": {regexp.MustCompile(`Could not resolve symbol: \S*libpthread\.so\.0:pthread_create`), "libpthread without pthread_create (glibc 2.34 and later)"},
 }
 

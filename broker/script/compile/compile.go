@@ -286,9 +286,9 @@ type compiler struct {
 	types []btf.Type
 	file  *syntax.File
 	opts  Options
-	// skipped is the first of a probe's uprobes skipped as unresolved
-	// (expand), for the error when all of them are.
-	skipped   error
+	// skipped is the first of a probe's places skipped as naming
+	// nothing here (unresolved), for the error when all of them are.
+	skipped   string
 	instances []*instance
 	maps      map[string]*mapInfo
 	mapOrder  []string
@@ -343,7 +343,7 @@ func (c *compiler) expand() {
 	block := 0
 	for _, p := range c.file.Probes {
 		errs, found := len(c.errs.errorsOnly()), 0
-		c.skipped = nil
+		c.skipped = ""
 		for _, s := range p.Specs {
 			ins := c.expandSpec(p, s)
 			found += len(ins)
@@ -484,13 +484,12 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 			return nil
 		}
 		targets, err := c.opts.Uprobes.Resolve(s.Parts[0], s.Parts[1])
-		if ns := (*uprobe.NoSymbolError)(nil); len(p.Specs) > 1 && errors.As(err, &ns) {
-			// One of a list: the others may still attach (expand
-			// refuses a probe none of whose places resolved).
-			c.warnf(s.From, s.To, "%v: skipped", err)
-			if c.skipped == nil {
-				c.skipped = err
-			}
+		if ns := (*uprobe.NoSymbolError)(nil); errors.As(err, &ns) {
+			c.unresolved(p, s, err.Error())
+			return nil
+		}
+		if err == nil && len(targets) == 0 {
+			c.unresolved(p, s, "No probes matched "+s.Raw)
 			return nil
 		}
 		if !c.matched(s, len(targets), err) {
@@ -523,6 +522,24 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 		c.errorf(s.From, s.To, "Invalid probe type: %s", s.Provider)
 	}
 	return nil
+}
+
+// unresolved reports that s, a place of p, names nothing on this host (a
+// function this kernel or this build of a library lacks). In a list the
+// others may still attach, so it is skipped with a warning: stock tools
+// list the names different kernels and builds use (biolatency.bt's
+// blk_account_io_start and __blk_account_io_start), and bpftrace goes on
+// without the missing ones. Alone it is an error, and expand refuses a
+// probe none of whose places resolved.
+func (c *compiler) unresolved(p *syntax.Probe, s *syntax.ProbeSpec, msg string) {
+	if len(p.Specs) < 2 {
+		c.errorf(s.From, s.To, "%s", msg)
+		return
+	}
+	c.warnf(s.From, s.To, "%s: skipped", msg)
+	if c.skipped == "" {
+		c.skipped = msg
+	}
 }
 
 // matched says whether resolving s found n probes there is room for,

@@ -1,6 +1,7 @@
 package compile
 
 import (
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -111,13 +112,13 @@ func (c *compiler) expandKprobe(p *syntax.Probe, s *syntax.ProbeSpec) []*instanc
 	wild := hasWildcard(fn)
 	switch {
 	case len(funcs) == 0 && wild:
-		c.errorf(s.From, s.To, "No probes matched %s", s.Raw)
+		c.unresolved(p, s, "No probes matched "+s.Raw)
 		return nil
 	case len(funcs) == 0 && module != "":
-		c.errorf(s.From, s.To, "%s is not a traceable function of module %s (is the module loaded?)", fn, module)
+		c.unresolved(p, s, fmt.Sprintf("%s is not a traceable function of module %s (is the module loaded?)", fn, module))
 		return nil
 	case len(funcs) == 0:
-		c.errorf(s.From, s.To, "%s is not traceable (either non-existing, inlined, or marked as \"notrace\")", fn)
+		c.unresolved(p, s, fmt.Sprintf("%s is not traceable (either non-existing, inlined, or marked as \"notrace\")", fn))
 		return nil
 	}
 	if kind == program.Kretprobe {

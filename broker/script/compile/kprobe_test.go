@@ -167,6 +167,33 @@ func storesString(insns asm.Instructions, s string) bool {
 	return false
 }
 
+// TestKprobeListSkips: in a list of kprobes, a function this kernel lacks
+// is skipped with a warning (stock tools list the names different kernels
+// use: biolatency.bt's blk_account_io_start and __blk_account_io_start).
+func TestKprobeListSkips(t *testing.T) {
+	src := `kprobe:blk_account_io_start, kprobe:vfs_read, kprobe:lookup_fast.constprop.* { @ = count(); }`
+	f, err := syntax.Parse("stdin", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, warns, err := Compile(f, Options{Kprobes: fakeKprobes{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Probes) != 1 || p.Probes[0].Name != "kprobe:vfs_read" {
+		t.Errorf("probes %v", p.Probes)
+	}
+	got := warns.Format("stdin", []byte(src))
+	for _, want := range []string{
+		`stdin:1:1-28: WARNING: blk_account_io_start is not traceable (either non-existing, inlined, or marked as "notrace"): skipped`,
+		`WARNING: No probes matched kprobe:lookup_fast.constprop.*: skipped`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings\n%s\nlack %q", got, want)
+		}
+	}
+}
+
 // TestKprobeErrors: what bpftrace refuses is refused with its words;
 // where it would warn and then fail to attach, the compiler refuses
 // with nothing attached.
@@ -185,6 +212,8 @@ func TestKprobeErrors(t *testing.T) {
 		{`kprobe:*:vfs_read { }`, fakeKprobes{}, "ERROR: kprobe probe module must be a module's name, without wildcards"},
 		{`kprobe:nosuch { }`, fakeKprobes{}, `ERROR: nosuch is not traceable (either non-existing, inlined, or marked as "notrace")`},
 		{`kprobe:nosuch* { }`, fakeKprobes{}, "ERROR: No probes matched kprobe:nosuch*"},
+		// A list skips what this kernel lacks, but not all of it.
+		{`kprobe:nosuch, kprobe:__nosuch { }`, fakeKprobes{}, "stdin:1:1-31: ERROR: none of the probe's 2 attach points resolved; the first: nosuch is not traceable"},
 		{`kprobe:vfs_read+1000000 { }`, fakeKprobes{}, "ERROR: Offset outside the function bounds ('vfs_read' size is 320)"},
 		{`kprobe:vfs_read+x { }`, fakeKprobes{}, `ERROR: Invalid offset "x" in kprobe:vfs_read+x`},
 		{`kretprobe:vfs_read+8 { }`, fakeKprobes{}, "ERROR: Offset not allowed"},
