@@ -137,6 +137,12 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./broker/script/ctypes/
 	$(GO) test -run='^$$' -fuzz=FuzzParseNotes -fuzztime=$(FUZZTIME) ./bpf/usdt/
 	$(GO) test -run='^$$' -fuzz=FuzzParseArgs -fuzztime=$(FUZZTIME) ./bpf/usdt/
+	$(GO) test -run='^$$' -fuzz=FuzzProcess -fuzztime=$(FUZZTIME) ./broker/script/cpp/
+	$(GO) test -run='^$$' -fuzz=FuzzSplitSpec -fuzztime=$(FUZZTIME) ./broker/script/syntax/
+	$(GO) test -run='^$$' -fuzz=FuzzGlob -fuzztime=$(FUZZTIME) ./bpf/uprobe/
+	$(GO) test -run='^$$' -fuzz=FuzzCgroupRoots -fuzztime=$(FUZZTIME) ./broker/
+	$(GO) test -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./internal/dwarfargs/
+	$(GO) test -run='^$$' -fuzz=FuzzQuote -fuzztime=$(FUZZTIME) ./plugins/examples/internal/script/
 	$(GO) test -run='^$$' -fuzz=FuzzDescribe -fuzztime=$(FUZZTIME) ./plugins/
 
 # Start-up cost side by side with bpftrace (apt-get install bpftrace),
