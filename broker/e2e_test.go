@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,7 +27,9 @@ import (
 func TestMain(m *testing.M) {
 	// DetachInBackground re-runs this binary as its release helper.
 	bpf.RunReleaseHelper()
-	if os.Getenv("TB_WORKLOAD") == "1" {
+	// A workload is started with its own words; the fuzzing engine's
+	// workers inherit TB_WORKLOAD too, but run with -test. flags.
+	if os.Getenv("TB_WORKLOAD") == "1" && !slices.ContainsFunc(os.Args[1:], func(a string) bool { return strings.HasPrefix(a, "-test.") }) {
 		os.Exit(workload(os.Args[1:]))
 	}
 	os.Setenv("TB_WORKLOAD", "1")
