@@ -89,6 +89,8 @@ type interpSession struct {
 // they read or do exists only in the kernel at the event.
 var interpUnsupported = map[asm.BuiltinFunc]string{
 	asm.FnSendSignal: "signal()",
+	// The kernel's trace buffer, written at the event.
+	asm.FnTracePrintk: "debugf()",
 }
 
 // interpCapable refuses, before anything is loaded, a program that

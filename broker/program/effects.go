@@ -48,6 +48,9 @@ func Effects(insns asm.Instructions) []string {
 // effectHelpers change the system they trace.
 var effectHelpers = map[asm.BuiltinFunc]bool{
 	asm.FnSendSignal: true, asm.FnSendSignalThread: true,
+	// The host's trace buffer, which every tracer shares (debugf()):
+	// a token holder could fill it, or forge lines in it.
+	asm.FnTracePrintk: true, asm.FnTraceVprintk: true,
 }
 
 // helperName is a helper's C name (bpf_send_signal), or its number when

@@ -894,6 +894,9 @@ func (c *compiler) call(in *instance, e *syntax.Call) ty {
 	case e.Name == "printf":
 		c.printf(in, e)
 		return tVoid
+	case e.Name == "debugf":
+		c.debugf(in, e)
+		return tVoid
 	case e.Name == "cat" || e.Name == "system":
 		// The host formats a path (cat) or a command line (system) as
 		// printf formats its text, then reads the file or runs the

@@ -203,6 +203,9 @@ func TestErrors(t *testing.T) {
 		{`BEGIN { @n = count(); @y = @n; @y = 2; }`, "ERROR: Type mismatch for @y: trying to assign value of type 'int64' when map already contains a value of type 'count'"},
 		{`BEGIN { @n = count(); $x = @n; @z = $x; @w = @z + 1; }`, "ERROR: Type mismatch for '+': comparing 'count' with 'int64'"},
 		{`BEGIN { @n = count(); @a[@n] = 1; }`, "ERROR: count can not be used as a map key"},
+		{`BEGIN { debugf("%d %d %d %d", 1, 2, 3, 4); }`, "stdin:1:9-42: ERROR: debugf: Cannot use more than 3 conversion specifiers"},
+		{`BEGIN { debugf("%s", kstack); }`, "ERROR: debugf: only integers and strings can be printed (kstack supplied)"},
+		{`BEGIN { debugf("%d", 1, 2); }`, "ERROR: debugf: Too many arguments for format string (2 supplied, 1 expected)"},
 		// A list skips what does not resolve, but not all of it.
 		{`uprobe:/bin/work:nosuch, uretprobe:/bin/work:nosuch2 { @ = count(); }`, "stdin:1:1-53: ERROR: none of the probe's 2 attach points resolved; the first: Could not resolve symbol: /bin/work:nosuch"},
 		{`uprobe:/nosuch:f, uprobe:/bin/work:add_one { @ = count(); }`, "ERROR: uprobe target file '/nosuch' does not exist or is not executable"},

@@ -611,6 +611,8 @@ func (g *gen) voidCall(e *syntax.Call) {
 	switch e.Name {
 	case "printf":
 		g.printf(e)
+	case "debugf":
+		g.debugf(e)
 	case "cat", "system":
 		f := g.printf(e)
 		f.Action = e.Name
