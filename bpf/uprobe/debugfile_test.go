@@ -16,12 +16,7 @@ import (
 func TestTargetDebugFile(t *testing.T) {
 	dir := t.TempDir()
 	full := buildC(t, dir, "full", "-g", "-Wl,--build-id")
-	bin := filepath.Join(dir, "bin")
-	dbg := filepath.Join(dir, "bin.debug")
-	run(t, "objcopy", "--only-keep-debug", full, dbg)
-	run(t, "objcopy", "--strip-all", "--add-gnu-debuglink="+dbg, full, bin)
-	defer func(old string) { debugRoot = old }(debugRoot)
-	debugRoot = filepath.Join(dir, "debugroot")
+	bin, dbg := splitDebug(t, dir, full)
 	underRoot := buildIDPath(t, bin)
 	scope := &Scope{Allows: func(string) bool { return true }}
 	tests := []struct {
@@ -69,4 +64,19 @@ func buildIDPath(t *testing.T, bin string) string {
 		t.Skip("skipping: gcc made no build ID")
 	}
 	return filepath.Join(debugRoot, ".build-id", id[:2], id[2:]+".debug")
+}
+
+// splitDebug strips full into dir/bin, with its debug information in
+// dir/bin.debug beside it (linked by .gnu_debuglink), and points the
+// build-ID lookup at dir/debugroot, empty, until the test ends.
+func splitDebug(t *testing.T, dir, full string) (bin, dbg string) {
+	t.Helper()
+	bin = filepath.Join(dir, "bin")
+	dbg = filepath.Join(dir, "bin.debug")
+	run(t, "objcopy", "--only-keep-debug", full, dbg)
+	run(t, "objcopy", "--strip-all", "--add-gnu-debuglink="+dbg, full, bin)
+	old := debugRoot
+	t.Cleanup(func() { debugRoot = old })
+	debugRoot = filepath.Join(dir, "debugroot")
+	return bin, dbg
 }

@@ -469,13 +469,8 @@ func TestDebugFile(t *testing.T) {
 	}
 
 	// bin (stripped) + bin.debug next to it, linked.
-	bin := filepath.Join(dir, "bin")
-	dbg := filepath.Join(dir, "bin.debug")
-	run(t, "objcopy", "--only-keep-debug", full, dbg)
-	run(t, "objcopy", "--strip-all", "--add-gnu-debuglink="+dbg, full, bin)
-	// No build-ID lookup may find it: point the debug root at an empty dir.
-	defer func(old string) { debugRoot = old }(debugRoot)
-	debugRoot = filepath.Join(dir, "debugroot")
+	// No build-ID lookup may find it: the debug root is an empty dir.
+	bin, dbg := splitDebug(t, dir, full)
 
 	check := func(t *testing.T, wantFound bool) {
 		t.Helper()
