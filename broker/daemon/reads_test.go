@@ -190,17 +190,7 @@ func TestAttacksReadScope(t *testing.T) {
 		files, _ := filepath.Glob(filepath.Join(d.attest, "*.dsse.json"))
 		return len(files)
 	}
-	run := func(t *testing.T, tok, script string, work func(*testing.T)) *traceRun {
-		t.Helper()
-		r := d.start(t, tok, &pb.TraceRequest{Name: "stdin", Source: []byte(script)})
-		if work != nil {
-			d.attached(t, 1, r)
-			work(t)
-			close(r.interrupt)
-		}
-		r.wait(t)
-		return r
-	}
+	run := d.trace
 	refusals, admissions := 0, 0
 	for _, tt := range rows {
 		t.Run(tt.name, func(t *testing.T) {
@@ -292,6 +282,20 @@ type auditRecord struct {
 
 // auditRecords reads the audit log at path, all its files if it
 // rotated, once they verify as one chain.
+// trace runs script with token tok to its end: when work is given, it
+// runs once the probe is attached, and then the trace is interrupted.
+func (d *testDaemon) trace(t *testing.T, tok, script string, work func(*testing.T)) *traceRun {
+	t.Helper()
+	r := d.start(t, tok, &pb.TraceRequest{Name: "stdin", Source: []byte(script)})
+	if work != nil {
+		d.attached(t, 1, r)
+		work(t)
+		close(r.interrupt)
+	}
+	r.wait(t)
+	return r
+}
+
 func auditRecords(t *testing.T, path string) []auditRecord {
 	t.Helper()
 	files, err := audit.Files(path)

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
 	"github.com/tracebroker/tracebroker/broker/token"
 )
 
@@ -55,14 +54,7 @@ func TestUprobeArgsScopes(t *testing.T) {
 	}
 	run := func(t *testing.T, scope, script string, work func(*testing.T)) *traceRun {
 		t.Helper()
-		r := d.start(t, d.token(t, token.IssueOptions{Scope: scope}), &pb.TraceRequest{Name: "stdin", Source: []byte(script)})
-		if work != nil {
-			d.attached(t, 1, r)
-			work(t)
-			close(r.interrupt)
-		}
-		r.wait(t)
-		return r
+		return d.trace(t, d.token(t, token.IssueOptions{Scope: scope}), script, work)
 	}
 	probe1 := "trace probe:uprobe:" + bin + ":function1"
 	probe2 := "trace probe:uprobe:" + bin + ":function2"
