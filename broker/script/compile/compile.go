@@ -160,7 +160,7 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 	}
 	c.lenient, c.guessInt = false, false
 	// The lenient passes' notes go; expand's warnings (a list's
-	// uprobes skipped) stay.
+	// places skipped as naming nothing here) stay.
 	c.errs = expandWarns
 	for _, in := range c.instances {
 		c.check(in)
@@ -214,6 +214,17 @@ func (l errList) errorsOnly() syntax.ErrorList {
 		}
 	}
 	return out
+}
+
+// errors counts the errors noted so far, warnings left out.
+func (l errList) errors() int {
+	n := 0
+	for _, e := range l {
+		if !e.Warning {
+			n++
+		}
+	}
+	return n
 }
 
 func (l errList) unique() errList {
@@ -342,7 +353,7 @@ func (c *compiler) expand() {
 	seen := map[string]bool{}
 	block := 0
 	for _, p := range c.file.Probes {
-		errs, found := len(c.errs.errorsOnly()), 0
+		errs, found := c.errs.errors(), 0
 		c.skipped = ""
 		for _, s := range p.Specs {
 			ins := c.expandSpec(p, s)
@@ -363,7 +374,7 @@ func (c *compiler) expand() {
 				c.instances = append(c.instances, in)
 			}
 		}
-		if found == 0 && len(c.errs.errorsOnly()) == errs && len(p.Specs) > 0 {
+		if found == 0 && c.errs.errors() == errs && len(p.Specs) > 0 {
 			// Every place skipped: bpftrace 0.17 goes on without the
 			// probe, tracing nothing for it and saying nothing.
 			first, last := p.Specs[0], p.Specs[len(p.Specs)-1]
