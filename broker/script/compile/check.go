@@ -993,7 +993,7 @@ func (c *compiler) printf(in *instance, e *syntax.Call) {
 		switch want := printfWants(v); {
 		case want == "buffer" && !buffer && t.k != kStr,
 			want == "string" && (t.k != kStr && t.k != kBlob || buffer) && !c.printsTuple(e, t),
-			want == "integer" && (t.k != kInt || !computable(t)):
+			want == "integer" && !computable(t):
 			c.errorf(a.Pos(), a.End(), "printf: %%%s specifier expects a value of type %s (%s supplied)", v[len(v)-1:], want, typeClass(t))
 		}
 	}
