@@ -182,3 +182,47 @@ func VerifyManifest(envelope []byte, digest string, trust *Trust, role Role) (Id
 		Verified: true,
 	}, nil
 }
+
+// ReadSigned reads the file at path once, at most limit bytes, and
+// verifies its manifest (sigPath; "" is path+".sig") against exactly the
+// bytes it returns: what the caller parses and loads is what was
+// verified, whatever happens to the file afterwards. The Identity is
+// returned as VerifyArtifact returns it, refusal or not; the data is
+// returned with every refusal but ReasonUnreadable and ReasonTooLarge of
+// the file itself, so that the caller can judge an unsigned file.
+func ReadSigned(path, sigPath string, limit int64, trust *Trust, role Role) ([]byte, Identity, error) {
+	if sigPath == "" {
+		sigPath = path + SigSuffix
+	}
+	id := Identity{Path: path}
+	data, err := regfile.ReadFile(path, limit)
+	if err != nil {
+		var se *regfile.TooLargeError
+		reason := ReasonUnreadable
+		if errors.As(err, &se) {
+			reason = ReasonTooLarge
+		}
+		id.Reason = string(reason)
+		return nil, id, refuse(reason, "%v", err)
+	}
+	sum := sha256.Sum256(data)
+	id.Digest = hex.EncodeToString(sum[:])
+	env, err := regfile.ReadFile(sigPath, MaxEnvelopeSize)
+	if err != nil {
+		var se *regfile.TooLargeError
+		var verr error
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			verr = refuse(ReasonUnsigned, "no manifest %s", sigPath)
+		case errors.As(err, &se):
+			verr = refuse(ReasonTooLarge, "%v", err)
+		default:
+			verr = refuse(ReasonUnreadable, "manifest: %v", err)
+		}
+		id.Reason = string(verr.(*VerifyError).Reason)
+		return data, id, verr
+	}
+	got, err := VerifyManifest(env, id.Digest, trust, role)
+	got.Path = path
+	return data, got, err
+}

@@ -14,10 +14,13 @@ const (
 	RoleGenerator Role = "generator"
 	RoleCollector Role = "collector"
 	RolePolicy    Role = "policy"
+	// RoleProgram signs a program-only object: the eBPF ELF file itself
+	// (the signature covers the program; gatekeeper covers=program).
+	RoleProgram Role = "program"
 )
 
 // Roles lists the roles an artifact may be signed for.
-var Roles = []Role{RoleBroker, RoleGenerator, RoleCollector, RolePolicy}
+var Roles = []Role{RoleBroker, RoleGenerator, RoleCollector, RolePolicy, RoleProgram}
 
 const (
 	// PayloadType is the DSSE payload type of every envelope.
