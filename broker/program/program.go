@@ -35,6 +35,9 @@ type Program struct {
 	Maps []*ebpf.MapSpec
 	// Schema describes every event and user map for decoding and printing.
 	Schema Schema
+	// Object, when set, says the program is a clang-built object's: Maps
+	// and Schema are empty and Object says what there is instead.
+	Object *Object `json:"-"`
 }
 
 // ProbeKind says how a probe is attached.
