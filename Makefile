@@ -8,7 +8,7 @@ SCRIPT  ?= tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }
 VERSION ?=
 LDFLAGS := $(if $(VERSION),-X github.com/tracebroker/tracebroker/internal/version.Version=$(VERSION))
 
-.PHONY: build run test fuzz bench sign release clean vmtest vmtest-ci vmtest-smoke suite
+.PHONY: build run test fuzz bench sign release clean vmtest vmtest-ci vmtest-smoke suite testobjects
 
 build:
 	$(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tracebroker
@@ -144,6 +144,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./internal/dwarfargs/
 	$(GO) test -run='^$$' -fuzz=FuzzQuote -fuzztime=$(FUZZTIME) ./plugins/examples/internal/script/
 	$(GO) test -run='^$$' -fuzz=FuzzDescribe -fuzztime=$(FUZZTIME) ./plugins/
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./bpf/object/
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./broker/output/
 
 # Start-up cost side by side with bpftrace (apt-get install bpftrace),
 # plus the Go micro-benchmarks.
@@ -160,3 +162,13 @@ clean:
 SUITE ?= *
 suite: build
 	$(GO) run ./internal/tools/btsuite -bin $(BIN) -filter '$(SUITE)'
+
+# The clang-built eBPF objects the tests run (testdata/objects), rebuilt
+# from their sources; committed, so that tests need no clang. Needs clang
+# and libbpf-dev. Debug info is stripped (BTF stays) and paths are
+# relative, so a rebuild with the same clang gives the same bytes.
+OBJECT_SRCS := $(wildcard testdata/objects/*.bpf.c)
+testobjects: $(OBJECT_SRCS:.c=.o)
+testdata/objects/%.bpf.o: testdata/objects/%.bpf.c
+	clang -target bpf -O2 -g -I/usr/include/$$(uname -m)-linux-gnu -fdebug-prefix-map=$(CURDIR)=. -c $< -o $@
+	llvm-strip -g $@

@@ -68,6 +68,14 @@ func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *Admissi
 		}
 		gen = attest.Generator{Name: g.Name, Version: g.Version, Identity: g.Identity}
 	}
+	if o := req.Object; o != nil {
+		// A precompiled object is its own source: its digest, which
+		// its signature (when it has one) covers, and who signed it.
+		src = attest.Source{Kind: "object", Name: o.Name, Digest: o.Digest}
+		text = nil
+		gen = attest.Generator{Name: ObjectGenerator, Identity: o.Signature}
+	}
+	specs = mapInfos(prog, specs)
 	envs := make([]store.Envelope, len(prog.Probes))
 	for i, probe := range prog.Probes {
 		var maps []attest.MapInfo
@@ -109,4 +117,16 @@ func requesterSubject(r attest.Requester) string {
 		return r.TokenSubject
 	}
 	return fmt.Sprintf("uid:%d", r.UID)
+}
+
+// mapInfos adds a precompiled object's maps, which its Program's Maps do
+// not list, to specs.
+func mapInfos(prog *program.Program, specs map[string]attest.MapInfo) map[string]attest.MapInfo {
+	if prog.Object == nil {
+		return specs
+	}
+	for _, m := range prog.Object.Spec.Maps {
+		specs[m.Name] = attest.MapInfo{Name: m.Name, Type: m.Type.String(), KeySize: m.KeySize, ValueSize: m.ValueSize, MaxEntries: m.MaxEntries}
+	}
+	return specs
 }

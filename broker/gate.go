@@ -116,6 +116,9 @@ func admit(g *Gate, req *Request, prog *program.Program) (*Admission, error) {
 				r.Form = abi.FormBytecode
 			}
 		}
+		if o := req.Object; o != nil {
+			o.signedFacts(&r)
+		}
 		r.ProgramType = strings.ToLower(p.Kind.String()) // begin, tracepoint, ...
 		r.InsnCount = uint32(len(p.Insns))
 		r.Helpers0, r.Helpers1, r.Helpers2, r.Helpers3 = helpersUsed(p.Insns)

@@ -79,6 +79,9 @@ type Request struct {
 	// Collectors says which static collectors interpreter mode may load:
 	// they must verify for role collector unless Unsigned.
 	Collectors collector.Trust
+	// Object, when set, is a precompiled eBPF object to run instead of
+	// a script (OpenObject).
+	Object *Object
 	// Generator, when set, says that a plugin generated the program:
 	// Source is its script (compiled as usual), or Generator.Program its
 	// eBPF. Its identity, not this broker's, is the program's source.
@@ -243,6 +246,9 @@ func Run(ctx context.Context, req Request) (err error) {
 		if err := unix.Kill(req.PID, 0); err != nil && !errors.Is(err, unix.EPERM) {
 			return fmt.Errorf("process %d: %w", req.PID, err)
 		}
+	}
+	if req.Object != nil {
+		return runObject(ctx, &req)
 	}
 
 	var prog *program.Program

@@ -116,7 +116,7 @@ func newSignCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&keyPath, "key", "", "the signing key (`PATH` to a PKCS#8 PEM)")
-	f.StringVar(&role, "role", "", "broker, generator, collector or policy")
+	f.StringVar(&role, "role", "", "broker, generator, collector, policy or program (an eBPF object)")
 	f.StringVar(&p.Name, "name", "", "the artifact's name (default: the file's base name)")
 	f.StringVar(&p.Version, "version", "", "the artifact's version")
 	return cmd

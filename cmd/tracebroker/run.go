@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/bpf/object"
 	"github.com/tracebroker/tracebroker/broker"
 	"github.com/tracebroker/tracebroker/gatekeeper"
 )
@@ -32,21 +33,33 @@ func newRunCmd() *cobra.Command {
 		pf        pluginFlags
 
 		unsignedCollectors bool
+		objSig             string
 	)
 	cmd := &cobra.Command{
-		Use:   "run [flags] [FILE | -e PROGRAM | --gen NAME] [ARG...]",
+		Use:   "run [flags] [FILE | -e PROGRAM | --gen NAME | OBJECT.bpf.o] [ARG...]",
 		Short: "Compile a script to eBPF and trace the kernel (embedded, no daemon)",
 		Example: `  tracebroker run -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'
   tracebroker run -d 5s -e 'tracepoint:raw_syscalls:sys_enter { @[pid, comm] = count(); }'
   tracebroker run -c 'ls /' -e 'tracepoint:syscalls:sys_enter_openat /pid == cpid/ { printf("%s\n", str(args->filename)); }'
   tracebroker run -f json script.bt
   tracebroker run -e 'BEGIN { printf("%s %d\n", str($1), $2); exit(); }' hello 42
-  tracebroker run --gen opensnoop --param path=/etc --plugin-dir ./plugins --trust release.pub`,
+  tracebroker run --gen opensnoop --param path=/etc --plugin-dir ./plugins --trust release.pub
+  tracebroker run --default strict --trust release.pub opensnoop.bpf.o   # signed: opensnoop.bpf.o.sig`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
-			if req.Name, req.Source, req.Args, err = pf.script(program, args); err != nil {
+			objPath := ""
+			if program == "" && pf.gen == "" && len(args) > 0 && object.IsFile(args[0]) {
+				// An eBPF object, not a script: run as it is, if its
+				// signature and the gatekeeper allow.
+				if len(args) > 1 {
+					return fmt.Errorf("%s is an eBPF object: it takes no positional parameters", args[0])
+				}
+				objPath = args[0]
+			} else if req.Name, req.Source, req.Args, err = pf.script(program, args); err != nil {
 				return err
+			} else if objSig != "" {
+				return errors.New("--sig goes with an eBPF object (run OBJECT.bpf.o)")
 			}
 			if duration != "" {
 				d, err := parseDuration(duration)
@@ -85,6 +98,11 @@ func newRunCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if objPath != "" {
+				if req.Object, err = broker.OpenObject(objPath, objSig, trust); err != nil {
+					return err
+				}
+			}
 			if pf.gen != "" {
 				if err := pf.generate(ctx, &req, state, trust); err != nil {
 					return interrupted(ctx, err)
@@ -128,6 +146,7 @@ func newRunCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVarP(&program, "program", "e", "", "the script to run")
+	f.StringVar(&objSig, "sig", "", "an eBPF object's signature (default: OBJECT.sig, made by attest sign --role program)")
 	f.StringVarP(&req.Command, "command", "c", "", "run `CMD` (with its args), trace it (cpid is its pid) and stop when it exits")
 	f.VarP(pidValue[int]{&req.PID}, "pid", "p", "stop when process `PID` exits")
 	f.StringVarP(&req.Format, "format", "f", "text", "output format: text or json")

@@ -1,0 +1,422 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/bpf/object"
+	"github.com/tracebroker/tracebroker/bpf/uprobe"
+	"github.com/tracebroker/tracebroker/broker/output"
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/gatekeeper"
+	"github.com/tracebroker/tracebroker/gatekeeper/abi"
+)
+
+// Object is a precompiled eBPF object to run instead of a script: the
+// bytes that were verified, and what their signature covers.
+type Object struct {
+	// Name is what the object is called in messages, decisions and
+	// attestations: its path.
+	Name string
+	// Data is the ELF object, read once: what was verified is what is
+	// parsed and loaded.
+	Data []byte
+	// Digest is Data's hex SHA-256.
+	Digest string
+	// Covers is what the signature that verified covers (abi.Covers*),
+	// 0 when nothing verified; Signature is that signature's identity
+	// (Verified, Signer), or the refusal (Reason) of an unsigned object.
+	Covers    uint8
+	Signature attest.Identity
+}
+
+// unsignedReasons are the verification refusals that leave an object
+// merely unsigned: no signature, or one by a key this host does not
+// trust. Every other refusal (a digest that does not match, a bad
+// signature, a malformed or unreadable envelope) says the object or its
+// signature was tampered with, and refuses it whatever the policy.
+var unsignedReasons = map[string]bool{string(attest.ReasonUnsigned): true, string(attest.ReasonUntrustedKey): true}
+
+// OpenObject reads a program-only object and its signature (sigPath, ""
+// for path.sig) for role program. An unsigned object, or one signed by
+// an untrusted key, opens with Covers 0 for the gatekeeper to judge; a
+// signature that fails any other way is an error, as is a file that is
+// not an ELF object.
+func OpenObject(path, sigPath string, trust *attest.Trust) (*Object, error) {
+	data, id, err := attest.ReadSigned(path, sigPath, object.MaxSize, trust, attest.RoleProgram)
+	if data == nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err != nil && !unsignedReasons[id.Reason] {
+		return nil, fmt.Errorf("%s: the signature does not verify: %w", path, err)
+	}
+	if !object.IsELF(data) {
+		return nil, fmt.Errorf("%s: not an ELF object", path)
+	}
+	o := &Object{Name: path, Data: data, Digest: id.Digest, Signature: id}
+	if id.Verified {
+		o.Covers = abi.CoversProgram
+	}
+	return o, nil
+}
+
+// signedFacts are the Request fields that say what an object's
+// signature covers and who signed it.
+func (o *Object) signedFacts(r *gatekeeper.Request) {
+	r.Form = abi.FormBytecode
+	r.Covers = o.Covers
+	r.ProgramSigned = o.Covers != 0 && o.Signature.Verified
+	r.ProgramSigner = ""
+	if r.ProgramSigned {
+		r.ProgramSigner = o.Signature.Signer
+	}
+	// Nothing generated it here: the generator fields are empty, the
+	// broker's stay (it is what loads the object).
+	r.Generator, r.GeneratorDigest, r.GeneratorSigner, r.GeneratorVerified = ObjectGenerator, "", "", false
+	r.Artifact = o.Name
+}
+
+// ObjectGenerator is the generator name of a program-only object's
+// programs, in Requests and attestations: nothing generated them here.
+const ObjectGenerator = "object"
+
+// resolveObjectUprobes turns each uprobe's function into its file
+// offset, as libbpf does for uprobe/PATH:FUNC sections.
+func resolveObjectUprobes(prog *program.Program) error {
+	syms := map[string][]uprobe.Symbol{}
+	for _, p := range prog.Probes {
+		if p.Kind != program.Uprobe && p.Kind != program.Uretprobe {
+			continue
+		}
+		list, ok := syms[p.Path]
+		if !ok {
+			var err error
+			if list, err = uprobe.Functions(p.Path); err != nil {
+				return fmt.Errorf("%s: %w", p.Name, err)
+			}
+			syms[p.Path] = list
+		}
+		i := slices.IndexFunc(list, func(s uprobe.Symbol) bool { return s.Name == p.Event })
+		if i < 0 {
+			return fmt.Errorf("%s: no function %s in %s", p.Name, p.Event, p.Path)
+		}
+		p.Offset += list[i].Offset
+	}
+	return nil
+}
+
+// runObject is Run for a program-only object: parsed, judged by the
+// gatekeeper as any program is, attested, loaded and attached as the
+// object declares; its records are printed as they come and its maps at
+// the end, decoded by their BTF types.
+func runObject(ctx context.Context, req *Request) error {
+	o := req.Object
+	prog, err := object.Parse(o.Name, o.Data)
+	if err != nil {
+		return err
+	}
+	if err := resolveObjectUprobes(prog); err != nil {
+		return err
+	}
+	if req.Authorize != nil {
+		if err := req.Authorize(prog); err != nil {
+			return err
+		}
+	}
+	gate := req.Gate
+	if gate == nil {
+		if gate, err = defaultGate(); err != nil {
+			return err
+		}
+	}
+	adm, err := admit(gate, req, prog)
+	if err != nil {
+		return err
+	}
+	mode, err := chooseMode(req.Mode, adm)
+	if err != nil {
+		return err
+	}
+	adm.Mode = mode
+	if req.Verbose {
+		fmt.Fprintln(req.Stderr, adm.describe())
+	}
+	if mode != gatekeeper.ModeJIT {
+		return fmt.Errorf("%s: the gatekeeper allows this object only in the interpreter, which does not run precompiled objects yet", o.Name)
+	}
+	if err := notStarted(ctx); err != nil {
+		return err
+	}
+	if req.Admitted != nil {
+		req.Admitted(adm)
+	}
+	if req.Attest != nil {
+		files, err := attestPrograms(req.Attest, req, prog, adm)
+		if err != nil {
+			return fmt.Errorf("attestation: %w", err)
+		}
+		if req.Verbose {
+			for _, f := range files {
+				fmt.Fprintf(req.Stderr, "Attested: %s\n", f)
+			}
+		}
+	}
+	if err := notStarted(ctx); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	sess, err := bpf.LoadObject(prog, bpf.Options{PID: req.PID})
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	if req.Verbose {
+		for i, p := range sess.Programs() {
+			info, _ := p.Info()
+			id, _ := info.ID()
+			fmt.Fprintf(req.Stderr, "Program %s (%s): %d instructions, id %d\n", prog.Probes[i].Name, prog.Object.Progs[i], len(prog.Probes[i].Insns), id)
+		}
+		fmt.Fprintf(req.Stderr, "Loaded %d programs and %d maps in %v\n", len(prog.Probes), len(prog.Object.Spec.Maps), time.Since(t0).Round(time.Microsecond))
+	}
+	return executeObject(ctx, req, prog, sess, adm)
+}
+
+// executeObject runs a loaded object to its end: attach, print records
+// until a signal, -d, -c's or -p's process ends it, then detach, print
+// what is left and the maps.
+func executeObject(ctx context.Context, req *Request, prog *program.Program, sess *bpf.ObjectSession, adm *Admission) (err error) {
+	var kid *child
+	if req.Command != "" {
+		if kid, err = startChild(req.Command); err != nil {
+			return err
+		}
+		defer kid.kill()
+	}
+	p := newObjectPrinter(req, prog.Object)
+	if !req.Quiet {
+		p.attached(len(prog.Probes))
+	}
+	if err := sess.Attach(ctx); err != nil {
+		return err
+	}
+	if kid != nil {
+		if err := kid.start(); err != nil {
+			return fmt.Errorf("start child: %w", err)
+		}
+	}
+	if req.Attached != nil {
+		req.Attached(adm)
+	}
+	stop := make(chan struct{})
+	type result struct {
+		lost uint64
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		lost, err := sess.ReadRecords(stop, p.record)
+		done <- result{lost, err}
+	}()
+	var timeout <-chan time.Time
+	if req.Duration > 0 {
+		t := time.NewTimer(req.Duration)
+		defer t.Stop()
+		timeout = t.C
+	}
+	var kidDone <-chan struct{}
+	if kid != nil {
+		kidDone = kid.done
+	}
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	pidGone := watchPID(watchCtx, req.PID)
+	var res result
+	select {
+	case <-ctx.Done():
+	case <-timeout:
+	case <-kidDone:
+	case <-pidGone:
+	case res = <-done: // a reader failed
+	}
+	// The probes go first, so what is printed next is final.
+	sess.Detach()
+	if req.Stopping != nil {
+		req.Stopping()
+	}
+	close(stop)
+	if res.err == nil && res.lost == 0 {
+		res = <-done
+	}
+	if res.lost > 0 {
+		p.lost(res.lost)
+	}
+	if res.err != nil {
+		return res.err
+	}
+	if err := p.maps(sess); err != nil {
+		return err
+	}
+	return p.flush()
+}
+
+// objectPrinter prints an object's records and maps, as text or JSON.
+type objectPrinter struct {
+	req   *Request
+	obj   *program.Object
+	json  bool
+	buf   []byte
+	err   error
+	multi bool // more than one record map: each record names its map
+}
+
+func newObjectPrinter(req *Request, obj *program.Object) *objectPrinter {
+	return &objectPrinter{req: req, obj: obj, json: req.Format == "json", multi: len(obj.Records) > 1}
+}
+
+func (p *objectPrinter) write() {
+	if p.err == nil && len(p.buf) > 0 {
+		_, p.err = p.req.Stdout.Write(p.buf)
+	}
+	p.buf = p.buf[:0]
+}
+
+func (p *objectPrinter) flush() error {
+	p.write()
+	if p.err != nil {
+		return fmt.Errorf("write output: %w", p.err)
+	}
+	return nil
+}
+
+func (p *objectPrinter) attached(n int) {
+	if p.json {
+		p.buf = fmt.Appendf(p.buf, `{"type": "attached_probes", "data": {"probes": %d}}`+"\n", n)
+	} else {
+		p.buf = fmt.Appendf(p.buf, "Attaching %s...\n", plural(n, "probe"))
+	}
+	p.write()
+}
+
+func (p *objectPrinter) lost(n uint64) {
+	if p.json {
+		p.buf = fmt.Appendf(p.buf, `{"type": "lost_events", "data": {"events": %d}}`+"\n", n)
+	} else {
+		p.buf = fmt.Appendf(p.buf, "Lost %d events\n", n)
+	}
+	p.write()
+}
+
+// record prints one record: {"type": "record", "data": {"map": M,
+// "value": V}} in JSON; in text, the value, after its map's name when
+// the object has more than one.
+func (p *objectPrinter) record(r bpf.Record) {
+	v := output.Decode(p.obj.Records[r.Map], r.Data)
+	if p.json {
+		p.buf = append(p.buf, `{"type": "record", "data": {"map": `...)
+		p.buf = output.AppendJSON(p.buf, r.Map)
+		p.buf = append(p.buf, `, "value": `...)
+		p.buf = output.AppendJSON(p.buf, v)
+		p.buf = append(p.buf, "}}\n"...)
+	} else {
+		if p.multi {
+			p.buf = append(p.buf, r.Map...)
+			p.buf = append(p.buf, ": "...)
+		}
+		p.buf = output.AppendText(p.buf, v)
+		p.buf = append(p.buf, '\n')
+	}
+	p.write()
+}
+
+// maps prints every printed map, as bpftrace prints its maps at exit: a
+// blank line, then @NAME[KEY]: VALUE per element, sorted by value when
+// values are integers (ascending, bpftrace's order), else by key.
+func (p *objectPrinter) maps(sess *bpf.ObjectSession) error {
+	for _, name := range p.obj.Printed {
+		spec := p.obj.Spec.Maps[name]
+		entries, err := sess.Dump(name)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			key, val     output.Decoded
+			keyText      []byte
+			num          uint64
+			numeric, neg bool
+		}
+		rows := make([]row, 0, len(entries))
+		for _, e := range entries {
+			var val output.Decoded
+			switch {
+			case len(e.Values) == 1:
+				val = output.Decode(spec.Value, e.Values[0])
+			default:
+				if sum, ok := output.SumPerCPU(spec.Value, e.Values); ok {
+					val = output.Decode(spec.Value, sum)
+				} else {
+					per := make([]output.Decoded, len(e.Values))
+					for i, v := range e.Values {
+						per[i] = output.Decode(spec.Value, v)
+					}
+					val = per
+				}
+			}
+			r := row{key: output.Decode(spec.Key, e.Key), val: val}
+			r.keyText = output.AppendKeyText(nil, r.key)
+			switch v := val.(type) {
+			case uint64:
+				r.num, r.numeric = v, true
+			case int64:
+				r.num, r.numeric, r.neg = uint64(v), true, v < 0
+			}
+			rows = append(rows, r)
+		}
+		numeric := len(rows) > 0 && !slices.ContainsFunc(rows, func(r row) bool { return !r.numeric })
+		sort.SliceStable(rows, func(i, j int) bool {
+			a, b := rows[i], rows[j]
+			if numeric {
+				if a.neg != b.neg {
+					return a.neg
+				}
+				if a.num != b.num {
+					return a.num < b.num
+				}
+			}
+			return string(a.keyText) < string(b.keyText)
+		})
+		if p.json {
+			p.buf = append(p.buf, `{"type": "map", "data": {"name": `...)
+			p.buf = output.AppendJSON(p.buf, name)
+			p.buf = append(p.buf, `, "entries": [`...)
+			for i, r := range rows {
+				if i > 0 {
+					p.buf = append(p.buf, ", "...)
+				}
+				p.buf = append(p.buf, `{"key": `...)
+				p.buf = output.AppendJSON(p.buf, r.key)
+				p.buf = append(p.buf, `, "value": `...)
+				p.buf = output.AppendJSON(p.buf, r.val)
+				p.buf = append(p.buf, '}')
+			}
+			p.buf = append(p.buf, "]}}\n"...)
+		} else {
+			p.buf = append(p.buf, '\n')
+			for _, r := range rows {
+				p.buf = append(p.buf, '@')
+				p.buf = append(p.buf, name...)
+				p.buf = append(p.buf, '[')
+				p.buf = append(p.buf, r.keyText...)
+				p.buf = append(p.buf, "]: "...)
+				p.buf = output.AppendText(p.buf, r.val)
+				p.buf = append(p.buf, '\n')
+			}
+		}
+		p.write()
+	}
+	return p.err
+}

@@ -1,0 +1,381 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/gatekeeper"
+	"github.com/tracebroker/tracebroker/gatekeeper/abi"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
+)
+
+// objectsDir holds the clang-built objects the tests run (make
+// testobjects) and the C workload they trace.
+const objectsDir = "../testdata/objects"
+
+// buildObjectWorkload compiles testdata/objects/workload.c with gcc.
+func buildObjectWorkload(t *testing.T) string {
+	t.Helper()
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("the object workload is built with gcc, which is not installed")
+	}
+	exe := filepath.Join(t.TempDir(), "workload")
+	if out, err := exec.Command(gcc, "-O1", "-o", exe, filepath.Join(objectsDir, "workload.c")).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	return exe
+}
+
+// objectLine is one line of an object's JSON output.
+type objectLine struct {
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+type objectRecord struct {
+	Map   string         `json:"map"`
+	Value map[string]any `json:"value"`
+}
+
+type objectMap struct {
+	Name    string `json:"name"`
+	Entries []struct {
+		Key   any `json:"key"`
+		Value any `json:"value"`
+	} `json:"entries"`
+}
+
+// objectOutput is an object run's JSON output, parsed.
+type objectOutput struct {
+	attached int
+	records  []objectRecord
+	maps     map[string]objectMap
+}
+
+func parseObjectOutput(t *testing.T, out string) objectOutput {
+	t.Helper()
+	o := objectOutput{maps: map[string]objectMap{}}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var l objectLine
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("output line %q: %v", line, err)
+		}
+		switch l.Type {
+		case "attached_probes":
+			var d struct{ Probes int }
+			json.Unmarshal(l.Data, &d)
+			o.attached = d.Probes
+		case "record":
+			var r objectRecord
+			if err := json.Unmarshal(l.Data, &r); err != nil {
+				t.Fatalf("record %s: %v", l.Data, err)
+			}
+			o.records = append(o.records, r)
+		case "map":
+			var m objectMap
+			if err := json.Unmarshal(l.Data, &m); err != nil {
+				t.Fatalf("map %s: %v", l.Data, err)
+			}
+			o.maps[m.Name] = m
+		default:
+			t.Fatalf("unexpected output line %s", line)
+		}
+	}
+	return o
+}
+
+// runObjectWhile runs the object in JSON until work, started once the
+// probes are attached, has returned: what the trace saw of it is exact.
+func runObjectWhile(t *testing.T, req Request, work func() int) (objectOutput, int, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	req.Stdout, req.Stderr, req.Format = &stdout, &stderr, "json"
+	ctx, cancel := context.WithTimeout(context.Background(), kerneltest.Slow(30*time.Second))
+	defer cancel()
+	var pid int
+	var wg sync.WaitGroup
+	req.Attached = func(*Admission) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cancel()
+			pid = work()
+		}()
+	}
+	err := Run(ctx, req)
+	wg.Wait()
+	if err != nil {
+		return objectOutput{}, 0, err
+	}
+	if stderr.Len() > 0 {
+		t.Logf("stderr: %s", stderr.String())
+	}
+	return parseObjectOutput(t, stdout.String()), pid, nil
+}
+
+// runWorkload runs the object workload with args and returns its pid.
+func runWorkload(t *testing.T, exe string, args ...string) int {
+	cmd := exec.Command(exe, args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("workload %v: %v\n%s", args, err, out)
+	}
+	return cmd.Process.Pid
+}
+
+func openObject(t *testing.T, name string) *Object {
+	t.Helper()
+	o, err := OpenObject(filepath.Join(objectsDir, name), "", attest.NewTrust())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// TestObjectTracepoint runs a clang-built object's tracepoint program:
+// each of the workload's opens is one record, decoded by its BTF type,
+// and one count in a hash map whose key is a struct.
+func TestObjectTracepoint(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	leaks := newLeakCheck(t)
+	exe := buildObjectWorkload(t)
+	// The object reads 63 characters of a name: keep it short.
+	dir, err := os.MkdirTemp("", "tbo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	file := filepath.Join(dir, "opened")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const n = 7
+	out, pid, err := runObjectWhile(t, Request{Object: openObject(t, "opensnoop.bpf.o")}, func() int {
+		return runWorkload(t, exe, "open", file, "7")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.attached != 1 {
+		t.Errorf("attached %d probes, want 1", out.attached)
+	}
+	got := 0
+	for _, r := range out.records {
+		if r.Value["filename"] != file {
+			continue
+		}
+		got++
+		if r.Map != "events" || r.Value["tgid"] != float64(pid) || r.Value["pid"] != float64(pid) || r.Value["comm"] != "workload" {
+			t.Errorf("record %+v, want map events, pid and tgid %d, comm workload", r, pid)
+		}
+	}
+	if got != n {
+		t.Errorf("%d records of %s, want %d", got, file, n)
+	}
+	count := -1.0
+	for _, e := range out.maps["opens"].Entries {
+		k, _ := e.Key.(map[string]any)
+		if k["filename"] == file {
+			if k["tgid"] != float64(pid) || count != -1 {
+				t.Errorf("opens entry %+v: want one, for tgid %d", e, pid)
+			}
+			count, _ = e.Value.(float64)
+		}
+	}
+	if count != n {
+		t.Errorf("@opens[%d, %s] = %v, want %d", pid, file, count, n)
+	}
+	leaks.expectReleased(t, false)
+}
+
+// TestObjectUprobeRawTracepoint runs the uprobe, uretprobe and raw
+// tracepoint programs of an object, with a perf event array's records
+// and a per-CPU map, summed over CPUs as bpftrace sums its counts.
+func TestObjectUprobeRawTracepoint(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	const libc = "/lib/x86_64-linux-gnu/libc.so.6"
+	if _, err := os.Stat(libc); err != nil {
+		t.Skipf("libccount.bpf.o probes %s: %v", libc, err)
+	}
+	leaks := newLeakCheck(t)
+	exe := buildObjectWorkload(t)
+	var calls, getppids int
+	out, _, err := runObjectWhile(t, Request{Object: openObject(t, "libccount.bpf.o")}, func() int {
+		calls = runWorkload(t, exe, "strverscmp", "5")
+		getppids = runWorkload(t, exe, "getppid", "9")
+		return 0
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.attached != 3 {
+		t.Errorf("attached %d probes, want 3", out.attached)
+	}
+	value := func(m string, pid int) any {
+		for _, e := range out.maps[m].Entries {
+			if e.Key == float64(pid) {
+				return e.Value
+			}
+		}
+		return nil
+	}
+	if v := value("calls", calls); v != float64(5) {
+		t.Errorf("@calls[%d] = %v, want 5", calls, v)
+	}
+	if v := value("getppids", getppids); v != float64(9) {
+		t.Errorf("@getppids[%d] = %v, want 9", getppids, v)
+	}
+	rets := 0
+	for _, r := range out.records {
+		if r.Map == "returns" && r.Value["tgid"] == float64(calls) {
+			rets++
+			if r.Value["result"] != float64(-1) { // strverscmp("a1", "a2")
+				t.Errorf("record %+v: result want -1", r)
+			}
+		}
+	}
+	if rets != 5 {
+		t.Errorf("%d returns records of %d, want 5", rets, calls)
+	}
+	leaks.expectReleased(t, false)
+}
+
+// TestObjectText checks the text form of an object's output: records one
+// per line, maps at the end as bpftrace prints its maps.
+func TestObjectText(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	exe := buildObjectWorkload(t)
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), kerneltest.Slow(30*time.Second))
+	defer cancel()
+	var pid int
+	done := make(chan struct{})
+	err := Run(ctx, Request{Object: openObject(t, "libccount.bpf.o"), Stdout: &stdout, Stderr: &stderr,
+		Attached: func(*Admission) {
+			go func() {
+				defer close(done)
+				defer cancel()
+				pid = runWorkload(t, exe, "getppid", "3")
+			}()
+		}})
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := stdout.String()
+	if !strings.HasPrefix(out, "Attaching 3 probes...\n") {
+		t.Errorf("output starts %q", out[:min(len(out), 40)])
+	}
+	if want := "\n@getppids[" + strconv.Itoa(pid) + "]: 3\n"; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+	if !strings.Contains(out, "\n\n@calls[") && !strings.Contains(out, "\n\n@getppids[") {
+		t.Errorf("maps are not printed after a blank line:\n%s", out)
+	}
+}
+
+// TestObjectRefused: what an object may not do is refused before
+// anything is loaded.
+func TestObjectRefused(t *testing.T) {
+	o := openObject(t, "refused.bpf.o")
+	err := Run(context.Background(), Request{Object: o, Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}})
+	if err == nil || !strings.Contains(err.Error(), "pinned by name") {
+		t.Errorf("Run = %v, want a refusal of the pinned map", err)
+	}
+}
+
+// TestOpenObjectSignatures: what an object's signature makes of it.
+// Unsigned, or signed by a key nobody trusts, it is a fact for the
+// gatekeeper (covers 0); signed by a trusted key, covers program; a
+// signature that fails otherwise refuses it at once, whatever the policy.
+func TestOpenObjectSignatures(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(objectsDir, "opensnoop.bpf.o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, other := testKey(t), testKey(t)
+	trust := attest.NewTrust(key.Public())
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, obj string)
+		covers  uint8
+		signer  string
+		err     string
+	}{
+		{"unsigned", func(*testing.T, string) {}, 0, "", ""},
+		{"trusted", func(t *testing.T, obj string) { signObject(t, obj, key, attest.RoleProgram) }, abi.CoversProgram, key.ID, ""},
+		{"untrusted key", func(t *testing.T, obj string) { signObject(t, obj, other, attest.RoleProgram) }, 0, "", ""},
+		{"tampered", func(t *testing.T, obj string) {
+			signObject(t, obj, key, attest.RoleProgram)
+			appendByte(t, obj)
+		}, 0, "", "digest mismatch"},
+		{"wrong role", func(t *testing.T, obj string) { signObject(t, obj, key, attest.RolePolicy) }, 0, "", "wrong role"},
+		{"garbage signature", func(t *testing.T, obj string) {
+			if err := os.WriteFile(obj+".sig", []byte("{}"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, 0, "", "malformed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := filepath.Join(t.TempDir(), "opensnoop.bpf.o")
+			if err := os.WriteFile(obj, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			tc.prepare(t, obj)
+			o, err := OpenObject(obj, "", trust)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("OpenObject = %v, want an error with %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r gatekeeper.Request
+			o.signedFacts(&r)
+			if r.Covers != tc.covers || r.ProgramSigner != tc.signer || r.ProgramSigned != (tc.signer != "") || r.Form != abi.FormBytecode {
+				t.Errorf("request covers %d signer %q signed %v form %d, want covers %d signer %q", r.Covers, r.ProgramSigner, r.ProgramSigned, r.Form, tc.covers, tc.signer)
+			}
+		})
+	}
+}
+
+func signObject(t *testing.T, path string, key *attest.PrivateKey, role attest.Role) {
+	t.Helper()
+	if _, err := attest.SignArtifact(path, key, attest.ArtifactPredicate{Role: role}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func appendByte(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0})
+	f.Close()
+}
+
+func testKey(t *testing.T) *attest.PrivateKey {
+	t.Helper()
+	k, err := attest.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
