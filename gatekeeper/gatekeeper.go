@@ -233,15 +233,24 @@ func readsBeyondScopes(reads, scope uint64) string {
 // releaseSigned is the strict default's first condition, with why it
 // holds or which part fails.
 func (g *Gatekeeper) releaseSigned(req *Request) (bool, string) {
+	// What signed it must have the role for what the signature covers:
+	// the release role vouches for all three forms.
+	need, role := uint64(abi.RoleRelease), "release"
+	switch req.Covers {
+	case abi.CoversPackage:
+		need, role = need|abi.RolePackage, "release or package"
+	case abi.CoversRepository:
+		need, role = need|abi.RoleRepository, "release or repository"
+	}
 	switch bits, trusted := g.roles[req.ProgramSigner]; {
 	case !req.ProgramSigned:
 		return false, "the program is not signed"
 	case req.ProgramSigner == "" || !trusted:
 		return false, fmt.Sprintf("its signer %q is not a trusted key", req.ProgramSigner)
-	case bits&abi.RoleRelease == 0:
-		return false, fmt.Sprintf("its signer %s does not have the release role", req.ProgramSigner)
+	case bits&need == 0:
+		return false, fmt.Sprintf("its signer %s does not have the %s role", req.ProgramSigner, role)
 	}
-	return true, "signed by release key " + req.ProgramSigner
+	return true, fmt.Sprintf("%s signed by trusted key %s", coversWhat(req.Covers), req.ProgramSigner)
 }
 
 func coversName(c uint8) string {
@@ -254,4 +263,15 @@ func coversName(c uint8) string {
 		return "0 (unsigned)"
 	}
 	return fmt.Sprint(c)
+}
+
+// coversWhat says what a signature that covers c signed.
+func coversWhat(c uint8) string {
+	switch c {
+	case abi.CoversPackage:
+		return "its package is"
+	case abi.CoversRepository:
+		return "its repository's index is"
+	}
+	return "the program is"
 }

@@ -23,6 +23,8 @@
 #define TB_ROLE_COLLECTOR 0x4
 #define TB_ROLE_POLICY 0x8
 #define TB_ROLE_RELEASE 0x10
+#define TB_ROLE_PACKAGE 0x20
+#define TB_ROLE_REPOSITORY 0x40
 
 /* form */
 #define TB_FORM_SOURCE 1

@@ -78,13 +78,19 @@ const (
 	RoleCollector = 1 << 2
 	RolePolicy    = 1 << 3
 	RoleRelease   = 1 << 4 // signs programs offline: strict admits what it signed
+	// RolePackage and RoleRepository sign packages (a bundle of an app's
+	// eBPF objects) and repositories (a directory's signed index): the
+	// strict default admits their programs as it admits the release
+	// key's, and a policy can trust a vendor for one and not the other.
+	RolePackage    = 1 << 5
+	RoleRepository = 1 << 6
 )
 
 // RoleBits maps role names (as trusted(KEYID, "ROLE") and --trust write
 // them) to their bits.
 var RoleBits = map[string]uint64{
 	"broker": RoleBroker, "generator": RoleGenerator, "collector": RoleCollector,
-	"policy": RolePolicy, "release": RoleRelease,
+	"policy": RolePolicy, "release": RoleRelease, "package": RolePackage, "repository": RoleRepository,
 }
 
 // Verdicts: what a policy returns.
