@@ -22,6 +22,10 @@ const (
 // Roles lists the roles an artifact may be signed for.
 var Roles = []Role{RoleBroker, RoleGenerator, RoleCollector, RolePolicy, RoleProgram}
 
+// BundleRoles are the roles of signatures over many files: a package's
+// members and a repository's index (bundle.go).
+var BundleRoles = []Role{RolePackage, RoleRepository}
+
 const (
 	// PayloadType is the DSSE payload type of every envelope.
 	PayloadType = "application/vnd.in-toto+json"
