@@ -146,6 +146,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDescribe -fuzztime=$(FUZZTIME) ./plugins/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./bpf/object/
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./broker/output/
+	$(GO) test -run='^$$' -fuzz=FuzzReadTar -fuzztime=$(FUZZTIME) ./attest/
 
 # Start-up cost side by side with bpftrace (apt-get install bpftrace),
 # plus the Go micro-benchmarks.

@@ -574,7 +574,6 @@ func (r *Repository) Contains(name string) bool { _, ok := r.index[name]; return
 // Len is the number of files the index names.
 func (r *Repository) Len() int { return len(r.index) }
 
-
 // Verification is what a signature was found to cover, for a person to
 // read (attest verify): which of the forms, the identity it gives, and
 // the files it names.

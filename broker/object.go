@@ -2,9 +2,13 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/tracebroker/tracebroker/attest"
@@ -33,6 +37,9 @@ type Object struct {
 	// (Verified, Signer), or the refusal (Reason) of an unsigned object.
 	Covers    uint8
 	Signature attest.Identity
+	// Note says why an object is unsigned (Covers 0), for -v and for a
+	// denial.
+	Note string
 }
 
 // unsignedReasons are the verification refusals that leave an object
@@ -42,12 +49,21 @@ type Object struct {
 // signature was tampered with, and refuses it whatever the policy.
 var unsignedReasons = map[string]bool{string(attest.ReasonUnsigned): true, string(attest.ReasonUntrustedKey): true}
 
-// OpenObject reads a program-only object and its signature (sigPath, ""
-// for path.sig) for role program. An unsigned object, or one signed by
-// an untrusted key, opens with Covers 0 for the gatekeeper to judge; a
-// signature that fails any other way is an error, as is a file that is
-// not an ELF object.
+// OpenObject reads a program-only object and what signs it: its own
+// signature (sigPath, "" for path.sig) for role program, or, when it has
+// none, the index of the repository it is in (attest.FindRepository).
+// An unsigned object, or one signed by an untrusted key, opens with
+// Covers 0 for the gatekeeper to judge (Note says why); a signature
+// that fails any other way is an error, as is a file that is not an ELF
+// object.
 func OpenObject(path, sigPath string, trust *attest.Trust) (*Object, error) {
+	if sigPath == "" {
+		if _, err := os.Lstat(path + attest.SigSuffix); errors.Is(err, fs.ErrNotExist) {
+			if dir := attest.FindRepository(path); dir != "" {
+				return openRepositoryObject(dir, path, trust)
+			}
+		}
+	}
 	data, id, err := attest.ReadSigned(path, sigPath, object.MaxSize, trust, attest.RoleProgram)
 	if data == nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -55,14 +71,107 @@ func OpenObject(path, sigPath string, trust *attest.Trust) (*Object, error) {
 	if err != nil && !unsignedReasons[id.Reason] {
 		return nil, fmt.Errorf("%s: the signature does not verify: %w", path, err)
 	}
-	if !object.IsELF(data) {
-		return nil, fmt.Errorf("%s: not an ELF object", path)
-	}
 	o := &Object{Name: path, Data: data, Digest: id.Digest, Signature: id}
 	if id.Verified {
 		o.Covers = abi.CoversProgram
+	} else {
+		o.Note = "its signature: " + err.Error()
 	}
-	return o, nil
+	return o, o.checkELF()
+}
+
+func (o *Object) checkELF() error {
+	if !object.IsELF(o.Data) {
+		return fmt.Errorf("%s: not an ELF object", o.Name)
+	}
+	return nil
+}
+
+// openRepositoryObject reads an object from the repository in dir,
+// checked against its index as it is read.
+func openRepositoryObject(dir, path string, trust *attest.Trust) (*Object, error) {
+	repo, err := attest.OpenRepository(dir, trust)
+	if repo == nil {
+		return nil, fmt.Errorf("%s: the index of the repository %s does not verify: %w", path, dir, err)
+	}
+	if err != nil {
+		// Unsigned or untrusted: the repository vouches for nothing,
+		// and the object is read as any unsigned one.
+		data, id, rerr := attest.ReadSigned(path, "", object.MaxSize, trust, attest.RoleProgram)
+		if data == nil {
+			return nil, fmt.Errorf("%s: %w", path, rerr)
+		}
+		o := &Object{Name: path, Data: data, Digest: id.Digest, Signature: repo.Identity,
+			Note: fmt.Sprintf("it has no signature of its own, and the index of its repository %s: %v", dir, err)}
+		o.Signature.Verified = false
+		return o, o.checkELF()
+	}
+	data, m, err := repo.Read(path, object.MaxSize)
+	switch {
+	case errors.Is(err, attest.ErrNotIndexed):
+		data, id, rerr := attest.ReadSigned(path, "", object.MaxSize, trust, attest.RoleProgram)
+		if data == nil {
+			return nil, fmt.Errorf("%s: %w", path, rerr)
+		}
+		o := &Object{Name: path, Data: data, Digest: id.Digest, Signature: id,
+			Note: fmt.Sprintf("it has no signature of its own, and the index of its repository %s does not name it", dir)}
+		return o, o.checkELF()
+	case err != nil:
+		return nil, fmt.Errorf("%s: the repository %s refuses it: %w", path, dir, err)
+	}
+	o := &Object{Name: path, Data: data, Digest: m.Digest, Covers: abi.CoversRepository, Signature: repo.Identity}
+	return o, o.checkELF()
+}
+
+// OpenPackageObject reads the package at pkgPath (a tar file or a
+// directory) and its signature (sigPath, "" for its own), and the
+// member to run: member, or the package's only eBPF object. A package
+// any member of which does not match its signature is refused whole;
+// unsigned or signed by an untrusted key, its member opens with Covers 0.
+func OpenPackageObject(pkgPath, sigPath, member string, trust *attest.Trust) (*Object, error) {
+	pkg, err := attest.OpenPackage(pkgPath, sigPath, trust)
+	if pkg == nil {
+		return nil, fmt.Errorf("%s: %w", pkgPath, err)
+	}
+	if err != nil && !unsignedReasons[pkg.Identity.Reason] {
+		return nil, fmt.Errorf("%s: the package does not verify: %w", pkgPath, err)
+	}
+	var objs []string
+	for _, m := range pkg.Members {
+		if object.IsELF(m.Data) {
+			objs = append(objs, m.Name)
+		}
+	}
+	if member == "" {
+		if len(objs) != 1 {
+			return nil, fmt.Errorf("%s: the package has %d eBPF objects (%s): name the one to run", pkgPath, len(objs), strings.Join(objs, ", "))
+		}
+		member = objs[0]
+	}
+	m, ok := pkg.Member(member)
+	if !ok {
+		return nil, fmt.Errorf("%s: no member %s (eBPF objects: %s)", pkgPath, member, strings.Join(objs, ", "))
+	}
+	o := &Object{Name: pkgPath + ":" + m.Name, Data: m.Data, Digest: m.Digest, Signature: pkg.Identity}
+	if pkg.Identity.Verified {
+		o.Covers = abi.CoversPackage
+	} else {
+		o.Note = "its package's signature: " + err.Error()
+	}
+	return o, o.checkELF()
+}
+
+// describe says what signs the object, for -v.
+func (o *Object) describe() string {
+	switch o.Covers {
+	case abi.CoversProgram:
+		return "its own signature, by " + o.Signature.Signer
+	case abi.CoversPackage:
+		return fmt.Sprintf("the signature of its package %s, by %s", o.Signature.Name, o.Signature.Signer)
+	case abi.CoversRepository:
+		return fmt.Sprintf("the index of its repository %s, by %s", o.Signature.Name, o.Signature.Signer)
+	}
+	return "unsigned: " + o.Note
 }
 
 // signedFacts are the Request fields that say what an object's
@@ -134,8 +243,15 @@ func runObject(ctx context.Context, req *Request) error {
 			return err
 		}
 	}
+	if req.Verbose {
+		fmt.Fprintf(req.Stderr, "Object %s (sha256:%s): %s\n", o.Name, o.Digest, o.describe())
+	}
 	adm, err := admit(gate, req, prog)
 	if err != nil {
+		var de *DeniedError
+		if errors.As(err, &de) && o.Note != "" {
+			return fmt.Errorf("%w (%s: %s)", err, o.Name, o.Note)
+		}
 		return err
 	}
 	mode, err := chooseMode(req.Mode, adm)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -88,10 +89,22 @@ func newSignCmd() *cobra.Command {
 		role    string
 	)
 	cmd := &cobra.Command{
-		Use:   "sign --key KEY --role ROLE [--name N] [--version V] FILE",
-		Short: "Sign FILE for a role, writing FILE.sig",
+		Use:   "sign --key KEY --role ROLE [--name N] [--version V] FILE|DIR",
+		Short: "Sign FILE for a role (FILE.sig), a package's members, or a repository's index",
+		Long: `Sign what tracebroker is to trust, offline, with a release key:
+
+  broker, generator, collector, policy  a binary or policy object: FILE.sig
+  program     a precompiled eBPF object: FILE.sig covers its bytes
+  package     every member of a package, a tar file (FILE.sig) or a directory
+              (DIR/package.sig): one statement, one subject per member
+  repository  the index of a directory of programs (DIR/repository.sig): every
+              file under DIR with its digest (and its fs-verity digest where
+              the file system has fs-verity enabled for it)`,
 		Example: `  tracebroker attest sign --key release.key --role broker --version v0.3.0 bin/tracebroker
-  tracebroker attest sign --key release.key --role policy policy.o`,
+  tracebroker attest sign --key release.key --role policy policy.o
+  tracebroker attest sign --key vendor.key --role program opensnoop.bpf.o
+  tracebroker attest sign --key vendor.key --role package --version 1.2 tools.tar
+  tracebroker attest sign --key site.key --role repository /opt/bpf-tools`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keyPath == "" {
@@ -101,12 +114,25 @@ func newSignCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p.Role = r
 			k, err := attest.LoadPrivateKey(keyPath)
 			if err != nil {
 				return err
 			}
-			sig, err := attest.SignArtifact(args[0], k, p)
+			var sig string
+			switch r {
+			case attest.RolePackage, attest.RoleRepository:
+				// One statement over many files: a package's members,
+				// a repository's index.
+				bp := attest.BundlePredicate{Name: p.Name, Version: p.Version}
+				if r == attest.RolePackage {
+					sig, err = attest.SignPackage(args[0], k, bp)
+				} else {
+					sig, err = attest.SignRepository(args[0], k, bp)
+				}
+			default:
+				p.Role = r
+				sig, err = attest.SignArtifact(args[0], k, p)
+			}
 			if err != nil {
 				return err
 			}
@@ -116,7 +142,7 @@ func newSignCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&keyPath, "key", "", "the signing key (`PATH` to a PKCS#8 PEM)")
-	f.StringVar(&role, "role", "", "broker, generator, collector, policy or program (an eBPF object)")
+	f.StringVar(&role, "role", "", "broker, generator, collector, policy, program, package or repository")
 	f.StringVar(&p.Name, "name", "", "the artifact's name (default: the file's base name)")
 	f.StringVar(&p.Version, "version", "", "the artifact's version")
 	return cmd
@@ -126,13 +152,14 @@ func parseRole(s string, optional bool) (attest.Role, error) {
 	if s == "" && optional {
 		return "", nil
 	}
-	for _, r := range attest.Roles {
+	all := append(slices.Clone(attest.Roles), attest.BundleRoles...)
+	for _, r := range all {
 		if string(r) == s {
 			return r, nil
 		}
 	}
-	names := make([]string, len(attest.Roles))
-	for i, r := range attest.Roles {
+	names := make([]string, len(all))
+	for i, r := range all {
 		names[i] = string(r)
 	}
 	return "", fmt.Errorf("--role %q: want one of %s", s, strings.Join(names, ", "))
@@ -155,12 +182,22 @@ func newVerifyCmd() *cobra.Command {
 		asJSON  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "verify --trust PUB[,PUB...] [--role ROLE] FILE",
-		Short: "Verify FILE against FILE.sig and trusted keys; print its identity",
-		Long: `Verify FILE against its manifest (FILE.sig, or --sig) signed by one of the
-trusted keys. Prints the identity and exits 0, or exits 1 with the reason:
-digest mismatch, bad signature, untrusted key, wrong role, malformed envelope,
-unsigned.`,
+		Use:   "verify --trust PUB[,PUB...] [--role ROLE] FILE|DIR",
+		Short: "Verify what signs FILE or DIR against trusted keys; say what the signature covers",
+		Long: `Verify FILE or DIR against what signs it, with one of the trusted keys, and say
+which form of signing it is and what the signature covers:
+
+  artifact         FILE.sig (or --sig) over FILE alone: a binary, a policy, or an
+                   eBPF object (role program)
+  package          FILE.sig over every member of a tar file, or DIR/package.sig
+                   over every file of a directory: all must match
+  repository       DIR/repository.sig, the index of the files under DIR: each
+                   is checked against it
+  repository file  a FILE with no signature of its own, in a repository: the
+                   index of the nearest DIR above it with a repository.sig
+
+Prints the identity and exits 0, or exits 1 with the reason: digest mismatch,
+bad signature, untrusted key, wrong role, malformed envelope, unsigned.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(trust) == 0 {
@@ -174,14 +211,11 @@ unsigned.`,
 			if err != nil {
 				return err
 			}
-			if sigPath == "" {
-				sigPath = args[0] + ".sig"
-			}
-			id, verr := attest.VerifyArtifact(args[0], sigPath, t, r)
+			v, verr := attest.VerifyAny(args[0], sigPath, t, r)
 			if verr != nil {
 				return fmt.Errorf("%s: %w", args[0], verr)
 			}
-			return printIdentity(cmd.OutOrStdout(), id, asJSON)
+			return printVerification(cmd.OutOrStdout(), v, asJSON)
 		},
 	}
 	f := cmd.Flags()
@@ -190,6 +224,50 @@ unsigned.`,
 	f.StringVar(&sigPath, "sig", "", "the manifest (default FILE.sig)")
 	f.BoolVar(&asJSON, "json", false, "print the identity as JSON")
 	return cmd
+}
+
+// printVerification is printIdentity with the form and what the
+// signature covers.
+func printVerification(w io.Writer, v *attest.Verification, asJSON bool) error {
+	if asJSON {
+		type subject struct {
+			Name   string `json:"name"`
+			Digest string `json:"digest"`
+		}
+		out := struct {
+			attest.Identity
+			Form     string    `json:"form"`
+			Covers   string    `json:"covers"`
+			Subjects []subject `json:"subjects"`
+		}{Identity: v.Identity, Form: v.Form, Covers: v.Covers}
+		for _, s := range v.Subjects {
+			out.Subjects = append(out.Subjects, subject{s.Name, "sha256:" + s.Digest})
+		}
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	if v.Form == "package" || v.Form == "repository" {
+		// Many files: the digest that identifies them is the signed
+		// statement's, each file's is listed below.
+		id := v.Identity
+		fmt.Fprintf(w, "path:     %s\nstatement: sha256:%s\nverified: yes\nsigner:   %s\nrole:     %s\nname:     %s\n", id.Path, id.Digest, id.Signer, id.Role, id.Name)
+		if id.Version != "" {
+			fmt.Fprintf(w, "version:  %s\n", id.Version)
+		}
+	} else if err := printIdentity(w, v.Identity, false); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "form:     %s\ncovers:   %s\n", v.Form, v.Covers)
+	if v.Form == "package" || v.Form == "repository" {
+		for _, s := range v.Subjects {
+			fmt.Fprintf(w, "  sha256:%s  %s\n", s.Digest, escape.Text(s.Name))
+		}
+	}
+	return nil
 }
 
 func printIdentity(w io.Writer, id attest.Identity, asJSON bool) error {

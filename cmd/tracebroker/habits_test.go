@@ -42,7 +42,7 @@ func TestBpftraceArgs(t *testing.T) {
 		{"help_passes", []string{"--help"}, []string{"--help"}, ""},
 		{"typo_left_to_cobra", []string{"trac"}, []string{"trac"}, ""},
 		{"completion_passes", []string{"__complete", "run", "-"}, []string{"__complete", "run", "-"}, ""},
-		{"item2/run_-d_-e", []string{"run", "-d", "-e", prog}, nil, `-d needs a duration such as 5s; got "-e"` + "\nusage: tracebroker run [flags] [FILE | -e PROGRAM | --gen NAME] [ARG...]\n  -d, --duration DURATION   stop after DURATION (5s, 1m, or seconds)\nsee `tracebroker run --help`"},
+		{"item2/run_-d_-e", []string{"run", "-d", "-e", prog}, nil, `-d needs a duration such as 5s; got "-e"` + "\nusage: tracebroker run [flags] [FILE | -e PROGRAM | --gen NAME | OBJECT.bpf.o | --package PKG [MEMBER]] [ARG...]\n  -d, --duration DURATION   stop after DURATION (5s, 1m, or seconds)\nsee `tracebroker run --help`"},
 		{"item2/-d_-e", []string{"-d", "-e", prog}, nil, `-d needs a duration such as 5s; got "-e"`},
 		{"item2/cluster_-qd_-e", []string{"run", "-qd", "-e", prog}, nil, `-d needs a duration such as 5s; got "-e"`},
 		{"item2/--duration_-e", []string{"run", "--duration", "-e", prog}, nil, `--duration needs a duration such as 5s; got "-e"`},

@@ -34,9 +34,10 @@ func newRunCmd() *cobra.Command {
 
 		unsignedCollectors bool
 		objSig             string
+		pkgPath            string
 	)
 	cmd := &cobra.Command{
-		Use:   "run [flags] [FILE | -e PROGRAM | --gen NAME | OBJECT.bpf.o] [ARG...]",
+		Use:   "run [flags] [FILE | -e PROGRAM | --gen NAME | OBJECT.bpf.o | --package PKG [MEMBER]] [ARG...]",
 		Short: "Compile a script to eBPF and trace the kernel (embedded, no daemon)",
 		Example: `  tracebroker run -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'
   tracebroker run -d 5s -e 'tracepoint:raw_syscalls:sys_enter { @[pid, comm] = count(); }'
@@ -44,12 +45,19 @@ func newRunCmd() *cobra.Command {
   tracebroker run -f json script.bt
   tracebroker run -e 'BEGIN { printf("%s %d\n", str($1), $2); exit(); }' hello 42
   tracebroker run --gen opensnoop --param path=/etc --plugin-dir ./plugins --trust release.pub
-  tracebroker run --default strict --trust release.pub opensnoop.bpf.o   # signed: opensnoop.bpf.o.sig`,
+  tracebroker run --default strict --trust release.pub opensnoop.bpf.o   # signed: opensnoop.bpf.o.sig
+  tracebroker run --package tools.tar opensnoop.bpf.o                     # signed: tools.tar.sig`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			objPath := ""
-			if program == "" && pf.gen == "" && len(args) > 0 && object.IsFile(args[0]) {
+			if pkgPath != "" {
+				// A signed bundle's member: the package's only object,
+				// or the one named.
+				if program != "" || pf.gen != "" || len(args) > 1 {
+					return errors.New("--package PKG runs one of its objects: give at most its name, and no script")
+				}
+			} else if program == "" && pf.gen == "" && len(args) > 0 && object.IsFile(args[0]) {
 				// An eBPF object, not a script: run as it is, if its
 				// signature and the gatekeeper allow.
 				if len(args) > 1 {
@@ -98,7 +106,16 @@ func newRunCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if objPath != "" {
+			switch {
+			case pkgPath != "":
+				member := ""
+				if len(args) == 1 {
+					member = args[0]
+				}
+				if req.Object, err = broker.OpenPackageObject(pkgPath, objSig, member, trust); err != nil {
+					return err
+				}
+			case objPath != "":
 				if req.Object, err = broker.OpenObject(objPath, objSig, trust); err != nil {
 					return err
 				}
@@ -146,7 +163,8 @@ func newRunCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVarP(&program, "program", "e", "", "the script to run")
-	f.StringVar(&objSig, "sig", "", "an eBPF object's signature (default: OBJECT.sig, made by attest sign --role program)")
+	f.StringVar(&objSig, "sig", "", "an eBPF object's or a package's signature (default: OBJECT.sig, PKG.sig or PKGDIR/package.sig)")
+	f.StringVar(&pkgPath, "package", "", "run an eBPF object of the signed package `PKG` (a tar file or a directory; attest sign --role package)")
 	f.StringVarP(&req.Command, "command", "c", "", "run `CMD` (with its args), trace it (cpid is its pid) and stop when it exits")
 	f.VarP(pidValue[int]{&req.PID}, "pid", "p", "stop when process `PID` exits")
 	f.StringVarP(&req.Format, "format", "f", "text", "output format: text or json")
