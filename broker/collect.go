@@ -63,12 +63,18 @@ func openInterp(prog *program.Program, req *Request) (*interpSession, error) {
 		// BEGIN and END only: nothing to collect, nothing in the kernel.
 		return s, nil
 	}
-	cs, err := collector.Open(collector.Options{Probes: probes, BufferSize: req.EventBufferSize, Trust: req.Collectors, IgnoreTGID: selfTGID()})
+	cs, err := openCollectors(probes, req)
 	if err != nil {
 		return nil, err
 	}
 	s.src, s.routes = &collectorSource{s: cs, n: len(probes)}, routes
 	return s, nil
+}
+
+// openCollectors loads the static collectors for probes, as req trusts
+// them, ignoring the broker's own events.
+func openCollectors(probes []collector.Probe, req *Request) (*collector.Session, error) {
+	return collector.Open(collector.Options{Probes: probes, BufferSize: req.EventBufferSize, Trust: req.Collectors, IgnoreTGID: selfTGID()})
 }
 
 // collectorSource reads the collectors' ring buffer.

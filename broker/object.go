@@ -263,7 +263,10 @@ func runObject(ctx context.Context, req *Request) error {
 		fmt.Fprintln(req.Stderr, adm.describe())
 	}
 	if mode != gatekeeper.ModeJIT {
-		return fmt.Errorf("%s: the gatekeeper allows this object only in the interpreter, which does not run precompiled objects yet", o.Name)
+		// Refused before anything is attested or loaded.
+		if err := objectInterpCapable(prog); err != nil {
+			return err
+		}
 	}
 	if err := notStarted(ctx); err != nil {
 		return err
@@ -286,26 +289,48 @@ func runObject(ctx context.Context, req *Request) error {
 		return err
 	}
 	t0 := time.Now()
-	sess, err := bpf.LoadObject(prog, bpf.Options{PID: req.PID})
-	if err != nil {
-		return err
+	var sess objectExecutor
+	if mode == gatekeeper.ModeJIT {
+		js, err := bpf.LoadObject(prog, bpf.Options{PID: req.PID})
+		if err != nil {
+			return err
+		}
+		if req.Verbose {
+			for i, p := range js.Programs() {
+				info, _ := p.Info()
+				id, _ := info.ID()
+				fmt.Fprintf(req.Stderr, "Program %s (%s): %d instructions, id %d\n", prog.Probes[i].Name, prog.Object.Progs[i], len(prog.Probes[i].Insns), id)
+			}
+		}
+		sess = js
+	} else {
+		is, err := openObjectInterp(prog, req)
+		if err != nil {
+			return err
+		}
+		sess = is
 	}
 	defer sess.Close()
 	if req.Verbose {
-		for i, p := range sess.Programs() {
-			info, _ := p.Info()
-			id, _ := info.ID()
-			fmt.Fprintf(req.Stderr, "Program %s (%s): %d instructions, id %d\n", prog.Probes[i].Name, prog.Object.Progs[i], len(prog.Probes[i].Insns), id)
+		how := ""
+		if mode != gatekeeper.ModeJIT {
+			how = " (interpreter mode)"
 		}
-		fmt.Fprintf(req.Stderr, "Loaded %d programs and %d maps in %v\n", len(prog.Probes), len(prog.Object.Spec.Maps), time.Since(t0).Round(time.Microsecond))
+		fmt.Fprintf(req.Stderr, "Loaded %d programs and %d maps in %v%s\n", len(prog.Probes), len(prog.Object.Spec.Maps), time.Since(t0).Round(time.Microsecond), how)
 	}
-	return executeObject(ctx, req, prog, sess, adm)
+	err = executeObject(ctx, req, prog, sess, adm)
+	if is, ok := sess.(*objectInterp); ok {
+		for _, w := range is.warnings() {
+			fmt.Fprintln(req.Stderr, w)
+		}
+	}
+	return err
 }
 
 // executeObject runs a loaded object to its end: attach, print records
 // until a signal, -d, -c's or -p's process ends it, then detach, print
 // what is left and the maps.
-func executeObject(ctx context.Context, req *Request, prog *program.Program, sess *bpf.ObjectSession, adm *Admission) (err error) {
+func executeObject(ctx context.Context, req *Request, prog *program.Program, sess objectExecutor, adm *Admission) (err error) {
 	var kid *child
 	if req.Command != "" {
 		if kid, err = startChild(req.Command); err != nil {
@@ -452,7 +477,7 @@ func (p *objectPrinter) record(r bpf.Record) {
 // maps prints every printed map, as bpftrace prints its maps at exit: a
 // blank line, then @NAME[KEY]: VALUE per element, sorted by value when
 // values are integers (ascending, bpftrace's order), else by key.
-func (p *objectPrinter) maps(sess *bpf.ObjectSession) error {
+func (p *objectPrinter) maps(sess objectExecutor) error {
 	for _, name := range p.obj.Printed {
 		spec := p.obj.Spec.Maps[name]
 		entries, err := sess.Dump(name)
@@ -491,6 +516,9 @@ func (p *objectPrinter) maps(sess *bpf.ObjectSession) error {
 				r.num, r.numeric, r.neg = uint64(v), true, v < 0
 			}
 			rows = append(rows, r)
+		}
+		if len(rows) == 0 {
+			continue // as bpftrace, which prints nothing of an empty map
 		}
 		numeric := len(rows) > 0 && !slices.ContainsFunc(rows, func(r row) bool { return !r.numeric })
 		sort.SliceStable(rows, func(i, j int) bool {

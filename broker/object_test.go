@@ -148,8 +148,14 @@ func openObject(t *testing.T, name string) *Object {
 func TestObjectTracepoint(t *testing.T) {
 	needKernel(t)
 	lockKernel(t)
-	leaks := newLeakCheck(t)
 	exe := buildObjectWorkload(t)
+	for _, mode := range []Mode{ModeJIT, ModeInterp} {
+		t.Run(string(mode), func(t *testing.T) { testObjectTracepoint(t, exe, mode) })
+	}
+}
+
+func testObjectTracepoint(t *testing.T, exe string, mode Mode) {
+	leaks := newLeakCheck(t)
 	// The object reads 63 characters of a name: keep it short.
 	dir, err := os.MkdirTemp("", "tbo")
 	if err != nil {
@@ -161,7 +167,7 @@ func TestObjectTracepoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 7
-	out, pid, err := runObjectWhile(t, Request{Object: openObject(t, "opensnoop.bpf.o")}, func() int {
+	out, pid, err := runObjectWhile(t, Request{Object: openObject(t, "opensnoop.bpf.o"), Mode: mode, Collectors: testCollectors(t)}, func() int {
 		return runWorkload(t, exe, "open", file, "7")
 	})
 	if err != nil {
@@ -209,10 +215,16 @@ func TestObjectUprobeRawTracepoint(t *testing.T) {
 	if _, err := os.Stat(libc); err != nil {
 		t.Skipf("libccount.bpf.o probes %s: %v", libc, err)
 	}
-	leaks := newLeakCheck(t)
 	exe := buildObjectWorkload(t)
+	for _, mode := range []Mode{ModeJIT, ModeInterp} {
+		t.Run(string(mode), func(t *testing.T) { testObjectUprobeRawTracepoint(t, exe, mode) })
+	}
+}
+
+func testObjectUprobeRawTracepoint(t *testing.T, exe string, mode Mode) {
+	leaks := newLeakCheck(t)
 	var calls, getppids int
-	out, _, err := runObjectWhile(t, Request{Object: openObject(t, "libccount.bpf.o")}, func() int {
+	out, _, err := runObjectWhile(t, Request{Object: openObject(t, "libccount.bpf.o"), Mode: mode, Collectors: testCollectors(t)}, func() int {
 		calls = runWorkload(t, exe, "strverscmp", "5")
 		getppids = runWorkload(t, exe, "getppid", "9")
 		return 0
@@ -378,4 +390,14 @@ func testKey(t *testing.T) *attest.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// TestObjectInterpRefused: what interpreter mode cannot run of an
+// object is refused before anything is loaded.
+func TestObjectInterpRefused(t *testing.T) {
+	err := Run(context.Background(), Request{Object: openObject(t, "kopens.bpf.o"), Mode: ModeInterp, Collectors: testCollectors(t),
+		Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}})
+	if err == nil || !strings.Contains(err.Error(), "follows kernel pointers in its typed arguments") {
+		t.Errorf("Run = %v, want a refusal of kfunc in interpreter mode", err)
+	}
 }

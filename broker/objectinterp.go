@@ -1,0 +1,290 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/bpf/tracefs"
+	"github.com/tracebroker/tracebroker/broker/program"
+	"github.com/tracebroker/tracebroker/interp"
+)
+
+// objectExecutor runs a precompiled object's probes: in the kernel
+// (bpf.ObjectSession) or in the interpreter over the static collectors'
+// records (objectInterp).
+type objectExecutor interface {
+	Attach(ctx context.Context) error
+	Detach()
+	ReadRecords(stop <-chan struct{}, emit func(bpf.Record)) (lost uint64, err error)
+	Dump(name string) ([]bpf.Entry, error)
+	Close()
+}
+
+// objectInterpKinds are the probe kinds whose context the collectors
+// copy whole, so an object's program reads in the interpreter what it
+// would in the kernel. fentry, fexit and tp_btf programs follow kernel
+// pointers in their typed arguments without a helper: JIT only.
+var objectInterpKinds = map[program.ProbeKind]bool{
+	program.Tracepoint: true, program.RawTracepoint: true, program.Uprobe: true, program.Uretprobe: true,
+	program.Kprobe: true, program.Kretprobe: true, program.Profile: true,
+}
+
+// objectInterpCapable says why an object cannot run in the interpreter,
+// or nil: before anything is loaded.
+func objectInterpCapable(prog *program.Program) error {
+	for _, p := range prog.Probes {
+		if !objectInterpKinds[p.Kind] {
+			return fmt.Errorf("%s: a %s program follows kernel pointers in its typed arguments, which interpreter mode cannot copy (use --mode jit)", p.Name, p.Kind)
+		}
+		for i := range p.Insns {
+			if btf.CORERelocationMetadata(&p.Insns[i]) != nil {
+				return fmt.Errorf("%s: the program has CO-RE relocations, which the kernel's loader applies: interpreter mode runs objects without them (use --mode jit)", p.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// objectContexts sets what the collectors copy for each probe of an
+// object: the whole context, and for a tracepoint the strings behind its
+// char pointer fields (a syscall's are user memory), since which of them
+// the program reads is in its bytecode, not in a script.
+func objectContexts(prog *program.Program) error {
+	for _, p := range prog.Probes {
+		switch p.Kind {
+		case program.Uprobe, program.Uretprobe, program.Kprobe, program.Kretprobe:
+			p.CtxLen = program.PtRegsSize
+		case program.Profile:
+			p.CtxLen = program.PerfEventDataSize
+		case program.RawTracepoint:
+			p.CtxLen = 8 * 12
+		case program.Tracepoint:
+			f, err := tracefs.ReadFormat(p.Category, p.Event)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.Name, err)
+			}
+			n := 0
+			for _, fl := range append(slices.Clone(f.Common), f.Fields...) {
+				n = max(n, fl.Offset+fl.Size)
+				if strings.HasPrefix(fl.Type, "__data_loc") {
+					n = program.MaxContext
+				}
+				if strings.HasSuffix(strings.TrimSpace(fl.Type), "char *") && fl.Size == 8 {
+					p.CtxStrings = append(p.CtxStrings, program.CtxString{Off: fl.Offset, User: p.Category == "syscalls"})
+				}
+			}
+			p.CtxLen = min(n, program.MaxContext)
+		}
+	}
+	return nil
+}
+
+// objectInterp runs an object's programs in the interpreter: the static
+// collectors copy each event, the program runs over the copy with
+// user-space maps, and what it writes to its ring buffers and perf event
+// arrays comes out as records.
+type objectInterp struct {
+	*interpSession
+	rings []string // the object's ring buffers
+	perf  map[string]bool
+	out   []bpf.Record
+}
+
+// openObjectInterp is openInterp for an object.
+func openObjectInterp(prog *program.Program, req *Request) (*objectInterp, error) {
+	if err := objectInterpCapable(prog); err != nil {
+		return nil, err
+	}
+	if err := objectContexts(prog); err != nil {
+		return nil, err
+	}
+	cpus, err := possibleCPUs()
+	if err != nil {
+		return nil, err
+	}
+	o := &objectInterp{perf: map[string]bool{}}
+	s := &interpSession{prog: prog, src: noEvents{}, maps: map[string]*interp.Map{}, stacks: map[string]*stackTable{},
+		saved: newSavedStore(defaultSavedEntries, defaultSavedBytes), savedOffs: make([][]int, len(prog.Probes))}
+	o.interpSession = s
+	for _, name := range slices.Sorted(mapsKeysOf(prog.Object.Spec.Maps)) {
+		ms := prog.Object.Spec.Maps[name].Copy()
+		switch ms.Type {
+		case ebpf.PerfEventArray:
+			// Its records go to the session's queue (perfOutput); the
+			// program only needs a map to name.
+			o.perf[name] = true
+			ms = &ebpf.MapSpec{Name: name, Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}
+		case ebpf.RingBuf:
+			o.rings = append(o.rings, name)
+		case ebpf.StackTrace:
+			s.stacks[name] = &stackTable{frames: int(ms.ValueSize / 8), max: int(ms.MaxEntries), ids: map[string]uint32{}}
+			ms = &ebpf.MapSpec{Name: name, Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1}
+		}
+		m, err := interp.NewMap(ms, interp.MapOptions{CPUs: cpus})
+		if err != nil {
+			return nil, fmt.Errorf("interpreter mode: map %s: %w", name, err)
+		}
+		if err := fillMap(m, ms); err != nil {
+			return nil, fmt.Errorf("interpreter mode: map %s: %w", name, err)
+		}
+		s.maps[name] = m
+	}
+	helpers := append(s.helpers(), interp.Helper{ID: asm.FnPerfEventOutput, Name: "perf_event_output", Args: 5, Fn: o.perfOutput})
+	for _, p := range prog.Probes {
+		ip, err := interp.LoadInstructions(p.Insns, s.maps, interp.Options{Helpers: helpers})
+		if err != nil {
+			return nil, fmt.Errorf("interpreter mode: %s: %w", p.Name, err)
+		}
+		s.progs = append(s.progs, ip)
+	}
+	s.env.Ktime = func() uint64 { return s.rec.Ktime }
+	probes, routes := collectorProbes(prog, req.PID)
+	cs, err := openCollectors(probes, req)
+	if err != nil {
+		return nil, err
+	}
+	s.src, s.routes = &collectorSource{s: cs, n: len(probes)}, routes
+	return o, nil
+}
+
+// fillMap stores a map's initial contents: a section's bytes (.rodata,
+// .data) or an initialiser.
+func fillMap(m *interp.Map, ms *ebpf.MapSpec) error {
+	for _, kv := range ms.Contents {
+		k, kok := kv.Key.(uint32)
+		v, vok := kv.Value.([]byte)
+		if !kok || !vok {
+			return fmt.Errorf("initial contents of type %T -> %T are not supported", kv.Key, kv.Value)
+		}
+		if err := m.Update(le32(k), v, interp.UpdateAny); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func le32(v uint32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
+
+func mapsKeysOf[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// maxQueued bounds the records a run may queue before they are printed:
+// a program that loops over perf_event_output cannot exhaust memory.
+const maxQueued = 4096
+
+// perfOutput is bpf_perf_event_output(ctx, map, flags, data, size) on
+// one of the object's perf event arrays: the record is queued for
+// printing, as the kernel's perf buffer would hold it.
+func (o *objectInterp) perfOutput(c interp.Call, _, r2, _, r4, r5 uint64) (uint64, error) {
+	m, _, err := c.Map(r2)
+	if err != nil {
+		return 0, err
+	}
+	if !o.perf[m.Name()] {
+		return 0, fmt.Errorf("perf_event_output on %s, not a perf event array", m.Name())
+	}
+	data, err := c.Mem(r4, r5, false)
+	if err != nil {
+		return 0, err
+	}
+	if len(o.out) >= maxQueued {
+		return negErrno(enospc), nil
+	}
+	o.out = append(o.out, bpf.Record{Map: m.Name(), Data: slices.Clone(data), CPU: int(c.Env().CPU)})
+	return 0, nil
+}
+
+const enospc = 28
+
+// ReadRecords runs the probes over the collectors' records until stop is
+// closed, then over what is left, emitting what each run wrote to the
+// object's ring buffers and perf event arrays in the order written per
+// kind.
+func (o *objectInterp) ReadRecords(stop <-chan struct{}, emit func(bpf.Record)) (uint64, error) {
+	stopping := false
+	for {
+		deadline := time.Now().Add(pollInterval)
+		if !stopping {
+			select {
+			case <-stop:
+				stopping = true
+				o.src.Stop()
+			default:
+			}
+		}
+		if stopping {
+			deadline = time.Now()
+		}
+		raw, err := o.src.Next(deadline)
+		switch {
+		case errors.Is(err, bpf.ErrTimeout) || errors.Is(err, io.EOF):
+			if stopping {
+				return o.src.Lost(), nil
+			}
+			continue
+		case err != nil:
+			return o.src.Lost(), err
+		}
+		o.handle(raw)
+		for _, name := range o.rings {
+			for {
+				b, ok := o.maps[name].ReadRecord()
+				if !ok {
+					break
+				}
+				emit(bpf.Record{Map: name, Data: b, CPU: -1})
+			}
+		}
+		for _, r := range o.out {
+			emit(r)
+		}
+		o.out = o.out[:0]
+	}
+}
+
+// Dump is bpf.ObjectSession.Dump for the interpreter's maps.
+func (o *objectInterp) Dump(name string) ([]bpf.Entry, error) {
+	m := o.maps[name]
+	if m == nil {
+		return nil, fmt.Errorf("no map %s", name)
+	}
+	perCPU := m.Type() == ebpf.PerCPUHash || m.Type() == ebpf.PerCPUArray || m.Type() == ebpf.LRUCPUHash
+	array := m.Type() == ebpf.Array || m.Type() == ebpf.PerCPUArray
+	stride := (int(m.ValueSize()) + 7) &^ 7
+	var out []bpf.Entry
+	m.Iterate(func(k, v []byte) bool {
+		e := bpf.Entry{Key: slices.Clone(k)}
+		if perCPU {
+			for off := 0; off+int(m.ValueSize()) <= len(v); off += stride {
+				e.Values = append(e.Values, slices.Clone(v[off:off+int(m.ValueSize())]))
+			}
+		} else {
+			e.Values = [][]byte{slices.Clone(v)}
+		}
+		if !array || slices.ContainsFunc(e.Values, func(b []byte) bool { return slices.ContainsFunc(b, func(c byte) bool { return c != 0 }) }) {
+			out = append(out, e) // an array's all-zero elements were never written
+		}
+		return true
+	})
+	return out, nil
+}
+
+func (o *objectInterp) Detach() { o.src.Detach() }
+func (o *objectInterp) Close()  { o.src.Close() }
