@@ -401,3 +401,100 @@ func TestObjectInterpRefused(t *testing.T) {
 		t.Errorf("Run = %v, want a refusal of kfunc in interpreter mode", err)
 	}
 }
+
+// TestObjectFormsTraced runs real traces from a signed package's member
+// and a signed repository's file under the example policy (forms.bt):
+// the package's program JIT-compiled, the repository's interpreted, each
+// counting the workload's opens exactly, and each attested with what
+// signed it.
+func TestObjectFormsTraced(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	exe := buildObjectWorkload(t)
+	key := testKey(t)
+	trust := attest.NewTrust(key.Public())
+	policy := loadFormsPolicy(t, trust)
+	data, err := os.ReadFile(filepath.Join(objectsDir, "opensnoop.bpf.o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "tbf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	pkg := filepath.Join(dir, "tools.tar")
+	writeTestTar(t, pkg, map[string][]byte{"opensnoop.bpf.o": data, "app.json": []byte(`{}`)})
+	if _, err := attest.SignPackage(pkg, key, attest.BundlePredicate{}); err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(dir, "repo")
+	os.MkdirAll(repo, 0o755)
+	os.WriteFile(filepath.Join(repo, "opensnoop.bpf.o"), data, 0o644)
+	if _, err := attest.SignRepository(repo, key, attest.BundlePredicate{}); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "opened")
+	os.WriteFile(file, nil, 0o644)
+	hostKey := testKey(t)
+	for _, tc := range []struct {
+		name, mode, signer string
+		covers             uint8
+		open               func() (*Object, error)
+	}{
+		{"package", gatekeeper.ModeJIT, key.ID, abi.CoversPackage, func() (*Object, error) { return OpenPackageObject(pkg, "", "", trust) }},
+		{"repository", gatekeeper.ModeInterpreter, key.ID, abi.CoversRepository, func() (*Object, error) {
+			return OpenObject(filepath.Join(repo, "opensnoop.bpf.o"), "", trust)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leaks := newLeakCheck(t)
+			o, err := tc.open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, err := gatekeeper.New(gatekeeper.Config{Default: gatekeeper.DefaultStrict, Trust: trust,
+				Platform: gatekeeper.Platform{JITAvailable: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			k.Load(policy)
+			attDir := t.TempDir()
+			var mode string
+			req := Request{Object: o, Collectors: testCollectors(t),
+				Gate:     &Gate{Keeper: k, Request: RequesterRequest(attest.Identity{})},
+				Attest:   &Attest{Dir: attDir, Key: hostKey},
+				Admitted: func(a *Admission) { mode = a.Mode }}
+			out, pid, err := runObjectWhile(t, req, func() int { return runWorkload(t, exe, "open", file, "5") })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mode != tc.mode {
+				t.Errorf("ran in %s mode, want %s", mode, tc.mode)
+			}
+			n := 0
+			for _, r := range out.records {
+				if r.Value["filename"] == file && r.Value["tgid"] == float64(pid) {
+					n++
+				}
+			}
+			if n != 5 {
+				t.Errorf("%d records of the workload's opens, want 5", n)
+			}
+			envs, _ := filepath.Glob(filepath.Join(attDir, "*.json"))
+			if len(envs) != 1 {
+				t.Fatalf("attestations %v, want one", envs)
+			}
+			env, _ := os.ReadFile(envs[0])
+			p, _, err := attest.VerifyProgram(env, attest.NewTrust(hostKey.Public()), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Source.Kind != "object" || p.Source.Digest != o.Digest || p.Generator.Identity.Signer != tc.signer ||
+				p.Decision.Mode != tc.mode || p.Program.Name != "tracepoint:syscalls:sys_enter_openat" {
+				t.Errorf("attestation %+v", p)
+			}
+			leaks.expectReleased(t, false)
+		})
+	}
+}
