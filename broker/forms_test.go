@@ -272,3 +272,46 @@ func loadFormsPolicy(t *testing.T, trust *attest.Trust) *gatekeeper.Policy {
 	}
 	return policy
 }
+
+// TestFixedBytecodePlugin: a plugin that ships fixed bytecode is judged
+// as a package signed by the plugin's signer; one that generates its
+// program, as a program generated from source.
+func TestFixedBytecodePlugin(t *testing.T) {
+	key := testKey(t)
+	trust := attest.NewTrust(key.Public())
+	prog := &program.Program{Probes: []*program.Probe{{Kind: program.Begin, Name: "BEGIN",
+		Insns: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}, Reads: program.ReadsContext}}}
+	k, err := gatekeeper.New(gatekeeper.Config{Default: gatekeeper.DefaultStrict, Trust: trust, Platform: gatekeeper.Platform{JITAvailable: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The broker itself is unverified: only the plugin's signature can
+	// admit its program.
+	g := &Gate{Keeper: k, Request: RequesterRequest(attest.Identity{Digest: fmt.Sprintf("%064x", 7)})}
+	for _, tc := range []struct {
+		fixed, verified bool
+		want            string // the reason's words, or "" for a denial
+	}{
+		{true, true, "strict default: its package is signed by trusted key " + key.ID},
+		{true, false, ""},
+		{false, true, ""}, // a generator verified, but the broker that runs it is not
+	} {
+		t.Run(fmt.Sprintf("fixed=%v,verified=%v", tc.fixed, tc.verified), func(t *testing.T) {
+			id := attest.Identity{Path: "/plugins/opensnoop", Digest: fmt.Sprintf("%064x", 9), Verified: tc.verified}
+			if tc.verified {
+				id.Signer = key.ID
+			}
+			req := &Request{Name: "gen:opensnoop", Generator: &Generator{Name: "opensnoop", Identity: id, Program: prog, Fixed: tc.fixed}}
+			adm, err := admit(g, req, prog)
+			var de *DeniedError
+			switch {
+			case tc.want == "" && !errors.As(err, &de):
+				t.Fatalf("admit = %+v, %v; want a denial", adm, err)
+			case tc.want != "" && err != nil:
+				t.Fatal(err)
+			case tc.want != "" && !bytes.Contains([]byte(adm.Decisions[0].Reason), []byte(tc.want)):
+				t.Errorf("reason %q, want %q", adm.Decisions[0].Reason, tc.want)
+			}
+		})
+	}
+}

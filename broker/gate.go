@@ -70,6 +70,9 @@ type Generator struct {
 	// Program is its raw eBPF output; nil when it returned a script
 	// (Request.Source).
 	Program *program.Program
+	// Fixed says the plugin ships Program as fixed bytecode (sdk.Info):
+	// its signature covers it as a package's covers its members.
+	Fixed bool
 }
 
 // Admission is the gatekeeper's outcome for a whole trace.
@@ -114,6 +117,14 @@ func admit(g *Gate, req *Request, prog *program.Program) (*Admission, error) {
 			}
 			if gen.Program != nil {
 				r.Form = abi.FormBytecode
+			}
+			if gen.Program != nil && gen.Fixed {
+				// Fixed bytecode inside a signed binary: a package,
+				// signed by the plugin's signer.
+				r.Covers, r.ProgramSigned, r.ProgramSigner = abi.CoversPackage, gen.Identity.Verified, ""
+				if gen.Identity.Verified {
+					r.ProgramSigner = gen.Identity.Signer
+				}
 			}
 		}
 		if o := req.Object; o != nil {
@@ -186,7 +197,7 @@ func Generate(ctx context.Context, host *plugins.Host, name string, params map[s
 	if err != nil {
 		return err
 	}
-	gen := &Generator{Name: g.Info.Name, Version: g.Info.Version, Identity: g.Plugin.Identity, Params: g.Params}
+	gen := &Generator{Name: g.Info.Name, Version: g.Info.Version, Identity: g.Plugin.Identity, Params: g.Params, Fixed: g.Info.Fixed}
 	req.Name, req.Source = "gen:"+name, nil
 	if g.Output.Script != "" {
 		req.Source = []byte(g.Output.Script)

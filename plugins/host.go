@@ -531,7 +531,7 @@ func callerDone(ctx context.Context) error {
 }
 
 func infoFromProto(i *generatorpb.Info) sdk.Info {
-	out := sdk.Info{Name: i.GetName(), Version: i.GetVersion(), Description: i.GetDescription()}
+	out := sdk.Info{Name: i.GetName(), Version: i.GetVersion(), Description: i.GetDescription(), Fixed: i.GetFixed()}
 	for _, p := range i.GetParams() {
 		out.Params = append(out.Params, sdk.Param{
 			Name: p.GetName(), Type: sdk.ParamType(p.GetType()), Default: p.GetDefault(),

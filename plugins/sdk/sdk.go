@@ -62,6 +62,13 @@ type Info struct {
 	Version     string
 	Description string
 	Params      []Param
+	// Fixed says the plugin ships fixed bytecode: Generate returns the
+	// same eBPF instructions (Output.Program) whatever the parameters,
+	// which choose only where they attach. Its programs are then judged
+	// as a package's (the plugin binary, signed, carries them), not as
+	// programs generated from source. It is the signer's claim, as the
+	// plugin's code is.
+	Fixed bool
 }
 
 // ParamType is the type of a parameter's value.

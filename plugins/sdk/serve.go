@@ -136,7 +136,7 @@ func panicSite() string {
 }
 
 func infoToProto(i Info) *generatorpb.Info {
-	out := &generatorpb.Info{Name: i.Name, Version: i.Version, Description: i.Description}
+	out := &generatorpb.Info{Name: i.Name, Version: i.Version, Description: i.Description, Fixed: i.Fixed}
 	for _, p := range i.Params {
 		out.Params = append(out.Params, &generatorpb.Param{
 			Name: p.Name, Type: string(p.Type), Default: p.Default, Help: p.Help, Required: p.Required,

@@ -2,7 +2,7 @@
 // carried by hashicorp/go-plugin over gRPC. The plugin is the server.
 //
 // Versioning: this is version 1 of the generator protocol. go-plugin's
-// handshake carries the same number (plugins/internal/protocol
+// handshake carries the same number (plugins/sdk/protocol
 // ProtocolVersion); a change that old hosts or plugins cannot read gets a
 // new package (tracebroker.generator.v2) and a new ProtocolVersion, never
 // an edit here. Fields may be added; field numbers are never reused.
@@ -68,11 +68,14 @@ func (*Empty) Descriptor() ([]byte, []int) {
 
 // Info mirrors sdk.Info.
 type Info struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Description   string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
-	Params        []*Param               `protobuf:"bytes,4,rep,name=params,proto3" json:"params,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version     string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Description string                 `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	Params      []*Param               `protobuf:"bytes,4,rep,name=params,proto3" json:"params,omitempty"`
+	// fixed says Generate returns the same eBPF instructions whatever the
+	// parameters: the plugin ships fixed bytecode (sdk.Info.Fixed).
+	Fixed         bool `protobuf:"varint,5,opt,name=fixed,proto3" json:"fixed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -133,6 +136,13 @@ func (x *Info) GetParams() []*Param {
 		return x.Params
 	}
 	return nil
+}
+
+func (x *Info) GetFixed() bool {
+	if x != nil {
+		return x.Fixed
+	}
+	return false
 }
 
 // Param mirrors sdk.Param. type is "string", "int", "bool" or "duration".
@@ -599,12 +609,13 @@ var File_generator_proto protoreflect.FileDescriptor
 const file_generator_proto_rawDesc = "" +
 	"\n" +
 	"\x0fgenerator.proto\x12\x18tracebroker.generator.v1\"\a\n" +
-	"\x05Empty\"\x8f\x01\n" +
+	"\x05Empty\"\xa5\x01\n" +
 	"\x04Info\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x127\n" +
-	"\x06params\x18\x04 \x03(\v2\x1f.tracebroker.generator.v1.ParamR\x06params\"y\n" +
+	"\x06params\x18\x04 \x03(\v2\x1f.tracebroker.generator.v1.ParamR\x06params\x12\x14\n" +
+	"\x05fixed\x18\x05 \x01(\bR\x05fixed\"y\n" +
 	"\x05Param\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x18\n" +

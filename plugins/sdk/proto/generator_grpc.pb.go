@@ -2,7 +2,7 @@
 // carried by hashicorp/go-plugin over gRPC. The plugin is the server.
 //
 // Versioning: this is version 1 of the generator protocol. go-plugin's
-// handshake carries the same number (plugins/internal/protocol
+// handshake carries the same number (plugins/sdk/protocol
 // ProtocolVersion); a change that old hosts or plugins cannot read gets a
 // new package (tracebroker.generator.v2) and a new ProtocolVersion, never
 // an edit here. Fields may be added; field numbers are never reused.
