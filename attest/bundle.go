@@ -189,8 +189,9 @@ func readTarFrom(r io.Reader, p string) ([]Member, error) {
 		if h.Size > MaxMemberSize || total+int(h.Size) > MaxBundleSize {
 			return nil, fmt.Errorf("%s: member %q of %d bytes: at most %d per member and %d in all", p, name, h.Size, MaxMemberSize, MaxBundleSize)
 		}
-		data, err := io.ReadAll(io.LimitReader(tr, h.Size))
-		if err != nil || int64(len(data)) != h.Size {
+		// The size is bounded above: read exactly that, in one buffer.
+		data := make([]byte, h.Size)
+		if _, err := io.ReadFull(tr, data); err != nil {
 			return nil, fmt.Errorf("%s: member %q: truncated (%v)", p, name, err)
 		}
 		total += len(data)

@@ -362,3 +362,56 @@ func FuzzReadTar(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkOpenPackage: verifying a package of 16 members of 64 KiB,
+// each hashed and matched against the signed statement.
+func BenchmarkOpenPackage(b *testing.B) {
+	key := testSeedKey(b, 1)
+	trust := NewTrust(key.Public())
+	dir := b.TempDir()
+	p := filepath.Join(dir, "pkg.tar")
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for i := 0; i < 16; i++ {
+		data := bytes.Repeat([]byte{byte(i)}, 64<<10)
+		tw.WriteHeader(&tar.Header{Name: "m" + string(rune('a'+i)), Typeflag: tar.TypeReg, Size: int64(len(data)), Mode: 0o644})
+		tw.Write(data)
+	}
+	tw.Close()
+	os.WriteFile(p, buf.Bytes(), 0o644)
+	if _, err := SignPackage(p, key, BundlePredicate{}); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(buf.Len()))
+	for b.Loop() {
+		if _, err := OpenPackage(p, "", trust); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRepositoryRead: opening a repository of 256 files' index and
+// reading one 64 KiB file checked against it, as each run of an object
+// in a repository does.
+func BenchmarkRepositoryRead(b *testing.B) {
+	key := testSeedKey(b, 1)
+	trust := NewTrust(key.Public())
+	dir := b.TempDir()
+	for i := 0; i < 256; i++ {
+		writeTestFile(b, dir, "f"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+string(rune('a'+i/26)), bytes.Repeat([]byte{byte(i)}, 64<<10))
+	}
+	if _, err := SignRepository(dir, key, BundlePredicate{}); err != nil {
+		b.Fatal(err)
+	}
+	target := filepath.Join(dir, "faa")
+	b.SetBytes(64 << 10)
+	for b.Loop() {
+		r, err := OpenRepository(dir, trust)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := r.Read(target, 1<<20); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

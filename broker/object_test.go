@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/bpf/object"
 	"github.com/tracebroker/tracebroker/gatekeeper"
 	"github.com/tracebroker/tracebroker/gatekeeper/abi"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
@@ -496,5 +497,74 @@ func TestObjectFormsTraced(t *testing.T) {
 			}
 			leaks.expectReleased(t, false)
 		})
+	}
+}
+
+// TestObjectKernelFunctions runs an object's kprobe and fentry programs
+// on the same kernel function (the kernel matrix's guests have both;
+// this host neither): each counts the workload's opens of its file
+// exactly.
+func TestObjectKernelFunctions(t *testing.T) {
+	needKprobes(t)
+	needFentry(t)
+	lockKernel(t)
+	leaks := newLeakCheck(t)
+	exe := buildObjectWorkload(t)
+	dir, err := os.MkdirTemp("", "tbk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	file := filepath.Join(dir, "opened")
+	os.WriteFile(file, nil, 0o644)
+	out, pid, err := runObjectWhile(t, Request{Object: openObject(t, "kopens.bpf.o"), Mode: ModeJIT}, func() int {
+		return runWorkload(t, exe, "open", file, "6")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.attached != 2 {
+		t.Errorf("attached %d probes, want 2", out.attached)
+	}
+	for _, m := range []string{"kprobe_opens", "fentry_opens"} {
+		got := -1.0
+		for _, e := range out.maps[m].Entries {
+			if k, _ := e.Key.(map[string]any); k["filename"] == file && k["tgid"] == float64(pid) {
+				got, _ = e.Value.(float64)
+			}
+		}
+		if got != 6 {
+			t.Errorf("@%s[%d, %s] = %v, want 6", m, pid, file, got)
+		}
+	}
+	leaks.expectReleased(t, false)
+}
+
+// BenchmarkOpenObject: what run does with a signed object before the
+// gatekeeper: read it once, verify its signature over those bytes, and
+// parse it into probes.
+func BenchmarkOpenObject(b *testing.B) {
+	key, err := attest.GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	trust := attest.NewTrust(key.Public())
+	data, err := os.ReadFile(filepath.Join(objectsDir, "libccount.bpf.o"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	obj := filepath.Join(b.TempDir(), "libccount.bpf.o")
+	os.WriteFile(obj, data, 0o644)
+	if _, err := attest.SignArtifact(obj, key, attest.ArtifactPredicate{Role: attest.RoleProgram}); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		o, err := OpenObject(obj, "", trust)
+		if err != nil || o.Covers == 0 {
+			b.Fatal(err)
+		}
+		if _, err := object.Parse(o.Name, o.Data); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
