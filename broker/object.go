@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -194,27 +195,38 @@ func (o *Object) signedFacts(r *gatekeeper.Request) {
 // programs, in Requests and attestations: nothing generated them here.
 const ObjectGenerator = "object"
 
-// resolveObjectUprobes turns each uprobe's function into its file
-// offset, as libbpf does for uprobe/PATH:FUNC sections.
-func resolveObjectUprobes(prog *program.Program) error {
-	syms := map[string][]uprobe.Symbol{}
+// resolveObjectUprobes opens each uprobe's file once, through scope when
+// there is one (a token holder's: a file it may not probe is refused
+// without a word about it), and turns its function into the file offset,
+// as libbpf does for uprobe/PATH:FUNC sections. The probe attaches to the
+// file opened here, whatever has its name by then.
+func resolveObjectUprobes(prog *program.Program, scope *uprobe.Scope) error {
+	opened := map[string]*uprobe.Target{}
 	for _, p := range prog.Probes {
 		if p.Kind != program.Uprobe && p.Kind != program.Uretprobe {
 			continue
 		}
-		list, ok := syms[p.Path]
+		t, ok := opened[p.Path]
 		if !ok {
 			var err error
-			if list, err = uprobe.Functions(p.Path); err != nil {
+			if t, err = uprobe.OpenTarget(p.Path, scope); err != nil {
 				return fmt.Errorf("%s: %w", p.Name, err)
 			}
-			syms[p.Path] = list
+			opened[p.Path] = t
 		}
-		i := slices.IndexFunc(list, func(s uprobe.Symbol) bool { return s.Name == p.Event })
-		if i < 0 {
-			return fmt.Errorf("%s: no function %s in %s", p.Name, p.Event, p.Path)
+		p.Binary = t
+		fn := p.Event
+		if p.Offset != 0 {
+			fn += "+" + strconv.FormatUint(p.Offset, 10)
 		}
-		p.Offset += list[i].Offset
+		off, err := t.FuncOffset(fn)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.Name, err)
+		}
+		// Named by the file as opened: under a scope, its real path,
+		// which is what the scope judges.
+		p.Offset, p.Path = off, t.Path()
+		p.Name = p.Kind.String() + ":" + t.Path() + ":" + fn
 	}
 	return nil
 }
@@ -229,7 +241,8 @@ func runObject(ctx context.Context, req *Request) error {
 	if err != nil {
 		return err
 	}
-	if err := resolveObjectUprobes(prog); err != nil {
+	defer prog.Close()
+	if err := resolveObjectUprobes(prog, req.UprobeScope); err != nil {
 		return err
 	}
 	if req.Authorize != nil {
