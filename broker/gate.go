@@ -78,6 +78,11 @@ type Generator struct {
 // Admission is the gatekeeper's outcome for a whole trace.
 type Admission struct {
 	Mode string // gatekeeper.ModeJIT or gatekeeper.ModeInterpreter
+	// Form, Covers and Signer are what the trace's programs are and what
+	// signs them, as the gatekeeper saw them (the Request's form,
+	// covers and program_signer): the same for every probe of a trace.
+	Form, Covers uint8
+	Signer       string
 	// Decisions and Probes are one per probe, in the program's order.
 	Decisions []gatekeeper.Decision
 	Probes    []string
@@ -134,6 +139,7 @@ func admit(g *Gate, req *Request, prog *program.Program) (*Admission, error) {
 		r.InsnCount = uint32(len(p.Insns))
 		r.Helpers0, r.Helpers1, r.Helpers2, r.Helpers3 = helpersUsed(p.Insns)
 		r.Reads = requestReads(p.Reads)
+		a.Form, a.Covers, a.Signer = r.Form, r.Covers, r.ProgramSigner
 		d, err := decideEach(g, r, p)
 		if err != nil {
 			return nil, err

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,6 +22,7 @@ import (
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/gatekeeper"
 	"github.com/tracebroker/tracebroker/gatekeeper/abi"
+	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
 // Object is a precompiled eBPF object to run instead of a script: the
@@ -79,6 +82,52 @@ func OpenObject(path, sigPath string, trust *attest.Trust) (*Object, error) {
 		o.Note = "its signature: " + err.Error()
 	}
 	return o, o.checkELF()
+}
+
+// ObjectFromBytes is OpenObject for an object and its signature sent
+// rather than read (the daemon's clients send them): sig is the
+// envelope of OBJECT.sig, nil when the object came without one.
+func ObjectFromBytes(name string, data, sig []byte, trust *attest.Trust) (*Object, error) {
+	if len(data) > object.MaxSize {
+		return nil, fmt.Errorf("%s: %d bytes, at most %d", name, len(data), object.MaxSize)
+	}
+	sum := sha256.Sum256(data)
+	digest := hex.EncodeToString(sum[:])
+	o := &Object{Name: name, Data: data, Digest: digest, Signature: attest.Identity{Path: name, Digest: digest}}
+	if len(sig) == 0 {
+		o.Signature.Reason, o.Note = string(attest.ReasonUnsigned), "it was sent without a signature"
+		return o, o.checkELF()
+	}
+	id, err := attest.VerifyManifest(sig, digest, trust, attest.RoleProgram)
+	id.Path = name
+	o.Signature = id
+	switch {
+	case err == nil:
+		o.Covers = abi.CoversProgram
+	case unsignedReasons[id.Reason]:
+		o.Note = "its signature: " + err.Error()
+	default:
+		return nil, fmt.Errorf("%s: the signature does not verify: %w", name, err)
+	}
+	return o, o.checkELF()
+}
+
+// ReadObjectFiles reads an object and its signature (sigPath, "" for
+// path.sig; none there is no signature) to send them to a daemon, the
+// object at most limit bytes. The daemon verifies them, not the sender.
+func ReadObjectFiles(path, sigPath string, limit int64) (data, sig []byte, err error) {
+	if data, err = regfile.ReadFile(path, limit); err != nil {
+		return nil, nil, err
+	}
+	explicit := sigPath != ""
+	if !explicit {
+		sigPath = path + attest.SigSuffix
+	}
+	sig, err = regfile.ReadFile(sigPath, attest.MaxEnvelopeSize)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		return data, nil, nil
+	}
+	return data, sig, err
 }
 
 func (o *Object) checkELF() error {

@@ -74,6 +74,9 @@ type Config struct {
 	Plugins *plugins.Host
 	// Collectors verifies interpreter mode's static collectors.
 	Collectors collector.Trust
+	// Trust verifies the signatures of the eBPF objects clients send
+	// (role program); nil trusts no key, and every object is unsigned.
+	Trust *attest.Trust
 
 	// MaxSessions bounds concurrent sessions (0: 128); MaxPerSubject
 	// those of one token subject or one uid (0: 8).

@@ -19,6 +19,7 @@ import (
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 	"github.com/tracebroker/tracebroker/broker/token"
+	"github.com/tracebroker/tracebroker/gatekeeper"
 )
 
 // Bounds on what a request may carry (and limits.go); maxRequestSize
@@ -96,6 +97,10 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 	}
 	if req.GetGenerator() != "" {
 		rec["generator"], rec["params"] = req.GetGenerator(), req.GetParams()
+	}
+	if len(req.GetObject()) > 0 {
+		rec["object_digest"] = attest.SourceDigest(req.GetObject())
+		rec["object_signed"] = len(req.GetObjectSignature()) > 0
 	}
 	if err := validateNumbers(req); err != nil {
 		return s.refuseEarly(c, rec, "request", err, claim)
@@ -189,7 +194,14 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		}
 		// Run goes on whatever this returns: a record that cannot be
 		// written stops the session right after it attaches.
-		if err := s.record(audit.EventTraceAdmitted, map[string]any{"session": id, "mode": a.Mode, "decisions": ds}); err != nil {
+		// What the programs are and what signs them, in the same words
+		// for every form of signing.
+		admitted := map[string]any{"session": id, "mode": a.Mode, "decisions": ds,
+			"form": gatekeeper.FormName(a.Form), "covers": gatekeeper.CoversName(a.Covers)}
+		if a.Signer != "" {
+			admitted["program_signer"] = a.Signer
+		}
+		if err := s.record(audit.EventTraceAdmitted, admitted); err != nil {
 			cancel(fmt.Errorf("audit log: %w", err))
 		}
 		s.enter(sctx, id, phaseLoad)
@@ -215,6 +227,14 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 			return refuse("generator", status.Error(codes.InvalidArgument, err.Error()))
 		}
 		s.enter(sctx, id, phaseCompile)
+	}
+
+	if obj := req.GetObject(); len(obj) > 0 {
+		o, err := broker.ObjectFromBytes(br.Name, obj, req.GetObjectSignature(), s.cfg.Trust)
+		if err != nil {
+			return refuse("signature", status.Error(codes.PermissionDenied, err.Error()))
+		}
+		br.Object = o
 	}
 
 	t0 := time.Now()
@@ -332,11 +352,16 @@ func (s *Server) authorizeRequest(c Caller, tok *token.Token, req *pb.TraceReque
 	if err := s.cfg.Limits.check(req); err != nil {
 		return err
 	}
+	obj := len(req.GetObject()) > 0
 	switch {
-	case req.GetGenerator() == "" && len(req.GetSource()) == 0:
-		return status.Error(codes.InvalidArgument, "no program: send a script or a generator")
+	case req.GetGenerator() == "" && len(req.GetSource()) == 0 && !obj:
+		return status.Error(codes.InvalidArgument, "no program: send a script, a generator or an eBPF object")
 	case req.GetGenerator() != "" && len(req.GetSource()) > 0:
 		return status.Error(codes.InvalidArgument, "send a script or a generator, not both")
+	case obj && (req.GetGenerator() != "" || len(req.GetSource()) > 0 || len(req.GetArgs()) > 0):
+		return status.Error(codes.InvalidArgument, "an eBPF object goes alone: no script, generator or positional parameters with it")
+	case !obj && len(req.GetObjectSignature()) > 0:
+		return status.Error(codes.InvalidArgument, "an object signature without an object")
 	case req.GetGenerator() != "" && len(req.GetArgs()) > 0:
 		return status.Error(codes.InvalidArgument, "positional parameters go with a script; a generator takes params")
 	}

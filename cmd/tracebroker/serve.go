@@ -112,6 +112,7 @@ everything.`,
 			}
 			cfg.Keeper = k
 			cfg.Collectors = collectorTrust(trust, state, false)
+			cfg.Trust = trust
 			if cfg.Broker, err = attest.Measure(0, attest.MeasureOptions{Trust: trust, ManifestDir: attest.StateManifestDir(state), Role: attest.RoleBroker}); err != nil {
 				return fmt.Errorf("measuring this broker: %w", err)
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/tracebroker/tracebroker/bpf/object"
+	"github.com/tracebroker/tracebroker/broker"
 	"github.com/tracebroker/tracebroker/broker/daemon"
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
 	"github.com/tracebroker/tracebroker/internal/escape"
@@ -64,6 +67,10 @@ func (d *daemonFlags) dial(stdin io.Reader) (*daemon.Client, error) {
 	return daemon.Dial(t)
 }
 
+// maxObjectSend bounds an object trace sends: the daemon takes requests
+// of at most 2 MiB, the signature (well under a kilobyte) included.
+const maxObjectSend = 2<<20 - 128<<10
+
 func newTraceCmd() *cobra.Command {
 	var (
 		df       daemonFlags
@@ -71,9 +78,10 @@ func newTraceCmd() *cobra.Command {
 		duration string
 		pf       pluginFlags
 		req      pb.TraceRequest
+		objSig   string
 	)
 	cmd := &cobra.Command{
-		Use:   "trace [flags] [FILE | -e PROGRAM | --gen NAME]",
+		Use:   "trace [flags] [FILE | -e PROGRAM | --gen NAME | OBJECT.bpf.o]",
 		Short: "Run a trace through the broker daemon, with a token instead of root",
 		Long: `trace sends the script to the broker daemon (tracebroker serve), which
 checks the token, compiles the script, asks the gatekeeper and runs it.
@@ -87,12 +95,25 @@ from $TRACEBROKER_TOKEN: never from the command line, where ps and
 		Example: `  tracebroker trace --token-file ~/.tracebroker/token -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'
   TRACEBROKER_TOKEN=$(cat token) tracebroker trace -d 10s script.bt
   tracebroker trace --token-file - -d 5s script.bt < token
-  tracebroker trace --token-file token --gen opensnoop --param path=/etc`,
+  tracebroker trace --token-file token --gen opensnoop --param path=/etc
+  tracebroker trace --token-file token opensnoop.bpf.o   # and opensnoop.bpf.o.sig, which the daemon verifies`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
-			if req.Name, req.Source, req.Args, err = pf.script(program, args); err != nil {
+			if program == "" && pf.gen == "" && len(args) > 0 && object.IsFile(args[0]) {
+				// An eBPF object and its signature, sent as they are:
+				// the daemon verifies them against its own keys.
+				if len(args) > 1 {
+					return fmt.Errorf("%s is an eBPF object: it takes no positional parameters", args[0])
+				}
+				req.Name = args[0]
+				if req.Object, req.ObjectSignature, err = broker.ReadObjectFiles(args[0], objSig, maxObjectSend); err != nil {
+					return err
+				}
+			} else if req.Name, req.Source, req.Args, err = pf.script(program, args); err != nil {
 				return err
+			} else if objSig != "" {
+				return errors.New("--sig goes with an eBPF object")
 			}
 			if pf.gen != "" {
 				if req.Params, err = pf.params(); err != nil {
@@ -148,6 +169,7 @@ from $TRACEBROKER_TOKEN: never from the command line, where ps and
 	f := cmd.Flags()
 	df.register(f, true)
 	f.StringVarP(&program, "program", "e", "", "the script to run")
+	f.StringVar(&objSig, "sig", "", "an eBPF object's signature (default: OBJECT.sig when there is one)")
 	f.VarP(pidValue[int32]{&req.Pid}, "pid", "p", "stop when process `PID` exits")
 	f.StringVarP(&req.Format, "format", "f", "text", "output format: text or json")
 	f.StringVarP(&duration, "duration", "d", "", "stop after `DURATION` (5s, 1m, or seconds)")

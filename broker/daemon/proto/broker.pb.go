@@ -181,9 +181,16 @@ type TraceRequest struct {
 	// their count), the words after the script on trace's command line.
 	// Empty with generator set. At most max-params of them, each at most
 	// max-param-value-bytes.
-	Args          []string `protobuf:"bytes,10,rep,name=args,proto3" json:"args,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Args []string `protobuf:"bytes,10,rep,name=args,proto3" json:"args,omitempty"`
+	// object is a precompiled eBPF object (an ELF file, libbpf's section
+	// conventions) to run instead of a script or a generator, and
+	// object_signature its signature (OBJECT.sig, role program), empty
+	// when it has none: the daemon verifies it against its own trusted
+	// keys. name names the object.
+	Object          []byte `protobuf:"bytes,11,opt,name=object,proto3" json:"object,omitempty"`
+	ObjectSignature []byte `protobuf:"bytes,12,opt,name=object_signature,json=objectSignature,proto3" json:"object_signature,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *TraceRequest) Reset() {
@@ -282,6 +289,20 @@ func (x *TraceRequest) GetPid() int32 {
 func (x *TraceRequest) GetArgs() []string {
 	if x != nil {
 		return x.Args
+	}
+	return nil
+}
+
+func (x *TraceRequest) GetObject() []byte {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
+func (x *TraceRequest) GetObjectSignature() []byte {
+	if x != nil {
+		return x.ObjectSignature
 	}
 	return nil
 }
@@ -814,7 +835,7 @@ const file_broker_proto_rawDesc = "" +
 	"\arequest\x18\x01 \x01(\v2#.tracebroker.broker.v1.TraceRequestH\x00R\arequest\x12@\n" +
 	"\tinterrupt\x18\x02 \x01(\v2 .tracebroker.broker.v1.InterruptH\x00R\tinterruptB\a\n" +
 	"\x05input\"\v\n" +
-	"\tInterrupt\"\xeb\x02\n" +
+	"\tInterrupt\"\xae\x03\n" +
 	"\fTraceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\fR\x06source\x12\x16\n" +
@@ -827,7 +848,9 @@ const file_broker_proto_rawDesc = "" +
 	"\x06params\x18\b \x03(\v2/.tracebroker.broker.v1.TraceRequest.ParamsEntryR\x06params\x12\x10\n" +
 	"\x03pid\x18\t \x01(\x05R\x03pid\x12\x12\n" +
 	"\x04args\x18\n" +
-	" \x03(\tR\x04args\x1a9\n" +
+	" \x03(\tR\x04args\x12\x16\n" +
+	"\x06object\x18\v \x01(\fR\x06object\x12)\n" +
+	"\x10object_signature\x18\f \x01(\fR\x0fobjectSignature\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb8\x01\n" +
