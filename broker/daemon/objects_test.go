@@ -117,6 +117,8 @@ func TestObjectThroughDaemon(t *testing.T) {
 		// refused without a word about what the path leads to.
 		{"a uprobe on a file outside the scopes", "trace probe:uprobe:/usr/bin/*:* probe:rawtracepoint:* read:user", readObjectFixture(t, "libccount.bpf.o"), nil, "/lib/x86_64-linux-gnu/libc.so.6"},
 		{"not an object", scopes, []byte("\x7fELF but not really"), nil, "unknown ELF class"},
+		// Over a gigabyte of map: refused before anything is created.
+		{"maps too large", scopes, readObjectFixture(t, "hugemap.bpf.o"), nil, "would take more than 64 MiB of kernel memory (huge alone: 1207959552 bytes)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tok := d.token(t, token.IssueOptions{Scope: tc.scopes})

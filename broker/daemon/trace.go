@@ -479,7 +479,7 @@ func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.Tr
 		br.Attest = &broker.Attest{Dir: s.cfg.AttestDir, Key: s.cfg.HostKey, Broker: s.cfg.Broker, Requester: requester, Session: id, Store: s.attest}
 	}
 	br.UprobeScope = uprobeScope(tok)
-	probes, effects, reads := authorizeProbes(tok), authorizeEffects(tok), authorizeReads(tok, br)
+	probes, effects, reads, maps := authorizeProbes(tok), authorizeEffects(tok), authorizeReads(tok, br), authorizeObjectMaps(tok)
 	if tok != nil {
 		br.HidePID = s.hidePID()
 	}
@@ -488,6 +488,9 @@ func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.Tr
 			return err
 		}
 		if err := effects(p); err != nil {
+			return err
+		}
+		if err := maps(p); err != nil {
 			return err
 		}
 		return reads(p)
