@@ -361,3 +361,22 @@ func (r *Request) encodeInto(buf []byte) {
 		}
 	}
 }
+
+// FormName and CoversName name a form and what a signature covers as
+// JSON and ABI.md name them (abi.Form*, abi.Covers*); "unsigned" for
+// covers 0, the number for a value out of range.
+func FormName(f uint8) string { return constName(formNames, f, "") }
+
+func CoversName(c uint8) string { return constName(coversNames, c, "unsigned") }
+
+func constName(names map[string]uint8, v uint8, zero string) string {
+	for name, n := range names {
+		if n == v {
+			return name
+		}
+	}
+	if v == 0 && zero != "" {
+		return zero
+	}
+	return fmt.Sprint(v)
+}

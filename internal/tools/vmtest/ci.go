@@ -44,6 +44,10 @@ var ciSelection = []struct {
 		// kernel functions on a kernel that has them: reach, bounds,
 		// nothing left attached.
 		"TestAttacksKernelFuncs",
+		// A clang-built object's kprobe and fentry programs, and its
+		// tracepoint, uprobe and raw tracepoint ones in both modes
+		// (issue 19).
+		"TestObjectKernelFunctions", "TestObjectTracepoint", "TestObjectUprobeRawTracepoint",
 		// bpftrace 0.17's stock tools compile against the guest's
 		// kernel, the kprobe ones whole (the host stops at their
 		// first kprobe).
