@@ -299,57 +299,24 @@ func runObject(ctx context.Context, req *Request) error {
 			return err
 		}
 	}
-	gate := req.Gate
-	if gate == nil {
-		if gate, err = defaultGate(); err != nil {
-			return err
-		}
-	}
 	if req.Verbose {
 		fmt.Fprintf(req.Stderr, "Object %s (sha256:%s): %s\n", o.Name, o.Digest, o.describe())
 	}
-	adm, err := admit(gate, req, prog)
-	if err != nil {
-		var de *DeniedError
-		if errors.As(err, &de) && o.Note != "" {
-			return fmt.Errorf("%w (%s: %s)", err, o.Name, o.Note)
+	adm, err := judge(ctx, req, prog, func(mode string) error {
+		if mode == gatekeeper.ModeJIT {
+			return nil
 		}
-		return err
-	}
-	mode, err := chooseMode(req.Mode, adm)
-	if err != nil {
-		return err
-	}
-	adm.Mode = mode
-	if req.Verbose {
-		fmt.Fprintln(req.Stderr, adm.describe())
-	}
-	if mode != gatekeeper.ModeJIT {
 		// Refused before anything is attested or loaded.
-		if err := objectInterpCapable(prog); err != nil {
-			return err
-		}
+		return objectInterpCapable(prog)
+	})
+	var de *DeniedError
+	if errors.As(err, &de) && o.Note != "" {
+		return fmt.Errorf("%w (%s: %s)", err, o.Name, o.Note)
 	}
-	if err := notStarted(ctx); err != nil {
+	if err != nil {
 		return err
 	}
-	if req.Admitted != nil {
-		req.Admitted(adm)
-	}
-	if req.Attest != nil {
-		files, err := attestPrograms(req.Attest, req, prog, adm)
-		if err != nil {
-			return fmt.Errorf("attestation: %w", err)
-		}
-		if req.Verbose {
-			for _, f := range files {
-				fmt.Fprintf(req.Stderr, "Attested: %s\n", f)
-			}
-		}
-	}
-	if err := notStarted(ctx); err != nil {
-		return err
-	}
+	mode := adm.Mode
 	t0 := time.Now()
 	var sess objectExecutor
 	if mode == gatekeeper.ModeJIT {

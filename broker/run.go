@@ -272,47 +272,11 @@ func Run(ctx context.Context, req Request) (err error) {
 			return err
 		}
 	}
-	gate := req.Gate
-	if gate == nil {
-		if gate, err = defaultGate(); err != nil {
-			return err
-		}
-	}
-	adm, err := admit(gate, &req, prog)
+	adm, err := judge(ctx, &req, prog, nil)
 	if err != nil {
 		return err
 	}
-	mode, err := chooseMode(req.Mode, adm)
-	if err != nil {
-		return err
-	}
-	// The mode the trace runs in is what the record says: --mode interp
-	// may choose the interpreter where the gatekeeper allowed either.
-	adm.Mode = mode
-	if req.Verbose {
-		fmt.Fprintln(req.Stderr, adm.describe())
-	}
-	if err := notStarted(ctx); err != nil {
-		return err
-	}
-	if req.Admitted != nil {
-		req.Admitted(adm)
-	}
-	if req.Attest != nil {
-		files, err := attestPrograms(req.Attest, &req, prog, adm)
-		if err != nil {
-			return fmt.Errorf("attestation: %w", err)
-		}
-		if req.Verbose {
-			for _, f := range files {
-				fmt.Fprintf(req.Stderr, "Attested: %s\n", f)
-			}
-		}
-	}
-
-	if err := notStarted(ctx); err != nil {
-		return err
-	}
+	mode := adm.Mode
 	t0 := time.Now()
 	var sess executor
 	if mode == gatekeeper.ModeJIT {
@@ -344,6 +308,61 @@ func Run(ctx context.Context, req Request) (err error) {
 		fmt.Fprintf(req.Stderr, "Loaded %d programs and %d maps in %v%s\n", len(prog.Probes), len(prog.Maps), time.Since(t0).Round(time.Microsecond), how)
 	}
 	return execute(ctx, &req, prog, sess, out, adm)
+}
+
+// judge is what every program goes through before anything is loaded,
+// generated or precompiled: the gatekeeper's admission and the mode (the
+// one asked for, if the gatekeeper allows it), the Admitted hook and -v,
+// and the attestation. check, when set, refuses what the chosen mode
+// cannot run, before anything is attested.
+func judge(ctx context.Context, req *Request, prog *program.Program, check func(mode string) error) (*Admission, error) {
+	gate := req.Gate
+	if gate == nil {
+		var err error
+		if gate, err = defaultGate(); err != nil {
+			return nil, err
+		}
+	}
+	adm, err := admit(gate, req, prog)
+	if err != nil {
+		return nil, err
+	}
+	mode, err := chooseMode(req.Mode, adm)
+	if err != nil {
+		return nil, err
+	}
+	// The mode the trace runs in is what the record says: --mode interp
+	// may choose the interpreter where the gatekeeper allowed either.
+	adm.Mode = mode
+	if req.Verbose {
+		fmt.Fprintln(req.Stderr, adm.describe())
+	}
+	if check != nil {
+		if err := check(mode); err != nil {
+			return nil, err
+		}
+	}
+	if err := notStarted(ctx); err != nil {
+		return nil, err
+	}
+	if req.Admitted != nil {
+		req.Admitted(adm)
+	}
+	if req.Attest != nil {
+		files, err := attestPrograms(req.Attest, req, prog, adm)
+		if err != nil {
+			return nil, fmt.Errorf("attestation: %w", err)
+		}
+		if req.Verbose {
+			for _, f := range files {
+				fmt.Fprintf(req.Stderr, "Attested: %s\n", f)
+			}
+		}
+	}
+	if err := notStarted(ctx); err != nil {
+		return nil, err
+	}
+	return adm, nil
 }
 
 // ErrNotStarted is a trace that ended (its context did) before anything
