@@ -119,6 +119,11 @@ type Record struct {
 // room (a ring buffer's losses are the program's to count: reserve
 // fails in it).
 func (s *ObjectSession) ReadRecords(stop <-chan struct{}, emit func(Record)) (lost uint64, err error) {
+	if len(s.readers) == 0 {
+		// Nothing to read: the object's output is its maps.
+		<-stop
+		return 0, nil
+	}
 	var (
 		mu    sync.Mutex
 		wg    sync.WaitGroup

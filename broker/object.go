@@ -405,13 +405,16 @@ func executeObject(ctx context.Context, req *Request, prog *program.Program, ses
 	watchCtx, stopWatching := context.WithCancel(ctx)
 	defer stopWatching()
 	pidGone := watchPID(watchCtx, req.PID)
+	// The readers return before stop only when one fails.
 	var res result
+	read := false
 	select {
 	case <-ctx.Done():
 	case <-timeout:
 	case <-kidDone:
 	case <-pidGone:
-	case res = <-done: // a reader failed
+	case res = <-done:
+		read = true
 	}
 	// The probes go first, so what is printed next is final.
 	sess.Detach()
@@ -419,7 +422,7 @@ func executeObject(ctx context.Context, req *Request, prog *program.Program, ses
 		req.Stopping()
 	}
 	close(stop)
-	if res.err == nil && res.lost == 0 {
+	if !read {
 		res = <-done
 	}
 	if res.lost > 0 {

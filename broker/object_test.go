@@ -568,3 +568,43 @@ func BenchmarkOpenObject(b *testing.B) {
 		}
 	}
 }
+
+// TestObjectMapsOnly runs an object whose only output is its maps (no
+// ring buffer, no perf event array): it runs until it is stopped, and
+// prints its maps then.
+func TestObjectMapsOnly(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	exe := buildObjectWorkload(t)
+	dir, err := os.MkdirTemp("", "tbm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	file := filepath.Join(dir, "opened")
+	os.WriteFile(file, nil, 0o644)
+	for _, mode := range []Mode{ModeJIT, ModeInterp} {
+		t.Run(string(mode), func(t *testing.T) {
+			leaks := newLeakCheck(t)
+			out, pid, err := runObjectWhile(t, Request{Object: openObject(t, "opencount.bpf.o"), Mode: mode, Collectors: testCollectors(t)}, func() int {
+				return runWorkload(t, exe, "open", file, "3")
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := -1.0
+			for _, e := range out.maps["opens"].Entries {
+				if k, _ := e.Key.(map[string]any); k["filename"] == file && k["tgid"] == float64(pid) {
+					got, _ = e.Value.(float64)
+				}
+			}
+			if got != 3 {
+				t.Errorf("@opens[%d, %s] = %v, want 3", pid, file, got)
+			}
+			if e := out.maps["total"].Entries; len(e) != 1 || e[0].Key != float64(0) || e[0].Value.(float64) < 3 {
+				t.Errorf("@total = %+v, want one element of at least 3", e)
+			}
+			leaks.expectReleased(t, false)
+		})
+	}
+}
