@@ -47,7 +47,7 @@ var ciSelection = []struct {
 		// A clang-built object's kprobe and fentry programs, and its
 		// tracepoint, uprobe and raw tracepoint ones in both modes
 		// (issue 19).
-		"TestObjectKernelFunctions", "TestObjectTracepoint", "TestObjectUprobeRawTracepoint",
+		"TestObjectKernelFunctions", "TestObjectTracepoint", "TestObjectUprobeRawTracepoint", "TestObjectMapsOnly",
 		// bpftrace 0.17's stock tools compile against the guest's
 		// kernel, the kprobe ones whole (the host stops at their
 		// first kprobe).
