@@ -331,6 +331,16 @@ func TestIndependentVerifyBundles(t *testing.T) {
 			t.Errorf("python on %s: %v\n%s\nwant %s", tc.src, err, out, tc.want)
 		}
 	}
+	// A program-only object's signature: one subject, role program.
+	obj := writeTestFile(t, dir, "opensnoop.bpf.o", []byte("\x7fELF object"))
+	objSig, err := SignArtifact(obj, key, ArtifactPredicate{Role: RoleProgram})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(py, "-c", pyVerify, objSig, pub).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"role": "program"`) || !strings.Contains(string(out), `"name": "opensnoop.bpf.o"`) {
+		t.Errorf("python on the object's signature: %v\n%s", err, out)
+	}
 	// The control: python refuses a package whose member changed.
 	writeTar(t, pkg, reg("a.bpf.o", "\x7fELF A"), reg("doc/README", "hello"))
 	if out, err := exec.Command(py, "-c", pyVerifyBundle, pkgSig, pub, pkg, "").CombinedOutput(); err == nil {
