@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf/perf"
 	"github.com/cilium/ebpf/ringbuf"
 
+	"github.com/tracebroker/tracebroker/bpf/object"
 	"github.com/tracebroker/tracebroker/broker/program"
 )
 
@@ -56,10 +57,19 @@ func LoadObject(p *program.Program, opts Options) (s *ObjectSession, err error) 
 			delete(spec.Programs, n)
 		}
 	}
-	for _, m := range spec.Maps {
+	for name, m := range spec.Maps {
 		// Parse checked this; a copy made elsewhere must not pin either.
 		m.Pinning = ebpf.PinNone
+		// The variables' values, as set, go into their sections' bytes
+		// here: cilium/ebpf would otherwise map each section into this
+		// process's memory for its Variables, a mapping that holds the
+		// map in the kernel until the garbage collector unmaps it,
+		// long after the trace has ended.
+		if data, ok := object.SectionData(&program.Object{Spec: spec}, name); ok {
+			m.Contents = []ebpf.MapKV{{Key: uint32(0), Value: data}}
+		}
 	}
+	spec.Variables = nil
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
 	if err != nil {
 		return nil, objectLoadError(p, err)

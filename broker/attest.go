@@ -71,7 +71,7 @@ func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *Admissi
 	if o := req.Object; o != nil {
 		// A precompiled object is its own source: its digest, which
 		// its signature (when it has one) covers, and who signed it.
-		src = attest.Source{Kind: "object", Name: o.Name, Digest: o.Digest}
+		src = attest.Source{Kind: "object", Name: o.Name, Digest: o.Digest, Params: o.Vars}
 		text = nil
 		gen = attest.Generator{Name: ObjectGenerator, Identity: o.Signature}
 	}

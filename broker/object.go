@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -44,6 +45,11 @@ type Object struct {
 	// Note says why an object is unsigned (Covers 0), for -v and for a
 	// denial.
 	Note string
+	// Vars set the object's global variables before it is loaded
+	// (object.SetVariables): its parameters, as libbpf-tools' user
+	// space sets its `const volatile` ones. The attestation records
+	// them.
+	Vars map[string]string
 }
 
 // unsignedReasons are the verification refusals that leave an object
@@ -291,6 +297,9 @@ func runObject(ctx context.Context, req *Request) error {
 		return err
 	}
 	defer prog.Close()
+	if err := object.SetVariables(prog.Object, o.Vars); err != nil {
+		return fmt.Errorf("%s: %w", o.Name, err)
+	}
 	if err := resolveObjectUprobes(prog, req.UprobeScope); err != nil {
 		return err
 	}
@@ -301,6 +310,9 @@ func runObject(ctx context.Context, req *Request) error {
 	}
 	if req.Verbose {
 		fmt.Fprintf(req.Stderr, "Object %s (sha256:%s): %s\n", o.Name, o.Digest, o.describe())
+		for _, name := range slices.Sorted(maps.Keys(o.Vars)) {
+			fmt.Fprintf(req.Stderr, "Set %s = %q\n", name, o.Vars[name])
+		}
 	}
 	adm, err := judge(ctx, req, prog, func(mode string) error {
 		if mode == gatekeeper.ModeJIT {

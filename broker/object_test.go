@@ -608,3 +608,63 @@ func TestObjectMapsOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestObjectVariables sets an object's `const volatile` parameters before
+// it is loaded, in both modes: only the command named is counted, each
+// open weight times, and the attestation records what was set.
+func TestObjectVariables(t *testing.T) {
+	needKernel(t)
+	lockKernel(t)
+	exe := buildObjectWorkload(t)
+	dir, err := os.MkdirTemp("", "tbv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	file := filepath.Join(dir, "opened")
+	os.WriteFile(file, nil, 0o644)
+	hostKey := testKey(t)
+	vars := map[string]string{"targ_comm": "workload", "weight": "10"}
+	for _, mode := range []Mode{ModeJIT, ModeInterp} {
+		t.Run(string(mode), func(t *testing.T) {
+			leaks := newLeakCheck(t)
+			o := openObject(t, "opencount.bpf.o")
+			o.Vars = vars
+			attDir := t.TempDir()
+			out, pid, err := runObjectWhile(t, Request{Object: o, Mode: mode, Collectors: testCollectors(t), Attest: &Attest{Dir: attDir, Key: hostKey}}, func() int {
+				return runWorkload(t, exe, "open", file, "3")
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := -1.0
+			for _, e := range out.maps["opens"].Entries {
+				k, _ := e.Key.(map[string]any)
+				if k["tgid"] != float64(pid) {
+					t.Errorf("an open by another command than the workload: %+v", e)
+				}
+				if k["filename"] == file {
+					got, _ = e.Value.(float64)
+				}
+			}
+			if got != 30 {
+				t.Errorf("@opens[%d, %s] = %v, want 30 (3 opens of weight 10)", pid, file, got)
+			}
+			envs, _ := filepath.Glob(filepath.Join(attDir, "*.json"))
+			if len(envs) != 1 {
+				t.Fatalf("attestations %v", envs)
+			}
+			env, _ := os.ReadFile(envs[0])
+			p, _, err := attest.VerifyProgram(env, attest.NewTrust(hostKey.Public()), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Source.Params["targ_comm"] != "workload" || p.Source.Params["weight"] != "10" {
+				t.Errorf("attested params %v, want %v", p.Source.Params, vars)
+			}
+			// The sections the variables live in are released with the
+			// rest, not when the garbage collector gets to them.
+			leaks.expectReleased(t, false)
+		})
+	}
+}

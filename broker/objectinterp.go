@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/bpf/object"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/interp"
@@ -134,7 +135,13 @@ func openObjectInterp(prog *program.Program, req *Request) (*objectInterp, error
 		if err != nil {
 			return nil, fmt.Errorf("interpreter mode: map %s: %w", name, err)
 		}
-		if err := fillMap(m, ms); err != nil {
+		if data, ok := object.SectionData(prog.Object, name); ok {
+			// A section's bytes with its variables as they were set.
+			err = m.Update(le32(0), data, interp.UpdateAny)
+		} else {
+			err = fillMap(m, ms)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("interpreter mode: map %s: %w", name, err)
 		}
 		s.maps[name] = m

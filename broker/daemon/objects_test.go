@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,6 +143,28 @@ func TestObjectThroughDaemon(t *testing.T) {
 		r.wait(t)
 		if r.err == nil || !strings.Contains(r.err.Error(), "the gatekeeper denied") || !strings.Contains(r.err.Error(), "untrusted key") {
 			t.Errorf("trace = %v, want the strict default's denial naming the untrusted key", r.err)
+		}
+	})
+
+	t.Run("global variables set", func(t *testing.T) {
+		tok := d.token(t, token.IssueOptions{Scope: scopes + " read:user"})
+		r := d.start(t, tok, &pb.TraceRequest{Name: "opencount.bpf.o", Object: readObjectFixture(t, "opencount.bpf.o"),
+			Params: map[string]string{"weight": "7"}, Format: "json"})
+		d.attached(t, 1, r)
+		opens(t)
+		close(r.interrupt)
+		r.wait(t)
+		if r.err != nil {
+			t.Fatalf("trace: %v\n%s", r.err, r.stderr.String())
+		}
+		want := fmt.Sprintf(`{"key": {"tgid": %d, "filename": %q}, "value": 28}`, os.Getpid(), file)
+		if !strings.Contains(r.stdout.String(), want) {
+			t.Errorf("output lacks %s:\n%s", want, r.stdout.String())
+		}
+		r = d.start(t, tok, &pb.TraceRequest{Name: "opencount.bpf.o", Object: readObjectFixture(t, "opencount.bpf.o"), Params: map[string]string{"nosuch": "1"}})
+		r.wait(t)
+		if r.err == nil || !strings.Contains(r.stderr.String(), `no global variable "nosuch" to set`) {
+			t.Errorf("an unknown variable: %v\n%s", r.err, r.stderr.String())
 		}
 	})
 

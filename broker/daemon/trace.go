@@ -234,6 +234,8 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		if err != nil {
 			return refuse("signature", status.Error(codes.PermissionDenied, err.Error()))
 		}
+		// An object's params are its global variables (run --set).
+		o.Vars = req.GetParams()
 		br.Object = o
 	}
 

@@ -43,15 +43,19 @@ func (p *pluginFlags) host(state string, trust *attest.Trust) *plugins.Host {
 }
 
 // params parses --param KEY=VALUE.
-func (p *pluginFlags) params() (map[string]string, error) {
+func (p *pluginFlags) params() (map[string]string, error) { return keyValues("--param", p.param) }
+
+// keyValues reads a repeatable KEY=VALUE flag; a key given twice is an
+// error, not a silent override.
+func keyValues(flag string, list []string) (map[string]string, error) {
 	out := map[string]string{}
-	for _, kv := range p.param {
+	for _, kv := range list {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("--param %q: want KEY=VALUE", kv)
+			return nil, fmt.Errorf("%s %q: want KEY=VALUE", flag, kv)
 		}
 		if _, dup := out[k]; dup {
-			return nil, fmt.Errorf("--param %s given twice", k)
+			return nil, fmt.Errorf("%s %s given twice", flag, k)
 		}
 		out[k] = v
 	}

@@ -35,6 +35,7 @@ func newRunCmd() *cobra.Command {
 		unsignedCollectors bool
 		objSig             string
 		pkgPath            string
+		objVars            []string
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] [FILE | -e PROGRAM | --gen NAME | OBJECT.bpf.o | --package PKG [MEMBER]] [ARG...]",
@@ -120,6 +121,14 @@ func newRunCmd() *cobra.Command {
 					return err
 				}
 			}
+			if len(objVars) > 0 {
+				if req.Object == nil {
+					return errors.New("--set NAME=VALUE sets an eBPF object's global variables: it goes with an object")
+				}
+				if req.Object.Vars, err = keyValues("--set", objVars); err != nil {
+					return err
+				}
+			}
 			if pf.gen != "" {
 				if err := pf.generate(ctx, &req, state, trust); err != nil {
 					return interrupted(ctx, err)
@@ -164,6 +173,7 @@ func newRunCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVarP(&program, "program", "e", "", "the script to run")
 	f.StringVar(&objSig, "sig", "", "an eBPF object's or a package's signature (default: OBJECT.sig, PKG.sig or PKGDIR/package.sig)")
+	f.StringArrayVar(&objVars, "set", nil, "set an eBPF object's global variable before it is loaded, `NAME=VALUE` (its const volatile parameters; repeatable)")
 	f.StringVar(&pkgPath, "package", "", "run an eBPF object of the signed package `PKG` (a tar file or a directory; attest sign --role package)")
 	f.StringVarP(&req.Command, "command", "c", "", "run `CMD` (with its args), trace it (cpid is its pid) and stop when it exits")
 	f.VarP(pidValue[int]{&req.PID}, "pid", "p", "stop when process `PID` exits")

@@ -79,6 +79,7 @@ func newTraceCmd() *cobra.Command {
 		pf       pluginFlags
 		req      pb.TraceRequest
 		objSig   string
+		objVars  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "trace [flags] [FILE | -e PROGRAM | --gen NAME | OBJECT.bpf.o]",
@@ -110,10 +111,13 @@ from $TRACEBROKER_TOKEN: never from the command line, where ps and
 				if req.Object, req.ObjectSignature, err = broker.ReadObjectFiles(args[0], objSig, maxObjectSend); err != nil {
 					return err
 				}
+				if req.Params, err = keyValues("--set", objVars); err != nil {
+					return err
+				}
 			} else if req.Name, req.Source, req.Args, err = pf.script(program, args); err != nil {
 				return err
-			} else if objSig != "" {
-				return errors.New("--sig goes with an eBPF object")
+			} else if objSig != "" || len(objVars) > 0 {
+				return errors.New("--sig and --set go with an eBPF object")
 			}
 			if pf.gen != "" {
 				if req.Params, err = pf.params(); err != nil {
@@ -170,6 +174,7 @@ from $TRACEBROKER_TOKEN: never from the command line, where ps and
 	df.register(f, true)
 	f.StringVarP(&program, "program", "e", "", "the script to run")
 	f.StringVar(&objSig, "sig", "", "an eBPF object's signature (default: OBJECT.sig when there is one)")
+	f.StringArrayVar(&objVars, "set", nil, "set an eBPF object's global variable before it is loaded, `NAME=VALUE` (repeatable)")
 	f.VarP(pidValue[int32]{&req.Pid}, "pid", "p", "stop when process `PID` exits")
 	f.StringVarP(&req.Format, "format", "f", "text", "output format: text or json")
 	f.StringVarP(&duration, "duration", "d", "", "stop after `DURATION` (5s, 1m, or seconds)")

@@ -186,7 +186,8 @@ type TraceRequest struct {
 	// conventions) to run instead of a script or a generator, and
 	// object_signature its signature (OBJECT.sig, role program), empty
 	// when it has none: the daemon verifies it against its own trusted
-	// keys. name names the object.
+	// keys. name names the object; params, with an object, set its global
+	// variables (NAME -> VALUE, as run --set).
 	Object          []byte `protobuf:"bytes,11,opt,name=object,proto3" json:"object,omitempty"`
 	ObjectSignature []byte `protobuf:"bytes,12,opt,name=object_signature,json=objectSignature,proto3" json:"object_signature,omitempty"`
 	unknownFields   protoimpl.UnknownFields
