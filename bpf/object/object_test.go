@@ -39,6 +39,9 @@ func TestParseObjects(t *testing.T) {
 			"uretprobe:/lib/x86_64-linux-gnu/libc.so.6:strverscmp",
 		}, []string{"calls", "getppids"}, map[string]string{"returns": "ret"}},
 		{"kopens.bpf.o", []string{"kfunc:vmlinux:do_sys_openat2", "kprobe:do_sys_openat2"}, []string{"fentry_opens", "kprobe_opens"}, map[string]string{}},
+		// .rodata, its const volatile parameters, is not printed.
+		{"opencount.bpf.o", []string{"tracepoint:syscalls:sys_enter_openat"}, []string{"opens", "total"}, map[string]string{}},
+		{"hugemap.bpf.o", []string{"tracepoint:syscalls:sys_enter_openat"}, []string{"huge"}, map[string]string{}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			p, err := Parse(tc.file, readObject(t, tc.file))
@@ -163,7 +166,7 @@ func TestSections(t *testing.T) {
 // FuzzParse: whatever the bytes, Parse returns a Program or an *Error,
 // and never panics (cilium/ebpf's ELF reader included).
 func FuzzParse(f *testing.F) {
-	for _, n := range []string{"opensnoop.bpf.o", "libccount.bpf.o", "kopens.bpf.o", "refused.bpf.o"} {
+	for _, n := range []string{"opensnoop.bpf.o", "libccount.bpf.o", "kopens.bpf.o", "refused.bpf.o", "opencount.bpf.o", "hugemap.bpf.o"} {
 		f.Add(readObject(f, n))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
