@@ -5,6 +5,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/token"
 )
@@ -40,15 +41,15 @@ func authorizeObjectMaps(tok *token.Token) func(*program.Program) error {
 
 // mapBytes is about what the kernel allocates for a map: its entries'
 // keys and values, per CPU for a per-CPU map; a ring buffer's data
-// pages; a perf event array's buffers are the broker's (one per CPU, of
-// bpf.PerfBufferSize), not the object's to choose.
+// pages; for a perf event array, the buffers the broker opens on it, one
+// per CPU of bpf.PerfBufferSize (an object may declare many).
 func mapBytes(m *ebpf.MapSpec, cpus uint64) uint64 {
 	entries := uint64(m.MaxEntries)
 	switch m.Type {
 	case ebpf.RingBuf:
 		return entries
 	case ebpf.PerfEventArray:
-		return 0
+		return cpus * bpf.PerfBufferSize
 	case ebpf.PerCPUHash, ebpf.PerCPUArray, ebpf.LRUCPUHash:
 		return entries * (uint64(m.KeySize) + cpus*((uint64(m.ValueSize)+7)&^7))
 	}

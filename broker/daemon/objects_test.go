@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/bpf"
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
 	"github.com/tracebroker/tracebroker/broker/token"
 )
@@ -185,4 +188,22 @@ func testKey(t *testing.T) *attest.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// TestObjectMapBytes: what each kind of map counts against a token
+// holder's budget.
+func TestObjectMapBytes(t *testing.T) {
+	for _, tc := range []struct {
+		m    ebpf.MapSpec
+		want uint64
+	}{
+		{ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: 64, MaxEntries: 1 << 24}, 72 << 24},
+		{ebpf.MapSpec{Type: ebpf.PerCPUHash, KeySize: 4, ValueSize: 12, MaxEntries: 100}, 100 * (4 + 4*16)},
+		{ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: 1 << 20}, 1 << 20},
+		{ebpf.MapSpec{Type: ebpf.PerfEventArray}, 4 * bpf.PerfBufferSize},
+	} {
+		if got := mapBytes(&tc.m, 4); got != tc.want {
+			t.Errorf("%v: %d bytes, want %d", tc.m.Type, got, tc.want)
+		}
+	}
 }
