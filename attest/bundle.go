@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -385,19 +386,9 @@ func OpenPackage(p, sigPath string, trust *Trust) (*Package, error) {
 		delete(signed, m.Name)
 	}
 	if len(signed) > 0 {
-		return fail("signed members missing: %s", strings.Join(slices.Sorted(mapKeys(signed)), ", "))
+		return fail("signed members missing: %s", strings.Join(slices.Sorted(maps.Keys(signed)), ", "))
 	}
 	return pkg, nil
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // Repository is a directory whose signed index verified.
@@ -677,7 +668,7 @@ func verifyRepositoryDir(dir string, trust *Trust) (*Verification, error) {
 		return nil, err
 	}
 	v := &Verification{Form: "repository", Identity: repo.Identity}
-	for _, name := range slices.Sorted(mapKeys(repo.index)) {
+	for _, name := range slices.Sorted(maps.Keys(repo.index)) {
 		_, m, err := repo.Read(filepath.Join(dir, filepath.FromSlash(name)), MaxMemberSize)
 		if err != nil {
 			return nil, err

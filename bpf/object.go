@@ -3,6 +3,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -84,7 +85,7 @@ func LoadObject(p *program.Program, opts Options) (s *ObjectSession, err error) 
 	for _, n := range obj.Progs {
 		s.progs = append(s.progs, coll.Programs[n])
 	}
-	for _, name := range slices.Sorted(mapsKeysOf(obj.Records)) {
+	for _, name := range slices.Sorted(maps.Keys(obj.Records)) {
 		m := coll.Maps[name]
 		r := recordReader{name: name}
 		if m.Type() == ebpf.RingBuf {
@@ -98,16 +99,6 @@ func LoadObject(p *program.Program, opts Options) (s *ObjectSession, err error) 
 		s.readers = append(s.readers, r)
 	}
 	return s, nil
-}
-
-func mapsKeysOf[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // objectLoadError is loadError for an object: its probes are named by

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -117,7 +118,7 @@ func openObjectInterp(prog *program.Program, req *Request) (*objectInterp, error
 	s := &interpSession{prog: prog, src: noEvents{}, maps: map[string]*interp.Map{}, stacks: map[string]*stackTable{},
 		saved: newSavedStore(defaultSavedEntries, defaultSavedBytes), savedOffs: make([][]int, len(prog.Probes))}
 	o.interpSession = s
-	for _, name := range slices.Sorted(mapsKeysOf(prog.Object.Spec.Maps)) {
+	for _, name := range slices.Sorted(maps.Keys(prog.Object.Spec.Maps)) {
 		ms := prog.Object.Spec.Maps[name].Copy()
 		switch ms.Type {
 		case ebpf.PerfEventArray:
@@ -181,16 +182,6 @@ func fillMap(m *interp.Map, ms *ebpf.MapSpec) error {
 }
 
 func le32(v uint32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
-
-func mapsKeysOf[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
 
 // maxQueued bounds the records a run may queue before they are printed:
 // a program that loops over perf_event_output cannot exhaust memory.

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"sort"
@@ -101,7 +102,7 @@ func Parse(name string, data []byte) (p *program.Program, err error) {
 		return fail("", fmt.Errorf("%d maps, at most %d", len(spec.Maps), MaxMaps))
 	}
 	obj := &program.Object{Spec: spec, Records: map[string]btf.Type{}}
-	for _, mn := range slices.Sorted(mapsKeys(spec.Maps)) {
+	for _, mn := range slices.Sorted(maps.Keys(spec.Maps)) {
 		m := spec.Maps[mn]
 		if err := checkMap(m); err != nil {
 			return fail("map "+mn, err)
@@ -124,7 +125,7 @@ func Parse(name string, data []byte) (p *program.Program, err error) {
 		}
 	}
 	p = &program.Program{Generator: "object", Object: obj}
-	names := slices.Sorted(mapsKeys(spec.Programs))
+	names := slices.Sorted(maps.Keys(spec.Programs))
 	// Sections first, then names, so probes come in the object's order
 	// whatever the map iteration.
 	sort.SliceStable(names, func(i, j int) bool {
@@ -160,16 +161,6 @@ func loadSpec(data []byte) (spec *ebpf.CollectionSpec, err error) {
 		}
 	}()
 	return ebpf.LoadCollectionSpecFromReader(bytes.NewReader(data))
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // isSectionMap says whether a map is one of the ELF sections' own:

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,7 +64,7 @@ func typeName(v *btf.Var) string {
 // the interpreter from the sections' bytes). An unknown name, or a value
 // that does not fit its type, is an error that lists what may be set.
 func SetVariables(obj *program.Object, vars map[string]string) error {
-	for _, name := range slices.Sorted(mapsKeys(vars)) {
+	for _, name := range slices.Sorted(maps.Keys(vars)) {
 		v := obj.Spec.Variables[name]
 		if v == nil || !settable(name, v.SectionName) {
 			return fmt.Errorf("the object has no global variable %q to set (it has: %s)", name, strings.Join(orNone(Variables(obj)), ", "))
