@@ -125,18 +125,9 @@ func newInterpSession(prog *program.Program, src eventSource, cpus int) (s *inte
 	s = &interpSession{prog: prog, src: src, maps: map[string]*interp.Map{}, stacks: map[string]*stackTable{},
 		saved: newSavedStore(defaultSavedEntries, defaultSavedBytes), savedOffs: savedOffsets(prog)}
 	for _, ms := range prog.Maps {
-		spec := ms.Copy()
-		if spec.Type == ebpf.StackTrace {
-			// The program names the map; the stacks live in a table of
-			// this session's, filled from the records.
-			s.stacks[spec.Name] = &stackTable{frames: int(spec.ValueSize / 8), max: int(spec.MaxEntries), ids: map[string]uint32{}}
-			spec = &ebpf.MapSpec{Name: spec.Name, Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1}
+		if _, err := s.addMap(ms, cpus); err != nil {
+			return nil, err
 		}
-		m, err := interp.NewMap(spec, interp.MapOptions{CPUs: cpus})
-		if err != nil {
-			return nil, fmt.Errorf("interpreter mode: map %s: %w", ms.Name, err)
-		}
-		s.maps[ms.Name] = m
 	}
 	s.events, s.errs, s.config = s.maps[program.EventsMap], s.maps[program.ErrorsMap], s.maps[program.ConfigMap]
 	if s.events == nil || s.config == nil {
@@ -160,6 +151,23 @@ func newInterpSession(prog *program.Program, src eventSource, cpus int) (s *inte
 	}
 	s.self.Cgroup = selfCgroup()
 	return s, nil
+}
+
+// addMap creates the interpreter's map for ms, by its name.
+func (s *interpSession) addMap(ms *ebpf.MapSpec, cpus int) (*interp.Map, error) {
+	spec := ms.Copy()
+	if spec.Type == ebpf.StackTrace {
+		// The program names the map; the stacks live in a table of
+		// this session's, filled from the records.
+		s.stacks[spec.Name] = &stackTable{frames: int(spec.ValueSize / 8), max: int(spec.MaxEntries), ids: map[string]uint32{}}
+		spec = &ebpf.MapSpec{Name: spec.Name, Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1}
+	}
+	m, err := interp.NewMap(spec, interp.MapOptions{CPUs: cpus})
+	if err != nil {
+		return nil, fmt.Errorf("interpreter mode: map %s: %w", ms.Name, err)
+	}
+	s.maps[ms.Name] = m
+	return m, nil
 }
 
 // helpers is the default table less what only the kernel can do, with

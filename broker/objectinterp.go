@@ -119,7 +119,7 @@ func openObjectInterp(prog *program.Program, req *Request) (*objectInterp, error
 		saved: newSavedStore(defaultSavedEntries, defaultSavedBytes), savedOffs: make([][]int, len(prog.Probes))}
 	o.interpSession = s
 	for _, name := range slices.Sorted(maps.Keys(prog.Object.Spec.Maps)) {
-		ms := prog.Object.Spec.Maps[name].Copy()
+		ms := prog.Object.Spec.Maps[name]
 		switch ms.Type {
 		case ebpf.PerfEventArray:
 			// Its records go to the session's queue (perfOutput); the
@@ -128,13 +128,10 @@ func openObjectInterp(prog *program.Program, req *Request) (*objectInterp, error
 			ms = &ebpf.MapSpec{Name: name, Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}
 		case ebpf.RingBuf:
 			o.rings = append(o.rings, name)
-		case ebpf.StackTrace:
-			s.stacks[name] = &stackTable{frames: int(ms.ValueSize / 8), max: int(ms.MaxEntries), ids: map[string]uint32{}}
-			ms = &ebpf.MapSpec{Name: name, Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 1}
 		}
-		m, err := interp.NewMap(ms, interp.MapOptions{CPUs: cpus})
+		m, err := s.addMap(ms, cpus)
 		if err != nil {
-			return nil, fmt.Errorf("interpreter mode: map %s: %w", name, err)
+			return nil, err
 		}
 		if data, ok := object.SectionData(prog.Object, name); ok {
 			// A section's bytes with its variables as they were set.
@@ -145,7 +142,6 @@ func openObjectInterp(prog *program.Program, req *Request) (*objectInterp, error
 		if err != nil {
 			return nil, fmt.Errorf("interpreter mode: map %s: %w", name, err)
 		}
-		s.maps[name] = m
 	}
 	helpers := append(s.helpers(), interp.Helper{ID: asm.FnPerfEventOutput, Name: "perf_event_output", Args: 5, Fn: o.perfOutput})
 	for _, p := range prog.Probes {
