@@ -250,17 +250,26 @@ func testObjectUprobeRawTracepoint(t *testing.T, exe string, mode Mode) {
 	if v := value("getppids", getppids); v != float64(9) {
 		t.Errorf("@getppids[%d] = %v, want 9", getppids, v)
 	}
-	rets := 0
+	rets, args := 0, 0
 	for _, r := range out.records {
-		if r.Map == "returns" && r.Value["tgid"] == float64(calls) {
+		switch {
+		case r.Value["tgid"] != float64(calls):
+		case r.Map == "returns":
 			rets++
 			if r.Value["result"] != float64(-1) { // strverscmp("a1", "a2")
 				t.Errorf("record %+v: result want -1", r)
 			}
+		case r.Map == "args":
+			// A string behind an argument: in interpreter mode, the
+			// collectors' copy of it.
+			args++
+			if r.Value["s1"] != "a1" {
+				t.Errorf("record %+v: s1 want a1", r)
+			}
 		}
 	}
-	if rets != 5 {
-		t.Errorf("%d returns records of %d, want 5", rets, calls)
+	if rets != 5 || args != 5 {
+		t.Errorf("%d returns and %d args records of %d, want 5 each", rets, args, calls)
 	}
 	leaks.expectReleased(t, false)
 }

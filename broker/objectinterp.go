@@ -15,6 +15,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/bpf/object"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/broker/program"
@@ -64,8 +65,20 @@ func objectInterpCapable(prog *program.Program) error {
 func objectContexts(prog *program.Program) error {
 	for _, p := range prog.Probes {
 		switch p.Kind {
-		case program.Uprobe, program.Uretprobe, program.Kprobe, program.Kretprobe:
+		case program.Uprobe, program.Uretprobe:
+			// The arguments' registers, and the return value's: any
+			// may point at a string the program reads.
 			p.CtxLen = program.PtRegsSize
+			for _, off := range argRegs(p.Kind) {
+				p.CtxStrings = append(p.CtxStrings, program.CtxString{Off: off, User: true})
+			}
+		case program.Kprobe, program.Kretprobe:
+			// A kernel function's pointer arguments may be user memory
+			// (a system call's) or the kernel's: both are copied.
+			p.CtxLen = program.PtRegsSize
+			for _, off := range argRegs(p.Kind) {
+				p.CtxStrings = append(p.CtxStrings, program.CtxString{Off: off, User: true}, program.CtxString{Off: off})
+			}
 		case program.Profile:
 			p.CtxLen = program.PerfEventDataSize
 		case program.RawTracepoint:
@@ -81,7 +94,7 @@ func objectContexts(prog *program.Program) error {
 				if strings.HasPrefix(fl.Type, "__data_loc") {
 					n = program.MaxContext
 				}
-				if strings.HasSuffix(strings.TrimSpace(fl.Type), "char *") && fl.Size == 8 {
+				if strings.HasSuffix(strings.TrimSpace(fl.Type), "char *") && fl.Size == 8 && len(p.CtxStrings) < collector.MaxStrings {
 					p.CtxStrings = append(p.CtxStrings, program.CtxString{Off: fl.Offset, User: p.Category == "syscalls"})
 				}
 			}
@@ -89,6 +102,17 @@ func objectContexts(prog *program.Program) error {
 		}
 	}
 	return nil
+}
+
+// argRegs are the offsets in x86-64's struct pt_regs of the registers
+// that hold a function's first six arguments (di, si, dx, cx, r8, r9),
+// and of ax, its return value, for a return probe.
+func argRegs(k program.ProbeKind) []int {
+	regs := []int{112, 104, 96, 88, 72, 64}
+	if k == program.Uretprobe || k == program.Kretprobe {
+		regs = append(regs, 80)
+	}
+	return regs
 }
 
 // objectInterp runs an object's programs in the interpreter: the static

@@ -37,7 +37,7 @@ func TestParseObjects(t *testing.T) {
 			"rawtracepoint:sys_enter",
 			"uprobe:/lib/x86_64-linux-gnu/libc.so.6:strverscmp",
 			"uretprobe:/lib/x86_64-linux-gnu/libc.so.6:strverscmp",
-		}, []string{"calls", "getppids"}, map[string]string{"returns": "ret"}},
+		}, []string{"calls", "getppids"}, map[string]string{"returns": "ret", "args": "arg"}},
 		{"kopens.bpf.o", []string{"kfunc:vmlinux:do_sys_openat2", "kprobe:do_sys_openat2"}, []string{"fentry_opens", "kprobe_opens"}, map[string]string{}},
 		// .rodata, its const volatile parameters, is not printed.
 		{"opencount.bpf.o", []string{"tracepoint:syscalls:sys_enter_openat"}, []string{"opens", "total"}, map[string]string{}},
