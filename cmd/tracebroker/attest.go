@@ -403,10 +403,24 @@ it came from and who asked.`,
 				b, _ := json.Marshal(p.Source.Args)
 				fmt.Fprintf(w, "args:      %s\n", e(string(b)))
 			}
+			if len(p.Source.Params) > 0 {
+				b, _ := json.Marshal(p.Source.Params) // keys sorted
+				fmt.Fprintf(w, "params:    %s\n", e(string(b)))
+			}
 			if text != "" {
 				fmt.Fprintf(w, "text:      %s\n", e(text))
 			}
 			fmt.Fprintf(w, "generator: %s %s\n", e(p.Generator.Name), e(p.Generator.Version))
+			if p.Source.Kind == "object" {
+				// What signed the object: itself, its package or its
+				// repository (the identity's role), or nothing.
+				g := p.Generator.Identity
+				if g.Verified {
+					fmt.Fprintf(w, "signed:    %s %s by %s\n", e(string(g.Role)), e(g.Name), e(g.Signer))
+				} else {
+					fmt.Fprintf(w, "signed:    no (%s)\n", e(orNone(g.Reason)))
+				}
+			}
 			fmt.Fprintf(w, "broker:    %s sha256:%s verified=%v %s\n", e(p.Broker.Path), e(p.Broker.Digest), p.Broker.Verified, e(p.Broker.Reason))
 			fmt.Fprintf(w, "requester: uid %d", p.Requester.UID)
 			if p.Requester.TokenSubject != "" {

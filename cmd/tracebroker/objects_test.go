@@ -60,9 +60,27 @@ func TestObjectsCLI(t *testing.T) {
 			t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", s.name, r.code, r.stdout, r.stderr)
 		}
 	}
+	// The attestation of a package's program says what signed it, and
+	// the variables set.
+	state, att := filepath.Join(dir, "state"), filepath.Join(dir, "att")
+	if r := tracebroker(t, "init", "--state", state); r.code != 0 {
+		t.Fatalf("init: %s", r.stderr)
+	}
+	if r := tracebroker(t, "run", "--state", state, "--attest-dir", att, "--trust", key+".pub", "-q", "-c", "/bin/true", "--package", pkgDir); r.code != 0 {
+		t.Fatalf("run --attest-dir: %s", r.stderr)
+	}
+	envs, _ := filepath.Glob(filepath.Join(att, "*.json"))
+	if len(envs) != 1 {
+		t.Fatalf("attestations: %v", envs)
+	}
+	r := tracebroker(t, "attest", "verify-program", "--trust", filepath.Join(state, "host.pub"), envs[0])
+	if r.code != 0 || !regexp.MustCompile(`source: +object .*pkg:opensnoop\.bpf\.o \(sha256:[0-9a-f]{64}\)\ngenerator: +object \nsigned: +package pkg by [0-9a-f]{64}\n`).MatchString(r.stdout) {
+		t.Fatalf("verify-program: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
 	// A member changed after signing: refused, even under loose as root.
 	os.WriteFile(filepath.Join(pkgDir, "app.json"), []byte("{\"x\": 1}\n"), 0o644)
-	r := tracebroker(t, "run", "--trust", key+".pub", "-c", "/bin/true", "--package", pkgDir)
+	r = tracebroker(t, "run", "--trust", key+".pub", "-c", "/bin/true", "--package", pkgDir)
 	if r.code != 1 || !strings.Contains(r.stderr, "the package does not verify: digest mismatch: member app.json is") || r.stdout != "" {
 		t.Fatalf("tampered package: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
