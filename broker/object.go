@@ -352,13 +352,7 @@ func runObject(ctx context.Context, req *Request) error {
 		sess = is
 	}
 	defer sess.Close()
-	if req.Verbose {
-		how := ""
-		if mode != gatekeeper.ModeJIT {
-			how = " (interpreter mode)"
-		}
-		fmt.Fprintf(req.Stderr, "Loaded %d programs and %d maps in %v%s\n", len(prog.Probes), len(prog.Object.Spec.Maps), time.Since(t0).Round(time.Microsecond), how)
-	}
+	reportLoaded(req, len(prog.Probes), len(prog.Object.Spec.Maps), t0, mode)
 	err = executeObject(ctx, req, prog, sess, adm)
 	if is, ok := sess.(*objectInterp); ok {
 		for _, w := range is.warnings() {

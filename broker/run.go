@@ -300,13 +300,7 @@ func Run(ctx context.Context, req Request) (err error) {
 		sess = is
 	}
 	defer sess.Close()
-	if req.Verbose {
-		how := ""
-		if mode != gatekeeper.ModeJIT {
-			how = " (interpreter mode)"
-		}
-		fmt.Fprintf(req.Stderr, "Loaded %d programs and %d maps in %v%s\n", len(prog.Probes), len(prog.Maps), time.Since(t0).Round(time.Microsecond), how)
-	}
+	reportLoaded(&req, len(prog.Probes), len(prog.Maps), t0, mode)
 	return execute(ctx, &req, prog, sess, out, adm)
 }
 
@@ -363,6 +357,19 @@ func judge(ctx context.Context, req *Request, prog *program.Program, check func(
 		return nil, err
 	}
 	return adm, nil
+}
+
+// reportLoaded is -v's line once the programs are loaded, in the mode
+// they run in.
+func reportLoaded(req *Request, programs, maps int, t0 time.Time, mode string) {
+	if !req.Verbose {
+		return
+	}
+	how := ""
+	if mode != gatekeeper.ModeJIT {
+		how = " (interpreter mode)"
+	}
+	fmt.Fprintf(req.Stderr, "Loaded %d programs and %d maps in %v%s\n", programs, maps, time.Since(t0).Round(time.Microsecond), how)
 }
 
 // ErrNotStarted is a trace that ended (its context did) before anything
