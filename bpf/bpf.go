@@ -432,6 +432,13 @@ func (s *Session) Pending() int { return s.rd.AvailableBytes() }
 func (s *Session) Snapshot(id int) (*program.MapSnapshot, error) {
 	m := s.maps[id]
 	pm := s.prog.Schema.Maps[id]
+	if useBatch && haveBatch() && isHash(m.Type()) {
+		raws, err := batchEntries(m)
+		if err != nil {
+			return nil, fmt.Errorf("read map %s: %w", pm.Name, err)
+		}
+		return program.BuildSnapshot(pm, raws), nil
+	}
 	var raws []program.RawEntry
 	var key []byte
 	it := m.Iterate()

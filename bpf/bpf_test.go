@@ -20,7 +20,7 @@ import (
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
-func needKernel(t *testing.T) {
+func needKernel(t testing.TB) {
 	t.Helper()
 	if err := bpf.Supported(); err != nil {
 		t.Skipf("kernel tracing unavailable: %v", err)
@@ -30,7 +30,7 @@ func needKernel(t *testing.T) {
 func lockKernel(t testing.TB) { kerneltest.Lock(t) }
 
 // compileScript compiles src against the running kernel, as the broker does.
-func compileScript(t *testing.T, src string, maxKeys int) *program.Program {
+func compileScript(t testing.TB, src string, maxKeys int) *program.Program {
 	t.Helper()
 	prog, _, err := broker.Compile(&broker.Request{Name: "stdin", Source: []byte(src), MaxMapKeys: maxKeys})
 	if err != nil {
