@@ -58,23 +58,26 @@ func openInterp(prog *program.Program, req *Request) (*interpSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	probes, routes := collectorProbes(prog, req.PID)
-	if len(probes) == 0 {
-		// BEGIN and END only: nothing to collect, nothing in the kernel.
-		return s, nil
-	}
-	cs, err := openCollectors(probes, req)
-	if err != nil {
+	if err := s.collect(req); err != nil {
 		return nil, err
 	}
-	s.src, s.routes = &collectorSource{s: cs, n: len(probes)}, routes
 	return s, nil
 }
 
-// openCollectors loads the static collectors for probes, as req trusts
-// them, ignoring the broker's own events.
-func openCollectors(probes []collector.Probe, req *Request) (*collector.Session, error) {
-	return collector.Open(collector.Options{Probes: probes, BufferSize: req.EventBufferSize, Trust: req.Collectors, IgnoreTGID: selfTGID()})
+// collect makes the static collectors, loaded for the session's probes
+// as req trusts them and ignoring the broker's own events, its source.
+func (s *interpSession) collect(req *Request) error {
+	probes, routes := collectorProbes(s.prog, req.PID)
+	if len(probes) == 0 {
+		// BEGIN and END only: nothing to collect, nothing in the kernel.
+		return nil
+	}
+	cs, err := collector.Open(collector.Options{Probes: probes, BufferSize: req.EventBufferSize, Trust: req.Collectors, IgnoreTGID: selfTGID()})
+	if err != nil {
+		return err
+	}
+	s.src, s.routes = &collectorSource{s: cs, n: len(probes)}, routes
+	return nil
 }
 
 // collectorSource reads the collectors' ring buffer.

@@ -122,8 +122,7 @@ func newInterpSession(prog *program.Program, src eventSource, cpus int) (s *inte
 	if err := checkInterpMaps(prog, cpus); err != nil {
 		return nil, err
 	}
-	s = &interpSession{prog: prog, src: src, maps: map[string]*interp.Map{}, stacks: map[string]*stackTable{},
-		saved: newSavedStore(defaultSavedEntries, defaultSavedBytes), savedOffs: savedOffsets(prog)}
+	s = newInterpState(prog, src)
 	for _, ms := range prog.Maps {
 		if _, err := s.addMap(ms, cpus); err != nil {
 			return nil, err
@@ -136,21 +135,36 @@ func newInterpSession(prog *program.Program, src eventSource, cpus int) (s *inte
 	for _, m := range prog.Schema.Maps {
 		s.user = append(s.user, s.maps[m.BPF])
 	}
-	helpers := s.helpers()
-	for _, p := range prog.Probes {
-		ip, err := interp.LoadInstructions(p.Insns, s.maps, interp.Options{Helpers: helpers})
-		if err != nil {
-			return nil, fmt.Errorf("interpreter mode: %s: %w", p.Name, err)
-		}
-		s.progs = append(s.progs, ip)
+	if err := s.load(s.helpers()); err != nil {
+		return nil, err
 	}
-	s.env.Ktime = func() uint64 { return s.rec.Ktime }
 	s.self = interp.Env{PID: uint32(os.Getpid()), TGID: uint32(os.Getpid()), UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
 	if comm, err := os.ReadFile("/proc/self/comm"); err == nil {
 		copy(s.self.Comm[:], bytes.TrimSpace(comm))
 	}
 	s.self.Cgroup = selfCgroup()
 	return s, nil
+}
+
+// newInterpState is a session of prog's, its maps and programs still to
+// make, reading src.
+func newInterpState(prog *program.Program, src eventSource) *interpSession {
+	return &interpSession{prog: prog, src: src, maps: map[string]*interp.Map{}, stacks: map[string]*stackTable{},
+		saved: newSavedStore(defaultSavedEntries, defaultSavedBytes), savedOffs: savedOffsets(prog)}
+}
+
+// load loads every probe's program over the session's maps, with
+// helpers, and gives the runs the time of the event they run for.
+func (s *interpSession) load(helpers []interp.Helper) error {
+	for _, p := range s.prog.Probes {
+		ip, err := interp.LoadInstructions(p.Insns, s.maps, interp.Options{Helpers: helpers})
+		if err != nil {
+			return fmt.Errorf("interpreter mode: %s: %w", p.Name, err)
+		}
+		s.progs = append(s.progs, ip)
+	}
+	s.env.Ktime = func() uint64 { return s.rec.Ktime }
+	return nil
 }
 
 // addMap creates the interpreter's map for ms, by its name.

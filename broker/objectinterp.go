@@ -138,10 +138,8 @@ func openObjectInterp(prog *program.Program, req *Request) (*objectInterp, error
 	if err != nil {
 		return nil, err
 	}
-	o := &objectInterp{perf: map[string]bool{}}
-	s := &interpSession{prog: prog, src: noEvents{}, maps: map[string]*interp.Map{}, stacks: map[string]*stackTable{},
-		saved: newSavedStore(defaultSavedEntries, defaultSavedBytes), savedOffs: make([][]int, len(prog.Probes))}
-	o.interpSession = s
+	s := newInterpState(prog, noEvents{})
+	o := &objectInterp{interpSession: s, perf: map[string]bool{}}
 	for _, name := range slices.Sorted(maps.Keys(prog.Object.Spec.Maps)) {
 		ms := prog.Object.Spec.Maps[name]
 		switch ms.Type {
@@ -167,21 +165,12 @@ func openObjectInterp(prog *program.Program, req *Request) (*objectInterp, error
 			return nil, fmt.Errorf("interpreter mode: map %s: %w", name, err)
 		}
 	}
-	helpers := append(s.helpers(), interp.Helper{ID: asm.FnPerfEventOutput, Name: "perf_event_output", Args: 5, Fn: o.perfOutput})
-	for _, p := range prog.Probes {
-		ip, err := interp.LoadInstructions(p.Insns, s.maps, interp.Options{Helpers: helpers})
-		if err != nil {
-			return nil, fmt.Errorf("interpreter mode: %s: %w", p.Name, err)
-		}
-		s.progs = append(s.progs, ip)
-	}
-	s.env.Ktime = func() uint64 { return s.rec.Ktime }
-	probes, routes := collectorProbes(prog, req.PID)
-	cs, err := openCollectors(probes, req)
-	if err != nil {
+	if err := s.load(append(s.helpers(), interp.Helper{ID: asm.FnPerfEventOutput, Name: "perf_event_output", Args: 5, Fn: o.perfOutput})); err != nil {
 		return nil, err
 	}
-	s.src, s.routes = &collectorSource{s: cs, n: len(probes)}, routes
+	if err := s.collect(req); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
