@@ -109,17 +109,9 @@ func VerifyArtifact(path, sigPath string, trust *Trust, role Role) (Identity, er
 		return fail(refuse(ReasonUnreadable, "%v", err))
 	}
 	id.Digest = digest
-	env, err := regfile.ReadFile(sigPath, MaxEnvelopeSize)
+	env, err := readEnvelope(sigPath, "manifest")
 	if err != nil {
-		var se *regfile.TooLargeError
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return fail(refuse(ReasonUnsigned, "no manifest %s", sigPath))
-		case errors.As(err, &se):
-			return fail(refuse(ReasonTooLarge, "%v", err))
-		default:
-			return fail(refuse(ReasonUnreadable, "manifest: %v", err))
-		}
+		return fail(err)
 	}
 	got, err := VerifyManifest(env, digest, trust, role)
 	if err != nil {
@@ -207,22 +199,31 @@ func ReadSigned(path, sigPath string, limit int64, trust *Trust, role Role) ([]b
 	}
 	sum := sha256.Sum256(data)
 	id.Digest = hex.EncodeToString(sum[:])
-	env, err := regfile.ReadFile(sigPath, MaxEnvelopeSize)
+	env, err := readEnvelope(sigPath, "manifest")
 	if err != nil {
-		var se *regfile.TooLargeError
-		var verr error
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			verr = refuse(ReasonUnsigned, "no manifest %s", sigPath)
-		case errors.As(err, &se):
-			verr = refuse(ReasonTooLarge, "%v", err)
-		default:
-			verr = refuse(ReasonUnreadable, "manifest: %v", err)
-		}
-		id.Reason = string(verr.(*VerifyError).Reason)
-		return data, id, verr
+		id.Reason = string(err.(*VerifyError).Reason)
+		return data, id, err
 	}
 	got, err := VerifyManifest(env, id.Digest, trust, role)
 	got.Path = path
 	return data, got, err
+}
+
+// readEnvelope reads a signature file (what names it in errors:
+// "manifest", "signature"), at most MaxEnvelopeSize bytes. Its errors are
+// *VerifyError: ReasonUnsigned when there is none, ReasonTooLarge,
+// ReasonUnreadable.
+func readEnvelope(path, what string) ([]byte, error) {
+	env, err := regfile.ReadFile(path, MaxEnvelopeSize)
+	if err == nil {
+		return env, nil
+	}
+	var se *regfile.TooLargeError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, refuse(ReasonUnsigned, "no %s %s", what, path)
+	case errors.As(err, &se):
+		return nil, refuse(ReasonTooLarge, "%v", err)
+	}
+	return nil, refuse(ReasonUnreadable, "%s: %v", what, err)
 }

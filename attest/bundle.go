@@ -300,16 +300,9 @@ func verifyBundle(sigPath string, trust *Trust, predType string, role Role) (Ide
 		id.Reason = string(ve.Reason)
 		return id, nil, BundlePredicate{}, err
 	}
-	env, err := regfile.ReadFile(sigPath, MaxEnvelopeSize)
+	env, err := readEnvelope(sigPath, "signature")
 	if err != nil {
-		var se *regfile.TooLargeError
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return fail(refuse(ReasonUnsigned, "no signature %s", sigPath))
-		case errors.As(err, &se):
-			return fail(refuse(ReasonTooLarge, "%v", err))
-		}
-		return fail(refuse(ReasonUnreadable, "signature: %v", err))
+		return fail(err)
 	}
 	sum := sha256.Sum256(env)
 	id.Digest = hex.EncodeToString(sum[:])
@@ -624,17 +617,10 @@ func VerifyAny(p, sigPath string, trust *Trust, role Role) (*Verification, error
 				Covers: fmt.Sprintf("this file, as %s in the index of the repository %s (%d files)", m.Name, dir, repo.Len())}, nil
 		}
 	}
-	env, err := regfile.ReadFile(sigPath, MaxEnvelopeSize)
-	if err == nil {
-		// Which predicate, before it is verified, only chooses how to
-		// verify it: each way checks the predicate type again.
-		if e, perr := ParseEnvelope(env); perr == nil {
-			if body, derr := decodeB64(e.Payload); derr == nil {
-				if s, serr := ParseStatement(body); serr == nil && s.PredicateType == PackagePredicateType {
-					return verifyPackage(p, sigPath, trust)
-				}
-			}
-		}
+	// Which predicate, before it is verified, only chooses how to verify
+	// it: each way checks the predicate type again.
+	if env, err := readEnvelope(sigPath, "signature"); err == nil && unverifiedPredicateType(env) == PackagePredicateType {
+		return verifyPackage(p, sigPath, trust)
 	}
 	id, err := VerifyArtifact(p, sigPath, trust, role)
 	if err != nil {
@@ -645,6 +631,25 @@ func VerifyAny(p, sigPath string, trust *Trust, role Role) (*Verification, error
 		what = "this eBPF object's bytes: the program alone"
 	}
 	return &Verification{Form: "artifact", Identity: id, Covers: what, Subjects: []Subject{{Name: filepath.Base(p), Digest: id.Digest}}}, nil
+}
+
+// unverifiedPredicateType is the predicate type an envelope's statement
+// claims, "" if it has none that parses. Nothing is verified: only a
+// choice between verifications may depend on it.
+func unverifiedPredicateType(env []byte) string {
+	e, err := ParseEnvelope(env)
+	if err != nil {
+		return ""
+	}
+	body, err := decodeB64(e.Payload)
+	if err != nil {
+		return ""
+	}
+	st, err := ParseStatement(body)
+	if err != nil {
+		return ""
+	}
+	return st.PredicateType
 }
 
 func verifyPackage(p, sigPath string, trust *Trust) (*Verification, error) {
