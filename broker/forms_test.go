@@ -3,6 +3,8 @@ package broker
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -101,6 +103,10 @@ func formFixture(t *testing.T, form, signer string, trusted, stranger *attest.Pr
 	}
 	if err != nil {
 		return nil, nil, attest.Identity{}, err
+	}
+	// Whatever signs it, the object is named by its own digest.
+	if sum := sha256.Sum256(data); o.Digest != hex.EncodeToString(sum[:]) {
+		t.Fatalf("object digest %s, want its bytes' %x", o.Digest, sum)
 	}
 	prog, err := object.Parse(o.Name, o.Data)
 	if err != nil {

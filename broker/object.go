@@ -78,14 +78,22 @@ func OpenObject(path, sigPath string, trust *attest.Trust) (*Object, error) {
 	if data == nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if err != nil && !unsignedReasons[id.Reason] {
-		return nil, fmt.Errorf("%s: the signature does not verify: %w", path, err)
-	}
-	o := &Object{Name: path, Data: data, Digest: id.Digest, Signature: id}
-	if id.Verified {
+	return signedObject(path, data, id, err)
+}
+
+// signedObject is an object as its own signature (id, and err the
+// verification's refusal) makes it: covers program when the signature
+// verified; unsigned, saying why, when there was none or its key is not
+// trusted; refused for any other failure.
+func signedObject(name string, data []byte, id attest.Identity, err error) (*Object, error) {
+	o := &Object{Name: name, Data: data, Digest: id.Digest, Signature: id}
+	switch {
+	case err == nil:
 		o.Covers = abi.CoversProgram
-	} else {
+	case unsignedReasons[id.Reason]:
 		o.Note = "its signature: " + err.Error()
+	default:
+		return nil, fmt.Errorf("%s: the signature does not verify: %w", name, err)
 	}
 	return o, o.checkELF()
 }
@@ -99,23 +107,14 @@ func ObjectFromBytes(name string, data, sig []byte, trust *attest.Trust) (*Objec
 	}
 	sum := sha256.Sum256(data)
 	digest := hex.EncodeToString(sum[:])
-	o := &Object{Name: name, Data: data, Digest: digest, Signature: attest.Identity{Path: name, Digest: digest}}
 	if len(sig) == 0 {
-		o.Signature.Reason, o.Note = string(attest.ReasonUnsigned), "it was sent without a signature"
+		o := &Object{Name: name, Data: data, Digest: digest, Note: "it was sent without a signature",
+			Signature: attest.Identity{Path: name, Digest: digest, Reason: string(attest.ReasonUnsigned)}}
 		return o, o.checkELF()
 	}
 	id, err := attest.VerifyManifest(sig, digest, trust, attest.RoleProgram)
 	id.Path = name
-	o.Signature = id
-	switch {
-	case err == nil:
-		o.Covers = abi.CoversProgram
-	case unsignedReasons[id.Reason]:
-		o.Note = "its signature: " + err.Error()
-	default:
-		return nil, fmt.Errorf("%s: the signature does not verify: %w", name, err)
-	}
-	return o, o.checkELF()
+	return signedObject(name, data, id, err)
 }
 
 // ReadObjectFiles reads an object and its signature (sigPath, "" for
@@ -150,28 +149,28 @@ func openRepositoryObject(dir, path string, trust *attest.Trust) (*Object, error
 	if repo == nil {
 		return nil, fmt.Errorf("%s: the index of the repository %s does not verify: %w", path, dir, err)
 	}
-	if err != nil {
-		// Unsigned or untrusted: the repository vouches for nothing,
-		// and the object is read as any unsigned one.
+	// The object read as any unsigned one, and why: its Signature is
+	// the repository's refusal (sig), or else its own absent one.
+	unsigned := func(sig *attest.Identity, why string) (*Object, error) {
 		data, id, rerr := attest.ReadSigned(path, "", object.MaxSize, trust, attest.RoleProgram)
 		if data == nil {
 			return nil, fmt.Errorf("%s: %w", path, rerr)
 		}
-		o := &Object{Name: path, Data: data, Digest: id.Digest, Signature: repo.Identity,
-			Note: fmt.Sprintf("it has no signature of its own, and the index of its repository %s: %v", dir, err)}
-		o.Signature.Verified = false
+		o := &Object{Name: path, Data: data, Digest: id.Digest, Signature: id, Note: "it has no signature of its own, and the index of its repository " + dir + why}
+		if sig != nil {
+			o.Signature = *sig
+			o.Signature.Verified = false
+		}
 		return o, o.checkELF()
+	}
+	if err != nil {
+		// Unsigned or untrusted: the repository vouches for nothing.
+		return unsigned(&repo.Identity, ": "+err.Error())
 	}
 	data, m, err := repo.Read(path, object.MaxSize)
 	switch {
 	case errors.Is(err, attest.ErrNotIndexed):
-		data, id, rerr := attest.ReadSigned(path, "", object.MaxSize, trust, attest.RoleProgram)
-		if data == nil {
-			return nil, fmt.Errorf("%s: %w", path, rerr)
-		}
-		o := &Object{Name: path, Data: data, Digest: id.Digest, Signature: id,
-			Note: fmt.Sprintf("it has no signature of its own, and the index of its repository %s does not name it", dir)}
-		return o, o.checkELF()
+		return unsigned(nil, " does not name it")
 	case err != nil:
 		return nil, fmt.Errorf("%s: the repository %s refuses it: %w", path, dir, err)
 	}
