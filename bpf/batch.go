@@ -103,7 +103,7 @@ func batchEntries(m *ebpf.Map) ([]program.RawEntry, error) {
 	vsize := int(m.ValueSize())
 	cpus := 1
 	stride := vsize
-	perCPU := m.Type() == ebpf.PerCPUHash || m.Type() == ebpf.LRUCPUHash
+	perCPU := PerCPU(m.Type())
 	if perCPU {
 		n, err := ebpf.PossibleCPU()
 		if err != nil {

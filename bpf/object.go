@@ -219,28 +219,23 @@ func (s *ObjectSession) Dump(name string) ([]Entry, error) {
 	var out []Entry
 	it := m.Iterate()
 	var key []byte
-	perCPU := m.Type() == ebpf.PerCPUHash || m.Type() == ebpf.PerCPUArray || m.Type() == ebpf.LRUCPUHash
-	array := m.Type() == ebpf.Array || m.Type() == ebpf.PerCPUArray
-	if perCPU {
+	if PerCPU(m.Type()) {
 		var vals [][]byte
 		for it.Next(&key, &vals) {
 			e := Entry{Key: slices.Clone(key)}
-			zero := true
 			for _, v := range vals {
 				e.Values = append(e.Values, slices.Clone(v))
-				zero = zero && allZero(v)
 			}
-			if !(array && zero) {
+			if Written(m.Type(), e) {
 				out = append(out, e)
 			}
 		}
 	} else {
 		var val []byte
 		for it.Next(&key, &val) {
-			if array && allZero(val) {
-				continue
+			if e := (Entry{Key: key, Values: [][]byte{val}}); Written(m.Type(), e) {
+				out = append(out, Entry{Key: slices.Clone(key), Values: [][]byte{slices.Clone(val)}})
 			}
-			out = append(out, Entry{Key: slices.Clone(key), Values: [][]byte{slices.Clone(val)}})
 		}
 	}
 	if err := it.Err(); err != nil {
@@ -249,13 +244,24 @@ func (s *ObjectSession) Dump(name string) ([]Entry, error) {
 	return out, nil
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
+// PerCPU says whether a map of type t keeps a value per CPU.
+func PerCPU(t ebpf.MapType) bool {
+	return t == ebpf.PerCPUHash || t == ebpf.PerCPUArray || t == ebpf.LRUCPUHash
+}
+
+// Written says whether Dump keeps an element of a map of type t: every
+// element of a hash map, but of an array only those with a byte set (all
+// of an array's elements exist, and one never written is all zeros).
+func Written(t ebpf.MapType, e Entry) bool {
+	if t != ebpf.Array && t != ebpf.PerCPUArray {
+		return true
+	}
+	for _, v := range e.Values {
+		if slices.ContainsFunc(v, func(c byte) bool { return c != 0 }) {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // Close detaches, closes the readers and releases everything.

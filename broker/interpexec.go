@@ -537,7 +537,7 @@ func (s *interpSession) Snapshot(id int) (*program.MapSnapshot, error) {
 	m := s.user[id]
 	pm := s.prog.Schema.Maps[id]
 	var raws []program.RawEntry
-	perCPU := m.Type() == ebpf.PerCPUHash || m.Type() == ebpf.PerCPUArray
+	perCPU := bpf.PerCPU(m.Type())
 	stride := (int(m.ValueSize()) + 7) &^ 7
 	m.Iterate(func(k, v []byte) bool {
 		e := program.RawEntry{Key: k}

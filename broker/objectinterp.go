@@ -272,21 +272,19 @@ func (o *objectInterp) Dump(name string) ([]bpf.Entry, error) {
 	if m == nil {
 		return nil, fmt.Errorf("no map %s", name)
 	}
-	perCPU := m.Type() == ebpf.PerCPUHash || m.Type() == ebpf.PerCPUArray || m.Type() == ebpf.LRUCPUHash
-	array := m.Type() == ebpf.Array || m.Type() == ebpf.PerCPUArray
 	stride := (int(m.ValueSize()) + 7) &^ 7
 	var out []bpf.Entry
 	m.Iterate(func(k, v []byte) bool {
 		e := bpf.Entry{Key: slices.Clone(k)}
-		if perCPU {
+		if bpf.PerCPU(m.Type()) {
 			for off := 0; off+int(m.ValueSize()) <= len(v); off += stride {
 				e.Values = append(e.Values, slices.Clone(v[off:off+int(m.ValueSize())]))
 			}
 		} else {
 			e.Values = [][]byte{slices.Clone(v)}
 		}
-		if !array || slices.ContainsFunc(e.Values, func(b []byte) bool { return slices.ContainsFunc(b, func(c byte) bool { return c != 0 }) }) {
-			out = append(out, e) // an array's all-zero elements were never written
+		if bpf.Written(m.Type(), e) {
+			out = append(out, e)
 		}
 		return true
 	})
