@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/bpf/object"
 	"github.com/tracebroker/tracebroker/broker"
 	"github.com/tracebroker/tracebroker/internal/escape"
 	"github.com/tracebroker/tracebroker/internal/hoststate"
@@ -60,6 +61,19 @@ func keyValues(flag string, list []string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// object is FILE when it is an eBPF object rather than a script (ELF,
+// and neither -e nor --gen given), or "". An object takes no positional
+// parameters: words after it are an error.
+func (p *pluginFlags) object(program string, args []string) (string, error) {
+	if program != "" || p.gen != "" || len(args) == 0 || !object.IsFile(args[0]) {
+		return "", nil
+	}
+	if len(args) > 1 {
+		return "", fmt.Errorf("%s is an eBPF object: it takes no positional parameters", args[0])
+	}
+	return args[0], nil
 }
 
 // script is the program that -e PROGRAM, FILE or --gen NAME give: its

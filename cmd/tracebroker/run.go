@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tracebroker/tracebroker/attest"
-	"github.com/tracebroker/tracebroker/bpf/object"
 	"github.com/tracebroker/tracebroker/broker"
 	"github.com/tracebroker/tracebroker/gatekeeper"
 )
@@ -58,17 +57,17 @@ func newRunCmd() *cobra.Command {
 				if program != "" || pf.gen != "" || len(args) > 1 {
 					return errors.New("--package PKG runs one of its objects: give at most its name, and no script")
 				}
-			} else if program == "" && pf.gen == "" && len(args) > 0 && object.IsFile(args[0]) {
-				// An eBPF object, not a script: run as it is, if its
-				// signature and the gatekeeper allow.
-				if len(args) > 1 {
-					return fmt.Errorf("%s is an eBPF object: it takes no positional parameters", args[0])
-				}
-				objPath = args[0]
-			} else if req.Name, req.Source, req.Args, err = pf.script(program, args); err != nil {
+			} else if objPath, err = pf.object(program, args); err != nil {
 				return err
-			} else if objSig != "" {
-				return errors.New("--sig goes with an eBPF object (run OBJECT.bpf.o)")
+			} else if objPath == "" {
+				// A script; an object runs as it is, if its signature
+				// and the gatekeeper allow.
+				if req.Name, req.Source, req.Args, err = pf.script(program, args); err != nil {
+					return err
+				}
+				if objSig != "" {
+					return errors.New("--sig goes with an eBPF object (run OBJECT.bpf.o)")
+				}
 			}
 			if duration != "" {
 				d, err := parseDuration(duration)

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/tracebroker/tracebroker/bpf/object"
 	"github.com/tracebroker/tracebroker/broker"
 	"github.com/tracebroker/tracebroker/broker/daemon"
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
@@ -101,12 +100,13 @@ from $TRACEBROKER_TOKEN: never from the command line, where ps and
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
-			if program == "" && pf.gen == "" && len(args) > 0 && object.IsFile(args[0]) {
+			objPath, err := pf.object(program, args)
+			if err != nil {
+				return err
+			}
+			if objPath != "" {
 				// An eBPF object and its signature, sent as they are:
 				// the daemon verifies them against its own keys.
-				if len(args) > 1 {
-					return fmt.Errorf("%s is an eBPF object: it takes no positional parameters", args[0])
-				}
 				req.Name = args[0]
 				if req.Object, req.ObjectSignature, err = broker.ReadObjectFiles(args[0], objSig, maxObjectSend); err != nil {
 					return err
