@@ -517,6 +517,7 @@ func (p *objectPrinter) record(r bpf.Record) {
 func (p *objectPrinter) maps(sess objectExecutor) error {
 	for _, name := range p.obj.Printed {
 		spec := p.obj.Spec.Maps[name]
+		sumPerCPU := output.PerCPUSummer(spec.Value)
 		entries, err := sess.Dump(name)
 		if err != nil {
 			return err
@@ -534,7 +535,7 @@ func (p *objectPrinter) maps(sess objectExecutor) error {
 			case len(e.Values) == 1:
 				val = output.Decode(spec.Value, e.Values[0])
 			default:
-				if sum, ok := output.SumPerCPU(spec.Value, e.Values); ok {
+				if sum, ok := sumPerCPU(e.Values); ok {
 					val = output.Decode(spec.Value, sum)
 				} else {
 					per := make([]output.Decoded, len(e.Values))
@@ -557,7 +558,7 @@ func (p *objectPrinter) maps(sess objectExecutor) error {
 		if len(rows) == 0 {
 			continue // as bpftrace, which prints nothing of an empty map
 		}
-		numeric := len(rows) > 0 && !slices.ContainsFunc(rows, func(r row) bool { return !r.numeric })
+		numeric := !slices.ContainsFunc(rows, func(r row) bool { return !r.numeric })
 		sort.SliceStable(rows, func(i, j int) bool {
 			a, b := rows[i], rows[j]
 			if numeric {

@@ -277,42 +277,46 @@ func AppendJSON(b []byte, v Decoded) []byte {
 // integer (counters, structs of counters), as bpftrace reduces its
 // per-CPU maps: ok is false otherwise, and the caller shows each CPU's.
 func SumPerCPU(t btf.Type, vals [][]byte) (sum []byte, ok bool) {
-	if len(vals) == 0 || t == nil {
-		return nil, false
+	return PerCPUSummer(t)(vals)
+}
+
+// PerCPUSummer is SumPerCPU for many values of one type: it works out
+// once where t's integers are, not once per value.
+func PerCPUSummer(t btf.Type) func(vals [][]byte) ([]byte, bool) {
+	none := func([][]byte) ([]byte, bool) { return nil, false }
+	if t == nil {
+		return none
 	}
 	size, err := btf.Sizeof(t)
-	if err != nil || size > len(vals[0]) {
-		return nil, false
-	}
 	var leaves [][2]int // offset, size
-	if !intLeaves(t, 0, &leaves, 0) {
-		return nil, false
+	if err != nil || !intLeaves(t, 0, &leaves, 0) {
+		return none
 	}
-	sum = make([]byte, size)
-	for _, v := range vals {
-		if len(v) < size {
+	return func(vals [][]byte) ([]byte, bool) {
+		if len(vals) == 0 {
 			return nil, false
 		}
-		for _, l := range leaves {
-			off, n := l[0], l[1]
-			var a, c uint64
-			switch n {
-			case 1:
-				a, c = uint64(sum[off]), uint64(v[off])
-				sum[off] = byte(a + c)
-			case 2:
-				a, c = uint64(binary.LittleEndian.Uint16(sum[off:])), uint64(binary.LittleEndian.Uint16(v[off:]))
-				binary.LittleEndian.PutUint16(sum[off:], uint16(a+c))
-			case 4:
-				a, c = uint64(binary.LittleEndian.Uint32(sum[off:])), uint64(binary.LittleEndian.Uint32(v[off:]))
-				binary.LittleEndian.PutUint32(sum[off:], uint32(a+c))
-			case 8:
-				a, c = binary.LittleEndian.Uint64(sum[off:]), binary.LittleEndian.Uint64(v[off:])
-				binary.LittleEndian.PutUint64(sum[off:], a+c)
+		sum := make([]byte, size)
+		for _, v := range vals {
+			if len(v) < size {
+				return nil, false
+			}
+			for _, l := range leaves {
+				off, n := l[0], l[1]
+				switch n {
+				case 1:
+					sum[off] += v[off]
+				case 2:
+					binary.LittleEndian.PutUint16(sum[off:], binary.LittleEndian.Uint16(sum[off:])+binary.LittleEndian.Uint16(v[off:]))
+				case 4:
+					binary.LittleEndian.PutUint32(sum[off:], binary.LittleEndian.Uint32(sum[off:])+binary.LittleEndian.Uint32(v[off:]))
+				case 8:
+					binary.LittleEndian.PutUint64(sum[off:], binary.LittleEndian.Uint64(sum[off:])+binary.LittleEndian.Uint64(v[off:]))
+				}
 			}
 		}
+		return sum, true
 	}
-	return sum, true
 }
 
 func intLeaves(t btf.Type, off int, out *[][2]int, depth int) bool {
