@@ -155,12 +155,12 @@ func openObjectInterp(prog *program.Program, req *Request) (*objectInterp, error
 		if err != nil {
 			return nil, err
 		}
+		contents := ms.Contents
 		if data, ok := object.SectionData(prog.Object, name); ok {
 			// A section's bytes with its variables as they were set.
-			err = m.Update(le32(0), data, interp.UpdateAny)
-		} else {
-			err = fillMap(m, ms)
+			contents = []ebpf.MapKV{{Key: uint32(0), Value: data}}
 		}
+		err = m.Fill(contents, nil)
 		if err != nil {
 			return nil, fmt.Errorf("interpreter mode: map %s: %w", name, err)
 		}
@@ -173,24 +173,6 @@ func openObjectInterp(prog *program.Program, req *Request) (*objectInterp, error
 	}
 	return o, nil
 }
-
-// fillMap stores a map's initial contents: a section's bytes (.rodata,
-// .data) or an initialiser.
-func fillMap(m *interp.Map, ms *ebpf.MapSpec) error {
-	for _, kv := range ms.Contents {
-		k, kok := kv.Key.(uint32)
-		v, vok := kv.Value.([]byte)
-		if !kok || !vok {
-			return fmt.Errorf("initial contents of type %T -> %T are not supported", kv.Key, kv.Value)
-		}
-		if err := m.Update(le32(k), v, interp.UpdateAny); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func le32(v uint32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
 
 // maxQueued bounds the records a run may queue before they are printed:
 // a program that loops over perf_event_output cannot exhaust memory.

@@ -129,23 +129,33 @@ func NewMapFromSpec(ms *ebpf.MapSpec, bo binary.ByteOrder) (*Map, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := m.Fill(ms.Contents, bo); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Fill stores a spec's initial contents (MapSpec.Contents: a section's
+// bytes, a BTF map's initialiser), encoded in byte order bo (nil:
+// little-endian).
+func (m *Map) Fill(contents []ebpf.MapKV, bo binary.ByteOrder) error {
 	if bo == nil {
 		bo = binary.LittleEndian
 	}
-	for _, kv := range ms.Contents {
+	for _, kv := range contents {
 		k, err := binary.Append(nil, bo, kv.Key)
 		if err != nil {
-			return nil, fmt.Errorf("interp: map %q: key %v of the initial contents: %w", ms.Name, kv.Key, err)
+			return fmt.Errorf("interp: map %q: key %v of the initial contents: %w", m.name, kv.Key, err)
 		}
 		v, err := binary.Append(nil, bo, kv.Value)
 		if err != nil {
-			return nil, fmt.Errorf("interp: map %q: value of the initial contents: %w", ms.Name, err)
+			return fmt.Errorf("interp: map %q: value of the initial contents: %w", m.name, err)
 		}
 		if err := m.Update(k, v, 0); err != nil {
-			return nil, fmt.Errorf("interp: initial contents: %w", err)
+			return fmt.Errorf("interp: initial contents: %w", err)
 		}
 	}
-	return m, nil
+	return nil
 }
 
 // isProgramSection reports whether s holds code other than .text, which
