@@ -2,7 +2,7 @@ package bpf
 
 import (
 	"bytes"
-	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -73,7 +73,7 @@ func readBatches(m *ebpf.Map, valStride int, each func(keys, vals []byte, n int)
 			size *= 2
 			continue
 		case errno != 0 && errno != unix.ENOENT:
-			return errors.Join(errno, errors.New("BPF_MAP_LOOKUP_BATCH"))
+			return fmt.Errorf("BPF_MAP_LOOKUP_BATCH: %w", errno)
 		}
 		if n > 0 {
 			if err := each(keys[:n*keySize], vals[:n*valStride], n); err != nil {
