@@ -201,30 +201,23 @@ func (r recordReader) run(stop <-chan struct{}, emit func(Record)) (lost uint64,
 	}
 }
 
-// Entry is one element of a map: its key and its value, one per possible
-// CPU for a per-CPU map.
-type Entry struct {
-	Key    []byte
-	Values [][]byte
-}
-
 // Dump reads every element of one of the object's maps by name. A
 // per-CPU map's values are per CPU; an array's elements that are all
 // zero bytes are left out, as elements never written.
-func (s *ObjectSession) Dump(name string) ([]Entry, error) {
+func (s *ObjectSession) Dump(name string) ([]program.RawEntry, error) {
 	m := s.coll.Maps[name]
 	if m == nil {
 		return nil, fmt.Errorf("no map %s", name)
 	}
-	var out []Entry
+	var out []program.RawEntry
 	it := m.Iterate()
 	var key []byte
 	if PerCPU(m.Type()) {
 		var vals [][]byte
 		for it.Next(&key, &vals) {
-			e := Entry{Key: slices.Clone(key)}
+			e := program.RawEntry{Key: slices.Clone(key)}
 			for _, v := range vals {
-				e.Values = append(e.Values, slices.Clone(v))
+				e.Vals = append(e.Vals, slices.Clone(v))
 			}
 			if Written(m.Type(), e) {
 				out = append(out, e)
@@ -233,8 +226,8 @@ func (s *ObjectSession) Dump(name string) ([]Entry, error) {
 	} else {
 		var val []byte
 		for it.Next(&key, &val) {
-			if e := (Entry{Key: key, Values: [][]byte{val}}); Written(m.Type(), e) {
-				out = append(out, Entry{Key: slices.Clone(key), Values: [][]byte{slices.Clone(val)}})
+			if e := (program.RawEntry{Key: key, Vals: [][]byte{val}}); Written(m.Type(), e) {
+				out = append(out, program.RawEntry{Key: slices.Clone(key), Vals: [][]byte{slices.Clone(val)}})
 			}
 		}
 	}
@@ -252,11 +245,11 @@ func PerCPU(t ebpf.MapType) bool {
 // Written says whether Dump keeps an element of a map of type t: every
 // element of a hash map, but of an array only those with a byte set (all
 // of an array's elements exist, and one never written is all zeros).
-func Written(t ebpf.MapType, e Entry) bool {
+func Written(t ebpf.MapType, e program.RawEntry) bool {
 	if t != ebpf.Array && t != ebpf.PerCPUArray {
 		return true
 	}
-	for _, v := range e.Values {
+	for _, v := range e.Vals {
 		if slices.ContainsFunc(v, func(c byte) bool { return c != 0 }) {
 			return true
 		}

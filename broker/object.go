@@ -10,7 +10,6 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -372,9 +371,10 @@ func executeObject(ctx context.Context, req *Request, prog *program.Program, ses
 		}
 		defer kid.kill()
 	}
-	p := newObjectPrinter(req, prog.Object)
+	obj := prog.Object
+	p := output.NewObjectPrinter(req.Stdout, req.Format == "json", len(obj.Records))
 	if !req.Quiet {
-		p.attached(len(prog.Probes))
+		p.AttachedProbes(len(prog.Probes))
 	}
 	if err := sess.Attach(ctx); err != nil {
 		return err
@@ -394,7 +394,7 @@ func executeObject(ctx context.Context, req *Request, prog *program.Program, ses
 	}
 	done := make(chan result, 1)
 	go func() {
-		lost, err := sess.ReadRecords(stop, p.record)
+		lost, err := sess.ReadRecords(stop, func(r bpf.Record) { p.Record(r.Map, obj.Records[r.Map], r.Data) })
 		done <- result{lost, err}
 	}()
 	var timeout <-chan time.Time
@@ -431,174 +431,22 @@ func executeObject(ctx context.Context, req *Request, prog *program.Program, ses
 		res = <-done
 	}
 	if res.lost > 0 {
-		p.lost(res.lost)
+		p.Lost(res.lost)
 	}
 	if res.err != nil {
 		return res.err
 	}
-	if err := p.maps(sess); err != nil {
-		return err
-	}
-	return p.flush()
-}
-
-// objectPrinter prints an object's records and maps, as text or JSON.
-type objectPrinter struct {
-	req   *Request
-	obj   *program.Object
-	json  bool
-	buf   []byte
-	err   error
-	multi bool // more than one record map: each record names its map
-}
-
-func newObjectPrinter(req *Request, obj *program.Object) *objectPrinter {
-	return &objectPrinter{req: req, obj: obj, json: req.Format == "json", multi: len(obj.Records) > 1}
-}
-
-func (p *objectPrinter) write() {
-	if p.err == nil && len(p.buf) > 0 {
-		_, p.err = p.req.Stdout.Write(p.buf)
-	}
-	p.buf = p.buf[:0]
-}
-
-func (p *objectPrinter) flush() error {
-	p.write()
-	if p.err != nil {
-		return fmt.Errorf("write output: %w", p.err)
-	}
-	return nil
-}
-
-func (p *objectPrinter) attached(n int) {
-	if p.json {
-		p.buf = fmt.Appendf(p.buf, `{"type": "attached_probes", "data": {"probes": %d}}`+"\n", n)
-	} else {
-		p.buf = fmt.Appendf(p.buf, "Attaching %s...\n", plural(n, "probe"))
-	}
-	p.write()
-}
-
-func (p *objectPrinter) lost(n uint64) {
-	if p.json {
-		p.buf = fmt.Appendf(p.buf, `{"type": "lost_events", "data": {"events": %d}}`+"\n", n)
-	} else {
-		p.buf = fmt.Appendf(p.buf, "Lost %d events\n", n)
-	}
-	p.write()
-}
-
-// record prints one record: {"type": "record", "data": {"map": M,
-// "value": V}} in JSON; in text, the value, after its map's name when
-// the object has more than one.
-func (p *objectPrinter) record(r bpf.Record) {
-	v := output.Decode(p.obj.Records[r.Map], r.Data)
-	if p.json {
-		p.buf = append(p.buf, `{"type": "record", "data": {"map": `...)
-		p.buf = output.AppendJSON(p.buf, r.Map)
-		p.buf = append(p.buf, `, "value": `...)
-		p.buf = output.AppendJSON(p.buf, v)
-		p.buf = append(p.buf, "}}\n"...)
-	} else {
-		if p.multi {
-			p.buf = append(p.buf, r.Map...)
-			p.buf = append(p.buf, ": "...)
-		}
-		p.buf = output.AppendText(p.buf, v)
-		p.buf = append(p.buf, '\n')
-	}
-	p.write()
-}
-
-// maps prints every printed map, as bpftrace prints its maps at exit: a
-// blank line, then @NAME[KEY]: VALUE per element, sorted by value when
-// values are integers (ascending, bpftrace's order), else by key.
-func (p *objectPrinter) maps(sess objectExecutor) error {
-	for _, name := range p.obj.Printed {
-		spec := p.obj.Spec.Maps[name]
-		sumPerCPU := output.PerCPUSummer(spec.Value)
+	// The maps, as bpftrace prints its maps when the trace ends.
+	for _, name := range obj.Printed {
 		entries, err := sess.Dump(name)
 		if err != nil {
 			return err
 		}
-		type row struct {
-			key, val     output.Decoded
-			keyText      []byte
-			num          uint64
-			numeric, neg bool
-		}
-		rows := make([]row, 0, len(entries))
-		for _, e := range entries {
-			var val output.Decoded
-			switch {
-			case len(e.Values) == 1:
-				val = output.Decode(spec.Value, e.Values[0])
-			default:
-				if sum, ok := sumPerCPU(e.Values); ok {
-					val = output.Decode(spec.Value, sum)
-				} else {
-					per := make([]output.Decoded, len(e.Values))
-					for i, v := range e.Values {
-						per[i] = output.Decode(spec.Value, v)
-					}
-					val = per
-				}
-			}
-			r := row{key: output.Decode(spec.Key, e.Key), val: val}
-			r.keyText = output.AppendKeyText(nil, r.key)
-			switch v := val.(type) {
-			case uint64:
-				r.num, r.numeric = v, true
-			case int64:
-				r.num, r.numeric, r.neg = uint64(v), true, v < 0
-			}
-			rows = append(rows, r)
-		}
-		if len(rows) == 0 {
-			continue // as bpftrace, which prints nothing of an empty map
-		}
-		numeric := !slices.ContainsFunc(rows, func(r row) bool { return !r.numeric })
-		sort.SliceStable(rows, func(i, j int) bool {
-			a, b := rows[i], rows[j]
-			if numeric {
-				if a.neg != b.neg {
-					return a.neg
-				}
-				if a.num != b.num {
-					return a.num < b.num
-				}
-			}
-			return string(a.keyText) < string(b.keyText)
-		})
-		if p.json {
-			p.buf = append(p.buf, `{"type": "map", "data": {"name": `...)
-			p.buf = output.AppendJSON(p.buf, name)
-			p.buf = append(p.buf, `, "entries": [`...)
-			for i, r := range rows {
-				if i > 0 {
-					p.buf = append(p.buf, ", "...)
-				}
-				p.buf = append(p.buf, `{"key": `...)
-				p.buf = output.AppendJSON(p.buf, r.key)
-				p.buf = append(p.buf, `, "value": `...)
-				p.buf = output.AppendJSON(p.buf, r.val)
-				p.buf = append(p.buf, '}')
-			}
-			p.buf = append(p.buf, "]}}\n"...)
-		} else {
-			p.buf = append(p.buf, '\n')
-			for _, r := range rows {
-				p.buf = append(p.buf, '@')
-				p.buf = append(p.buf, name...)
-				p.buf = append(p.buf, '[')
-				p.buf = append(p.buf, r.keyText...)
-				p.buf = append(p.buf, "]: "...)
-				p.buf = output.AppendText(p.buf, r.val)
-				p.buf = append(p.buf, '\n')
-			}
-		}
-		p.write()
+		spec := obj.Spec.Maps[name]
+		p.Map(name, spec.Key, spec.Value, entries)
 	}
-	return p.err
+	if err := p.Err(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
 }

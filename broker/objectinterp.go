@@ -29,7 +29,7 @@ type objectExecutor interface {
 	Attach(ctx context.Context) error
 	Detach()
 	ReadRecords(stop <-chan struct{}, emit func(bpf.Record)) (lost uint64, err error)
-	Dump(name string) ([]bpf.Entry, error)
+	Dump(name string) ([]program.RawEntry, error)
 	Close()
 }
 
@@ -249,21 +249,21 @@ func (o *objectInterp) ReadRecords(stop <-chan struct{}, emit func(bpf.Record)) 
 }
 
 // Dump is bpf.ObjectSession.Dump for the interpreter's maps.
-func (o *objectInterp) Dump(name string) ([]bpf.Entry, error) {
+func (o *objectInterp) Dump(name string) ([]program.RawEntry, error) {
 	m := o.maps[name]
 	if m == nil {
 		return nil, fmt.Errorf("no map %s", name)
 	}
 	stride := (int(m.ValueSize()) + 7) &^ 7
-	var out []bpf.Entry
+	var out []program.RawEntry
 	m.Iterate(func(k, v []byte) bool {
-		e := bpf.Entry{Key: slices.Clone(k)}
+		e := program.RawEntry{Key: slices.Clone(k)}
 		if bpf.PerCPU(m.Type()) {
 			for off := 0; off+int(m.ValueSize()) <= len(v); off += stride {
-				e.Values = append(e.Values, slices.Clone(v[off:off+int(m.ValueSize())]))
+				e.Vals = append(e.Vals, slices.Clone(v[off:off+int(m.ValueSize())]))
 			}
 		} else {
-			e.Values = [][]byte{slices.Clone(v)}
+			e.Vals = [][]byte{slices.Clone(v)}
 		}
 		if bpf.Written(m.Type(), e) {
 			out = append(out, e)
