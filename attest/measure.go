@@ -128,6 +128,37 @@ func (m *Measurer) Measure(pid int) (Identity, error) {
 	return m.identify(path, digest), nil
 }
 
+// MeasureFile measures the executable at path as Measure measures a
+// process's: its digest, and its manifest's verdict. It also returns
+// the file's stat, taken from the descriptor hashed once the hash was
+// known to be of an unchanging file, so that whoever acts on the
+// identity (the kernel gate's allow map) names exactly the file
+// measured.
+func (m *Measurer) MeasureFile(path string) (Identity, unix.Stat_t, error) {
+	var st unix.Stat_t
+	f, err := os.Open(path)
+	if err != nil {
+		return Identity{}, st, fmt.Errorf("attest: measure %s: %w", path, err)
+	}
+	defer f.Close()
+	digest, err := m.cache.digest(f)
+	if err != nil {
+		return Identity{}, st, fmt.Errorf("attest: measure %s: %w", path, err)
+	}
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return Identity{}, st, &os.PathError{Op: "fstat", Path: path, Err: err}
+	}
+	if d, ok := m.cache.lookup(exeKeyOf(&st)); !ok || d != digest {
+		return Identity{}, st, fmt.Errorf("attest: measure %s: the file changed while it was measured", path)
+	}
+	return m.identify(path, digest), st, nil
+}
+
+// MeasureFile is Measurer.MeasureFile with the process-wide cache.
+func MeasureFile(path string, opts MeasureOptions) (Identity, unix.Stat_t, error) {
+	return (&Measurer{opts: opts, cache: processDigests}).MeasureFile(path)
+}
+
 // identify finds and verifies the manifest of the executable at path
 // with the given digest.
 func (m *Measurer) identify(path, digest string) Identity {

@@ -17,10 +17,13 @@ const (
 	// RoleProgram signs a program-only object: the eBPF ELF file itself
 	// (the signature covers the program; gatekeeper covers=program).
 	RoleProgram Role = "program"
+	// RoleGate signs the kernel gate's object (gatekeeper/lsmgate): the
+	// BPF LSM programs that decide who may load tracing programs.
+	RoleGate Role = "gate"
 )
 
 // Roles lists the roles an artifact may be signed for.
-var Roles = []Role{RoleBroker, RoleGenerator, RoleCollector, RolePolicy, RoleProgram}
+var Roles = []Role{RoleBroker, RoleGenerator, RoleCollector, RolePolicy, RoleProgram, RoleGate}
 
 // BundleRoles are the roles of signatures over many files: a package's
 // members and a repository's index (bundle.go).

@@ -70,6 +70,7 @@ mount -t overlay -o lowerdir=/lower{{.Path}},upperdir={{.Layer}}/upper,workdir={
 mount -t debugfs debugfs /newroot/sys/kernel/debug
 mount -t tracefs tracefs /newroot/sys/kernel/tracing
 mount -t bpf bpf /newroot/sys/fs/bpf
+mount -t securityfs securityfs /newroot/sys/kernel/security
 mount -t cgroup2 cgroup2 /newroot/sys/fs/cgroup || fail "mount cgroup2"
 mkdir -p /newroot{{.ResultsDir}}
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /newroot{{.ResultsDir}} || fail "mount results"

@@ -30,6 +30,7 @@ func buildTests(ctx context.Context, repo, binDir string, pkgs []string) error {
 	for _, p := range pkgs {
 		cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", filepath.Join(binDir, binName(p)+".test"), p)
 		cmd.Dir = repo
+		cmd.Env = staticEnv
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go test -c %s: %w\n%s", p, err, b)
 		}
@@ -39,11 +40,16 @@ func buildTests(ctx context.Context, repo, binDir string, pkgs []string) error {
 	// and named by testBinEnv.
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(binDir, "tracebroker"), "./cmd/tracebroker")
 	cmd.Dir = repo
+	cmd.Env = staticEnv
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/tracebroker: %w\n%s", err, b)
 	}
 	return nil
 }
+
+// staticEnv builds static binaries, as make build does: the kernel gate
+// allows no dynamically linked loader (LD_PRELOAD would be anyone's).
+var staticEnv = append(os.Environ(), "CGO_ENABLED=0")
 
 // testBinEnv is kerneltest.BinaryEnv (TestCISelection checks it; the
 // tool does not import the tests' helpers): in the guest, the
@@ -83,6 +89,10 @@ func guestScript(repo, binDir, resDir string, pkgs []string, runs map[string]str
 
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
+// guestLSM names the guests' LSMs as a host that enforces the kernel
+// gate would (gatekeeper/lsmgate): Debian's default list, with bpf.
+const guestLSM = "lsm=landlock,lockdown,yama,integrity,apparmor,bpf"
+
 // qemuArgs boots k with initrd, the host's / read-only as "hostroot" and
 // resDir writable as "results". Single-threaded TCG: multi-threaded TCG
 // hangs 6.1 and panics 6.12 while the kernel patches its own text
@@ -93,7 +103,7 @@ func qemuArgs(k *kernel, initrd, resDir string) []string {
 		"-accel", "tcg,thread=single", "-m", "2G", "-smp", "2",
 		"-nographic", "-no-reboot", "-nic", "none",
 		"-kernel", k.vmlinuz, "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 softlockup_panic=1 hung_task_panic=1 rdinit=/init",
+		"-append", "console=ttyS0 panic=-1 softlockup_panic=1 hung_task_panic=1 rdinit=/init " + guestLSM,
 		"-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
 		"-virtfs", "local,path=" + resDir + ",mount_tag=results,security_model=none,multidevs=remap",
 	}

@@ -1,0 +1,188 @@
+package lsmgate
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+)
+
+// Status is what an enforcing gate says about itself.
+type Status struct {
+	// Enforcing: the gate's pins exist. When this process is not the
+	// gate's owner it can see no more (Info is nil, Err says why).
+	Enforcing bool
+	Info      *Info
+	// Counts are the refusals since the gate was enforced, by reason.
+	Counts map[uint32]uint64
+	// Hooks are the hooks whose links are pinned, and Missing those
+	// that are not (a gate that lost a link enforces less).
+	Hooks, Missing []string
+	Err            error
+}
+
+// ReadStatus reads the gate pinned in pinDir ("" is DefaultPinDir).
+func ReadStatus(pinDir string) (*Status, error) {
+	if pinDir == "" {
+		pinDir = DefaultPinDir
+	}
+	if _, err := os.Stat(pinDir); errors.Is(err, fs.ErrNotExist) {
+		return &Status{}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	st := &Status{Enforcing: true}
+	for _, h := range hooks {
+		if _, err := os.Stat(filepath.Join(pinDir, linkPin(h.hook))); err == nil {
+			st.Hooks = append(st.Hooks, "lsm/"+h.hook)
+		} else {
+			st.Missing = append(st.Missing, "lsm/"+h.hook)
+		}
+	}
+	info, err := openPinned(pinDir, mapInfo)
+	if err != nil {
+		st.Err = err
+		return st, nil
+	}
+	defer info.Close()
+	var v []byte
+	if err := info.Lookup(uint32(0), &v); err != nil {
+		st.Err = fmt.Errorf("gate info: %w", err)
+		return st, nil
+	}
+	n := binary.LittleEndian.Uint32(v)
+	if int(n) > len(v)-4 {
+		st.Err = fmt.Errorf("gate info: length %d of %d bytes", n, len(v))
+		return st, nil
+	}
+	st.Info = &Info{}
+	if err := json.Unmarshal(v[4:4+n], st.Info); err != nil {
+		st.Err = fmt.Errorf("gate info: %w", err)
+		return st, nil
+	}
+	counts, err := openPinned(pinDir, mapCounts)
+	if err != nil {
+		st.Err = err
+		return st, nil
+	}
+	defer counts.Close()
+	st.Counts = map[uint32]uint64{}
+	for r := uint32(0); r < numReasons; r++ {
+		var c uint64
+		if err := counts.Lookup(r, &c); err != nil {
+			st.Err = fmt.Errorf("gate counts: %w", err)
+			return st, nil
+		}
+		if c != 0 {
+			st.Counts[r] = c
+		}
+	}
+	return st, nil
+}
+
+// openPinned opens one of the gate's pinned maps. The gate refuses it
+// (EPERM) to anyone but its owner.
+func openPinned(pinDir, name string) (*ebpf.Map, error) {
+	m, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, mapPin(name)), nil)
+	if errors.Is(err, os.ErrPermission) {
+		return nil, fmt.Errorf("the gate refuses its maps to this executable: only the executable that enforced it may read them (%w)", err)
+	}
+	return m, err
+}
+
+// Release removes the gate pinned in pinDir: its links go with their
+// pins, and it stops enforcing. Only the gate's owner may (the gate
+// refuses everyone else's unlink). It returns what the gate was.
+func Release(pinDir string) (*Status, error) {
+	if pinDir == "" {
+		pinDir = DefaultPinDir
+	}
+	st, err := ReadStatus(pinDir)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Enforcing {
+		return st, fmt.Errorf("no gate is pinned in %s", pinDir)
+	}
+	ents, err := os.ReadDir(pinDir)
+	if err != nil {
+		return st, err
+	}
+	// Links first: once one is gone the gate is partly off, so the
+	// maps it reads go last.
+	var first, last []string
+	for _, e := range ents {
+		p := filepath.Join(pinDir, e.Name())
+		if bytes.HasPrefix([]byte(e.Name()), []byte("link_")) {
+			first = append(first, p)
+		} else {
+			last = append(last, p)
+		}
+	}
+	for _, p := range append(first, last...) {
+		if err := os.Remove(p); err != nil {
+			if errors.Is(err, os.ErrPermission) {
+				return st, fmt.Errorf("the gate refuses to be released by this executable: only the executable that enforced it may (%w)", err)
+			}
+			return st, err
+		}
+	}
+	return st, os.Remove(pinDir)
+}
+
+// Events reads the gate's refusal records. One reader at a time: the
+// daemon drains them into its audit log.
+type Events struct {
+	m *ebpf.Map
+	r *ringbuf.Reader
+}
+
+// OpenEvents opens the events of the gate pinned in pinDir.
+func OpenEvents(pinDir string) (*Events, error) {
+	if pinDir == "" {
+		pinDir = DefaultPinDir
+	}
+	m, err := openPinned(pinDir, mapEvents)
+	if err != nil {
+		return nil, err
+	}
+	r, err := ringbuf.NewReader(m)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return &Events{m: m, r: r}, nil
+}
+
+// Read blocks for the next record (until Close, or the deadline set
+// with SetDeadline: then os.ErrDeadlineExceeded).
+func (e *Events) Read() (Record, error) {
+	var rec Record
+	raw, err := e.r.Read()
+	if err != nil {
+		return rec, err
+	}
+	if len(raw.RawSample) < RecordSize {
+		return rec, fmt.Errorf("gate record of %d bytes", len(raw.RawSample))
+	}
+	err = binary.Read(bytes.NewReader(raw.RawSample[:RecordSize]), binary.LittleEndian, &rec)
+	return rec, err
+}
+
+// SetDeadline bounds Read.
+func (e *Events) SetDeadline(t time.Time) { e.r.SetDeadline(t) }
+
+// Close stops reading.
+func (e *Events) Close() error {
+	err := e.r.Close()
+	e.m.Close()
+	return err
+}
