@@ -208,11 +208,22 @@ func loadError(p *program.Program, names []string, err error) error {
 		return fmt.Errorf("the kernel verifier rejected the program for %s: %v\n%s", probe, ve.Cause, strings.Join(log, "\n"))
 	}
 	if errors.Is(err, unix.EPERM) {
-		// cilium/ebpf's own hint (raise RLIMIT_MEMLOCK) does not apply
-		// to kernels since 5.11, which account BPF memory to the memcg.
-		return errors.New("loading BPF programs is not permitted: tracebroker run needs root (or CAP_BPF and CAP_PERFMON)")
+		return NotPermitted("")
 	}
 	return fmt.Errorf("loading BPF programs: %w", err)
+}
+
+// NotPermitted explains a load the kernel refused with EPERM, the error
+// of every loader of the project (what names the one that failed: "",
+// or "collector: "). cilium/ebpf's own hint (raise RLIMIT_MEMLOCK) does
+// not apply to kernels since 5.11, which account BPF memory to the
+// memcg. Root is refused by a security module, not for want of
+// capabilities: the kernel gate (gatekeeper/lsmgate) is the likely one.
+func NotPermitted(what string) error {
+	if os.Geteuid() == 0 {
+		return fmt.Errorf("%sloading BPF programs is not permitted: a security module refused it; if the kernel gate enforces (tracebroker gatekeeper status), this executable is not an allowed loader: %w", what, unix.EPERM)
+	}
+	return fmt.Errorf("%sloading BPF programs is not permitted: tracebroker run needs root (or CAP_BPF and CAP_PERFMON): %w", what, unix.EPERM)
 }
 
 // Configure writes the values only known at run time.

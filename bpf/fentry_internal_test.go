@@ -28,7 +28,7 @@ func TestFentryErrors(t *testing.T) {
 		{fmt.Errorf("program p1: load program: %w", unix.EPERM), "kfunc:vmlinux:vfs_read: the kernel refuses fentry programs (operation not permitted)"},
 		{fmt.Errorf("program p2: load program: %w", unix.EPERM), "kretfunc:vmlinux:vfs_read: the kernel refuses fexit programs (operation not permitted)"},
 		{fmt.Errorf("program p2: fexit vfs_read: %w", ebpf.ErrNotSupported), "kretfunc:vmlinux:vfs_read: this kernel can not attach an fexit program to vfs_read: program p2: fexit vfs_read: not supported"},
-		{fmt.Errorf("program p0: load program: %w", unix.EPERM), "loading BPF programs is not permitted: tracebroker run needs root (or CAP_BPF and CAP_PERFMON)"},
+		{fmt.Errorf("program p0: load program: %w", unix.EPERM), NotPermitted("").Error()},
 	} {
 		if got := loadError(p, names, tc.err).Error(); got != tc.want {
 			t.Errorf("loadError(%v) = %q, want %q", tc.err, got, tc.want)

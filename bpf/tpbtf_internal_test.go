@@ -25,7 +25,7 @@ func TestTpBTFLoadError(t *testing.T) {
 	}{
 		{fmt.Errorf("program p1: load program: %w", unix.EPERM), "tp_btf:sched_switch: the kernel refuses BTF tracepoint (tp_btf) programs (operation not permitted)"},
 		{fmt.Errorf("program p1: attach raw_tp sched_switch: %w", ebpf.ErrNotSupported), "tp_btf:sched_switch: this kernel does not support BTF tracepoint (tp_btf) programs for sched_switch"},
-		{fmt.Errorf("program p0: load program: %w", unix.EPERM), "loading BPF programs is not permitted: tracebroker run needs root (or CAP_BPF and CAP_PERFMON)"},
+		{fmt.Errorf("program p0: load program: %w", unix.EPERM), NotPermitted("").Error()},
 	} {
 		if got := loadError(p, names, tc.err).Error(); got != tc.want {
 			t.Errorf("loadError(%v) = %q, want %q", tc.err, got, tc.want)

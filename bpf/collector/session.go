@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/bpf/kprobe"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/broker/program"
@@ -488,7 +489,7 @@ func loadError(err error) error {
 		return fmt.Errorf("collector: the kernel verifier rejected a collector: %v\n%s", ve.Cause, strings.Join(log, "\n"))
 	}
 	if errors.Is(err, unix.EPERM) {
-		return errors.New("collector: loading BPF programs is not permitted: needs root (or CAP_BPF and CAP_PERFMON)")
+		return bpf.NotPermitted("collector: ")
 	}
 	return fmt.Errorf("collector: loading: %w", err)
 }
