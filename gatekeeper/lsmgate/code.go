@@ -424,12 +424,21 @@ func bpfCode() asm.Instructions {
 }
 
 // bpfMapCode is the bpf_map hook (struct bpf_map *map, fmode_t fmode),
-// run whenever a descriptor of a map is made: by id, from a pin. The
-// gate's own maps are the broker's alone.
+// run whenever a descriptor of a map is made: by id, from a pin. A
+// writable descriptor of one of the gate's own maps is its owner's
+// alone; a read-only one (BPF_F_RDONLY) is anyone's, so that status
+// can be read, and only a writable one can update a map or consume
+// its ring buffer.
 func bpfMapCode() asm.Instructions {
 	g := &gen{}
 	g.prologue(2)
-	g.emit(arg(rObj, 0), asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word))
+	g.emit(
+		arg(asm.R1, 1),
+		asm.And.Imm(asm.R1, fmodeWrite),
+		asm.JEq.Imm(asm.R1, 0, "allow"),
+		arg(rObj, 0),
+		asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word),
+	)
 	g.read(stRead, 4, rObj, cfgMapID)
 	g.emit(asm.LoadMem(rTmp, asm.R10, stRead, asm.Word))
 	g.matchID(rTmp, cfgMapIDs, maxIDs, "own_map")
@@ -438,6 +447,9 @@ func bpfMapCode() asm.Instructions {
 	g.ownerOr(ReasonGateObject, cmdMapGetFDByID, rTmp)
 	return g.epilogue()
 }
+
+// fmodeWrite is the kernel's FMODE_WRITE.
+const fmodeWrite = 0x2
 
 // protected jumps to match when the dentry in reg is one of the gate's
 // pins (the protect map holds their dev and inode).

@@ -132,7 +132,8 @@ func Probe() error {
 	}
 	p, err := ebpf.NewProgram(spec)
 	if err != nil {
-		return &UnavailableError{Why: "this kernel refuses BPF LSM programs although bpf is among its active LSMs: " + firstLine(err.Error()), Fix: "a sandbox or a security policy forbids them; run on a host that allows BPF LSM programs", Err: err}
+		msg := strings.TrimSuffix(firstLine(err.Error()), " (MEMLOCK may be too low, consider rlimit.RemoveMemlock)")
+		return &UnavailableError{Why: "this kernel refuses BPF LSM programs although bpf is among its active LSMs: " + msg, Fix: "a sandbox or a security policy forbids them; run on a host that allows BPF LSM programs", Err: err}
 	}
 	p.Close()
 	return nil
@@ -228,11 +229,11 @@ func Enforce(opts Options) (*Info, error) {
 	}
 
 	measure := attest.NewMeasurer(attest.MeasureOptions{Trust: opts.Trust, ManifestDir: opts.ManifestDir, Role: attest.RoleBroker})
-	self, err := os.Executable()
+	self, err := selfPath()
 	if err != nil {
 		return nil, err
 	}
-	paths := append([]string{"/proc/self/exe"}, opts.Loaders...)
+	paths := append([]string{self}, opts.Loaders...)
 	seen := map[allowKey]bool{}
 	for i, p := range paths {
 		l, key, err := measureLoader(measure, p, opts.AllowUnverified)
@@ -240,7 +241,16 @@ func Enforce(opts Options) (*Info, error) {
 			return nil, err
 		}
 		if i == 0 {
-			l.Path, l.Owner = self, true
+			// The owner is the file this process runs, not whatever
+			// its path names by now.
+			var st unix.Stat_t
+			if err := unix.Stat("/proc/self/exe", &st); err != nil {
+				return nil, err
+			}
+			if kernelDev(uint64(st.Dev)) != key.Dev || st.Ino != key.Ino {
+				return nil, fmt.Errorf("this executable, %s, was replaced while it runs: run the one installed there", self)
+			}
+			l.Owner = true
 		}
 		if seen[key] {
 			continue
@@ -258,6 +268,18 @@ func Enforce(opts Options) (*Info, error) {
 		return nil, fmt.Errorf("the gate cannot read this kernel: %w", err)
 	}
 	return info, load(opts, info, offs)
+}
+
+// selfPath is the path of the executable this process runs.
+func selfPath() (string, error) {
+	p, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return "", err
+	}
+	if strings.HasSuffix(p, " (deleted)") {
+		return "", fmt.Errorf("this executable, %s, was removed while it runs: run the one installed now", p)
+	}
+	return p, nil
 }
 
 // measureLoader measures an executable for the allow map. It refuses

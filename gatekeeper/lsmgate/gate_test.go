@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -23,7 +24,7 @@ import (
 // The kernel tests run where BPF LSM programs load: Debian's 6.1 and
 // 6.12 under qemu (make vmtest). This host refuses them, and they skip
 // with the reason Probe gives.
-func needGate(t *testing.T) {
+func needGate(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -78,6 +79,9 @@ func TestHelperProcess(t *testing.T) {
 		os.Exit(0)
 	case "owner":
 		owner()
+	case "getcwd":
+		kerneltest.Syscalls(7, 0)
+		os.Exit(0)
 	}
 }
 
@@ -95,7 +99,7 @@ func owner() {
 	fmt.Println("enforcing", string(b))
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
-		switch sc.Text() {
+		switch strings.Fields(sc.Text() + " x")[0] {
 		case "load":
 			fmt.Println("load", errString(rawLoad(progTracepoint)))
 		case "status":
@@ -105,6 +109,17 @@ func owner() {
 			}
 			b, _ := json.Marshal(st)
 			fmt.Println("status", errString(err), string(b))
+		case "bench":
+			// bench N: N loads as an allowed loader; the reply is
+			// the time they took.
+			var n int
+			fmt.Sscan(sc.Text()[len("bench"):], &n)
+			start := time.Now()
+			var err error
+			for i := 0; i < n && err == nil; i++ {
+				err = rawLoad(progTracepoint)
+			}
+			fmt.Println("bench", errString(err), time.Since(start).Nanoseconds())
 		case "release":
 			_, err := Release(os.Getenv("LSMGATE_PIN"))
 			fmt.Println("release", errString(err))
@@ -124,10 +139,51 @@ func errString(err error) string {
 
 // helper drives the owner process.
 type helper struct {
-	t   *testing.T
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Reader
+	t        testing.TB
+	cmd      *exec.Cmd
+	in       io.WriteCloser
+	out      *bufio.Reader
+	released bool
+}
+
+// startOwner copies this test binary to exe and starts it as the gate's
+// owner, enforcing the gate in pin with loaders allowed; the gate is
+// released when the test ends.
+func startOwner(t testing.TB, exe, pin string, loaders ...string) (*helper, Info) {
+	t.Helper()
+	copyExe(t, exe)
+	cmd := exec.Command(exe, "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), "LSMGATE_ROLE=owner", "LSMGATE_PIN="+pin, "LSMGATE_LOADERS="+strings.Join(loaders, ","))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outp, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &helper{t: t, cmd: cmd, in: in, out: bufio.NewReader(outp)}
+	t.Cleanup(func() {
+		if !h.released {
+			h.ask("release")
+		}
+		in.Close()
+		cmd.Wait()
+	})
+	first, err := h.out.ReadString('\n')
+	if err != nil || !strings.HasPrefix(first, "enforcing ") {
+		h.released = true
+		t.Fatalf("owner: %q %v", first, err)
+	}
+	var info Info
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(first, "enforcing ")), &info); err != nil {
+		t.Fatal(err)
+	}
+	return h, info
 }
 
 func (h *helper) ask(cmd string) string {
@@ -145,7 +201,7 @@ func (h *helper) ask(cmd string) string {
 // copyExe copies this test binary to path, executable: the gate knows
 // loaders by their file, and this binary's own is on the guest's
 // overlayfs, which the gate refuses to name.
-func copyExe(t *testing.T, path string) {
+func copyExe(t testing.TB, path string) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/exe")
 	if err != nil {
@@ -189,7 +245,6 @@ func TestGateEnforced(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(bpffs, unix.MNT_DETACH) })
 	pin := filepath.Join(bpffs, "gate")
 	ownerExe, loaderExe := filepath.Join(dir, "owner.test"), filepath.Join(dir, "loader.test")
-	copyExe(t, ownerExe)
 	copyExe(t, loaderExe)
 
 	// Before the gate, this process loads tracing programs.
@@ -197,38 +252,7 @@ func TestGateEnforced(t *testing.T) {
 		t.Fatalf("before the gate: %v", err)
 	}
 
-	cmd := exec.Command(ownerExe, "-test.run=^TestHelperProcess$")
-	cmd.Env = append(os.Environ(), "LSMGATE_ROLE=owner", "LSMGATE_PIN="+pin, "LSMGATE_LOADERS="+loaderExe)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	outp, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &helper{t: t, cmd: cmd, in: in, out: bufio.NewReader(outp)}
-	released := false
-	t.Cleanup(func() {
-		if !released {
-			h.ask("release")
-		}
-		in.Close()
-		cmd.Wait()
-	})
-	first, err := h.out.ReadString('\n')
-	if err != nil || !strings.HasPrefix(first, "enforcing ") {
-		released = true
-		t.Fatalf("owner: %q %v", first, err)
-	}
-	var info Info
-	if err := json.Unmarshal([]byte(strings.TrimPrefix(first, "enforcing ")), &info); err != nil {
-		t.Fatal(err)
-	}
+	h, info := startOwner(t, ownerExe, pin, loaderExe)
 	if len(info.Loaders) != 2 || !info.Loaders[0].Owner || info.Loaders[1].Path != loaderExe || !info.Unsigned {
 		t.Errorf("info: %+v", info)
 	}
@@ -275,8 +299,16 @@ func TestGateEnforced(t *testing.T) {
 	refused(ReasonUmount, "lazy umount", unix.Unmount(bpffs, unix.MNT_DETACH))
 
 	// The maps: from a pin, and by id.
-	_, err = ebpf.LoadPinnedMap(filepath.Join(pin, mapPin(mapAllow)), nil)
+	_, err := ebpf.LoadPinnedMap(filepath.Join(pin, mapPin(mapAllow)), nil)
 	refused(ReasonGateObject, "open the pinned allow map", err)
+	if m, err := ebpf.LoadPinnedMap(filepath.Join(pin, mapPin(mapAllow)), &ebpf.LoadPinOptions{ReadOnly: true}); err != nil {
+		t.Errorf("a read-only descriptor of the allow map: %v", err)
+	} else {
+		if err := m.Put(allowKey{Ino: 1}, allowValue{Flags: AllowLoad}); err == nil {
+			t.Error("a read-only descriptor wrote the allow map")
+		}
+		m.Close()
+	}
 	gateMaps := 0
 	for id := ebpf.MapID(0); ; {
 		next, err := ebpf.MapGetNextID(id)
@@ -353,6 +385,15 @@ func TestGateEnforced(t *testing.T) {
 	}
 	want[ReasonModified]++
 
+	// Anyone may read the gate's status.
+	mine, err := ReadStatus(pin)
+	if err != nil || mine.Err != nil || mine.Info == nil || mine.Info.Default != "strict" {
+		t.Errorf("status read by a root process: %+v %v", mine, err)
+	}
+	if d := Describe(pin); !strings.HasPrefix(d, "enforcing, strict, tb_gate sha256:"+Digest()) {
+		t.Errorf("Describe: %s", d)
+	}
+
 	st := h.ask("status")
 	f := strings.SplitN(st, " ", 3)
 	if len(f) != 3 || f[1] != "ok" {
@@ -372,7 +413,7 @@ func TestGateEnforced(t *testing.T) {
 	if got := h.ask("release"); got != "release ok" {
 		t.Fatalf("release: %s", got)
 	}
-	released = true
+	h.released = true
 	if _, err := os.Stat(pin); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after release, %s: %v", pin, err)
 	}

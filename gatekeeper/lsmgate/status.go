@@ -9,16 +9,19 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 )
 
 // Status is what an enforcing gate says about itself.
 type Status struct {
-	// Enforcing: the gate's pins exist. When this process is not the
-	// gate's owner it can see no more (Info is nil, Err says why).
+	// Enforcing: the gate's pins exist. When its maps cannot be read,
+	// Info is nil and Err says why.
 	Enforcing bool
 	Info      *Info
 	// Counts are the refusals since the gate was enforced, by reason.
@@ -29,7 +32,8 @@ type Status struct {
 	Err            error
 }
 
-// ReadStatus reads the gate pinned in pinDir ("" is DefaultPinDir).
+// ReadStatus reads the gate pinned in pinDir ("" is DefaultPinDir):
+// anyone may, through read-only descriptors.
 func ReadStatus(pinDir string) (*Status, error) {
 	if pinDir == "" {
 		pinDir = DefaultPinDir
@@ -47,7 +51,7 @@ func ReadStatus(pinDir string) (*Status, error) {
 			st.Missing = append(st.Missing, "lsm/"+h.hook)
 		}
 	}
-	info, err := openPinned(pinDir, mapInfo)
+	info, err := openPinned(pinDir, mapInfo, false)
 	if err != nil {
 		st.Err = err
 		return st, nil
@@ -68,7 +72,7 @@ func ReadStatus(pinDir string) (*Status, error) {
 		st.Err = fmt.Errorf("gate info: %w", err)
 		return st, nil
 	}
-	counts, err := openPinned(pinDir, mapCounts)
+	counts, err := openPinned(pinDir, mapCounts, false)
 	if err != nil {
 		st.Err = err
 		return st, nil
@@ -88,10 +92,11 @@ func ReadStatus(pinDir string) (*Status, error) {
 	return st, nil
 }
 
-// openPinned opens one of the gate's pinned maps. The gate refuses it
-// (EPERM) to anyone but its owner.
-func openPinned(pinDir, name string) (*ebpf.Map, error) {
-	m, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, mapPin(name)), nil)
+// openPinned opens one of the gate's pinned maps, read-only unless
+// write: the gate refuses a writable one (EPERM) to anyone but its
+// owner.
+func openPinned(pinDir, name string, write bool) (*ebpf.Map, error) {
+	m, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, mapPin(name)), &ebpf.LoadPinOptions{ReadOnly: !write})
 	if errors.Is(err, os.ErrPermission) {
 		return nil, fmt.Errorf("the gate refuses its maps to this executable: only the executable that enforced it may read them (%w)", err)
 	}
@@ -111,6 +116,10 @@ func Release(pinDir string) (*Status, error) {
 	}
 	if !st.Enforcing {
 		return st, fmt.Errorf("no gate is pinned in %s", pinDir)
+	}
+	progs, err := programIDs(pinDir)
+	if err != nil {
+		return st, err
 	}
 	ents, err := os.ReadDir(pinDir)
 	if err != nil {
@@ -135,7 +144,72 @@ func Release(pinDir string) (*Status, error) {
 			return st, err
 		}
 	}
-	return st, os.Remove(pinDir)
+	if err := os.Remove(pinDir); err != nil {
+		return st, err
+	}
+	// A link goes when its last reference does, which the kernel may
+	// defer past the unlink (6.12 frees bpffs inodes after an RCU grace
+	// period), and frees its id before it detaches: released means
+	// detached, which is when its program, held by nothing else, goes.
+	deadline := time.Now().Add(releaseWait)
+	for _, id := range progs {
+		for {
+			p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+			if errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if err == nil {
+				p.Close()
+			}
+			if time.Now().After(deadline) {
+				return st, fmt.Errorf("the gate's pins are removed, but its program %d is still loaded after %s (does something else hold it?)", id, releaseWait)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return st, nil
+}
+
+// releaseWait bounds how long Release waits for the kernel to detach
+// the gate's links once their pins are gone.
+const releaseWait = 10 * time.Second
+
+// programIDs are the gate's programs, through its links (from its
+// config): only the owner may open those.
+func programIDs(pinDir string) ([]uint32, error) {
+	m, err := openPinned(pinDir, mapConfig, false)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	var v []byte
+	if err := m.Lookup(uint32(0), &v); err != nil {
+		return nil, fmt.Errorf("gate config: %w", err)
+	}
+	var c config
+	if err := binary.Read(bytes.NewReader(v), binary.LittleEndian, &c); err != nil {
+		return nil, fmt.Errorf("gate config: %w", err)
+	}
+	var ids []uint32
+	for _, id := range c.LinkIDs {
+		if id == 0 {
+			continue
+		}
+		l, err := link.NewFromID(link.ID(id))
+		if errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("the gate refuses to be released by this executable: only the executable that enforced it may (%w)", err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("the gate's link %d: %w", id, err)
+		}
+		info, err := l.Info()
+		l.Close()
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, uint32(info.Program))
+	}
+	return ids, nil
 }
 
 // Events reads the gate's refusal records. One reader at a time: the
@@ -150,7 +224,7 @@ func OpenEvents(pinDir string) (*Events, error) {
 	if pinDir == "" {
 		pinDir = DefaultPinDir
 	}
-	m, err := openPinned(pinDir, mapEvents)
+	m, err := openPinned(pinDir, mapEvents, true)
 	if err != nil {
 		return nil, err
 	}
@@ -185,4 +259,50 @@ func (e *Events) Close() error {
 	err := e.r.Close()
 	e.m.Close()
 	return err
+}
+
+// Describe says in one line whether the kernel gate enforces, cheaply
+// enough for every trace (a stat, a small read): what run -v and every
+// attestation say about it. Anyone may read what it names (read-only
+// descriptors of the gate's maps).
+func Describe(pinDir string) string {
+	if pinDir == "" {
+		pinDir = DefaultPinDir
+	}
+	if _, err := os.Stat(pinDir); err == nil {
+		st, err := ReadStatus(pinDir)
+		if err != nil || st.Info == nil {
+			return "enforcing (" + pinDir + ")"
+		}
+		s := fmt.Sprintf("enforcing, %s, tb_gate sha256:%s", st.Info.Default, st.Info.Digest)
+		if st.Info.Signer != "" {
+			s += " signed by " + st.Info.Signer
+		} else if st.Info.Unsigned {
+			s += " unsigned"
+		}
+		if len(st.Missing) > 0 {
+			s += fmt.Sprintf(", %d of %d hooks missing", len(st.Missing), len(hooks))
+		}
+		return s
+	}
+	lsms, err := activeLSMs()
+	if err != nil {
+		return "absent: " + err.Error()
+	}
+	if !contains(lsms, "bpf") {
+		return fmt.Sprintf("absent: BPF LSM is not active (lsm=%s; boot with lsm=%s,bpf)", strings.Join(lsms, ","), strings.Join(lsms, ","))
+	}
+	return "absent: not enforced (tracebroker gatekeeper enforce)"
+}
+
+// Data is a record as the audit log keeps it.
+func (r Record) Data() map[string]any {
+	return map[string]any{
+		"reason": ReasonText(r.Reason), "reason_code": r.Reason,
+		"op": OpName(r.Cmd), "arg": r.Arg,
+		"pid": r.PID, "uid": r.UID, "comm": unix.ByteSliceToString(r.Comm[:]),
+		"exe_dev": fmt.Sprintf("%d:%d", r.Dev>>20, r.Dev&(1<<20-1)), "exe_ino": r.Ino,
+		"modified":     r.Flags&flagModified != 0,
+		"monotonic_ns": r.TimeNs,
+	}
 }
