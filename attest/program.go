@@ -90,6 +90,10 @@ type Decision struct {
 	Mode         string `json:"mode,omitempty"`
 	PolicyDigest string `json:"policy_digest,omitempty"`
 	Reason       string `json:"reason,omitempty"`
+	// KernelGate is the kernel gate's state when the program was
+	// admitted (gatekeeper/lsmgate): enforcing, with its default and
+	// digest, or absent and why.
+	KernelGate string `json:"kernel_gate,omitempty"`
 }
 
 // CanonicalCode is the canonical form of a program, the bytes its

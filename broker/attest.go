@@ -96,7 +96,7 @@ func attestPrograms(a *Attest, req *Request, prog *program.Program, adm *Admissi
 		}
 		if adm != nil && i < len(adm.Decisions) {
 			d := adm.Decisions[i]
-			p.Decision = attest.Decision{Verdict: d.Verdict.String(), Mode: adm.Mode, PolicyDigest: d.PolicyDigest, Reason: d.Reason}
+			p.Decision = attest.Decision{Verdict: d.Verdict.String(), Mode: adm.Mode, PolicyDigest: d.PolicyDigest, Reason: d.Reason, KernelGate: adm.KernelGate}
 		}
 		env, _, err := attest.AttestProgram(probe.Insns, p, a.Key)
 		if err != nil {

@@ -24,6 +24,10 @@ type Gate struct {
 	// gid, broker and generator identity, token); Run fills in what
 	// describes each program.
 	Request gatekeeper.Request
+	// Kernel is the kernel gate's state (lsmgate.Describe): whether
+	// anything but a signed broker could load tracing programs here.
+	// -v and every attestation say it; "" leaves it unsaid.
+	Kernel string
 }
 
 // RequesterRequest is the part of a gatekeeper Request that describes
@@ -83,6 +87,8 @@ type Admission struct {
 	// covers and program_signer): the same for every probe of a trace.
 	Form, Covers uint8
 	Signer       string
+	// KernelGate is Gate.Kernel: the kernel gate's state.
+	KernelGate string
 	// Decisions and Probes are one per probe, in the program's order.
 	Decisions []gatekeeper.Decision
 	Probes    []string

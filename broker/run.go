@@ -328,8 +328,12 @@ func judge(ctx context.Context, req *Request, prog *program.Program, check func(
 	// The mode the trace runs in is what the record says: --mode interp
 	// may choose the interpreter where the gatekeeper allowed either.
 	adm.Mode = mode
+	adm.KernelGate = gate.Kernel
 	if req.Verbose {
 		fmt.Fprintln(req.Stderr, adm.describe())
+		if gate.Kernel != "" {
+			fmt.Fprintf(req.Stderr, "Kernel gate: %s\n", gate.Kernel)
+		}
 	}
 	if check != nil {
 		if err := check(mode); err != nil {

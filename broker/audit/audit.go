@@ -128,6 +128,12 @@ const (
 	// EventRotated is the first record of a file that continues a
 	// rotated log (see Options.MaxSize).
 	EventRotated = "audit.rotated"
+	// The kernel gate (gatekeeper/lsmgate): enforced and released by
+	// an operator (tracebroker gatekeeper, into the gate's log), and
+	// each refusal it made, drained by the daemon into its log.
+	EventGateEnforced = "gate.enforced"
+	EventGateReleased = "gate.released"
+	EventGateRefused  = "gate.refused"
 )
 
 // Options configures a Log; the zero value is ready to use.

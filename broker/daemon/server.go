@@ -70,6 +70,11 @@ type Config struct {
 	// Audit receives one record per request, decision and session end.
 	// A record that cannot be written refuses the request.
 	Audit *audit.Log
+	// GatePinDir is where the kernel gate is pinned
+	// (lsmgate.DefaultPinDir); when set, the daemon drains the gate's
+	// refusals into Audit, as gate.refused records, and names the
+	// gate's state in every attestation.
+	GatePinDir string
 	// Plugins runs generator plugins (gen:NAME scopes); nil: none.
 	Plugins *plugins.Host
 	// Collectors verifies interpreter mode's static collectors.
@@ -246,6 +251,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	summaries := make(chan struct{})
 	defer close(summaries)
 	go s.summarize(summaries)
+	if s.cfg.GatePinDir != "" {
+		gctx, stopGate := context.WithCancel(ctx)
+		defer stopGate()
+		go s.drainGate(gctx)
+	}
 
 	errc := make(chan error, len(lis)+1)
 	for i, l := range lis {

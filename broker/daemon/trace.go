@@ -20,6 +20,7 @@ import (
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
 	"github.com/tracebroker/tracebroker/broker/token"
 	"github.com/tracebroker/tracebroker/gatekeeper"
+	"github.com/tracebroker/tracebroker/gatekeeper/lsmgate"
 )
 
 // Bounds on what a request may carry (and limits.go); maxRequestSize
@@ -473,6 +474,9 @@ func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.Tr
 		requester.TokenSubject, requester.TokenID, requester.TokenScope = tok.Subject, tok.ID, tok.Scopes.String()
 	}
 	br.Gate = &broker.Gate{Keeper: s.cfg.Keeper, Request: gr}
+	if s.cfg.GatePinDir != "" {
+		br.Gate.Kernel = lsmgate.Describe(s.cfg.GatePinDir)
+	}
 	br.Collectors = s.cfg.Collectors
 	if s.metrics != nil {
 		br.Events, br.Lost = s.metrics.counters()

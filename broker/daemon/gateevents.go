@@ -1,0 +1,64 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/tracebroker/tracebroker/broker/audit"
+	"github.com/tracebroker/tracebroker/gatekeeper/lsmgate"
+)
+
+// gatePoll is how often the daemon looks for a kernel gate to drain
+// when none is open, and how long a read waits before it looks whether
+// the gate was released.
+const gatePoll = 2 * time.Second
+
+// drainGate writes every refusal of the kernel gate pinned in
+// cfg.GatePinDir to the audit log, as gate.refused, until ctx ends. The
+// gate may be enforced after the daemon started and released while it
+// runs: it is looked for again after each. Only the gate's owner (the
+// executable that enforced it) may read its events; another is told
+// once in the log and keeps looking.
+func (s *Server) drainGate(ctx context.Context) {
+	warned := false
+	for {
+		if ev, err := lsmgate.OpenEvents(s.cfg.GatePinDir); err == nil {
+			warned = false
+			s.log.Info("kernel gate: draining its refusals into the audit log", "pins", s.cfg.GatePinDir)
+			s.drainEvents(ctx, ev)
+			ev.Close()
+		} else if !errors.Is(err, os.ErrNotExist) && !warned {
+			s.log.Warn("kernel gate: its refusals cannot be read (they are counted in tracebroker gatekeeper status)", "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(gatePoll):
+		}
+	}
+}
+
+// drainEvents reads ev until ctx ends or the gate's pins are gone (what
+// was sent before the release is read first).
+func (s *Server) drainEvents(ctx context.Context, ev *lsmgate.Events) {
+	for ctx.Err() == nil {
+		ev.SetDeadline(time.Now().Add(gatePoll))
+		rec, err := ev.Read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if _, err := os.Stat(s.cfg.GatePinDir); err != nil {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			s.log.Warn("kernel gate: reading its refusals", "err", err)
+			return
+		}
+		if err := s.record(audit.EventGateRefused, rec.Data()); err != nil {
+			s.log.Error("kernel gate: audit log", "err", err)
+		}
+	}
+}
