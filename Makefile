@@ -11,7 +11,7 @@ LDFLAGS := $(if $(VERSION),-X github.com/tracebroker/tracebroker/internal/versio
 .PHONY: build run test fuzz bench sign release clean vmtest vmtest-ci vmtest-smoke suite testobjects
 
 build:
-	$(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tracebroker
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tracebroker
 
 # Sign the built broker with a release key, offline: writes $(BIN).sig,
 # which ships beside the binary. See README, "Releases and trust".
@@ -40,6 +40,8 @@ release: build
 	$(TB) attest sign --key '$(KEY)' --role broker --name tracebroker --version "$$v" '$(RELEASE)/bin/tracebroker' && \
 	$(TB) collectors export '$(RELEASE)/collectors' >/dev/null && \
 	for f in '$(RELEASE)'/collectors/*.bpf; do $(TB) attest sign --key '$(KEY)' --role collector --version "$$v" "$$f" || exit 1; done && \
+	$(TB) gatekeeper export '$(RELEASE)/gate' >/dev/null && \
+	$(TB) attest sign --key '$(KEY)' --role gate --version "$$v" '$(RELEASE)/gate/tb_gate.bpf' && \
 	for p in $(PLUGINS); do \
 		$(GO) build -trimpath -o '$(RELEASE)'/plugins/$$p ./plugins/examples/$$p && \
 		$(TB) attest sign --key '$(KEY)' --role generator --version "$$v" '$(RELEASE)'/plugins/$$p || exit 1; \

@@ -7,6 +7,7 @@
 //
 //	bin/tracebroker, bin/tracebroker.sig        the broker, role broker
 //	collectors/NAME.bpf, collectors/NAME.bpf.sig  interpreter mode's collectors, role collector
+//	gate/tb_gate.bpf, gate/tb_gate.bpf.sig       the kernel gate (BPF LSM), role gate
 //	plugins/NAME, plugins/NAME.sig               generator plugins, role generator
 //	release.pub                                  the key that signed them
 //	SHA256SUMS                                   for the transfer; nothing here trusts it
@@ -30,6 +31,7 @@ import (
 
 	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/bpf/collector"
+	"github.com/tracebroker/tracebroker/gatekeeper/lsmgate"
 	"github.com/tracebroker/tracebroker/internal/hoststate"
 	"github.com/tracebroker/tracebroker/internal/regfile"
 )
@@ -38,6 +40,7 @@ import (
 const (
 	BrokerPath    = "bin/tracebroker"
 	CollectorsDir = "collectors"
+	GateDir       = "gate"
 	PluginsDir    = "plugins"
 	KeyFile       = "release.pub"
 )
@@ -62,6 +65,7 @@ type Installed struct {
 	KeyPath    string            // STATE/trust/release-ID.pub
 	Broker     attest.Identity   // the release's broker, verified; its manifest in STATE/manifests
 	Collectors []attest.Identity // verified for this binary's collectors
+	Gate       attest.Identity   // the kernel gate, verified for this binary's
 	Plugins    []attest.Identity // installed in STATE/plugins
 }
 
@@ -158,6 +162,24 @@ func stageRelease(in *Installed, stage, state, dir string, trust *attest.Trust) 
 		in.Collectors = append(in.Collectors, id)
 		moves = append(moves, move{sig, filepath.Join(manifests, name)})
 	}
+
+	// The kernel gate: signed for the digest this binary enforces.
+	gateObj := filepath.Join(GateDir, lsmgate.ObjectFile)
+	got, err := attest.FileDigest(filepath.Join(dir, gateObj))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", gateObj, err)
+	}
+	if got != lsmgate.Digest() {
+		return nil, fmt.Errorf("%s is not this tracebroker's kernel gate (sha256 %s, this binary's %s): run the release's own bin/tracebroker", gateObj, got, lsmgate.Digest())
+	}
+	gateSig, err := copyIn(filepath.Join(dir, gateObj+attest.SigSuffix), stage, lsmgate.ObjectFile+attest.SigSuffix, attest.MaxEnvelopeSize, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if in.Gate, err = verify(gateSig, lsmgate.Digest(), trust, attest.RoleGate, gateObj); err != nil {
+		return nil, err
+	}
+	moves = append(moves, move{gateSig, lsmgate.ManifestPath(manifests)})
 
 	// The plugins, binary and manifest, each verified as copied.
 	names, err := pluginNames(filepath.Join(dir, PluginsDir))

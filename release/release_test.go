@@ -11,6 +11,7 @@ import (
 
 	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/bpf/collector"
+	"github.com/tracebroker/tracebroker/gatekeeper/lsmgate"
 	"github.com/tracebroker/tracebroker/internal/hoststate"
 )
 
@@ -26,7 +27,7 @@ func fakeRelease(t testing.TB, pluginSize int) (dir, pub string, key *attest.Pri
 		t.Fatal(err)
 	}
 	dir = filepath.Join(base, "release")
-	for _, d := range []string{"bin", CollectorsDir, PluginsDir} {
+	for _, d := range []string{"bin", CollectorsDir, GateDir, PluginsDir} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -48,6 +49,11 @@ func fakeRelease(t testing.TB, pluginSize int) (dir, pub string, key *attest.Pri
 		}
 		sign(filepath.Join(CollectorsDir, collector.ObjectFile(s.Name)), b.Bytes(), 0o644, attest.RoleCollector)
 	}
+	gate, err := lsmgate.Object()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign(filepath.Join(GateDir, lsmgate.ObjectFile), gate, 0o644, attest.RoleGate)
 	for _, name := range []string{"alpha", "beta", "gamma"} {
 		sign(filepath.Join(PluginsDir, name), append([]byte("plugin "+name), make([]byte, pluginSize)...), 0o755, attest.RoleGenerator)
 	}
@@ -99,7 +105,7 @@ func TestInstall(t *testing.T) {
 	for _, s := range collector.Programs() {
 		want = append(want, "manifests/"+collector.ObjectFile(s.Name)+".sig")
 	}
-	want = append(want, "plugins/alpha", "plugins/alpha.sig", "plugins/beta", "plugins/beta.sig", "plugins/gamma", "plugins/gamma.sig", "trust/release-"+key.ID[:16]+".pub")
+	want = append(want, "manifests/"+lsmgate.ObjectFile+".sig", "plugins/alpha", "plugins/alpha.sig", "plugins/beta", "plugins/beta.sig", "plugins/gamma", "plugins/gamma.sig", "trust/release-"+key.ID[:16]+".pub")
 	slices.Sort(want)
 	for i := range 2 {
 		in, err := Install(state, pub, dir)
@@ -109,7 +115,7 @@ func TestInstall(t *testing.T) {
 		if got := contents(t, state); !slices.Equal(got, want) {
 			t.Fatalf("install %d: state holds %q, want %q", i, got, want)
 		}
-		if !in.Broker.Verified || len(in.Collectors) != len(collector.Programs()) || len(in.Plugins) != 3 || in.Key.ID != key.ID {
+		if !in.Broker.Verified || !in.Gate.Verified || len(in.Collectors) != len(collector.Programs()) || len(in.Plugins) != 3 || in.Key.ID != key.ID {
 			t.Fatalf("install %d: %+v", i, in)
 		}
 	}
@@ -187,6 +193,23 @@ func TestAttacksRelease(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "larger than"},
+		{"issue20/gate_signed_for_another_role", func(t *testing.T, dir string, key *attest.PrivateKey) {
+			p := filepath.Join(dir, GateDir, lsmgate.ObjectFile)
+			if _, err := attest.SignArtifact(p, key, attest.ArtifactPredicate{Role: attest.RoleCollector}); err != nil {
+				t.Fatal(err)
+			}
+		}, "gate/tb_gate.bpf: wrong role"},
+		{"issue20/tampered_gate", func(t *testing.T, dir string, key *attest.PrivateKey) {
+			p := filepath.Join(dir, GateDir, lsmgate.ObjectFile)
+			b, _ := os.ReadFile(p)
+			b[len(b)-2] ^= 1
+			os.WriteFile(p, b, 0o644)
+		}, "gate/tb_gate.bpf is not this tracebroker's kernel gate"},
+		{"issue20/no_gate", func(t *testing.T, dir string, key *attest.PrivateKey) {
+			if err := os.RemoveAll(filepath.Join(dir, GateDir)); err != nil {
+				t.Fatal(err)
+			}
+		}, "gate/tb_gate.bpf"},
 		{"item1/no_collectors", func(t *testing.T, dir string, key *attest.PrivateKey) {
 			if err := os.RemoveAll(filepath.Join(dir, CollectorsDir)); err != nil {
 				t.Fatal(err)

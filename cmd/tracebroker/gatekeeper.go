@@ -23,13 +23,18 @@ import (
 func newGatekeeperCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gatekeeper",
-		Short: "Compile admission policies and evaluate requests against them",
+		Short: "Compile admission policies, evaluate requests, and enforce the kernel gate",
 		Long: `The gatekeeper decides, for every program, deny, interpreter or JIT. Its
 policy is itself an eBPF program, written as a gatekeeper { … } block in the
 script language (or in C, built by clang into a "gatekeeper" section), that
-reads the Request (gatekeeper/ABI.md) and returns a verdict.`,
+reads the Request (gatekeeper/ABI.md) and returns a verdict.
+
+The kernel gate (enforce, status, release) makes it the only way in: a BPF
+LSM program that refuses tracing programs to every loader but the signed
+broker.`,
 	}
 	cmd.AddCommand(newGatekeeperCompileCmd(), newGatekeeperEvalCmd())
+	cmd.AddCommand(newKernelGateCmds()...)
 	return cmd
 }
 

@@ -88,6 +88,7 @@ verifies are the ones compiled into it.`,
 				names = append(names, c.Name)
 			}
 			fmt.Fprintf(w, "collectors verified: %s (manifests in %s)\n", escape.String(strings.Join(names, " ")), attest.StateManifestDir(state))
+			fmt.Fprintf(w, "kernel gate verified: %s sha256:%s (tracebroker gatekeeper enforce)\n", escape.String(in.Gate.Name), in.Gate.Digest)
 			names = names[:0]
 			for _, p := range in.Plugins {
 				names = append(names, filepath.Base(p.Path))

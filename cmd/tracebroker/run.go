@@ -17,6 +17,7 @@ import (
 	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/broker"
 	"github.com/tracebroker/tracebroker/gatekeeper"
+	"github.com/tracebroker/tracebroker/gatekeeper/lsmgate"
 )
 
 func newRunCmd() *cobra.Command {
@@ -27,6 +28,7 @@ func newRunCmd() *cobra.Command {
 		mode      string
 		attestDir string
 		state     string
+		gatePins  string
 		outFile   string
 		gf        gateFlags
 		pf        pluginFlags
@@ -142,7 +144,7 @@ func newRunCmd() *cobra.Command {
 					return fmt.Errorf("measuring this broker: %w", err)
 				}
 			}
-			req.Gate = &broker.Gate{Keeper: k, Request: broker.RequesterRequest(id)}
+			req.Gate = &broker.Gate{Keeper: k, Request: broker.RequesterRequest(id), Kernel: lsmgate.Describe(gatePins)}
 			req.Collectors = collectorTrust(trust, state, unsignedCollectors)
 			if attestDir != "" {
 				a, err := attestConfig(attestDir, state, id)
@@ -188,6 +190,7 @@ func newRunCmd() *cobra.Command {
 	f.StringVar(&mode, "mode", "auto", "execution mode: auto (the gatekeeper's choice), jit, or interp (static collectors in the kernel, the program in the interpreter)")
 	f.IntVar(&req.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
 	f.StringVar(&attestDir, "attest-dir", "", "write a signed attestation of every generated program to `DIR`")
+	f.StringVar(&gatePins, "gate-pin-dir", lsmgate.DefaultPinDir, "where the kernel gate is pinned (`DIR`): -v and attestations say whether it enforces")
 	f.StringVar(&state, "state", attest.DefaultStateDir, "state `DIR` holding the host attestation key and trusted keys (tracebroker init)")
 	f.BoolVar(&unsignedCollectors, "unsigned-collectors", false, "interpreter mode: load the static collectors without checking their signatures (development)")
 	gf.register(f)

@@ -23,6 +23,7 @@ import (
 	"github.com/tracebroker/tracebroker/broker/daemon"
 	"github.com/tracebroker/tracebroker/broker/token"
 	"github.com/tracebroker/tracebroker/gatekeeper"
+	"github.com/tracebroker/tracebroker/gatekeeper/lsmgate"
 	"github.com/tracebroker/tracebroker/internal/hoststate"
 	"github.com/tracebroker/tracebroker/internal/regfile"
 )
@@ -184,6 +185,7 @@ everything.`,
 	f.StringVar(&tlsCert, "tls-cert", "", "TLS certificate `PEM` for --listen")
 	f.StringVar(&tlsKey, "tls-key", "", "TLS key `PEM` for --listen")
 	f.StringVar(&auditPath, "audit-log", "", "the audit log `FILE` (default: STATE/audit.log)")
+	f.StringVar(&cfg.GatePinDir, "gate-pin-dir", lsmgate.DefaultPinDir, "where the kernel gate is pinned (`DIR`): its refusals are drained into the audit log, and attestations say whether it enforces (\"\" to ignore it)")
 	f.StringVar(&attestDir, "attest-dir", "", "attestations of every program go to `DIR` (default: STATE/attestations)")
 	f.Int64Var(&cfg.AttestMaxBytes, "attest-max-bytes", daemon.DefaultAttestMaxBytes, "bound the attestation directory to `BYTES`, oldest traces removed first (negative: unbounded)")
 	f.Int64Var(&cfg.AttestMaxBytesPerSubject, "attest-max-bytes-per-subject", daemon.DefaultAttestMaxBytesPerSubject, "bound one token subject's (or uid's) attestations to `BYTES`")

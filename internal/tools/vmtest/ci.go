@@ -65,6 +65,10 @@ var ciSelection = []struct {
 	// by what each test needs), against each kernel's list of those
 	// tracebroker passes there (testdata/bpftrace-0.17.vm-SERIES.pass).
 	{"./internal/btsuite", []string{"TestSuiteKernel"}},
+	// The kernel gate (BPF LSM, issue 20): enforced, attacked, released.
+	// Last, so that a gate a failed test left behind stops no other
+	// package's tests.
+	{"./gatekeeper/lsmgate", nil},
 }
 
 // ciPackages are the packages and -test.run patterns of ciSelection.
