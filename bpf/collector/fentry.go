@@ -84,7 +84,7 @@ const stackCnt = -24
 // with constant offsets into the record (the helpers take an aligned
 // pointer to a u64): slot i is copied while i is below the count.
 func copyFuncArgs(g *gen, ret bool) {
-	g.emit(
+	g.Emit(
 		asm.Mov.Reg(asm.R1, rCtx),
 		asm.FnGetFuncArgCnt.Call(),
 		// More than a BPF program may have is a kernel this code does
@@ -93,7 +93,7 @@ func copyFuncArgs(g *gen, ret bool) {
 		asm.StoreMem(asm.R10, stackCnt, asm.R0, asm.DWord),
 	)
 	for i := int32(0); i < MaxRawArgs; i++ {
-		g.emit(
+		g.Emit(
 			asm.LoadMem(asm.R1, asm.R10, stackCnt, asm.DWord),
 			asm.JLE.Imm(asm.R1, i, "args_done"),
 			asm.Mov.Reg(asm.R1, rCtx),
@@ -103,13 +103,13 @@ func copyFuncArgs(g *gen, ret bool) {
 			asm.FnGetFuncArg.Call(),
 		)
 	}
-	g.label("args_done")
-	g.emit(asm.LoadMem(rEnd, asm.R10, stackCnt, asm.DWord))
+	g.Label("args_done")
+	g.Emit(asm.LoadMem(rEnd, asm.R10, stackCnt, asm.DWord))
 	if ret {
 		// The return value in slot count, a constant offset on each
 		// path again.
 		for i := int32(0); i <= MaxRawArgs; i++ {
-			g.emit(
+			g.Emit(
 				asm.JNE.Imm(rEnd, i, fmt.Sprintf("ret%d_next", i)),
 				asm.Mov.Reg(asm.R1, rCtx),
 				asm.Mov.Reg(asm.R2, rRec),
@@ -117,16 +117,16 @@ func copyFuncArgs(g *gen, ret bool) {
 				asm.FnGetFuncRet.Call(),
 				asm.Ja.Label("ret_done"),
 			)
-			g.label(fmt.Sprintf("ret%d_next", i))
+			g.Label(fmt.Sprintf("ret%d_next", i))
 		}
-		g.emit(asm.Ja.Label("exit"))
-		g.label("ret_done")
-		g.emit(
+		g.Emit(asm.Ja.Label("exit"))
+		g.Label("ret_done")
+		g.Emit(
 			asm.LoadMem(rEnd, asm.R10, stackCnt, asm.DWord),
 			asm.Add.Imm(rEnd, 1),
 		)
 	}
-	g.emit(
+	g.Emit(
 		asm.LSh.Imm(rEnd, 3),
 		asm.StoreMem(rRec, 44, rEnd, asm.Word),
 		asm.Add.Imm(rEnd, HeaderSize),

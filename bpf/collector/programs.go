@@ -3,7 +3,6 @@ package collector
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/tracebroker/tracebroker/internal/asmgen"
 )
 
 // The collectors' names: each program's name in the kernel (bpftool
@@ -353,41 +354,14 @@ func (s Spec) Object() ([]byte, error) {
 		}
 		fmt.Fprintf(&b, "map %d: %s %d %s key %d value %d entries %s\n", i, m.name, m.typNum, m.typName, m.key, m.value, entries)
 	}
-	insns := make(asm.Instructions, len(s.Instructions))
-	copy(insns, s.Instructions) // Marshal resolves jumps and maps in place
-	for i := range insns {
-		if !insns[i].IsLoadFromMap() {
-			continue
-		}
-		idx, ok := index[insns[i].Reference()]
-		if !ok {
-			return nil, fmt.Errorf("collector %s: instruction %d loads map %q, which is not in its map table", s.Name, i, insns[i].Reference())
-		}
-		if err := insns[i].AssociateMap(mapIndex(idx)); err != nil {
-			return nil, err
-		}
-	}
-	var code bytes.Buffer
-	if err := insns.Marshal(&code, binary.LittleEndian); err != nil {
-		return nil, fmt.Errorf("collector %s: encoding: %w", s.Name, err)
-	}
-	raw := code.Bytes()
-	for i := 0; i+16 <= len(raw); i += 8 {
-		if raw[i] == 0x18 { // BPF_LD | BPF_IMM | BPF_DW: two slots
-			if raw[i+1]>>4 == 1 { // BPF_PSEUDO_MAP_FD
-				raw[i+1] = raw[i+1]&0x0f | 5<<4
-			}
-			i += 8
-		}
+	raw, err := asmgen.Encode(s.Instructions, index)
+	if err != nil {
+		return nil, fmt.Errorf("collector %s: %w", s.Name, err)
 	}
 	fmt.Fprintf(&b, "code: %d\n\n", len(raw)/8)
 	b.Write(raw)
 	return b.Bytes(), nil
 }
-
-type mapIndex int
-
-func (m mapIndex) FD() int { return int(m) }
 
 func layoutOf(name string) (mapLayout, bool) {
 	for _, m := range append(mapLayouts[:len(mapLayouts):len(mapLayouts)], instanceLayouts...) {
@@ -442,33 +416,13 @@ const (
 	stackWk  = -32    // the control's wake threshold, u64 (fentry.go has -24)
 )
 
-// gen collects instructions; a label applies to the next one emitted.
-type gen struct {
-	insns   asm.Instructions
-	pending string
-}
-
-func (g *gen) emit(ins ...asm.Instruction) {
-	for _, in := range ins {
-		if g.pending != "" {
-			in = in.WithSymbol(g.pending)
-			g.pending = ""
-		}
-		g.insns = append(g.insns, in)
-	}
-}
-
-func (g *gen) label(l string) {
-	if g.pending != "" {
-		panic("collector: two labels on one instruction: " + g.pending + ", " + l)
-	}
-	g.pending = l
-}
+// gen is the collectors' instruction builder.
+type gen struct{ asmgen.Builder }
 
 // lookup emits r0 = bpf_map_lookup_elem(&name, &key) for a constant key,
 // jumping to exit if there is no such element.
 func (g *gen) lookup(name string, key int32) {
-	g.emit(
+	g.Emit(
 		asm.StoreImm(asm.R10, stackKey, int64(key), asm.Word),
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, stackKey),
@@ -484,12 +438,12 @@ func (g *gen) lookup(name string, key int32) {
 // not.
 func code(k kind) asm.Instructions {
 	g := &gen{}
-	g.emit(asm.Mov.Reg(rCtx, asm.R1))
+	g.Emit(asm.Mov.Reg(rCtx, asm.R1))
 
 	// Stopped: return before doing anything, so that what the broker
 	// has read when it stops is final.
 	g.lookup(controlMap, 0)
-	g.emit(
+	g.Emit(
 		asm.LoadMem(asm.R1, asm.R0, controlStop, asm.DWord),
 		asm.JNE.Imm(asm.R1, 0, "exit"),
 		asm.LoadMem(asm.R1, asm.R0, controlWake, asm.Word),
@@ -502,7 +456,7 @@ func code(k kind) asm.Instructions {
 		asm.RSh.Imm(asm.R0, 32),
 		asm.JEq.Reg(asm.R0, rEnd, "exit"),
 	)
-	g.label("not_ignored")
+	g.Label("not_ignored")
 
 	// The cookie is the probe's index: it picks the config, and the
 	// record carries it as the probe field (16 bits). Without cookies,
@@ -510,12 +464,12 @@ func code(k kind) asm.Instructions {
 	if k.perInstance() {
 		probeIndex(g)
 	} else {
-		g.emit(
+		g.Emit(
 			asm.Mov.Reg(asm.R1, rCtx),
 			asm.FnGetAttachCookie.Call(),
 		)
 	}
-	g.emit(
+	g.Emit(
 		asm.JGT.Imm(asm.R0, 0xffff, "exit"),
 		asm.StoreMem(asm.R10, stackCk, asm.R0, asm.DWord),
 		asm.StoreMem(asm.R10, stackKey, asm.R0, asm.Word),
@@ -531,11 +485,11 @@ func code(k kind) asm.Instructions {
 	} else {
 		g.lookup(scratchMap, int32(scratchKey(k)))
 	}
-	g.emit(asm.Mov.Reg(rRec, asm.R0))
+	g.Emit(asm.Mov.Reg(rRec, asm.R0))
 
 	// The header. Size (offset 0) is known only at the end, nstr
 	// (offset 6) as each string is captured.
-	g.emit(
+	g.Emit(
 		asm.LoadMem(asm.R1, asm.R10, stackCk, asm.DWord),
 		asm.StoreMem(rRec, 4, asm.R1, asm.Word), // probe u16, nstr u8 = 0, flags u8 = 0
 		// The capture state: the first spec, no array.
@@ -585,8 +539,8 @@ func code(k kind) asm.Instructions {
 	// The task and the kernel reads, after the strings: rEnd through
 	// map memory as into a slot, so that every path here is one state
 	// to the verifier.
-	g.label(slotLabel(MaxStrings))
-	g.emit(
+	g.Label(slotLabel(MaxStrings))
+	g.Emit(
 		asm.StoreMem(rRec, stateEnd, rEnd, asm.Word),
 		asm.LoadMem(rEnd, rRec, stateEnd, asm.Word),
 		asm.JGT.Imm(rEnd, stringsEnd, "exit"),
@@ -597,8 +551,8 @@ func code(k kind) asm.Instructions {
 	}
 
 	// The stacks, after the reads.
-	g.label("steps_done")
-	g.emit(
+	g.Label("steps_done")
+	g.Emit(
 		asm.StoreMem(rRec, stateEnd, rEnd, asm.Word),
 		asm.LoadMem(rEnd, rRec, stateEnd, asm.Word),
 		asm.JGT.Imm(rEnd, stepsEnd, "exit"),
@@ -608,7 +562,7 @@ func code(k kind) asm.Instructions {
 
 	// The wake-up: none until the control's threshold of unread bytes,
 	// then a forced one; the kernel's own with no threshold.
-	g.emit(
+	g.Emit(
 		asm.JGT.Imm(rEnd, MaxRecord, "exit"),
 		asm.StoreMem(rRec, 0, rEnd, asm.Word),
 		asm.LoadMem(asm.R1, asm.R10, stackWk, asm.DWord),
@@ -622,10 +576,10 @@ func code(k kind) asm.Instructions {
 		asm.Mov.Imm(asm.R4, bpfRBNoWakeup),
 		asm.Ja.Label("output"),
 	)
-	g.label("wake_flags")
-	g.emit(asm.Mov.Imm(asm.R4, 0))
-	g.label("output")
-	g.emit(
+	g.Label("wake_flags")
+	g.Emit(asm.Mov.Imm(asm.R4, 0))
+	g.Label("output")
+	g.Emit(
 		asm.LoadMapPtr(asm.R1, 0).WithReference(eventsMap),
 		asm.Mov.Reg(asm.R2, rRec),
 		asm.Mov.Reg(asm.R3, rEnd),
@@ -635,28 +589,28 @@ func code(k kind) asm.Instructions {
 	// The ring buffer is full: count the record, atomically since a
 	// perf event's NMI may interrupt an increment on this CPU.
 	g.lookup(lostMap, 0)
-	g.emit(
+	g.Emit(
 		asm.Mov.Imm(asm.R1, 1),
 		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
 	)
 	// 0 also tells a tracepoint or perf event not to do its usual
 	// output, which nobody reads.
-	g.label("exit")
-	g.emit(asm.Mov.Imm(asm.R0, 0), asm.Return())
-	return g.insns
+	g.Label("exit")
+	g.Emit(asm.Mov.Imm(asm.R0, 0), asm.Return())
+	return g.Insns
 }
 
 // copyVariable copies ctx_len (from the config) bytes of context, which
 // is memory (a tracepoint's record, a raw tracepoint's arguments), with
 // bpf_probe_read_kernel, and leaves rEnd at the first string.
 func copyVariable(g *gen) {
-	g.emit(
+	g.Emit(
 		asm.LoadMem(rEnd, rConf, 0, asm.Word),
 		asm.JLE.Imm(rEnd, MaxContext, "ctx_ok"),
 		asm.Mov.Imm(rEnd, MaxContext),
 	)
-	g.label("ctx_ok")
-	g.emit(
+	g.Label("ctx_ok")
+	g.Emit(
 		asm.StoreMem(rRec, 44, rEnd, asm.Word),
 		// Zero the word the context ends in before the copy fills its
 		// start: the padding to 8 bytes is then zeros, not the bytes
@@ -680,7 +634,7 @@ func copyVariable(g *gen) {
 
 // copyFixed copies the uprobe's or kprobe's pt_regs, memory too.
 func copyFixed(g *gen) {
-	g.emit(
+	g.Emit(
 		asm.StoreImm(rRec, 44, PtRegsSize, asm.Word),
 		asm.Mov.Reg(asm.R1, rRec),
 		asm.Add.Imm(asm.R1, HeaderSize),
@@ -696,14 +650,14 @@ func copyFixed(g *gen) {
 // which the verifier rewrites these loads for; its bytes are not the
 // struct the record promises.
 func copyPerf(g *gen) {
-	g.emit(asm.StoreImm(rRec, 44, PerfEventDataSize, asm.Word))
+	g.Emit(asm.StoreImm(rRec, 44, PerfEventDataSize, asm.Word))
 	for off := int16(0); off < PerfEventDataSize; off += 8 {
-		g.emit(
+		g.Emit(
 			asm.LoadMem(asm.R1, rCtx, off, asm.DWord),
 			asm.StoreMem(rRec, HeaderSize+off, asm.R1, asm.DWord),
 		)
 	}
-	g.emit(asm.Mov.Imm(rEnd, HeaderSize+PerfEventDataSize))
+	g.Emit(asm.Mov.Imm(rEnd, HeaderSize+PerfEventDataSize))
 }
 
 // slotLabel labels entry slot i's code; slot MaxStrings is the end.
@@ -734,8 +688,8 @@ func captureSlot(g *gen, i int) {
 	limit := int32(HeaderSize + MaxContext + i*(16+MaxString))
 	next := slotLabel(i + 1)
 
-	g.label(slotLabel(i))
-	g.emit(
+	g.Label(slotLabel(i))
+	g.Emit(
 		asm.StoreMem(rRec, stateEnd, rEnd, asm.Word),
 		asm.LoadMem(rEnd, rRec, stateEnd, asm.Word),
 		asm.JGT.Imm(rEnd, limit, "strings_done"),
@@ -756,13 +710,13 @@ func captureSlot(g *gen, i int) {
 		asm.LoadMem(asm.R4, rRec, stateAFlags, asm.Word),
 		asm.Ja.Label(l("string")),
 	)
-	g.label(l("array_done"))
-	g.emit(asm.StoreImm(rRec, stateAPtr, 0, asm.Word))
+	g.Label(l("array_done"))
+	g.Emit(asm.StoreImm(rRec, stateAPtr, 0, asm.Word))
 
 	// The next spec: its pointer from the copied context (r3), its
 	// flags (r4).
-	g.label(l("spec"))
-	g.emit(
+	g.Label(l("spec"))
+	g.Emit(
 		asm.LoadMem(asm.R1, rRec, stateNext, asm.Word),
 		asm.LoadMem(asm.R2, rConf, 4, asm.Word), // nstr
 		asm.JGE.Reg(asm.R1, asm.R2, "strings_done"),
@@ -784,14 +738,14 @@ func captureSlot(g *gen, i int) {
 		asm.LoadMem(asm.R3, asm.R2, HeaderSize, asm.DWord),
 		asm.Ja.Label(l("pointer")),
 	)
-	g.label(l("nopointer"))
-	g.emit(asm.Mov.Imm(asm.R3, 0))
-	g.label(l("pointer"))
-	g.emit(asm.JSet.Imm(asm.R4, configArray, l("array")))
+	g.Label(l("nopointer"))
+	g.Emit(asm.Mov.Imm(asm.R3, 0))
+	g.Label(l("pointer"))
+	g.Emit(asm.JSet.Imm(asm.R4, configArray, l("array")))
 
 	// A string: the one behind r3, read as r4's flags say.
-	g.label(l("string"))
-	g.emit(
+	g.Label(l("string"))
+	g.Emit(
 		asm.Mov.Reg(asm.R1, rRec),
 		asm.Add.Reg(asm.R1, rEnd),
 		asm.StoreMem(asm.R1, 0, asm.R3, asm.DWord), // addr
@@ -802,20 +756,20 @@ func captureSlot(g *gen, i int) {
 		asm.FnProbeReadUserStr.Call(),
 		asm.Ja.Label(l("read")),
 	)
-	g.label(l("kernel"))
-	g.emit(asm.FnProbeReadKernelStr.Call())
-	g.label(l("read"))
+	g.Label(l("kernel"))
+	g.Emit(asm.FnProbeReadKernelStr.Call())
+	g.Label(l("read"))
 	strLen(g, l)
 	entryEnd(g, l, limit)
-	g.emit(
+	g.Emit(
 		asm.StoreImm(rRec, 6, int64(i+1), asm.Byte), // nstr
 		asm.Ja.Label(next),
 	)
 
 	// An array: its first ArrayLen pointers, raw, read as r4's flags
 	// say; the slots after read the strings behind them.
-	g.label(l("array"))
-	g.emit(
+	g.Label(l("array"))
+	g.Emit(
 		asm.StoreMem(rRec, stateAFlags, asm.R4, asm.Word),
 		asm.Mov.Reg(asm.R1, rRec),
 		asm.Add.Reg(asm.R1, rEnd),
@@ -827,10 +781,10 @@ func captureSlot(g *gen, i int) {
 		asm.FnProbeReadUser.Call(),
 		asm.Ja.Label(l("array_read")),
 	)
-	g.label(l("array_kernel"))
-	g.emit(asm.FnProbeReadKernel.Call())
-	g.label(l("array_read"))
-	g.emit(
+	g.Label(l("array_kernel"))
+	g.Emit(asm.FnProbeReadKernel.Call())
+	g.Label(l("array_read"))
+	g.Emit(
 		asm.Mov.Imm(asm.R1, 0),
 		asm.JNE.Imm(asm.R0, 0, l("array_len")),
 		asm.Mov.Imm(asm.R1, ArrayLen*8),
@@ -840,8 +794,8 @@ func captureSlot(g *gen, i int) {
 		asm.Add.Imm(asm.R2, ArrayLen*8),
 		asm.StoreMem(rRec, stateAEnd, asm.R2, asm.Word),
 	)
-	g.label(l("array_len"))
-	g.emit(
+	g.Label(l("array_len"))
+	g.Emit(
 		// len u16 and its padding, as a string's; 128 bytes keep rEnd
 		// aligned.
 		asm.Mov.Reg(asm.R2, rRec),
@@ -858,7 +812,7 @@ func captureSlot(g *gen, i int) {
 // length of the entry at rEnd, with its NUL: 0 when the read failed.
 // Then entryEnd (l("len_pos")) finishes the entry.
 func strLen(g *gen, l func(string) string) {
-	g.emit(
+	g.Emit(
 		asm.JSGT.Imm(asm.R0, 0, l("len_pos")),
 		asm.JNE.Imm(asm.R0, 0, l("failed")),
 		// 0 is an empty string whose NUL the kernel copied but did not
@@ -871,8 +825,8 @@ func strLen(g *gen, l func(string) string) {
 		asm.Mov.Imm(asm.R0, 1),
 		asm.Ja.Label(l("len_pos")),
 	)
-	g.label(l("failed"))
-	g.emit(asm.Mov.Imm(asm.R0, 0))
+	g.Label(l("failed"))
+	g.Emit(asm.Mov.Imm(asm.R0, 0))
 }
 
 // entryEnd finishes the entry at rEnd, which starts at limit at the
@@ -880,13 +834,13 @@ func strLen(g *gen, l func(string) string) {
 // rest of the word the data ends in zeroed (bytes an earlier, longer
 // entry left there), and rEnd past it, aligned.
 func entryEnd(g *gen, l func(string) string, limit int32) {
-	g.label(l("len_pos"))
-	g.emit(
+	g.Label(l("len_pos"))
+	g.Emit(
 		asm.JLE.Imm(asm.R0, MaxString, l("len_ok")),
 		asm.Mov.Imm(asm.R0, MaxString),
 	)
-	g.label(l("len_ok"))
-	g.emit(
+	g.Label(l("len_ok"))
+	g.Emit(
 		// len u16 and its 6 bytes of padding, zero, in one store.
 		asm.Mov.Reg(asm.R1, rRec),
 		asm.Add.Reg(asm.R1, rEnd),
@@ -909,8 +863,8 @@ func entryEnd(g *gen, l func(string) string, limit int32) {
 		asm.And.Reg(asm.R3, asm.R4),
 		asm.StoreMem(asm.R2, 0, asm.R3, asm.DWord),
 	)
-	g.label(l("aligned"))
-	g.emit(
+	g.Label(l("aligned"))
+	g.Emit(
 		asm.Add.Imm(rEnd, 7),
 		asm.And.Imm(rEnd, -8),
 	)
@@ -919,7 +873,7 @@ func entryEnd(g *gen, l func(string) string, limit int32) {
 // captureTask emits, when the config's stacks word has configTask, the
 // entry TaskAddr: the current task's address, 8 bytes.
 func captureTask(g *gen) {
-	g.emit(
+	g.Emit(
 		asm.LoadMem(asm.R1, rConf, configStacks, asm.Word),
 		asm.And.Imm(asm.R1, configTask),
 		asm.JEq.Imm(asm.R1, 0, "task_done"),
@@ -936,8 +890,8 @@ func captureTask(g *gen) {
 		asm.Add.Imm(asm.R1, 1),
 		asm.StoreMem(rRec, 6, asm.R1, asm.Byte),
 	)
-	g.label("task_done")
-	g.emit(
+	g.Label("task_done")
+	g.Emit(
 		asm.Mov.Imm(asm.R1, 0),
 		asm.StoreMem(rRec, stateLast, asm.R1, asm.DWord),
 	)
@@ -952,7 +906,7 @@ func captureStep(g *gen, i int) {
 	l := func(s string) string { return fmt.Sprintf("r%d_%s", i, s) }
 	limit := int32(stringsEnd + 24 + i*(16+MaxString))
 	conf := int16(configSteps + 16*i)
-	g.emit(
+	g.Emit(
 		asm.StoreMem(rRec, stateEnd, rEnd, asm.Word),
 		asm.LoadMem(rEnd, rRec, stateEnd, asm.Word),
 		asm.JGT.Imm(rEnd, limit, "steps_done"),
@@ -966,14 +920,14 @@ func captureStep(g *gen, i int) {
 		asm.LoadMem(asm.R3, rRec, stateLast, asm.DWord),
 		asm.Ja.Label(l("base")),
 	)
-	g.label(l("task"))
-	g.emit(
+	g.Label(l("task"))
+	g.Emit(
 		asm.FnGetCurrentTask.Call(),
 		asm.Mov.Reg(asm.R3, asm.R0),
 		asm.Ja.Label(l("base")),
 	)
-	g.label(l("ctx"))
-	g.emit(
+	g.Label(l("ctx"))
+	g.Emit(
 		asm.Mov.Imm(asm.R3, 0),
 		asm.LoadMem(asm.R2, rConf, conf+6, asm.Half), // ctx_off
 		asm.JGT.Imm(asm.R2, MaxContext-8, l("base")),
@@ -984,8 +938,8 @@ func captureStep(g *gen, i int) {
 		asm.Add.Reg(asm.R2, rRec),
 		asm.LoadMem(asm.R3, asm.R2, HeaderSize, asm.DWord),
 	)
-	g.label(l("base"))
-	g.emit(
+	g.Label(l("base"))
+	g.Emit(
 		asm.LoadMem(asm.R1, rConf, conf, asm.Word), // off
 		asm.JGE.Imm(asm.R1, maxStepOff, "steps_done"),
 		asm.Add.Reg(asm.R3, asm.R1),
@@ -1015,15 +969,15 @@ func captureStep(g *gen, i int) {
 		asm.StoreMem(rRec, stateLast, asm.R1, asm.DWord),
 		asm.Ja.Label(l("len_pos")),
 	)
-	g.label(l("str"))
-	g.emit(
+	g.Label(l("str"))
+	g.Emit(
 		asm.FnProbeReadKernelStr.Call(),
 		asm.Mov.Imm(asm.R1, 0),
 		asm.StoreMem(rRec, stateLast, asm.R1, asm.DWord),
 	)
 	strLen(g, l)
 	entryEnd(g, l, limit)
-	g.emit(
+	g.Emit(
 		asm.LoadMem(asm.R1, rRec, 6, asm.Byte),
 		asm.Add.Imm(asm.R1, 1),
 		asm.StoreMem(rRec, 6, asm.R1, asm.Byte),
@@ -1037,7 +991,7 @@ func captureStep(g *gen, i int) {
 // copies, and copies whole frames: the entry needs no padding.
 func captureStack(g *gen, name string, bit int32, addr uint64, flags int32, limit int32) {
 	l := func(s string) string { return name + "_" + s }
-	g.emit(
+	g.Emit(
 		asm.LoadMem(asm.R1, rConf, configStacks, asm.Word),
 		asm.And.Imm(asm.R1, bit),
 		asm.JEq.Imm(asm.R1, 0, l("done")),
@@ -1056,13 +1010,13 @@ func captureStack(g *gen, name string, bit int32, addr uint64, flags int32, limi
 		asm.JSGT.Imm(asm.R0, 0, l("len_pos")),
 		asm.Mov.Imm(asm.R0, 0),
 	)
-	g.label(l("len_pos"))
-	g.emit(
+	g.Label(l("len_pos"))
+	g.Emit(
 		asm.JLE.Imm(asm.R0, stackSize, l("len_ok")),
 		asm.Mov.Imm(asm.R0, stackSize),
 	)
-	g.label(l("len_ok"))
-	g.emit(
+	g.Label(l("len_ok"))
+	g.Emit(
 		asm.And.Imm(asm.R0, -8),
 		// len u16 and its padding, zero, in one store.
 		asm.Mov.Reg(asm.R1, rRec),
@@ -1075,5 +1029,5 @@ func captureStack(g *gen, name string, bit int32, addr uint64, flags int32, limi
 		asm.Add.Imm(asm.R1, 1),
 		asm.StoreMem(rRec, 6, asm.R1, asm.Byte),
 	)
-	g.label(l("done"))
+	g.Label(l("done"))
 }

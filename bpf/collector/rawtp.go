@@ -51,7 +51,7 @@ const MaxRawTracepointInstances = 64
 // takes the cookie otherwise.
 func probeIndex(g *gen) {
 	g.lookup(probeMap, 0)
-	g.emit(asm.LoadMem(asm.R0, asm.R0, 0, asm.DWord))
+	g.Emit(asm.LoadMem(asm.R0, asm.R0, 0, asm.DWord))
 }
 
 // NoRawTracepointCookiesEnv, set to 1, makes RawTracepointCookies answer
