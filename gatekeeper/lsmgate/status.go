@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 )
 
@@ -127,6 +128,17 @@ func Release(pinDir string) (*Status, error) {
 			last = append(last, p)
 		}
 	}
+	// The links' programs, to wait for below. The gate gives its links
+	// to its owner only; anyone else's Remove fails first anyway.
+	var progs []ebpf.ProgramID
+	for _, p := range first {
+		if l, err := link.LoadPinnedLink(p, nil); err == nil {
+			if li, err := l.Info(); err == nil {
+				progs = append(progs, li.Program)
+			}
+			l.Close()
+		}
+	}
 	for _, p := range append(first, last...) {
 		if err := os.Remove(p); err != nil {
 			if errors.Is(err, os.ErrPermission) {
@@ -135,7 +147,39 @@ func Release(pinDir string) (*Status, error) {
 			return st, err
 		}
 	}
-	return st, os.Remove(pinDir)
+	if err := os.Remove(pinDir); err != nil {
+		return st, err
+	}
+	return st, waitGone(progs)
+}
+
+// releaseWait bounds how long Release waits for the gate's programs to
+// go once their links are unpinned.
+const releaseWait = 30 * time.Second
+
+// waitGone waits until none of progs is loaded. On 6.12 (not on 6.1)
+// the kernel drops a link's last reference in a work queue, so the gate
+// went on refusing for a moment after its pins were gone (a load, or
+// unmounting the bpffs, right after Release failed); Release returns
+// once it no longer runs.
+func waitGone(progs []ebpf.ProgramID) error {
+	deadline := time.Now().Add(releaseWait)
+	for _, id := range progs {
+		for {
+			p, err := ebpf.NewProgramFromID(id)
+			if errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if err == nil {
+				p.Close()
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the gate's program %d is still loaded %v after its pins were removed", id, releaseWait)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return nil
 }
 
 // Events reads the gate's refusal records. One reader at a time: the
