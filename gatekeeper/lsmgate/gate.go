@@ -232,7 +232,14 @@ func Enforce(opts Options) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	paths := append([]string{"/proc/self/exe"}, opts.Loaders...)
+	// The owner is measured at its path, where its manifest is (PATH.sig
+	// beside it; /proc/self/exe has none), and must be the file this
+	// process runs: a policy judges its loads by what verified.
+	var running unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &running); err != nil {
+		return nil, err
+	}
+	paths := append([]string{self}, opts.Loaders...)
 	seen := map[allowKey]bool{}
 	for i, p := range paths {
 		l, key, err := measureLoader(measure, p, opts.AllowUnverified)
@@ -240,6 +247,9 @@ func Enforce(opts Options) (*Info, error) {
 			return nil, err
 		}
 		if i == 0 {
+			if key != (allowKey{Dev: kernelDev(uint64(running.Dev)), Ino: running.Ino}) {
+				return nil, fmt.Errorf("the running executable is no longer %s (it was replaced): run the gate from the file that is there", self)
+			}
 			l.Path, l.Owner = self, true
 		}
 		if seen[key] {
