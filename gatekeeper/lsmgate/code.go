@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 )
 
 // The gate's code is fixed: every kernel fact it needs (where task_struct
@@ -31,6 +32,7 @@ const (
 	stProt   = -112 // a protect-map key: dev u32, pad u32, ino u64
 	stKey    = -120 // a u32 array key
 	stRecord = -184 // the refusal record, RecordSize bytes
+	stType   = -192 // a types-map key: program type u32, expected attach type u32
 )
 
 // Identity flags: allow entries' flags, and modified when an entry was
@@ -87,6 +89,7 @@ func (g *gen) prologue(n int) {
 		asm.StoreImm(asm.R10, stIdent+8, 0, asm.Word), asm.StoreImm(asm.R10, stIdent+8+4, 0, asm.Word),
 		asm.StoreImm(asm.R10, stIdent+16, 0, asm.Word), asm.StoreImm(asm.R10, stIdent+16+4, 0, asm.Word),
 		asm.StoreImm(asm.R10, stIdent+24, 0, asm.Word), asm.StoreImm(asm.R10, stIdent+24+4, 0, asm.Word),
+		asm.StoreImm(asm.R10, stRecord+recVerdict, 0, asm.Word),
 		asm.StoreImm(asm.R10, stKey, 0, asm.Word),
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, stKey),
@@ -296,7 +299,11 @@ const (
 // bpfCode is the bpf hook (int cmd, union bpf_attr *attr, unsigned int
 // size): program loads by type and loader, and its own links by id or
 // descriptor.
+//
+// It is the one program with BTF: its global function tb_gate_policy is
+// what a policy replaces (see policy.go).
 func bpfCode() asm.Instructions {
+	mainFn, policyFn := btfTypes()
 	g := &gen{}
 	g.prologue(3)
 	g.emit(
@@ -342,12 +349,19 @@ func bpfCode() asm.Instructions {
 	g.label("guarded")
 	g.currentIdentity()
 	g.emit(
-		asm.Mov.Reg(asm.R1, rFlags),
-		asm.And.Imm(asm.R1, AllowLoad),
-		asm.JNE.Imm(asm.R1, 0, "allow"),
+		// A loader that changed since it was measured is no loader the
+		// gate knows, whatever decides.
 		asm.Mov.Reg(asm.R1, rFlags),
 		asm.And.Imm(asm.R1, flagModified),
 		asm.JNE.Imm(asm.R1, 0, "modified"),
+		asm.LoadMem(asm.R1, rCfg, cfgFlags, asm.Word),
+		asm.And.Imm(asm.R1, FlagPolicy),
+		asm.JNE.Imm(asm.R1, 0, "policy"),
+		// The default by loader identity: strict admits the allowed
+		// loaders, loose root too.
+		asm.Mov.Reg(asm.R1, rFlags),
+		asm.And.Imm(asm.R1, AllowLoad),
+		asm.JNE.Imm(asm.R1, 0, "allow"),
 		// Loose: root may load what it likes, as without the gate.
 		asm.LoadMem(asm.R1, rCfg, cfgFlags, asm.Word),
 		asm.And.Imm(asm.R1, FlagLoose),
@@ -360,6 +374,8 @@ func bpfCode() asm.Instructions {
 	g.refuse(ReasonLoad, cmdProgLoad, rTmp)
 	g.label("modified")
 	g.refuse(ReasonModified, cmdProgLoad, rTmp)
+
+	g.policy()
 
 	// BPF_LINK_GET_FD_BY_ID: attr->link_id is the first u32.
 	g.label("link_id")
@@ -420,7 +436,9 @@ func bpfCode() asm.Instructions {
 	g.emit(asm.Ja.Label("allow"))
 	g.label("own_link_fd")
 	g.ownerOr(ReasonGateObject, cmdLinkDetach, rTmp)
-	return g.epilogue()
+	insns := append(g.epilogue(), policyStub(policyFn)...)
+	insns[0] = btf.WithFuncMetadata(insns[0], mainFn)
+	return insns
 }
 
 // bpfMapCode is the bpf_map hook (struct bpf_map *map, fmode_t fmode),

@@ -69,6 +69,15 @@ func ReadStatus(pinDir string) (*Status, error) {
 		st.Err = fmt.Errorf("gate info: %w", err)
 		return st, nil
 	}
+	if pol := st.Info.Policy; pol != nil && pol.InKernel {
+		// The policy's extension is a link like the hooks': without it
+		// the gate refuses every guarded load (VerdictNoPolicy).
+		if _, err := os.Stat(filepath.Join(pinDir, policyLinkPin)); err == nil {
+			st.Hooks = append(st.Hooks, policyHook)
+		} else {
+			st.Missing = append(st.Missing, policyHook)
+		}
+	}
 	counts, err := openPinned(pinDir, mapCounts)
 	if err != nil {
 		st.Err = err
