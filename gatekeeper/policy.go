@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -70,6 +71,10 @@ type Policy struct {
 	signer   string
 	unsigned bool
 	prog     *interp.Program
+	// What was verified, for Program: the instructions with their map
+	// references, and the maps with the contents prog runs with.
+	insns asm.Instructions
+	maps  []*ebpf.MapSpec
 }
 
 // Name is the policy's path, or the name it was given.
@@ -85,6 +90,21 @@ func (p *Policy) Signer() string { return p.signer }
 
 // Unsigned reports whether the policy was loaded without a signature.
 func (p *Policy) Unsigned() bool { return p.unsigned }
+
+// Program is the policy as an eBPF program for another runtime than
+// interp (the kernel gate, gatekeeper/lsmgate, loads it as an extension
+// of its own program): the instructions that were verified and vetted,
+// whose map loads name the maps by reference, and the maps' specs with
+// the contents every run of this Policy sees (trusted_keys as the trust
+// configuration filled it, constants as the file had them). Both are
+// copies: the Policy stays immutable.
+func (p *Policy) Program() (asm.Instructions, []*ebpf.MapSpec) {
+	maps := make([]*ebpf.MapSpec, len(p.maps))
+	for i, m := range p.maps {
+		maps[i] = m.Copy()
+	}
+	return slices.Clone(p.insns), maps
+}
 
 // policyHelpers is all a policy may call: the trusted-keys lookup and
 // the copy the compiler uses to read strings out of the Request. A
@@ -127,7 +147,7 @@ func NewPolicy(name string, insns asm.Instructions, opts PolicyOptions) (*Policy
 		name = "policy"
 	}
 	p := &Policy{name: name, unsigned: opts.Unsigned}
-	if err := p.load(insns, nil, opts); err != nil {
+	if err := p.load(insns, nil, nil, opts); err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(p.prog.Code())
@@ -202,6 +222,7 @@ func LoadPolicyFile(path string, opts PolicyOptions) (*Policy, error) {
 	}
 	spec := specs[0]
 	extra := map[string]*interp.Map{}
+	var extraSpecs []*ebpf.MapSpec // in the order the program first uses them
 	for _, ins := range spec.Instructions {
 		ref := ins.Reference()
 		if !ins.IsLoadFromMap() || ref == "" || extra[ref] != nil {
@@ -221,11 +242,12 @@ func LoadPolicyFile(path string, opts PolicyOptions) (*Policy, error) {
 				return fail("%w", err)
 			}
 			extra[ref] = m
+			extraSpecs = append(extraSpecs, ms)
 		default:
 			return fail("program %s uses map %q: a policy may use only %s and constants (.rodata); it keeps no state", spec.Name, ref, TrustedKeysMap)
 		}
 	}
-	if err := p.load(spec.Instructions, extra, opts); err != nil {
+	if err := p.load(spec.Instructions, extra, extraSpecs, opts); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -242,20 +264,24 @@ func constantsMap(ms *ebpf.MapSpec, bo binary.ByteOrder) (*interp.Map, error) {
 
 // load checks, verifies and vets insns and fills p.prog. Errors are
 // wrapped once, as "gatekeeper: policy NAME: ...".
-func (p *Policy) load(insns asm.Instructions, extra map[string]*interp.Map, opts PolicyOptions) error {
+func (p *Policy) load(insns asm.Instructions, extra map[string]*interp.Map, extraSpecs []*ebpf.MapSpec, opts PolicyOptions) error {
 	fail := func(err error) error {
 		return fmt.Errorf("gatekeeper: policy %s: %w", p.name, err)
 	}
 	if err := checkInsns(insns, extra); err != nil {
 		return fail(err)
 	}
-	keys, err := trustedKeys(opts.Trust, opts.Roles)
+	keys, spec, err := trustedKeys(opts.Trust, opts.Roles)
 	if err != nil {
 		return fail(err)
 	}
 	maps := map[string]*interp.Map{TrustedKeysMap: keys}
 	for name, m := range extra {
 		maps[name] = m
+	}
+	specs := []*ebpf.MapSpec{spec}
+	for _, ms := range extraSpecs {
+		specs = append(specs, ms.Copy())
 	}
 	budget := opts.Budget
 	if budget == 0 {
@@ -269,6 +295,8 @@ func (p *Policy) load(insns asm.Instructions, extra map[string]*interp.Map, opts
 		return fail(err)
 	}
 	p.prog = prog
+	p.insns = slices.Clone(insns)
+	p.maps = specs
 	return nil
 }
 
@@ -347,27 +375,32 @@ func isKeyID(s string) bool {
 	return true
 }
 
-// trustedKeys builds the policy's trusted_keys map, sized to fit.
-func trustedKeys(trust *attest.Trust, roles map[string]uint64) (*interp.Map, error) {
+// trustedKeys builds the policy's trusted_keys map, sized to fit, and
+// its spec with the same entries (in key order, so that the same trust
+// gives the same spec).
+func trustedKeys(trust *attest.Trust, roles map[string]uint64) (*interp.Map, *ebpf.MapSpec, error) {
 	table, err := effectiveRoles(trust, roles)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	m, err := interp.NewMap(&ebpf.MapSpec{
+	spec := &ebpf.MapSpec{
 		Name: TrustedKeysMap, Type: ebpf.Hash, KeySize: abi.KeyIDSize, ValueSize: 8,
 		MaxEntries: uint32(max(len(table), 1)),
-	}, interp.MapOptions{})
-	if err != nil {
-		return nil, err
 	}
-	for id, bits := range table {
+	m, err := interp.NewMap(spec.Copy(), interp.MapOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, id := range slices.Sorted(maps.Keys(table)) {
 		key := make([]byte, abi.KeyIDSize)
 		copy(key, id)
-		if err := m.Update(key, binary.LittleEndian.AppendUint64(nil, bits), 0); err != nil {
-			return nil, err
+		value := binary.LittleEndian.AppendUint64(nil, table[id])
+		if err := m.Update(key, value, 0); err != nil {
+			return nil, nil, err
 		}
+		spec.Contents = append(spec.Contents, ebpf.MapKV{Key: key, Value: value})
 	}
-	return m, nil
+	return m, spec, nil
 }
 
 // Run runs the policy over an encoded Request (abi.Size bytes, as

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 
 	"github.com/tracebroker/tracebroker/attest"
@@ -492,5 +493,70 @@ func TestLoadPolicyFileFIFO(t *testing.T) {
 				t.Fatalf("LoadPolicyFile blocked on the FIFO %s", fifo)
 			}
 		})
+	}
+}
+
+// Program gives another runtime what interp runs: the same instructions
+// and maps with the same contents, as copies.
+func TestPolicyProgram(t *testing.T) {
+	k1, _ := attest.GenerateKey()
+	k2, _ := attest.GenerateKey()
+	trust := attest.NewTrust(k1.Public(), k2.Public())
+	insns := cat(asm.Mov.Reg(asm.R6, asm.R1), trustedRole(asm.R6, "program_signer", abi.RoleRelease, "no"), ret(JIT), label("no", ret(Deny)))
+	p := mustPolicy(t, "trusted", insns, PolicyOptions{Trust: trust, Roles: map[string]uint64{k1.ID: abi.RoleRelease, k2.ID: abi.RoleBroker}})
+	got, maps := p.Program()
+	var a, b bytes.Buffer
+	if err := insns.Marshal(&a, binary.LittleEndian); err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Marshal(&b, binary.LittleEndian); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Bytes(), b.Bytes()) || !bytes.Equal(b.Bytes(), p.prog.Code()) {
+		t.Error("Program's instructions are not the policy's")
+	}
+	if len(maps) != 1 || maps[0].Name != TrustedKeysMap || maps[0].Type != ebpf.Hash || maps[0].KeySize != abi.KeyIDSize || maps[0].MaxEntries != 2 {
+		t.Fatalf("maps: %v", maps)
+	}
+	ids := []string{k1.ID, k2.ID}
+	roles := []uint64{abi.RoleRelease, abi.RoleBroker}
+	if ids[0] > ids[1] {
+		ids[0], ids[1], roles[0], roles[1] = ids[1], ids[0], roles[1], roles[0]
+	}
+	for i, kv := range maps[0].Contents {
+		key, value := kv.Key.([]byte), kv.Value.([]byte)
+		if string(bytes.TrimRight(key, "\x00")) != ids[i] || len(key) != abi.KeyIDSize || binary.LittleEndian.Uint64(value) != roles[i] {
+			t.Errorf("entry %d: %q -> %x, want %s -> %#x", i, key, value, ids[i], roles[i])
+		}
+	}
+	// Copies: changing them changes nothing of the policy's.
+	maps[0].Contents = nil
+	got[0] = asm.Mov.Imm(asm.R0, int32(Any))
+	again, maps2 := p.Program()
+	if len(maps2[0].Contents) != 2 || again[0].OpCode != insns[0].OpCode {
+		t.Error("Program returned the policy's own instructions or maps")
+	}
+
+	// A file's constants come with the bytes the file has.
+	fp, err := LoadPolicyFile(filepath.Join("testdata", "constants.o"), PolicyOptions{Trust: trust, Unsigned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, fmaps := fp.Program()
+	spec, err := ebpf.LoadCollectionSpec(filepath.Join("testdata", "constants.o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range fmaps {
+		names = append(names, m.Name)
+		if want, ok := spec.Maps[m.Name]; ok && m.Name != TrustedKeysMap {
+			if fmt.Sprint(m.Contents) != fmt.Sprint(want.Contents) {
+				t.Errorf("%s: contents %v, want %v", m.Name, m.Contents, want.Contents)
+			}
+		}
+	}
+	if len(names) < 2 || names[0] != TrustedKeysMap || !strings.HasPrefix(names[1], ".rodata") {
+		t.Errorf("maps of constants.o: %v", names)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/broker/audit"
+	"github.com/tracebroker/tracebroker/gatekeeper"
 	"github.com/tracebroker/tracebroker/gatekeeper/lsmgate"
 	"github.com/tracebroker/tracebroker/internal/regfile"
 	"github.com/tracebroker/tracebroker/internal/version"
@@ -73,6 +74,8 @@ func newGateEnforceCmd() *cobra.Command {
 	var (
 		g                               kernelGateFlags
 		loaders                         []string
+		policy                          string
+		unsignedPolicy                  bool
 		loose, denyOthers, unsignedGate bool
 		allowUnverified, asJSON         bool
 	)
@@ -94,6 +97,7 @@ It needs a kernel with BPF LSM active (lsm=...,bpf on the kernel command
 line; CONFIG_BPF_LSM=y); where it is not, it says what to change. Run it at
 boot, before other BPF users (dist/systemd/tracebroker-gate.service).`,
 		Example: `  tracebroker gatekeeper enforce
+  tracebroker gatekeeper enforce --policy /etc/tracebroker/policy.o   # the policy runs in the kernel
   tracebroker gatekeeper enforce --loader /usr/local/bin/other-signed-loader
   tracebroker gatekeeper enforce --loose     # root keeps loading as before; others need a loader`,
 		Args: cobra.NoArgs,
@@ -102,7 +106,16 @@ boot, before other BPF users (dist/systemd/tracebroker-gate.service).`,
 			if err != nil {
 				return err
 			}
+			var pol *gatekeeper.Policy
+			if policy != "" {
+				// Verified as every policy is, then run by the kernel
+				// on every guarded load.
+				if pol, err = gatekeeper.LoadPolicyFile(policy, gatekeeper.PolicyOptions{Trust: trust, Unsigned: unsignedPolicy}); err != nil {
+					return fmt.Errorf("policy %s: %w", policy, err)
+				}
+			}
 			info, err := lsmgate.Enforce(lsmgate.Options{
+				Policy: pol,
 				PinDir: g.pins, Trust: trust, ManifestDir: attest.StateManifestDir(g.state),
 				UnsignedGate: unsignedGate, Loaders: loaders, AllowUnverified: allowUnverified,
 				Loose: loose, DenyOthers: denyOthers, Version: version.String(),
@@ -129,6 +142,8 @@ boot, before other BPF users (dist/systemd/tracebroker-gate.service).`,
 	f.BoolVar(&denyOthers, "deny-others", false, "refuse the other program types (cgroup, socket, XDP) to loaders that are not allowed too")
 	f.BoolVar(&unsignedGate, "unsigned-gate", false, "load the gate without its manifest (development only; status says so)")
 	f.BoolVar(&allowUnverified, "allow-unverified", false, "allow loaders whose manifest does not verify (development builds; status says so)")
+	f.StringVar(&policy, "policy", "", "run this gatekeeper policy (`POLICY.o`, signed for role policy) in the kernel on every guarded load, instead of the default")
+	f.BoolVar(&unsignedPolicy, "unsigned-policy", false, "load the policy without checking its signature (development; status says so)")
 	f.BoolVar(&asJSON, "json", false, "print the gate as JSON")
 	return cmd
 }
@@ -156,6 +171,17 @@ func writeGateInfo(w io.Writer, info *lsmgate.Info) {
 			owner = ", owner"
 		}
 		fmt.Fprintf(w, "  loader: %s (sha256:%s, %s%s)\n", l.Path, l.Digest, who, owner)
+	}
+	if p := info.Policy; p != nil {
+		where := "in the kernel, on every guarded load"
+		if !p.InKernel {
+			where = "NOT in the kernel (" + p.Why + "): the " + info.Default + " default by loader applies"
+		}
+		who := "signed by " + p.Signer
+		if p.Unsigned {
+			who = "UNSIGNED (development)"
+		}
+		fmt.Fprintf(w, "  policy: %s (%s, %s), %s\n", p.Name, p.Digest, who, where)
 	}
 	fmt.Fprintf(w, "  pinned in %s, kernel %s\n", info.PinDir, info.Kernel)
 }

@@ -4,6 +4,9 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/tracebroker/tracebroker/internal/asmgen"
 )
 
 // The gate's code is fixed: every kernel fact it needs (where task_struct
@@ -31,6 +34,7 @@ const (
 	stProt   = -112 // a protect-map key: dev u32, pad u32, ino u64
 	stKey    = -120 // a u32 array key
 	stRecord = -184 // the refusal record, RecordSize bytes
+	stType   = -192 // a types-map key: program type u32, expected attach type u32
 )
 
 // Identity flags: allow entries' flags, and modified when an entry was
@@ -41,29 +45,10 @@ const (
 
 const errEPERM = -1
 
-// gen collects instructions; a label applies to the next one emitted.
+// gen builds one of the gate's programs.
 type gen struct {
-	insns   asm.Instructions
-	pending string
-	n       int
-}
-
-func (g *gen) emit(ins ...asm.Instruction) {
-	for _, in := range ins {
-		if g.pending != "" {
-			in = in.WithSymbol(g.pending)
-			g.pending = ""
-		}
-		g.insns = append(g.insns, in)
-	}
-}
-
-func (g *gen) label(l string) {
-	if g.pending != "" {
-		// Two labels on one instruction: the second jumps to the first.
-		g.emit(asm.Ja.Label(l))
-	}
-	g.pending = l
+	asmgen.Builder
+	n int // labels made by newLabel
 }
 
 func (g *gen) newLabel(what string) string {
@@ -75,7 +60,7 @@ func (g *gen) newLabel(what string) string {
 // LSM program's context holds typed kernel pointers, and offsets from
 // the config are added to them) and loads the config into rCfg.
 func (g *gen) prologue(n int) {
-	g.emit(
+	g.Emit(
 		asm.Mov.Reg(asm.R3, asm.R1),
 		asm.Mov.Reg(asm.R1, asm.R10),
 		asm.Add.Imm(asm.R1, stArgs),
@@ -87,6 +72,7 @@ func (g *gen) prologue(n int) {
 		asm.StoreImm(asm.R10, stIdent+8, 0, asm.Word), asm.StoreImm(asm.R10, stIdent+8+4, 0, asm.Word),
 		asm.StoreImm(asm.R10, stIdent+16, 0, asm.Word), asm.StoreImm(asm.R10, stIdent+16+4, 0, asm.Word),
 		asm.StoreImm(asm.R10, stIdent+24, 0, asm.Word), asm.StoreImm(asm.R10, stIdent+24+4, 0, asm.Word),
+		asm.StoreImm(asm.R10, stRecord+recVerdict, 0, asm.Word),
 		asm.StoreImm(asm.R10, stKey, 0, asm.Word),
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, stKey),
@@ -105,7 +91,7 @@ func arg(dst asm.Register, i int) asm.Instruction {
 // read emits *(R10+dst) = *(base + config[off]), size bytes, through
 // bpf_probe_read_kernel (zeros when it faults).
 func (g *gen) read(dst int16, size int32, base asm.Register, off int16) {
-	g.emit(
+	g.Emit(
 		asm.LoadMem(asm.R3, rCfg, off, asm.Word),
 		asm.Add.Reg(asm.R3, base),
 		asm.Mov.Reg(asm.R1, asm.R10),
@@ -118,9 +104,9 @@ func (g *gen) read(dst int16, size int32, base asm.Register, off int16) {
 // deref replaces the pointer in reg by the pointer at reg+config[off],
 // jumping to zero when either is NULL.
 func (g *gen) deref(reg asm.Register, off int16, zero string) {
-	g.emit(asm.JEq.Imm(reg, 0, zero))
+	g.Emit(asm.JEq.Imm(reg, 0, zero))
 	g.read(stRead, 8, reg, off)
-	g.emit(
+	g.Emit(
 		asm.LoadMem(reg, asm.R10, stRead, asm.DWord),
 		asm.JEq.Imm(reg, 0, zero),
 	)
@@ -133,7 +119,7 @@ func (g *gen) deref(reg asm.Register, off int16, zero string) {
 func (g *gen) identity() {
 	done := g.newLabel("ident_done")
 	modified := g.newLabel("ident_modified")
-	g.emit(
+	g.Emit(
 		asm.Mov.Imm(rFlags, 0),
 		asm.StoreImm(asm.R10, stIdent, 0, asm.Word), asm.StoreImm(asm.R10, stIdent+4, 0, asm.Word),
 		asm.StoreImm(asm.R10, stIdent+8, 0, asm.Word), asm.StoreImm(asm.R10, stIdent+8+4, 0, asm.Word),
@@ -148,7 +134,7 @@ func (g *gen) identity() {
 	g.read(stIdent+24, 4, rObj, cfgInodeCtimeNsec)
 	g.deref(rObj, cfgInodeSB, done)
 	g.read(stIdent, 4, rObj, cfgSBDev)
-	g.emit(
+	g.Emit(
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, stIdent),
 		asm.LoadMapPtr(asm.R1, 0).WithReference(mapAllow),
@@ -163,15 +149,15 @@ func (g *gen) identity() {
 		asm.LoadMem(rFlags, asm.R0, allowFlags, asm.Word),
 		asm.Ja.Label(done),
 	)
-	g.label(modified)
-	g.emit(asm.Mov.Imm(rFlags, flagModified))
-	g.label(done)
-	g.emit(asm.Mov.Reg(asm.R0, asm.R0)) // a landing for the labels
+	g.Label(modified)
+	g.Emit(asm.Mov.Imm(rFlags, flagModified))
+	g.Label(done)
+	g.Emit(asm.Mov.Reg(asm.R0, asm.R0)) // a landing for the labels
 }
 
 // currentIdentity is identity() of the calling task.
 func (g *gen) currentIdentity() {
-	g.emit(
+	g.Emit(
 		asm.FnGetCurrentTask.Call(),
 		asm.Mov.Reg(rObj, asm.R0),
 	)
@@ -182,9 +168,9 @@ func (g *gen) currentIdentity() {
 // refuses it for reason otherwise, with arg (a register holding the
 // object's id, or -1 for none) in the record.
 func (g *gen) ownerOr(reason uint32, cmd int32, argReg asm.Register) {
-	g.emit(asm.StoreMem(asm.R10, stSaved, argReg, asm.DWord))
+	g.Emit(asm.StoreMem(asm.R10, stSaved, argReg, asm.DWord))
 	g.currentIdentity()
-	g.emit(
+	g.Emit(
 		asm.Mov.Reg(asm.R1, rFlags),
 		asm.And.Imm(asm.R1, AllowManage),
 		asm.JNE.Imm(asm.R1, 0, "allow"),
@@ -197,7 +183,7 @@ func (g *gen) ownerOr(reason uint32, cmd int32, argReg asm.Register) {
 // register) and jumps to the shared tail, which counts it, sends its
 // record and returns -EPERM. The identity at stIdent is the record's.
 func (g *gen) refuse(reason uint32, cmd int32, argReg asm.Register) {
-	g.emit(
+	g.Emit(
 		asm.StoreMem(asm.R10, stRecord+recArg, argReg, asm.Word),
 		asm.StoreImm(asm.R10, stRecord+recCmd, int64(cmd), asm.Word),
 		asm.StoreImm(asm.R10, stRecord+recReason, int64(reason), asm.Word),
@@ -207,8 +193,8 @@ func (g *gen) refuse(reason uint32, cmd int32, argReg asm.Register) {
 
 // epilogue is every program's end: the refusal tail, then allow.
 func (g *gen) epilogue() asm.Instructions {
-	g.label("refuse")
-	g.emit(
+	g.Label("refuse")
+	g.Emit(
 		asm.StoreMem(asm.R10, stRecord+recFlags, rFlags, asm.Word),
 		asm.LoadMem(asm.R1, asm.R10, stIdent, asm.Word),
 		asm.StoreMem(asm.R10, stRecord+recDev, asm.R1, asm.Word),
@@ -237,8 +223,8 @@ func (g *gen) epilogue() asm.Instructions {
 		asm.Mov.Imm(asm.R1, 1),
 		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, 0),
 	)
-	g.label("send")
-	g.emit(
+	g.Label("send")
+	g.Emit(
 		asm.LoadMapPtr(asm.R1, 0).WithReference(mapEvents),
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, stRecord),
@@ -256,32 +242,32 @@ func (g *gen) epilogue() asm.Instructions {
 		asm.Mov.Imm(asm.R1, 1),
 		asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, 0),
 	)
-	g.label("deny")
-	g.emit(
+	g.Label("deny")
+	g.Emit(
 		asm.Mov.Imm(asm.R0, errEPERM),
 		asm.Return(),
 	)
-	g.label("allow")
-	g.emit(
+	g.Label("allow")
+	g.Emit(
 		asm.Mov.Imm(asm.R0, 0),
 		asm.Return(),
 	)
-	return g.insns
+	return g.Insns
 }
 
 // matchID jumps to match when the u32 in reg is one of the config's ids
 // at off (count slots, 0 = empty).
 func (g *gen) matchID(reg asm.Register, off int16, count int, match string) {
 	skip := g.newLabel("no_id")
-	g.emit(asm.JEq.Imm(reg, 0, skip))
+	g.Emit(asm.JEq.Imm(reg, 0, skip))
 	for i := 0; i < count; i++ {
-		g.emit(
+		g.Emit(
 			asm.LoadMem(asm.R1, rCfg, off+int16(4*i), asm.Word),
 			asm.JEq.Reg(asm.R1, reg, match),
 		)
 	}
-	g.label(skip)
-	g.emit(asm.Mov.Reg(asm.R0, asm.R0))
+	g.Label(skip)
+	g.Emit(asm.Mov.Reg(asm.R0, asm.R0))
 }
 
 // Commands of bpf(2) the gate looks at.
@@ -296,10 +282,14 @@ const (
 // bpfCode is the bpf hook (int cmd, union bpf_attr *attr, unsigned int
 // size): program loads by type and loader, and its own links by id or
 // descriptor.
+//
+// It is the one program with BTF: its global function tb_gate_policy is
+// what a policy replaces (see policy.go).
 func bpfCode() asm.Instructions {
+	mainFn, policyFn := btfTypes()
 	g := &gen{}
 	g.prologue(3)
-	g.emit(
+	g.Emit(
 		arg(rTmp, 0),
 		asm.LSh.Imm(rTmp, 32), asm.RSh.Imm(rTmp, 32),
 		asm.JEq.Imm(rTmp, cmdProgLoad, "prog_load"),
@@ -310,8 +300,8 @@ func bpfCode() asm.Instructions {
 	)
 
 	// BPF_PROG_LOAD: attr->prog_type is the first u32.
-	g.label("prog_load")
-	g.emit(
+	g.Label("prog_load")
+	g.Emit(
 		arg(rObj, 1),
 		asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word),
 		asm.Mov.Reg(asm.R3, rObj),
@@ -332,22 +322,29 @@ func bpfCode() asm.Instructions {
 		asm.JEq.Imm(asm.R1, 0, "allow"),
 	)
 	g.currentIdentity()
-	g.emit(
+	g.Emit(
 		asm.Mov.Reg(asm.R1, rFlags),
 		asm.And.Imm(asm.R1, AllowLoad),
 		asm.JNE.Imm(asm.R1, 0, "allow"),
 	)
 	g.refuse(ReasonOtherLoad, cmdProgLoad, rTmp)
 
-	g.label("guarded")
+	g.Label("guarded")
 	g.currentIdentity()
-	g.emit(
-		asm.Mov.Reg(asm.R1, rFlags),
-		asm.And.Imm(asm.R1, AllowLoad),
-		asm.JNE.Imm(asm.R1, 0, "allow"),
+	g.Emit(
+		// A loader that changed since it was measured is no loader the
+		// gate knows, whatever decides.
 		asm.Mov.Reg(asm.R1, rFlags),
 		asm.And.Imm(asm.R1, flagModified),
 		asm.JNE.Imm(asm.R1, 0, "modified"),
+		asm.LoadMem(asm.R1, rCfg, cfgFlags, asm.Word),
+		asm.And.Imm(asm.R1, FlagPolicy),
+		asm.JNE.Imm(asm.R1, 0, "policy"),
+		// The default by loader identity: strict admits the allowed
+		// loaders, loose root too.
+		asm.Mov.Reg(asm.R1, rFlags),
+		asm.And.Imm(asm.R1, AllowLoad),
+		asm.JNE.Imm(asm.R1, 0, "allow"),
 		// Loose: root may load what it likes, as without the gate.
 		asm.LoadMem(asm.R1, rCfg, cfgFlags, asm.Word),
 		asm.And.Imm(asm.R1, FlagLoose),
@@ -356,16 +353,18 @@ func bpfCode() asm.Instructions {
 		asm.LSh.Imm(asm.R0, 32), asm.RSh.Imm(asm.R0, 32),
 		asm.JEq.Imm(asm.R0, 0, "allow"),
 	)
-	g.label("refuse_load")
+	g.Label("refuse_load")
 	g.refuse(ReasonLoad, cmdProgLoad, rTmp)
-	g.label("modified")
+	g.Label("modified")
 	g.refuse(ReasonModified, cmdProgLoad, rTmp)
 
+	g.policy()
+
 	// BPF_LINK_GET_FD_BY_ID: attr->link_id is the first u32.
-	g.label("link_id")
-	g.emit(arg(rObj, 1))
-	g.emit(asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word))
-	g.emit(
+	g.Label("link_id")
+	g.Emit(arg(rObj, 1))
+	g.Emit(asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word))
+	g.Emit(
 		asm.Mov.Reg(asm.R3, rObj),
 		asm.Mov.Reg(asm.R1, asm.R10),
 		asm.Add.Imm(asm.R1, stRead),
@@ -374,16 +373,16 @@ func bpfCode() asm.Instructions {
 		asm.LoadMem(rTmp, asm.R10, stRead, asm.Word),
 	)
 	g.matchID(rTmp, cfgLinkIDs, maxIDs, "own_link_id")
-	g.emit(asm.Ja.Label("allow"))
-	g.label("own_link_id")
+	g.Emit(asm.Ja.Label("allow"))
+	g.Label("own_link_id")
 	g.ownerOr(ReasonGateObject, cmdLinkGetFDByID, rTmp)
 
 	// BPF_LINK_DETACH, BPF_LINK_UPDATE: attr's first u32 is a link's
 	// descriptor in the caller's table; which link it is, is read from
 	// there: current->files->fdt->fd[fd]->private_data->id.
-	g.label("link_fd")
-	g.emit(arg(rObj, 1))
-	g.emit(
+	g.Label("link_fd")
+	g.Emit(arg(rObj, 1))
+	g.Emit(
 		asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word),
 		asm.Mov.Reg(asm.R3, rObj),
 		asm.Mov.Reg(asm.R1, asm.R10),
@@ -397,12 +396,12 @@ func bpfCode() asm.Instructions {
 	g.deref(rObj, cfgTaskFiles, "allow")
 	g.deref(rObj, cfgFilesFdt, "allow")
 	g.read(stRead, 4, rObj, cfgFdtMaxFds)
-	g.emit(
+	g.Emit(
 		asm.LoadMem(asm.R1, asm.R10, stRead, asm.Word),
 		asm.JGE.Reg(rTmp, asm.R1, "allow"),
 	)
 	g.deref(rObj, cfgFdtFd, "allow")
-	g.emit(
+	g.Emit(
 		asm.LSh.Imm(rTmp, 3),
 		asm.Add.Reg(rTmp, rObj),
 		asm.Mov.Reg(asm.R3, rTmp),
@@ -413,14 +412,16 @@ func bpfCode() asm.Instructions {
 		asm.LoadMem(rObj, asm.R10, stRead, asm.DWord), // the struct file
 	)
 	g.deref(rObj, cfgFilePrivate, "allow")
-	g.emit(asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word))
+	g.Emit(asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word))
 	g.read(stRead, 4, rObj, cfgLinkID)
-	g.emit(asm.LoadMem(rTmp, asm.R10, stRead, asm.Word))
+	g.Emit(asm.LoadMem(rTmp, asm.R10, stRead, asm.Word))
 	g.matchID(rTmp, cfgLinkIDs, maxIDs, "own_link_fd")
-	g.emit(asm.Ja.Label("allow"))
-	g.label("own_link_fd")
+	g.Emit(asm.Ja.Label("allow"))
+	g.Label("own_link_fd")
 	g.ownerOr(ReasonGateObject, cmdLinkDetach, rTmp)
-	return g.epilogue()
+	insns := append(g.epilogue(), policyStub(policyFn)...)
+	insns[0] = btf.WithFuncMetadata(insns[0], mainFn)
+	return insns
 }
 
 // bpfMapCode is the bpf_map hook (struct bpf_map *map, fmode_t fmode),
@@ -432,7 +433,7 @@ func bpfCode() asm.Instructions {
 func bpfMapCode() asm.Instructions {
 	g := &gen{}
 	g.prologue(2)
-	g.emit(
+	g.Emit(
 		arg(asm.R1, 1),
 		asm.And.Imm(asm.R1, fmodeWrite),
 		asm.JEq.Imm(asm.R1, 0, "allow"),
@@ -440,10 +441,10 @@ func bpfMapCode() asm.Instructions {
 		asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word),
 	)
 	g.read(stRead, 4, rObj, cfgMapID)
-	g.emit(asm.LoadMem(rTmp, asm.R10, stRead, asm.Word))
+	g.Emit(asm.LoadMem(rTmp, asm.R10, stRead, asm.Word))
 	g.matchID(rTmp, cfgMapIDs, maxIDs, "own_map")
-	g.emit(asm.Ja.Label("allow"))
-	g.label("own_map")
+	g.Emit(asm.Ja.Label("allow"))
+	g.Label("own_map")
 	g.ownerOr(ReasonGateObject, cmdMapGetFDByID, rTmp)
 	return g.epilogue()
 }
@@ -456,14 +457,14 @@ const fmodeWrite = 0x2
 func (g *gen) protected(reg asm.Register, match string) {
 	skip := g.newLabel("unprotected")
 	g.deref(reg, cfgDentryInode, skip)
-	g.emit(
+	g.Emit(
 		asm.StoreImm(asm.R10, stProt, 0, asm.Word), asm.StoreImm(asm.R10, stProt+4, 0, asm.Word),
 		asm.StoreImm(asm.R10, stProt+8, 0, asm.Word), asm.StoreImm(asm.R10, stProt+8+4, 0, asm.Word),
 	)
 	g.read(stProt+8, 8, reg, cfgInodeIno)
 	g.deref(reg, cfgInodeSB, skip)
 	g.read(stProt, 4, reg, cfgSBDev)
-	g.emit(
+	g.Emit(
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, stProt),
 		asm.LoadMapPtr(asm.R1, 0).WithReference(mapProtect),
@@ -471,8 +472,8 @@ func (g *gen) protected(reg asm.Register, match string) {
 		asm.LoadMem(rTmp, asm.R10, stProt+8, asm.DWord),
 		asm.JNE.Imm(asm.R0, 0, match),
 	)
-	g.label(skip)
-	g.emit(asm.Mov.Reg(asm.R0, asm.R0))
+	g.Label(skip)
+	g.Emit(asm.Mov.Reg(asm.R0, asm.R0))
 }
 
 // unlinkCode is the inode_unlink hook (struct inode *dir, struct dentry
@@ -480,10 +481,10 @@ func (g *gen) protected(reg asm.Register, match string) {
 func unlinkCode() asm.Instructions {
 	g := &gen{}
 	g.prologue(2)
-	g.emit(arg(rObj, 1))
+	g.Emit(arg(rObj, 1))
 	g.protected(rObj, "pin")
-	g.emit(asm.Ja.Label("allow"))
-	g.label("pin")
+	g.Emit(asm.Ja.Label("allow"))
+	g.Label("pin")
 	g.ownerOr(ReasonPin, cmdUnlink, rTmp)
 	return g.epilogue()
 }
@@ -493,12 +494,12 @@ func unlinkCode() asm.Instructions {
 func renameCode() asm.Instructions {
 	g := &gen{}
 	g.prologue(4)
-	g.emit(arg(rObj, 1))
+	g.Emit(arg(rObj, 1))
 	g.protected(rObj, "pin")
-	g.emit(arg(rObj, 3))
+	g.Emit(arg(rObj, 3))
 	g.protected(rObj, "pin")
-	g.emit(asm.Ja.Label("allow"))
-	g.label("pin")
+	g.Emit(asm.Ja.Label("allow"))
+	g.Label("pin")
 	g.ownerOr(ReasonPin, cmdRename, rTmp)
 	return g.epilogue()
 }
@@ -508,18 +509,18 @@ func renameCode() asm.Instructions {
 func umountCode() asm.Instructions {
 	g := &gen{}
 	g.prologue(2)
-	g.emit(arg(rObj, 0))
+	g.Emit(arg(rObj, 0))
 	g.deref(rObj, cfgMntSB, "allow")
-	g.emit(asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word))
+	g.Emit(asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word))
 	g.read(stRead, 4, rObj, cfgSBDev)
-	g.emit(
+	g.Emit(
 		asm.LoadMem(rTmp, asm.R10, stRead, asm.Word),
 		asm.JEq.Imm(rTmp, 0, "allow"),
 		asm.LoadMem(asm.R1, rCfg, cfgPinDev, asm.Word),
 		asm.JEq.Reg(asm.R1, rTmp, "pins"),
 		asm.Ja.Label("allow"),
 	)
-	g.label("pins")
+	g.Label("pins")
 	g.ownerOr(ReasonUmount, cmdUmount, rTmp)
 	return g.epilogue()
 }
@@ -538,7 +539,7 @@ const (
 func prctlCode() asm.Instructions {
 	g := &gen{}
 	g.prologue(2)
-	g.emit(
+	g.Emit(
 		arg(rTmp, 0),
 		asm.LSh.Imm(rTmp, 32), asm.RSh.Imm(rTmp, 32),
 		asm.JNE.Imm(rTmp, prSetMM, "allow"),
@@ -547,7 +548,7 @@ func prctlCode() asm.Instructions {
 		asm.JEq.Imm(rTmp, prSetMMMap, "exe"),
 		asm.Ja.Label("allow"),
 	)
-	g.label("exe")
+	g.Label("exe")
 	g.ownerOr(ReasonExeChange, cmdPrctl, rTmp)
 	return g.epilogue()
 }
@@ -559,14 +560,14 @@ func prctlCode() asm.Instructions {
 func ptraceCode() asm.Instructions {
 	g := &gen{}
 	g.prologue(2)
-	g.emit(
+	g.Emit(
 		arg(asm.R1, 1),
 		asm.And.Imm(asm.R1, ptraceModeAttach),
 		asm.JEq.Imm(asm.R1, 0, "allow"),
 		arg(rObj, 0),
 	)
 	g.identity()
-	g.emit(
+	g.Emit(
 		asm.Mov.Reg(asm.R1, rFlags),
 		asm.And.Imm(asm.R1, AllowLoad|AllowManage),
 		asm.JEq.Imm(asm.R1, 0, "allow"),

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/attest"
+	"github.com/tracebroker/tracebroker/gatekeeper"
 	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
@@ -57,6 +58,16 @@ type Options struct {
 	DenyOthers bool
 	// Version is the enforcing command's version, recorded in Info.
 	Version string
+	// Policy, a policy gatekeeper.LoadPolicyFile verified, decides the
+	// guarded loads in the kernel where the kernel can run it (an
+	// extension of the gate's tb_gate_policy): Info.Policy says whether
+	// it does, and if not why; the gate then enforces the default (Loose
+	// or strict) by loader identity. A policy the kernel can run but
+	// refuses (its verifier) fails Enforce.
+	Policy *gatekeeper.Policy
+	// Platform fills the policy's Request (hvci, jit_available,
+	// kernel_interpreter); nil: gatekeeper.DetectPlatform("auto").
+	Platform *gatekeeper.Platform
 }
 
 // Loader is an executable in the allow map, as it was measured.
@@ -90,6 +101,24 @@ type Info struct {
 	PinDir     string    `json:"pin_dir"`
 	Kernel     string    `json:"kernel"`
 	Version    string    `json:"version,omitempty"`
+	// Policy is the gatekeeper policy the gate was enforced with, nil
+	// when none: Default decides.
+	Policy *PolicyInfo `json:"policy,omitempty"`
+}
+
+// PolicyInfo says which policy decides and where.
+type PolicyInfo struct {
+	Name     string `json:"name"`
+	Digest   string `json:"digest"`
+	Signer   string `json:"signer,omitempty"`
+	Unsigned bool   `json:"unsigned,omitempty"`
+	// InKernel: the gate runs the policy on every guarded load. When
+	// false, Why says why the kernel cannot, and the gate enforces
+	// Info.Default by loader identity instead.
+	InKernel bool   `json:"in_kernel"`
+	Why      string `json:"why,omitempty"`
+	// Platform is what the policy's Request says of the host.
+	Platform gatekeeper.Platform `json:"platform"`
 }
 
 // UnavailableError says why this kernel cannot run the gate and what
@@ -206,6 +235,18 @@ func Enforce(opts Options) (*Info, error) {
 	}
 	for _, h := range hooks {
 		info.Hooks = append(info.Hooks, "lsm/"+h.hook)
+	}
+	if p := opts.Policy; p != nil {
+		info.Policy = &PolicyInfo{Name: p.Name(), Digest: p.Digest(), Signer: p.Signer(), Unsigned: p.Unsigned()}
+		if opts.Platform != nil {
+			info.Policy.Platform = *opts.Platform
+		} else {
+			pl, err := gatekeeper.DetectPlatform("auto")
+			if err != nil {
+				return nil, err
+			}
+			info.Policy.Platform = pl
+		}
 	}
 	if opts.UnsignedGate {
 		info.Unsigned = true
@@ -357,6 +398,9 @@ func verifyGate(trust *attest.Trust, dir string) (attest.Identity, error) {
 func mapPin(name string) string  { return strings.TrimPrefix(name, "gate_") }
 func linkPin(hook string) string { return "link_" + hook }
 
+// policyLinkPin is the pin of the policy's extension link.
+const policyLinkPin = "link_policy"
+
 // load creates the gate's maps and programs, fills them, attaches the
 // programs and pins everything; on any error it undoes what it did.
 func load(opts Options, info *Info, offs Offsets) (err error) {
@@ -366,6 +410,7 @@ func load(opts Options, info *Info, offs Offsets) (err error) {
 	}
 	defer coll.Close()
 	var links []link.Link
+	var policyLink link.Link
 	defer func() {
 		for _, l := range links {
 			l.Close()
@@ -388,22 +433,68 @@ func load(opts Options, info *Info, offs Offsets) (err error) {
 		cfg.Flags |= FlagDenyOthers
 	}
 	for _, l := range info.Loaders {
-		v := allowValue{Flags: AllowLoad, CtimeSec: l.CtimeSec, CtimeNsec: l.CtimeNsec}
-		if l.Owner {
-			v.Flags |= AllowManage
+		v, err := loaderValue(l)
+		if err != nil {
+			return err
 		}
 		if err := coll.Maps[mapAllow].Put(allowKey{Dev: l.Dev, Ino: l.Ino}, v); err != nil {
 			return fmt.Errorf("gate allow map: %w", err)
 		}
 	}
-	for i, m := range mapSpecs() {
-		mi, err := coll.Maps[m.Name].Info()
+	for _, t := range programTypes {
+		var name [programTypeSize]byte
+		copy(name[:], t.Name)
+		if err := coll.Maps[mapTypes].Put(typeKey{Type: uint32(t.Type), Attach: t.Attach}, name); err != nil {
+			return fmt.Errorf("gate types map: %w", err)
+		}
+	}
+	var platform gatekeeper.Platform
+	if info.Policy != nil {
+		platform = info.Policy.Platform
+	}
+	if err := coll.Maps[mapTemplate].Put(uint32(0), requestTemplate(platform)); err != nil {
+		return fmt.Errorf("gate request template: %w", err)
+	}
+	var ids []uint32
+	for _, m := range mapSpecs() {
+		id, err := mapID(coll.Maps[m.Name])
 		if err != nil {
 			return err
 		}
-		id, _ := mi.ID()
-		cfg.MapIDs[i] = uint32(id)
+		ids = append(ids, id)
 	}
+
+	// The policy is attached before the gate's hooks are, so that no
+	// load is judged by the stub.
+	if opts.Policy != nil {
+		kp, err := loadPolicy(coll.Programs[policyTarget], opts.Policy)
+		var unsupported *policyUnsupportedError
+		switch {
+		case errors.As(err, &unsupported):
+			info.Policy.Why = unsupported.Error()
+		case err != nil:
+			return err
+		default:
+			// The link goes with the others; the program and its maps
+			// stay loaded while it is attached (and pinned).
+			defer kp.coll.Close()
+			links = append(links, kp.link)
+			policyLink = kp.link
+			info.Policy.InKernel = true
+			cfg.Flags |= FlagPolicy
+			for _, m := range kp.maps {
+				id, err := mapID(m)
+				if err != nil {
+					return err
+				}
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) > maxIDs {
+		return fmt.Errorf("gate: %d maps, and it protects at most %d", len(ids), maxIDs)
+	}
+	copy(cfg.MapIDs[:], ids)
 	ib, err := json.Marshal(info)
 	if err != nil {
 		return err
@@ -432,17 +523,29 @@ func load(opts Options, info *Info, offs Offsets) (err error) {
 		}
 		pins = append(pins, p)
 	}
+	if policyLink != nil {
+		id, err := linkID(policyLink)
+		if err != nil {
+			return err
+		}
+		cfg.LinkIDs[len(hooks)] = id
+		p := filepath.Join(opts.PinDir, policyLinkPin)
+		if err := policyLink.Pin(p); err != nil {
+			return fmt.Errorf("gate pins: %w", err)
+		}
+		pins = append(pins, p)
+	}
 	for i, h := range hooks {
 		l, err := link.AttachLSM(link.LSMOptions{Program: coll.Programs[h.prog]})
 		if err != nil {
 			return fmt.Errorf("attaching the gate to lsm/%s: %w", h.hook, err)
 		}
 		links = append(links, l)
-		li, err := l.Info()
+		id, err := linkID(l)
 		if err != nil {
 			return err
 		}
-		cfg.LinkIDs[i] = uint32(li.ID)
+		cfg.LinkIDs[i] = id
 		p := filepath.Join(opts.PinDir, linkPin(h.hook))
 		if err := l.Pin(p); err != nil {
 			return fmt.Errorf("gate pins: %w", err)
@@ -467,6 +570,43 @@ func load(opts Options, info *Info, offs Offsets) (err error) {
 	}
 	runtime.KeepAlive(coll)
 	return nil
+}
+
+func mapID(m *ebpf.Map) (uint32, error) {
+	mi, err := m.Info()
+	if err != nil {
+		return 0, err
+	}
+	id, _ := mi.ID()
+	return uint32(id), nil
+}
+
+func linkID(l link.Link) (uint32, error) {
+	li, err := l.Info()
+	if err != nil {
+		return 0, err
+	}
+	return uint32(li.ID), nil
+}
+
+// loaderValue is l's allow entry: what the gate needs to tell it from
+// another file, and its identity for the policy's Request.
+func loaderValue(l Loader) (allowValue, error) {
+	v := allowValue{Flags: AllowLoad, CtimeSec: l.CtimeSec, CtimeNsec: l.CtimeNsec}
+	if l.Owner {
+		v.Flags |= AllowManage
+	}
+	if l.Verified {
+		v.Verified = 1
+	}
+	// Strings keep a NUL at their end, as in every Request.
+	digest := "sha256:" + l.Digest
+	if len(digest) >= len(v.Digest) || len(l.Signer) >= len(v.Signer) {
+		return v, fmt.Errorf("loader %s: digest %q or signer %q does not fit the policy's Request", l.Path, digest, l.Signer)
+	}
+	copy(v.Digest[:], digest)
+	copy(v.Signer[:], l.Signer)
+	return v, nil
 }
 
 func putConfig(m *ebpf.Map, c *config) error {

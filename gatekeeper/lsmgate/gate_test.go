@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,13 +38,20 @@ func needGate(t testing.TB) {
 // rawLoad loads a two-instruction program of type typ with one bpf(2)
 // call (cilium retries a failed load to fetch the verifier's log, and
 // the gate counts every attempt) and closes it.
-func rawLoad(typ uint32) error {
-	insns := []uint64{0xb7, 0x95} // r0 = 0; exit
+func rawLoad(typ uint32) error { return rawLoadN(typ, 2) }
+
+// rawLoadN loads a program of n instructions: n-1 times r0 = 0, exit.
+func rawLoadN(typ uint32, n int) error {
+	insns := make([]uint64, n)
+	for i := range insns {
+		insns[i] = 0xb7 // r0 = 0
+	}
+	insns[n-1] = 0x95 // exit
 	license := []byte("GPL\x00")
 	attr := struct {
 		Type, InsnCnt  uint32
 		Insns, License uint64
-	}{typ, 2, uint64(uintptr(unsafe.Pointer(&insns[0]))), uint64(uintptr(unsafe.Pointer(&license[0])))}
+	}{typ, uint32(n), uint64(uintptr(unsafe.Pointer(&insns[0]))), uint64(uintptr(unsafe.Pointer(&license[0])))}
 	fd, _, errno := unix.Syscall(unix.SYS_BPF, cmdProgLoad, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
 	if errno != 0 {
 		return errno
@@ -54,6 +62,7 @@ func rawLoad(typ uint32) error {
 
 const (
 	progSocketFilter = 1
+	progKprobe       = 2
 	progTracepoint   = 5
 	progCgroupSKB    = 8
 )
@@ -62,14 +71,24 @@ const (
 //
 //	owner:  enforces the gate in LSMGATE_PIN with LSMGATE_LOADERS
 //	        allowed, says "enforcing", then obeys lines on stdin:
-//	        load, status, release, quit.
-//	loader: loads a tracepoint program and exits 0, or 3 on EPERM.
+//	        load, status, release, events, quit.
+//	        With LSMGATE_POLICY (a compiled policy, or "unverifiable")
+//	        and LSMGATE_TRUST (a public key), the policy decides.
+//	loader: loads a tracepoint program (LSMGATE_TYPE, of LSMGATE_INSNS
+//	        instructions: 2 if unset) and exits 0, or 3 on EPERM.
 func TestHelperProcess(t *testing.T) {
 	switch os.Getenv("LSMGATE_ROLE") {
 	case "":
 		t.Skip("a helper process of the kernel tests")
 	case "loader":
-		if err := rawLoad(progTracepoint); err != nil {
+		typ, n := uint32(progTracepoint), 2
+		if v, err := strconv.Atoi(os.Getenv("LSMGATE_TYPE")); err == nil {
+			typ = uint32(v)
+		}
+		if v, err := strconv.Atoi(os.Getenv("LSMGATE_INSNS")); err == nil {
+			n = v
+		}
+		if err := rawLoadN(typ, n); err != nil {
 			fmt.Println(err)
 			if errors.Is(err, unix.EPERM) {
 				os.Exit(3)
@@ -82,6 +101,15 @@ func TestHelperProcess(t *testing.T) {
 	case "getcwd":
 		kerneltest.Syscalls(7, 0)
 		os.Exit(0)
+	case "open":
+		for i := 0; i < 3; i++ {
+			f, err := os.Open(os.Getenv("LSMGATE_FILE"))
+			if err != nil {
+				os.Exit(5)
+			}
+			f.Close()
+		}
+		os.Exit(0)
 	}
 }
 
@@ -90,7 +118,12 @@ func owner() {
 	if l := os.Getenv("LSMGATE_LOADERS"); l != "" {
 		loaders = strings.Split(l, ",")
 	}
-	info, err := Enforce(Options{PinDir: os.Getenv("LSMGATE_PIN"), UnsignedGate: true, AllowUnverified: true, Loaders: loaders})
+	opts := Options{PinDir: os.Getenv("LSMGATE_PIN"), UnsignedGate: true, AllowUnverified: true, Loaders: loaders}
+	if err := ownerPolicy(&opts); err != nil {
+		fmt.Println("error:", strings.ReplaceAll(err.Error(), "\n", " "))
+		os.Exit(1)
+	}
+	info, err := Enforce(opts)
 	if err != nil {
 		fmt.Println("error:", strings.ReplaceAll(err.Error(), "\n", " "))
 		os.Exit(1)
@@ -123,6 +156,10 @@ func owner() {
 		case "release":
 			_, err := Release(os.Getenv("LSMGATE_PIN"))
 			fmt.Println("release", errString(err))
+		case "events":
+			recs, err := drainEvents(os.Getenv("LSMGATE_PIN"))
+			b, _ := json.Marshal(recs)
+			fmt.Println("events", errString(err), string(b))
 		case "quit":
 			os.Exit(0)
 		}
@@ -139,48 +176,28 @@ func errString(err error) string {
 
 // helper drives the owner process.
 type helper struct {
-	t        testing.TB
-	cmd      *exec.Cmd
-	in       io.WriteCloser
-	out      *bufio.Reader
-	released bool
+	t   testing.TB
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Reader
+	// Set by launchOwner: what the owner said when it enforced (Info as
+	// JSON), and release, which asks it to release the gate.
+	first   string
+	release func() string
 }
 
 // startOwner copies this test binary to exe and starts it as the gate's
 // owner, enforcing the gate in pin with loaders allowed; the gate is
-// released when the test ends.
+// released when the test ends, if the test did not.
 func startOwner(t testing.TB, exe, pin string, loaders ...string) (*helper, Info) {
 	t.Helper()
 	copyExe(t, exe)
-	cmd := exec.Command(exe, "-test.run=^TestHelperProcess$")
-	cmd.Env = append(os.Environ(), "LSMGATE_ROLE=owner", "LSMGATE_PIN="+pin, "LSMGATE_LOADERS="+strings.Join(loaders, ","))
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	outp, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &helper{t: t, cmd: cmd, in: in, out: bufio.NewReader(outp)}
-	t.Cleanup(func() {
-		if !h.released {
-			h.ask("release")
-		}
-		in.Close()
-		cmd.Wait()
-	})
-	first, err := h.out.ReadString('\n')
-	if err != nil || !strings.HasPrefix(first, "enforcing ") {
-		h.released = true
-		t.Fatalf("owner: %q %v", first, err)
+	h, said := launchOwner(t, exe, "LSMGATE_PIN="+pin, "LSMGATE_LOADERS="+strings.Join(loaders, ","))
+	if h == nil {
+		t.Fatalf("owner: %s", said)
 	}
 	var info Info
-	if err := json.Unmarshal([]byte(strings.TrimPrefix(first, "enforcing ")), &info); err != nil {
+	if err := json.Unmarshal([]byte(h.first), &info); err != nil {
 		t.Fatal(err)
 	}
 	return h, info
@@ -410,10 +427,9 @@ func TestGateEnforced(t *testing.T) {
 		t.Errorf("refusals counted by the gate: %v, want %v", status.Counts, want)
 	}
 
-	if got := h.ask("release"); got != "release ok" {
+	if got := h.release(); got != "release ok" {
 		t.Fatalf("release: %s", got)
 	}
-	h.released = true
 	if _, err := os.Stat(pin); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after release, %s: %v", pin, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,47 +76,8 @@ func refusedLoads(t *testing.T, bin, pins string) uint64 {
 func TestGateCLI(t *testing.T) {
 	needGate(t)
 	kerneltest.Exclusive(t)
-	src := kerneltest.Binary(t, "../../cmd/tracebroker")
-	dir := t.TempDir()
-	bpffs := filepath.Join(dir, "bpffs")
-	if err := os.Mkdir(bpffs, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("bpf", bpffs, "bpf", 0, ""); err != nil {
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(bpffs, unix.MNT_DETACH) })
-	pins := filepath.Join(bpffs, "gate")
-	state := filepath.Join(dir, "state")
-
-	// A release key, a signed broker on the tmpfs, the state trusting it.
-	key, err := attest.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	// Apart from the broker: a directory with bin/tracebroker.sig beside
-	// the key would be taken for a release directory by init.
-	if err := attest.WriteKeyPair(filepath.Join(dir, "keys", "release"), key); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "sbin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tb := filepath.Join(dir, "sbin", "tracebroker")
-	if err := os.WriteFile(tb, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	signFile(t, key, tb, attest.RoleBroker)
-	if r := runCLI(t, nil, tb, "init", "--state", state, "--trust", filepath.Join(dir, "keys", "release.pub")); r.code != 0 {
-		t.Fatalf("init: %s", r.stderr)
-	}
+	e := newCLIEnv(t)
+	dir, bpffs, pins, state, tb, b, key := e.dir, e.bpffs, e.pins, e.state, e.tb, e.bin, e.key
 	enforce := []string{"gatekeeper", "enforce", "--state", state, "--pin-dir", pins}
 
 	// No manifest, then one for other bytes: refused, nothing pinned.
@@ -140,15 +102,7 @@ func TestGateCLI(t *testing.T) {
 	}
 
 	// The gate, signed.
-	obj, err := Object()
-	if err != nil {
-		t.Fatal(err)
-	}
-	gateObj := filepath.Join(dir, "export", ObjectFile)
-	os.MkdirAll(filepath.Dir(gateObj), 0o755)
-	os.WriteFile(gateObj, obj, 0o644)
-	signFile(t, key, gateObj, attest.RoleGate)
-	copyFile(t, gateObj+attest.SigSuffix, ManifestPath(attest.StateManifestDir(state)))
+	e.signGate(t)
 	r = runCLI(t, nil, tb, enforce...)
 	if r.code != 0 || !strings.Contains(r.stdout, "Kernel gate: enforcing since") || !strings.Contains(r.stdout, "signed by "+key.ID) ||
 		!strings.Contains(r.stdout, "loader: "+tb+" (sha256:") {
@@ -190,6 +144,17 @@ func TestGateCLI(t *testing.T) {
 		if r.code != 0 || !strings.HasSuffix(r.stdout, "@: 7\n") || !strings.Contains(r.stderr, "Kernel gate: enforcing, strict, tb_gate sha256:"+Digest()+" signed by "+key.ID) {
 			t.Errorf("run --mode %s under the gate: exit %d\n%s%s", mode, r.code, r.stdout, r.stderr)
 		}
+	}
+	// A signed object, the program-only form, under the strict default:
+	// the broker judges the form, the gate its loader.
+	obj := filepath.Join(dir, "opencount.bpf.o")
+	copyFile(t, "../../testdata/objects/opencount.bpf.o", obj)
+	signFile(t, key, obj, attest.RoleProgram)
+	opened := filepath.Join(dir, "opened")
+	os.WriteFile(opened, nil, 0o644)
+	r = runCLI(t, []string{"LSMGATE_ROLE=open", "LSMGATE_FILE=" + opened}, tb, "run", "--state", state, "--gate-pin-dir", pins, "--default", "strict", "-v", obj, "-c", workload)
+	if r.code != 0 || !strings.Contains(r.stdout, ", "+opened+"]: 3\n") || !strings.Contains(r.stderr, "Kernel gate: enforcing") {
+		t.Errorf("a signed object under the gate: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if n := grepPayloads(t, attestDir, `"kernel_gate":"enforcing, strict, tb_gate sha256:`+Digest()); n != 2 {
 		t.Errorf("attestations naming the enforcing gate: %d, want 2", n)
@@ -242,13 +207,13 @@ func TestGateCLI(t *testing.T) {
 	}
 
 	// Only the enforcing executable releases it: the changed copy may not
-	// (it is refused its first step, the gate's links by id).
+	// (it is refused its first unlink).
 	r = runCLI(t, nil, tb2, "gatekeeper", "release", "--state", state, "--pin-dir", pins)
 	if r.code == 0 || !strings.Contains(r.stderr, "only the executable that enforced it may") {
 		t.Errorf("release by another executable: exit %d\n%s", r.code, r.stderr)
 	}
 	r = runCLI(t, nil, tb, "gatekeeper", "status", "--pin-dir", pins)
-	if r.code != 0 || !strings.Contains(r.stdout, "refused 1: "+ReasonText(ReasonGateObject)) {
+	if r.code != 0 || !strings.Contains(r.stdout, "refused 1: "+ReasonText(ReasonPin)) {
 		t.Errorf("status:\n%s%s", r.stdout, r.stderr)
 	}
 
@@ -258,7 +223,7 @@ func TestGateCLI(t *testing.T) {
 	for {
 		b, _ := os.ReadFile(auditLog)
 		if bytes.Contains(b, []byte(`"event":"gate.refused"`)) && bytes.Contains(b, []byte(`"comm":"`+comm()+`"`)) &&
-			bytes.Contains(b, []byte(`"reason":"`+ReasonText(ReasonLoad)+`"`)) && bytes.Contains(b, []byte(`"reason":"`+ReasonText(ReasonGateObject)+`"`)) {
+			bytes.Contains(b, []byte(`"reason":"`+ReasonText(ReasonLoad)+`"`)) && bytes.Contains(b, []byte(`"reason":"`+ReasonText(ReasonPin)+`"`)) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -283,6 +248,79 @@ func TestGateCLI(t *testing.T) {
 	if !bytes.Contains(lb, []byte(`"event":"gate.enforced"`)) || !bytes.Contains(lb, []byte(`"event":"gate.released"`)) {
 		t.Errorf("the gate's log:\n%s", lb)
 	}
+}
+
+// cliEnv is a host as an operator sets it up: a release key, a signed
+// tracebroker on a tmpfs (a file the gate can name), a state directory
+// trusting the key, a bpffs of the test's own for the gate's pins.
+type cliEnv struct {
+	dir, bpffs, pins, state, tb string
+	bin                         []byte
+	key                         *attest.PrivateKey
+}
+
+func newCLIEnv(t *testing.T) *cliEnv {
+	t.Helper()
+	e := &cliEnv{}
+	src := kerneltest.Binary(t, "../../cmd/tracebroker")
+	e.dir = t.TempDir()
+	dir := e.dir
+	bpffs := filepath.Join(dir, "bpffs")
+	if err := os.Mkdir(bpffs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("bpf", bpffs, "bpf", 0, ""); err != nil {
+		t.Fatalf("mount bpffs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(bpffs, unix.MNT_DETACH) })
+	pins := filepath.Join(bpffs, "gate")
+	state := filepath.Join(dir, "state")
+
+	// A release key, a signed broker on the tmpfs, the state trusting it.
+	key, err := attest.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Apart from the broker: a directory with bin/tracebroker.sig beside
+	// the key would be taken for a release directory by init.
+	if err := attest.WriteKeyPair(filepath.Join(dir, "keys", "release"), key); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "sbin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tb := filepath.Join(dir, "sbin", "tracebroker")
+	if err := os.WriteFile(tb, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	signFile(t, key, tb, attest.RoleBroker)
+	if r := runCLI(t, nil, tb, "init", "--state", state, "--trust", filepath.Join(dir, "keys", "release.pub")); r.code != 0 {
+		t.Fatalf("init: %s", r.stderr)
+	}
+	e.bpffs, e.pins, e.state, e.tb, e.bin, e.key = bpffs, pins, state, tb, b, key
+	return e
+}
+
+// signGate signs the gate's object with the release key and installs
+// its manifest.
+func (e *cliEnv) signGate(t *testing.T) {
+	t.Helper()
+	obj, err := Object()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gateObj := filepath.Join(e.dir, "export", ObjectFile)
+	os.MkdirAll(filepath.Dir(gateObj), 0o755)
+	os.WriteFile(gateObj, obj, 0o644)
+	signFile(t, e.key, gateObj, attest.RoleGate)
+	copyFile(t, gateObj+attest.SigSuffix, ManifestPath(attest.StateManifestDir(e.state)))
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -325,4 +363,59 @@ func comm() string {
 		c = c[:15]
 	}
 	return c
+}
+
+// TestGateCLIPolicy: enforce --policy runs a compiled, signed
+// gatekeeper policy in the kernel. This one lets only a verified,
+// trusted broker load, and only programs under 4096 instructions: the
+// signed tracebroker traces, and this test's own load (not a broker) is
+// refused by the policy, counted as such.
+func TestGateCLIPolicy(t *testing.T) {
+	needGate(t)
+	kerneltest.Exclusive(t)
+	e := newCLIEnv(t)
+	e.signGate(t)
+	src := filepath.Join(e.dir, "policy.bt")
+	os.WriteFile(src, []byte(`gatekeeper {
+	if (req.broker_verified && trusted(req.broker_signer, "broker") && req.insn_count < 4096) { return jit; }
+	return deny;
+}
+`), 0o644)
+	pol := filepath.Join(e.dir, "policy.o")
+	if r := runCLI(t, nil, e.tb, "gatekeeper", "compile", src, "-o", pol); r.code != 0 {
+		t.Fatalf("compile: %s", r.stderr)
+	}
+	signFile(t, e.key, pol, attest.RolePolicy)
+	t.Cleanup(func() {
+		if _, err := os.Stat(e.pins); err == nil {
+			runCLI(t, nil, e.tb, "gatekeeper", "release", "--state", e.state, "--pin-dir", e.pins)
+		}
+	})
+	r := runCLI(t, nil, e.tb, "gatekeeper", "enforce", "--state", e.state, "--pin-dir", e.pins, "--policy", pol)
+	if r.code != 0 || !strings.Contains(r.stdout, "  policy: "+pol+" (sha256:") || !strings.Contains(r.stdout, "signed by "+e.key.ID+"), in the kernel, on every guarded load") {
+		t.Fatalf("enforce --policy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, []string{"LSMGATE_ROLE=getcwd"}, e.tb, "run", "--state", e.state, "--gate-pin-dir", e.pins,
+		"-e", "tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @ = count(); }", "-c", self+" -test.run=^TestHelperProcess$")
+	if r.code != 0 || !strings.HasSuffix(r.stdout, "@: 7\n") {
+		t.Errorf("run under the policy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if err := rawLoad(progTracepoint); !errors.Is(err, unix.EPERM) {
+		t.Errorf("this test's load: %v, want EPERM", err)
+	}
+	r = runCLI(t, nil, e.tb, "gatekeeper", "status", "--pin-dir", e.pins, "--json")
+	var st struct {
+		Refused map[string]uint64 `json:"refused"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		t.Fatalf("status: %v\n%s", err, r.stdout)
+	}
+	if want := map[string]uint64{ReasonText(ReasonPolicy): 1}; fmt.Sprint(st.Refused) != fmt.Sprint(want) {
+		t.Errorf("refused: %v, want %v", st.Refused, want)
+	}
 }

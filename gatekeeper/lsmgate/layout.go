@@ -3,12 +3,16 @@ package lsmgate
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/tracebroker/tracebroker/gatekeeper"
+	"github.com/tracebroker/tracebroker/gatekeeper/abi"
+	"github.com/tracebroker/tracebroker/internal/asmgen"
 )
 
 // Config flags.
@@ -20,6 +24,13 @@ const (
 	// FlagDenyOthers refuses programs of the unguarded types (cgroup,
 	// socket filters, XDP...) to loaders that are not allowed too.
 	FlagDenyOthers = 2
+	// FlagPolicy: a gatekeeper policy replaces tb_gate_policy (an
+	// extension program is attached to it), and it, not the default by
+	// loader identity, decides every guarded load. The stub that
+	// tb_gate_policy is without a policy is then never what decides: if
+	// the extension went away it runs, returns VerdictNoPolicy, and the
+	// load is refused.
+	FlagPolicy = 4
 )
 
 // Allow flags of a loader.
@@ -42,6 +53,7 @@ const (
 	ReasonUmount     = 6 // unmounting the bpffs that holds the pins
 	ReasonExeChange  = 7 // prctl(PR_SET_MM) changing what the executable is
 	ReasonPtrace     = 8 // attaching to an allowed loader
+	ReasonPolicy     = 9 // a guarded program type the policy did not allow
 	ReasonLost       = 15
 	numReasons       = 16
 )
@@ -65,6 +77,8 @@ func ReasonText(r uint32) string {
 		return "changing a process's executable (PR_SET_MM)"
 	case ReasonPtrace:
 		return "attaching to an allowed loader (ptrace, process memory)"
+	case ReasonPolicy:
+		return "tracing program the gatekeeper policy did not allow"
 	case ReasonLost:
 		return "records lost (ring buffer full)"
 	}
@@ -120,7 +134,9 @@ type config struct {
 
 const configVersion = 1
 
-const maxIDs = 8
+// maxIDs bounds the gate's own maps and links: its maps, the policy's,
+// its hooks' links and the policy's.
+const maxIDs = 16
 
 const (
 	cfgFlags          = 4
@@ -155,18 +171,28 @@ type allowKey struct {
 	Ino uint64
 }
 
+// Verified, Digest and Signer are the loader's identity as the policy's
+// Request gives it (broker_verified, broker_digest, broker_signer): what
+// user space measured, NUL-padded to the Request's field sizes.
 type allowValue struct {
 	Flags     uint32
-	_         uint32
+	Verified  uint32 // 1: its manifest verified (role broker)
 	CtimeSec  int64
 	CtimeNsec uint32
 	_         uint32
+	Digest    [digestSize]byte // "sha256:HEX"
+	Signer    [abi.KeyIDSize]byte
 }
 
 const (
 	allowFlags     = 0
+	allowVerified  = 4
 	allowCtimeSec  = 8
 	allowCtimeNsec = 16
+	allowDigest    = 24
+	allowSigner    = allowDigest + digestSize
+	allowSize      = allowSigner + abi.KeyIDSize
+	digestSize     = 80 // the Request's broker_digest
 )
 
 // Record is one refusal, as the gate sends it to its events ring
@@ -181,24 +207,27 @@ type Record struct {
 	Dev    uint32 // the caller's executable (a kernel dev_t), 0 if none
 	Ino    uint64
 	Flags  uint32 // the caller's allow flags (flagModified: it changed)
-	_      uint32
-	Comm   [16]byte
+	// Verdict is, for ReasonPolicy, what the policy returned (0, deny,
+	// or a value that is no verdict), or VerdictBusy; else 0.
+	Verdict uint32
+	Comm    [16]byte
 }
 
 // RecordSize is the size of a Record in the ring buffer.
 const RecordSize = 64
 
 const (
-	recTime   = 0
-	recReason = 8
-	recPID    = 12
-	recUID    = 16
-	recCmd    = 20
-	recArg    = 24
-	recDev    = 28
-	recIno    = 32
-	recFlags  = 40
-	recComm   = 48
+	recTime    = 0
+	recReason  = 8
+	recPID     = 12
+	recUID     = 16
+	recCmd     = 20
+	recArg     = 24
+	recDev     = 28
+	recIno     = 32
+	recFlags   = 40
+	recVerdict = 44
+	recComm    = 48
 )
 
 // Program types the gate guards by default: whatever reads or changes
@@ -226,6 +255,13 @@ const (
 	mapCounts  = "gate_counts"
 	mapEvents  = "gate_events"
 	mapInfo    = "gate_info"
+	// The policy's Request: the template user space fills with what it
+	// knows once (abi_version, form, covers, the platform flags), the
+	// program type names, and the per-CPU scratch a load's Request is
+	// built in (a Request does not fit on a BPF stack).
+	mapTemplate = "gate_template"
+	mapTypes    = "gate_types"
+	mapRequest  = "gate_request"
 )
 
 const (
@@ -239,14 +275,75 @@ const (
 func mapSpecs() []*ebpf.MapSpec {
 	return []*ebpf.MapSpec{
 		{Name: mapConfig, Type: ebpf.Array, KeySize: 4, ValueSize: configSize, MaxEntries: 1},
-		{Name: mapAllow, Type: ebpf.Hash, KeySize: 16, ValueSize: 24, MaxEntries: maxLoaders},
+		{Name: mapAllow, Type: ebpf.Hash, KeySize: 16, ValueSize: allowSize, MaxEntries: maxLoaders},
 		{Name: mapProtect, Type: ebpf.Hash, KeySize: 16, ValueSize: 4, MaxEntries: maxProtected},
 		{Name: mapCounts, Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: numReasons},
 		{Name: mapEvents, Type: ebpf.RingBuf, MaxEntries: eventsSize},
 		// The operator's view of the gate (who enforced it, when, with
 		// which loaders): kept in the kernel with the gate, as JSON.
 		{Name: mapInfo, Type: ebpf.Array, KeySize: 4, ValueSize: infoSize, MaxEntries: 1},
+		{Name: mapTemplate, Type: ebpf.Array, KeySize: 4, ValueSize: requestSize, MaxEntries: 1},
+		{Name: mapTypes, Type: ebpf.Hash, KeySize: 8, ValueSize: programTypeSize, MaxEntries: maxTypes},
+		{Name: mapRequest, Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: requestSize + 8, MaxEntries: 1},
 	}
+}
+
+// requestSize is the Request's size (abi.Size, ABI version 1): the
+// gate's code lays it out at constant offsets, and TestLayouts checks
+// they are abi's. The scratch value is the Request and a busy word.
+const (
+	requestSize     = 1064
+	requestBusy     = requestSize
+	programTypeSize = 32 // the Request's program_type
+	maxTypes        = 64
+)
+
+// anyAttach in a program type entry matches every expected attach type.
+const anyAttach = ^uint32(0)
+
+// programTypes is what the Request's program_type says of a kernel
+// program type, looked up by (type, expected attach type), then (type,
+// anyAttach): the probe kinds of abi's program_type where one kernel
+// type is one kind, and the kernel's own name for the guarded types no
+// script makes. A kprobe program may become a uprobe too, and a
+// perf_event one a profile or an interval probe: the kernel sees a load,
+// not how it will be attached, so a policy sees the first name. This
+// table is data: user space fills the types map from it, and Object
+// lists it, so the manifest signs it with the code.
+var programTypes = []struct {
+	Type   ebpf.ProgramType
+	Attach uint32
+	Name   string
+}{
+	{ebpf.Kprobe, anyAttach, "kprobe"},
+	{ebpf.Kprobe, uint32(ebpf.AttachTraceUprobeMulti), "uprobe"},
+	{ebpf.TracePoint, anyAttach, "tracepoint"},
+	{ebpf.PerfEvent, anyAttach, "profile"},
+	{ebpf.RawTracepoint, anyAttach, "rawtracepoint"},
+	{ebpf.RawTracepointWritable, anyAttach, "rawtracepoint"},
+	{ebpf.Tracing, uint32(ebpf.AttachTraceRawTp), "tp_btf"},
+	{ebpf.Tracing, uint32(ebpf.AttachTraceFEntry), "kfunc"},
+	{ebpf.Tracing, uint32(ebpf.AttachTraceFExit), "kretfunc"},
+	{ebpf.Tracing, uint32(ebpf.AttachModifyReturn), "fmod_ret"},
+	{ebpf.Tracing, uint32(ebpf.AttachTraceIter), "iter"},
+	{ebpf.Extension, anyAttach, "freplace"},
+	{ebpf.LSM, anyAttach, "lsm"},
+	{ebpf.Syscall, anyAttach, "syscall"},
+}
+
+type typeKey struct{ Type, Attach uint32 }
+
+// requestTemplate is the Request every policy evaluation starts from:
+// what is the same for every load. The form and what the signature
+// covers are those of what an allowed broker loads, a program it
+// generated from source; whether the broker is one that verified is
+// the loader's broker_verified.
+func requestTemplate(p gatekeeper.Platform) []byte {
+	r := gatekeeper.Request{
+		ABIVersion: abi.Version, Form: abi.FormSource, Covers: abi.CoversSourceOfProgram,
+		HVCI: p.HVCI, JITAvailable: p.JITAvailable, KernelInterpreter: p.KernelInterpreter,
+	}
+	return r.Encode()
 }
 
 // hook is one program of the gate: the LSM hook it attaches to.
@@ -290,13 +387,12 @@ func collectionSpec() *ebpf.CollectionSpec {
 	return cs
 }
 
-type mapIndex int
-
-func (m mapIndex) FD() int { return int(m) }
-
 // Object is the gate's object file, the bytes its manifest signs: a
-// text header naming the maps and the programs with their hooks, each
-// program's bytecode after its line. Map loads are BPF_PSEUDO_MAP_IDX
+// text header naming the maps, the program type names a policy's
+// Request gets, the functions the kernel knows from BTF (where they
+// start and their prototypes: a policy's extension must match
+// tb_gate_policy's), and the programs with their hooks, each program's
+// bytecode after its line. Map loads are BPF_PSEUDO_MAP_IDX
 // (src 5) with the map's index in the header, as for the collectors, so
 // the bytes are the same on every build and every kernel.
 //
@@ -304,6 +400,11 @@ func (m mapIndex) FD() int { return int(m) }
 //	config: v1 size 152
 //	map 0: gate_config 2 key 4 value 152 entries 1
 //	...
+//	request: abi v1 size 1064, template gate_template, scratch gate_request
+//	program type 2 attach any: kprobe
+//	...
+//	func tb_gate_bpf at 0: global int tb_gate_bpf(unsigned long long *ctx)
+//	func tb_gate_bpf at N: global int tb_gate_policy(struct tb_request { ... } *req)
 //	program tb_gate_bpf lsm/bpf: N
 //	(N 8-byte instructions, little-endian, then a newline)
 func Object() ([]byte, error) {
@@ -314,32 +415,24 @@ func Object() ([]byte, error) {
 		index[m.Name] = i
 		fmt.Fprintf(&b, "map %d: %s %d key %d value %d entries %d\n", i, m.Name, uint32(m.Type), m.KeySize, m.ValueSize, m.MaxEntries)
 	}
+	fmt.Fprintf(&b, "request: abi v%d size %d, template %s, scratch %s\n", abi.Version, requestSize, mapTemplate, mapRequest)
+	for _, t := range programTypes {
+		attach := "any"
+		if t.Attach != anyAttach {
+			attach = fmt.Sprint(t.Attach)
+		}
+		fmt.Fprintf(&b, "program type %d attach %s: %s\n", uint32(t.Type), attach, t.Name)
+	}
 	for _, h := range hooks {
 		insns := h.code()
-		for i := range insns {
-			if !insns[i].IsLoadFromMap() {
-				continue
-			}
-			idx, ok := index[insns[i].Reference()]
-			if !ok {
-				return nil, fmt.Errorf("gate %s: instruction %d loads map %q, which is not in its map table", h.prog, i, insns[i].Reference())
-			}
-			if err := insns[i].AssociateMap(mapIndex(idx)); err != nil {
-				return nil, err
+		for it := insns.Iterate(); it.Next(); {
+			if fn := btf.FuncMetadata(it.Ins); fn != nil {
+				fmt.Fprintf(&b, "func %s at %d: %s\n", h.prog, it.Offset, funcDecl(fn))
 			}
 		}
-		var code bytes.Buffer
-		if err := insns.Marshal(&code, binary.LittleEndian); err != nil {
-			return nil, fmt.Errorf("gate %s: encoding: %w", h.prog, err)
-		}
-		raw := code.Bytes()
-		for i := 0; i+16 <= len(raw); i += 8 {
-			if raw[i] == 0x18 { // BPF_LD | BPF_IMM | BPF_DW: two slots
-				if raw[i+1]>>4 == 1 { // BPF_PSEUDO_MAP_FD
-					raw[i+1] = raw[i+1]&0x0f | 5<<4
-				}
-				i += 8
-			}
+		raw, err := asmgen.Encode(insns, index)
+		if err != nil {
+			return nil, fmt.Errorf("gate %s: %w", h.prog, err)
 		}
 		fmt.Fprintf(&b, "program %s lsm/%s: %d\n", h.prog, h.hook, len(raw)/8)
 		b.Write(raw)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 
+	"github.com/tracebroker/tracebroker/gatekeeper/abi"
 	"github.com/tracebroker/tracebroker/internal/golden"
 )
 
@@ -52,11 +53,28 @@ func TestLayouts(t *testing.T) {
 		t.Errorf("config is %d bytes, the map's value %d", n, configSize)
 	}
 	av := offsets(allowValue{})
-	if av["Flags"] != allowFlags || av["CtimeSec"] != allowCtimeSec || av["CtimeNsec"] != allowCtimeNsec || binary.Size(allowValue{}) != 24 || binary.Size(allowKey{}) != 16 {
-		t.Errorf("allow value layout: %v", av)
+	for f, off := range map[string]int{"Flags": allowFlags, "Verified": allowVerified, "CtimeSec": allowCtimeSec, "CtimeNsec": allowCtimeNsec, "Digest": allowDigest, "Signer": allowSigner} {
+		if av[f] != uintptr(off) {
+			t.Errorf("allowValue.%s at %d, the code reads %d", f, av[f], off)
+		}
+	}
+	if binary.Size(allowValue{}) != allowSize || binary.Size(allowKey{}) != 16 {
+		t.Errorf("allow value %d bytes (want %d), key %d", binary.Size(allowValue{}), allowSize, binary.Size(allowKey{}))
+	}
+	// The identity is copied into the Request's fields whole.
+	for name, size := range map[string]int{"broker_digest": digestSize, "broker_signer": abi.KeyIDSize, "program_type": programTypeSize} {
+		if f, ok := abi.Lookup(name); !ok || f.Size != size {
+			t.Errorf("Request field %s: %+v, the gate copies %d bytes", name, f, size)
+		}
+	}
+	if f, _ := abi.Lookup("broker_verified"); f.Size != 1 {
+		t.Errorf("broker_verified is %d bytes, the gate writes 1", f.Size)
+	}
+	if requestSize != abi.Size || abi.Version != 1 {
+		t.Errorf("the gate builds a %d-byte Request of ABI version 1, abi's is %d bytes, version %d", requestSize, abi.Size, abi.Version)
 	}
 	rec := offsets(Record{})
-	for f, off := range map[string]int{"TimeNs": recTime, "Reason": recReason, "PID": recPID, "UID": recUID, "Cmd": recCmd, "Arg": recArg, "Dev": recDev, "Ino": recIno, "Flags": recFlags, "Comm": recComm} {
+	for f, off := range map[string]int{"TimeNs": recTime, "Reason": recReason, "PID": recPID, "UID": recUID, "Cmd": recCmd, "Arg": recArg, "Dev": recDev, "Ino": recIno, "Flags": recFlags, "Verdict": recVerdict, "Comm": recComm} {
 		if rec[f] != uintptr(off) {
 			t.Errorf("Record.%s at %d, the code writes %d", f, rec[f], off)
 		}
@@ -68,7 +86,7 @@ func TestLayouts(t *testing.T) {
 	regions := []struct {
 		name      string
 		off, size int
-	}{{"args", stArgs, 48}, {"ident", stIdent, 32}, {"read", stRead, 8}, {"saved", stSaved, 8}, {"prot", stProt, 16}, {"key", stKey, 4}, {"record", stRecord, RecordSize}}
+	}{{"args", stArgs, 48}, {"ident", stIdent, 32}, {"read", stRead, 8}, {"saved", stSaved, 8}, {"prot", stProt, 16}, {"key", stKey, 4}, {"record", stRecord, RecordSize}, {"type", stType, 8}}
 	for i, a := range regions {
 		if a.off+a.size > 0 || a.off < -512 {
 			t.Errorf("stack region %s [%d,%d) outside the frame", a.name, a.off, a.off+a.size)
@@ -199,7 +217,7 @@ func TestKernelOffsets(t *testing.T) {
 
 func TestReasonTexts(t *testing.T) {
 	for r := uint32(1); r < numReasons; r++ {
-		if s := ReasonText(r); r <= ReasonPtrace || r == ReasonLost {
+		if s := ReasonText(r); r <= ReasonPolicy || r == ReasonLost {
 			if strings.HasPrefix(s, "reason ") {
 				t.Errorf("reason %d has no text", r)
 			}

@@ -72,6 +72,15 @@ func ReadStatus(pinDir string) (*Status, error) {
 		st.Err = fmt.Errorf("gate info: %w", err)
 		return st, nil
 	}
+	if pol := st.Info.Policy; pol != nil && pol.InKernel {
+		// The policy's extension is a link like the hooks': without it
+		// the gate refuses every guarded load (VerdictNoPolicy).
+		if _, err := os.Stat(filepath.Join(pinDir, policyLinkPin)); err == nil {
+			st.Hooks = append(st.Hooks, policyHook)
+		} else {
+			st.Missing = append(st.Missing, policyHook)
+		}
+	}
 	counts, err := openPinned(pinDir, mapCounts, false)
 	if err != nil {
 		st.Err = err
@@ -117,10 +126,6 @@ func Release(pinDir string) (*Status, error) {
 	if !st.Enforcing {
 		return st, fmt.Errorf("no gate is pinned in %s", pinDir)
 	}
-	progs, err := programIDs(pinDir)
-	if err != nil {
-		return st, err
-	}
 	ents, err := os.ReadDir(pinDir)
 	if err != nil {
 		return st, err
@@ -136,6 +141,17 @@ func Release(pinDir string) (*Status, error) {
 			last = append(last, p)
 		}
 	}
+	// The links' programs, to wait for below. The gate gives its links
+	// to its owner only; anyone else's Remove fails first anyway.
+	var progs []ebpf.ProgramID
+	for _, p := range first {
+		if l, err := link.LoadPinnedLink(p, nil); err == nil {
+			if li, err := l.Info(); err == nil {
+				progs = append(progs, li.Program)
+			}
+			l.Close()
+		}
+	}
 	for _, p := range append(first, last...) {
 		if err := os.Remove(p); err != nil {
 			if errors.Is(err, os.ErrPermission) {
@@ -147,14 +163,23 @@ func Release(pinDir string) (*Status, error) {
 	if err := os.Remove(pinDir); err != nil {
 		return st, err
 	}
-	// A link goes when its last reference does, which the kernel may
-	// defer past the unlink (6.12 frees bpffs inodes after an RCU grace
-	// period), and frees its id before it detaches: released means
-	// detached, which is when its program, held by nothing else, goes.
+	return st, waitGone(progs)
+}
+
+// releaseWait bounds how long Release waits for the gate's programs to
+// go once their links are unpinned.
+const releaseWait = 30 * time.Second
+
+// waitGone waits until none of progs is loaded. On 6.12 (not on 6.1)
+// the kernel drops a link's last reference in a work queue, so the gate
+// went on refusing for a moment after its pins were gone (a load, or
+// unmounting the bpffs, right after Release failed); Release returns
+// once it no longer runs.
+func waitGone(progs []ebpf.ProgramID) error {
 	deadline := time.Now().Add(releaseWait)
 	for _, id := range progs {
 		for {
-			p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+			p, err := ebpf.NewProgramFromID(id)
 			if errors.Is(err, os.ErrNotExist) {
 				break
 			}
@@ -162,54 +187,12 @@ func Release(pinDir string) (*Status, error) {
 				p.Close()
 			}
 			if time.Now().After(deadline) {
-				return st, fmt.Errorf("the gate's pins are removed, but its program %d is still loaded after %s (does something else hold it?)", id, releaseWait)
+				return fmt.Errorf("the gate's program %d is still loaded %v after its pins were removed", id, releaseWait)
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	return st, nil
-}
-
-// releaseWait bounds how long Release waits for the kernel to detach
-// the gate's links once their pins are gone.
-const releaseWait = 10 * time.Second
-
-// programIDs are the gate's programs, through its links (from its
-// config): only the owner may open those.
-func programIDs(pinDir string) ([]uint32, error) {
-	m, err := openPinned(pinDir, mapConfig, false)
-	if err != nil {
-		return nil, err
-	}
-	defer m.Close()
-	var v []byte
-	if err := m.Lookup(uint32(0), &v); err != nil {
-		return nil, fmt.Errorf("gate config: %w", err)
-	}
-	var c config
-	if err := binary.Read(bytes.NewReader(v), binary.LittleEndian, &c); err != nil {
-		return nil, fmt.Errorf("gate config: %w", err)
-	}
-	var ids []uint32
-	for _, id := range c.LinkIDs {
-		if id == 0 {
-			continue
-		}
-		l, err := link.NewFromID(link.ID(id))
-		if errors.Is(err, os.ErrPermission) {
-			return nil, fmt.Errorf("the gate refuses to be released by this executable: only the executable that enforced it may (%w)", err)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("the gate's link %d: %w", id, err)
-		}
-		info, err := l.Info()
-		l.Close()
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, uint32(info.Program))
-	}
-	return ids, nil
+	return nil
 }
 
 // Events reads the gate's refusal records. One reader at a time: the
