@@ -8,7 +8,7 @@ SCRIPT  ?= tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }
 VERSION ?=
 LDFLAGS := $(if $(VERSION),-X github.com/tracebroker/tracebroker/internal/version.Version=$(VERSION))
 
-.PHONY: build run test fuzz bench sign release clean vmtest vmtest-ci vmtest-smoke suite testobjects
+.PHONY: build run test fuzz bench sign release clean vmtest vmtest-ci vmtest-smoke vmtest-bench suite testobjects
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tracebroker
@@ -83,6 +83,16 @@ vmtest-ci:
 # The harness's own smoke test: boots each cached kernel, runs `true`.
 vmtest-smoke:
 	VMTEST_SMOKE=1 $(GO) test -count=1 -run TestSmoke -v ./internal/tools/vmtest
+
+# What the kernel gate adds to a BPF_PROG_LOAD (BenchmarkProgLoad), on
+# the kernels that run BPF LSM: vmtest-out/bench/KERNEL/bench.txt.
+VMBENCH := $(abspath vmtest-out/bench)
+vmtest-bench:
+	mkdir -p '$(VMBENCH)'
+	CGO_ENABLED=0 $(GO) test -c -o '$(VMBENCH)/lsmgate.test' ./gatekeeper/lsmgate
+	$(GO) run ./internal/tools/vmtest -out '$(VMBENCH)' $(VMTEST_FLAGS) -cmd \
+		'k=$$(uname -r | cut -d. -f1,2); cd $(CURDIR)/gatekeeper/lsmgate && $(VMBENCH)/lsmgate.test -test.run="^$$" -test.bench=BenchmarkProgLoad -test.benchtime=300x -test.count=5 >$(VMBENCH)/$$k/bench.txt 2>&1'
+	@for f in '$(VMBENCH)'/*/bench.txt; do echo "$$f:"; grep Benchmark "$$f"; done
 
 # Short fuzzing of every parser of untrusted input (signed envelopes and
 # statements, gatekeeper requests, access tokens and their scopes, identity

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,12 +53,23 @@ func rawLoadN(typ uint32, n int) error {
 		Type, InsnCnt  uint32
 		Insns, License uint64
 	}{typ, uint32(n), uint64(uintptr(unsafe.Pointer(&insns[0]))), uint64(uintptr(unsafe.Pointer(&license[0])))}
-	fd, _, errno := unix.Syscall(unix.SYS_BPF, cmdProgLoad, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
-	if errno != 0 {
-		return errno
+	// attr holds their addresses as integers, which keep nothing alive.
+	defer runtime.KeepAlive(license)
+	defer runtime.KeepAlive(insns)
+	for {
+		fd, _, errno := unix.Syscall(unix.SYS_BPF, cmdProgLoad, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+		if errno == unix.EAGAIN {
+			// The verifier gives up when a signal is pending (Go's
+			// preemption sends them); cilium retries too. The gate ran
+			// before the verifier: a refusal is never retried.
+			continue
+		}
+		if errno != 0 {
+			return errno
+		}
+		unix.Close(int(fd))
+		return nil
 	}
-	unix.Close(int(fd))
-	return nil
 }
 
 const (
@@ -476,6 +488,7 @@ func objGet(path string) (int, error) {
 		FD, FileFlags uint32
 	}{Path: uint64(uintptr(unsafe.Pointer(p)))}
 	fd, _, errno := unix.Syscall(unix.SYS_BPF, 7 /* BPF_OBJ_GET */, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	runtime.KeepAlive(p)
 	if errno != 0 {
 		return -1, errno
 	}
