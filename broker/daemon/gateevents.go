@@ -57,8 +57,28 @@ func (s *Server) drainEvents(ctx context.Context, ev *lsmgate.Events) {
 			s.log.Warn("kernel gate: reading its refusals", "err", err)
 			return
 		}
-		if err := s.record(audit.EventGateRefused, rec.Data()); err != nil {
+		s.recordGateRefusal(rec)
+	}
+}
+
+// recordGateRefusal writes one of the gate's refusals to the audit log,
+// bounded per uid as the daemon's own refusals are per peer: any local
+// user can make the gate refuse (ptrace of its own tracebroker process,
+// for one), and a flood of records would rotate the log's history away.
+// Past its bucket a uid's refusals are counted in its peer.limited
+// record; root's are always written, as root is never held back.
+func (s *Server) recordGateRefusal(rec lsmgate.Record) {
+	if rec.UID != 0 {
+		peer := unixPeer(rec.UID)
+		write, before := s.ledger.refusal(peer)
+		if err := s.recordHeld(peer, before, 1); err != nil {
 			s.log.Error("kernel gate: audit log", "err", err)
 		}
+		if !write {
+			return
+		}
+	}
+	if err := s.record(audit.EventGateRefused, rec.Data()); err != nil {
+		s.log.Error("kernel gate: audit log", "err", err)
 	}
 }

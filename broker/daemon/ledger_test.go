@@ -1,14 +1,17 @@
 package daemon
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tracebroker/tracebroker/broker/audit"
+	"github.com/tracebroker/tracebroker/gatekeeper/lsmgate"
 )
 
 // TestLedger: each peer gets its burst of records, then one per 1/rate
@@ -151,5 +154,46 @@ func TestFlushHeldBounded(t *testing.T) {
 	}
 	if first := recs[0].Data["connections_refused"]; first != float64(7) {
 		t.Errorf("first record counts %v, want the largest, 7", first)
+	}
+}
+
+// TestGateRefusalsBounded: the kernel gate's refusals of a user are
+// recorded up to the user's bucket, then counted in its peer.limited
+// record; root's are all recorded.
+func TestGateRefusalsBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	al, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer al.Close()
+	s := &Server{cfg: Config{Audit: al}, log: slog.New(slog.DiscardHandler), ledger: newLedger(2, 0.001)}
+	for i := 0; i < 5; i++ {
+		s.recordGateRefusal(lsmgate.Record{Reason: lsmgate.ReasonPtrace, UID: 1000, Cmd: 1004})
+		s.recordGateRefusal(lsmgate.Record{Reason: lsmgate.ReasonLoad, UID: 0, Cmd: 5})
+	}
+	s.flushHeld()
+	counts := map[string]int{}
+	var limited string
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r struct {
+			Event string         `json:"event"`
+			Data  map[string]any `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		counts[fmt.Sprintf("%s uid %v", r.Event, r.Data["uid"])]++
+		if r.Event == audit.EventPeerLimited {
+			limited = fmt.Sprint(r.Data["peer"], " ", r.Data["refusals_unrecorded"])
+		}
+	}
+	want := map[string]int{"gate.refused uid 1000": 2, "gate.refused uid 0": 5, "peer.limited uid <nil>": 1}
+	if fmt.Sprint(counts) != fmt.Sprint(want) || limited != "uid:1000 3" {
+		t.Errorf("records %v (limited %q), want %v (uid:1000 3)", counts, limited, want)
 	}
 }
