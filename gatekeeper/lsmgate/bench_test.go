@@ -3,7 +3,6 @@ package lsmgate
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -44,14 +43,7 @@ func BenchmarkProgLoad(b *testing.B) {
 		})
 	}
 	dir := b.TempDir()
-	bpffs := filepath.Join(dir, "bpffs")
-	if err := os.Mkdir(bpffs, 0o700); err != nil {
-		b.Fatal(err)
-	}
-	if err := unix.Mount("bpf", bpffs, "bpf", 0, ""); err != nil {
-		b.Fatalf("mount bpffs: %v", err)
-	}
-	b.Cleanup(func() { unix.Unmount(bpffs, unix.MNT_DETACH) })
+	bpffs := testBpffs(b, dir)
 	h, _ := startOwner(b, filepath.Join(dir, "owner.test"), filepath.Join(bpffs, "gate"))
 	b.Run("gate_allowed", func(b *testing.B) {
 		reply := strings.Fields(h.ask(fmt.Sprint("bench ", b.N)))

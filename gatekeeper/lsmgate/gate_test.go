@@ -227,6 +227,22 @@ func (h *helper) ask(cmd string) string {
 	return strings.TrimSpace(l)
 }
 
+// testBpffs mounts a bpffs of the test's own in dir, unmounted when the
+// test ends, and returns its path: the gate's pins go there, apart from
+// the host's.
+func testBpffs(t testing.TB, dir string) string {
+	t.Helper()
+	bpffs := filepath.Join(dir, "bpffs")
+	if err := os.Mkdir(bpffs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("bpf", bpffs, "bpf", 0, ""); err != nil {
+		t.Fatalf("mount bpffs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(bpffs, unix.MNT_DETACH) })
+	return bpffs
+}
+
 // copyExe copies this test binary to path, executable: the gate knows
 // loaders by their file, and this binary's own is on the guest's
 // overlayfs, which the gate refuses to name.
@@ -264,14 +280,7 @@ func TestGateEnforced(t *testing.T) {
 	needGate(t)
 	kerneltest.Exclusive(t)
 	dir := t.TempDir()
-	bpffs := filepath.Join(dir, "bpffs")
-	if err := os.Mkdir(bpffs, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("bpf", bpffs, "bpf", 0, ""); err != nil {
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(bpffs, unix.MNT_DETACH) })
+	bpffs := testBpffs(t, dir)
 	pin := filepath.Join(bpffs, "gate")
 	ownerExe, loaderExe := filepath.Join(dir, "owner.test"), filepath.Join(dir, "loader.test")
 	copyExe(t, loaderExe)

@@ -265,14 +265,7 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	src := kerneltest.Binary(t, "../../cmd/tracebroker")
 	e.dir = t.TempDir()
 	dir := e.dir
-	bpffs := filepath.Join(dir, "bpffs")
-	if err := os.Mkdir(bpffs, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("bpf", bpffs, "bpf", 0, ""); err != nil {
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(bpffs, unix.MNT_DETACH) })
+	bpffs := testBpffs(t, dir)
 	pins := filepath.Join(bpffs, "gate")
 	state := filepath.Join(dir, "state")
 

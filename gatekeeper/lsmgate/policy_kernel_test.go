@@ -114,14 +114,7 @@ func gateDir(t *testing.T) (dir, pin string) {
 			t.Fatal(err)
 		}
 	}
-	bpffs := filepath.Join(dir, "bpffs")
-	if err := os.Mkdir(bpffs, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("bpf", bpffs, "bpf", 0, ""); err != nil {
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(bpffs, unix.MNT_DETACH) })
+	bpffs := testBpffs(t, dir)
 	return dir, filepath.Join(bpffs, "gate")
 }
 
