@@ -37,7 +37,7 @@ func TestAttestCLI(t *testing.T) {
 		{"keygen refuses to overwrite", []string{"attest", "keygen", "--out", rel}, 1, nil, "exists"},
 		{"another key", []string{"attest", "keygen", "--out", other}, 0, nil, ""},
 		{"sign", []string{"attest", "sign", "--key", rel + ".key", "--role", "broker", "--version", "v9.9.9", bin}, 0, regexp.MustCompile(`tracebroker\.sig \(key [0-9a-f]{64}\)\n$`), ""},
-		{"sign needs a role", []string{"attest", "sign", "--key", rel + ".key", bin}, 1, nil, `--role "": want one of broker, generator, collector, policy, program, package, repository`},
+		{"sign needs a role", []string{"attest", "sign", "--key", rel + ".key", bin}, 1, nil, `--role "": want one of broker, generator, collector, policy, program, gate, package, repository`},
 		{"verify", []string{"attest", "verify", "--trust", rel + ".pub", "--role", "broker", bin}, 0, regexp.MustCompile(`verified: yes\nsigner: +[0-9a-f]{64}\nrole: +broker\nname: +tracebroker\nversion: +v9.9.9\nform: +artifact\ncovers: +this file.s bytes\n$`), ""},
 		{"wrong role", []string{"attest", "verify", "--trust", rel + ".pub", "--role", "policy", bin}, 1, nil, "wrong role"},
 		{"untrusted key", []string{"attest", "verify", "--trust", other + ".pub", bin}, 1, nil, "untrusted key"},
