@@ -144,7 +144,12 @@ func newRunCmd() *cobra.Command {
 					return fmt.Errorf("measuring this broker: %w", err)
 				}
 			}
-			req.Gate = &broker.Gate{Keeper: k, Request: broker.RequesterRequest(id), Kernel: lsmgate.Describe(gatePins)}
+			req.Gate = &broker.Gate{Keeper: k, Request: broker.RequesterRequest(id)}
+			if req.Verbose || attestDir != "" {
+				// Only what is shown or recorded is looked up: a run
+				// that says nothing of the gate does not ask.
+				req.Gate.Kernel = lsmgate.Describe(gatePins)
+			}
 			req.Collectors = collectorTrust(trust, state, unsignedCollectors)
 			if attestDir != "" {
 				a, err := attestConfig(attestDir, state, id)
