@@ -112,6 +112,30 @@ func (g *gen) deref(reg asm.Register, off int16, zero string) {
 	)
 }
 
+// attrU32 loads the first u32 of the bpf hook's union bpf_attr (its
+// second argument) into rTmp: a load's program type, a link's id or
+// descriptor. rObj holds the attr.
+func (g *gen) attrU32() {
+	g.Emit(
+		arg(rObj, 1),
+		asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word),
+		asm.Mov.Reg(asm.R3, rObj),
+		asm.Mov.Reg(asm.R1, asm.R10),
+		asm.Add.Imm(asm.R1, stRead),
+		asm.Mov.Imm(asm.R2, 4),
+		asm.FnProbeReadKernel.Call(),
+		asm.LoadMem(rTmp, asm.R10, stRead, asm.Word),
+	)
+}
+
+// fieldU32 loads the u32 at base+config[off] into dst, 0 when the read
+// faults.
+func (g *gen) fieldU32(dst, base asm.Register, off int16) {
+	g.Emit(asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word))
+	g.read(stRead, 4, base, off)
+	g.Emit(asm.LoadMem(dst, asm.R10, stRead, asm.Word))
+}
+
 // identity computes the identity of the executable of the task in rObj
 // (a scalar): the (dev, ino) key at stIdent, its ctime beside it, and
 // in rFlags the allow entry's flags, flagModified when the file changed
@@ -301,15 +325,8 @@ func bpfCode() asm.Instructions {
 
 	// BPF_PROG_LOAD: attr->prog_type is the first u32.
 	g.Label("prog_load")
+	g.attrU32()
 	g.Emit(
-		arg(rObj, 1),
-		asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word),
-		asm.Mov.Reg(asm.R3, rObj),
-		asm.Mov.Reg(asm.R1, asm.R10),
-		asm.Add.Imm(asm.R1, stRead),
-		asm.Mov.Imm(asm.R2, 4),
-		asm.FnProbeReadKernel.Call(),
-		asm.LoadMem(rTmp, asm.R10, stRead, asm.Word),
 		// A type this gate does not know is guarded: fail closed.
 		asm.JGT.Imm(rTmp, 63, "guarded"),
 		asm.LoadMem(asm.R1, rCfg, cfgGuarded, asm.DWord),
@@ -362,16 +379,7 @@ func bpfCode() asm.Instructions {
 
 	// BPF_LINK_GET_FD_BY_ID: attr->link_id is the first u32.
 	g.Label("link_id")
-	g.Emit(arg(rObj, 1))
-	g.Emit(asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word))
-	g.Emit(
-		asm.Mov.Reg(asm.R3, rObj),
-		asm.Mov.Reg(asm.R1, asm.R10),
-		asm.Add.Imm(asm.R1, stRead),
-		asm.Mov.Imm(asm.R2, 4),
-		asm.FnProbeReadKernel.Call(),
-		asm.LoadMem(rTmp, asm.R10, stRead, asm.Word),
-	)
+	g.attrU32()
 	g.matchID(rTmp, cfgLinkIDs, maxIDs, "own_link_id")
 	g.Emit(asm.Ja.Label("allow"))
 	g.Label("own_link_id")
@@ -381,15 +389,8 @@ func bpfCode() asm.Instructions {
 	// descriptor in the caller's table; which link it is, is read from
 	// there: current->files->fdt->fd[fd]->private_data->id.
 	g.Label("link_fd")
-	g.Emit(arg(rObj, 1))
+	g.attrU32() // the fd
 	g.Emit(
-		asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word),
-		asm.Mov.Reg(asm.R3, rObj),
-		asm.Mov.Reg(asm.R1, asm.R10),
-		asm.Add.Imm(asm.R1, stRead),
-		asm.Mov.Imm(asm.R2, 4),
-		asm.FnProbeReadKernel.Call(),
-		asm.LoadMem(rTmp, asm.R10, stRead, asm.Word), // the fd
 		asm.FnGetCurrentTask.Call(),
 		asm.Mov.Reg(rObj, asm.R0),
 	)
@@ -412,9 +413,7 @@ func bpfCode() asm.Instructions {
 		asm.LoadMem(rObj, asm.R10, stRead, asm.DWord), // the struct file
 	)
 	g.deref(rObj, cfgFilePrivate, "allow")
-	g.Emit(asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word))
-	g.read(stRead, 4, rObj, cfgLinkID)
-	g.Emit(asm.LoadMem(rTmp, asm.R10, stRead, asm.Word))
+	g.fieldU32(rTmp, rObj, cfgLinkID)
 	g.matchID(rTmp, cfgLinkIDs, maxIDs, "own_link_fd")
 	g.Emit(asm.Ja.Label("allow"))
 	g.Label("own_link_fd")
@@ -438,10 +437,8 @@ func bpfMapCode() asm.Instructions {
 		asm.And.Imm(asm.R1, fmodeWrite),
 		asm.JEq.Imm(asm.R1, 0, "allow"),
 		arg(rObj, 0),
-		asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word),
 	)
-	g.read(stRead, 4, rObj, cfgMapID)
-	g.Emit(asm.LoadMem(rTmp, asm.R10, stRead, asm.Word))
+	g.fieldU32(rTmp, rObj, cfgMapID)
 	g.matchID(rTmp, cfgMapIDs, maxIDs, "own_map")
 	g.Emit(asm.Ja.Label("allow"))
 	g.Label("own_map")
@@ -511,10 +508,8 @@ func umountCode() asm.Instructions {
 	g.prologue(2)
 	g.Emit(arg(rObj, 0))
 	g.deref(rObj, cfgMntSB, "allow")
-	g.Emit(asm.StoreImm(asm.R10, stRead, 0, asm.Word), asm.StoreImm(asm.R10, stRead+4, 0, asm.Word))
-	g.read(stRead, 4, rObj, cfgSBDev)
+	g.fieldU32(rTmp, rObj, cfgSBDev)
 	g.Emit(
-		asm.LoadMem(rTmp, asm.R10, stRead, asm.Word),
 		asm.JEq.Imm(rTmp, 0, "allow"),
 		asm.LoadMem(asm.R1, rCfg, cfgPinDev, asm.Word),
 		asm.JEq.Reg(asm.R1, rTmp, "pins"),
