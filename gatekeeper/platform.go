@@ -58,12 +58,24 @@ type Platform struct {
 // writing to find out would turn the JIT off on a kernel that allows it,
 // so there the heuristic cannot tell and reports the interpreter present.
 func DetectPlatform(hvci string) (Platform, error) {
+	return detectPlatform(hvci, "/", KernelRelease())
+}
+
+// KernelRelease is the running kernel's release (uname -r), "" when
+// uname fails.
+func KernelRelease() string {
 	var uts unix.Utsname
-	release := ""
-	if err := unix.Uname(&uts); err == nil {
-		release = unix.ByteSliceToString(uts.Release[:])
+	if err := unix.Uname(&uts); err != nil {
+		return ""
 	}
-	return detectPlatform(hvci, "/", release)
+	return unix.ByteSliceToString(uts.Release[:])
+}
+
+// KernelConfig reads option from the running kernel's config
+// (/proc/config.gz, else /boot/config-RELEASE): whether it is =y, and
+// whether a config was found to say.
+func KernelConfig(option string) (set, known bool) {
+	return kernelConfig("/", KernelRelease(), option)
 }
 
 // detectPlatform is DetectPlatform with the file system rooted at root,

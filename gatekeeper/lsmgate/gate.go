@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -145,9 +146,9 @@ func Probe() error {
 	if err != nil {
 		return err
 	}
-	if !contains(lsms, "bpf") {
+	if !slices.Contains(lsms, "bpf") {
 		fix := fmt.Sprintf("boot with lsm=%s,bpf on the kernel command line", strings.Join(lsms, ","))
-		if set, known := kernelConfig("CONFIG_BPF_LSM"); known && !set {
+		if set, known := gatekeeper.KernelConfig("CONFIG_BPF_LSM"); known && !set {
 			fix = "this kernel is built without CONFIG_BPF_LSM: use one built with it (Debian's are), then " + fix
 		}
 		return &UnavailableError{Why: fmt.Sprintf("BPF LSM is not active (the active LSMs are %s)", strings.Join(lsms, ",")), Fix: fix}
@@ -173,15 +174,6 @@ func firstLine(s string) string {
 	return s
 }
 
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 const lsmFile = "/sys/kernel/security/lsm"
 
 func activeLSMs() ([]string, error) {
@@ -193,25 +185,6 @@ func activeLSMs() ([]string, error) {
 		return nil, &UnavailableError{Why: "reading " + lsmFile + ": " + err.Error(), Err: err}
 	}
 	return strings.Split(strings.TrimSpace(string(b)), ","), nil
-}
-
-// kernelConfig reads option from the running kernel's config where one
-// is found (/proc/config.gz is not read: it needs a module).
-func kernelConfig(option string) (set, known bool) {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return false, false
-	}
-	b, err := os.ReadFile("/boot/config-" + unix.ByteSliceToString(u.Release[:]))
-	if err != nil {
-		return false, false
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if l == option+"=y" {
-			return true, true
-		}
-	}
-	return false, true
 }
 
 // Enforce loads the gate, attaches it to its hooks and pins it in
@@ -226,7 +199,7 @@ func Enforce(opts Options) (*Info, error) {
 	if err := Probe(); err != nil {
 		return nil, err
 	}
-	info := &Info{Enforced: time.Now().UTC(), Digest: Digest(), PinDir: opts.PinDir, Kernel: kernelRelease(), Version: opts.Version, Default: "strict", DenyOthers: opts.DenyOthers}
+	info := &Info{Enforced: time.Now().UTC(), Digest: Digest(), PinDir: opts.PinDir, Kernel: gatekeeper.KernelRelease(), Version: opts.Version, Default: "strict", DenyOthers: opts.DenyOthers}
 	if opts.Loose {
 		info.Default = "loose"
 	}
@@ -360,14 +333,6 @@ func measureLoader(m *attest.Measurer, path string, unverified bool) (Loader, al
 // minor), which the gate reads from super_block.s_dev.
 func kernelDev(dev uint64) uint32 {
 	return unix.Major(dev)<<20 | unix.Minor(dev)
-}
-
-func kernelRelease() string {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return ""
-	}
-	return unix.ByteSliceToString(u.Release[:])
 }
 
 // ManifestPath is where the gate's manifest is looked for in dir.

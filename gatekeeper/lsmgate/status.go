@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -272,7 +273,7 @@ func Describe(pinDir string) string {
 	if err != nil {
 		return "absent: " + err.Error()
 	}
-	if !contains(lsms, "bpf") {
+	if !slices.Contains(lsms, "bpf") {
 		return fmt.Sprintf("absent: BPF LSM is not active (lsm=%s; boot with lsm=%s,bpf)", strings.Join(lsms, ","), strings.Join(lsms, ","))
 	}
 	return "absent: not enforced (tracebroker gatekeeper enforce)"
