@@ -361,10 +361,13 @@ func verifyGate(trust *attest.Trust, dir string) (attest.Identity, error) {
 
 // Pins' names in PinDir.
 func mapPin(name string) string  { return strings.TrimPrefix(name, "gate_") }
-func linkPin(hook string) string { return "link_" + hook }
+func linkPin(hook string) string { return linkPinPrefix + hook }
+
+// linkPinPrefix begins the name of every link pin, the policy's too.
+const linkPinPrefix = "link_"
 
 // policyLinkPin is the pin of the policy's extension link.
-const policyLinkPin = "link_policy"
+const policyLinkPin = linkPinPrefix + "policy"
 
 // load creates the gate's maps and programs, fills them, attaches the
 // programs and pins everything; on any error it undoes what it did.

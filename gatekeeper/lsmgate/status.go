@@ -136,7 +136,7 @@ func Release(pinDir string) (*Status, error) {
 	var first, last []string
 	for _, e := range ents {
 		p := filepath.Join(pinDir, e.Name())
-		if bytes.HasPrefix([]byte(e.Name()), []byte("link_")) {
+		if strings.HasPrefix(e.Name(), linkPinPrefix) {
 			first = append(first, p)
 		} else {
 			last = append(last, p)
