@@ -121,6 +121,33 @@ func VerifyArtifact(path, sigPath string, trust *Trust, role Role) (Identity, er
 	return got, nil
 }
 
+// VerifyBuiltIn verifies the manifest in dir/file of an artifact
+// compiled into this binary (a collector, the kernel gate): its bytes
+// are what digest says, so only the manifest is read. Errors begin with
+// what and end with howto, which tells an operator how to sign it.
+func VerifyBuiltIn(what, dir, file, digest string, trust *Trust, role Role, howto string) (Identity, error) {
+	if dir == "" {
+		return Identity{}, fmt.Errorf("%s: no manifest directory configured: %s", what, howto)
+	}
+	path := filepath.Join(dir, file)
+	env, err := regfile.ReadFile(path, MaxEnvelopeSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Identity{}, fmt.Errorf("%s: not signed (no %s): %s", what, path, howto)
+	}
+	if err != nil {
+		return Identity{}, fmt.Errorf("%s: manifest: %w", what, err)
+	}
+	id, err := VerifyManifest(env, digest, trust, role)
+	if err != nil {
+		var ve *VerifyError
+		if errors.As(err, &ve) && ve.Reason == ReasonDigestMismatch {
+			return Identity{}, fmt.Errorf("%s: manifest %s: %w (this build's %s differs from the one signed: %s)", what, path, err, what, howto)
+		}
+		return Identity{}, fmt.Errorf("%s: manifest %s: %w", what, path, err)
+	}
+	return id, nil
+}
+
 // VerifyManifest is VerifyArtifact for a digest already known (Measure
 // caches digests). Only the subject's digest is compared, not its name:
 // the file may have been renamed when installed. A manifest has exactly

@@ -1,13 +1,10 @@
 package collector
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 
 	"github.com/tracebroker/tracebroker/attest"
-	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
 // Trust says which collectors may be loaded: those whose manifest,
@@ -55,24 +52,5 @@ func (t Trust) Verify(specs ...Spec) ([]attest.Identity, error) {
 func (t Trust) verify(name, digest string) (attest.Identity, error) {
 	howto := fmt.Sprintf("install a release's manifests (tracebroker init --trust release.pub, from make release), or export it (tracebroker collectors export OUT), sign OUT/%s (sha256 %s) for role %s (tracebroker attest sign --role %s), and put the .sig in the manifest directory; or load collectors unsigned for development (--unsigned-collectors)",
 		ObjectFile(name), digest, attest.RoleCollector, attest.RoleCollector)
-	if t.ManifestDir == "" {
-		return attest.Identity{}, fmt.Errorf("collector %s: no manifest directory configured: %s", name, howto)
-	}
-	path := t.ManifestPath(name)
-	env, err := regfile.ReadFile(path, attest.MaxEnvelopeSize)
-	if errors.Is(err, fs.ErrNotExist) {
-		return attest.Identity{}, fmt.Errorf("collector %s: not signed (no %s): %s", name, path, howto)
-	}
-	if err != nil {
-		return attest.Identity{}, fmt.Errorf("collector %s: manifest: %w", name, err)
-	}
-	id, err := attest.VerifyManifest(env, digest, t.Keys, attest.RoleCollector)
-	if err != nil {
-		var ve *attest.VerifyError
-		if errors.As(err, &ve) && ve.Reason == attest.ReasonDigestMismatch {
-			return attest.Identity{}, fmt.Errorf("collector %s: manifest %s: %w (this build's collector differs from the one signed: %s)", name, path, err, howto)
-		}
-		return attest.Identity{}, fmt.Errorf("collector %s: manifest %s: %w", name, path, err)
-	}
-	return id, nil
+	return attest.VerifyBuiltIn("collector "+name, t.ManifestDir, ObjectFile(name)+attest.SigSuffix, digest, t.Keys, attest.RoleCollector, howto)
 }

@@ -23,7 +23,6 @@ import (
 
 	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/gatekeeper"
-	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
 // DefaultPinDir is where the gate pins its links and maps: on the
@@ -341,22 +340,7 @@ func ManifestPath(dir string) string { return filepath.Join(dir, ObjectFile+atte
 func verifyGate(trust *attest.Trust, dir string) (attest.Identity, error) {
 	digest := Digest()
 	howto := fmt.Sprintf("export the gate (tracebroker gatekeeper export DIR), sign DIR/%s (sha256 %s) for role %s, and put the .sig in the manifest directory", ObjectFile, digest, attest.RoleGate)
-	if dir == "" {
-		return attest.Identity{}, fmt.Errorf("gate: no manifest directory: %s", howto)
-	}
-	path := ManifestPath(dir)
-	env, err := regfile.ReadFile(path, attest.MaxEnvelopeSize)
-	if errors.Is(err, fs.ErrNotExist) {
-		return attest.Identity{}, fmt.Errorf("gate: not signed (no %s): %s", path, howto)
-	}
-	if err != nil {
-		return attest.Identity{}, fmt.Errorf("gate: manifest: %w", err)
-	}
-	id, err := attest.VerifyManifest(env, digest, trust, attest.RoleGate)
-	if err != nil {
-		return attest.Identity{}, fmt.Errorf("gate: manifest %s: %w", path, err)
-	}
-	return id, nil
+	return attest.VerifyBuiltIn("gate", dir, ObjectFile+attest.SigSuffix, digest, trust, attest.RoleGate, howto)
 }
 
 // Pins' names in PinDir.
