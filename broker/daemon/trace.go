@@ -474,7 +474,8 @@ func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.Tr
 		requester.TokenSubject, requester.TokenID, requester.TokenScope = tok.Subject, tok.ID, tok.Scopes.String()
 	}
 	br.Gate = &broker.Gate{Keeper: s.cfg.Keeper, Request: gr}
-	if s.cfg.GatePinDir != "" {
+	if s.cfg.GatePinDir != "" && (br.Verbose || s.cfg.HostKey != nil) {
+		// Looked up for what shows or records it, as run does.
 		br.Gate.Kernel = lsmgate.Describe(s.cfg.GatePinDir)
 	}
 	br.Collectors = s.cfg.Collectors
