@@ -20,18 +20,24 @@ const gatePoll = 2 * time.Second
 // gate may be enforced after the daemon started and released while it
 // runs: it is looked for again after each. Only the gate's owner (the
 // executable that enforced it) may read its events; another is told
-// once in the log and keeps looking.
+// once in the log and asks again only when the gate is enforced anew.
 func (s *Server) drainGate(ctx context.Context) {
-	warned := false
+	// refused is the gate that refused this daemon its events: each try
+	// is a refusal the gate counts and records, so the same gate is not
+	// asked again; a gate enforced anew (another pin directory) is.
+	var refused os.FileInfo
 	for {
-		if ev, err := lsmgate.OpenEvents(s.cfg.GatePinDir); err == nil {
-			warned = false
-			s.log.Info("kernel gate: draining its refusals into the audit log", "pins", s.cfg.GatePinDir)
-			s.drainEvents(ctx, ev)
-			ev.Close()
-		} else if !errors.Is(err, os.ErrNotExist) && !warned {
-			s.log.Warn("kernel gate: its refusals cannot be read (they are counted in tracebroker gatekeeper status)", "err", err)
-			warned = true
+		dir, err := os.Stat(s.cfg.GatePinDir)
+		if err == nil && (refused == nil || !os.SameFile(dir, refused)) {
+			if ev, err := lsmgate.OpenEvents(s.cfg.GatePinDir); err == nil {
+				refused = nil
+				s.log.Info("kernel gate: draining its refusals into the audit log", "pins", s.cfg.GatePinDir)
+				s.drainEvents(ctx, ev)
+				ev.Close()
+			} else if !errors.Is(err, os.ErrNotExist) {
+				s.log.Warn("kernel gate: its refusals cannot be read (they are counted in tracebroker gatekeeper status)", "err", err)
+				refused = dir
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -217,6 +217,41 @@ func TestGateCLI(t *testing.T) {
 		t.Errorf("status:\n%s%s", r.stdout, r.stderr)
 	}
 
+	// A daemon that is not the gate's owner is refused its events once,
+	// and does not ask the same gate again every poll.
+	state2 := filepath.Join(dir, "state2")
+	if r := runCLI(t, nil, tb2, "init", "--state", state2); r.code != 0 {
+		t.Fatalf("init: %s", r.stderr)
+	}
+	other := exec.Command(tb2, "serve", "--state", state2, "--socket", filepath.Join(dir, "other.sock"), "--gate-pin-dir", pins)
+	otherLog := filepath.Join(dir, "other.log")
+	lf, err := os.Create(otherLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Stderr = lf
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lf.Close()
+	for deadline := time.Now().Add(kerneltest.Slow(20 * time.Second)); ; {
+		b, _ := os.ReadFile(otherLog)
+		if bytes.Contains(b, []byte("its refusals cannot be read")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the other daemon never tried the gate's events:\n%s", b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(3 * gatePollForTest) // polls in which it must not ask again
+	other.Process.Signal(syscall.SIGTERM)
+	other.Wait()
+	r = runCLI(t, nil, tb, "gatekeeper", "status", "--pin-dir", pins)
+	if !strings.Contains(r.stdout, "refused 1: "+ReasonText(ReasonGateObject)) {
+		t.Errorf("after a daemon that is not the owner ran, status:\n%s", r.stdout)
+	}
+
 	// The daemon's audit log has this test's own refusal.
 	auditLog := filepath.Join(state, "audit.log")
 	deadline := time.Now().Add(kerneltest.Slow(20 * time.Second))
@@ -412,3 +447,6 @@ func TestGateCLIPolicy(t *testing.T) {
 		t.Errorf("refused: %v, want %v", st.Refused, want)
 	}
 }
+
+// gatePollForTest is the daemon's gate poll (broker/daemon's gatePoll).
+const gatePollForTest = 2 * time.Second
