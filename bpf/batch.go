@@ -1,7 +1,6 @@
 package bpf
 
 import (
-	"bytes"
 	"fmt"
 	"runtime"
 	"sync"
@@ -96,35 +95,29 @@ func isHash(t ebpf.MapType) bool {
 	return t == ebpf.Hash || t == ebpf.PerCPUHash || t == ebpf.LRUHash || t == ebpf.LRUCPUHash
 }
 
-// batchEntries reads a hash map whole, in batches, into raw entries
-// whose keys and values are slices of one copy of each batch: a few
-// allocations per batch, not several per key.
-func batchEntries(m *ebpf.Map) ([]program.RawEntry, error) {
+// batchSnapshot reads a hash map whole, in batches, into b: nothing is
+// allocated per key, and each batch's buffers are reused.
+func batchSnapshot(m *ebpf.Map, b *program.SnapshotBuilder) error {
 	vsize := int(m.ValueSize())
 	cpus := 1
 	stride := vsize
-	perCPU := PerCPU(m.Type())
-	if perCPU {
+	if PerCPU(m.Type()) {
 		n, err := ebpf.PossibleCPU()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cpus, stride = n, (vsize+7)&^7
 	}
 	ksize := int(m.KeySize())
-	var raws []program.RawEntry
-	err := readBatches(m, cpus*stride, func(keys, vals []byte, n int) error {
-		keys, vals = bytes.Clone(keys), bytes.Clone(vals)
-		slots := make([][]byte, n*cpus)
+	vals := make([][]byte, cpus)
+	return readBatches(m, cpus*stride, func(keys, vb []byte, n int) error {
 		for i := range n {
-			e := program.RawEntry{Key: keys[i*ksize : (i+1)*ksize : (i+1)*ksize], Vals: slots[i*cpus : (i+1)*cpus : (i+1)*cpus]}
 			for c := range cpus {
 				off := (i*cpus + c) * stride
-				e.Vals[c] = vals[off : off+vsize : off+vsize]
+				vals[c] = vb[off : off+vsize]
 			}
-			raws = append(raws, e)
+			b.Add(keys[i*ksize:(i+1)*ksize], vals)
 		}
 		return nil
 	})
-	return raws, err
 }

@@ -67,12 +67,12 @@ func TestBatchSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(batched.Entries) != 20000 || len(iterated.Entries) != 20000 {
-		t.Fatalf("%d entries batched, %d iterated, want 20000", len(batched.Entries), len(iterated.Entries))
+	if batched.Len() != 20000 || iterated.Len() != 20000 {
+		t.Fatalf("%d entries batched, %d iterated, want 20000", batched.Len(), iterated.Len())
 	}
 	byKey := func(snap *program.MapSnapshot) map[uint64]uint64 {
 		out := map[uint64]uint64{}
-		for _, e := range snap.Entries {
+		for _, e := range snap.Decoded() {
 			out[e.Keys[0].Int] = e.Value.Int
 		}
 		return out
@@ -101,7 +101,7 @@ func BenchmarkSnapshot(b *testing.B) {
 				defer bpf.SetBatch(old)
 				for b.Loop() {
 					snap, err := s.Snapshot(0)
-					if err != nil || len(snap.Entries) != n {
+					if err != nil || snap.Len() != n {
 						b.Fatal(err)
 					}
 				}

@@ -443,48 +443,61 @@ func (s *Session) Pending() int { return s.rd.AvailableBytes() }
 func (s *Session) Snapshot(id int) (*program.MapSnapshot, error) {
 	m := s.maps[id]
 	pm := s.prog.Schema.Maps[id]
+	b := program.NewSnapshotBuilder(pm, 0)
+	var err error
 	if useBatch && haveBatch() && isHash(m.Type()) {
-		raws, err := batchEntries(m)
-		if err != nil {
-			return nil, fmt.Errorf("read map %s: %w", pm.Name, err)
-		}
-		return program.BuildSnapshot(pm, raws), nil
-	}
-	var raws []program.RawEntry
-	var key []byte
-	it := m.Iterate()
-	if m.Type() == ebpf.PerCPUHash {
-		vsize := int(m.ValueSize())
-		if vsize == 8 {
-			var vals []uint64
-			for it.Next(&key, &vals) {
-				e := program.RawEntry{Key: append([]byte(nil), key...)}
-				for _, v := range vals {
-					e.Vals = append(e.Vals, binary.LittleEndian.AppendUint64(nil, v))
-				}
-				raws = append(raws, e)
-			}
-		} else {
-			var vals [][2]uint64
-			for it.Next(&key, &vals) {
-				e := program.RawEntry{Key: append([]byte(nil), key...)}
-				for _, v := range vals {
-					b := binary.LittleEndian.AppendUint64(nil, v[0])
-					e.Vals = append(e.Vals, binary.LittleEndian.AppendUint64(b, v[1]))
-				}
-				raws = append(raws, e)
-			}
-		}
+		err = batchSnapshot(m, b)
 	} else {
-		var val []byte
-		for it.Next(&key, &val) {
-			raws = append(raws, program.RawEntry{Key: append([]byte(nil), key...), Vals: [][]byte{append([]byte(nil), val...)}})
-		}
+		err = iterateSnapshot(m, b)
 	}
-	if err := it.Err(); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("read map %s: %w", pm.Name, err)
 	}
-	return program.BuildSnapshot(pm, raws), nil
+	return b.Snapshot(), nil
+}
+
+// iterateSnapshot reads a map element by element into b, where the
+// kernel has no batch reads or the map is not a hash.
+func iterateSnapshot(m *ebpf.Map, b *program.SnapshotBuilder) error {
+	var key []byte
+	it := m.Iterate()
+	if PerCPU(m.Type()) {
+		// The aggregates' values: one or two u64 per CPU.
+		var vals [][]byte
+		var buf []byte
+		if m.ValueSize() == 8 {
+			var cpus []uint64
+			for it.Next(&key, &cpus) {
+				buf, vals = buf[:0], vals[:0]
+				for _, v := range cpus {
+					buf = binary.LittleEndian.AppendUint64(buf, v)
+				}
+				for c := range cpus {
+					vals = append(vals, buf[8*c:8*c+8])
+				}
+				b.Add(key, vals)
+			}
+			return it.Err()
+		}
+		var cpus [][2]uint64
+		for it.Next(&key, &cpus) {
+			buf, vals = buf[:0], vals[:0]
+			for _, v := range cpus {
+				buf = binary.LittleEndian.AppendUint64(buf, v[0])
+				buf = binary.LittleEndian.AppendUint64(buf, v[1])
+			}
+			for c := range cpus {
+				vals = append(vals, buf[16*c:16*c+16])
+			}
+			b.Add(key, vals)
+		}
+		return it.Err()
+	}
+	var val []byte
+	for it.Next(&key, &val) {
+		b.Add(key, [][]byte{val})
+	}
+	return it.Err()
 }
 
 // Clear deletes every element of a user map.

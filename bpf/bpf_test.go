@@ -60,7 +60,7 @@ func entries(t *testing.T, s *bpf.Session, id int) []string {
 		t.Fatalf("snapshot: %v", err)
 	}
 	var out []string
-	for _, e := range snap.Entries {
+	for _, e := range snap.Decoded() {
 		var keys []string
 		for _, k := range e.Keys {
 			if k.Type.Kind == program.String {

@@ -535,23 +535,24 @@ func (s *interpSession) Pending() int { return s.src.Pending() }
 
 func (s *interpSession) Snapshot(id int) (*program.MapSnapshot, error) {
 	m := s.user[id]
-	pm := s.prog.Schema.Maps[id]
-	var raws []program.RawEntry
+	b := program.NewSnapshotBuilder(s.prog.Schema.Maps[id], 0)
 	perCPU := bpf.PerCPU(m.Type())
-	stride := (int(m.ValueSize()) + 7) &^ 7
+	vsize := int(m.ValueSize())
+	stride := (vsize + 7) &^ 7
+	var vals [][]byte
 	m.Iterate(func(k, v []byte) bool {
-		e := program.RawEntry{Key: k}
+		vals = vals[:0]
 		if perCPU {
-			for off := 0; off+int(m.ValueSize()) <= len(v); off += stride {
-				e.Vals = append(e.Vals, v[off:off+int(m.ValueSize())])
+			for off := 0; off+vsize <= len(v); off += stride {
+				vals = append(vals, v[off:off+vsize])
 			}
 		} else {
-			e.Vals = [][]byte{v}
+			vals = append(vals, v)
 		}
-		raws = append(raws, e)
+		b.Add(k, vals)
 		return true
 	})
-	return program.BuildSnapshot(pm, raws), nil
+	return b.Snapshot(), nil
 }
 
 func (s *interpSession) Clear(id int) error {

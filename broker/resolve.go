@@ -190,20 +190,6 @@ func (r *resolver) username(uid uint64) string {
 	return name
 }
 
-// resolveSnapshot resolves every key and value of a map snapshot.
-func (r *resolver) resolveSnapshot(s *program.MapSnapshot) {
-	if s == nil {
-		return
-	}
-	for i := range s.Entries {
-		e := &s.Entries[i]
-		for k := range e.Keys {
-			r.resolve(&e.Keys[k])
-		}
-		r.resolve(&e.Value)
-	}
-}
-
 // hostSymbols answers kaddr() from kallsyms and uaddr() from the ELF
 // files of the trace's uprobes, as they were opened.
 type hostSymbols struct{ files *uprobeFiles }

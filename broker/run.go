@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -750,7 +749,7 @@ func (r *runner) handle(rec []byte) error {
 		if err != nil {
 			return err
 		}
-		r.res.resolveSnapshot(snap)
+		snap.Resolve = r.res.resolve
 		r.out.Map(snap, int(word(2)), int(word(3)))
 	case program.EventClear:
 		id := int(word(1))
@@ -774,34 +773,30 @@ func (r *runner) format(id uint64) *program.Format {
 // printMaps prints every map, as print(@m) prints it, in the order of
 // their names: bpftrace's answer to SIGUSR1.
 func (r *runner) printMaps() error {
-	ids := make([]int, len(r.prog.Schema.Maps))
-	for i := range ids {
-		ids[i] = i
-	}
-	sort.Slice(ids, func(a, b int) bool { return r.prog.Schema.Maps[ids[a]].Name < r.prog.Schema.Maps[ids[b]].Name })
-	for _, id := range ids {
-		s, err := r.sess.Snapshot(id)
-		if err != nil {
-			return err
-		}
-		r.res.resolveSnapshot(s)
-		r.out.Map(s, 0, 1)
-	}
+	err := r.eachMap()
 	r.out.Flush()
-	return nil
+	return err
 }
 
+// printAll prints what bpftrace prints at exit: Exit's blank lines, then
+// every map by name, each read as it is printed so that only one map's
+// snapshot is held at a time.
 func (r *runner) printAll() error {
-	snaps := make([]*program.MapSnapshot, 0, len(r.prog.Schema.Maps))
-	for id := range r.prog.Schema.Maps {
+	r.out.Exit(nil)
+	return r.eachMap()
+}
+
+// eachMap prints every map as print(@m) does, in the order of their
+// names.
+func (r *runner) eachMap() error {
+	for _, id := range output.ByName(r.prog.Schema.Maps) {
 		s, err := r.sess.Snapshot(id)
 		if err != nil {
 			return err
 		}
-		r.res.resolveSnapshot(s)
-		snaps = append(snaps, s)
+		s.Resolve = r.res.resolve
+		r.out.Map(s, 0, 1)
 	}
-	r.out.Exit(snaps)
 	return nil
 }
 

@@ -44,8 +44,12 @@ func (jsonFormat) lost(b []byte, n uint64) []byte {
 
 // mapSnap prints nothing for an empty map. avg maps are reported with type
 // "stats", lhist maps with type "hist".
-func (jsonFormat) mapSnap(b []byte, snap *program.MapSnapshot, top, div int) []byte {
-	if snap == nil || snap.Map == nil || len(entriesOf(snap)) == 0 {
+func (jsonFormat) mapSnap(b []byte, snap *program.MapSnapshot, top, div int, spill func([]byte) []byte) []byte {
+	if snap == nil || snap.Map == nil {
+		return b
+	}
+	snap = printable(snap)
+	if snap.Len() == 0 {
 		return b
 	}
 	m := snap.Map
@@ -64,19 +68,24 @@ func (jsonFormat) mapSnap(b []byte, snap *program.MapSnapshot, top, div int) []b
 	b = append(b, `", "data": {"`...)
 	b = jsonEscape(b, m.Name)
 	b = append(b, `": `...)
-	entries := ordered(snap, top)
+	order := ordered(snap, top)
+	var e program.MapEntry
 	keyed := len(m.Keys) > 0
-	for _, e := range entries {
-		// Keep the JSON well-formed if the schema and the entries disagree.
-		keyed = keyed || len(e.Keys) > 0
+	if !keyed && snap.Entries != nil {
+		for _, i := range order {
+			// Keep the JSON well-formed if the schema and the entries disagree.
+			keyed = keyed || len(snap.Entries[i].Keys) > 0
+		}
 	}
 	if keyed {
 		b = append(b, '{')
 	}
-	for i, e := range entries {
-		if i > 0 {
+	for n, i := range order {
+		if n > 0 {
 			b = append(b, ", "...)
+			b = spill(b)
 		}
+		snap.Entry(int(i), &e)
 		if len(e.Keys) > 0 {
 			b = jsonKey(b, e.Keys)
 			b = append(b, ": "...)
@@ -90,15 +99,15 @@ func (jsonFormat) mapSnap(b []byte, snap *program.MapSnapshot, top, div int) []b
 			b = append(b, `{"count": `...)
 			b = strconv.AppendInt(b, int64(e.Count), 10)
 			b = append(b, `, "average": `...)
-			b = strconv.AppendInt(b, average(&e), 10)
+			b = strconv.AppendInt(b, average(e.Total, e.Count), 10)
 			b = append(b, `, "total": `...)
 			b = strconv.AppendInt(b, e.Total, 10)
 			b = append(b, '}')
 		case program.Avg:
-			b = strconv.AppendInt(b, average(&e)/int64(div), 10)
+			b = strconv.AppendInt(b, average(e.Total, e.Count)/int64(div), 10)
 		default:
 			if e.Value.Type.Kind == program.Int {
-				b = append(b, intValue(e.Value, m.Agg == program.Count, div)...)
+				b = appendInt(b, e.Value, m.Agg == program.Count, div)
 			} else {
 				b = jsonValue(b, e.Value)
 			}
@@ -118,7 +127,14 @@ func jsonKey(b []byte, keys []program.Value) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = jsonEscape(b, k.String())
+		switch k.Type.Kind {
+		case program.Int:
+			b = appendKey(b, k)
+		case program.String:
+			b = jsonEscape(b, k.Str)
+		default:
+			b = jsonEscape(b, k.String())
+		}
 	}
 	return append(b, '"')
 }

@@ -3,6 +3,7 @@ package output
 import (
 	"bytes"
 	"encoding/binary"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,55 +29,60 @@ import (
 //
 // stats maps ignore top (bpftrace warns "print()'s top and div arguments
 // are ignored when used on stats() maps").
-func ordered(snap *program.MapSnapshot, top int) []program.MapEntry {
+func ordered(snap *program.MapSnapshot, top int) []int32 {
 	m := snap.Map
-	entries := append([]program.MapEntry(nil), entriesOf(snap)...)
+	idx := make([]int32, snap.Len())
+	for i := range idx {
+		idx[i] = int32(i)
+	}
 	switch {
 	case m.Agg == program.Hist || m.Agg == program.Lhist:
-		sortByBytesThen(entries, func(e *program.MapEntry) int64 {
+		sortByBytesThen(snap, idx, func(i int) int64 {
 			var sum uint64
-			for _, c := range e.Buckets {
+			for _, c := range snap.Buckets(i) {
 				sum += c
 			}
 			// bpftrace sums into an int64; counts never get near the sign bit.
 			return int64(sum)
 		})
 	case m.Agg == program.Avg || m.Agg == program.Stats:
-		sortByBytesThen(entries, func(e *program.MapEntry) int64 { return average(e) })
+		sortByBytesThen(snap, idx, func(i int) int64 { return average(snap.Avg(i)) })
 		if m.Agg == program.Stats {
 			top = 0
 		}
 	case valueSorted(m):
-		unsigned := m.Agg == program.Count
-		sort.SliceStable(entries, func(i, j int) bool {
-			a, b := entries[i].Value, entries[j].Value
-			if a.Int != b.Int {
-				if unsigned || !a.Type.Signed {
-					return a.Int < b.Int
+		signed := m.Agg != program.Count && m.Value.Signed
+		keys := keyOrder(snap)
+		sort.Slice(idx, func(a, b int) bool {
+			i, j := idx[a], idx[b]
+			if x, y := snap.Int(int(i)), snap.Int(int(j)); x != y {
+				if signed {
+					return int64(x) < int64(y)
 				}
-				return int64(a.Int) < int64(b.Int)
+				return x < y
 			}
-			return keyLess(entries[i].Keys, entries[j].Keys)
+			return keys.less(i, j)
 		})
 	default:
-		sort.SliceStable(entries, func(i, j int) bool { return keyLess(entries[i].Keys, entries[j].Keys) })
+		keys := keyOrder(snap)
+		sort.Slice(idx, func(a, b int) bool { return keys.less(idx[a], idx[b]) })
 	}
-	if top > 0 && len(entries) > top {
-		entries = entries[len(entries)-top:]
+	if top > 0 && len(idx) > top {
+		idx = idx[len(idx)-top:]
 	}
-	return entries
+	return idx
 }
 
-// entriesOf returns the entries bpftrace would find in the map. bpftrace
-// 0.17 keeps a count() without subscript in a per-CPU array, whose one
-// slot always exists: such a map prints "@c: 0" when never incremented,
+// printable returns the snapshot bpftrace would print. bpftrace 0.17
+// keeps a count() without subscript in a per-CPU array, whose one slot
+// always exists: such a map prints "@c: 0" when never incremented,
 // cleared or deleted, in text and JSON alike.
-func entriesOf(snap *program.MapSnapshot) []program.MapEntry {
+func printable(snap *program.MapSnapshot) *program.MapSnapshot {
 	m := snap.Map
-	if len(snap.Entries) == 0 && m.Agg == program.Count && len(m.Keys) == 0 {
-		return []program.MapEntry{{Value: program.Value{Type: program.Type{Kind: program.Int, Size: 8}}}}
+	if snap.Len() == 0 && m.Agg == program.Count && len(m.Keys) == 0 {
+		return &program.MapSnapshot{Map: m, Entries: []program.MapEntry{{Value: program.Value{Type: program.Type{Kind: program.Int, Size: 8}}}}}
 	}
-	return snap.Entries
+	return snap
 }
 
 func valueSorted(m *program.Map) bool {
@@ -89,45 +95,141 @@ func valueSorted(m *program.Map) bool {
 	return false
 }
 
+// keys orders a snapshot's entries by their subscripts, as bpftrace's
+// sort_by_key does (keyLess), ties by where they are in the snapshot so
+// that the order does not depend on the sort. The subscripts are laid
+// out once as bytes that compare as keyLess does (sortKey); where they
+// cannot be (a hand-built snapshot whose keys disagree with its map),
+// they are compared decoded.
+type keys struct {
+	buf     []byte
+	off     []int32
+	decoded [][]program.Value
+}
+
+// forceDecoded makes keyOrder compare keys decoded, for a test that the
+// two orders agree.
+var forceDecoded = false
+
+func keyOrder(snap *program.MapSnapshot) *keys {
+	if forceDecoded {
+		return decodedKeys(snap)
+	}
+	k := &keys{off: make([]int32, snap.Len()+1)}
+	var scratch []program.Value
+	var widths, w []int
+	for i := range snap.Len() {
+		scratch = snap.Keys(i, scratch[:0])
+		var ok bool
+		k.buf, w, ok = sortKey(k.buf, w[:0], snap.Map, scratch)
+		if i == 0 {
+			widths = append(widths, w...)
+		}
+		if !ok || !slices.Equal(w, widths) {
+			return decodedKeys(snap)
+		}
+		k.off[i+1] = int32(len(k.buf))
+	}
+	return k
+}
+
+func decodedKeys(snap *program.MapSnapshot) *keys {
+	k := &keys{decoded: make([][]program.Value, snap.Len())}
+	for i := range k.decoded {
+		k.decoded[i] = snap.Keys(i, nil)
+	}
+	return k
+}
+
+func (k *keys) less(i, j int32) bool {
+	var c int
+	if k.decoded != nil {
+		c = compareKeys(k.decoded[i], k.decoded[j])
+	} else {
+		c = bytes.Compare(k.buf[k.off[i]:k.off[i+1]], k.buf[k.off[j]:k.off[j+1]])
+	}
+	if c != 0 {
+		return c < 0
+	}
+	return i < j
+}
+
+// sortKey appends subscripts laid out so that bytes.Compare orders two
+// keys of one map as compareKeys does, provided every field has the same
+// width in both (widths has each one's): integers as 8 bytes big-endian
+// (compared unsigned), strings padded with NULs to their size, other
+// kinds as valueBytes lays them out. ok is false where that does not
+// hold.
+func sortKey(b []byte, widths []int, m *program.Map, keys []program.Value) (_ []byte, _ []int, ok bool) {
+	if len(keys) != len(m.Keys) {
+		return b, widths, false
+	}
+	for i, v := range keys {
+		if v.Type.Kind != m.Keys[i].Kind {
+			return b, widths, false
+		}
+		start := len(b)
+		switch v.Type.Kind {
+		case program.Int:
+			b = binary.BigEndian.AppendUint64(b, v.Int)
+		case program.String:
+			if len(v.Str) > v.Type.Size || strings.IndexByte(v.Str, 0) >= 0 {
+				return b, widths, false
+			}
+			b = append(b, v.Str...)
+			for range v.Type.Size - len(v.Str) {
+				b = append(b, 0)
+			}
+		default:
+			b = valueBytes(b, v)
+		}
+		widths = append(widths, len(b)-start)
+	}
+	return b, widths, true
+}
+
 // sortByBytesThen orders entries the way bpftrace's print_map_hist and
 // print_map_stats do: collect into a std::map keyed by the raw key bytes,
 // then std::sort by the metric.
-func sortByBytesThen(entries []program.MapEntry, metric func(*program.MapEntry) int64) {
-	type item struct {
-		key    []byte
-		metric int64
-		e      program.MapEntry
+func sortByBytesThen(snap *program.MapSnapshot, idx []int32, metric func(i int) int64) {
+	n := snap.Len()
+	buf, off := []byte(nil), make([]int32, n+1)
+	metrics := make([]int64, n)
+	var scratch []program.Value
+	for i := range n {
+		scratch = snap.Keys(i, scratch[:0])
+		buf = keyBytes(buf, scratch)
+		off[i+1] = int32(len(buf))
+		metrics[i] = metric(i)
 	}
-	items := make([]item, len(entries))
-	for i := range entries {
-		items[i] = item{keyBytes(entries[i].Keys), metric(&entries[i]), entries[i]}
-	}
-	sort.SliceStable(items, func(i, j int) bool { return bytes.Compare(items[i].key, items[j].key) < 0 })
-	cxxsort.Sort(items, func(a, b *item) bool { return a.metric < b.metric })
-	for i := range items {
-		entries[i] = items[i].e
-	}
+	sort.Slice(idx, func(a, b int) bool {
+		i, j := idx[a], idx[b]
+		if c := bytes.Compare(buf[off[i]:off[i+1]], buf[off[j]:off[j+1]]); c != 0 {
+			return c < 0
+		}
+		return i < j
+	})
+	cxxsort.Sort(idx, func(a, b *int32) bool { return metrics[*a] < metrics[*b] })
 }
 
 // average is bpftrace's total / count with C's truncating division, 0 for
 // an empty aggregate.
-func average(e *program.MapEntry) int64 {
-	count := int64(e.Count)
+func average(total int64, count uint64) int64 {
 	if count == 0 {
 		return 0
 	}
-	return e.Total / count
+	return total / int64(count)
 }
 
-// keyLess is bpftrace's sort_by_key: by the first key, then the next, with
-// integers compared as unsigned and strings bytewise.
-func keyLess(a, b []program.Value) bool {
+// compareKeys is bpftrace's sort_by_key: by the first key, then the
+// next, with integers compared as unsigned and strings bytewise.
+func compareKeys(a, b []program.Value) int {
 	for i := 0; i < len(a) && i < len(b); i++ {
 		if c := keyCompare(a[i], b[i]); c != 0 {
-			return c < 0
+			return c
 		}
 	}
-	return len(a) < len(b)
+	return len(a) - len(b)
 }
 
 func keyCompare(a, b program.Value) int {
@@ -149,11 +251,10 @@ func keyCompare(a, b program.Value) int {
 	return bytes.Compare(valueBytes(nil, a), valueBytes(nil, b))
 }
 
-// keyBytes lays the keys out as they sit in the BPF map key: integers
-// little-endian, strings NUL-padded. Padding between fields does not change
-// how two keys of one map compare, so none is added.
-func keyBytes(keys []program.Value) []byte {
-	var b []byte
+// keyBytes appends the keys as they sit in the BPF map key: integers
+// little-endian, strings NUL-padded. Padding between fields does not
+// change how two keys of one map compare, so none is added.
+func keyBytes(b []byte, keys []program.Value) []byte {
 	for _, k := range keys {
 		b = valueBytes(b, k)
 	}
@@ -187,16 +288,16 @@ func valueBytes(b []byte, v program.Value) []byte {
 	return b
 }
 
-// intValue renders an integer map value divided by div as bpftrace does:
-// count and unsigned values as uint64, signed ones with C's truncating
-// division.
-func intValue(v program.Value, unsigned bool, div int) string {
+// appendInt renders an integer map value divided by div as bpftrace
+// does: count and unsigned values as uint64, signed ones with C's
+// truncating division.
+func appendInt(b []byte, v program.Value, unsigned bool, div int) []byte {
 	d := int64(div)
 	if d <= 0 {
 		d = 1
 	}
 	if unsigned || !v.Type.Signed {
-		return strconv.FormatUint(v.Int/uint64(d), 10)
+		return strconv.AppendUint(b, v.Int/uint64(d), 10)
 	}
-	return strconv.FormatInt(int64(v.Int)/d, 10)
+	return strconv.AppendInt(b, int64(v.Int)/d, 10)
 }

@@ -88,7 +88,10 @@ type format interface {
 	attachedProbes(b []byte, n int) []byte
 	printf(b []byte, text string) []byte
 	value(b []byte, text string, v program.Value) []byte
-	mapSnap(b []byte, snap *program.MapSnapshot, top, div int) []byte
+	// mapSnap renders a map; it passes what it has rendered so far to
+	// spill between entries, which may write it out and return it
+	// emptied, so that a map of a million keys is never held whole.
+	mapSnap(b []byte, snap *program.MapSnapshot, top, div int, spill func([]byte) []byte) []byte
 	lost(b []byte, n uint64) []byte
 	// message renders join and time output; typ is the JSON type.
 	message(b []byte, typ, text string) []byte
@@ -138,7 +141,25 @@ func (p *printer) Value(text string, v program.Value) {
 }
 
 func (p *printer) Map(snap *program.MapSnapshot, top, div int) {
-	p.emit(func(b []byte) []byte { return p.f.mapSnap(b, snap, top, div) })
+	p.emit(func(b []byte) []byte { return p.f.mapSnap(b, snap, top, div, p.spill) })
+}
+
+// spillSize is how much of a long message (a large map) is rendered
+// before it is written out.
+const spillSize = 64 << 10
+
+// spill writes b out once it is spillSize long and returns it emptied;
+// called under p.mu, by a message being rendered.
+func (p *printer) spill(b []byte) []byte {
+	if len(b) < spillSize {
+		return b
+	}
+	if p.err == nil {
+		if _, err := p.w.Write(b); err != nil {
+			p.err = err
+		}
+	}
+	return b[:0]
 }
 
 func (p *printer) Join(text string) {
@@ -176,7 +197,7 @@ func (p *printer) Exit(maps []*program.MapSnapshot) {
 			b = append(b, "\n\n"...)
 		}
 		for _, m := range SortByName(maps) {
-			b = p.f.mapSnap(b, m, 0, 1)
+			b = p.f.mapSnap(b, m, 0, 1, p.spill)
 		}
 		return b
 	})
@@ -189,6 +210,17 @@ func (p *printer) Flush() error {
 		p.err = p.w.Flush()
 	}
 	return p.err
+}
+
+// ByName returns the indices of maps in the order bpftrace dumps them at
+// exit (see SortByName).
+func ByName(maps []*program.Map) []int {
+	ids := make([]int, len(maps))
+	for i := range ids {
+		ids[i] = i
+	}
+	sort.SliceStable(ids, func(a, b int) bool { return maps[ids[a]].Name < maps[ids[b]].Name })
+	return ids
 }
 
 // SortByName returns the maps in the order bpftrace dumps them at exit:

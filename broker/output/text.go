@@ -41,18 +41,22 @@ func (textFormat) lost(b []byte, n uint64) []byte {
 // mapSnap prints entries joined by "\n" and then one more "\n" (two for
 // avg and stats), so an empty map still prints a blank line and each
 // histogram is followed by a blank line.
-func (textFormat) mapSnap(b []byte, snap *program.MapSnapshot, top, div int) []byte {
+func (textFormat) mapSnap(b []byte, snap *program.MapSnapshot, top, div int, spill func([]byte) []byte) []byte {
 	if snap == nil || snap.Map == nil {
 		return b
 	}
+	snap = printable(snap)
 	m := snap.Map
 	if div <= 0 {
 		div = 1
 	}
-	for i, e := range ordered(snap, top) {
-		if i > 0 {
+	var e program.MapEntry
+	for n, i := range ordered(snap, top) {
+		if n > 0 {
 			b = append(b, '\n')
+			b = spill(b)
 		}
+		snap.Entry(int(i), &e)
 		b = textKey(b, m, e.Keys)
 		b = append(b, ": "...)
 		switch m.Agg {
@@ -67,13 +71,13 @@ func (textFormat) mapSnap(b []byte, snap *program.MapSnapshot, top, div int) []b
 			b = append(b, "count "...)
 			b = strconv.AppendInt(b, int64(e.Count), 10)
 			b = append(b, ", average "...)
-			b = strconv.AppendInt(b, average(&e), 10)
+			b = strconv.AppendInt(b, average(e.Total, e.Count), 10)
 			b = append(b, ", total "...)
 			b = strconv.AppendInt(b, e.Total, 10)
 		case program.Avg:
-			b = strconv.AppendInt(b, average(&e)/int64(div), 10)
+			b = strconv.AppendInt(b, average(e.Total, e.Count)/int64(div), 10)
 		default:
-			b = append(b, textValue(m, e.Value, div)...)
+			b = textValue(b, m, e.Value, div)
 		}
 	}
 	b = append(b, '\n')
@@ -94,16 +98,31 @@ func textKey(b []byte, m *program.Map, keys []program.Value) []byte {
 		if i > 0 {
 			b = append(b, ", "...)
 		}
-		b = append(b, k.String()...)
+		b = appendKey(b, k)
 	}
 	return append(b, ']')
 }
 
-func textValue(m *program.Map, v program.Value, div int) string {
-	if v.Type.Kind == program.Int {
-		return intValue(v, m.Agg == program.Count, div)
+// appendKey is append(b, k.String()...) without the string for the
+// kinds most keys are.
+func appendKey(b []byte, k program.Value) []byte {
+	switch {
+	case k.Type.Kind == program.Int && !k.Type.Pointer:
+		if k.Type.Signed {
+			return strconv.AppendInt(b, int64(k.Int), 10)
+		}
+		return strconv.AppendUint(b, k.Int, 10)
+	case k.Type.Kind == program.String:
+		return append(b, k.Str...)
 	}
-	return v.ValueString()
+	return append(b, k.String()...)
+}
+
+func textValue(b []byte, m *program.Map, v program.Value, div int) []byte {
+	if v.Type.Kind == program.Int {
+		return appendInt(b, v, m.Agg == program.Count, div)
+	}
+	return append(b, v.ValueString()...)
 }
 
 func textHist(b []byte, buckets []uint64, div int) []byte {

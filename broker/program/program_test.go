@@ -101,7 +101,7 @@ func TestBuildSnapshot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := BuildSnapshot(tt.m, tt.raws).Entries
+			got := BuildSnapshot(tt.m, tt.raws).Decoded()
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}

@@ -285,20 +285,3 @@ func Compare(a, b Value) int {
 	return bytes.Compare(a.Raw, b.Raw)
 }
 
-// MapEntry is one key of a map snapshot with its value reduced over CPUs.
-type MapEntry struct {
-	Keys []Value // one per subscript; empty for a map without subscript
-	// Value holds Plain, Count, Sum, Min and Max results.
-	Value Value
-	// Avg and Stats.
-	Count uint64
-	Total int64
-	// Hist and Lhist: counts per bucket index, as laid out in the Map doc.
-	Buckets []uint64
-}
-
-// MapSnapshot is the content of one map at one moment.
-type MapSnapshot struct {
-	Map     *Map
-	Entries []MapEntry
-}
