@@ -284,4 +284,3 @@ func Compare(a, b Value) int {
 	}
 	return bytes.Compare(a.Raw, b.Raw)
 }
-
