@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand"
 	"testing"
 
@@ -138,4 +139,30 @@ func appendRandom(rnd *rand.Rand, b []byte, t program.Type) []byte {
 		return b
 	}
 	panic(t.Kind)
+}
+
+// BenchmarkPrintMap prints a count map of 10^4 to 10^6 integer keys, as
+// at exit: the order bpftrace prints (by count, then by key) and the
+// text, from a snapshot already read (bpf's BenchmarkSnapshot reads it).
+func BenchmarkPrintMap(b *testing.B) {
+	m := &program.Map{Name: "@", Keys: []program.Type{tU64}, Agg: program.Count, Value: tU64}
+	for _, n := range []int{10000, 100000, 1000000} {
+		sb := program.NewSnapshotBuilder(m, n)
+		rnd := rand.New(rand.NewSource(1))
+		vals := [][]byte{make([]byte, 8), make([]byte, 8)}
+		for _, k := range rnd.Perm(n) {
+			binary.LittleEndian.PutUint64(vals[0], uint64(1+k%3))
+			sb.Add(binary.LittleEndian.AppendUint64(nil, uint64(k)), vals)
+		}
+		snap := sb.Snapshot()
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				pr := NewText(io.Discard)
+				pr.Map(snap, 0, 1)
+				pr.Flush()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/key")
+		})
+	}
 }

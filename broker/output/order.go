@@ -2,9 +2,9 @@ package output
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -31,13 +31,10 @@ import (
 // are ignored when used on stats() maps").
 func ordered(snap *program.MapSnapshot, top int) []int32 {
 	m := snap.Map
-	idx := make([]int32, snap.Len())
-	for i := range idx {
-		idx[i] = int32(i)
-	}
+	var idx []int32
 	switch {
 	case m.Agg == program.Hist || m.Agg == program.Lhist:
-		sortByBytesThen(snap, idx, func(i int) int64 {
+		idx = sortByBytesThen(snap, func(i int) int64 {
 			var sum uint64
 			for _, c := range snap.Buckets(i) {
 				sum += c
@@ -46,26 +43,18 @@ func ordered(snap *program.MapSnapshot, top int) []int32 {
 			return int64(sum)
 		})
 	case m.Agg == program.Avg || m.Agg == program.Stats:
-		sortByBytesThen(snap, idx, func(i int) int64 { return average(snap.Avg(i)) })
+		idx = sortByBytesThen(snap, func(i int) int64 { return average(snap.Avg(i)) })
 		if m.Agg == program.Stats {
 			top = 0
 		}
 	case valueSorted(m):
-		signed := m.Agg != program.Count && m.Value.Signed
-		keys := keyOrder(snap)
-		sort.Slice(idx, func(a, b int) bool {
-			i, j := idx[a], idx[b]
-			if x, y := snap.Int(int(i)), snap.Int(int(j)); x != y {
-				if signed {
-					return int64(x) < int64(y)
-				}
-				return x < y
-			}
-			return keys.less(i, j)
-		})
+		var flip uint64
+		if m.Agg != program.Count && m.Value.Signed {
+			flip = 1 << 63 // signed order, compared unsigned
+		}
+		idx = keyOrder(snap).sort(func(i int) uint64 { return snap.Int(i) ^ flip })
 	default:
-		keys := keyOrder(snap)
-		sort.Slice(idx, func(a, b int) bool { return keys.less(idx[a], idx[b]) })
+		idx = keyOrder(snap).sort(nil)
 	}
 	if top > 0 && len(idx) > top {
 		idx = idx[len(idx)-top:]
@@ -95,15 +84,16 @@ func valueSorted(m *program.Map) bool {
 	return false
 }
 
-// keys orders a snapshot's entries by their subscripts, as bpftrace's
-// sort_by_key does (keyLess), ties by where they are in the snapshot so
-// that the order does not depend on the sort. The subscripts are laid
-// out once as bytes that compare as keyLess does (sortKey); where they
-// cannot be (a hand-built snapshot whose keys disagree with its map),
-// they are compared decoded.
+// keys orders a snapshot's entries by their subscripts, ties by where
+// they are in the snapshot so that the order does not depend on the
+// sort. The subscripts are laid out once as bytes (buf, entry i at
+// off[i]) that compare as the order needs; where they cannot be (a
+// hand-built snapshot whose keys disagree with its map), they are
+// compared decoded.
 type keys struct {
 	buf     []byte
 	off     []int32
+	short   bool // every entry's bytes are the same length, at most 8
 	decoded [][]program.Value
 }
 
@@ -111,9 +101,14 @@ type keys struct {
 // two orders agree.
 var forceDecoded = false
 
+// keyOrder orders by bpftrace's sort_by_key (compareKeys), through
+// sortKey's layout.
 func keyOrder(snap *program.MapSnapshot) *keys {
 	if forceDecoded {
 		return decodedKeys(snap)
+	}
+	if k := rawKeyOrder(snap); k != nil {
+		return k
 	}
 	k := &keys{off: make([]int32, snap.Len()+1)}
 	var scratch []program.Value
@@ -130,6 +125,50 @@ func keyOrder(snap *program.MapSnapshot) *keys {
 		}
 		k.off[i+1] = int32(len(k.buf))
 	}
+	k.short = len(k.buf) <= 8*snap.Len()
+	return k
+}
+
+// rawKeyOrder is keyOrder straight from a compact snapshot's raw keys,
+// without decoding them, when every subscript is an integer or a string;
+// nil otherwise.
+func rawKeyOrder(snap *program.MapSnapshot) *keys {
+	n := snap.Len()
+	m := snap.Map
+	if n == 0 || snap.RawKey(0) == nil {
+		return nil
+	}
+	width := 0
+	for _, t := range m.Keys {
+		switch t.Kind {
+		case program.Int:
+			width += 8
+		case program.String:
+			width += t.Size
+		default:
+			return nil
+		}
+	}
+	k := &keys{buf: make([]byte, 0, n*width), off: make([]int32, n+1), short: width <= 8}
+	for i := range n {
+		raw := snap.RawKey(i)
+		off := 0
+		for j := range m.Keys {
+			t := &m.Keys[j]
+			if t.Kind == program.Int {
+				k.buf = binary.BigEndian.AppendUint64(k.buf, program.DecodeInt(t, raw[off:]))
+			} else {
+				f := raw[off : off+t.Size]
+				if z := bytes.IndexByte(f, 0); z >= 0 {
+					f = f[:z]
+				}
+				k.buf = append(k.buf, f...)
+				k.buf = append(k.buf, make([]byte, t.Size-len(f))...)
+			}
+			off += t.Size
+		}
+		k.off[i+1] = int32(len(k.buf))
+	}
 	return k
 }
 
@@ -141,17 +180,62 @@ func decodedKeys(snap *program.MapSnapshot) *keys {
 	return k
 }
 
-func (k *keys) less(i, j int32) bool {
-	var c int
-	if k.decoded != nil {
-		c = compareKeys(k.decoded[i], k.decoded[j])
-	} else {
-		c = bytes.Compare(k.buf[k.off[i]:k.off[i+1]], k.buf[k.off[j]:k.off[j+1]])
+// item is one entry as a sort sees it, what it is ordered by held
+// together so that a million entries sort without chasing indices: a
+// value (or nothing), the first 8 bytes of its key's layout, big-endian,
+// and the entry.
+type item struct {
+	val, key uint64
+	i        int32
+}
+
+// sort returns the entries' indices ordered by val (unsigned; nil: not at
+// all), then by key.
+func (k *keys) sort(val func(i int) uint64) []int32 {
+	n := len(k.decoded)
+	if k.decoded == nil {
+		n = len(k.off) - 1
 	}
-	if c != 0 {
-		return c < 0
+	items := make([]item, n)
+	for i := range items {
+		it := item{i: int32(i)}
+		if val != nil {
+			it.val = val(i)
+		}
+		if k.decoded == nil {
+			var p [8]byte
+			copy(p[:], k.buf[k.off[i]:k.off[i+1]])
+			it.key = binary.BigEndian.Uint64(p[:])
+		}
+		items[i] = it
 	}
-	return i < j
+	slices.SortFunc(items, k.compare)
+	idx := make([]int32, n)
+	for n, it := range items {
+		idx[n] = it.i
+	}
+	return idx
+}
+
+func (k *keys) compare(a, b item) int {
+	if a.val != b.val {
+		return cmp.Compare(a.val, b.val)
+	}
+	if a.key != b.key {
+		return cmp.Compare(a.key, b.key)
+	}
+	if !k.short {
+		var c int
+		if k.decoded != nil {
+			c = compareKeys(k.decoded[a.i], k.decoded[b.i])
+		} else {
+			c = bytes.Compare(k.buf[k.off[a.i]:k.off[a.i+1]], k.buf[k.off[b.i]:k.off[b.i+1]])
+		}
+		if c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(a.i, b.i)
 }
 
 // sortKey appends subscripts laid out so that bytes.Compare orders two
@@ -189,27 +273,22 @@ func sortKey(b []byte, widths []int, m *program.Map, keys []program.Value) (_ []
 }
 
 // sortByBytesThen orders entries the way bpftrace's print_map_hist and
-// print_map_stats do: collect into a std::map keyed by the raw key bytes,
-// then std::sort by the metric.
-func sortByBytesThen(snap *program.MapSnapshot, idx []int32, metric func(i int) int64) {
+// print_map_stats do: collect into a std::map keyed by the raw key bytes
+// (keyBytes), then std::sort by the metric.
+func sortByBytesThen(snap *program.MapSnapshot, metric func(i int) int64) []int32 {
 	n := snap.Len()
-	buf, off := []byte(nil), make([]int32, n+1)
+	k := &keys{off: make([]int32, n+1)}
 	metrics := make([]int64, n)
 	var scratch []program.Value
 	for i := range n {
 		scratch = snap.Keys(i, scratch[:0])
-		buf = keyBytes(buf, scratch)
-		off[i+1] = int32(len(buf))
+		k.buf = keyBytes(k.buf, scratch)
+		k.off[i+1] = int32(len(k.buf))
 		metrics[i] = metric(i)
 	}
-	sort.Slice(idx, func(a, b int) bool {
-		i, j := idx[a], idx[b]
-		if c := bytes.Compare(buf[off[i]:off[i+1]], buf[off[j]:off[j+1]]); c != 0 {
-			return c < 0
-		}
-		return i < j
-	})
+	idx := k.sort(nil)
 	cxxsort.Sort(idx, func(a, b *int32) bool { return metrics[*a] < metrics[*b] })
+	return idx
 }
 
 // average is bpftrace's total / count with C's truncating division, 0 for

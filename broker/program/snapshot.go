@@ -1,7 +1,9 @@
 package program
 
 import (
+	"bytes"
 	"encoding/binary"
+	"slices"
 	"sort"
 	"strings"
 	"unsafe"
@@ -73,22 +75,26 @@ func (s *MapSnapshot) Entry(i int, e *MapEntry) {
 	if s.c == nil {
 		*e = s.Entries[i]
 	} else {
+		// Field by field: a Value is large, and a million of them are
+		// printed one after another.
 		c, m := s.c, s.Map
-		*e = MapEntry{Keys: s.Keys(i, e.Keys[:0])}
+		e.Keys = s.Keys(i, e.Keys[:0])
+		e.Count, e.Total, e.Buckets = 0, 0, nil
 		switch m.Agg {
 		case Hist, Lhist:
+			e.Value = Value{}
 			e.Buckets = c.hist[i]
 		case Avg, Stats:
 			e.Total, e.Count = int64(c.ints[i]), c.cnts[i]
-			e.Value = Value{Type: m.Value, Int: average(e.Total, e.Count, m.Value.Signed)}
+			setInt(&e.Value, &m.Value, average(e.Total, e.Count, m.Value.Signed))
 		case Plain:
 			if c.vals != nil {
 				e.Value = Decode(m.Value, c.vals[i*c.vs:])
 			} else {
-				e.Value = Value{Type: m.Value, Int: c.ints[i]}
+				setInt(&e.Value, &m.Value, c.ints[i])
 			}
 		default:
-			e.Value = Value{Type: m.Value, Int: c.ints[i]}
+			setInt(&e.Value, &m.Value, c.ints[i])
 		}
 	}
 	if s.Resolve != nil {
@@ -108,11 +114,42 @@ func (s *MapSnapshot) Keys(i int, dst []Value) []Value {
 	c := s.c
 	k := c.keys[i*c.ks : (i+1)*c.ks]
 	off := 0
-	for _, t := range s.Map.Keys {
-		dst = append(dst, decodeView(t, k[off:]))
+	for j := range s.Map.Keys {
+		t := &s.Map.Keys[j]
+		dst = slices.Grow(dst, 1)[:len(dst)+1]
+		v := &dst[len(dst)-1]
+		switch t.Kind {
+		case Int:
+			setInt(v, t, DecodeInt(t, k[off:]))
+		case String:
+			setInt(v, t, 0)
+			v.Str = stringView(k[off : off+t.Size])
+		default:
+			*v = Decode(*t, k[off:])
+		}
 		off += t.Size
 	}
 	return dst
+}
+
+// setInt makes v an integer of type t, reusing v's memory: what Decode
+// makes, without building and copying a Value.
+func setInt(v *Value, t *Type, x uint64) {
+	v.Type = *t
+	v.Int = x
+	v.Str, v.Elems, v.Raw, v.Lines = "", nil, nil, nil
+}
+
+// stringView is a string up to the first NUL of b, which must not
+// change while the string is used: a snapshot's own memory.
+func stringView(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // Decoded returns every entry decoded, ordered by key (integers by their
@@ -348,24 +385,4 @@ func average(total int64, count uint64, signed bool) uint64 {
 		return uint64(total / int64(count))
 	}
 	return uint64(total) / count
-}
-
-// decodeView is Decode for a snapshot's own, immutable memory: a string
-// is a view of b rather than a copy.
-func decodeView(t Type, b []byte) Value {
-	if t.Kind != String {
-		return Decode(t, b)
-	}
-	s := b[:t.Size]
-	for i, c := range s {
-		if c == 0 {
-			s = s[:i]
-			break
-		}
-	}
-	v := Value{Type: t}
-	if len(s) > 0 {
-		v.Str = unsafe.String(&s[0], len(s))
-	}
-	return v
 }

@@ -28,31 +28,7 @@ func Decode(t Type, b []byte) Value {
 	v := Value{Type: t}
 	switch t.Kind {
 	case Int:
-		switch t.Size {
-		case 1:
-			v.Int = uint64(b[0])
-			if t.Signed {
-				v.Int = uint64(int64(int8(b[0])))
-			}
-		case 2:
-			x := binary.LittleEndian.Uint16(b)
-			v.Int = uint64(x)
-			if t.Signed {
-				v.Int = uint64(int64(int16(x)))
-			}
-		case 4:
-			x := binary.LittleEndian.Uint32(b)
-			v.Int = uint64(x)
-			if t.Signed {
-				v.Int = uint64(int64(int32(x)))
-			}
-		default:
-			v.Int = binary.LittleEndian.Uint64(b)
-		}
-		if t.Bits > 0 {
-			// A bitfield: its bits, unsigned, as bpftrace reads them.
-			v.Int = v.Int >> uint(t.BitOff) & (1<<uint(t.Bits) - 1)
-		}
+		v.Int = DecodeInt(&t, b)
 	case String:
 		s := b[:t.Size]
 		if i := bytes.IndexByte(s, 0); i >= 0 {
@@ -71,6 +47,36 @@ func Decode(t Type, b []byte) Value {
 		}
 	}
 	return v
+}
+
+// DecodeInt is Decode(*t, b).Int for an Int: sign-extended to 64 bits
+// when t is signed, a bitfield's bits unsigned.
+func DecodeInt(t *Type, b []byte) uint64 {
+	var x uint64
+	switch t.Size {
+	case 1:
+		x = uint64(b[0])
+		if t.Signed {
+			x = uint64(int64(int8(b[0])))
+		}
+	case 2:
+		x = uint64(binary.LittleEndian.Uint16(b))
+		if t.Signed {
+			x = uint64(int64(int16(x)))
+		}
+	case 4:
+		x = uint64(binary.LittleEndian.Uint32(b))
+		if t.Signed {
+			x = uint64(int64(int32(x)))
+		}
+	default:
+		x = binary.LittleEndian.Uint64(b)
+	}
+	if t.Bits > 0 {
+		// A bitfield: its bits, unsigned, as bpftrace reads them.
+		x = x >> uint(t.BitOff) & (1<<uint(t.Bits) - 1)
+	}
+	return x
 }
 
 // Word returns the i-th u64 of a host-resolved value's bytes.
