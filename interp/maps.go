@@ -37,7 +37,7 @@ type Map struct {
 	slots uint64 // len(data)/stride
 
 	mu     sync.RWMutex
-	index  map[string]uint32 // hash types: key -> entry
+	index  index             // hash types: key -> entry
 	keys   []byte            // hash types: key of each entry
 	used   []bool            // hash types: entry holds a key
 	free   []uint32          // hash types: unused entries
@@ -117,8 +117,8 @@ func NewMap(spec *ebpf.MapSpec, opts MapOptions) (*Map, error) {
 	if m.typ == ebpf.Array || m.typ == ebpf.PerCPUArray {
 		return m, nil
 	}
-	m.index = make(map[string]uint32)
 	m.keys = make([]byte, uint64(m.maxEntries)*uint64(m.keySize))
+	m.index.init(m.maxEntries)
 	m.used = make([]bool, m.maxEntries)
 	m.free = make([]uint32, m.maxEntries)
 	for i := range m.free {
@@ -180,10 +180,7 @@ func (m *Map) find(key []byte) uint32 {
 		}
 		return i
 	}
-	if e, ok := m.index[string(key)]; ok {
-		return e
-	}
-	return noEntry
+	return m.index.find(m, key)
 }
 
 // Errors with the kernel's errno, which is what a program sees.
@@ -276,7 +273,7 @@ func (m *Map) update(key, value []byte, flags uint64, cpu uint32) error {
 		m.free = m.free[:len(m.free)-1]
 		k := m.keys[uint64(e)*uint64(m.keySize):][:m.keySize]
 		copy(k, key)
-		m.index[string(k)] = e
+		m.index.insert(m, k, e)
 		m.used[e] = true
 		for c := uint32(0); c < m.ncpu; c++ {
 			clear(m.slotBytes(e, c))
@@ -321,7 +318,7 @@ func (m *Map) delete(key []byte) error {
 
 func (m *Map) remove(e uint32) {
 	k := m.keys[uint64(e)*uint64(m.keySize):][:m.keySize]
-	delete(m.index, string(k))
+	m.index.remove(m, k)
 	m.used[e] = false
 	m.free = append(m.free, e)
 	if m.lru() {
@@ -412,14 +409,19 @@ func (m *Map) Lookup(key []byte) ([]byte, bool, error) {
 
 func (m *Map) copyOut(e uint32) []byte {
 	out := make([]byte, m.userValueSize())
+	m.copyInto(out, e)
+	return out
+}
+
+// copyInto copies entry e's value (userValueSize bytes) into out.
+func (m *Map) copyInto(out []byte, e uint32) {
 	if !m.perCPU() {
 		copy(out, m.slotBytes(e, 0))
-		return out
+		return
 	}
 	for c := uint32(0); c < m.ncpu; c++ {
 		copy(out[uint64(c)*m.stride():], m.slotBytes(e, c))
 	}
-	return out
 }
 
 // Update sets key to value with the kernel's flags (UpdateAny,
@@ -449,26 +451,33 @@ func (m *Map) Iterate(fn func(key, value []byte) bool) {
 	if m.typ == ebpf.RingBuf {
 		return
 	}
+	// Every key and value is copied, under the lock, into one buffer: a
+	// consistent copy, at the cost of the map's live bytes, and not an
+	// allocation per key (a million keys are printed through here).
 	m.mu.RLock()
-	type kv struct{ k, v []byte }
-	var all []kv
-	if m.array() {
-		for i := uint32(0); i < m.maxEntries; i++ {
-			k := binary.LittleEndian.AppendUint32(nil, i)
-			all = append(all, kv{k, m.copyOut(i)})
+	n := m.maxEntries
+	if !m.array() {
+		n = m.index.n
+	}
+	ks, vs := uint64(m.keySize), m.userValueSize()
+	buf := make([]byte, uint64(n)*(ks+vs))
+	off, i := uint64(0), uint32(0)
+	for e := uint32(0); e < m.maxEntries && i < n; e++ {
+		if m.array() {
+			binary.LittleEndian.PutUint32(buf[off:], e)
+		} else if m.used[e] {
+			copy(buf[off:], m.keys[uint64(e)*ks:][:ks])
+		} else {
+			continue
 		}
-	} else {
-		for e := uint32(0); e < m.maxEntries; e++ {
-			if m.used[e] {
-				k := append([]byte(nil), m.keys[uint64(e)*uint64(m.keySize):][:m.keySize]...)
-				all = append(all, kv{k, m.copyOut(e)})
-			}
-		}
+		m.copyInto(buf[off+ks:off+ks+vs], e)
+		off += ks + vs
+		i++
 	}
 	m.mu.RUnlock()
 	// fn runs unlocked so it may update the map.
-	for _, x := range all {
-		if !fn(x.k, x.v) {
+	for off := uint64(0); off < uint64(len(buf)); off += ks + vs {
+		if !fn(buf[off:off+ks:off+ks], buf[off+ks:off+ks+vs:off+ks+vs]) {
 			return
 		}
 	}
@@ -481,7 +490,7 @@ func (m *Map) Len() int {
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return len(m.index)
+	return int(m.index.n)
 }
 
 // Clear removes every key of a hash map and zeroes an array.

@@ -3,6 +3,8 @@ package interp
 import (
 	"encoding/binary"
 	"errors"
+	"math/rand"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -166,5 +168,67 @@ func TestPerCPU(t *testing.T) {
 				t.Fatalf("cpu out of range: %v", err)
 			}
 		})
+	}
+}
+
+// TestIndexAgainstGoMap: a hash map's index (open addressing, deletions
+// that move entries back) agrees with a Go map through random inserts,
+// updates and deletes, full maps and keys that share home slots, and
+// Iterate sees each key once with its value.
+func TestIndexAgainstGoMap(t *testing.T) {
+	for _, tt := range []struct {
+		max, keys int
+	}{{1, 3}, {7, 12}, {64, 200}, {1000, 1500}} {
+		m, err := NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 2, ValueSize: 8, MaxEntries: uint32(tt.max)}, MapOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rnd := rand.New(rand.NewSource(int64(tt.max)))
+		want := map[uint16]uint64{}
+		key := func(k uint16) []byte { return binary.LittleEndian.AppendUint16(nil, k) }
+		for op := range 20 * tt.keys {
+			k := uint16(rnd.Intn(tt.keys))
+			switch rnd.Intn(3) {
+			case 0, 1:
+				v := uint64(op)
+				err := m.Update(key(k), binary.LittleEndian.AppendUint64(nil, v), UpdateAny)
+				if _, ok := want[k]; !ok && len(want) == tt.max {
+					if err == nil {
+						t.Fatalf("max %d: update of a new key into a full map succeeded", tt.max)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("max %d: update %d: %v", tt.max, k, err)
+				}
+				want[k] = v
+			case 2:
+				err := m.Delete(key(k))
+				if _, ok := want[k]; ok != (err == nil) {
+					t.Fatalf("max %d: delete %d: %v, present %v", tt.max, k, err, ok)
+				}
+				delete(want, k)
+			}
+			if m.Len() != len(want) {
+				t.Fatalf("max %d: Len %d, want %d", tt.max, m.Len(), len(want))
+			}
+			probe := uint16(rnd.Intn(tt.keys))
+			v, ok, err := m.Lookup(key(probe))
+			if w, present := want[probe]; err != nil || ok != present || (ok && binary.LittleEndian.Uint64(v) != w) {
+				t.Fatalf("max %d: lookup %d = %x %v %v, want %d %v", tt.max, probe, v, ok, err, w, present)
+			}
+		}
+		seen := map[uint16]uint64{}
+		m.Iterate(func(k, v []byte) bool {
+			kk := binary.LittleEndian.Uint16(k)
+			if _, dup := seen[kk]; dup {
+				t.Fatalf("max %d: Iterate gave %d twice", tt.max, kk)
+			}
+			seen[kk] = binary.LittleEndian.Uint64(v)
+			return true
+		})
+		if !reflect.DeepEqual(seen, want) {
+			t.Fatalf("max %d: Iterate saw %v, want %v", tt.max, seen, want)
+		}
 	}
 }
