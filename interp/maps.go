@@ -37,11 +37,11 @@ type Map struct {
 	slots uint64 // len(data)/stride
 
 	mu     sync.RWMutex
-	index  index             // hash types: key -> entry
-	keys   []byte            // hash types: key of each entry
-	used   []bool            // hash types: entry holds a key
-	free   []uint32          // hash types: unused entries
-	lruPrv []uint32          // LRU: recency list, most recent at lruHead
+	index  index    // hash types: key -> entry
+	keys   []byte   // hash types: key of each entry
+	used   []bool   // hash types: entry holds a key
+	free   []uint32 // hash types: unused entries
+	lruPrv []uint32 // LRU: recency list, most recent at lruHead
 	lruNxt []uint32
 	lruHd  uint32
 
