@@ -513,11 +513,15 @@ func execute(ctx context.Context, req *Request, prog *program.Program, sess exec
 	r.exited = false
 	r.drain()
 	r.reportLost()
+	tPrint := time.Now()
 	if err := r.printAll(); err != nil {
 		return err
 	}
 	if err := out.Flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
+	}
+	if req.Verbose {
+		fmt.Fprintf(req.Stderr, "Read and printed %d maps in %v\n", len(prog.Schema.Maps), time.Since(tPrint).Round(time.Microsecond))
 	}
 	r.reportMapErrors()
 	if is, ok := sess.(*interpSession); ok {
