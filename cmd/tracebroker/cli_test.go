@@ -284,7 +284,7 @@ func TestCLI(t *testing.T) {
 			args:     []string{"run", "-v", "-e", `BEGIN { printf("hi\n"); exit(); }`},
 			need:     needKernel,
 			stdout:   "Attaching 1 probe...\nhi\n\n\n",
-			stderrRE: regexp.MustCompile(`^Gatekeeper: jit mode: loose default: uid 0 may run any program; JIT available\nKernel gate: (enforcing|absent)[^\n]*\nProgram BEGIN: \d+ instructions, id \d+\nLoaded 1 programs and \d+ maps in \S+\nAttached 0 probes in \S+\nDetached in \S+\n$`),
+			stderrRE: regexp.MustCompile(`^Gatekeeper: jit mode: loose default: uid 0 may run any program; JIT available\nKernel gate: (enforcing|absent)[^\n]*\nProgram BEGIN: \d+ instructions, id \d+\nLoaded 1 programs and \d+ maps in \S+\nAttached 0 probes in \S+\nRead and printed 0 maps in \S+\nDetached in \S+\n$`),
 		},
 	}
 	for _, tc := range tests {
