@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -63,5 +64,34 @@ func TestRecordArgs(t *testing.T) {
 				t.Errorf("replay = %q, want %q", got, "\n\n"+tt.want)
 			}
 		})
+	}
+}
+
+// TestMapKeysEnv: BPFTRACE_MAP_KEYS_MAX sizes the maps as in bpftrace,
+// and what bpftrace refuses is refused.
+func TestMapKeysEnv(t *testing.T) {
+	for _, tt := range []struct {
+		val     string
+		set     bool
+		want    int
+		ok, err bool
+	}{
+		{set: false},
+		{val: "1000000", set: true, want: 1000000, ok: true},
+		{val: "0", set: true, err: true},
+		{val: "-5", set: true, err: true},
+		{val: "lots", set: true, err: true},
+		{val: "", set: true, err: true},
+	} {
+		if tt.set {
+			t.Setenv("BPFTRACE_MAP_KEYS_MAX", tt.val)
+		} else {
+			t.Setenv("BPFTRACE_MAP_KEYS_MAX", "")
+			os.Unsetenv("BPFTRACE_MAP_KEYS_MAX")
+		}
+		n, ok, err := MapKeysEnv()
+		if n != tt.want || ok != tt.ok || (err != nil) != tt.err {
+			t.Errorf("BPFTRACE_MAP_KEYS_MAX=%q (set %v): %d %v %v, want %d %v error %v", tt.val, tt.set, n, ok, err, tt.want, tt.ok, tt.err)
+		}
 	}
 }

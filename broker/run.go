@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -811,6 +812,21 @@ func (r *runner) reportMapErrors() {
 				r.prog.Schema.Maps[id].Name, n, r.req.maxKeys())
 		}
 	}
+}
+
+// MapKeysEnv is bpftrace's BPFTRACE_MAP_KEYS_MAX, the maps' size when
+// no flag sets it: ok is false when the variable is not set, and an
+// error says it is not a positive integer, as bpftrace refuses it.
+func MapKeysEnv() (n int, ok bool, err error) {
+	v, set := os.LookupEnv("BPFTRACE_MAP_KEYS_MAX")
+	if !set {
+		return 0, false, nil
+	}
+	x, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || x == 0 {
+		return 0, false, fmt.Errorf("Env var 'BPFTRACE_MAP_KEYS_MAX' did not contain a valid uint64_t, or was zero-valued.")
+	}
+	return int(x), true, nil
 }
 
 func (req *Request) maxKeys() int {

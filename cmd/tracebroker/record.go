@@ -62,6 +62,15 @@ them.`,
   tracebroker replay opens.tbrec -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("max-map-keys") {
+				n, ok, err := broker.MapKeysEnv()
+				if err != nil {
+					return err
+				}
+				if ok {
+					rr.MaxMapKeys = n
+				}
+			}
 			if rr.Output == "" {
 				return fmt.Errorf("no output file: use -o FILE")
 			}
@@ -172,7 +181,7 @@ holds, and whether it was cut short.`,
 	f.StringVarP(&program, "program", "e", "", "the script to run over the recording")
 	f.StringVarP(&rr.Format, "format", "f", "text", "output format: text or json")
 	f.BoolVarP(&rr.Quiet, "quiet", "q", false, "do not print the \"Attaching N probes...\" line")
-	f.IntVar(&rr.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
+	f.IntVar(&rr.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map (default: BPFTRACE_MAP_KEYS_MAX, or 4096)")
 	f.BoolVar(&info, "info", false, "print what the recording holds — its script, probes, times, events, and whether it was cut short — instead of replaying it")
 	f.BoolVar(&asJSON, "json", false, "with --info, print it as JSON")
 	return cmd

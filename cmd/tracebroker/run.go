@@ -51,6 +51,15 @@ func newRunCmd() *cobra.Command {
   tracebroker run --package tools.tar opensnoop.bpf.o                     # signed: tools.tar.sig`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("max-map-keys") {
+				n, ok, err := broker.MapKeysEnv()
+				if err != nil {
+					return err
+				}
+				if ok {
+					req.MaxMapKeys = n
+				}
+			}
 			var err error
 			objPath := ""
 			if pkgPath != "" {
@@ -193,7 +202,7 @@ func newRunCmd() *cobra.Command {
 	f.BoolVar(&req.Unsafe, "unsafe", false, "allow builtins that change the traced system: signal()")
 	f.StringVarP(&outFile, "output", "o", "", "write the output to `FILE` instead of standard output")
 	f.StringVar(&mode, "mode", "auto", "execution mode: auto (the gatekeeper's choice), jit, or interp (static collectors in the kernel, the program in the interpreter)")
-	f.IntVar(&req.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map")
+	f.IntVar(&req.MaxMapKeys, "max-map-keys", 4096, "maximum number of keys per map (default: BPFTRACE_MAP_KEYS_MAX, or 4096)")
 	f.StringVar(&attestDir, "attest-dir", "", "write a signed attestation of every generated program to `DIR`")
 	f.StringVar(&gatePins, "gate-pin-dir", lsmgate.DefaultPinDir, "where the kernel gate is pinned (`DIR`): -v and attestations say whether it enforces")
 	f.StringVar(&state, "state", attest.DefaultStateDir, "state `DIR` holding the host attestation key and trusted keys (tracebroker init)")
