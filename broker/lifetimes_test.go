@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"syscall"
 	"strings"
 	"testing"
 	"time"
@@ -155,6 +156,9 @@ func TestReplayNothingAfterExit(t *testing.T) {
 func startStorm(t *testing.T, f *fixture, n int) (cmd *exec.Cmd, exited <-chan struct{}, at *time.Time) {
 	t.Helper()
 	cmd = exec.Command(f.exe, "get", strconv.Itoa(n), "0")
+	// A storm of 1<<40 calls outlives a test binary killed before its
+	// cleanups run (a timeout), and would load the host for hours.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
