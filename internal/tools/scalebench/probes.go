@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os/exec"
-	"strings"
 	"time"
 )
 
@@ -49,13 +48,21 @@ func (b *bench) usesUprobes() bool {
 	return false
 }
 
-func (b *bench) probeScript(p probeSet) string {
+func (b *bench) probeScript(p probeSet, end string) string {
 	spec := p.spec
 	if p.uprobe {
 		spec = fmt.Sprintf(spec, b.libc)
 	}
-	return spec + ` { @[probe] = count(); } BEGIN { exit(); }`
+	return spec + ` { @[probe] = count(); } ` + end
 }
+
+// exitAtOnce ends a run as soon as it is attached; busyEnd lets the
+// probes count for a while first (both tools stop their probes when
+// BEGIN exits, before any event is counted).
+const (
+	exitAtOnce = `BEGIN { exit(); }`
+	busyEnd    = `interval:s:2 { exit(); }`
+)
 
 func (b *bench) probes() error {
 	fmt.Printf("script: SPEC { @[probe] = count(); } BEGIN { exit(); }; output through a pipe; runs: %d per tool, medians\n", b.heavyRuns)
@@ -65,7 +72,7 @@ func (b *bench) probes() error {
 	fmt.Println(`threads: peak of the tool's, and of its helper's (sampled every 5 ms); peak RSS: the tool's / the helper's.`)
 	for _, name := range b.probeSets {
 		p, _ := findProbeSet(name)
-		script := b.probeScript(p)
+		script := b.probeScript(p, exitAtOnce)
 		fmt.Printf("\n%s: %s\n  %s\n", p.name, p.about, script)
 		attach, wall, detached, rss, hrss, thr, hthr := series{}, series{}, series{}, series{}, series{}, series{}, series{}
 		probes := map[string]int{}
@@ -133,8 +140,8 @@ func (b *bench) probes() error {
 // syscalls as fast as it can, and reports the events each lost.
 func (b *bench) probesBusy() error {
 	p, _ := findProbeSet(b.busySet)
-	script := b.probeScript(p)
-	fmt.Printf("\nlost events: %s attached once per tool while a workload makes syscalls of 5 kinds in a loop (one run each)\n", p.name)
+	script := b.probeScript(p, busyEnd)
+	fmt.Printf("\nlost events: %s attached once per tool while a workload makes syscalls of 5 kinds in a loop (one run each)\n  %s\n", p.name, script)
 	busy := exec.Command(b.self, "workload", "busy")
 	if err := busy.Start(); err != nil {
 		return err
@@ -164,6 +171,6 @@ func (b *bench) probesBusy() error {
 		rows = append(rows, []string{t.name, fmt.Sprint(s.attaching), secs(s.wall), secs(s.detached), fmt.Sprint(total), lost})
 	}
 	fmt.Print(table(rows))
-	fmt.Println(strings.TrimSpace(`events counted: the sum of @[probe]; it ends when the tool stops its probes at exit(), so it depends on how long attaching took.`))
+	fmt.Println("events counted: the sum of @[probe], from the first probe attached to 2 s after the last: it depends on how long attaching took.")
 	return nil
 }
