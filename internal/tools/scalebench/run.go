@@ -186,13 +186,13 @@ func runJob(j job) (*sample, error) {
 	}
 	s.stderr = stderr.String()
 	if err != nil {
-		reapOrphans(j.exclude, s)
+		reapOrphans(j.exclude, s, start.Add(j.timeout))
 		if sampler != nil {
 			s.threads, s.helperThreads, s.helperRSS = sampler.stop()
 		}
 		return s, fmt.Errorf("%s: %v: %s", filepath.Base(j.path), err, firstLine(s.stderr))
 	}
-	reapOrphans(j.exclude, s)
+	reapOrphans(j.exclude, s, start.Add(j.timeout))
 	s.detached = time.Since(start)
 	if sampler != nil {
 		s.threads, s.helperThreads, s.helperRSS = sampler.stop()
@@ -248,8 +248,9 @@ func children(pid int) []int {
 
 // reapOrphans waits for every child of this process that is not a
 // workload: after a tool exits, those are what it left behind (its
-// detach helper), re-parented here.
-func reapOrphans(exclude []int, s *sample) {
+// detach helper), re-parented here. One still there at deadline is
+// killed.
+func reapOrphans(exclude []int, s *sample, deadline time.Time) {
 	for {
 		var left []int
 		for _, c := range children(os.Getpid()) {
@@ -261,12 +262,12 @@ func reapOrphans(exclude []int, s *sample) {
 			return
 		}
 		for _, pid := range left {
+			kill := time.AfterFunc(time.Until(deadline), func() { unix.Kill(pid, unix.SIGKILL) })
 			var ws unix.WaitStatus
-			var ru unix.Rusage
-			if _, err := unix.Wait4(pid, &ws, 0, &ru); err == nil {
+			if _, err := unix.Wait4(pid, &ws, 0, nil); err == nil {
 				s.helpers++
-				s.helperRSS = max(s.helperRSS, ru.Maxrss)
 			}
+			kill.Stop()
 		}
 	}
 }
