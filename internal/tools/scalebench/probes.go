@@ -66,7 +66,9 @@ const (
 
 func (b *bench) probes() error {
 	fmt.Printf("script: SPEC { @[probe] = count(); } BEGIN { exit(); }; output through a pipe; runs: %d per tool, medians\n", b.heavyRuns)
-	fmt.Printf("uprobes attach to %s\n", b.libc)
+	if b.usesUprobes() {
+		fmt.Printf("uprobes attach to %s\n", b.libc)
+	}
 	fmt.Println(`"Attaching": until the "Attaching N probes..." line, which both tools print when their programs are loaded, before attaching;`)
 	fmt.Println(`"returned": until the command returns; "detached": until it and every process it left behind (tracebroker's detach helper) have exited.`)
 	fmt.Println(`threads: peak of the tool's, and of its helper's (sampled every 5 ms); peak RSS: the tool's / the helper's.`)

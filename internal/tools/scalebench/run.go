@@ -315,13 +315,13 @@ func startSampler(pid int, exclude []int) *threadSampler {
 			}
 			most[0] = max(most[0], int64(threads(pid)))
 			most[1] = max(most[1], int64(helpers))
-			var sum int64
-			for _, k := range hwm {
-				sum += k
-			}
-			most[2] = max(most[2], sum)
 			select {
 			case <-t.done:
+				// A helper's last VmHWM, not the largest seen: until
+				// its exec, a vfork child shows its parent's memory.
+				for _, k := range hwm {
+					most[2] += k
+				}
 				t.res <- most
 				return
 			case <-tick.C:
