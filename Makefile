@@ -165,8 +165,9 @@ fuzz:
 # (internal/tools/scalebench: a one-liner's start-up, maps of 10^4 to
 # 10^6 keys printed at exit, 360 to 1,710 probes attached and detached,
 # the cost per event in the traced process, a printf storm; medians of
-# alternated runs), then the Go micro-benchmarks. Needs root; the whole
-# takes the best part of an hour on this 2-core machine.
+# alternated runs), then the Go micro-benchmarks. Needs root; scalebench
+# took 50 minutes on this 2-core shared machine, most of it bpftrace
+# attaching and detaching probes.
 # BENCH_FLAGS='-cases maps -keys 10^4 -heavy-runs 1' narrows it
 # (go run ./internal/tools/scalebench -h lists the flags).
 BENCH_FLAGS ?=

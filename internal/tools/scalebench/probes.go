@@ -17,9 +17,9 @@ var probeSets = []probeSet{
 	{name: "tp360", spec: "tracepoint:syscalls:sys_enter_*", about: "every syscall entry tracepoint (360 on 6.18)"},
 	{name: "tp720", spec: "tracepoint:syscalls:sys_*", about: "every syscall tracepoint, entry and exit (720 on 6.18)"},
 	{name: "up1017", spec: "uprobe:%s:*y*", uprobe: true,
-		about: "libc's functions with a y in their name (1,017 in Debian's glibc 2.41): as many as tracebroker's limit of 1,024 probes lets attach"},
+		about: "libc's functions with a y in their name (1,017 in Debian 12's glibc 2.36): as many as tracebroker's limit of 1,024 probes lets attach"},
 	{name: "up1710", spec: "uprobe:%s:*et*", uprobe: true,
-		about: "libc's functions with et in their name (1,710): the nearest to the issue's 1,670 that bpftrace attaches (*h*, 1,660, has pthread_spin_lock, whose lock-prefixed first instruction the kernel will not probe)"},
+		about: "libc's functions with et in their name (1,710 in the same): the nearest to the issue's 1,670 that bpftrace attaches (*h*, 1,660, has pthread_spin_lock, whose lock-prefixed first instruction the kernel will not probe)"},
 }
 
 func probeSetNames() []string {

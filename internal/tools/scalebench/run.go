@@ -190,7 +190,7 @@ func runJob(j job) (*sample, error) {
 		if sampler != nil {
 			s.threads, s.helperThreads, s.helperRSS = sampler.stop()
 		}
-		return s, fmt.Errorf("%s: %v: %s", filepath.Base(j.path), err, firstLine(s.stderr))
+		return s, fmt.Errorf("%s: %v after %s: %s", filepath.Base(j.path), err, secs(s.wall), firstLine(s.stderr))
 	}
 	reapOrphans(j.exclude, s, start.Add(j.timeout))
 	s.detached = time.Since(start)
