@@ -65,7 +65,10 @@ func progType(k program.ProbeKind) ebpf.ProgramType {
 // Options tune how a program is run, not what it does.
 type Options struct {
 	// EventBufferSize is the ring buffer's size in bytes: a power of two,
-	// at least a page. 0 keeps the program's (4 MiB from the compiler).
+	// at least a page. 0 keeps the program's (from the compiler, 4 MiB
+	// for a script that prints). A program whose buffer is the quiet
+	// one-page size (program.QuietEventBuffer) prints nothing, and keeps
+	// it whatever this says.
 	EventBufferSize int
 	// PID, when set, restricts uprobes to that process (-p), as
 	// bpftrace does.
@@ -79,11 +82,15 @@ func Load(p *program.Program, opts Options) (s *Session, err error) {
 	for _, m := range p.Maps {
 		spec.Maps[m.Name] = m.Copy()
 	}
-	if n := opts.EventBufferSize; n > 0 {
-		if n < os.Getpagesize() || n&(n-1) != 0 {
-			return nil, fmt.Errorf("event buffer size %d is not a power of two of at least %d bytes", n, os.Getpagesize())
+	if events := spec.Maps[program.EventsMap]; events != nil {
+		if n := opts.EventBufferSize; n > 0 && events.MaxEntries > program.QuietEventBuffer {
+			if n < os.Getpagesize() || n&(n-1) != 0 {
+				return nil, fmt.Errorf("event buffer size %d is not a power of two of at least %d bytes", n, os.Getpagesize())
+			}
+			events.MaxEntries = uint32(n)
 		}
-		spec.Maps[program.EventsMap].MaxEntries = uint32(n)
+		// A page of this host's at least: the quiet size is 4 KiB's.
+		events.MaxEntries = max(events.MaxEntries, uint32(os.Getpagesize()))
 	}
 	names := make([]string, len(p.Probes))
 	for i, pr := range p.Probes {

@@ -62,7 +62,9 @@ type Request struct {
 	// as bpftrace's --unsafe does.
 	Unsafe     bool
 	MaxMapKeys int
-	// EventBufferSize is the ring buffer's size in bytes (0: 4 MiB).
+	// EventBufferSize is the ring buffer's size in bytes (0: the
+	// compiler's, 4 MiB for a script that prints; a script that does
+	// not keeps its page whatever this says). See EventBufferForPages.
 	EventBufferSize int
 	// DetachInBackground hands the attachments to a helper process that
 	// closes them after this one is gone: the probes are already stopped,
@@ -843,4 +845,24 @@ func watchPID(ctx context.Context, pid int) <-chan struct{} {
 		}
 	}()
 	return ch
+}
+
+// EventBufferForPages is the ring buffer that holds what bpftrace's
+// per-CPU perf buffers of pages pages each (BPFTRACE_PERF_RB_PAGES, 64 by
+// default) hold together: pages pages per possible CPU, rounded up to the
+// power of two the kernel wants.
+func EventBufferForPages(pages int) (int, error) {
+	cpus, err := possibleCPUs()
+	if err != nil {
+		return 0, err
+	}
+	const most = 1 << 30
+	if pages <= 0 || pages > most/os.Getpagesize()/cpus {
+		return 0, fmt.Errorf("%d pages per CPU: not from 1 to %d", pages, most/os.Getpagesize()/cpus)
+	}
+	n := os.Getpagesize()
+	for n < pages*os.Getpagesize()*cpus {
+		n <<= 1
+	}
+	return n, nil
 }
