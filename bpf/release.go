@@ -45,9 +45,6 @@ func (s *Session) DetachInBackground() error {
 		return nil
 	}
 	if len(s.perfFD) <= detach.Workers && releaseInFork(s.perfFD) == nil {
-		for _, fd := range s.perfFD {
-			unix.Close(fd)
-		}
 		s.perfFD = nil
 		return nil
 	}
@@ -83,44 +80,60 @@ const ReleaseName = "tb-release"
 // releaseName is ReleaseName as prctl(PR_SET_NAME) takes it.
 var releaseName = [16]byte{'t', 'b', '-', 'r', 'e', 'l', 'e', 'a', 's', 'e'}
 
-// releaseInFork makes a copy of this process (fork, no exec) that closes
-// every file but fds, then fds one after another, and exits. Whatever
-// the copy runs is prepared here: it starts with one thread, this one,
-// in a copy of a Go runtime whose other threads it does not have, so it
-// runs only releaseChild, which makes system calls and nothing else.
-// Signals stay blocked in it: a terminal's Ctrl-C must not stop it
-// half-way, and it is in a session of its own as soon as it runs.
+// releaseInFork makes a copy of this process (fork, no exec) that
+// closes every file but fds, waits until this process has closed its own
+// copies of fds (it closes them, then the pipe that lets the copy go on),
+// closes fds and exits: the last close of an attachment is the one that
+// waits for the kernel, and it must be the copy's. Whatever the copy
+// runs is prepared here: it starts with one thread, this one, in a copy
+// of a Go runtime whose other threads it does not have, so it runs only
+// releaseChild, which makes system calls and nothing else. Signals stay
+// blocked in it: a terminal's Ctrl-C must not stop it half-way, and it is
+// in a session of its own as soon as it runs.
 func releaseInFork(fds []int) error {
-	keep := slices.Clone(fds)
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return err
+	}
+	keep := append(slices.Clone(fds), p[0])
 	slices.Sort(keep)
 	name := &releaseName
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	all, old := ^uint64(0), uint64(0)
-	if _, _, e := syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0); e != 0 {
-		return e
+	_, _, e := syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
+	var pid uintptr
+	if e == 0 {
+		pid, _, e = syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
+		if e == 0 && pid == 0 {
+			releaseChild(keep, p[0], name)
+		}
+		syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
 	}
-	pid, _, e := syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
-	if e == 0 && pid == 0 {
-		releaseChild(keep, name)
-	}
-	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
+	runtime.UnlockOSThread()
 	if e != 0 {
+		unix.Close(p[0])
+		unix.Close(p[1])
 		return e
 	}
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	unix.Close(p[1]) // the copy's read sees the end: it may close
+	unix.Close(p[0])
 	go unix.Wait4(int(pid), nil, 0, nil) // no zombie in a process that lives on
 	return nil
 }
 
 // releaseChild is the copy's whole life. It must not grow its stack,
 // allocate or call into the runtime: only raw system calls. It closes
-// every other file first (close_range over the gaps between keep,
-// sorted; on kernels without it, fds below 1024), so that a pipe the
-// command writes to ends when the command does, not when the waits do.
+// every file but keep (sorted) first, with close_range over the gaps (on
+// kernels without it, files below 1024), so that a pipe the command
+// writes to ends when the command does, not when the waits do; then
+// waits for the end of the pipe whose read end is wait.
 //
 //go:nosplit
 //go:norace
-func releaseChild(keep []int, name *[16]byte) {
+func releaseChild(keep []int, wait int, name *[16]byte) {
 	syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0)
 	syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0)
 	lo := uintptr(0)
@@ -138,6 +151,13 @@ func releaseChild(keep []int, name *[16]byte) {
 		}
 		if i < len(keep) {
 			lo = uintptr(keep[i]) + 1
+		}
+	}
+	var b [1]byte
+	for {
+		_, _, e := syscall.RawSyscall(unix.SYS_READ, uintptr(wait), uintptr(unsafe.Pointer(&b[0])), 1)
+		if e != unix.EINTR {
+			break
 		}
 	}
 	for i := 0; i < len(keep); i++ {
