@@ -27,7 +27,7 @@ import (
 // commands, and refuses a value flag that would swallow the next flag
 // (`run -d -e '...'`). Anything else is returned as it is, for cobra.
 func bpftraceArgs(root *cobra.Command, args []string) ([]string, error) {
-	args = topLevel(root, args)
+	args = topLevel(args)
 	if err := checkSwallowed(root, args); err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func isListFlag(a string) bool {
 	return strings.Trim(a[1:], "lv") == ""
 }
 
-func topLevel(root *cobra.Command, args []string) []string {
+func topLevel(args []string) []string {
 	if len(args) == 0 {
 		return args
 	}
@@ -59,7 +59,7 @@ func topLevel(root *cobra.Command, args []string) []string {
 	case first == "list" && len(args) > 1 && isListFlag(args[1]):
 		// `list -lv`: the -l is list itself.
 		return listArgs(args[1], args[2:])
-	case isCommand(root, first):
+	case isCommand(first):
 		return args
 	case first == "-h" || first == "--help" || first == "--":
 		return args
@@ -101,13 +101,13 @@ func without(args []string, word string) []string {
 	return out
 }
 
-func isCommand(root *cobra.Command, name string) bool {
+func isCommand(name string) bool {
 	switch name {
 	case "help", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd, "completion":
 		return true
 	}
-	for _, c := range root.Commands() {
-		if c.Name() == name || c.HasAlias(name) {
+	for _, c := range subcommands {
+		if c.name == name {
 			return true
 		}
 	}

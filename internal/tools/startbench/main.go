@@ -85,7 +85,7 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("%-12s %10v %9d KiB\n", "bpftrace", median(ref.wall).Round(100*time.Microsecond), median(ref.rss))
-	fmt.Printf("\nratio: wall %.3fx, peak RSS %.3fx (goal: <= 0.10x and <= 0.25x)\n",
+	fmt.Printf("\nratio: wall %.3fx, peak RSS %.3fx (goal: <= 0.05x and <= 0.15x)\n",
 		float64(median(tb.wall))/float64(median(ref.wall)), float64(median(tb.rss))/float64(median(ref.rss)))
 
 	self, err := os.Executable()
