@@ -75,6 +75,20 @@ type Options struct {
 	PID int
 }
 
+// EventsSize is the size an events ring buffer of size bytes in the
+// program is created with, when Options.EventBufferSize is n: n, unless
+// the program's is the quiet one-page size (it prints nothing), and at
+// least one of this host's pages (the quiet size is a 4 KiB page).
+func EventsSize(size uint32, n int) (uint32, error) {
+	if n > 0 && size > program.QuietEventBuffer {
+		if n < os.Getpagesize() || n&(n-1) != 0 || n > 1<<30 {
+			return 0, fmt.Errorf("event buffer size %d is not a power of two from %d bytes to 1 GiB", n, os.Getpagesize())
+		}
+		size = uint32(n)
+	}
+	return max(size, uint32(os.Getpagesize())), nil
+}
+
 // Load creates the maps and loads every probe's program through the
 // verifier. Nothing is attached. On error nothing is left behind.
 func Load(p *program.Program, opts Options) (s *Session, err error) {
@@ -83,14 +97,9 @@ func Load(p *program.Program, opts Options) (s *Session, err error) {
 		spec.Maps[m.Name] = m.Copy()
 	}
 	if events := spec.Maps[program.EventsMap]; events != nil {
-		if n := opts.EventBufferSize; n > 0 && events.MaxEntries > program.QuietEventBuffer {
-			if n < os.Getpagesize() || n&(n-1) != 0 {
-				return nil, fmt.Errorf("event buffer size %d is not a power of two of at least %d bytes", n, os.Getpagesize())
-			}
-			events.MaxEntries = uint32(n)
+		if events.MaxEntries, err = EventsSize(events.MaxEntries, opts.EventBufferSize); err != nil {
+			return nil, err
 		}
-		// A page of this host's at least: the quiet size is 4 KiB's.
-		events.MaxEntries = max(events.MaxEntries, uint32(os.Getpagesize()))
 	}
 	names := make([]string, len(p.Probes))
 	for i, pr := range p.Probes {

@@ -269,6 +269,9 @@ func Run(ctx context.Context, req Request) (err error) {
 	if err := bindProbes(prog, req.UprobeScope); err != nil {
 		return err
 	}
+	if err := sizeEvents(prog, req.EventBufferSize); err != nil {
+		return err
+	}
 	if req.Authorize != nil {
 		if err := req.Authorize(prog); err != nil {
 			return err
@@ -845,6 +848,27 @@ func watchPID(ctx context.Context, pid int) <-chan struct{} {
 		}
 	}()
 	return ch
+}
+
+// sizeEvents gives prog's events ring buffer the size it will be created
+// with (bpf.EventsSize), so that what judges and attests the program
+// sees the buffer the kernel gets.
+func sizeEvents(prog *program.Program, n int) error {
+	for i, m := range prog.Maps {
+		if m.Name != program.EventsMap {
+			continue
+		}
+		size, err := bpf.EventsSize(m.MaxEntries, n)
+		if err != nil {
+			return err
+		}
+		if size != m.MaxEntries {
+			m = m.Copy()
+			m.MaxEntries = size
+			prog.Maps[i] = m
+		}
+	}
+	return nil
 }
 
 // EventBufferForPages is the ring buffer that holds what bpftrace's
