@@ -65,11 +65,28 @@ func progType(k program.ProbeKind) ebpf.ProgramType {
 // Options tune how a program is run, not what it does.
 type Options struct {
 	// EventBufferSize is the ring buffer's size in bytes: a power of two,
-	// at least a page. 0 keeps the program's (4 MiB from the compiler).
+	// at least a page. 0 keeps the program's (from the compiler, 4 MiB
+	// for a script that prints). A program whose buffer is the quiet
+	// one-page size (program.QuietEventBuffer) prints nothing, and keeps
+	// it whatever this says.
 	EventBufferSize int
 	// PID, when set, restricts uprobes to that process (-p), as
 	// bpftrace does.
 	PID int
+}
+
+// EventsSize is the size an events ring buffer of size bytes in the
+// program is created with, when Options.EventBufferSize is n: n, unless
+// the program's is the quiet one-page size (it prints nothing), and at
+// least one of this host's pages (the quiet size is a 4 KiB page).
+func EventsSize(size uint32, n int) (uint32, error) {
+	if n > 0 && size > program.QuietEventBuffer {
+		if n < os.Getpagesize() || n&(n-1) != 0 || n > 1<<30 {
+			return 0, fmt.Errorf("event buffer size %d is not a power of two from %d bytes to 1 GiB", n, os.Getpagesize())
+		}
+		size = uint32(n)
+	}
+	return max(size, uint32(os.Getpagesize())), nil
 }
 
 // Load creates the maps and loads every probe's program through the
@@ -79,11 +96,10 @@ func Load(p *program.Program, opts Options) (s *Session, err error) {
 	for _, m := range p.Maps {
 		spec.Maps[m.Name] = m.Copy()
 	}
-	if n := opts.EventBufferSize; n > 0 {
-		if n < os.Getpagesize() || n&(n-1) != 0 {
-			return nil, fmt.Errorf("event buffer size %d is not a power of two of at least %d bytes", n, os.Getpagesize())
+	if events := spec.Maps[program.EventsMap]; events != nil {
+		if events.MaxEntries, err = EventsSize(events.MaxEntries, opts.EventBufferSize); err != nil {
+			return nil, err
 		}
-		spec.Maps[program.EventsMap].MaxEntries = uint32(n)
 	}
 	names := make([]string, len(p.Probes))
 	for i, pr := range p.Probes {

@@ -25,7 +25,8 @@ import (
 // re-runs it with TB_WORKLOAD set, and it does exactly what its arguments
 // say, so that every count in the expected output is exact.
 func TestMain(m *testing.M) {
-	// DetachInBackground re-runs this binary as its release helper.
+	// DetachInBackground re-runs this binary as its release helper when
+	// there are more attachments than a forked copy closes.
 	bpf.RunReleaseHelper()
 	// A workload is started with its own words; the fuzzing engine's
 	// workers inherit TB_WORKLOAD too, but run with -test. flags.

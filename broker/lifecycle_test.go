@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
@@ -406,7 +407,8 @@ func releaseHelpers(t *testing.T) []int {
 			continue
 		}
 		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-		if bytes.Contains(env, []byte("TRACEBROKER_RELEASE_FDS=")) {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if bytes.Contains(env, []byte("TRACEBROKER_RELEASE_FDS=")) || string(bytes.TrimSpace(comm)) == bpf.ReleaseName {
 			pids = append(pids, pid)
 		}
 	}

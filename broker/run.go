@@ -62,7 +62,9 @@ type Request struct {
 	// as bpftrace's --unsafe does.
 	Unsafe     bool
 	MaxMapKeys int
-	// EventBufferSize is the ring buffer's size in bytes (0: 4 MiB).
+	// EventBufferSize is the ring buffer's size in bytes (0: the
+	// compiler's, 4 MiB for a script that prints; a script that does
+	// not keeps its page whatever this says). See EventBufferForPages.
 	EventBufferSize int
 	// DetachInBackground hands the attachments to a helper process that
 	// closes them after this one is gone: the probes are already stopped,
@@ -265,6 +267,9 @@ func Run(ctx context.Context, req Request) (err error) {
 		fmt.Fprint(req.Stderr, warns.Format(req.Name, req.Source))
 	}
 	if err := bindProbes(prog, req.UprobeScope); err != nil {
+		return err
+	}
+	if err := sizeEvents(prog, req.EventBufferSize); err != nil {
 		return err
 	}
 	if req.Authorize != nil {
@@ -858,4 +863,45 @@ func watchPID(ctx context.Context, pid int) <-chan struct{} {
 		}
 	}()
 	return ch
+}
+
+// sizeEvents gives prog's events ring buffer the size it will be created
+// with (bpf.EventsSize), so that what judges and attests the program
+// sees the buffer the kernel gets.
+func sizeEvents(prog *program.Program, n int) error {
+	for i, m := range prog.Maps {
+		if m.Name != program.EventsMap {
+			continue
+		}
+		size, err := bpf.EventsSize(m.MaxEntries, n)
+		if err != nil {
+			return err
+		}
+		if size != m.MaxEntries {
+			m = m.Copy()
+			m.MaxEntries = size
+			prog.Maps[i] = m
+		}
+	}
+	return nil
+}
+
+// EventBufferForPages is the ring buffer that holds what bpftrace's
+// per-CPU perf buffers of pages pages each (BPFTRACE_PERF_RB_PAGES, 64 by
+// default) hold together: pages pages per possible CPU, rounded up to the
+// power of two the kernel wants.
+func EventBufferForPages(pages int) (int, error) {
+	cpus, err := possibleCPUs()
+	if err != nil {
+		return 0, err
+	}
+	const most = 1 << 30
+	if pages <= 0 || pages > most/os.Getpagesize()/cpus {
+		return 0, fmt.Errorf("%d pages per CPU: not from 1 to %d", pages, most/os.Getpagesize()/cpus)
+	}
+	n := os.Getpagesize()
+	for n < pages*os.Getpagesize()*cpus {
+		n <<= 1
+	}
+	return n, nil
 }

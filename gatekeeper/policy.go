@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -110,7 +111,7 @@ func (p *Policy) Program() (asm.Instructions, []*ebpf.MapSpec) {
 // the copy the compiler uses to read strings out of the Request. A
 // policy judges the Request and nothing else, so time, randomness, the
 // current task, output and map updates are not there.
-var policyHelpers = func() []interp.Helper {
+var policyHelpers = sync.OnceValue(func() []interp.Helper {
 	var hs []interp.Helper
 	for _, h := range interp.DefaultHelpers() {
 		switch h.ID {
@@ -119,19 +120,19 @@ var policyHelpers = func() []interp.Helper {
 		}
 	}
 	return hs
-}()
+})
 
 // helperNames names helpers in errors as the kernel does.
-var helperNames = func() map[asm.BuiltinFunc]string {
+var helperNames = sync.OnceValue(func() map[asm.BuiltinFunc]string {
 	m := map[asm.BuiltinFunc]string{}
 	for _, h := range interp.DefaultHelpers() {
 		m[h.ID] = h.Name
 	}
 	return m
-}()
+})
 
 func helperName(fn asm.BuiltinFunc) string {
-	if s, ok := helperNames[fn]; ok {
+	if s, ok := helperNames()[fn]; ok {
 		return s
 	}
 	return strings.TrimPrefix(fn.String(), "Fn")
@@ -287,7 +288,7 @@ func (p *Policy) load(insns asm.Instructions, extra map[string]*interp.Map, extr
 	if budget == 0 {
 		budget = DefaultBudget
 	}
-	prog, err := interp.LoadInstructions(insns, maps, interp.Options{Helpers: policyHelpers, Budget: budget})
+	prog, err := interp.LoadInstructions(insns, maps, interp.Options{Helpers: policyHelpers(), Budget: budget})
 	if err != nil {
 		return fail(err)
 	}
@@ -304,8 +305,8 @@ func (p *Policy) load(insns asm.Instructions, extra map[string]*interp.Map, extr
 // interp would refuse less clearly (a helper outside the table) or would
 // accept (callx, other maps).
 func checkInsns(insns asm.Instructions, extra map[string]*interp.Map) error {
-	allowed := make([]string, len(policyHelpers))
-	for i, h := range policyHelpers {
+	allowed := make([]string, len(policyHelpers()))
+	for i, h := range policyHelpers() {
 		allowed[i] = h.Name
 	}
 	for it := insns.Iterate(); it.Next(); {
@@ -315,7 +316,7 @@ func checkInsns(insns asm.Instructions, extra map[string]*interp.Map) error {
 			return fmt.Errorf("insn %d: callx: a policy calls helpers by constant id", pc)
 		case ins.IsBuiltinCall():
 			fn := asm.BuiltinFunc(ins.Constant)
-			if !slices.ContainsFunc(policyHelpers, func(h interp.Helper) bool { return h.ID == fn }) {
+			if !slices.ContainsFunc(policyHelpers(), func(h interp.Helper) bool { return h.ID == fn }) {
 				return fmt.Errorf("insn %d calls helper %s (%d): a policy may call only %s", pc, helperName(fn), int64(ins.Constant), strings.Join(allowed, ", "))
 			}
 		case ins.IsKfuncCall():

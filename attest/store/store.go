@@ -326,7 +326,9 @@ func (s *Store) evictOldest(subject, reason string) bool {
 const otherSubject = "other"
 
 // nameRE is an attestation's name as Add writes it.
-var nameRE = regexp.MustCompile(`^([A-Za-z0-9._-]+)\+([0-9a-f]{16})\+([0-9a-f]{64}|none)\+[0-9]+-.*\.dsse\.json$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^([A-Za-z0-9._-]+)\+([0-9a-f]{16})\+([0-9a-f]{64}|none)\+[0-9]+-.*\.dsse\.json$`)
+})
 
 // scan reads the store's accounting from its directory, once.
 func (s *Store) scan() error {
@@ -357,7 +359,7 @@ func (s *Store) scan() error {
 	byName := map[string]*batch{}
 	srcSize := map[string]int64{}
 	for _, f := range files {
-		m := nameRE.FindStringSubmatch(f.name)
+		m := nameRE().FindStringSubmatch(f.name)
 		if m == nil {
 			// Not the store's: it counts, and goes first, as a
 			// subject of its own.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -62,6 +63,14 @@ func listTracepoints(events, pattern string) ([]Tracepoint, error) {
 	}
 	if err := checkPattern(pattern); err != nil {
 		return nil, err
+	}
+
+	// A literal name, the commonest case (a one-liner's
+	// "syscalls:sys_enter_openat"), needs no directory read at all: a
+	// category's listing is the kernel building hundreds of eventfs
+	// entries.
+	if cat, name, _ := strings.Cut(pattern, ":"); !hasMeta(cat) && !hasMeta(name) {
+		return statTracepoint(events, cat, name)
 	}
 
 	// A literal category, the common case ("syscalls:sys_enter_*"), needs
@@ -182,6 +191,26 @@ func readCategories(events string) ([]string, error) {
 
 // readEventNames returns the events of one category, or none when the
 // category does not exist or cannot be enabled.
+// statTracepoint is listTracepoints for a pattern without wildcards:
+// category:name when readEventNames would list it (a directory, in a
+// category with an enable file), else nothing.
+func statTracepoint(events, cat, name string) ([]Tracepoint, error) {
+	if !validComponent(cat) || !validComponent(name) {
+		return nil, nil
+	}
+	catDir := filepath.Join(events, cat)
+	fi, err := os.Lstat(filepath.Join(catDir, name))
+	if err == nil && fi.IsDir() {
+		if fi, err = os.Lstat(filepath.Join(catDir, "enable")); err == nil && !fi.IsDir() {
+			return []Tracepoint{{cat, name}}, nil
+		}
+	}
+	if err == nil || errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+		return nil, nil
+	}
+	return nil, err
+}
+
 func readEventNames(catDir string) ([]string, error) {
 	ents, err := readDir(catDir)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {

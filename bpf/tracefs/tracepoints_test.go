@@ -125,6 +125,17 @@ func TestListTracepointsFake(t *testing.T) {
 		{"header_page:*", nil},
 		{"../events/sched:*", nil},
 		{"..:*", nil},
+		// Literal names are looked up, not listed: the same answers.
+		{"x:a", []string{"x:a"}},
+		{"a-b:e", []string{"a-b:e"}},
+		{"noid:ev", []string{"noid:ev"}},
+		{"syscalls:sys_enter_openat2", []string{"syscalls:sys_enter_openat2"}},
+		{"sched:..", nil},
+		{"sched:.", nil},
+		{"..:sched", nil},
+		{"sched:sched_switch/format", nil},
+		{"sched:", nil},
+		{":sched_switch", nil},
 	}
 	for _, tt := range tests {
 		tps, err := listTracepoints(events, tt.pattern)

@@ -16,6 +16,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Probe is one USDT probe site. A probe name used at several places of
@@ -259,7 +260,7 @@ func parseArg(s string) (Arg, error) {
 
 // registers maps each x86-64 register name an operand may use to its
 // 64-bit register and its width.
-var registers = func() map[string][2]any {
+var registers = sync.OnceValue(func() map[string][2]any {
 	m := map[string][2]any{}
 	for _, r := range []struct{ q, d, w, b string }{
 		{"rax", "eax", "ax", "al"}, {"rbx", "ebx", "bx", "bl"}, {"rcx", "ecx", "cx", "cl"},
@@ -279,12 +280,12 @@ var registers = func() map[string][2]any {
 		m[h] = [2]any{"r" + h[:1] + "x", 0}
 	}
 	return m
-}()
+})
 
 // Register names the 64-bit register an operand's register is part of
 // (rdi for edi), and how many of its low bits the name covers.
 func Register(name string) (reg string, bits int, ok bool) {
-	r, ok := registers[name]
+	r, ok := registers()[name]
 	if !ok || r[1].(int) == 0 {
 		return "", 0, false
 	}

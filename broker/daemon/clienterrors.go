@@ -149,7 +149,7 @@ func explain(f failure, err error) error {
 		// request (a script, its parameters), the daemon's answers are
 		// small.
 		size := ""
-		if m := grpcSizes.FindStringSubmatch(msg); m != nil {
+		if m := grpcSizes().FindStringSubmatch(msg); m != nil {
 			size = fmt.Sprintf(" (%s bytes; the limit is %s)", m[1], m[2])
 		}
 		return &CallError{Code: code.String(), Message: "the request is larger than the broker daemon takes" + size + ": make the script smaller"}
@@ -162,7 +162,7 @@ func explain(f failure, err error) error {
 }
 
 // grpcSizes are the sizes in gRPC's "larger than max (N vs. LIMIT)".
-var grpcSizes = regexp.MustCompile(`\((\d+) vs\. (\d+)\)`)
+var grpcSizes = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\((\d+) vs\. (\d+)\)`) })
 
 // dialSentence says why the daemon could not be reached, and what to
 // do.

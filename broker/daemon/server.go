@@ -86,7 +86,8 @@ type Config struct {
 	// MaxSessions bounds concurrent sessions (0: 128); MaxPerSubject
 	// those of one token subject or one uid (0: 8).
 	MaxSessions, MaxPerSubject int
-	// EventBufferSize is each session's ring buffer (0: 1 MiB).
+	// EventBufferSize is the ring buffer of each session whose script
+	// prints (0: 1 MiB); one that does not keeps its page.
 	EventBufferSize int
 	// OutputQueue bounds, in bytes, each session's output waiting for
 	// its client (0: 1 MiB); beyond it output is dropped (output.go).

@@ -293,6 +293,15 @@ const (
 	EventHelperError = schema.EventHelperError
 )
 
+// Sizes of the events ring buffer (EventsMap) the compiler gives a
+// script: EventBuffer when it prints, QuietEventBuffer, one page, when it
+// only updates maps (and may exit()). The kernel wants a power of two
+// times the page size: a host with larger pages gets one of its pages.
+const (
+	EventBuffer      = 4 << 20
+	QuietEventBuffer = 4 << 10
+)
+
 // The maps every program has.
 const (
 	EventsMap = schema.EventsMap

@@ -79,7 +79,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if err := rd.read(hb); err != nil {
 		return nil, headerCut(err)
 	}
-	if rd.version == 2 && crc32.Checksum(hb, castagnoli) != binary.LittleEndian.Uint32(pre[4:]) {
+	if rd.version == 2 && crc32.Checksum(hb, castagnoli()) != binary.LittleEndian.Uint32(pre[4:]) {
 		return nil, errors.New("recording header fails its checksum: the file is damaged")
 	}
 	dec := json.NewDecoder(bytes.NewReader(hb))
@@ -198,7 +198,7 @@ func (r *Reader) chunk() error {
 		}
 		return err
 	}
-	if crc32.Checksum(r.buf, castagnoli) != le.Uint32(hd[4:]) {
+	if crc32.Checksum(r.buf, castagnoli()) != le.Uint32(hd[4:]) {
 		r.cut = fmt.Sprintf("chunk %d at byte %d fails its checksum: a torn write", r.chunks+1, at)
 		return nil
 	}

@@ -138,7 +138,7 @@ func reframe(t *testing.T, b []byte, start int64, edit func(body []byte) []byte)
 	body := edit(append([]byte(nil), b[start+chunkHead:start+chunkHead+n]...))
 	out := append([]byte(nil), b[:start]...)
 	out = binary.LittleEndian.AppendUint32(out, uint32(len(body)))
-	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(body, castagnoli))
+	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(body, castagnoli()))
 	out = append(out, body...)
 	return append(out, b[start+chunkHead+n:]...)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 	"github.com/tracebroker/tracebroker/bpf/collector"
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // Writer writes a recording at its path as it goes, a chunk of records
 // at a time: what it has written stays readable if the recorder is
@@ -67,7 +68,7 @@ func Create(path string, h *Header, maxSize int64) (*Writer, error) {
 	w := &Writer{f: f, path: path, maxSize: maxSize, buf: make([]byte, 0, chunkHead+chunkFixed+FlushSize+collector.MaxRecord)}
 	head := append([]byte(Magic), make([]byte, 8)...)
 	binary.LittleEndian.PutUint32(head[len(Magic):], uint32(len(hb)))
-	binary.LittleEndian.PutUint32(head[len(Magic)+4:], crc32.Checksum(hb, castagnoli))
+	binary.LittleEndian.PutUint32(head[len(Magic)+4:], crc32.Checksum(hb, castagnoli()))
 	head = append(head, hb...)
 	if maxSize > 0 && int64(len(head)+endSize) > maxSize {
 		w.Abort()
@@ -189,7 +190,7 @@ func (w *Writer) writeChunk(kind uint32, count int, lost uint64) error {
 	le.PutUint32(b[12:], uint32(count))
 	le.PutUint64(b[16:], lost)
 	le.PutUint64(b[24:], monotonic())
-	le.PutUint32(b[4:], crc32.Checksum(b[chunkHead:], castagnoli))
+	le.PutUint32(b[4:], crc32.Checksum(b[chunkHead:], castagnoli()))
 	if _, err := w.f.Write(b); err != nil {
 		w.err = fmt.Errorf("write %s: %w", w.path, err)
 	}

@@ -422,3 +422,29 @@ func TestCLISignal(t *testing.T) {
 		})
 	}
 }
+
+// TestSubcommandsTable: the table newRootCmdFor builds from names every
+// command of the root, each by its own name, and a command line that
+// names one builds the root with that one alone.
+func TestSubcommandsTable(t *testing.T) {
+	root := newRootCmd()
+	var names []string
+	for _, c := range root.Commands() {
+		names = append(names, c.Name())
+	}
+	if len(names) != len(subcommands) {
+		t.Errorf("root has %d commands %v, the table %d", len(names), names, len(subcommands))
+	}
+	for _, c := range subcommands {
+		if got := c.new().Name(); got != c.name {
+			t.Errorf("subcommands names %q a command named %q", c.name, got)
+		}
+		only := newRootCmdFor([]string{c.name, "--help"})
+		if n := len(only.Commands()); n != 1 || only.Commands()[0].Name() != c.name {
+			t.Errorf("root for %q has %d commands", c.name, n)
+		}
+	}
+	if n := len(newRootCmdFor([]string{"help", "run"}).Commands()); n != len(subcommands) {
+		t.Errorf("root for help has %d commands, want all %d", n, len(subcommands))
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,17 +27,24 @@ import (
 // commands, and refuses a value flag that would swallow the next flag
 // (`run -d -e '...'`). Anything else is returned as it is, for cobra.
 func bpftraceArgs(root *cobra.Command, args []string) ([]string, error) {
-	args = topLevel(root, args)
+	args = topLevel(args)
 	if err := checkSwallowed(root, args); err != nil {
 		return nil, err
 	}
 	return args, nil
 }
 
-// listFlags is bpftrace's -l, alone or with -v in one word (-lv, -vl).
-var listFlags = regexp.MustCompile(`^-(l+v*|v+l+)[lv]*$`)
+// isListFlag says whether a is bpftrace's -l, alone or with -v in one
+// word (-lv, -vl): a dash, then l's and v's with an l among them. It is
+// asked of every command line, so it is no regexp compiled at start.
+func isListFlag(a string) bool {
+	if len(a) < 2 || a[0] != '-' || !strings.Contains(a, "l") {
+		return false
+	}
+	return strings.Trim(a[1:], "lv") == ""
+}
 
-func topLevel(root *cobra.Command, args []string) []string {
+func topLevel(args []string) []string {
 	if len(args) == 0 {
 		return args
 	}
@@ -46,12 +54,12 @@ func topLevel(root *cobra.Command, args []string) []string {
 		return append([]string{"version"}, args[1:]...)
 	case first == "--info":
 		return append([]string{"info"}, args[1:]...)
-	case listFlags.MatchString(first):
+	case isListFlag(first):
 		return listArgs(first, args[1:])
-	case first == "list" && len(args) > 1 && listFlags.MatchString(args[1]):
+	case first == "list" && len(args) > 1 && isListFlag(args[1]):
 		// `list -lv`: the -l is list itself.
 		return listArgs(args[1], args[2:])
-	case isCommand(root, first):
+	case isCommand(first):
 		return args
 	case first == "-h" || first == "--help" || first == "--":
 		return args
@@ -62,7 +70,7 @@ func topLevel(root *cobra.Command, args []string) []string {
 			if a == "--" {
 				break
 			}
-			if listFlags.MatchString(a) {
+			if isListFlag(a) {
 				// bpftrace -v -l: list, with what else was given.
 				return listArgs(a, without(args, a))
 			}
@@ -93,13 +101,13 @@ func without(args []string, word string) []string {
 	return out
 }
 
-func isCommand(root *cobra.Command, name string) bool {
+func isCommand(name string) bool {
 	switch name {
 	case "help", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd, "completion":
 		return true
 	}
-	for _, c := range root.Commands() {
-		if c.Name() == name || c.HasAlias(name) {
+	for _, c := range subcommands {
+		if c.name == name {
 			return true
 		}
 	}
@@ -213,21 +221,21 @@ var bpftraceOnly = map[string]string{
 }
 
 var (
-	unknownFlag      = regexp.MustCompile(`^unknown flag: --([^ =]+)`)
-	unknownShorthand = regexp.MustCompile(`^unknown shorthand flag: '(.)' in (-\S+)`)
+	unknownFlag      = lazyRegexp(`^unknown flag: --([^ =]+)`)
+	unknownShorthand = lazyRegexp(`^unknown shorthand flag: '(.)' in (-\S+)`)
 )
 
 // flagError answers cobra's "unknown flag" with what the flag is and
 // where to look.
 func flagError(cmd *cobra.Command, err error) error {
 	msg := err.Error()
-	if m := invalidArgument.FindStringSubmatch(msg); m != nil {
+	if m := invalidArgument().FindStringSubmatch(msg); m != nil {
 		return errors.New(m[1])
 	}
 	var name, spelt string
-	if m := unknownFlag.FindStringSubmatch(msg); m != nil {
+	if m := unknownFlag().FindStringSubmatch(msg); m != nil {
 		name, spelt = m[1], "--"+m[1]
-	} else if m := unknownShorthand.FindStringSubmatch(msg); m != nil {
+	} else if m := unknownShorthand().FindStringSubmatch(msg); m != nil {
 		name, spelt = m[1], "-"+m[1]
 	} else {
 		return fmt.Errorf("%w\nsee `%s --help`", err, cmd.CommandPath())
@@ -276,7 +284,13 @@ type pidError struct{ msg string }
 
 func (e *pidError) Error() string { return e.msg }
 
-var invalidArgument = regexp.MustCompile(`^invalid argument ".*" for "-p, --pid" flag: (pid '.*)$`)
+var invalidArgument = lazyRegexp(`^invalid argument ".*" for "-p, --pid" flag: (pid '.*)$`)
+
+// lazyRegexp compiles expr when first used: an error's regexps are not
+// every command's start-up work.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // asBpftrace is true when this binary runs as bpftrace, through a link of
 // that name (ln -s tracebroker bpftrace): scripts and tools that run

@@ -20,8 +20,10 @@ func main() {
 		fmt.Print(out)
 		return
 	}
-	root := newRootCmd()
-	args, err := bpftraceArgs(root, os.Args[1:])
+	// As bpftraceArgs, with a root that has only the command to run.
+	args := topLevel(os.Args[1:])
+	root := newRootCmdFor(args)
+	err := checkSwallowed(root, args)
 	if err == nil {
 		root.SetArgs(args)
 		err = root.Execute()

@@ -8,7 +8,27 @@ import (
 	"github.com/tracebroker/tracebroker/internal/version"
 )
 
-func newRootCmd() *cobra.Command {
+// subcommands are the root's commands by name, in the order help lists
+// them.
+var subcommands = []struct {
+	name string
+	new  func() *cobra.Command
+}{
+	{"run", newRunCmd}, {"list", newListCmd}, {"record", newRecordCmd}, {"replay", newReplayCmd},
+	{"collectors", newCollectorsCmd}, {"interp", newInterpCmd}, {"gatekeeper", newGatekeeperCmd},
+	{"plugins", newPluginsCmd}, {"serve", newServeCmd}, {"trace", newTraceCmd}, {"sessions", newSessionsCmd},
+	{"token", newTokenCmd}, {"audit", newAuditCmd}, {"attest", newAttestCmd}, {"init", newInitCmd},
+	{"version", newVersionCmd}, {"info", newInfoCmd},
+}
+
+// newRootCmd is the root with every command.
+func newRootCmd() *cobra.Command { return newRootCmdFor(nil) }
+
+// newRootCmdFor is the root that runs args: with only the command args
+// name first, when they do, and with every command when they do not
+// (help, completion, a mistake). Making them all, with their flags and
+// help, is a millisecond and 900 allocations of every command's start.
+func newRootCmdFor(args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "tracebroker",
 		Short: "A dynamic-tracing broker for bpftrace-style programs",
@@ -19,10 +39,15 @@ a gatekeeper admits each program by who generated it and who asked.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(flagError)
-	root.AddCommand(newRunCmd(), newListCmd(), newRecordCmd(), newReplayCmd(), newCollectorsCmd())
-	root.AddCommand(newInterpCmd(), newGatekeeperCmd(), newPluginsCmd())
-	root.AddCommand(newServeCmd(), newTraceCmd(), newSessionsCmd(), newTokenCmd(), newAuditCmd())
-	root.AddCommand(newAttestCmd(), newInitCmd(), newVersionCmd(), newInfoCmd())
+	for _, c := range subcommands {
+		if len(args) > 0 && c.name == args[0] {
+			root.AddCommand(c.new())
+			return root
+		}
+	}
+	for _, c := range subcommands {
+		root.AddCommand(c.new())
+	}
 	return root
 }
 

@@ -88,6 +88,17 @@ func newRunCmd() *cobra.Command {
 				req.Duration = d
 			}
 			req.Mode = broker.Mode(mode)
+			if v := os.Getenv("BPFTRACE_PERF_RB_PAGES"); v != "" {
+				// As bpftrace: what a printing script's events may
+				// queue, in pages per CPU.
+				pages, err := strconv.Atoi(v)
+				if err == nil {
+					req.EventBufferSize, err = broker.EventBufferForPages(pages)
+				}
+				if err != nil {
+					return fmt.Errorf("BPFTRACE_PERF_RB_PAGES=%s: %w", v, err)
+				}
+			}
 			// The user's own headers, read with the user's rights.
 			req.HostHeaders = true
 			req.DetachInBackground = true

@@ -920,6 +920,7 @@ func (g *gen) join(e *syntax.Call) {
 
 	// rAux holds the reservation from here on: helpers keep r6-r9.
 	lost, done := g.newLabel(), g.newLabel()
+	g.c.emits = true
 	g.mapPtr(asm.R1, program.EventsMap)
 	g.emit(asm.Mov.Imm(asm.R2, int32(f.Size)))
 	g.emit(asm.Mov.Imm(asm.R3, 0))

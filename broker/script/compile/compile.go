@@ -188,6 +188,7 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 	if errs := c.errs.errorsOnly(); len(errs) > 0 {
 		return nil, nil, errs
 	}
+	c.sizeEvents(prog)
 	c.savedFlows(prog)
 	prog.Schema.Formats = c.formats
 	prog.Schema.HelperSites = c.helperSites
@@ -324,7 +325,10 @@ type compiler struct {
 	// typesErr is why the kernel's types are not there, for the error
 	// of a struct access that needed them.
 	typesErr error
-	budget   // limits.go
+	// emits says whether a probe writes records to the events ring
+	// buffer other than exit()'s (sizeEvents).
+	emits  bool
+	budget // limits.go
 }
 
 func (c *compiler) knownMaps() int {
@@ -575,7 +579,7 @@ func (c *compiler) declareMaps(prog *program.Program) {
 	names := append([]string(nil), c.mapOrder...)
 	sort.Strings(names)
 	prog.Maps = append(prog.Maps,
-		&ebpf.MapSpec{Name: program.EventsMap, Type: ebpf.RingBuf, MaxEntries: 1 << 22},
+		&ebpf.MapSpec{Name: program.EventsMap, Type: ebpf.RingBuf, MaxEntries: program.EventBuffer},
 	)
 	for _, name := range c.mapOrder {
 		m := c.maps[name]
@@ -621,6 +625,26 @@ func (c *compiler) declareMaps(prog *program.Program) {
 		prog.Maps = append(prog.Maps, &ebpf.MapSpec{
 			Name: stackMapName(n), Type: ebpf.StackTrace, KeySize: 4, ValueSize: uint32(8 * n), MaxEntries: stackMapEntries,
 		})
+	}
+}
+
+// sizeEvents sizes the events ring buffer, once the code is generated,
+// to what the probes write to it. Its data pages are mapped twice into
+// the broker and are all resident: 4 MiB costs 8 MiB of the broker's
+// memory, more than the rest of a one-liner's, so a script that prints
+// nothing (it only updates maps, printed at the end from the maps
+// themselves) gets one page, room for exit()'s records: a handful, each
+// written once the trace is stopped. A script that prints keeps
+// program.EventBuffer: a printf storm outruns the reader, and must not
+// lose lines that bpftrace, whose reader slows its writers down, prints.
+func (c *compiler) sizeEvents(prog *program.Program) {
+	if c.emits {
+		return
+	}
+	for _, m := range prog.Maps {
+		if m.Name == program.EventsMap {
+			m.MaxEntries = program.QuietEventBuffer
+		}
 	}
 }
 

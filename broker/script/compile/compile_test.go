@@ -467,3 +467,39 @@ func TestUaddrIsPointer(t *testing.T) {
 		t.Errorf("uaddr(\"arr\") + 2 is not scaled by the element size:\n%v", insns)
 	}
 }
+
+// TestEventBufferSize: the ring buffer is sized to what the probes write
+// to it: a page for a script that only updates maps (and exits), the
+// full size once anything prints.
+func TestEventBufferSize(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want uint32
+	}{
+		{`tracepoint:syscalls:sys_enter_openat { @[comm] = count(); } BEGIN { exit(); }`, program.QuietEventBuffer},
+		{`tracepoint:syscalls:sys_enter_openat { @x = hist(pid); delete(@y[1]); @y[2] = 1; }`, program.QuietEventBuffer},
+		{`tracepoint:syscalls:sys_enter_openat { printf("%d\n", pid); }`, program.EventBuffer},
+		{`BEGIN { exit(); } END { printf("bye\n"); }`, program.EventBuffer},
+		{`interval:s:1 { print(@x); clear(@x); } BEGIN { @x = 1; }`, program.EventBuffer},
+		{`BEGIN { time(); zero(@x); @x = 1; }`, program.EventBuffer},
+		{`tracepoint:syscalls:sys_enter_execve { join(args->argv); }`, program.EventBuffer},
+	} {
+		f, err := syntax.Parse("stdin", []byte(tc.src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := Compile(f, Options{Tracepoints: readsTracepoints{}, Uprobes: fakeUprobes{}})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.src, err)
+		}
+		var got uint32
+		for _, m := range p.Maps {
+			if m.Name == program.EventsMap {
+				got = m.MaxEntries
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%s: events ring buffer of %d bytes, want %d", tc.src, got, tc.want)
+		}
+	}
+}

@@ -599,6 +599,7 @@ func (g *gen) event(words ...uint64) {
 }
 
 func (g *gen) output(off int16, size int) {
+	g.c.emits = true
 	g.mapPtr(asm.R1, program.EventsMap)
 	g.stackPtr(asm.R2, off)
 	g.emit(asm.Mov.Imm(asm.R3, int32(size)))
@@ -627,7 +628,11 @@ func (g *gen) voidCall(e *syntax.Call) {
 		// starts after exit(), however late the exit event is read.
 		g.emit(asm.LoadMapValue(rTmp, 0, program.ConfigStopped).WithReference(program.ConfigMap))
 		g.emit(asm.StoreImm(rTmp, 0, 1, asm.Word)) // the u64's low half: it reads as non-zero
+		// Its record is written once the probes are stopped: it needs
+		// no room of its own in the ring buffer (sizeEvents).
+		emits := g.c.emits
 		g.event(program.EventExit)
+		g.c.emits = emits
 		g.emit(asm.Ja.Label(g.end))
 		g.done = true
 	case "print":

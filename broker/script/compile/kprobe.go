@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/script/syntax"
@@ -165,7 +166,7 @@ func (c *compiler) expandKprobe(p *syntax.Probe, s *syntax.ProbeSpec) []*instanc
 }
 
 // attachPointBuiltin finds the builtins whose value is the attach point.
-var attachPointBuiltin = regexp.MustCompile(`\b(probe|func)\b`)
+var attachPointBuiltin = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\b(probe|func)\b`) })
 
 // namesAttachPoint reports whether a block may use `probe` or `func`,
 // whose value each attach point's program has as a constant, so that
@@ -177,7 +178,7 @@ func (c *compiler) namesAttachPoint(p *syntax.Probe) bool {
 	if from < 0 || to > len(c.file.Src) || from > to {
 		return true
 	}
-	return attachPointBuiltin.Match(c.file.Src[from:to])
+	return attachPointBuiltin().Match(c.file.Src[from:to])
 }
 
 // funcName is the `func` builtin's value for one attach point: the

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/cilium/ebpf/btf"
 )
@@ -504,7 +505,7 @@ func (p *parser) named() btf.Type {
 		}
 		return t
 	}
-	if t, ok := typedefs[p.tok.text]; ok {
+	if t, ok := typedefs()[p.tok.text]; ok {
 		p.next()
 		return t
 	}
@@ -567,9 +568,8 @@ func intType(size int, signed bool) *btf.Int {
 
 // typedefs are the names a script may use without defining them: what
 // bpftrace's clang finds in stdint.h and the kernel's headers.
-var typedefs = map[string]btf.Type{}
-
-func init() {
+var typedefs = sync.OnceValue(func() map[string]btf.Type {
+	typedefs := map[string]btf.Type{}
 	for _, n := range []struct {
 		names  string
 		size   int
@@ -586,7 +586,8 @@ func init() {
 			typedefs[name] = &btf.Typedef{Name: name, Type: t}
 		}
 	}
-}
+	return typedefs
+})
 
 // layout places members one after another as the ABI does: each at a
 // multiple of its alignment, bitfields packed into units of their type.

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // A positional parameter's value is fixed when the script is parsed
@@ -95,12 +96,12 @@ func unparenExpr(e Expr) Expr {
 	}
 }
 
-var specParam = regexp.MustCompile(`\$(\d+|#)`)
+var specParam = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$(\d+|#)`) })
 
 // specArgs replaces $N and $# in a probe's spec by their text (a
 // parameter not given by nothing).
 func (p *parser) specArgs(spec string) string {
-	return specParam.ReplaceAllStringFunc(spec, func(m string) string {
+	return specParam().ReplaceAllStringFunc(spec, func(m string) string {
 		n, _ := positional(m)
 		if n == 0 {
 			return strconv.Itoa(len(p.args))
