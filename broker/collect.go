@@ -119,6 +119,9 @@ func (c *collectorSource) Lost() uint64 { return c.s.Lost() }
 func (c *collectorSource) Detach()      { c.s.Detach(); c.on = false }
 func (c *collectorSource) Close()       { c.s.Close() }
 
+// DetachInBackground: see interpSession.DetachInBackground.
+func (c *collectorSource) DetachInBackground() { c.s.DetachInBackground(); c.on = false }
+
 // selfTGID is the broker's process, whose events the collectors ignore:
 // in interpreter mode each batch of events the reader takes is a
 // wake-up of the broker, and its threads' system calls and context

@@ -616,9 +616,24 @@ func (s *interpSession) MapErrors() []uint64 {
 // output buffer full).
 func (s *interpSession) Lost() uint64 { return s.src.Lost() + s.errorCount(len(s.user)) }
 
-func (s *interpSession) Detach()                   { s.src.Detach() }
-func (s *interpSession) DetachInBackground() error { s.src.Detach(); return nil }
-func (s *interpSession) Close()                    { s.src.Close() }
+func (s *interpSession) Detach() { s.src.Detach() }
+func (s *interpSession) Close()  { s.src.Close() }
+
+// DetachInBackground hands the collectors' attachments to a helper
+// process, as JIT mode hands its own (bpf.Session.DetachInBackground);
+// a source that attaches nothing detaches in place.
+func (s *interpSession) DetachInBackground() error {
+	if b, ok := s.src.(backgroundDetacher); ok {
+		b.DetachInBackground()
+		return nil
+	}
+	s.src.Detach()
+	return nil
+}
+
+// backgroundDetacher is a source whose attachments a helper process can
+// close (collector.Session.DetachInBackground).
+type backgroundDetacher interface{ DetachInBackground() }
 
 // selfCgroup is this process's cgroup v2 id, as bpf_get_current_cgroup_id
 // reports it: the inode number of its cgroup's directory (0 if unknown).

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tracebroker/tracebroker/internal/detach"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
@@ -414,7 +415,9 @@ func releaseHelpers(t *testing.T) []int {
 }
 
 // TestDetachInBackground: the helper process closes the attachments after
-// Run returns; soon nothing is loaded and the helper is gone.
+// Run returns, in both modes; soon nothing is loaded and the helper is
+// gone. A helper that cannot start leaves the run to detach in place:
+// nothing stays attached when Run returns.
 func TestDetachInBackground(t *testing.T) {
 	needKernel(t)
 	lockKernel(t)
@@ -424,27 +427,58 @@ func TestDetachInBackground(t *testing.T) {
 			unix.Kill(pid, unix.SIGKILL) // a stuck helper, on failure
 		}
 	})
-	req := Request{
-		Source:             []byte(`tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @ = count(); } tracepoint:syscalls:sys_enter_getcpu /pid == cpid/ { @cpu = count(); }`),
-		Command:            f.expand("EXE get 3 2"),
-		DetachInBackground: true,
-	}
-	lc := newLeakCheck(t)
-	out, stderr, err := runScript(t, req)
-	if err != nil {
-		t.Fatalf("Run: %v\n%s", err, stderr)
-	}
-	if want := "Attaching 2 probes...\n\n\n@: 3\n@cpu: 2\n"; out != want {
-		t.Errorf("output %q, want %q", out, want)
-	}
-	lc.expectReleased(t, false)
-	// Everything released: the helper has nothing left to do but exit.
-	deadline := time.Now().Add(kernelWait)
-	for pids := releaseHelpers(t); len(pids) > 0; pids = releaseHelpers(t) {
-		if time.Now().After(deadline) {
-			t.Fatalf("release helpers still running %v after they released everything: %v", kernelWait, pids)
+	for _, mode := range modes {
+		for _, helper := range []bool{true, false} {
+			name := string(mode)
+			if !helper {
+				name += "/no helper"
+			}
+			t.Run(name, func(t *testing.T) {
+				// Counted: the run hands its attachments to a helper.
+				asked := 0
+				defer func(e func() (string, error)) { detach.Executable = e }(detach.Executable)
+				exe := detach.Executable
+				detach.Executable = func() (string, error) {
+					asked++
+					if !helper {
+						return "/nonexistent/tracebroker", nil
+					}
+					return exe()
+				}
+				req := Request{
+					Source:             []byte(`tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @ = count(); } tracepoint:syscalls:sys_enter_getcpu /pid == cpid/ { @cpu = count(); }`),
+					Command:            f.expand("EXE get 3 2"),
+					DetachInBackground: true,
+					Mode:               mode,
+					Collectors:         testCollectors(t),
+				}
+				lc := newLeakCheck(t)
+				out, stderr, err := runScript(t, req)
+				if err != nil {
+					t.Fatalf("Run: %v\n%s", err, stderr)
+				}
+				if want := "Attaching 2 probes...\n\n\n@: 3\n@cpu: 2\n"; out != want {
+					t.Errorf("output %q, want %q", out, want)
+				}
+				if asked != 1 {
+					t.Errorf("a helper was started %d times, want once", asked)
+				}
+				// Without a helper, detached in place: nothing held by
+				// this process or any it started, at once.
+				lc.expectReleased(t, !helper)
+				// Everything released: the helper has nothing left to do but exit.
+				deadline := time.Now().Add(kernelWait)
+				for pids := releaseHelpers(t); len(pids) > 0; pids = releaseHelpers(t) {
+					if !helper {
+						t.Fatalf("release helpers %v, though none could start", pids)
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("release helpers still running %v after they released everything: %v", kernelWait, pids)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			})
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -625,6 +625,7 @@ func (s *Session) attach(i int, p Probe) error {
 type linkFD int
 
 func (fd linkFD) Close() error { return unix.Close(int(fd)) }
+func (fd linkFD) FD() int      { return int(fd) }
 
 // BPF commands cilium/ebpf has no cookie-taking API for.
 const (
@@ -704,6 +705,36 @@ func (s *Session) Detach() {
 	detach.All(len(links), func(i int) { links[i].Close() })
 	s.links = nil
 	s.attached = false
+}
+
+// DetachInBackground hands the attachments to a helper process that
+// closes them (detach.InBackground), and closes this process's copies,
+// which is quick while the helper holds them: the kernel's grace periods
+// are waited out in the helper, after the caller has moved on. Stop the
+// probes first: they stay attached until the helper is done. If the
+// helper cannot start, it detaches in place.
+//
+// Every attachment is a BPF link (a perf link, which holds its perf
+// event, a raw tracepoint's, a tracing or a kprobe.multi link) behind
+// one descriptor, so the helper's close is the whole detach; an
+// attachment without one is closed in place.
+func (s *Session) DetachInBackground() {
+	fds := make([]int, 0, len(s.links))
+	for _, l := range s.links {
+		if fd, ok := l.(interface{ FD() int }); ok {
+			fds = append(fds, fd.FD())
+		}
+	}
+	if err := detach.InBackground(fds); err != nil {
+		s.Detach()
+		return
+	}
+	links := s.links
+	s.links = nil
+	s.attached = false
+	for _, l := range links {
+		l.Close()
+	}
 }
 
 // Attached is the number of attachments: one per probe, a profile's one
