@@ -2,7 +2,10 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -96,6 +99,45 @@ func (c *collectorSource) Attach(ctx context.Context) error {
 	return nil
 }
 
+// AttachReading attaches the probes while it hands every record they
+// deliver meanwhile to handle, in order, on the caller's goroutine.
+// Attaching hundreds of probes takes seconds (more while another trace
+// detaches: the kernel's event mutex), and the probes attached first
+// fire meanwhile; a ring buffer nobody read would fill and drop events
+// (9,877 in one 720-probe attach, 685,058 in one behind a detach).
+// Read this way, the collectors drop only what a reader that keeps up
+// has no room for. It returns as soon as the attach is over, whatever
+// is still in the buffer: a storm never empties it.
+func (c *collectorSource) AttachReading(ctx context.Context, handle func([]byte)) error {
+	var over atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		err := c.s.Attach(ctx)
+		over.Store(true)
+		// A read waiting for records returns (Next: ErrWoken).
+		c.s.Wake()
+		done <- err
+	}()
+	var readErr error
+	for !over.Load() {
+		if readErr = c.s.Read(time.Time{}, &c.rec); readErr != nil {
+			break
+		}
+		handle(c.rec.RawSample)
+	}
+	err := <-done
+	if err == nil && readErr != nil && !errors.Is(readErr, collector.ErrWoken) {
+		// Attached, but the buffer cannot be read: the run fails, and
+		// its Close detaches.
+		err = fmt.Errorf("read events: %w", readErr)
+	}
+	if err != nil {
+		return err
+	}
+	c.on = true
+	return nil
+}
+
 func (c *collectorSource) Attached() int {
 	if c.on {
 		return c.n
@@ -107,7 +149,14 @@ func (c *collectorSource) Attached() int {
 // only once a batch of records waits (collector.WakeFraction of the
 // buffer), and it polls meanwhile.
 func (c *collectorSource) Next(deadline time.Time) ([]byte, error) {
-	if err := c.s.Read(deadline, &c.rec); err != nil {
+	err := c.s.Read(deadline, &c.rec)
+	if errors.Is(err, collector.ErrWoken) {
+		// AttachReading's wake, where it stopped reading before the
+		// buffer was empty: it comes once the buffer is, so it says
+		// what a deadline would, a little early.
+		return nil, os.ErrDeadlineExceeded
+	}
+	if err != nil {
 		return nil, err
 	}
 	return c.rec.RawSample, nil

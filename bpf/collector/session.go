@@ -743,7 +743,8 @@ func (s *Session) Attached() int { return len(s.links) }
 
 // Read waits until deadline (the zero time: for ever) for the next
 // record and returns it in rec, whose sample is valid until the next
-// Read; Decode it. A deadline passed is os.ErrDeadlineExceeded.
+// Read; Decode it. A deadline passed is os.ErrDeadlineExceeded; after a
+// Wake, the first time the buffer is found empty, ErrWoken.
 func (s *Session) Read(deadline time.Time, rec *ringbuf.Record) error {
 	if s.rd == nil {
 		return os.ErrClosed
@@ -758,9 +759,27 @@ func (s *Session) Read(deadline time.Time, rec *ringbuf.Record) error {
 		}
 		s.rd.SetDeadline(wait)
 		err := s.rd.ReadInto(rec)
+		if errors.Is(err, ringbuf.ErrFlushed) {
+			return ErrWoken
+		}
 		if last || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return err
 		}
+	}
+}
+
+// ErrWoken is what Read returns for a Wake.
+var ErrWoken = errors.New("collector: the reader was woken")
+
+// Wake makes the Read under way, or else the next, return ErrWoken
+// instead of waiting once the buffer is empty: another goroutine's way
+// to stop a reader that waits for ever. Under a storm the buffer may
+// not empty for a long while; a reader that must stop at once checks a
+// flag of its own between records as well. Safe to call while Read
+// runs, not after Close.
+func (s *Session) Wake() {
+	if s.rd != nil {
+		s.rd.Flush()
 	}
 }
 

@@ -979,3 +979,37 @@ func BenchmarkGetcwdUntraced(b *testing.B) {
 		kerneltest.Syscalls(1, 0)
 	}
 }
+
+// TestWake: a Read that would wait for ever returns ErrWoken once
+// another goroutine calls Wake, after the records already there; the
+// next Read waits again.
+func TestWake(t *testing.T) {
+	needKernel(t)
+	s := open(t, 0, collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: 16})
+	kerneltest.Syscalls(3, 0)
+	time.AfterFunc(100*time.Millisecond, s.Wake)
+	var rec ringbuf.Record
+	mineGetcwd := 0
+	for {
+		err := s.Read(time.Time{}, &rec)
+		if errors.Is(err, collector.ErrWoken) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		var r collector.Record
+		if err := collector.Decode(rec.RawSample, &r); err != nil {
+			t.Fatal(err)
+		}
+		if mine(&r) && r.Probe == 0 {
+			mineGetcwd++
+		}
+	}
+	if mineGetcwd != 3 {
+		t.Errorf("%d getcwd records before ErrWoken, want 3", mineGetcwd)
+	}
+	if err := s.Read(time.Now().Add(200*time.Millisecond), &rec); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the Read after ErrWoken: %v", err)
+	}
+}
