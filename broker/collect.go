@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/tracebroker/tracebroker/bpf/collector"
@@ -75,12 +76,42 @@ func (s *interpSession) collect(req *Request) error {
 		// BEGIN and END only: nothing to collect, nothing in the kernel.
 		return nil
 	}
+	for i := range probes {
+		probes[i].Omit = unusedFields(s.prog.Probes[routes[i][0]])
+	}
 	cs, err := collector.Open(collector.Options{Probes: probes, BufferSize: req.EventBufferSize, Trust: req.Collectors, IgnoreTGID: selfTGID()})
 	if err != nil {
 		return err
 	}
 	s.src, s.routes = &collectorSource{s: cs, n: len(probes)}, routes
 	return nil
+}
+
+// fieldHelpers are the helpers that read a record's header fields in
+// the interpreter (interp's helpers take them from the event's Env).
+var fieldHelpers = map[asm.BuiltinFunc]collector.Fields{
+	asm.FnKtimeGetNs:         collector.OmitKtime,
+	asm.FnGetCurrentUidGid:   collector.OmitIDs,
+	asm.FnGetCurrentCgroupId: collector.OmitCgroup,
+	asm.FnGetCurrentComm:     collector.OmitComm,
+}
+
+// unusedFields are the header fields p's program never reads: the
+// collector need not call their helpers at each event. Its process and
+// thread ids and its CPU are always there (per-CPU maps, the strings
+// saved for other probes, stacks' symbols need them, and they cost next
+// to nothing).
+func unusedFields(p *program.Probe) collector.Fields {
+	var omit collector.Fields
+	for _, f := range fieldHelpers {
+		omit |= f
+	}
+	for _, ins := range p.Insns {
+		if ins.IsBuiltinCall() {
+			omit &^= fieldHelpers[asm.BuiltinFunc(ins.Constant)]
+		}
+	}
+	return omit
 }
 
 // collectorSource reads the collectors' ring buffer.

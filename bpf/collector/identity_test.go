@@ -22,14 +22,14 @@ import (
 // attest sign --role collector NAME.bpf) before it can load them. Update
 // the digests only for such a deliberate change.
 var goldenDigests = map[string]string{
-	collector.TracepointName:         "a4e6e65b012277cce011be4a647e57d663fdb68fb9bccfa31d2ef344c32a957e",
-	collector.RawTracepointName:      "719194dd1dc41a677a30499968dd530e4cb21cc8757157ef5a4b0a81de9716a8",
-	collector.UprobeName:             "0e39b7f59cf5546a08f8eb7648fdf1f238a9f2c63997f5b4fd296e2334d73539",
-	collector.PerfName:               "dcd8fc5f08581b803dd00092658cbab3916976d20aba0ea8f4725a81c5162274",
-	collector.KprobeName:             "9c42c3fb8493df6d3ae6bcb0ae45b41030396ad9547b36247c2a4788f8d3f0d0",
-	collector.RawTracepointIndexName: "49ec4124ea6ef62f886243163dbef5586423a14f5df47e8e065c6e9f8c77768b",
-	collector.FentryName:             "b9afb8a09d5427404db4cbca7d5728afb04b88a99543d22f9b19d20b69984d47",
-	collector.FexitName:              "7861fd6d7b4d018d9f8adc424ad2f2618a620572d5ea02b07c6229bdb290f92d",
+	collector.TracepointName:         "43dc2a34b423dcd6f9218925c7a0d0bdca77286e820c5f79547505c3b49251d5",
+	collector.RawTracepointName:      "2adeee0b513c70b46491d6effc8f5567efb7044074c315edebf389bb33b3ae26",
+	collector.UprobeName:             "4a6839049050ee7b57116beb27904815f3af7f99c25ba2631978e718032c877d",
+	collector.PerfName:               "1397d2e4f5536d6d04a67e1672e63d62db34bb082f1665ac67a3b3d6a7755ca9",
+	collector.KprobeName:             "e8b76b7cbfd90f73eb0e314246eae78c8b1bb818189ed09f1758349a6d064f4c",
+	collector.RawTracepointIndexName: "3b60beca82fe31d61dd7f9649473756ed6a8ba62d22dfea3aa005000a69979c2",
+	collector.FentryName:             "d593ecb718d772e7fc1479b55c9ae2e44f60182f373bbcb8bb3b2b86d8597727",
+	collector.FexitName:              "478904854ebaaf850a1525eb08aba389526190691f32ddb73de551a18602f611",
 }
 
 func TestGoldenDigests(t *testing.T) {

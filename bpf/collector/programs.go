@@ -78,13 +78,16 @@ const (
 //	          pointers to strings: ArrayLen pointers are copied raw as one
 //	          entry, then the string behind each up to the first NULL,
 //	          while the record has entries left (MaxStrings in all)
-//	200   4   stacks (at 8+8*MaxStrings): bit 0 (configKStack) set
+//	200   4   flags (at 8+8*MaxStrings): bit 0 (configKStack) set
 //	          copies the event's kernel stack, bit 1 (configUStack) its
 //	          user stack (bpf_get_stack, BPF_F_USER_STACK), each as one
 //	          more entry after the strings and reads, the kernel stack
 //	          first; the entries do not count against MaxStrings; bit 2
 //	          (configTask) copies the current task's address as an entry
-//	          of its own (TaskAddr) before the reads
+//	          of its own (TaskAddr) before the reads; bits 3 to 6
+//	          (configOmitKtime, configOmitIDs, configOmitCgroup,
+//	          configOmitComm) leave the header's ktime, uid and gid,
+//	          cgroup, comm zero, their helpers not called
 //	204   4   nsteps: kernel read steps, at most MaxSteps
 //	208   16*MaxSteps, per step, each one entry:
 //	      4   off: added to the step's base pointer, the address read;
@@ -113,6 +116,13 @@ const (
 	configKStack = 1
 	configUStack = 2
 	configTask   = 4
+	// configOmitKtime and the next three are Probe.Omit's fields
+	// (OmitKtime, ...), shifted by configOmitShift.
+	configOmitShift  = 3
+	configOmitKtime  = 8
+	configOmitIDs    = 16
+	configOmitCgroup = 32
+	configOmitComm   = 64
 
 	stepFromLast = 0
 	stepFromCtx  = 1
@@ -414,6 +424,7 @@ const (
 	stackKey = -4     // a u32 map key
 	stackCk  = -16    // the attach cookie, u64
 	stackWk  = -32    // the control's wake threshold, u64 (fentry.go has -24)
+	stackPid = -40    // bpf_get_current_pid_tgid's value, u64
 )
 
 // gen is the collectors' instruction builder.
@@ -449,10 +460,11 @@ func code(k kind) asm.Instructions {
 		asm.LoadMem(asm.R1, asm.R0, controlWake, asm.Word),
 		asm.StoreMem(asm.R10, stackWk, asm.R1, asm.DWord),
 		// The broker's own events: not collected (rEnd is free until
-		// the record starts).
+		// the record starts). The ids are the header's too: one call.
 		asm.LoadMem(rEnd, asm.R0, controlIgnore, asm.Word),
-		asm.JEq.Imm(rEnd, 0, "not_ignored"),
 		asm.FnGetCurrentPidTgid.Call(),
+		asm.StoreMem(asm.R10, stackPid, asm.R0, asm.DWord),
+		asm.JEq.Imm(rEnd, 0, "not_ignored"),
 		asm.RSh.Imm(asm.R0, 32),
 		asm.JEq.Reg(asm.R0, rEnd, "exit"),
 	)
@@ -496,25 +508,31 @@ func code(k kind) asm.Instructions {
 		asm.StoreImm(rRec, stateNext, 0, asm.Word),
 		asm.StoreImm(rRec, stateAPtr, 0, asm.Word),
 
-		asm.FnKtimeGetNs.Call(),
-		asm.StoreMem(rRec, 8, asm.R0, asm.DWord),
-
 		// tgid is the upper half, the thread id the lower; the record
 		// has tgid first.
-		asm.FnGetCurrentPidTgid.Call(),
+		asm.LoadMem(asm.R0, asm.R10, stackPid, asm.DWord),
 		asm.StoreMem(rRec, 20, asm.R0, asm.Word),
 		asm.RSh.Imm(asm.R0, 32),
 		asm.StoreMem(rRec, 16, asm.R0, asm.Word),
 
+		asm.FnGetSmpProcessorId.Call(), // inlined by the verifier
+		asm.StoreMem(rRec, 40, asm.R0, asm.Word),
+	)
+	// The fields a helper call each fills, where the probe's config
+	// does not omit them: the calls are most of a record's cost.
+	headerField(g, "ktime", configOmitKtime, []int16{8},
+		asm.FnKtimeGetNs.Call(),
+		asm.StoreMem(rRec, 8, asm.R0, asm.DWord),
+	)
+	headerField(g, "ids", configOmitIDs, []int16{24},
 		asm.FnGetCurrentUidGid.Call(), // gid<<32 | uid: uid at 24, gid at 28
 		asm.StoreMem(rRec, 24, asm.R0, asm.DWord),
-
+	)
+	headerField(g, "cgroup", configOmitCgroup, []int16{32},
 		asm.FnGetCurrentCgroupId.Call(),
 		asm.StoreMem(rRec, 32, asm.R0, asm.DWord),
-
-		asm.FnGetSmpProcessorId.Call(),
-		asm.StoreMem(rRec, 40, asm.R0, asm.Word),
-
+	)
+	headerField(g, "comm", configOmitComm, []int16{48, 56},
 		asm.Mov.Reg(asm.R1, rRec),
 		asm.Add.Imm(asm.R1, 48),
 		asm.Mov.Imm(asm.R2, 16),
@@ -598,6 +616,25 @@ func code(k kind) asm.Instructions {
 	g.Label("exit")
 	g.Emit(asm.Mov.Imm(asm.R0, 0), asm.Return())
 	return g.Insns
+}
+
+// headerField emits fill, which fills a header field, unless the
+// config's flags word has omit; then the field's words (at the offsets
+// zero) are zeroed: the scratch value holds the last record's.
+func headerField(g *gen, name string, omit int32, zero []int16, fill ...asm.Instruction) {
+	l := func(s string) string { return "h_" + name + "_" + s }
+	g.Emit(
+		asm.LoadMem(asm.R1, rConf, configStacks, asm.Word),
+		asm.JSet.Imm(asm.R1, omit, l("omit")),
+	)
+	g.Emit(fill...)
+	g.Emit(asm.Ja.Label(l("done")))
+	g.Label(l("omit"))
+	g.Emit(asm.Mov.Imm(asm.R1, 0))
+	for _, off := range zero {
+		g.Emit(asm.StoreMem(rRec, off, asm.R1, asm.DWord))
+	}
+	g.Label(l("done"))
 }
 
 // copyVariable copies ctx_len (from the config) bytes of context, which

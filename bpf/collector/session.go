@@ -79,7 +79,25 @@ type Probe struct {
 	// address (see the record layout).
 	Reads []program.KRead
 	Task  bool
+	// Omit are header fields the records leave zero: those no reader
+	// of the records needs (the interpreter's program of the probe
+	// calls no helper that reads them). Their helpers are most of what
+	// a record costs at the event. The zero value fills every field, as
+	// a recording needs.
+	Omit Fields
 }
+
+// Fields are the record header's fields that a helper call each fills
+// (Probe.Omit).
+type Fields uint32
+
+const (
+	OmitKtime  Fields = configOmitKtime >> configOmitShift  // ktime (bpf_ktime_get_ns)
+	OmitIDs    Fields = configOmitIDs >> configOmitShift    // uid and gid (bpf_get_current_uid_gid)
+	OmitCgroup Fields = configOmitCgroup >> configOmitShift // cgroup (bpf_get_current_cgroup_id)
+	OmitComm   Fields = configOmitComm >> configOmitShift   // comm (bpf_get_current_comm)
+	omitAll           = OmitKtime | OmitIDs | OmitCgroup | OmitComm
+)
 
 // StringSpec is a string to capture: the pointer to it is the u64 at
 // CtxOff in the context; User says it points to user memory.
@@ -413,6 +431,10 @@ func configure(p Probe) (kind, []byte, error) {
 	if p.Task {
 		stacks |= configTask
 	}
+	if p.Omit&^omitAll != 0 {
+		return 0, nil, fmt.Errorf("omitted header fields %#x: only %#x can be", p.Omit, omitAll)
+	}
+	stacks |= uint32(p.Omit) << configOmitShift
 	le.PutUint32(cfg[configStacks:], stacks)
 	if err := configureReads(cfg, p.Reads, ctxLen); err != nil {
 		return 0, nil, err
