@@ -22,14 +22,14 @@ import (
 // attest sign --role collector NAME.bpf) before it can load them. Update
 // the digests only for such a deliberate change.
 var goldenDigests = map[string]string{
-	collector.TracepointName:         "43dc2a34b423dcd6f9218925c7a0d0bdca77286e820c5f79547505c3b49251d5",
-	collector.RawTracepointName:      "2adeee0b513c70b46491d6effc8f5567efb7044074c315edebf389bb33b3ae26",
-	collector.UprobeName:             "4a6839049050ee7b57116beb27904815f3af7f99c25ba2631978e718032c877d",
-	collector.PerfName:               "1397d2e4f5536d6d04a67e1672e63d62db34bb082f1665ac67a3b3d6a7755ca9",
-	collector.KprobeName:             "e8b76b7cbfd90f73eb0e314246eae78c8b1bb818189ed09f1758349a6d064f4c",
-	collector.RawTracepointIndexName: "3b60beca82fe31d61dd7f9649473756ed6a8ba62d22dfea3aa005000a69979c2",
-	collector.FentryName:             "d593ecb718d772e7fc1479b55c9ae2e44f60182f373bbcb8bb3b2b86d8597727",
-	collector.FexitName:              "478904854ebaaf850a1525eb08aba389526190691f32ddb73de551a18602f611",
+	collector.TracepointName:         "70b1f028203e3c9e4e6aa1fd29834a7fb3a14a5c95c69a5759c7e4a6cbcab813",
+	collector.RawTracepointName:      "cff1545006af3a4ba1128bc938982f986f16a6414dddfee48115bc5e05a3bfe1",
+	collector.UprobeName:             "80c305c15a102b847525ca67453b1a056f08453c59001ffb4bab61f0618926d0",
+	collector.PerfName:               "45241f4e3c1f2fa8b649f53895453fdfd8a148c1102deca228e6f9328c8f3f92",
+	collector.KprobeName:             "50691896e922804e8f1f0fa59bef8e4f97fe341ef9c6889cdc3f52dd152e18d5",
+	collector.RawTracepointIndexName: "b28bec299c59e7404bf4fbec9c60ce68be0931e9bc372859513501f46a1fbc01",
+	collector.FentryName:             "6b4a11152698b5d36d5c0ce83f64e6e3920e4f98d61743d70598b29b3a87f22d",
+	collector.FexitName:              "36e59fc9e1c758a708d25a102f9c7c41c926fa7b6f339a52f1b903de8111a2b4",
 }
 
 func TestGoldenDigests(t *testing.T) {

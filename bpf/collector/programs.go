@@ -146,11 +146,19 @@ const (
 //	          wait unread, when the write wakes it (BPF_RB_FORCE_WAKEUP);
 //	          0 leaves the kernel's own policy (a wake-up for each
 //	          record written when the reader has caught up)
+//	 16   4   check: how many bytes of records a CPU writes between
+//	          two looks at how many wait unread (bpf_ringbuf_query,
+//	          which reads what the reader on another CPU writes: a
+//	          quarter of a record's cost when made for each); 0 looks
+//	          at every record. The session sets wake divided by the
+//	          CPUs, so at most twice wake waits unread when one looks.
+//	 20   4   pad (0)
 const (
 	controlStop   = 0
 	controlIgnore = 8
 	controlWake   = 12
-	controlSize   = 16
+	controlCheck  = 16
+	controlSize   = 24
 )
 
 // The flags of bpf_ringbuf_output, and bpf_ringbuf_query's question.
@@ -289,6 +297,7 @@ const (
 	stateAEnd   = MaxRecord + 8  // the record offset past the array's pointers
 	stateAFlags = MaxRecord + 12 // the array spec's flags
 	stateEnd    = MaxRecord + 16 // rEnd, on its way into a slot or to the stacks
+	stateWrote  = MaxRecord + 20 // bytes this CPU wrote since it last looked at the unread ones (controlCheck)
 	stateLast   = MaxRecord + 24 // the last pointer a read step read, u64
 	stateSize   = 32
 )
@@ -425,6 +434,7 @@ const (
 	stackCk  = -16    // the attach cookie, u64
 	stackWk  = -32    // the control's wake threshold, u64 (fentry.go has -24)
 	stackPid = -40    // bpf_get_current_pid_tgid's value, u64
+	stackChk = -48    // the control's check, u64
 )
 
 // gen is the collectors' instruction builder.
@@ -459,6 +469,8 @@ func code(k kind) asm.Instructions {
 		asm.JNE.Imm(asm.R1, 0, "exit"),
 		asm.LoadMem(asm.R1, asm.R0, controlWake, asm.Word),
 		asm.StoreMem(asm.R10, stackWk, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R0, controlCheck, asm.Word),
+		asm.StoreMem(asm.R10, stackChk, asm.R1, asm.DWord),
 		// The broker's own events: not collected (rEnd is free until
 		// the record starts). The ids are the header's too: one call.
 		asm.LoadMem(rEnd, asm.R0, controlIgnore, asm.Word),
@@ -579,12 +591,25 @@ func code(k kind) asm.Instructions {
 	captureStack(g, "ustack", configUStack, UStackAddr, bpfFUserStack, stepsEnd+16+stackSize)
 
 	// The wake-up: none until the control's threshold of unread bytes,
-	// then a forced one; the kernel's own with no threshold.
+	// then a forced one; the kernel's own with no threshold. This CPU
+	// looks at the unread bytes only once it has written the control's
+	// check since it last looked.
 	g.Emit(
 		asm.JGT.Imm(rEnd, MaxRecord, "exit"),
 		asm.StoreMem(rRec, 0, rEnd, asm.Word),
 		asm.LoadMem(asm.R1, asm.R10, stackWk, asm.DWord),
 		asm.JEq.Imm(asm.R1, 0, "wake_flags"),
+		asm.Mov.Imm(asm.R4, bpfRBNoWakeup),
+		asm.LoadMem(asm.R2, rRec, stateWrote, asm.Word),
+		asm.Add.Reg(asm.R2, rEnd),
+		asm.LoadMem(asm.R3, asm.R10, stackChk, asm.DWord),
+		asm.JGE.Reg(asm.R2, asm.R3, "query"),
+		asm.StoreMem(rRec, stateWrote, asm.R2, asm.Word),
+		asm.Ja.Label("output"),
+	)
+	g.Label("query")
+	g.Emit(
+		asm.StoreImm(rRec, stateWrote, 0, asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference(eventsMap),
 		asm.Mov.Imm(asm.R2, bpfRBAvailData),
 		asm.FnRingbufQuery.Call(),

@@ -308,6 +308,13 @@ func Open(o Options) (s *Session, err error) {
 	le := binary.LittleEndian
 	le.PutUint32(sess.control[controlIgnore:], o.IgnoreTGID)
 	le.PutUint32(sess.control[controlWake:], uint32(size/WakeFraction))
+	// Each CPU looks at what waits unread once it has written this
+	// much: all of them together, at most wake more.
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	le.PutUint32(sess.control[controlCheck:], uint32(size/WakeFraction/max(ncpu, 1)))
 	if err := coll.Maps[controlMap].Put(uint32(0), sess.control[:]); err != nil {
 		return nil, fmt.Errorf("collector: writing the control: %w", err)
 	}
