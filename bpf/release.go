@@ -1,15 +1,6 @@
 package bpf
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
-	"runtime"
-	"slices"
-	"strconv"
-	"syscall"
-	"unsafe"
-
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/internal/detach"
@@ -18,152 +9,41 @@ import (
 // Closing a perf event that carries a tracepoint program waits for RCU
 // grace periods: 50-100 ms here, more than everything else a one-liner
 // does. The probes are stopped before this point (Session.Stop), so the
-// waiting can happen in a helper process that outlives the command.
-const releaseEnv = "TRACEBROKER_RELEASE_FDS"
+// waiting can happen in a helper process that outlives the command
+// (detach.InBackground).
 
 // RunReleaseHelper must be called first thing in main. In the helper
 // process it closes the inherited attachments and exits.
-func RunReleaseHelper() {
-	n, err := strconv.Atoi(os.Getenv(releaseEnv))
-	if err != nil {
-		return
-	}
-	detach.All(n, func(i int) { unix.Close(3 + i) })
-	os.Exit(0)
-}
+func RunReleaseHelper() { detach.RunHelper() }
+
+// ReleaseName is the name (comm) of the forked copy that releases a few
+// attachments.
+const ReleaseName = detach.ReleaseName
 
 // DetachInBackground hands every attachment to a helper process that
 // closes them, and closes this process's copies, which is quick while the
-// helper still holds them. A few (a one-liner's) go to a copy of this
-// process that runs no Go code (releaseInFork); more to this binary run
-// again as the helper (RunReleaseHelper), which closes detach.Workers at
-// once, but starts in the 20-50 ms of CPU time a Go program of this size
-// takes to initialise, on a host where the next command may be starting.
-// If the helper cannot start, it detaches in place.
+// helper still holds them. If the helper cannot start, it detaches in place.
 func (s *Session) DetachInBackground() error {
-	if len(s.perfFD) == 0 {
-		return nil
+	fds := append([]int(nil), s.perfFD...)
+	for _, l := range s.links {
+		// A kprobe.multi link is a link.RawLink underneath: one
+		// descriptor, which the helper can close as well.
+		if fd, ok := l.(interface{ FD() int }); ok {
+			fds = append(fds, fd.FD())
+		}
 	}
-	if len(s.perfFD) <= detach.Workers && releaseInFork(s.perfFD) == nil {
-		s.perfFD = nil
-		return nil
-	}
-	self, err := os.Executable()
+	err := detach.InBackground(fds, func() {
+		for _, fd := range s.perfFD {
+			unix.Close(fd)
+		}
+		for _, l := range s.links {
+			l.Close() // the helper's copy holds it; or, one it has none of, in place
+		}
+	})
 	if err != nil {
 		s.Detach()
 		return nil
 	}
-	files := make([]*os.File, len(s.perfFD))
-	for i, fd := range s.perfFD {
-		files[i] = os.NewFile(uintptr(fd), "perf_event")
-	}
-	cmd := exec.Command(self)
-	cmd.Env = []string{fmt.Sprintf("%s=%d", releaseEnv, len(files))}
-	cmd.ExtraFiles = files
-	// Its own session: a terminal's Ctrl-C must not kill it half-way, and
-	// nothing waits for it.
-	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
-	startErr := cmd.Start()
-	if startErr == nil {
-		go cmd.Wait()
-	}
-	for _, f := range files {
-		f.Close()
-	}
-	s.perfFD = nil
+	s.perfFD, s.links = nil, nil
 	return nil
-}
-
-// ReleaseName is the name (comm) of the copy releaseInFork makes.
-const ReleaseName = "tb-release"
-
-// releaseName is ReleaseName as prctl(PR_SET_NAME) takes it.
-var releaseName = [16]byte{'t', 'b', '-', 'r', 'e', 'l', 'e', 'a', 's', 'e'}
-
-// releaseInFork makes a copy of this process (fork, no exec) that
-// closes every file but fds, waits until this process has closed its own
-// copies of fds (it closes them, then the pipe that lets the copy go on),
-// closes fds and exits: the last close of an attachment is the one that
-// waits for the kernel, and it must be the copy's. Whatever the copy
-// runs is prepared here: it starts with one thread, this one, in a copy
-// of a Go runtime whose other threads it does not have, so it runs only
-// releaseChild, which makes system calls and nothing else. Signals stay
-// blocked in it: a terminal's Ctrl-C must not stop it half-way, and it is
-// in a session of its own as soon as it runs.
-func releaseInFork(fds []int) error {
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return err
-	}
-	keep := append(slices.Clone(fds), p[0])
-	slices.Sort(keep)
-	// Between the clone and releaseChild, the copy reads only these
-	// locals: no heap, which the race detector would instrument.
-	wait, name := p[0], &releaseName
-	runtime.LockOSThread()
-	all, old := ^uint64(0), uint64(0)
-	_, _, e := syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0)
-	var pid uintptr
-	if e == 0 {
-		pid, _, e = syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.SIGCHLD), 0, 0, 0, 0, 0)
-		if e == 0 && pid == 0 {
-			releaseChild(keep, wait, name)
-		}
-		syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
-	}
-	runtime.UnlockOSThread()
-	if e != 0 {
-		unix.Close(p[0])
-		unix.Close(p[1])
-		return e
-	}
-	for _, fd := range fds {
-		unix.Close(fd)
-	}
-	unix.Close(p[1]) // the copy's read sees the end: it may close
-	unix.Close(p[0])
-	go unix.Wait4(int(pid), nil, 0, nil) // no zombie in a process that lives on
-	return nil
-}
-
-// releaseChild is the copy's whole life. It must not grow its stack,
-// allocate or call into the runtime: only raw system calls. It closes
-// every file but keep (sorted) first, with close_range over the gaps (on
-// kernels without it, files below 1024), so that a pipe the command
-// writes to ends when the command does, not when the waits do; then
-// waits for the end of the pipe whose read end is wait.
-//
-//go:nosplit
-//go:norace
-func releaseChild(keep []int, wait int, name *[16]byte) {
-	syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0)
-	syscall.RawSyscall(unix.SYS_PRCTL, unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0)
-	lo := uintptr(0)
-	for i := 0; i <= len(keep); i++ {
-		hi := uintptr(^uint32(0))
-		if i < len(keep) {
-			hi = uintptr(keep[i]) - 1
-		}
-		if hi != ^uintptr(0) && lo <= hi {
-			if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, lo, hi, 0); e != 0 {
-				for fd := lo; fd <= hi && fd < 1024; fd++ {
-					syscall.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
-				}
-			}
-		}
-		if i < len(keep) {
-			lo = uintptr(keep[i]) + 1
-		}
-	}
-	var b [1]byte
-	for {
-		_, _, e := syscall.RawSyscall(unix.SYS_READ, uintptr(wait), uintptr(unsafe.Pointer(&b[0])), 1)
-		if e != unix.EINTR {
-			break
-		}
-	}
-	for i := 0; i < len(keep); i++ {
-		syscall.RawSyscall(unix.SYS_CLOSE, uintptr(keep[i]), 0, 0)
-	}
-	syscall.RawSyscall(unix.SYS_EXIT_GROUP, 0, 0, 0)
 }

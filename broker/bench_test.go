@@ -9,11 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/broker/output"
 	"github.com/tracebroker/tracebroker/broker/program"
@@ -36,16 +40,88 @@ func waitReady(b *testing.B, r io.Reader, want string) {
 	b.Fatalf("tracer ended before %q", want)
 }
 
+// getcwdLoop makes b.N getcwd calls on one thread and reports, besides
+// the wall time, the thread's CPU time per call (cpu-ns/op): the system
+// call and every probe that runs in it, the traced process's own cost.
 func getcwdLoop(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	buf := make([]byte, 256)
 	b.ResetTimer()
+	start := threadCPU()
 	for b.Loop() {
 		syscall.Getcwd(buf)
+	}
+	b.ReportMetric(float64(threadCPU()-start)/float64(b.N), "cpu-ns/op")
+}
+
+func threadCPU() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+	return ts.Nano()
+}
+
+// progStats are the run counts and run times of the kernel's programs
+// (with BPF_ENABLE_STATS on), by id.
+func progStats() map[ebpf.ProgramID][2]uint64 {
+	out := map[ebpf.ProgramID][2]uint64{}
+	var id ebpf.ProgramID
+	for {
+		next, err := ebpf.ProgramGetNextID(id)
+		if err != nil {
+			return out
+		}
+		id = next
+		p, err := ebpf.NewProgramFromID(id)
+		if err != nil {
+			continue
+		}
+		st, err := p.Stats()
+		p.Close()
+		if err == nil {
+			out[id] = [2]uint64{st.RunCount, uint64(st.Runtime)}
+		}
+	}
+}
+
+// probeStats measures, for the programs loaded after it is called, the
+// run time per run of the one that ran for each of b.N calls (the JIT
+// program, or the collector), as prog-ns/run: call measure before the
+// calls and after. The kernel keeps the figures only while someone asks
+// it to (BPF_ENABLE_STATS), which adds two clock reads to every
+// program's run, the tracer's and any other's.
+func probeStats(b *testing.B) (measure func()) {
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Logf("no program run times: %v", err)
+		return func() {}
+	}
+	b.Cleanup(func() { stats.Close() })
+	old := progStats()
+	var before map[ebpf.ProgramID][2]uint64
+	return func() {
+		if before == nil {
+			before = progStats()
+			return
+		}
+		for id, a := range progStats() {
+			_, seen := old[id]
+			n := a[0] - before[id][0]
+			if seen || n < uint64(b.N) || n > 2*uint64(b.N) {
+				continue // not the tracer's, or not on getcwd
+			}
+			b.ReportMetric(float64(a[1]-before[id][1])/float64(n), "prog-ns/run")
+		}
 	}
 }
 
 // BenchmarkProbeOverhead is the time of one getcwd syscall with no probe,
-// with tracebroker's count probe, and with bpftrace's on the same script.
+// with tracebroker's count probe in each mode, and with bpftrace's on the
+// same script: wall time (ns/op, which in interpreter mode includes
+// the reader competing for this 2-core machine), the calling thread's
+// CPU time (cpu-ns/op: what the probe costs the traced process), and
+// the probe's program alone (prog-ns/run: the JIT program, or the
+// collector). Others' probes on getcwd count in all three.
 func BenchmarkProbeOverhead(b *testing.B) {
 	b.Run("none", getcwdLoop)
 	for _, mode := range modes {
@@ -55,6 +131,7 @@ func BenchmarkProbeOverhead(b *testing.B) {
 			// collectors would otherwise skip as the broker's own.
 			traceSelf = true
 			defer func() { traceSelf = false }()
+			measure := probeStats(b)
 			pr, pw := io.Pipe()
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
@@ -63,8 +140,10 @@ func BenchmarkProbeOverhead(b *testing.B) {
 				pw.Close()
 			}()
 			waitReady(b, pr, "ready")
+			measure()
 			getcwdLoop(b)
 			b.StopTimer()
+			measure()
 			cancel()
 			if err := <-done; err != nil {
 				b.Fatal(err)
@@ -77,14 +156,17 @@ func BenchmarkProbeOverhead(b *testing.B) {
 		if err != nil {
 			b.Skip("bpftrace is not installed")
 		}
+		measure := probeStats(b)
 		cmd := exec.Command(bt, "-e", overheadScript)
 		out, _ := cmd.StdoutPipe()
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
 		waitReady(b, out, "ready")
+		measure()
 		getcwdLoop(b)
 		b.StopTimer()
+		measure()
 		cmd.Process.Signal(syscall.SIGINT)
 		cmd.Wait()
 	})

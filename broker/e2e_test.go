@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -91,6 +93,22 @@ func workload(args []string) int {
 				return 1
 			}
 		}
+	case "prioloop": // prioloop K: getpriority(PRIO_PROCESS, prioBase+i), i = 1, 2, ..., K at a time with a sleep of 50 µs (to a millisecond) between, until stdin closes; then prints the last i
+		k, _ := strconv.Atoi(args[1])
+		var closed atomic.Bool
+		go func() {
+			io.Copy(io.Discard, os.Stdin)
+			closed.Store(true)
+		}()
+		i := 0
+		for !closed.Load() {
+			for range k {
+				i++
+				unix.Syscall(unix.SYS_GETPRIORITY, 0, uintptr(prioBase+i), 0)
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+		fmt.Println(i)
 	case "sleep": // sleep MS
 		ms, _ := strconv.Atoi(args[1])
 		time.Sleep(time.Duration(ms) * time.Millisecond)
@@ -100,6 +118,10 @@ func workload(args []string) int {
 	}
 	return 0
 }
+
+// prioBase is where prioloop's getpriority who arguments start: far
+// above any pid, so the calls fail harmlessly (ESRCH).
+const prioBase = 1 << 30
 
 // needKernel skips a test on machines where tracing cannot work, saying why.
 func needKernel(t testing.TB) {

@@ -408,8 +408,31 @@ func (s *interpSession) Run(kind program.ProbeKind) error {
 	return nil
 }
 
-func (s *interpSession) Attach(ctx context.Context) error { return s.src.Attach(ctx) }
-func (s *interpSession) Attached() int                    { return s.src.Attached() }
+// Attach attaches the source's probes and runs the program over the
+// events they deliver while the rest attach (attachReader), as the
+// kernel runs a JIT program from the moment its probe is attached: what
+// the runs print waits in the program's events buffer for the run loop,
+// as JIT mode's does in the kernel's. After an exit() the records are
+// read and dropped unrun, as Read drops them.
+func (s *interpSession) Attach(ctx context.Context) error {
+	ar, ok := s.src.(attachReader)
+	if !ok {
+		return s.src.Attach(ctx)
+	}
+	return ar.AttachReading(ctx, func(raw []byte) {
+		if !s.halted {
+			s.handle(raw)
+		}
+	})
+}
+
+// attachReader is a source that can be read while it attaches
+// (collectorSource.AttachReading).
+type attachReader interface {
+	AttachReading(ctx context.Context, handle func([]byte)) error
+}
+
+func (s *interpSession) Attached() int { return s.src.Attached() }
 
 // deadlineEvery is how many records Read runs between looks at the
 // clock: a look costs about a sixth of a record's run.
@@ -617,9 +640,24 @@ func (s *interpSession) MapErrors() []uint64 {
 // output buffer full).
 func (s *interpSession) Lost() uint64 { return s.src.Lost() + s.errorCount(len(s.user)) }
 
-func (s *interpSession) Detach()                   { s.src.Detach() }
-func (s *interpSession) DetachInBackground() error { s.src.Detach(); return nil }
-func (s *interpSession) Close()                    { s.src.Close() }
+func (s *interpSession) Detach() { s.src.Detach() }
+func (s *interpSession) Close()  { s.src.Close() }
+
+// DetachInBackground hands the collectors' attachments to a helper
+// process, as JIT mode hands its own (bpf.Session.DetachInBackground);
+// a source that attaches nothing detaches in place.
+func (s *interpSession) DetachInBackground() error {
+	if b, ok := s.src.(backgroundDetacher); ok {
+		b.DetachInBackground()
+		return nil
+	}
+	s.src.Detach()
+	return nil
+}
+
+// backgroundDetacher is a source whose attachments a helper process can
+// close (collector.Session.DetachInBackground).
+type backgroundDetacher interface{ DetachInBackground() }
 
 // selfCgroup is this process's cgroup v2 id, as bpf_get_current_cgroup_id
 // reports it: the inode number of its cgroup's directory (0 if unknown).

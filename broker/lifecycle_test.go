@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/bpf"
+	"github.com/tracebroker/tracebroker/bpf/tracefs"
+	"github.com/tracebroker/tracebroker/internal/detach"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
@@ -416,7 +419,9 @@ func releaseHelpers(t *testing.T) []int {
 }
 
 // TestDetachInBackground: the helper process closes the attachments after
-// Run returns; soon nothing is loaded and the helper is gone.
+// Run returns, in both modes; soon nothing is loaded and the helper is
+// gone. A helper that cannot start leaves the run to detach in place:
+// nothing stays attached when Run returns.
 func TestDetachInBackground(t *testing.T) {
 	needKernel(t)
 	lockKernel(t)
@@ -426,27 +431,58 @@ func TestDetachInBackground(t *testing.T) {
 			unix.Kill(pid, unix.SIGKILL) // a stuck helper, on failure
 		}
 	})
-	req := Request{
-		Source:             []byte(`tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @ = count(); } tracepoint:syscalls:sys_enter_getcpu /pid == cpid/ { @cpu = count(); }`),
-		Command:            f.expand("EXE get 3 2"),
-		DetachInBackground: true,
-	}
-	lc := newLeakCheck(t)
-	out, stderr, err := runScript(t, req)
-	if err != nil {
-		t.Fatalf("Run: %v\n%s", err, stderr)
-	}
-	if want := "Attaching 2 probes...\n\n\n@: 3\n@cpu: 2\n"; out != want {
-		t.Errorf("output %q, want %q", out, want)
-	}
-	lc.expectReleased(t, false)
-	// Everything released: the helper has nothing left to do but exit.
-	deadline := time.Now().Add(kernelWait)
-	for pids := releaseHelpers(t); len(pids) > 0; pids = releaseHelpers(t) {
-		if time.Now().After(deadline) {
-			t.Fatalf("release helpers still running %v after they released everything: %v", kernelWait, pids)
+	for _, mode := range modes {
+		for _, helper := range []bool{true, false} {
+			name := string(mode)
+			if !helper {
+				name += "/no helper"
+			}
+			t.Run(name, func(t *testing.T) {
+				// Counted: the run hands its attachments to a helper.
+				asked := 0
+				defer func(e func() (string, error)) { detach.Executable = e }(detach.Executable)
+				exe := detach.Executable
+				detach.Executable = func() (string, error) {
+					asked++
+					if !helper {
+						return "/nonexistent/tracebroker", nil
+					}
+					return exe()
+				}
+				req := Request{
+					Source:             []byte(`tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @ = count(); } tracepoint:syscalls:sys_enter_getcpu /pid == cpid/ { @cpu = count(); }`),
+					Command:            f.expand("EXE get 3 2"),
+					DetachInBackground: true,
+					Mode:               mode,
+					Collectors:         testCollectors(t),
+				}
+				lc := newLeakCheck(t)
+				out, stderr, err := runScript(t, req)
+				if err != nil {
+					t.Fatalf("Run: %v\n%s", err, stderr)
+				}
+				if want := "Attaching 2 probes...\n\n\n@: 3\n@cpu: 2\n"; out != want {
+					t.Errorf("output %q, want %q", out, want)
+				}
+				if asked != 1 {
+					t.Errorf("a helper was started %d times, want once", asked)
+				}
+				// Without a helper, detached in place: nothing held by
+				// this process or any it started, at once.
+				lc.expectReleased(t, !helper)
+				// Everything released: the helper has nothing left to do but exit.
+				deadline := time.Now().Add(kernelWait)
+				for pids := releaseHelpers(t); len(pids) > 0; pids = releaseHelpers(t) {
+					if !helper {
+						t.Fatalf("release helpers %v, though none could start", pids)
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("release helpers still running %v after they released everything: %v", kernelWait, pids)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			})
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -481,5 +517,119 @@ func TestLostEvents(t *testing.T) {
 	}
 	if lost == 0 || printed+lost != 5000 {
 		t.Errorf("printed %d + lost %d, want > 0 lost and 5000 in all", printed, lost)
+	}
+}
+
+// TestAttachManyLosesNothing attaches the 720 syscall tracepoints while
+// a process makes numbered getpriority calls, some 30,000 a second, on
+// the one attached first: in interpreter mode its collector fires while
+// the others attach (half a second to seconds: longer behind another
+// trace's detach, which holds the kernel's event mutex), and its events
+// are read and run meanwhile. Every call from the first one seen to the
+// process's last is counted, in both modes, and nothing is reported
+// lost; unread during the attach, the 2 MiB ring buffer held a third of
+// a second of them.
+func TestAttachManyLosesNothing(t *testing.T) {
+	needKernel(t)
+	floodKernel(t)
+	t.Cleanup(func() {
+		for _, pid := range releaseHelpers(t) {
+			unix.Kill(pid, unix.SIGKILL) // a stuck helper, on failure
+		}
+	})
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Interpreter mode cannot attach its collector twice to one
+	// tracepoint: the others are every syscall tracepoint but the one
+	// counted, in globs (a list of 719 names is too large a program).
+	const counted = "sys_enter_getpriority"
+	tps, err := tracefs.Tracepoints("syscalls:sys_enter_*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	others := []string{"tracepoint:syscalls:sys_exit_*"}
+	for _, tp := range tps {
+		// The shortest prefix of the name that counted does not
+		// start with, as a glob; the name itself if there is none.
+		glob := tp.Name
+		for i := len("sys_enter_") + 1; i < len(tp.Name); i++ {
+			if !strings.HasPrefix(counted, tp.Name[:i]) {
+				glob = tp.Name[:i] + "*"
+				break
+			}
+		}
+		if glob != counted && !slices.Contains(others, "tracepoint:syscalls:"+glob) {
+			others = append(others, "tracepoint:syscalls:"+glob)
+		}
+	}
+	script := `tracepoint:syscalls:` + counted + ` /pid == $1/ { @n = count(); @lo = min(args->who); @hi = max(args->who); }
+` + strings.Join(others, ",") + ` { @others = count(); }`
+	countRE := regexp.MustCompile(`(?m)^@(n|lo|hi): (\d+)$`)
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			cmd := exec.Command(exe, "prioloop", "40")
+			stop, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var last bytes.Buffer
+			cmd.Stdout = &last
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			// Reaped as it exits: -p sees it gone only then.
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			pid := cmd.Process.Pid
+			req := Request{
+				Source:             []byte(script),
+				Args:               []string{strconv.Itoa(pid)},
+				PID:                pid, // the run ends with it
+				Mode:               mode,
+				Collectors:         testCollectors(t),
+				EventBufferSize:    2 << 20,
+				DetachInBackground: true,
+				// Attached: the calls go on a little longer, then stop.
+				Attached: func(*Admission) { time.AfterFunc(200*time.Millisecond, func() { stop.Close() }) },
+			}
+			start := time.Now()
+			out, stderr, err := runScriptWithin(t, req, 2*time.Minute)
+			if err != nil {
+				t.Fatalf("Run: %v\n%s", err, stderr)
+			}
+			took := time.Since(start)
+			if err := <-exited; err != nil {
+				t.Fatalf("prioloop: %v", err)
+			}
+			made, err := strconv.Atoi(strings.TrimSpace(last.String()))
+			if err != nil {
+				t.Fatalf("prioloop printed %q", last.String())
+			}
+			got := map[string]int{}
+			for _, m := range countRE.FindAllStringSubmatch(out, -1) {
+				got[m[1]], _ = strconv.Atoi(m[2])
+			}
+			if strings.Contains(out, "Lost ") {
+				t.Errorf("events lost:\n%s", out)
+			}
+			if got["hi"] != prioBase+made {
+				t.Errorf("the last call seen is %d, the process's last was %d", got["hi"]-prioBase, made)
+			}
+			if got["n"] == 0 || got["n"] != got["hi"]-got["lo"]+1 {
+				t.Errorf("%d calls counted from call %d to %d: %d missing", got["n"], got["lo"]-prioBase, got["hi"]-prioBase, got["hi"]-got["lo"]+1-got["n"])
+			}
+			t.Logf("%d calls made in %v, %d counted from call %d", made, took.Round(time.Millisecond), got["n"], got["lo"]-prioBase)
+		})
+	}
+	// The next test's attach would wait for the helpers' detach.
+	deadline := time.Now().Add(kerneltest.Slow(2 * time.Minute))
+	for pids := releaseHelpers(t); len(pids) > 0; pids = releaseHelpers(t) {
+		if time.Now().After(deadline) {
+			t.Fatalf("release helpers still running two minutes on: %v", pids)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -208,6 +208,8 @@ const enospc = 28
 // kind.
 func (o *objectInterp) ReadRecords(stop <-chan struct{}, emit func(bpf.Record)) (uint64, error) {
 	stopping := false
+	// What the runs of the attach wrote (interpSession.Attach).
+	o.emitWritten(emit)
 	for {
 		deadline := time.Now().Add(pollInterval)
 		if !stopping {
@@ -232,20 +234,26 @@ func (o *objectInterp) ReadRecords(stop <-chan struct{}, emit func(bpf.Record)) 
 			return o.src.Lost(), err
 		}
 		o.handle(raw)
-		for _, name := range o.rings {
-			for {
-				b, ok := o.maps[name].ReadRecord()
-				if !ok {
-					break
-				}
-				emit(bpf.Record{Map: name, Data: b, CPU: -1})
-			}
-		}
-		for _, r := range o.out {
-			emit(r)
-		}
-		o.out = o.out[:0]
+		o.emitWritten(emit)
 	}
+}
+
+// emitWritten emits what the runs so far wrote to the object's ring
+// buffers and perf event arrays.
+func (o *objectInterp) emitWritten(emit func(bpf.Record)) {
+	for _, name := range o.rings {
+		for {
+			b, ok := o.maps[name].ReadRecord()
+			if !ok {
+				break
+			}
+			emit(bpf.Record{Map: name, Data: b, CPU: -1})
+		}
+	}
+	for _, r := range o.out {
+		emit(r)
+	}
+	o.out = o.out[:0]
 }
 
 // Dump is bpf.ObjectSession.Dump for the interpreter's maps.

@@ -235,8 +235,35 @@ func Record(ctx context.Context, rr RecordRequest) error {
 			w.Abort()
 		}
 	}()
-	if err := cs.Attach(ctx); err != nil {
+	src := &collectorSource{s: cs, n: len(probes)}
+	full := false
+	// write keeps a record; the size limit ends the recording, any other
+	// failure to write is an error.
+	write := func(b []byte) error {
+		err := w.Write(b)
+		if errors.Is(err, recording.ErrFull) {
+			full, err = true, nil
+		}
 		return err
+	}
+	// The events of the probes attached first are recorded while the
+	// rest attach, flushed as the run's are; a failed attach leaves no
+	// file.
+	var writeErr error
+	err = src.AttachReading(ctx, func(b []byte) {
+		if writeErr != nil || full {
+			return
+		}
+		writeErr = write(b)
+		if by := w.FlushBy(); writeErr == nil && !by.IsZero() && !time.Now().Before(by) {
+			writeErr = w.Flush()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if writeErr != nil {
+		return writeErr
 	}
 	// From here the file is the recording: an error, a signal or a kill
 	// leaves what was flushed, for replay to read.
@@ -255,17 +282,6 @@ func Record(ctx context.Context, rr RecordRequest) error {
 	var deadline time.Time
 	if req.Duration > 0 {
 		deadline = time.Now().Add(req.Duration)
-	}
-	src := &collectorSource{s: cs, n: len(probes)}
-	full := false
-	// write keeps a record; the size limit ends the recording, any other
-	// failure to write is an error.
-	write := func(b []byte) error {
-		err := w.Write(b)
-		if errors.Is(err, recording.ErrFull) {
-			full, err = true, nil
-		}
-		return err
 	}
 	end := &ending{ctx, deadline, kidDone, pidGone}
 	for !full {
@@ -302,8 +318,12 @@ func Record(ctx context.Context, rr RecordRequest) error {
 			return err
 		}
 	}
-	cs.Detach()
 	lost := cs.Lost()
+	if req.DetachInBackground {
+		cs.DetachInBackground()
+	} else {
+		cs.Detach()
+	}
 	if err := w.Close(lost); err != nil {
 		return err
 	}

@@ -22,14 +22,14 @@ import (
 // attest sign --role collector NAME.bpf) before it can load them. Update
 // the digests only for such a deliberate change.
 var goldenDigests = map[string]string{
-	collector.TracepointName:         "a4e6e65b012277cce011be4a647e57d663fdb68fb9bccfa31d2ef344c32a957e",
-	collector.RawTracepointName:      "719194dd1dc41a677a30499968dd530e4cb21cc8757157ef5a4b0a81de9716a8",
-	collector.UprobeName:             "0e39b7f59cf5546a08f8eb7648fdf1f238a9f2c63997f5b4fd296e2334d73539",
-	collector.PerfName:               "dcd8fc5f08581b803dd00092658cbab3916976d20aba0ea8f4725a81c5162274",
-	collector.KprobeName:             "9c42c3fb8493df6d3ae6bcb0ae45b41030396ad9547b36247c2a4788f8d3f0d0",
-	collector.RawTracepointIndexName: "49ec4124ea6ef62f886243163dbef5586423a14f5df47e8e065c6e9f8c77768b",
-	collector.FentryName:             "b9afb8a09d5427404db4cbca7d5728afb04b88a99543d22f9b19d20b69984d47",
-	collector.FexitName:              "7861fd6d7b4d018d9f8adc424ad2f2618a620572d5ea02b07c6229bdb290f92d",
+	collector.TracepointName:         "70b1f028203e3c9e4e6aa1fd29834a7fb3a14a5c95c69a5759c7e4a6cbcab813",
+	collector.RawTracepointName:      "cff1545006af3a4ba1128bc938982f986f16a6414dddfee48115bc5e05a3bfe1",
+	collector.UprobeName:             "80c305c15a102b847525ca67453b1a056f08453c59001ffb4bab61f0618926d0",
+	collector.PerfName:               "45241f4e3c1f2fa8b649f53895453fdfd8a148c1102deca228e6f9328c8f3f92",
+	collector.KprobeName:             "50691896e922804e8f1f0fa59bef8e4f97fe341ef9c6889cdc3f52dd152e18d5",
+	collector.RawTracepointIndexName: "b28bec299c59e7404bf4fbec9c60ce68be0931e9bc372859513501f46a1fbc01",
+	collector.FentryName:             "6b4a11152698b5d36d5c0ce83f64e6e3920e4f98d61743d70598b29b3a87f22d",
+	collector.FexitName:              "36e59fc9e1c758a708d25a102f9c7c41c926fa7b6f339a52f1b903de8111a2b4",
 }
 
 func TestGoldenDigests(t *testing.T) {

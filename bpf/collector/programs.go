@@ -78,13 +78,16 @@ const (
 //	          pointers to strings: ArrayLen pointers are copied raw as one
 //	          entry, then the string behind each up to the first NULL,
 //	          while the record has entries left (MaxStrings in all)
-//	200   4   stacks (at 8+8*MaxStrings): bit 0 (configKStack) set
+//	200   4   flags (at 8+8*MaxStrings): bit 0 (configKStack) set
 //	          copies the event's kernel stack, bit 1 (configUStack) its
 //	          user stack (bpf_get_stack, BPF_F_USER_STACK), each as one
 //	          more entry after the strings and reads, the kernel stack
 //	          first; the entries do not count against MaxStrings; bit 2
 //	          (configTask) copies the current task's address as an entry
-//	          of its own (TaskAddr) before the reads
+//	          of its own (TaskAddr) before the reads; bits 3 to 6
+//	          (configOmitKtime, configOmitIDs, configOmitCgroup,
+//	          configOmitComm) leave the header's ktime, uid and gid,
+//	          cgroup, comm zero, their helpers not called
 //	204   4   nsteps: kernel read steps, at most MaxSteps
 //	208   16*MaxSteps, per step, each one entry:
 //	      4   off: added to the step's base pointer, the address read;
@@ -113,6 +116,13 @@ const (
 	configKStack = 1
 	configUStack = 2
 	configTask   = 4
+	// configOmitKtime and the next three are Probe.Omit's fields
+	// (OmitKtime, ...), shifted by configOmitShift.
+	configOmitShift  = 3
+	configOmitKtime  = 8
+	configOmitIDs    = 16
+	configOmitCgroup = 32
+	configOmitComm   = 64
 
 	stepFromLast = 0
 	stepFromCtx  = 1
@@ -136,11 +146,19 @@ const (
 //	          wait unread, when the write wakes it (BPF_RB_FORCE_WAKEUP);
 //	          0 leaves the kernel's own policy (a wake-up for each
 //	          record written when the reader has caught up)
+//	 16   4   check: how many bytes of records a CPU writes between
+//	          two looks at how many wait unread (bpf_ringbuf_query,
+//	          which reads what the reader on another CPU writes: a
+//	          quarter of a record's cost when made for each); 0 looks
+//	          at every record. The session sets wake divided by the
+//	          CPUs, so at most twice wake waits unread when one looks.
+//	 20   4   pad (0)
 const (
 	controlStop   = 0
 	controlIgnore = 8
 	controlWake   = 12
-	controlSize   = 16
+	controlCheck  = 16
+	controlSize   = 24
 )
 
 // The flags of bpf_ringbuf_output, and bpf_ringbuf_query's question.
@@ -279,6 +297,7 @@ const (
 	stateAEnd   = MaxRecord + 8  // the record offset past the array's pointers
 	stateAFlags = MaxRecord + 12 // the array spec's flags
 	stateEnd    = MaxRecord + 16 // rEnd, on its way into a slot or to the stacks
+	stateWrote  = MaxRecord + 20 // bytes this CPU wrote since it last looked at the unread ones (controlCheck)
 	stateLast   = MaxRecord + 24 // the last pointer a read step read, u64
 	stateSize   = 32
 )
@@ -414,6 +433,8 @@ const (
 	stackKey = -4     // a u32 map key
 	stackCk  = -16    // the attach cookie, u64
 	stackWk  = -32    // the control's wake threshold, u64 (fentry.go has -24)
+	stackPid = -40    // bpf_get_current_pid_tgid's value, u64
+	stackChk = -48    // the control's check, u64
 )
 
 // gen is the collectors' instruction builder.
@@ -448,11 +469,14 @@ func code(k kind) asm.Instructions {
 		asm.JNE.Imm(asm.R1, 0, "exit"),
 		asm.LoadMem(asm.R1, asm.R0, controlWake, asm.Word),
 		asm.StoreMem(asm.R10, stackWk, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R0, controlCheck, asm.Word),
+		asm.StoreMem(asm.R10, stackChk, asm.R1, asm.DWord),
 		// The broker's own events: not collected (rEnd is free until
-		// the record starts).
+		// the record starts). The ids are the header's too: one call.
 		asm.LoadMem(rEnd, asm.R0, controlIgnore, asm.Word),
-		asm.JEq.Imm(rEnd, 0, "not_ignored"),
 		asm.FnGetCurrentPidTgid.Call(),
+		asm.StoreMem(asm.R10, stackPid, asm.R0, asm.DWord),
+		asm.JEq.Imm(rEnd, 0, "not_ignored"),
 		asm.RSh.Imm(asm.R0, 32),
 		asm.JEq.Reg(asm.R0, rEnd, "exit"),
 	)
@@ -496,25 +520,31 @@ func code(k kind) asm.Instructions {
 		asm.StoreImm(rRec, stateNext, 0, asm.Word),
 		asm.StoreImm(rRec, stateAPtr, 0, asm.Word),
 
-		asm.FnKtimeGetNs.Call(),
-		asm.StoreMem(rRec, 8, asm.R0, asm.DWord),
-
 		// tgid is the upper half, the thread id the lower; the record
 		// has tgid first.
-		asm.FnGetCurrentPidTgid.Call(),
+		asm.LoadMem(asm.R0, asm.R10, stackPid, asm.DWord),
 		asm.StoreMem(rRec, 20, asm.R0, asm.Word),
 		asm.RSh.Imm(asm.R0, 32),
 		asm.StoreMem(rRec, 16, asm.R0, asm.Word),
 
+		asm.FnGetSmpProcessorId.Call(), // inlined by the verifier
+		asm.StoreMem(rRec, 40, asm.R0, asm.Word),
+	)
+	// The fields a helper call each fills, where the probe's config
+	// does not omit them: the calls are most of a record's cost.
+	headerField(g, "ktime", configOmitKtime, []int16{8},
+		asm.FnKtimeGetNs.Call(),
+		asm.StoreMem(rRec, 8, asm.R0, asm.DWord),
+	)
+	headerField(g, "ids", configOmitIDs, []int16{24},
 		asm.FnGetCurrentUidGid.Call(), // gid<<32 | uid: uid at 24, gid at 28
 		asm.StoreMem(rRec, 24, asm.R0, asm.DWord),
-
+	)
+	headerField(g, "cgroup", configOmitCgroup, []int16{32},
 		asm.FnGetCurrentCgroupId.Call(),
 		asm.StoreMem(rRec, 32, asm.R0, asm.DWord),
-
-		asm.FnGetSmpProcessorId.Call(),
-		asm.StoreMem(rRec, 40, asm.R0, asm.Word),
-
+	)
+	headerField(g, "comm", configOmitComm, []int16{48, 56},
 		asm.Mov.Reg(asm.R1, rRec),
 		asm.Add.Imm(asm.R1, 48),
 		asm.Mov.Imm(asm.R2, 16),
@@ -561,12 +591,25 @@ func code(k kind) asm.Instructions {
 	captureStack(g, "ustack", configUStack, UStackAddr, bpfFUserStack, stepsEnd+16+stackSize)
 
 	// The wake-up: none until the control's threshold of unread bytes,
-	// then a forced one; the kernel's own with no threshold.
+	// then a forced one; the kernel's own with no threshold. This CPU
+	// looks at the unread bytes only once it has written the control's
+	// check since it last looked.
 	g.Emit(
 		asm.JGT.Imm(rEnd, MaxRecord, "exit"),
 		asm.StoreMem(rRec, 0, rEnd, asm.Word),
 		asm.LoadMem(asm.R1, asm.R10, stackWk, asm.DWord),
 		asm.JEq.Imm(asm.R1, 0, "wake_flags"),
+		asm.Mov.Imm(asm.R4, bpfRBNoWakeup),
+		asm.LoadMem(asm.R2, rRec, stateWrote, asm.Word),
+		asm.Add.Reg(asm.R2, rEnd),
+		asm.LoadMem(asm.R3, asm.R10, stackChk, asm.DWord),
+		asm.JGE.Reg(asm.R2, asm.R3, "query"),
+		asm.StoreMem(rRec, stateWrote, asm.R2, asm.Word),
+		asm.Ja.Label("output"),
+	)
+	g.Label("query")
+	g.Emit(
+		asm.StoreImm(rRec, stateWrote, 0, asm.Word),
 		asm.LoadMapPtr(asm.R1, 0).WithReference(eventsMap),
 		asm.Mov.Imm(asm.R2, bpfRBAvailData),
 		asm.FnRingbufQuery.Call(),
@@ -598,6 +641,25 @@ func code(k kind) asm.Instructions {
 	g.Label("exit")
 	g.Emit(asm.Mov.Imm(asm.R0, 0), asm.Return())
 	return g.Insns
+}
+
+// headerField emits fill, which fills a header field, unless the
+// config's flags word has omit; then the field's words (at the offsets
+// zero) are zeroed: the scratch value holds the last record's.
+func headerField(g *gen, name string, omit int32, zero []int16, fill ...asm.Instruction) {
+	l := func(s string) string { return "h_" + name + "_" + s }
+	g.Emit(
+		asm.LoadMem(asm.R1, rConf, configStacks, asm.Word),
+		asm.JSet.Imm(asm.R1, omit, l("omit")),
+	)
+	g.Emit(fill...)
+	g.Emit(asm.Ja.Label(l("done")))
+	g.Label(l("omit"))
+	g.Emit(asm.Mov.Imm(asm.R1, 0))
+	for _, off := range zero {
+		g.Emit(asm.StoreMem(rRec, off, asm.R1, asm.DWord))
+	}
+	g.Label(l("done"))
 }
 
 // copyVariable copies ctx_len (from the config) bytes of context, which

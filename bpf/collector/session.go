@@ -79,7 +79,25 @@ type Probe struct {
 	// address (see the record layout).
 	Reads []program.KRead
 	Task  bool
+	// Omit are header fields the records leave zero: those no reader
+	// of the records needs (the interpreter's program of the probe
+	// calls no helper that reads them). Their helpers are most of what
+	// a record costs at the event. The zero value fills every field, as
+	// a recording needs.
+	Omit Fields
 }
+
+// Fields are the record header's fields that a helper call each fills
+// (Probe.Omit).
+type Fields uint32
+
+const (
+	OmitKtime  Fields = configOmitKtime >> configOmitShift  // ktime (bpf_ktime_get_ns)
+	OmitIDs    Fields = configOmitIDs >> configOmitShift    // uid and gid (bpf_get_current_uid_gid)
+	OmitCgroup Fields = configOmitCgroup >> configOmitShift // cgroup (bpf_get_current_cgroup_id)
+	OmitComm   Fields = configOmitComm >> configOmitShift   // comm (bpf_get_current_comm)
+	omitAll           = OmitKtime | OmitIDs | OmitCgroup | OmitComm
+)
 
 // StringSpec is a string to capture: the pointer to it is the u64 at
 // CtxOff in the context; User says it points to user memory.
@@ -290,6 +308,13 @@ func Open(o Options) (s *Session, err error) {
 	le := binary.LittleEndian
 	le.PutUint32(sess.control[controlIgnore:], o.IgnoreTGID)
 	le.PutUint32(sess.control[controlWake:], uint32(size/WakeFraction))
+	// Each CPU looks at what waits unread once it has written this
+	// much: all of them together, at most wake more.
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	le.PutUint32(sess.control[controlCheck:], uint32(size/WakeFraction/max(ncpu, 1)))
 	if err := coll.Maps[controlMap].Put(uint32(0), sess.control[:]); err != nil {
 		return nil, fmt.Errorf("collector: writing the control: %w", err)
 	}
@@ -413,6 +438,10 @@ func configure(p Probe) (kind, []byte, error) {
 	if p.Task {
 		stacks |= configTask
 	}
+	if p.Omit&^omitAll != 0 {
+		return 0, nil, fmt.Errorf("omitted header fields %#x: only %#x can be", p.Omit, omitAll)
+	}
+	stacks |= uint32(p.Omit) << configOmitShift
 	le.PutUint32(cfg[configStacks:], stacks)
 	if err := configureReads(cfg, p.Reads, ctxLen); err != nil {
 		return 0, nil, err
@@ -625,6 +654,7 @@ func (s *Session) attach(i int, p Probe) error {
 type linkFD int
 
 func (fd linkFD) Close() error { return unix.Close(int(fd)) }
+func (fd linkFD) FD() int      { return int(fd) }
 
 // BPF commands cilium/ebpf has no cookie-taking API for.
 const (
@@ -706,13 +736,45 @@ func (s *Session) Detach() {
 	s.attached = false
 }
 
+// DetachInBackground hands the attachments to a helper process that
+// closes them (detach.InBackground), and closes this process's copies,
+// which is quick while the helper holds them: the kernel's grace periods
+// are waited out in the helper, after the caller has moved on. Stop the
+// probes first: they stay attached until the helper is done. If the
+// helper cannot start, it detaches in place.
+//
+// Every attachment is a BPF link (a perf link, which holds its perf
+// event, a raw tracepoint's, a tracing or a kprobe.multi link) behind
+// one descriptor, so the helper's close is the whole detach; an
+// attachment without one is closed in place.
+func (s *Session) DetachInBackground() {
+	fds := make([]int, 0, len(s.links))
+	for _, l := range s.links {
+		if fd, ok := l.(interface{ FD() int }); ok {
+			fds = append(fds, fd.FD())
+		}
+	}
+	err := detach.InBackground(fds, func() {
+		for _, l := range s.links {
+			l.Close()
+		}
+	})
+	if err != nil {
+		s.Detach()
+		return
+	}
+	s.links = nil
+	s.attached = false
+}
+
 // Attached is the number of attachments: one per probe, a profile's one
 // per CPU.
 func (s *Session) Attached() int { return len(s.links) }
 
 // Read waits until deadline (the zero time: for ever) for the next
 // record and returns it in rec, whose sample is valid until the next
-// Read; Decode it. A deadline passed is os.ErrDeadlineExceeded.
+// Read; Decode it. A deadline passed is os.ErrDeadlineExceeded; after a
+// Wake, the first time the buffer is found empty, ErrWoken.
 func (s *Session) Read(deadline time.Time, rec *ringbuf.Record) error {
 	if s.rd == nil {
 		return os.ErrClosed
@@ -727,9 +789,27 @@ func (s *Session) Read(deadline time.Time, rec *ringbuf.Record) error {
 		}
 		s.rd.SetDeadline(wait)
 		err := s.rd.ReadInto(rec)
+		if errors.Is(err, ringbuf.ErrFlushed) {
+			return ErrWoken
+		}
 		if last || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return err
 		}
+	}
+}
+
+// ErrWoken is what Read returns for a Wake.
+var ErrWoken = errors.New("collector: the reader was woken")
+
+// Wake makes the Read under way, or else the next, return ErrWoken
+// instead of waiting once the buffer is empty: another goroutine's way
+// to stop a reader that waits for ever. Under a storm the buffer may
+// not empty for a long while; a reader that must stop at once checks a
+// flag of its own between records as well. Safe to call while Read
+// runs, not after Close.
+func (s *Session) Wake() {
+	if s.rd != nil {
+		s.rd.Flush()
 	}
 }
 

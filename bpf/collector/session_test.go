@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -754,6 +755,11 @@ func TestPerf(t *testing.T) {
 	counts := map[int]int{}
 	kstacks := 0
 	take := func(r *collector.Record) {
+		if r.Probe > 1 {
+			// drain's sentinel, which other tests' processes call
+			// (the session ignores no process).
+			return
+		}
 		counts[r.Probe]++
 		if len(r.Context) != collector.PerfEventDataSize {
 			t.Fatalf("context of %d bytes, want %d", len(r.Context), collector.PerfEventDataSize)
@@ -977,5 +983,97 @@ func benchGetcwd(b *testing.B, p collector.Probe) {
 func BenchmarkGetcwdUntraced(b *testing.B) {
 	for b.Loop() {
 		kerneltest.Syscalls(1, 0)
+	}
+}
+
+// TestWake: a Read that would wait for ever returns ErrWoken once
+// another goroutine calls Wake, after the records already there; the
+// next Read waits again.
+func TestWake(t *testing.T) {
+	needKernel(t)
+	s := open(t, 0, collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: 16})
+	kerneltest.Syscalls(3, 0)
+	time.AfterFunc(100*time.Millisecond, s.Wake)
+	var rec ringbuf.Record
+	mineGetcwd := 0
+	for {
+		err := s.Read(time.Time{}, &rec)
+		if errors.Is(err, collector.ErrWoken) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		var r collector.Record
+		if err := collector.Decode(rec.RawSample, &r); err != nil {
+			t.Fatal(err)
+		}
+		if mine(&r) && r.Probe == 0 {
+			mineGetcwd++
+		}
+	}
+	if mineGetcwd != 3 {
+		t.Errorf("%d getcwd records before ErrWoken, want 3", mineGetcwd)
+	}
+	if err := s.Read(time.Now().Add(200*time.Millisecond), &rec); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the Read after ErrWoken: %v", err)
+	}
+}
+
+// TestOmit: a probe's omitted header fields are zero in its records, a
+// record of another probe made just before on the same CPU fills them
+// all, and the ids and CPU are there either way. The calls are made as
+// another user, on a thread of their own, so that the uid and gid are
+// not zero where they are filled; the thread's id is in both.
+func TestOmit(t *testing.T) {
+	needKernel(t)
+	_, cpuLen := recordSize(t, "syscalls", "sys_enter_getcpu")
+	_, cwdLen := recordSize(t, "syscalls", "sys_enter_getcwd")
+	s := open(t, 0,
+		collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: cwdLen},
+		collector.Probe{Kind: program.Tracepoint, Category: "syscalls", Event: "sys_enter_getcpu", CtxLen: cpuLen,
+			Omit: collector.OmitKtime | collector.OmitIDs | collector.OmitCgroup | collector.OmitComm},
+	)
+	const uid, gid = 4321, 5432
+	tid := make(chan int)
+	go func() {
+		// This thread only, for good: it is not given back to the
+		// runtime with other credentials.
+		runtime.LockOSThread()
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, gid, gid, 0); e != 0 {
+			t.Errorf("setresgid: %v", e)
+		}
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uid, uid, 0); e != 0 {
+			t.Errorf("setresuid: %v", e)
+		}
+		for range 3 {
+			kerneltest.Syscalls(1, 1) // getcwd, getcpu, getcwd, ...
+		}
+		tid <- unix.Gettid()
+	}()
+	thread := <-tid
+	var cwd, cpu int
+	for _, r := range drain(t, s, mine) {
+		if r.PID != uint32(thread) {
+			continue
+		}
+		switch r.Probe {
+		case 0:
+			cwd++
+			if comm(&r) != ownComm(t) || r.UID != uid || r.GID != gid || r.Ktime == 0 || r.Cgroup == 0 {
+				t.Errorf("a record of a probe that omits nothing: %+v", r)
+			}
+		case 1:
+			cpu++
+			if r.Comm != [16]byte{} || r.UID != 0 || r.GID != 0 || r.Ktime != 0 || r.Cgroup != 0 {
+				t.Errorf("a record of a probe that omits every field it can: %+v", r)
+			}
+		}
+		if r.TGID != uint32(os.Getpid()) {
+			t.Errorf("record %+v: tgid %d", r, r.TGID)
+		}
+	}
+	if cwd != 3 || cpu != 3 {
+		t.Errorf("%d getcwd and %d getcpu records of the thread, want 3 and 3", cwd, cpu)
 	}
 }

@@ -89,6 +89,9 @@ them.`,
 				return err
 			}
 			rr.Collectors = collectorTrust(t, state, unsigned)
+			// As run's: the kernel's grace periods are waited out in a
+			// helper process, after the recording is closed.
+			rr.DetachInBackground = true
 			var done func()
 			rr.Stderr, done = terminalSafe(cmd.ErrOrStderr())
 			defer done()
