@@ -432,15 +432,19 @@ func TestDetachInBackground(t *testing.T) {
 		}
 	})
 	for _, mode := range modes {
-		for _, helper := range []bool{true, false} {
-			name := string(mode)
-			if !helper {
-				name += "/no helper"
-			}
+		// A run's two attachments go to a forked copy; with none
+		// forked, to this binary run again; with neither, detached in
+		// place.
+		for _, kind := range []string{"fork", "exec", "none"} {
+			helper := kind != "none"
+			name := string(mode) + "/" + kind
 			t.Run(name, func(t *testing.T) {
 				// Counted: the run hands its attachments to a helper.
 				asked := 0
-				defer func(e func() (string, error)) { detach.Executable = e }(detach.Executable)
+				defer func(e func() (string, error), n int) { detach.Executable, detach.ForkUpTo = e, n }(detach.Executable, detach.ForkUpTo)
+				if kind != "fork" {
+					detach.ForkUpTo = 0
+				}
 				exe := detach.Executable
 				detach.Executable = func() (string, error) {
 					asked++
@@ -464,8 +468,8 @@ func TestDetachInBackground(t *testing.T) {
 				if want := "Attaching 2 probes...\n\n\n@: 3\n@cpu: 2\n"; out != want {
 					t.Errorf("output %q, want %q", out, want)
 				}
-				if asked != 1 {
-					t.Errorf("a helper was started %d times, want once", asked)
+				if want := map[string]int{"fork": 0, "exec": 1, "none": 1}[kind]; asked != want {
+					t.Errorf("the helper executable was asked for %d times, want %d", asked, want)
 				}
 				// Without a helper, detached in place: nothing held by
 				// this process or any it started, at once.

@@ -33,6 +33,10 @@ func RunHelper() {
 	os.Exit(0)
 }
 
+// ForkUpTo is the most attachments a forked copy releases; more go to
+// the executable run again. Tests set it to 0 to see that helper.
+var ForkUpTo = Workers
+
 // Executable is the helper's program: this one, whose main calls
 // RunHelper. Tests set it to see what a helper that cannot start does.
 var Executable = os.Executable
@@ -41,7 +45,7 @@ var Executable = os.Executable
 // and exits, then calls closeOwn, which must close the caller's copies
 // (quick while the helper holds the attachments: the helper's last
 // close is the detach). A few (up to Workers, a one-liner's) go to a
-// copy of this process that runs no Go code (inFork) and closes them
+// copy of this process that runs no Go code (inFork, up to ForkUpTo) and closes them
 // one after another once closeOwn has returned; more to this executable
 // run again (RunHelper), which closes Workers at once but first spends
 // the 20-50 ms of CPU a Go program of this size takes to initialise, on
@@ -59,7 +63,7 @@ func InBackground(fds []int, closeOwn func()) error {
 		closeOwn()
 		return nil
 	}
-	if len(fds) <= Workers && inFork(fds, closeOwn) == nil {
+	if len(fds) <= ForkUpTo && inFork(fds, closeOwn) == nil {
 		return nil
 	}
 	self, err := Executable()

@@ -92,7 +92,7 @@ func TestInBackgroundNoHelper(t *testing.T) {
 			defer func(e func() (string, error)) { Executable = e }(Executable)
 			Executable = exe
 			// More than a forked copy takes: the helper must be run.
-			r, w := pipes(t, Workers+1)
+			r, w := pipes(t, ForkUpTo+1)
 			if err := InBackground(w, func() { t.Error("closeOwn called without a helper") }); err == nil {
 				t.Fatal("InBackground succeeded without a helper")
 			}
