@@ -7,8 +7,8 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
-	"syscall"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
