@@ -83,6 +83,9 @@ type interpSession struct {
 	savedOffs [][]int
 	// savedFailed counts reads of saved pointers whose copy had failed.
 	savedFailed uint64
+	// attachRead counts the records read (and run, until an exit())
+	// while the probes attached (Attach): -v says how many.
+	attachRead uint64
 }
 
 // interpUnsupported are the helpers interpreter mode cannot offer: what
@@ -420,6 +423,7 @@ func (s *interpSession) Attach(ctx context.Context) error {
 		return s.src.Attach(ctx)
 	}
 	return ar.AttachReading(ctx, func(raw []byte) {
+		s.attachRead++
 		if !s.halted {
 			s.handle(raw)
 		}

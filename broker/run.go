@@ -466,7 +466,11 @@ func execute(ctx context.Context, req *Request, prog *program.Program, sess exec
 		return err
 	}
 	if req.Verbose {
-		fmt.Fprintf(req.Stderr, "Attached %d probes in %v\n", sess.Attached(), time.Since(tAttach).Round(time.Microsecond))
+		var meanwhile string
+		if is, ok := sess.(*interpSession); ok && is.attachRead > 0 {
+			meanwhile = fmt.Sprintf("; %d events read meanwhile", is.attachRead)
+		}
+		fmt.Fprintf(req.Stderr, "Attached %d probes in %v%s\n", sess.Attached(), time.Since(tAttach).Round(time.Microsecond), meanwhile)
 	}
 	// Watchers of the traced processes end with the run.
 	watchCtx, stopWatching := context.WithCancel(ctx)
