@@ -62,14 +62,8 @@ them.`,
   tracebroker replay opens.tbrec -e 'tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }'`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("max-map-keys") {
-				n, ok, err := broker.MapKeysEnv()
-				if err != nil {
-					return err
-				}
-				if ok {
-					rr.MaxMapKeys = n
-				}
+			if err := mapKeysFromEnv(cmd, &rr.MaxMapKeys); err != nil {
+				return err
 			}
 			if rr.Output == "" {
 				return fmt.Errorf("no output file: use -o FILE")
@@ -258,4 +252,17 @@ func newCollectorsCmd() *cobra.Command {
 	}
 	cmd.AddCommand(list, export)
 	return cmd
+}
+
+// mapKeysFromEnv sets *n from BPFTRACE_MAP_KEYS_MAX when --max-map-keys
+// was not given, as bpftrace's users size its maps.
+func mapKeysFromEnv(cmd *cobra.Command, n *int) error {
+	if cmd.Flags().Changed("max-map-keys") {
+		return nil
+	}
+	keys, ok, err := broker.MapKeysEnv()
+	if ok {
+		*n = keys
+	}
+	return err
 }

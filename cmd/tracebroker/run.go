@@ -51,14 +51,8 @@ func newRunCmd() *cobra.Command {
   tracebroker run --package tools.tar opensnoop.bpf.o                     # signed: tools.tar.sig`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("max-map-keys") {
-				n, ok, err := broker.MapKeysEnv()
-				if err != nil {
-					return err
-				}
-				if ok {
-					req.MaxMapKeys = n
-				}
+			if err := mapKeysFromEnv(cmd, &req.MaxMapKeys); err != nil {
+				return err
 			}
 			var err error
 			objPath := ""
