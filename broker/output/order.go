@@ -162,8 +162,7 @@ func rawKeyOrder(snap *program.MapSnapshot) *keys {
 				if z := bytes.IndexByte(f, 0); z >= 0 {
 					f = f[:z]
 				}
-				k.buf = append(k.buf, f...)
-				k.buf = append(k.buf, make([]byte, t.Size-len(f))...)
+				k.buf = appendPadded(k.buf, f, t.Size)
 			}
 			off += t.Size
 		}
@@ -260,16 +259,23 @@ func sortKey(b []byte, widths []int, m *program.Map, keys []program.Value) (_ []
 			if len(v.Str) > v.Type.Size || strings.IndexByte(v.Str, 0) >= 0 {
 				return b, widths, false
 			}
-			b = append(b, v.Str...)
-			for range v.Type.Size - len(v.Str) {
-				b = append(b, 0)
-			}
+			b = appendPadded(b, v.Str, v.Type.Size)
 		default:
 			b = valueBytes(b, v)
 		}
 		widths = append(widths, len(b)-start)
 	}
 	return b, widths, true
+}
+
+// appendPadded appends s and NULs up to size bytes: a string subscript
+// as sortKey lays it out.
+func appendPadded[S ~string | ~[]byte](b []byte, s S, size int) []byte {
+	b = append(b, s...)
+	for range size - len(s) {
+		b = append(b, 0)
+	}
+	return b
 }
 
 // sortByBytesThen orders entries the way bpftrace's print_map_hist and

@@ -2,6 +2,7 @@ package program
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"slices"
 	"sort"
@@ -355,24 +356,12 @@ func BuildSnapshot(m *Map, raws []RawEntry) *MapSnapshot {
 	return b.Snapshot()
 }
 
+// compareInt orders two integers' bits, as signed or unsigned.
 func compareInt(a, b uint64, signed bool) int {
 	if signed {
-		x, y := int64(a), int64(b)
-		switch {
-		case x < y:
-			return -1
-		case x > y:
-			return 1
-		}
-		return 0
+		return cmp.Compare(int64(a), int64(b))
 	}
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Compare(a, b)
 }
 
 // average is an Avg map's value: the total over the count, with C's

@@ -258,23 +258,7 @@ func (v Value) String() string {
 func Compare(a, b Value) int {
 	switch a.Type.Kind {
 	case Int:
-		if a.Type.Signed {
-			x, y := int64(a.Int), int64(b.Int)
-			switch {
-			case x < y:
-				return -1
-			case x > y:
-				return 1
-			}
-			return 0
-		}
-		switch {
-		case a.Int < b.Int:
-			return -1
-		case a.Int > b.Int:
-			return 1
-		}
-		return 0
+		return compareInt(a.Int, b.Int, a.Type.Signed)
 	case String:
 		return strings.Compare(a.Str, b.Str)
 	case Tuple, Record, Array:
