@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
 	"testing"
 	"time"
@@ -25,6 +26,9 @@ type loopSource struct {
 	i, n    int
 	backlog int
 	stopped bool
+	// vary, if set, rewrites each record before it is handed out (the
+	// i-th): many keys from one record.
+	vary func(rec []byte, i int)
 }
 
 func (l *loopSource) Attach(context.Context) error { return nil }
@@ -40,6 +44,9 @@ func (l *loopSource) Next(time.Time) ([]byte, error) {
 		l.backlog--
 	}
 	r := l.recs[l.i%len(l.recs)]
+	if l.vary != nil {
+		l.vary(r, l.i)
+	}
 	l.i++
 	return r, nil
 }
@@ -71,13 +78,27 @@ func BenchmarkInterpEvents(b *testing.B) {
 		{Name: "tracepoint:syscalls:sys_enter_getcwd", Kind: "tracepoint", Category: "syscalls", Event: "sys_enter_getcwd", CtxLen: 48, Fields: openatFields},
 		{Name: "tracepoint:syscalls:sys_enter_openat", Kind: "tracepoint", Category: "syscalls", Event: "sys_enter_openat", CtxLen: 48, Fields: openatFields},
 	}}
-	for _, tc := range []struct{ name, script string }{
-		{"count", `tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }`},
-		{"hist", `tracepoint:syscalls:sys_enter_openat { @ = hist(args->dfd); }`},
+	// keyed counts as many distinct keys as the map's size: its flags
+	// (context offset 32) are the event's number modulo keys, as the
+	// maps case of make bench counts a million getcwd sizes.
+	keyed := func(keys int) func([]byte, int) {
+		return func(r []byte, i int) {
+			binary.LittleEndian.PutUint64(r[len(r)-48+32:], uint64(i%keys))
+		}
+	}
+	for _, tc := range []struct {
+		name, script string
+		vary         func([]byte, int)
+		keys         int
+	}{
+		{"count", `tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }`, nil, 0},
+		{"hist", `tracepoint:syscalls:sys_enter_openat { @ = hist(args->dfd); }`, nil, 0},
+		{"keys=1e3", `tracepoint:syscalls:sys_enter_openat { @[args->flags] = count(); }`, keyed(1e3), 1e3},
+		{"keys=1e6", `tracepoint:syscalls:sys_enter_openat { @[args->flags] = count(); }`, keyed(1e6), 1e6},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			prog := compileAgainst(b, h, tc.script)
-			src := &loopSource{recs: recs, n: b.N}
+			prog := compileKeys(b, h, tc.script, tc.keys)
+			src := &loopSource{recs: recs, n: b.N, vary: tc.vary}
 			s, err := newInterpSession(prog, src, 2)
 			if err != nil {
 				b.Fatal(err)
@@ -104,11 +125,18 @@ func BenchmarkInterpEvents(b *testing.B) {
 
 func compileAgainst(tb testing.TB, h *recording.Header, script string) *program.Program {
 	tb.Helper()
+	return compileKeys(tb, h, script, 0)
+}
+
+// compileKeys compiles script with room for maxKeys keys per map (0:
+// bpftrace's 4096).
+func compileKeys(tb testing.TB, h *recording.Header, script string, maxKeys int) *program.Program {
+	tb.Helper()
 	f, err := syntax.Parse("bench", []byte(script))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	prog, _, err := compile.Compile(f, recordedKernel(h, 0))
+	prog, _, err := compile.Compile(f, recordedKernel(h, maxKeys))
 	if err != nil {
 		tb.Fatal(err)
 	}
