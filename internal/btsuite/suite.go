@@ -6,10 +6,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -126,12 +124,6 @@ func (e *Env) RunAll(ctx context.Context, tests []Test, jobs int, done func(Resu
 		if ctx.Err() != nil {
 			break
 		}
-		// Alone means with nothing of the tests before it still at
-		// work: a trace's detach goes on in the background after its
-		// command returns, and a test of the kernel's shared trace
-		// buffer failed twice in the 6.12 guest right after the shared
-		// tests, never with a pause before it.
-		e.settle(ctx, settleLimit)
 		r := e.Run(ctx, tests[i])
 		if jobs > 1 && !Alone(tests[i]) && r.Status.Failed() {
 			r.Reason = strings.TrimSpace(r.Reason + " (run again alone)")
@@ -142,40 +134,4 @@ func (e *Env) RunAll(ctx context.Context, tests []Test, jobs int, done func(Resu
 		}
 	}
 	return results
-}
-
-// settleLimit bounds the wait for earlier tests' tracers to go: under
-// TCG the detach of a thousand kprobes takes tens of seconds.
-const settleLimit = 2 * time.Minute
-
-// settle waits until no process runs the tracer's executable (a test's
-// command, or the detach it left in the background), or limit passes.
-func (e *Env) settle(ctx context.Context, limit time.Duration) {
-	exe, err := filepath.EvalSymlinks(e.Bpftrace)
-	if err != nil {
-		return
-	}
-	deadline := time.Now().Add(limit)
-	for len(running(exe)) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// running lists the processes whose executable is exe.
-func running(exe string) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, d := range ents {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		if p, err := os.Readlink("/proc/" + d.Name() + "/exe"); err == nil && p == exe {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
