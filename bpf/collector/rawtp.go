@@ -98,23 +98,9 @@ func (s *Session) loadInstance(sp Spec, i int, p Probe) (*ebpf.Program, error) {
 	if err := own[probeMap].Freeze(); err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
 		return nil, fmt.Errorf("collector: freezing the probe index: %w", err)
 	}
-	insns := make(asm.Instructions, len(sp.Instructions))
-	copy(insns, sp.Instructions)
-	for j := range insns {
-		if !insns[j].IsLoadFromMap() {
-			continue
-		}
-		name := insns[j].Reference()
-		m := own[name]
-		if m == nil {
-			m = s.coll.Maps[name]
-		}
-		if m == nil {
-			return nil, fmt.Errorf("collector %s: instruction %d loads map %q, which the session has not", sp.Name, j, name)
-		}
-		if err := insns[j].AssociateMap(m); err != nil {
-			return nil, err
-		}
+	insns, err := s.withMaps(sp, own)
+	if err != nil {
+		return nil, err
 	}
 	ps := &ebpf.ProgramSpec{Name: sp.Name, Type: sp.Type, Instructions: insns, License: "GPL"}
 	if at, ok := attachTypes[sp.kind]; ok {

@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
@@ -304,6 +305,9 @@ func Open(o Options) (s *Session, err error) {
 			}
 		}
 	}
+	if err := sess.loadTracepointCopies(cs, specs); err != nil {
+		return nil, err
+	}
 	sess.multi = coll.Programs[multiProgram]
 	le := binary.LittleEndian
 	le.PutUint32(sess.control[controlIgnore:], o.IgnoreTGID)
@@ -327,6 +331,80 @@ func Open(o Options) (s *Session, err error) {
 		return nil, fmt.Errorf("collector: opening the ring buffer: %w", err)
 	}
 	return sess, nil
+}
+
+// loadTracepointCopies gives each probe on a tracepoint that an earlier
+// probe already takes a copy of the tracepoint collector of its own: the
+// kernel keeps one list of programs per tracepoint and refuses a program
+// already in it (EEXIST), so a script's two probes on one tracepoint
+// could not both attach. The copy is the same verified code, its probe
+// told apart by its cookie as the first's is.
+func (s *Session) loadTracepointCopies(cs *ebpf.CollectionSpec, specs []Spec) error {
+	var sp *Spec
+	for i := range specs {
+		if specs[i].kind == kindTracepoint {
+			sp = &specs[i]
+		}
+	}
+	if sp == nil {
+		return nil
+	}
+	taken := map[[2]string]bool{}
+	for i, p := range s.probes {
+		if p.Kind != program.Tracepoint {
+			continue
+		}
+		if tp := [2]string{p.Category, p.Event}; !taken[tp] {
+			taken[tp] = true
+			continue
+		}
+		prog, err := s.loadCopy(*sp)
+		if err != nil {
+			return fmt.Errorf("collector: probe %d (%s): %w", i, p, err)
+		}
+		if s.instances == nil {
+			s.instances = map[int]*ebpf.Program{}
+		}
+		s.instances[i] = prog
+	}
+	return nil
+}
+
+// loadCopy loads sp's code once more, its maps the session's.
+func (s *Session) loadCopy(sp Spec) (*ebpf.Program, error) {
+	insns, err := s.withMaps(sp, nil)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: sp.Name, Type: sp.Type, Instructions: insns, License: "GPL"})
+	if err != nil {
+		return nil, loadError(err)
+	}
+	return prog, nil
+}
+
+// withMaps is a copy of sp's code whose map loads refer to own's maps,
+// else to the session's.
+func (s *Session) withMaps(sp Spec, own map[string]*ebpf.Map) (asm.Instructions, error) {
+	insns := make(asm.Instructions, len(sp.Instructions))
+	copy(insns, sp.Instructions)
+	for j := range insns {
+		if !insns[j].IsLoadFromMap() {
+			continue
+		}
+		name := insns[j].Reference()
+		m := own[name]
+		if m == nil {
+			m = s.coll.Maps[name]
+		}
+		if m == nil {
+			return nil, fmt.Errorf("collector %s: instruction %d loads map %q, which the session has not", sp.Name, j, name)
+		}
+		if err := insns[j].AssociateMap(m); err != nil {
+			return nil, err
+		}
+	}
+	return insns, nil
 }
 
 // configure checks a probe and encodes its config value (see the config
@@ -576,7 +654,11 @@ func (s *Session) attach(i int, p Probe) error {
 		if _, err := tracefs.Root(); err != nil {
 			return err
 		}
-		l, err := link.Tracepoint(p.Category, p.Event, s.progs[kindTracepoint], &link.TracepointOptions{Cookie: cookie})
+		prog := s.progs[kindTracepoint]
+		if inst := s.instances[i]; inst != nil {
+			prog = inst
+		}
+		l, err := link.Tracepoint(p.Category, p.Event, prog, &link.TracepointOptions{Cookie: cookie})
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("no tracepoint %s:%s", p.Category, p.Event)
 		}
