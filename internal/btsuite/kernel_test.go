@@ -129,6 +129,9 @@ func TestSuiteKernel(t *testing.T) {
 		counts[r.Status]++
 		// Each test's time under TCG is what the CI budget is made of.
 		t.Logf("%s: %s (%v)", r.Test.ID(), r.Status, r.Elapsed.Round(100*time.Millisecond))
+		if r.Flaked != "" {
+			t.Logf("%s: %s on a second run; the first failed: %s", r.Test.ID(), r.Status, r.Flaked)
+		}
 		switch {
 		case r.Status == btsuite.Pass:
 			pass = append(pass, r.Test.ID())

@@ -40,6 +40,9 @@ type Result struct {
 	Command string // the command line run
 	Output  string // its standard output and error, interleaved
 	Elapsed time.Duration
+	// Flaked is why a first run failed, for a test RunAll ran twice
+	// (tracePrintkRetry).
+	Flaked string
 }
 
 // The engine's constants (runner.py).
