@@ -562,7 +562,7 @@ func (s *interpSession) Pending() int { return s.src.Pending() }
 
 func (s *interpSession) Snapshot(id int) (*program.MapSnapshot, error) {
 	m := s.user[id]
-	b := program.NewSnapshotBuilder(s.prog.Schema.Maps[id], 0)
+	b := program.NewSnapshotBuilder(s.prog.Schema.Maps[id], m.Len())
 	perCPU := bpf.PerCPU(m.Type())
 	vsize := int(m.ValueSize())
 	stride := (vsize + 7) &^ 7
