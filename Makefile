@@ -118,6 +118,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzOpenTarget -fuzztime=$(FUZZTIME) ./bpf/uprobe/
 	$(GO) test -run='^$$' -fuzz=FuzzCheckName -fuzztime=$(FUZZTIME) ./broker/program/
 	$(GO) test -run='^$$' -fuzz=FuzzKprobeName -fuzztime=$(FUZZTIME) ./broker/program/
+	$(GO) test -run='^$$' -fuzz=FuzzUprobeMultiName -fuzztime=$(FUZZTIME) ./broker/program/
 	$(GO) test -run='^$$' -fuzz=FuzzRun -fuzztime=$(FUZZTIME) ./interp/
 	$(GO) test -run='^$$' -fuzz=FuzzInsn -fuzztime=$(FUZZTIME) ./interp/disasm/
 	$(GO) test -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=$(FUZZTIME) ./attest/
