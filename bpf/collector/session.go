@@ -49,6 +49,12 @@ type Probe struct {
 	AttachPath string
 	// RefCtrOffset is a USDT probe's semaphore in Path (0: none).
 	RefCtrOffset uint64
+	// Multi, when not 0, attaches the uprobe with every other probe of
+	// the same Multi (uprobes, or uretprobes, of one file, process and
+	// block) through one uprobe.multi link (Linux 6.6), each with its
+	// own index as its cookie (uprobemulti.go); Func names it for errors.
+	Multi int
+	Func  string
 	// Block is the script's probe block (program.Probe.Block): the
 	// order probes are attached in (program.AttachOrder).
 	Block int
@@ -179,6 +185,10 @@ type Session struct {
 	progs  [numKinds]*ebpf.Program
 	// multi is the kprobe collector loaded for kprobe.multi links.
 	multi *ebpf.Program
+	// umulti is the uprobe collector loaded for uprobe.multi links, in
+	// umColl, which has a scratch map of its own (uprobemulti.go).
+	umulti *ebpf.Program
+	umColl *ebpf.Collection
 	// instances are the indexed raw tracepoint collector's, by probe
 	// index, where the kernel has no raw tracepoint cookies.
 	instances map[int]*ebpf.Program
@@ -228,6 +238,9 @@ func Open(o Options) (s *Session, err error) {
 		}
 	}
 	if err := checkFuncs(o.Probes, need); err != nil {
+		return nil, err
+	}
+	if err := checkMulti(o.Probes); err != nil {
 		return nil, err
 	}
 	if need[kindRawTracepointIndex] {
@@ -309,6 +322,16 @@ func Open(o Options) (s *Session, err error) {
 		return nil, err
 	}
 	sess.multi = coll.Programs[multiProgram]
+	if needUprobeMulti(o.Probes) {
+		for _, sp := range specs {
+			if sp.kind == kindUprobe {
+				if sess.umColl, err = loadUprobeMulti(cs, coll, sp); err != nil {
+					return nil, err
+				}
+				sess.umulti = sess.umColl.Programs[uprobeMultiProgram]
+			}
+		}
+	}
 	le := binary.LittleEndian
 	le.PutUint32(sess.control[controlIgnore:], o.IgnoreTGID)
 	le.PutUint32(sess.control[controlWake:], uint32(size/WakeFraction))
@@ -618,6 +641,9 @@ func (s *Session) Programs() []*ebpf.Program {
 			out = append(out, p)
 		}
 	}
+	if s.umulti != nil {
+		out = append(out, s.umulti)
+	}
 	return out
 }
 
@@ -633,10 +659,21 @@ func (s *Session) Attach(ctx context.Context) (err error) {
 			s.Detach()
 		}
 	}()
+	multi := map[int]bool{} // the uprobe.multi links attached
 	for _, i := range program.AttachOrderOf(len(s.probes), func(i int) (program.ProbeKind, int) { return s.probes[i].Kind, s.probes[i].Block }) {
 		p := s.probes[i]
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("collector: attach: %w", err)
+		}
+		if p.Multi != 0 {
+			if multi[p.Multi] {
+				continue // attached with the first of its link
+			}
+			multi[p.Multi] = true
+			if err := s.attachUprobeMulti(p); err != nil {
+				return fmt.Errorf("collector: attach the uprobe.multi link of probe %d (%s) and the others of it: %w", i, p, err)
+			}
+			continue
 		}
 		if err := s.attach(i, p); err != nil {
 			return fmt.Errorf("collector: attach probe %d (%s): %w", i, p, err)
@@ -944,6 +981,10 @@ func (s *Session) Close() {
 		p.Close()
 	}
 	s.instances = nil
+	if s.umColl != nil {
+		s.umColl.Close()
+		s.umColl, s.umulti = nil, nil
+	}
 	if s.coll != nil {
 		s.coll.Close()
 		s.coll = nil
