@@ -22,6 +22,7 @@ import (
 	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/bpf/kprobe"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
+	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/internal/cpus"
 	"github.com/tracebroker/tracebroker/internal/detach"
@@ -52,9 +53,10 @@ type Probe struct {
 	// Multi, when not 0, attaches the uprobe with every other probe of
 	// the same Multi (uprobes, or uretprobes, of one file, process and
 	// block) through one uprobe.multi link (Linux 6.6), each with its
-	// own index as its cookie (uprobemulti.go); Func names it for errors.
+	// own index as its cookie (uprobemulti.go).
 	Multi int
-	Func  string
+	// Func, when set, is the uprobe's function at Offset, for errors.
+	Func string
 	// Block is the script's probe block (program.Probe.Block): the
 	// order probes are attached in (program.AttachOrder).
 	Block int
@@ -130,6 +132,9 @@ func (p Probe) String() string {
 		k := program.Uprobe
 		if p.uret() {
 			k = program.Uretprobe
+		}
+		if p.Func != "" {
+			return fmt.Sprintf("%s:%s:%s", k, p.Path, p.Func)
 		}
 		return fmt.Sprintf("%s:%s:%#x", k, p.Path, p.Offset)
 	case program.Kprobe, program.Kretprobe:
@@ -731,6 +736,8 @@ func (s *Session) attach(i int, p Probe) error {
 		switch {
 		case errors.Is(err, unix.ESRCH):
 			return fmt.Errorf("no process %d", p.PID)
+		case errors.Is(err, unix.Errno(524)): // ENOTSUPP: the instruction there
+			return fmt.Errorf("%s: %w", uprobe.WhyNot(err), err)
 		case errors.Is(err, unix.EINVAL):
 			return fmt.Errorf("offset %#x is beyond the end of %s, or it is not a regular file (%w)", p.Offset, p.Path, err)
 		case err != nil:

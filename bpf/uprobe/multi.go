@@ -108,12 +108,12 @@ func (m Multi) Attach(prog *ebpf.Program) (link.Link, error) {
 		var ferr error
 		try := func(offsets, cookies []uint64) (io.Closer, error) { return attach(offsets, cookies) }
 		if i, ferr = firstFailing(m.Offsets, m.Cookies, try); i < 0 {
-			return nil, fmt.Errorf("%s.multi on %d functions of %s: %s: %w", kind, n, m.Name, whyNot(err), err)
+			return nil, fmt.Errorf("%s.multi on %d functions of %s: %s: %w", kind, n, m.Name, WhyNot(err), err)
 		}
 		err = ferr
 	}
 	return nil, fmt.Errorf("Error attaching probe: %s:%s:%s (offset %#x): %s (%w); the %s.multi link on %d functions attached none of them",
-		kind, m.Name, m.Funcs[i], m.Offsets[i], whyNot(err), err, kind, n)
+		kind, m.Name, m.Funcs[i], m.Offsets[i], WhyNot(err), err, kind, n)
 }
 
 // firstFailing finds the first function that cannot take the link by
@@ -146,8 +146,9 @@ func firstFailing(offsets, cookies []uint64, attach func(offsets, cookies []uint
 	return lo, err
 }
 
-// whyNot says in words why the kernel refused a uprobe.
-func whyNot(err error) string {
+// WhyNot says in words why the kernel refused a uprobe (err, the
+// attach's error).
+func WhyNot(err error) string {
 	switch {
 	case errors.Is(err, errNotSupp):
 		return "the kernel cannot put a uprobe on its first instruction (it cannot single-step it out of line: glibc's AVX2 and EVEX string functions start with such instructions)"

@@ -91,7 +91,7 @@ func openError(path string, offset uint64, ret bool, pid int, err error) error {
 	case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE):
 		why = "too many open files"
 	case errors.Is(err, errNotSupp):
-		why = whyNot(err)
+		why = WhyNot(err)
 	default:
 		why = "perf_event_open"
 	}
