@@ -70,17 +70,23 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 	if len(warns) > 0 {
 		fmt.Fprint(rr.Stderr, warns.Format(rr.Name, rr.Source))
 	}
-	routes := make([][]int, len(h.Probes))
+	routes := make([][]route, len(h.Probes))
 	for i, p := range prog.Probes {
 		if p.Kind == program.Begin || p.Kind == program.End {
 			continue
 		}
-		found := false
-		for j, rp := range h.Probes {
-			if rp.Name == p.Name {
-				routes[j] = append(routes[j], i)
-				found = true
+		// A uprobe.multi probe's functions are recorded as probes of
+		// their own, each of which runs the probe with its cookie.
+		found := true
+		for k, name := range replayNames(p) {
+			seen := false
+			for j, rp := range h.Probes {
+				if rp.Name == name {
+					routes[j] = append(routes[j], route{i, uint64(k)})
+					seen = true
+				}
 			}
+			found = found && seen
 		}
 		if !found {
 			var names []string
@@ -107,9 +113,18 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 	return nil
 }
 
+// replayNames are the names of p's recorded probes: each function's of
+// a uprobe.multi probe, in the order of its cookies; else p's own.
+func replayNames(p *program.Probe) []string {
+	if p.UprobeMulti() {
+		return p.AttachNames()
+	}
+	return []string{p.Name}
+}
+
 // recordedKernel answers the compiler from a recording's header.
 func recordedKernel(h *recording.Header, maxKeys int) compile.Options {
-	return compile.Options{Tracepoints: h.Tracepoints(), Uprobes: h.Uprobes(), BTFTracepoints: h.BTFTracepoints(), Kprobes: h.Kprobes(), Funcs: h.Funcs(), Types: replayTypes(h), Debug: noRecordedDebug{}, MaxMapKeys: maxKeys, HaveChild: h.Cpid != 0}
+	return compile.Options{Tracepoints: h.Tracepoints(), Uprobes: h.Uprobes(), BTFTracepoints: h.BTFTracepoints(), Kprobes: h.Kprobes(), Funcs: h.Funcs(), Types: replayTypes(h), Debug: noRecordedDebug{}, MaxMapKeys: maxKeys, HaveChild: h.Cpid != 0, UprobeMulti: h.UprobeMulti()}
 }
 
 // recordingSource feeds a recording's records to the interpreter.
@@ -359,6 +374,17 @@ func recordingHeader(prog *program.Program, req *Request) (*recording.Header, er
 			continue
 		}
 		rp := recording.Probe{Name: p.Name, Kind: p.Kind.String(), Category: p.Category, Event: p.Event, Path: p.Path, Offset: p.Offset, Funcs: p.Funcs, CtxLen: p.CtxLen, Strings: p.CtxStrings, KStack: p.KStack, UStack: p.UStack, KReads: p.KReads, Task: p.Task}
+		if p.UprobeMulti() {
+			// Its functions, as the collectors attach them
+			// (collectorProbes): a recorded probe each.
+			rp.Funcs, rp.Multi = nil, p.Name
+			for k, name := range p.AttachNames() {
+				fp := rp
+				fp.Name, fp.Func, fp.Offset = name, p.Funcs[k], p.Offsets[k]
+				h.Probes = append(h.Probes, fp)
+			}
+			continue
+		}
 		switch p.Kind {
 		case program.Tracepoint:
 			if rp.Fields, err = (KernelTracepoints{}).Fields(p.Category, p.Event); err != nil {

@@ -63,9 +63,14 @@ const (
 	Magic   = "TBREC2\n\x00"
 	MagicV1 = "TBREC1\n\x00"
 	// Version is the format written.
-	Version   = 2
-	MaxHeader = 1 << 20
-	MaxProbes = 4096
+	Version = 2
+	// MaxHeader bounds the header: its probes, at a few hundred bytes
+	// each, and the struct types the script read (MaxTypes).
+	MaxHeader = 4 << 20
+	// MaxProbes bounds the recorded probes: a program's attach points,
+	// each function of its uprobe.multi probes one (compile.MaxProbes
+	// and program.MaxUprobeFuncs).
+	MaxProbes = compile.MaxProbes + program.MaxUprobeFuncs
 	// MaxCPUs is the most CPUs a recording's host may have had: Linux's
 	// largest NR_CPUS. What a replay allocates for them is bounded when
 	// it starts (broker's maxInterpMapBytes).
@@ -132,7 +137,12 @@ type Probe struct {
 	Func     string `json:"func,omitempty"`
 	Offset   uint64 `json:"offset,omitempty"`
 	// Funcs are a kprobe.multi probe's functions.
-	Funcs   []string            `json:"funcs,omitempty"`
+	Funcs []string `json:"funcs,omitempty"`
+	// Multi, for a uprobe, names the uprobe.multi probe it is a
+	// function of: the probe's name (KIND:PATH:PATTERN). Each function
+	// of one is a recorded probe of its own (Name KIND:PATH:FUNC), as
+	// the collectors attach them, each with its own events.
+	Multi   string              `json:"multi,omitempty"`
 	CtxLen  int                 `json:"ctx_len"`
 	Strings []program.CtxString `json:"strings,omitempty"`
 	// KStack and UStack say the records carry the event's stacks.
@@ -239,6 +249,19 @@ func (t recordedBTF) Args(name string) ([]compile.Field, error) {
 
 // Uprobes answers for the recorded uprobes.
 func (h *Header) Uprobes() compile.Uprobes { return recordedUprobes{h} }
+
+// UprobeMulti says whether the recording host attached uprobes with
+// uprobe.multi links (a recorded uprobe was a function of one), so that
+// a script compiles to the probes, and is bounded as, it was recorded
+// with (compile.Options.UprobeMulti).
+func (h *Header) UprobeMulti() bool {
+	for _, p := range h.Probes {
+		if p.Multi != "" {
+			return true
+		}
+	}
+	return false
+}
 
 type recordedUprobes struct{ h *Header }
 
