@@ -89,9 +89,15 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 			found = found && seen
 		}
 		if !found {
+			// A recording of uprobe.multi probes has thousands: the
+			// first few say what it is.
+			const shown = 32
 			var names []string
-			for _, rp := range h.Probes {
+			for _, rp := range h.Probes[:min(len(h.Probes), shown)] {
 				names = append(names, rp.Name)
+			}
+			if len(h.Probes) > shown {
+				names = append(names, fmt.Sprintf("and %d more", len(h.Probes)-shown))
 			}
 			return fmt.Errorf("probe %s is not in the recording %s (it has %s)", p.Name, rr.Recording, strings.Join(names, ", "))
 		}
