@@ -190,10 +190,10 @@ type Session struct {
 	progs  [numKinds]*ebpf.Program
 	// multi is the kprobe collector loaded for kprobe.multi links.
 	multi *ebpf.Program
-	// umulti is the uprobe collector loaded for uprobe.multi links, in
-	// umColl, which has a scratch map of its own (uprobemulti.go).
-	umulti *ebpf.Program
-	umColl *ebpf.Collection
+	// umulti is the uprobe collector loaded for uprobe.multi links,
+	// with umScratch its scratch map (uprobemulti.go).
+	umulti    *ebpf.Program
+	umScratch *ebpf.Map
 	// instances are the indexed raw tracepoint collector's, by probe
 	// index, where the kernel has no raw tracepoint cookies.
 	instances map[int]*ebpf.Program
@@ -330,10 +330,9 @@ func Open(o Options) (s *Session, err error) {
 	if needUprobeMulti(o.Probes) {
 		for _, sp := range specs {
 			if sp.kind == kindUprobe {
-				if sess.umColl, err = loadUprobeMulti(cs, coll, sp); err != nil {
+				if err := sess.loadUprobeMulti(cs, sp); err != nil {
 					return nil, err
 				}
-				sess.umulti = sess.umColl.Programs[uprobeMultiProgram]
 			}
 		}
 	}
@@ -988,9 +987,10 @@ func (s *Session) Close() {
 		p.Close()
 	}
 	s.instances = nil
-	if s.umColl != nil {
-		s.umColl.Close()
-		s.umColl, s.umulti = nil, nil
+	if s.umulti != nil {
+		s.umulti.Close()
+		s.umScratch.Close()
+		s.umulti, s.umScratch = nil, nil
 	}
 	if s.coll != nil {
 		s.coll.Close()

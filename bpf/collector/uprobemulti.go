@@ -23,10 +23,6 @@ import (
 // it on the same CPU: the scratch value the uprobe and kprobe
 // collectors share would be built by both at once.
 
-// uprobeMultiProgram names the uprobe collector loaded for uprobe.multi
-// links, in the collection of its own.
-const uprobeMultiProgram = UprobeName + "_multi"
-
 func needUprobeMulti(probes []Probe) bool {
 	for _, p := range probes {
 		if p.Multi != 0 {
@@ -63,25 +59,26 @@ func checkMulti(probes []Probe) error {
 	return nil
 }
 
-// loadUprobeMulti loads the uprobe collector for uprobe.multi links, in
-// a collection of its own that shares every map of coll but the
-// scratch map.
-func loadUprobeMulti(cs *ebpf.CollectionSpec, coll *ebpf.Collection, sp Spec) (*ebpf.Collection, error) {
-	own := &ebpf.CollectionSpec{Maps: map[string]*ebpf.MapSpec{}, Programs: map[string]*ebpf.ProgramSpec{
-		uprobeMultiProgram: {Name: sp.Name, Type: sp.Type, Instructions: sp.Instructions, License: "GPL", AttachType: ebpf.AttachTraceUprobeMulti},
-	}}
-	shared := map[string]*ebpf.Map{}
-	for name, ms := range cs.Maps {
-		own.Maps[name] = ms.Copy()
-		if name != scratchMap {
-			shared[name] = coll.Maps[name]
-		}
-	}
-	c, err := ebpf.NewCollectionWithOptions(own, ebpf.CollectionOptions{MapReplacements: shared})
+// loadUprobeMulti loads the uprobe collector's code once more for
+// uprobe.multi links, with a scratch map of its own and the session's
+// other maps.
+func (s *Session) loadUprobeMulti(cs *ebpf.CollectionSpec, sp Spec) error {
+	scratch, err := ebpf.NewMap(cs.Maps[scratchMap])
 	if err != nil {
-		return nil, loadError(err)
+		return fmt.Errorf("collector: the uprobe.multi collector's scratch map: %w", err)
 	}
-	return c, nil
+	insns, err := s.withMaps(sp, map[string]*ebpf.Map{scratchMap: scratch})
+	if err != nil {
+		scratch.Close()
+		return err
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: sp.Name, Type: sp.Type, Instructions: insns, License: "GPL", AttachType: ebpf.AttachTraceUprobeMulti})
+	if err != nil {
+		scratch.Close()
+		return loadError(err)
+	}
+	s.umulti, s.umScratch = prog, scratch
+	return nil
 }
 
 // attachUprobeMulti attaches the probes of p's uprobe.multi link, p the
