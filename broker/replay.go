@@ -71,6 +71,10 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 		fmt.Fprint(rr.Stderr, warns.Format(rr.Name, rr.Source))
 	}
 	routes := make([][]route, len(h.Probes))
+	recorded := map[string][]int{} // by name
+	for j, rp := range h.Probes {
+		recorded[rp.Name] = append(recorded[rp.Name], j)
+	}
 	for i, p := range prog.Probes {
 		if p.Kind == program.Begin || p.Kind == program.End {
 			continue
@@ -79,14 +83,10 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 		// their own, each of which runs the probe with its cookie.
 		found := true
 		for k, name := range replayNames(p) {
-			seen := false
-			for j, rp := range h.Probes {
-				if rp.Name == name {
-					routes[j] = append(routes[j], route{i, uint64(k)})
-					seen = true
-				}
+			for _, j := range recorded[name] {
+				routes[j] = append(routes[j], route{i, uint64(k)})
 			}
-			found = found && seen
+			found = found && len(recorded[name]) > 0
 		}
 		if !found {
 			// A recording of uprobe.multi probes has thousands: the
