@@ -71,22 +71,33 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 		fmt.Fprint(rr.Stderr, warns.Format(rr.Name, rr.Source))
 	}
 	routes := make([][]route, len(h.Probes))
-	recorded := map[string][]int{} // by name
+	recorded := map[string][]int{} // by name, in the recording's order
 	for j, rp := range h.Probes {
 		recorded[rp.Name] = append(recorded[rp.Name], j)
 	}
+	taken := map[string]int{} // of recorded[name], by the probes so far
 	for i, p := range prog.Probes {
 		if p.Kind == program.Begin || p.Kind == program.End {
 			continue
 		}
-		// A uprobe.multi probe's functions are recorded as probes of
-		// their own, each of which runs the probe with its cookie.
+		// Each probe runs over the records of one recorded probe of its
+		// name: two probes on one place were attached twice and each
+		// recorded every event, so the script's probes of a name take
+		// the recording's in order (the same script: each its own, with
+		// the strings it had copied), and past the last, the last
+		// again. A uprobe.multi probe's functions are recorded as
+		// probes of their own, each of which runs the probe with its
+		// cookie.
 		found := true
 		for k, name := range replayNames(p) {
-			for _, j := range recorded[name] {
-				routes[j] = append(routes[j], route{i, uint64(k)})
+			js := recorded[name]
+			if len(js) == 0 {
+				found = false
+				continue
 			}
-			found = found && len(recorded[name]) > 0
+			j := js[min(taken[name], len(js)-1)]
+			taken[name]++
+			routes[j] = append(routes[j], route{i, uint64(k)})
 		}
 		if !found {
 			// A recording of uprobe.multi probes has thousands: the

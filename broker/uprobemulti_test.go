@@ -218,41 +218,58 @@ func TestUprobeMultiSideBySide(t *testing.T) {
 
 // TestUprobeMultiRecordReplay: the functions of a uprobe.multi link are
 // recorded as probes of their own, with their offsets, and replay to the
-// live trace's output: the same script, and a narrower wildcard.
+// live trace's output: the same script, a narrower wildcard, and two
+// blocks on the same functions (two links, each recording every call),
+// each of which counts every call once.
 func TestUprobeMultiRecordReplay(t *testing.T) {
 	needKernel(t)
 	bin := buildMultiWorkload(t)
 	trust := testCollectors(t)
+	calls10 := 0 // the calls of fn_000..fn_009
+	for i := range 10 {
+		calls10 += (i + 1) * multiK
+	}
+	twice := `uprobe:BIN:fn_00* { @a = count(); } uprobe:BIN:fn_00* { @b = count(); }`
 	for _, path := range multiPaths(t) {
 		t.Run(path, func(t *testing.T) {
 			setPath(t, path)
 			lockKernel(t)
-			tc := multiCases()[1]
-			script := strings.ReplaceAll(tc.script, "BIN", bin)
-			rec := filepath.Join(t.TempDir(), "rec.tbrec")
-			ctx, cancel := context.WithTimeout(context.Background(), kerneltest.Slow(120*time.Second))
-			defer cancel()
-			var stderr bytes.Buffer
-			if err := Record(ctx, RecordRequest{Request: Request{Name: "stdin", Source: []byte(script), Command: bin + " " + strconv.Itoa(multiK), Collectors: trust, Stderr: &stderr}, Output: rec}); err != nil {
-				t.Fatalf("record: %v\n%s", err, stderr.String())
-			}
-			for _, r := range []struct{ script, want string }{
-				{script, tc.want(bin)},
-				{`uprobe:BIN:fn_04* { @[probe] = count(); }`, func() string {
-					s := "Attaching 10 probes...\n\n\n"
-					for i := 40; i < 50; i++ {
-						s += fmt.Sprintf("@[uprobe:%s:fn_%03d]: %d\n", bin, i, (i+1)*multiK)
-					}
-					return s
-				}()},
+			for _, rc := range []struct {
+				script  string
+				replays []struct{ script, want string }
+			}{
+				{multiCases()[1].script, []struct{ script, want string }{
+					{multiCases()[1].script, multiCases()[1].want(bin)},
+					{`uprobe:BIN:fn_04* { @[probe] = count(); }`, func() string {
+						s := "Attaching 10 probes...\n\n\n"
+						for i := 40; i < 50; i++ {
+							s += fmt.Sprintf("@[uprobe:%s:fn_%03d]: %d\n", bin, i, (i+1)*multiK)
+						}
+						return s
+					}()},
+				}},
+				{twice, []struct{ script, want string }{
+					{twice, fmt.Sprintf("Attaching 20 probes...\n\n\n@a: %d\n@b: %d\n", calls10, calls10)},
+					{`uprobe:BIN:fn_00* { @c = count(); }`, fmt.Sprintf("Attaching 10 probes...\n\n\n@c: %d\n", calls10)},
+				}},
 			} {
-				var out, rstderr bytes.Buffer
-				src := strings.ReplaceAll(r.script, "BIN", bin)
-				if err := Replay(ctx, ReplayRequest{Recording: rec, Name: "stdin", Source: []byte(src), Stdout: &out, Stderr: &rstderr}); err != nil {
-					t.Fatalf("replay %s: %v\n%s", src, err, rstderr.String())
+				script := strings.ReplaceAll(rc.script, "BIN", bin)
+				rec := filepath.Join(t.TempDir(), "rec.tbrec")
+				ctx, cancel := context.WithTimeout(context.Background(), kerneltest.Slow(120*time.Second))
+				defer cancel()
+				var stderr bytes.Buffer
+				if err := Record(ctx, RecordRequest{Request: Request{Name: "stdin", Source: []byte(script), Command: bin + " " + strconv.Itoa(multiK), Collectors: trust, Stderr: &stderr}, Output: rec}); err != nil {
+					t.Fatalf("record: %v\n%s", err, stderr.String())
 				}
-				if out.String() != r.want {
-					t.Errorf("replay of %s:\n%s\nwant:\n%s", src, out.String(), r.want)
+				for _, r := range rc.replays {
+					var out, rstderr bytes.Buffer
+					src := strings.ReplaceAll(r.script, "BIN", bin)
+					if err := Replay(ctx, ReplayRequest{Recording: rec, Name: "stdin", Source: []byte(src), Stdout: &out, Stderr: &rstderr}); err != nil {
+						t.Fatalf("replay %s: %v\n%s", src, err, rstderr.String())
+					}
+					if out.String() != r.want {
+						t.Errorf("recorded %s, replay of %s:\n%s\nwant:\n%s", script, src, out.String(), r.want)
+					}
 				}
 			}
 		})

@@ -49,6 +49,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -197,14 +198,16 @@ type recordedTPs struct{ h *Header }
 
 func (t recordedTPs) Match(category, name string) ([][2]string, error) {
 	var out [][2]string
+	seen := map[[2]string]bool{} // a tracepoint two probes were on, once
 	for _, p := range t.h.Probes {
 		if p.Kind != program.Tracepoint.String() {
 			continue
 		}
 		okc, _ := path.Match(category, p.Category)
 		okn, _ := path.Match(name, p.Event)
-		if okc && okn {
-			out = append(out, [2]string{p.Category, p.Event})
+		if tp := [2]string{p.Category, p.Event}; okc && okn && !seen[tp] {
+			seen[tp] = true
+			out = append(out, tp)
 		}
 	}
 	if len(out) == 0 {
@@ -235,7 +238,7 @@ func (t recordedBTF) Match(pattern string) ([]string, error) {
 		}
 	}
 	sort.Strings(out)
-	return out, nil
+	return slices.Compact(out), nil
 }
 
 func (t recordedBTF) Args(name string) ([]compile.Field, error) {
