@@ -4,10 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"runtime"
 	"sync"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
@@ -20,8 +24,8 @@ const NoMultiEnv = "TRACEBROKER_NO_UPROBE_MULTI"
 
 // HaveMulti reports whether the kernel attaches one program to many
 // functions of a file with one uprobe.multi link (BPF_TRACE_UPROBE_MULTI,
-// Linux 6.6), and NoMultiEnv does not say otherwise. The kernel is asked
-// once.
+// Linux 6.6) that filters by process as -p needs (pidFilterFixed), and
+// NoMultiEnv does not say otherwise. The kernel is asked once.
 func HaveMulti() bool {
 	if os.Getenv(NoMultiEnv) == "1" {
 		return false
@@ -29,7 +33,43 @@ func HaveMulti() bool {
 	return haveMulti()
 }
 
-var haveMulti = sync.OnceValue(func() bool { return features.HaveBPFLinkUprobeMulti() == nil })
+var haveMulti = sync.OnceValue(func() bool {
+	return features.HaveBPFLinkUprobeMulti() == nil && pidFilterFixed()
+})
+
+// pidFilterFixed reports whether the kernel's uprobe.multi links fire in
+// every thread of the process they are for (Linux 6.10, and the stable
+// kernels the fix went to): before, a link for -p PID fired in one
+// thread of it only, and libbpf takes such a kernel for one without the
+// links, as this does. A fixed kernel refuses a negative pid before it
+// looks at the path (EINVAL); an older one first finds that "/" is not a
+// regular file (EBADF).
+func pidFilterFixed() bool {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.Kprobe, AttachType: ebpf.AttachTraceUprobeMulti, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}})
+	if err != nil {
+		return false
+	}
+	defer prog.Close()
+	path, offsets := []byte("/\x00"), []uint64{1}
+	// union bpf_attr's link_create, with its uprobe_multi member.
+	attr := struct {
+		progFD, targetFD, attachType, flags   uint32
+		path, offsets, refCtrOffsets, cookies uint64
+		count, multiFlags, pid, _             uint32
+	}{progFD: uint32(prog.FD()), attachType: uint32(ebpf.AttachTraceUprobeMulti),
+		path: uint64(uintptr(unsafe.Pointer(&path[0]))), offsets: uint64(uintptr(unsafe.Pointer(&offsets[0]))),
+		count: 1, pid: math.MaxUint32}
+	const bpfLinkCreate = 28
+	fd, _, errno := unix.Syscall(unix.SYS_BPF, bpfLinkCreate, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
+	runtime.KeepAlive(path)
+	runtime.KeepAlive(offsets)
+	if errno == 0 {
+		unix.Close(int(fd))
+		return false
+	}
+	return errno == unix.EINVAL
+}
 
 // errNotSupp is the kernel's ENOTSUPP (524), which has no name in
 // x/sys/unix: what a uprobe on an instruction the kernel cannot
