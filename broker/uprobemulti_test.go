@@ -439,3 +439,89 @@ func TestUprobeMultiUnprobeable(t *testing.T) {
 		})
 	}
 }
+
+// pidWorkloadC waits until its stdin closes, then calls t_one 3 times in
+// its main thread and t_two 5 times in another, and exits.
+const pidWorkloadC = `#include <pthread.h>
+#include <unistd.h>
+__attribute__((noinline)) int t_one(int x) { __asm__ volatile(""); return x + 1; }
+__attribute__((noinline)) int t_two(int x) { __asm__ volatile(""); return x + 2; }
+static void *run(void *a) { for (int i = 0; i < 5; i++) t_two(i); return 0; }
+int main() {
+	char c;
+	while (read(0, &c, 1) > 0)
+		;
+	pthread_t t;
+	pthread_create(&t, 0, run, 0);
+	for (int i = 0; i < 3; i++)
+		t_one(i);
+	pthread_join(t, 0);
+	return 0;
+}
+`
+
+// TestUprobeMultiPID: with -p, a wildcard counts the calls of every
+// thread of that process, and none of another process running the same
+// file, attached with one link or one by one.
+func TestUprobeMultiPID(t *testing.T) {
+	needKernel(t)
+	gcc, err := exec.LookPath("gcc")
+	if err != nil {
+		t.Skip("the workload is built with gcc, which is not installed")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "thr")
+	src := filepath.Join(dir, "thr.c")
+	if err := os.WriteFile(src, []byte(pidWorkloadC), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(gcc, "-O0", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	trust := testCollectors(t)
+	// start starts the workload; run lets it run its calls and returns
+	// once it has exited and been reaped (-p watches for the pid to go).
+	start := func(t *testing.T) (cmd *exec.Cmd, run func()) {
+		cmd = exec.Command(bin)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-done })
+		return cmd, func() { in.Close(); <-done }
+	}
+	for _, path := range multiPaths(t) {
+		t.Run(path, func(t *testing.T) {
+			setPath(t, path)
+			for _, mode := range modes {
+				t.Run(string(mode), func(t *testing.T) {
+					lockKernel(t)
+					traced, runTraced := start(t)
+					_, runOther := start(t)
+					script := strings.ReplaceAll(`uprobe:BIN:t_* { @[probe, tid == pid] = count(); }`, "BIN", bin)
+					req := Request{Source: []byte(script), PID: traced.Process.Pid, Mode: mode, Collectors: trust,
+						Attached: func(*Admission) {
+							// Both run their calls, the other first;
+							// the trace ends when the traced one exits.
+							runOther()
+							go runTraced()
+						}}
+					out, stderr, err := runScriptWithin(t, req, 120*time.Second)
+					if err != nil {
+						t.Fatalf("Run: %v\n%s", err, stderr)
+					}
+					want := fmt.Sprintf("Attaching 2 probes...\n\n\n@[uprobe:%s:t_one, 1]: 3\n@[uprobe:%s:t_two, 0]: 5\n", bin, bin)
+					if out != want {
+						t.Errorf("output:\n%s\nwant:\n%s", out, want)
+					}
+				})
+			}
+		})
+	}
+}
