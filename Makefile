@@ -118,6 +118,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzOpenTarget -fuzztime=$(FUZZTIME) ./bpf/uprobe/
 	$(GO) test -run='^$$' -fuzz=FuzzCheckName -fuzztime=$(FUZZTIME) ./broker/program/
 	$(GO) test -run='^$$' -fuzz=FuzzKprobeName -fuzztime=$(FUZZTIME) ./broker/program/
+	$(GO) test -run='^$$' -fuzz=FuzzUprobeMultiName -fuzztime=$(FUZZTIME) ./broker/program/
 	$(GO) test -run='^$$' -fuzz=FuzzRun -fuzztime=$(FUZZTIME) ./interp/
 	$(GO) test -run='^$$' -fuzz=FuzzInsn -fuzztime=$(FUZZTIME) ./interp/disasm/
 	$(GO) test -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=$(FUZZTIME) ./attest/
@@ -163,7 +164,7 @@ fuzz:
 # Issue 21's cases side by side with bpftrace 0.17 (apt-get install
 # bpftrace) in one run, tracebroker JIT and interpreted
 # (internal/tools/scalebench: a one-liner's start-up, maps of 10^4 to
-# 10^6 keys printed at exit, 360 to 1,710 probes attached and detached,
+# 10^6 keys printed at exit, 360 to 1,708 probes attached and detached,
 # the cost per event in the traced process, a printf storm; medians of
 # alternated runs), then the Go micro-benchmarks. Needs root; scalebench
 # took 50 minutes on this 2-core shared machine, most of it bpftrace

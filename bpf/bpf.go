@@ -36,7 +36,8 @@ type Session struct {
 	// perfFD are the attachments: a perf event per probe with the program
 	// set on it. Closing one detaches its program.
 	perfFD []int
-	// links are the kprobe.multi links (kprobe.go), each one probe's.
+	// links are the kprobe.multi and uprobe.multi links (kprobe.go),
+	// each one probe's.
 	links []link.Link
 	// modules checks module-named kprobes (kprobe.Modules).
 	modules kprobe.Modules
@@ -110,8 +111,11 @@ func Load(p *program.Program, opts Options) (s *Session, err error) {
 			Instructions: pr.Insns,
 			License:      "GPL",
 		}
-		if len(pr.Funcs) > 0 {
+		if len(pr.Funcs) > 0 && (pr.Kind == program.Kprobe || pr.Kind == program.Kretprobe) {
 			spec.Programs[names[i]].AttachType = ebpf.AttachTraceKprobeMulti
+		}
+		if pr.UprobeMulti() {
+			spec.Programs[names[i]].AttachType = ebpf.AttachTraceUprobeMulti
 		}
 		if pr.Kind == program.TpBTF {
 			// The verifier types the context from the BTF of
@@ -333,6 +337,15 @@ func (s *Session) Attach(ctx context.Context) (err error) {
 			if pr.Binary != nil {
 				file = pr.Binary.AttachPath() // the file opened once, whatever has its name now
 			}
+			if pr.UprobeMulti() {
+				m := uprobe.Multi{Path: file, Name: pr.Path, Funcs: pr.Funcs, Offsets: pr.Offsets, Cookies: MultiCookies(len(pr.Funcs)), Ret: pr.Kind == program.Uretprobe, PID: s.pid}
+				l, err := m.Attach(s.progs[i])
+				if err != nil {
+					return fmt.Errorf("attach %s: %w", pr.Name, err)
+				}
+				s.links = append(s.links, l)
+				continue
+			}
 			fd, err := uprobe.OpenRef(file, pr.Offset, pr.RefCtrOffset, pr.Kind == program.Uretprobe, s.pid)
 			if err != nil {
 				return fmt.Errorf("attach %s: %w", pr.Name, err)
@@ -423,6 +436,17 @@ func (s *Session) setProgram(fd int, prog *ebpf.Program) error {
 	}
 	s.perfFD = append(s.perfFD, fd)
 	return nil
+}
+
+// MultiCookies are the attach cookies of a uprobe.multi probe's n
+// functions: each its index, which its code reads the function's names
+// by (program.NamesMap).
+func MultiCookies(n int) []uint64 {
+	c := make([]uint64, n)
+	for i := range c {
+		c[i] = uint64(i)
+	}
+	return c
 }
 
 // Detach removes every attachment and waits for the kernel to finish:

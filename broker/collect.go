@@ -18,8 +18,10 @@ import (
 
 // collectorProbes are the attach points of prog's probes that fire on
 // their own, as the collectors take them, and for each the program's
-// probe it feeds.
-func collectorProbes(prog *program.Program, pid int) (probes []collector.Probe, routes [][]int) {
+// probe it feeds: one each, but a uprobe.multi probe's functions, a
+// collector probe each, attached with one link, which feed the probe
+// with their cookies.
+func collectorProbes(prog *program.Program, pid int) (probes []collector.Probe, routes [][]route) {
 	for i, p := range prog.Probes {
 		if p.Kind == program.Begin || p.Kind == program.End {
 			continue
@@ -38,12 +40,23 @@ func collectorProbes(prog *program.Program, pid int) (probes []collector.Probe, 
 			if p.Binary != nil {
 				cp.AttachPath = p.Binary.AttachPath()
 			}
+			cp.Func = p.Func()
 		}
 		for _, s := range p.CtxStrings {
 			cp.Strings = append(cp.Strings, collector.StringSpec{CtxOff: s.Off, User: s.User, Array: s.Array})
 		}
+		if p.UprobeMulti() {
+			cp.Multi = i + 1
+			for k, f := range p.Funcs {
+				fp := cp
+				fp.Offset, fp.Func = p.Offsets[k], f
+				probes = append(probes, fp)
+				routes = append(routes, []route{{i, uint64(k)}})
+			}
+			continue
+		}
 		probes = append(probes, cp)
-		routes = append(routes, []int{i})
+		routes = append(routes, []route{{probe: i}})
 	}
 	return probes, routes
 }
@@ -77,7 +90,7 @@ func (s *interpSession) collect(req *Request) error {
 		return nil
 	}
 	for i := range probes {
-		probes[i].Omit = unusedFields(s.prog.Probes[routes[i][0]])
+		probes[i].Omit = unusedFields(s.prog.Probes[routes[i][0].probe])
 	}
 	cs, err := collector.Open(collector.Options{Probes: probes, BufferSize: req.EventBufferSize, Trust: req.Collectors, IgnoreTGID: selfTGID()})
 	if err != nil {
@@ -169,9 +182,12 @@ func (c *collectorSource) AttachReading(ctx context.Context, handle func([]byte)
 	return nil
 }
 
+// Attached is the number of attachments, as JIT mode counts them: one
+// per probe, but one per CPU for a profile, one for every function of
+// a uprobe.multi link.
 func (c *collectorSource) Attached() int {
 	if c.on {
-		return c.n
+		return c.s.Attached()
 	}
 	return 0
 }

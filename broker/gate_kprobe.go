@@ -6,11 +6,11 @@ import (
 )
 
 // decideEach asks the gatekeeper about a probe under each name it
-// attaches as (Probe.AttachNames): a kprobe.multi probe on many
-// functions is judged function by function, as the probes it stands for
-// would be, so that a policy naming functions sees every one. One denial
-// denies the probe; a function allowed only interpreted makes the probe
-// so.
+// attaches as (Probe.AttachNames): a kprobe.multi or uprobe.multi probe
+// on many functions is judged function by function, as the probes it
+// stands for would be, so that a policy naming functions sees every
+// one. One denial denies the probe; a function allowed only interpreted
+// makes the probe so.
 func decideEach(g *Gate, r gatekeeper.Request, p *program.Probe) (gatekeeper.Decision, error) {
 	var first gatekeeper.Decision
 	for i, name := range p.AttachNames() {
@@ -26,8 +26,9 @@ func decideEach(g *Gate, r gatekeeper.Request, p *program.Probe) (gatekeeper.Dec
 	return first, nil
 }
 
-// multiAttach is what an attestation lists of a probe on many functions:
-// each function's own probe name; nil for a probe on one.
+// multiAttach is what an attestation lists of a probe on many functions
+// (kprobe.multi, uprobe.multi): each function's own probe name; nil for
+// a probe on one.
 func multiAttach(p *program.Probe) []string {
 	if len(p.Funcs) == 0 {
 		return nil

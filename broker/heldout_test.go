@@ -4,9 +4,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
@@ -259,7 +261,8 @@ func (tc *uprobeCase) check(t *testing.T, out, want, ref string) {
 
 // TestUprobeScripts checks tracebroker against the recorded right answers
 // of the held-out uprobe scripts, so that the check runs where bpftrace is
-// not installed.
+// not installed. A script with a uprobe wildcard runs with uprobe.multi
+// links where the kernel has them, and one uprobe per function too.
 func TestUprobeScripts(t *testing.T) {
 	cases, w := uprobeEnv(t)
 	for _, tc := range cases {
@@ -272,6 +275,19 @@ func TestUprobeScripts(t *testing.T) {
 					tc.check(t, tc.run(t, mode, script, command), want, "")
 				})
 			}
+			if uprobeWildcard.MatchString(tc.script) && uprobe.HaveMulti() {
+				t.Run("one by one", func(t *testing.T) {
+					t.Setenv(uprobe.NoMultiEnv, "1")
+					for _, mode := range modes {
+						t.Run(string(mode), func(t *testing.T) {
+							tc.check(t, tc.run(t, mode, script, command), want, "")
+						})
+					}
+				})
+			}
 		})
 	}
 }
+
+// uprobeWildcard finds a uprobe or uretprobe whose function is a wildcard.
+var uprobeWildcard = regexp.MustCompile(`\bu(ret)?(probe)?:[^:\s]+:[^\s{,]*\*`)

@@ -103,7 +103,7 @@ func BenchmarkInterpEvents(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			s.routes = [][]int{nil, {0}}
+			s.routes = [][]route{nil, {{probe: 0}}}
 			var rec ringbuf.Record
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -65,8 +65,10 @@ type interpSession struct {
 	// routes maps a record's probe number to the probes that run over
 	// it; nil: the record's number is the probe's. A recording's probes
 	// are numbered its own way, and a script replayed over it may use
-	// some of them, or one of them twice.
-	routes [][]int
+	// some of them, or one of them twice; each function of a
+	// uprobe.multi probe is a probe of the collectors' (and of a
+	// recording's), which runs that probe with the function's cookie.
+	routes [][]route
 
 	// stacks are the stack maps: the stacks the events' records brought,
 	// each stored once under the id get_stackid gave it.
@@ -181,6 +183,10 @@ func (s *interpSession) addMap(ms *ebpf.MapSpec, cpus int) (*interp.Map, error) 
 	}
 	m, err := interp.NewMap(spec, interp.MapOptions{CPUs: cpus})
 	if err != nil {
+		return nil, fmt.Errorf("interpreter mode: map %s: %w", ms.Name, err)
+	}
+	// What the kernel's map is created with (program.NamesMap).
+	if err := m.Fill(spec.Contents, nil); err != nil {
 		return nil, fmt.Errorf("interpreter mode: map %s: %w", ms.Name, err)
 	}
 	s.maps[ms.Name] = m
@@ -498,13 +504,21 @@ func (s *interpSession) handle(raw []byte) {
 	if s.rec.Probe < len(s.routes) {
 		// One record may feed several probes (a replay's): none runs
 		// after one called exit().
-		for _, i := range s.routes[s.rec.Probe] {
+		for _, r := range s.routes[s.rec.Probe] {
 			if s.halted {
 				return
 			}
-			s.run(i)
+			e.Cookie = r.cookie
+			s.run(r.probe)
 		}
 	}
+}
+
+// route is a probe that runs over a record, with the attach cookie
+// bpf_get_attach_cookie gives it (a uprobe.multi probe's function's).
+type route struct {
+	probe  int
+	cookie uint64
 }
 
 // recordTask is the task's address the collector copied with the event

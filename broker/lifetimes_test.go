@@ -47,10 +47,10 @@ func runStorm(t *testing.T, ctx context.Context, script string, req Request, src
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess.routes = [][]int{nil}
+	sess.routes = [][]route{nil}
 	for i, p := range prog.Probes {
 		if p.Kind != program.Begin && p.Kind != program.End {
-			sess.routes[0] = append(sess.routes[0], i)
+			sess.routes[0] = append(sess.routes[0], route{probe: i})
 		}
 	}
 	var stdout, stderr bytes.Buffer

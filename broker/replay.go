@@ -70,22 +70,45 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 	if len(warns) > 0 {
 		fmt.Fprint(rr.Stderr, warns.Format(rr.Name, rr.Source))
 	}
-	routes := make([][]int, len(h.Probes))
+	routes := make([][]route, len(h.Probes))
+	recorded := map[string][]int{} // by name, in the recording's order
+	for j, rp := range h.Probes {
+		recorded[rp.Name] = append(recorded[rp.Name], j)
+	}
+	taken := map[string]int{} // of recorded[name], by the probes so far
 	for i, p := range prog.Probes {
 		if p.Kind == program.Begin || p.Kind == program.End {
 			continue
 		}
-		found := false
-		for j, rp := range h.Probes {
-			if rp.Name == p.Name {
-				routes[j] = append(routes[j], i)
-				found = true
+		// Each probe runs over the records of one recorded probe of its
+		// name: two probes on one place were attached twice and each
+		// recorded every event, so the script's probes of a name take
+		// the recording's in order (the same script: each its own, with
+		// the strings it had copied), and past the last, the last
+		// again. A uprobe.multi probe's functions are recorded as
+		// probes of their own, each of which runs the probe with its
+		// cookie.
+		found := true
+		for k, name := range replayNames(p) {
+			js := recorded[name]
+			if len(js) == 0 {
+				found = false
+				continue
 			}
+			j := js[min(taken[name], len(js)-1)]
+			taken[name]++
+			routes[j] = append(routes[j], route{i, uint64(k)})
 		}
 		if !found {
+			// A recording of uprobe.multi probes has thousands: the
+			// first few say what it is.
+			const shown = 32
 			var names []string
-			for _, rp := range h.Probes {
+			for _, rp := range h.Probes[:min(len(h.Probes), shown)] {
 				names = append(names, rp.Name)
+			}
+			if len(h.Probes) > shown {
+				names = append(names, fmt.Sprintf("and %d more", len(h.Probes)-shown))
 			}
 			return fmt.Errorf("probe %s is not in the recording %s (it has %s)", p.Name, rr.Recording, strings.Join(names, ", "))
 		}
@@ -107,9 +130,18 @@ func Replay(ctx context.Context, rr ReplayRequest) error {
 	return nil
 }
 
+// replayNames are the names of p's recorded probes: each function's of
+// a uprobe.multi probe, in the order of its cookies; else p's own.
+func replayNames(p *program.Probe) []string {
+	if p.UprobeMulti() {
+		return p.AttachNames()
+	}
+	return []string{p.Name}
+}
+
 // recordedKernel answers the compiler from a recording's header.
 func recordedKernel(h *recording.Header, maxKeys int) compile.Options {
-	return compile.Options{Tracepoints: h.Tracepoints(), Uprobes: h.Uprobes(), BTFTracepoints: h.BTFTracepoints(), Kprobes: h.Kprobes(), Funcs: h.Funcs(), Types: replayTypes(h), Debug: noRecordedDebug{}, MaxMapKeys: maxKeys, HaveChild: h.Cpid != 0}
+	return compile.Options{Tracepoints: h.Tracepoints(), Uprobes: h.Uprobes(), BTFTracepoints: h.BTFTracepoints(), Kprobes: h.Kprobes(), Funcs: h.Funcs(), Types: replayTypes(h), Debug: noRecordedDebug{}, MaxMapKeys: maxKeys, HaveChild: h.Cpid != 0, UprobeMulti: h.UprobeMulti()}
 }
 
 // recordingSource feeds a recording's records to the interpreter.
@@ -359,6 +391,17 @@ func recordingHeader(prog *program.Program, req *Request) (*recording.Header, er
 			continue
 		}
 		rp := recording.Probe{Name: p.Name, Kind: p.Kind.String(), Category: p.Category, Event: p.Event, Path: p.Path, Offset: p.Offset, Funcs: p.Funcs, CtxLen: p.CtxLen, Strings: p.CtxStrings, KStack: p.KStack, UStack: p.UStack, KReads: p.KReads, Task: p.Task}
+		if p.UprobeMulti() {
+			// Its functions, as the collectors attach them
+			// (collectorProbes): a recorded probe each.
+			rp.Funcs, rp.Multi = nil, p.Name
+			for k, name := range p.AttachNames() {
+				fp := rp
+				fp.Name, fp.Func, fp.Offset = name, p.Funcs[k], p.Offsets[k]
+				h.Probes = append(h.Probes, fp)
+			}
+			continue
+		}
 		switch p.Kind {
 		case program.Tracepoint:
 			if rp.Fields, err = (KernelTracepoints{}).Fields(p.Category, p.Event); err != nil {

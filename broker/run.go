@@ -94,6 +94,11 @@ type Request struct {
 	// The daemon sets it from a token's probe: scopes; its refusal is
 	// Run's error as it is.
 	UprobeScope *uprobe.Scope
+	// MaxUprobes bounds the functions a script's uprobes attach to,
+	// one by one and on uprobe.multi links together (0:
+	// program.MaxUprobeFuncs). The daemon gives a token holder
+	// program.MaxTokenUprobes.
+	MaxUprobes int
 
 	// Authorize, when set, sees the program before the gatekeeper does;
 	// its error refuses the trace with nothing loaded. The daemon checks
@@ -174,6 +179,8 @@ func Compile(req *Request) (*program.Program, syntax.ErrorList, error) {
 		HelperErrors: req.HelperErrors,
 		HidePID:      uint32(max(req.HidePID, 0)),
 		NoV4:         !bpf.HaveV4ISA(),
+		UprobeMulti:  uprobe.HaveMulti(),
+		MaxUprobes:   req.MaxUprobes,
 
 		BTFTracepoints: KernelBTFTracepoints{},
 		Funcs:          KernelFuncs{},
@@ -455,7 +462,7 @@ func execute(ctx context.Context, req *Request, prog *program.Program, sess exec
 	r := &runner{ctx: ctx, req: req, prog: prog, sess: sess, out: out, res: newResolver(sess, req.Stderr)}
 	defer r.flushCounts()
 	if !req.Quiet {
-		out.AttachedProbes(len(prog.Probes))
+		out.AttachedProbes(prog.AttachPoints())
 		out.Flush()
 	}
 	if err := sess.Run(program.Begin); err != nil {
@@ -470,7 +477,7 @@ func execute(ctx context.Context, req *Request, prog *program.Program, sess exec
 		if is, ok := sess.(*interpSession); ok && is.attachRead > 0 {
 			meanwhile = fmt.Sprintf("; %d events read meanwhile", is.attachRead)
 		}
-		fmt.Fprintf(req.Stderr, "Attached %d probes in %v%s\n", sess.Attached(), time.Since(tAttach).Round(time.Microsecond), meanwhile)
+		fmt.Fprintf(req.Stderr, "Attached %d probes%s in %v%s\n", sess.Attached(), multiLinks(prog), time.Since(tAttach).Round(time.Microsecond), meanwhile)
 	}
 	// Watchers of the traced processes end with the run.
 	watchCtx, stopWatching := context.WithCancel(ctx)
@@ -549,6 +556,22 @@ func execute(ctx context.Context, req *Request, prog *program.Program, sess exec
 		fmt.Fprintf(req.Stderr, "Detached in %v\n", time.Since(tDetach).Round(time.Microsecond))
 	}
 	return err
+}
+
+// multiLinks is -v's note of the uprobe.multi links among the
+// attachments, each of which attaches a probe to many functions.
+func multiLinks(prog *program.Program) string {
+	links, funcs := 0, 0
+	for _, p := range prog.Probes {
+		if p.UprobeMulti() {
+			links++
+			funcs += len(p.Funcs)
+		}
+	}
+	if links == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%s on %s)", plural(links, "uprobe.multi link"), plural(funcs, "function"))
 }
 
 type runner struct {

@@ -151,9 +151,35 @@ func bindProbes(prog *program.Program, scope *uprobe.Scope) (err error) {
 		case t == nil:
 			return fmt.Errorf("%s: the file was not opened by the broker", p.Name)
 		}
+		if p.UprobeMulti() {
+			if err := checkMultiOffsets(t, p); err != nil {
+				return err
+			}
+			continue
+		}
 		off, err := t.FuncOffset(fn)
 		if err != nil || off != p.Offset {
 			return &program.NameError{Name: p.Name, Is: fmt.Sprintf("%s at offset %#x of %s", p.Kind, p.Offset, p.Path)}
+		}
+	}
+	return nil
+}
+
+// checkMultiOffsets: every function of a uprobe.multi probe is one its
+// pattern matches in the file, at its offset there, so that what the
+// probe is judged by (its functions' names) is where it attaches.
+func checkMultiOffsets(t *uprobe.Target, p *program.Probe) error {
+	syms, err := t.Match(p.Func())
+	if err != nil {
+		return err
+	}
+	at := make(map[string]uint64, len(syms))
+	for _, s := range syms {
+		at[s.Name] = s.Offset
+	}
+	for i, f := range p.Funcs {
+		if off, ok := at[f]; !ok || off != p.Offsets[i] {
+			return &program.NameError{Name: p.Name, Is: fmt.Sprintf("%s on %s at offset %#x of %s", p.Kind, f, p.Offsets[i], p.Path)}
 		}
 	}
 	return nil

@@ -115,6 +115,7 @@ func DefaultHelpers() []Helper {
 		{ID: asm.FnGetSmpProcessorId, Name: "get_smp_processor_id", Args: 0, Fn: helperCPU},
 		{ID: asm.FnGetNumaNodeId, Name: "get_numa_node_id", Args: 0, Fn: helperZero},
 		{ID: asm.FnGetCurrentPidTgid, Name: "get_current_pid_tgid", Args: 0, Fn: helperPidTgid},
+		{ID: asm.FnGetAttachCookie, Name: "get_attach_cookie", Args: 1, Fn: helperCookie},
 		{ID: asm.FnGetCurrentUidGid, Name: "get_current_uid_gid", Args: 0, Fn: helperUidGid},
 		{ID: asm.FnGetCurrentComm, Name: "get_current_comm", Args: 2, Fn: helperComm},
 		{ID: asm.FnGetCurrentCgroupId, Name: "get_current_cgroup_id", Args: 0, Fn: helperCgroup},
@@ -290,6 +291,10 @@ func helperCPU(c Call, _, _, _, _, _ uint64) (uint64, error) {
 }
 
 func helperZero(Call, uint64, uint64, uint64, uint64, uint64) (uint64, error) { return 0, nil }
+
+// helperCookie is bpf_get_attach_cookie: the event's attachment's
+// cookie, from Env (a uprobe.multi function's index).
+func helperCookie(c Call, _, _, _, _, _ uint64) (uint64, error) { return c.m.env.Cookie, nil }
 
 func helperPidTgid(c Call, _, _, _, _, _ uint64) (uint64, error) {
 	e := c.m.env

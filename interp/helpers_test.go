@@ -18,9 +18,10 @@ func stackWord(off int16) asm.Instructions {
 	return asm.Instructions{asm.LoadMem(asm.R0, asm.R10, off, asm.DWord), asm.Return()}
 }
 
-// TestCurrentTask: the task helpers report what Env says.
+// TestCurrentTask: the task helpers, and the attach cookie, report
+// what Env says.
 func TestCurrentTask(t *testing.T) {
-	env := &Env{CPU: 3, PID: 101, TGID: 100, UID: 1000, GID: 50, Ktime: func() uint64 { return 123456789 }}
+	env := &Env{CPU: 3, PID: 101, TGID: 100, UID: 1000, GID: 50, Ktime: func() uint64 { return 123456789 }, Cookie: 1017}
 	copy(env.Comm[:], "bash")
 	tests := []struct {
 		name  string
@@ -31,6 +32,8 @@ func TestCurrentTask(t *testing.T) {
 		{"uid_gid", asm.Instructions{asm.FnGetCurrentUidGid.Call(), asm.Return()}, 50<<32 | 1000},
 		{"cpu", asm.Instructions{asm.FnGetSmpProcessorId.Call(), asm.Return()}, 3},
 		{"ktime", asm.Instructions{asm.FnKtimeGetNs.Call(), asm.Return()}, 123456789},
+		// The context is the helper's argument, as in the kernel.
+		{"attach cookie", asm.Instructions{asm.FnGetAttachCookie.Call(), asm.Return()}, 1017},
 		{"comm", append(asm.Instructions{
 			asm.StoreImm(asm.R10, -8, -1, asm.Word), asm.StoreImm(asm.R10, -4, -1, asm.Word),
 			asm.Mov.Reg(asm.R1, asm.R10), asm.Add.Imm(asm.R1, -8), asm.Mov.Imm(asm.R2, 8),

@@ -23,6 +23,9 @@ type Env struct {
 	// Task is what get_current_task returns: the task's kernel address
 	// as the event recorded it; 0 where none was.
 	Task uint64
+	// Cookie is what get_attach_cookie returns: the cookie of the
+	// attachment that fired, as the kernel would have given it.
+	Cookie uint64
 	// Ktime returns CLOCK_MONOTONIC nanoseconds (ktime_get_ns); nil reads
 	// the clock. Replays set it to the recorded event time.
 	Ktime func() uint64

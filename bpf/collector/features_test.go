@@ -10,6 +10,7 @@ import (
 	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/bpf/collector"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
+	"github.com/tracebroker/tracebroker/bpf/uprobe"
 )
 
 // TestKernelFeatures logs what the kernel has of what tracebroker probes
@@ -40,6 +41,7 @@ func TestKernelFeatures(t *testing.T) {
 	_, err = os.Stat(root + "/kprobe_events")
 	row("kprobes (tracefs kprobe_events)", err == nil, nil)
 	row("kprobe.multi links (features.HaveBPFLinkKprobeMulti)", features.HaveBPFLinkKprobeMulti() == nil, nil)
+	row("uprobe.multi links (uprobe.HaveMulti)", uprobe.HaveMulti(), nil)
 	row("fentry/fexit (features.HaveProgramType(Tracing) loads an fentry program)", features.HaveProgramType(ebpf.Tracing) == nil, nil)
 
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/bpf/kprobe"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
+	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/internal/cpus"
 	"github.com/tracebroker/tracebroker/internal/detach"
@@ -49,6 +50,13 @@ type Probe struct {
 	AttachPath string
 	// RefCtrOffset is a USDT probe's semaphore in Path (0: none).
 	RefCtrOffset uint64
+	// Multi, when not 0, attaches the uprobe with every other probe of
+	// the same Multi (uprobes, or uretprobes, of one file, process and
+	// block) through one uprobe.multi link (Linux 6.6), each with its
+	// own index as its cookie (uprobemulti.go).
+	Multi int
+	// Func, when set, is the uprobe's function at Offset, for errors.
+	Func string
 	// Block is the script's probe block (program.Probe.Block): the
 	// order probes are attached in (program.AttachOrder).
 	Block int
@@ -125,6 +133,9 @@ func (p Probe) String() string {
 		if p.uret() {
 			k = program.Uretprobe
 		}
+		if p.Func != "" {
+			return fmt.Sprintf("%s:%s:%s", k, p.Path, p.Func)
+		}
 		return fmt.Sprintf("%s:%s:%#x", k, p.Path, p.Offset)
 	case program.Kprobe, program.Kretprobe:
 		return kprobeString(p)
@@ -179,6 +190,10 @@ type Session struct {
 	progs  [numKinds]*ebpf.Program
 	// multi is the kprobe collector loaded for kprobe.multi links.
 	multi *ebpf.Program
+	// umulti is the uprobe collector loaded for uprobe.multi links,
+	// with umScratch its scratch map (uprobemulti.go).
+	umulti    *ebpf.Program
+	umScratch *ebpf.Map
 	// instances are the indexed raw tracepoint collector's, by probe
 	// index, where the kernel has no raw tracepoint cookies.
 	instances map[int]*ebpf.Program
@@ -228,6 +243,9 @@ func Open(o Options) (s *Session, err error) {
 		}
 	}
 	if err := checkFuncs(o.Probes, need); err != nil {
+		return nil, err
+	}
+	if err := checkMulti(o.Probes); err != nil {
 		return nil, err
 	}
 	if need[kindRawTracepointIndex] {
@@ -309,6 +327,15 @@ func Open(o Options) (s *Session, err error) {
 		return nil, err
 	}
 	sess.multi = coll.Programs[multiProgram]
+	if needUprobeMulti(o.Probes) {
+		for _, sp := range specs {
+			if sp.kind == kindUprobe {
+				if err := sess.loadUprobeMulti(cs, sp); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
 	le := binary.LittleEndian
 	le.PutUint32(sess.control[controlIgnore:], o.IgnoreTGID)
 	le.PutUint32(sess.control[controlWake:], uint32(size/WakeFraction))
@@ -618,6 +645,9 @@ func (s *Session) Programs() []*ebpf.Program {
 			out = append(out, p)
 		}
 	}
+	if s.umulti != nil {
+		out = append(out, s.umulti)
+	}
 	return out
 }
 
@@ -633,10 +663,21 @@ func (s *Session) Attach(ctx context.Context) (err error) {
 			s.Detach()
 		}
 	}()
+	multi := map[int]bool{} // the uprobe.multi links attached
 	for _, i := range program.AttachOrderOf(len(s.probes), func(i int) (program.ProbeKind, int) { return s.probes[i].Kind, s.probes[i].Block }) {
 		p := s.probes[i]
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("collector: attach: %w", err)
+		}
+		if p.Multi != 0 {
+			if multi[p.Multi] {
+				continue // attached with the first of its link
+			}
+			multi[p.Multi] = true
+			if err := s.attachUprobeMulti(p); err != nil {
+				return fmt.Errorf("collector: attach the uprobe.multi link of probe %d (%s) and the others of it: %w", i, p, err)
+			}
+			continue
 		}
 		if err := s.attach(i, p); err != nil {
 			return fmt.Errorf("collector: attach probe %d (%s): %w", i, p, err)
@@ -694,6 +735,8 @@ func (s *Session) attach(i int, p Probe) error {
 		switch {
 		case errors.Is(err, unix.ESRCH):
 			return fmt.Errorf("no process %d", p.PID)
+		case errors.Is(err, unix.Errno(524)): // ENOTSUPP: the instruction there
+			return fmt.Errorf("%s: %w", uprobe.WhyNot(err), err)
 		case errors.Is(err, unix.EINVAL):
 			return fmt.Errorf("offset %#x is beyond the end of %s, or it is not a regular file (%w)", p.Offset, p.Path, err)
 		case err != nil:
@@ -944,6 +987,11 @@ func (s *Session) Close() {
 		p.Close()
 	}
 	s.instances = nil
+	if s.umulti != nil {
+		s.umulti.Close()
+		s.umScratch.Close()
+		s.umulti, s.umScratch = nil, nil
+	}
 	if s.coll != nil {
 		s.coll.Close()
 		s.coll = nil

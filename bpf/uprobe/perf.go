@@ -90,6 +90,8 @@ func openError(path string, offset uint64, ret bool, pid int, err error) error {
 		why = fmt.Sprintf("no process %d", pid)
 	case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE):
 		why = "too many open files"
+	case errors.Is(err, errNotSupp):
+		why = WhyNot(err)
 	default:
 		why = "perf_event_open"
 	}

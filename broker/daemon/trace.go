@@ -462,6 +462,12 @@ func (s *Server) brokerRequest(id string, c Caller, tok *token.Token, req *pb.Tr
 	if br.Name == "" {
 		br.Name = "stdin"
 	}
+	if tok != nil {
+		// As many uprobes as a token attached one by one before
+		// uprobe.multi links: a faster attach is no licence to
+		// break into more functions.
+		br.MaxUprobes = program.MaxTokenUprobes
+	}
 	capped := false
 	if tok != nil && tok.MaxDuration > 0 && (br.Duration == 0 || br.Duration > tok.MaxDuration) {
 		br.Duration, capped = tok.MaxDuration, true
@@ -519,6 +525,13 @@ func authorizeProbes(tok *token.Token) func(*program.Program) error {
 		if err := p.CheckKprobeFuncs(); err != nil {
 			return &scopeError{err.Error()}
 		}
+		maxUprobes := program.MaxUprobeFuncs
+		if tok != nil {
+			maxUprobes = program.MaxTokenUprobes
+		}
+		if err := p.CheckUprobes(maxUprobes); err != nil {
+			return &scopeError{err.Error()}
+		}
 		for _, pr := range p.Probes {
 			if err := checkUprobe(pr); err != nil {
 				return err
@@ -526,8 +539,8 @@ func authorizeProbes(tok *token.Token) func(*program.Program) error {
 			if tok == nil || pr.Kind == program.Begin || pr.Kind == program.End {
 				continue
 			}
-			// A probe on many functions (kprobe.multi) is allowed
-			// only if each function's own probe would be.
+			// A probe on many functions (kprobe.multi, uprobe.multi)
+			// is allowed only if each function's own probe would be.
 			for _, name := range pr.AttachNames() {
 				if !tok.Scopes.AllowsProbe(name) {
 					return &scopeError{fmt.Sprintf("the token of %q does not allow probe %s (its probe scopes: %s)", tok.Subject, name, probeScopes(tok))}

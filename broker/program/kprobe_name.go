@@ -71,15 +71,23 @@ func (p *Probe) checkKprobeName() error {
 
 // AttachNames are the names to judge p by — a token's probe: scopes, a
 // policy's probe list: its Name, or for a probe on many functions
-// (Funcs) the name each function's own probe would have, so that a
-// pattern grants no function it does not name.
+// (Funcs: a kprobe.multi or uprobe.multi probe) the name each
+// function's own probe would have, so that a pattern grants no function
+// it does not name.
 func (p *Probe) AttachNames() []string {
-	if len(p.Funcs) == 0 || (p.Kind != Kprobe && p.Kind != Kretprobe) {
+	if len(p.Funcs) == 0 {
 		return []string{p.Name}
 	}
 	names := make([]string, len(p.Funcs))
 	for i, f := range p.Funcs {
-		names[i] = KprobeName(p.Kind, p.Category, f, 0)
+		switch p.Kind {
+		case Kprobe, Kretprobe:
+			names[i] = KprobeName(p.Kind, p.Category, f, 0)
+		case Uprobe, Uretprobe:
+			names[i] = UprobeName(p.Kind, p.Path, f)
+		default:
+			return []string{p.Name}
+		}
 	}
 	return names
 }

@@ -64,6 +64,12 @@ func (p *Probe) CheckName() error {
 		}
 		want = p.Kind.String() + ":" + p.Category + ":" + p.Event
 	case Uprobe, Uretprobe:
+		if len(p.Funcs) > 0 || len(p.Offsets) > 0 {
+			if len(p.Funcs) == 0 {
+				return &NameError{p.Name, fmt.Sprintf("%s at %d offsets of %s, without functions", p.Kind, len(p.Offsets), p.Path)}
+			}
+			return p.checkUprobeMultiName()
+		}
 		fn, ok := strings.CutPrefix(p.Name, p.Kind.String()+":"+p.Path+":")
 		if ok && fn != "" && !strings.ContainsAny(fn, "*?[") {
 			return nil

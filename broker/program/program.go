@@ -58,9 +58,12 @@ const (
 	// RawTracepoint attaches to a kernel tracepoint by Event name, with
 	// the tracepoint's raw arguments (u64 each) as context.
 	RawTracepoint
-	// Uprobe fires when a user function is entered (Path, Offset).
+	// Uprobe fires when a user function is entered (Path, Offset); or,
+	// with Funcs and Offsets, when any of those functions of Path is
+	// (one uprobe.multi link).
 	Uprobe
-	// Uretprobe fires when a user function returns (Path, Offset).
+	// Uretprobe fires when a user function returns (Path, Offset; or
+	// Funcs and Offsets).
 	Uretprobe
 	// TpBTF attaches to a kernel tracepoint by Event name through BTF
 	// (tp_btf): the context is the tracepoint's typed arguments, one u64
@@ -130,8 +133,14 @@ type Probe struct {
 	Block int `json:",omitempty"`
 	// Funcs, for a Kprobe or Kretprobe whose Name is a wildcard, are the
 	// kernel functions it attaches to with one kprobe.multi link; each
-	// is judged as the probe KIND:FUNC would be (AttachNames).
+	// is judged as the probe KIND:FUNC would be (AttachNames). For an
+	// Uprobe or Uretprobe whose Name is a wildcard, they are the
+	// functions of Path it attaches to with one uprobe.multi link, at
+	// Offsets (parallel to Funcs), each judged as KIND:PATH:FUNC; the
+	// attach cookie of function i is i (UprobeMulti).
 	Funcs []string `json:",omitempty"`
+	// Offsets are the file offsets of a uprobe.multi probe's Funcs.
+	Offsets []uint64 `json:",omitempty"`
 	// Binary, when set, is Path opened once: the file the compiler read
 	// and the scope check judged, which the executor attaches to
 	// whatever has the name by then.
@@ -308,6 +317,12 @@ const (
 	ErrorsMap = schema.ErrorsMap
 	ConfigMap = schema.ConfigMap
 )
+
+// NamesMap is the read-only array of a program whose uprobe.multi
+// probes' code reads `probe` or `func`: at each function's attach
+// cookie, plus the probe's first entry, the probe's name for that
+// function and the function's, 64 bytes each (broker/script/compile).
+const NamesMap = "probe_names"
 
 // Type kinds.
 const (

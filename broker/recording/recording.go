@@ -49,6 +49,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -63,9 +64,14 @@ const (
 	Magic   = "TBREC2\n\x00"
 	MagicV1 = "TBREC1\n\x00"
 	// Version is the format written.
-	Version   = 2
-	MaxHeader = 1 << 20
-	MaxProbes = 4096
+	Version = 2
+	// MaxHeader bounds the header: its probes, at a few hundred bytes
+	// each, and the struct types the script read (MaxTypes).
+	MaxHeader = 4 << 20
+	// MaxProbes bounds the recorded probes: a program's attach points,
+	// each function of its uprobe.multi probes one (compile.MaxProbes
+	// and program.MaxUprobeFuncs).
+	MaxProbes = compile.MaxProbes + program.MaxUprobeFuncs
 	// MaxCPUs is the most CPUs a recording's host may have had: Linux's
 	// largest NR_CPUS. What a replay allocates for them is bounded when
 	// it starts (broker's maxInterpMapBytes).
@@ -132,7 +138,12 @@ type Probe struct {
 	Func     string `json:"func,omitempty"`
 	Offset   uint64 `json:"offset,omitempty"`
 	// Funcs are a kprobe.multi probe's functions.
-	Funcs   []string            `json:"funcs,omitempty"`
+	Funcs []string `json:"funcs,omitempty"`
+	// Multi, for a uprobe, names the uprobe.multi probe it is a
+	// function of: the probe's name (KIND:PATH:PATTERN). Each function
+	// of one is a recorded probe of its own (Name KIND:PATH:FUNC), as
+	// the collectors attach them, each with its own events.
+	Multi   string              `json:"multi,omitempty"`
 	CtxLen  int                 `json:"ctx_len"`
 	Strings []program.CtxString `json:"strings,omitempty"`
 	// KStack and UStack say the records carry the event's stacks.
@@ -187,14 +198,16 @@ type recordedTPs struct{ h *Header }
 
 func (t recordedTPs) Match(category, name string) ([][2]string, error) {
 	var out [][2]string
+	seen := map[[2]string]bool{} // a tracepoint two probes were on, once
 	for _, p := range t.h.Probes {
 		if p.Kind != program.Tracepoint.String() {
 			continue
 		}
 		okc, _ := path.Match(category, p.Category)
 		okn, _ := path.Match(name, p.Event)
-		if okc && okn {
-			out = append(out, [2]string{p.Category, p.Event})
+		if tp := [2]string{p.Category, p.Event}; okc && okn && !seen[tp] {
+			seen[tp] = true
+			out = append(out, tp)
 		}
 	}
 	if len(out) == 0 {
@@ -225,7 +238,7 @@ func (t recordedBTF) Match(pattern string) ([]string, error) {
 		}
 	}
 	sort.Strings(out)
-	return out, nil
+	return slices.Compact(out), nil
 }
 
 func (t recordedBTF) Args(name string) ([]compile.Field, error) {
@@ -239,6 +252,19 @@ func (t recordedBTF) Args(name string) ([]compile.Field, error) {
 
 // Uprobes answers for the recorded uprobes.
 func (h *Header) Uprobes() compile.Uprobes { return recordedUprobes{h} }
+
+// UprobeMulti says whether the recording host attached uprobes with
+// uprobe.multi links (a recorded uprobe was a function of one), so that
+// a script compiles to the probes, and is bounded as, it was recorded
+// with (compile.Options.UprobeMulti).
+func (h *Header) UprobeMulti() bool {
+	for _, p := range h.Probes {
+		if p.Multi != "" {
+			return true
+		}
+	}
+	return false
+}
 
 type recordedUprobes struct{ h *Header }
 

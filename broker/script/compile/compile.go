@@ -117,6 +117,15 @@ type Options struct {
 	// Debug reads uprobes' binaries' DWARF, for args and the types
 	// they define (uprobeargs.go): nil makes uprobe args an error.
 	Debug DebugInfo
+	// UprobeMulti says the kernel attaches one program to many
+	// functions of a file with one uprobe.multi link (Linux 6.6): a
+	// uprobe wildcard is then one probe (uprobemulti.go).
+	UprobeMulti bool
+	// MaxUprobes bounds the functions the program's uprobes attach to,
+	// one by one and on uprobe.multi links together (0:
+	// program.MaxUprobeFuncs; the daemon gives a token holder
+	// program.MaxTokenUprobes).
+	MaxUprobes int
 }
 
 // Compile checks f and generates its program. Errors and warnings are
@@ -189,6 +198,7 @@ func Compile(f *syntax.File, opts Options) (*program.Program, syntax.ErrorList, 
 		return nil, nil, errs
 	}
 	c.sizeEvents(prog)
+	c.declareNames(prog)
 	c.savedFlows(prog)
 	prog.Schema.Formats = c.formats
 	prog.Schema.HelperSites = c.helperSites
@@ -261,9 +271,15 @@ type instance struct {
 	fields []Field
 	path   string   // uprobes
 	fn     string   // uprobes: the function (UprobeTarget.Func)
-	funcs  []string // a kprobe.multi probe's functions
-	offset uint64
-	binary program.Binary
+	funcs  []string // a kprobe.multi or uprobe.multi probe's functions
+	// offsets are a uprobe.multi probe's functions' file offsets.
+	offsets []uint64
+	// nameBase is where a uprobe.multi probe's functions' names start
+	// in the probe names map, once its code asked for one (uprobemulti.go).
+	nameBase int
+	named    bool
+	offset   uint64
+	binary   program.Binary
 	// usdt is the USDT probe site a usdt probe is (usdt.go): its uprobe
 	// is named by address, the probe builtin says display.
 	usdt    *USDTTarget
@@ -325,6 +341,10 @@ type compiler struct {
 	// typesErr is why the kernel's types are not there, for the error
 	// of a struct access that needed them.
 	typesErr error
+	// names counts the probe names map's entries, namedProbes the
+	// uprobe.multi probes whose code reads them (uprobemulti.go).
+	names       int
+	namedProbes []*instance
 	// emits says whether a probe writes records to the events ring
 	// buffer other than exit()'s (sizeEvents).
 	emits  bool
@@ -507,12 +527,23 @@ func (c *compiler) expandSpec(p *syntax.Probe, s *syntax.ProbeSpec) []*instance 
 			c.unresolved(p, s, "No probes matched "+s.Raw)
 			return nil
 		}
-		if !c.matched(s, len(targets), err) {
+		multi := err == nil && c.uprobeMulti(p, s)
+		n := len(targets)
+		if multi {
+			n = 1 // one probe, one program: its functions are bounded on their own
+		}
+		if !c.matched(s, n, err) {
 			return nil
 		}
 		kind := program.Uprobe
 		if s.Provider == "uretprobe" {
 			kind = program.Uretprobe
+		}
+		if !c.roomForUprobes(s, len(targets)) {
+			return nil
+		}
+		if multi {
+			return []*instance{c.uprobeMultiInstance(s, kind, targets, mk)}
 		}
 		var out []*instance
 		for _, t := range targets {

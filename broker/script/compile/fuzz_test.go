@@ -37,6 +37,8 @@ func FuzzCompile(f *testing.F) {
 		// Issue 18's builtins: addresses, cgroup paths, the context, registers, enums.
 		"enum E { AA = 1 } struct M { char mac[6]; struct task_struct t; }\ni:ms:1 { @[pton(\"::1\"), macaddr(((struct M *)0)->mac)] = count(); print(pton(\"1.2.3.4\")[1]); @c = cgroup_path(cgroup, \"uni*\"); printf(\"%s %s %d %d\\n\", ntop(pton(\"10.0.0.1\")), macaddr(reg(\"sp\")), ctx->sample_period, AA); }",
 		`t:syscalls:sys_enter_nanosleep { @ = args->rqtp->tv_sec; } k:vfs_read { @r = reg("di") + ((struct task_struct *)ctx)->pid; }`,
+		// A uprobe.multi probe, its names read by cookie (an even length: see UprobeMulti below).
+		`u:/bin/work:add_* { @[probe, func] = count(); printf("%s %s\n", probe, func); } ur:/bin/work:add_* { @r[func] = sum(retval); }`,
 	} {
 		f.Add(s)
 	}
@@ -58,7 +60,9 @@ func FuzzCompile(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			prog, warns, err = Compile(file, Options{Tracepoints: fakeTracepoints{}, Funcs: fakeFuncs{}, BTFTracepoints: fakeBTF{}, Types: types, Uprobes: fakeUprobes{}, Debug: fakeDebug{}})
+			// Half the inputs (by their length) compile uprobe
+			// wildcards to uprobe.multi probes, half one by one.
+			prog, warns, err = Compile(file, Options{Tracepoints: fakeTracepoints{}, Funcs: fakeFuncs{}, BTFTracepoints: fakeBTF{}, Types: types, Uprobes: fakeUprobes{}, Debug: fakeDebug{}, UprobeMulti: len(src)%2 == 0})
 		}()
 		select {
 		case <-done:
@@ -84,6 +88,11 @@ func FuzzCompile(f *testing.F) {
 				}
 				if (len(p.KReads) > 0 || p.Task) && p.Reads&program.ReadsKernel == 0 {
 					t.Fatalf("%s: kernel reads %v in a probe judged to read %s", p.Name, p.KReads, p.Reads)
+				}
+				if p.UprobeMulti() {
+					if err := p.CheckName(); err != nil {
+						t.Fatalf("a uprobe.multi probe the broker would refuse: %v", err)
+					}
 				}
 			}
 		}

@@ -121,7 +121,7 @@ func (c *compiler) generate(in *instance) *program.Probe {
 			}
 		}
 	}
-	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Sample: in.sample, Path: in.path, Offset: in.offset, Funcs: in.funcs, Binary: in.binary, Loops: g.loops, Insns: g.insns,
+	p := &program.Probe{Kind: in.kind, Name: in.name, Category: in.cat, Event: in.event, PeriodNs: in.period, Freq: in.freq, Sample: in.sample, Path: in.path, Offset: in.offset, Funcs: in.funcs, Offsets: in.offsets, Binary: in.binary, Loops: g.loops, Insns: g.insns,
 		CtxLen: ctxLen(in), CtxStrings: g.ctxStrings, KStack: g.kstack, UStack: g.ustack, KernelOnly: g.kernelOnly}
 	p.Block = in.block
 	if in.usdt != nil {
@@ -1208,9 +1208,17 @@ func (g *gen) memInto(e syntax.Expr, off int16, n int) {
 				g.literal(g.in.display, off, n)
 				return
 			}
+			if g.in.offsets != nil {
+				g.attachPointInto(namesProbe, off, n)
+				return
+			}
 			g.literal(g.in.name, off, n)
 			return
 		case "func":
+			if g.in.offsets != nil {
+				g.attachPointInto(namesFunc, off, n)
+				return
+			}
 			g.literal(funcName(g.in), off, n)
 			return
 		}

@@ -73,7 +73,7 @@ func main() {
 	heavyRuns := flag.Int("heavy-runs", 3, "runs per tool of the maps, probes and storm cases")
 	eventRuns := flag.Int("event-runs", 5, "runs per tool and script of the per-event case")
 	keys := flag.String("keys", "10^4,10^5,10^6", "map sizes of the maps case")
-	probeSets := flag.String("probe-sets", "tp360,tp720,up1017,up1710", "probe sets of the probes case, of "+strings.Join(probeSetNames(), ","))
+	probeSets := flag.String("probe-sets", "tp360,tp720,up1017,"+issueSet, "probe sets of the probes case, of "+strings.Join(probeSetNames(), ","))
 	busySet := flag.String("busy-set", "tp720", "probe set attached while a busy workload runs, to count lost events (empty: none)")
 	events := flag.Int("events", 300000, "getcwd calls of the per-event case's child")
 	libc := flag.String("libc", "/usr/lib/x86_64-linux-gnu/libc.so.6", "the library whose functions the uprobe sets attach to")

@@ -33,6 +33,10 @@ var ciSelection = []struct {
 		// USDT probes: sites, arguments and the kernel's semaphores
 		// (uprobe ref_ctr_offset), both modes (issue 18).
 		"TestUSDTProbes",
+		// Uprobe wildcards: one uprobe.multi link where the kernel has
+		// them (6.6: 6.12), one uprobe per function where it has not
+		// (6.1), the same output and nothing left (issue 21).
+		"TestUprobeMulti", "TestUprobeMultiDetached",
 		// What the kernel's answers decide: a full map, a run's end.
 		"TestMapFull", "TestRunEnds",
 		// kprobes and fentry, which this host lacks (issue 17 items 3
