@@ -98,18 +98,10 @@ func (s *Session) loadInstance(sp Spec, i int, p Probe) (*ebpf.Program, error) {
 	if err := own[probeMap].Freeze(); err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
 		return nil, fmt.Errorf("collector: freezing the probe index: %w", err)
 	}
-	insns, err := s.withMaps(sp, own)
-	if err != nil {
-		return nil, err
-	}
-	ps := &ebpf.ProgramSpec{Name: sp.Name, Type: sp.Type, Instructions: insns, License: "GPL"}
+	var attach ebpf.AttachType
+	var to string
 	if at, ok := attachTypes[sp.kind]; ok {
-		// The target, outside the signed bytes.
-		ps.AttachType, ps.AttachTo = at.typ, p.Event
+		attach, to = at.typ, p.Event
 	}
-	prog, err := ebpf.NewProgram(ps)
-	if err != nil {
-		return nil, loadError(err)
-	}
-	return prog, nil
+	return s.loadCopy(sp, own, attach, to)
 }

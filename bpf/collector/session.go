@@ -323,7 +323,7 @@ func Open(o Options) (s *Session, err error) {
 			}
 		}
 	}
-	if err := sess.loadTracepointCopies(cs, specs); err != nil {
+	if err := sess.loadTracepointCopies(specs); err != nil {
 		return nil, err
 	}
 	sess.multi = coll.Programs[multiProgram]
@@ -366,7 +366,7 @@ func Open(o Options) (s *Session, err error) {
 // already in it (EEXIST), so a script's two probes on one tracepoint
 // could not both attach. The copy is the same verified code, its probe
 // told apart by its cookie as the first's is.
-func (s *Session) loadTracepointCopies(cs *ebpf.CollectionSpec, specs []Spec) error {
+func (s *Session) loadTracepointCopies(specs []Spec) error {
 	var sp *Spec
 	for i := range specs {
 		if specs[i].kind == kindTracepoint {
@@ -385,7 +385,7 @@ func (s *Session) loadTracepointCopies(cs *ebpf.CollectionSpec, specs []Spec) er
 			taken[tp] = true
 			continue
 		}
-		prog, err := s.loadCopy(*sp)
+		prog, err := s.loadCopy(*sp, nil, 0, "")
 		if err != nil {
 			return fmt.Errorf("collector: probe %d (%s): %w", i, p, err)
 		}
@@ -397,22 +397,10 @@ func (s *Session) loadTracepointCopies(cs *ebpf.CollectionSpec, specs []Spec) er
 	return nil
 }
 
-// loadCopy loads sp's code once more, its maps the session's.
-func (s *Session) loadCopy(sp Spec) (*ebpf.Program, error) {
-	insns, err := s.withMaps(sp, nil)
-	if err != nil {
-		return nil, err
-	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: sp.Name, Type: sp.Type, Instructions: insns, License: "GPL"})
-	if err != nil {
-		return nil, loadError(err)
-	}
-	return prog, nil
-}
-
-// withMaps is a copy of sp's code whose map loads refer to own's maps,
-// else to the session's.
-func (s *Session) withMaps(sp Spec, own map[string]*ebpf.Map) (asm.Instructions, error) {
+// loadCopy loads sp's code once more: its map loads refer to own's
+// maps, else to the session's; attach and to are the program's attach
+// type and target, outside the signed bytes (zero for none).
+func (s *Session) loadCopy(sp Spec, own map[string]*ebpf.Map, attach ebpf.AttachType, to string) (*ebpf.Program, error) {
 	insns := make(asm.Instructions, len(sp.Instructions))
 	copy(insns, sp.Instructions)
 	for j := range insns {
@@ -431,7 +419,11 @@ func (s *Session) withMaps(sp Spec, own map[string]*ebpf.Map) (asm.Instructions,
 			return nil, err
 		}
 	}
-	return insns, nil
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: sp.Name, Type: sp.Type, Instructions: insns, License: "GPL", AttachType: attach, AttachTo: to})
+	if err != nil {
+		return nil, loadError(err)
+	}
+	return prog, nil
 }
 
 // configure checks a probe and encodes its config value (see the config

@@ -67,15 +67,10 @@ func (s *Session) loadUprobeMulti(cs *ebpf.CollectionSpec, sp Spec) error {
 	if err != nil {
 		return fmt.Errorf("collector: the uprobe.multi collector's scratch map: %w", err)
 	}
-	insns, err := s.withMaps(sp, map[string]*ebpf.Map{scratchMap: scratch})
+	prog, err := s.loadCopy(sp, map[string]*ebpf.Map{scratchMap: scratch}, ebpf.AttachTraceUprobeMulti, "")
 	if err != nil {
 		scratch.Close()
 		return err
-	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: sp.Name, Type: sp.Type, Instructions: insns, License: "GPL", AttachType: ebpf.AttachTraceUprobeMulti})
-	if err != nil {
-		scratch.Close()
-		return loadError(err)
 	}
 	s.umulti, s.umScratch = prog, scratch
 	return nil
