@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/bpf/kprobe"
+	"github.com/tracebroker/tracebroker/bpf/ring"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/broker/program"
@@ -41,7 +42,7 @@ type Session struct {
 	links []link.Link
 	// modules checks module-named kprobes (kprobe.Modules).
 	modules kprobe.Modules
-	rd      *ringbuf.Reader
+	rd      *ring.Reader
 	maps    []*ebpf.Map // parallel to prog.Schema.Maps
 	config  []byte
 	pid     int // uprobes fire for this process only, when set
@@ -149,7 +150,7 @@ func Load(p *program.Program, opts Options) (s *Session, err error) {
 	for _, m := range p.Schema.Maps {
 		s.maps = append(s.maps, coll.Maps[m.BPF])
 	}
-	s.rd, err = ringbuf.NewReader(coll.Maps[program.EventsMap])
+	s.rd, err = ring.NewReader(coll.Maps[program.EventsMap], ring.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("open ring buffer: %w", err)
 	}
@@ -472,12 +473,11 @@ var ErrTimeout = os.ErrDeadlineExceeded
 // Read returns the next ring buffer record, waiting until deadline (the
 // zero time waits forever). The returned slice is valid until the next call.
 func (s *Session) Read(deadline time.Time, rec *ringbuf.Record) error {
-	s.rd.SetDeadline(deadline)
-	return s.rd.ReadInto(rec)
+	return s.rd.Read(deadline, rec)
 }
 
 // Pending is how many bytes of records wait in the ring buffer.
-func (s *Session) Pending() int { return s.rd.AvailableBytes() }
+func (s *Session) Pending() int { return s.rd.Pending() }
 
 // Snapshot reads one user map (by id), reduced over CPUs.
 func (s *Session) Snapshot(id int) (*program.MapSnapshot, error) {

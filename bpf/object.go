@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/tracebroker/tracebroker/bpf/object"
+	"github.com/tracebroker/tracebroker/bpf/ring"
 	"github.com/tracebroker/tracebroker/broker/program"
 )
 
@@ -29,7 +30,7 @@ type ObjectSession struct {
 // event array's.
 type recordReader struct {
 	name string
-	ring *ringbuf.Reader
+	ring *ring.Reader
 	perf *perf.Reader
 }
 
@@ -89,7 +90,7 @@ func LoadObject(p *program.Program, opts Options) (s *ObjectSession, err error) 
 		m := coll.Maps[name]
 		r := recordReader{name: name}
 		if m.Type() == ebpf.RingBuf {
-			r.ring, err = ringbuf.NewReader(m)
+			r.ring, err = ring.NewReader(m, ring.Options{})
 		} else {
 			r.perf, err = perf.NewReader(m, PerfBufferSize)
 		}
@@ -176,8 +177,7 @@ func (r recordReader) run(stop <-chan struct{}, emit func(Record)) (lost uint64,
 		}
 		var rec Record
 		if r.ring != nil {
-			r.ring.SetDeadline(deadline)
-			err = r.ring.ReadInto(&rrec)
+			err = r.ring.Read(deadline, &rrec)
 			rec = Record{Map: r.name, Data: rrec.RawSample, CPU: -1}
 		} else {
 			r.perf.SetDeadline(deadline)

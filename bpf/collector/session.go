@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/tracebroker/tracebroker/bpf/ring"
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/attest"
@@ -197,7 +198,7 @@ type Session struct {
 	// instances are the indexed raw tracepoint collector's, by probe
 	// index, where the kernel has no raw tracepoint cookies.
 	instances map[int]*ebpf.Program
-	rd        *ringbuf.Reader
+	rd        *ring.Reader
 	ids       []attest.Identity
 	// links are the attachments; closing one detaches it.
 	links    []io.Closer
@@ -354,7 +355,7 @@ func Open(o Options) (s *Session, err error) {
 			return nil, fmt.Errorf("collector: writing the config of probe %d: %w", i, err)
 		}
 	}
-	if sess.rd, err = ringbuf.NewReader(coll.Maps[eventsMap]); err != nil {
+	if sess.rd, err = ring.NewReader(coll.Maps[eventsMap], ring.Options{Poll: ReadPoll}); err != nil {
 		return nil, fmt.Errorf("collector: opening the ring buffer: %w", err)
 	}
 	return sess, nil
@@ -896,23 +897,13 @@ func (s *Session) Read(deadline time.Time, rec *ringbuf.Record) error {
 	if s.rd == nil {
 		return os.ErrClosed
 	}
-	for {
-		// Records come without a wake-up until WakeFraction of the
-		// buffer waits: look every ReadPoll.
-		wait := time.Now().Add(ReadPoll)
-		last := !deadline.IsZero() && !deadline.After(wait)
-		if last {
-			wait = deadline
-		}
-		s.rd.SetDeadline(wait)
-		err := s.rd.ReadInto(rec)
-		if errors.Is(err, ringbuf.ErrFlushed) {
-			return ErrWoken
-		}
-		if last || !errors.Is(err, os.ErrDeadlineExceeded) {
-			return err
-		}
+	// Records come without a wake-up until WakeFraction of the buffer
+	// waits: the reader looks every ReadPoll.
+	err := s.rd.Read(deadline, rec)
+	if errors.Is(err, ring.ErrWoken) {
+		return ErrWoken
 	}
+	return err
 }
 
 // ErrWoken is what Read returns for a Wake.
@@ -926,7 +917,7 @@ var ErrWoken = errors.New("collector: the reader was woken")
 // runs, not after Close.
 func (s *Session) Wake() {
 	if s.rd != nil {
-		s.rd.Flush()
+		s.rd.Wake()
 	}
 }
 
@@ -935,7 +926,7 @@ func (s *Session) Pending() int {
 	if s.rd == nil {
 		return 0
 	}
-	return s.rd.AvailableBytes()
+	return s.rd.Pending()
 }
 
 // Stop makes every probe return at once, so that what has been read
