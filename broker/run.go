@@ -586,6 +586,10 @@ type runner struct {
 	rec    ringbuf.Record
 	lost   uint64 // events reported lost so far
 	counts eventCounts
+	// A printf event's, kept from one to the next.
+	formats []*output.Format
+	args    []program.Value
+	line    []byte
 }
 
 // reportLost prints how many events the ring buffer dropped since the
@@ -725,12 +729,14 @@ func (r *runner) handle(rec []byte) error {
 		if len(rec) < f.Size {
 			return fmt.Errorf("short printf event: %d bytes, want %d", len(rec), f.Size)
 		}
-		args := make([]program.Value, len(f.Args))
-		for i, a := range f.Args {
-			args[i] = program.Decode(a.Type, rec[a.Offset:])
-			r.res.resolve(&args[i])
+		args := r.args[:0]
+		for _, a := range f.Args {
+			args = append(args, program.Decode(a.Type, rec[a.Offset:]))
+			r.res.resolve(&args[len(args)-1])
 		}
-		text := output.Sprintf(f.Fmt, args)
+		r.args = args
+		r.line = r.printf(id).Append(r.line[:0], args)
+		text := string(r.line)
 		switch f.Action {
 		case "cat":
 			r.cat(text)
@@ -800,6 +806,18 @@ func (r *runner) handle(rec []byte) error {
 }
 
 // format returns the Schema format of an event, nil for an unknown id.
+// printf is format id (valid) parsed, once per run: a storm prints
+// millions of lines with a handful of formats.
+func (r *runner) printf(id uint64) *output.Format {
+	if r.formats == nil {
+		r.formats = make([]*output.Format, len(r.prog.Schema.Formats))
+	}
+	if r.formats[id] == nil {
+		r.formats[id] = output.NewFormat(r.prog.Schema.Formats[id].Fmt)
+	}
+	return r.formats[id]
+}
+
 func (r *runner) format(id uint64) *program.Format {
 	if id >= uint64(len(r.prog.Schema.Formats)) {
 		return nil
