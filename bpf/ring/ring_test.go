@@ -302,25 +302,7 @@ func TestWait(t *testing.T) {
 			var rec ringbuf.Record
 			want := uint64(0)
 			for i := 0; i < 3; i++ {
-				done := make(chan error, 2)
-				wrote := make(chan struct{})
-				go func() {
-					defer close(wrote)
-					time.Sleep(30 * time.Millisecond) // the Read waits by then
-					if err := p.run(1); err != nil {
-						done <- err
-					}
-				}()
-				go func() { done <- r.Read(time.Time{}, &rec) }()
-				select {
-				case err := <-done:
-					if err != nil {
-						t.Fatal(err)
-					}
-				case <-time.After(10 * time.Second):
-					t.Fatalf("record %d: Read waits on after 10 s", want)
-				}
-				<-wrote
+				readWaiting(t, r, &rec, func() error { return p.run(1) })
 				if msg := check(rec.RawSample, want); msg != "" {
 					t.Fatalf("record %d: %s", want, msg)
 				}
@@ -338,20 +320,41 @@ func TestWait(t *testing.T) {
 		readAll(t, r, &want)
 		p.write(t, 1)
 		var rec ringbuf.Record
-		done := make(chan error, 1)
-		go func() { done <- r.Read(time.Time{}, &rec) }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("Read waits on after 10 s with a record left")
-		}
+		readWaiting(t, r, &rec, nil)
 		if msg := check(rec.RawSample, want); msg != "" {
 			t.Fatal(msg)
 		}
 	})
+}
+
+// readWaiting is a Read that waits for ever, with write (if not nil)
+// run once it waits. The test fails if the Read still waits after 10 s.
+func readWaiting(t *testing.T, r *Reader, rec *ringbuf.Record, write func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	wrote := make(chan error, 1)
+	go func() { done <- r.Read(time.Time{}, rec) }()
+	go func() {
+		if write == nil {
+			wrote <- nil
+			return
+		}
+		time.Sleep(30 * time.Millisecond) // the Read waits by then
+		wrote <- write()
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		r.Wake() // so that Close, at the test's end, finds it returned
+		<-done
+		t.Fatal("Read waits on after 10 s")
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestWake: Wake ends a Read that waits for ever, once the records
