@@ -2,6 +2,8 @@
 GO      ?= go
 BIN     ?= bin/tracebroker
 FUZZTIME ?= 30s
+# Go 1.26 fails a fuzz run now and then by itself (internal/tools/fuzztest.sh).
+FUZZTEST = ./internal/tools/fuzztest.sh $(GO) test
 SCRIPT  ?= tracepoint:syscalls:sys_enter_openat { @[comm] = count(); }
 # VERSION=v0.3.0 stamps a release build; unset, the binary names its VCS
 # revision.
@@ -106,60 +108,60 @@ vmtest-bench:
 # panic on anything that parses) and of code generation (the kernel's
 # verifier accepts every program the compiler accepts; needs root).
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./broker/script/syntax/
-	$(GO) test -run='^$$' -fuzz=FuzzCompile -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./broker/script/compile/
-	$(GO) test -run='^$$' -fuzz=FuzzReadClasses -fuzztime=$(FUZZTIME) ./broker/script/compile/
-	$(GO) test -run='^$$' -fuzz=FuzzVerifier -fuzztime=$(FUZZTIME) ./bpf/
-	$(GO) test -run='^$$' -fuzz=FuzzSprintf -fuzztime=$(FUZZTIME) ./broker/output/
-	$(GO) test -run='^$$' -fuzz=FuzzMap -fuzztime=$(FUZZTIME) ./broker/output/
-	$(GO) test -run='^$$' -fuzz=FuzzJSON -fuzztime=$(FUZZTIME) ./broker/output/
-	$(GO) test -run='^$$' -fuzz=FuzzParseFormat -fuzztime=$(FUZZTIME) ./bpf/tracefs/
-	$(GO) test -run='^$$' -fuzz=FuzzFunctions -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./bpf/uprobe/
-	$(GO) test -run='^$$' -fuzz=FuzzOpenTarget -fuzztime=$(FUZZTIME) ./bpf/uprobe/
-	$(GO) test -run='^$$' -fuzz=FuzzCheckName -fuzztime=$(FUZZTIME) ./broker/program/
-	$(GO) test -run='^$$' -fuzz=FuzzKprobeName -fuzztime=$(FUZZTIME) ./broker/program/
-	$(GO) test -run='^$$' -fuzz=FuzzUprobeMultiName -fuzztime=$(FUZZTIME) ./broker/program/
-	$(GO) test -run='^$$' -fuzz=FuzzRun -fuzztime=$(FUZZTIME) ./interp/
-	$(GO) test -run='^$$' -fuzz=FuzzInsn -fuzztime=$(FUZZTIME) ./interp/disasm/
-	$(GO) test -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=$(FUZZTIME) ./attest/
-	$(GO) test -run='^$$' -fuzz=FuzzParseStatement -fuzztime=$(FUZZTIME) ./attest/
-	$(GO) test -run='^$$' -fuzz=FuzzVerify -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./attest/
-	$(GO) test -run='^$$' -fuzz=FuzzParseKallsyms -fuzztime=$(FUZZTIME) ./internal/symbols/
-	$(GO) test -run='^$$' -fuzz=FuzzParseMaps -fuzztime=$(FUZZTIME) ./internal/symbols/
-	$(GO) test -run='^$$' -fuzz=FuzzParsePerfMap -fuzztime=$(FUZZTIME) ./internal/symbols/
-	$(GO) test -run='^$$' -fuzz=FuzzReadFileSyms -fuzztime=$(FUZZTIME) ./internal/symbols/
-	$(GO) test -run='^$$' -fuzz=FuzzParseRequest -fuzztime=$(FUZZTIME) ./gatekeeper/
-	$(GO) test -run='^$$' -fuzz=FuzzPolicyBytecode -fuzztime=$(FUZZTIME) ./gatekeeper/
-	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./broker/token/
-	$(GO) test -run='^$$' -fuzz=FuzzParseScopes -fuzztime=$(FUZZTIME) ./broker/token/
-	$(GO) test -run='^$$' -fuzz=FuzzCheckScopes -fuzztime=$(FUZZTIME) ./broker/token/
-	$(GO) test -run='^$$' -fuzz=FuzzMatch -fuzztime=$(FUZZTIME) ./broker/token/
-	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./broker/audit/
-	$(GO) test -run='^$$' -fuzz=FuzzAppendVerify -fuzztime=$(FUZZTIME) ./broker/audit/
-	$(GO) test -run='^$$' -fuzz=FuzzBoundData -fuzztime=$(FUZZTIME) ./broker/audit/
-	$(GO) test -run='^$$' -fuzz=FuzzShow -fuzztime=$(FUZZTIME) ./broker/audit/view/
-	$(GO) test -run='^$$' -fuzz=FuzzDuplicateKey -fuzztime=$(FUZZTIME) ./broker/token/
-	$(GO) test -run='^$$' -fuzz=FuzzParseJWKS -fuzztime=$(FUZZTIME) ./broker/token/
-	$(GO) test -run='^$$' -fuzz=FuzzVerifyOIDC -fuzztime=$(FUZZTIME) ./broker/token/
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./bpf/collector/
-	$(GO) test -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./broker/recording/
-	$(GO) test -run='^$$' -fuzz=FuzzTypes -fuzztime=$(FUZZTIME) ./broker/recording/
-	$(GO) test -run='^$$' -fuzz=FuzzRequest -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./broker/daemon/
-	$(GO) test -run='^$$' -fuzz=FuzzText -fuzztime=$(FUZZTIME) ./internal/escape/
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/btsuite/
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./broker/script/ctypes/
-	$(GO) test -run='^$$' -fuzz=FuzzParseNotes -fuzztime=$(FUZZTIME) ./bpf/usdt/
-	$(GO) test -run='^$$' -fuzz=FuzzParseArgs -fuzztime=$(FUZZTIME) ./bpf/usdt/
-	$(GO) test -run='^$$' -fuzz=FuzzProcess -fuzztime=$(FUZZTIME) ./broker/script/cpp/
-	$(GO) test -run='^$$' -fuzz=FuzzSplitSpec -fuzztime=$(FUZZTIME) ./broker/script/syntax/
-	$(GO) test -run='^$$' -fuzz=FuzzGlob -fuzztime=$(FUZZTIME) ./bpf/uprobe/
-	$(GO) test -run='^$$' -fuzz=FuzzCgroupRoots -fuzztime=$(FUZZTIME) ./broker/
-	$(GO) test -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./internal/dwarfargs/
-	$(GO) test -run='^$$' -fuzz=FuzzQuote -fuzztime=$(FUZZTIME) ./plugins/examples/internal/script/
-	$(GO) test -run='^$$' -fuzz=FuzzDescribe -fuzztime=$(FUZZTIME) ./plugins/
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./bpf/object/
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./broker/output/
-	$(GO) test -run='^$$' -fuzz=FuzzReadTar -fuzztime=$(FUZZTIME) ./attest/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./broker/script/syntax/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzCompile -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./broker/script/compile/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzReadClasses -fuzztime=$(FUZZTIME) ./broker/script/compile/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzVerifier -fuzztime=$(FUZZTIME) ./bpf/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzSprintf -fuzztime=$(FUZZTIME) ./broker/output/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzMap -fuzztime=$(FUZZTIME) ./broker/output/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzJSON -fuzztime=$(FUZZTIME) ./broker/output/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParseFormat -fuzztime=$(FUZZTIME) ./bpf/tracefs/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzFunctions -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./bpf/uprobe/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzOpenTarget -fuzztime=$(FUZZTIME) ./bpf/uprobe/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzCheckName -fuzztime=$(FUZZTIME) ./broker/program/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzKprobeName -fuzztime=$(FUZZTIME) ./broker/program/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzUprobeMultiName -fuzztime=$(FUZZTIME) ./broker/program/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzRun -fuzztime=$(FUZZTIME) ./interp/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzInsn -fuzztime=$(FUZZTIME) ./interp/disasm/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParseEnvelope -fuzztime=$(FUZZTIME) ./attest/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParseStatement -fuzztime=$(FUZZTIME) ./attest/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzVerify -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./attest/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParseKallsyms -fuzztime=$(FUZZTIME) ./internal/symbols/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParseMaps -fuzztime=$(FUZZTIME) ./internal/symbols/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParsePerfMap -fuzztime=$(FUZZTIME) ./internal/symbols/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzReadFileSyms -fuzztime=$(FUZZTIME) ./internal/symbols/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParseRequest -fuzztime=$(FUZZTIME) ./gatekeeper/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzPolicyBytecode -fuzztime=$(FUZZTIME) ./gatekeeper/
+	$(FUZZTEST) -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./broker/token/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParseScopes -fuzztime=$(FUZZTIME) ./broker/token/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzCheckScopes -fuzztime=$(FUZZTIME) ./broker/token/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzMatch -fuzztime=$(FUZZTIME) ./broker/token/
+	$(FUZZTEST) -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./broker/audit/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzAppendVerify -fuzztime=$(FUZZTIME) ./broker/audit/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzBoundData -fuzztime=$(FUZZTIME) ./broker/audit/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzShow -fuzztime=$(FUZZTIME) ./broker/audit/view/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzDuplicateKey -fuzztime=$(FUZZTIME) ./broker/token/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParseJWKS -fuzztime=$(FUZZTIME) ./broker/token/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzVerifyOIDC -fuzztime=$(FUZZTIME) ./broker/token/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./bpf/collector/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzReader -fuzztime=$(FUZZTIME) ./broker/recording/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzTypes -fuzztime=$(FUZZTIME) ./broker/recording/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzRequest -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./broker/daemon/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzText -fuzztime=$(FUZZTIME) ./internal/escape/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./internal/btsuite/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./broker/script/ctypes/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParseNotes -fuzztime=$(FUZZTIME) ./bpf/usdt/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParseArgs -fuzztime=$(FUZZTIME) ./bpf/usdt/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzProcess -fuzztime=$(FUZZTIME) ./broker/script/cpp/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzSplitSpec -fuzztime=$(FUZZTIME) ./broker/script/syntax/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzGlob -fuzztime=$(FUZZTIME) ./bpf/uprobe/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzCgroupRoots -fuzztime=$(FUZZTIME) ./broker/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzLoad -fuzztime=$(FUZZTIME) -fuzzminimizetime=1s ./internal/dwarfargs/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzQuote -fuzztime=$(FUZZTIME) ./plugins/examples/internal/script/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzDescribe -fuzztime=$(FUZZTIME) ./plugins/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) -fuzzminimizetime=3s ./bpf/object/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./broker/output/
+	$(FUZZTEST) -run='^$$' -fuzz=FuzzReadTar -fuzztime=$(FUZZTIME) ./attest/
 
 # Issue 21's cases side by side with bpftrace 0.17 (apt-get install
 # bpftrace) in one run, tracebroker JIT and interpreted
