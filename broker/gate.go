@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/gatekeeper"
 	"github.com/tracebroker/tracebroker/gatekeeper/abi"
-	"github.com/tracebroker/tracebroker/plugins"
 )
 
 // Gate is the admission step: Run asks Keeper about every probe's
@@ -199,23 +197,4 @@ func (a *Admission) describe() string {
 	}
 	fmt.Fprintf(&b, ": %s", d.Reason)
 	return b.String()
-}
-
-// Generate runs generator plugin name with params and makes req run
-// what it generated: its script as Source, or its eBPF as
-// Generator.Program.
-func Generate(ctx context.Context, host *plugins.Host, name string, params map[string]string, req *Request) error {
-	g, err := host.Generate(ctx, name, params)
-	if err != nil {
-		return err
-	}
-	gen := &Generator{Name: g.Info.Name, Version: g.Info.Version, Identity: g.Plugin.Identity, Params: g.Params, Fixed: g.Info.Fixed}
-	req.Name, req.Source = "gen:"+name, nil
-	if g.Output.Script != "" {
-		req.Source = []byte(g.Output.Script)
-	} else if gen.Program, err = g.RawProgram(); err != nil {
-		return fmt.Errorf("plugin %s: %w", name, err)
-	}
-	req.Generator = gen
-	return nil
 }

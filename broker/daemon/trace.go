@@ -224,7 +224,7 @@ func (s *Server) Trace(stream pb.Broker_TraceServer) error {
 		if s.cfg.Plugins == nil {
 			return refuse("generator", status.Error(codes.FailedPrecondition, "this broker runs no generator plugins"))
 		}
-		if err := broker.Generate(sctx, s.cfg.Plugins, req.GetGenerator(), req.GetParams(), br); err != nil && sctx.Err() == nil {
+		if err := s.cfg.Plugins.GenerateRequest(sctx, req.GetGenerator(), req.GetParams(), br); err != nil && sctx.Err() == nil {
 			return refuse("generator", status.Error(codes.InvalidArgument, err.Error()))
 		}
 		s.enter(sctx, id, phaseCompile)

@@ -112,7 +112,7 @@ func (p *pluginFlags) generate(ctx context.Context, req *broker.Request, state s
 			return err
 		}
 	}
-	return broker.Generate(ctx, p.host(state, trust), p.gen, params, req)
+	return p.host(state, trust).GenerateRequest(ctx, p.gen, params, req)
 }
 
 func newPluginsCmd() *cobra.Command {
