@@ -24,6 +24,9 @@ var ciSelection = []struct {
 	// Interpreter mode's signed collectors, each probe type, records,
 	// strings, stacks.
 	{"./bpf/collector", nil},
+	// The events ring buffer's reader: batches, wake-ups, a flood from
+	// another CPU (2 s).
+	{"./bpf/ring", nil},
 	{"./broker", []string{
 		// The end-to-end tables, both modes, and side by side with
 		// bpftrace 0.17 on the guest's kernel.
