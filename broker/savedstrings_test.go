@@ -3,12 +3,12 @@ package broker
 import (
 	"bytes"
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 // TestSavedStore: the saved strings stay within their bounds in entries
@@ -159,18 +159,7 @@ int main(void) { return touch(far + (2 << 20)) == 'f' ? 0 : 1; }
 func TestSavedPointerNotPaged(t *testing.T) {
 	needKernel(t)
 	lockKernel(t)
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("the workload is built with gcc, which is not installed")
-	}
-	dir := t.TempDir()
-	src, bin := filepath.Join(dir, "far.c"), filepath.Join(dir, "far")
-	if err := os.WriteFile(src, []byte(farC), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(gcc, "-O1", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
+	bin := kerneltest.CC(t, "the workload", "far", farC, "-O1")
 	script := strings.ReplaceAll(`uprobe:BIN:touch { @s[tid] = arg0; } uretprobe:BIN:touch /@s[tid]/ { printf("%s|\n", str(@s[tid])); delete(@s[tid]); }`, "BIN", bin)
 	for _, tc := range []struct {
 		mode        Mode

@@ -2,12 +2,11 @@ package broker
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
+
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 // faultsC touches N fresh anonymous pages: N minor page faults beyond
@@ -30,18 +29,7 @@ int main(int argc, char **argv) {
 // some CPUs only, or with the wrong period, fails.
 func TestSoftwareFaults(t *testing.T) {
 	needKernel(t)
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("the workload is built with gcc, which is not installed")
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "faults.c"), []byte(faultsC), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "faults")
-	if out, err := exec.Command(gcc, "-O0", "-static", "-o", bin, filepath.Join(dir, "faults.c")).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
+	bin := kerneltest.CC(t, "the workload", "faults", faultsC, "-O0", "-static")
 	count := func(t *testing.T, mode Mode, probe string, pages int) int {
 		t.Helper()
 		lockKernel(t)

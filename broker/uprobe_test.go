@@ -4,11 +4,10 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 // workloadC is the traced program of the uprobe tests: every call is
@@ -55,20 +54,7 @@ int main(int argc, char **argv) {
 // buildWorkload compiles workloadC with gcc (PIE, as distributions build).
 func buildWorkload(t *testing.T) string {
 	t.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("the uprobe workload is built with gcc, which is not installed")
-	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "work.c")
-	if err := os.WriteFile(src, []byte(workloadC), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "work")
-	if out, err := exec.Command(gcc, "-O0", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return bin
+	return kerneltest.CC(t, "the uprobe workload", "work", workloadC)
 }
 
 // TestUprobes runs uprobe and uretprobe scripts on the workload and

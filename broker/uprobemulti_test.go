@@ -465,19 +465,7 @@ int main() {
 // file, attached with one link or one by one.
 func TestUprobeMultiPID(t *testing.T) {
 	needKernel(t)
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("the workload is built with gcc, which is not installed")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "thr")
-	src := filepath.Join(dir, "thr.c")
-	if err := os.WriteFile(src, []byte(pidWorkloadC), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(gcc, "-O0", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
+	bin := kerneltest.CC(t, "the workload", "thr", pidWorkloadC, "-O0", "-pthread")
 	trust := testCollectors(t)
 	// start starts the workload; run lets it run its calls and returns
 	// once it has exited and been reaped (-p watches for the pid to go).

@@ -30,20 +30,7 @@ int main(void) {
 
 func buildMountNSWorkload(t *testing.T) string {
 	t.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("skipping: the workload is built with gcc, which is not installed")
-	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "work.c")
-	if err := os.WriteFile(src, []byte(mountNSWorkloadC), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "work")
-	if out, err := exec.Command(gcc, "-O0", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return bin
+	return kerneltest.CC(t, "the workload", "work", mountNSWorkloadC)
 }
 
 // TestUprobeInProcessMountNS: with -p, a uprobe on a path of a process

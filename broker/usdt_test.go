@@ -1,11 +1,10 @@
 package broker
 
 import (
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 )
 
 // usdtWorkloadC declares USDT probes with sys/sdt.h: work:step with
@@ -32,23 +31,7 @@ int main(int argc, char **argv) {
 // sys/sdt.h (systemtap-sdt-dev).
 func buildUSDTWorkload(t *testing.T) string {
 	t.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("skipping: the usdt workload is built with gcc, which is not installed")
-	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "usdt.c")
-	if err := os.WriteFile(src, []byte(usdtWorkloadC), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "usdtwork")
-	if out, err := exec.Command(gcc, "-O1", "-o", bin, src).CombinedOutput(); err != nil {
-		if strings.Contains(string(out), "sys/sdt.h") {
-			t.Skip("skipping: no sys/sdt.h (systemtap-sdt-dev) to build the usdt workload")
-		}
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return bin
+	return kerneltest.CC(t, "the usdt workload", "usdtwork", usdtWorkloadC, "-O1")
 }
 
 // TestUSDTProbes runs usdt scripts on the workload (5 steps) in both

@@ -641,20 +641,7 @@ int main(int argc, char **argv) {
 
 func buildWorkload(t *testing.T) string {
 	t.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("the uprobe workload is built with gcc, which is not installed")
-	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "work.c")
-	if err := os.WriteFile(src, []byte(workloadC), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "work")
-	if out, err := exec.Command(gcc, "-O1", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return bin
+	return kerneltest.CC(t, "the uprobe workload", "work", workloadC, "-O1")
 }
 
 // waiting is a started workload, blocked until go is called.

@@ -2,9 +2,7 @@ package probelist_test
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,23 +27,7 @@ int main(void) {
 
 func buildProcessWorkload(t *testing.T) string {
 	t.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("skipping: the workload is built with gcc, which is not installed")
-	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "wl.c")
-	if err := os.WriteFile(src, []byte(processWorkloadC), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "wl")
-	if out, err := exec.Command(gcc, "-O0", "-o", bin, src).CombinedOutput(); err != nil {
-		if strings.Contains(string(out), "sys/sdt.h") {
-			t.Skip("skipping: no sys/sdt.h (systemtap-sdt-dev) to build the workload")
-		}
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return bin
+	return kerneltest.CC(t, "the workload", "wl", processWorkloadC)
 }
 
 // TestProcessSideBySide: -l -p PID of a process in another mount

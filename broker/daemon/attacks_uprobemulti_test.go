@@ -16,6 +16,7 @@ import (
 	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/broker/token"
+	"github.com/tracebroker/tracebroker/internal/kerneltest"
 	"github.com/tracebroker/tracebroker/plugins"
 )
 
@@ -43,20 +44,7 @@ func manyFuncsWorkload() string {
 
 func buildManyFuncs(t *testing.T) string {
 	t.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("the uprobe.multi attacks' workload is built with gcc, which is not installed")
-	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "many.c")
-	if err := os.WriteFile(src, []byte(manyFuncsWorkload()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "many")
-	if out, err := exec.Command(gcc, "-O0", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return bin
+	return kerneltest.CC(t, "the uprobe.multi attacks' workload", "many", manyFuncsWorkload())
 }
 
 // TestAttacksUprobeMulti: a uprobe wildcard attached with one
