@@ -16,12 +16,12 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
-	"github.com/tracebroker/tracebroker/bpf/ring"
 	"golang.org/x/sys/unix"
 
 	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/bpf/kprobe"
+	"github.com/tracebroker/tracebroker/bpf/ring"
 	"github.com/tracebroker/tracebroker/bpf/tracefs"
 	"github.com/tracebroker/tracebroker/bpf/uprobe"
 	"github.com/tracebroker/tracebroker/broker/program"

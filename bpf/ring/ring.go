@@ -67,8 +67,7 @@ type Reader struct {
 	consPos    *uint64
 	prodPos    *uint64
 	ring       []byte // the data pages, mapped twice: a record never wraps
-	mask       uint64
-	size       uint64
+	mask       uint64 // the buffer's size less one
 
 	epfd, evfd int
 
@@ -95,7 +94,7 @@ func NewReader(m *ebpf.Map, opts Options) (*Reader, error) {
 	if size == 0 || size&(size-1) != 0 {
 		return nil, fmt.Errorf("ring: size %d is not a power of two", size)
 	}
-	r := &Reader{size: size, mask: size - 1, epfd: -1, evfd: -1}
+	r := &Reader{mask: size - 1, epfd: -1, evfd: -1}
 	r.minBatch = uint64(opts.MinBatch)
 	if r.minBatch == 0 {
 		r.minBatch = 64 << 10
@@ -189,9 +188,6 @@ func (r *Reader) Close() error {
 	r.close()
 	return nil
 }
-
-// Size is the ring buffer's size in bytes.
-func (r *Reader) Size() int { return int(r.size) }
 
 // Read waits until deadline (the zero time: for ever) for the next
 // record and copies it into rec, whose sample is valid until the next
