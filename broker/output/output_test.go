@@ -84,8 +84,8 @@ func TestCFormat(t *testing.T) {
 		// is, as bpftrace 0.17 prints (1, *((struct Foo *)arg0)).
 		{"%s|", []p.Value{Tup(I(1), record(I(2), I(3)), array(I(1), I(2)), Tup(I(4), S("x")))}, "(1, { .m = 2, .n = 3 }, [1,2], (4, x))|"},
 	} {
-		if got := cFormat(c.format, c.args); got != c.want {
-			t.Errorf("cFormat(%q) = %q, want %q", c.format, got, c.want)
+		if got := string(appendC(nil, c.format, c.args)); got != c.want {
+			t.Errorf("appendC(%q) = %q, want %q", c.format, got, c.want)
 		}
 	}
 }

@@ -196,13 +196,9 @@ func argInt(v program.Value) uint64 {
 	return 0
 }
 
-// cFormat is a glibc snprintf for integer, character and string
-// arguments. Conversions past the given arguments read 0.
-func cFormat(f string, args []program.Value) string {
-	return string(appendC(nil, f, args))
-}
-
-// appendC is cFormat appending to out.
+// appendC appends to out what a glibc snprintf prints for integer,
+// character and string arguments. Conversions past the given arguments
+// read 0.
 func appendC(out []byte, f string, args []program.Value) []byte {
 	k := 0
 	next := func() program.Value {
