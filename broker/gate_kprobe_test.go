@@ -64,18 +64,29 @@ func TestAttacksKprobePolicy(t *testing.T) {
 // TestAttestKprobeMulti: the attestation of a kprobe.multi probe names
 // every function it attaches to, not only its pattern.
 func TestAttestKprobeMulti(t *testing.T) {
-	host, err := attest.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
 	insns := asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
 	prog := &program.Program{Probes: []*program.Probe{
 		{Kind: program.Kprobe, Name: "kprobe:vfs_*", Funcs: []string{"vfs_read", "vfs_write"}, Insns: insns},
 		{Kind: program.Kretprobe, Name: "kretprobe:vfs_read", Event: "vfs_read", Insns: insns},
 	}}
+	got := attestedAttach(t, prog, "kprobe:vfs_* {} kretprobe:vfs_read {}")
+	want := map[string][]string{"kprobe:vfs_*": {"kprobe:vfs_read", "kprobe:vfs_write"}, "kretprobe:vfs_read": nil}
+	if !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("attested %v, want %v", got, want)
+	}
+}
+
+// attestedAttach attests prog, generated from source, and returns what
+// each probe's verified attestation says it attaches to, by probe name.
+func attestedAttach(t *testing.T, prog *program.Program, source string) map[string][]string {
+	t.Helper()
+	host, err := attest.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
 	a := &Attest{Dir: dir, Key: host, Broker: attest.Identity{Path: "/opt/tracebroker", Digest: strings.Repeat("cd", 32), Reason: string(attest.ReasonUnsigned)}}
-	if _, err := attestPrograms(a, &Request{Name: "stdin", Source: []byte("kprobe:vfs_* {} kretprobe:vfs_read {}")}, prog, nil); err != nil {
+	if _, err := attestPrograms(a, &Request{Name: "stdin", Source: []byte(source)}, prog, nil); err != nil {
 		t.Fatal(err)
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*.dsse.json"))
@@ -91,10 +102,7 @@ func TestAttestKprobeMulti(t *testing.T) {
 		}
 		got[p.Program.Name] = p.Program.Attach
 	}
-	want := map[string][]string{"kprobe:vfs_*": {"kprobe:vfs_read", "kprobe:vfs_write"}, "kretprobe:vfs_read": nil}
-	if !maps.EqualFunc(got, want, slices.Equal) {
-		t.Errorf("attested %v, want %v", got, want)
-	}
+	return got
 }
 
 // policyKeeper is a gatekeeper with the loose default and the policy

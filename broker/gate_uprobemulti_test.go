@@ -2,15 +2,11 @@ package broker
 
 import (
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf/asm"
 
-	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/broker/program"
 	"github.com/tracebroker/tracebroker/gatekeeper"
 	"github.com/tracebroker/tracebroker/gatekeeper/abi"
@@ -68,33 +64,12 @@ func TestAttacksUprobeMultiPolicy(t *testing.T) {
 // TestAttestUprobeMulti: the attestation of a uprobe.multi probe names
 // every function it attaches to, not only its pattern.
 func TestAttestUprobeMulti(t *testing.T) {
-	host, err := attest.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
 	insns := asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
 	prog := &program.Program{Probes: []*program.Probe{
 		{Kind: program.Uprobe, Name: "uprobe:/srv/app:handle_*", Path: "/srv/app", Funcs: []string{"handle_get", "handle_put"}, Offsets: []uint64{0x1000, 0x1010}, Insns: insns},
 		{Kind: program.Uretprobe, Name: "uretprobe:/srv/app:main", Path: "/srv/app", Offset: 0x2000, Insns: insns},
 	}}
-	a := &Attest{Dir: dir, Key: host, Broker: attest.Identity{Path: "/opt/tracebroker", Digest: strings.Repeat("cd", 32), Reason: string(attest.ReasonUnsigned)}}
-	if _, err := attestPrograms(a, &Request{Name: "stdin", Source: []byte("uprobe:/srv/app:handle_* {} uretprobe:/srv/app:main {}")}, prog, nil); err != nil {
-		t.Fatal(err)
-	}
-	files, _ := filepath.Glob(filepath.Join(dir, "*.dsse.json"))
-	got := map[string][]string{}
-	for _, file := range files {
-		env, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, _, err := attest.VerifyProgram(env, attest.NewTrust(host.Public()), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got[p.Program.Name] = p.Program.Attach
-	}
+	got := attestedAttach(t, prog, "uprobe:/srv/app:handle_* {} uretprobe:/srv/app:main {}")
 	want := map[string][]string{"uprobe:/srv/app:handle_*": {"uprobe:/srv/app:handle_get", "uprobe:/srv/app:handle_put"}, "uretprobe:/srv/app:main": nil}
 	if !maps.EqualFunc(got, want, slices.Equal) {
 		t.Errorf("attested %v, want %v", got, want)
