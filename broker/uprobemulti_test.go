@@ -37,15 +37,8 @@ const multiFuncs = 50
 func multiWorkloadC() string {
 	var b strings.Builder
 	b.WriteString("#include <stdlib.h>\n#include <string.h>\n#include <unistd.h>\n")
-	for i := range multiFuncs {
-		fmt.Fprintf(&b, "__attribute__((noinline)) int fn_%03d(int x) { __asm__ volatile(\"\"); return x + %d; }\n", i, i)
-	}
+	b.WriteString(kerneltest.CFuncs("fn_", 3, multiFuncs))
 	b.WriteString("__attribute__((naked, noinline)) void fnx_lock(int *p) { __asm__ volatile(\"lock incl (%rdi)\\n\\tret\"); }\n")
-	b.WriteString("typedef int (*fn)(int);\nstatic fn fns[] = {")
-	for i := range multiFuncs {
-		fmt.Fprintf(&b, "fn_%03d, ", i)
-	}
-	b.WriteString("};\n")
 	fmt.Fprintf(&b, `int main(int argc, char **argv) {
 	if (argc > 1 && strcmp(argv[1], "wait") == 0) {
 		int x = 0;
@@ -66,28 +59,11 @@ func multiWorkloadC() string {
 	return b.String()
 }
 
-// buildMultiWorkload compiles multiWorkloadC under a short temporary
-// directory (probe names hold the path, and a probe name is 64 bytes).
+// buildMultiWorkload compiles multiWorkloadC, in a short directory
+// (probe names hold the path, and a probe name is 64 bytes).
 func buildMultiWorkload(t *testing.T) string {
 	t.Helper()
-	gcc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("the uprobe.multi workload is built with gcc, which is not installed")
-	}
-	dir, err := os.MkdirTemp("", "tbm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	src := filepath.Join(dir, "w.c")
-	if err := os.WriteFile(src, []byte(multiWorkloadC()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "w")
-	if out, err := exec.Command(gcc, "-O0", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, out)
-	}
-	return bin
+	return kerneltest.CC(t, "the uprobe.multi workload", "w", multiWorkloadC())
 }
 
 // multiK is the workload's K in the tests: fn_I is called (I+1)*K times.

@@ -29,15 +29,9 @@ const manyFuncs = 1100
 func manyFuncsWorkload() string {
 	var b strings.Builder
 	b.WriteString("#include <stdlib.h>\n")
-	for i := range manyFuncs {
-		fmt.Fprintf(&b, "__attribute__((noinline)) int f_%04d(int x) { __asm__ volatile(\"\"); return x + %d; }\n", i, i)
-	}
+	b.WriteString(kerneltest.CFuncs("f_", 4, manyFuncs))
 	b.WriteString("__attribute__((noinline)) int secret_fn(int x) { __asm__ volatile(\"\"); return x * 3; }\n")
-	b.WriteString("typedef int (*fn)(int);\nstatic fn fns[] = {")
-	for i := range manyFuncs {
-		fmt.Fprintf(&b, "f_%04d, ", i)
-	}
-	b.WriteString("};\nint main(int argc, char **argv) {\n\tint n = argc > 1 ? atoi(argv[1]) : 0;\n\tvolatile int s = 0;\n")
+	b.WriteString("int main(int argc, char **argv) {\n\tint n = argc > 1 ? atoi(argv[1]) : 0;\n\tvolatile int s = 0;\n")
 	fmt.Fprintf(&b, "\tfor (int i = 0; i < n && i < %d; i++)\n\t\ts += fns[i](1);\n\treturn argc > 2 ? secret_fn(s) : 0;\n}\n", manyFuncs)
 	return b.String()
 }
