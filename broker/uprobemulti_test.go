@@ -115,22 +115,38 @@ func multiCases() []multiCase {
 	}
 }
 
-// multiPaths are the two ways a uprobe wildcard attaches: one
-// uprobe.multi link where the kernel has them, and one uprobe per
-// function as on kernels before 6.6 (forced by uprobe.NoMultiEnv on a
-// kernel that has them, so that both run here).
-func multiPaths(t *testing.T) []string {
-	if uprobe.HaveMulti() {
-		return []string{"multi", "one by one"}
+// eachPath runs f as a subtest for each way a uprobe wildcard attaches
+// here: "multi", one uprobe.multi link, where the kernel has them, and
+// "one by one", one uprobe per function as on kernels before 6.6
+// (forced by uprobe.NoMultiEnv on a kernel that has links, so that both
+// run here).
+func eachPath(t *testing.T, f func(t *testing.T, path string)) {
+	paths := []string{"multi", "one by one"}
+	if !uprobe.HaveMulti() {
+		t.Logf("this kernel has no uprobe.multi links: the wildcards attach one uprobe per function only")
+		paths = paths[1:]
 	}
-	t.Logf("this kernel has no uprobe.multi links: the wildcards attach one uprobe per function only")
-	return []string{"one by one"}
+	for _, path := range paths {
+		t.Run(path, func(t *testing.T) {
+			if path == "one by one" {
+				t.Setenv(uprobe.NoMultiEnv, "1")
+			}
+			f(t, path)
+		})
+	}
 }
 
-func setPath(t *testing.T, path string) {
-	if path == "one by one" {
-		t.Setenv(uprobe.NoMultiEnv, "1")
-	}
+// eachPathMode is eachPath with a subtest for each mode within, which
+// holds the kernel lock.
+func eachPathMode(t *testing.T, f func(t *testing.T, path string, mode Mode)) {
+	eachPath(t, func(t *testing.T, path string) {
+		for _, mode := range modes {
+			t.Run(string(mode), func(t *testing.T) {
+				lockKernel(t)
+				f(t, path, mode)
+			})
+		}
+	})
 }
 
 // TestUprobeMulti: a wildcard over the workload's 50 functions counts
@@ -142,32 +158,29 @@ func TestUprobeMulti(t *testing.T) {
 	needKernel(t)
 	bin := buildMultiWorkload(t)
 	trust := testCollectors(t)
-	for _, path := range multiPaths(t) {
-		t.Run(path, func(t *testing.T) {
-			setPath(t, path)
-			for _, tc := range multiCases() {
-				t.Run(tc.name, func(t *testing.T) {
-					for _, mode := range modes {
-						t.Run(string(mode), func(t *testing.T) {
-							lockKernel(t)
-							script := strings.ReplaceAll(tc.script, "BIN", bin)
-							out, stderr, err := runScriptWithin(t, Request{Source: []byte(script), Command: bin + " " + strconv.Itoa(multiK), Mode: mode, Collectors: trust, Verbose: true}, 120*time.Second)
-							if err != nil {
-								t.Fatalf("Run: %v\n%s", err, stderr)
-							}
-							if want := tc.want(bin); out != want {
-								t.Errorf("output:\n%s\nwant:\n%s", out, want)
-							}
-							note := fmt.Sprintf("(%s on %d functions)", plural(tc.links, "uprobe.multi link"), tc.funcs)
-							if got := strings.Contains(stderr, note); got != (path == "multi") {
-								t.Errorf("-v says %q: %v, want %v\n%s", note, got, path == "multi", stderr)
-							}
-						})
-					}
-				})
-			}
-		})
-	}
+	eachPath(t, func(t *testing.T, path string) {
+		for _, tc := range multiCases() {
+			t.Run(tc.name, func(t *testing.T) {
+				for _, mode := range modes {
+					t.Run(string(mode), func(t *testing.T) {
+						lockKernel(t)
+						script := strings.ReplaceAll(tc.script, "BIN", bin)
+						out, stderr, err := runScriptWithin(t, Request{Source: []byte(script), Command: bin + " " + strconv.Itoa(multiK), Mode: mode, Collectors: trust, Verbose: true}, 120*time.Second)
+						if err != nil {
+							t.Fatalf("Run: %v\n%s", err, stderr)
+						}
+						if want := tc.want(bin); out != want {
+							t.Errorf("output:\n%s\nwant:\n%s", out, want)
+						}
+						note := fmt.Sprintf("(%s on %d functions)", plural(tc.links, "uprobe.multi link"), tc.funcs)
+						if got := strings.Contains(stderr, note); got != (path == "multi") {
+							t.Errorf("-v says %q: %v, want %v\n%s", note, got, path == "multi", stderr)
+						}
+					})
+				}
+			})
+		}
+	})
 }
 
 // TestUprobeMultiSideBySide: bpftrace 0.17, which attaches one uprobe per
@@ -206,50 +219,47 @@ func TestUprobeMultiRecordReplay(t *testing.T) {
 		calls10 += (i + 1) * multiK
 	}
 	twice := `uprobe:BIN:fn_00* { @a = count(); } uprobe:BIN:fn_00* { @b = count(); }`
-	for _, path := range multiPaths(t) {
-		t.Run(path, func(t *testing.T) {
-			setPath(t, path)
-			lockKernel(t)
-			for _, rc := range []struct {
-				script  string
-				replays []struct{ script, want string }
-			}{
-				{multiCases()[1].script, []struct{ script, want string }{
-					{multiCases()[1].script, multiCases()[1].want(bin)},
-					{`uprobe:BIN:fn_04* { @[probe] = count(); }`, func() string {
-						s := "Attaching 10 probes...\n\n\n"
-						for i := 40; i < 50; i++ {
-							s += fmt.Sprintf("@[uprobe:%s:fn_%03d]: %d\n", bin, i, (i+1)*multiK)
-						}
-						return s
-					}()},
-				}},
-				{twice, []struct{ script, want string }{
-					{twice, fmt.Sprintf("Attaching 20 probes...\n\n\n@a: %d\n@b: %d\n", calls10, calls10)},
-					{`uprobe:BIN:fn_00* { @c = count(); }`, fmt.Sprintf("Attaching 10 probes...\n\n\n@c: %d\n", calls10)},
-				}},
-			} {
-				script := strings.ReplaceAll(rc.script, "BIN", bin)
-				rec := filepath.Join(t.TempDir(), "rec.tbrec")
-				ctx, cancel := context.WithTimeout(context.Background(), kerneltest.Slow(120*time.Second))
-				defer cancel()
-				var stderr bytes.Buffer
-				if err := Record(ctx, RecordRequest{Request: Request{Name: "stdin", Source: []byte(script), Command: bin + " " + strconv.Itoa(multiK), Collectors: trust, Stderr: &stderr}, Output: rec}); err != nil {
-					t.Fatalf("record: %v\n%s", err, stderr.String())
+	eachPath(t, func(t *testing.T, path string) {
+		lockKernel(t)
+		for _, rc := range []struct {
+			script  string
+			replays []struct{ script, want string }
+		}{
+			{multiCases()[1].script, []struct{ script, want string }{
+				{multiCases()[1].script, multiCases()[1].want(bin)},
+				{`uprobe:BIN:fn_04* { @[probe] = count(); }`, func() string {
+					s := "Attaching 10 probes...\n\n\n"
+					for i := 40; i < 50; i++ {
+						s += fmt.Sprintf("@[uprobe:%s:fn_%03d]: %d\n", bin, i, (i+1)*multiK)
+					}
+					return s
+				}()},
+			}},
+			{twice, []struct{ script, want string }{
+				{twice, fmt.Sprintf("Attaching 20 probes...\n\n\n@a: %d\n@b: %d\n", calls10, calls10)},
+				{`uprobe:BIN:fn_00* { @c = count(); }`, fmt.Sprintf("Attaching 10 probes...\n\n\n@c: %d\n", calls10)},
+			}},
+		} {
+			script := strings.ReplaceAll(rc.script, "BIN", bin)
+			rec := filepath.Join(t.TempDir(), "rec.tbrec")
+			ctx, cancel := context.WithTimeout(context.Background(), kerneltest.Slow(120*time.Second))
+			defer cancel()
+			var stderr bytes.Buffer
+			if err := Record(ctx, RecordRequest{Request: Request{Name: "stdin", Source: []byte(script), Command: bin + " " + strconv.Itoa(multiK), Collectors: trust, Stderr: &stderr}, Output: rec}); err != nil {
+				t.Fatalf("record: %v\n%s", err, stderr.String())
+			}
+			for _, r := range rc.replays {
+				var out, rstderr bytes.Buffer
+				src := strings.ReplaceAll(r.script, "BIN", bin)
+				if err := Replay(ctx, ReplayRequest{Recording: rec, Name: "stdin", Source: []byte(src), Stdout: &out, Stderr: &rstderr}); err != nil {
+					t.Fatalf("replay %s: %v\n%s", src, err, rstderr.String())
 				}
-				for _, r := range rc.replays {
-					var out, rstderr bytes.Buffer
-					src := strings.ReplaceAll(r.script, "BIN", bin)
-					if err := Replay(ctx, ReplayRequest{Recording: rec, Name: "stdin", Source: []byte(src), Stdout: &out, Stderr: &rstderr}); err != nil {
-						t.Fatalf("replay %s: %v\n%s", src, err, rstderr.String())
-					}
-					if out.String() != r.want {
-						t.Errorf("recorded %s, replay of %s:\n%s\nwant:\n%s", script, src, out.String(), r.want)
-					}
+				if out.String() != r.want {
+					t.Errorf("recorded %s, replay of %s:\n%s\nwant:\n%s", script, src, out.String(), r.want)
 				}
 			}
-		})
-	}
+		}
+	})
 }
 
 // heldLinks lists the BPF links this process holds, by type, with the
@@ -301,50 +311,42 @@ func TestUprobeMultiDetached(t *testing.T) {
 	needKernel(t)
 	bin := buildMultiWorkload(t)
 	trust := testCollectors(t)
-	for _, path := range multiPaths(t) {
-		t.Run(path, func(t *testing.T) {
-			setPath(t, path)
-			for _, mode := range modes {
-				t.Run(string(mode), func(t *testing.T) {
-					lockKernel(t)
-					leaks := newLeakCheck(t)
-					script := strings.ReplaceAll(`uprobe:BIN:fn_* { @[probe] = count(); }`, "BIN", bin)
-					var links map[link.Type]int
-					var funcs []uint32
-					var perf int
-					req := Request{Source: []byte(script), Command: bin + " 1", Mode: mode, Collectors: trust,
-						Attached: func(*Admission) {
-							links, funcs = heldLinks(t)
-							for _, o := range leaks.objs.HeldBySelf(t) {
-								if o.Kind == kerneltest.KindPerfEvent {
-									perf++
-								}
-							}
-						}}
-					if _, stderr, err := runScriptWithin(t, req, 120*time.Second); err != nil {
-						t.Fatalf("Run: %v\n%s", err, stderr)
+	eachPathMode(t, func(t *testing.T, path string, mode Mode) {
+		leaks := newLeakCheck(t)
+		script := strings.ReplaceAll(`uprobe:BIN:fn_* { @[probe] = count(); }`, "BIN", bin)
+		var links map[link.Type]int
+		var funcs []uint32
+		var perf int
+		req := Request{Source: []byte(script), Command: bin + " 1", Mode: mode, Collectors: trust,
+			Attached: func(*Admission) {
+				links, funcs = heldLinks(t)
+				for _, o := range leaks.objs.HeldBySelf(t) {
+					if o.Kind == kerneltest.KindPerfEvent {
+						perf++
 					}
-					switch {
-					case path == "multi":
-						if len(funcs) != 1 || funcs[0] != multiFuncs || links[link.UprobeMultiType] != 1 || links[link.PerfEventType] != 0 || perf != 0 {
-							t.Errorf("attached: links %v, uprobe.multi functions %v, perf events %d; want one uprobe.multi link on %d functions", links, funcs, perf, multiFuncs)
-						}
-					case mode == ModeJIT:
-						// Perf events with the program set on them.
-						if len(links) != 0 || perf != multiFuncs {
-							t.Errorf("attached: links %v, perf events %d; want %d perf events", links, perf, multiFuncs)
-						}
-					default:
-						// The collectors' perf links.
-						if links[link.PerfEventType] != multiFuncs || links[link.UprobeMultiType] != 0 {
-							t.Errorf("attached: links %v; want %d perf links", links, multiFuncs)
-						}
-					}
-					leaks.expectReleased(t, false)
-				})
+				}
+			}}
+		if _, stderr, err := runScriptWithin(t, req, 120*time.Second); err != nil {
+			t.Fatalf("Run: %v\n%s", err, stderr)
+		}
+		switch {
+		case path == "multi":
+			if len(funcs) != 1 || funcs[0] != multiFuncs || links[link.UprobeMultiType] != 1 || links[link.PerfEventType] != 0 || perf != 0 {
+				t.Errorf("attached: links %v, uprobe.multi functions %v, perf events %d; want one uprobe.multi link on %d functions", links, funcs, perf, multiFuncs)
 			}
-		})
-	}
+		case mode == ModeJIT:
+			// Perf events with the program set on them.
+			if len(links) != 0 || perf != multiFuncs {
+				t.Errorf("attached: links %v, perf events %d; want %d perf events", links, perf, multiFuncs)
+			}
+		default:
+			// The collectors' perf links.
+			if links[link.PerfEventType] != multiFuncs || links[link.UprobeMultiType] != 0 {
+				t.Errorf("attached: links %v; want %d perf links", links, multiFuncs)
+			}
+		}
+		leaks.expectReleased(t, false)
+	})
 }
 
 // startMapped starts the workload waiting, having mapped itself (and
@@ -384,36 +386,28 @@ func TestUprobeMultiUnprobeable(t *testing.T) {
 	bin := buildMultiWorkload(t)
 	trust := testCollectors(t)
 	startMapped(t, bin)
-	for _, path := range multiPaths(t) {
-		t.Run(path, func(t *testing.T) {
-			setPath(t, path)
-			for _, mode := range modes {
-				t.Run(string(mode), func(t *testing.T) {
-					lockKernel(t)
-					leaks := newLeakCheck(t)
-					// fn_000…fn_049, then fnx_lock: the search for the
-					// function at fault goes down to the last.
-					script := strings.ReplaceAll(`uprobe:BIN:fn* { @[probe] = count(); }`, "BIN", bin)
-					_, stderr, err := runScriptWithin(t, Request{Source: []byte(script), Command: bin + " 1", Mode: mode, Collectors: trust}, 120*time.Second)
-					var want []string
-					if path == "multi" {
-						want = []string{"Error attaching probe: uprobe:" + bin + ":fnx_lock (offset 0x", "the kernel cannot put a uprobe on its first instruction", fmt.Sprintf("the uprobe.multi link on %d functions attached none of them", multiFuncs+1)}
-					} else {
-						want = []string{"uprobe:" + bin + ":fnx_lock", "the kernel cannot put a uprobe on its first instruction"}
-					}
-					for _, w := range want {
-						if err == nil || !strings.Contains(err.Error(), w) {
-							t.Errorf("Run: %v\n%s\nwant an error saying %q", err, stderr, w)
-						}
-					}
-					if !errors.Is(err, unix.Errno(524)) {
-						t.Errorf("Run: %v, want ENOTSUPP among its causes", err)
-					}
-					leaks.expectReleased(t, true)
-				})
+	eachPathMode(t, func(t *testing.T, path string, mode Mode) {
+		leaks := newLeakCheck(t)
+		// fn_000…fn_049, then fnx_lock: the search for the
+		// function at fault goes down to the last.
+		script := strings.ReplaceAll(`uprobe:BIN:fn* { @[probe] = count(); }`, "BIN", bin)
+		_, stderr, err := runScriptWithin(t, Request{Source: []byte(script), Command: bin + " 1", Mode: mode, Collectors: trust}, 120*time.Second)
+		var want []string
+		if path == "multi" {
+			want = []string{"Error attaching probe: uprobe:" + bin + ":fnx_lock (offset 0x", "the kernel cannot put a uprobe on its first instruction", fmt.Sprintf("the uprobe.multi link on %d functions attached none of them", multiFuncs+1)}
+		} else {
+			want = []string{"uprobe:" + bin + ":fnx_lock", "the kernel cannot put a uprobe on its first instruction"}
+		}
+		for _, w := range want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("Run: %v\n%s\nwant an error saying %q", err, stderr, w)
 			}
-		})
-	}
+		}
+		if !errors.Is(err, unix.Errno(524)) {
+			t.Errorf("Run: %v, want ENOTSUPP among its causes", err)
+		}
+		leaks.expectReleased(t, true)
+	})
 }
 
 // pidWorkloadC waits until its stdin closes, then calls t_one 3 times in
@@ -460,32 +454,24 @@ func TestUprobeMultiPID(t *testing.T) {
 		t.Cleanup(func() { cmd.Process.Kill(); <-done })
 		return cmd, func() { in.Close(); <-done }
 	}
-	for _, path := range multiPaths(t) {
-		t.Run(path, func(t *testing.T) {
-			setPath(t, path)
-			for _, mode := range modes {
-				t.Run(string(mode), func(t *testing.T) {
-					lockKernel(t)
-					traced, runTraced := start(t)
-					_, runOther := start(t)
-					script := strings.ReplaceAll(`uprobe:BIN:t_* { @[probe, tid == pid] = count(); }`, "BIN", bin)
-					req := Request{Source: []byte(script), PID: traced.Process.Pid, Mode: mode, Collectors: trust,
-						Attached: func(*Admission) {
-							// Both run their calls, the other first;
-							// the trace ends when the traced one exits.
-							runOther()
-							go runTraced()
-						}}
-					out, stderr, err := runScriptWithin(t, req, 120*time.Second)
-					if err != nil {
-						t.Fatalf("Run: %v\n%s", err, stderr)
-					}
-					want := fmt.Sprintf("Attaching 2 probes...\n\n\n@[uprobe:%s:t_one, 1]: 3\n@[uprobe:%s:t_two, 0]: 5\n", bin, bin)
-					if out != want {
-						t.Errorf("output:\n%s\nwant:\n%s", out, want)
-					}
-				})
-			}
-		})
-	}
+	eachPathMode(t, func(t *testing.T, path string, mode Mode) {
+		traced, runTraced := start(t)
+		_, runOther := start(t)
+		script := strings.ReplaceAll(`uprobe:BIN:t_* { @[probe, tid == pid] = count(); }`, "BIN", bin)
+		req := Request{Source: []byte(script), PID: traced.Process.Pid, Mode: mode, Collectors: trust,
+			Attached: func(*Admission) {
+				// Both run their calls, the other first;
+				// the trace ends when the traced one exits.
+				runOther()
+				go runTraced()
+			}}
+		out, stderr, err := runScriptWithin(t, req, 120*time.Second)
+		if err != nil {
+			t.Fatalf("Run: %v\n%s", err, stderr)
+		}
+		want := fmt.Sprintf("Attaching 2 probes...\n\n\n@[uprobe:%s:t_one, 1]: 3\n@[uprobe:%s:t_two, 0]: 5\n", bin, bin)
+		if out != want {
+			t.Errorf("output:\n%s\nwant:\n%s", out, want)
+		}
+	})
 }
