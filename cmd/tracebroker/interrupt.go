@@ -6,26 +6,41 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/tracebroker/tracebroker/broker"
-	"github.com/tracebroker/tracebroker/broker/daemon"
 )
+
+// exitStatus ends the command with that status and nothing more on
+// stderr: what there was to say is said.
+type exitStatus int
+
+func (s exitStatus) Error() string { return "exit status " + strconv.Itoa(int(s)) }
 
 // exitInterrupted is the exit status of a command that Ctrl-C cut short:
 // 128+SIGINT, as a shell reports a command SIGINT killed, and nothing on
 // stderr (the user knows they pressed it).
-var exitInterrupted = &daemon.ExitError{Status: 130}
+const exitInterrupted exitStatus = 130
+
+// statusOf is the exit status err asks for, if it asks for one: ours,
+// or one a daemon's trace ended with (its message already on stderr).
+func statusOf(err error) (int, bool) {
+	var s exitStatus
+	if errors.As(err, &s) {
+		return int(s), true
+	}
+	return rpcExitStatus(err)
+}
 
 // interrupted turns an error that only says the command was interrupted
 // (its context cancelled by a signal, or a daemon call cut short) into
 // exitInterrupted; other errors pass.
 func interrupted(ctx context.Context, err error) error {
-	var ce *daemon.CallError
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &ce) && ce.Interrupted:
+	case callInterrupted(err):
 		return exitInterrupted
 	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, broker.ErrNotStarted)):
 		return exitInterrupted

@@ -2,13 +2,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
 	"github.com/tracebroker/tracebroker/bpf"
 	"github.com/tracebroker/tracebroker/broker"
-	"github.com/tracebroker/tracebroker/broker/daemon"
 	"github.com/tracebroker/tracebroker/internal/escape"
 )
 
@@ -22,6 +20,10 @@ func main() {
 	}
 	// As bpftraceArgs, with a root that has only the command to run.
 	args := topLevel(os.Args[1:])
+	if err := handOffRPC(args); err != nil {
+		fmt.Fprint(os.Stderr, escape.Text(broker.ErrorText(err)))
+		os.Exit(1)
+	}
 	root := newRootCmdFor(args)
 	err := checkSwallowed(root, args)
 	if err == nil {
@@ -29,10 +31,8 @@ func main() {
 		err = root.Execute()
 	}
 	if err != nil {
-		var exit *daemon.ExitError
-		if errors.As(err, &exit) {
-			// The daemon's message is already on stderr.
-			os.Exit(exit.Status)
+		if status, ok := statusOf(err); ok {
+			os.Exit(status)
 		}
 		// An error may quote what others wrote (a daemon's or a
 		// plugin's message, a name): shown escaped, lines kept.

@@ -1,3 +1,5 @@
+//go:build !norpc
+
 package main
 
 import (
@@ -28,13 +30,6 @@ import (
 	"github.com/tracebroker/tracebroker/internal/regfile"
 )
 
-// DefaultSocket is where the daemon listens unless told otherwise.
-const DefaultSocket = "/run/tracebroker/broker.sock"
-
-// serveConfigName is the daemon's config file in the state directory:
-// flag values by flag name, for the flags not given on the command line.
-const serveConfigName = "broker.json"
-
 func newServeCmd() *cobra.Command {
 	var (
 		state, config, socket, group     string
@@ -50,7 +45,7 @@ func newServeCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "serve [flags]",
-		Short: "Run the broker daemon: traces for token holders, without root",
+		Short: rpcShort["serve"],
 		Long: `serve runs the broker daemon. Clients (tracebroker trace, sessions) reach it
 over a unix socket (mode 0660; --socket-group decides who may connect) and,
 with --listen, over TLS. A caller on the socket whose uid is 0 and who sends

@@ -1,3 +1,5 @@
+//go:build !norpc
+
 package main
 
 import (

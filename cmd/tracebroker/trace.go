@@ -1,3 +1,5 @@
+//go:build !norpc
+
 package main
 
 import (
@@ -82,7 +84,7 @@ func newTraceCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "trace [flags] [FILE | -e PROGRAM | --gen NAME | OBJECT.bpf.o]",
-		Short: "Run a trace through the broker daemon, with a token instead of root",
+		Short: rpcShort["trace"],
 		Long: `trace sends the script to the broker daemon (tracebroker serve), which
 checks the token, compiles the script, asks the gatekeeper and runs it.
 The output is run's, as it comes. Ctrl-C ends the trace as run's does (END
@@ -191,7 +193,7 @@ func newSessionsCmd() *cobra.Command {
 	var df daemonFlags
 	cmd := &cobra.Command{
 		Use:   "sessions",
-		Short: "List or stop the daemon's sessions (root on the daemon's socket)",
+		Short: rpcShort["sessions"],
 	}
 	df.register(cmd.PersistentFlags(), false)
 	var asJSON bool
