@@ -32,11 +32,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// The pair make builds: every test runs the lean tracebroker, and
+	// its RPC commands run in tracebroker-rpc beside it.
 	binary = filepath.Join(dir, "tracebroker")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n", err)
+	if err := kerneltest.BuildPair(".", binary); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}

@@ -86,11 +86,12 @@ func newGateEnforceCmd() *cobra.Command {
 tb_gate.bpf.sig), and pins it so that it outlives this command. From then on
 the kernel refuses a tracing program (kprobe, tracepoint, perf_event, raw
 tracepoint, tracing, LSM, extension, syscall) to any process whose executable
-is not an allowed loader: this tracebroker binary, which must verify as a
-signed broker, and each --loader. Other program types (cgroup, socket
+is not an allowed loader: this tracebroker binary and tracebroker-rpc beside
+it (which runs serve, trace, plugins and --gen), each of which must verify as
+a signed broker, and each --loader. Other program types (cgroup, socket
 filters, XDP: what systemd and networking load) are allowed unless
---deny-others. The gate refuses anyone but this executable its maps, its
-links and its pins, and ptrace of its loaders; every refusal is counted
+--deny-others. The gate refuses anyone but those two executables its maps,
+its links and its pins, and ptrace of its loaders; every refusal is counted
 (status) and sent to the daemon, which writes it to its audit log.
 
 It needs a kernel with BPF LSM active (lsm=...,bpf on the kernel command
@@ -114,10 +115,14 @@ boot, before other BPF users (dist/systemd/tracebroker-gate.service).`,
 					return fmt.Errorf("policy %s: %w", policy, err)
 				}
 			}
+			owners, err := otherBuilds()
+			if err != nil {
+				return err
+			}
 			info, err := lsmgate.Enforce(lsmgate.Options{
 				Policy: pol,
 				PinDir: g.pins, Trust: trust, ManifestDir: attest.StateManifestDir(g.state),
-				UnsignedGate: unsignedGate, Loaders: loaders, AllowUnverified: allowUnverified,
+				UnsignedGate: unsignedGate, Loaders: loaders, Owners: owners, AllowUnverified: allowUnverified,
 				Loose: loose, DenyOthers: denyOthers, Version: version.String(),
 			})
 			if err != nil {

@@ -1,5 +1,10 @@
 package main
 
+import (
+	"os"
+	"path/filepath"
+)
+
 // The commands that speak RPC: the daemon and its clients (gRPC) and
 // the generator plugins (go-plugin, gRPC too). Their packages' start-up
 // is most of a command's: linked in, they take the one-liner's peak RSS
@@ -26,3 +31,25 @@ const DefaultSocket = "/run/tracebroker/broker.sock"
 // serveConfigName is the daemon's config file in the state directory:
 // flag values by flag name, for the flags not given on the command line.
 const serveConfigName = "broker.json"
+
+// otherBuilds are the broker's builds beside this executable, itself
+// left out: the kernel gate makes them owners too, for the lean build
+// hands the daemon, which drains the gate's refusals, to tracebroker-rpc.
+func otherBuilds() ([]string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	me, err := os.Stat(self)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, name := range []string{"tracebroker", rpcName} {
+		p := filepath.Join(filepath.Dir(self), name)
+		if fi, err := os.Stat(p); err == nil && !os.SameFile(fi, me) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}

@@ -46,6 +46,11 @@ type Options struct {
 	// Loaders are executables allowed to load guarded programs besides
 	// the running one (the owner, always allowed).
 	Loaders []string
+	// Owners manage the gate as the running executable does (its maps,
+	// its pins, release) and load as loaders do: the broker's other
+	// build beside it, tracebroker-rpc, whose daemon drains the gate's
+	// refusals. Each must verify as a loader must.
+	Owners []string
 	// AllowUnverified admits loaders whose manifest does not verify
 	// (development builds): Info records each one's reason.
 	AllowUnverified bool
@@ -246,13 +251,14 @@ func Enforce(opts Options) (*Info, error) {
 	if err != nil {
 		return nil, err
 	}
-	paths := append([]string{self}, opts.Loaders...)
+	paths := append(append([]string{self}, opts.Owners...), opts.Loaders...)
 	seen := map[allowKey]bool{}
 	for i, p := range paths {
 		l, key, err := measureLoader(measure, p, opts.AllowUnverified)
 		if err != nil {
 			return nil, err
 		}
+		l.Owner = i <= len(opts.Owners)
 		if i == 0 {
 			// The owner is the file this process runs, not whatever
 			// its path names by now.
@@ -263,7 +269,6 @@ func Enforce(opts Options) (*Info, error) {
 			if kernelDev(uint64(st.Dev)) != key.Dev || st.Ino != key.Ino {
 				return nil, fmt.Errorf("this executable, %s, was replaced while it runs: run the one installed there", self)
 			}
-			l.Owner = true
 		}
 		if seen[key] {
 			continue

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -77,7 +78,7 @@ func TestGateCLI(t *testing.T) {
 	needGate(t)
 	kerneltest.Exclusive(t)
 	e := newCLIEnv(t)
-	dir, bpffs, pins, state, tb, b, key := e.dir, e.bpffs, e.pins, e.state, e.tb, e.bin, e.key
+	dir, bpffs, pins, state, tb, key := e.dir, e.bpffs, e.pins, e.state, e.tb, e.key
 	enforce := []string{"gatekeeper", "enforce", "--state", state, "--pin-dir", pins}
 
 	// No manifest, then one for other bytes: refused, nothing pinned.
@@ -104,9 +105,15 @@ func TestGateCLI(t *testing.T) {
 	// The gate, signed.
 	e.signGate(t)
 	r = runCLI(t, nil, tb, enforce...)
-	if r.code != 0 || !strings.Contains(r.stdout, "Kernel gate: enforcing since") || !strings.Contains(r.stdout, "signed by "+key.ID) ||
-		!strings.Contains(r.stdout, "loader: "+tb+" (sha256:") {
+	if r.code != 0 || !strings.Contains(r.stdout, "Kernel gate: enforcing since") || !strings.Contains(r.stdout, "signed by "+key.ID) {
 		t.Fatalf("enforce: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Both builds own the gate: tracebroker-rpc runs the daemon, which
+	// drains the gate's refusals (below).
+	for _, exe := range []string{tb, kerneltest.RPCBinary(tb)} {
+		if !regexp.MustCompile(`(?m)^  loader: ` + regexp.QuoteMeta(exe) + ` \(sha256:[0-9a-f]{64}, signed by ` + key.ID + `, owner\)$`).MatchString(r.stdout) {
+			t.Errorf("enforce: no owner %s:\n%s", exe, r.stdout)
+		}
 	}
 	released := false
 	t.Cleanup(func() {
@@ -181,14 +188,7 @@ func TestGateCLI(t *testing.T) {
 		t.Errorf("refused loads: %d, want exactly %d", n, before+1)
 	}
 	want = before + 1
-	copied := append([]byte(nil), b...)
-	copied[len(copied)-1] ^= 0xff // the section header table's last byte: it still runs
-	tb2 := filepath.Join(dir, "bin2", "tracebroker")
-	os.MkdirAll(filepath.Dir(tb2), 0o755)
-	if err := os.WriteFile(tb2, copied, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	signFile(t, key, tb2, attest.RoleBroker)
+	tb2 := e.install(t, "bin2", true)
 	r = runCLI(t, getcwd, tb2, "run", "--state", state, "-e", "tracepoint:syscalls:sys_enter_getcwd /pid == cpid/ { @ = count(); }", "-c", workload)
 	refused("tracebroker with one byte changed", r)
 	if !strings.Contains(r.stderr, "operation not permitted") {
@@ -286,11 +286,12 @@ func TestGateCLI(t *testing.T) {
 }
 
 // cliEnv is a host as an operator sets it up: a release key, a signed
-// tracebroker on a tmpfs (a file the gate can name), a state directory
+// tracebroker (the lean build and tracebroker-rpc beside it, which runs
+// the daemon) on a tmpfs (files the gate can name), a state directory
 // trusting the key, a bpffs of the test's own for the gate's pins.
 type cliEnv struct {
 	dir, bpffs, pins, state, tb string
-	bin                         []byte
+	bin, rpc                    []byte // the two builds, as built
 	key                         *attest.PrivateKey
 }
 
@@ -299,41 +300,56 @@ func newCLIEnv(t *testing.T) *cliEnv {
 	e := &cliEnv{}
 	src := kerneltest.Binary(t, "../../cmd/tracebroker")
 	e.dir = t.TempDir()
-	dir := e.dir
-	bpffs := testBpffs(t, dir)
-	pins := filepath.Join(bpffs, "gate")
-	state := filepath.Join(dir, "state")
+	e.bpffs = testBpffs(t, e.dir)
+	e.pins = filepath.Join(e.bpffs, "gate")
+	e.state = filepath.Join(e.dir, "state")
 
 	// A release key, a signed broker on the tmpfs, the state trusting it.
-	key, err := attest.GenerateKey()
-	if err != nil {
+	var err error
+	if e.key, err = attest.GenerateKey(); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(e.dir, "keys"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	// Apart from the broker: a directory with bin/tracebroker.sig beside
 	// the key would be taken for a release directory by init.
-	if err := attest.WriteKeyPair(filepath.Join(dir, "keys", "release"), key); err != nil {
+	if err := attest.WriteKeyPair(filepath.Join(e.dir, "keys", "release"), e.key); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(src)
-	if err != nil {
+	if e.bin, err = os.ReadFile(src); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "sbin"), 0o755); err != nil {
+	if e.rpc, err = os.ReadFile(kerneltest.RPCBinary(src)); err != nil {
 		t.Fatal(err)
 	}
-	tb := filepath.Join(dir, "sbin", "tracebroker")
-	if err := os.WriteFile(tb, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	signFile(t, key, tb, attest.RoleBroker)
-	if r := runCLI(t, nil, tb, "init", "--state", state, "--trust", filepath.Join(dir, "keys", "release.pub")); r.code != 0 {
+	e.tb = e.install(t, "sbin", false)
+	if r := runCLI(t, nil, e.tb, "init", "--state", e.state, "--trust", filepath.Join(e.dir, "keys", "release.pub")); r.code != 0 {
 		t.Fatalf("init: %s", r.stderr)
 	}
-	e.bpffs, e.pins, e.state, e.tb, e.bin, e.key = bpffs, pins, state, tb, b, key
 	return e
+}
+
+// install writes the two builds into DIR/sub, signed by the release key,
+// each with one byte changed if changed (the section header table's
+// last: it still runs), and returns the lean one's path.
+func (e *cliEnv) install(t *testing.T, sub string, changed bool) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(e.dir, sub), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"tracebroker": e.bin, "tracebroker-rpc": e.rpc} {
+		if changed {
+			b = append([]byte(nil), b...)
+			b[len(b)-1] ^= 0xff
+		}
+		p := filepath.Join(e.dir, sub, name)
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		signFile(t, e.key, p, attest.RoleBroker)
+	}
+	return filepath.Join(e.dir, sub, "tracebroker")
 }
 
 // signGate signs the gate's object with the release key and installs

@@ -38,11 +38,15 @@ func buildTests(ctx context.Context, repo, binDir string, pkgs []string) error {
 	// Tests that run the command itself (the suite's) would build it
 	// in the guest, which TCG makes minutes long: it is built here once
 	// and named by testBinEnv.
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(binDir, "tracebroker"), "./cmd/tracebroker")
-	cmd.Dir = repo
-	cmd.Env = staticEnv
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/tracebroker: %w\n%s", err, b)
+	// It is the pair make builds: the lean tracebroker, and the whole
+	// tracebroker-rpc beside it.
+	for _, b := range []struct{ name, tags string }{{"tracebroker", "norpc"}, {"tracebroker-rpc", ""}} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-tags="+b.tags, "-o", filepath.Join(binDir, b.name), "./cmd/tracebroker")
+		cmd.Dir = repo
+		cmd.Env = staticEnv
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build -tags=%s ./cmd/tracebroker: %w\n%s", b.tags, err, out)
+		}
 	}
 	return nil
 }
