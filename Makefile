@@ -1,6 +1,9 @@
 # tracebroker: see README.md. Targets that trace need root.
 GO      ?= go
 BIN     ?= bin/tracebroker
+# The lean tracebroker (-tags norpc) hands serve, trace, sessions, plugins
+# and --gen to this whole build beside it (cmd/tracebroker/rpccmds.go).
+RPCBIN  := $(dir $(BIN))tracebroker-rpc
 FUZZTIME ?= 30s
 # Go 1.26 fails a fuzz run now and then by itself (internal/tools/fuzztest.sh).
 FUZZTEST = ./internal/tools/fuzztest.sh $(GO) test
@@ -13,18 +16,22 @@ LDFLAGS := $(if $(VERSION),-X github.com/tracebroker/tracebroker/internal/versio
 .PHONY: build run test fuzz bench sign release clean vmtest vmtest-ci vmtest-smoke vmtest-bench suite testobjects
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tracebroker
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -tags norpc -o $(BIN) ./cmd/tracebroker
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o $(RPCBIN) ./cmd/tracebroker
 
-# Sign the built broker with a release key, offline: writes $(BIN).sig,
-# which ships beside the binary. See README, "Releases and trust".
+# Sign the built broker with a release key, offline: writes $(BIN).sig
+# and $(RPCBIN).sig, which ship beside the binaries. See README,
+# "Releases and trust".
 sign: build
 	@test -n "$(KEY)" || { echo "usage: make sign KEY=path/to/release.key [VERSION=v0.3.0]" >&2; exit 2; }
-	./$(BIN) attest sign --key '$(KEY)' --role broker --name tracebroker --version "$$(./$(BIN) version --short)" $(BIN)
+	v="$$(./$(BIN) version --short)" && \
+	./$(BIN) attest sign --key '$(KEY)' --role broker --name tracebroker --version "$$v" $(BIN) && \
+	./$(BIN) attest sign --key '$(KEY)' --role broker --name tracebroker-rpc --version "$$v" $(RPCBIN)
 
 # A release, built and signed offline with the release key, laid out as a
-# host needs it (README, "Releases and trust"): bin/tracebroker, the
-# interpreter-mode collectors and the example plugins, each with its .sig,
-# release.pub (PUB, default KEY's .pub beside it) and SHA256SUMS. A host
+# host needs it (README, "Releases and trust"): bin/tracebroker and
+# bin/tracebroker-rpc, the interpreter-mode collectors and the example
+# plugins, each with its .sig, release.pub (PUB, default KEY's .pub beside it) and SHA256SUMS. A host
 # installs it with one command:
 #   dist/release/bin/tracebroker init --trust dist/release/release.pub
 RELEASE ?= dist/release
@@ -37,9 +44,11 @@ release: build
 	rm -rf '$(RELEASE)'
 	mkdir -p '$(RELEASE)/bin' '$(RELEASE)/plugins'
 	cp $(TB) '$(RELEASE)/bin/tracebroker'
+	cp $(abspath $(RPCBIN)) '$(RELEASE)/bin/tracebroker-rpc'
 	cp '$(PUB)' '$(RELEASE)/release.pub'
 	v="$$($(TB) version --short)" && \
 	$(TB) attest sign --key '$(KEY)' --role broker --name tracebroker --version "$$v" '$(RELEASE)/bin/tracebroker' && \
+	$(TB) attest sign --key '$(KEY)' --role broker --name tracebroker-rpc --version "$$v" '$(RELEASE)/bin/tracebroker-rpc' && \
 	$(TB) collectors export '$(RELEASE)/collectors' >/dev/null && \
 	for f in '$(RELEASE)'/collectors/*.bpf; do $(TB) attest sign --key '$(KEY)' --role collector --version "$$v" "$$f" || exit 1; done && \
 	$(TB) gatekeeper export '$(RELEASE)/gate' >/dev/null && \

@@ -131,7 +131,8 @@ func TestReadmeRelease(t *testing.T) {
 	start := time.Now()
 	r = runEnv(t, dir, nil, tb, "init", "--state", state, "--trust", filepath.Join(rel, "release.pub"))
 	want := regexp.MustCompile(`(?m)^trusted release key [0-9a-f]{64}: ` + regexp.QuoteMeta(state) + `/trust/release-[0-9a-f]{16}\.pub\n` +
-		`release ` + regexp.QuoteMeta(rel) + `: broker \S+ [0-9a-f]{64} verified\n` +
+		`release ` + regexp.QuoteMeta(rel) + `: broker tracebroker \S+ [0-9a-f]{64} verified\n` +
+		`release ` + regexp.QuoteMeta(rel) + `: broker tracebroker-rpc \S+ [0-9a-f]{64} verified\n` +
 		`collectors verified: tb_coll_tp\.bpf tb_coll_rawtp\.bpf tb_coll_uprobe\.bpf tb_coll_perf\.bpf tb_coll_kprobe\.bpf tb_coll_rawtpix\.bpf tb_coll_fentry\.bpf tb_coll_fexit\.bpf \(manifests in ` + regexp.QuoteMeta(state) + `/manifests\)\n` +
 		`kernel gate verified: tb_gate\.bpf sha256:[0-9a-f]{64} \(tracebroker gatekeeper enforce\)\n` +
 		`plugins installed: execsnoop opensnoop syscount \(in ` + regexp.QuoteMeta(state) + `/plugins\)\n\z`)

@@ -6,6 +6,7 @@
 // A release directory (dist/release):
 //
 //	bin/tracebroker, bin/tracebroker.sig        the broker, role broker
+//	bin/tracebroker-rpc, bin/tracebroker-rpc.sig  its RPC commands' build (serve, trace, plugins), role broker
 //	collectors/NAME.bpf, collectors/NAME.bpf.sig  interpreter mode's collectors, role collector
 //	gate/tb_gate.bpf, gate/tb_gate.bpf.sig       the kernel gate (BPF LSM), role gate
 //	plugins/NAME, plugins/NAME.sig               generator plugins, role generator
@@ -39,6 +40,7 @@ import (
 // The layout of a release directory.
 const (
 	BrokerPath    = "bin/tracebroker"
+	RPCPath       = "bin/tracebroker-rpc" // what BrokerPath hands serve, trace, sessions, plugins and --gen to
 	CollectorsDir = "collectors"
 	GateDir       = "gate"
 	PluginsDir    = "plugins"
@@ -63,7 +65,7 @@ func IsRelease(dir string) bool {
 type Installed struct {
 	Key        *attest.PublicKey
 	KeyPath    string            // STATE/trust/release-ID.pub
-	Broker     attest.Identity   // the release's broker, verified; its manifest in STATE/manifests
+	Brokers    []attest.Identity // the release's two builds (BrokerPath, RPCPath), verified; their manifests in STATE/manifests
 	Collectors []attest.Identity // verified for this binary's collectors
 	Gate       attest.Identity   // the kernel gate, verified for this binary's
 	Plugins    []attest.Identity // installed in STATE/plugins
@@ -125,20 +127,25 @@ func stageRelease(in *Installed, stage, state, dir string, trust *attest.Trust) 
 	manifests := filepath.Join(state, hoststate.Manifests)
 	var moves []move
 
-	// The broker: its binary is not installed (the operator puts it
-	// where it runs), only its manifest, verified against the binary.
-	sig, err := copyIn(filepath.Join(dir, BrokerPath+attest.SigSuffix), stage, "broker.sig", attest.MaxEnvelopeSize, 0o644)
-	if err != nil {
-		return nil, err
+	// The broker's two builds: their binaries are not installed (the
+	// operator puts them where they run), only their manifests, each
+	// verified against its binary.
+	for _, b := range []string{BrokerPath, RPCPath} {
+		sig, err := copyIn(filepath.Join(dir, b+attest.SigSuffix), stage, filepath.Base(b)+".sig", attest.MaxEnvelopeSize, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		digest, err := attest.FileDigest(filepath.Join(dir, b))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", b, err)
+		}
+		id, err := verify(sig, digest, trust, attest.RoleBroker, b)
+		if err != nil {
+			return nil, err
+		}
+		in.Brokers = append(in.Brokers, id)
+		moves = append(moves, move{sig, filepath.Join(manifests, digest+attest.SigSuffix)})
 	}
-	digest, err := attest.FileDigest(filepath.Join(dir, BrokerPath))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", BrokerPath, err)
-	}
-	if in.Broker, err = verify(sig, digest, trust, attest.RoleBroker, BrokerPath); err != nil {
-		return nil, err
-	}
-	moves = append(moves, move{sig, filepath.Join(manifests, digest+attest.SigSuffix)})
 
 	// The collectors: signed for the digests this binary loads.
 	for _, s := range collector.Programs() {

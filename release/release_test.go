@@ -42,6 +42,7 @@ func fakeRelease(t testing.TB, pluginSize int) (dir, pub string, key *attest.Pri
 		}
 	}
 	sign(BrokerPath, []byte("a broker"), 0o755, attest.RoleBroker)
+	sign(RPCPath, []byte("its rpc build"), 0o755, attest.RoleBroker)
 	for _, s := range collector.Programs() {
 		var b bytes.Buffer
 		if err := collector.WriteObject(&b, s.Name); err != nil {
@@ -97,11 +98,14 @@ func contents(t testing.TB, state string) []string {
 func TestInstall(t *testing.T) {
 	dir, pub, key := fakeRelease(t, 0)
 	state := freshState(t)
-	digest, err := attest.FileDigest(filepath.Join(dir, BrokerPath))
-	if err != nil {
-		t.Fatal(err)
+	var want []string
+	for _, b := range []string{BrokerPath, RPCPath} {
+		digest, err := attest.FileDigest(filepath.Join(dir, b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, "manifests/"+digest+".sig")
 	}
-	want := []string{"manifests/" + digest + ".sig"}
 	for _, s := range collector.Programs() {
 		want = append(want, "manifests/"+collector.ObjectFile(s.Name)+".sig")
 	}
@@ -115,7 +119,7 @@ func TestInstall(t *testing.T) {
 		if got := contents(t, state); !slices.Equal(got, want) {
 			t.Fatalf("install %d: state holds %q, want %q", i, got, want)
 		}
-		if !in.Broker.Verified || !in.Gate.Verified || len(in.Collectors) != len(collector.Programs()) || len(in.Plugins) != 3 || in.Key.ID != key.ID {
+		if len(in.Brokers) != 2 || !in.Brokers[0].Verified || !in.Brokers[1].Verified || !in.Gate.Verified || len(in.Collectors) != len(collector.Programs()) || len(in.Plugins) != 3 || in.Key.ID != key.ID {
 			t.Fatalf("install %d: %+v", i, in)
 		}
 	}
@@ -152,6 +156,14 @@ func TestAttacksRelease(t *testing.T) {
 		{"item1/tampered_broker", func(t *testing.T, dir string, key *attest.PrivateKey) {
 			appendTo(t, filepath.Join(dir, BrokerPath), "evil")
 		}, "bin/tracebroker: digest mismatch"},
+		{"item1/tampered_rpc_build", func(t *testing.T, dir string, key *attest.PrivateKey) {
+			appendTo(t, filepath.Join(dir, RPCPath), "evil")
+		}, "bin/tracebroker-rpc: digest mismatch"},
+		{"item1/rpc_build_missing", func(t *testing.T, dir string, key *attest.PrivateKey) {
+			if err := os.Remove(filepath.Join(dir, RPCPath+attest.SigSuffix)); err != nil {
+				t.Fatal(err)
+			}
+		}, "bin/tracebroker-rpc.sig: no such file or directory"},
 		{"item1/collector_signed_by_another_key", func(t *testing.T, dir string, key *attest.PrivateKey) {
 			other, err := attest.GenerateKey()
 			if err != nil {

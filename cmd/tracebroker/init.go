@@ -32,8 +32,9 @@ a symbolic link, another user's or writable by others is refused.
 
 --trust PUB makes this host trust the release key PUB (trust/release-ID.pub).
 When PUB is in a release directory (make release writes dist/release), or
-with --release DIR, the release is installed too: the broker's and the
-collectors' manifests into manifests/ and the signed plugins into plugins/,
+with --release DIR, the release is installed too: the manifests of the
+broker's two builds (bin/tracebroker, bin/tracebroker-rpc) and of the
+collectors into manifests/ and the signed plugins into plugins/,
 each verified against PUB alone; if any does not verify, nothing is
 installed. Run the release's own bin/tracebroker: the collectors it
 verifies are the ones compiled into it.`,
@@ -82,7 +83,9 @@ verifies are the ones compiled into it.`,
 			if releaseDir == "" {
 				return nil
 			}
-			fmt.Fprintf(w, "release %s: broker %s %s verified\n", releaseDir, escape.String(in.Broker.Version), in.Broker.Digest)
+			for _, b := range in.Brokers {
+				fmt.Fprintf(w, "release %s: broker %s %s %s verified\n", releaseDir, escape.String(b.Name), escape.String(b.Version), b.Digest)
+			}
 			var names []string
 			for _, c := range in.Collectors {
 				names = append(names, c.Name)
