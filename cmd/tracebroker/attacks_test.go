@@ -119,7 +119,7 @@ func TestAttacksEscapes(t *testing.T) {
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o755)
 	bin := filepath.Join(dir, "tracebroker")
-	if err := copyFile(binary, bin, 0o755); err != nil {
+	if err := copyPair(bin); err != nil {
 		t.Fatal(err)
 	}
 	// A recording whose script prints evil for each file cat opened.

@@ -31,7 +31,7 @@ func newDaemonEnv(t *testing.T, serveArgs ...string) *daemonEnv {
 	dir := kerneltest.SharedDir(t)
 	e := &daemonEnv{dir: dir, bin: filepath.Join(dir, "tracebroker"), state: filepath.Join(dir, "state"),
 		socket: filepath.Join(dir, "broker.sock"), tokenFile: filepath.Join(dir, "token")}
-	if err := copyFile(binary, e.bin, 0o755); err != nil {
+	if err := copyPair(e.bin); err != nil {
 		t.Fatal(err)
 	}
 	e.must(t, "init", "--state", e.state)

@@ -64,13 +64,22 @@ func newErrorsEnv(t *testing.T) *errorsEnv {
 	if out, err := exec.Command(strip, "-o", e.stripped, e.bin).CombinedOutput(); err != nil {
 		t.Fatalf("strip: %v\n%s", err, out)
 	}
-	if err := copyFile(binary, e.tracebroker, 0o755); err != nil {
+	if err := copyPair(e.tracebroker); err != nil {
 		t.Fatal(err)
 	}
 	return e
 }
 
 func copyFile(from, to string, mode os.FileMode) error { return kerneltest.CopyFile(from, to, mode) }
+
+// copyPair copies the binary to path and tracebroker-rpc beside it, as
+// make installs them: the RPC commands need both.
+func copyPair(path string) error {
+	if err := copyFile(binary, path, 0o755); err != nil {
+		return err
+	}
+	return copyFile(kerneltest.RPCBinary(binary), kerneltest.RPCBinary(path), 0o755)
+}
 
 // expand replaces BIN, STRIPPED and NOTELF with the env's files.
 func (e *errorsEnv) expand(s string) string {

@@ -63,7 +63,7 @@ func TestReadmeOperator(t *testing.T) {
 	dir := kerneltest.SharedDir(t)
 	o := &operator{dir: dir, bin: filepath.Join(dir, "tracebroker"), state: filepath.Join(dir, "state"),
 		socket: filepath.Join(dir, "run", "tracebroker", "broker.sock"), token: filepath.Join(dir, "alice.token")}
-	if err := copyFile(binary, o.bin, 0o755); err != nil {
+	if err := copyPair(o.bin); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Mkdir(filepath.Join(dir, "run"), 0o755); err != nil {

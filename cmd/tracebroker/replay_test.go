@@ -18,7 +18,7 @@ import (
 func TestReplayCLI(t *testing.T) {
 	dir := kerneltest.SharedDir(t)
 	bin, rec := filepath.Join(dir, "tracebroker"), filepath.Join(dir, "cat.tbrec")
-	if err := copyFile(binary, bin, 0o755); err != nil {
+	if err := copyPair(bin); err != nil {
 		t.Fatal(err)
 	}
 	if err := copyFile("../../testdata/recordings/cat.tbrec", rec, 0o644); err != nil {
