@@ -259,7 +259,7 @@ func newGateReleaseCmd() *cobra.Command {
 	var g kernelGateFlags
 	cmd := &cobra.Command{
 		Use:   "release",
-		Short: "Unload the kernel gate (only the executable that enforced it may; recorded in the gate's audit log)",
+		Short: "Unload the kernel gate (only its owners may: the executable that enforced it and the broker build beside it; recorded in the gate's audit log)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// A refused release is the gate's to record (a refused

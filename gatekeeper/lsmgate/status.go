@@ -108,7 +108,7 @@ func ReadStatus(pinDir string) (*Status, error) {
 func openPinned(pinDir, name string, write bool) (*ebpf.Map, error) {
 	m, err := ebpf.LoadPinnedMap(filepath.Join(pinDir, mapPin(name)), &ebpf.LoadPinOptions{ReadOnly: !write})
 	if errors.Is(err, os.ErrPermission) {
-		return nil, fmt.Errorf("the gate refuses its maps to this executable: only the executable that enforced it may read them (%w)", err)
+		return nil, fmt.Errorf("the gate refuses its maps to this executable: only its owners, the executable that enforced it and the broker build beside it, may read them (%w)", err)
 	}
 	return m, err
 }
@@ -156,7 +156,7 @@ func Release(pinDir string) (*Status, error) {
 	for _, p := range append(first, last...) {
 		if err := os.Remove(p); err != nil {
 			if errors.Is(err, os.ErrPermission) {
-				return st, fmt.Errorf("the gate refuses to be released by this executable: only the executable that enforced it may (%w)", err)
+				return st, fmt.Errorf("the gate refuses to be released by this executable: only its owners, the executable that enforced it and the broker build beside it, may (%w)", err)
 			}
 			return st, err
 		}
