@@ -63,11 +63,16 @@ var ErrWoken = errors.New("ring: the reader was woken")
 type Reader struct {
 	mu sync.Mutex
 
-	cons, data []byte // the mappings: consumer page, producer page + data twice
+	cons, data []byte // the mappings: consumer page, producer page + data
 	consPos    *uint64
 	prodPos    *uint64
-	ring       []byte // the data pages, mapped twice: a record never wraps
-	mask       uint64 // the buffer's size less one
+	// ring is the data pages, mapped once. The kernel lets a reader map
+	// them twice in a row, so that no record wraps, but it maps every
+	// page of the mapping at once: twice the buffer's size in resident
+	// memory, 8 MiB of a printing one-liner's peak RSS for its 4 MiB.
+	// A record that wraps is copied in two parts instead.
+	ring []byte
+	mask uint64 // the buffer's size less one
 
 	epfd, evfd int
 
@@ -117,7 +122,7 @@ func NewReader(m *ebpf.Map, opts Options) (*Reader, error) {
 	if r.cons, err = unix.Mmap(m.FD(), 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
 		return nil, fmt.Errorf("ring: map the consumer page: %w", err)
 	}
-	if r.data, err = unix.Mmap(m.FD(), int64(page), page+2*int(size), unix.PROT_READ, unix.MAP_SHARED); err != nil {
+	if r.data, err = unix.Mmap(m.FD(), int64(page), page+int(size), unix.PROT_READ, unix.MAP_SHARED); err != nil {
 		return nil, fmt.Errorf("ring: map the data pages: %w", err)
 	}
 	r.consPos = (*uint64)(unsafe.Pointer(&r.cons[0]))
@@ -264,7 +269,11 @@ func (r *Reader) next(rec *ringbuf.Record) bool {
 	keep := n&discardBit == 0
 	if keep {
 		off := start & r.mask
-		rec.RawSample = append(rec.RawSample[:0], r.ring[off:off+l]...)
+		if first := uint64(len(r.ring)) - off; l > first {
+			rec.RawSample = append(append(rec.RawSample[:0], r.ring[off:]...), r.ring[:l-first]...)
+		} else {
+			rec.RawSample = append(rec.RawSample[:0], r.ring[off:off+l]...)
+		}
 	}
 	// Only now may the producer have the record's space back.
 	r.pos = start + (l+7)&^7

@@ -428,6 +428,43 @@ func TestClose(t *testing.T) {
 	objs.ExpectReleased(t, 10*time.Second)
 }
 
+// TestResident: the data pages are mapped once. The kernel maps every
+// page of a ring buffer's mapping at mmap, so a mapping of the data
+// twice in a row (cilium/ebpf's, this reader's before) costs twice the
+// buffer's size in resident memory from the start.
+func TestResident(t *testing.T) {
+	const size = 16 << 20
+	p := newProducer(t, size, 0)
+	before := residentBytes(t)
+	r := open(t, p, Options{})
+	grew := residentBytes(t) - before
+	if grew > size+size/4 {
+		t.Errorf("a %d MiB ring buffer's reader made %d MiB resident, want at most %d", size>>20, grew>>20, (size+size/4)>>20)
+	}
+	// Whatever it costs, records that wrap still read whole (TestReadInOrder,
+	// TestConcurrent): this one at least.
+	p.write(t, 3)
+	var rec ringbuf.Record
+	if err := r.Read(time.Now(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("resident: +%d KiB for a %d MiB buffer", grew>>10, size>>20)
+}
+
+// residentBytes is this process's resident memory (/proc/self/statm).
+func residentBytes(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Skipf("no /proc/self/statm: %v", err)
+	}
+	var total, resident int64
+	if _, err := fmt.Sscan(string(b), &total, &resident); err != nil {
+		t.Fatal(err)
+	}
+	return resident * int64(os.Getpagesize())
+}
+
 func TestNotARingBuffer(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates a map")
