@@ -33,3 +33,27 @@ func TestUnusedFields(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectorBuffer: the collectors' ring buffer grows with the
+// largest map a script asks for, 64 bytes a key, from the default to a
+// bound; the events ring buffer is not a map of keys.
+func TestCollectorBuffer(t *testing.T) {
+	for _, tc := range []struct {
+		keys, want int
+	}{
+		{0, collector.DefaultBufferSize}, // bpftrace's 4096 keys
+		{65536, collector.DefaultBufferSize},
+		{100000, 8 << 20},
+		{1000000, 64 << 20},
+		{10000000, 256 << 20},
+	} {
+		prog, _, err := Compile(&Request{Name: "stdin", MaxMapKeys: tc.keys,
+			Source: []byte(`interval:s:1 { @[pid] = count(); printf("%d\n", pid); }`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := collectorBuffer(prog); got != tc.want {
+			t.Errorf("%d keys: a %d MiB buffer, want %d MiB", tc.keys, got>>20, tc.want>>20)
+		}
+	}
+}
