@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tracebroker/tracebroker/bpf/collector"
-	pb "github.com/tracebroker/tracebroker/broker/daemon/proto"
 	"github.com/tracebroker/tracebroker/internal/golden"
 )
 
@@ -79,27 +76,7 @@ func TestListJSON(t *testing.T) {
 			t.Errorf("nothing matched: %q, want []", r.stdout)
 		}
 	})
-	t.Run("sessions", func(t *testing.T) {
-		start := time.Date(2026, 12, 5, 21, 0, 0, 0, time.UTC)
-		var b bytes.Buffer
-		err := writeSessionsJSON(&b, []*pb.Session{
-			{Id: "a1b2c3d4e5f6", Subject: "alice\x1b[2J", TokenId: "jti-1", Uid: 65534, ClientPid: 4242, Name: "stdin", Mode: "jit",
-				Probes: []string{"tracepoint:syscalls:sys_enter_getcwd"}, StartedUnixMs: start.UnixMilli(), DeadlineUnixMs: start.Add(time.Minute).UnixMilli()},
-			{Id: "0f0f0f0f0f0f", Subject: "uid:0", Name: "gen:syscount\u009b2J\u202e", StartedUnixMs: start.UnixMilli()},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		goldenJSON(t, "sessions.json", b.String(), "")
-		if strings.ContainsAny(b.String(), "\x1b\u009b\u202e") {
-			t.Errorf("a control character in the JSON, raw: %q", b.String())
-		}
-		b.Reset()
-		writeSessionsJSON(&b, nil)
-		if b.String() != "[]\n" {
-			t.Errorf("no sessions: %q, want []", b.String())
-		}
-	})
+
 }
 
 func TestProbesJSON(t *testing.T) {
