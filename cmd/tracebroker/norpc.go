@@ -17,6 +17,7 @@ import (
 
 	"github.com/tracebroker/tracebroker/attest"
 	"github.com/tracebroker/tracebroker/broker"
+	"github.com/tracebroker/tracebroker/internal/escape"
 )
 
 func newServeCmd() *cobra.Command    { return handoffCmd("serve") }
@@ -35,15 +36,15 @@ func handoffCmd(name string) *cobra.Command {
 	cmd.SetHelpFunc(func(*cobra.Command, []string) {
 		// `tracebroker help serve`: tracebroker-rpc has the flags.
 		err := execRPC([]string{name, "--help"})
-		fmt.Fprint(os.Stderr, broker.ErrorText(err))
+		fmt.Fprint(os.Stderr, escape.Text(broker.ErrorText(err)))
 		os.Exit(1)
 	})
 	return cmd
 }
 
 // handOffRPC execs tracebroker-rpc with this command line when args
-// (topLevel's) run an RPC command, or run or record with --gen: their
-// plugins are go-plugin's. It returns only if the exec failed, or with
+// (topLevel's) run an RPC command, or run with --gen: its plugins are
+// go-plugin's. It returns only if the exec failed, or with
 // nil for a command this build runs. Flags are parsed by a root of its
 // own: parsing them twice would repeat --param's values.
 func handOffRPC(args []string) error {
