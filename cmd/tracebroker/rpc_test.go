@@ -2,7 +2,6 @@ package main
 
 import (
 	"debug/buildinfo"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,11 +69,7 @@ func TestRPCHandoff(t *testing.T) {
 
 	t.Run("alone", func(t *testing.T) {
 		lean := filepath.Join(t.TempDir(), "tracebroker")
-		b, err := os.ReadFile(binary)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(lean, b, 0o755); err != nil {
+		if err := copyFile(binary, lean, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		for _, args := range [][]string{{"serve"}, {"trace", "-e", "BEGIN { exit(); }"}, {"plugins", "list"}, {"run", "--gen", "x"}} {
