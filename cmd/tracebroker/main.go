@@ -20,11 +20,11 @@ func main() {
 	}
 	// As bpftraceArgs, with a root that has only the command to run.
 	args := topLevel(os.Args[1:])
-	if err := handOffRPC(args); err != nil {
+	root := newRootCmdFor(args)
+	if err := handOffRPC(root, args); err != nil {
 		fmt.Fprint(os.Stderr, escape.Text(broker.ErrorText(err)))
 		os.Exit(1)
 	}
-	root := newRootCmdFor(args)
 	err := checkSwallowed(root, args)
 	if err == nil {
 		root.SetArgs(args)

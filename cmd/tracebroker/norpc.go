@@ -44,12 +44,12 @@ func handoffCmd(name string) *cobra.Command {
 
 // handOffRPC execs tracebroker-rpc with this command line when args
 // (topLevel's) run an RPC command, or run with --gen: its plugins are
-// go-plugin's. It returns only if the exec failed, or with
-// nil for a command this build runs. Flags are parsed by a root of its
-// own: parsing them twice would repeat --param's values.
-func handOffRPC(args []string) error {
-	root := newRootCmdFor(args)
-	cmd, rest, err := root.Find(args)
+// go-plugin's. It returns only if the exec failed, or with nil for a
+// command this build runs. root is main's, which runs args: only
+// --gen's flags are parsed here, and by a root of their own, since
+// parsing them twice would repeat --param's values.
+func handOffRPC(root *cobra.Command, args []string) error {
+	cmd, _, err := root.Find(args)
 	if err != nil || cmd == root {
 		return nil
 	}
@@ -61,6 +61,10 @@ func handOffRPC(args []string) error {
 		return handOff()
 	}
 	if cmd.Flags().Lookup("gen") == nil {
+		return nil
+	}
+	cmd, rest, err := newRootCmdFor(args).Find(args)
+	if err != nil {
 		return nil
 	}
 	cmd.InitDefaultHelpFlag()

@@ -10,6 +10,8 @@ package main
 import (
 	"errors"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tracebroker/tracebroker/broker/daemon"
 )
 
@@ -30,4 +32,4 @@ func callInterrupted(err error) bool {
 }
 
 // handOffRPC has nothing to hand off: this build runs every command.
-func handOffRPC([]string) error { return nil }
+func handOffRPC(*cobra.Command, []string) error { return nil }
